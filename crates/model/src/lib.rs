@@ -1,0 +1,15 @@
+//! surveyor's shared vocabulary: entities in Backstage's envelope, entity refs, validation,
+//! content hashes, observations and the `Connector` trait every source implements.
+
+pub mod descriptor;
+pub mod entity;
+pub mod hash;
+pub mod observation;
+pub mod refs;
+pub mod validate;
+
+pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
+pub use observation::{
+    Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus, SinkClosed,
+};
+pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};

@@ -1,0 +1,226 @@
+//! What connectors produce: observations of things seen at a source, streamed into a sink, and
+//! an outcome saying which scopes were crawled completely. The `Connector` trait ties them.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+use crate::entity::{Entity, Relation};
+
+/// One thing seen at a source during a crawl.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Observation {
+    /// The connector instance (its configured `id`); the sink stamps it.
+    pub source: String,
+    /// The part of the source this was crawled under (an org, a cluster, a folder of files).
+    pub scope: String,
+    /// The source's own stable identity for the thing (node id, uid, path) — never the name.
+    pub external_id: String,
+    pub entity: Entity,
+    /// Relations the source knows beyond what `entity.spec` implies.
+    pub relations: Vec<Relation>,
+    /// Declared by people (a descriptor file) rather than discovered; declared wins a merge.
+    pub declared: bool,
+}
+
+impl Observation {
+    pub fn discovered(scope: impl Into<String>, external_id: impl Into<String>, entity: Entity) -> Self {
+        Self {
+            source: String::new(),
+            scope: scope.into(),
+            external_id: external_id.into(),
+            entity,
+            relations: Vec::new(),
+            declared: false,
+        }
+    }
+
+    pub fn declared(scope: impl Into<String>, external_id: impl Into<String>, entity: Entity) -> Self {
+        Self {
+            declared: true,
+            ..Self::discovered(scope, external_id, entity)
+        }
+    }
+}
+
+/// How completely one scope was crawled. Only `Complete` scopes may delete.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum ScopeStatus {
+    Complete,
+    /// Some of the scope was seen; what was seen is true, what was not proves nothing.
+    Partial { reason: String },
+    /// Nothing reliable came back from the scope.
+    Failed { reason: String },
+}
+
+impl ScopeStatus {
+    pub fn is_complete(&self) -> bool {
+        matches!(self, Self::Complete)
+    }
+
+    pub fn reason(&self) -> Option<&str> {
+        match self {
+            Self::Complete => None,
+            Self::Partial { reason } | Self::Failed { reason } => Some(reason),
+        }
+    }
+
+    /// Folds another report about the same scope in: the worse status wins.
+    pub fn merge(self, other: Self) -> Self {
+        match (self, other) {
+            (Self::Failed { reason }, _) | (_, Self::Failed { reason }) => Self::Failed { reason },
+            (Self::Partial { reason }, _) | (_, Self::Partial { reason }) => Self::Partial { reason },
+            _ => Self::Complete,
+        }
+    }
+}
+
+/// A problem with one item at the source that did not stop the crawl (a bad descriptor, say).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Problem {
+    pub scope: String,
+    /// Where at the source: `catalog/a.yaml#2` (document index), a repo, an API path.
+    pub location: String,
+    /// The entity field at fault, when there is one (`metadata.name`).
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.field {
+            Some(field) => write!(f, "{}: {}: {}", self.location, field, self.message),
+            None => write!(f, "{}: {}", self.location, self.message),
+        }
+    }
+}
+
+/// The end of a crawl: each scope's status, and the problems met on the way.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub scopes: BTreeMap<String, ScopeStatus>,
+    pub problems: Vec<Problem>,
+}
+
+impl Outcome {
+    pub fn complete(&mut self, scope: impl Into<String>) {
+        self.report(scope, ScopeStatus::Complete);
+    }
+
+    pub fn partial(&mut self, scope: impl Into<String>, reason: impl Into<String>) {
+        self.report(scope, ScopeStatus::Partial { reason: reason.into() });
+    }
+
+    pub fn failed(&mut self, scope: impl Into<String>, reason: impl Into<String>) {
+        self.report(scope, ScopeStatus::Failed { reason: reason.into() });
+    }
+
+    /// Records a status for a scope; a scope reported twice keeps the worse status.
+    pub fn report(&mut self, scope: impl Into<String>, status: ScopeStatus) {
+        let scope = scope.into();
+        let merged = match self.scopes.remove(&scope) {
+            Some(previous) => previous.merge(status),
+            None => status,
+        };
+        self.scopes.insert(scope, merged);
+    }
+
+    /// A problem with one item; it makes its scope partial.
+    pub fn problem(&mut self, problem: Problem) {
+        let reason = format!("problem at {}", problem.location);
+        self.partial(problem.scope.clone(), reason);
+        self.problems.push(problem);
+    }
+
+    pub fn status(&self, scope: &str) -> Option<&ScopeStatus> {
+        self.scopes.get(scope)
+    }
+}
+
+/// Where a connector sends observations. Cloneable, so a connector can crawl scopes in parallel.
+#[derive(Clone, Debug)]
+pub struct ObservationSink {
+    source: String,
+    tx: mpsc::Sender<Observation>,
+}
+
+/// The receiving side went away (the run was cancelled); the connector should stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the run was cancelled: nobody is receiving observations")]
+pub struct SinkClosed;
+
+impl ObservationSink {
+    /// A sink for `source` and the receiver the engine reads from.
+    pub fn channel(source: &str, capacity: usize) -> (Self, mpsc::Receiver<Observation>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (
+            Self {
+                source: source.to_string(),
+                tx,
+            },
+            rx,
+        )
+    }
+
+    pub async fn send(&self, mut observation: Observation) -> Result<(), SinkClosed> {
+        observation.source.clone_from(&self.source);
+        self.tx.send(observation).await.map_err(|_| SinkClosed)
+    }
+}
+
+/// A crawl that failed as a whole (bad credentials, unreachable host, cancelled).
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectorError {
+    #[error("{0}")]
+    Failed(String),
+    #[error(transparent)]
+    Cancelled(#[from] SinkClosed),
+}
+
+/// A configured source of observations. Implementations live in `connectors/<kind>` and know
+/// nothing of the store: they stream what they see and say how complete each scope was.
+#[async_trait::async_trait]
+pub trait Connector: Send + Sync {
+    /// The instance id from configuration (`[[connectors]] id`).
+    fn id(&self) -> &str;
+    /// The connector kind (`file`, `github`, ...).
+    fn kind(&self) -> &'static str;
+    /// Crawls the source once. Observations go to `sink`; the outcome lists every scope crawled
+    /// and its status. Scopes left out of the outcome are treated as failed.
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worse_status_wins() {
+        let mut o = Outcome::default();
+        o.complete("a");
+        o.partial("a", "page 3 failed");
+        o.complete("a");
+        assert_eq!(
+            o.status("a"),
+            Some(&ScopeStatus::Partial {
+                reason: "page 3 failed".into()
+            })
+        );
+        o.failed("a", "401");
+        assert!(matches!(o.status("a"), Some(ScopeStatus::Failed { .. })));
+    }
+
+    #[tokio::test]
+    async fn sink_stamps_the_source() {
+        let (sink, mut rx) = ObservationSink::channel("files", 4);
+        let e = Entity::new("Component", "default", "x");
+        sink.send(Observation::discovered("s", "id1", e)).await.unwrap();
+        assert_eq!(rx.recv().await.unwrap().source, "files");
+        drop(rx);
+        let e = Entity::new("Component", "default", "y");
+        assert_eq!(sink.send(Observation::discovered("s", "id2", e)).await, Err(SinkClosed));
+    }
+}
