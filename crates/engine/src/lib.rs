@@ -1,1 +1,9 @@
+//! surveyor's engine: reads `surveyor.toml`, runs connectors, and reconciles their crawls into
+//! the catalog store (merge, history, safe deletion).
 
+pub mod config;
+pub mod merge;
+pub mod reconcile;
+pub mod replay;
+
+pub use reconcile::{Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport, run_connector};

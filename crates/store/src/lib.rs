@@ -1,1 +1,244 @@
+//! surveyor's catalog store: one API over SQLite and Postgres (two concrete sqlx pools, runtime
+//! queries, embedded migrations). It knows rows and transactions, nothing of connectors.
 
+mod read;
+mod rows;
+mod sql;
+mod write;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+pub use read::{ChangeFilter, EntityFilter, TableCounts};
+pub use write::EntityWrite;
+pub use rows::*;
+
+/// Store failures. Messages never contain connection strings (they may carry passwords).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("unsupported database URL (expected sqlite://... or postgres://...)")]
+    UnsupportedUrl,
+    #[error("invalid database URL: {0}")]
+    BadUrl(String),
+    #[error("cannot open the catalog database: {0}")]
+    Connect(String),
+    #[error("database migration failed: {0}")]
+    Migrate(String),
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("corrupt row in {table}: {detail}")]
+    Corrupt { table: &'static str, detail: String },
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The catalog database. Cheap to clone (pools are shared).
+#[derive(Clone, Debug)]
+pub enum Store {
+    /// SQLite in WAL mode: one writer connection, a few readers.
+    Sqlite {
+        writer: SqlitePool,
+        reader: SqlitePool,
+    },
+    Postgres(PgPool),
+}
+
+/// An open transaction: everything done through it lands together or not at all.
+pub enum StoreTx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Postgres(Transaction<'static, Postgres>),
+}
+
+/// Runs the same code against whichever concrete connection a transaction holds. The body is
+/// expanded once per backend, so sqlx's types resolve to each driver's own.
+macro_rules! on_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::StoreTx::Sqlite(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+            $crate::StoreTx::Postgres(t) => {
+                let $conn = &mut **t;
+                $body
+            }
+        }
+    };
+}
+/// Like `on_tx!`, for reads on the store's pools.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            $crate::Store::Sqlite { reader: $pool, .. } => $body,
+            $crate::Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use {on_pool, on_tx};
+
+/// Options for [`Store::connect_with`].
+#[derive(Debug, Clone, Default)]
+pub struct ConnectOptions {
+    /// Postgres only: use (and create) this schema instead of `public`. Tests use one each.
+    pub schema: Option<String>,
+}
+
+impl Store {
+    /// Opens the database at `url` (`sqlite://path`, `sqlite::memory:`, `postgres://...`) and
+    /// applies pending migrations.
+    pub async fn connect(url: &str) -> Result<Self> {
+        Self::connect_with(url, ConnectOptions::default()).await
+    }
+
+    pub async fn connect_with(url: &str, options: ConnectOptions) -> Result<Self> {
+        let store = if url.starts_with("sqlite:") {
+            Self::open_sqlite(url).await?
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Self::open_postgres(url, options.schema.as_deref()).await?
+        } else {
+            return Err(StoreError::UnsupportedUrl);
+        };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn open_sqlite(url: &str) -> Result<Self> {
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(30))
+            .foreign_keys(true);
+        let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .connect_with(opts.clone())
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        // An in-memory database exists once per connection: readers must share the writer.
+        let reader = if in_memory {
+            writer.clone()
+        } else {
+            SqlitePoolOptions::new()
+                .max_connections(4)
+                .connect_with(opts.read_only(true))
+                .await
+                .map_err(|e| StoreError::Connect(e.to_string()))?
+        };
+        Ok(Self::Sqlite { writer, reader })
+    }
+
+    async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self> {
+        let mut opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        if let Some(schema) = schema {
+            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(StoreError::BadUrl(format!("invalid schema name {schema:?}")));
+            }
+            let admin = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(opts.clone())
+                .await
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
+                .execute(&admin)
+                .await?;
+            admin.close().await;
+            opts = opts.options([("search_path", schema)]);
+        }
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(opts)
+            .await
+            .map_err(|e| StoreError::Connect(e.to_string()))?;
+        Ok(Self::Postgres(pool))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        match self {
+            Self::Sqlite { writer, .. } => sqlx::migrate!("../../migrations/sqlite")
+                .run(writer)
+                .await
+                .map_err(|e| StoreError::Migrate(e.to_string())),
+            Self::Postgres(pool) => sqlx::migrate!("../../migrations/postgres")
+                .run(pool)
+                .await
+                .map_err(|e| StoreError::Migrate(e.to_string())),
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite { .. } => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// Starts a write transaction. On SQLite it takes the single writer connection.
+    pub async fn begin(&self) -> Result<StoreTx> {
+        Ok(match self {
+            Self::Sqlite { writer, .. } => StoreTx::Sqlite(writer.begin().await?),
+            Self::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+        })
+    }
+
+    /// Closes the pools, waiting for connections to be returned.
+    pub async fn close(&self) {
+        match self {
+            Self::Sqlite { writer, reader } => {
+                reader.close().await;
+                writer.close().await;
+            }
+            Self::Postgres(pool) => pool.close().await,
+        }
+    }
+
+    /// Drops a test schema and everything in it (Postgres only; a no-op on SQLite).
+    pub async fn drop_schema(&self, schema: &str) -> Result<()> {
+        if let Self::Postgres(pool) = self
+            && schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+        {
+            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
+                .execute(pool)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl StoreTx {
+    pub fn backend(&self) -> Backend {
+        match self {
+            Self::Sqlite(_) => Backend::Sqlite,
+            Self::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.commit().await?,
+            Self::Postgres(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Self::Sqlite(t) => t.rollback().await?,
+            Self::Postgres(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,765 @@
+//! The reconciler: diffs one connector's crawl against what that source said before, and writes
+//! the difference (observations, entities, relations, history) one transaction per scope.
+//!
+//! Safety rules, all enforced here: only completely crawled scopes delete; a scope that would
+//! lose more than `max_delete_ratio` of any kind deletes nothing; identity is the external id, so
+//! a new name is a rename; a crawl that changed nothing writes nothing but its run row.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use surveyor_model::{Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus};
+use surveyor_store::{
+    ChangeOp, ChangeWrite, EntityRow, EntityWrite, ObservationIndexRow, ObservationWrite, RefusalRow, Store,
+    StoreError, StoreTx,
+};
+use tokio::sync::mpsc;
+
+use crate::merge::{MergedEntity, ObservedEntity, SourceClaim, pick_winner};
+
+/// Entity refs processed per read-compute-write round inside a scope transaction.
+const REF_BATCH: usize = 1000;
+
+/// Knobs for one reconcile.
+#[derive(Debug, Clone)]
+pub struct ReconcileOptions {
+    /// Refuse a scope's deletions when they exceed this share of its live observations of a kind.
+    pub max_delete_ratio: f64,
+    /// Override the guard for this run.
+    pub allow_mass_delete: bool,
+    /// Compute everything, write nothing.
+    pub dry_run: bool,
+    /// Source id -> position in the configuration; earlier sources win merges.
+    pub source_priority: BTreeMap<String, usize>,
+}
+
+impl Default for ReconcileOptions {
+    fn default() -> Self {
+        Self {
+            max_delete_ratio: 0.2,
+            allow_mass_delete: false,
+            dry_run: false,
+            source_priority: BTreeMap::new(),
+        }
+    }
+}
+
+/// Entity-level changes and observation counts of a run (or of one scope).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub created: u64,
+    pub updated: u64,
+    pub renamed: u64,
+    pub deleted: u64,
+    pub restored: u64,
+    /// Observations seen exactly as stored.
+    pub unchanged: u64,
+    /// Observations seen in this crawl.
+    pub observed: u64,
+}
+
+impl Counts {
+    fn add(&mut self, other: &Counts) {
+        self.created += other.created;
+        self.updated += other.updated;
+        self.renamed += other.renamed;
+        self.deleted += other.deleted;
+        self.restored += other.restored;
+        self.unchanged += other.unchanged;
+        self.observed += other.observed;
+    }
+
+    fn count(&mut self, op: ChangeOp) {
+        match op {
+            ChangeOp::Created => self.created += 1,
+            ChangeOp::Updated => self.updated += 1,
+            ChangeOp::Renamed => self.renamed += 1,
+            ChangeOp::Deleted => self.deleted += 1,
+            ChangeOp::Restored => self.restored += 1,
+        }
+    }
+
+    /// Entity-level changes in total.
+    pub fn changes(&self) -> u64 {
+        self.created + self.updated + self.renamed + self.deleted + self.restored
+    }
+}
+
+/// A deletion the guard refused.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Refusal {
+    pub kind: String,
+    pub live: u64,
+    pub would_delete: u64,
+    pub max_ratio: f64,
+}
+
+/// What happened to one scope.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScopeReport {
+    pub scope: String,
+    pub status: ScopeStatus,
+    pub counts: Counts,
+    /// Deletions the guard refused (empty when none were).
+    pub refused: Vec<Refusal>,
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunStatus {
+    /// Every scope complete, nothing refused.
+    Succeeded,
+    /// Some scope was not crawled completely; nothing was deleted there.
+    Partial,
+    /// The connector failed, or the deletion guard refused.
+    Failed,
+}
+
+impl RunStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Succeeded => "succeeded",
+            Self::Partial => "partial",
+            Self::Failed => "failed",
+        }
+    }
+}
+
+/// The result of one connector run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub run_id: String,
+    pub connector: String,
+    pub dry_run: bool,
+    pub status: RunStatus,
+    pub counts: Counts,
+    pub scopes: Vec<ScopeReport>,
+    pub problems: Vec<Problem>,
+    pub error: Option<String>,
+}
+
+impl RunReport {
+    pub fn refused(&self) -> bool {
+        self.scopes.iter().any(|s| !s.refused.is_empty())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("stored observation {source_id}/{external_id} is unreadable: {detail}")]
+    CorruptObservation {
+        source_id: String,
+        external_id: String,
+        detail: String,
+    },
+}
+
+/// An observation that differs from what is stored and must be written.
+struct Pending {
+    external_id: String,
+    observed: ObservedEntity,
+    obs_hash: String,
+}
+
+/// What the index knew about an external id before this run, plus whether the crawl saw it.
+struct Known {
+    row: ObservationIndexRow,
+    seen: bool,
+}
+
+/// Runs `connector` once and reconciles its crawl into `store`.
+pub async fn run_connector(
+    store: &Store,
+    connector: &dyn Connector,
+    options: &ReconcileOptions,
+) -> Result<RunReport, ReconcileError> {
+    let source = connector.id().to_string();
+    let run_id = uuid::Uuid::now_v7().to_string();
+    let started = Utc::now();
+    if !options.dry_run {
+        store.abandon_stale_runs(&source, started).await?;
+        store.insert_run(&run_id, &source, started).await?;
+    }
+    let result = reconcile_crawl(store, connector, options, &run_id).await;
+    match result {
+        Ok(report) => {
+            if !options.dry_run {
+                let outcome = serde_json::json!({ "scopes": report.scopes, "problems": report.problems });
+                let counts = serde_json::to_value(&report.counts).unwrap_or(Value::Null);
+                store
+                    .finish_run(&run_id, report.status.as_str(), &outcome, &counts, report.error.as_deref(), Utc::now())
+                    .await?;
+            }
+            Ok(report)
+        }
+        Err(e) => {
+            if !options.dry_run {
+                // Best effort: the store may be what failed.
+                let _ = store
+                    .finish_run(&run_id, "failed", &Value::Null, &Value::Null, Some(&e.to_string()), Utc::now())
+                    .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn reconcile_crawl(
+    store: &Store,
+    connector: &dyn Connector,
+    options: &ReconcileOptions,
+    run_id: &str,
+) -> Result<RunReport, ReconcileError> {
+    let source = connector.id().to_string();
+    let mut known: HashMap<String, Known> = store
+        .observation_index(&source)
+        .await?
+        .into_iter()
+        .map(|row| (row.external_id.clone(), Known { row, seen: false }))
+        .collect();
+
+    let (sink, rx) = ObservationSink::channel(&source, 1024);
+    let (crawl, collected) = tokio::join!(connector.crawl(sink), collect(rx, &mut known));
+    let Collected {
+        mut pending,
+        mut problems,
+        mut counts,
+    } = collected;
+    let (mut outcome, error) = match crawl {
+        Ok(outcome) => (outcome, None),
+        Err(e) => (Outcome::default(), Some(connector_error(&e))),
+    };
+    problems.append(&mut outcome.problems);
+    for p in &problems {
+        outcome.partial(p.scope.clone(), format!("problem at {}", p.location));
+    }
+
+    // Every scope we heard of: reported by the connector, or observed in this run.
+    let mut scopes: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
+    scopes.extend(pending.keys().cloned());
+    let now = Utc::now();
+    let mut reports = Vec::new();
+    let mut dry_tx = if options.dry_run { Some(store.begin().await?) } else { None };
+
+    for scope in scopes {
+        let status = match (outcome.status(&scope), &error) {
+            (Some(s), None) => s.clone(),
+            (Some(_), Some(e)) | (None, Some(e)) => ScopeStatus::Failed { reason: e.clone() },
+            (None, None) => ScopeStatus::Failed {
+                reason: "the connector did not report this scope".into(),
+            },
+        };
+        let writes = pending.remove(&scope).unwrap_or_default();
+        let mut deletions: Vec<&ObservationIndexRow> = Vec::new();
+        if status.is_complete() {
+            deletions = known
+                .values()
+                .filter(|k| k.row.live && !k.seen && k.row.scope == scope)
+                .map(|k| &k.row)
+                .collect();
+            deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+        }
+        let refused = guard(&known, &scope, &deletions, options);
+        if !refused.is_empty() {
+            deletions.clear();
+        }
+        let mut scope_counts = Counts::default();
+        if !writes.is_empty() || !deletions.is_empty() || !refused.is_empty() {
+            let deletion_rows: Vec<ObservationIndexRow> = deletions.into_iter().cloned().collect();
+            let job = ScopeJob {
+                source: &source,
+                scope: &scope,
+                run_id,
+                now,
+                writes,
+                deletions: deletion_rows,
+                refused: &refused,
+                known: &known,
+                options,
+            };
+            match dry_tx.as_mut() {
+                Some(tx) => scope_counts = job.apply(tx).await?,
+                None => {
+                    let mut tx = store.begin().await?;
+                    scope_counts = job.apply(&mut tx).await?;
+                    tx.commit().await?;
+                }
+            }
+        }
+        counts.add(&scope_counts);
+        reports.push(ScopeReport {
+            scope,
+            status,
+            counts: scope_counts,
+            refused,
+        });
+    }
+    if let Some(tx) = dry_tx {
+        tx.rollback().await?;
+    }
+
+    let refused = reports.iter().any(|r| !r.refused.is_empty());
+    let status = if error.is_some() || refused {
+        RunStatus::Failed
+    } else if reports.iter().all(|r| r.status.is_complete()) {
+        RunStatus::Succeeded
+    } else {
+        RunStatus::Partial
+    };
+    let error = error.or_else(|| {
+        refused.then(|| {
+            let parts: Vec<String> = reports
+                .iter()
+                .flat_map(|r| {
+                    r.refused.iter().map(move |f| {
+                        format!(
+                            "scope {:?} would delete {} of {} live {} (more than {:.0}%)",
+                            r.scope,
+                            f.would_delete,
+                            f.live,
+                            f.kind,
+                            f.max_ratio * 100.0
+                        )
+                    })
+                })
+                .collect();
+            format!("deletion guard refused: {}", parts.join("; "))
+        })
+    });
+    counts.observed = counts.observed.max(counts.unchanged);
+    Ok(RunReport {
+        run_id: run_id.to_string(),
+        connector: source,
+        dry_run: options.dry_run,
+        status,
+        counts,
+        scopes: reports,
+        problems,
+        error,
+    })
+}
+
+fn connector_error(e: &ConnectorError) -> String {
+    format!("connector failed: {e}")
+}
+
+struct Collected {
+    pending: BTreeMap<String, Vec<Pending>>,
+    problems: Vec<Problem>,
+    counts: Counts,
+}
+
+/// Drains the crawl's observations: unchanged ones are only marked seen, the rest kept.
+async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String, Known>) -> Collected {
+    let mut pending: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let mut counts = Counts::default();
+    let mut seen_now: HashSet<String> = HashSet::new();
+    while let Some(obs) = rx.recv().await {
+        counts.observed += 1;
+        if !seen_now.insert(obs.external_id.clone()) {
+            problems.push(Problem {
+                scope: obs.scope.clone(),
+                location: obs.external_id.clone(),
+                field: None,
+                message: "the source reported this external id twice in one crawl; the first was kept".into(),
+            });
+            continue;
+        }
+        let observed = match ObservedEntity::new(&obs.entity, &obs.relations, obs.declared) {
+            Ok(o) => o,
+            Err(e) => {
+                problems.push(Problem {
+                    scope: obs.scope.clone(),
+                    location: obs.external_id.clone(),
+                    field: Some("metadata.name".into()),
+                    message: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let obs_hash = surveyor_model::hash::sha256_hex(observed.observation_body().as_bytes());
+        if let Some(k) = known.get_mut(&obs.external_id) {
+            k.seen = true;
+            if k.row.live && k.row.hash == obs_hash && k.row.scope == obs.scope {
+                counts.unchanged += 1;
+                continue;
+            }
+        }
+        pending.entry(obs.scope).or_default().push(Pending {
+            external_id: obs.external_id,
+            observed,
+            obs_hash,
+        });
+    }
+    Collected {
+        pending,
+        problems,
+        counts,
+    }
+}
+
+/// The guard: per kind, deletions over `max_delete_ratio` of the scope's live observations.
+fn guard(
+    known: &HashMap<String, Known>,
+    scope: &str,
+    deletions: &[&ObservationIndexRow],
+    options: &ReconcileOptions,
+) -> Vec<Refusal> {
+    if deletions.is_empty() || options.allow_mass_delete {
+        return Vec::new();
+    }
+    let mut live: BTreeMap<&str, u64> = BTreeMap::new();
+    for k in known.values().filter(|k| k.row.live && k.row.scope == scope) {
+        *live.entry(k.row.kind.as_str()).or_default() += 1;
+    }
+    let mut gone: BTreeMap<&str, u64> = BTreeMap::new();
+    for d in deletions {
+        *gone.entry(d.kind.as_str()).or_default() += 1;
+    }
+    gone.into_iter()
+        .filter_map(|(kind, n)| {
+            let total = live.get(kind).copied().unwrap_or(n).max(1);
+            (n as f64 / total as f64 > options.max_delete_ratio).then(|| Refusal {
+                kind: kind.to_string(),
+                live: total,
+                would_delete: n,
+                max_ratio: options.max_delete_ratio,
+            })
+        })
+        .collect()
+}
+
+/// The writes of one scope, applied inside one transaction.
+struct ScopeJob<'a> {
+    source: &'a str,
+    scope: &'a str,
+    run_id: &'a str,
+    now: DateTime<Utc>,
+    writes: Vec<Pending>,
+    deletions: Vec<ObservationIndexRow>,
+    refused: &'a [Refusal],
+    known: &'a HashMap<String, Known>,
+    options: &'a ReconcileOptions,
+}
+
+/// What the catalog should hold for a ref after this scope's writes.
+enum Desired {
+    Absent,
+    Present(Box<MergedEntity>),
+}
+
+impl ScopeJob<'_> {
+    async fn apply(self, tx: &mut StoreTx) -> Result<Counts, ReconcileError> {
+        for r in self.refused {
+            tx.insert_refusal(
+                &RefusalRow {
+                    run_id: self.run_id.to_string(),
+                    source: self.source.to_string(),
+                    scope: self.scope.to_string(),
+                    kind: r.kind.clone(),
+                    live: r.live as i64,
+                    would_delete: r.would_delete as i64,
+                    max_ratio: r.max_ratio,
+                },
+                self.now,
+            )
+            .await?;
+        }
+
+        // 1. Observations.
+        for chunk in self.writes.chunks(500) {
+            let rows: Vec<ObservationWrite> = chunk
+                .iter()
+                .map(|p| ObservationWrite {
+                    source: self.source.to_string(),
+                    external_id: p.external_id.clone(),
+                    scope: self.scope.to_string(),
+                    entity_ref: p.observed.entity_ref.key(),
+                    kind: p.observed.kind.clone(),
+                    declared: p.observed.declared,
+                    hash: p.obs_hash.clone(),
+                    body: p.observed.observation_body(),
+                    run_id: self.run_id.to_string(),
+                })
+                .collect();
+            tx.upsert_observations(&rows).await?;
+        }
+        let deleted_ids: Vec<String> = self.deletions.iter().map(|d| d.external_id.clone()).collect();
+        tx.delete_observations(self.source, &deleted_ids, self.run_id, self.now)
+            .await?;
+
+        // 2. Which entity refs may have changed, and which pairs may be renames.
+        let in_memory: HashMap<&str, &ObservedEntity> =
+            self.writes.iter().map(|p| (p.external_id.as_str(), &p.observed)).collect();
+        let mut affected: BTreeSet<String> = BTreeSet::new();
+        let mut rename_pairs: Vec<(String, String)> = Vec::new();
+        for p in &self.writes {
+            let new_ref = p.observed.entity_ref.key();
+            if let Some(k) = self.known.get(&p.external_id) {
+                if k.row.live && k.row.entity_ref != new_ref {
+                    rename_pairs.push((k.row.entity_ref.clone(), new_ref.clone()));
+                }
+                affected.insert(k.row.entity_ref.clone());
+            }
+            affected.insert(new_ref);
+        }
+        for d in &self.deletions {
+            affected.insert(d.entity_ref.clone());
+        }
+
+        // 3. Rename candidates first, each old/new pair in the same batch; then the rest.
+        let mut counts = Counts::default();
+        let mut changes: Vec<ChangeWrite> = Vec::new();
+        let mut pair_refs: Vec<String> = Vec::new();
+        for (old, new) in &rename_pairs {
+            if affected.remove(old) {
+                pair_refs.push(old.clone());
+            }
+            if affected.remove(new) {
+                pair_refs.push(new.clone());
+            }
+        }
+        let mut batches: Vec<Vec<String>> = pair_refs.chunks(REF_BATCH).map(<[String]>::to_vec).collect();
+        let rest: Vec<String> = affected.into_iter().collect();
+        batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
+        for batch in batches {
+            self.apply_batch(tx, &batch, &rename_pairs, &in_memory, &mut counts, &mut changes)
+                .await?;
+            tx.insert_changes(&changes, self.now).await?;
+            changes.clear();
+        }
+        Ok(counts)
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut StoreTx,
+        refs: &[String],
+        rename_pairs: &[(String, String)],
+        in_memory: &HashMap<&str, &ObservedEntity>,
+        counts: &mut Counts,
+        changes: &mut Vec<ChangeWrite>,
+    ) -> Result<(), ReconcileError> {
+        let desired = self.desired(tx, refs, in_memory).await?;
+        let current: HashMap<String, EntityRow> = tx
+            .entities_by_refs(refs)
+            .await?
+            .into_iter()
+            .map(|e| (e.entity_ref.clone(), e))
+            .collect();
+
+        let mut entity_writes: Vec<EntityWrite> = Vec::new();
+        let mut tombstones: Vec<String> = Vec::new();
+        let mut relation_origins: Vec<String> = Vec::new();
+        let mut relation_rows = Vec::new();
+        let mut handled: HashSet<&str> = HashSet::new();
+
+        // Renames: the old ref disappears, the new one was never known, the same thing moved.
+        for (old, new) in rename_pairs {
+            if handled.contains(old.as_str()) || handled.contains(new.as_str()) {
+                continue;
+            }
+            let (Some(Desired::Absent), Some(Desired::Present(merged))) = (desired.get(old), desired.get(new)) else {
+                continue;
+            };
+            let (Some(old_row), None) = (current.get(old), current.get(new)) else {
+                continue;
+            };
+            if !old_row.is_live() {
+                continue;
+            }
+            handled.insert(old);
+            handled.insert(new);
+            let patch = diff_patch(&old_row.body, &merged.winner.entity_json);
+            entity_writes.push(entity_write(&old_row.uid, merged));
+            relation_origins.push(old.clone());
+            relation_origins.push(new.clone());
+            relation_rows.extend(merged.relation_rows.iter().cloned());
+            counts.count(ChangeOp::Renamed);
+            changes.push(ChangeWrite {
+                run_id: self.run_id.to_string(),
+                source: self.source.to_string(),
+                entity_uid: old_row.uid.clone(),
+                entity_ref: merged.winner.entity_ref.to_string(),
+                previous_ref: Some(old_row.display_ref.clone()),
+                op: ChangeOp::Renamed,
+                patch,
+            });
+        }
+
+        for key in refs {
+            if handled.contains(key.as_str()) {
+                continue;
+            }
+            let Some(want) = desired.get(key) else { continue };
+            let row = current.get(key);
+            let (op, uid, patch, previous) = match (row, want) {
+                (None, Desired::Present(m)) => (
+                    ChangeOp::Created,
+                    uuid::Uuid::now_v7().to_string(),
+                    format!("[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]", m.winner.entity_json),
+                    None,
+                ),
+                (Some(r), Desired::Present(m)) if !r.is_live() => (
+                    ChangeOp::Restored,
+                    r.uid.clone(),
+                    diff_patch(&r.body, &m.winner.entity_json),
+                    None,
+                ),
+                (Some(r), Desired::Present(m)) => {
+                    if r.hash == m.winner.entity_hash {
+                        if r.meta_hash != m.meta_hash {
+                            // Provenance or relations moved without the entity changing.
+                            entity_writes.push(entity_write(&r.uid, m));
+                            relation_origins.push(key.clone());
+                            relation_rows.extend(m.relation_rows.iter().cloned());
+                        }
+                        continue;
+                    }
+                    (
+                        ChangeOp::Updated,
+                        r.uid.clone(),
+                        diff_patch(&r.body, &m.winner.entity_json),
+                        None,
+                    )
+                }
+                (Some(r), Desired::Absent) if r.is_live() => {
+                    tombstones.push(r.uid.clone());
+                    relation_origins.push(key.clone());
+                    counts.count(ChangeOp::Deleted);
+                    changes.push(ChangeWrite {
+                        run_id: self.run_id.to_string(),
+                        source: self.source.to_string(),
+                        entity_uid: r.uid.clone(),
+                        entity_ref: r.display_ref.clone(),
+                        previous_ref: None,
+                        op: ChangeOp::Deleted,
+                        patch: "[]".into(),
+                    });
+                    continue;
+                }
+                (_, Desired::Absent) => continue,
+            };
+            let Desired::Present(m) = want else { continue };
+            entity_writes.push(entity_write(&uid, m));
+            relation_origins.push(key.clone());
+            relation_rows.extend(m.relation_rows.iter().cloned());
+            counts.count(op);
+            changes.push(ChangeWrite {
+                run_id: self.run_id.to_string(),
+                source: self.source.to_string(),
+                entity_uid: uid,
+                entity_ref: m.winner.entity_ref.to_string(),
+                previous_ref: previous,
+                op,
+                patch,
+            });
+        }
+
+        tx.tombstone_entities(&tombstones, self.run_id, self.now).await?;
+        tx.upsert_entities(&entity_writes, self.now).await?;
+        if !relation_origins.is_empty() {
+            tx.replace_relations(&relation_origins, &relation_rows).await?;
+        }
+        Ok(())
+    }
+
+    /// The merged entity each ref should have, from the live observations of every source.
+    async fn desired(
+        &self,
+        tx: &mut StoreTx,
+        refs: &[String],
+        in_memory: &HashMap<&str, &ObservedEntity>,
+    ) -> Result<HashMap<String, Desired>, ReconcileError> {
+        let mut by_ref: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();
+        for o in tx.live_observations(refs).await? {
+            by_ref
+                .entry(o.entity_ref)
+                .or_default()
+                .push((o.source, o.external_id, o.declared));
+        }
+        // Winners not in memory are read back, grouped by source.
+        let mut winners: HashMap<String, (String, String)> = HashMap::new();
+        let mut to_fetch: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (key, candidates) in &by_ref {
+            if let Some((source, ext, _)) = pick_winner(candidates, &self.options.source_priority) {
+                winners.insert(key.clone(), (source.clone(), ext.clone()));
+                if source != self.source || !in_memory.contains_key(ext.as_str()) {
+                    to_fetch.entry(source.clone()).or_default().push(ext.clone());
+                }
+            }
+        }
+        let mut fetched: HashMap<(String, String), ObservedEntity> = HashMap::new();
+        for (source, ids) in to_fetch {
+            for (ext, body) in tx.observation_bodies(&source, &ids).await? {
+                let parsed = ObservedEntity::from_body(&body).map_err(|detail| ReconcileError::CorruptObservation {
+                    source_id: source.clone(),
+                    external_id: ext.clone(),
+                    detail,
+                })?;
+                fetched.insert((source.clone(), ext), parsed);
+            }
+        }
+        let mut out = HashMap::with_capacity(refs.len());
+        for key in refs {
+            let Some(candidates) = by_ref.get(key) else {
+                out.insert(key.clone(), Desired::Absent);
+                continue;
+            };
+            let Some((wsource, wext)) = winners.get(key) else {
+                out.insert(key.clone(), Desired::Absent);
+                continue;
+            };
+            let winner = if wsource == self.source {
+                in_memory.get(wext.as_str()).map(|o| (*o).clone())
+            } else {
+                None
+            }
+            .or_else(|| fetched.remove(&(wsource.clone(), wext.clone())));
+            let Some(winner) = winner else {
+                out.insert(key.clone(), Desired::Absent);
+                continue;
+            };
+            let sources = candidates
+                .iter()
+                .map(|(s, e, d)| SourceClaim {
+                    source: s.clone(),
+                    external_id: e.clone(),
+                    declared: *d,
+                    winner: s == wsource && e == wext,
+                })
+                .collect();
+            out.insert(key.clone(), Desired::Present(Box::new(MergedEntity::new(winner, sources))));
+        }
+        Ok(out)
+    }
+}
+
+fn entity_write(uid: &str, m: &MergedEntity) -> EntityWrite {
+    let w = &m.winner;
+    EntityWrite {
+        uid: uid.to_string(),
+        entity_ref: w.entity_ref.key(),
+        display_ref: w.entity_ref.to_string(),
+        kind: w.kind.clone(),
+        namespace: w.namespace.clone(),
+        name: w.name.clone(),
+        body: w.entity_json.clone(),
+        hash: w.entity_hash.clone(),
+        sources: m.sources_json.clone(),
+        meta_hash: m.meta_hash.clone(),
+    }
+}
+
+/// RFC 6902 patch from the stored body to the new one, as JSON text.
+fn diff_patch(old: &str, new: &str) -> String {
+    let old: Value = serde_json::from_str(old).unwrap_or(Value::Null);
+    let new: Value = serde_json::from_str(new).unwrap_or(Value::Null);
+    serde_json::to_string(&json_patch::diff(&old, &new)).unwrap_or_else(|_| "[]".into())
+}

@@ -1,0 +1,319 @@
+//! Reads for the engine, the CLI and the API: observation indexes, entities, relations, history.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use crate::sql::sql;
+use crate::{ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store, StoreError, on_pool};
+
+/// Filters for [`Store::list_entities`]. Keys are compared lower-cased.
+#[derive(Debug, Clone, Default)]
+pub struct EntityFilter {
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    /// An owner ref key (`group:default/team-a`): entities with an `ownedBy` relation to it.
+    pub owner: Option<String>,
+    pub include_deleted: bool,
+    /// Return entities whose key sorts after this one (cursor pagination).
+    pub after: Option<String>,
+    pub limit: Option<i64>,
+}
+
+/// Filters for [`Store::list_changes`].
+#[derive(Debug, Clone, Default)]
+pub struct ChangeFilter {
+    pub since: Option<DateTime<Utc>>,
+    /// Only the history of this entity (all its names: history follows renames).
+    pub entity_uid: Option<String>,
+    pub after_seq: Option<i64>,
+    pub limit: Option<i64>,
+}
+
+pub(crate) fn entity_from_row<R>(r: &R) -> Result<EntityRow>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    Option<DateTime<Utc>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(EntityRow {
+        uid: r.try_get("uid")?,
+        entity_ref: r.try_get("entity_ref")?,
+        display_ref: r.try_get("display_ref")?,
+        kind: r.try_get("kind")?,
+        namespace: r.try_get("namespace")?,
+        name: r.try_get("name")?,
+        body: r.try_get("body")?,
+        hash: r.try_get("hash")?,
+        sources: r.try_get("sources")?,
+        meta_hash: r.try_get("meta_hash")?,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+        deleted_at: r.try_get("deleted_at")?,
+        deleted_run: r.try_get("deleted_run")?,
+    })
+}
+
+const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
+     sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run";
+
+impl Store {
+    /// Every observation one source has ever made (live and deleted), for diffing a crawl.
+    pub async fn observation_index(&self, source: &str) -> Result<Vec<ObservationIndexRow>> {
+        let q = sql(
+            self.backend(),
+            "SELECT external_id, scope, entity_ref, kind, hash, deleted_at IS NULL AS live \
+             FROM observations WHERE source = $1",
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(q).bind(source).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ObservationIndexRow {
+                        external_id: r.try_get("external_id")?,
+                        scope: r.try_get("scope")?,
+                        entity_ref: r.try_get("entity_ref")?,
+                        kind: r.try_get("kind")?,
+                        hash: r.try_get("hash")?,
+                        live: r.try_get("live")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Entities in key order, filtered.
+    pub async fn list_entities(&self, f: &EntityFilter) -> Result<Vec<EntityRow>> {
+        // Filters are bound parameters; only the fixed fragments below are spliced in.
+        let mut where_ = vec!["1 = 1".to_string()];
+        if !f.include_deleted {
+            where_.push("deleted_at IS NULL".into());
+        }
+        where_.push("($1 IS NULL OR kind = $1)".into());
+        where_.push("($2 IS NULL OR namespace = $2)".into());
+        where_.push("($3 IS NULL OR entity_ref > $3)".into());
+        where_.push(
+            "($4 IS NULL OR EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = entities.entity_ref \
+             AND r.type = 'ownedBy' AND r.target_ref = $4))"
+                .into(),
+        );
+        let text = format!(
+            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {} ORDER BY entity_ref LIMIT $5",
+            where_.join(" AND ")
+        );
+        let text = match self.backend() {
+            crate::Backend::Postgres => text
+                .replace("$1 IS NULL", "$1::text IS NULL")
+                .replace("$2 IS NULL", "$2::text IS NULL")
+                .replace("$3 IS NULL", "$3::text IS NULL")
+                .replace("$4 IS NULL", "$4::text IS NULL"),
+            crate::Backend::Sqlite => text.replace("::text", ""),
+        };
+        let kind = f.kind.as_ref().map(|k| k.to_ascii_lowercase());
+        let ns = f.namespace.as_ref().map(|k| k.to_ascii_lowercase());
+        let after = f.after.as_ref().map(|k| k.to_ascii_lowercase());
+        let owner = f.owner.as_ref().map(|k| k.to_ascii_lowercase());
+        let limit = f.limit.unwrap_or(i64::MAX);
+        on_pool!(self, pool => {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(text))
+                .bind(kind)
+                .bind(ns)
+                .bind(after)
+                .bind(owner)
+                .bind(limit)
+                .fetch_all(pool)
+                .await?;
+            rows.iter().map(entity_from_row).collect()
+        })
+    }
+
+    /// One entity (live or tombstone) by key.
+    pub async fn get_entity(&self, key: &str) -> Result<Option<EntityRow>> {
+        let text = format!("SELECT {ENTITY_COLUMNS} FROM entities WHERE entity_ref = $1");
+        let text = match self.backend() {
+            crate::Backend::Postgres => text,
+            crate::Backend::Sqlite => text.replace("::text", ""),
+        };
+        on_pool!(self, pool => {
+            let row = sqlx::query(sqlx::AssertSqlSafe(text))
+                .bind(key.to_ascii_lowercase())
+                .fetch_optional(pool)
+                .await?;
+            row.as_ref().map(entity_from_row).transpose()
+        })
+    }
+
+    /// The uid of whatever entity was ever known under `key`, including former names.
+    pub async fn resolve_uid(&self, key: &str) -> Result<Option<String>> {
+        if let Some(e) = self.get_entity(key).await? {
+            return Ok(Some(e.uid));
+        }
+        let q = sql(
+            self.backend(),
+            "SELECT entity_uid FROM changes WHERE lower(entity_ref) = $1 OR lower(previous_ref) = $1 \
+             ORDER BY seq DESC LIMIT 1",
+        );
+        on_pool!(self, pool => {
+            let row = sqlx::query(q).bind(key.to_ascii_lowercase()).fetch_optional(pool).await?;
+            Ok(match row {
+                Some(r) => Some(r.try_get("entity_uid")?),
+                None => None,
+            })
+        })
+    }
+
+    /// Relations whose source is `key`, in order.
+    pub async fn relations_of(&self, key: &str) -> Result<Vec<RelationRow>> {
+        let q = sql(
+            self.backend(),
+            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+             WHERE source_ref = $1 ORDER BY type, target_ref",
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(q).bind(key.to_ascii_lowercase()).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RelationRow {
+                        origin_ref: r.try_get("origin_ref")?,
+                        source_ref: r.try_get("source_ref")?,
+                        kind: r.try_get("type")?,
+                        target_ref: r.try_get("target_ref")?,
+                        target_display: r.try_get("target_display")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Every relation row, sorted (for parity checks and exports).
+    pub async fn all_relations(&self) -> Result<Vec<RelationRow>> {
+        let q = sql(
+            self.backend(),
+            "SELECT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+             ORDER BY source_ref, type, target_ref, origin_ref",
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(q).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(RelationRow {
+                        origin_ref: r.try_get("origin_ref")?,
+                        source_ref: r.try_get("source_ref")?,
+                        kind: r.try_get("type")?,
+                        target_ref: r.try_get("target_ref")?,
+                        target_display: r.try_get("target_display")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// History in order of sequence.
+    pub async fn list_changes(&self, f: &ChangeFilter) -> Result<Vec<ChangeRow>> {
+        let q = sql(
+            self.backend(),
+            "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, patch::text AS patch \
+             FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR entity_uid = $2) \
+             AND ($3::bigint IS NULL OR seq > $3) ORDER BY seq LIMIT $4",
+        );
+        let q = match self.backend() {
+            crate::Backend::Sqlite => sqlx::AssertSqlSafe(q.0.replace("::timestamptz", "").replace("::bigint", "").into()),
+            crate::Backend::Postgres => q,
+        };
+        on_pool!(self, pool => {
+            let rows = sqlx::query(q)
+                .bind(f.since)
+                .bind(f.entity_uid.clone())
+                .bind(f.after_seq)
+                .bind(f.limit.unwrap_or(i64::MAX))
+                .fetch_all(pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    let op: String = r.try_get("op")?;
+                    let patch: String = r.try_get("patch")?;
+                    Ok(ChangeRow {
+                        seq: r.try_get("seq")?,
+                        at: r.try_get("at")?,
+                        run_id: r.try_get("run_id")?,
+                        source: r.try_get("source")?,
+                        entity_uid: r.try_get("entity_uid")?,
+                        entity_ref: r.try_get("entity_ref")?,
+                        previous_ref: r.try_get("previous_ref")?,
+                        op: ChangeOp::parse(&op).ok_or_else(|| StoreError::Corrupt {
+                            table: "changes",
+                            detail: format!("unknown op {op:?}"),
+                        })?,
+                        patch: serde_json::from_str(&patch).map_err(|e| StoreError::Corrupt {
+                            table: "changes",
+                            detail: e.to_string(),
+                        })?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Recent runs, newest first.
+    pub async fn list_runs(&self, connector: Option<&str>, limit: i64) -> Result<Vec<RunRow>> {
+        let q = sql(
+            self.backend(),
+            "SELECT id, connector, started_at, finished_at, status, outcome::text AS outcome, \
+             counts::text AS counts, error FROM runs WHERE ($1::text IS NULL OR connector = $1) \
+             ORDER BY started_at DESC, id DESC LIMIT $2",
+        );
+        on_pool!(self, pool => {
+            let rows = sqlx::query(q).bind(connector).bind(limit).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+                    Ok(RunRow {
+                        id: r.try_get("id")?,
+                        connector: r.try_get("connector")?,
+                        started_at: r.try_get("started_at")?,
+                        finished_at: r.try_get("finished_at")?,
+                        status: r.try_get("status")?,
+                        outcome: parse(r.try_get("outcome")?),
+                        counts: parse(r.try_get("counts")?),
+                        error: r.try_get("error")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Row counts per table, for tests that check "nothing was written" and for benchmarks.
+    pub async fn table_counts(&self) -> Result<TableCounts> {
+        on_pool!(self, pool => {
+            let count = |table: &'static str| {
+                let q: &'static str = match table {
+                    "entities" => "SELECT COUNT(*) FROM entities",
+                    "relations" => "SELECT COUNT(*) FROM relations",
+                    "observations" => "SELECT COUNT(*) FROM observations",
+                    "changes" => "SELECT COUNT(*) FROM changes",
+                    _ => "SELECT COUNT(*) FROM runs",
+                };
+                sqlx::query_scalar::<_, i64>(q).fetch_one(pool)
+            };
+            Ok(TableCounts {
+                entities: count("entities").await?,
+                relations: count("relations").await?,
+                observations: count("observations").await?,
+                changes: count("changes").await?,
+                runs: count("runs").await?,
+            })
+        })
+    }
+}
+
+/// Rows per table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct TableCounts {
+    pub entities: i64,
+    pub relations: i64,
+    pub observations: i64,
+    pub changes: i64,
+    pub runs: i64,
+}
