@@ -1,1 +1,554 @@
+//! `surveyor.toml`: parsed with spans so every error names file, line, column and key, unknown
+//! keys get a did-you-mean hint, and each connector kind reads its own keys (Vector style).
 
+use std::fmt;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use surveyor_model::Secret;
+use surveyor_model::secret::expand_env;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue};
+
+/// A connector kind the binary knows: its name and the keys its config accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct KindSpec {
+    pub name: &'static str,
+    pub keys: &'static [&'static str],
+}
+
+/// Keys every `[[connectors]]` table accepts, whatever its kind.
+pub const COMMON_CONNECTOR_KEYS: &[&str] = &["id", "kind", "schedule", "enabled"];
+const TOP_KEYS: &[&str] = &["catalog", "server", "connectors"];
+const CATALOG_KEYS: &[&str] = &["database", "retention", "max_delete_ratio"];
+const SERVER_KEYS: &[&str] = &["listen"];
+
+/// One configuration error, located.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    /// Dotted path of the key at fault, e.g. `connectors[0].paths`.
+    pub key: String,
+    pub message: String,
+    pub hint: Option<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: ", self.file.display(), self.line, self.column)?;
+        if !self.key.is_empty() {
+            write!(f, "{}: ", self.key)?;
+        }
+        f.write_str(&self.message)?;
+        if let Some(hint) = &self.hint {
+            write!(f, " ({hint})")?;
+        }
+        Ok(())
+    }
+}
+
+/// All the errors found in a configuration file, in file order.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigErrors(pub Vec<ConfigError>);
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, e) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            write!(f, "{e}")?;
+        }
+        Ok(())
+    }
+}
+
+/// `[catalog]`.
+#[derive(Debug, Clone)]
+pub struct CatalogConfig {
+    /// `sqlite://...` or `postgres://...`; may embed `${ENV}` references, so it is a secret.
+    pub database: Secret,
+    pub retention: Duration,
+    pub max_delete_ratio: f64,
+}
+
+/// `[server]` (used by `surveyor serve`).
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: String,
+}
+
+/// One `[[connectors]]` table: the common keys, and access to the kind's own keys.
+#[derive(Debug, Clone)]
+pub struct ConnectorSpec {
+    pub index: usize,
+    pub id: String,
+    pub kind: String,
+    pub schedule: Option<String>,
+    pub enabled: bool,
+    text: Arc<str>,
+    file: Arc<Path>,
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub file: PathBuf,
+    pub catalog: CatalogConfig,
+    pub server: ServerConfig,
+    pub connectors: Vec<ConnectorSpec>,
+}
+
+impl Config {
+    /// The directory relative paths in the config are resolved against.
+    pub fn base_dir(&self) -> PathBuf {
+        match self.file.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        }
+    }
+
+    /// Reads and parses `path`.
+    pub fn load(path: &Path, kinds: &[KindSpec]) -> Result<Self, ConfigErrors> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigErrors(vec![ConfigError {
+                file: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                key: String::new(),
+                message: format!("cannot read the configuration: {e}"),
+                hint: (e.kind() == std::io::ErrorKind::NotFound)
+                    .then(|| "run `surveyor init` to write one, or pass --config".to_string()),
+            }])
+        })?;
+        Self::parse(&text, path, kinds)
+    }
+
+    /// Parses configuration text; `file` is only used to name it in errors.
+    pub fn parse(text: &str, file: &Path, kinds: &[KindSpec]) -> Result<Self, ConfigErrors> {
+        let text: Arc<str> = Arc::from(text);
+        let file: Arc<Path> = Arc::from(file);
+        let loc = Locator {
+            text: &text,
+            file: &file,
+        };
+        let root = DeTable::parse(&text).map_err(|e| {
+            let span = e.span().unwrap_or(0..0);
+            ConfigErrors(vec![loc.error(span, "", format!("invalid TOML: {}", e.message().trim()), None)])
+        })?;
+        let mut errors = Vec::new();
+        check_keys(root.get_ref(), "", TOP_KEYS, &loc, &mut errors);
+
+        let catalog_table = section(root.get_ref(), "catalog", &loc, &mut errors);
+        if let Some(t) = catalog_table {
+            check_keys(t, "catalog", CATALOG_KEYS, &loc, &mut errors);
+        }
+        let catalog = parse_catalog(catalog_table, &loc, &mut errors);
+        let server_table = section(root.get_ref(), "server", &loc, &mut errors);
+        if let Some(t) = server_table {
+            check_keys(t, "server", SERVER_KEYS, &loc, &mut errors);
+        }
+        let server = ServerConfig {
+            listen: server_table
+                .and_then(|t| get_str(t, "listen", "server.listen", &loc, &mut errors))
+                .unwrap_or_else(|| "127.0.0.1:7878".into()),
+        };
+
+        let mut connectors: Vec<ConnectorSpec> = Vec::new();
+        match root.get_ref().get("connectors") {
+            None => {}
+            Some(v) => match v.get_ref() {
+                DeValue::Array(items) => {
+                    for (index, item) in items.iter().enumerate() {
+                        let path = format!("connectors[{index}]");
+                        let DeValue::Table(t) = item.get_ref() else {
+                            errors.push(loc.error(item.span(), &path, "must be a table ([[connectors]])".into(), None));
+                            continue;
+                        };
+                        if let Some(spec) = parse_connector(t, index, item.span(), kinds, &loc, &mut errors) {
+                            if let Some(prev) = connectors.iter().find(|c| c.id == spec.id) {
+                                let span = key_span(t, "id").unwrap_or(item.span());
+                                errors.push(loc.error(
+                                    span,
+                                    &format!("{path}.id"),
+                                    format!("duplicate connector id {:?} (also connectors[{}])", spec.id, prev.index),
+                                    None,
+                                ));
+                            }
+                            connectors.push(spec);
+                        }
+                    }
+                }
+                _ => errors.push(loc.error(v.span(), "connectors", "must be an array of tables ([[connectors]])".into(), None)),
+            },
+        }
+
+        if !errors.is_empty() {
+            errors.sort_by_key(|e| (e.line, e.column));
+            return Err(ConfigErrors(errors));
+        }
+        Ok(Self {
+            file: file.to_path_buf(),
+            catalog: catalog.unwrap_or_else(CatalogConfig::default_for_errors),
+            server,
+            connectors,
+        })
+    }
+
+    /// Resolves `sqlite://relative.db` against the config's directory, so `surveyor` works from
+    /// any working directory. Other URLs are returned as written.
+    pub fn database_url(&self) -> Secret {
+        let url = self.catalog.database.expose();
+        if let Some(rest) = url.strip_prefix("sqlite://")
+            && !rest.starts_with('/')
+            && !rest.starts_with(':')
+        {
+            let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+            let full = self.base_dir().join(path);
+            let mut s = format!("sqlite://{}", full.display());
+            if let Some(q) = query {
+                s.push('?');
+                s.push_str(q);
+            }
+            return Secret::new(s);
+        }
+        self.catalog.database.clone()
+    }
+
+    /// The connector's position: earlier connectors win merges.
+    pub fn source_priority(&self) -> std::collections::BTreeMap<String, usize> {
+        self.connectors.iter().map(|c| (c.id.clone(), c.index)).collect()
+    }
+}
+
+impl CatalogConfig {
+    fn default_for_errors() -> Self {
+        Self {
+            database: Secret::new("sqlite://surveyor.db"),
+            retention: Duration::from_secs(30 * 86_400),
+            max_delete_ratio: 0.2,
+        }
+    }
+}
+
+impl ConnectorSpec {
+    /// Deserializes this connector's kind-specific keys into `T`, with located errors.
+    /// Unknown keys were already rejected when the file was parsed.
+    pub fn options<T: DeserializeOwned>(&self) -> Result<T, ConfigErrors> {
+        let loc = Locator {
+            text: &self.text,
+            file: &self.file,
+        };
+        let fail = |span: Range<usize>, key: String, message: String| ConfigErrors(vec![loc.error(span, &key, message, None)]);
+        let root = DeTable::parse(&self.text).map_err(|e| fail(0..0, String::new(), e.message().to_string()))?;
+        let item = match root.get_ref().get("connectors").map(Spanned::get_ref) {
+            Some(DeValue::Array(items)) => items.get(self.index).cloned(),
+            _ => None,
+        }
+        .ok_or_else(|| fail(0..0, format!("connectors[{}]", self.index), "missing".into()))?;
+        let DeValue::Table(mut table) = item.get_ref().clone() else {
+            return Err(fail(item.span(), format!("connectors[{}]", self.index), "must be a table".into()));
+        };
+        let span = item.span();
+        for key in COMMON_CONNECTOR_KEYS {
+            table.remove(*key);
+        }
+        let keys: Vec<(String, Range<usize>)> = table
+            .iter()
+            .map(|(k, v)| (k.get_ref().to_string(), v.span()))
+            .collect();
+        let value = Spanned::new(span.clone(), DeValue::Table(table));
+        T::deserialize(toml::de::ValueDeserializer::from(value)).map_err(|e| {
+            let espan = e.span().unwrap_or(span.clone());
+            // Name the key whose value holds the error, when there is one.
+            let key = keys
+                .iter()
+                .find(|(_, s)| s.start <= espan.start && espan.end <= s.end)
+                .map(|(k, _)| format!("connectors[{}].{k}", self.index))
+                .unwrap_or_else(|| format!("connectors[{}]", self.index));
+            fail(espan, key, e.message().trim().to_string())
+        })
+    }
+
+    /// The config file this connector was declared in.
+    pub fn file(&self) -> &Path {
+        &self.file
+    }
+}
+
+struct Locator<'a> {
+    text: &'a str,
+    file: &'a Path,
+}
+
+impl Locator<'_> {
+    fn error(&self, span: Range<usize>, key: &str, message: String, hint: Option<String>) -> ConfigError {
+        let (line, column) = line_col(self.text, span.start);
+        ConfigError {
+            file: self.file.to_path_buf(),
+            line,
+            column,
+            key: key.to_string(),
+            message,
+            hint,
+        }
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let offset = offset.min(text.len());
+    let before = text.get(..offset).unwrap_or(text);
+    let line = before.matches('\n').count() + 1;
+    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, column)
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_string()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// The closest allowed key, when one is close enough to be a typo.
+fn did_you_mean(key: &str, allowed: &[&str]) -> Option<String> {
+    allowed
+        .iter()
+        .map(|a| (strsim::jaro_winkler(key, a), *a))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, a)| format!("did you mean `{a}`?"))
+}
+
+fn check_keys(table: &DeTable<'_>, prefix: &str, allowed: &[&str], loc: &Locator<'_>, errors: &mut Vec<ConfigError>) {
+    for key in table.keys() {
+        let name: &str = key.get_ref();
+        if !allowed.contains(&name) {
+            let hint = did_you_mean(name, allowed).or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
+            errors.push(loc.error(key.span(), &join(prefix, name), "unknown key".into(), hint));
+        }
+    }
+}
+
+fn key_span(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
+    table.get(key).map(Spanned::span)
+}
+
+fn section<'a, 'i>(
+    root: &'a DeTable<'i>,
+    name: &str,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<&'a DeTable<'i>> {
+    let v = root.get(name)?;
+    match v.get_ref() {
+        DeValue::Table(t) => Some(t),
+        _ => {
+            errors.push(loc.error(v.span(), name, format!("must be a table ([{name}])"), None));
+            None
+        }
+    }
+}
+
+fn type_name(v: &DeValue<'_>) -> &'static str {
+    match v {
+        DeValue::String(_) => "a string",
+        DeValue::Integer(_) => "an integer",
+        DeValue::Float(_) => "a float",
+        DeValue::Boolean(_) => "a boolean",
+        DeValue::Datetime(_) => "a datetime",
+        DeValue::Array(_) => "an array",
+        DeValue::Table(_) => "a table",
+    }
+}
+
+fn get_str(table: &DeTable<'_>, key: &str, path: &str, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<String> {
+    let v = table.get(key)?;
+    match v.get_ref() {
+        DeValue::String(s) => Some(s.to_string()),
+        other => {
+            errors.push(loc.error(v.span(), path, format!("expected a string, found {}", type_name(other)), None));
+            None
+        }
+    }
+}
+
+/// Expands `${ENV}` references in a string value, reporting a missing variable at the key.
+fn expanded(table: &DeTable<'_>, key: &str, path: &str, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<String> {
+    let raw = get_str(table, key, path, loc, errors)?;
+    match expand_env(&raw) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            let span = key_span(table, key).unwrap_or(0..0);
+            errors.push(loc.error(span, path, e.to_string(), None));
+            None
+        }
+    }
+}
+
+fn parse_catalog(table: Option<&DeTable<'_>>, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<CatalogConfig> {
+    let mut c = CatalogConfig::default_for_errors();
+    let Some(t) = table else { return Some(c) };
+    let before = errors.len();
+    if let Some(db) = expanded(t, "database", "catalog.database", loc, errors) {
+        if db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://") {
+            c.database = Secret::new(db);
+        } else {
+            let span = key_span(t, "database").unwrap_or(0..0);
+            errors.push(loc.error(
+                span,
+                "catalog.database",
+                "unsupported database URL".into(),
+                Some("use sqlite://path.db or postgres://user@host/db".into()),
+            ));
+        }
+    }
+    if let Some(r) = get_str(t, "retention", "catalog.retention", loc, errors) {
+        match parse_duration(&r) {
+            Ok(d) => c.retention = d,
+            Err(m) => errors.push(loc.error(key_span(t, "retention").unwrap_or(0..0), "catalog.retention", m, None)),
+        }
+    }
+    if let Some(v) = t.get("max_delete_ratio") {
+        let ratio = match v.get_ref() {
+            DeValue::Float(f) => f.as_str().replace('_', "").parse::<f64>().ok(),
+            DeValue::Integer(i) => i.as_str().replace('_', "").parse::<f64>().ok(),
+            _ => None,
+        };
+        match ratio {
+            Some(r) if (0.0..=1.0).contains(&r) => c.max_delete_ratio = r,
+            _ => errors.push(loc.error(
+                v.span(),
+                "catalog.max_delete_ratio",
+                "expected a number from 0.0 to 1.0".into(),
+                None,
+            )),
+        }
+    }
+    (errors.len() == before).then_some(c)
+}
+
+fn parse_connector(
+    t: &DeTable<'_>,
+    index: usize,
+    span: Range<usize>,
+    kinds: &[KindSpec],
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<ConnectorSpec> {
+    let path = format!("connectors[{index}]");
+    let before = errors.len();
+    let id = get_str(t, "id", &format!("{path}.id"), loc, errors);
+    let kind = get_str(t, "kind", &format!("{path}.kind"), loc, errors);
+    match &id {
+        None if errors.len() == before => errors.push(loc.error(span.clone(), &format!("{path}.id"), "missing key `id`".into(), None)),
+        Some(id) if !surveyor_model::validate::is_valid_object_name(id) => errors.push(loc.error(
+            key_span(t, "id").unwrap_or(span.clone()),
+            &format!("{path}.id"),
+            format!("{id:?} is not a valid id: 1-63 characters of [a-zA-Z0-9] separated by [-_.]"),
+            None,
+        )),
+        _ => {}
+    }
+    let spec = match &kind {
+        None => {
+            if t.get("kind").is_none() {
+                errors.push(loc.error(
+                    span.clone(),
+                    &format!("{path}.kind"),
+                    "missing key `kind`".into(),
+                    Some(format!("one of: {}", kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", "))),
+                ));
+            }
+            None
+        }
+        Some(k) => match kinds.iter().find(|s| s.name == k) {
+            Some(s) => Some(s),
+            None => {
+                let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+                errors.push(loc.error(
+                    key_span(t, "kind").unwrap_or(span.clone()),
+                    &format!("{path}.kind"),
+                    format!("unknown connector kind {k:?}"),
+                    did_you_mean(k, &names).or_else(|| Some(format!("known kinds: {}", names.join(", ")))),
+                ));
+                None
+            }
+        },
+    };
+    if let Some(spec) = spec {
+        let mut allowed: Vec<&str> = COMMON_CONNECTOR_KEYS.to_vec();
+        allowed.extend(spec.keys);
+        check_keys(t, &path, &allowed, loc, errors);
+    }
+    let schedule = get_str(t, "schedule", &format!("{path}.schedule"), loc, errors);
+    if let Some(s) = &schedule {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build();
+        if let Err(e) = parser.parse(s) {
+            errors.push(loc.error(
+                key_span(t, "schedule").unwrap_or(span.clone()),
+                &format!("{path}.schedule"),
+                format!("invalid cron expression {s:?}: {e}"),
+                Some("5 fields (minute hour day month weekday) or 6 with seconds first".into()),
+            ));
+        }
+    }
+    let enabled = match t.get("enabled") {
+        None => true,
+        Some(v) => match v.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                errors.push(loc.error(
+                    v.span(),
+                    &format!("{path}.enabled"),
+                    format!("expected a boolean, found {}", type_name(other)),
+                    None,
+                ));
+                true
+            }
+        },
+    };
+    if errors.len() != before {
+        return None;
+    }
+    Some(ConnectorSpec {
+        index,
+        id: id?,
+        kind: kind?,
+        schedule,
+        enabled,
+        text: Arc::from(loc.text),
+        file: Arc::from(loc.file),
+    })
+}
+
+/// Parses `30d`, `12h`, `90m`, `45s` (one number and one unit).
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("invalid duration {s:?}: expected a number and a unit, e.g. 30d, 12h, 90m"))?;
+    let secs = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86_400,
+        "w" => n * 7 * 86_400,
+        _ => return Err(format!("invalid duration {s:?}: unit must be one of s, m, h, d, w")),
+    };
+    Ok(Duration::from_secs(secs))
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,6 +6,7 @@ pub mod entity;
 pub mod hash;
 pub mod observation;
 pub mod refs;
+pub mod secret;
 pub mod validate;
 
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
@@ -13,3 +14,4 @@ pub use observation::{
     Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus, SinkClosed,
 };
 pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};
+pub use secret::Secret;

@@ -1,0 +1,126 @@
+use super::*;
+
+const KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: "file",
+        keys: &["paths"],
+    },
+    KindSpec {
+        name: "github",
+        keys: &["orgs", "token"],
+    },
+];
+
+fn errors(text: &str) -> String {
+    Config::parse(text, Path::new("surveyor.toml"), KINDS).unwrap_err().to_string()
+}
+
+#[test]
+fn a_full_config_parses() {
+    let c = Config::parse(
+        r#"
+[catalog]
+database = "sqlite://cat.db"
+retention = "7d"
+max_delete_ratio = 0.5
+
+[[connectors]]
+id = "files"
+kind = "file"
+schedule = "*/15 * * * *"
+paths = ["catalog/**/*.yaml"]
+
+[[connectors]]
+id = "gh"
+kind = "github"
+enabled = false
+orgs = ["acme"]
+"#,
+        Path::new("conf/surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    assert_eq!(c.catalog.retention, Duration::from_secs(7 * 86_400));
+    assert_eq!(c.catalog.max_delete_ratio, 0.5);
+    assert_eq!(c.connectors.len(), 2);
+    assert!(!c.connectors[1].enabled);
+    assert_eq!(c.database_url().expose(), "sqlite://conf/cat.db");
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Files {
+        paths: Vec<String>,
+    }
+    let f: Files = c.connectors[0].options().unwrap();
+    assert_eq!(f.paths, vec!["catalog/**/*.yaml"]);
+}
+
+#[test]
+fn defaults_apply() {
+    let c = Config::parse("", Path::new("s.toml"), KINDS).unwrap();
+    assert_eq!(c.catalog.database.expose(), "sqlite://surveyor.db");
+    assert_eq!(c.catalog.max_delete_ratio, 0.2);
+    assert_eq!(c.catalog.retention, Duration::from_secs(30 * 86_400));
+}
+
+#[test]
+fn unknown_keys_get_a_did_you_mean() {
+    insta::assert_snapshot!(errors("[catalog]\ndatabse = \"sqlite://x.db\"\n"), @"surveyor.toml:2:1: catalog.databse: unknown key (did you mean `database`?)");
+    insta::assert_snapshot!(errors("[[connectors]]\nid = \"f\"\nkind = \"file\"\npath = [\"a\"]\n"), @"surveyor.toml:4:1: connectors[0].path: unknown key (did you mean `paths`?)");
+    insta::assert_snapshot!(errors("[catalogue]\n"), @"surveyor.toml:1:2: catalogue: unknown key (did you mean `catalog`?)");
+}
+
+#[test]
+fn unknown_kind_and_missing_keys() {
+    insta::assert_snapshot!(errors("[[connectors]]\nid = \"g\"\nkind = \"githib\"\n"), @r#"surveyor.toml:3:8: connectors[0].kind: unknown connector kind "githib" (did you mean `github`?)"#);
+    insta::assert_snapshot!(errors("[[connectors]]\nkind = \"file\"\n"), @"surveyor.toml:1:1: connectors[0].id: missing key `id`");
+    insta::assert_snapshot!(errors("[[connectors]]\nid = \"x\"\n"), @"surveyor.toml:1:1: connectors[0].kind: missing key `kind` (one of: file, github)");
+}
+
+#[test]
+fn values_are_checked_where_they_are() {
+    insta::assert_snapshot!(errors("[catalog]\nretention = \"30 days\"\n"), @r#"surveyor.toml:2:13: catalog.retention: invalid duration "30 days": unit must be one of s, m, h, d, w"#);
+    insta::assert_snapshot!(errors("[catalog]\nmax_delete_ratio = 2\n"), @"surveyor.toml:2:20: catalog.max_delete_ratio: expected a number from 0.0 to 1.0");
+    insta::assert_snapshot!(errors("[catalog]\ndatabase = \"mysql://x\"\n"), @"surveyor.toml:2:12: catalog.database: unsupported database URL (use sqlite://path.db or postgres://user@host/db)");
+    insta::assert_snapshot!(errors("[[connectors]]\nid = \"f\"\nkind = \"file\"\nschedule = \"every minute\"\n"), @r#"surveyor.toml:4:12: connectors[0].schedule: invalid cron expression "every minute": Invalid pattern: Pattern must have between 5 and 7 fields. (5 fields (minute hour day month weekday) or 6 with seconds first)"#);
+    insta::assert_snapshot!(errors("[[connectors]]\nid = \"bad id\"\nkind = \"file\"\nenabled = \"yes\"\n"), @r#"
+    surveyor.toml:2:6: connectors[0].id: "bad id" is not a valid id: 1-63 characters of [a-zA-Z0-9] separated by [-_.]
+    surveyor.toml:4:11: connectors[0].enabled: expected a boolean, found a string
+    "#);
+}
+
+#[test]
+fn duplicate_ids_and_bad_toml() {
+    insta::assert_snapshot!(errors("[[connectors]]\nid = \"f\"\nkind = \"file\"\n[[connectors]]\nid = \"f\"\nkind = \"file\"\n"), @r#"surveyor.toml:5:6: connectors[1].id: duplicate connector id "f" (also connectors[0])"#);
+    insta::assert_snapshot!(errors("[catalog\n"), @"surveyor.toml:1:9: invalid TOML: unclosed table, expected `]`");
+}
+
+#[test]
+fn missing_env_var_names_the_variable_not_a_value() {
+    let text = "[catalog]\ndatabase = \"postgres://u:${SURVEYOR_TEST_UNSET_VAR_42}@h/db\"\n";
+    insta::assert_snapshot!(errors(text), @"surveyor.toml:2:12: catalog.database: environment variable SURVEYOR_TEST_UNSET_VAR_42 is not set");
+}
+
+#[test]
+fn kind_options_errors_are_located() {
+    let c = Config::parse(
+        "[[connectors]]\nid = \"f\"\nkind = \"file\"\npaths = \"not-a-list\"\n",
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    #[derive(Debug, serde::Deserialize)]
+    #[allow(dead_code)]
+    struct Files {
+        paths: Vec<String>,
+    }
+    let e = c.connectors[0].options::<Files>().unwrap_err().to_string();
+    insta::assert_snapshot!(e, @r#"surveyor.toml:4:9: connectors[0].paths: invalid type: string "not-a-list", expected a sequence"#);
+}
+
+#[test]
+fn durations() {
+    assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
+    assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(14 * 86_400));
+    assert!(parse_duration("d").is_err());
+    assert!(parse_duration("5y").is_err());
+}
