@@ -1,0 +1,141 @@
+//! Test support shared by the end-to-end tests: a store per backend (SQLite always, Postgres
+//! when `SURVEYOR_TEST_DATABASE_URL` is set, each test in its own schema) and a scripted connector.
+
+use std::sync::Mutex;
+
+use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
+use surveyor_store::{ConnectOptions, Store};
+
+/// The variable CI sets to run the store tests on Postgres too.
+pub const PG_ENV: &str = "SURVEYOR_TEST_DATABASE_URL";
+
+/// A store for one test; dropping it leaves the temp dir / schema behind only on failure paths.
+pub struct TestStore {
+    pub store: Store,
+    pub backend: &'static str,
+    schema: Option<String>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl TestStore {
+    pub async fn sqlite() -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let url = format!("sqlite://{}", dir.path().join("catalog.db").display());
+        let store = Store::connect(&url).await.expect("open sqlite");
+        Self {
+            store,
+            backend: "sqlite",
+            schema: None,
+            _dir: Some(dir),
+        }
+    }
+
+    /// A fresh schema on the test Postgres, or None (saying so) when the variable is unset.
+    pub async fn postgres() -> Option<Self> {
+        let Ok(url) = std::env::var(PG_ENV) else {
+            eprintln!("skipping the Postgres half of this test: {PG_ENV} is not set");
+            return None;
+        };
+        let schema = format!("t_{}", uuid_like());
+        let store = Store::connect_with(
+            &url,
+            ConnectOptions {
+                schema: Some(schema.clone()),
+            },
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{PG_ENV} is set but Postgres is unusable: {e}"));
+        Some(Self {
+            store,
+            backend: "postgres",
+            schema: Some(schema),
+            _dir: None,
+        })
+    }
+
+    /// SQLite, plus Postgres when configured.
+    pub async fn all() -> Vec<Self> {
+        let mut v = vec![Self::sqlite().await];
+        v.extend(Self::postgres().await);
+        v
+    }
+
+    /// Drops the Postgres schema. Call at the end of a test.
+    pub async fn cleanup(self) {
+        if let Some(schema) = &self.schema {
+            let _ = self.store.drop_schema(schema).await;
+        }
+        self.store.close().await;
+    }
+}
+
+fn uuid_like() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static N: AtomicU64 = AtomicU64::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{}_{}_{}", std::process::id(), nanos, N.fetch_add(1, Ordering::Relaxed))
+}
+
+/// A connector that replays a scripted crawl: the observations to emit and the outcome.
+pub struct Scripted {
+    pub id: String,
+    script: Mutex<(Vec<Observation>, Result<Outcome, String>)>,
+}
+
+impl Scripted {
+    pub fn new(id: &str, observations: Vec<Observation>, outcome: Outcome) -> Self {
+        Self {
+            id: id.to_string(),
+            script: Mutex::new((observations, Ok(outcome))),
+        }
+    }
+
+    /// Emits the observations, then fails as a whole.
+    pub fn failing(id: &str, observations: Vec<Observation>, error: &str) -> Self {
+        Self {
+            id: id.to_string(),
+            script: Mutex::new((observations, Err(error.to_string()))),
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl Connector for Scripted {
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn kind(&self) -> &'static str {
+        "scripted"
+    }
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        let (observations, outcome) = {
+            let guard = self.script.lock().expect("script lock");
+            (guard.0.clone(), guard.1.clone())
+        };
+        for o in observations {
+            sink.send(o).await?;
+        }
+        outcome.map_err(ConnectorError::Failed)
+    }
+}
+
+/// A discovered Component named `name` with `owner`, in scope `scope`, identified by `external_id`.
+pub fn component(scope: &str, external_id: &str, name: &str, owner: &str) -> Observation {
+    let mut e = Entity::new("Component", "default", name);
+    e.spec.insert("type".into(), "service".into());
+    e.spec.insert("lifecycle".into(), "production".into());
+    e.spec.insert("owner".into(), owner.into());
+    Observation::discovered(scope, external_id, e)
+}
+
+/// An outcome with every listed scope complete.
+pub fn complete(scopes: &[&str]) -> Outcome {
+    let mut o = Outcome::default();
+    for s in scopes {
+        o.complete(*s);
+    }
+    o
+}

@@ -227,6 +227,7 @@ async fn reconcile_crawl(
     let (crawl, collected) = tokio::join!(connector.crawl(sink), collect(rx, &mut known));
     let Collected {
         mut pending,
+        scopes: observed_scopes,
         mut problems,
         mut counts,
     } = collected;
@@ -241,7 +242,7 @@ async fn reconcile_crawl(
 
     // Every scope we heard of: reported by the connector, or observed in this run.
     let mut scopes: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
-    scopes.extend(pending.keys().cloned());
+    scopes.extend(observed_scopes);
     let now = Utc::now();
     let mut reports = Vec::new();
     let mut dry_tx = if options.dry_run { Some(store.begin().await?) } else { None };
@@ -350,6 +351,8 @@ fn connector_error(e: &ConnectorError) -> String {
 
 struct Collected {
     pending: BTreeMap<String, Vec<Pending>>,
+    /// Every scope an observation was tagged with, changed or not.
+    scopes: BTreeSet<String>,
     problems: Vec<Problem>,
     counts: Counts,
 }
@@ -360,8 +363,12 @@ async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String
     let mut problems = Vec::new();
     let mut counts = Counts::default();
     let mut seen_now: HashSet<String> = HashSet::new();
+    let mut scopes = BTreeSet::new();
     while let Some(obs) = rx.recv().await {
         counts.observed += 1;
+        if !scopes.contains(&obs.scope) {
+            scopes.insert(obs.scope.clone());
+        }
         if !seen_now.insert(obs.external_id.clone()) {
             problems.push(Problem {
                 scope: obs.scope.clone(),
@@ -399,6 +406,7 @@ async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String
     }
     Collected {
         pending,
+        scopes,
         problems,
         counts,
     }
