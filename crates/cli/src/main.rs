@@ -1,1 +1,180 @@
-fn main() {}
+//! `surveyor`: the command-line tool. Parses arguments, loads `surveyor.toml`, wires connector
+//! kinds to their crates, and prints results (tables for people, JSON for scripts).
+
+mod commands;
+mod output;
+mod registry;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Keeps a software catalog true by itself: crawls your tools, reconciles what it finds into
+/// a SQLite or Postgres catalog with full change history, and never deletes on a failed crawl.
+#[derive(Debug, Parser)]
+#[command(name = "surveyor", version, propagate_version = true)]
+pub struct Cli {
+    /// Configuration file [default: ./surveyor.toml]
+    #[arg(long, short, global = true, env = "SURVEYOR_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Log level for messages on stderr (error, warn, info, debug, trace)
+    #[arg(long, global = true, env = "SURVEYOR_LOG", default_value = "warn", value_name = "LEVEL")]
+    pub log: String,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Write a commented surveyor.toml to start from
+    Init {
+        /// Overwrite an existing file
+        #[arg(long)]
+        force: bool,
+    },
+    /// Check the configuration and every connector's settings, then exit
+    Validate,
+    /// Crawl the configured connectors once and reconcile into the catalog
+    Sync(SyncArgs),
+    /// List or show catalog entities
+    #[command(subcommand)]
+    Entities(EntitiesCommand),
+    /// Show the catalog's change history
+    Changes(ChangesArgs),
+    /// Show recent runs
+    Runs {
+        /// Only runs of this connector
+        #[arg(long, value_name = "ID")]
+        connector: Option<String>,
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct SyncArgs {
+    /// Only these connectors (repeatable); default: every enabled connector
+    #[arg(long = "connector", value_name = "ID")]
+    pub connectors: Vec<String>,
+    /// Show what would change, write nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Let this run delete more than `max_delete_ratio` of a scope (once)
+    #[arg(long)]
+    pub allow_mass_delete: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum EntitiesCommand {
+    /// List entities, in ref order
+    List {
+        /// Only this kind (component, group, ...)
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only this namespace
+        #[arg(long)]
+        namespace: Option<String>,
+        /// Only entities owned by this ref (`team-a` means `group:default/team-a`)
+        #[arg(long)]
+        owner: Option<String>,
+        /// Include deleted entities (tombstones)
+        #[arg(long)]
+        include_deleted: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Show one entity with its relations and which source set it
+    Get {
+        /// Entity ref: kind:namespace/name (namespace defaults to `default`)
+        entity: String,
+        #[arg(long, value_enum, default_value_t = DocFormat::Yaml)]
+        format: DocFormat,
+    },
+}
+
+#[derive(Debug, Args)]
+pub struct ChangesArgs {
+    /// Only changes at or after this time: RFC 3339 (2026-01-31T12:00:00Z) or an age (90m, 7d)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only the history of this entity (follows renames)
+    #[arg(long, value_name = "REF")]
+    pub entity: Option<String>,
+    /// At most this many changes (the most recent)
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DocFormat {
+    Yaml,
+    Json,
+}
+
+/// Errors that decide the exit code: bad input is 2, anything else 1.
+#[derive(Debug)]
+pub enum CliError {
+    /// The user's input (config, arguments, data) is wrong; the message says where.
+    Input(String),
+    /// Something failed at run time.
+    Runtime(anyhow::Error),
+    /// The command printed its own report and only needs this exit code.
+    Exit(u8),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for CliError {
+    fn from(e: E) -> Self {
+        Self::Runtime(e.into())
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log);
+    // One crypto provider for every rustls user in the process (sqlx now, HTTP clients later).
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(commands::run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Input(msg)) => {
+            eprintln!("error: {msg}");
+            ExitCode::from(2)
+        }
+        Err(CliError::Runtime(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+        Err(CliError::Exit(code)) => ExitCode::from(code),
+    }
+}
+
+fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_new(format!("surveyor={level},surveyor_engine={level},surveyor_store={level},warn"))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .init();
+}

@@ -92,8 +92,11 @@ pub struct Problem {
 impl fmt::Display for Problem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.field {
-            Some(field) => write!(f, "{}: {}: {}", self.location, field, self.message),
-            None => write!(f, "{}: {}", self.location, self.message),
+            // Field-level messages usually name their field already.
+            Some(field) if !self.message.starts_with(field.as_str()) => {
+                write!(f, "{}: {}: {}", self.location, field, self.message)
+            }
+            _ => write!(f, "{}: {}", self.location, self.message),
         }
     }
 }

@@ -159,7 +159,7 @@ impl Store {
         }
         let pool = PgPoolOptions::new()
             .max_connections(8)
-            .acquire_timeout(Duration::from_secs(30))
+            .acquire_timeout(Duration::from_secs(10))
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;

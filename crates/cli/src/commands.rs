@@ -1,0 +1,402 @@
+//! The subcommands. Each loads what it needs, calls the engine or the store, and prints.
+
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use surveyor_engine::config::{Config, parse_duration};
+use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_model::EntityRef;
+use surveyor_store::{ChangeFilter, EntityFilter, EntityRow, Store};
+
+use crate::output;
+use crate::{ChangesArgs, Cli, CliError, Command, DocFormat, EntitiesCommand, Format, SyncArgs, registry};
+
+pub async fn run(cli: Cli) -> Result<(), CliError> {
+    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("surveyor.toml"));
+    match cli.command {
+        Command::Init { force } => init(&config_path, force),
+        Command::Validate => validate(&config_path),
+        Command::Sync(args) => sync(&config_path, args).await,
+        Command::Entities(cmd) => entities(&config_path, cmd).await,
+        Command::Changes(args) => changes(&config_path, args).await,
+        Command::Runs { connector, limit, format } => runs(&config_path, connector, limit, format).await,
+    }
+}
+
+fn load(path: &Path) -> Result<Config, CliError> {
+    Config::load(path, registry::KINDS).map_err(|e| CliError::Input(e.to_string()))
+}
+
+async fn open(config: &Config) -> Result<Store, CliError> {
+    Store::connect(config.database_url().expose())
+        .await
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))
+}
+
+const TEMPLATE: &str = r#"# surveyor configuration. Every key is documented in the README's configuration reference.
+# Secrets are written as ${ENV_VAR} references; their values are never stored or logged.
+
+[catalog]
+# Where the catalog lives: "sqlite://path.db" (relative to this file) or "postgres://user@host/db".
+database = "sqlite://surveyor.db"
+# How long deleted entities are kept as tombstones before they are purged (s, m, h, d, w).
+retention = "30d"
+# A crawl that would delete more than this share of a scope's entities of one kind deletes
+# nothing and fails; `surveyor sync --allow-mass-delete` overrides it once.
+max_delete_ratio = 0.2
+
+# Entities declared in Backstage descriptor files (catalog-info.yaml format).
+[[connectors]]
+id = "catalog-files"
+kind = "file"
+# Cron schedule used by `surveyor serve` (5 fields, or 6 with seconds first).
+schedule = "*/15 * * * *"
+# Glob patterns relative to this file; ** crosses directories.
+paths = ["catalog/**/*.yaml"]
+"#;
+
+fn init(path: &Path, force: bool) -> Result<(), CliError> {
+    if path.exists() && !force {
+        return Err(CliError::Input(format!(
+            "{} already exists (use --force to overwrite)",
+            path.display()
+        )));
+    }
+    std::fs::write(path, TEMPLATE).map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    eprintln!("wrote {}; next: `surveyor validate`, then `surveyor sync`", path.display());
+    Ok(())
+}
+
+fn validate(path: &Path) -> Result<(), CliError> {
+    let config = load(path)?;
+    let base = config.base_dir();
+    let mut errors = Vec::new();
+    for spec in &config.connectors {
+        if let Err(e) = registry::build(spec, &base) {
+            errors.push(e);
+        }
+    }
+    if !errors.is_empty() {
+        return Err(CliError::Input(errors.join("\n")));
+    }
+    let enabled = config.connectors.iter().filter(|c| c.enabled).count();
+    println!(
+        "{}: ok ({} connectors, {} enabled; catalog on {})",
+        path.display(),
+        config.connectors.len(),
+        enabled,
+        match config.catalog.database.expose().split(':').next() {
+            Some("sqlite") => "SQLite",
+            _ => "Postgres",
+        }
+    );
+    Ok(())
+}
+
+async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
+    let config = load(path)?;
+    for wanted in &args.connectors {
+        if !config.connectors.iter().any(|c| &c.id == wanted) {
+            let ids: Vec<&str> = config.connectors.iter().map(|c| c.id.as_str()).collect();
+            return Err(CliError::Input(format!(
+                "--connector {wanted:?}: no such connector in {} (have: {})",
+                path.display(),
+                ids.join(", ")
+            )));
+        }
+    }
+    let selected: Vec<_> = config
+        .connectors
+        .iter()
+        .filter(|c| {
+            if args.connectors.is_empty() {
+                c.enabled
+            } else {
+                args.connectors.contains(&c.id)
+            }
+        })
+        .collect();
+    if selected.is_empty() {
+        return Err(CliError::Input(format!("{}: no enabled connectors to sync", path.display())));
+    }
+    let base = config.base_dir();
+    let mut connectors = Vec::new();
+    for spec in &selected {
+        connectors.push(registry::build(spec, &base).map_err(CliError::Input)?);
+    }
+    let store = open(&config).await?;
+    let options = ReconcileOptions {
+        max_delete_ratio: config.catalog.max_delete_ratio,
+        allow_mass_delete: args.allow_mass_delete,
+        dry_run: args.dry_run,
+        source_priority: config.source_priority(),
+    };
+    let mut reports = Vec::new();
+    for c in &connectors {
+        eprintln!("syncing {} ({}){}", c.id(), c.kind(), if args.dry_run { " [dry run]" } else { "" });
+        let report = run_connector(&store, c.as_ref(), &options).await?;
+        reports.push(report);
+    }
+    if !args.dry_run {
+        let before = Utc::now() - chrono::Duration::from_std(config.catalog.retention).unwrap_or(chrono::Duration::days(30));
+        let (purged, _) = store.purge_tombstones(before).await?;
+        if purged > 0 {
+            eprintln!("purged {purged} tombstones older than the retention period");
+        }
+    }
+    store.close().await;
+    print_sync(&reports, args.format);
+    // Refused or failed runs are runtime failures (1); bad input data is 2; else 0.
+    if reports.iter().any(|r| r.status == RunStatus::Failed) {
+        return Err(CliError::Exit(1));
+    }
+    if reports.iter().any(|r| !r.problems.is_empty()) {
+        return Err(CliError::Exit(2));
+    }
+    Ok(())
+}
+
+fn print_sync(reports: &[RunReport], format: Format) {
+    if format == Format::Json {
+        output::json(&serde_json::to_value(reports).unwrap_or(Value::Null));
+        return;
+    }
+    let rows: Vec<Vec<String>> = reports
+        .iter()
+        .map(|r| {
+            let c = &r.counts;
+            vec![
+                r.connector.clone(),
+                r.status.as_str().to_string() + if r.dry_run { " (dry run)" } else { "" },
+                c.created.to_string(),
+                c.updated.to_string(),
+                c.renamed.to_string(),
+                c.deleted.to_string(),
+                c.restored.to_string(),
+                c.unchanged.to_string(),
+                r.scopes.iter().map(|s| s.refused.len()).sum::<usize>().to_string(),
+            ]
+        })
+        .collect();
+    output::table(
+        &["CONNECTOR", "STATUS", "CREATED", "UPDATED", "RENAMED", "DELETED", "RESTORED", "UNCHANGED", "REFUSED"],
+        &rows,
+    );
+    for r in reports {
+        for s in &r.scopes {
+            if let Some(reason) = s.status.reason() {
+                eprintln!("{}: scope {:?} incomplete, nothing deleted there: {reason}", r.connector, s.scope);
+            }
+            for f in &s.refused {
+                eprintln!(
+                    "{}: REFUSED to delete {} of {} {} in scope {:?} (limit {:.0}%); rerun with --allow-mass-delete if intended",
+                    r.connector,
+                    f.would_delete,
+                    f.live,
+                    f.kind,
+                    s.scope,
+                    f.max_ratio * 100.0
+                );
+            }
+        }
+        for p in &r.problems {
+            eprintln!("{}: {p}", r.connector);
+        }
+        if let Some(e) = &r.error {
+            eprintln!("{}: {e}", r.connector);
+        }
+    }
+}
+
+fn parse_ref(input: &str, default_kind: Option<&str>) -> Result<EntityRef, CliError> {
+    EntityRef::parse_with(input, default_kind, "default").map_err(|e| CliError::Input(e.to_string()))
+}
+
+async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
+    let config = load(path)?;
+    let store = open(&config).await?;
+    match cmd {
+        EntitiesCommand::List {
+            kind,
+            namespace,
+            owner,
+            include_deleted,
+            format,
+        } => {
+            let owner = owner.map(|o| parse_ref(&o, Some("group")).map(|r| r.key())).transpose()?;
+            let rows = store
+                .list_entities(&EntityFilter {
+                    kind,
+                    namespace,
+                    owner,
+                    include_deleted,
+                    ..Default::default()
+                })
+                .await?;
+            if format == Format::Json {
+                let items: Vec<Value> = rows.iter().map(entity_json).collect();
+                output::json(&Value::Array(items));
+            } else {
+                let table: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|e| {
+                        let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+                        vec![
+                            e.display_ref.clone(),
+                            body["spec"]["owner"].as_str().unwrap_or("-").to_string(),
+                            body["spec"]["type"].as_str().unwrap_or("-").to_string(),
+                            body["spec"]["lifecycle"].as_str().unwrap_or("-").to_string(),
+                            if e.is_live() { "live".into() } else { "deleted".into() },
+                        ]
+                    })
+                    .collect();
+                output::table(&["REF", "OWNER", "TYPE", "LIFECYCLE", "STATUS"], &table);
+            }
+        }
+        EntitiesCommand::Get { entity, format } => {
+            let r = parse_ref(&entity, None)?;
+            let Some(row) = store.get_entity(&r.key()).await? else {
+                return Err(CliError::Input(format!("no entity {r} in the catalog")));
+            };
+            let relations = store.relations_of(&row.entity_ref).await?;
+            let mut doc = entity_json(&row);
+            doc["relations"] = relations
+                .iter()
+                .map(|r| json!({"type": r.kind, "targetRef": r.target_display}))
+                .collect();
+            match format {
+                DocFormat::Json => output::json(&doc),
+                DocFormat::Yaml => print!("{}", yaml_serde::to_string(&doc).unwrap_or_default()),
+            }
+        }
+    }
+    store.close().await;
+    Ok(())
+}
+
+/// An entity as printed: its body, plus surveyor's bookkeeping under `surveyor`.
+fn entity_json(e: &EntityRow) -> Value {
+    let mut body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+    let sources: Value = serde_json::from_str(&e.sources).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut body {
+        m.insert(
+            "surveyor".into(),
+            json!({
+                "ref": e.display_ref,
+                "uid": e.uid,
+                "sources": sources,
+                "createdAt": e.created_at,
+                "updatedAt": e.updated_at,
+                "deletedAt": e.deleted_at,
+            }),
+        );
+    }
+    body
+}
+
+fn parse_since(s: &str) -> Result<DateTime<Utc>, CliError> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(t.with_timezone(&Utc));
+    }
+    let age = parse_duration(s).map_err(|_| {
+        CliError::Input(format!(
+            "--since {s:?}: expected an RFC 3339 time (2026-01-31T12:00:00Z) or an age (90m, 12h, 7d)"
+        ))
+    })?;
+    Ok(Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero()))
+}
+
+async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
+    let since = args.since.as_deref().map(parse_since).transpose()?;
+    let config = load(path)?;
+    let store = open(&config).await?;
+    let entity_uid = match &args.entity {
+        None => None,
+        Some(e) => {
+            let r = parse_ref(e, None)?;
+            match store.resolve_uid(&r.key()).await? {
+                Some(uid) => Some(uid),
+                None => return Err(CliError::Input(format!("no entity {r} in the catalog or its history"))),
+            }
+        }
+    };
+    let mut rows = store
+        .list_changes(&ChangeFilter {
+            since,
+            entity_uid,
+            ..Default::default()
+        })
+        .await?;
+    if let Some(limit) = args.limit
+        && rows.len() > limit
+    {
+        rows.drain(..rows.len() - limit);
+    }
+    store.close().await;
+    if args.format == Format::Json {
+        output::json(&serde_json::to_value(&rows).unwrap_or(Value::Null));
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|c| {
+            let what = match (&c.previous_ref, c.op) {
+                (Some(prev), _) => format!("{prev} -> {}", c.entity_ref),
+                (None, _) => c.entity_ref.clone(),
+            };
+            let detail = summarize_patch(&c.patch, c.op);
+            vec![
+                c.seq.to_string(),
+                c.at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                c.op.to_string(),
+                what,
+                c.source.clone(),
+                detail,
+            ]
+        })
+        .collect();
+    output::table(&["SEQ", "AT (UTC)", "OP", "ENTITY", "SOURCE", "FIELDS"], &table);
+    Ok(())
+}
+
+/// The paths a patch touches, short enough for a table cell.
+fn summarize_patch(patch: &Value, op: surveyor_store::ChangeOp) -> String {
+    if matches!(op, surveyor_store::ChangeOp::Created | surveyor_store::ChangeOp::Deleted) {
+        return String::new();
+    }
+    let paths: Vec<&str> = patch
+        .as_array()
+        .map(|ops| ops.iter().filter_map(|o| o["path"].as_str()).collect())
+        .unwrap_or_default();
+    let mut s = paths.join(", ");
+    if s.chars().count() > 60 {
+        s = s.chars().take(57).collect::<String>() + "...";
+    }
+    s
+}
+
+async fn runs(path: &Path, connector: Option<String>, limit: i64, format: Format) -> Result<(), CliError> {
+    let config = load(path)?;
+    let store = open(&config).await?;
+    let rows = store.list_runs(connector.as_deref(), limit).await?;
+    store.close().await;
+    if format == Format::Json {
+        output::json(&serde_json::to_value(&rows).unwrap_or(Value::Null));
+        return Ok(());
+    }
+    let table: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                r.connector.clone(),
+                r.status.clone(),
+                r.counts.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                r.error.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    output::table(&["STARTED (UTC)", "CONNECTOR", "STATUS", "COUNTS", "ERROR"], &table);
+    Ok(())
+}

@@ -1,0 +1,26 @@
+//! The connector kinds this binary ships, and how each is built from its config table.
+//! Adding a connector kind means one entry in `KINDS` and one arm in `build`.
+
+use std::path::Path;
+
+use surveyor_engine::config::{ConfigErrors, ConnectorSpec, KindSpec};
+use surveyor_model::Connector;
+
+pub const KINDS: &[KindSpec] = &[KindSpec {
+    name: surveyor_connector_file::KIND,
+    keys: surveyor_connector_file::KEYS,
+}];
+
+/// Builds the connector a spec describes; errors are input errors located in the config.
+pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>, String> {
+    let located = |e: ConfigErrors| e.to_string();
+    match spec.kind.as_str() {
+        surveyor_connector_file::KIND => {
+            let options = spec.options().map_err(located)?;
+            let c = surveyor_connector_file::FileConnector::new(&spec.id, options, base_dir)
+                .map_err(|e| format!("{}: connectors[{}]: {e}", spec.file().display(), spec.index))?;
+            Ok(Box::new(c))
+        }
+        other => Err(format!("{}: connectors[{}].kind: unknown connector kind {other:?}", spec.file().display(), spec.index)),
+    }
+}
