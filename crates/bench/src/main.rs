@@ -1,1 +1,297 @@
-fn main() {}
+//! surveyor's benchmark programs. They print figures; they assert nothing.
+//!
+//! `cargo run --release -p surveyor-bench -- reconcile [--entities N] [--postgres URL]`
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use surveyor_engine::merge::{MergedEntity, ObservedEntity, SourceClaim};
+use surveyor_engine::{ReconcileOptions, run_connector};
+use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
+use surveyor_store::{ChangeOp, ChangeWrite, ConnectOptions, EntityWrite, ObservationWrite, Store};
+
+#[derive(Parser)]
+#[command(about = "surveyor benchmarks: programs that print figures")]
+struct Args {
+    #[command(subcommand)]
+    scenario: Scenario,
+}
+
+#[derive(Subcommand)]
+enum Scenario {
+    /// Reconcile N generated entities: initial load, no-change re-run, 1% changed, against the
+    /// raw bulk insert of the same rows (the floor).
+    Reconcile {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        /// Also run on this Postgres (default: $SURVEYOR_TEST_DATABASE_URL when set)
+        #[arg(long, env = "SURVEYOR_TEST_DATABASE_URL")]
+        postgres: Option<String>,
+        /// Skip SQLite
+        #[arg(long)]
+        no_sqlite: bool,
+    },
+}
+
+/// A connector that generates `n` components; `generation` changes the owner of 1% of them.
+struct Generated {
+    n: usize,
+    generation: usize,
+}
+
+fn entity(i: usize, generation: usize) -> Entity {
+    let mut e = Entity::new("Component", "default", &format!("service-{i:06}"));
+    e.metadata.description = Some(format!("Generated service number {i} of the benchmark org"));
+    e.metadata
+        .annotations
+        .insert("github.com/project-slug".into(), format!("acme/service-{i:06}"));
+    e.metadata.tags = vec!["rust".into(), format!("tier-{}", i % 3)];
+    let changed = generation > 0 && i % 100 == 0;
+    let owner = if changed {
+        format!("team-{}", (i / 100 + generation) % 500)
+    } else {
+        format!("team-{}", i % 500)
+    };
+    e.spec.insert("type".into(), "service".into());
+    e.spec.insert("lifecycle".into(), "production".into());
+    e.spec.insert("owner".into(), owner.into());
+    e.spec.insert("system".into(), format!("system-{}", i % 50).into());
+    e
+}
+
+#[async_trait::async_trait]
+impl Connector for Generated {
+    fn id(&self) -> &str {
+        "bench"
+    }
+    fn kind(&self) -> &'static str {
+        "generated"
+    }
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        for i in 0..self.n {
+            sink.send(Observation::discovered("org", format!("node-{i}"), entity(i, self.generation)))
+                .await?;
+        }
+        let mut o = Outcome::default();
+        o.complete("org");
+        Ok(o)
+    }
+}
+
+fn peak_rss_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+struct Figures {
+    backend: &'static str,
+    floor: Duration,
+    initial: Duration,
+    no_change: Duration,
+    one_percent: Duration,
+    changed_rows: u64,
+    peak_rss_mb: f64,
+}
+
+async fn reconcile_on(backend: &'static str, open: impl AsyncFn() -> anyhow::Result<Store>, n: usize) -> anyhow::Result<Figures> {
+    let store = open().await?;
+    let opts = ReconcileOptions::default();
+    let t = Instant::now();
+    let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
+    let initial = t.elapsed();
+    anyhow::ensure!(r.counts.created == n as u64, "initial load created {}", r.counts.created);
+    let t = Instant::now();
+    let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
+    let no_change = t.elapsed();
+    anyhow::ensure!(r.counts.changes() == 0, "no-change run changed {}", r.counts.changes());
+    let t = Instant::now();
+    let r = run_connector(&store, &Generated { n, generation: 1 }, &opts).await?;
+    let one_percent = t.elapsed();
+    let changed_rows = r.counts.updated;
+    let peak = peak_rss_mb();
+    store.close().await;
+
+    // The floor: the rows the initial load wrote, precomputed, bulk-inserted into a fresh store.
+    let fresh = open().await?;
+    let rows = floor_rows(n);
+    let t = Instant::now();
+    let mut tx = fresh.begin().await?;
+    let now = chrono::Utc::now();
+    tx.upsert_observations(&rows.observations).await?;
+    tx.upsert_entities(&rows.entities, now).await?;
+    tx.replace_relations(&[], &rows.relations).await?;
+    tx.insert_changes(&rows.changes, now).await?;
+    tx.commit().await?;
+    let floor = t.elapsed();
+    fresh.close().await;
+    Ok(Figures {
+        backend,
+        floor,
+        initial,
+        no_change,
+        one_percent,
+        changed_rows,
+        peak_rss_mb: peak,
+    })
+}
+
+struct FloorRows {
+    observations: Vec<ObservationWrite>,
+    entities: Vec<EntityWrite>,
+    relations: Vec<surveyor_store::RelationRow>,
+    changes: Vec<ChangeWrite>,
+}
+
+fn floor_rows(n: usize) -> FloorRows {
+    let mut rows = FloorRows {
+        observations: Vec::with_capacity(n),
+        entities: Vec::with_capacity(n),
+        relations: Vec::with_capacity(n * 4),
+        changes: Vec::with_capacity(n),
+    };
+    for i in 0..n {
+        let observed = ObservedEntity::new(&entity(i, 0), &[], false).expect("valid generated entity");
+        let body = observed.observation_body();
+        let uid = uuid::Uuid::now_v7().to_string();
+        let external_id = format!("node-{i}");
+        rows.observations.push(ObservationWrite {
+            source: "bench".into(),
+            external_id: external_id.clone(),
+            scope: "org".into(),
+            entity_ref: observed.entity_ref.key(),
+            kind: observed.kind.clone(),
+            declared: false,
+            hash: surveyor_model::hash::sha256_hex(body.as_bytes()),
+            body,
+            run_id: "floor".into(),
+        });
+        let merged = MergedEntity::new(
+            observed,
+            vec![SourceClaim {
+                source: "bench".into(),
+                external_id,
+                declared: false,
+                winner: true,
+            }],
+        );
+        let w = &merged.winner;
+        rows.changes.push(ChangeWrite {
+            run_id: "floor".into(),
+            source: "bench".into(),
+            entity_uid: uid.clone(),
+            entity_ref: w.entity_ref.to_string(),
+            previous_ref: None,
+            op: ChangeOp::Created,
+            patch: format!("[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]", w.entity_json),
+        });
+        rows.entities.push(EntityWrite {
+            uid,
+            entity_ref: w.entity_ref.key(),
+            display_ref: w.entity_ref.to_string(),
+            kind: w.kind.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            body: w.entity_json.clone(),
+            hash: w.entity_hash.clone(),
+            sources: merged.sources_json.clone(),
+            meta_hash: merged.meta_hash.clone(),
+        });
+        rows.relations.extend(merged.relation_rows.iter().cloned());
+    }
+    rows
+}
+
+fn print(f: &Figures, n: usize) {
+    let secs = |d: Duration| d.as_secs_f64();
+    println!("\n== reconcile {n} entities on {} ==", f.backend);
+    println!("{:<34} {:>10}", "phase", "seconds");
+    println!("{:<34} {:>10.2}", "floor: raw bulk insert of the rows", secs(f.floor));
+    println!(
+        "{:<34} {:>10.2}   {:.2}x floor (target <= 1.5x)",
+        "initial load",
+        secs(f.initial),
+        secs(f.initial) / secs(f.floor)
+    );
+    println!(
+        "{:<34} {:>10.2}   {:.2}x initial (target <= 0.3x)",
+        "no-change re-run",
+        secs(f.no_change),
+        secs(f.no_change) / secs(f.initial)
+    );
+    println!(
+        "{:<34} {:>10.2}   {} entities updated",
+        "1% changed",
+        secs(f.one_percent),
+        f.changed_rows
+    );
+    println!("{:<34} {:>10.1}   (target <= 200 MB)", "peak RSS so far, MB", f.peak_rss_mb);
+    println!("{:<34} {:>10.0}", "initial load, entities/s", n as f64 / secs(f.initial));
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    match Args::parse().scenario {
+        Scenario::Reconcile {
+            entities,
+            postgres,
+            no_sqlite,
+        } => {
+            println!(
+                "machine: {} cores; build: {}",
+                std::thread::available_parallelism().map_or(0, |n| n.get()),
+                if cfg!(debug_assertions) { "debug (use --release)" } else { "release" }
+            );
+            if !no_sqlite {
+                let dir = tempfile_dir()?;
+                let counter = std::sync::atomic::AtomicUsize::new(0);
+                let f = reconcile_on(
+                    "SQLite",
+                    async || {
+                        let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let url = format!("sqlite://{}/bench-{k}.db", dir.display());
+                        Store::connect(&url).await.context("open SQLite")
+                    },
+                    entities,
+                )
+                .await?;
+                print(&f, entities);
+                let _ = std::fs::remove_dir_all(&dir);
+            }
+            if let Some(url) = postgres {
+                let schemas = std::sync::Mutex::new(Vec::new());
+                let f = reconcile_on(
+                    "Postgres",
+                    async || {
+                        let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
+                        schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(schema.clone());
+                        Store::connect_with(&url, ConnectOptions { schema: Some(schema) })
+                            .await
+                            .context("open Postgres")
+                    },
+                    entities,
+                )
+                .await?;
+                print(&f, entities);
+                let cleanup = Store::connect(&url).await?;
+                for s in schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.iter() {
+                    cleanup.drop_schema(s).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
+    let dir = std::env::temp_dir().join(format!("surveyor-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
+}

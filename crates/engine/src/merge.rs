@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 use serde_json::Value;
-use surveyor_model::hash::{canonical_json, content_hash};
+use surveyor_model::hash::canonical_json;
 use surveyor_model::{Entity, EntityRef, Relation, inverse_relation};
 use surveyor_store::RelationRow;
 
@@ -136,11 +136,17 @@ impl MergedEntity {
         relation_rows.sort();
         relation_rows.dedup();
         let sources_json = canonical_json(&serde_json::to_value(&sources).unwrap_or(Value::Null));
-        let relations_json = serde_json::to_value(&relation_rows).unwrap_or(Value::Null);
-        let meta_hash = content_hash(&serde_json::json!({
-            "sources": serde_json::from_str::<Value>(&sources_json).unwrap_or(Value::Null),
-            "relations": relations_json,
-        }));
+        // Cheap to compute on every ref of every run: no JSON round trip.
+        let mut meta = String::with_capacity(sources_json.len() + relation_rows.len() * 96);
+        meta.push_str(&sources_json);
+        for r in &relation_rows {
+            meta.push('\n');
+            for part in [&r.origin_ref, &r.source_ref, &r.kind, &r.target_ref, &r.target_display] {
+                meta.push_str(part);
+                meta.push('\t');
+            }
+        }
+        let meta_hash = surveyor_model::hash::sha256_hex(meta.as_bytes());
         Self {
             winner,
             sources,

@@ -163,6 +163,8 @@ pub enum ReconcileError {
 struct Pending {
     external_id: String,
     observed: ObservedEntity,
+    /// The observation as stored (canonical JSON) and its hash.
+    body: String,
     obs_hash: String,
 }
 
@@ -390,7 +392,8 @@ async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String
                 continue;
             }
         };
-        let obs_hash = surveyor_model::hash::sha256_hex(observed.observation_body().as_bytes());
+        let body = observed.observation_body();
+        let obs_hash = surveyor_model::hash::sha256_hex(body.as_bytes());
         if let Some(k) = known.get_mut(&obs.external_id) {
             k.seen = true;
             if k.row.live && k.row.hash == obs_hash && k.row.scope == obs.scope {
@@ -401,6 +404,7 @@ async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String
         pending.entry(obs.scope).or_default().push(Pending {
             external_id: obs.external_id,
             observed,
+            body,
             obs_hash,
         });
     }
@@ -463,7 +467,7 @@ enum Desired {
 }
 
 impl ScopeJob<'_> {
-    async fn apply(self, tx: &mut StoreTx) -> Result<Counts, ReconcileError> {
+    async fn apply(mut self, tx: &mut StoreTx) -> Result<Counts, ReconcileError> {
         for r in self.refused {
             tx.insert_refusal(
                 &RefusalRow {
@@ -492,7 +496,7 @@ impl ScopeJob<'_> {
                     kind: p.observed.kind.clone(),
                     declared: p.observed.declared,
                     hash: p.obs_hash.clone(),
-                    body: p.observed.observation_body(),
+                    body: p.body.clone(),
                     run_id: self.run_id.to_string(),
                 })
                 .collect();
@@ -503,8 +507,6 @@ impl ScopeJob<'_> {
             .await?;
 
         // 2. Which entity refs may have changed, and which pairs may be renames.
-        let in_memory: HashMap<&str, &ObservedEntity> =
-            self.writes.iter().map(|p| (p.external_id.as_str(), &p.observed)).collect();
         let mut affected: BTreeSet<String> = BTreeSet::new();
         let mut rename_pairs: Vec<(String, String)> = Vec::new();
         for p in &self.writes {
@@ -520,6 +522,11 @@ impl ScopeJob<'_> {
         for d in &self.deletions {
             affected.insert(d.entity_ref.clone());
         }
+        // Each written observation is needed at most once, as its ref's winner: move, not clone.
+        let mut in_memory: HashMap<String, ObservedEntity> = std::mem::take(&mut self.writes)
+            .into_iter()
+            .map(|p| (p.external_id, p.observed))
+            .collect();
 
         // 3. Rename candidates first, each old/new pair in the same batch; then the rest.
         let mut counts = Counts::default();
@@ -537,7 +544,7 @@ impl ScopeJob<'_> {
         let rest: Vec<String> = affected.into_iter().collect();
         batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
         for batch in batches {
-            self.apply_batch(tx, &batch, &rename_pairs, &in_memory, &mut counts, &mut changes)
+            self.apply_batch(tx, &batch, &rename_pairs, &mut in_memory, &mut counts, &mut changes)
                 .await?;
             tx.insert_changes(&changes, self.now).await?;
             changes.clear();
@@ -550,7 +557,7 @@ impl ScopeJob<'_> {
         tx: &mut StoreTx,
         refs: &[String],
         rename_pairs: &[(String, String)],
-        in_memory: &HashMap<&str, &ObservedEntity>,
+        in_memory: &mut HashMap<String, ObservedEntity>,
         counts: &mut Counts,
         changes: &mut Vec<ChangeWrite>,
     ) -> Result<(), ReconcileError> {
@@ -587,7 +594,6 @@ impl ScopeJob<'_> {
             let patch = diff_patch(&old_row.body, &merged.winner.entity_json);
             entity_writes.push(entity_write(&old_row.uid, merged));
             relation_origins.push(old.clone());
-            relation_origins.push(new.clone());
             relation_rows.extend(merged.relation_rows.iter().cloned());
             counts.count(ChangeOp::Renamed);
             changes.push(ChangeWrite {
@@ -656,7 +662,10 @@ impl ScopeJob<'_> {
             };
             let Desired::Present(m) = want else { continue };
             entity_writes.push(entity_write(&uid, m));
-            relation_origins.push(key.clone());
+            if row.is_some() {
+                // Rows this entity made before; a new entity has none to remove.
+                relation_origins.push(key.clone());
+            }
             relation_rows.extend(m.relation_rows.iter().cloned());
             counts.count(op);
             changes.push(ChangeWrite {
@@ -672,7 +681,7 @@ impl ScopeJob<'_> {
 
         tx.tombstone_entities(&tombstones, self.run_id, self.now).await?;
         tx.upsert_entities(&entity_writes, self.now).await?;
-        if !relation_origins.is_empty() {
+        if !relation_origins.is_empty() || !relation_rows.is_empty() {
             tx.replace_relations(&relation_origins, &relation_rows).await?;
         }
         Ok(())
@@ -683,7 +692,7 @@ impl ScopeJob<'_> {
         &self,
         tx: &mut StoreTx,
         refs: &[String],
-        in_memory: &HashMap<&str, &ObservedEntity>,
+        in_memory: &mut HashMap<String, ObservedEntity>,
     ) -> Result<HashMap<String, Desired>, ReconcileError> {
         let mut by_ref: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();
         for o in tx.live_observations(refs).await? {
@@ -725,7 +734,7 @@ impl ScopeJob<'_> {
                 continue;
             };
             let winner = if wsource == self.source {
-                in_memory.get(wext.as_str()).map(|o| (*o).clone())
+                in_memory.remove(wext.as_str())
             } else {
                 None
             }
