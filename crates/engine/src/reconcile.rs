@@ -159,9 +159,17 @@ pub enum ReconcileError {
     },
 }
 
+/// Where an external id pointed before this run.
+struct Previous {
+    entity_ref: String,
+    live: bool,
+}
+
 /// An observation that differs from what is stored and must be written.
 struct Pending {
+    scope: String,
     external_id: String,
+    previous: Option<Previous>,
     observed: ObservedEntity,
     /// The observation as stored (canonical JSON) and its hash.
     body: String,
@@ -218,94 +226,62 @@ async fn reconcile_crawl(
     run_id: &str,
 ) -> Result<RunReport, ReconcileError> {
     let source = connector.id().to_string();
-    let mut known: HashMap<String, Known> = store
+    let known: HashMap<String, Known> = store
         .observation_index(&source)
         .await?
         .into_iter()
         .map(|row| (row.external_id.clone(), Known { row, seen: false }))
         .collect();
+    let mut run = RunState {
+        store,
+        job: ScopeJob {
+            source: source.clone(),
+            run_id: run_id.to_string(),
+            now: Utc::now(),
+            options,
+        },
+        known,
+        seen_now: HashSet::new(),
+        observed_scopes: BTreeSet::new(),
+        problems: Vec::new(),
+        counts: Counts::default(),
+        per_scope: BTreeMap::new(),
+        tx: None,
+        open_scope: None,
+        batch: Vec::new(),
+        buffered: BTreeMap::new(),
+    };
 
     let (sink, rx) = ObservationSink::channel(&source, 1024);
-    let (crawl, collected) = tokio::join!(connector.crawl(sink), collect(rx, &mut known));
-    let Collected {
-        mut pending,
-        scopes: observed_scopes,
-        mut problems,
-        mut counts,
-    } = collected;
+    let (crawl, received) = tokio::join!(connector.crawl(sink), run.receive_all(rx));
+    if let Err(e) = received {
+        if let Some(tx) = run.tx.take() {
+            let _ = tx.rollback().await;
+        }
+        return Err(e);
+    }
     let (mut outcome, error) = match crawl {
         Ok(outcome) => (outcome, None),
         Err(e) => (Outcome::default(), Some(connector_error(&e))),
     };
-    problems.append(&mut outcome.problems);
-    for p in &problems {
+    run.problems.append(&mut outcome.problems);
+    for p in &run.problems {
         outcome.partial(p.scope.clone(), format!("problem at {}", p.location));
     }
-
-    // Every scope we heard of: reported by the connector, or observed in this run.
-    let mut scopes: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
-    scopes.extend(observed_scopes);
-    let now = Utc::now();
-    let mut reports = Vec::new();
-    let mut dry_tx = if options.dry_run { Some(store.begin().await?) } else { None };
-
-    for scope in scopes {
-        let status = match (outcome.status(&scope), &error) {
-            (Some(s), None) => s.clone(),
-            (Some(_), Some(e)) | (None, Some(e)) => ScopeStatus::Failed { reason: e.clone() },
-            (None, None) => ScopeStatus::Failed {
-                reason: "the connector did not report this scope".into(),
-            },
-        };
-        let writes = pending.remove(&scope).unwrap_or_default();
-        let mut deletions: Vec<&ObservationIndexRow> = Vec::new();
-        if status.is_complete() {
-            deletions = known
-                .values()
-                .filter(|k| k.row.live && !k.seen && k.row.scope == scope)
-                .map(|k| &k.row)
-                .collect();
-            deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-        }
-        let refused = guard(&known, &scope, &deletions, options);
-        if !refused.is_empty() {
-            deletions.clear();
-        }
-        let mut scope_counts = Counts::default();
-        if !writes.is_empty() || !deletions.is_empty() || !refused.is_empty() {
-            let deletion_rows: Vec<ObservationIndexRow> = deletions.into_iter().cloned().collect();
-            let job = ScopeJob {
-                source: &source,
-                scope: &scope,
-                run_id,
-                now,
-                writes,
-                deletions: deletion_rows,
-                refused: &refused,
-                known: &known,
-                options,
-            };
-            match dry_tx.as_mut() {
-                Some(tx) => scope_counts = job.apply(tx).await?,
-                None => {
-                    let mut tx = store.begin().await?;
-                    scope_counts = job.apply(&mut tx).await?;
-                    tx.commit().await?;
-                }
+    let reports = match run.finish(&outcome, error.as_deref()).await {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(tx) = run.tx.take() {
+                let _ = tx.rollback().await;
             }
+            return Err(e);
         }
-        counts.add(&scope_counts);
-        reports.push(ScopeReport {
-            scope,
-            status,
-            counts: scope_counts,
-            refused,
-        });
-    }
-    if let Some(tx) = dry_tx {
-        tx.rollback().await?;
-    }
+    };
 
+    let mut counts = run.counts.clone();
+    for r in &reports {
+        counts.add(&r.counts);
+    }
     let refused = reports.iter().any(|r| !r.refused.is_empty());
     let status = if error.is_some() || refused {
         RunStatus::Failed
@@ -334,7 +310,6 @@ async fn reconcile_crawl(
             format!("deletion guard refused: {}", parts.join("; "))
         })
     });
-    counts.observed = counts.observed.max(counts.unchanged);
     Ok(RunReport {
         run_id: run_id.to_string(),
         connector: source,
@@ -342,7 +317,7 @@ async fn reconcile_crawl(
         status,
         counts,
         scopes: reports,
-        problems,
+        problems: run.problems,
         error,
     })
 }
@@ -351,68 +326,200 @@ fn connector_error(e: &ConnectorError) -> String {
     format!("connector failed: {e}")
 }
 
-struct Collected {
-    pending: BTreeMap<String, Vec<Pending>>,
-    /// Every scope an observation was tagged with, changed or not.
-    scopes: BTreeSet<String>,
+/// Observations changed since the last crawl are written in batches of this many.
+const WRITE_BATCH: usize = 1000;
+
+/// The state of one run while the crawl streams in.
+///
+/// The first scope with a change gets its transaction at once and its changes are written in
+/// batches while the crawl goes on (so memory stays flat and the disk works while the source
+/// is read). Changes to other scopes wait in memory: each scope has exactly one transaction,
+/// and SQLite has one writer. At the end each scope decides its deletions and commits.
+struct RunState<'a> {
+    store: &'a Store,
+    job: ScopeJob<'a>,
+    known: HashMap<String, Known>,
+    /// External ids seen in this crawl that the index did not know.
+    seen_now: HashSet<String>,
+    observed_scopes: BTreeSet<String>,
     problems: Vec<Problem>,
+    /// Run-level counts (observed, unchanged).
     counts: Counts,
+    per_scope: BTreeMap<String, Counts>,
+    /// The open transaction (in a dry run, the one transaction of the whole run).
+    tx: Option<StoreTx>,
+    open_scope: Option<String>,
+    batch: Vec<Pending>,
+    buffered: BTreeMap<String, Vec<Pending>>,
 }
 
-/// Drains the crawl's observations: unchanged ones are only marked seen, the rest kept.
-async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String, Known>) -> Collected {
-    let mut pending: BTreeMap<String, Vec<Pending>> = BTreeMap::new();
-    let mut problems = Vec::new();
-    let mut counts = Counts::default();
-    let mut seen_now: HashSet<String> = HashSet::new();
-    let mut scopes = BTreeSet::new();
-    while let Some(obs) = rx.recv().await {
-        counts.observed += 1;
-        if !scopes.contains(&obs.scope) {
-            scopes.insert(obs.scope.clone());
+impl RunState<'_> {
+    async fn receive_all(&mut self, mut rx: mpsc::Receiver<Observation>) -> Result<(), ReconcileError> {
+        while let Some(obs) = rx.recv().await {
+            if let Some(p) = self.classify(obs) {
+                self.stage(p).await?;
+            }
         }
-        if !seen_now.insert(obs.external_id.clone()) {
-            problems.push(Problem {
+        Ok(())
+    }
+
+    /// Marks an observation seen; returns it when it differs from what is stored.
+    fn classify(&mut self, obs: Observation) -> Option<Pending> {
+        self.counts.observed += 1;
+        if !self.observed_scopes.contains(&obs.scope) {
+            self.observed_scopes.insert(obs.scope.clone());
+        }
+        let first_time = match self.known.get_mut(&obs.external_id) {
+            Some(k) => !std::mem::replace(&mut k.seen, true),
+            None => self.seen_now.insert(obs.external_id.clone()),
+        };
+        if !first_time {
+            self.problems.push(Problem {
                 scope: obs.scope.clone(),
                 location: obs.external_id.clone(),
                 field: None,
                 message: "the source reported this external id twice in one crawl; the first was kept".into(),
             });
-            continue;
+            return None;
         }
         let observed = match ObservedEntity::new(&obs.entity, &obs.relations, obs.declared) {
             Ok(o) => o,
             Err(e) => {
-                problems.push(Problem {
+                self.problems.push(Problem {
                     scope: obs.scope.clone(),
                     location: obs.external_id.clone(),
                     field: Some("metadata.name".into()),
                     message: e.to_string(),
                 });
-                continue;
+                return None;
             }
         };
         let body = observed.observation_body();
         let obs_hash = surveyor_model::hash::sha256_hex(body.as_bytes());
-        if let Some(k) = known.get_mut(&obs.external_id) {
-            k.seen = true;
-            if k.row.live && k.row.hash == obs_hash && k.row.scope == obs.scope {
-                counts.unchanged += 1;
-                continue;
-            }
+        let previous = self.known.get(&obs.external_id).map(|k| Previous {
+            entity_ref: k.row.entity_ref.clone(),
+            live: k.row.live,
+        });
+        if let Some(k) = self.known.get(&obs.external_id)
+            && k.row.live
+            && k.row.hash == obs_hash
+            && k.row.scope == obs.scope
+        {
+            self.counts.unchanged += 1;
+            return None;
         }
-        pending.entry(obs.scope).or_default().push(Pending {
+        Some(Pending {
+            scope: obs.scope,
             external_id: obs.external_id,
             observed,
             body,
             obs_hash,
-        });
+            previous,
+        })
     }
-    Collected {
-        pending,
-        scopes,
-        problems,
-        counts,
+
+    /// Writes a changed observation now (its scope's transaction is open) or keeps it for later.
+    async fn stage(&mut self, p: Pending) -> Result<(), ReconcileError> {
+        if self.open_scope.is_none() {
+            self.open_scope = Some(p.scope.clone());
+            if self.tx.is_none() {
+                self.tx = Some(self.store.begin().await?);
+            }
+        }
+        if self.open_scope.as_deref() == Some(p.scope.as_str()) {
+            self.batch.push(p);
+            if self.batch.len() >= WRITE_BATCH {
+                let batch = std::mem::take(&mut self.batch);
+                self.write(batch, Vec::new()).await?;
+            }
+        } else {
+            self.buffered.entry(p.scope.clone()).or_default().push(p);
+        }
+        Ok(())
+    }
+
+    /// Applies writes and deletions of the open scope inside its transaction.
+    async fn write(&mut self, writes: Vec<Pending>, deletions: Vec<ObservationIndexRow>) -> Result<(), ReconcileError> {
+        let Some(scope) = self.open_scope.clone() else {
+            return Ok(());
+        };
+        let Some(tx) = self.tx.as_mut() else { return Ok(()) };
+        let counts = self.per_scope.entry(scope.clone()).or_default();
+        self.job.apply(tx, &scope, writes, deletions, counts).await
+    }
+
+    /// Ends every scope: writes what waited, deletes where the crawl was complete (and the
+    /// guard allows), records refusals, commits each scope's transaction.
+    async fn finish(&mut self, outcome: &Outcome, error: Option<&str>) -> Result<Vec<ScopeReport>, ReconcileError> {
+        let mut scopes: Vec<String> = Vec::new();
+        scopes.extend(self.open_scope.clone());
+        let mut rest: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
+        rest.extend(self.observed_scopes.iter().cloned());
+        rest.extend(self.buffered.keys().cloned());
+        scopes.extend(rest.into_iter().filter(|s| Some(s) != self.open_scope.as_ref()));
+
+        let mut reports = Vec::new();
+        for scope in scopes {
+            let status = match (outcome.status(&scope), error) {
+                (Some(s), None) => s.clone(),
+                (_, Some(e)) => ScopeStatus::Failed { reason: e.to_string() },
+                (None, None) => ScopeStatus::Failed {
+                    reason: "the connector did not report this scope".into(),
+                },
+            };
+            let mut deletions: Vec<ObservationIndexRow> = Vec::new();
+            if status.is_complete() {
+                deletions = self
+                    .known
+                    .values()
+                    .filter(|k| k.row.live && !k.seen && k.row.scope == scope)
+                    .map(|k| k.row.clone())
+                    .collect();
+                deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
+            }
+            let refused = guard(&self.known, &scope, &deletions, self.job.options);
+            if !refused.is_empty() {
+                deletions.clear();
+            }
+            let waiting = self.buffered.remove(&scope).unwrap_or_default();
+            let is_open = self.open_scope.as_deref() == Some(scope.as_str());
+            if is_open || !waiting.is_empty() || !deletions.is_empty() || !refused.is_empty() {
+                if !is_open {
+                    self.open_scope = Some(scope.clone());
+                    if self.tx.is_none() {
+                        self.tx = Some(self.store.begin().await?);
+                    }
+                }
+                let mut writes = std::mem::take(&mut self.batch);
+                writes.extend(waiting);
+                while !writes.is_empty() {
+                    let rest = writes.split_off(writes.len().min(WRITE_BATCH));
+                    self.write(writes, Vec::new()).await?;
+                    writes = rest;
+                }
+                self.write(Vec::new(), deletions).await?;
+                if let Some(tx) = self.tx.as_mut() {
+                    self.job.record_refusals(tx, &scope, &refused).await?;
+                }
+                if !self.job.options.dry_run
+                    && let Some(tx) = self.tx.take()
+                {
+                    tx.commit().await?;
+                }
+                self.open_scope = None;
+            }
+            reports.push(ScopeReport {
+                counts: self.per_scope.remove(&scope).unwrap_or_default(),
+                scope,
+                status,
+                refused,
+            });
+        }
+        if let Some(tx) = self.tx.take() {
+            // Only a dry run gets here with a transaction: it writes nothing.
+            tx.rollback().await?;
+        }
+        Ok(reports)
     }
 }
 
@@ -420,7 +527,7 @@ async fn collect(mut rx: mpsc::Receiver<Observation>, known: &mut HashMap<String
 fn guard(
     known: &HashMap<String, Known>,
     scope: &str,
-    deletions: &[&ObservationIndexRow],
+    deletions: &[ObservationIndexRow],
     options: &ReconcileOptions,
 ) -> Vec<Refusal> {
     if deletions.is_empty() || options.allow_mass_delete {
@@ -447,33 +554,28 @@ fn guard(
         .collect()
 }
 
-/// The writes of one scope, applied inside one transaction.
+/// Writes one batch of a scope's changes inside its transaction.
 struct ScopeJob<'a> {
-    source: &'a str,
-    scope: &'a str,
-    run_id: &'a str,
+    source: String,
+    run_id: String,
     now: DateTime<Utc>,
-    writes: Vec<Pending>,
-    deletions: Vec<ObservationIndexRow>,
-    refused: &'a [Refusal],
-    known: &'a HashMap<String, Known>,
     options: &'a ReconcileOptions,
 }
 
-/// What the catalog should hold for a ref after this scope's writes.
+/// What the catalog should hold for a ref after this batch's writes.
 enum Desired {
     Absent,
     Present(Box<MergedEntity>),
 }
 
 impl ScopeJob<'_> {
-    async fn apply(mut self, tx: &mut StoreTx) -> Result<Counts, ReconcileError> {
-        for r in self.refused {
+    async fn record_refusals(&self, tx: &mut StoreTx, scope: &str, refused: &[Refusal]) -> Result<(), ReconcileError> {
+        for r in refused {
             tx.insert_refusal(
                 &RefusalRow {
-                    run_id: self.run_id.to_string(),
-                    source: self.source.to_string(),
-                    scope: self.scope.to_string(),
+                    run_id: self.run_id.clone(),
+                    source: self.source.clone(),
+                    scope: scope.to_string(),
                     kind: r.kind.clone(),
                     live: r.live as i64,
                     would_delete: r.would_delete as i64,
@@ -483,53 +585,66 @@ impl ScopeJob<'_> {
             )
             .await?;
         }
+        Ok(())
+    }
 
+    /// Writes observations, then recomputes every entity they (or the deletions) touch.
+    async fn apply(
+        &self,
+        tx: &mut StoreTx,
+        scope: &str,
+        writes: Vec<Pending>,
+        deletions: Vec<ObservationIndexRow>,
+        counts: &mut Counts,
+    ) -> Result<(), ReconcileError> {
+        if writes.is_empty() && deletions.is_empty() {
+            return Ok(());
+        }
         // 1. Observations.
-        for chunk in self.writes.chunks(500) {
+        for chunk in writes.chunks(500) {
             let rows: Vec<ObservationWrite> = chunk
                 .iter()
                 .map(|p| ObservationWrite {
-                    source: self.source.to_string(),
+                    source: self.source.clone(),
                     external_id: p.external_id.clone(),
-                    scope: self.scope.to_string(),
+                    scope: scope.to_string(),
                     entity_ref: p.observed.entity_ref.key(),
                     kind: p.observed.kind.clone(),
                     declared: p.observed.declared,
                     hash: p.obs_hash.clone(),
                     body: p.body.clone(),
-                    run_id: self.run_id.to_string(),
+                    run_id: self.run_id.clone(),
                 })
                 .collect();
             tx.upsert_observations(&rows).await?;
         }
-        let deleted_ids: Vec<String> = self.deletions.iter().map(|d| d.external_id.clone()).collect();
-        tx.delete_observations(self.source, &deleted_ids, self.run_id, self.now)
-            .await?;
+        let deleted_ids: Vec<String> = deletions.iter().map(|d| d.external_id.clone()).collect();
+        if !deleted_ids.is_empty() {
+            tx.delete_observations(&self.source, &deleted_ids, &self.run_id, self.now)
+                .await?;
+        }
 
         // 2. Which entity refs may have changed, and which pairs may be renames.
         let mut affected: BTreeSet<String> = BTreeSet::new();
         let mut rename_pairs: Vec<(String, String)> = Vec::new();
-        for p in &self.writes {
+        for p in &writes {
             let new_ref = p.observed.entity_ref.key();
-            if let Some(k) = self.known.get(&p.external_id) {
-                if k.row.live && k.row.entity_ref != new_ref {
-                    rename_pairs.push((k.row.entity_ref.clone(), new_ref.clone()));
+            if let Some(prev) = &p.previous {
+                if prev.live && prev.entity_ref != new_ref {
+                    rename_pairs.push((prev.entity_ref.clone(), new_ref.clone()));
                 }
-                affected.insert(k.row.entity_ref.clone());
+                affected.insert(prev.entity_ref.clone());
             }
             affected.insert(new_ref);
         }
-        for d in &self.deletions {
+        for d in &deletions {
             affected.insert(d.entity_ref.clone());
         }
         // Each written observation is needed at most once, as its ref's winner: move, not clone.
-        let mut in_memory: HashMap<String, ObservedEntity> = std::mem::take(&mut self.writes)
-            .into_iter()
-            .map(|p| (p.external_id, p.observed))
-            .collect();
+        let mut in_memory: HashMap<String, ObservedEntity> =
+            writes.into_iter().map(|p| (p.external_id, p.observed)).collect();
 
         // 3. Rename candidates first, each old/new pair in the same batch; then the rest.
-        let mut counts = Counts::default();
         let mut changes: Vec<ChangeWrite> = Vec::new();
         let mut pair_refs: Vec<String> = Vec::new();
         for (old, new) in &rename_pairs {
@@ -544,12 +659,12 @@ impl ScopeJob<'_> {
         let rest: Vec<String> = affected.into_iter().collect();
         batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
         for batch in batches {
-            self.apply_batch(tx, &batch, &rename_pairs, &mut in_memory, &mut counts, &mut changes)
+            self.apply_batch(tx, &batch, &rename_pairs, &mut in_memory, counts, &mut changes)
                 .await?;
             tx.insert_changes(&changes, self.now).await?;
             changes.clear();
         }
-        Ok(counts)
+        Ok(())
     }
 
     async fn apply_batch(
@@ -597,8 +712,8 @@ impl ScopeJob<'_> {
             relation_rows.extend(merged.relation_rows.iter().cloned());
             counts.count(ChangeOp::Renamed);
             changes.push(ChangeWrite {
-                run_id: self.run_id.to_string(),
-                source: self.source.to_string(),
+                run_id: self.run_id.clone(),
+                source: self.source.clone(),
                 entity_uid: old_row.uid.clone(),
                 entity_ref: merged.winner.entity_ref.to_string(),
                 previous_ref: Some(old_row.display_ref.clone()),
@@ -648,8 +763,8 @@ impl ScopeJob<'_> {
                     relation_origins.push(key.clone());
                     counts.count(ChangeOp::Deleted);
                     changes.push(ChangeWrite {
-                        run_id: self.run_id.to_string(),
-                        source: self.source.to_string(),
+                        run_id: self.run_id.clone(),
+                        source: self.source.clone(),
                         entity_uid: r.uid.clone(),
                         entity_ref: r.display_ref.clone(),
                         previous_ref: None,
@@ -669,8 +784,8 @@ impl ScopeJob<'_> {
             relation_rows.extend(m.relation_rows.iter().cloned());
             counts.count(op);
             changes.push(ChangeWrite {
-                run_id: self.run_id.to_string(),
-                source: self.source.to_string(),
+                run_id: self.run_id.clone(),
+                source: self.source.clone(),
                 entity_uid: uid,
                 entity_ref: m.winner.entity_ref.to_string(),
                 previous_ref: previous,
@@ -679,7 +794,7 @@ impl ScopeJob<'_> {
             });
         }
 
-        tx.tombstone_entities(&tombstones, self.run_id, self.now).await?;
+        tx.tombstone_entities(&tombstones, &self.run_id, self.now).await?;
         tx.upsert_entities(&entity_writes, self.now).await?;
         if !relation_origins.is_empty() || !relation_rows.is_empty() {
             tx.replace_relations(&relation_origins, &relation_rows).await?;
@@ -707,7 +822,7 @@ impl ScopeJob<'_> {
         for (key, candidates) in &by_ref {
             if let Some((source, ext, _)) = pick_winner(candidates, &self.options.source_priority) {
                 winners.insert(key.clone(), (source.clone(), ext.clone()));
-                if source != self.source || !in_memory.contains_key(ext.as_str()) {
+                if *source != self.source || !in_memory.contains_key(ext.as_str()) {
                     to_fetch.entry(source.clone()).or_default().push(ext.clone());
                 }
             }
@@ -733,7 +848,7 @@ impl ScopeJob<'_> {
                 out.insert(key.clone(), Desired::Absent);
                 continue;
             };
-            let winner = if wsource == self.source {
+            let winner = if *wsource == self.source {
                 in_memory.remove(wext.as_str())
             } else {
                 None

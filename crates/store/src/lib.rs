@@ -122,11 +122,11 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
-        // The writer gets a 64 MiB page cache and in-memory statement journals: a large scope
+        // The writer gets a 32 MiB page cache and in-memory statement journals: a large scope
         // transaction otherwise spills pages to the WAL and journals to temp files mid-way.
         let writer_opts = opts
             .clone()
-            .pragma("cache_size", "-65536")
+            .pragma("cache_size", "-32768")
             .pragma("temp_store", "memory");
         let writer = SqlitePoolOptions::new()
             .max_connections(1)

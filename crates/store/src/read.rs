@@ -1,6 +1,7 @@
 //! Reads for the engine, the CLI and the API: observation indexes, entities, relations, history.
 
 use chrono::{DateTime, Utc};
+use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use crate::sql::sql;
@@ -67,20 +68,21 @@ impl Store {
             "SELECT external_id, scope, entity_ref, kind, hash, deleted_at IS NULL AS live \
              FROM observations WHERE source = $1",
         );
+        // Streamed: a large source's index is built row by row, never held twice.
         on_pool!(self, pool => {
-            let rows = sqlx::query(q).bind(source).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(ObservationIndexRow {
-                        external_id: r.try_get("external_id")?,
-                        scope: r.try_get("scope")?,
-                        entity_ref: r.try_get("entity_ref")?,
-                        kind: r.try_get("kind")?,
-                        hash: r.try_get("hash")?,
-                        live: r.try_get("live")?,
-                    })
-                })
-                .collect()
+            let mut out = Vec::new();
+            let mut rows = sqlx::query(q).bind(source).fetch(pool);
+            while let Some(r) = rows.try_next().await? {
+                out.push(ObservationIndexRow {
+                    external_id: r.try_get("external_id")?,
+                    scope: r.try_get("scope")?,
+                    entity_ref: r.try_get("entity_ref")?,
+                    kind: r.try_get("kind")?,
+                    hash: r.try_get("hash")?,
+                    live: r.try_get("live")?,
+                });
+            }
+            Ok(out)
         })
     }
 
