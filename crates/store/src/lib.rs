@@ -1,6 +1,7 @@
 //! surveyor's catalog store: one API over SQLite and Postgres (two concrete sqlx pools, runtime
 //! queries, embedded migrations). It knows rows and transactions, nothing of connectors.
 
+mod nodelay;
 mod read;
 mod rows;
 mod sql;
@@ -163,9 +164,16 @@ impl Store {
             admin.close().await;
             opts = opts.options([("search_path", schema)]);
         }
+        let port = opts.get_port();
         let pool = PgPoolOptions::new()
             .max_connections(8)
             .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |_conn, _meta| {
+                Box::pin(async move {
+                    nodelay::apply(port);
+                    Ok(())
+                })
+            })
             .connect_with(opts)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;
