@@ -18,7 +18,9 @@ async fn step(store: &Store, id: &str, obs: Vec<Observation>, scopes: &[&str]) {
 
 async fn scenario(store: &Store) {
     let fleet = |n: usize, owner: &str| -> Vec<Observation> {
-        (0..n).map(|i| component("org", &format!("id-{i}"), &format!("svc-{i}"), owner)).collect()
+        (0..n)
+            .map(|i| component("org", &format!("id-{i}"), &format!("svc-{i}"), owner))
+            .collect()
     };
     step(store, "gh", fleet(20, "team-a"), &["org"]).await;
     let mut declared = component("files", "f#1", "svc-1", "team-declared");
@@ -34,7 +36,10 @@ async fn scenario(store: &Store) {
 /// Everything observable about a catalog, with generated ids and times left out.
 async fn dump(store: &Store) -> Value {
     let entities: Vec<Value> = store
-        .list_entities(&EntityFilter { include_deleted: true, ..Default::default() })
+        .list_entities(&EntityFilter {
+            include_deleted: true,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_iter()
@@ -62,13 +67,21 @@ async fn dump(store: &Store) -> Value {
 #[tokio::test]
 async fn the_same_scenario_gives_the_same_catalog_on_both_backends() {
     let sqlite = TestStore::sqlite().await;
-    let Some(pg) = TestStore::postgres().await else { return };
+    let Some(pg) = TestStore::postgres().await else {
+        return;
+    };
     scenario(&sqlite.store).await;
     scenario(&pg.store).await;
     let a = dump(&sqlite.store).await;
     let b = dump(&pg.store).await;
-    assert_eq!(a["changes"].as_array().unwrap().len(), b["changes"].as_array().unwrap().len());
-    assert!(a["changes"].as_array().unwrap().len() >= 25, "the scenario exercised the ops");
+    assert_eq!(
+        a["changes"].as_array().unwrap().len(),
+        b["changes"].as_array().unwrap().len()
+    );
+    assert!(
+        a["changes"].as_array().unwrap().len() >= 25,
+        "the scenario exercised the ops"
+    );
     assert_eq!(a, b);
     sqlite.cleanup().await;
     pg.cleanup().await;

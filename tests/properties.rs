@@ -17,11 +17,17 @@ const NAMES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
 /// the crawl of that scope was complete.
 #[derive(Debug, Clone)]
 struct Snapshot {
-    scopes: Vec<(BTreeMap<u8, (u8, u8)>, bool)>,
+    scopes: Vec<(ScopeItems, bool)>,
 }
 
+/// External id -> (name index, owner variant).
+type ScopeItems = BTreeMap<u8, (u8, u8)>;
+
 fn snapshot() -> impl Strategy<Value = Snapshot> {
-    let scope = (prop::collection::btree_map(0u8..5, (0u8..4, 0u8..3), 0..5), prop::bool::weighted(0.7));
+    let scope = (
+        prop::collection::btree_map(0u8..5, (0u8..4, 0u8..3), 0..5),
+        prop::bool::weighted(0.7),
+    );
     prop::collection::vec(scope, 2).prop_map(|scopes| Snapshot { scopes })
 }
 
@@ -34,7 +40,12 @@ fn observations(s: &Snapshot) -> (Vec<Observation>, Outcome) {
     let mut outcome = Outcome::default();
     for (i, (items, complete)) in s.scopes.iter().enumerate() {
         for (id, (name, owner)) in items {
-            obs.push(component(SCOPES[i], &ext_id(i, *id), NAMES[*name as usize], &format!("team-{owner}")));
+            obs.push(component(
+                SCOPES[i],
+                &ext_id(i, *id),
+                NAMES[*name as usize],
+                &format!("team-{owner}"),
+            ));
         }
         if *complete {
             outcome.complete(SCOPES[i]);
@@ -120,7 +131,10 @@ async fn catalog(s: &surveyor_store::Store) -> BTreeMap<String, String> {
         .into_iter()
         .map(|e| {
             let v: serde_json::Value = serde_json::from_str(&e.body).unwrap();
-            (e.entity_ref, v["spec"]["owner"].as_str().unwrap_or("").to_string())
+            (
+                e.entity_ref,
+                v["spec"]["owner"].as_str().unwrap_or("").to_string(),
+            )
         })
         .collect()
 }

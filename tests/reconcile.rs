@@ -6,7 +6,12 @@ use surveyor_model::{Observation, Outcome};
 use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, Store};
 use surveyor_tests::{Scripted, TestStore, complete, component};
 
-async fn run(store: &Store, id: &str, obs: Vec<Observation>, outcome: Outcome) -> surveyor_engine::RunReport {
+async fn run(
+    store: &Store,
+    id: &str,
+    obs: Vec<Observation>,
+    outcome: Outcome,
+) -> surveyor_engine::RunReport {
     run_with(store, id, obs, outcome, &ReconcileOptions::default()).await
 }
 
@@ -42,7 +47,12 @@ async fn create_then_no_change_writes_nothing() {
     for ts in TestStore::all().await {
         let s = &ts.store;
         let r = run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
-        assert_eq!((r.status, r.counts.created), (RunStatus::Succeeded, 10), "{}", ts.backend);
+        assert_eq!(
+            (r.status, r.counts.created),
+            (RunStatus::Succeeded, 10),
+            "{}",
+            ts.backend
+        );
         let before = s.table_counts().await.unwrap();
         assert_eq!(before.relations, 20, "ownedBy + ownerOf per entity");
         let r = run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
@@ -50,8 +60,20 @@ async fn create_then_no_change_writes_nothing() {
         assert_eq!(r.counts.unchanged, 10);
         let after = s.table_counts().await.unwrap();
         assert_eq!(after.runs, before.runs + 1, "only the run row is written");
-        assert_eq!((after.entities, after.relations, after.observations, after.changes),
-                   (before.entities, before.relations, before.observations, before.changes));
+        assert_eq!(
+            (
+                after.entities,
+                after.relations,
+                after.observations,
+                after.changes
+            ),
+            (
+                before.entities,
+                before.relations,
+                before.observations,
+                before.changes
+            )
+        );
         replay::verify(s).await.unwrap();
         ts.cleanup().await;
     }
@@ -65,7 +87,12 @@ async fn updates_carry_an_rfc6902_patch() {
         let mut next = fleet(10, "team-a");
         next[3] = component("org", "id-3", "svc-3", "team-b");
         let r = run(s, "gh", next, complete(&["org"])).await;
-        assert_eq!((r.counts.updated, r.counts.unchanged), (1, 9), "{}", ts.backend);
+        assert_eq!(
+            (r.counts.updated, r.counts.unchanged),
+            (1, 9),
+            "{}",
+            ts.backend
+        );
         let changes = s.list_changes(&ChangeFilter::default()).await.unwrap();
         let last = changes.last().unwrap();
         assert_eq!(last.op, ChangeOp::Updated);
@@ -75,7 +102,10 @@ async fn updates_carry_an_rfc6902_patch() {
             serde_json::json!([{"op": "replace", "path": "/spec/owner", "value": "team-b"}])
         );
         let owned = s
-            .list_entities(&EntityFilter { owner: Some("group:default/team-b".into()), ..Default::default() })
+            .list_entities(&EntityFilter {
+                owner: Some("group:default/team-b".into()),
+                ..Default::default()
+            })
             .await
             .unwrap();
         assert_eq!(owned.len(), 1);
@@ -89,24 +119,56 @@ async fn a_new_name_for_the_same_external_id_is_a_rename() {
     for ts in TestStore::all().await {
         let s = &ts.store;
         run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
-        let uid = s.get_entity("component:default/svc-2").await.unwrap().unwrap().uid;
+        let uid = s
+            .get_entity("component:default/svc-2")
+            .await
+            .unwrap()
+            .unwrap()
+            .uid;
         let mut next = fleet(10, "team-a");
         next[2] = component("org", "id-2", "payments", "team-a");
         let r = run(s, "gh", next, complete(&["org"])).await;
-        assert_eq!((r.counts.renamed, r.counts.created, r.counts.deleted), (1, 0, 0), "{}", ts.backend);
-        let e = s.get_entity("component:default/payments").await.unwrap().unwrap();
+        assert_eq!(
+            (r.counts.renamed, r.counts.created, r.counts.deleted),
+            (1, 0, 0),
+            "{}",
+            ts.backend
+        );
+        let e = s
+            .get_entity("component:default/payments")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(e.uid, uid, "identity survives the rename");
-        assert!(s.get_entity("component:default/svc-2").await.unwrap().is_none());
+        assert!(
+            s.get_entity("component:default/svc-2")
+                .await
+                .unwrap()
+                .is_none()
+        );
         let history = s
-            .list_changes(&ChangeFilter { entity_uid: s.resolve_uid("component:default/svc-2").await.unwrap(), ..Default::default() })
+            .list_changes(&ChangeFilter {
+                entity_uid: s.resolve_uid("component:default/svc-2").await.unwrap(),
+                ..Default::default()
+            })
             .await
             .unwrap();
         let h: Vec<ChangeOp> = history.iter().map(|c| c.op).collect();
         assert_eq!(h, vec![ChangeOp::Created, ChangeOp::Renamed]);
-        assert_eq!(history[1].previous_ref.as_deref(), Some("component:default/svc-2"));
+        assert_eq!(
+            history[1].previous_ref.as_deref(),
+            Some("component:default/svc-2")
+        );
         let rels = s.relations_of("group:default/team-a").await.unwrap();
-        assert!(rels.iter().any(|r| r.target_ref == "component:default/payments"));
-        assert!(!rels.iter().any(|r| r.target_ref == "component:default/svc-2"));
+        assert!(
+            rels.iter()
+                .any(|r| r.target_ref == "component:default/payments")
+        );
+        assert!(
+            !rels
+                .iter()
+                .any(|r| r.target_ref == "component:default/svc-2")
+        );
         replay::verify(s).await.unwrap();
         ts.cleanup().await;
     }
@@ -120,17 +182,30 @@ async fn partial_and_failed_scopes_delete_nothing() {
         let mut partial = Outcome::default();
         partial.partial("org", "page 2 returned 502");
         let r = run(s, "gh", fleet(3, "team-a"), partial).await;
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Partial, 0), "{}", ts.backend);
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Partial, 0),
+            "{}",
+            ts.backend
+        );
 
         let c = Scripted::failing("gh", fleet(2, "team-a"), "401 Bad credentials");
-        let r = run_connector(s, &c, &ReconcileOptions::default()).await.unwrap();
+        let r = run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .unwrap();
         assert_eq!((r.status, r.counts.deleted), (RunStatus::Failed, 0));
         assert!(r.error.unwrap().contains("401"));
 
         // A scope the connector never reported is not complete either.
         let r = run(s, "gh", fleet(1, "team-a"), Outcome::default()).await;
         assert_eq!(r.counts.deleted, 0);
-        assert_eq!(s.list_entities(&EntityFilter::default()).await.unwrap().len(), 10);
+        assert_eq!(
+            s.list_entities(&EntityFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            10
+        );
         let runs = s.list_runs(Some("gh"), 10).await.unwrap();
         assert_eq!(runs[0].status, "partial");
         assert_eq!(runs[1].status, "failed");
@@ -145,19 +220,41 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
         run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
         // 2 of 10 is exactly the limit: allowed.
         let r = run(s, "gh", fleet(8, "team-a"), complete(&["org"])).await;
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 2), "{}", ts.backend);
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 2),
+            "{}",
+            ts.backend
+        );
         // 3 of 8 is over it: refused, loudly, and recorded; updates in the same run still land.
         let mut next = fleet(5, "team-a");
         next[0] = component("org", "id-0", "svc-0", "team-z");
         let r = run(s, "gh", next.clone(), complete(&["org"])).await;
-        assert_eq!((r.status, r.counts.deleted, r.counts.updated), (RunStatus::Failed, 0, 1));
+        assert_eq!(
+            (r.status, r.counts.deleted, r.counts.updated),
+            (RunStatus::Failed, 0, 1)
+        );
         assert_eq!(r.scopes[0].refused[0].would_delete, 3);
-        assert!(r.error.as_deref().unwrap().contains("deletion guard refused"));
-        assert_eq!(s.list_entities(&EntityFilter::default()).await.unwrap().len(), 8);
+        assert!(
+            r.error
+                .as_deref()
+                .unwrap()
+                .contains("deletion guard refused")
+        );
+        assert_eq!(
+            s.list_entities(&EntityFilter::default())
+                .await
+                .unwrap()
+                .len(),
+            8
+        );
         let run_row = &s.list_runs(Some("gh"), 1).await.unwrap()[0];
         assert_eq!(run_row.status, "failed");
         // --allow-mass-delete, once.
-        let opts = ReconcileOptions { allow_mass_delete: true, ..Default::default() };
+        let opts = ReconcileOptions {
+            allow_mass_delete: true,
+            ..Default::default()
+        };
         let r = run_with(s, "gh", next, complete(&["org"]), &opts).await;
         assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 3));
         ts.cleanup().await;
@@ -169,23 +266,47 @@ async fn a_returning_thing_is_restored_with_its_history() {
     for ts in TestStore::all().await {
         let s = &ts.store;
         run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
-        let uid = s.get_entity("component:default/svc-9").await.unwrap().unwrap().uid;
+        let uid = s
+            .get_entity("component:default/svc-9")
+            .await
+            .unwrap()
+            .unwrap()
+            .uid;
         run(s, "gh", fleet(9, "team-a"), complete(&["org"])).await;
-        let tomb = s.get_entity("component:default/svc-9").await.unwrap().unwrap();
+        let tomb = s
+            .get_entity("component:default/svc-9")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(!tomb.is_live(), "{}", ts.backend);
-        assert!(s.relations_of("component:default/svc-9").await.unwrap().is_empty());
+        assert!(
+            s.relations_of("component:default/svc-9")
+                .await
+                .unwrap()
+                .is_empty()
+        );
         let r = run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
         assert_eq!(r.counts.restored, 1);
-        let back = s.get_entity("component:default/svc-9").await.unwrap().unwrap();
+        let back = s
+            .get_entity("component:default/svc-9")
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(back.uid, uid);
         let h: Vec<ChangeOp> = s
-            .list_changes(&ChangeFilter { entity_uid: Some(uid), ..Default::default() })
+            .list_changes(&ChangeFilter {
+                entity_uid: Some(uid),
+                ..Default::default()
+            })
             .await
             .unwrap()
             .iter()
             .map(|c| c.op)
             .collect();
-        assert_eq!(h, vec![ChangeOp::Created, ChangeOp::Deleted, ChangeOp::Restored]);
+        assert_eq!(
+            h,
+            vec![ChangeOp::Created, ChangeOp::Deleted, ChangeOp::Restored]
+        );
         replay::verify(s).await.unwrap();
         ts.cleanup().await;
     }
@@ -195,20 +316,49 @@ async fn a_returning_thing_is_restored_with_its_history() {
 async fn declared_wins_and_the_other_source_takes_over_when_it_goes() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        let mut declared = component("files", "catalog.yaml#component:default/svc-1", "svc-1", "team-declared");
+        let mut declared = component(
+            "files",
+            "catalog.yaml#component:default/svc-1",
+            "svc-1",
+            "team-declared",
+        );
         declared.declared = true;
         run(s, "gh", fleet(3, "team-a"), complete(&["org"])).await;
         let r = run(s, "files", vec![declared], complete(&["files"])).await;
         assert_eq!(r.counts.updated, 1, "{}", ts.backend);
-        let e = s.get_entity("component:default/svc-1").await.unwrap().unwrap();
+        let e = s
+            .get_entity("component:default/svc-1")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(e.body.contains("team-declared"));
         let sources: serde_json::Value = serde_json::from_str(&e.sources).unwrap();
         assert_eq!(sources.as_array().unwrap().len(), 2);
-        assert!(sources.as_array().unwrap().iter().any(|c| c["source"] == "files" && c["winner"] == true));
+        assert!(
+            sources
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["source"] == "files" && c["winner"] == true)
+        );
         // The descriptor goes away: GitHub's view takes over; the entity is not deleted.
-        let r = run_with(s, "files", vec![], complete(&["files"]), &ReconcileOptions { allow_mass_delete: true, ..Default::default() }).await;
+        let r = run_with(
+            s,
+            "files",
+            vec![],
+            complete(&["files"]),
+            &ReconcileOptions {
+                allow_mass_delete: true,
+                ..Default::default()
+            },
+        )
+        .await;
         assert_eq!((r.counts.updated, r.counts.deleted), (1, 0));
-        let e = s.get_entity("component:default/svc-1").await.unwrap().unwrap();
+        let e = s
+            .get_entity("component:default/svc-1")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(e.is_live() && e.body.contains("team-a"));
         replay::verify(s).await.unwrap();
         ts.cleanup().await;
@@ -221,11 +371,19 @@ async fn dry_run_writes_nothing() {
         let s = &ts.store;
         run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
         let before = s.table_counts().await.unwrap();
-        let opts = ReconcileOptions { dry_run: true, ..Default::default() };
+        let opts = ReconcileOptions {
+            dry_run: true,
+            ..Default::default()
+        };
         let mut next = fleet(9, "team-b");
         next.push(component("org", "id-new", "brand-new", "team-b"));
         let r = run_with(s, "gh", next, complete(&["org"]), &opts).await;
-        assert_eq!((r.counts.updated, r.counts.created, r.counts.deleted), (9, 1, 1), "{}", ts.backend);
+        assert_eq!(
+            (r.counts.updated, r.counts.created, r.counts.deleted),
+            (9, 1, 1),
+            "{}",
+            ts.backend
+        );
         assert_eq!(s.table_counts().await.unwrap(), before);
         ts.cleanup().await;
     }
@@ -238,9 +396,17 @@ async fn retention_purges_tombstones_but_keeps_history() {
         run(s, "gh", fleet(5, "team-a"), complete(&["org"])).await;
         run(s, "gh", fleet(4, "team-a"), complete(&["org"])).await;
         let changes_before = s.table_counts().await.unwrap().changes;
-        let (entities, observations) = s.purge_tombstones(chrono::Utc::now() + chrono::Duration::seconds(1)).await.unwrap();
+        let (entities, observations) = s
+            .purge_tombstones(chrono::Utc::now() + chrono::Duration::seconds(1))
+            .await
+            .unwrap();
         assert_eq!((entities, observations), (1, 1), "{}", ts.backend);
-        assert!(s.get_entity("component:default/svc-4").await.unwrap().is_none());
+        assert!(
+            s.get_entity("component:default/svc-4")
+                .await
+                .unwrap()
+                .is_none()
+        );
         assert_eq!(s.table_counts().await.unwrap().changes, changes_before);
         ts.cleanup().await;
     }
@@ -256,15 +422,24 @@ async fn an_aborted_run_leaves_the_catalog_before_or_after_never_between() {
         for delay_us in [0u64, 200, 1_000, 3_000, 10_000, 30_000] {
             let store = s.clone();
             let task = tokio::spawn(async move {
-                let c = Scripted::new("gh", fleet(300, &format!("team-{delay_us}")), complete(&["org"]));
+                let c = Scripted::new(
+                    "gh",
+                    fleet(300, &format!("team-{delay_us}")),
+                    complete(&["org"]),
+                );
                 run_connector(&store, &c, &ReconcileOptions::default()).await
             });
             tokio::time::sleep(std::time::Duration::from_micros(delay_us)).await;
             task.abort();
             let _ = task.await;
             let now = snapshot(s).await;
-            let owners: std::collections::BTreeSet<String> = now.iter().map(|(_, b)| b.clone()).collect();
-            assert!(now == before || owners.len() == 1, "{}: mixed state after abort at {delay_us}us", ts.backend);
+            let owners: std::collections::BTreeSet<String> =
+                now.iter().map(|(_, b)| b.clone()).collect();
+            assert!(
+                now == before || owners.len() == 1,
+                "{}: mixed state after abort at {delay_us}us",
+                ts.backend
+            );
             replay::verify(s).await.unwrap();
         }
         ts.cleanup().await;
@@ -278,7 +453,10 @@ async fn snapshot(s: &Store) -> Vec<(String, String)> {
         .into_iter()
         .map(|e| {
             let v: serde_json::Value = serde_json::from_str(&e.body).unwrap();
-            (e.entity_ref, v["spec"]["owner"].as_str().unwrap_or("").to_string())
+            (
+                e.entity_ref,
+                v["spec"]["owner"].as_str().unwrap_or("").to_string(),
+            )
         })
         .collect()
 }

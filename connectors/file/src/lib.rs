@@ -218,14 +218,26 @@ mod tests {
         std::fs::write(dir.path().join("catalog/broken.yaml"), "kind: [unclosed\n").unwrap();
         let (obs, outcome) = crawl(dir.path(), &["catalog/**/*.yaml"]).await;
         assert_eq!(obs.len(), 1);
-        assert_eq!(obs[0].external_id, "catalog/team/a.yaml#component:default/a");
+        assert_eq!(
+            obs[0].external_id,
+            "catalog/team/a.yaml#component:default/a"
+        );
         assert!(obs[0].declared);
         assert_eq!(obs[0].scope, "files");
         let problems: Vec<String> = outcome.problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems.len(), 2, "{problems:?}");
-        assert!(problems[0].starts_with("catalog/broken.yaml:"), "{problems:?}");
-        assert!(problems[1].starts_with("catalog/team/a.yaml (document 2): metadata.name:"), "{problems:?}");
-        assert!(matches!(outcome.status("files"), Some(ScopeStatus::Partial { .. })));
+        assert!(
+            problems[0].starts_with("catalog/broken.yaml:"),
+            "{problems:?}"
+        );
+        assert!(
+            problems[1].starts_with("catalog/team/a.yaml (document 2): metadata.name:"),
+            "{problems:?}"
+        );
+        assert!(matches!(
+            outcome.status("files"),
+            Some(ScopeStatus::Partial { .. })
+        ));
     }
 
     #[tokio::test]
@@ -238,8 +250,18 @@ mod tests {
 
     #[test]
     fn rejects_bad_patterns() {
-        let e = FileConnector::new("f", FileConfig { paths: vec!["a/***".into()] }, Path::new(".")).unwrap_err();
-        assert!(e.to_string().starts_with("invalid glob pattern \"a/***\""), "{e}");
+        let e = FileConnector::new(
+            "f",
+            FileConfig {
+                paths: vec!["a/***".into()],
+            },
+            Path::new("."),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("invalid glob pattern \"a/***\""),
+            "{e}"
+        );
         assert!(FileConnector::new("f", FileConfig { paths: vec![] }, Path::new(".")).is_err());
     }
 }

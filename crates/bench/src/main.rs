@@ -43,11 +43,12 @@ struct Generated {
 fn entity(i: usize, generation: usize) -> Entity {
     let mut e = Entity::new("Component", "default", &format!("service-{i:06}"));
     e.metadata.description = Some(format!("Generated service number {i} of the benchmark org"));
-    e.metadata
-        .annotations
-        .insert("github.com/project-slug".into(), format!("acme/service-{i:06}"));
+    e.metadata.annotations.insert(
+        "github.com/project-slug".into(),
+        format!("acme/service-{i:06}"),
+    );
     e.metadata.tags = vec!["rust".into(), format!("tier-{}", i % 3)];
-    let changed = generation > 0 && i % 100 == 0;
+    let changed = generation > 0 && i.is_multiple_of(100);
     let owner = if changed {
         format!("team-{}", (i / 100 + generation) % 500)
     } else {
@@ -56,7 +57,8 @@ fn entity(i: usize, generation: usize) -> Entity {
     e.spec.insert("type".into(), "service".into());
     e.spec.insert("lifecycle".into(), "production".into());
     e.spec.insert("owner".into(), owner.into());
-    e.spec.insert("system".into(), format!("system-{}", i % 50).into());
+    e.spec
+        .insert("system".into(), format!("system-{}", i % 50).into());
     e
 }
 
@@ -70,8 +72,12 @@ impl Connector for Generated {
     }
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
         for i in 0..self.n {
-            sink.send(Observation::discovered("org", format!("node-{i}"), entity(i, self.generation)))
-                .await?;
+            sink.send(Observation::discovered(
+                "org",
+                format!("node-{i}"),
+                entity(i, self.generation),
+            ))
+            .await?;
         }
         let mut o = Outcome::default();
         o.complete("org");
@@ -83,9 +89,11 @@ fn peak_rss_mb() -> f64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1).and_then(|kb| kb.parse::<f64>().ok()))
+            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .and_then(|kb| kb.parse::<f64>().ok())
+            })
         })
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
@@ -100,17 +108,29 @@ struct Figures {
     peak_rss_mb: f64,
 }
 
-async fn reconcile_on(backend: &'static str, open: impl AsyncFn() -> anyhow::Result<Store>, n: usize) -> anyhow::Result<Figures> {
+async fn reconcile_on(
+    backend: &'static str,
+    open: impl AsyncFn() -> anyhow::Result<Store>,
+    n: usize,
+) -> anyhow::Result<Figures> {
     let store = open().await?;
     let opts = ReconcileOptions::default();
     let t = Instant::now();
     let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
     let initial = t.elapsed();
-    anyhow::ensure!(r.counts.created == n as u64, "initial load created {}", r.counts.created);
+    anyhow::ensure!(
+        r.counts.created == n as u64,
+        "initial load created {}",
+        r.counts.created
+    );
     let t = Instant::now();
     let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
     let no_change = t.elapsed();
-    anyhow::ensure!(r.counts.changes() == 0, "no-change run changed {}", r.counts.changes());
+    anyhow::ensure!(
+        r.counts.changes() == 0,
+        "no-change run changed {}",
+        r.counts.changes()
+    );
     let t = Instant::now();
     let r = run_connector(&store, &Generated { n, generation: 1 }, &opts).await?;
     let one_percent = t.elapsed();
@@ -157,7 +177,8 @@ fn floor_rows(n: usize) -> FloorRows {
         changes: Vec::with_capacity(n),
     };
     for i in 0..n {
-        let observed = ObservedEntity::new(&entity(i, 0), &[], false).expect("valid generated entity");
+        let observed =
+            ObservedEntity::new(&entity(i, 0), &[], false).expect("valid generated entity");
         let body = observed.observation_body();
         let uid = uuid::Uuid::now_v7().to_string();
         let external_id = format!("node-{i}");
@@ -189,7 +210,10 @@ fn floor_rows(n: usize) -> FloorRows {
             entity_ref: w.entity_ref.to_string(),
             previous_ref: None,
             op: ChangeOp::Created,
-            patch: format!("[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]", w.entity_json),
+            patch: format!(
+                "[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]",
+                w.entity_json
+            ),
         });
         rows.entities.push(EntityWrite {
             uid,
@@ -212,7 +236,11 @@ fn print(f: &Figures, n: usize) {
     let secs = |d: Duration| d.as_secs_f64();
     println!("\n== reconcile {n} entities on {} ==", f.backend);
     println!("{:<34} {:>10}", "phase", "seconds");
-    println!("{:<34} {:>10.2}", "floor: raw bulk insert of the rows", secs(f.floor));
+    println!(
+        "{:<34} {:>10.2}",
+        "floor: raw bulk insert of the rows",
+        secs(f.floor)
+    );
     println!(
         "{:<34} {:>10.2}   {:.2}x floor (target <= 1.5x)",
         "initial load",
@@ -231,8 +259,15 @@ fn print(f: &Figures, n: usize) {
         secs(f.one_percent),
         f.changed_rows
     );
-    println!("{:<34} {:>10.1}   (target <= 200 MB)", "peak RSS so far, MB", f.peak_rss_mb);
-    println!("{:<34} {:>10.0}", "initial load, entities/s", n as f64 / secs(f.initial));
+    println!(
+        "{:<34} {:>10.1}   (target <= 200 MB)",
+        "peak RSS so far, MB", f.peak_rss_mb
+    );
+    println!(
+        "{:<34} {:>10.0}",
+        "initial load, entities/s",
+        n as f64 / secs(f.initial)
+    );
 }
 
 #[tokio::main]
@@ -247,7 +282,11 @@ async fn main() -> anyhow::Result<()> {
             println!(
                 "machine: {} cores; build: {}",
                 std::thread::available_parallelism().map_or(0, |n| n.get()),
-                if cfg!(debug_assertions) { "debug (use --release)" } else { "release" }
+                if cfg!(debug_assertions) {
+                    "debug (use --release)"
+                } else {
+                    "release"
+                }
             );
             if !no_sqlite {
                 let dir = tempfile_dir()?;
@@ -271,17 +310,26 @@ async fn main() -> anyhow::Result<()> {
                     "Postgres",
                     async || {
                         let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
-                        schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(schema.clone());
-                        Store::connect_with(&url, ConnectOptions { schema: Some(schema) })
-                            .await
-                            .context("open Postgres")
+                        schemas
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("lock"))?
+                            .push(schema.clone());
+                        Store::connect_with(
+                            &url,
+                            ConnectOptions {
+                                schema: Some(schema),
+                            },
+                        )
+                        .await
+                        .context("open Postgres")
                     },
                     entities,
                 )
                 .await?;
                 print(&f, entities);
                 let cleanup = Store::connect(&url).await?;
-                for s in schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.iter() {
+                let names: Vec<String> = schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
+                for s in &names {
                     cleanup.drop_schema(s).await?;
                 }
             }

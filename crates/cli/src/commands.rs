@@ -10,17 +10,26 @@ use surveyor_model::EntityRef;
 use surveyor_store::{ChangeFilter, EntityFilter, EntityRow, Store};
 
 use crate::output;
-use crate::{ChangesArgs, Cli, CliError, Command, DocFormat, EntitiesCommand, Format, SyncArgs, registry};
+use crate::{
+    ChangesArgs, Cli, CliError, Command, DocFormat, EntitiesCommand, Format, SyncArgs, registry,
+};
 
 pub async fn run(cli: Cli) -> Result<(), CliError> {
-    let config_path = cli.config.clone().unwrap_or_else(|| PathBuf::from("surveyor.toml"));
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("surveyor.toml"));
     match cli.command {
         Command::Init { force } => init(&config_path, force),
         Command::Validate => validate(&config_path),
         Command::Sync(args) => sync(&config_path, args).await,
         Command::Entities(cmd) => entities(&config_path, cmd).await,
         Command::Changes(args) => changes(&config_path, args).await,
-        Command::Runs { connector, limit, format } => runs(&config_path, connector, limit, format).await,
+        Command::Runs {
+            connector,
+            limit,
+            format,
+        } => runs(&config_path, connector, limit, format).await,
     }
 }
 
@@ -63,8 +72,12 @@ fn init(path: &Path, force: bool) -> Result<(), CliError> {
             path.display()
         )));
     }
-    std::fs::write(path, TEMPLATE).map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
-    eprintln!("wrote {}; next: `surveyor validate`, then `surveyor sync`", path.display());
+    std::fs::write(path, TEMPLATE)
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))?;
+    eprintln!(
+        "wrote {}; next: `surveyor validate`, then `surveyor sync`",
+        path.display()
+    );
     Ok(())
 }
 
@@ -118,7 +131,10 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         })
         .collect();
     if selected.is_empty() {
-        return Err(CliError::Input(format!("{}: no enabled connectors to sync", path.display())));
+        return Err(CliError::Input(format!(
+            "{}: no enabled connectors to sync",
+            path.display()
+        )));
     }
     let base = config.base_dir();
     let mut connectors = Vec::new();
@@ -134,12 +150,19 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
     };
     let mut reports = Vec::new();
     for c in &connectors {
-        eprintln!("syncing {} ({}){}", c.id(), c.kind(), if args.dry_run { " [dry run]" } else { "" });
+        eprintln!(
+            "syncing {} ({}){}",
+            c.id(),
+            c.kind(),
+            if args.dry_run { " [dry run]" } else { "" }
+        );
         let report = run_connector(&store, c.as_ref(), &options).await?;
         reports.push(report);
     }
     if !args.dry_run {
-        let before = Utc::now() - chrono::Duration::from_std(config.catalog.retention).unwrap_or(chrono::Duration::days(30));
+        let before = Utc::now()
+            - chrono::Duration::from_std(config.catalog.retention)
+                .unwrap_or(chrono::Duration::days(30));
         let (purged, _) = store.purge_tombstones(before).await?;
         if purged > 0 {
             eprintln!("purged {purged} tombstones older than the retention period");
@@ -175,18 +198,35 @@ fn print_sync(reports: &[RunReport], format: Format) {
                 c.deleted.to_string(),
                 c.restored.to_string(),
                 c.unchanged.to_string(),
-                r.scopes.iter().map(|s| s.refused.len()).sum::<usize>().to_string(),
+                r.scopes
+                    .iter()
+                    .map(|s| s.refused.len())
+                    .sum::<usize>()
+                    .to_string(),
             ]
         })
         .collect();
     output::table(
-        &["CONNECTOR", "STATUS", "CREATED", "UPDATED", "RENAMED", "DELETED", "RESTORED", "UNCHANGED", "REFUSED"],
+        &[
+            "CONNECTOR",
+            "STATUS",
+            "CREATED",
+            "UPDATED",
+            "RENAMED",
+            "DELETED",
+            "RESTORED",
+            "UNCHANGED",
+            "REFUSED",
+        ],
         &rows,
     );
     for r in reports {
         for s in &r.scopes {
             if let Some(reason) = s.status.reason() {
-                eprintln!("{}: scope {:?} incomplete, nothing deleted there: {reason}", r.connector, s.scope);
+                eprintln!(
+                    "{}: scope {:?} incomplete, nothing deleted there: {reason}",
+                    r.connector, s.scope
+                );
             }
             for f in &s.refused {
                 eprintln!(
@@ -210,7 +250,8 @@ fn print_sync(reports: &[RunReport], format: Format) {
 }
 
 fn parse_ref(input: &str, default_kind: Option<&str>) -> Result<EntityRef, CliError> {
-    EntityRef::parse_with(input, default_kind, "default").map_err(|e| CliError::Input(e.to_string()))
+    EntityRef::parse_with(input, default_kind, "default")
+        .map_err(|e| CliError::Input(e.to_string()))
 }
 
 async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
@@ -224,7 +265,9 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
             include_deleted,
             format,
         } => {
-            let owner = owner.map(|o| parse_ref(&o, Some("group")).map(|r| r.key())).transpose()?;
+            let owner = owner
+                .map(|o| parse_ref(&o, Some("group")).map(|r| r.key()))
+                .transpose()?;
             let rows = store
                 .list_entities(&EntityFilter {
                     kind,
@@ -246,8 +289,15 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                             e.display_ref.clone(),
                             body["spec"]["owner"].as_str().unwrap_or("-").to_string(),
                             body["spec"]["type"].as_str().unwrap_or("-").to_string(),
-                            body["spec"]["lifecycle"].as_str().unwrap_or("-").to_string(),
-                            if e.is_live() { "live".into() } else { "deleted".into() },
+                            body["spec"]["lifecycle"]
+                                .as_str()
+                                .unwrap_or("-")
+                                .to_string(),
+                            if e.is_live() {
+                                "live".into()
+                            } else {
+                                "deleted".into()
+                            },
                         ]
                     })
                     .collect();
@@ -317,7 +367,11 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
             let r = parse_ref(e, None)?;
             match store.resolve_uid(&r.key()).await? {
                 Some(uid) => Some(uid),
-                None => return Err(CliError::Input(format!("no entity {r} in the catalog or its history"))),
+                None => {
+                    return Err(CliError::Input(format!(
+                        "no entity {r} in the catalog or its history"
+                    )));
+                }
             }
         }
     };
@@ -356,13 +410,19 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
             ]
         })
         .collect();
-    output::table(&["SEQ", "AT (UTC)", "OP", "ENTITY", "SOURCE", "FIELDS"], &table);
+    output::table(
+        &["SEQ", "AT (UTC)", "OP", "ENTITY", "SOURCE", "FIELDS"],
+        &table,
+    );
     Ok(())
 }
 
 /// The paths a patch touches, short enough for a table cell.
 fn summarize_patch(patch: &Value, op: surveyor_store::ChangeOp) -> String {
-    if matches!(op, surveyor_store::ChangeOp::Created | surveyor_store::ChangeOp::Deleted) {
+    if matches!(
+        op,
+        surveyor_store::ChangeOp::Created | surveyor_store::ChangeOp::Deleted
+    ) {
         return String::new();
     }
     let paths: Vec<&str> = patch
@@ -376,7 +436,12 @@ fn summarize_patch(patch: &Value, op: surveyor_store::ChangeOp) -> String {
     s
 }
 
-async fn runs(path: &Path, connector: Option<String>, limit: i64, format: Format) -> Result<(), CliError> {
+async fn runs(
+    path: &Path,
+    connector: Option<String>,
+    limit: i64,
+    format: Format,
+) -> Result<(), CliError> {
     let config = load(path)?;
     let store = open(&config).await?;
     let rows = store.list_runs(connector.as_deref(), limit).await?;
@@ -397,6 +462,9 @@ async fn runs(path: &Path, connector: Option<String>, limit: i64, format: Format
             ]
         })
         .collect();
-    output::table(&["STARTED (UTC)", "CONNECTOR", "STATUS", "COUNTS", "ERROR"], &table);
+    output::table(
+        &["STARTED (UTC)", "CONNECTOR", "STATUS", "COUNTS", "ERROR"],
+        &table,
+    );
     Ok(())
 }

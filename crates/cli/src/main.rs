@@ -13,14 +13,33 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 /// Keeps a software catalog true by itself: crawls your tools, reconciles what it finds into
 /// a SQLite or Postgres catalog with full change history, and never deletes on a failed crawl.
 #[derive(Debug, Parser)]
-#[command(name = "surveyor", version, propagate_version = true)]
+#[command(
+    name = "surveyor",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 ok; 1 runtime failure (a failed crawl, a refused mass deletion, \
+                  an unreachable database); 2 bad input (configuration, arguments, descriptors).\n\
+                  Results go to stdout, progress and errors to stderr."
+)]
 pub struct Cli {
     /// Configuration file [default: ./surveyor.toml]
-    #[arg(long, short, global = true, env = "SURVEYOR_CONFIG", value_name = "FILE")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        env = "SURVEYOR_CONFIG",
+        value_name = "FILE"
+    )]
     pub config: Option<PathBuf>,
 
     /// Log level for messages on stderr (error, warn, info, debug, trace)
-    #[arg(long, global = true, env = "SURVEYOR_LOG", default_value = "warn", value_name = "LEVEL")]
+    #[arg(
+        long,
+        global = true,
+        env = "SURVEYOR_LOG",
+        default_value = "warn",
+        value_name = "LEVEL"
+    )]
     pub log: String,
 
     #[command(subcommand)]
@@ -49,8 +68,10 @@ pub enum Command {
         /// Only runs of this connector
         #[arg(long, value_name = "ID")]
         connector: Option<String>,
+        /// At most this many runs (the most recent)
         #[arg(long, default_value_t = 20)]
         limit: i64,
+        /// Output: a table for people, or JSON for scripts
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -67,6 +88,7 @@ pub struct SyncArgs {
     /// Let this run delete more than `max_delete_ratio` of a scope (once)
     #[arg(long)]
     pub allow_mass_delete: bool,
+    /// Output: a table for people, or JSON for scripts
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -87,6 +109,7 @@ pub enum EntitiesCommand {
         /// Include deleted entities (tombstones)
         #[arg(long)]
         include_deleted: bool,
+        /// Output: a table for people, or JSON for scripts
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -94,6 +117,7 @@ pub enum EntitiesCommand {
     Get {
         /// Entity ref: kind:namespace/name (namespace defaults to `default`)
         entity: String,
+        /// Output: YAML (as a descriptor would be written) or JSON
         #[arg(long, value_enum, default_value_t = DocFormat::Yaml)]
         format: DocFormat,
     },
@@ -110,6 +134,7 @@ pub struct ChangesArgs {
     /// At most this many changes (the most recent)
     #[arg(long)]
     pub limit: Option<usize>,
+    /// Output: a table for people, or JSON for scripts
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
 }
@@ -148,7 +173,10 @@ fn main() -> ExitCode {
     init_logging(&cli.log);
     // One crypto provider for every rustls user in the process (sqlx now, HTTP clients later).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -170,8 +198,10 @@ fn main() -> ExitCode {
 }
 
 fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!("surveyor={level},surveyor_engine={level},surveyor_store={level},warn"))
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    let filter = tracing_subscriber::EnvFilter::try_new(format!(
+        "surveyor={level},surveyor_engine={level},surveyor_store={level},warn"
+    ))
+    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

@@ -27,7 +27,11 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) {
             .collect();
         parts.join("  ").trim_end().to_string()
     };
-    let _ = writeln!(out, "{}", line(header.iter().map(|h| h.to_string()).collect()));
+    let _ = writeln!(
+        out,
+        "{}",
+        line(header.iter().map(|h| h.to_string()).collect())
+    );
     for row in rows {
         let _ = writeln!(out, "{}", line(row.clone()));
     }

@@ -18,9 +18,15 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
         surveyor_connector_file::KIND => {
             let options = spec.options().map_err(located)?;
             let c = surveyor_connector_file::FileConnector::new(&spec.id, options, base_dir)
-                .map_err(|e| format!("{}: connectors[{}]: {e}", spec.file().display(), spec.index))?;
+                .map_err(|e| {
+                    format!("{}: connectors[{}]: {e}", spec.file().display(), spec.index)
+                })?;
             Ok(Box::new(c))
         }
-        other => Err(format!("{}: connectors[{}].kind: unknown connector kind {other:?}", spec.file().display(), spec.index)),
+        other => Err(format!(
+            "{}: connectors[{}].kind: unknown connector kind {other:?}",
+            spec.file().display(),
+            spec.index
+        )),
     }
 }

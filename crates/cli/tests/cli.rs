@@ -8,7 +8,9 @@ use serde_json::Value;
 
 fn surveyor(dir: &Path) -> Command {
     let mut c = Command::cargo_bin("surveyor").expect("binary");
-    c.current_dir(dir).env_remove("SURVEYOR_CONFIG").env("NO_COLOR", "1");
+    c.current_dir(dir)
+        .env_remove("SURVEYOR_CONFIG")
+        .env("NO_COLOR", "1");
     c
 }
 
@@ -25,19 +27,31 @@ fn write(dir: &Path, rel: &str, text: &str) {
 }
 
 fn sync_json(dir: &Path, extra: &[&str], code: i32) -> Value {
-    let out = surveyor(dir).args(["sync", "--format", "json"]).args(extra).assert().code(code);
+    let out = surveyor(dir)
+        .args(["sync", "--format", "json"])
+        .args(extra)
+        .assert()
+        .code(code);
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
     v[0]["counts"].clone()
 }
 
 fn changes(dir: &Path) -> Vec<(String, String)> {
-    let out = surveyor(dir).args(["changes", "--format", "json"]).assert().success();
+    let out = surveyor(dir)
+        .args(["changes", "--format", "json"])
+        .assert()
+        .success();
     let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     v.as_array()
         .unwrap()
         .iter()
-        .map(|c| (c["op"].as_str().unwrap().to_string(), c["entity_ref"].as_str().unwrap().to_string()))
+        .map(|c| {
+            (
+                c["op"].as_str().unwrap().to_string(),
+                c["entity_ref"].as_str().unwrap().to_string(),
+            )
+        })
         .collect()
 }
 
@@ -46,12 +60,20 @@ fn init_validate_sync_change_delete_restore() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
     surveyor(dir).arg("init").assert().success();
-    assert!(std::fs::read_to_string(dir.join("surveyor.toml")).unwrap().contains("kind = \"file\""));
+    assert!(
+        std::fs::read_to_string(dir.join("surveyor.toml"))
+            .unwrap()
+            .contains("kind = \"file\"")
+    );
     surveyor(dir).arg("init").assert().code(2);
     surveyor(dir).arg("validate").assert().success();
 
     for i in 0..10 {
-        write(dir, &format!("catalog/svc-{i}.yaml"), &component(&format!("svc-{i}"), "team-a"));
+        write(
+            dir,
+            &format!("catalog/svc-{i}.yaml"),
+            &component(&format!("svc-{i}"), "team-a"),
+        );
     }
     let c = sync_json(dir, &[], 0);
     assert_eq!(c["created"], 10);
@@ -61,19 +83,35 @@ fn init_validate_sync_change_delete_restore() {
     write(dir, "catalog/svc-1.yaml", &component("svc-1", "team-b"));
     std::fs::remove_file(dir.join("catalog/svc-2.yaml")).unwrap();
     let c = sync_json(dir, &[], 0);
-    assert_eq!((c["created"].as_u64(), c["updated"].as_u64(), c["deleted"].as_u64()), (Some(1), Some(1), Some(1)));
+    assert_eq!(
+        (
+            c["created"].as_u64(),
+            c["updated"].as_u64(),
+            c["deleted"].as_u64()
+        ),
+        (Some(1), Some(1), Some(1))
+    );
     let ops = changes(dir);
     assert!(ops.contains(&("created".into(), "component:default/brand-new".into())));
     assert!(ops.contains(&("updated".into(), "component:default/svc-1".into())));
     assert!(ops.contains(&("deleted".into(), "component:default/svc-2".into())));
 
     // The table shows them too, and --entity follows one entity.
-    let out = surveyor(dir).args(["changes", "--entity", "component:svc-1"]).assert().success();
+    let out = surveyor(dir)
+        .args(["changes", "--entity", "component:svc-1"])
+        .assert()
+        .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("updated") && text.contains("/spec/owner"), "{text}");
+    assert!(
+        text.contains("updated") && text.contains("/spec/owner"),
+        "{text}"
+    );
 
     // Deleting 90% of the files: the guard refuses, exit 1, nothing deleted.
-    let files: Vec<_> = std::fs::read_dir(dir.join("catalog")).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(dir.join("catalog"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let keep = files.len() / 10;
     let saved: Vec<(std::path::PathBuf, String)> = files[keep..]
         .iter()
@@ -85,7 +123,10 @@ fn init_validate_sync_change_delete_restore() {
     let out = surveyor(dir).args(["sync"]).assert().code(1);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert!(stderr.contains("REFUSED to delete"), "{stderr}");
-    let out = surveyor(dir).args(["entities", "list", "--format", "json"]).assert().success();
+    let out = surveyor(dir)
+        .args(["entities", "list", "--format", "json"])
+        .assert()
+        .success();
     let listed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 10, "nothing was deleted");
 
@@ -99,10 +140,22 @@ fn init_validate_sync_change_delete_restore() {
     assert!(changes(dir).contains(&("restored".into(), "component:default/svc-2".into())));
 
     // --owner filter and entities get.
-    let out = surveyor(dir).args(["entities", "list", "--owner", "team-b", "--format", "json"]).assert().success();
+    let out = surveyor(dir)
+        .args(["entities", "list", "--owner", "team-b", "--format", "json"])
+        .assert()
+        .success();
     let owned: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(owned.as_array().unwrap().len(), 2);
-    let out = surveyor(dir).args(["entities", "get", "component:default/svc-1", "--format", "json"]).assert().success();
+    let out = surveyor(dir)
+        .args([
+            "entities",
+            "get",
+            "component:default/svc-1",
+            "--format",
+            "json",
+        ])
+        .assert()
+        .success();
     let e: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(e["relations"][0]["type"], "ownedBy");
     assert_eq!(e["surveyor"]["sources"][0]["source"], "catalog-files");
@@ -116,7 +169,10 @@ fn dry_run_plans_but_writes_nothing() {
     write(dir, "catalog/a.yaml", &component("a", "t"));
     let c = sync_json(dir, &["--dry-run"], 0);
     assert_eq!(c["created"], 1);
-    let out = surveyor(dir).args(["entities", "list", "--format", "json"]).assert().success();
+    let out = surveyor(dir)
+        .args(["entities", "list", "--format", "json"])
+        .assert()
+        .success();
     let listed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 0);
     assert!(changes(dir).is_empty());
@@ -132,11 +188,23 @@ fn a_bad_document_is_reported_and_exits_2_without_losing_anything() {
     sync_json(dir, &[], 0);
     std::fs::remove_file(dir.join("catalog/b.yaml")).unwrap();
     write(dir, "catalog/c.yaml", &component("c", "t"));
-    write(dir, "catalog/bad.yaml", "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: -nope\n");
+    write(
+        dir,
+        "catalog/bad.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: -nope\n",
+    );
     let out = surveyor(dir).arg("sync").assert().code(2);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(stderr.contains("catalog/bad.yaml (document 1): metadata.name: \"-nope\" is not a valid name"), "{stderr}");
-    let out = surveyor(dir).args(["entities", "list", "--format", "json"]).assert().success();
+    assert!(
+        stderr.contains(
+            "catalog/bad.yaml (document 1): metadata.name: \"-nope\" is not a valid name"
+        ),
+        "{stderr}"
+    );
+    let out = surveyor(dir)
+        .args(["entities", "list", "--format", "json"])
+        .assert()
+        .success();
     let refs: Vec<String> = serde_json::from_slice::<Value>(&out.get_output().stdout)
         .unwrap()
         .as_array()
@@ -145,14 +213,25 @@ fn a_bad_document_is_reported_and_exits_2_without_losing_anything() {
         .map(|e| e["surveyor"]["ref"].as_str().unwrap().to_string())
         .collect();
     // c synced; b is not deleted, because the scope was partial.
-    assert_eq!(refs, vec!["component:default/a", "component:default/b", "component:default/c"]);
+    assert_eq!(
+        refs,
+        vec![
+            "component:default/a",
+            "component:default/b",
+            "component:default/c"
+        ]
+    );
 }
 
 #[test]
 fn config_errors_name_file_line_and_key_and_exit_2() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
-    write(dir, "surveyor.toml", "[catalog]\ndatabase = \"sqlite://x.db\"\n\n[[connectors]]\nid = \"f\"\nkind = \"file\"\npath = [\"x\"]\n");
+    write(
+        dir,
+        "surveyor.toml",
+        "[catalog]\ndatabase = \"sqlite://x.db\"\n\n[[connectors]]\nid = \"f\"\nkind = \"file\"\npath = [\"x\"]\n",
+    );
     let out = surveyor(dir).arg("validate").assert().code(2);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
     assert_eq!(
@@ -160,14 +239,33 @@ fn config_errors_name_file_line_and_key_and_exit_2() {
         "error: surveyor.toml:7:1: connectors[0].path: unknown key (did you mean `paths`?)"
     );
     // A missing file says how to make one.
-    let out = surveyor(dir).args(["--config", "nope.toml", "sync"]).assert().code(2);
+    let out = surveyor(dir)
+        .args(["--config", "nope.toml", "sync"])
+        .assert()
+        .code(2);
     let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
-    assert!(stderr.contains("nope.toml") && stderr.contains("surveyor init"), "{stderr}");
+    assert!(
+        stderr.contains("nope.toml") && stderr.contains("surveyor init"),
+        "{stderr}"
+    );
     // Unknown --connector, bad --since, bad ref.
-    write(dir, "surveyor.toml", "[[connectors]]\nid = \"f\"\nkind = \"file\"\npaths = [\"*.yaml\"]\n");
-    surveyor(dir).args(["sync", "--connector", "nope"]).assert().code(2);
-    surveyor(dir).args(["changes", "--since", "yesterday"]).assert().code(2);
-    surveyor(dir).args(["entities", "get", "nokind"]).assert().code(2);
+    write(
+        dir,
+        "surveyor.toml",
+        "[[connectors]]\nid = \"f\"\nkind = \"file\"\npaths = [\"*.yaml\"]\n",
+    );
+    surveyor(dir)
+        .args(["sync", "--connector", "nope"])
+        .assert()
+        .code(2);
+    surveyor(dir)
+        .args(["changes", "--since", "yesterday"])
+        .assert()
+        .code(2);
+    surveyor(dir)
+        .args(["entities", "get", "nokind"])
+        .assert()
+        .code(2);
 }
 
 #[test]
@@ -195,7 +293,15 @@ fn secrets_in_the_database_url_never_reach_output() {
 
 #[test]
 fn help_is_useful() {
-    let out = Command::cargo_bin("surveyor").unwrap().args(["sync", "--help"]).assert().success();
+    let out = Command::cargo_bin("surveyor")
+        .unwrap()
+        .args(["sync", "--help"])
+        .assert()
+        .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
-    assert!(text.contains("--dry-run") && text.contains("--allow-mass-delete") && text.contains("--connector"));
+    assert!(
+        text.contains("--dry-run")
+            && text.contains("--allow-mass-delete")
+            && text.contains("--connector")
+    );
 }

@@ -139,7 +139,12 @@ impl Config {
         };
         let root = DeTable::parse(&text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
-            ConfigErrors(vec![loc.error(span, "", format!("invalid TOML: {}", e.message().trim()), None)])
+            ConfigErrors(vec![loc.error(
+                span,
+                "",
+                format!("invalid TOML: {}", e.message().trim()),
+                None,
+            )])
         })?;
         let mut errors = Vec::new();
         check_keys(root.get_ref(), "", TOP_KEYS, &loc, &mut errors);
@@ -167,16 +172,26 @@ impl Config {
                     for (index, item) in items.iter().enumerate() {
                         let path = format!("connectors[{index}]");
                         let DeValue::Table(t) = item.get_ref() else {
-                            errors.push(loc.error(item.span(), &path, "must be a table ([[connectors]])".into(), None));
+                            errors.push(loc.error(
+                                item.span(),
+                                &path,
+                                "must be a table ([[connectors]])".into(),
+                                None,
+                            ));
                             continue;
                         };
-                        if let Some(spec) = parse_connector(t, index, item.span(), kinds, &loc, &mut errors) {
+                        if let Some(spec) =
+                            parse_connector(t, index, item.span(), kinds, &loc, &mut errors)
+                        {
                             if let Some(prev) = connectors.iter().find(|c| c.id == spec.id) {
                                 let span = key_span(t, "id").unwrap_or(item.span());
                                 errors.push(loc.error(
                                     span,
                                     &format!("{path}.id"),
-                                    format!("duplicate connector id {:?} (also connectors[{}])", spec.id, prev.index),
+                                    format!(
+                                        "duplicate connector id {:?} (also connectors[{}])",
+                                        spec.id, prev.index
+                                    ),
                                     None,
                                 ));
                             }
@@ -184,7 +199,12 @@ impl Config {
                         }
                     }
                 }
-                _ => errors.push(loc.error(v.span(), "connectors", "must be an array of tables ([[connectors]])".into(), None)),
+                _ => errors.push(loc.error(
+                    v.span(),
+                    "connectors",
+                    "must be an array of tables ([[connectors]])".into(),
+                    None,
+                )),
             },
         }
 
@@ -208,7 +228,9 @@ impl Config {
             && !rest.starts_with('/')
             && !rest.starts_with(':')
         {
-            let (path, query) = rest.split_once('?').map_or((rest, None), |(p, q)| (p, Some(q)));
+            let (path, query) = rest
+                .split_once('?')
+                .map_or((rest, None), |(p, q)| (p, Some(q)));
             let full = self.base_dir().join(path);
             let mut s = format!("sqlite://{}", full.display());
             if let Some(q) = query {
@@ -222,7 +244,10 @@ impl Config {
 
     /// The connector's position: earlier connectors win merges.
     pub fn source_priority(&self) -> std::collections::BTreeMap<String, usize> {
-        self.connectors.iter().map(|c| (c.id.clone(), c.index)).collect()
+        self.connectors
+            .iter()
+            .map(|c| (c.id.clone(), c.index))
+            .collect()
     }
 }
 
@@ -244,15 +269,28 @@ impl ConnectorSpec {
             text: &self.text,
             file: &self.file,
         };
-        let fail = |span: Range<usize>, key: String, message: String| ConfigErrors(vec![loc.error(span, &key, message, None)]);
-        let root = DeTable::parse(&self.text).map_err(|e| fail(0..0, String::new(), e.message().to_string()))?;
+        let fail = |span: Range<usize>, key: String, message: String| {
+            ConfigErrors(vec![loc.error(span, &key, message, None)])
+        };
+        let root = DeTable::parse(&self.text)
+            .map_err(|e| fail(0..0, String::new(), e.message().to_string()))?;
         let item = match root.get_ref().get("connectors").map(Spanned::get_ref) {
             Some(DeValue::Array(items)) => items.get(self.index).cloned(),
             _ => None,
         }
-        .ok_or_else(|| fail(0..0, format!("connectors[{}]", self.index), "missing".into()))?;
+        .ok_or_else(|| {
+            fail(
+                0..0,
+                format!("connectors[{}]", self.index),
+                "missing".into(),
+            )
+        })?;
         let DeValue::Table(mut table) = item.get_ref().clone() else {
-            return Err(fail(item.span(), format!("connectors[{}]", self.index), "must be a table".into()));
+            return Err(fail(
+                item.span(),
+                format!("connectors[{}]", self.index),
+                "must be a table".into(),
+            ));
         };
         let span = item.span();
         for key in COMMON_CONNECTOR_KEYS {
@@ -287,7 +325,13 @@ struct Locator<'a> {
 }
 
 impl Locator<'_> {
-    fn error(&self, span: Range<usize>, key: &str, message: String, hint: Option<String>) -> ConfigError {
+    fn error(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        message: String,
+        hint: Option<String>,
+    ) -> ConfigError {
         let (line, column) = line_col(self.text, span.start);
         ConfigError {
             file: self.file.to_path_buf(),
@@ -327,11 +371,18 @@ fn did_you_mean(key: &str, allowed: &[&str]) -> Option<String> {
         .map(|(_, a)| format!("did you mean `{a}`?"))
 }
 
-fn check_keys(table: &DeTable<'_>, prefix: &str, allowed: &[&str], loc: &Locator<'_>, errors: &mut Vec<ConfigError>) {
+fn check_keys(
+    table: &DeTable<'_>,
+    prefix: &str,
+    allowed: &[&str],
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) {
     for key in table.keys() {
         let name: &str = key.get_ref();
         if !allowed.contains(&name) {
-            let hint = did_you_mean(name, allowed).or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
+            let hint = did_you_mean(name, allowed)
+                .or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
             errors.push(loc.error(key.span(), &join(prefix, name), "unknown key".into(), hint));
         }
     }
@@ -369,19 +420,36 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn get_str(table: &DeTable<'_>, key: &str, path: &str, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<String> {
+fn get_str(
+    table: &DeTable<'_>,
+    key: &str,
+    path: &str,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
     let v = table.get(key)?;
     match v.get_ref() {
         DeValue::String(s) => Some(s.to_string()),
         other => {
-            errors.push(loc.error(v.span(), path, format!("expected a string, found {}", type_name(other)), None));
+            errors.push(loc.error(
+                v.span(),
+                path,
+                format!("expected a string, found {}", type_name(other)),
+                None,
+            ));
             None
         }
     }
 }
 
 /// Expands `${ENV}` references in a string value, reporting a missing variable at the key.
-fn expanded(table: &DeTable<'_>, key: &str, path: &str, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<String> {
+fn expanded(
+    table: &DeTable<'_>,
+    key: &str,
+    path: &str,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<String> {
     let raw = get_str(table, key, path, loc, errors)?;
     match expand_env(&raw) {
         Ok(s) => Some(s),
@@ -393,12 +461,19 @@ fn expanded(table: &DeTable<'_>, key: &str, path: &str, loc: &Locator<'_>, error
     }
 }
 
-fn parse_catalog(table: Option<&DeTable<'_>>, loc: &Locator<'_>, errors: &mut Vec<ConfigError>) -> Option<CatalogConfig> {
+fn parse_catalog(
+    table: Option<&DeTable<'_>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Option<CatalogConfig> {
     let mut c = CatalogConfig::default_for_errors();
     let Some(t) = table else { return Some(c) };
     let before = errors.len();
     if let Some(db) = expanded(t, "database", "catalog.database", loc, errors) {
-        if db.starts_with("sqlite:") || db.starts_with("postgres://") || db.starts_with("postgresql://") {
+        if db.starts_with("sqlite:")
+            || db.starts_with("postgres://")
+            || db.starts_with("postgresql://")
+        {
             c.database = Secret::new(db);
         } else {
             let span = key_span(t, "database").unwrap_or(0..0);
@@ -413,7 +488,12 @@ fn parse_catalog(table: Option<&DeTable<'_>>, loc: &Locator<'_>, errors: &mut Ve
     if let Some(r) = get_str(t, "retention", "catalog.retention", loc, errors) {
         match parse_duration(&r) {
             Ok(d) => c.retention = d,
-            Err(m) => errors.push(loc.error(key_span(t, "retention").unwrap_or(0..0), "catalog.retention", m, None)),
+            Err(m) => errors.push(loc.error(
+                key_span(t, "retention").unwrap_or(0..0),
+                "catalog.retention",
+                m,
+                None,
+            )),
         }
     }
     if let Some(v) = t.get("max_delete_ratio") {
@@ -448,7 +528,12 @@ fn parse_connector(
     let id = get_str(t, "id", &format!("{path}.id"), loc, errors);
     let kind = get_str(t, "kind", &format!("{path}.kind"), loc, errors);
     match &id {
-        None if errors.len() == before => errors.push(loc.error(span.clone(), &format!("{path}.id"), "missing key `id`".into(), None)),
+        None if errors.len() == before => errors.push(loc.error(
+            span.clone(),
+            &format!("{path}.id"),
+            "missing key `id`".into(),
+            None,
+        )),
         Some(id) if !surveyor_model::validate::is_valid_object_name(id) => errors.push(loc.error(
             key_span(t, "id").unwrap_or(span.clone()),
             &format!("{path}.id"),
@@ -464,7 +549,10 @@ fn parse_connector(
                     span.clone(),
                     &format!("{path}.kind"),
                     "missing key `kind`".into(),
-                    Some(format!("one of: {}", kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", "))),
+                    Some(format!(
+                        "one of: {}",
+                        kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
+                    )),
                 ));
             }
             None
@@ -473,12 +561,15 @@ fn parse_connector(
             Some(s) => Some(s),
             None => {
                 let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
-                errors.push(loc.error(
-                    key_span(t, "kind").unwrap_or(span.clone()),
-                    &format!("{path}.kind"),
-                    format!("unknown connector kind {k:?}"),
-                    did_you_mean(k, &names).or_else(|| Some(format!("known kinds: {}", names.join(", ")))),
-                ));
+                errors.push(
+                    loc.error(
+                        key_span(t, "kind").unwrap_or(span.clone()),
+                        &format!("{path}.kind"),
+                        format!("unknown connector kind {k:?}"),
+                        did_you_mean(k, &names)
+                            .or_else(|| Some(format!("known kinds: {}", names.join(", ")))),
+                    ),
+                );
                 None
             }
         },
@@ -536,16 +627,20 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
     let (num, unit) = s.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| format!("invalid duration {s:?}: expected a number and a unit, e.g. 30d, 12h, 90m"))?;
+    let n: u64 = num.parse().map_err(|_| {
+        format!("invalid duration {s:?}: expected a number and a unit, e.g. 30d, 12h, 90m")
+    })?;
     let secs = match unit {
         "s" => n,
         "m" => n * 60,
         "h" => n * 3600,
         "d" => n * 86_400,
         "w" => n * 7 * 86_400,
-        _ => return Err(format!("invalid duration {s:?}: unit must be one of s, m, h, d, w")),
+        _ => {
+            return Err(format!(
+                "invalid duration {s:?}: unit must be one of s, m, h, d, w"
+            ));
+        }
     };
     Ok(Duration::from_secs(secs))
 }

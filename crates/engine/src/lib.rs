@@ -6,4 +6,7 @@ pub mod merge;
 pub mod reconcile;
 pub mod replay;
 
-pub use reconcile::{Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport, run_connector};
+pub use reconcile::{
+    Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport,
+    run_connector,
+};

@@ -29,7 +29,11 @@ pub struct ObservedEntity {
 }
 
 impl ObservedEntity {
-    pub fn new(entity: &Entity, extra_relations: &[Relation], declared: bool) -> Result<Self, surveyor_model::RefError> {
+    pub fn new(
+        entity: &Entity,
+        extra_relations: &[Relation],
+        declared: bool,
+    ) -> Result<Self, surveyor_model::RefError> {
         let entity_ref = entity.entity_ref()?;
         let entity_json = canonical_json(&entity.to_value());
         let mut relations = entity.relations();
@@ -141,7 +145,13 @@ impl MergedEntity {
         meta.push_str(&sources_json);
         for r in &relation_rows {
             meta.push('\n');
-            for part in [&r.origin_ref, &r.source_ref, &r.kind, &r.target_ref, &r.target_display] {
+            for part in [
+                &r.origin_ref,
+                &r.source_ref,
+                &r.kind,
+                &r.target_ref,
+                &r.target_display,
+            ] {
                 meta.push_str(part);
                 meta.push('\t');
             }
@@ -163,7 +173,8 @@ mod tests {
 
     #[test]
     fn declared_beats_priority_beats_name() {
-        let prio: BTreeMap<String, usize> = [("github".to_string(), 0), ("files".to_string(), 1)].into();
+        let prio: BTreeMap<String, usize> =
+            [("github".to_string(), 0), ("files".to_string(), 1)].into();
         let c = vec![
             ("files".to_string(), "b".to_string(), false),
             ("github".to_string(), "z".to_string(), false),
@@ -181,7 +192,8 @@ mod tests {
     #[test]
     fn body_round_trips_and_relations_get_inverses() {
         let mut e = Entity::new("Component", "default", "svc");
-        e.spec.insert("owner".into(), Value::String("team-a".into()));
+        e.spec
+            .insert("owner".into(), Value::String("team-a".into()));
         let o = ObservedEntity::new(&e, &[], true).unwrap();
         let back = ObservedEntity::from_body(&o.observation_body()).unwrap();
         assert_eq!(back.entity_hash, o.entity_hash);
@@ -195,8 +207,16 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                ("component:default/svc".into(), "ownedBy".into(), "group:default/team-a".into()),
-                ("group:default/team-a".into(), "ownerOf".into(), "component:default/svc".into()),
+                (
+                    "component:default/svc".into(),
+                    "ownedBy".into(),
+                    "group:default/team-a".into()
+                ),
+                (
+                    "group:default/team-a".into(),
+                    "ownerOf".into(),
+                    "component:default/svc".into()
+                ),
             ]
         );
     }

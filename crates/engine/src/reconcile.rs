@@ -10,10 +10,12 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use surveyor_model::{Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus};
+use surveyor_model::{
+    Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus,
+};
 use surveyor_store::{
-    ChangeOp, ChangeWrite, EntityRow, EntityWrite, ObservationIndexRow, ObservationWrite, RefusalRow, Store,
-    StoreError, StoreTx,
+    ChangeOp, ChangeWrite, EntityRow, EntityWrite, ObservationIndexRow, ObservationWrite,
+    RefusalRow, Store, StoreError, StoreTx,
 };
 use tokio::sync::mpsc;
 
@@ -199,10 +201,18 @@ pub async fn run_connector(
     match result {
         Ok(report) => {
             if !options.dry_run {
-                let outcome = serde_json::json!({ "scopes": report.scopes, "problems": report.problems });
+                let outcome =
+                    serde_json::json!({ "scopes": report.scopes, "problems": report.problems });
                 let counts = serde_json::to_value(&report.counts).unwrap_or(Value::Null);
                 store
-                    .finish_run(&run_id, report.status.as_str(), &outcome, &counts, report.error.as_deref(), Utc::now())
+                    .finish_run(
+                        &run_id,
+                        report.status.as_str(),
+                        &outcome,
+                        &counts,
+                        report.error.as_deref(),
+                        Utc::now(),
+                    )
                     .await?;
             }
             Ok(report)
@@ -211,7 +221,14 @@ pub async fn run_connector(
             if !options.dry_run {
                 // Best effort: the store may be what failed.
                 let _ = store
-                    .finish_run(&run_id, "failed", &Value::Null, &Value::Null, Some(&e.to_string()), Utc::now())
+                    .finish_run(
+                        &run_id,
+                        "failed",
+                        &Value::Null,
+                        &Value::Null,
+                        Some(&e.to_string()),
+                        Utc::now(),
+                    )
                     .await;
             }
             Err(e)
@@ -354,7 +371,10 @@ struct RunState<'a> {
 }
 
 impl RunState<'_> {
-    async fn receive_all(&mut self, mut rx: mpsc::Receiver<Observation>) -> Result<(), ReconcileError> {
+    async fn receive_all(
+        &mut self,
+        mut rx: mpsc::Receiver<Observation>,
+    ) -> Result<(), ReconcileError> {
         while let Some(obs) = rx.recv().await {
             if let Some(p) = self.classify(obs) {
                 self.stage(p).await?;
@@ -378,7 +398,9 @@ impl RunState<'_> {
                 scope: obs.scope.clone(),
                 location: obs.external_id.clone(),
                 field: None,
-                message: "the source reported this external id twice in one crawl; the first was kept".into(),
+                message:
+                    "the source reported this external id twice in one crawl; the first was kept"
+                        .into(),
             });
             return None;
         }
@@ -439,30 +461,45 @@ impl RunState<'_> {
     }
 
     /// Applies writes and deletions of the open scope inside its transaction.
-    async fn write(&mut self, writes: Vec<Pending>, deletions: Vec<ObservationIndexRow>) -> Result<(), ReconcileError> {
+    async fn write(
+        &mut self,
+        writes: Vec<Pending>,
+        deletions: Vec<ObservationIndexRow>,
+    ) -> Result<(), ReconcileError> {
         let Some(scope) = self.open_scope.clone() else {
             return Ok(());
         };
-        let Some(tx) = self.tx.as_mut() else { return Ok(()) };
+        let Some(tx) = self.tx.as_mut() else {
+            return Ok(());
+        };
         let counts = self.per_scope.entry(scope.clone()).or_default();
         self.job.apply(tx, &scope, writes, deletions, counts).await
     }
 
     /// Ends every scope: writes what waited, deletes where the crawl was complete (and the
     /// guard allows), records refusals, commits each scope's transaction.
-    async fn finish(&mut self, outcome: &Outcome, error: Option<&str>) -> Result<Vec<ScopeReport>, ReconcileError> {
+    async fn finish(
+        &mut self,
+        outcome: &Outcome,
+        error: Option<&str>,
+    ) -> Result<Vec<ScopeReport>, ReconcileError> {
         let mut scopes: Vec<String> = Vec::new();
         scopes.extend(self.open_scope.clone());
         let mut rest: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
         rest.extend(self.observed_scopes.iter().cloned());
         rest.extend(self.buffered.keys().cloned());
-        scopes.extend(rest.into_iter().filter(|s| Some(s) != self.open_scope.as_ref()));
+        scopes.extend(
+            rest.into_iter()
+                .filter(|s| Some(s) != self.open_scope.as_ref()),
+        );
 
         let mut reports = Vec::new();
         for scope in scopes {
             let status = match (outcome.status(&scope), error) {
                 (Some(s), None) => s.clone(),
-                (_, Some(e)) => ScopeStatus::Failed { reason: e.to_string() },
+                (_, Some(e)) => ScopeStatus::Failed {
+                    reason: e.to_string(),
+                },
                 (None, None) => ScopeStatus::Failed {
                     reason: "the connector did not report this scope".into(),
                 },
@@ -534,7 +571,10 @@ fn guard(
         return Vec::new();
     }
     let mut live: BTreeMap<&str, u64> = BTreeMap::new();
-    for k in known.values().filter(|k| k.row.live && k.row.scope == scope) {
+    for k in known
+        .values()
+        .filter(|k| k.row.live && k.row.scope == scope)
+    {
         *live.entry(k.row.kind.as_str()).or_default() += 1;
     }
     let mut gone: BTreeMap<&str, u64> = BTreeMap::new();
@@ -569,7 +609,12 @@ enum Desired {
 }
 
 impl ScopeJob<'_> {
-    async fn record_refusals(&self, tx: &mut StoreTx, scope: &str, refused: &[Refusal]) -> Result<(), ReconcileError> {
+    async fn record_refusals(
+        &self,
+        tx: &mut StoreTx,
+        scope: &str,
+        refused: &[Refusal],
+    ) -> Result<(), ReconcileError> {
         for r in refused {
             tx.insert_refusal(
                 &RefusalRow {
@@ -641,8 +686,10 @@ impl ScopeJob<'_> {
             affected.insert(d.entity_ref.clone());
         }
         // Each written observation is needed at most once, as its ref's winner: move, not clone.
-        let mut in_memory: HashMap<String, ObservedEntity> =
-            writes.into_iter().map(|p| (p.external_id, p.observed)).collect();
+        let mut in_memory: HashMap<String, ObservedEntity> = writes
+            .into_iter()
+            .map(|p| (p.external_id, p.observed))
+            .collect();
 
         // 3. Rename candidates first, each old/new pair in the same batch; then the rest.
         let mut changes: Vec<ChangeWrite> = Vec::new();
@@ -655,12 +702,22 @@ impl ScopeJob<'_> {
                 pair_refs.push(new.clone());
             }
         }
-        let mut batches: Vec<Vec<String>> = pair_refs.chunks(REF_BATCH).map(<[String]>::to_vec).collect();
+        let mut batches: Vec<Vec<String>> = pair_refs
+            .chunks(REF_BATCH)
+            .map(<[String]>::to_vec)
+            .collect();
         let rest: Vec<String> = affected.into_iter().collect();
         batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
         for batch in batches {
-            self.apply_batch(tx, &batch, &rename_pairs, &mut in_memory, counts, &mut changes)
-                .await?;
+            self.apply_batch(
+                tx,
+                &batch,
+                &rename_pairs,
+                &mut in_memory,
+                counts,
+                &mut changes,
+            )
+            .await?;
             tx.insert_changes(&changes, self.now).await?;
             changes.clear();
         }
@@ -695,7 +752,9 @@ impl ScopeJob<'_> {
             if handled.contains(old.as_str()) || handled.contains(new.as_str()) {
                 continue;
             }
-            let (Some(Desired::Absent), Some(Desired::Present(merged))) = (desired.get(old), desired.get(new)) else {
+            let (Some(Desired::Absent), Some(Desired::Present(merged))) =
+                (desired.get(old), desired.get(new))
+            else {
                 continue;
             };
             let (Some(old_row), None) = (current.get(old), current.get(new)) else {
@@ -726,13 +785,18 @@ impl ScopeJob<'_> {
             if handled.contains(key.as_str()) {
                 continue;
             }
-            let Some(want) = desired.get(key) else { continue };
+            let Some(want) = desired.get(key) else {
+                continue;
+            };
             let row = current.get(key);
             let (op, uid, patch, previous) = match (row, want) {
                 (None, Desired::Present(m)) => (
                     ChangeOp::Created,
                     uuid::Uuid::now_v7().to_string(),
-                    format!("[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]", m.winner.entity_json),
+                    format!(
+                        "[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]",
+                        m.winner.entity_json
+                    ),
                     None,
                 ),
                 (Some(r), Desired::Present(m)) if !r.is_live() => (
@@ -794,10 +858,12 @@ impl ScopeJob<'_> {
             });
         }
 
-        tx.tombstone_entities(&tombstones, &self.run_id, self.now).await?;
+        tx.tombstone_entities(&tombstones, &self.run_id, self.now)
+            .await?;
         tx.upsert_entities(&entity_writes, self.now).await?;
         if !relation_origins.is_empty() || !relation_rows.is_empty() {
-            tx.replace_relations(&relation_origins, &relation_rows).await?;
+            tx.replace_relations(&relation_origins, &relation_rows)
+                .await?;
         }
         Ok(())
     }
@@ -823,17 +889,22 @@ impl ScopeJob<'_> {
             if let Some((source, ext, _)) = pick_winner(candidates, &self.options.source_priority) {
                 winners.insert(key.clone(), (source.clone(), ext.clone()));
                 if *source != self.source || !in_memory.contains_key(ext.as_str()) {
-                    to_fetch.entry(source.clone()).or_default().push(ext.clone());
+                    to_fetch
+                        .entry(source.clone())
+                        .or_default()
+                        .push(ext.clone());
                 }
             }
         }
         let mut fetched: HashMap<(String, String), ObservedEntity> = HashMap::new();
         for (source, ids) in to_fetch {
             for (ext, body) in tx.observation_bodies(&source, &ids).await? {
-                let parsed = ObservedEntity::from_body(&body).map_err(|detail| ReconcileError::CorruptObservation {
-                    source_id: source.clone(),
-                    external_id: ext.clone(),
-                    detail,
+                let parsed = ObservedEntity::from_body(&body).map_err(|detail| {
+                    ReconcileError::CorruptObservation {
+                        source_id: source.clone(),
+                        external_id: ext.clone(),
+                        detail,
+                    }
                 })?;
                 fetched.insert((source.clone(), ext), parsed);
             }
@@ -867,7 +938,10 @@ impl ScopeJob<'_> {
                     winner: s == wsource && e == wext,
                 })
                 .collect();
-            out.insert(key.clone(), Desired::Present(Box::new(MergedEntity::new(winner, sources))));
+            out.insert(
+                key.clone(),
+                Desired::Present(Box::new(MergedEntity::new(winner, sources))),
+            );
         }
         Ok(out)
     }

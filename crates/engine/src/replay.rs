@@ -39,7 +39,8 @@ pub fn replay(changes: &[ChangeRow]) -> Result<BTreeMap<String, Replayed>, Repla
             entity: c.entity_ref.clone(),
             detail,
         };
-        let patch: json_patch::Patch = serde_json::from_value(c.patch.clone()).map_err(|e| fail(e.to_string()))?;
+        let patch: json_patch::Patch =
+            serde_json::from_value(c.patch.clone()).map_err(|e| fail(e.to_string()))?;
         match c.op {
             ChangeOp::Created => {
                 let mut body = Value::Null;
@@ -84,10 +85,14 @@ pub async fn verify(store: &Store) -> Result<usize, ReplayError> {
         .collect();
     for row in &live {
         let Some(r) = replayed_live.remove(row.uid.as_str()) else {
-            return Err(ReplayError::Mismatch(format!("{} is live but history never created it", row.display_ref)));
+            return Err(ReplayError::Mismatch(format!(
+                "{} is live but history never created it",
+                row.display_ref
+            )));
         };
-        let body: Value = serde_json::from_str(&row.body)
-            .map_err(|e| ReplayError::Mismatch(format!("{}: stored body unreadable: {e}", row.display_ref)))?;
+        let body: Value = serde_json::from_str(&row.body).map_err(|e| {
+            ReplayError::Mismatch(format!("{}: stored body unreadable: {e}", row.display_ref))
+        })?;
         if r.body != body || r.display_ref != row.display_ref {
             return Err(ReplayError::Mismatch(format!(
                 "{}: history says {} {}, catalog says {}",
@@ -96,7 +101,10 @@ pub async fn verify(store: &Store) -> Result<usize, ReplayError> {
         }
     }
     if let Some((_, r)) = replayed_live.into_iter().next() {
-        return Err(ReplayError::Mismatch(format!("{} is live in history but not in the catalog", r.display_ref)));
+        return Err(ReplayError::Mismatch(format!(
+            "{} is live in history but not in the catalog",
+            r.display_ref
+        )));
     }
     Ok(live.len())
 }

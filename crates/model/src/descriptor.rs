@@ -106,7 +106,10 @@ spec:
         assert_eq!(docs.len(), 3);
         assert!(docs[0].result.is_ok());
         assert_eq!(docs[1].index, 1);
-        assert_eq!(docs[1].result.as_ref().unwrap_err().field(), Some("metadata.name"));
+        assert_eq!(
+            docs[1].result.as_ref().unwrap_err().field(),
+            Some("metadata.name")
+        );
         assert_eq!(docs[2].index, 3);
         assert_eq!(docs[2].result.as_ref().unwrap().kind, "Group");
     }
@@ -123,10 +126,18 @@ spec:
     fn alias_bombs_are_refused_not_expanded() {
         let mut text = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
         for i in 0..12 {
-            let prev = if i == 0 { "a".to_string() } else { format!("b{}", i - 1) };
+            let prev = if i == 0 {
+                "a".to_string()
+            } else {
+                format!("b{}", i - 1)
+            };
             text.push_str(&format!("b{i}: &b{i} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
         }
         let docs = parse_descriptors(&text);
-        assert!(matches!(docs[0].result, Err(DescriptorError::Yaml(_))), "{:?}", docs[0].result);
+        assert!(
+            matches!(docs[0].result, Err(DescriptorError::Yaml(_))),
+            "{:?}",
+            docs[0].result
+        );
     }
 }

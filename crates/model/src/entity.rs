@@ -174,7 +174,10 @@ impl Entity {
         if let Some(v) = &api_version
             && !validate::is_valid_api_version(v)
         {
-            errors.push(field_err("apiVersion", format!("{v:?} is not a valid apiVersion")));
+            errors.push(field_err(
+                "apiVersion",
+                format!("{v:?} is not a valid apiVersion"),
+            ));
         }
         if let Some(k) = &kind
             && !validate::is_valid_kind(k)
@@ -209,13 +212,16 @@ impl Entity {
         for key in root.keys() {
             errors.push(field_err(key.clone(), "unknown top-level field"));
         }
-        let metadata = metadata.and_then(|m| match serde_json::from_value::<Metadata>(Value::Object(m)) {
-            Ok(md) => Some(md),
-            Err(e) => {
-                errors.push(field_err("metadata", e.to_string()));
-                None
-            }
-        });
+        let metadata =
+            metadata.and_then(
+                |m| match serde_json::from_value::<Metadata>(Value::Object(m)) {
+                    Ok(md) => Some(md),
+                    Err(e) => {
+                        errors.push(field_err("metadata", e.to_string()));
+                        None
+                    }
+                },
+            );
         if let Some(md) = &metadata {
             validate_metadata(md, &mut errors);
         }
@@ -258,7 +264,10 @@ impl Entity {
     }
 
     pub fn namespace(&self) -> &str {
-        self.metadata.namespace.as_deref().unwrap_or(DEFAULT_NAMESPACE)
+        self.metadata
+            .namespace
+            .as_deref()
+            .unwrap_or(DEFAULT_NAMESPACE)
     }
 
     /// This entity's own reference. Valid for any entity built by [`Entity::from_value`].
@@ -267,7 +276,9 @@ impl Entity {
     }
 
     pub fn is_known_kind(&self) -> bool {
-        KNOWN_KINDS.iter().any(|k| k.eq_ignore_ascii_case(&self.kind))
+        KNOWN_KINDS
+            .iter()
+            .any(|k| k.eq_ignore_ascii_case(&self.kind))
     }
 
     /// `spec.type`, when it is a string.
@@ -322,7 +333,11 @@ impl Entity {
     }
 }
 
-fn take_string(root: &mut Map<String, Value>, key: &str, errors: &mut Vec<FieldError>) -> Option<String> {
+fn take_string(
+    root: &mut Map<String, Value>,
+    key: &str,
+    errors: &mut Vec<FieldError>,
+) -> Option<String> {
     match root.remove(key) {
         Some(Value::String(s)) if !s.is_empty() => Some(s),
         None | Some(Value::Null) => {
@@ -357,7 +372,10 @@ fn validate_metadata(md: &Metadata, errors: &mut Vec<FieldError>) {
     }
     for (k, v) in &md.labels {
         if !validate::is_valid_label_key(k) {
-            errors.push(field_err(format!("metadata.labels.{k}"), "invalid label key"));
+            errors.push(field_err(
+                format!("metadata.labels.{k}"),
+                "invalid label key",
+            ));
         }
         if !validate::is_valid_label_value(v) {
             errors.push(field_err(
@@ -368,7 +386,10 @@ fn validate_metadata(md: &Metadata, errors: &mut Vec<FieldError>) {
     }
     for k in md.annotations.keys() {
         if !validate::is_valid_annotation_key(k) {
-            errors.push(field_err(format!("metadata.annotations.{k}"), "invalid annotation key"));
+            errors.push(field_err(
+                format!("metadata.annotations.{k}"),
+                "invalid annotation key",
+            ));
         }
     }
     for (i, tag) in md.tags.iter().enumerate() {
@@ -422,7 +443,10 @@ mod tests {
     fn builds_and_derives_relations() {
         let e = Entity::from_value(component()).unwrap();
         assert_eq!(e.namespace(), "default");
-        assert_eq!(e.entity_ref().unwrap().to_string(), "component:default/payments-api");
+        assert_eq!(
+            e.entity_ref().unwrap().to_string(),
+            "component:default/payments-api"
+        );
         let rels: Vec<String> = e
             .relations()
             .iter()
@@ -450,7 +474,13 @@ mod tests {
         let fields: Vec<&str> = err.errors.iter().map(|e| e.field.as_str()).collect();
         assert_eq!(
             fields,
-            vec!["apiVersion", "metadata.name", "metadata.namespace", "metadata.labels.a/b/c", "metadata.tags[0]"]
+            vec![
+                "apiVersion",
+                "metadata.name",
+                "metadata.namespace",
+                "metadata.labels.a/b/c",
+                "metadata.tags[0]"
+            ]
         );
     }
 

@@ -76,7 +76,10 @@ mod tests {
         let b: Value = serde_json::from_str(r#"{"a":{"x":"s","y":[1,2]},"b":1}"#).unwrap();
         assert_eq!(canonical_json(&a), r#"{"a":{"x":"s","y":[1,2]},"b":1}"#);
         assert_eq!(content_hash(&a), content_hash(&b));
-        assert_ne!(content_hash(&a), content_hash(&json!({"b": 2, "a": {"x": "s", "y": [1, 2]}})));
+        assert_ne!(
+            content_hash(&a),
+            content_hash(&json!({"b": 2, "a": {"x": "s", "y": [1, 2]}}))
+        );
         assert_eq!(content_hash(&a).len(), 64);
     }
 

@@ -26,7 +26,11 @@ pub struct Observation {
 }
 
 impl Observation {
-    pub fn discovered(scope: impl Into<String>, external_id: impl Into<String>, entity: Entity) -> Self {
+    pub fn discovered(
+        scope: impl Into<String>,
+        external_id: impl Into<String>,
+        entity: Entity,
+    ) -> Self {
         Self {
             source: String::new(),
             scope: scope.into(),
@@ -37,7 +41,11 @@ impl Observation {
         }
     }
 
-    pub fn declared(scope: impl Into<String>, external_id: impl Into<String>, entity: Entity) -> Self {
+    pub fn declared(
+        scope: impl Into<String>,
+        external_id: impl Into<String>,
+        entity: Entity,
+    ) -> Self {
         Self {
             declared: true,
             ..Self::discovered(scope, external_id, entity)
@@ -51,9 +59,13 @@ impl Observation {
 pub enum ScopeStatus {
     Complete,
     /// Some of the scope was seen; what was seen is true, what was not proves nothing.
-    Partial { reason: String },
+    Partial {
+        reason: String,
+    },
     /// Nothing reliable came back from the scope.
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
 }
 
 impl ScopeStatus {
@@ -72,7 +84,9 @@ impl ScopeStatus {
     pub fn merge(self, other: Self) -> Self {
         match (self, other) {
             (Self::Failed { reason }, _) | (_, Self::Failed { reason }) => Self::Failed { reason },
-            (Self::Partial { reason }, _) | (_, Self::Partial { reason }) => Self::Partial { reason },
+            (Self::Partial { reason }, _) | (_, Self::Partial { reason }) => {
+                Self::Partial { reason }
+            }
             _ => Self::Complete,
         }
     }
@@ -114,11 +128,21 @@ impl Outcome {
     }
 
     pub fn partial(&mut self, scope: impl Into<String>, reason: impl Into<String>) {
-        self.report(scope, ScopeStatus::Partial { reason: reason.into() });
+        self.report(
+            scope,
+            ScopeStatus::Partial {
+                reason: reason.into(),
+            },
+        );
     }
 
     pub fn failed(&mut self, scope: impl Into<String>, reason: impl Into<String>) {
-        self.report(scope, ScopeStatus::Failed { reason: reason.into() });
+        self.report(
+            scope,
+            ScopeStatus::Failed {
+                reason: reason.into(),
+            },
+        );
     }
 
     /// Records a status for a scope; a scope reported twice keeps the worse status.
@@ -220,10 +244,15 @@ mod tests {
     async fn sink_stamps_the_source() {
         let (sink, mut rx) = ObservationSink::channel("files", 4);
         let e = Entity::new("Component", "default", "x");
-        sink.send(Observation::discovered("s", "id1", e)).await.unwrap();
+        sink.send(Observation::discovered("s", "id1", e))
+            .await
+            .unwrap();
         assert_eq!(rx.recv().await.unwrap().source, "files");
         drop(rx);
         let e = Entity::new("Component", "default", "y");
-        assert_eq!(sink.send(Observation::discovered("s", "id2", e)).await, Err(SinkClosed));
+        assert_eq!(
+            sink.send(Observation::discovered("s", "id2", e)).await,
+            Err(SinkClosed)
+        );
     }
 }

@@ -44,7 +44,10 @@ pub enum ExpandError {
 }
 
 /// Replaces each `${NAME}` with the variable's value, using `lookup`; `$${` is a literal `${`.
-pub fn expand_with(input: &str, lookup: impl Fn(&str) -> Option<String>) -> Result<String, ExpandError> {
+pub fn expand_with(
+    input: &str,
+    lookup: impl Fn(&str) -> Option<String>,
+) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(input.len());
     let mut rest = input;
     while let Some(pos) = rest.find('$') {
@@ -81,7 +84,9 @@ pub fn expand_env(input: &str) -> Result<String, ExpandError> {
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
-        expand_env(&raw).map(Secret).map_err(serde::de::Error::custom)
+        expand_env(&raw)
+            .map(Secret)
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -95,11 +100,23 @@ mod tests {
 
     #[test]
     fn expands_references() {
-        assert_eq!(expand_with("Bearer ${TOKEN}", env).unwrap(), "Bearer s3cr3t");
-        assert_eq!(expand_with("cost $5, $${TOKEN}", env).unwrap(), "cost $5, ${TOKEN}");
-        assert_eq!(expand_with("${NOPE}", env), Err(ExpandError::Missing("NOPE".into())));
+        assert_eq!(
+            expand_with("Bearer ${TOKEN}", env).unwrap(),
+            "Bearer s3cr3t"
+        );
+        assert_eq!(
+            expand_with("cost $5, $${TOKEN}", env).unwrap(),
+            "cost $5, ${TOKEN}"
+        );
+        assert_eq!(
+            expand_with("${NOPE}", env),
+            Err(ExpandError::Missing("NOPE".into()))
+        );
         assert_eq!(expand_with("${TOKEN", env), Err(ExpandError::Unterminated));
-        assert_eq!(expand_with("${1X}", env), Err(ExpandError::BadName("1X".into())));
+        assert_eq!(
+            expand_with("${1X}", env),
+            Err(ExpandError::BadName("1X".into()))
+        );
     }
 
     #[test]

@@ -19,7 +19,8 @@ pub fn is_valid_object_name(s: &str) -> bool {
     let last = s.chars().last();
     matches!(first, Some(c) if is_alnum(c))
         && matches!(last, Some(c) if is_alnum(c))
-        && s.chars().all(|c| is_alnum(c) || matches!(c, '-' | '_' | '.'))
+        && s.chars()
+            .all(|c| is_alnum(c) || matches!(c, '-' | '_' | '.'))
 }
 
 /// RFC 1123 DNS label as Backstage checks it: `^[a-z0-9]+(-[a-z0-9]+)*$`, 1..=63 characters.
@@ -77,9 +78,9 @@ pub fn is_valid_tag(s: &str) -> bool {
     (1..=63).contains(&s.len())
         && s.split('-').all(|part| {
             !part.is_empty()
-                && part
-                    .chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '#'))
+                && part.chars().all(|c| {
+                    c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, ':' | '+' | '#')
+                })
         })
 }
 
@@ -98,10 +99,28 @@ mod tests {
 
     #[test]
     fn object_names() {
-        for ok in ["a", "A", "payments-api", "a.b_c-d", "a--b", "x".repeat(63).as_str(), "9lives"] {
+        for ok in [
+            "a",
+            "A",
+            "payments-api",
+            "a.b_c-d",
+            "a--b",
+            "x".repeat(63).as_str(),
+            "9lives",
+        ] {
             assert!(is_valid_object_name(ok), "{ok:?} should be valid");
         }
-        for bad in ["", "-a", "a-", "_a", "a.", "a b", "ä", "a/b", "x".repeat(64).as_str()] {
+        for bad in [
+            "",
+            "-a",
+            "a-",
+            "_a",
+            "a.",
+            "a b",
+            "ä",
+            "a/b",
+            "x".repeat(64).as_str(),
+        ] {
             assert!(!is_valid_object_name(bad), "{bad:?} should be invalid");
         }
     }

@@ -15,8 +15,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub use read::{ChangeFilter, EntityFilter, TableCounts};
-pub use write::EntityWrite;
 pub use rows::*;
+pub use write::EntityWrite;
 
 /// Store failures. Messages never contain connection strings (they may carry passwords).
 #[derive(Debug, thiserror::Error)]
@@ -148,19 +148,27 @@ impl Store {
     }
 
     async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self> {
-        let mut opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let mut opts =
+            PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
         if let Some(schema) = schema {
-            if !schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(StoreError::BadUrl(format!("invalid schema name {schema:?}")));
+            if !schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+            {
+                return Err(StoreError::BadUrl(format!(
+                    "invalid schema name {schema:?}"
+                )));
             }
             let admin = PgPoolOptions::new()
                 .max_connections(1)
                 .connect_with(opts.clone())
                 .await
                 .map_err(|e| StoreError::Connect(e.to_string()))?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")))
-                .execute(&admin)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
+            )))
+            .execute(&admin)
+            .await?;
             admin.close().await;
             opts = opts.options([("search_path", schema)]);
         }
@@ -222,11 +230,15 @@ impl Store {
     /// Drops a test schema and everything in it (Postgres only; a no-op on SQLite).
     pub async fn drop_schema(&self, schema: &str) -> Result<()> {
         if let Self::Postgres(pool) = self
-            && schema.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            && schema
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
         {
-            sqlx::query(sqlx::AssertSqlSafe(format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")))
-                .execute(pool)
-                .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP SCHEMA IF EXISTS \"{schema}\" CASCADE"
+            )))
+            .execute(pool)
+            .await?;
         }
         Ok(())
     }

@@ -16,7 +16,11 @@ pub(crate) fn apply(port: u16) {
         return;
     };
     for entry in entries.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         let is_socket = std::fs::read_link(entry.path())

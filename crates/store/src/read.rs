@@ -5,7 +5,10 @@ use futures_util::TryStreamExt;
 use sqlx::Row;
 
 use crate::sql::sql;
-use crate::{ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store, StoreError, on_pool};
+use crate::{
+    ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store,
+    StoreError, on_pool,
+};
 
 /// Filters for [`Store::list_entities`]. Keys are compared lower-cased.
 #[derive(Debug, Clone, Default)]
@@ -221,7 +224,11 @@ impl Store {
              AND ($3::bigint IS NULL OR seq > $3) ORDER BY seq LIMIT $4",
         );
         let q = match self.backend() {
-            crate::Backend::Sqlite => sqlx::AssertSqlSafe(q.0.replace("::timestamptz", "").replace("::bigint", "").into()),
+            crate::Backend::Sqlite => sqlx::AssertSqlSafe(
+                q.0.replace("::timestamptz", "")
+                    .replace("::bigint", "")
+                    .into(),
+            ),
             crate::Backend::Postgres => q,
         };
         on_pool!(self, pool => {

@@ -74,7 +74,10 @@ mod tests {
             s.0,
             "SELECT body FROM t WHERE a IN (SELECT value FROM json_each($1)) AND b = $2 AND c IN (SELECT value FROM json_each($3))"
         );
-        let p = sql(Backend::Postgres, "SELECT body::text FROM t WHERE a = ANY($1)");
+        let p = sql(
+            Backend::Postgres,
+            "SELECT body::text FROM t WHERE a = ANY($1)",
+        );
         assert_eq!(p.0, "SELECT body::text FROM t WHERE a = ANY($1)");
     }
 }

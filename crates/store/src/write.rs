@@ -6,8 +6,8 @@ use sqlx::{QueryBuilder, Row};
 
 use crate::sql::{StrList, sql};
 use crate::{
-    Backend, ChangeWrite, LiveObservationRow, ObservationWrite, RefusalRow, RelationRow, Result, Store, StoreTx,
-    on_tx,
+    Backend, ChangeWrite, LiveObservationRow, ObservationWrite, RefusalRow, RelationRow, Result,
+    Store, StoreTx, on_tx,
 };
 
 /// Rows per multi-row statement: well under both backends' bind-parameter limits.
@@ -124,7 +124,11 @@ impl StoreTx {
     }
 
     /// Bodies of some observations of one source, as (external_id, body).
-    pub async fn observation_bodies(&mut self, source: &str, external_ids: &[String]) -> Result<Vec<(String, String)>> {
+    pub async fn observation_bodies(
+        &mut self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<Vec<(String, String)>> {
         let q = sql(
             self.backend(),
             "SELECT external_id, body::text AS body FROM observations WHERE source = $1 AND external_id = ANY($2)",
@@ -169,7 +173,11 @@ impl StoreTx {
     }
 
     /// Inserts entities, or updates them in place by uid (reviving tombstones).
-    pub async fn upsert_entities(&mut self, rows: &[EntityWrite], now: DateTime<Utc>) -> Result<()> {
+    pub async fn upsert_entities(
+        &mut self,
+        rows: &[EntityWrite],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let cast = json_cast(self.backend());
         for chunk in rows.chunks(BATCH) {
             on_tx!(self, conn => {
@@ -205,7 +213,12 @@ impl StoreTx {
     }
 
     /// Marks entities deleted (the rows stay as tombstones until purged).
-    pub async fn tombstone_entities(&mut self, uids: &[String], run_id: &str, now: DateTime<Utc>) -> Result<()> {
+    pub async fn tombstone_entities(
+        &mut self,
+        uids: &[String],
+        run_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
         let q = sql(
             self.backend(),
             "UPDATE entities SET deleted_at = $1, deleted_run = $2, updated_at = $1 WHERE uid = ANY($3)",
@@ -224,8 +237,15 @@ impl StoreTx {
     }
 
     /// Replaces every relation row that `origins` produced with `rows`.
-    pub async fn replace_relations(&mut self, origins: &[String], rows: &[RelationRow]) -> Result<()> {
-        let q = sql(self.backend(), "DELETE FROM relations WHERE origin_ref = ANY($1)");
+    pub async fn replace_relations(
+        &mut self,
+        origins: &[String],
+        rows: &[RelationRow],
+    ) -> Result<()> {
+        let q = sql(
+            self.backend(),
+            "DELETE FROM relations WHERE origin_ref = ANY($1)",
+        );
         for chunk in origins.chunks(BATCH * 4) {
             on_tx!(self, conn => {
                 sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
@@ -304,7 +324,12 @@ impl StoreTx {
 
 impl Store {
     /// Records the start of a run.
-    pub async fn insert_run(&self, id: &str, connector: &str, started_at: DateTime<Utc>) -> Result<()> {
+    pub async fn insert_run(
+        &self,
+        id: &str,
+        connector: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<()> {
         let mut tx = self.begin().await?;
         let q = sql(
             tx.backend(),
@@ -371,8 +396,14 @@ impl Store {
             "DELETE FROM relations WHERE origin_ref IN \
              (SELECT entity_ref FROM entities WHERE deleted_at IS NOT NULL AND deleted_at < $1)",
         );
-        let ent = sql(backend, "DELETE FROM entities WHERE deleted_at IS NOT NULL AND deleted_at < $1");
-        let obs = sql(backend, "DELETE FROM observations WHERE deleted_at IS NOT NULL AND deleted_at < $1");
+        let ent = sql(
+            backend,
+            "DELETE FROM entities WHERE deleted_at IS NOT NULL AND deleted_at < $1",
+        );
+        let obs = sql(
+            backend,
+            "DELETE FROM observations WHERE deleted_at IS NOT NULL AND deleted_at < $1",
+        );
         let (e, o) = on_tx!(&mut tx, conn => {
             sqlx::query(rel).bind(before).execute(&mut *conn).await?;
             let e = sqlx::query(ent).bind(before).execute(&mut *conn).await?.rows_affected();

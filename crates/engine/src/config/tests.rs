@@ -12,7 +12,9 @@ const KINDS: &[KindSpec] = &[
 ];
 
 fn errors(text: &str) -> String {
-    Config::parse(text, Path::new("surveyor.toml"), KINDS).unwrap_err().to_string()
+    Config::parse(text, Path::new("surveyor.toml"), KINDS)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -120,7 +122,10 @@ fn kind_options_errors_are_located() {
 #[test]
 fn durations() {
     assert_eq!(parse_duration("90m").unwrap(), Duration::from_secs(5400));
-    assert_eq!(parse_duration("2w").unwrap(), Duration::from_secs(14 * 86_400));
+    assert_eq!(
+        parse_duration("2w").unwrap(),
+        Duration::from_secs(14 * 86_400)
+    );
     assert!(parse_duration("d").is_err());
     assert!(parse_duration("5y").is_err());
 }
