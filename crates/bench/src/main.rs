@@ -328,7 +328,8 @@ async fn main() -> anyhow::Result<()> {
                 .await?;
                 print(&f, entities);
                 let cleanup = Store::connect(&url).await?;
-                let names: Vec<String> = schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
+                let names: Vec<String> =
+                    schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
                 for s in &names {
                     cleanup.drop_schema(s).await?;
                 }

@@ -243,6 +243,9 @@ fn print_sync(reports: &[RunReport], format: Format) {
         for p in &r.problems {
             eprintln!("{}: {p}", r.connector);
         }
+        for w in &r.warnings {
+            eprintln!("{}: warning: {w}", r.connector);
+        }
         if let Some(e) = &r.error {
             eprintln!("{}: {e}", r.connector);
         }

@@ -305,3 +305,28 @@ fn help_is_useful() {
             && text.contains("--connector")
     );
 }
+
+#[test]
+fn unknown_kinds_are_kept_and_flagged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    surveyor(dir).arg("init").assert().success();
+    write(
+        dir,
+        "catalog/p.yaml",
+        "apiVersion: example.com/v1\nkind: Pipeline\nmetadata:\n  name: nightly\n",
+    );
+    let out = surveyor(dir).arg("sync").assert().success();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains("warning: pipeline:default/nightly")
+            && stderr.contains("not one of Backstage's kinds"),
+        "{stderr}"
+    );
+    let out = surveyor(dir)
+        .args(["entities", "list", "--kind", "pipeline", "--format", "json"])
+        .assert()
+        .success();
+    let listed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+}

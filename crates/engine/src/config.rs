@@ -84,7 +84,7 @@ pub struct ServerConfig {
 }
 
 /// One `[[connectors]]` table: the common keys, and access to the kind's own keys.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ConnectorSpec {
     pub index: usize,
     pub id: String,
@@ -258,6 +258,20 @@ impl CatalogConfig {
             retention: Duration::from_secs(30 * 86_400),
             max_delete_ratio: 0.2,
         }
+    }
+}
+
+impl fmt::Debug for ConnectorSpec {
+    // The raw file text stays out: it may hold literal credentials someone pasted in.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ConnectorSpec")
+            .field("index", &self.index)
+            .field("id", &self.id)
+            .field("kind", &self.kind)
+            .field("schedule", &self.schedule)
+            .field("enabled", &self.enabled)
+            .field("file", &self.file)
+            .finish()
     }
 }
 

@@ -140,8 +140,13 @@ pub struct RunReport {
     pub counts: Counts,
     pub scopes: Vec<ScopeReport>,
     pub problems: Vec<Problem>,
+    /// Things worth a look that do not make a scope partial (entities of non-Backstage kinds).
+    pub warnings: Vec<String>,
     pub error: Option<String>,
 }
+
+/// At most this many warnings are kept per run; the rest are counted.
+const MAX_WARNINGS: usize = 20;
 
 impl RunReport {
     pub fn refused(&self) -> bool {
@@ -261,6 +266,8 @@ async fn reconcile_crawl(
         seen_now: HashSet::new(),
         observed_scopes: BTreeSet::new(),
         problems: Vec::new(),
+        warnings: Vec::new(),
+        unknown_kinds: 0,
         counts: Counts::default(),
         per_scope: BTreeMap::new(),
         tx: None,
@@ -335,6 +342,16 @@ async fn reconcile_crawl(
         counts,
         scopes: reports,
         problems: run.problems,
+        warnings: {
+            let mut w = run.warnings;
+            if run.unknown_kinds as usize > w.len() {
+                w.push(format!(
+                    "... {} entities of unknown kinds in all",
+                    run.unknown_kinds
+                ));
+            }
+            w
+        },
         error,
     })
 }
@@ -360,6 +377,8 @@ struct RunState<'a> {
     seen_now: HashSet<String>,
     observed_scopes: BTreeSet<String>,
     problems: Vec<Problem>,
+    warnings: Vec<String>,
+    unknown_kinds: u64,
     /// Run-level counts (observed, unchanged).
     counts: Counts,
     per_scope: BTreeMap<String, Counts>,
@@ -416,6 +435,15 @@ impl RunState<'_> {
                 return None;
             }
         };
+        if !obs.entity.is_known_kind() {
+            self.unknown_kinds += 1;
+            if self.warnings.len() < MAX_WARNINGS {
+                self.warnings.push(format!(
+                    "{} ({}): kind {:?} is not one of Backstage's kinds; kept as data",
+                    observed.entity_ref, obs.external_id, obs.entity.kind
+                ));
+            }
+        }
         let body = observed.observation_body();
         let obs_hash = surveyor_model::hash::sha256_hex(body.as_bytes());
         let previous = self.known.get(&obs.external_id).map(|k| Previous {
