@@ -202,31 +202,16 @@ fn floor_rows(n: usize) -> FloorRows {
                 winner: true,
             }],
         );
-        let w = &merged.winner;
         rows.changes.push(ChangeWrite {
             run_id: "floor".into(),
             source: "bench".into(),
             entity_uid: uid.clone(),
-            entity_ref: w.entity_ref.to_string(),
+            entity_ref: merged.winner.entity_ref.to_string(),
             previous_ref: None,
             op: ChangeOp::Created,
-            patch: format!(
-                "[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]",
-                w.entity_json
-            ),
+            patch: merged.created_patch(),
         });
-        rows.entities.push(EntityWrite {
-            uid,
-            entity_ref: w.entity_ref.key(),
-            display_ref: w.entity_ref.to_string(),
-            kind: w.kind.clone(),
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            body: w.entity_json.clone(),
-            hash: w.entity_hash.clone(),
-            sources: merged.sources_json.clone(),
-            meta_hash: merged.meta_hash.clone(),
-        });
+        rows.entities.push(merged.to_write(&uid));
         rows.relations.extend(merged.relation_rows.iter().cloned());
     }
     rows

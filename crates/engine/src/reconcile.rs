@@ -794,7 +794,7 @@ impl ScopeJob<'_> {
             handled.insert(old);
             handled.insert(new);
             let patch = diff_patch(&old_row.body, &merged.winner.entity_json);
-            entity_writes.push(entity_write(&old_row.uid, merged));
+            entity_writes.push(merged.to_write(&old_row.uid));
             relation_origins.push(old.clone());
             relation_rows.extend(merged.relation_rows.iter().cloned());
             counts.count(ChangeOp::Renamed);
@@ -821,10 +821,7 @@ impl ScopeJob<'_> {
                 (None, Desired::Present(m)) => (
                     ChangeOp::Created,
                     uuid::Uuid::now_v7().to_string(),
-                    format!(
-                        "[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]",
-                        m.winner.entity_json
-                    ),
+                    m.created_patch(),
                     None,
                 ),
                 (Some(r), Desired::Present(m)) if !r.is_live() => (
@@ -837,7 +834,7 @@ impl ScopeJob<'_> {
                     if r.hash == m.winner.entity_hash {
                         if r.meta_hash != m.meta_hash {
                             // Provenance or relations moved without the entity changing.
-                            entity_writes.push(entity_write(&r.uid, m));
+                            entity_writes.push(m.to_write(&r.uid));
                             relation_origins.push(key.clone());
                             relation_rows.extend(m.relation_rows.iter().cloned());
                         }
@@ -868,7 +865,7 @@ impl ScopeJob<'_> {
                 (_, Desired::Absent) => continue,
             };
             let Desired::Present(m) = want else { continue };
-            entity_writes.push(entity_write(&uid, m));
+            entity_writes.push(m.to_write(&uid));
             if row.is_some() {
                 // Rows this entity made before; a new entity has none to remove.
                 relation_origins.push(key.clone());
@@ -972,22 +969,6 @@ impl ScopeJob<'_> {
             );
         }
         Ok(out)
-    }
-}
-
-fn entity_write(uid: &str, m: &MergedEntity) -> EntityWrite {
-    let w = &m.winner;
-    EntityWrite {
-        uid: uid.to_string(),
-        entity_ref: w.entity_ref.key(),
-        display_ref: w.entity_ref.to_string(),
-        kind: w.kind.clone(),
-        namespace: w.namespace.clone(),
-        name: w.name.clone(),
-        body: w.entity_json.clone(),
-        hash: w.entity_hash.clone(),
-        sources: m.sources_json.clone(),
-        meta_hash: m.meta_hash.clone(),
     }
 }
 

@@ -503,6 +503,27 @@ mod tests {
     }
 
     #[test]
+    fn insignificant_differences_do_not_change_the_hash() {
+        let a = Entity::from_value(json!({
+            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "x", "tags": ["b", "a"]},
+            "spec": {"owner": "t", "type": "service", "system": null}
+        }))
+        .unwrap();
+        let b = Entity::from_value(json!({
+            "spec": {"type": "service", "owner": "t"},
+            "metadata": {"name": "x", "namespace": "default", "tags": ["a", "b", "a"], "labels": {}, "uid": "1234"},
+            "kind": "Component", "apiVersion": "backstage.io/v1alpha1"
+        }))
+        .unwrap();
+        let hash = |e: &Entity| crate::hash::content_hash(&e.to_value());
+        assert_eq!(hash(&a), hash(&b));
+        let mut c = b.clone();
+        c.spec.insert("owner".into(), json!("u"));
+        assert_ne!(hash(&a), hash(&c));
+    }
+
+    #[test]
     fn inverse_pairs() {
         assert_eq!(inverse_relation("ownedBy"), Some("ownerOf"));
         assert_eq!(inverse_relation("hasMember"), Some("memberOf"));

@@ -60,6 +60,21 @@ where
     })
 }
 
+fn relation_from_row<R>(r: &R) -> Result<RelationRow>
+where
+    R: Row,
+    for<'a> &'a str: sqlx::ColumnIndex<R>,
+    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    Ok(RelationRow {
+        origin_ref: r.try_get("origin_ref")?,
+        source_ref: r.try_get("source_ref")?,
+        kind: r.try_get("type")?,
+        target_ref: r.try_get("target_ref")?,
+        target_display: r.try_get("target_display")?,
+    })
+}
+
 const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
      sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run";
 
@@ -178,17 +193,7 @@ impl Store {
         );
         on_pool!(self, pool => {
             let rows = sqlx::query(q).bind(key.to_ascii_lowercase()).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(RelationRow {
-                        origin_ref: r.try_get("origin_ref")?,
-                        source_ref: r.try_get("source_ref")?,
-                        kind: r.try_get("type")?,
-                        target_ref: r.try_get("target_ref")?,
-                        target_display: r.try_get("target_display")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(relation_from_row).collect()
         })
     }
 
@@ -201,17 +206,7 @@ impl Store {
         );
         on_pool!(self, pool => {
             let rows = sqlx::query(q).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(RelationRow {
-                        origin_ref: r.try_get("origin_ref")?,
-                        source_ref: r.try_get("source_ref")?,
-                        kind: r.try_get("type")?,
-                        target_ref: r.try_get("target_ref")?,
-                        target_display: r.try_get("target_display")?,
-                    })
-                })
-                .collect()
+            rows.iter().map(relation_from_row).collect()
         })
     }
 
