@@ -167,6 +167,33 @@ impl MergedEntity {
     }
 }
 
+impl MergedEntity {
+    /// The entity row for this merge, under `uid`.
+    pub fn to_write(&self, uid: &str) -> EntityWrite {
+        let w = &self.winner;
+        EntityWrite {
+            uid: uid.to_string(),
+            entity_ref: w.entity_ref.key(),
+            display_ref: w.entity_ref.to_string(),
+            kind: w.kind.clone(),
+            namespace: w.namespace.clone(),
+            name: w.name.clone(),
+            body: w.entity_json.clone(),
+            hash: w.entity_hash.clone(),
+            sources: self.sources_json.clone(),
+            meta_hash: self.meta_hash.clone(),
+        }
+    }
+
+    /// The RFC 6902 patch of a `created` change: the whole entity added at the root.
+    pub fn created_patch(&self) -> String {
+        format!(
+            "[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]",
+            self.winner.entity_json
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -219,32 +246,5 @@ mod tests {
                 ),
             ]
         );
-    }
-}
-
-impl MergedEntity {
-    /// The entity row for this merge, under `uid`.
-    pub fn to_write(&self, uid: &str) -> EntityWrite {
-        let w = &self.winner;
-        EntityWrite {
-            uid: uid.to_string(),
-            entity_ref: w.entity_ref.key(),
-            display_ref: w.entity_ref.to_string(),
-            kind: w.kind.clone(),
-            namespace: w.namespace.clone(),
-            name: w.name.clone(),
-            body: w.entity_json.clone(),
-            hash: w.entity_hash.clone(),
-            sources: self.sources_json.clone(),
-            meta_hash: self.meta_hash.clone(),
-        }
-    }
-
-    /// The RFC 6902 patch of a `created` change: the whole entity added at the root.
-    pub fn created_patch(&self) -> String {
-        format!(
-            "[{{\"op\":\"add\",\"path\":\"\",\"value\":{}}}]",
-            self.winner.entity_json
-        )
     }
 }
