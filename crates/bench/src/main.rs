@@ -31,7 +31,20 @@ enum Scenario {
         /// Skip SQLite
         #[arg(long)]
         no_sqlite: bool,
+        /// Runs per phase; the median is printed
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Run one backend in this process (the program runs each backend in a child of its
+        /// own, so one backend's memory does not count in the other's peak RSS)
+        #[arg(long, value_enum, hide = true)]
+        backend: Option<BackendArg>,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Sqlite,
+    Postgres,
 }
 
 /// A connector that generates `n` components; `generation` changes the owner of 1% of them.
@@ -100,6 +113,7 @@ fn peak_rss_mb() -> f64 {
 
 struct Figures {
     backend: &'static str,
+    repeat: usize,
     floor: Duration,
     initial: Duration,
     no_change: Duration,
@@ -112,54 +126,68 @@ async fn reconcile_on(
     backend: &'static str,
     open: impl AsyncFn() -> anyhow::Result<Store>,
     n: usize,
+    repeat: usize,
 ) -> anyhow::Result<Figures> {
-    let store = open().await?;
     let opts = ReconcileOptions::default();
-    let t = Instant::now();
-    let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
-    let initial = t.elapsed();
-    anyhow::ensure!(
-        r.counts.created == n as u64,
-        "initial load created {}",
-        r.counts.created
-    );
-    let t = Instant::now();
-    let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
-    let no_change = t.elapsed();
-    anyhow::ensure!(
-        r.counts.changes() == 0,
-        "no-change run changed {}",
-        r.counts.changes()
-    );
-    let t = Instant::now();
-    let r = run_connector(&store, &Generated { n, generation: 1 }, &opts).await?;
-    let one_percent = t.elapsed();
-    let changed_rows = r.counts.updated;
+    let (mut initial, mut no_change, mut one_percent) = (Vec::new(), Vec::new(), Vec::new());
+    let mut changed_rows = 0;
+    for _ in 0..repeat {
+        let store = open().await?;
+        let t = Instant::now();
+        let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
+        initial.push(t.elapsed());
+        anyhow::ensure!(
+            r.counts.created == n as u64,
+            "initial load created {}",
+            r.counts.created
+        );
+        let t = Instant::now();
+        let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
+        no_change.push(t.elapsed());
+        anyhow::ensure!(
+            r.counts.changes() == 0,
+            "no-change run changed {}",
+            r.counts.changes()
+        );
+        let t = Instant::now();
+        let r = run_connector(&store, &Generated { n, generation: 1 }, &opts).await?;
+        one_percent.push(t.elapsed());
+        changed_rows = r.counts.updated;
+        store.close().await;
+    }
     let peak = peak_rss_mb();
-    store.close().await;
 
     // The floor: the rows the initial load wrote, precomputed, bulk-inserted into a fresh store.
-    let fresh = open().await?;
     let rows = floor_rows(n);
-    let t = Instant::now();
-    let mut tx = fresh.begin().await?;
-    let now = chrono::Utc::now();
-    tx.upsert_observations(&rows.observations).await?;
-    tx.upsert_entities(&rows.entities, now).await?;
-    tx.replace_relations(&[], &rows.relations).await?;
-    tx.insert_changes(&rows.changes, now).await?;
-    tx.commit().await?;
-    let floor = t.elapsed();
-    fresh.close().await;
+    let mut floor = Vec::new();
+    for _ in 0..repeat {
+        let fresh = open().await?;
+        let t = Instant::now();
+        let mut tx = fresh.begin().await?;
+        let now = chrono::Utc::now();
+        tx.upsert_observations(&rows.observations).await?;
+        tx.upsert_entities(&rows.entities, now).await?;
+        tx.replace_relations(&[], &rows.relations).await?;
+        tx.insert_changes(&rows.changes, now).await?;
+        tx.commit().await?;
+        floor.push(t.elapsed());
+        fresh.close().await;
+    }
     Ok(Figures {
         backend,
-        floor,
-        initial,
-        no_change,
-        one_percent,
+        repeat,
+        floor: median(floor),
+        initial: median(initial),
+        no_change: median(no_change),
+        one_percent: median(one_percent),
         changed_rows,
         peak_rss_mb: peak,
     })
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v.get(v.len() / 2).copied().unwrap_or_default()
 }
 
 struct FloorRows {
@@ -219,7 +247,10 @@ fn floor_rows(n: usize) -> FloorRows {
 
 fn print(f: &Figures, n: usize) {
     let secs = |d: Duration| d.as_secs_f64();
-    println!("\n== reconcile {n} entities on {} ==", f.backend);
+    println!(
+        "\n== reconcile {n} entities on {} (median of {} runs) ==",
+        f.backend, f.repeat
+    );
     println!("{:<34} {:>10}", "phase", "seconds");
     println!(
         "{:<34} {:>10.2}",
@@ -246,7 +277,7 @@ fn print(f: &Figures, n: usize) {
     );
     println!(
         "{:<34} {:>10.1}   (target <= 200 MB)",
-        "peak RSS so far, MB", f.peak_rss_mb
+        "peak RSS over all runs, MB", f.peak_rss_mb
     );
     println!(
         "{:<34} {:>10.0}",
@@ -263,17 +294,43 @@ async fn main() -> anyhow::Result<()> {
             entities,
             postgres,
             no_sqlite,
-        } => {
-            println!(
-                "machine: {} cores; build: {}",
-                std::thread::available_parallelism().map_or(0, |n| n.get()),
-                if cfg!(debug_assertions) {
-                    "debug (use --release)"
-                } else {
-                    "release"
+            repeat,
+            backend,
+        } => match backend {
+            None => {
+                println!(
+                    "machine: {} cores; build: {}",
+                    std::thread::available_parallelism().map_or(0, |n| n.get()),
+                    if cfg!(debug_assertions) {
+                        "debug (use --release)"
+                    } else {
+                        "release"
+                    }
+                );
+                let mut backends = Vec::new();
+                if !no_sqlite {
+                    backends.push("sqlite");
                 }
-            );
-            if !no_sqlite {
+                if postgres.is_some() {
+                    backends.push("postgres");
+                }
+                for b in backends {
+                    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+                    cmd.args([
+                        "reconcile",
+                        "--entities",
+                        &entities.to_string(),
+                        "--backend",
+                        b,
+                    ]);
+                    if let Some(url) = &postgres {
+                        cmd.args(["--postgres", url]);
+                    }
+                    let status = cmd.status()?;
+                    anyhow::ensure!(status.success(), "the {b} benchmark failed: {status}");
+                }
+            }
+            Some(BackendArg::Sqlite) => {
                 let dir = tempfile_dir()?;
                 let counter = std::sync::atomic::AtomicUsize::new(0);
                 let f = reconcile_on(
@@ -284,12 +341,15 @@ async fn main() -> anyhow::Result<()> {
                         Store::connect(&url).await.context("open SQLite")
                     },
                     entities,
+                    repeat.max(1),
                 )
-                .await?;
-                print(&f, entities);
+                .await;
                 let _ = std::fs::remove_dir_all(&dir);
+                print(&f?, entities);
             }
-            if let Some(url) = postgres {
+            Some(BackendArg::Postgres) => {
+                let url = postgres
+                    .context("--postgres URL (or SURVEYOR_TEST_DATABASE_URL) is required")?;
                 let schemas = std::sync::Mutex::new(Vec::new());
                 let f = reconcile_on(
                     "Postgres",
@@ -309,17 +369,18 @@ async fn main() -> anyhow::Result<()> {
                         .context("open Postgres")
                     },
                     entities,
+                    repeat.max(1),
                 )
-                .await?;
-                print(&f, entities);
+                .await;
                 let cleanup = Store::connect(&url).await?;
                 let names: Vec<String> =
                     schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
                 for s in &names {
                     cleanup.drop_schema(s).await?;
                 }
+                print(&f?, entities);
             }
-        }
+        },
     }
     Ok(())
 }
