@@ -7,8 +7,7 @@ use std::collections::BTreeMap;
 use proptest::prelude::*;
 use surveyor_engine::{ReconcileOptions, replay, run_connector};
 use surveyor_model::{Observation, Outcome};
-use surveyor_store::EntityFilter;
-use surveyor_tests::{Scripted, TestStore, component};
+use surveyor_tests::{Scripted, TestStore, component, owners};
 
 const SCOPES: [&str; 2] = ["org-a", "org-b"];
 const NAMES: [&str; 4] = ["alpha", "beta", "gamma", "delta"];
@@ -96,7 +95,7 @@ proptest! {
                 let c = Scripted::new("gh", obs.clone(), outcome.clone());
                 run_connector(s, &c, &opts).await.unwrap();
                 apply_model(&mut model, snap);
-                let now = catalog(s).await;
+                let now = owners(s).await;
                 assert_eq!(now, expected(&model), "snapshot {snap:?}");
                 // A partial scope loses no observation (a thing may be renamed, never deleted).
                 let after = live_ids(s).await;
@@ -122,21 +121,6 @@ proptest! {
             ts.cleanup().await;
         });
     }
-}
-
-async fn catalog(s: &surveyor_store::Store) -> BTreeMap<String, String> {
-    s.list_entities(&EntityFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            let v: serde_json::Value = serde_json::from_str(&e.body).unwrap();
-            (
-                e.entity_ref,
-                v["spec"]["owner"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
 }
 
 async fn live_ids(s: &surveyor_store::Store) -> BTreeMap<String, String> {

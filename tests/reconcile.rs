@@ -4,7 +4,7 @@ use surveyor_engine::replay;
 use surveyor_engine::{ReconcileOptions, RunStatus, run_connector};
 use surveyor_model::{Observation, Outcome};
 use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, Store};
-use surveyor_tests::{Scripted, TestStore, complete, component};
+use surveyor_tests::{Scripted, TestStore, complete, component, owners};
 
 async fn run(
     store: &Store,
@@ -418,7 +418,7 @@ async fn an_aborted_run_leaves_the_catalog_before_or_after_never_between() {
     for ts in TestStore::all().await {
         let s = &ts.store;
         run(s, "gh", fleet(300, "team-a"), complete(&["org"])).await;
-        let before = snapshot(s).await;
+        let before = owners(s).await;
         for delay_us in [0u64, 200, 1_000, 3_000, 10_000, 30_000] {
             let store = s.clone();
             let task = tokio::spawn(async move {
@@ -432,9 +432,8 @@ async fn an_aborted_run_leaves_the_catalog_before_or_after_never_between() {
             tokio::time::sleep(std::time::Duration::from_micros(delay_us)).await;
             task.abort();
             let _ = task.await;
-            let now = snapshot(s).await;
-            let owners: std::collections::BTreeSet<String> =
-                now.iter().map(|(_, b)| b.clone()).collect();
+            let now = owners(s).await;
+            let owners: std::collections::BTreeSet<String> = now.values().cloned().collect();
             assert!(
                 now == before || owners.len() == 1,
                 "{}: mixed state after abort at {delay_us}us",
@@ -444,21 +443,6 @@ async fn an_aborted_run_leaves_the_catalog_before_or_after_never_between() {
         }
         ts.cleanup().await;
     }
-}
-
-async fn snapshot(s: &Store) -> Vec<(String, String)> {
-    s.list_entities(&EntityFilter::default())
-        .await
-        .unwrap()
-        .into_iter()
-        .map(|e| {
-            let v: serde_json::Value = serde_json::from_str(&e.body).unwrap();
-            (
-                e.entity_ref,
-                v["spec"]["owner"].as_str().unwrap_or("").to_string(),
-            )
-        })
-        .collect()
 }
 
 #[tokio::test]

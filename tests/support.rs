@@ -144,3 +144,20 @@ pub fn complete(scopes: &[&str]) -> Outcome {
     }
     o
 }
+
+/// Every live entity's key and `spec.owner`, in key order: a compact picture of a catalog.
+pub async fn owners(store: &Store) -> std::collections::BTreeMap<String, String> {
+    store
+        .list_entities(&surveyor_store::EntityFilter::default())
+        .await
+        .expect("list entities")
+        .into_iter()
+        .map(|e| {
+            let v: serde_json::Value = serde_json::from_str(&e.body).expect("stored body is JSON");
+            (
+                e.entity_ref,
+                v["spec"]["owner"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
