@@ -1,0 +1,386 @@
+//! CODEOWNERS in GitHub's and GitLab's dialects: which owners a path has, and who owns the
+//! repository as a whole. Hand-written over globset; the two dialects differ in sections,
+//! exclusions, file locations and owner syntax.
+
+use std::fmt;
+
+use globset::{GlobBuilder, GlobMatcher};
+
+/// Which service's rules a CODEOWNERS file follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flavor {
+    GitHub,
+    GitLab,
+}
+
+impl Flavor {
+    /// Where the service looks for the file, in the order it looks; the first found is used.
+    pub fn locations(self) -> &'static [&'static str] {
+        match self {
+            Self::GitHub => &[".github/CODEOWNERS", "CODEOWNERS", "docs/CODEOWNERS"],
+            Self::GitLab => &["CODEOWNERS", "docs/CODEOWNERS", ".gitlab/CODEOWNERS"],
+        }
+    }
+}
+
+/// One owner as written in a CODEOWNERS file.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Owner {
+    /// `@login`
+    User(String),
+    /// `@org/team` (GitHub) or `@group/subgroup` (GitLab): the path after the `@`.
+    Team(String),
+    /// `@@maintainer` (GitLab roles).
+    Role(String),
+    Email(String),
+}
+
+impl fmt::Display for Owner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::User(u) => write!(f, "@{u}"),
+            Self::Team(t) => write!(f, "@{t}"),
+            Self::Role(r) => write!(f, "@@{r}"),
+            Self::Email(e) => f.write_str(e),
+        }
+    }
+}
+
+/// A line that was skipped, and why (the services skip invalid lines too).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    /// 1-based.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: {}", self.line, self.message)
+    }
+}
+
+#[derive(Debug, Clone)]
+struct Rule {
+    line: usize,
+    matchers: Vec<GlobMatcher>,
+    owners: Vec<Owner>,
+    /// GitLab `!pattern`: matching paths have no owners in this section.
+    excluded: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Section {
+    /// Lower-cased; GitLab section names are case-insensitive. Empty for the unnamed section.
+    name: String,
+    optional: bool,
+    rules: Vec<Rule>,
+}
+
+/// A parsed CODEOWNERS file.
+#[derive(Debug, Clone)]
+pub struct CodeOwners {
+    flavor: Flavor,
+    sections: Vec<Section>,
+    /// Lines skipped as invalid.
+    pub errors: Vec<LineError>,
+}
+
+/// A file name no specific rule names: what matches it is what owns "the repository".
+const ROOT_PROBE: &str = "SURVEYOR_ROOT_PROBE_7f3a";
+
+/// Files larger than this are not parsed (GitHub ignores CODEOWNERS over 3 MB).
+pub const MAX_CODEOWNERS_BYTES: usize = 3 * 1024 * 1024;
+
+impl CodeOwners {
+    /// Parses `text`. Never fails: invalid lines are skipped and listed in `errors`.
+    pub fn parse(text: &str, flavor: Flavor) -> Self {
+        let mut out = Self {
+            flavor,
+            sections: vec![Section {
+                name: String::new(),
+                optional: false,
+                rules: Vec::new(),
+            }],
+            errors: Vec::new(),
+        };
+        if text.len() > MAX_CODEOWNERS_BYTES {
+            out.errors.push(LineError {
+                line: 0,
+                message: format!("file is larger than {MAX_CODEOWNERS_BYTES} bytes; ignored"),
+            });
+            return out;
+        }
+        let mut section_defaults: Vec<Owner> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = i + 1;
+            let trimmed = raw.trim();
+            if trimmed.is_empty() || trimmed.starts_with('#') {
+                continue;
+            }
+            if flavor == Flavor::GitLab
+                && let Some(header) = parse_section_header(trimmed)
+            {
+                match header {
+                    Ok((name, optional, defaults)) => {
+                        section_defaults = defaults;
+                        let key = name.to_lowercase();
+                        // Sections of the same name are one section.
+                        match out.sections.iter().position(|s| s.name == key) {
+                            Some(pos) => {
+                                let s = out.sections.remove(pos);
+                                out.sections.push(s);
+                            }
+                            None => out.sections.push(Section {
+                                name: key,
+                                optional,
+                                rules: Vec::new(),
+                            }),
+                        }
+                    }
+                    Err(message) => out.errors.push(LineError { line, message }),
+                }
+                continue;
+            }
+            match parse_rule(trimmed, line, flavor) {
+                Ok(mut rule) => {
+                    if rule.owners.is_empty() && !rule.excluded {
+                        rule.owners.clone_from(&section_defaults);
+                    }
+                    if let Some(section) = out.sections.last_mut() {
+                        section.rules.push(rule);
+                    }
+                }
+                Err(message) => out.errors.push(LineError { line, message }),
+            }
+        }
+        out
+    }
+
+    pub fn flavor(&self) -> Flavor {
+        self.flavor
+    }
+
+    /// The owners of `path` (relative to the repository root, `/`-separated). On GitHub the last
+    /// matching rule decides (and a rule without owners leaves the path unowned); on GitLab
+    /// each section's last matching rule contributes its owners.
+    pub fn owners_of(&self, path: &str) -> Vec<Owner> {
+        let path = path.trim_start_matches('/');
+        let mut owners: Vec<Owner> = Vec::new();
+        for section in &self.sections {
+            let last = section
+                .rules
+                .iter()
+                .rev()
+                .find(|r| r.matchers.iter().any(|m| m.is_match(path)));
+            if let Some(rule) = last
+                && !rule.excluded
+            {
+                for o in &rule.owners {
+                    if !owners.contains(o) {
+                        owners.push(o.clone());
+                    }
+                }
+            }
+        }
+        owners
+    }
+
+    /// The owners of the repository as a whole: those of a file at the root that no specific
+    /// rule names, i.e. what `*` (or `/*`, `**`, ...) assigns.
+    pub fn repo_owners(&self) -> Vec<Owner> {
+        self.owners_of(ROOT_PROBE)
+    }
+
+    /// The line of the rule that decides `path` in the first section that has one (for evidence).
+    pub fn deciding_line(&self, path: &str) -> Option<usize> {
+        let path = path.trim_start_matches('/');
+        self.sections.iter().find_map(|s| {
+            s.rules
+                .iter()
+                .rev()
+                .find(|r| r.matchers.iter().any(|m| m.is_match(path)))
+                .map(|r| r.line)
+        })
+    }
+
+    /// Whether an optional GitLab section decides anything (reported for completeness).
+    pub fn has_optional_sections(&self) -> bool {
+        self.sections.iter().any(|s| s.optional)
+    }
+}
+
+type SectionHeader = (String, bool, Vec<Owner>);
+
+/// `[Name]`, `^[Name]`, `[Name][2]`, each optionally followed by default owners.
+fn parse_section_header(line: &str) -> Option<Result<SectionHeader, String>> {
+    let (optional, rest) = match line.strip_prefix('^') {
+        Some(r) => (true, r),
+        None => (false, line),
+    };
+    let rest = rest.strip_prefix('[')?;
+    let Some(end) = rest.find(']') else {
+        return Some(Err("unterminated section header".into()));
+    };
+    let name = rest[..end].trim().to_string();
+    if name.is_empty() {
+        return Some(Err("empty section name".into()));
+    }
+    let mut tail = rest[end + 1..].trim_start();
+    if let Some(count) = tail.strip_prefix('[') {
+        let Some(close) = count.find(']') else {
+            return Some(Err("unterminated approval count".into()));
+        };
+        if count[..close].trim().parse::<u32>().is_err() {
+            return Some(Err(format!(
+                "approval count {:?} is not a number",
+                &count[..close]
+            )));
+        }
+        tail = count[close + 1..].trim_start();
+    }
+    let mut owners = Vec::new();
+    for word in tail.split_whitespace() {
+        if word.starts_with('#') {
+            break;
+        }
+        match parse_owner(word, Flavor::GitLab) {
+            Ok(o) => owners.push(o),
+            Err(e) => return Some(Err(e)),
+        }
+    }
+    Some(Ok((name, optional, owners)))
+}
+
+/// Splits a rule line into the pattern (honouring `\ ` and `\#` escapes) and the rest.
+fn split_pattern(line: &str) -> (String, &str) {
+    let mut pattern = String::new();
+    let mut chars = line.char_indices().peekable();
+    while let Some((i, c)) = chars.next() {
+        match c {
+            '\\' => match chars.peek() {
+                Some(&(_, next)) if next == ' ' || next == '#' || next == '\\' => {
+                    pattern.push(next);
+                    chars.next();
+                }
+                _ => pattern.push('\\'),
+            },
+            c if c.is_whitespace() => return (pattern, &line[i..]),
+            c => pattern.push(c),
+        }
+    }
+    (pattern, "")
+}
+
+fn parse_rule(line: &str, line_no: usize, flavor: Flavor) -> Result<Rule, String> {
+    let (mut pattern, rest) = split_pattern(line);
+    let mut excluded = false;
+    if let Some(p) = pattern.strip_prefix('!') {
+        if flavor == Flavor::GitHub {
+            return Err("negation (!) is not supported in GitHub CODEOWNERS".into());
+        }
+        excluded = true;
+        pattern = p.to_string();
+    }
+    if flavor == Flavor::GitHub && (pattern.contains('[') || pattern.contains(']')) {
+        return Err("character ranges ([ ]) are not supported in GitHub CODEOWNERS".into());
+    }
+    let mut owners = Vec::new();
+    for word in rest.split_whitespace() {
+        if word.starts_with('#') {
+            break;
+        }
+        owners.push(parse_owner(word, flavor)?);
+    }
+    Ok(Rule {
+        line: line_no,
+        matchers: compile(&pattern)?,
+        owners,
+        excluded,
+    })
+}
+
+fn parse_owner(word: &str, flavor: Flavor) -> Result<Owner, String> {
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || matches!(c, '-' | '_' | '.' | '/'))
+            && !s.starts_with('/')
+            && !s.ends_with('/')
+    };
+    if let Some(role) = word.strip_prefix("@@") {
+        if flavor == Flavor::GitLab && name_ok(role) {
+            return Ok(Owner::Role(role.to_lowercase()));
+        }
+        return Err(format!("invalid owner {word:?}"));
+    }
+    if let Some(name) = word.strip_prefix('@') {
+        if !name_ok(name) {
+            return Err(format!("invalid owner {word:?}"));
+        }
+        let slashes = name.matches('/').count();
+        return match (flavor, slashes) {
+            (_, 0) => Ok(Owner::User(name.to_string())),
+            (Flavor::GitHub, 1) | (Flavor::GitLab, _) => Ok(Owner::Team(name.to_string())),
+            _ => Err(format!(
+                "invalid owner {word:?}: a GitHub team is @org/team"
+            )),
+        };
+    }
+    match word.split_once('@') {
+        Some((local, domain))
+            if !local.is_empty() && domain.contains('.') && !domain.starts_with('.') =>
+        {
+            Ok(Owner::Email(word.to_string()))
+        }
+        _ => Err(format!(
+            "invalid owner {word:?}: expected @user, @org/team or an email address"
+        )),
+    }
+}
+
+/// Compiles a gitignore-style pattern into the globs that match the files it owns.
+///
+/// - A pattern with a `/` at its start or middle is anchored at the root; otherwise it matches
+///   at any depth (`*.js`, `apps/`).
+/// - A trailing `/` matches directories only: every file below them.
+/// - A pattern that names a directory owns everything below it, except that `dir/*` owns only
+///   the files directly in `dir` (GitHub documents this exception).
+fn compile(pattern: &str) -> Result<Vec<GlobMatcher>, String> {
+    if pattern.is_empty() {
+        return Err("empty pattern".into());
+    }
+    let dir_only = pattern.ends_with('/');
+    let core = pattern.trim_start_matches('/').trim_end_matches('/');
+    let anchored = pattern.starts_with('/') || core.contains('/');
+    if core.is_empty() {
+        // `/` alone: the whole repository.
+        return glob("**").map(|g| vec![g]);
+    }
+    let base = if anchored || core.starts_with("**") {
+        core.to_string()
+    } else {
+        format!("**/{core}")
+    };
+    let mut globs = Vec::new();
+    if !dir_only {
+        globs.push(glob(&base)?);
+    }
+    let direct_children_only = core == "*" && !dir_only || core.ends_with("/*");
+    if !direct_children_only {
+        globs.push(glob(&format!("{base}/**"))?);
+    }
+    Ok(globs)
+}
+
+fn glob(pattern: &str) -> Result<GlobMatcher, String> {
+    GlobBuilder::new(pattern)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .build()
+        .map(|g| g.compile_matcher())
+        .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
+}
+
+#[cfg(test)]
+mod tests;
