@@ -1,0 +1,8 @@
+//! A simulated engineering organisation for tests, `surveyor demo` and benchmarks: teams,
+//! people, repositories with CODEOWNERS, manifests and descriptors, generated deterministically
+//! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
+
+pub mod org;
+mod rng;
+
+pub use org::{Language, Org, OrgSpec, Person, Repo, Team};
