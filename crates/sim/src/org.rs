@@ -491,13 +491,16 @@ pub fn package_name(org: &str, repo: &str, language: Language) -> String {
     }
 }
 
+/// Where CODEOWNERS lives; `.github/` is the most common choice.
+const CODEOWNERS_PATHS: [&str; 4] = [
+    ".github/CODEOWNERS",
+    ".github/CODEOWNERS",
+    "CODEOWNERS",
+    "docs/CODEOWNERS",
+];
+
 fn codeowners_path(rng: &mut Rng) -> &'static str {
-    rng.pick(&[
-        ".github/CODEOWNERS",
-        ".github/CODEOWNERS",
-        "CODEOWNERS",
-        "docs/CODEOWNERS",
-    ])
+    CODEOWNERS_PATHS[rng.below(CODEOWNERS_PATHS.len())]
 }
 
 fn codeowners(org: &Org, team: &str, rng: &mut Rng) -> String {
