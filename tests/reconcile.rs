@@ -460,3 +460,254 @@ async fn ops_are_reported_in_order() {
     );
     ts.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_mass_rename_collision_is_refused_even_in_a_partial_scope() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        run(s, "k8s", fleet(10, "team-a"), complete(&["org"])).await;
+        let before = owners(s).await;
+        // Every workload now reports the same name: nine entities would vanish.
+        let collided: Vec<Observation> = (0..10)
+            .map(|i| component("org", &format!("id-{i}"), "svc", "team-a"))
+            .collect();
+        let mut partial = Outcome::default();
+        partial.partial("org", "page 2 failed");
+        let r = run(s, "k8s", collided, partial).await;
+        assert_eq!(r.status, RunStatus::Failed, "{}", ts.backend);
+        assert!(r.refused());
+        assert_eq!(r.counts.deleted, 0);
+        assert_eq!(
+            owners(s).await,
+            before,
+            "the scope's transaction was rolled back"
+        );
+        replay::verify(s).await.unwrap();
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_scope_the_connector_stops_reporting_is_failed_loudly() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        let mut both = fleet(3, "team-a");
+        both.push(component("org-b", "b-1", "other", "team-b"));
+        run(s, "gh", both, complete(&["org", "org-b"])).await;
+        let r = run(s, "gh", fleet(3, "team-a"), complete(&["org"])).await;
+        assert_eq!(r.status, RunStatus::Partial, "{}", ts.backend);
+        let b = r
+            .scopes
+            .iter()
+            .find(|x| x.scope == "org-b")
+            .expect("org-b reported");
+        assert!(b.status.reason().unwrap().contains("did not report"));
+        assert!(
+            s.get_entity("component:default/other")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_live()
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn renames_follow_the_external_id() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        let uid = |name: &'static str| async move {
+            s.get_entity(&format!("component:default/{name}"))
+                .await
+                .unwrap()
+                .unwrap()
+                .uid
+        };
+        // The old name is reused by someone else in the same crawl.
+        run(
+            s,
+            "gh",
+            vec![
+                component("org", "id1", "payments", "t"),
+                component("org", "id2", "ledger", "t"),
+            ],
+            complete(&["org"]),
+        )
+        .await;
+        let payments_uid = uid("payments").await;
+        run(
+            s,
+            "gh",
+            vec![
+                component("org", "id1", "payments-old", "t"),
+                component("org", "id2", "ledger", "t"),
+                component("org", "id3", "payments", "t"),
+            ],
+            complete(&["org"]),
+        )
+        .await;
+        assert_eq!(
+            uid("payments-old").await,
+            payments_uid,
+            "{}: the uid moved with id1",
+            ts.backend
+        );
+        assert_ne!(uid("payments").await, payments_uid);
+
+        // A chain: ledger -> ledger-legacy while id3 takes "ledger".
+        let ledger_uid = uid("ledger").await;
+        let payments3_uid = uid("payments").await;
+        run(
+            s,
+            "gh",
+            vec![
+                component("org", "id1", "payments-old", "t"),
+                component("org", "id2", "ledger-legacy", "t"),
+                component("org", "id3", "ledger", "t"),
+            ],
+            complete(&["org"]),
+        )
+        .await;
+        assert_eq!(uid("ledger-legacy").await, ledger_uid);
+        assert_eq!(
+            uid("ledger").await,
+            payments3_uid,
+            "id3 took its uid to the new name"
+        );
+        assert!(
+            s.get_entity("component:default/payments")
+                .await
+                .unwrap()
+                .is_none()
+        );
+
+        // A rename onto a name whose entity was deleted earlier: the tombstone gives way.
+        let allow = ReconcileOptions {
+            allow_mass_delete: true,
+            ..Default::default()
+        };
+        run_with(
+            s,
+            "gh",
+            vec![
+                component("org", "id1", "payments-old", "t"),
+                component("org", "id3", "ledger", "t"),
+            ],
+            complete(&["org"]),
+            &allow,
+        )
+        .await;
+        let tomb = s
+            .get_entity("component:default/ledger-legacy")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(!tomb.is_live());
+        let mover = uid("payments-old").await;
+        run(
+            s,
+            "gh",
+            vec![
+                component("org", "id1", "ledger-legacy", "t"),
+                component("org", "id3", "ledger", "t"),
+            ],
+            complete(&["org"]),
+        )
+        .await;
+        assert_eq!(uid("ledger-legacy").await, mover);
+        replay::verify(s).await.unwrap();
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn many_renames_across_batches_are_all_renames() {
+    let ts = TestStore::sqlite().await;
+    let s = &ts.store;
+    run(s, "gh", fleet(1500, "t"), complete(&["org"])).await;
+    let renamed: Vec<Observation> = (0..1500)
+        .map(|i| component("org", &format!("id-{i}"), &format!("renamed-{i}"), "t"))
+        .collect();
+    let r = run_with(
+        s,
+        "gh",
+        renamed,
+        complete(&["org"]),
+        &ReconcileOptions {
+            allow_mass_delete: true,
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        (r.counts.renamed, r.counts.created, r.counts.deleted),
+        (1500, 0, 0)
+    );
+    replay::verify(s).await.unwrap();
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_nul_character_is_a_problem_not_a_failed_run() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        let mut obs = fleet(3, "team-a");
+        obs[1].entity.metadata.description = Some("bad\u{0}value".into());
+        let r = run(s, "files", obs, complete(&["org"])).await;
+        assert_eq!(r.counts.created, 2, "{}", ts.backend);
+        assert_eq!(r.problems.len(), 1);
+        assert!(r.problems[0].message.contains("NUL"));
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn concurrent_runs_of_two_sources_on_one_ref_stay_consistent() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        let opts = ReconcileOptions {
+            source_priority: [("files".to_string(), 0), ("gh".to_string(), 1)].into(),
+            max_delete_ratio: 1.0,
+            ..Default::default()
+        };
+        for round in 0..5 {
+            let files = if round % 2 == 0 {
+                let mut d = component("files", "f1", "svc-0", &format!("declared-{round}"));
+                d.declared = true;
+                vec![d]
+            } else {
+                vec![]
+            };
+            let (a, b) = (s.clone(), s.clone());
+            let (o1, o2) = (opts.clone(), opts.clone());
+            let gh = fleet(3, &format!("gh-{round}"));
+            let t1 = tokio::spawn(async move {
+                run_connector(
+                    &a,
+                    &Scripted::new("files", files, complete(&["files"])),
+                    &o1,
+                )
+                .await
+            });
+            let t2 = tokio::spawn(async move {
+                run_connector(&b, &Scripted::new("gh", gh, complete(&["org"])), &o2).await
+            });
+            t1.await.unwrap().unwrap();
+            t2.await.unwrap().unwrap();
+            let expected = if round % 2 == 0 {
+                format!("declared-{round}")
+            } else {
+                format!("gh-{round}")
+            };
+            assert_eq!(
+                owners(s).await["component:default/svc-0"],
+                expected,
+                "{} round {round}",
+                ts.backend
+            );
+            replay::verify(s).await.unwrap();
+        }
+        ts.cleanup().await;
+    }
+}

@@ -149,6 +149,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         source_priority: config.source_priority(),
     };
     let mut reports = Vec::new();
+    let mut failed_runs = 0;
     for c in &connectors {
         eprintln!(
             "syncing {} ({}){}",
@@ -156,13 +157,19 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
             c.kind(),
             if args.dry_run { " [dry run]" } else { "" }
         );
-        let report = run_connector(&store, c.as_ref(), &options).await?;
-        reports.push(report);
+        // One connector's failure does not stop the others.
+        match run_connector(&store, c.as_ref(), &options).await {
+            Ok(report) => reports.push(report),
+            Err(e) => {
+                eprintln!("{}: error: {e}", c.id());
+                failed_runs += 1;
+            }
+        }
     }
-    if !args.dry_run {
-        let before = Utc::now()
-            - chrono::Duration::from_std(config.catalog.retention)
-                .unwrap_or(chrono::Duration::days(30));
+    if !args.dry_run
+        && failed_runs == 0
+        && let Some(before) = ago(config.catalog.retention)
+    {
         let (purged, _) = store.purge_tombstones(before).await?;
         if purged > 0 {
             eprintln!("purged {purged} tombstones older than the retention period");
@@ -170,12 +177,15 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
     }
     store.close().await;
     print_sync(&reports, args.format);
-    // Refused or failed runs are runtime failures (1); bad input data is 2; else 0.
-    if reports.iter().any(|r| r.status == RunStatus::Failed) {
-        return Err(CliError::Exit(1));
-    }
+    // Bad input data is 2 (fix the files); a failed, incomplete or refused crawl is 1.
     if reports.iter().any(|r| !r.problems.is_empty()) {
         return Err(CliError::Exit(2));
+    }
+    let incomplete = reports.iter().any(|r| {
+        r.status != RunStatus::Succeeded || r.scopes.iter().any(|s| !s.status.is_complete())
+    });
+    if failed_runs > 0 || incomplete {
+        return Err(CliError::Exit(1));
     }
     Ok(())
 }
@@ -357,7 +367,12 @@ fn parse_since(s: &str) -> Result<DateTime<Utc>, CliError> {
             "--since {s:?}: expected an RFC 3339 time (2026-01-31T12:00:00Z) or an age (90m, 12h, 7d)"
         ))
     })?;
-    Ok(Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::zero()))
+    ago(age).ok_or_else(|| CliError::Input(format!("--since {s:?}: too far in the past")))
+}
+
+/// `now - age`, or None when that is before the calendar's start.
+fn ago(age: std::time::Duration) -> Option<DateTime<Utc>> {
+    Utc::now().checked_sub_signed(chrono::Duration::from_std(age).ok()?)
 }
 
 async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
@@ -385,7 +400,7 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
             ..Default::default()
         })
         .await?;
-    if let Some(limit) = args.limit
+    if let Some(limit) = args.limit.and_then(|l| usize::try_from(l).ok())
         && rows.len() > limit
     {
         rows.drain(..rows.len() - limit);

@@ -69,7 +69,7 @@ pub enum Command {
         #[arg(long, value_name = "ID")]
         connector: Option<String>,
         /// At most this many runs (the most recent)
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..))]
         limit: i64,
         /// Output: a table for people, or JSON for scripts
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -132,8 +132,8 @@ pub struct ChangesArgs {
     #[arg(long, value_name = "REF")]
     pub entity: Option<String>,
     /// At most this many changes (the most recent)
-    #[arg(long)]
-    pub limit: Option<usize>,
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: Option<u64>,
     /// Output: a table for people, or JSON for scripts
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,

@@ -238,6 +238,20 @@ fn config_errors_name_file_line_and_key_and_exit_2() {
         stderr.trim(),
         "error: surveyor.toml:7:1: connectors[0].path: unknown key (did you mean `paths`?)"
     );
+    write(
+        dir,
+        "huge.toml",
+        "[catalog]\nretention = \"300000000000000d\"\n",
+    );
+    let out = surveyor(dir)
+        .args(["--config", "huge.toml", "validate"])
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(
+        stderr.contains("huge.toml:2:13: catalog.retention: invalid duration"),
+        "{stderr}"
+    );
     // A missing file says how to make one.
     let out = surveyor(dir)
         .args(["--config", "nope.toml", "sync"])

@@ -644,19 +644,24 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let n: u64 = num.parse().map_err(|_| {
         format!("invalid duration {s:?}: expected a number and a unit, e.g. 30d, 12h, 90m")
     })?;
-    let secs = match unit {
-        "s" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86_400,
-        "w" => n * 7 * 86_400,
+    let unit_secs: u64 = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 7 * 86_400,
         _ => {
             return Err(format!(
                 "invalid duration {s:?}: unit must be one of s, m, h, d, w"
             ));
         }
     };
-    Ok(Duration::from_secs(secs))
+    // A hundred years is longer than any retention or age anyone means; more is a typo.
+    const MAX_SECS: u64 = 100 * 366 * 86_400;
+    match n.checked_mul(unit_secs) {
+        Some(secs) if secs <= MAX_SECS => Ok(Duration::from_secs(secs)),
+        _ => Err(format!("invalid duration {s:?}: longer than 100 years")),
+    }
 }
 
 #[cfg(test)]

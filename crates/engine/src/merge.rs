@@ -78,7 +78,7 @@ impl ObservedEntity {
 }
 
 /// One source's claim on an entity, for provenance.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceClaim {
     pub source: String,

@@ -270,6 +270,7 @@ async fn reconcile_crawl(
         unknown_kinds: 0,
         counts: Counts::default(),
         per_scope: BTreeMap::new(),
+        deleted_kinds: BTreeMap::new(),
         tx: None,
         open_scope: None,
         batch: Vec::new(),
@@ -382,6 +383,8 @@ struct RunState<'a> {
     /// Run-level counts (observed, unchanged).
     counts: Counts,
     per_scope: BTreeMap<String, Counts>,
+    /// Entities deleted per scope and kind so far, for the guard at the end of the scope.
+    deleted_kinds: BTreeMap<String, BTreeMap<String, u64>>,
     /// The open transaction (in a dry run, the one transaction of the whole run).
     tx: Option<StoreTx>,
     open_scope: Option<String>,
@@ -445,6 +448,16 @@ impl RunState<'_> {
             }
         }
         let body = observed.observation_body();
+        if body.contains("\\u0000") {
+            // Postgres cannot store NUL in JSON text, and no real catalog value contains one.
+            self.problems.push(Problem {
+                scope: obs.scope.clone(),
+                location: obs.external_id.clone(),
+                field: None,
+                message: format!("{}: a value contains a NUL character", observed.entity_ref),
+            });
+            return None;
+        }
         let obs_hash = surveyor_model::hash::sha256_hex(body.as_bytes());
         let previous = self.known.get(&obs.external_id).map(|k| Previous {
             entity_ref: k.row.entity_ref.clone(),
@@ -473,7 +486,7 @@ impl RunState<'_> {
         if self.open_scope.is_none() {
             self.open_scope = Some(p.scope.clone());
             if self.tx.is_none() {
-                self.tx = Some(self.store.begin().await?);
+                self.tx = Some(self.store.begin_write().await?);
             }
         }
         if self.open_scope.as_deref() == Some(p.scope.as_str()) {
@@ -501,7 +514,10 @@ impl RunState<'_> {
             return Ok(());
         };
         let counts = self.per_scope.entry(scope.clone()).or_default();
-        self.job.apply(tx, &scope, writes, deletions, counts).await
+        let deleted_kinds = self.deleted_kinds.entry(scope.clone()).or_default();
+        self.job
+            .apply(tx, &scope, writes, deletions, counts, deleted_kinds)
+            .await
     }
 
     /// Ends every scope: writes what waited, deletes where the crawl was complete (and the
@@ -516,6 +532,13 @@ impl RunState<'_> {
         let mut rest: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
         rest.extend(self.observed_scopes.iter().cloned());
         rest.extend(self.buffered.keys().cloned());
+        // Scopes with live data that this crawl never mentioned are failed, and say so.
+        rest.extend(
+            self.known
+                .values()
+                .filter(|k| k.row.live)
+                .map(|k| k.row.scope.clone()),
+        );
         scopes.extend(
             rest.into_iter()
                 .filter(|s| Some(s) != self.open_scope.as_ref()),
@@ -542,7 +565,7 @@ impl RunState<'_> {
                     .collect();
                 deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             }
-            let refused = guard(&self.known, &scope, &deletions, self.job.options);
+            let mut refused = guard(&self.known, &scope, &deletions, self.job.options);
             if !refused.is_empty() {
                 deletions.clear();
             }
@@ -552,7 +575,7 @@ impl RunState<'_> {
                 if !is_open {
                     self.open_scope = Some(scope.clone());
                     if self.tx.is_none() {
-                        self.tx = Some(self.store.begin().await?);
+                        self.tx = Some(self.store.begin_write().await?);
                     }
                 }
                 let mut writes = std::mem::take(&mut self.batch);
@@ -563,6 +586,19 @@ impl RunState<'_> {
                     writes = rest;
                 }
                 self.write(Vec::new(), deletions).await?;
+                // Entities also disappear when their observations move to other names (a
+                // mass rename collision): the guard counts what is actually deleted, too.
+                let entity_refusals = self.entity_guard(&scope);
+                if !entity_refusals.is_empty() {
+                    if !self.job.options.dry_run
+                        && let Some(tx) = self.tx.take()
+                    {
+                        tx.rollback().await?;
+                        self.tx = Some(self.store.begin_write().await?);
+                        self.per_scope.remove(&scope);
+                    }
+                    refused.extend(entity_refusals);
+                }
                 if let Some(tx) = self.tx.as_mut() {
                     self.job.record_refusals(tx, &scope, &refused).await?;
                 }
@@ -585,6 +621,39 @@ impl RunState<'_> {
             tx.rollback().await?;
         }
         Ok(reports)
+    }
+}
+
+impl RunState<'_> {
+    /// Entity deletions made in `scope` so far that exceed the guard, per kind.
+    fn entity_guard(&self, scope: &str) -> Vec<Refusal> {
+        let options = self.job.options;
+        if options.allow_mass_delete {
+            return Vec::new();
+        }
+        let Some(deleted) = self.deleted_kinds.get(scope) else {
+            return Vec::new();
+        };
+        let mut live: BTreeMap<&str, u64> = BTreeMap::new();
+        for k in self
+            .known
+            .values()
+            .filter(|k| k.row.live && k.row.scope == scope)
+        {
+            *live.entry(k.row.kind.as_str()).or_default() += 1;
+        }
+        deleted
+            .iter()
+            .filter_map(|(kind, &n)| {
+                let total = live.get(kind.as_str()).copied().unwrap_or(n).max(1);
+                (n as f64 / total as f64 > options.max_delete_ratio).then(|| Refusal {
+                    kind: kind.clone(),
+                    live: total,
+                    would_delete: n,
+                    max_ratio: options.max_delete_ratio,
+                })
+            })
+            .collect()
     }
 }
 
@@ -630,6 +699,13 @@ struct ScopeJob<'a> {
     options: &'a ReconcileOptions,
 }
 
+/// An external id that now names a different ref than before.
+struct RenamePair {
+    old: String,
+    new: String,
+    external_id: String,
+}
+
 /// What the catalog should hold for a ref after this batch's writes.
 enum Desired {
     Absent,
@@ -669,6 +745,7 @@ impl ScopeJob<'_> {
         writes: Vec<Pending>,
         deletions: Vec<ObservationIndexRow>,
         counts: &mut Counts,
+        deleted_kinds: &mut BTreeMap<String, u64>,
     ) -> Result<(), ReconcileError> {
         if writes.is_empty() && deletions.is_empty() {
             return Ok(());
@@ -699,12 +776,16 @@ impl ScopeJob<'_> {
 
         // 2. Which entity refs may have changed, and which pairs may be renames.
         let mut affected: BTreeSet<String> = BTreeSet::new();
-        let mut rename_pairs: Vec<(String, String)> = Vec::new();
+        let mut rename_pairs: Vec<RenamePair> = Vec::new();
         for p in &writes {
             let new_ref = p.observed.entity_ref.key();
             if let Some(prev) = &p.previous {
                 if prev.live && prev.entity_ref != new_ref {
-                    rename_pairs.push((prev.entity_ref.clone(), new_ref.clone()));
+                    rename_pairs.push(RenamePair {
+                        old: prev.entity_ref.clone(),
+                        new: new_ref.clone(),
+                        external_id: p.external_id.clone(),
+                    });
                 }
                 affected.insert(prev.entity_ref.clone());
             }
@@ -719,21 +800,24 @@ impl ScopeJob<'_> {
             .map(|p| (p.external_id, p.observed))
             .collect();
 
-        // 3. Rename candidates first, each old/new pair in the same batch; then the rest.
+        // 3. Rename candidates first, every pair whole inside one batch (a chain of renames
+        //    stays together when it fits); then the rest.
         let mut changes: Vec<ChangeWrite> = Vec::new();
-        let mut pair_refs: Vec<String> = Vec::new();
-        for (old, new) in &rename_pairs {
-            if affected.remove(old) {
-                pair_refs.push(old.clone());
+        let mut batches: Vec<Vec<String>> = Vec::new();
+        let mut batch: Vec<String> = Vec::new();
+        for pair in &rename_pairs {
+            if batch.len() + 2 > REF_BATCH {
+                batches.push(std::mem::take(&mut batch));
             }
-            if affected.remove(new) {
-                pair_refs.push(new.clone());
+            for r in [&pair.old, &pair.new] {
+                if affected.remove(r) {
+                    batch.push(r.clone());
+                }
             }
         }
-        let mut batches: Vec<Vec<String>> = pair_refs
-            .chunks(REF_BATCH)
-            .map(<[String]>::to_vec)
-            .collect();
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
         let rest: Vec<String> = affected.into_iter().collect();
         batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
         for batch in batches {
@@ -743,6 +827,7 @@ impl ScopeJob<'_> {
                 &rename_pairs,
                 &mut in_memory,
                 counts,
+                deleted_kinds,
                 &mut changes,
             )
             .await?;
@@ -752,13 +837,15 @@ impl ScopeJob<'_> {
         Ok(())
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn apply_batch(
         &self,
         tx: &mut StoreTx,
         refs: &[String],
-        rename_pairs: &[(String, String)],
+        rename_pairs: &[RenamePair],
         in_memory: &mut HashMap<String, ObservedEntity>,
         counts: &mut Counts,
+        deleted_kinds: &mut BTreeMap<String, u64>,
         changes: &mut Vec<ChangeWrite>,
     ) -> Result<(), ReconcileError> {
         let desired = self.desired(tx, refs, in_memory).await?;
@@ -768,67 +855,96 @@ impl ScopeJob<'_> {
             .into_iter()
             .map(|e| (e.entity_ref.clone(), e))
             .collect();
+        let in_batch: HashSet<&str> = refs.iter().map(String::as_str).collect();
 
+        // Moves (renames) are written first, in the order found, so a ref is vacated before
+        // another entity takes it.
+        let mut moves: Vec<EntityWrite> = Vec::new();
         let mut entity_writes: Vec<EntityWrite> = Vec::new();
         let mut tombstones: Vec<String> = Vec::new();
+        let mut purged_tombstones: Vec<String> = Vec::new();
         let mut relation_origins: Vec<String> = Vec::new();
         let mut relation_rows = Vec::new();
-        let mut handled: HashSet<&str> = HashSet::new();
+        // Refs whose live row moved away, and refs that received a moved row.
+        let mut vacated: HashSet<&str> = HashSet::new();
+        let mut claimed: HashSet<&str> = HashSet::new();
 
-        // Renames: the old ref disappears, the new one was never known, the same thing moved.
-        for (old, new) in rename_pairs {
-            if handled.contains(old.as_str()) || handled.contains(new.as_str()) {
-                continue;
+        // A rename moves the entity (its uid, so its history) with the external id that made it:
+        // the old ref's row must have been won by that id, and the new ref must be free, or
+        // freed by another rename in this batch. Passes repeat so chains resolve; cycles
+        // (a swap of two names) stay updates.
+        let mut pending: Vec<&RenamePair> = rename_pairs
+            .iter()
+            .filter(|p| in_batch.contains(p.old.as_str()) && in_batch.contains(p.new.as_str()))
+            .collect();
+        loop {
+            let before = pending.len();
+            let mut still = Vec::new();
+            for pair in pending {
+                let (old, new) = (pair.old.as_str(), pair.new.as_str());
+                let Some(old_row) = current.get(old).filter(|r| r.is_live()) else {
+                    continue;
+                };
+                if vacated.contains(old)
+                    || claimed.contains(new)
+                    || !self.won_by(old_row, &pair.external_id)
+                {
+                    continue;
+                }
+                let Some(Desired::Present(merged)) = desired.get(new) else {
+                    continue;
+                };
+                let target = current.get(new);
+                let free = target.is_none_or(|t| !t.is_live() || vacated.contains(new));
+                if !free {
+                    still.push(pair);
+                    continue;
+                }
+                if let Some(t) = target.filter(|t| !t.is_live()) {
+                    // A tombstone holds the name: it gives way (its history stays in the log).
+                    purged_tombstones.push(t.uid.clone());
+                }
+                vacated.insert(old);
+                claimed.insert(new);
+                moves.push(merged.to_write(&old_row.uid));
+                relation_origins.push(old.to_string());
+                relation_rows.extend(merged.relation_rows.iter().cloned());
+                counts.count(ChangeOp::Renamed);
+                changes.push(ChangeWrite {
+                    run_id: self.run_id.clone(),
+                    source: self.source.clone(),
+                    entity_uid: old_row.uid.clone(),
+                    entity_ref: merged.winner.entity_ref.to_string(),
+                    previous_ref: Some(old_row.display_ref.clone()),
+                    op: ChangeOp::Renamed,
+                    patch: diff_patch(&old_row.body, &merged.winner.entity_json),
+                });
             }
-            let (Some(Desired::Absent), Some(Desired::Present(merged))) =
-                (desired.get(old), desired.get(new))
-            else {
-                continue;
-            };
-            let (Some(old_row), None) = (current.get(old), current.get(new)) else {
-                continue;
-            };
-            if !old_row.is_live() {
-                continue;
+            if still.len() == before || still.is_empty() {
+                break;
             }
-            handled.insert(old);
-            handled.insert(new);
-            let patch = diff_patch(&old_row.body, &merged.winner.entity_json);
-            entity_writes.push(merged.to_write(&old_row.uid));
-            relation_origins.push(old.clone());
-            relation_rows.extend(merged.relation_rows.iter().cloned());
-            counts.count(ChangeOp::Renamed);
-            changes.push(ChangeWrite {
-                run_id: self.run_id.clone(),
-                source: self.source.clone(),
-                entity_uid: old_row.uid.clone(),
-                entity_ref: merged.winner.entity_ref.to_string(),
-                previous_ref: Some(old_row.display_ref.clone()),
-                op: ChangeOp::Renamed,
-                patch,
-            });
+            pending = still;
         }
 
         for key in refs {
-            if handled.contains(key.as_str()) {
+            if claimed.contains(key.as_str()) {
                 continue;
             }
             let Some(want) = desired.get(key) else {
                 continue;
             };
-            let row = current.get(key);
-            let (op, uid, patch, previous) = match (row, want) {
+            // A vacated ref starts afresh: its old row moved with the rename.
+            let row = current.get(key).filter(|_| !vacated.contains(key.as_str()));
+            let (op, uid, patch) = match (row, want) {
                 (None, Desired::Present(m)) => (
                     ChangeOp::Created,
                     uuid::Uuid::now_v7().to_string(),
                     m.created_patch(),
-                    None,
                 ),
                 (Some(r), Desired::Present(m)) if !r.is_live() => (
                     ChangeOp::Restored,
                     r.uid.clone(),
                     diff_patch(&r.body, &m.winner.entity_json),
-                    None,
                 ),
                 (Some(r), Desired::Present(m)) => {
                     if r.hash == m.winner.entity_hash {
@@ -844,13 +960,13 @@ impl ScopeJob<'_> {
                         ChangeOp::Updated,
                         r.uid.clone(),
                         diff_patch(&r.body, &m.winner.entity_json),
-                        None,
                     )
                 }
                 (Some(r), Desired::Absent) if r.is_live() => {
                     tombstones.push(r.uid.clone());
                     relation_origins.push(key.clone());
                     counts.count(ChangeOp::Deleted);
+                    *deleted_kinds.entry(r.kind.clone()).or_default() += 1;
                     changes.push(ChangeWrite {
                         run_id: self.run_id.clone(),
                         source: self.source.clone(),
@@ -877,20 +993,31 @@ impl ScopeJob<'_> {
                 source: self.source.clone(),
                 entity_uid: uid,
                 entity_ref: m.winner.entity_ref.to_string(),
-                previous_ref: previous,
+                previous_ref: None,
                 op,
                 patch,
             });
         }
 
+        tx.delete_entity_rows(&purged_tombstones).await?;
         tx.tombstone_entities(&tombstones, &self.run_id, self.now)
             .await?;
+        tx.upsert_entities(&moves, self.now).await?;
         tx.upsert_entities(&entity_writes, self.now).await?;
         if !relation_origins.is_empty() || !relation_rows.is_empty() {
             tx.replace_relations(&relation_origins, &relation_rows)
                 .await?;
         }
         Ok(())
+    }
+
+    /// Whether this source's `external_id` supplied the entity row's fields.
+    fn won_by(&self, row: &EntityRow, external_id: &str) -> bool {
+        serde_json::from_str::<Vec<SourceClaim>>(&row.sources).is_ok_and(|claims| {
+            claims
+                .iter()
+                .any(|c| c.winner && c.source == self.source && c.external_id == external_id)
+        })
     }
 
     /// The merged entity each ref should have, from the live observations of every source.

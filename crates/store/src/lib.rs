@@ -88,6 +88,9 @@ macro_rules! on_pool {
 }
 pub(crate) use {on_pool, on_tx};
 
+/// The advisory-lock key catalog writers take on Postgres ("SURVEYOR" in ASCII).
+const CATALOG_WRITE_LOCK: i64 = 0x5355_5256_4559_4f52;
+
 /// Options for [`Store::connect_with`].
 #[derive(Debug, Clone, Default)]
 pub struct ConnectOptions {
@@ -129,8 +132,13 @@ impl Store {
             .clone()
             .pragma("cache_size", "-32768")
             .pragma("temp_store", "memory");
+        // The one writer connection is kept for the pool's life: for `sqlite::memory:` it *is*
+        // the database, and elsewhere reopening it costs a WAL recovery check.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            .min_connections(1)
+            .idle_timeout(None)
+            .max_lifetime(None)
             .connect_with(writer_opts)
             .await
             .map_err(|e| StoreError::Connect(e.to_string()))?;
@@ -214,6 +222,21 @@ impl Store {
             Self::Sqlite { writer, .. } => StoreTx::Sqlite(writer.begin().await?),
             Self::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
         })
+    }
+
+    /// Starts a transaction that writes the catalog. Writers are serialised: on SQLite by the
+    /// single writer connection, on Postgres by a transaction-scoped advisory lock, so two
+    /// processes merging observations of the same entity can never interleave and lose an
+    /// update. (Reads never wait.)
+    pub async fn begin_write(&self) -> Result<StoreTx> {
+        let mut tx = self.begin().await?;
+        if let StoreTx::Postgres(t) = &mut tx {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(CATALOG_WRITE_LOCK)
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(tx)
     }
 
     /// Closes the pools, waiting for connections to be returned.

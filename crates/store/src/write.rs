@@ -236,6 +236,24 @@ impl StoreTx {
         Ok(())
     }
 
+    /// Removes entity rows outright (tombstones that give their name to a renamed entity; their
+    /// history stays in the change log under their uid).
+    pub async fn delete_entity_rows(&mut self, uids: &[String]) -> Result<()> {
+        if uids.is_empty() {
+            return Ok(());
+        }
+        let q = sql(self.backend(), "DELETE FROM entities WHERE uid = ANY($1)");
+        for chunk in uids.chunks(BATCH * 4) {
+            on_tx!(self, conn => {
+                sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+                    .bind(StrList(chunk.to_vec()))
+                    .execute(conn)
+                    .await?;
+            });
+        }
+        Ok(())
+    }
+
     /// Replaces every relation row that `origins` produced with `rows`.
     pub async fn replace_relations(
         &mut self,

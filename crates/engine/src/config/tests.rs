@@ -128,4 +128,9 @@ fn durations() {
     );
     assert!(parse_duration("d").is_err());
     assert!(parse_duration("5y").is_err());
+    assert!(
+        parse_duration("300000000000000d").is_err(),
+        "overflow is an error, not a wrap"
+    );
+    assert!(parse_duration("100000000d").is_err());
 }
