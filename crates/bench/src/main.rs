@@ -2,7 +2,7 @@
 //!
 //! `cargo run --release -p surveyor-bench -- reconcile [--entities N] [--postgres URL]`
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -32,12 +32,14 @@ enum Scenario {
         #[arg(long)]
         no_sqlite: bool,
         /// Runs per phase; the median is printed
-        #[arg(long, default_value_t = 3)]
+        #[arg(long, default_value_t = 5)]
         repeat: usize,
         /// Run one backend in this process (the program runs each backend in a child of its
         /// own, so one backend's memory does not count in the other's peak RSS)
         #[arg(long, value_enum, hide = true)]
         backend: Option<BackendArg>,
+        #[arg(long, value_enum, hide = true)]
+        phase: Option<Phase>,
     },
 }
 
@@ -111,83 +113,68 @@ fn peak_rss_mb() -> f64 {
         .map_or(f64::NAN, |kb| kb / 1024.0)
 }
 
-struct Figures {
-    backend: &'static str,
-    repeat: usize,
-    floor: Duration,
-    initial: Duration,
-    no_change: Duration,
-    one_percent: Duration,
+/// What one child process measured: one phase set on one fresh database.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Measured {
+    floor_s: Option<f64>,
+    initial_s: Option<f64>,
+    no_change_s: Option<f64>,
+    one_percent_s: Option<f64>,
     changed_rows: u64,
     peak_rss_mb: f64,
 }
 
-async fn reconcile_on(
-    backend: &'static str,
-    open: impl AsyncFn() -> anyhow::Result<Store>,
-    n: usize,
-    repeat: usize,
-) -> anyhow::Result<Figures> {
+/// Measures the reconcile phases on a fresh store: initial load, no-change, 1% changed.
+async fn reconcile_phases(store: &Store, n: usize) -> anyhow::Result<Measured> {
     let opts = ReconcileOptions::default();
-    let (mut initial, mut no_change, mut one_percent) = (Vec::new(), Vec::new(), Vec::new());
-    let mut changed_rows = 0;
-    for _ in 0..repeat {
-        let store = open().await?;
-        let t = Instant::now();
-        let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
-        initial.push(t.elapsed());
-        anyhow::ensure!(
-            r.counts.created == n as u64,
-            "initial load created {}",
-            r.counts.created
-        );
-        let t = Instant::now();
-        let r = run_connector(&store, &Generated { n, generation: 0 }, &opts).await?;
-        no_change.push(t.elapsed());
-        anyhow::ensure!(
-            r.counts.changes() == 0,
-            "no-change run changed {}",
-            r.counts.changes()
-        );
-        let t = Instant::now();
-        let r = run_connector(&store, &Generated { n, generation: 1 }, &opts).await?;
-        one_percent.push(t.elapsed());
-        changed_rows = r.counts.updated;
-        store.close().await;
-    }
-    let peak = peak_rss_mb();
-
-    // The floor: the rows the initial load wrote, precomputed, bulk-inserted into a fresh store.
-    let rows = floor_rows(n);
-    let mut floor = Vec::new();
-    for _ in 0..repeat {
-        let fresh = open().await?;
-        let t = Instant::now();
-        let mut tx = fresh.begin().await?;
-        let now = chrono::Utc::now();
-        tx.upsert_observations(&rows.observations).await?;
-        tx.upsert_entities(&rows.entities, now).await?;
-        tx.replace_relations(&[], &rows.relations).await?;
-        tx.insert_changes(&rows.changes, now).await?;
-        tx.commit().await?;
-        floor.push(t.elapsed());
-        fresh.close().await;
-    }
-    Ok(Figures {
-        backend,
-        repeat,
-        floor: median(floor),
-        initial: median(initial),
-        no_change: median(no_change),
-        one_percent: median(one_percent),
-        changed_rows,
-        peak_rss_mb: peak,
+    let t = Instant::now();
+    let r = run_connector(store, &Generated { n, generation: 0 }, &opts).await?;
+    let initial = t.elapsed();
+    anyhow::ensure!(
+        r.counts.created == n as u64,
+        "initial load created {}",
+        r.counts.created
+    );
+    let t = Instant::now();
+    let r = run_connector(store, &Generated { n, generation: 0 }, &opts).await?;
+    let no_change = t.elapsed();
+    anyhow::ensure!(
+        r.counts.changes() == 0,
+        "no-change run changed {}",
+        r.counts.changes()
+    );
+    let t = Instant::now();
+    let r = run_connector(store, &Generated { n, generation: 1 }, &opts).await?;
+    Ok(Measured {
+        initial_s: Some(initial.as_secs_f64()),
+        no_change_s: Some(no_change.as_secs_f64()),
+        one_percent_s: Some(t.elapsed().as_secs_f64()),
+        changed_rows: r.counts.updated,
+        peak_rss_mb: peak_rss_mb(),
+        ..Measured::default()
     })
 }
 
-fn median(mut v: Vec<Duration>) -> Duration {
-    v.sort();
-    v.get(v.len() / 2).copied().unwrap_or_default()
+/// The floor: the rows the initial load writes, precomputed, bulk-inserted into a fresh store.
+async fn floor_phase(store: &Store, n: usize) -> anyhow::Result<Measured> {
+    let rows = floor_rows(n);
+    let t = Instant::now();
+    let mut tx = store.begin().await?;
+    let now = chrono::Utc::now();
+    tx.upsert_observations(&rows.observations).await?;
+    tx.upsert_entities(&rows.entities, now).await?;
+    tx.replace_relations(&[], &rows.relations).await?;
+    tx.insert_changes(&rows.changes, now).await?;
+    tx.commit().await?;
+    Ok(Measured {
+        floor_s: Some(t.elapsed().as_secs_f64()),
+        ..Measured::default()
+    })
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
 }
 
 struct FloorRows {
@@ -245,44 +232,47 @@ fn floor_rows(n: usize) -> FloorRows {
     rows
 }
 
-fn print(f: &Figures, n: usize) {
-    let secs = |d: Duration| d.as_secs_f64();
+fn print(backend: &str, runs: &[Measured], n: usize) {
+    let pick = |f: fn(&Measured) -> Option<f64>| median(runs.iter().filter_map(f).collect());
+    let floor = pick(|m| m.floor_s);
+    let initial = pick(|m| m.initial_s);
+    let no_change = pick(|m| m.no_change_s);
+    let one_percent = pick(|m| m.one_percent_s);
+    let peak = runs.iter().map(|m| m.peak_rss_mb).fold(0.0, f64::max);
+    let changed = runs.iter().map(|m| m.changed_rows).max().unwrap_or(0);
+    let repeats = runs.iter().filter(|m| m.initial_s.is_some()).count();
     println!(
-        "\n== reconcile {n} entities on {} (median of {} runs) ==",
-        f.backend, f.repeat
+        "\n== reconcile {n} entities on {backend} (median of {repeats} runs, each in a fresh process and database) =="
     );
     println!("{:<34} {:>10}", "phase", "seconds");
     println!(
         "{:<34} {:>10.2}",
-        "floor: raw bulk insert of the rows",
-        secs(f.floor)
+        "floor: raw bulk insert of the rows", floor
     );
     println!(
         "{:<34} {:>10.2}   {:.2}x floor (target <= 1.5x)",
         "initial load",
-        secs(f.initial),
-        secs(f.initial) / secs(f.floor)
+        initial,
+        initial / floor
     );
     println!(
         "{:<34} {:>10.2}   {:.2}x initial (target <= 0.3x)",
         "no-change re-run",
-        secs(f.no_change),
-        secs(f.no_change) / secs(f.initial)
+        no_change,
+        no_change / initial
     );
     println!(
         "{:<34} {:>10.2}   {} entities updated",
-        "1% changed",
-        secs(f.one_percent),
-        f.changed_rows
+        "1% changed", one_percent, changed
     );
     println!(
         "{:<34} {:>10.1}   (target <= 200 MB)",
-        "peak RSS over all runs, MB", f.peak_rss_mb
+        "peak RSS of a reconcile process, MB", peak
     );
     println!(
         "{:<34} {:>10.0}",
         "initial load, entities/s",
-        n as f64 / secs(f.initial)
+        n as f64 / initial
     );
 }
 
@@ -296,8 +286,20 @@ async fn main() -> anyhow::Result<()> {
             no_sqlite,
             repeat,
             backend,
-        } => match backend {
-            None => {
+            phase,
+        } => match (backend, phase) {
+            (Some(backend), Some(phase)) => {
+                // A child: one phase set on one fresh database; prints one JSON line.
+                let (store, cleanup) = open_fresh(backend, postgres.as_deref()).await?;
+                let measured = match phase {
+                    Phase::Floor => floor_phase(&store, entities).await,
+                    Phase::Reconcile => reconcile_phases(&store, entities).await,
+                };
+                store.close().await;
+                cleanup.run().await;
+                println!("MEASURED {}", serde_json::to_string(&measured?)?);
+            }
+            _ => {
                 println!(
                     "machine: {} cores; build: {}",
                     std::thread::available_parallelism().map_or(0, |n| n.get()),
@@ -309,84 +311,122 @@ async fn main() -> anyhow::Result<()> {
                 );
                 let mut backends = Vec::new();
                 if !no_sqlite {
-                    backends.push("sqlite");
+                    backends.push(("sqlite", "SQLite"));
                 }
                 if postgres.is_some() {
-                    backends.push("postgres");
+                    backends.push(("postgres", "Postgres"));
                 }
-                for b in backends {
-                    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-                    cmd.args([
-                        "reconcile",
-                        "--entities",
-                        &entities.to_string(),
-                        "--backend",
-                        b,
-                    ]);
-                    if let Some(url) = &postgres {
-                        cmd.args(["--postgres", url]);
+                for (arg, label) in backends {
+                    let mut runs = Vec::new();
+                    // Floor and reconcile alternate, so slow spells of the disk hit both alike.
+                    for _ in 0..repeat.max(1) {
+                        for phase in ["floor", "reconcile"] {
+                            runs.push(child(arg, phase, entities, postgres.as_deref())?);
+                        }
                     }
-                    let status = cmd.status()?;
-                    anyhow::ensure!(status.success(), "the {b} benchmark failed: {status}");
+                    print(label, &runs, entities);
                 }
-            }
-            Some(BackendArg::Sqlite) => {
-                let dir = tempfile_dir()?;
-                let counter = std::sync::atomic::AtomicUsize::new(0);
-                let f = reconcile_on(
-                    "SQLite",
-                    async || {
-                        let k = counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let url = format!("sqlite://{}/bench-{k}.db", dir.display());
-                        Store::connect(&url).await.context("open SQLite")
-                    },
-                    entities,
-                    repeat.max(1),
-                )
-                .await;
-                let _ = std::fs::remove_dir_all(&dir);
-                print(&f?, entities);
-            }
-            Some(BackendArg::Postgres) => {
-                let url = postgres
-                    .context("--postgres URL (or SURVEYOR_TEST_DATABASE_URL) is required")?;
-                let schemas = std::sync::Mutex::new(Vec::new());
-                let f = reconcile_on(
-                    "Postgres",
-                    async || {
-                        let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
-                        schemas
-                            .lock()
-                            .map_err(|_| anyhow::anyhow!("lock"))?
-                            .push(schema.clone());
-                        Store::connect_with(
-                            &url,
-                            ConnectOptions {
-                                schema: Some(schema),
-                            },
-                        )
-                        .await
-                        .context("open Postgres")
-                    },
-                    entities,
-                    repeat.max(1),
-                )
-                .await;
-                let cleanup = Store::connect(&url).await?;
-                let names: Vec<String> =
-                    schemas.lock().map_err(|_| anyhow::anyhow!("lock"))?.clone();
-                for s in &names {
-                    cleanup.drop_schema(s).await?;
-                }
-                print(&f?, entities);
             }
         },
     }
     Ok(())
 }
 
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Phase {
+    Floor,
+    Reconcile,
+}
+
+/// Runs one phase set in a child process and reads its figures.
+fn child(backend: &str, phase: &str, n: usize, postgres: Option<&str>) -> anyhow::Result<Measured> {
+    // Flush what earlier runs left in the page cache, so it is not written during this one.
+    let _ = std::process::Command::new("sync").status();
+    let mut cmd = std::process::Command::new(std::env::current_exe()?);
+    cmd.args([
+        "reconcile",
+        "--entities",
+        &n.to_string(),
+        "--backend",
+        backend,
+        "--phase",
+        phase,
+    ]);
+    if let Some(url) = postgres {
+        cmd.args(["--postgres", url]);
+    }
+    let out = cmd.stderr(std::process::Stdio::inherit()).output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "the {backend} {phase} run failed: {}",
+        out.status
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text
+        .lines()
+        .find_map(|l| l.strip_prefix("MEASURED "))
+        .context("the child printed no figures")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+/// What to remove after a child's run.
+enum Cleanup {
+    Dir(std::path::PathBuf),
+    Schema(String, String),
+}
+
+impl Cleanup {
+    async fn run(self) {
+        match self {
+            Self::Dir(dir) => {
+                let _ = std::fs::remove_dir_all(dir);
+            }
+            Self::Schema(url, schema) => {
+                if let Ok(store) = Store::connect(&url).await {
+                    let _ = store.drop_schema(&schema).await;
+                    store.close().await;
+                }
+            }
+        }
+    }
+}
+
+async fn open_fresh(
+    backend: BackendArg,
+    postgres: Option<&str>,
+) -> anyhow::Result<(Store, Cleanup)> {
+    match backend {
+        BackendArg::Sqlite => {
+            let dir = tempfile_dir()?;
+            let url = format!("sqlite://{}/bench.db", dir.display());
+            Ok((
+                Store::connect(&url).await.context("open SQLite")?,
+                Cleanup::Dir(dir),
+            ))
+        }
+        BackendArg::Postgres => {
+            let url =
+                postgres.context("--postgres URL (or SURVEYOR_TEST_DATABASE_URL) is required")?;
+            let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
+            let store = Store::connect_with(
+                url,
+                ConnectOptions {
+                    schema: Some(schema.clone()),
+                },
+            )
+            .await
+            .context("open Postgres")?;
+            Ok((store, Cleanup::Schema(url.to_string(), schema)))
+        }
+    }
+}
+
 fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!("surveyor-bench-{}", std::process::id()));
+    let dir = std::env::temp_dir().join(format!(
+        "surveyor-bench-{}-{}",
+        std::process::id(),
+        uuid::Uuid::now_v7().simple()
+    ));
     std::fs::create_dir_all(&dir)?;
     Ok(dir)
 }

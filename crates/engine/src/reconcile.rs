@@ -166,6 +166,34 @@ pub enum ReconcileError {
     },
 }
 
+/// An observation with its CPU-heavy parts computed: the canonical body and its hash.
+struct Prepared {
+    scope: String,
+    external_id: String,
+    /// The entity's kind when it is not one of Backstage's.
+    unknown_kind: Option<String>,
+    /// The parsed content, body and hash; or why the entity has no valid ref.
+    content: Result<(ObservedEntity, String, String), String>,
+}
+
+impl Prepared {
+    fn new(obs: Observation) -> Self {
+        let content = ObservedEntity::new(&obs.entity, &obs.relations, obs.declared)
+            .map(|observed| {
+                let body = observed.observation_body();
+                let hash = surveyor_model::hash::sha256_hex(body.as_bytes());
+                (observed, body, hash)
+            })
+            .map_err(|e| e.to_string());
+        Self {
+            unknown_kind: (!obs.entity.is_known_kind()).then(|| obs.entity.kind.clone()),
+            scope: obs.scope,
+            external_id: obs.external_id,
+            content,
+        }
+    }
+}
+
 /// Where an external id pointed before this run.
 struct Previous {
     entity_ref: String,
@@ -397,83 +425,94 @@ impl RunState<'_> {
         &mut self,
         mut rx: mpsc::Receiver<Observation>,
     ) -> Result<(), ReconcileError> {
-        while let Some(obs) = rx.recv().await {
-            if let Some(p) = self.classify(obs) {
-                self.stage(p).await?;
+        // Serialising and hashing happen on another task, so on a multi-threaded runtime they
+        // run while this one waits for the database.
+        let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(2048);
+        let preparer = tokio::spawn(async move {
+            while let Some(obs) = rx.recv().await {
+                if prepared_tx.send(Prepared::new(obs)).await.is_err() {
+                    break;
+                }
             }
+        });
+        let result = async {
+            while let Some(p) = prepared_rx.recv().await {
+                if let Some(p) = self.classify(p) {
+                    self.stage(p).await?;
+                }
+            }
+            Ok(())
         }
-        Ok(())
+        .await;
+        drop(prepared_rx);
+        let _ = preparer.await;
+        result
     }
 
     /// Marks an observation seen; returns it when it differs from what is stored.
-    fn classify(&mut self, obs: Observation) -> Option<Pending> {
+    fn classify(&mut self, p: Prepared) -> Option<Pending> {
         self.counts.observed += 1;
-        if !self.observed_scopes.contains(&obs.scope) {
-            self.observed_scopes.insert(obs.scope.clone());
+        if !self.observed_scopes.contains(&p.scope) {
+            self.observed_scopes.insert(p.scope.clone());
         }
-        let first_time = match self.known.get_mut(&obs.external_id) {
+        let first_time = match self.known.get_mut(&p.external_id) {
             Some(k) => !std::mem::replace(&mut k.seen, true),
-            None => self.seen_now.insert(obs.external_id.clone()),
+            None => self.seen_now.insert(p.external_id.clone()),
+        };
+        let problem = |field: Option<&str>, message: String| Problem {
+            scope: p.scope.clone(),
+            location: p.external_id.clone(),
+            field: field.map(str::to_string),
+            message,
         };
         if !first_time {
-            self.problems.push(Problem {
-                scope: obs.scope.clone(),
-                location: obs.external_id.clone(),
-                field: None,
-                message:
-                    "the source reported this external id twice in one crawl; the first was kept"
-                        .into(),
-            });
+            self.problems.push(problem(
+                None,
+                "the source reported this external id twice in one crawl; the first was kept"
+                    .into(),
+            ));
             return None;
         }
-        let observed = match ObservedEntity::new(&obs.entity, &obs.relations, obs.declared) {
-            Ok(o) => o,
-            Err(e) => {
-                self.problems.push(Problem {
-                    scope: obs.scope.clone(),
-                    location: obs.external_id.clone(),
-                    field: Some("metadata.name".into()),
-                    message: e.to_string(),
-                });
+        let (observed, body, obs_hash) = match p.content {
+            Ok(c) => c,
+            Err(message) => {
+                self.problems.push(problem(Some("metadata.name"), message));
                 return None;
             }
         };
-        if !obs.entity.is_known_kind() {
+        if let Some(kind) = &p.unknown_kind {
             self.unknown_kinds += 1;
             if self.warnings.len() < MAX_WARNINGS {
                 self.warnings.push(format!(
-                    "{} ({}): kind {:?} is not one of Backstage's kinds; kept as data",
-                    observed.entity_ref, obs.external_id, obs.entity.kind
+                    "{} ({}): kind {kind:?} is not one of Backstage's kinds; kept as data",
+                    observed.entity_ref, p.external_id
                 ));
             }
         }
-        let body = observed.observation_body();
         if body.contains("\\u0000") {
             // Postgres cannot store NUL in JSON text, and no real catalog value contains one.
-            self.problems.push(Problem {
-                scope: obs.scope.clone(),
-                location: obs.external_id.clone(),
-                field: None,
-                message: format!("{}: a value contains a NUL character", observed.entity_ref),
-            });
+            self.problems.push(problem(
+                None,
+                format!("{}: a value contains a NUL character", observed.entity_ref),
+            ));
             return None;
         }
-        let obs_hash = surveyor_model::hash::sha256_hex(body.as_bytes());
-        let previous = self.known.get(&obs.external_id).map(|k| Previous {
-            entity_ref: k.row.entity_ref.clone(),
-            live: k.row.live,
-        });
-        if let Some(k) = self.known.get(&obs.external_id)
+        let known = self.known.get(&p.external_id);
+        if let Some(k) = known
             && k.row.live
             && k.row.hash == obs_hash
-            && k.row.scope == obs.scope
+            && k.row.scope == p.scope
         {
             self.counts.unchanged += 1;
             return None;
         }
+        let previous = known.map(|k| Previous {
+            entity_ref: k.row.entity_ref.clone(),
+            live: k.row.live,
+        });
         Some(Pending {
-            scope: obs.scope,
-            external_id: obs.external_id,
+            scope: p.scope,
+            external_id: p.external_id,
             observed,
             body,
             obs_hash,
