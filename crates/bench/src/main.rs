@@ -5,6 +5,11 @@
 use std::time::Instant;
 
 use anyhow::Context;
+
+/// mimalloc: the reconciler allocates many short-lived strings on several threads, where
+/// glibc's allocator spent a third of the initial load's CPU time (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use clap::{Parser, Subcommand};
 use surveyor_engine::merge::{MergedEntity, ObservedEntity, SourceClaim};
 use surveyor_engine::{ReconcileOptions, run_connector};

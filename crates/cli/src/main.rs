@@ -10,6 +10,11 @@ use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// mimalloc: the reconciler allocates many short-lived strings on several threads, where
+/// glibc's allocator spent a third of the initial load's CPU time (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Keeps a software catalog true by itself: crawls your tools, reconciles what it finds into
 /// a SQLite or Postgres catalog with full change history, and never deletes on a failed crawl.
 #[derive(Debug, Parser)]
