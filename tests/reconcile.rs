@@ -711,3 +711,24 @@ async fn concurrent_runs_of_two_sources_on_one_ref_stay_consistent() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn an_empty_answer_from_one_source_is_refused_even_when_another_keeps_the_entities() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        run(s, "k8s", fleet(10, "team-a"), complete(&["org"])).await;
+        // The cluster answers "no workloads" (a broken RBAC binding, say).
+        let r = run(s, "k8s", vec![], complete(&["org"])).await;
+        assert!(r.refused(), "{}", ts.backend);
+        let live = s
+            .observation_index("k8s")
+            .await
+            .unwrap()
+            .iter()
+            .filter(|o| o.live)
+            .count();
+        assert_eq!(live, 10, "k8s's observations are kept");
+        ts.cleanup().await;
+    }
+}

@@ -344,3 +344,36 @@ fn unknown_kinds_are_kept_and_flagged() {
     let listed: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 1);
 }
+
+#[test]
+fn moving_descriptors_to_another_file_is_not_a_mass_deletion() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    surveyor(dir).arg("init").assert().success();
+    write(
+        dir,
+        "catalog/a.yaml",
+        &format!("{}---\n{}", component("a", "t"), component("b", "t")),
+    );
+    sync_json(dir, &[], 0);
+    std::fs::rename(dir.join("catalog/a.yaml"), dir.join("catalog/moved.yaml")).unwrap();
+    let c = sync_json(dir, &[], 0);
+    assert_eq!(
+        (c["deleted"].as_u64(), c["created"].as_u64()),
+        (Some(0), Some(0))
+    );
+    let out = surveyor(dir)
+        .args(["entities", "get", "component:a", "--format", "json"])
+        .assert()
+        .success();
+    let e: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    assert_eq!(
+        e["surveyor"]["sources"][0]["externalId"],
+        "catalog/moved.yaml#component:default/a"
+    );
+    assert_eq!(
+        e["surveyor"]["sources"].as_array().unwrap().len(),
+        1,
+        "the old file's claim is gone"
+    );
+}

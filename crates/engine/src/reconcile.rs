@@ -292,6 +292,7 @@ async fn reconcile_crawl(
         },
         known,
         seen_now: HashSet::new(),
+        claimed_refs: HashSet::new(),
         observed_scopes: BTreeSet::new(),
         problems: Vec::new(),
         warnings: Vec::new(),
@@ -404,6 +405,8 @@ struct RunState<'a> {
     known: HashMap<String, Known>,
     /// External ids seen in this crawl that the index did not know.
     seen_now: HashSet<String>,
+    /// Entity refs this crawl's observations describe (changed or not).
+    claimed_refs: HashSet<String>,
     observed_scopes: BTreeSet<String>,
     problems: Vec<Problem>,
     warnings: Vec<String>,
@@ -496,6 +499,10 @@ impl RunState<'_> {
                 format!("{}: a value contains a NUL character", observed.entity_ref),
             ));
             return None;
+        }
+        let key = observed.entity_ref.key();
+        if !self.claimed_refs.contains(&key) {
+            self.claimed_refs.insert(key);
         }
         let known = self.known.get(&p.external_id);
         if let Some(k) = known
@@ -604,7 +611,13 @@ impl RunState<'_> {
                     .collect();
                 deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             }
-            let mut refused = guard(&self.known, &scope, &deletions, self.job.options);
+            let mut refused = guard(
+                &self.known,
+                &scope,
+                &deletions,
+                &self.claimed_refs,
+                self.job.options,
+            );
             if !refused.is_empty() {
                 deletions.clear();
             }
@@ -697,10 +710,15 @@ impl RunState<'_> {
 }
 
 /// The guard: per kind, deletions over `max_delete_ratio` of the scope's live observations.
+///
+/// A deleted observation whose entity this source still describes under another external id
+/// (a descriptor moved to another file, a workload recreated with a new uid) loses nothing and
+/// is not counted.
 fn guard(
     known: &HashMap<String, Known>,
     scope: &str,
     deletions: &[ObservationIndexRow],
+    claimed_refs: &HashSet<String>,
     options: &ReconcileOptions,
 ) -> Vec<Refusal> {
     if deletions.is_empty() || options.allow_mass_delete {
@@ -714,7 +732,10 @@ fn guard(
         *live.entry(k.row.kind.as_str()).or_default() += 1;
     }
     let mut gone: BTreeMap<&str, u64> = BTreeMap::new();
-    for d in deletions {
+    for d in deletions
+        .iter()
+        .filter(|d| !claimed_refs.contains(&d.entity_ref))
+    {
         *gone.entry(d.kind.as_str()).or_default() += 1;
     }
     gone.into_iter()
