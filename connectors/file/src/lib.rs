@@ -76,7 +76,7 @@ impl FileConnector {
                     for entry in paths {
                         match entry {
                             Ok(p) if p.is_file() => {
-                                files.insert(p);
+                                files.insert(std::fs::canonicalize(&p).unwrap_or(p));
                             }
                             Ok(_) => {}
                             Err(e) => outcome.problem(Problem {
@@ -100,7 +100,11 @@ impl FileConnector {
     }
 
     fn relative(&self, path: &Path) -> String {
-        let rel = path.strip_prefix(&self.base_dir).unwrap_or(path);
+        let base = std::fs::canonicalize(&self.base_dir).unwrap_or_else(|_| self.base_dir.clone());
+        let rel = path
+            .strip_prefix(&base)
+            .or_else(|_| path.strip_prefix(&self.base_dir))
+            .unwrap_or(path);
         rel.components()
             .map(|c| c.as_os_str().to_string_lossy())
             .collect::<Vec<_>>()
@@ -121,7 +125,12 @@ impl Connector for FileConnector {
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
         let mut outcome = Outcome::default();
         let scope = self.id.clone();
-        for path in self.files(&mut outcome) {
+        // Files from the patterns, then any that Location entities point at (each file once,
+        // so a Location that points back at its own file is harmless).
+        let mut queue: std::collections::VecDeque<PathBuf> =
+            self.files(&mut outcome).into_iter().collect();
+        let mut visited: BTreeSet<PathBuf> = queue.iter().cloned().collect();
+        while let Some(path) = queue.pop_front() {
             let rel = self.relative(&path);
             let text = match tokio::fs::read(&path).await {
                 Ok(bytes) => match String::from_utf8(bytes) {
@@ -165,6 +174,13 @@ impl Connector for FileConnector {
                                 continue;
                             }
                         };
+                        if entity.kind.eq_ignore_ascii_case("Location") {
+                            for target in location_targets(&entity, &path) {
+                                if visited.insert(target.clone()) {
+                                    queue.push_back(target);
+                                }
+                            }
+                        }
                         let external_id = format!("{rel}#{key}");
                         sink.send(Observation::declared(scope.clone(), external_id, entity))
                             .await?;
@@ -181,6 +197,37 @@ impl Connector for FileConnector {
         outcome.complete(scope);
         Ok(outcome)
     }
+}
+
+/// The local files a `kind: Location` entity points at: `spec.target` and `spec.targets`,
+/// relative to the Location's own file, globs allowed. Remote (`https://...`) targets are
+/// left to connectors that fetch URLs.
+fn location_targets(entity: &surveyor_model::Entity, file: &Path) -> Vec<PathBuf> {
+    let mut raw: Vec<&str> = Vec::new();
+    if let Some(t) = entity.spec_str("target") {
+        raw.push(t);
+    }
+    if let Some(items) = entity.spec.get("targets").and_then(|v| v.as_array()) {
+        raw.extend(items.iter().filter_map(|v| v.as_str()));
+    }
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let mut out = Vec::new();
+    for t in raw {
+        if t.contains("://") {
+            continue;
+        }
+        let pattern = dir.join(t);
+        let Ok(paths) = glob::glob(&pattern.to_string_lossy()) else {
+            continue;
+        };
+        for p in paths.flatten() {
+            if p.is_file() {
+                // Normalise `./` and `..` so the same file is not read twice under two names.
+                out.push(std::fs::canonicalize(&p).unwrap_or(p));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -238,6 +285,36 @@ mod tests {
             outcome.status("files"),
             Some(ScopeStatus::Partial { .. })
         ));
+    }
+
+    #[tokio::test]
+    async fn locations_pull_in_their_targets_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let comp = |n: &str| {
+            format!(
+                "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {n}\nspec:\n  owner: t\n"
+            )
+        };
+        std::fs::create_dir_all(dir.path().join("services/a")).unwrap();
+        std::fs::write(dir.path().join("services/a/catalog-info.yaml"), comp("a")).unwrap();
+        std::fs::write(dir.path().join("services/b.yaml"), comp("b")).unwrap();
+        std::fs::write(
+            dir.path().join("catalog-info.yaml"),
+            "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  type: file\n  targets:\n    - ./services/*/catalog-info.yaml\n    - ./services/b.yaml\n    - ./catalog-info.yaml\n    - https://example.com/remote.yaml\n",
+        )
+        .unwrap();
+        let (obs, outcome) = crawl(dir.path(), &["catalog-info.yaml", "services/b.yaml"]).await;
+        let mut ids: Vec<&str> = obs.iter().map(|o| o.external_id.as_str()).collect();
+        ids.sort_unstable();
+        assert_eq!(
+            ids,
+            vec![
+                "catalog-info.yaml#location:default/root",
+                "services/a/catalog-info.yaml#component:default/a",
+                "services/b.yaml#component:default/b",
+            ]
+        );
+        assert_eq!(outcome.status("files"), Some(&ScopeStatus::Complete));
     }
 
     #[tokio::test]
