@@ -58,7 +58,8 @@ impl FileConnector {
         }
         Ok(Self {
             id: id.to_string(),
-            base_dir: base_dir.to_path_buf(),
+            // Canonical once, so every file path (canonicalised too) strips to a relative one.
+            base_dir: std::fs::canonicalize(base_dir).unwrap_or_else(|_| base_dir.to_path_buf()),
             patterns: config.paths,
         })
     }

@@ -679,33 +679,11 @@ impl RunState<'_> {
 impl RunState<'_> {
     /// Entity deletions made in `scope` so far that exceed the guard, per kind.
     fn entity_guard(&self, scope: &str) -> Vec<Refusal> {
-        let options = self.job.options;
-        if options.allow_mass_delete {
-            return Vec::new();
-        }
         let Some(deleted) = self.deleted_kinds.get(scope) else {
             return Vec::new();
         };
-        let mut live: BTreeMap<&str, u64> = BTreeMap::new();
-        for k in self
-            .known
-            .values()
-            .filter(|k| k.row.live && k.row.scope == scope)
-        {
-            *live.entry(k.row.kind.as_str()).or_default() += 1;
-        }
-        deleted
-            .iter()
-            .filter_map(|(kind, &n)| {
-                let total = live.get(kind.as_str()).copied().unwrap_or(n).max(1);
-                (n as f64 / total as f64 > options.max_delete_ratio).then(|| Refusal {
-                    kind: kind.clone(),
-                    live: total,
-                    would_delete: n,
-                    max_ratio: options.max_delete_ratio,
-                })
-            })
-            .collect()
+        let gone = deleted.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+        over_ratio(&self.known, scope, gone, self.job.options)
     }
 }
 
@@ -721,7 +699,25 @@ fn guard(
     claimed_refs: &HashSet<String>,
     options: &ReconcileOptions,
 ) -> Vec<Refusal> {
-    if deletions.is_empty() || options.allow_mass_delete {
+    let mut gone: BTreeMap<&str, u64> = BTreeMap::new();
+    for d in deletions
+        .iter()
+        .filter(|d| !claimed_refs.contains(&d.entity_ref))
+    {
+        *gone.entry(d.kind.as_str()).or_default() += 1;
+    }
+    over_ratio(known, scope, gone, options)
+}
+
+/// The kinds whose deletions (`gone`) exceed `max_delete_ratio` of the scope's live
+/// observations of that kind before this run.
+fn over_ratio(
+    known: &HashMap<String, Known>,
+    scope: &str,
+    gone: BTreeMap<&str, u64>,
+    options: &ReconcileOptions,
+) -> Vec<Refusal> {
+    if gone.is_empty() || options.allow_mass_delete {
         return Vec::new();
     }
     let mut live: BTreeMap<&str, u64> = BTreeMap::new();
@@ -730,13 +726,6 @@ fn guard(
         .filter(|k| k.row.live && k.row.scope == scope)
     {
         *live.entry(k.row.kind.as_str()).or_default() += 1;
-    }
-    let mut gone: BTreeMap<&str, u64> = BTreeMap::new();
-    for d in deletions
-        .iter()
-        .filter(|d| !claimed_refs.contains(&d.entity_ref))
-    {
-        *gone.entry(d.kind.as_str()).or_default() += 1;
     }
     gone.into_iter()
         .filter_map(|(kind, n)| {
