@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use surveyor_engine::config::{Config, parse_duration};
 use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
 use surveyor_model::EntityRef;
-use surveyor_store::{ChangeFilter, EntityFilter, EntityRow, Store};
+use surveyor_store::{ChangeFilter, EntityFilter, EntityRow, PackageFilter, Store};
 
 use crate::output;
 use crate::{
@@ -275,6 +275,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
             kind,
             namespace,
             owner,
+            depends_on,
             include_deleted,
             format,
         } => {
@@ -287,6 +288,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                     namespace,
                     owner,
                     include_deleted,
+                    depends_on: depends_on.clone(),
                     ..Default::default()
                 })
                 .await?;
@@ -298,7 +300,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                     .iter()
                     .map(|e| {
                         let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-                        vec![
+                        let mut row = vec![
                             e.display_ref.clone(),
                             body["spec"]["owner"].as_str().unwrap_or("-").to_string(),
                             body["spec"]["type"].as_str().unwrap_or("-").to_string(),
@@ -311,10 +313,18 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                             } else {
                                 "deleted".into()
                             },
-                        ]
+                        ];
+                        if let Some(p) = &depends_on {
+                            row.push(requirements(&body, p));
+                        }
+                        row
                     })
                     .collect();
-                output::table(&["REF", "OWNER", "TYPE", "LIFECYCLE", "STATUS"], &table);
+                let mut header = vec!["REF", "OWNER", "TYPE", "LIFECYCLE", "STATUS"];
+                if depends_on.is_some() {
+                    header.push("REQUIREMENT");
+                }
+                output::table(&header, &table);
             }
         }
         EntitiesCommand::Get { entity, format } => {
@@ -336,6 +346,40 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
     }
     store.close().await;
     Ok(())
+}
+
+/// The entity's dependencies on `package`, for the REQUIREMENT column: `^18.2.0 (package.json,
+/// runtime)`, several joined by `; `, each led by its ecosystem when the filter named none.
+fn requirements(body: &Value, package: &PackageFilter) -> String {
+    let Some(deps) = body["spec"]["packageDependencies"].as_array() else {
+        return "-".into();
+    };
+    let found: Vec<String> = deps
+        .iter()
+        .filter(|d| package.matches(d))
+        .map(|d| {
+            let field = |k: &str| d.get(k).and_then(Value::as_str).filter(|s| !s.is_empty());
+            let mut text = String::new();
+            if package.ecosystem.is_none() {
+                text.push_str(field("ecosystem").unwrap_or("?"));
+                text.push(' ');
+            }
+            text.push_str(field("requirement").unwrap_or("*"));
+            let place: Vec<&str> = [field("file"), field("scope")]
+                .into_iter()
+                .flatten()
+                .collect();
+            if !place.is_empty() {
+                text.push_str(&format!(" ({})", place.join(", ")));
+            }
+            text
+        })
+        .collect();
+    if found.is_empty() {
+        "-".into()
+    } else {
+        found.join("; ")
+    }
 }
 
 /// An entity as printed: its body, plus surveyor's bookkeeping under `surveyor`.

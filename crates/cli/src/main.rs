@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use surveyor_store::PackageFilter;
 
 /// mimalloc: the reconciler allocates many short-lived strings on several threads, where
 /// glibc's allocator spent a third of the initial load's CPU time (see docs/benchmarks.md).
@@ -111,6 +112,25 @@ pub enum EntitiesCommand {
         /// Only entities owned by this ref (`team-a` means `group:default/team-a`)
         #[arg(long)]
         owner: Option<String>,
+        /// Only entities that depend on this package (per `spec.packageDependencies`)
+        ///
+        /// ECOSYSTEM is one of cargo, npm, go, pypi, maven; without it, the package matches in
+        /// any ecosystem. Only a known ecosystem before the first `:` is split off, so Maven
+        /// coordinates keep their own colon. Package names are compared exactly. The table
+        /// gains a REQUIREMENT column: each matching requirement, with its file and scope.
+        ///
+        /// Examples:
+        ///   --depends-on npm:react
+        ///   --depends-on serde                  (any ecosystem)
+        ///   --depends-on maven:org.apache.logging.log4j:log4j-core
+        ///   --depends-on go:github.com/spf13/cobra
+        #[arg(
+            long,
+            value_name = "[ECOSYSTEM:]PACKAGE",
+            value_parser = parse_depends_on,
+            verbatim_doc_comment
+        )]
+        depends_on: Option<PackageFilter>,
         /// Include deleted entities (tombstones)
         #[arg(long)]
         include_deleted: bool,
@@ -126,6 +146,31 @@ pub enum EntitiesCommand {
         #[arg(long, value_enum, default_value_t = DocFormat::Yaml)]
         format: DocFormat,
     },
+}
+
+/// The package ecosystems `spec.packageDependencies` uses, as written there.
+const ECOSYSTEMS: [&str; 5] = ["cargo", "npm", "go", "pypi", "maven"];
+
+/// `--depends-on`: `ECOSYSTEM:PACKAGE` when the text before the first `:` is a known ecosystem
+/// (in any case), otherwise the whole text is a package in any ecosystem
+/// (`org.apache.logging.log4j:log4j-core`).
+fn parse_depends_on(s: &str) -> Result<PackageFilter, String> {
+    let (ecosystem, package) = match s.split_once(':') {
+        Some((prefix, rest)) if ECOSYSTEMS.iter().any(|e| e.eq_ignore_ascii_case(prefix)) => {
+            (Some(prefix.to_ascii_lowercase()), rest)
+        }
+        _ => (None, s),
+    };
+    if package.trim().is_empty() {
+        return Err(format!(
+            "no package name in {s:?} (expected PACKAGE or ECOSYSTEM:PACKAGE, ECOSYSTEM one of {})",
+            ECOSYSTEMS.join(", ")
+        ));
+    }
+    Ok(PackageFilter {
+        ecosystem,
+        package: package.to_string(),
+    })
 }
 
 #[derive(Debug, Args)]
@@ -212,4 +257,42 @@ fn init_logging(level: &str) {
         .with_writer(std::io::stderr)
         .with_target(false)
         .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(s: &str) -> (Option<String>, String) {
+        let p = parse_depends_on(s).unwrap();
+        (p.ecosystem, p.package)
+    }
+
+    #[test]
+    fn depends_on_splits_only_a_known_ecosystem() {
+        assert_eq!(parsed("npm:react"), (Some("npm".into()), "react".into()));
+        assert_eq!(parsed("react"), (None, "react".into()));
+        assert_eq!(
+            parsed("maven:org.apache.logging.log4j:log4j-core"),
+            (
+                Some("maven".into()),
+                "org.apache.logging.log4j:log4j-core".into()
+            )
+        );
+        assert_eq!(
+            parsed("org.apache.logging.log4j:log4j-core"),
+            (None, "org.apache.logging.log4j:log4j-core".into())
+        );
+        assert_eq!(
+            parsed("go:github.com/spf13/cobra"),
+            (Some("go".into()), "github.com/spf13/cobra".into())
+        );
+        assert_eq!(
+            parsed("PyPI:Django"),
+            (Some("pypi".into()), "Django".into())
+        );
+        assert_eq!(parsed("@types/node"), (None, "@types/node".into()));
+        assert!(parse_depends_on("npm:").is_err());
+        assert!(parse_depends_on("").is_err());
+    }
 }

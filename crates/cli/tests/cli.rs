@@ -377,3 +377,161 @@ fn moving_descriptors_to_another_file_is_not_a_mass_deletion() {
         "the old file's claim is gone"
     );
 }
+
+/// A Component descriptor whose `spec.packageDependencies` lists `deps` as (ecosystem, package,
+/// requirement, file).
+fn component_with_deps(name: &str, deps: &[(&str, &str, &str, &str)]) -> String {
+    let mut text = format!("{}  packageDependencies:\n", component(name, "team-a"));
+    for (ecosystem, package, requirement, file) in deps {
+        text.push_str(&format!(
+            "    - ecosystem: {ecosystem}\n      package: \"{package}\"\n      requirement: \"{requirement}\"\n      scope: runtime\n      file: {file}\n"
+        ));
+    }
+    text
+}
+
+fn listed_refs(dir: &Path, args: &[&str]) -> Vec<String> {
+    let out = surveyor(dir)
+        .args(["entities", "list", "--format", "json"])
+        .args(args)
+        .assert()
+        .success();
+    serde_json::from_slice::<Value>(&out.get_output().stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["surveyor"]["ref"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn entities_list_depends_on_finds_who_uses_a_package() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    surveyor(dir).arg("init").assert().success();
+    write(
+        dir,
+        "catalog/web.yaml",
+        &component_with_deps(
+            "web",
+            &[
+                ("npm", "react", "^18.2.0", "package.json"),
+                ("npm", "react", "^18.3.1", "e2e/package.json"),
+            ],
+        ),
+    );
+    write(
+        dir,
+        "catalog/admin.yaml",
+        &component_with_deps("admin", &[("npm", "vue", "^3.4.0", "package.json")]),
+    );
+    write(
+        dir,
+        "catalog/ledger.yaml",
+        &component_with_deps(
+            "ledger",
+            &[(
+                "maven",
+                "org.apache.logging.log4j:log4j-core",
+                "2.17.1",
+                "pom.xml",
+            )],
+        ),
+    );
+    write(
+        dir,
+        "catalog/pyweb.yaml",
+        &component_with_deps("pyweb", &[("pypi", "react", "0.1", "requirements.txt")]),
+    );
+    write(dir, "catalog/plain.yaml", &component("plain", "team-a"));
+    let c = sync_json(dir, &[], 0);
+    assert_eq!(c["created"], 5);
+
+    // ECOSYSTEM:PACKAGE, and PACKAGE alone (any ecosystem).
+    assert_eq!(
+        listed_refs(dir, &["--depends-on", "npm:react"]),
+        ["component:default/web"]
+    );
+    assert_eq!(
+        listed_refs(dir, &["--depends-on", "react"]),
+        ["component:default/pyweb", "component:default/web"]
+    );
+    assert!(listed_refs(dir, &["--depends-on", "cargo:react"]).is_empty());
+    // Maven coordinates: only a known ecosystem before the first colon is split off.
+    let ledger = ["component:default/ledger"];
+    assert_eq!(
+        listed_refs(
+            dir,
+            &["--depends-on", "maven:org.apache.logging.log4j:log4j-core"]
+        ),
+        ledger
+    );
+    assert_eq!(
+        listed_refs(
+            dir,
+            &["--depends-on", "org.apache.logging.log4j:log4j-core"]
+        ),
+        ledger
+    );
+    assert!(
+        listed_refs(
+            dir,
+            &["--depends-on", "npm:org.apache.logging.log4j:log4j-core"]
+        )
+        .is_empty()
+    );
+    // Combined with other filters.
+    assert_eq!(
+        listed_refs(dir, &["--depends-on", "npm:react", "--kind", "component"]),
+        ["component:default/web"]
+    );
+    assert!(listed_refs(dir, &["--depends-on", "npm:react", "--kind", "group"]).is_empty());
+
+    // The table shows which requirements matched.
+    let out = surveyor(dir)
+        .args(["entities", "list", "--depends-on", "npm:react"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines[0].ends_with("REQUIREMENT"), "{text}");
+    assert!(
+        lines[1].starts_with("component:default/web")
+            && lines[1]
+                .ends_with("^18.2.0 (package.json, runtime); ^18.3.1 (e2e/package.json, runtime)"),
+        "{text}"
+    );
+    // Without an ecosystem, each requirement says which ecosystem it is in.
+    let out = surveyor(dir)
+        .args(["entities", "list", "--depends-on", "react"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("pypi 0.1 (requirements.txt, runtime)")
+            && text.contains("npm ^18.2.0 (package.json, runtime)"),
+        "{text}"
+    );
+    // Without --depends-on the table is as before.
+    let out = surveyor(dir).args(["entities", "list"]).assert().success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(!text.contains("REQUIREMENT"), "{text}");
+
+    // No package is bad input; --help explains the syntax.
+    surveyor(dir)
+        .args(["entities", "list", "--depends-on", "npm:"])
+        .assert()
+        .code(2);
+    let out = surveyor(dir)
+        .args(["entities", "list", "--help"])
+        .assert()
+        .success();
+    let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    assert!(
+        text.contains("--depends-on <[ECOSYSTEM:]PACKAGE>")
+            && text.contains("maven:org.apache.logging.log4j:log4j-core"),
+        "{text}"
+    );
+}

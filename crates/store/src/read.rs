@@ -21,6 +21,56 @@ pub struct EntityFilter {
     /// Return entities whose key sorts after this one (cursor pagination).
     pub after: Option<String>,
     pub limit: Option<i64>,
+    /// Entities whose `spec.packageDependencies` lists this package ("who depends on X").
+    pub depends_on: Option<PackageFilter>,
+}
+
+/// A package that entities depend on, matched against the elements of
+/// `spec.packageDependencies` (`{"ecosystem": "npm", "package": "react", ...}`). Both fields are
+/// compared exactly (case-sensitive), unlike the entity keys above.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageFilter {
+    /// `cargo`, `npm`, `go`, `pypi` or `maven`; `None` matches the package in any ecosystem.
+    pub ecosystem: Option<String>,
+    /// The package's name in its ecosystem (`react`, `org.apache.logging.log4j:log4j-core`).
+    pub package: String,
+}
+
+impl PackageFilter {
+    /// Whether one element of `spec.packageDependencies` is this package: the same test the
+    /// store's query makes, for callers that show which dependency matched.
+    pub fn matches(&self, dependency: &serde_json::Value) -> bool {
+        dependency
+            .get("package")
+            .and_then(serde_json::Value::as_str)
+            == Some(&self.package)
+            && self.ecosystem.as_deref().is_none_or(|eco| {
+                dependency
+                    .get("ecosystem")
+                    .and_then(serde_json::Value::as_str)
+                    == Some(eco)
+            })
+    }
+}
+
+/// The `depends_on` condition (package in `$6`, ecosystem in `$7` when given). Elements that
+/// are not objects never match; on SQLite the `CASE` keeps `json_extract` from parsing them
+/// (a bare string element is not JSON text and would make it fail).
+fn depends_on_sql(backend: crate::Backend, with_ecosystem: bool) -> &'static str {
+    match (backend, with_ecosystem) {
+        // Containment: some element holds these keys with these values. `$6` is the JSON array
+        // `[{"package": .., "ecosystem": ..}]` (ecosystem only when given).
+        (crate::Backend::Postgres, _) => "body->'spec'->'packageDependencies' @> $6::jsonb",
+        (crate::Backend::Sqlite, false) => {
+            "EXISTS (SELECT 1 FROM json_each(entities.body, '$.spec.packageDependencies') d \
+             WHERE json_extract(CASE WHEN d.type = 'object' THEN d.value END, '$.package') = $6)"
+        }
+        (crate::Backend::Sqlite, true) => {
+            "EXISTS (SELECT 1 FROM json_each(entities.body, '$.spec.packageDependencies') d \
+             WHERE json_extract(CASE WHEN d.type = 'object' THEN d.value END, '$.package') = $6 \
+             AND json_extract(CASE WHEN d.type = 'object' THEN d.value END, '$.ecosystem') = $7)"
+        }
+    }
 }
 
 /// Filters for [`Store::list_changes`].
@@ -119,6 +169,9 @@ impl Store {
              AND r.type = 'ownedBy' AND r.target_ref = $4))"
                 .into(),
         );
+        if let Some(p) = &f.depends_on {
+            where_.push(depends_on_sql(self.backend(), p.ecosystem.is_some()).into());
+        }
         let text = format!(
             "SELECT {ENTITY_COLUMNS} FROM entities WHERE {} ORDER BY entity_ref LIMIT $5",
             where_.join(" AND ")
@@ -136,15 +189,32 @@ impl Store {
         let after = f.after.as_ref().map(|k| k.to_ascii_lowercase());
         let owner = f.owner.as_ref().map(|k| k.to_ascii_lowercase());
         let limit = f.limit.unwrap_or(i64::MAX);
+        // The parameters after `$5`, in order, matching `depends_on_sql`.
+        let depends_on: Vec<String> = match (&f.depends_on, self.backend()) {
+            (None, _) => Vec::new(),
+            (Some(p), crate::Backend::Postgres) => {
+                let mut element = serde_json::Map::new();
+                element.insert("package".into(), p.package.clone().into());
+                if let Some(eco) = &p.ecosystem {
+                    element.insert("ecosystem".into(), eco.clone().into());
+                }
+                vec![serde_json::Value::Array(vec![element.into()]).to_string()]
+            }
+            (Some(p), crate::Backend::Sqlite) => std::iter::once(p.package.clone())
+                .chain(p.ecosystem.clone())
+                .collect(),
+        };
         on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(text))
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(text))
                 .bind(kind)
                 .bind(ns)
                 .bind(after)
                 .bind(owner)
-                .bind(limit)
-                .fetch_all(pool)
-                .await?;
+                .bind(limit);
+            for param in depends_on {
+                q = q.bind(param);
+            }
+            let rows = q.fetch_all(pool).await?;
             rows.iter().map(entity_from_row).collect()
         })
     }

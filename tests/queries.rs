@@ -1,0 +1,296 @@
+//! Catalog queries beyond plain listing, each checked on SQLite and (in CI) on Postgres.
+
+use serde_json::{Value, json};
+use surveyor_engine::{ReconcileOptions, RunStatus, run_connector};
+use surveyor_model::{Entity, Observation};
+use surveyor_store::{EntityFilter, PackageFilter, Store};
+use surveyor_tests::{Scripted, TestStore, complete, component};
+
+/// `obs` with `spec.packageDependencies` set to `deps`.
+fn with_deps(mut obs: Observation, deps: Value) -> Observation {
+    obs.entity.spec.insert("packageDependencies".into(), deps);
+    obs
+}
+
+fn dep(ecosystem: &str, package: &str, requirement: &str, file: &str) -> Value {
+    json!({
+        "ecosystem": ecosystem,
+        "package": package,
+        "requirement": requirement,
+        "scope": "runtime",
+        "file": file,
+    })
+}
+
+/// Components (and one Resource) discovered from repositories, with their dependencies.
+fn repos() -> Vec<Observation> {
+    let mut db = Entity::new("Resource", "default", "react-db");
+    db.spec.insert("type".into(), "database".into());
+    db.spec.insert("owner".into(), "team-a".into());
+    vec![
+        with_deps(
+            component("org", "r-web", "web", "team-a"),
+            json!([
+                dep("npm", "react", "^18.2.0", "package.json"),
+                {"ecosystem": "npm", "package": "typescript", "requirement": "^5.4.0",
+                 "scope": "dev", "file": "package.json"},
+            ]),
+        ),
+        with_deps(
+            component("org", "r-admin", "admin", "team-b"),
+            json!([
+                dep("npm", "react", "^17.0.2", "apps/admin/package.json"),
+                dep("pypi", "protobuf", ">=4", "requirements.txt"),
+            ]),
+        ),
+        with_deps(
+            component("org", "r-engine", "engine", "team-b"),
+            json!([dep("cargo", "protobuf", "3.4", "Cargo.toml")]),
+        ),
+        with_deps(
+            component("org", "r-ledger", "ledger", "team-c"),
+            json!([
+                dep(
+                    "maven",
+                    "org.apache.logging.log4j:log4j-core",
+                    "2.17.1",
+                    "pom.xml"
+                ),
+                dep(
+                    "maven",
+                    "com.google.protobuf:protobuf-java",
+                    "3.25.1",
+                    "pom.xml"
+                ),
+            ]),
+        ),
+        // Only the case differs: names compare exactly.
+        with_deps(
+            component("org", "r-legacy", "legacy", "team-c"),
+            json!([dep("npm", "React", "0.14.0", "package.json")]),
+        ),
+        // Malformed lists never match and never break the query.
+        with_deps(
+            component("org", "r-odd", "odd", "team-c"),
+            json!(["react", 42, [{"package": "react"}]]),
+        ),
+        with_deps(
+            component("org", "r-odd2", "odd-two", "team-c"),
+            json!({"ecosystem": "npm", "package": "react"}),
+        ),
+        component("org", "r-plain", "plain", "team-a"),
+        with_deps(
+            Observation::discovered("org", "r-db", db),
+            json!([dep("npm", "react", "^18.0.0", "package.json")]),
+        ),
+    ]
+}
+
+async fn names(store: &Store, f: EntityFilter) -> Vec<String> {
+    store
+        .list_entities(&f)
+        .await
+        .unwrap_or_else(|e| panic!("{f:?}: {e}"))
+        .into_iter()
+        .map(|e| e.entity_ref)
+        .collect()
+}
+
+fn on(ecosystem: Option<&str>, package: &str) -> EntityFilter {
+    EntityFilter {
+        depends_on: Some(PackageFilter {
+            ecosystem: ecosystem.map(str::to_string),
+            package: package.to_string(),
+        }),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn depends_on_finds_the_entities_that_use_a_package() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        let b = ts.backend;
+        let c = Scripted::new("repos", repos(), complete(&["org"]));
+        let r = run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .expect("run");
+        assert_eq!(
+            (r.status, r.counts.created),
+            (RunStatus::Succeeded, 9),
+            "{b}"
+        );
+
+        // Package and ecosystem; the Resource depends on react too.
+        assert_eq!(
+            names(s, on(Some("npm"), "react")).await,
+            [
+                "component:default/admin",
+                "component:default/web",
+                "resource:default/react-db"
+            ],
+            "{b}"
+        );
+        // With a kind filter.
+        assert_eq!(
+            names(
+                s,
+                EntityFilter {
+                    kind: Some("Component".into()),
+                    ..on(Some("npm"), "react")
+                }
+            )
+            .await,
+            ["component:default/admin", "component:default/web"],
+            "{b}"
+        );
+        // And with an owner filter.
+        assert_eq!(
+            names(
+                s,
+                EntityFilter {
+                    owner: Some("group:default/team-b".into()),
+                    ..on(Some("npm"), "react")
+                }
+            )
+            .await,
+            ["component:default/admin"],
+            "{b}"
+        );
+        // A dev dependency is a dependency.
+        assert_eq!(
+            names(s, on(Some("npm"), "typescript")).await,
+            ["component:default/web"],
+            "{b}"
+        );
+        // Another ecosystem's package of that name does not match.
+        assert!(names(s, on(Some("pypi"), "react")).await.is_empty(), "{b}");
+        assert_eq!(
+            names(s, on(Some("cargo"), "protobuf")).await,
+            ["component:default/engine"],
+            "{b}"
+        );
+        // Without an ecosystem the package matches in every ecosystem.
+        assert_eq!(
+            names(s, on(None, "protobuf")).await,
+            ["component:default/admin", "component:default/engine"],
+            "{b}"
+        );
+        assert_eq!(
+            names(s, on(None, "react")).await,
+            [
+                "component:default/admin",
+                "component:default/web",
+                "resource:default/react-db"
+            ],
+            "{b}"
+        );
+        // Exact names: case matters, no prefixes or substrings.
+        assert_eq!(
+            names(s, on(Some("npm"), "React")).await,
+            ["component:default/legacy"],
+            "{b}"
+        );
+        assert!(names(s, on(None, "reac")).await.is_empty(), "{b}");
+        assert!(names(s, on(None, "log4j-core")).await.is_empty(), "{b}");
+        // Maven coordinates carry a colon of their own.
+        assert_eq!(
+            names(s, on(Some("maven"), "org.apache.logging.log4j:log4j-core")).await,
+            ["component:default/ledger"],
+            "{b}"
+        );
+        assert_eq!(
+            names(s, on(None, "org.apache.logging.log4j:log4j-core")).await,
+            ["component:default/ledger"],
+            "{b}"
+        );
+        // A package nobody uses; quotes in names are data, not SQL or JSON syntax.
+        assert!(
+            names(s, on(Some("npm"), "left-pad")).await.is_empty(),
+            "{b}"
+        );
+        assert!(
+            names(s, on(Some("npm"), "re\"act' OR 1=1 --"))
+                .await
+                .is_empty(),
+            "{b}"
+        );
+        // Pagination still applies.
+        assert_eq!(
+            names(
+                s,
+                EntityFilter {
+                    after: Some("component:default/admin".into()),
+                    limit: Some(1),
+                    ..on(Some("npm"), "react")
+                }
+            )
+            .await,
+            ["component:default/web"],
+            "{b}"
+        );
+        // Entities without the field (or with a malformed one) are never listed.
+        let all = names(s, on(None, "react")).await;
+        for absent in [
+            "component:default/plain",
+            "component:default/odd",
+            "component:default/odd-two",
+        ] {
+            assert!(!all.iter().any(|n| n == absent), "{b}: {absent}");
+        }
+
+        // A deleted dependent is a tombstone: listed only with include_deleted.
+        let mut next = repos();
+        next.retain(|o| o.external_id != "r-web");
+        let c = Scripted::new("repos", next, complete(&["org"]));
+        let r = run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .expect("run");
+        assert_eq!(r.counts.deleted, 1, "{b}");
+        assert_eq!(
+            names(
+                s,
+                EntityFilter {
+                    kind: Some("component".into()),
+                    ..on(Some("npm"), "react")
+                }
+            )
+            .await,
+            ["component:default/admin"],
+            "{b}"
+        );
+        assert_eq!(
+            names(
+                s,
+                EntityFilter {
+                    kind: Some("component".into()),
+                    include_deleted: true,
+                    ..on(Some("npm"), "react")
+                }
+            )
+            .await,
+            ["component:default/admin", "component:default/web"],
+            "{b}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[test]
+fn package_filter_matches_like_the_query() {
+    let f = PackageFilter {
+        ecosystem: Some("npm".into()),
+        package: "react".into(),
+    };
+    assert!(f.matches(&dep("npm", "react", "^18", "package.json")));
+    assert!(!f.matches(&dep("pypi", "react", "1", "requirements.txt")));
+    assert!(!f.matches(&dep("npm", "React", "1", "package.json")));
+    assert!(!f.matches(&json!("react")));
+    assert!(!f.matches(&json!({"package": "react"})));
+    let any = PackageFilter {
+        ecosystem: None,
+        package: "react".into(),
+    };
+    assert!(any.matches(&json!({"package": "react"})));
+    assert!(any.matches(&dep("pypi", "react", "1", "requirements.txt")));
+}
