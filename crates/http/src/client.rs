@@ -156,6 +156,20 @@ impl HttpClient {
         headers: HeaderMap,
         body: Option<Bytes>,
     ) -> Result<Response, HttpError> {
+        self.send_when(method, url, headers, body, HttpError::is_retryable)
+            .await
+    }
+
+    /// Like [`HttpClient::send`], retrying only the errors `retry_when` accepts. A caller that
+    /// answers some failures itself (a smaller GraphQL page after a 502) returns those at once.
+    pub async fn send_when(
+        &self,
+        method: Method,
+        url: &str,
+        headers: HeaderMap,
+        body: Option<Bytes>,
+        retry_when: impl Fn(&HttpError) -> bool,
+    ) -> Result<Response, HttpError> {
         let cached = match (&self.cache, method == Method::GET) {
             (Some(cache), true) => cache.get(url),
             _ => None,
@@ -173,7 +187,7 @@ impl HttpClient {
             self.attempt(&method, url, &headers, body.clone(), cached.as_ref()).await
         })
         .retry(backoff)
-        .when(HttpError::is_retryable)
+        .when(|e| retry_when(e))
         .adjust(|e, planned| {
             // The server's word beats our backoff; the total budget beats both.
             let wait = e.retry_after().unwrap_or(planned?);
@@ -192,7 +206,7 @@ impl HttpClient {
         .await;
         let attempts = attempts.load(Ordering::Relaxed) as usize;
         match result {
-            Err(e) if attempts > 1 && e.is_retryable() => Err(HttpError::Exhausted {
+            Err(e) if attempts > 1 && retry_when(&e) => Err(HttpError::Exhausted {
                 url: redact(url),
                 attempts,
                 last: Box::new(e),

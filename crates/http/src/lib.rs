@@ -10,6 +10,8 @@ mod retry;
 pub use cache::{CacheEntry, FileCache, MemoryCache, ResponseCache};
 pub use client::{HttpClient, HttpConfig, Response};
 pub use metrics::{HttpMetrics, MetricsSnapshot};
+pub use reqwest::Method;
+pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 pub use retry::server_wait;
 
 /// Why a request failed. URLs in messages have their query strings removed (some APIs take

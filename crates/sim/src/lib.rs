@@ -2,7 +2,9 @@
 //! people, repositories with CODEOWNERS, manifests and descriptors, generated deterministically
 //! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
 
+pub mod github;
 pub mod org;
 mod rng;
 
+pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};

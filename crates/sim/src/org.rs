@@ -299,6 +299,18 @@ impl Org {
                 active: true,
             });
         }
+        // Everyone belongs to at least one team, as in most orgs that use teams at all.
+        let mut placed = vec![false; org.people.len()];
+        for t in &org.teams {
+            for m in &t.members {
+                placed[*m] = true;
+            }
+        }
+        for (person, _) in placed.iter().enumerate().filter(|(_, p)| !**p) {
+            let team = rng.below(org.teams.len());
+            org.teams[team].members.push(person);
+            org.teams[team].members.sort_unstable();
+        }
         let mut produced: Vec<(Language, String)> = Vec::new();
         for i in 0..spec.repos.max(1) {
             let owner_team = rng.below(org.teams.len());

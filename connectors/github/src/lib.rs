@@ -1,0 +1,486 @@
+//! The `github` connector: organisations' repositories, teams and members as Components, Groups
+//! and Users, with owners from CODEOWNERS, dependencies from manifests and declared entities.
+//!
+//! Per org (one scope): members by REST (ETag-cached, so a quiet org answers 304s), teams with
+//! their members by GraphQL, then repositories by GraphQL with their files in the same query —
+//! about `ceil(repos/100) + ceil(teams/100)` GraphQL requests for a whole org. External ids are
+//! node ids, so a renamed repository is a rename. Any failed request leaves the org partial.
+
+mod api;
+mod config;
+mod map;
+mod queries;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use serde_json::json;
+use surveyor_model::{
+    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
+};
+use surveyor_repofiles::{CATALOG_INFO_FILES, Ecosystem, parse_catalog_info};
+
+pub use api::ApiError;
+pub use config::{GithubConfig, GithubConfigError, KEYS, graphql_url_for};
+
+use crate::api::Api;
+use crate::config::Settings;
+use crate::queries::{
+    OneTeam, RepoNode, Repositories, RestUser, TEAM_MEMBERS, TEAMS, TeamNode, Teams, UserNode,
+};
+
+/// The connector's kind name in `surveyor.toml`.
+pub const KIND: &str = "github";
+
+pub struct GithubConnector {
+    id: String,
+    settings: Arc<Settings>,
+    api: Api,
+}
+
+/// What the last crawls cost, for `sync` output and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CrawlStats {
+    pub graphql_requests: u64,
+    pub rest_requests: u64,
+    pub rest_not_modified: u64,
+    pub retries: u64,
+    pub rate_limit_waits: u64,
+    pub reserve_pauses: u64,
+    pub page_shrinks: u64,
+    pub bytes: u64,
+}
+
+impl GithubConnector {
+    /// Builds the connector; `base_dir` is the config file's directory (key files, cache).
+    pub fn new(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, GithubConfigError> {
+        let settings = Arc::new(config.settings(id, base_dir)?);
+        let api = Api::new(Arc::clone(&settings)).map_err(|e| GithubConfigError::Invalid {
+            key: match settings.auth {
+                config::Auth::Token(_) => "token",
+                config::Auth::App { .. } => "private_key_file",
+            },
+            message: e.to_string(),
+        })?;
+        Ok(Self {
+            id: id.to_string(),
+            settings,
+            api,
+        })
+    }
+
+    pub fn stats(&self) -> CrawlStats {
+        let http = self.api.http().metrics().snapshot();
+        let s = &self.api.stats;
+        CrawlStats {
+            graphql_requests: s.graphql_requests.load(Ordering::Relaxed),
+            rest_requests: s.rest_requests.load(Ordering::Relaxed),
+            rest_not_modified: http.not_modified,
+            retries: http.retries,
+            rate_limit_waits: http.rate_limit_waits,
+            reserve_pauses: s.reserve_pauses.load(Ordering::Relaxed),
+            page_shrinks: s.page_shrinks.load(Ordering::Relaxed),
+            bytes: http.bytes,
+        }
+    }
+
+    async fn crawl_org(
+        &self,
+        org: &str,
+        sink: &ObservationSink,
+        outcome: &mut Outcome,
+    ) -> Result<(), ConnectorError> {
+        let scope = org.to_string();
+
+        // People first: CODEOWNERS may name them by email.
+        let members: Vec<RestUser> = match self
+            .api
+            .rest_list(&format!("/orgs/{org}/members?per_page=100"))
+            .await
+        {
+            Ok(m) => m,
+            Err(e) => {
+                outcome.failed(&scope, format!("org members: {e}"));
+                // Without the member list nothing in the org can be trusted as complete; the
+                // repositories are still worth reading.
+                Vec::new()
+            }
+        };
+        let (teams, team_members) = match self.teams(org).await {
+            Ok(t) => t,
+            Err(e) => {
+                outcome.partial(&scope, format!("teams: {e}"));
+                (Vec::new(), BTreeMap::new())
+            }
+        };
+
+        // Users: details from the team queries, the rest from REST (ETag-cached per login).
+        let mut details: BTreeMap<String, UserNode> = team_members
+            .values()
+            .flatten()
+            .map(|u| (u.login.to_lowercase(), u.clone()))
+            .collect();
+        for m in &members {
+            if details.contains_key(&m.login.to_lowercase()) {
+                continue;
+            }
+            match self
+                .api
+                .rest_object::<RestUser>(&format!("/users/{}", m.login))
+                .await
+            {
+                Ok(u) => {
+                    details.insert(
+                        m.login.to_lowercase(),
+                        UserNode {
+                            login: u.login,
+                            name: u.name,
+                            email: u.email,
+                        },
+                    );
+                }
+                Err(e) => {
+                    outcome.partial(&scope, format!("user {}: {e}", m.login));
+                    details.insert(
+                        m.login.to_lowercase(),
+                        UserNode {
+                            login: m.login.clone(),
+                            name: None,
+                            email: None,
+                        },
+                    );
+                }
+            }
+        }
+        let login_by_email: BTreeMap<String, String> = details
+            .values()
+            .filter_map(|u| {
+                let email = u.email.as_deref().filter(|e| !e.is_empty())?;
+                Some((email.to_lowercase(), u.login.clone()))
+            })
+            .collect();
+
+        // Groups and Users.
+        let mut children: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in &teams {
+            if let (Some(parent), Some(child)) = (&t.parent_team, map::entity_name(&t.slug)) {
+                children
+                    .entry(parent.slug.to_lowercase())
+                    .or_default()
+                    .push(child);
+            }
+        }
+        let mut teams_of: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in &teams {
+            let logins: Vec<String> = team_members
+                .get(&t.slug)
+                .into_iter()
+                .flatten()
+                .filter_map(|u| map::entity_name(&u.login))
+                .collect();
+            let Some(slug_name) = map::entity_name(&t.slug) else {
+                continue;
+            };
+            for login in &logins {
+                teams_of
+                    .entry(login.clone())
+                    .or_default()
+                    .push(slug_name.clone());
+            }
+            let kids = children
+                .get(&t.slug.to_lowercase())
+                .cloned()
+                .unwrap_or_default();
+            if let Some(group) = map::group(&self.settings, org, t, &kids, &logins) {
+                sink.send(Observation::discovered(&scope, &t.id, group))
+                    .await?;
+            }
+        }
+        for m in &members {
+            let Some(u) = details.get(&m.login.to_lowercase()) else {
+                continue;
+            };
+            let name = map::entity_name(&u.login).unwrap_or_default();
+            let groups = teams_of.get(&name).cloned().unwrap_or_default();
+            if let Some(user) = map::user(&self.settings, org, u, &groups) {
+                sink.send(Observation::discovered(&scope, &m.node_id, user))
+                    .await?;
+            }
+        }
+
+        // Repositories, then internal dependencies once every producer is known.
+        let mut built: Vec<BuiltRepo> = Vec::new();
+        let mut first = self.settings.page_size;
+        let mut after: Option<String> = None;
+        let query = queries::repositories_query();
+        loop {
+            let vars = json!({"login": org, "after": after});
+            let page: Repositories =
+                match self.api.graphql_page(&query, vars, org, &mut first).await {
+                    Ok(p) => p,
+                    Err(e) => {
+                        let reason = format!("repositories after {} read: {e}", built.len());
+                        match e {
+                            ApiError::OrgNotFound(_) => outcome.failed(&scope, reason),
+                            _ => outcome.partial(&scope, reason),
+                        }
+                        break;
+                    }
+                };
+            for repo in page.repositories.nodes.into_iter().flatten() {
+                if self.keeps(&repo) {
+                    built.push(self.build_repo(org, &repo, &login_by_email, outcome));
+                }
+            }
+            if !page.repositories.page_info.has_next_page {
+                break;
+            }
+            after = page.repositories.page_info.end_cursor;
+            if after.is_none() {
+                outcome.partial(
+                    &scope,
+                    "a repositories page said there was more but gave no cursor",
+                );
+                break;
+            }
+        }
+        let producers: BTreeMap<(Ecosystem, String), String> = built
+            .iter()
+            .flat_map(|b| {
+                b.produces
+                    .iter()
+                    .map(move |p| ((p.ecosystem, p.name.clone()), b.entity_ref.clone()))
+            })
+            .collect();
+        for b in built {
+            let mut entity = b.entity;
+            let depends: BTreeSet<String> = b
+                .dependencies
+                .iter()
+                .filter_map(|(eco, pkg)| producers.get(&(*eco, pkg.clone())))
+                .filter(|r| **r != b.entity_ref)
+                .cloned()
+                .collect();
+            if !depends.is_empty() {
+                let existing = entity.spec.get("dependsOn").cloned();
+                let mut all: BTreeSet<String> = existing
+                    .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
+                    .unwrap_or_default()
+                    .into_iter()
+                    .collect();
+                all.extend(depends);
+                entity.spec.insert("dependsOn".into(), json!(all));
+            }
+            let observation = if b.declared {
+                Observation::declared(&scope, &b.external_id, entity)
+            } else {
+                Observation::discovered(&scope, &b.external_id, entity)
+            };
+            sink.send(observation).await?;
+            for (external_id, extra) in b.extra {
+                sink.send(Observation::declared(&scope, external_id, extra))
+                    .await?;
+            }
+        }
+        outcome.complete(&scope);
+        Ok(())
+    }
+
+    fn keeps(&self, repo: &RepoNode) -> bool {
+        let s = &self.settings;
+        if (s.skip_archived && repo.is_archived) || (s.skip_forks && repo.is_fork) {
+            return false;
+        }
+        if s.include.as_ref().is_some_and(|g| !g.is_match(&repo.name)) {
+            return false;
+        }
+        if s.exclude.as_ref().is_some_and(|g| g.is_match(&repo.name)) {
+            return false;
+        }
+        if !s.topics.is_empty() {
+            let topics = repo.topics();
+            return s.topics.iter().any(|t| topics.contains(t));
+        }
+        true
+    }
+
+    fn build_repo(
+        &self,
+        org: &str,
+        repo: &RepoNode,
+        login_by_email: &BTreeMap<String, String>,
+        outcome: &mut Outcome,
+    ) -> BuiltRepo {
+        let ns = &self.settings.namespace;
+        let codeowners = surveyor_repofiles::Flavor::GitHub
+            .locations()
+            .iter()
+            .find_map(|p| repo.file(p));
+        let owners = codeowners
+            .map(|text| map::codeowners_refs(text, org, ns, login_by_email))
+            .unwrap_or_default();
+        let packages = map::packages(repo);
+        let name =
+            map::entity_name(&repo.name).unwrap_or_else(|| format!("repo-{}", short_id(&repo.id)));
+        let discovered = map::component(&self.settings, repo, &name, &owners, &packages);
+        let mut entity = discovered.clone();
+        let mut declared = false;
+        let mut extra = Vec::new();
+        for unreadable in repo.unreadable_files() {
+            if CATALOG_INFO_FILES.contains(&unreadable) {
+                outcome.problem(Problem {
+                    scope: org.to_string(),
+                    location: format!("{}:{unreadable}", repo.name_with_owner),
+                    field: None,
+                    message: "too large or binary: GitHub did not return its text".into(),
+                });
+            }
+        }
+        if let Some((file, text)) = CATALOG_INFO_FILES
+            .iter()
+            .find_map(|f| repo.file(f).map(|t| (*f, t)))
+        {
+            let mut claimed = false;
+            for doc in parse_catalog_info(text) {
+                let location = format!(
+                    "{}:{file}{}",
+                    repo.name_with_owner,
+                    doc.line.map(|l| format!(":{l}")).unwrap_or_default()
+                );
+                match doc.result {
+                    // The first Component describes the repository itself.
+                    Ok(d) if !claimed && d.kind.eq_ignore_ascii_case("Component") => {
+                        claimed = true;
+                        match map::overlay(&discovered, &d) {
+                            Ok(merged) => {
+                                entity = merged;
+                                declared = true;
+                            }
+                            Err(message) => outcome.problem(Problem {
+                                scope: org.to_string(),
+                                location,
+                                field: None,
+                                message,
+                            }),
+                        }
+                    }
+                    Ok(d) => match d.entity_ref() {
+                        Ok(r) => extra.push((format!("{}#{file}#{}", repo.id, r.key()), d)),
+                        Err(e) => outcome.problem(Problem {
+                            scope: org.to_string(),
+                            location,
+                            field: Some("metadata.name".into()),
+                            message: e.to_string(),
+                        }),
+                    },
+                    Err(e) => outcome.problem(Problem {
+                        scope: org.to_string(),
+                        location,
+                        field: e.field().map(str::to_string),
+                        message: e.to_string(),
+                    }),
+                }
+            }
+        }
+        let entity_ref = entity
+            .entity_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| format!("component:{ns}/{name}"));
+        BuiltRepo {
+            external_id: repo.id.clone(),
+            entity_ref,
+            dependencies: packages
+                .dependencies
+                .iter()
+                .map(|d| (d.ecosystem, d.package.clone()))
+                .collect(),
+            produces: packages.produces,
+            entity,
+            declared,
+            extra,
+        }
+    }
+
+    /// Every team with all its direct members (extra pages only for teams that overflow).
+    async fn teams(
+        &self,
+        org: &str,
+    ) -> Result<(Vec<TeamNode>, BTreeMap<String, Vec<UserNode>>), ApiError> {
+        let mut teams = Vec::new();
+        let mut members: BTreeMap<String, Vec<UserNode>> = BTreeMap::new();
+        let mut first = self.settings.page_size;
+        let mut after: Option<String> = None;
+        loop {
+            let vars = json!({"login": org, "after": after, "members": 100});
+            let page: Teams = self.api.graphql_page(TEAMS, vars, org, &mut first).await?;
+            for mut team in page.teams.nodes.into_iter().flatten() {
+                let mut list: Vec<UserNode> = std::mem::take(&mut team.members.nodes)
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                let mut cursor = team.members.page_info.end_cursor.clone();
+                let mut more = team.members.page_info.has_next_page;
+                while more {
+                    let mut size = 100;
+                    let vars = json!({"login": org, "slug": team.slug, "after": cursor});
+                    let page: OneTeam = self
+                        .api
+                        .graphql_page(TEAM_MEMBERS, vars, org, &mut size)
+                        .await?;
+                    let Some(t) = page.team else { break };
+                    list.extend(t.members.nodes.into_iter().flatten());
+                    more = t.members.page_info.has_next_page;
+                    cursor = t.members.page_info.end_cursor;
+                }
+                members.insert(team.slug.clone(), list);
+                teams.push(team);
+            }
+            if !page.teams.page_info.has_next_page {
+                break;
+            }
+            after = page.teams.page_info.end_cursor;
+        }
+        Ok((teams, members))
+    }
+}
+
+struct BuiltRepo {
+    external_id: String,
+    entity_ref: String,
+    dependencies: Vec<(Ecosystem, String)>,
+    produces: Vec<surveyor_repofiles::Package>,
+    entity: Entity,
+    declared: bool,
+    extra: Vec<(String, Entity)>,
+}
+
+fn short_id(id: &str) -> String {
+    id.chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_lowercase()
+}
+
+#[async_trait::async_trait]
+impl Connector for GithubConnector {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn kind(&self) -> &'static str {
+        KIND
+    }
+
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        let mut outcome = Outcome::default();
+        for org in &self.settings.orgs {
+            self.crawl_org(org, &sink, &mut outcome).await?;
+        }
+        Ok(outcome)
+    }
+}
+
+#[cfg(test)]
+mod tests;

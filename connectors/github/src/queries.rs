@@ -1,0 +1,326 @@
+//! The GraphQL documents the connector sends and the shapes of their answers. Repository pages
+//! carry their files (`object(expression: "HEAD:path")`), so one request covers 100 repositories
+//! with their CODEOWNERS, descriptor and manifests.
+
+use serde::Deserialize;
+
+/// Files read from each repository's default branch, with the alias each gets in the query.
+pub const FILES: &[(&str, &str)] = &[
+    ("codeownersGithub", ".github/CODEOWNERS"),
+    ("codeownersRoot", "CODEOWNERS"),
+    ("codeownersDocs", "docs/CODEOWNERS"),
+    ("catalogInfo", "catalog-info.yaml"),
+    ("catalogInfoYml", "catalog-info.yml"),
+    ("cargoToml", "Cargo.toml"),
+    ("packageJson", "package.json"),
+    ("goMod", "go.mod"),
+    ("pyprojectToml", "pyproject.toml"),
+    ("requirementsTxt", "requirements.txt"),
+    ("pomXml", "pom.xml"),
+];
+
+/// One page of an organisation's repositories with their files.
+pub fn repositories_query() -> String {
+    let mut files = String::new();
+    for (alias, path) in FILES {
+        files.push_str(&format!(
+            "        {alias}: object(expression: \"HEAD:{path}\") {{ ... on Blob {{ text isTruncated }} }}\n"
+        ));
+    }
+    format!(
+        r#"query Repositories($login: String!, $first: Int!, $after: String) {{
+  rateLimit {{ limit cost remaining resetAt }}
+  organization(login: $login) {{
+    repositories(first: $first, after: $after, orderBy: {{field: CREATED_AT, direction: ASC}}) {{
+      totalCount
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{
+        id
+        name
+        nameWithOwner
+        description
+        url
+        isArchived
+        isFork
+        visibility
+        pushedAt
+        primaryLanguage {{ name }}
+        repositoryTopics(first: 20) {{ nodes {{ topic {{ name }} }} }}
+        defaultBranchRef {{ name }}
+{files}      }}
+    }}
+  }}
+}}"#
+    )
+}
+
+/// One page of teams, each with its first page of direct members.
+pub const TEAMS: &str = r#"query Teams($login: String!, $first: Int!, $after: String, $members: Int!) {
+  rateLimit { limit cost remaining resetAt }
+  organization(login: $login) {
+    teams(first: $first, after: $after) {
+      totalCount
+      pageInfo { hasNextPage endCursor }
+      nodes {
+        id
+        slug
+        name
+        description
+        parentTeam { id slug }
+        members(first: $members, membership: IMMEDIATE) {
+          totalCount
+          pageInfo { hasNextPage endCursor }
+          nodes { id login name email }
+        }
+      }
+    }
+  }
+}"#;
+
+/// The rest of one team's direct members, for teams with more than a page.
+pub const TEAM_MEMBERS: &str = r#"query TeamMembers($login: String!, $slug: String!, $first: Int!, $after: String) {
+  rateLimit { limit cost remaining resetAt }
+  organization(login: $login) {
+    team(slug: $slug) {
+      members(first: $first, after: $after, membership: IMMEDIATE) {
+        totalCount
+        pageInfo { hasNextPage endCursor }
+        nodes { id login name email }
+      }
+    }
+  }
+}"#;
+
+#[derive(Debug, Deserialize)]
+pub struct GraphqlResponse<T> {
+    pub data: Option<T>,
+    #[serde(default)]
+    pub errors: Vec<GraphqlError>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct GraphqlError {
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
+    pub message: String,
+}
+
+#[derive(Debug, Deserialize, Clone, Copy)]
+#[serde(rename_all = "camelCase")]
+pub struct RateLimit {
+    pub limit: u64,
+    pub remaining: u64,
+    pub reset_at: Option<chrono_free::Timestamp>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrgData<T> {
+    pub rate_limit: Option<RateLimit>,
+    pub organization: Option<T>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PageInfo {
+    pub has_next_page: bool,
+    pub end_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Connection<T> {
+    pub page_info: PageInfo,
+    pub nodes: Vec<Option<T>>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Repositories {
+    pub repositories: Connection<RepoNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Named {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TopicNode {
+    pub topic: Named,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Topics {
+    pub nodes: Vec<Option<TopicNode>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RepoNode {
+    pub id: String,
+    pub name: String,
+    pub name_with_owner: String,
+    pub description: Option<String>,
+    pub url: String,
+    pub is_archived: bool,
+    pub is_fork: bool,
+    pub visibility: Option<String>,
+    pub primary_language: Option<Named>,
+    pub repository_topics: Option<Topics>,
+    pub default_branch_ref: Option<Named>,
+    /// The file aliases of [`FILES`] (`null` when the file does not exist), and any field
+    /// not named above.
+    #[serde(flatten)]
+    pub files: std::collections::HashMap<String, serde_json::Value>,
+}
+
+impl RepoNode {
+    pub fn topics(&self) -> Vec<String> {
+        self.repository_topics
+            .iter()
+            .flat_map(|t| t.nodes.iter().flatten())
+            .map(|n| n.topic.name.to_lowercase())
+            .collect()
+    }
+
+    /// The text of a file by repository path, when present and complete.
+    pub fn file(&self, path: &str) -> Option<&str> {
+        let blob = self.blob(path)?;
+        match (blob.get("text"), blob.get("isTruncated")) {
+            (Some(serde_json::Value::String(t)), None | Some(serde_json::Value::Bool(false))) => {
+                Some(t)
+            }
+            _ => None,
+        }
+    }
+
+    fn blob(&self, path: &str) -> Option<&serde_json::Map<String, serde_json::Value>> {
+        let alias = FILES.iter().find(|(_, p)| *p == path)?.0;
+        self.files.get(alias)?.as_object()
+    }
+
+    /// Files present but not readable as text (binary, truncated at GitHub's blob limit).
+    pub fn unreadable_files(&self) -> Vec<&'static str> {
+        FILES
+            .iter()
+            .filter(|(_, path)| self.blob(path).is_some() && self.file(path).is_none())
+            .map(|(_, path)| *path)
+            .collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct Teams {
+    pub teams: Connection<TeamNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TeamRef {
+    pub slug: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeamNode {
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: Option<String>,
+    pub parent_team: Option<TeamRef>,
+    pub members: Connection<UserNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct OneTeam {
+    pub team: Option<TeamMembersNode>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TeamMembersNode {
+    pub members: Connection<UserNode>,
+}
+
+#[derive(Debug, Deserialize, Clone)]
+pub struct UserNode {
+    pub login: String,
+    pub name: Option<String>,
+    /// The public profile email; GitHub sends `""` when hidden.
+    pub email: Option<String>,
+}
+
+/// A REST simple user (`GET /orgs/{org}/members`).
+#[derive(Debug, Deserialize, Clone)]
+pub struct RestUser {
+    pub login: String,
+    pub node_id: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub email: Option<String>,
+}
+
+/// RFC 3339 timestamps (`resetAt`) without pulling in a date crate: seconds since the epoch.
+pub mod chrono_free {
+    use serde::{Deserialize, Deserializer};
+
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+    pub struct Timestamp(pub u64);
+
+    impl<'de> Deserialize<'de> for Timestamp {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            let s = String::deserialize(d)?;
+            parse_rfc3339(&s)
+                .map(Timestamp)
+                .ok_or_else(|| serde::de::Error::custom(format!("invalid timestamp {s:?}")))
+        }
+    }
+
+    /// `2024-05-01T12:00:00Z` (or with an offset) -> seconds since the epoch.
+    pub fn parse_rfc3339(s: &str) -> Option<u64> {
+        let (date, time) = s.split_once(['T', 't', ' '])?;
+        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
+        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+        let time = time.trim_end_matches(['Z', 'z']);
+        let (clock, offset) = match time.find(['+', '-']) {
+            Some(i) => (&time[..i], Some(&time[i..])),
+            None => (time, None),
+        };
+        let mut c = clock.split(':');
+        let h = c.next()?.parse::<i64>().ok()?;
+        let min = c.next()?.parse::<i64>().ok()?;
+        let sec = c
+            .next()
+            .map(|s| s.split('.').next().unwrap_or("0").parse::<i64>().ok())
+            .unwrap_or(Some(0))?;
+        let offset_secs = match offset {
+            Some(o) => {
+                let sign = if o.starts_with('-') { -1 } else { 1 };
+                let (oh, om) = o[1..].split_once(':').unwrap_or((&o[1..], "0"));
+                sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
+            }
+            None => 0,
+        };
+        // Days from civil (Howard Hinnant).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + day - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        let days = era * 146_097 + doe - 719_468;
+        let secs = days * 86_400 + h * 3600 + min * 60 + sec - offset_secs;
+        u64::try_from(secs).ok()
+    }
+
+    #[cfg(test)]
+    #[test]
+    fn parses_github_timestamps() {
+        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
+        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20+01:00"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(parse_rfc3339("nonsense"), None);
+    }
+}
