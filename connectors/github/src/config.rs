@@ -163,10 +163,10 @@ pub enum GithubConfigError {
     #[error("orgs: {0:?} is not a valid organisation login")]
     BadOrg(String),
     #[error(
-        "give either `token` or all of `app_id`, `private_key_file` and `installation_id` (missing: {0})"
+        "token: give either `token` or all of `app_id`, `private_key_file` and `installation_id` (missing: {0})"
     )]
     NoAuth(String),
-    #[error("`token` and GitHub App keys are both set; keep one")]
+    #[error("token: `token` and the GitHub App keys are both set; keep one")]
     TwoAuths,
     #[error("private_key_file: cannot read {path}: {message}")]
     Key { path: String, message: String },

@@ -6,10 +6,16 @@ use std::path::Path;
 use surveyor_engine::config::{ConfigErrors, ConnectorSpec, KindSpec};
 use surveyor_model::Connector;
 
-pub const KINDS: &[KindSpec] = &[KindSpec {
-    name: surveyor_connector_file::KIND,
-    keys: surveyor_connector_file::KEYS,
-}];
+pub const KINDS: &[KindSpec] = &[
+    KindSpec {
+        name: surveyor_connector_file::KIND,
+        keys: surveyor_connector_file::KEYS,
+    },
+    KindSpec {
+        name: surveyor_connector_github::KIND,
+        keys: surveyor_connector_github::KEYS,
+    },
+];
 
 /// Builds the connector a spec describes; errors are input errors located in the config.
 pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>, String> {
@@ -20,6 +26,21 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
             let c = surveyor_connector_file::FileConnector::new(&spec.id, options, base_dir)
                 .map_err(|e| {
                     format!("{}: connectors[{}]: {e}", spec.file().display(), spec.index)
+                })?;
+            Ok(Box::new(c))
+        }
+        surveyor_connector_github::KIND => {
+            let options = spec.options().map_err(located)?;
+            let c = surveyor_connector_github::GithubConnector::new(&spec.id, options, base_dir)
+                .map_err(|e| {
+                    // Messages start with the key at fault: locate it in the file.
+                    let text = e.to_string();
+                    match text.split_once(": ") {
+                        Some((key, message)) if surveyor_connector_github::KEYS.contains(&key) => {
+                            located(spec.error_at(key, message))
+                        }
+                        _ => located(spec.error_at("", text)),
+                    }
                 })?;
             Ok(Box::new(c))
         }

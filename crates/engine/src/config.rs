@@ -327,6 +327,35 @@ impl ConnectorSpec {
         })
     }
 
+    /// An error about one of this connector's keys, located at that key's value (or at the
+    /// connector's table when the key is absent): `file:line:col: connectors[i].key: message`.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigErrors {
+        let loc = Locator {
+            text: &self.text,
+            file: &self.file,
+        };
+        let table = DeTable::parse(&self.text).ok().and_then(|root| {
+            match root.get_ref().get("connectors").map(Spanned::get_ref) {
+                Some(DeValue::Array(items)) => items.get(self.index).cloned(),
+                _ => None,
+            }
+        });
+        let span = table
+            .as_ref()
+            .and_then(|item| match item.get_ref() {
+                DeValue::Table(t) => t.get(key).map(Spanned::span),
+                _ => None,
+            })
+            .or_else(|| table.as_ref().map(Spanned::span))
+            .unwrap_or(0..0);
+        let name = if key.is_empty() {
+            format!("connectors[{}]", self.index)
+        } else {
+            format!("connectors[{}].{key}", self.index)
+        };
+        ConfigErrors(vec![loc.error(span, &name, message.into(), None)])
+    }
+
     /// The config file this connector was declared in.
     pub fn file(&self) -> &Path {
         &self.file
