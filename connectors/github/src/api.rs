@@ -67,7 +67,9 @@ pub struct ApiStats {
 
 enum Credentials {
     Token(HeaderValue),
-    App(Box<octocrab::Octocrab>),
+    /// The installation client, and a lock so concurrent requests mint one token, not one each
+    /// (octocrab caches the token but does not coalesce concurrent refreshes).
+    App(Box<octocrab::Octocrab>, Mutex<()>),
 }
 
 pub struct Api {
@@ -124,7 +126,7 @@ impl Api {
                 let installation = app
                     .installation(octocrab::models::InstallationId(*installation_id))
                     .map_err(|e| ApiError::App(e.to_string()))?;
-                Credentials::App(Box::new(installation))
+                Credentials::App(Box::new(installation), Mutex::new(()))
             }
         };
         Ok(Self {
@@ -144,9 +146,10 @@ impl Api {
         let mut headers = HeaderMap::new();
         let auth = match &self.credentials {
             Credentials::Token(v) => v.clone(),
-            Credentials::App(crab) => {
+            Credentials::App(crab, minting) => {
                 // Cached by octocrab and re-minted shortly before it expires.
                 use octocrab::secrecy::ExposeSecret;
+                let _one_at_a_time = minting.lock().await;
                 let token = crab
                     .installation_token()
                     .await

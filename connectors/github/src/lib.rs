@@ -94,27 +94,31 @@ impl GithubConnector {
     ) -> Result<(), ConnectorError> {
         let scope = org.to_string();
 
-        // People first: CODEOWNERS may name them by email.
-        let members: Vec<RestUser> = match self
-            .api
-            .rest_list(&format!("/orgs/{org}/members?per_page=100"))
-            .await
-        {
-            Ok(m) => m,
-            Err(e) => {
-                outcome.failed(&scope, format!("org members: {e}"));
-                // Without the member list nothing in the org can be trusted as complete; the
-                // repositories are still worth reading.
-                Vec::new()
+        // Members (REST), teams and repositories (GraphQL) do not depend on each other: ask
+        // for them together, so the org costs the longest of the three, not their sum.
+        let members_path = format!("/orgs/{org}/members?per_page=100");
+        let (members, teams, (repos, repos_error)) = tokio::join!(
+            self.api.rest_list::<RestUser>(&members_path),
+            self.teams(org),
+            self.repositories(org),
+        );
+        let members = members.unwrap_or_else(|e| {
+            // Without the member list the org's people cannot be trusted as complete; its
+            // repositories are still worth reading.
+            outcome.failed(&scope, format!("org members: {e}"));
+            Vec::new()
+        });
+        let (teams, team_members) = teams.unwrap_or_else(|e| {
+            outcome.partial(&scope, format!("teams: {e}"));
+            (Vec::new(), BTreeMap::new())
+        });
+        if let Some(e) = repos_error {
+            let reason = format!("repositories after {} read: {e}", repos.len());
+            match e {
+                ApiError::OrgNotFound(_) => outcome.failed(&scope, reason),
+                _ => outcome.partial(&scope, reason),
             }
-        };
-        let (teams, team_members) = match self.teams(org).await {
-            Ok(t) => t,
-            Err(e) => {
-                outcome.partial(&scope, format!("teams: {e}"));
-                (Vec::new(), BTreeMap::new())
-            }
-        };
+        }
 
         // Users: details from the team queries, the rest from REST (ETag-cached per login).
         let mut details: BTreeMap<String, UserNode> = team_members
@@ -210,42 +214,12 @@ impl GithubConnector {
             }
         }
 
-        // Repositories, then internal dependencies once every producer is known.
-        let mut built: Vec<BuiltRepo> = Vec::new();
-        let mut first = self.settings.page_size;
-        let mut after: Option<String> = None;
-        let query = queries::repositories_query();
-        loop {
-            let vars = json!({"login": org, "after": after});
-            let page: Repositories =
-                match self.api.graphql_page(&query, vars, org, &mut first).await {
-                    Ok(p) => p,
-                    Err(e) => {
-                        let reason = format!("repositories after {} read: {e}", built.len());
-                        match e {
-                            ApiError::OrgNotFound(_) => outcome.failed(&scope, reason),
-                            _ => outcome.partial(&scope, reason),
-                        }
-                        break;
-                    }
-                };
-            for repo in page.repositories.nodes.into_iter().flatten() {
-                if self.keeps(&repo) {
-                    built.push(self.build_repo(org, &repo, &login_by_email, outcome));
-                }
-            }
-            if !page.repositories.page_info.has_next_page {
-                break;
-            }
-            after = page.repositories.page_info.end_cursor;
-            if after.is_none() {
-                outcome.partial(
-                    &scope,
-                    "a repositories page said there was more but gave no cursor",
-                );
-                break;
-            }
-        }
+        // Components, then internal dependencies once every producer is known.
+        let built: Vec<BuiltRepo> = repos
+            .iter()
+            .filter(|r| self.keeps(r))
+            .map(|r| self.build_repo(org, r, &login_by_email, outcome))
+            .collect();
         let producers: BTreeMap<(Ecosystem, String), String> = built
             .iter()
             .flat_map(|b| {
@@ -400,6 +374,34 @@ impl GithubConnector {
             entity,
             declared,
             extra,
+        }
+    }
+
+    /// Every repository of the org, page by page; on a failure, what was read and the error.
+    async fn repositories(&self, org: &str) -> (Vec<RepoNode>, Option<ApiError>) {
+        let mut repos = Vec::new();
+        let mut first = self.settings.page_size;
+        let mut after: Option<String> = None;
+        let query = queries::repositories_query();
+        loop {
+            let vars = json!({"login": org, "after": after});
+            let page: Repositories =
+                match self.api.graphql_page(&query, vars, org, &mut first).await {
+                    Ok(p) => p,
+                    Err(e) => return (repos, Some(e)),
+                };
+            repos.extend(page.repositories.nodes.into_iter().flatten());
+            if !page.repositories.page_info.has_next_page {
+                return (repos, None);
+            }
+            after = page.repositories.page_info.end_cursor;
+            if after.is_none() {
+                let e = ApiError::Graphql {
+                    kind: None,
+                    message: "a page said there was more but gave no cursor".into(),
+                };
+                return (repos, Some(e));
+            }
         }
     }
 

@@ -1,6 +1,9 @@
 //! surveyor's benchmark programs. They print figures; they assert nothing.
 //!
 //! `cargo run --release -p surveyor-bench -- reconcile [--entities N] [--postgres URL]`
+//! `cargo run --release -p surveyor-bench -- github [--repos N] [--teams N] [--latency-ms MS]`
+
+mod github;
 
 use std::time::Instant;
 
@@ -45,6 +48,22 @@ enum Scenario {
         backend: Option<BackendArg>,
         #[arg(long, value_enum, hide = true)]
         phase: Option<Phase>,
+    },
+    /// Sync a simulated GitHub org: requests against the API's floor, 304s on a quiet resync,
+    /// wall time with simulated latency per request.
+    Github {
+        #[arg(long, default_value_t = 10_000)]
+        repos: usize,
+        #[arg(long, default_value_t = 500)]
+        teams: usize,
+        #[arg(long, default_value_t = 4_000)]
+        people: usize,
+        /// Added to every answer of the fake
+        #[arg(long, default_value_t = 50)]
+        latency_ms: u64,
+        /// The connector's own request rate limit (its default is 10)
+        #[arg(long, default_value_t = 10)]
+        requests_per_second: u32,
     },
 }
 
@@ -285,6 +304,22 @@ fn print(backend: &str, runs: &[Measured], n: usize) {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match Args::parse().scenario {
+        Scenario::Github {
+            repos,
+            teams,
+            people,
+            latency_ms,
+            requests_per_second,
+        } => {
+            github::run(github::GithubBench {
+                repos,
+                teams,
+                people,
+                latency_ms,
+                requests_per_second,
+            })
+            .await?
+        }
         Scenario::Reconcile {
             entities,
             postgres,
