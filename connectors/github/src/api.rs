@@ -35,6 +35,10 @@ pub enum ApiError {
         "the GraphQL quota is spent or under the reserve until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs"
     )]
     QuotaExhausted { reset_in_secs: u64 },
+    #[error(
+        "{asked} was redirected to {answered}: these credentials see only part of it (for an org's members: not a member of the org)"
+    )]
+    Redirected { asked: String, answered: String },
     #[error("GitHub App authentication failed: {0}")]
     App(String),
 }
@@ -78,6 +82,9 @@ pub struct Api {
     settings: Arc<Settings>,
     /// No GraphQL request before this moment (the quota reserve).
     paused_until: Mutex<Option<SystemTime>>,
+    /// Errors GitHub reported about single items of otherwise good pages, since last taken.
+    /// Orgs are crawled one after another, so what is taken after an org belongs to it.
+    field_errors: Mutex<Vec<String>>,
     pub stats: ApiStats,
 }
 
@@ -134,6 +141,7 @@ impl Api {
             credentials,
             settings,
             paused_until: Mutex::new(None),
+            field_errors: Mutex::new(Vec::new()),
             stats: ApiStats::default(),
         })
     }
@@ -245,7 +253,12 @@ impl Api {
                 *self.paused_until.lock().await = self.note_rate_limit(&rate);
             }
             if let Some(error) = parsed.errors.first() {
-                if error.kind.as_deref() == Some("RATE_LIMITED") {
+                // Documented as `RATE_LIMITED`; since 2025 also `RATE_LIMIT` with a code.
+                let rate_limited = parsed.errors.iter().any(|e| {
+                    matches!(e.kind.as_deref(), Some("RATE_LIMITED" | "RATE_LIMIT"))
+                        || e.code.as_deref() == Some("graphql_rate_limit")
+                });
+                if rate_limited {
                     // The quota ran out anyway (another client shares it): wait for the reset.
                     let reset = response
                         .header("x-ratelimit-reset")
@@ -255,8 +268,16 @@ impl Api {
                     *self.paused_until.lock().await = Some(reset);
                     continue;
                 }
-                if error.kind.as_deref() == Some("NOT_FOUND") {
+                if error.kind.as_deref() == Some("NOT_FOUND") && error.depth() <= 1 {
                     return Err(ApiError::OrgNotFound(org.to_string()));
+                }
+                // Errors inside nodes (a SAML-protected or forbidden item comes back as `null`
+                // beside its error): the rest of the page is good; the org is partial.
+                let inside_nodes = parsed.errors.iter().all(|e| e.depth() > 1);
+                if inside_nodes && let Some(data) = parsed.data.and_then(|d| d.organization) {
+                    let mut notes = self.field_errors.lock().await;
+                    notes.extend(parsed.errors.iter().map(ToString::to_string));
+                    return Ok(data);
                 }
                 return Err(ApiError::Graphql {
                     kind: error.kind.clone(),
@@ -294,6 +315,11 @@ impl Api {
         }
     }
 
+    /// Errors about single items since the last call (each leaves its org partial).
+    pub async fn take_field_errors(&self) -> Vec<String> {
+        std::mem::take(&mut *self.field_errors.lock().await)
+    }
+
     /// Every item of a REST list, following `Link: rel="next"`; pages come from the ETag cache
     /// when GitHub answers 304.
     pub async fn rest_list<T: DeserializeOwned>(&self, path: &str) -> Result<Vec<T>, ApiError> {
@@ -301,6 +327,23 @@ impl Api {
         let mut items = Vec::new();
         loop {
             let response = self.rest_get(&url).await?;
+            let asked = path.split('?').next().unwrap_or(path);
+            let answered = response
+                .final_url
+                .split(['?', '#'])
+                .next()
+                .unwrap_or_default();
+            if !answered.ends_with(asked) {
+                // GitHub sends non-members of an org from its member list to its public members:
+                // a shorter list that must not read as everyone.
+                return Err(ApiError::Redirected {
+                    asked: asked.to_string(),
+                    answered: answered
+                        .strip_prefix(self.settings.api_url.as_str())
+                        .unwrap_or(answered)
+                        .to_string(),
+                });
+            }
             let page: Vec<T> = response.json().map_err(|e| ApiError::Decode {
                 what: surveyor_http_redact(&url),
                 message: e.to_string(),

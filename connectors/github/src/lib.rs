@@ -102,10 +102,15 @@ impl GithubConnector {
             self.teams(org),
             self.repositories(org),
         );
+        if let (Err(e), Err(_), Some(_), true) = (&members, &teams, &repos_error, repos.is_empty())
+        {
+            // Nothing came back at all (bad credentials, no such org, GitHub down).
+            outcome.failed(&scope, format!("org members: {e}"));
+        }
         let members = members.unwrap_or_else(|e| {
             // Without the member list the org's people cannot be trusted as complete; its
             // repositories are still worth reading.
-            outcome.failed(&scope, format!("org members: {e}"));
+            outcome.partial(&scope, format!("org members: {e}"));
             Vec::new()
         });
         let (teams, team_members) = teams.unwrap_or_else(|e| {
@@ -257,6 +262,9 @@ impl GithubConnector {
                 sink.send(Observation::declared(&scope, external_id, extra))
                     .await?;
             }
+        }
+        for note in self.api.take_field_errors().await {
+            outcome.partial(&scope, format!("GraphQL: {note}"));
         }
         outcome.complete(&scope);
         Ok(())

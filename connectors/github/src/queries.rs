@@ -102,7 +102,35 @@ pub struct GraphqlResponse<T> {
 pub struct GraphqlError {
     #[serde(rename = "type")]
     pub kind: Option<String>,
+    /// Sent beside `type` since 2025 (`graphql_rate_limit`).
+    pub code: Option<String>,
     pub message: String,
+    /// Where in the answer the error sits: `["organization"]`, or deeper inside a node.
+    #[serde(default)]
+    pub path: Vec<serde_json::Value>,
+}
+
+impl GraphqlError {
+    pub fn depth(&self) -> usize {
+        self.path.len()
+    }
+}
+
+impl std::fmt::Display for GraphqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let path: Vec<String> = self
+            .path
+            .iter()
+            .map(|p| match p {
+                serde_json::Value::String(s) => s.clone(),
+                other => other.to_string(),
+            })
+            .collect();
+        match &self.kind {
+            Some(k) => write!(f, "{k} at {}: {}", path.join("."), self.message),
+            None => write!(f, "at {}: {}", path.join("."), self.message),
+        }
+    }
 }
 
 #[derive(Debug, Deserialize, Clone, Copy)]

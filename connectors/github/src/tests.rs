@@ -417,3 +417,78 @@ async fn a_closed_sink_cancels_the_crawl() {
     let err = c.crawl(sink).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Cancelled(SinkClosed)));
 }
+
+#[tokio::test]
+async fn a_quiet_resync_pages_members_through_cached_links() {
+    // Three pages of members; GitHub's 304s carry no Link header.
+    let org = Org::generate(&OrgSpec {
+        people: 250,
+        ..OrgSpec::small()
+    });
+    let fake = GithubFake::start(vec![org.clone()]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let first = crawl(&connector(&fake, dir.path(), "")).await;
+    assert_eq!(first.of_kind("User").len(), 250);
+    let c = connector(&fake, dir.path(), "");
+    let second = crawl(&c).await;
+    assert_eq!(
+        second.of_kind("User").len(),
+        250,
+        "every page, not just the first"
+    );
+    assert_eq!(
+        (c.stats().rest_requests, c.stats().rest_not_modified),
+        (3, 3)
+    );
+}
+
+#[tokio::test]
+async fn a_token_outside_the_org_does_not_pass_public_members_off_as_all() {
+    let fake = GithubFake::start(vec![small()]).await.unwrap();
+    fake.add_outside_token("ghp_outsider");
+    let dir = tempfile::tempdir().unwrap();
+    let toml = format!(
+        "orgs = [\"acme\"]\ntoken = \"ghp_outsider\"\napi_url = \"{}\"",
+        fake.url()
+    );
+    let c = GithubConnector::new("gh", toml::from_str(&toml).unwrap(), dir.path()).unwrap();
+    let got = crawl(&c).await;
+    let ScopeStatus::Partial { reason } = got.status() else {
+        panic!("{:?}", got.status());
+    };
+    assert!(reason.contains("public_members"), "{reason}");
+    assert!(got.of_kind("User").is_empty());
+    assert_eq!(got.of_kind("Component").len(), small().repos.len());
+}
+
+#[tokio::test]
+async fn an_item_behind_saml_leaves_the_rest_of_its_page() {
+    let org = small();
+    let fake = GithubFake::start(vec![org.clone()]).await.unwrap();
+    fake.add_fault(Fault::new("graphql:repositories", FaultAction::ForbiddenNode).times(1));
+    let dir = tempfile::tempdir().unwrap();
+    let got = crawl(&connector(&fake, dir.path(), "page_size = 10")).await;
+    let ScopeStatus::Partial { reason } = got.status() else {
+        panic!("{:?}", got.status());
+    };
+    assert!(
+        reason.contains("FORBIDDEN at organization.repositories.nodes.0"),
+        "{reason}"
+    );
+    assert_eq!(got.of_kind("Component").len(), org.repos.len() - 1);
+}
+
+#[tokio::test]
+async fn a_quota_spent_by_someone_else_is_waited_for() {
+    for new_form in [false, true] {
+        let fake = GithubFake::start(vec![small()]).await.unwrap();
+        fake.set_graphql_quota(100, Duration::from_secs(2));
+        fake.use_new_rate_limit_error(new_form);
+        fake.spend_graphql_quota();
+        let dir = tempfile::tempdir().unwrap();
+        let got = crawl(&connector(&fake, dir.path(), "")).await;
+        assert_eq!(got.status(), &ScopeStatus::Complete, "{:?}", got.outcome);
+        assert!(fake.stats().rate_limited >= 1);
+        assert_eq!(got.of_kind("Component").len(), small().repos.len());
+    }
+}

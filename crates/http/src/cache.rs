@@ -15,6 +15,9 @@ use sha2::{Digest, Sha256};
 pub struct CacheEntry {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// The `Link` header of the full response: a 304 does not repeat it (GitHub's do not), and
+    /// a paged list cannot go on without it.
+    pub link: Option<String>,
     pub body: Bytes,
 }
 
@@ -53,6 +56,8 @@ struct Meta {
     url: String,
     etag: Option<String>,
     last_modified: Option<String>,
+    #[serde(default)]
+    link: Option<String>,
 }
 
 impl FileCache {
@@ -92,6 +97,7 @@ impl ResponseCache for FileCache {
         Some(CacheEntry {
             etag: meta.etag,
             last_modified: meta.last_modified,
+            link: meta.link,
             body: Bytes::from(body),
         })
     }
@@ -102,6 +108,7 @@ impl ResponseCache for FileCache {
             url: url.to_string(),
             etag: entry.etag,
             last_modified: entry.last_modified,
+            link: entry.link,
         };
         // A cache that cannot be written only costs a full response next time.
         let result = write_atomic(&body_path, &entry.body).and_then(|()| {
@@ -124,6 +131,7 @@ mod tests {
         let entry = CacheEntry {
             etag: Some("\"abc\"".into()),
             last_modified: None,
+            link: Some("<https://api/x?page=3>; rel=\"next\"".into()),
             body: Bytes::from_static(b"{\"ok\":true}"),
         };
         FileCache::new(dir.path())

@@ -10,7 +10,7 @@ use backon::{ExponentialBuilder, Retryable};
 use bytes::Bytes;
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use reqwest::header::{
-    ETAG, HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED,
+    ETAG, HeaderMap, HeaderValue, IF_MODIFIED_SINCE, IF_NONE_MATCH, LAST_MODIFIED, LINK,
 };
 use reqwest::{Method, StatusCode};
 
@@ -61,6 +61,8 @@ pub struct Response {
     pub body: Bytes,
     /// Answered by a 304 and the cache.
     pub from_cache: bool,
+    /// Where the answer came from after redirects (may carry a query string: do not log it).
+    pub final_url: String,
 }
 
 impl Response {
@@ -258,6 +260,7 @@ impl HttpClient {
         self.metrics.request();
         let response = request.send().await.map_err(|e| classify(url, &e))?;
         let status = response.status();
+        let final_url = response.url().to_string();
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| classify(url, &e))?;
         self.metrics.bytes(body.len());
@@ -266,11 +269,21 @@ impl HttpClient {
             && let Some(entry) = cached
         {
             self.metrics.not_modified();
+            let mut headers = headers;
+            if !headers.contains_key(LINK)
+                && let Some(link) = entry
+                    .link
+                    .as_deref()
+                    .and_then(|v| HeaderValue::from_str(v).ok())
+            {
+                headers.insert(LINK, link);
+            }
             return Ok(Response {
                 status: 200,
                 headers,
                 body: entry.body.clone(),
                 from_cache: true,
+                final_url,
             });
         }
         if !status.is_success() {
@@ -299,6 +312,10 @@ impl HttpClient {
                     CacheEntry {
                         etag,
                         last_modified,
+                        link: headers
+                            .get(LINK)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string),
                         body: body.clone(),
                     },
                 );
@@ -309,6 +326,7 @@ impl HttpClient {
             headers,
             body,
             from_cache: false,
+            final_url,
         })
     }
 }

@@ -34,6 +34,9 @@ pub enum FaultAction {
     BadJson,
     /// HTTP 200 with a GraphQL `errors` entry of this type and no data.
     GraphqlError(String),
+    /// The page's first node comes back `null` with a `FORBIDDEN` error at its path (what an
+    /// item behind SAML enforcement looks like); the rest of the page is intact.
+    ForbiddenNode,
 }
 
 /// A fault switched on for requests to one target: `graphql:repositories`, `graphql:teams`,
@@ -125,6 +128,11 @@ impl Quota {
 struct FakeState {
     orgs: BTreeMap<String, Org>,
     tokens: Vec<String>,
+    /// Tokens of people outside the org: GitHub redirects their member list to the public one.
+    outside_tokens: Vec<String>,
+    /// Answer a spent GraphQL quota the way GitHub has since 2025 (`RATE_LIMIT`,
+    /// `graphql_rate_limit`) rather than the documented `RATE_LIMITED`.
+    new_rate_limit_error: bool,
     app: Option<FakeApp>,
     latency: Duration,
     faults: Vec<(Fault, usize, usize)>,
@@ -167,6 +175,8 @@ impl GithubFake {
                 .map(|o| (o.name.to_lowercase(), o))
                 .collect(),
             tokens: vec![FAKE_TOKEN.to_string()],
+            outside_tokens: Vec::new(),
+            new_rate_limit_error: false,
             app: None,
             latency: Duration::ZERO,
             faults: Vec::new(),
@@ -226,6 +236,24 @@ impl GithubFake {
             window,
             reset_at: now + window,
         };
+    }
+
+    /// Accepts `token` as a valid token of someone who is not a member of the orgs.
+    pub fn add_outside_token(&self, token: &str) {
+        let mut s = self.lock();
+        s.tokens.push(token.to_string());
+        s.outside_tokens.push(token.to_string());
+    }
+
+    /// Spent quotas answer with the error form GitHub has sent since 2025 (`type: RATE_LIMIT`,
+    /// `code: graphql_rate_limit`) instead of the documented `RATE_LIMITED`.
+    pub fn use_new_rate_limit_error(&self, yes: bool) {
+        self.lock().new_rate_limit_error = yes;
+    }
+
+    /// Someone else spent the GraphQL quota: it is empty until the window resets.
+    pub fn spend_graphql_quota(&self) {
+        self.lock().graphql_quota.remaining = 0;
     }
 
     /// Accepts installation-token requests signed for this app.
@@ -353,10 +381,7 @@ fn answer(
         );
     }
 
-    let first = request
-        .as_ref()
-        .and_then(|r| first_arg(r))
-        .unwrap_or_default();
+    let first = request.as_ref().and_then(first_arg).unwrap_or_default();
     let mut fault = None;
     for (f, seen, applied) in &mut s.faults {
         let matches =
@@ -416,6 +441,24 @@ fn answer(
         Some(FaultAction::Truncate) => {
             let half = answer.body.len() / 2;
             answer.body.truncate(half);
+        }
+        Some(FaultAction::ForbiddenNode) => {
+            if let Ok(mut v) = serde_json::from_slice::<Value>(&answer.body) {
+                let connection = graphql_operation_name(&v);
+                if let Some(conn) = connection
+                    && let Some(node) = v["data"]["organization"][&conn]["nodes"].get_mut(0)
+                {
+                    *node = Value::Null;
+                    v["errors"] = json!([{
+                        "type": "FORBIDDEN",
+                        "path": ["organization", conn, "nodes", 0],
+                        "extensions": {"saml_failure": true},
+                        "locations": [{"line": 1, "column": 1}],
+                        "message": "Resource protected by organization SAML enforcement. You must grant your Personal Access token access to this organization."
+                    }]);
+                    answer.body = serde_json::to_vec(&v).unwrap_or_default();
+                }
+            }
         }
         Some(FaultAction::BadJson) => {
             answer.body =
@@ -528,6 +571,15 @@ fn graphql_operation(request: &Value) -> &'static str {
     } else {
         "other"
     }
+}
+
+/// The connection an organization answer carries (`repositories`, `teams`, ...).
+fn graphql_operation_name(answer: &Value) -> Option<String> {
+    answer["data"]["organization"]
+        .as_object()?
+        .keys()
+        .next()
+        .cloned()
 }
 
 /// The `first:` of the paged connection.
@@ -708,10 +760,12 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
     };
     if s.graphql_quota.remaining < cost {
         s.stats.rate_limited += 1;
-        let mut a = Answer::json(
-            StatusCode::OK,
-            &json!({"errors": [{"type": "RATE_LIMITED", "message": "API rate limit already exceeded for user ID 1."}]}),
-        );
+        let error = if s.new_rate_limit_error {
+            json!({"type": "RATE_LIMIT", "code": "graphql_rate_limit", "message": "API rate limit exceeded for user ID 1."})
+        } else {
+            json!({"type": "RATE_LIMITED", "message": "API rate limit already exceeded for user ID 1."})
+        };
+        let mut a = Answer::json(StatusCode::OK, &json!({"errors": [error]}));
         a.headers.extend(rate_headers(&s.graphql_quota));
         return a;
     }
@@ -915,8 +969,29 @@ fn rest(
         .and_then(|v| v.to_str().ok())
         .unwrap_or("localhost");
     let base = format!("http://{host}{prefix}");
+    let token = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string();
+    let outside = s.outside_tokens.iter().any(|t| token.ends_with(t.as_str()));
+    if let ["orgs", org, "members"] = segments.as_slice()
+        && outside
+    {
+        // GitHub: "302 if requester is not an organization member" -> the public members.
+        let mut a = Answer::message(StatusCode::FOUND, "Found");
+        a.headers.push((
+            "location".into(),
+            format!(
+                "{base}/orgs/{org}/public_members?{}",
+                query.unwrap_or_default()
+            ),
+        ));
+        return a;
+    }
     let (body, link) = match segments.as_slice() {
-        ["orgs", org, "members"] => {
+        ["orgs", org, kind @ ("members" | "public_members")] => {
+            let public_only = *kind == "public_members";
             let Some(org) = s.orgs.get(&org.to_lowercase()) else {
                 return Answer::message(StatusCode::NOT_FOUND, "Not Found");
             };
@@ -930,7 +1005,11 @@ fn rest(
                 .and_then(|v| v.parse::<usize>().ok())
                 .unwrap_or(1)
                 .max(1);
-            let members: Vec<&Person> = org.live_people().collect();
+            // Public membership is each person's choice; here, those who show their email.
+            let members: Vec<&Person> = org
+                .live_people()
+                .filter(|p| !public_only || p.email.is_some())
+                .collect();
             let last = members.len().div_ceil(per_page).max(1);
             let items: Vec<Value> = members
                 .iter()
@@ -974,7 +1053,9 @@ fn rest(
         _ => return Answer::message(StatusCode::NOT_FOUND, "Not Found"),
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
+    // GitHub's ETags cover the credentials too: a new token (an app's hourly one) gets 200s.
     let mut hasher = DefaultHasher::new();
+    token.hash(&mut hasher);
     bytes.hash(&mut hasher);
     let etag = format!("W/\"{:016x}\"", hasher.finish());
     let now = SystemTime::now();
@@ -1013,7 +1094,8 @@ fn rest(
         "cache-control".into(),
         "private, max-age=60, s-maxage=60".into(),
     ));
-    if !link.is_empty() {
+    // A 304 repeats the validators but not the pagination (observed on GitHub).
+    if !link.is_empty() && !not_modified {
         answer.headers.push(("link".into(), link));
     }
     let q = &s.core_quota;
