@@ -47,10 +47,15 @@ async fn change_count(store: &Store) -> usize {
         .len()
 }
 
+/// A change to the org, and the change op (on which entity) it must produce.
+type Step = (&'static str, Box<dyn Fn(&mut Org)>, ChangeOp, String);
+
 /// A repository without a descriptor, so its discovered name and fields are what is stored.
 fn plain_repo(org: &Org, skip: usize) -> usize {
     (0..org.repos.len())
-        .filter(|i| !org.repos[*i].files.contains_key("catalog-info.yaml") && !org.repos[*i].archived)
+        .filter(|i| {
+            !org.repos[*i].files.contains_key("catalog-info.yaml") && !org.repos[*i].archived
+        })
         .nth(skip)
         .expect("a plain repository")
 }
@@ -73,7 +78,10 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         let before = store.table_counts().await.expect("counts");
         let (r, c) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.counts.changes(), 0, "{backend}: {:?}", r.counts);
-        assert_eq!(store.table_counts().await.expect("counts").changes, before.changes);
+        assert_eq!(
+            store.table_counts().await.expect("counts").changes,
+            before.changes
+        );
         let stats = c.stats();
         assert_eq!(stats.rest_not_modified, stats.rest_requests, "{backend}");
 
@@ -91,7 +99,11 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         let expected_react = org
             .repos
             .iter()
-            .filter(|r| r.files.get("package.json").is_some_and(|t| t.contains("\"react\"")))
+            .filter(|r| {
+                r.files
+                    .get("package.json")
+                    .is_some_and(|t| t.contains("\"react\""))
+            })
             .count();
         assert_eq!(users_of_react.len(), expected_react, "{backend}");
         assert!(expected_react > 0);
@@ -113,7 +125,7 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         let leaver = org.people.len() - 1;
         let disbanded = org.teams.len() - 1;
 
-        let steps: Vec<(&str, Box<dyn Fn(&mut Org)>, ChangeOp, String)> = vec![
+        let steps: Vec<Step> = vec![
             (
                 "rename",
                 Box::new(move |o: &mut Org| o.rename_repo(renamed, "renamed-service")),
@@ -206,7 +218,11 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         assert!(changes_since(store, seen).await.is_empty(), "{backend}");
         fake.clear_faults();
         let (r, _) = sync(store, &fake, dir.path()).await;
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 1), "{backend}");
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 1),
+            "{backend}"
+        );
         ts.cleanup().await;
     }
 }
