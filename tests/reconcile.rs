@@ -732,3 +732,43 @@ async fn an_empty_answer_from_one_source_is_refused_even_when_another_keeps_the_
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        // Cluster `prod`, namespaces `a` (3 workloads) and `b` (1).
+        let mut obs: Vec<Observation> = (0..3)
+            .map(|i| component("prod/a", &format!("a{i}"), &format!("a-{i}"), "team-a"))
+            .collect();
+        obs.push(component("prod/b", "b0", "b-0", "team-b"));
+        run(s, "k8s", obs.clone(), complete(&["prod/a", "prod/b"])).await;
+
+        // Namespace `b` is deleted: the connector lists every namespace of `prod` and says so.
+        let mut listed = complete(&["prod/a"]);
+        listed.enumerated("prod/");
+        let r = run(s, "k8s", obs[..3].to_vec(), listed.clone()).await;
+        // All of `b` goes: more than the ratio of that scope, so the guard holds it back.
+        assert_eq!(r.status, RunStatus::Failed, "{}: {r:?}", ts.backend);
+        assert_eq!(r.counts.deleted, 0, "{}", ts.backend);
+        let r = run_with(
+            s,
+            "k8s",
+            obs[..3].to_vec(),
+            listed,
+            &ReconcileOptions {
+                allow_mass_delete: true,
+                ..ReconcileOptions::default()
+            },
+        )
+        .await;
+        assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 1), "{}", ts.backend);
+        assert!(!s.get_entity("component:default/b-0").await.unwrap().unwrap().is_live());
+
+        // Without the listing, an unreported scope stays failed and keeps its entities.
+        run(s, "k8s", obs.clone(), complete(&["prod/a", "prod/b"])).await;
+        let r = run(s, "k8s", obs[..3].to_vec(), complete(&["prod/a"])).await;
+        assert_eq!((r.status, r.counts.deleted), (RunStatus::Partial, 0), "{}", ts.backend);
+        ts.cleanup().await;
+    }
+}

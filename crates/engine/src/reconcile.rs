@@ -597,6 +597,8 @@ impl RunState<'_> {
                 (_, Some(e)) => ScopeStatus::Failed {
                     reason: e.to_string(),
                 },
+                // Gone at the source (a deleted namespace): complete, and empty.
+                (None, None) if outcome.is_enumerated(&scope) => ScopeStatus::Complete,
                 (None, None) => ScopeStatus::Failed {
                     reason: "the connector did not report this scope".into(),
                 },

@@ -120,9 +120,24 @@ impl fmt::Display for Problem {
 pub struct Outcome {
     pub scopes: BTreeMap<String, ScopeStatus>,
     pub problems: Vec<Problem>,
+    /// Scope prefixes the connector listed in full (`prod/` when every namespace of cluster
+    /// `prod` was listed): a stored scope under one that is not in `scopes` no longer exists at
+    /// the source, so it is complete and empty rather than unreported.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
+    pub enumerated: std::collections::BTreeSet<String>,
 }
 
 impl Outcome {
+    /// Declares that every scope starting with `prefix` that still exists was reported.
+    pub fn enumerated(&mut self, prefix: impl Into<String>) {
+        self.enumerated.insert(prefix.into());
+    }
+
+    /// Whether `scope` falls under a prefix listed in full (and so is gone if not reported).
+    pub fn is_enumerated(&self, scope: &str) -> bool {
+        self.enumerated.iter().any(|p| scope.starts_with(p.as_str()))
+    }
+
     pub fn complete(&mut self, scope: impl Into<String>) {
         self.report(scope, ScopeStatus::Complete);
     }
