@@ -737,11 +737,13 @@ async fn an_empty_answer_from_one_source_is_refused_even_when_another_keeps_the_
 async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        // Cluster `prod`, namespaces `a` (3 workloads) and `b` (1).
+        // Cluster `prod`, namespaces `a` (3 workloads) and `b` (4).
         let mut obs: Vec<Observation> = (0..3)
             .map(|i| component("prod/a", &format!("a{i}"), &format!("a-{i}"), "team-a"))
             .collect();
-        obs.push(component("prod/b", "b0", "b-0", "team-b"));
+        obs.extend(
+            (0..4).map(|i| component("prod/b", &format!("b{i}"), &format!("b-{i}"), "team-b")),
+        );
         run(s, "k8s", obs.clone(), complete(&["prod/a", "prod/b"])).await;
 
         // Namespace `b` is deleted: the connector lists every namespace of `prod` and says so.
@@ -762,13 +764,38 @@ async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
             },
         )
         .await;
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 1), "{}", ts.backend);
-        assert!(!s.get_entity("component:default/b-0").await.unwrap().unwrap().is_live());
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 4),
+            "{}",
+            ts.backend
+        );
+        assert!(
+            !s.get_entity("component:default/b-0")
+                .await
+                .unwrap()
+                .unwrap()
+                .is_live()
+        );
+
+        // One of three is a third of the scope, but no mass deletion (`mass_delete_floor`).
+        let r = run(s, "k8s", obs[1..3].to_vec(), complete(&["prod/a"])).await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 1),
+            "{}",
+            ts.backend
+        );
 
         // Without the listing, an unreported scope stays failed and keeps its entities.
         run(s, "k8s", obs.clone(), complete(&["prod/a", "prod/b"])).await;
         let r = run(s, "k8s", obs[..3].to_vec(), complete(&["prod/a"])).await;
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Partial, 0), "{}", ts.backend);
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Partial, 0),
+            "{}",
+            ts.backend
+        );
         ts.cleanup().await;
     }
 }

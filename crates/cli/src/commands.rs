@@ -54,6 +54,8 @@ retention = "30d"
 # A crawl that would delete more than this share of a scope's entities of one kind deletes
 # nothing and fails; `surveyor sync --allow-mass-delete` overrides it once.
 max_delete_ratio = 0.2
+# ...but deleting this many or fewer of one kind in one scope never counts as a mass deletion.
+mass_delete_floor = 2
 
 # Entities declared in Backstage descriptor files (catalog-info.yaml format).
 [[connectors]]
@@ -144,6 +146,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
     let store = open(&config).await?;
     let options = ReconcileOptions {
         max_delete_ratio: config.catalog.max_delete_ratio,
+        mass_delete_floor: config.catalog.mass_delete_floor,
         allow_mass_delete: args.allow_mass_delete,
         dry_run: args.dry_run,
         source_priority: config.source_priority(),

@@ -15,6 +15,10 @@ pub const KINDS: &[KindSpec] = &[
         name: surveyor_connector_github::KIND,
         keys: surveyor_connector_github::KEYS,
     },
+    KindSpec {
+        name: surveyor_connector_kubernetes::KIND,
+        keys: surveyor_connector_kubernetes::KEYS,
+    },
 ];
 
 /// Builds the connector a spec describes; errors are input errors located in the config.
@@ -42,6 +46,18 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
                         _ => located(spec.error_at("", text)),
                     }
                 })?;
+            Ok(Box::new(c))
+        }
+        surveyor_connector_kubernetes::KIND => {
+            let options = spec.options().map_err(located)?;
+            let c = surveyor_connector_kubernetes::KubernetesConnector::new(
+                &spec.id, options, base_dir,
+            )
+            .map_err(|e| match &e {
+                surveyor_connector_kubernetes::KubernetesConfigError::Invalid { key, message } => {
+                    located(spec.error_at(key, message.clone()))
+                }
+            })?;
             Ok(Box::new(c))
         }
         other => Err(format!(

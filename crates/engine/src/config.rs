@@ -23,7 +23,12 @@ pub struct KindSpec {
 /// Keys every `[[connectors]]` table accepts, whatever its kind.
 pub const COMMON_CONNECTOR_KEYS: &[&str] = &["id", "kind", "schedule", "enabled"];
 const TOP_KEYS: &[&str] = &["catalog", "server", "connectors"];
-const CATALOG_KEYS: &[&str] = &["database", "retention", "max_delete_ratio"];
+const CATALOG_KEYS: &[&str] = &[
+    "database",
+    "retention",
+    "max_delete_ratio",
+    "mass_delete_floor",
+];
 const SERVER_KEYS: &[&str] = &["listen"];
 
 /// One configuration error, located.
@@ -75,6 +80,8 @@ pub struct CatalogConfig {
     pub database: Secret,
     pub retention: Duration,
     pub max_delete_ratio: f64,
+    /// Deletions of at most this many per scope and kind pass the guard whatever the ratio.
+    pub mass_delete_floor: u64,
 }
 
 /// `[server]` (used by `surveyor serve`).
@@ -257,6 +264,7 @@ impl CatalogConfig {
             database: Secret::new("sqlite://surveyor.db"),
             retention: Duration::from_secs(30 * 86_400),
             max_delete_ratio: 0.2,
+            mass_delete_floor: 2,
         }
     }
 }
@@ -551,6 +559,25 @@ fn parse_catalog(
                 v.span(),
                 "catalog.max_delete_ratio",
                 "expected a number from 0.0 to 1.0".into(),
+                None,
+            )),
+        }
+    }
+    if let Some(v) = t.get("mass_delete_floor") {
+        match v.get_ref() {
+            DeValue::Integer(i) => match i.as_str().replace('_', "").parse::<u64>() {
+                Ok(n) => c.mass_delete_floor = n,
+                Err(_) => errors.push(loc.error(
+                    v.span(),
+                    "catalog.mass_delete_floor",
+                    "expected a whole number, 0 or more".into(),
+                    None,
+                )),
+            },
+            _ => errors.push(loc.error(
+                v.span(),
+                "catalog.mass_delete_floor",
+                "expected a whole number, 0 or more".into(),
                 None,
             )),
         }

@@ -29,6 +29,9 @@ const REF_BATCH: usize = 1000;
 pub struct ReconcileOptions {
     /// Refuse a scope's deletions when they exceed this share of its live observations of a kind.
     pub max_delete_ratio: f64,
+    /// Deleting at most this many of one kind in one scope never trips the guard: in a scope of
+    /// three workloads, one going is a third, and that is no mass deletion.
+    pub mass_delete_floor: u64,
     /// Override the guard for this run.
     pub allow_mass_delete: bool,
     /// Compute everything, write nothing.
@@ -41,6 +44,7 @@ impl Default for ReconcileOptions {
     fn default() -> Self {
         Self {
             max_delete_ratio: 0.2,
+            mass_delete_floor: 2,
             allow_mass_delete: false,
             dry_run: false,
             source_priority: BTreeMap::new(),
@@ -732,7 +736,9 @@ fn over_ratio(
     gone.into_iter()
         .filter_map(|(kind, n)| {
             let total = live.get(kind).copied().unwrap_or(n).max(1);
-            (n as f64 / total as f64 > options.max_delete_ratio).then(|| Refusal {
+            let mass =
+                n > options.mass_delete_floor && n as f64 / total as f64 > options.max_delete_ratio;
+            mass.then(|| Refusal {
                 kind: kind.to_string(),
                 live: total,
                 would_delete: n,

@@ -135,7 +135,9 @@ impl Outcome {
 
     /// Whether `scope` falls under a prefix listed in full (and so is gone if not reported).
     pub fn is_enumerated(&self, scope: &str) -> bool {
-        self.enumerated.iter().any(|p| scope.starts_with(p.as_str()))
+        self.enumerated
+            .iter()
+            .any(|p| scope.starts_with(p.as_str()))
     }
 
     pub fn complete(&mut self, scope: impl Into<String>) {

@@ -3,8 +3,10 @@
 //! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
 
 pub mod github;
+pub mod kubernetes;
 pub mod org;
 mod rng;
 
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
+pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};

@@ -1,0 +1,312 @@
+//! `[[connectors]] kind = "kubernetes"`: which clusters (kubeconfig contexts or in-cluster),
+//! which namespaces, which resources, and which labels name components and owners.
+
+use std::path::{Path, PathBuf};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde::Deserialize;
+
+/// Keys a `kind = "kubernetes"` table accepts besides the common ones.
+pub const KEYS: &[&str] = &[
+    "contexts",
+    "kubeconfig",
+    "in_cluster",
+    "cluster_name",
+    "namespaces",
+    "exclude_namespaces",
+    "include_system_namespaces",
+    "ingresses",
+    "owner_keys",
+    "component_keys",
+    "namespace_as_system",
+    "namespace",
+    "page_size",
+    "timeout_secs",
+];
+
+/// Namespaces Kubernetes and its distributions run themselves; skipped unless asked for.
+pub const SYSTEM_NAMESPACES: &[&str] = &[
+    "kube-system",
+    "kube-public",
+    "kube-node-lease",
+    "local-path-storage",
+    "gatekeeper-system",
+    "cert-manager",
+];
+
+/// `[[connectors]] kind = "kubernetes"`.
+///
+/// ```toml
+/// [[connectors]]
+/// id = "k8s"
+/// kind = "kubernetes"
+/// contexts = ["prod", "staging"]      # kubeconfig contexts; or in_cluster = true
+/// exclude_namespaces = ["sandbox-*"]
+/// owner_keys = ["owner", "team"]
+/// ```
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KubernetesConfig {
+    /// Kubeconfig contexts to crawl, each a cluster (its scope prefix is the context name).
+    #[serde(default)]
+    pub contexts: Vec<String>,
+    /// Kubeconfig path, relative to the config file; default `$KUBECONFIG`, then
+    /// `~/.kube/config`.
+    pub kubeconfig: Option<PathBuf>,
+    /// Use the pod's service account instead of a kubeconfig.
+    #[serde(default)]
+    pub in_cluster: bool,
+    /// The cluster's name in scopes and entities when `in_cluster`.
+    #[serde(default = "default_cluster_name")]
+    pub cluster_name: String,
+    /// Namespace globs to crawl (default all) and to skip.
+    #[serde(default)]
+    pub namespaces: Vec<String>,
+    #[serde(default)]
+    pub exclude_namespaces: Vec<String>,
+    #[serde(default)]
+    pub include_system_namespaces: bool,
+    /// Also catalogue Ingresses.
+    #[serde(default)]
+    pub ingresses: bool,
+    /// Label, then annotation keys whose value names the owning group, first found wins.
+    #[serde(default = "default_owner_keys")]
+    pub owner_keys: Vec<String>,
+    /// Label keys that name the component, tried after `backstage.io/kubernetes-id` and the
+    /// recommended `app.kubernetes.io/name`, `part-of` and `instance`.
+    #[serde(default)]
+    pub component_keys: Vec<String>,
+    /// Each namespace becomes a System its workloads are part of.
+    #[serde(default)]
+    pub namespace_as_system: bool,
+    /// The catalog namespace of the entities created.
+    #[serde(default = "default_namespace")]
+    pub namespace: String,
+    /// Items per list request (`limit`).
+    #[serde(default = "default_page_size")]
+    pub page_size: u32,
+    #[serde(default = "default_timeout")]
+    pub timeout_secs: u64,
+}
+
+fn default_cluster_name() -> String {
+    "in-cluster".into()
+}
+fn default_owner_keys() -> Vec<String> {
+    vec![
+        "owner".into(),
+        "team".into(),
+        "app.kubernetes.io/owner".into(),
+    ]
+}
+fn default_namespace() -> String {
+    "default".into()
+}
+fn default_page_size() -> u32 {
+    500
+}
+fn default_timeout() -> u64 {
+    30
+}
+
+/// Why a kubernetes connector cannot be built; each message starts with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum KubernetesConfigError {
+    #[error("{key}: {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+fn invalid(key: &'static str, message: impl Into<String>) -> KubernetesConfigError {
+    KubernetesConfigError::Invalid {
+        key,
+        message: message.into(),
+    }
+}
+
+/// Where the clusters come from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// Contexts of a kubeconfig file (read at start-up; it holds credentials, never logged).
+    Kubeconfig {
+        path: PathBuf,
+        contexts: Vec<String>,
+    },
+    InCluster {
+        name: String,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub source: Source,
+    pub include: Option<GlobSet>,
+    pub exclude: Option<GlobSet>,
+    pub include_system: bool,
+    pub ingresses: bool,
+    pub owner_keys: Vec<String>,
+    pub component_keys: Vec<String>,
+    pub namespace_as_system: bool,
+    pub namespace: String,
+    pub page_size: u32,
+    pub timeout: std::time::Duration,
+}
+
+impl Settings {
+    /// Whether a namespace is crawled.
+    pub fn keeps_namespace(&self, ns: &str) -> bool {
+        if !self.include_system && SYSTEM_NAMESPACES.contains(&ns) {
+            return false;
+        }
+        self.include.as_ref().is_none_or(|g| g.is_match(ns))
+            && !self.exclude.as_ref().is_some_and(|g| g.is_match(ns))
+    }
+}
+
+impl KubernetesConfig {
+    pub fn settings(self, base_dir: &Path) -> Result<Settings, KubernetesConfigError> {
+        let source = match (self.in_cluster, self.contexts.is_empty()) {
+            (true, false) => {
+                return Err(invalid(
+                    "contexts",
+                    "set either `contexts` (kubeconfig) or `in_cluster = true`, not both",
+                ));
+            }
+            (true, true) => Source::InCluster {
+                name: self.cluster_name.clone(),
+            },
+            (false, true) => {
+                return Err(invalid(
+                    "contexts",
+                    "list the kubeconfig contexts to crawl (or set `in_cluster = true`)",
+                ));
+            }
+            (false, false) => {
+                let path = match &self.kubeconfig {
+                    Some(p) => base_dir.join(p),
+                    None => std::env::var_os("KUBECONFIG")
+                        .map(|v| {
+                            // KUBECONFIG may list several files; the first one is used.
+                            std::env::split_paths(&v).next().unwrap_or_default()
+                        })
+                        .or_else(|| {
+                            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".kube/config"))
+                        })
+                        .ok_or_else(|| {
+                            invalid(
+                                "kubeconfig",
+                                "no kubeconfig: set `kubeconfig`, $KUBECONFIG or $HOME",
+                            )
+                        })?,
+                };
+                let mut seen = std::collections::BTreeSet::new();
+                for c in &self.contexts {
+                    if !seen.insert(c) {
+                        return Err(invalid(
+                            "contexts",
+                            format!("context {c:?} is listed twice"),
+                        ));
+                    }
+                    if c.contains('/') || c.is_empty() {
+                        return Err(invalid(
+                            "contexts",
+                            format!("context {c:?}: names with '/' cannot be scopes"),
+                        ));
+                    }
+                }
+                Source::Kubeconfig {
+                    path,
+                    contexts: self.contexts.clone(),
+                }
+            }
+        };
+        if !surveyor_model::validate::is_valid_namespace(&self.namespace) {
+            return Err(invalid(
+                "namespace",
+                format!("{:?} is not a valid catalog namespace", self.namespace),
+            ));
+        }
+        if self.page_size == 0 {
+            return Err(invalid("page_size", "must be at least 1"));
+        }
+        if self.owner_keys.iter().any(|k| k.trim().is_empty()) {
+            return Err(invalid("owner_keys", "keys cannot be empty"));
+        }
+        Ok(Settings {
+            source,
+            include: globs("namespaces", &self.namespaces)?,
+            exclude: globs("exclude_namespaces", &self.exclude_namespaces)?,
+            include_system: self.include_system_namespaces,
+            ingresses: self.ingresses,
+            owner_keys: self.owner_keys,
+            component_keys: self.component_keys,
+            namespace_as_system: self.namespace_as_system,
+            namespace: self.namespace,
+            page_size: self.page_size,
+            timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+        })
+    }
+}
+
+fn globs(key: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, KubernetesConfigError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = GlobBuilder::new(p)
+            .build()
+            .map_err(|e| invalid(key, format!("invalid glob {p:?}: {}", e.kind())))?;
+        set.add(glob);
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| invalid(key, e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(toml: &str) -> Result<Settings, KubernetesConfigError> {
+        let config: KubernetesConfig = toml::from_str(toml).unwrap();
+        config.settings(Path::new("/etc/surveyor"))
+    }
+
+    #[test]
+    fn clusters_come_from_contexts_or_the_pod() {
+        let s = settings("contexts = [\"prod\"]\nkubeconfig = \"kube.yaml\"").unwrap();
+        let Source::Kubeconfig { path, contexts } = s.source else {
+            panic!()
+        };
+        assert_eq!(path, Path::new("/etc/surveyor/kube.yaml"));
+        assert_eq!(contexts, ["prod"]);
+        assert!(matches!(
+            settings("in_cluster = true").unwrap().source,
+            Source::InCluster { .. }
+        ));
+        for (toml, key) in [
+            ("", "contexts"),
+            ("in_cluster = true\ncontexts = [\"a\"]", "contexts"),
+            ("contexts = [\"a\", \"a\"]", "contexts"),
+            ("contexts = [\"a\"]\nnamespaces = [\"[\"]", "namespaces"),
+            ("contexts = [\"a\"]\nnamespace = \"Not Valid\"", "namespace"),
+        ] {
+            let err = settings(toml).unwrap_err().to_string();
+            assert!(err.starts_with(key), "{toml}: {err}");
+        }
+    }
+
+    #[test]
+    fn system_namespaces_are_skipped_unless_asked_for() {
+        let s = settings("contexts = [\"a\"]\nexclude_namespaces = [\"tmp-*\"]").unwrap();
+        assert!(s.keeps_namespace("payments"));
+        assert!(!s.keeps_namespace("kube-system"));
+        assert!(!s.keeps_namespace("tmp-42"));
+        let s = settings(
+            "contexts = [\"a\"]\ninclude_system_namespaces = true\nnamespaces = [\"kube-*\"]",
+        )
+        .unwrap();
+        assert!(s.keeps_namespace("kube-system"));
+        assert!(!s.keeps_namespace("payments"));
+    }
+}

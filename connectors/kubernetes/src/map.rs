@@ -1,0 +1,347 @@
+//! From Kubernetes objects to catalog entities: workloads, Services and Ingresses become
+//! Resources tied to the Component they implement and the group that owns them; Namespaces may
+//! become Systems. Which component and which owner is read from labels and annotations.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use surveyor_model::Entity;
+use surveyor_model::validate::{is_valid_label_key, is_valid_label_value, is_valid_object_name};
+
+use crate::config::Settings;
+
+/// The parts of any object the mapping reads.
+#[derive(Debug, Clone, Default)]
+pub struct Object {
+    /// `Deployment`, `StatefulSet`, `DaemonSet`, `CronJob`, `Service`, `Ingress`, `Namespace`.
+    pub kind: &'static str,
+    pub name: String,
+    pub namespace: String,
+    pub uid: String,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+    /// Kind-specific facts for `spec` (images, replicas, schedule, ports, hosts).
+    pub facts: Map<String, Value>,
+}
+
+impl Object {
+    fn label_or_annotation(&self, key: &str) -> Option<&str> {
+        self.labels
+            .get(key)
+            .or_else(|| self.annotations.get(key))
+            .map(String::as_str)
+            .filter(|v| !v.trim().is_empty())
+    }
+}
+
+/// Where the component name was found, for the `surveyor.dev/kubernetes-component-from`
+/// annotation (auditors ask "why is this workload linked to that component?").
+pub fn component_of<'a>(o: &'a Object, settings: &'a Settings) -> Option<(&'a str, String)> {
+    let recommended = [
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/part-of",
+        "app.kubernetes.io/instance",
+    ];
+    if let Some(id) = o
+        .annotations
+        .get("backstage.io/kubernetes-id")
+        .or_else(|| o.labels.get("backstage.io/kubernetes-id"))
+        .filter(|v| !v.trim().is_empty())
+    {
+        return Some(("backstage.io/kubernetes-id", id.clone()));
+    }
+    recommended
+        .iter()
+        .copied()
+        .chain(settings.component_keys.iter().map(String::as_str))
+        .find_map(|k| {
+            o.labels
+                .get(k)
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| (k, v.clone()))
+        })
+}
+
+/// The owning group named by the object's (or else its namespace's) owner keys, as a ref.
+pub fn owner_of(o: &Object, namespace: Option<&Object>, settings: &Settings) -> Option<String> {
+    let value = settings
+        .owner_keys
+        .iter()
+        .find_map(|k| o.label_or_annotation(k))
+        .or_else(|| {
+            let ns = namespace?;
+            settings
+                .owner_keys
+                .iter()
+                .find_map(|k| ns.label_or_annotation(k))
+        })?;
+    owner_ref(value, &settings.namespace)
+}
+
+/// `team-a` -> `group:<ns>/team-a`; a value that is already a ref (`user:bob`) stays one.
+pub fn owner_ref(value: &str, namespace: &str) -> Option<String> {
+    if value.contains(':') {
+        return Some(value.to_string());
+    }
+    entity_name(value).map(|n| format!("group:{namespace}/{n}"))
+}
+
+/// A Backstage name from any string: invalid characters become `-`, at most 63 characters;
+/// a longer name keeps its start and ends in a hash of the whole, so it stays unique.
+pub fn entity_name(raw: &str) -> Option<String> {
+    let mapped: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let name = if trimmed.len() > 63 {
+        let mut h: u32 = 0x811c_9dc5;
+        for b in trimmed.bytes() {
+            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
+        }
+        let head = trimmed[..54].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        format!("{head}-{h:08x}")
+    } else {
+        trimmed.to_string()
+    };
+    is_valid_object_name(&name).then_some(name)
+}
+
+/// The Resource for a workload, Service or Ingress in `cluster`.
+pub fn resource(
+    o: &Object,
+    namespace: Option<&Object>,
+    cluster: &str,
+    settings: &Settings,
+) -> Option<Entity> {
+    let infix = match o.kind {
+        "Service" => ".svc",
+        "Ingress" => ".ing",
+        _ => "",
+    };
+    let name = entity_name(&format!("{}{infix}.{}.{}", o.name, o.namespace, cluster))?;
+    let mut e = Entity::new("Resource", &settings.namespace, &name);
+    e.metadata.title = Some(format!("{} {}/{} ({cluster})", o.kind, o.namespace, o.name));
+    for (k, v) in &o.labels {
+        if is_valid_label_key(k) && is_valid_label_value(v) {
+            e.metadata.labels.insert(k.clone(), v.clone());
+        }
+    }
+    let a = &mut e.metadata.annotations;
+    a.insert("surveyor.dev/kubernetes-cluster".into(), cluster.into());
+    a.insert(
+        "backstage.io/kubernetes-namespace".into(),
+        o.namespace.clone(),
+    );
+    let component = component_of(o, settings);
+    if let Some((from, id)) = &component {
+        a.insert("backstage.io/kubernetes-id".into(), id.clone());
+        a.insert(
+            "surveyor.dev/kubernetes-component-from".into(),
+            (*from).to_string(),
+        );
+    }
+    let spec = &mut e.spec;
+    spec.insert(
+        "type".into(),
+        json!(match o.kind {
+            "Service" => "kubernetes-service",
+            "Ingress" => "kubernetes-ingress",
+            _ => "kubernetes-workload",
+        }),
+    );
+    if let Some(owner) = owner_of(o, namespace, settings) {
+        spec.insert("owner".into(), json!(owner));
+    }
+    if let Some(component) = component.and_then(|(_, id)| entity_name(&id)) {
+        spec.insert(
+            "dependencyOf".into(),
+            json!([format!("component:{}/{component}", settings.namespace)]),
+        );
+    }
+    if settings.namespace_as_system
+        && let Some(system) = entity_name(&o.namespace)
+    {
+        spec.insert("system".into(), json!(system));
+    }
+    spec.insert("cluster".into(), json!(cluster));
+    spec.insert("namespace".into(), json!(o.namespace));
+    spec.insert("kind".into(), json!(o.kind));
+    for (k, v) in &o.facts {
+        spec.insert(k.clone(), v.clone());
+    }
+    Some(e)
+}
+
+/// A Namespace as a System (when `namespace_as_system`).
+pub fn system(ns: &Object, cluster: &str, settings: &Settings) -> Option<Entity> {
+    let name = entity_name(&ns.name)?;
+    let mut e = Entity::new("System", &settings.namespace, &name);
+    e.metadata.description = Some(format!("Kubernetes namespace {}", ns.name));
+    e.metadata
+        .annotations
+        .insert("backstage.io/kubernetes-namespace".into(), ns.name.clone());
+    e.metadata
+        .annotations
+        .insert("surveyor.dev/kubernetes-cluster".into(), cluster.into());
+    if let Some(owner) = owner_of(ns, None, settings) {
+        e.spec.insert("owner".into(), json!(owner));
+    }
+    Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::KubernetesConfig;
+
+    fn settings(extra: &str) -> Settings {
+        let config: KubernetesConfig =
+            toml::from_str(&format!("contexts = [\"prod\"]\n{extra}")).unwrap();
+        config.settings(std::path::Path::new("/")).unwrap()
+    }
+
+    fn object(labels: &[(&str, &str)], annotations: &[(&str, &str)]) -> Object {
+        Object {
+            kind: "Deployment",
+            name: "payments-api-7f9c".into(),
+            namespace: "payments".into(),
+            uid: "u1".into(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            annotations: annotations
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            facts: Map::new(),
+        }
+    }
+
+    fn component(o: &Object, s: &Settings) -> Option<(String, String)> {
+        component_of(o, s).map(|(k, v)| (k.to_string(), v))
+    }
+
+    #[test]
+    fn the_backstage_annotation_names_the_component_first() {
+        let s = settings("");
+        let o = object(
+            &[("app.kubernetes.io/name", "from-label")],
+            &[("backstage.io/kubernetes-id", "payments-api")],
+        );
+        assert_eq!(
+            component(&o, &s),
+            Some(("backstage.io/kubernetes-id".into(), "payments-api".into()))
+        );
+        let e = resource(&o, None, "prod", &s).unwrap();
+        assert_eq!(
+            e.spec["dependencyOf"],
+            json!(["component:default/payments-api"])
+        );
+    }
+
+    #[test]
+    fn recommended_labels_in_order_name_then_part_of_then_instance() {
+        let s = settings("");
+        let all = object(
+            &[
+                ("app.kubernetes.io/instance", "i"),
+                ("app.kubernetes.io/part-of", "p"),
+                ("app.kubernetes.io/name", "n"),
+            ],
+            &[],
+        );
+        assert_eq!(component(&all, &s).unwrap().1, "n");
+        let two = object(
+            &[
+                ("app.kubernetes.io/instance", "i"),
+                ("app.kubernetes.io/part-of", "p"),
+            ],
+            &[],
+        );
+        assert_eq!(component(&two, &s).unwrap().1, "p");
+        let one = object(&[("app.kubernetes.io/instance", "i")], &[]);
+        assert_eq!(component(&one, &s).unwrap().1, "i");
+    }
+
+    #[test]
+    fn configured_keys_come_last_and_nothing_means_no_component() {
+        let s = settings("component_keys = [\"app\"]");
+        let o = object(&[("app", "legacy")], &[]);
+        assert_eq!(component(&o, &s), Some(("app".into(), "legacy".into())));
+        assert_eq!(component(&o, &settings("")), None);
+        let e = resource(&o, None, "prod", &settings("")).unwrap();
+        assert!(!e.spec.contains_key("dependencyOf"));
+    }
+
+    #[test]
+    fn owners_from_labels_annotations_then_the_namespace() {
+        let s = settings("");
+        for (labels, annotations, want) in [
+            (
+                vec![("owner", "Team-A")],
+                vec![],
+                Some("group:default/team-a"),
+            ),
+            (
+                vec![("team", "b")],
+                vec![("owner", "a")],
+                Some("group:default/a"),
+            ),
+            (
+                vec![("app.kubernetes.io/owner", "c")],
+                vec![],
+                Some("group:default/c"),
+            ),
+            (
+                vec![("owner", "user:default/dana")],
+                vec![],
+                Some("user:default/dana"),
+            ),
+            (vec![], vec![], None),
+        ] {
+            let o = object(&labels, &annotations);
+            assert_eq!(
+                owner_of(&o, None, &s).as_deref(),
+                want,
+                "{labels:?} {annotations:?}"
+            );
+        }
+        let ns = object(&[("team", "platform")], &[]);
+        assert_eq!(
+            owner_of(&object(&[], &[]), Some(&ns), &s).as_deref(),
+            Some("group:default/platform")
+        );
+        let custom = settings("owner_keys = [\"example.com/squad\"]");
+        let o = object(&[("owner", "x")], &[("example.com/squad", "y")]);
+        assert_eq!(
+            owner_of(&o, None, &custom).as_deref(),
+            Some("group:default/y")
+        );
+    }
+
+    #[test]
+    fn names_are_unique_per_cluster_namespace_and_kind() {
+        let s = settings("namespace_as_system = true");
+        let mut o = object(&[("app.kubernetes.io/name", "payments-api")], &[]);
+        let w = resource(&o, None, "prod", &s).unwrap();
+        assert_eq!(w.metadata.name, "payments-api-7f9c.payments.prod");
+        assert_eq!(w.spec["system"], "payments");
+        assert_eq!(w.metadata.labels["app.kubernetes.io/name"], "payments-api");
+        o.kind = "Service";
+        assert_eq!(
+            resource(&o, None, "prod", &s).unwrap().metadata.name,
+            "payments-api-7f9c.svc.payments.prod"
+        );
+        let long = entity_name(&"x".repeat(100)).unwrap();
+        assert_eq!(long.len(), 63);
+        assert_ne!(long, entity_name(&("x".repeat(99) + "y")).unwrap());
+    }
+}
