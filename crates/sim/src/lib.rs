@@ -3,8 +3,10 @@
 //! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
 
 pub mod github;
+pub mod jira;
 pub mod kubernetes;
 pub mod org;
+pub mod pagerduty;
 mod rng;
 
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};

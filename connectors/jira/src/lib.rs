@@ -1,0 +1,1 @@
+//! The `jira` connector (in progress).

@@ -1,0 +1,1 @@
+//! The `pagerduty` connector (in progress).

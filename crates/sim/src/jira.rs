@@ -1,0 +1,1 @@
+//! A fake Jira (in progress).

@@ -1,0 +1,1 @@
+//! A fake PagerDuty (in progress).
