@@ -21,7 +21,8 @@ async fn main() -> std::io::Result<()> {
         tokio::time::sleep(Duration::from_secs(30)).await;
         let gone = fake.with_cluster(|c| {
             let (ns, name) = c.names("deployments").into_iter().next()?;
-            c.delete("deployments", &ns, &name).then(|| format!("{ns}/{name}"))
+            c.delete("deployments", &ns, &name)
+                .then(|| format!("{ns}/{name}"))
         });
         if let Some(what) = gone {
             println!("deleted deployment {what}");
