@@ -19,6 +19,10 @@ pub const KINDS: &[KindSpec] = &[
         name: surveyor_connector_kubernetes::KIND,
         keys: surveyor_connector_kubernetes::KEYS,
     },
+    KindSpec {
+        name: surveyor_connector_pagerduty::KIND,
+        keys: surveyor_connector_pagerduty::KEYS,
+    },
 ];
 
 /// Builds the connector a spec describes; errors are input errors located in the config.
@@ -58,6 +62,12 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
                     located(spec.error_at(key, message.clone()))
                 }
             })?;
+            Ok(Box::new(c))
+        }
+        surveyor_connector_pagerduty::KIND => {
+            let options = spec.options().map_err(located)?;
+            let c = surveyor_connector_pagerduty::PagerDutyConnector::new(&spec.id, options)
+                .map_err(|e| located(spec.error_at(e.key, e.message.clone())))?;
             Ok(Box::new(c))
         }
         other => Err(format!(

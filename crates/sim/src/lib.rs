@@ -12,3 +12,4 @@ mod rng;
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
 pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};
+pub use pagerduty::{Account, PD_TOKEN, PagerDutyFake, PagerDutyStats};
