@@ -3,6 +3,7 @@
 //! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
 
 pub mod github;
+pub mod gitlab;
 pub mod jira;
 pub mod kubernetes;
 pub mod org;

@@ -1,0 +1,1 @@
+//! The `gitlab` connector (in progress).

@@ -1,0 +1,1 @@
+//! A fake GitLab (in progress).
