@@ -294,3 +294,173 @@ fn package_filter_matches_like_the_query() {
     assert!(any.matches(&json!({"package": "react"})));
     assert!(any.matches(&dep("pypi", "react", "1", "requirements.txt")));
 }
+
+/// Entities from two sources with labels, titles and descriptions to filter on.
+async fn labelled(store: &Store) {
+    let mut web = component("org", "l-web", "web-frontend", "team-a");
+    web.entity
+        .metadata
+        .labels
+        .insert("app.kubernetes.io/name".into(), "web".into());
+    web.entity.metadata.title = Some("The Web Shop".into());
+    web.entity.spec.insert("type".into(), "website".into());
+    web.entity.metadata.tags = vec!["react".into(), "shop".into()];
+    let mut api = component("org", "l-api", "shop-api", "team-a");
+    api.entity.metadata.description = Some("Orders 100% of the shop_items".into());
+    api.entity.metadata.tags = vec!["shop".into()];
+    let c = Scripted::new("gh", vec![web, api], complete(&["org"]));
+    run_connector(store, &c, &ReconcileOptions::default())
+        .await
+        .expect("run");
+    let other = component("acct", "p-api", "pager-api", "team-b");
+    let c = Scripted::new("pd", vec![other], complete(&["acct"]));
+    run_connector(store, &c, &ReconcileOptions::default())
+        .await
+        .expect("run");
+}
+
+async fn short(store: &Store, f: EntityFilter) -> Vec<String> {
+    let rows = store.list_entities(&f).await.expect("list");
+    rows.into_iter().map(|r| r.name).collect()
+}
+
+#[tokio::test]
+async fn labels_sources_text_counts_and_facets() {
+    for ts in TestStore::all().await {
+        let (s, backend) = (&ts.store, ts.backend);
+        labelled(s).await;
+        assert_eq!(
+            short(
+                s,
+                EntityFilter {
+                    label: Some(("app.kubernetes.io/name".into(), "web".into())),
+                    ..EntityFilter::default()
+                }
+            )
+            .await,
+            ["web-frontend"],
+            "{backend}"
+        );
+        assert_eq!(
+            short(
+                s,
+                EntityFilter {
+                    source: Some("pd".into()),
+                    ..EntityFilter::default()
+                }
+            )
+            .await,
+            ["pager-api"],
+            "{backend}"
+        );
+        for (q, want) in [
+            ("web shop", vec!["web-frontend"]),
+            ("SHOP", vec!["shop-api", "web-frontend"]),
+            ("100%", vec!["shop-api"]),
+            ("shop_", vec!["shop-api"]),
+            ("%", vec!["shop-api"]),
+            ("o_d", vec![]),
+        ] {
+            let got = short(
+                s,
+                EntityFilter {
+                    text: Some(q.into()),
+                    ..EntityFilter::default()
+                },
+            )
+            .await;
+            assert_eq!(got, want, "{backend}: q={q}");
+        }
+        let all = EntityFilter {
+            kind: Some("component".into()),
+            limit: Some(1),
+            ..EntityFilter::default()
+        };
+        assert_eq!(s.count_entities(&all).await.expect("count"), 3, "{backend}");
+        let tags = s
+            .facet_counts("metadata.tags", &EntityFilter::default())
+            .await
+            .expect("facets");
+        assert_eq!(
+            tags,
+            vec![("react".to_string(), 1), ("shop".to_string(), 2)],
+            "{backend}"
+        );
+        let types = s
+            .facet_counts("spec.type", &EntityFilter::default())
+            .await
+            .expect("facets");
+        assert_eq!(
+            types,
+            vec![("service".to_string(), 2), ("website".to_string(), 1)],
+            "{backend}"
+        );
+        assert!(
+            s.facet_counts("spec.type'); --", &EntityFilter::default())
+                .await
+                .is_err()
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_tick_is_taken_by_exactly_one_holder() {
+    use chrono::{Duration, Utc};
+    for ts in TestStore::all().await {
+        let (s, backend) = (&ts.store, ts.backend);
+        let now = Utc::now();
+        let tick = now;
+        let until = now + Duration::seconds(60);
+        assert!(
+            s.try_lease("gh", "a", tick, until, now)
+                .await
+                .expect("lease"),
+            "{backend}"
+        );
+        assert!(
+            !s.try_lease("gh", "b", tick, until, now)
+                .await
+                .expect("lease"),
+            "{backend}: same tick"
+        );
+        let later = tick + Duration::seconds(10);
+        assert!(
+            !s.try_lease("gh", "b", later, until, now)
+                .await
+                .expect("lease"),
+            "{backend}: a's lease is unexpired"
+        );
+        s.release_lease("gh", "a", now).await.expect("release");
+        let after = now + Duration::seconds(1);
+        assert!(
+            !s.try_lease("gh", "b", tick, until, after)
+                .await
+                .expect("lease"),
+            "{backend}: that tick already ran"
+        );
+        assert!(
+            s.try_lease("gh", "b", later, until, after)
+                .await
+                .expect("lease"),
+            "{backend}"
+        );
+        assert!(
+            s.renew_lease("gh", "b", until + Duration::seconds(60))
+                .await
+                .expect("renew")
+        );
+        assert!(
+            !s.renew_lease("gh", "a", until).await.expect("renew"),
+            "{backend}: a lost it"
+        );
+        // Other connectors have leases of their own.
+        assert!(
+            s.try_lease("k8s", "a", tick, until, now)
+                .await
+                .expect("lease"),
+            "{backend}"
+        );
+        ts.cleanup().await;
+    }
+}

@@ -1,6 +1,7 @@
 //! surveyor's catalog store: one API over SQLite and Postgres (two concrete sqlx pools, runtime
 //! queries, embedded migrations). It knows rows and transactions, nothing of connectors.
 
+mod lease;
 mod nodelay;
 mod read;
 mod rows;
@@ -33,6 +34,9 @@ pub enum StoreError {
     Db(#[from] sqlx::Error),
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
+    /// A request the store cannot express (a malformed facet path, say).
+    #[error("{0}")]
+    Invalid(String),
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -23,6 +23,12 @@ pub struct EntityFilter {
     pub limit: Option<i64>,
     /// Entities whose `spec.packageDependencies` lists this package ("who depends on X").
     pub depends_on: Option<PackageFilter>,
+    /// `metadata.labels[key] == value`.
+    pub label: Option<(String, String)>,
+    /// Entities a source (connector id) describes.
+    pub source: Option<String>,
+    /// A case-insensitive substring of the ref, title or description.
+    pub text: Option<String>,
 }
 
 /// A package that entities depend on, matched against the elements of
@@ -53,30 +59,118 @@ impl PackageFilter {
     }
 }
 
-/// The `depends_on` condition (package in `$6`, ecosystem in `$7` when given). Elements that
-/// are not objects never match; on SQLite the `CASE` keeps `json_extract` from parsing them
-/// (a bare string element is not JSON text and would make it fail).
-fn depends_on_sql(backend: crate::Backend, with_ecosystem: bool) -> &'static str {
-    match (backend, with_ecosystem) {
-        // Containment: some element holds these keys with these values. `$6` is the JSON array
-        // `[{"package": .., "ecosystem": ..}]` (ecosystem only when given).
-        (crate::Backend::Postgres, _) => "body->'spec'->'packageDependencies' @> $6::jsonb",
-        (crate::Backend::Sqlite, false) => {
-            "EXISTS (SELECT 1 FROM json_each(entities.body, '$.spec.packageDependencies') d \
-             WHERE json_extract(CASE WHEN d.type = 'object' THEN d.value END, '$.package') = $6)"
-        }
-        (crate::Backend::Sqlite, true) => {
-            "EXISTS (SELECT 1 FROM json_each(entities.body, '$.spec.packageDependencies') d \
-             WHERE json_extract(CASE WHEN d.type = 'object' THEN d.value END, '$.package') = $6 \
-             AND json_extract(CASE WHEN d.type = 'object' THEN d.value END, '$.ecosystem') = $7)"
+/// The `WHERE` of an entity filter and its text parameters (`$1`, `$2`, ... in order). Only
+/// fixed SQL fragments are spliced; every value is bound.
+fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<String>) {
+    let pg = backend == crate::Backend::Postgres;
+    let mut conds: Vec<String> = vec!["1 = 1".into()];
+    let mut params: Vec<String> = Vec::new();
+    let next = |params: &mut Vec<String>, v: String| {
+        params.push(v);
+        format!("${}", params.len())
+    };
+    if !f.include_deleted {
+        conds.push("deleted_at IS NULL".into());
+    }
+    if let Some(k) = &f.kind {
+        let p = next(&mut params, k.to_ascii_lowercase());
+        conds.push(format!("kind = {p}"));
+    }
+    if let Some(ns) = &f.namespace {
+        let p = next(&mut params, ns.to_ascii_lowercase());
+        conds.push(format!("namespace = {p}"));
+    }
+    if let Some(after) = &f.after {
+        let p = next(&mut params, after.to_ascii_lowercase());
+        conds.push(format!("entity_ref > {p}"));
+    }
+    if let Some(owner) = &f.owner {
+        let p = next(&mut params, owner.to_ascii_lowercase());
+        conds.push(format!(
+            "EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = entities.entity_ref \
+             AND r.type = 'ownedBy' AND r.target_ref = {p})"
+        ));
+    }
+    if let Some((key, value)) = &f.label {
+        let k = next(&mut params, key.clone());
+        let v = next(&mut params, value.clone());
+        conds.push(if pg {
+            format!("body->'metadata'->'labels'->>{k} = {v}")
+        } else {
+            format!("json_extract(body, '$.metadata.labels.' || json_quote({k})) = {v}")
+        });
+    }
+    if let Some(source) = &f.source {
+        let p = next(&mut params, source.clone());
+        conds.push(if pg {
+            format!("sources @> jsonb_build_array(jsonb_build_object('source', {p}::text))")
+        } else {
+            format!(
+                "EXISTS (SELECT 1 FROM json_each(entities.sources) s \
+                 WHERE json_extract(s.value, '$.source') = {p})"
+            )
+        });
+    }
+    if let Some(q) = f.text.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
+        // A case-insensitive substring of the ref, title or description; LIKE's own wildcards
+        // in the query are matched literally.
+        let escaped = q
+            .to_lowercase()
+            .replace('\\', "\\\\")
+            .replace('%', "\\%")
+            .replace('_', "\\_");
+        let p = next(&mut params, format!("%{escaped}%"));
+        conds.push(if pg {
+            format!(
+                "(entity_ref LIKE {p} ESCAPE '\\' OR lower(coalesce(body->'metadata'->>'title', '')) LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(body->'metadata'->>'description', '')) LIKE {p} ESCAPE '\\')"
+            )
+        } else {
+            format!(
+                "(entity_ref LIKE {p} ESCAPE '\\' OR lower(coalesce(json_extract(body, '$.metadata.title'), '')) LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(json_extract(body, '$.metadata.description'), '')) LIKE {p} ESCAPE '\\')"
+            )
+        });
+    }
+    if let Some(dep) = &f.depends_on {
+        if pg {
+            let mut element = serde_json::Map::new();
+            element.insert("package".into(), dep.package.clone().into());
+            if let Some(eco) = &dep.ecosystem {
+                element.insert("ecosystem".into(), eco.clone().into());
+            }
+            let p = next(
+                &mut params,
+                serde_json::Value::Array(vec![element.into()]).to_string(),
+            );
+            // Containment: some element holds these keys with these values.
+            conds.push(format!("body->'spec'->'packageDependencies' @> {p}::jsonb"));
+        } else {
+            // Elements that are not objects never match; the `CASE` keeps `json_extract` from
+            // parsing them (a bare string element is not JSON text and would make it fail).
+            let element = "CASE WHEN d.type = 'object' THEN d.value END";
+            let p = next(&mut params, dep.package.clone());
+            let mut c = format!(
+                "EXISTS (SELECT 1 FROM json_each(entities.body, '$.spec.packageDependencies') d \
+                 WHERE json_extract({element}, '$.package') = {p}"
+            );
+            if let Some(eco) = &dep.ecosystem {
+                let e = next(&mut params, eco.clone());
+                c.push_str(&format!(" AND json_extract({element}, '$.ecosystem') = {e}"));
+            }
+            c.push(')');
+            conds.push(c);
         }
     }
+    (conds.join(" AND "), params)
 }
 
 /// Filters for [`Store::list_changes`].
 #[derive(Debug, Clone, Default)]
 pub struct ChangeFilter {
     pub since: Option<DateTime<Utc>>,
+    /// Only changes of this kind.
+    pub op: Option<ChangeOp>,
     /// Only the history of this entity (all its names: history follows renames).
     pub entity_uid: Option<String>,
     pub after_seq: Option<i64>,
@@ -156,66 +250,102 @@ impl Store {
 
     /// Entities in key order, filtered.
     pub async fn list_entities(&self, f: &EntityFilter) -> Result<Vec<EntityRow>> {
-        // Filters are bound parameters; only the fixed fragments below are spliced in.
-        let mut where_ = vec!["1 = 1".to_string()];
-        if !f.include_deleted {
-            where_.push("deleted_at IS NULL".into());
-        }
-        where_.push("($1 IS NULL OR kind = $1)".into());
-        where_.push("($2 IS NULL OR namespace = $2)".into());
-        where_.push("($3 IS NULL OR entity_ref > $3)".into());
-        where_.push(
-            "($4 IS NULL OR EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = entities.entity_ref \
-             AND r.type = 'ownedBy' AND r.target_ref = $4))"
-                .into(),
-        );
-        if let Some(p) = &f.depends_on {
-            where_.push(depends_on_sql(self.backend(), p.ecosystem.is_some()).into());
-        }
+        let (where_, params) = entity_conditions(self.backend(), f);
+        let limit = f.limit.unwrap_or(i64::MAX);
         let text = format!(
-            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {} ORDER BY entity_ref LIMIT $5",
-            where_.join(" AND ")
+            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {where_} ORDER BY entity_ref LIMIT ${}",
+            params.len() + 1
         );
         let text = match self.backend() {
-            crate::Backend::Postgres => text
-                .replace("$1 IS NULL", "$1::text IS NULL")
-                .replace("$2 IS NULL", "$2::text IS NULL")
-                .replace("$3 IS NULL", "$3::text IS NULL")
-                .replace("$4 IS NULL", "$4::text IS NULL"),
+            crate::Backend::Postgres => text,
             crate::Backend::Sqlite => text.replace("::text", ""),
         };
-        let kind = f.kind.as_ref().map(|k| k.to_ascii_lowercase());
-        let ns = f.namespace.as_ref().map(|k| k.to_ascii_lowercase());
-        let after = f.after.as_ref().map(|k| k.to_ascii_lowercase());
-        let owner = f.owner.as_ref().map(|k| k.to_ascii_lowercase());
-        let limit = f.limit.unwrap_or(i64::MAX);
-        // The parameters after `$5`, in order, matching `depends_on_sql`.
-        let depends_on: Vec<String> = match (&f.depends_on, self.backend()) {
-            (None, _) => Vec::new(),
-            (Some(p), crate::Backend::Postgres) => {
-                let mut element = serde_json::Map::new();
-                element.insert("package".into(), p.package.clone().into());
-                if let Some(eco) = &p.ecosystem {
-                    element.insert("ecosystem".into(), eco.clone().into());
-                }
-                vec![serde_json::Value::Array(vec![element.into()]).to_string()]
+        on_pool!(self, pool => {
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+            for p in params {
+                q = q.bind(p);
             }
-            (Some(p), crate::Backend::Sqlite) => std::iter::once(p.package.clone())
-                .chain(p.ecosystem.clone())
-                .collect(),
+            let rows = q.bind(limit).fetch_all(pool).await?;
+            rows.iter().map(entity_from_row).collect()
+        })
+    }
+
+    /// How many entities a filter matches (its `after` and `limit` ignored).
+    pub async fn count_entities(&self, f: &EntityFilter) -> Result<i64> {
+        let unpaged = EntityFilter {
+            after: None,
+            limit: None,
+            ..f.clone()
+        };
+        let (where_, params) = entity_conditions(self.backend(), &unpaged);
+        let text = format!("SELECT COUNT(*) FROM entities WHERE {where_}");
+        on_pool!(self, pool => {
+            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(text));
+            for p in params {
+                q = q.bind(p);
+            }
+            Ok(q.fetch_one(pool).await?)
+        })
+    }
+
+    /// How many live entities have each value of a body field (`kind`, `spec.type`,
+    /// `metadata.tags`): Backstage's entity facets. Arrays count each element.
+    pub async fn facet_counts(
+        &self,
+        field: &str,
+        f: &EntityFilter,
+    ) -> Result<Vec<(String, i64)>> {
+        let path: Vec<&str> = field.split('.').collect();
+        if path.is_empty()
+            || path
+                .iter()
+                .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "_-/".contains(c)))
+        {
+            return Err(StoreError::Invalid(format!("facet {field:?} is not a field path")));
+        }
+        let (where_, params) = entity_conditions(self.backend(), f);
+        // The path is checked above and passed as a bound parameter, never spliced.
+        let n = params.len() + 1;
+        let text = match self.backend() {
+            crate::Backend::Postgres => format!(
+                "WITH v AS (SELECT body #> ${n}::text[] AS x FROM entities WHERE {where_}) \
+                 SELECT value, COUNT(*) FROM ( \
+                   SELECT jsonb_array_elements_text(x) AS value FROM v WHERE jsonb_typeof(x) = 'array' \
+                   UNION ALL SELECT x #>> '{{}}' FROM v WHERE jsonb_typeof(x) IN ('string', 'number', 'boolean') \
+                 ) t GROUP BY value ORDER BY value"
+            ),
+            crate::Backend::Sqlite => format!(
+                "WITH v AS (SELECT json_extract(body, ${n}) AS x, json_type(body, ${n}) AS t FROM entities WHERE {where_}) \
+                 SELECT value, COUNT(*) FROM ( \
+                   SELECT j.value AS value FROM v, json_each(v.x) j WHERE v.t = 'array' \
+                   UNION ALL SELECT x FROM v WHERE v.t IN ('text', 'integer', 'real', 'true', 'false') \
+                 ) GROUP BY value ORDER BY value"
+            )
+            .replace("::text", ""),
+        };
+        let path_param = match self.backend() {
+            crate::Backend::Postgres => format!("{{{}}}", path.join(",")),
+            crate::Backend::Sqlite => format!(
+                "$.{}",
+                path.iter()
+                    .map(|p| format!("\"{p}\""))
+                    .collect::<Vec<_>>()
+                    .join(".")
+            ),
         };
         on_pool!(self, pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(text))
-                .bind(kind)
-                .bind(ns)
-                .bind(after)
-                .bind(owner)
-                .bind(limit);
-            for param in depends_on {
-                q = q.bind(param);
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
+            for p in params {
+                q = q.bind(p);
             }
-            let rows = q.fetch_all(pool).await?;
-            rows.iter().map(entity_from_row).collect()
+            let rows = q.bind(path_param).fetch_all(pool).await?;
+            rows.iter()
+                .map(|r| {
+                    let value: Option<String> = r.try_get(0)?;
+                    let count: i64 = r.try_get(1)?;
+                    Ok((value.unwrap_or_default(), count))
+                })
+                .collect()
         })
     }
 
@@ -286,7 +416,7 @@ impl Store {
             self.backend(),
             "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, patch::text AS patch \
              FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR entity_uid = $2) \
-             AND ($3::bigint IS NULL OR seq > $3) ORDER BY seq LIMIT $4",
+             AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) ORDER BY seq LIMIT $4",
         );
         let q = match self.backend() {
             crate::Backend::Sqlite => sqlx::AssertSqlSafe(
@@ -302,6 +432,7 @@ impl Store {
                 .bind(f.entity_uid.clone())
                 .bind(f.after_seq)
                 .bind(f.limit.unwrap_or(i64::MAX))
+                .bind(f.op.map(|o| o.as_str().to_string()))
                 .fetch_all(pool)
                 .await?;
             rows.iter()

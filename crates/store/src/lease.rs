@@ -1,0 +1,78 @@
+//! Leases: the right to run one connector for one scheduled tick, shared by every process on
+//! the database. Taking one is a single conditional upsert, so exactly one taker wins a tick.
+
+use chrono::{DateTime, Utc};
+
+use crate::sql::sql;
+use crate::{Result, Store, on_tx};
+
+impl Store {
+    /// Takes `name`'s lease for the run scheduled at `tick`, until `expires_at`. Succeeds only
+    /// if no run at or after `tick` has taken it, and nobody else holds an unexpired lease. A
+    /// manual run uses the current time as its tick.
+    pub async fn try_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        tick: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        // ON CONFLICT takes the row lock on Postgres: concurrent takers are serialised and the
+        // WHERE is evaluated against the winner's row, so at most one sees it hold.
+        let q = sql(
+            self.backend(),
+            "INSERT INTO leases (name, holder, tick, expires_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, tick = excluded.tick, \
+             expires_at = excluded.expires_at \
+             WHERE leases.tick < excluded.tick AND (leases.expires_at < $5 OR leases.holder = excluded.holder) \
+             RETURNING holder",
+        );
+        let mut tx = self.begin().await?;
+        let taken = on_tx!(&mut tx, conn => {
+            sqlx::query(q)
+                .bind(name)
+                .bind(holder)
+                .bind(tick)
+                .bind(expires_at)
+                .bind(now)
+                .fetch_optional(&mut *conn)
+                .await?
+                .is_some()
+        });
+        tx.commit().await?;
+        Ok(taken)
+    }
+
+    /// Extends a lease this holder has; false if it lost it (expired and taken by another).
+    pub async fn renew_lease(
+        &self,
+        name: &str,
+        holder: &str,
+        expires_at: DateTime<Utc>,
+    ) -> Result<bool> {
+        let q = sql(
+            self.backend(),
+            "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
+        );
+        let mut tx = self.begin().await?;
+        let n = on_tx!(&mut tx, conn => {
+            sqlx::query(q).bind(name).bind(holder).bind(expires_at).execute(&mut *conn).await?.rows_affected()
+        });
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Gives a lease up at the end of a run (it stays recorded for its tick).
+    pub async fn release_lease(&self, name: &str, holder: &str, now: DateTime<Utc>) -> Result<()> {
+        let q = sql(
+            self.backend(),
+            "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
+        );
+        let mut tx = self.begin().await?;
+        on_tx!(&mut tx, conn => {
+            sqlx::query(q).bind(name).bind(holder).bind(now).execute(&mut *conn).await?;
+        });
+        tx.commit().await
+    }
+}
