@@ -21,7 +21,16 @@ pub struct KindSpec {
 }
 
 /// Keys every `[[connectors]]` table accepts, whatever its kind.
-pub const COMMON_CONNECTOR_KEYS: &[&str] = &["id", "kind", "schedule", "enabled"];
+pub const COMMON_CONNECTOR_KEYS: &[&str] = &[
+    "id",
+    "kind",
+    "schedule",
+    "enabled",
+    "timezone",
+    "timeout",
+    "jitter",
+    "run_on_start",
+];
 const TOP_KEYS: &[&str] = &["catalog", "server", "connectors"];
 const CATALOG_KEYS: &[&str] = &[
     "database",
@@ -29,7 +38,13 @@ const CATALOG_KEYS: &[&str] = &[
     "max_delete_ratio",
     "mass_delete_floor",
 ];
-const SERVER_KEYS: &[&str] = &["listen"];
+const SERVER_KEYS: &[&str] = &[
+    "listen",
+    "read_tokens",
+    "trigger_tokens",
+    "cors_origins",
+    "max_page_size",
+];
 
 /// One configuration error, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -88,6 +103,23 @@ pub struct CatalogConfig {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub listen: String,
+    /// Bearer tokens that may read; none means reads need no token.
+    pub read_tokens: Vec<Secret>,
+    /// Bearer tokens that may also trigger syncs; none means triggering is off.
+    pub trigger_tokens: Vec<Secret>,
+    /// Origins browsers may call the API from (`*` for any); none sends no CORS headers.
+    pub cors_origins: Vec<String>,
+    /// The largest page a list request may ask for.
+    pub max_page_size: u32,
+}
+
+/// Which clock a schedule reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScheduleZone {
+    #[default]
+    Utc,
+    /// The machine's local time zone.
+    Local,
 }
 
 /// One `[[connectors]]` table: the common keys, and access to the kind's own keys.
@@ -98,6 +130,13 @@ pub struct ConnectorSpec {
     pub kind: String,
     pub schedule: Option<String>,
     pub enabled: bool,
+    pub timezone: ScheduleZone,
+    /// A run that takes longer is abandoned (its open scope rolls back). Default 1 hour.
+    pub timeout: Duration,
+    /// Up to this much is added to each scheduled time, so replicas and connectors spread out.
+    pub jitter: Duration,
+    /// `serve` runs it once at start-up, then on its schedule.
+    pub run_on_start: bool,
     text: Arc<str>,
     file: Arc<Path>,
 }
@@ -165,11 +204,7 @@ impl Config {
         if let Some(t) = server_table {
             check_keys(t, "server", SERVER_KEYS, &loc, &mut errors);
         }
-        let server = ServerConfig {
-            listen: server_table
-                .and_then(|t| get_str(t, "listen", "server.listen", &loc, &mut errors))
-                .unwrap_or_else(|| "127.0.0.1:7878".into()),
-        };
+        let server = parse_server(server_table, &loc, &mut errors);
 
         let mut connectors: Vec<ConnectorSpec> = Vec::new();
         match root.get_ref().get("connectors") {
@@ -512,6 +547,99 @@ fn expanded(
     }
 }
 
+fn parse_server(
+    table: Option<&DeTable<'_>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> ServerConfig {
+    let mut c = ServerConfig {
+        listen: "127.0.0.1:7878".into(),
+        read_tokens: Vec::new(),
+        trigger_tokens: Vec::new(),
+        cors_origins: Vec::new(),
+        max_page_size: 1000,
+    };
+    let Some(t) = table else { return c };
+    if let Some(l) = get_str(t, "listen", "server.listen", loc, errors) {
+        if l.parse::<std::net::SocketAddr>().is_err() {
+            errors.push(loc.error(
+                key_span(t, "listen").unwrap_or(0..0),
+                "server.listen",
+                format!("{l:?} is not an address and port"),
+                Some("e.g. \"0.0.0.0:7878\" or \"127.0.0.1:7878\"".into()),
+            ));
+        }
+        c.listen = l;
+    }
+    let mut strings = |key: &str, secret: bool| -> Vec<String> {
+        let path = format!("server.{key}");
+        let Some(v) = t.get(key) else {
+            return Vec::new();
+        };
+        let DeValue::Array(items) = v.get_ref() else {
+            errors.push(loc.error(v.span(), &path, "expected an array of strings".into(), None));
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            match item.get_ref() {
+                DeValue::String(s) if secret => match crate::config::expand_secret(s) {
+                    Ok(v) if !v.trim().is_empty() => out.push(v),
+                    Ok(_) => errors.push(loc.error(
+                        item.span(),
+                        &format!("{path}[{i}]"),
+                        "is empty".into(),
+                        None,
+                    )),
+                    Err(m) => errors.push(loc.error(item.span(), &format!("{path}[{i}]"), m, None)),
+                },
+                DeValue::String(s) => out.push(s.to_string()),
+                other => errors.push(loc.error(
+                    item.span(),
+                    &format!("{path}[{i}]"),
+                    format!("expected a string, found {}", type_name(other)),
+                    None,
+                )),
+            }
+        }
+        out
+    };
+    c.read_tokens = strings("read_tokens", true)
+        .into_iter()
+        .map(Secret::new)
+        .collect();
+    c.trigger_tokens = strings("trigger_tokens", true)
+        .into_iter()
+        .map(Secret::new)
+        .collect();
+    c.cors_origins = strings("cors_origins", false);
+    if let Some(v) = t.get("max_page_size") {
+        match v.get_ref() {
+            DeValue::Integer(i) => match i.as_str().replace('_', "").parse::<u32>() {
+                Ok(n) if n > 0 => c.max_page_size = n,
+                _ => errors.push(loc.error(
+                    v.span(),
+                    "server.max_page_size",
+                    "expected a whole number above 0".into(),
+                    None,
+                )),
+            },
+            _ => errors.push(loc.error(
+                v.span(),
+                "server.max_page_size",
+                "expected a whole number above 0".into(),
+                None,
+            )),
+        }
+    }
+    c
+}
+
+/// `${ENV}` expansion for a string found inside an array.
+fn expand_secret(s: &str) -> Result<String, String> {
+    surveyor_model::secret::expand_env(s).map_err(|e| e.to_string())
+}
+
 fn parse_catalog(
     table: Option<&DeTable<'_>>,
     loc: &Locator<'_>,
@@ -678,6 +806,62 @@ fn parse_connector(
             }
         },
     };
+    let timezone = match get_str(t, "timezone", &format!("{path}.timezone"), loc, errors).as_deref()
+    {
+        None | Some("UTC" | "utc" | "Etc/UTC") => ScheduleZone::Utc,
+        Some("local") => ScheduleZone::Local,
+        Some(other) => {
+            errors.push(loc.error(
+                key_span(t, "timezone").unwrap_or(span.clone()),
+                &format!("{path}.timezone"),
+                format!("unsupported time zone {other:?}"),
+                Some("\"UTC\" (the default) or \"local\" (this machine's zone)".into()),
+            ));
+            ScheduleZone::Utc
+        }
+    };
+    let mut duration = |key: &str, default: Duration| -> Duration {
+        match get_str(t, key, &format!("{path}.{key}"), loc, errors) {
+            None => default,
+            Some(text) => match parse_duration(&text) {
+                Ok(d) => d,
+                Err(m) => {
+                    errors.push(loc.error(
+                        key_span(t, key).unwrap_or(span.clone()),
+                        &format!("{path}.{key}"),
+                        m,
+                        None,
+                    ));
+                    default
+                }
+            },
+        }
+    };
+    let timeout = duration("timeout", Duration::from_secs(3600));
+    let jitter = duration("jitter", Duration::ZERO);
+    if timeout.is_zero() {
+        errors.push(loc.error(
+            key_span(t, "timeout").unwrap_or(span.clone()),
+            &format!("{path}.timeout"),
+            "must be longer than 0s".into(),
+            None,
+        ));
+    }
+    let run_on_start = match t.get("run_on_start") {
+        None => false,
+        Some(v) => match v.get_ref() {
+            DeValue::Boolean(b) => *b,
+            other => {
+                errors.push(loc.error(
+                    v.span(),
+                    &format!("{path}.run_on_start"),
+                    format!("expected a boolean, found {}", type_name(other)),
+                    None,
+                ));
+                false
+            }
+        },
+    };
     if errors.len() != before {
         return None;
     }
@@ -687,6 +871,10 @@ fn parse_connector(
         kind: kind?,
         schedule,
         enabled,
+        timezone,
+        timeout,
+        jitter,
+        run_on_start,
         text: Arc::from(loc.text),
         file: Arc::from(loc.file),
     })

@@ -5,6 +5,7 @@ pub mod config;
 pub mod merge;
 pub mod reconcile;
 pub mod replay;
+pub mod schedule;
 
 pub use reconcile::{
     Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport,

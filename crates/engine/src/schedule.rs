@@ -1,0 +1,392 @@
+//! The scheduler behind `surveyor serve`: each connector runs on its cron schedule (or when
+//! triggered), never twice at once, once per tick across every replica sharing the database.
+//!
+//! A run first takes the connector's lease for its tick ([`Store::try_lease`]); a replica that
+//! loses the race skips the tick. While running, the lease is renewed; a run that outlives its
+//! `timeout` is dropped, which rolls back its open scope. Shutdown stops taking work and gives
+//! a running crawl a grace period before dropping it the same way.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Local, Utc};
+use croner::Cron;
+use serde::Serialize;
+use surveyor_model::Connector;
+use surveyor_store::Store;
+use tokio::sync::{mpsc, watch};
+use tracing::Instrument;
+
+use crate::config::ScheduleZone;
+use crate::reconcile::{ReconcileOptions, RunStatus, run_connector};
+
+/// One connector as the scheduler runs it.
+pub struct Job {
+    pub id: String,
+    pub kind: String,
+    /// The cron expression as written (for status), parsed below.
+    pub schedule_text: Option<String>,
+    pub schedule: Option<Cron>,
+    pub timezone: ScheduleZone,
+    pub timeout: Duration,
+    pub jitter: Duration,
+    pub run_on_start: bool,
+    pub connector: Arc<dyn Connector>,
+}
+
+/// What the API shows about a job.
+#[derive(Debug, Clone, Serialize, Default, PartialEq)]
+pub struct JobStatus {
+    pub id: String,
+    pub kind: String,
+    pub schedule: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Why a manual trigger was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TriggerError {
+    #[error("no connector {0:?}")]
+    Unknown(String),
+    #[error("connector {0:?} is running now")]
+    Busy(String),
+    #[error("the scheduler is shutting down")]
+    Stopped,
+}
+
+/// A cheap handle for the API: job status and manual triggers.
+#[derive(Clone)]
+pub struct SchedulerHandle {
+    status: Arc<Mutex<BTreeMap<String, JobStatus>>>,
+    triggers: BTreeMap<String, mpsc::Sender<()>>,
+}
+
+impl SchedulerHandle {
+    pub fn status(&self) -> Vec<JobStatus> {
+        self.status
+            .lock()
+            .map(|s| s.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Asks for a run of `id` now (at most one waits behind a running one).
+    pub fn trigger(&self, id: &str) -> Result<(), TriggerError> {
+        let tx = self
+            .triggers
+            .get(id)
+            .ok_or_else(|| TriggerError::Unknown(id.to_string()))?;
+        match tx.try_send(()) {
+            Ok(()) => Ok(()),
+            Err(mpsc::error::TrySendError::Full(())) => Err(TriggerError::Busy(id.to_string())),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TriggerError::Stopped),
+        }
+    }
+}
+
+/// Settings shared by every job.
+#[derive(Clone)]
+pub struct SchedulerOptions {
+    pub reconcile: ReconcileOptions,
+    /// This process's name in leases (host and pid, say).
+    pub holder: String,
+    /// How long a lease lasts without renewal.
+    pub lease_ttl: Duration,
+    /// How long a running crawl may go on after shutdown was asked for.
+    pub grace: Duration,
+}
+
+pub struct Scheduler {
+    store: Store,
+    jobs: Vec<Job>,
+    options: SchedulerOptions,
+    handle: SchedulerHandle,
+    receivers: BTreeMap<String, mpsc::Receiver<()>>,
+}
+
+/// The next scheduled time after `after`, in the job's zone, as UTC.
+pub fn next_tick(job: &Job, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let cron = job.schedule.as_ref()?;
+    match job.timezone {
+        ScheduleZone::Utc => cron.find_next_occurrence(&after, false).ok(),
+        ScheduleZone::Local => cron
+            .find_next_occurrence(&after.with_timezone(&Local), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
+    }
+}
+
+/// A fixed offset in `0..=jitter` for one job and tick, the same on every replica (so they
+/// still compete for the same tick) and different between jobs and ticks.
+fn jitter_for(job: &str, tick: DateTime<Utc>, jitter: Duration) -> Duration {
+    if jitter.is_zero() {
+        return Duration::ZERO;
+    }
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in job.bytes().chain(tick.timestamp().to_le_bytes()) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    Duration::from_millis(h % (jitter.as_millis() as u64 + 1))
+}
+
+impl Scheduler {
+    pub fn new(store: Store, jobs: Vec<Job>, options: SchedulerOptions) -> Self {
+        let mut triggers = BTreeMap::new();
+        let mut receivers = BTreeMap::new();
+        let mut status = BTreeMap::new();
+        let now = Utc::now();
+        for job in &jobs {
+            let (tx, rx) = mpsc::channel(1);
+            triggers.insert(job.id.clone(), tx);
+            receivers.insert(job.id.clone(), rx);
+            status.insert(
+                job.id.clone(),
+                JobStatus {
+                    id: job.id.clone(),
+                    kind: job.kind.clone(),
+                    schedule: job.schedule_text.clone(),
+                    next_run: next_tick(job, now),
+                    ..JobStatus::default()
+                },
+            );
+        }
+        Self {
+            store,
+            jobs,
+            options,
+            handle: SchedulerHandle {
+                status: Arc::new(Mutex::new(status)),
+                triggers,
+            },
+            receivers,
+        }
+    }
+
+    pub fn handle(&self) -> SchedulerHandle {
+        self.handle.clone()
+    }
+
+    /// Runs every job until `shutdown` turns true; returns when each has stopped.
+    pub async fn run(mut self, shutdown: watch::Receiver<bool>) {
+        let mut tasks = Vec::new();
+        for job in std::mem::take(&mut self.jobs) {
+            let Some(triggers) = self.receivers.remove(&job.id) else {
+                continue;
+            };
+            let worker = Worker {
+                store: self.store.clone(),
+                options: self.options.clone(),
+                status: Arc::clone(&self.handle.status),
+                job,
+            };
+            tasks.push(tokio::spawn(worker.run(triggers, shutdown.clone())));
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}
+
+struct Worker {
+    store: Store,
+    options: SchedulerOptions,
+    status: Arc<Mutex<BTreeMap<String, JobStatus>>>,
+    job: Job,
+}
+
+impl Worker {
+    fn update(&self, f: impl FnOnce(&mut JobStatus)) {
+        if let Ok(mut s) = self.status.lock()
+            && let Some(st) = s.get_mut(&self.job.id)
+        {
+            f(st);
+        }
+    }
+
+    async fn run(self, mut triggers: mpsc::Receiver<()>, mut shutdown: watch::Receiver<bool>) {
+        let mut first = self.job.run_on_start;
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let now = Utc::now();
+            let next = next_tick(&self.job, now);
+            self.update(|s| s.next_run = next);
+            let tick = if first {
+                first = false;
+                now
+            } else {
+                let wait = next.map(|t| {
+                    (t - now).to_std().unwrap_or_default()
+                        + jitter_for(&self.job.id, t, self.job.jitter)
+                });
+                tokio::select! {
+                    _ = sleep_or_forever(wait) => match next { Some(t) => t, None => continue },
+                    Some(()) = triggers.recv() => Utc::now(),
+                    _ = shutdown.changed() => continue,
+                }
+            };
+            self.run_tick(tick, &mut shutdown).await;
+        }
+    }
+
+    async fn run_tick(&self, tick: DateTime<Utc>, shutdown: &mut watch::Receiver<bool>) {
+        let id = &self.job.id;
+        let holder = &self.options.holder;
+        let ttl = chrono::Duration::from_std(self.options.lease_ttl.max(self.job.timeout))
+            .unwrap_or(chrono::Duration::hours(1));
+        let now = Utc::now();
+        match self.store.try_lease(id, holder, tick, now + ttl, now).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::debug!(connector = %id, %tick, "another process took this run");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(connector = %id, error = %e, "cannot take the lease; skipping this run");
+                self.update(|s| s.last_error = Some(format!("lease: {e}")));
+                return;
+            }
+        }
+        self.update(|s| {
+            s.running = true;
+            s.last_started = Some(Utc::now());
+        });
+        let run = run_connector(
+            &self.store,
+            self.job.connector.as_ref(),
+            &self.options.reconcile,
+        )
+        .instrument(tracing::info_span!("run", connector = %id, %tick));
+        tokio::pin!(run);
+        let deadline = tokio::time::sleep(self.job.timeout);
+        tokio::pin!(deadline);
+        // Renewal matters on Postgres, where other replicas wait for the lease; on SQLite the
+        // single writer is busy with the run, and the lease already lasts the whole timeout.
+        let renew_every = (self.options.lease_ttl / 3).max(Duration::from_secs(1));
+        let mut renew = tokio::time::interval(renew_every);
+        renew.tick().await;
+        let mut stopping: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
+        let result: Result<String, String> = loop {
+            tokio::select! {
+                r = &mut run => break match r {
+                    Ok(report) => match report.status {
+                        RunStatus::Succeeded => Ok("succeeded".into()),
+                        other => Err(format!("{}{}", other.as_str(), report.error.map(|e| format!(": {e}")).unwrap_or_default())),
+                    },
+                    Err(e) => Err(format!("failed: {e}")),
+                },
+                _ = &mut deadline => break Err(format!("abandoned: still running after {:?}", self.job.timeout)),
+                _ = async { match &mut stopping { Some(s) => s.as_mut().await, None => std::future::pending().await } } => {
+                    break Err("abandoned: shutting down".into());
+                }
+                _ = shutdown.changed(), if stopping.is_none() => {
+                    tracing::info!(connector = %id, grace = ?self.options.grace, "shutting down: letting the run finish");
+                    stopping = Some(Box::pin(tokio::time::sleep(self.options.grace)));
+                }
+                _ = renew.tick(), if self.store.backend() == surveyor_store::Backend::Postgres => {
+                    let until = Utc::now() + chrono::Duration::from_std(self.options.lease_ttl).unwrap_or(ttl);
+                    if let Ok(false) = self.store.renew_lease(id, holder, until).await {
+                        break Err("abandoned: the lease was lost".into());
+                    }
+                }
+            }
+        };
+        // Dropping the run (on timeout or shutdown) rolls back its open transaction; its run row
+        // is marked abandoned by the next run of this connector, which holds the lease.
+        let _ = self.store.release_lease(id, holder, Utc::now()).await;
+        match &result {
+            Ok(_) => tracing::info!(connector = %id, "run finished"),
+            Err(e) => tracing::warn!(connector = %id, error = %e, "run did not succeed"),
+        }
+        self.update(|s| {
+            s.running = false;
+            match &result {
+                Ok(status) => {
+                    s.last_status = Some(status.clone());
+                    s.last_error = None;
+                }
+                Err(e) => {
+                    s.last_status = Some(e.split(':').next().unwrap_or("failed").to_string());
+                    s.last_error = Some(e.clone());
+                }
+            }
+        });
+    }
+}
+
+async fn sleep_or_forever(wait: Option<Duration>) {
+    match wait {
+        Some(d) => tokio::time::sleep(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(schedule: &str, zone: ScheduleZone) -> Job {
+        let parser = croner::parser::CronParser::builder()
+            .seconds(croner::parser::Seconds::Optional)
+            .build();
+        struct Nothing;
+        #[async_trait::async_trait]
+        impl Connector for Nothing {
+            fn id(&self) -> &str {
+                "x"
+            }
+            fn kind(&self) -> &'static str {
+                "none"
+            }
+            async fn crawl(
+                &self,
+                _: surveyor_model::ObservationSink,
+            ) -> Result<surveyor_model::Outcome, surveyor_model::ConnectorError> {
+                Ok(surveyor_model::Outcome::default())
+            }
+        }
+        Job {
+            id: "x".into(),
+            kind: "none".into(),
+            schedule_text: Some(schedule.into()),
+            schedule: parser.parse(schedule).ok(),
+            timezone: zone,
+            timeout: Duration::from_secs(60),
+            jitter: Duration::ZERO,
+            run_on_start: false,
+            connector: Arc::new(Nothing),
+        }
+    }
+
+    #[test]
+    fn ticks_follow_the_cron_expression() {
+        let at = DateTime::parse_from_rfc3339("2026-11-23T10:07:30Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let j = job("*/15 * * * *", ScheduleZone::Utc);
+        assert_eq!(
+            next_tick(&j, at).unwrap().to_rfc3339(),
+            "2026-11-23T10:15:00+00:00"
+        );
+        let j = job("*/10 * * * * *", ScheduleZone::Utc);
+        assert_eq!(
+            next_tick(&j, at).unwrap().to_rfc3339(),
+            "2026-11-23T10:07:40+00:00"
+        );
+        assert!(next_tick(&job("bad", ScheduleZone::Utc), at).is_none());
+    }
+
+    #[test]
+    fn jitter_is_bounded_and_the_same_for_every_replica() {
+        let t = Utc::now();
+        let j = jitter_for("github", t, Duration::from_secs(30));
+        assert!(j <= Duration::from_secs(30));
+        assert_eq!(j, jitter_for("github", t, Duration::from_secs(30)));
+        assert_eq!(jitter_for("github", t, Duration::ZERO), Duration::ZERO);
+    }
+}
