@@ -15,7 +15,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-pub use read::{ChangeFilter, EntityFilter, PackageFilter, TableCounts};
+pub use read::{CatalogStats, ChangeFilter, EntityFilter, PackageFilter, TableCounts};
 pub use rows::*;
 pub use write::EntityWrite;
 

@@ -165,6 +165,18 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
     (conds.join(" AND "), params)
 }
 
+/// See [`Store::catalog_stats`].
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CatalogStats {
+    /// (connector, status, runs)
+    pub runs: Vec<(String, String, i64)>,
+    /// Summed wall time of finished runs per connector.
+    pub run_seconds: std::collections::BTreeMap<String, f64>,
+    /// (op, changes)
+    pub changes: Vec<(String, i64)>,
+    pub refusals: i64,
+}
+
 /// Filters for [`Store::list_changes`].
 #[derive(Debug, Clone, Default)]
 pub struct ChangeFilter {
@@ -394,6 +406,62 @@ impl Store {
         on_pool!(self, pool => {
             let rows = sqlx::query(q).bind(key.to_ascii_lowercase()).fetch_all(pool).await?;
             rows.iter().map(relation_from_row).collect()
+        })
+    }
+
+    /// The relations of several entities at once (for list pages), sorted.
+    pub async fn relations_of_many(&self, keys: &[String]) -> Result<Vec<RelationRow>> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let q = sql(
+            self.backend(),
+            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+             WHERE source_ref = ANY($1) ORDER BY source_ref, type, target_ref",
+        );
+        let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
+        on_pool!(self, pool => {
+            let rows = sqlx::query(q).bind(keys).fetch_all(pool).await?;
+            rows.iter().map(relation_from_row).collect()
+        })
+    }
+
+    /// Whether the database answers and the schema is current (the last migration's table).
+    pub async fn ping(&self) -> Result<()> {
+        on_pool!(self, pool => {
+            sqlx::query("SELECT COUNT(*) FROM leases").fetch_one(pool).await?;
+            Ok(())
+        })
+    }
+
+    /// Totals for metrics: runs by connector and status (with their summed duration), changes
+    /// by op, refused deletions. Read from the database, so every replica reports the same.
+    pub async fn catalog_stats(&self) -> Result<CatalogStats> {
+        let runs_q = sql(
+            self.backend(),
+            "SELECT connector, status, COUNT(*) AS n FROM runs GROUP BY connector, status ORDER BY connector, status",
+        );
+        let changes_q = "SELECT op, COUNT(*) AS n FROM changes GROUP BY op ORDER BY op";
+        let refusals_q = "SELECT COUNT(*) FROM refusals";
+        let durations_q = "SELECT connector, started_at, finished_at FROM runs WHERE finished_at IS NOT NULL";
+        on_pool!(self, pool => {
+            let mut stats = CatalogStats::default();
+            for r in sqlx::query(runs_q).fetch_all(pool).await? {
+                stats.runs.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+            for r in sqlx::query(changes_q).fetch_all(pool).await? {
+                stats.changes.push((r.try_get(0)?, r.try_get(1)?));
+            }
+            stats.refusals = sqlx::query_scalar::<_, i64>(refusals_q).fetch_one(pool).await?;
+            let mut rows = sqlx::query(durations_q).fetch(pool);
+            while let Some(r) = rows.try_next().await? {
+                let connector: String = r.try_get(0)?;
+                let start: DateTime<Utc> = r.try_get(1)?;
+                let end: DateTime<Utc> = r.try_get(2)?;
+                let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
+                *stats.run_seconds.entry(connector).or_default() += secs;
+            }
+            Ok(stats)
         })
     }
 

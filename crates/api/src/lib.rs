@@ -1,0 +1,233 @@
+//! surveyor's HTTP API: the catalog for portal frontends (its own `/api/v1` and Backstage's
+//! `/api/catalog` shapes), history, runs and connectors, health, metrics and the OpenAPI document.
+//!
+//! Read-only except `POST /api/v1/connectors/{id}/sync`. Optional bearer tokens: read tokens
+//! guard everything but the probes; trigger tokens are needed to start a sync.
+
+mod backstage;
+mod docs;
+mod error;
+mod metrics;
+mod v1;
+mod views;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{HeaderValue, Method, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use surveyor_model::Secret;
+use surveyor_store::Store;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use crate::docs::ApiDoc;
+pub use crate::error::ApiError;
+pub use crate::metrics::Metrics;
+
+/// `[server]` settings the API enforces.
+#[derive(Clone, Debug)]
+pub struct ApiConfig {
+    pub read_tokens: Vec<Secret>,
+    pub trigger_tokens: Vec<Secret>,
+    pub cors_origins: Vec<String>,
+    pub max_page_size: u32,
+}
+
+impl Default for ApiConfig {
+    fn default() -> Self {
+        Self {
+            read_tokens: Vec::new(),
+            trigger_tokens: Vec::new(),
+            cors_origins: Vec::new(),
+            max_page_size: 1000,
+        }
+    }
+}
+
+/// A connector as `/api/v1/connectors` shows it.
+#[derive(Debug, Clone, Serialize, Default, PartialEq, utoipa::ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConnectorView {
+    pub id: String,
+    pub kind: String,
+    pub schedule: Option<String>,
+    pub next_run: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_status: Option<String>,
+    pub last_error: Option<String>,
+}
+
+/// Why a trigger was refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TriggerRefusal {
+    Unknown(String),
+    Busy(String),
+    Stopped,
+}
+
+/// What runs the connectors (the scheduler, in `surveyor serve`); absent for a read-only API.
+pub trait Control: Send + Sync {
+    fn connectors(&self) -> Vec<ConnectorView>;
+    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal>;
+}
+
+#[derive(Clone)]
+pub(crate) struct AppState {
+    pub store: Store,
+    pub config: Arc<ApiConfig>,
+    pub control: Option<Arc<dyn Control>>,
+    pub metrics: Arc<Metrics>,
+}
+
+/// The whole API. `control` enables the connectors routes and triggers.
+pub fn router(store: Store, config: ApiConfig, control: Option<Arc<dyn Control>>) -> Router {
+    let cors = cors_layer(&config.cors_origins);
+    let state = AppState {
+        store,
+        config: Arc::new(config),
+        control,
+        metrics: Arc::new(Metrics::default()),
+    };
+    let guarded = Router::new()
+        .route("/api/v1/entities", get(v1::list_entities))
+        .route(
+            "/api/v1/entities/{kind}/{namespace}/{name}",
+            get(v1::get_entity),
+        )
+        .route(
+            "/api/v1/entities/{kind}/{namespace}/{name}/graph",
+            get(v1::graph),
+        )
+        .route("/api/v1/changes", get(v1::list_changes))
+        .route("/api/v1/runs", get(v1::list_runs))
+        .route("/api/v1/connectors", get(v1::list_connectors))
+        .route("/api/v1/connectors/{id}/sync", post(v1::trigger))
+        .route("/api/catalog/entities", get(backstage::entities))
+        .route("/api/catalog/entities/by-query", get(backstage::by_query))
+        .route(
+            "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
+            get(backstage::by_name),
+        )
+        .route("/api/catalog/entity-facets", get(backstage::facets))
+        .route("/metrics", get(metrics::render))
+        .route("/openapi.json", get(docs::openapi))
+        .route("/docs", get(docs::page))
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    let open = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz));
+    let mut app = guarded
+        .merge(open)
+        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .with_state(state);
+    if let Some(cors) = cors {
+        app = app.layer(cors);
+    }
+    app
+}
+
+fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
+    if origins.is_empty() {
+        return None;
+    }
+    let allow = if origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        AllowOrigin::list(
+            origins
+                .iter()
+                .filter_map(|o| HeaderValue::from_str(o).ok())
+                .collect::<Vec<_>>(),
+        )
+    };
+    Some(
+        CorsLayer::new()
+            .allow_origin(allow)
+            .allow_methods([Method::GET, Method::POST])
+            .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE]),
+    )
+}
+
+async fn readyz(State(state): State<AppState>) -> Response {
+    match state.store.ping().await {
+        Ok(()) => "ready".into_response(),
+        Err(e) => ApiError::Unavailable(format!("catalog database: {e}")).into_response(),
+    }
+}
+
+/// Constant-time comparison, so a token cannot be guessed byte by byte from response times.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let config = &state.config;
+    let presented = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let is =
+        |tokens: &[Secret]| presented.is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)));
+    let triggering = request.method() == Method::POST;
+    if triggering {
+        if config.trigger_tokens.is_empty() {
+            return ApiError::Forbidden(
+                "triggering syncs is off: set [server] trigger_tokens to enable it".into(),
+            )
+            .into_response();
+        }
+        if !is(&config.trigger_tokens) {
+            return ApiError::Unauthorized("a trigger token is required".into()).into_response();
+        }
+    } else if !config.read_tokens.is_empty()
+        && !is(&config.read_tokens)
+        && !is(&config.trigger_tokens)
+    {
+        return ApiError::Unauthorized("a bearer token is required".into()).into_response();
+    }
+    next.run(request).await
+}
+
+/// Counts and times every request by route template (not raw path: ids would explode labels).
+async fn observe(State(state): State<AppState>, request: Request, next: Next) -> Response {
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "unmatched".into());
+    let started = Instant::now();
+    let response = next.run(request).await;
+    state
+        .metrics
+        .observe(&route, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    app: Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+mod tests;

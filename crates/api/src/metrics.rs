@@ -1,0 +1,152 @@
+//! `/metrics` in Prometheus' text format: this process's API requests and latencies, and the
+//! catalog's own figures (entities by kind, runs, changes, refusals) read from the database at
+//! scrape time, so every replica reports the same catalog.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::{IntoResponse, Response};
+use surveyor_store::EntityFilter;
+
+use crate::AppState;
+use crate::error::ApiError;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
+];
+
+#[derive(Default)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    count: u64,
+    sum: f64,
+}
+
+/// Per-process request counters and latency histograms, by route template.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<(String, u16), u64>>,
+    latency: Mutex<BTreeMap<String, Histogram>>,
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, status: u16, took: Duration) {
+        if let Ok(mut r) = self.requests.lock() {
+            *r.entry((route.to_string(), status)).or_default() += 1;
+        }
+        if let Ok(mut l) = self.latency.lock() {
+            let h = l.entry(route.to_string()).or_default();
+            let secs = took.as_secs_f64();
+            for (i, bound) in BUCKETS.iter().enumerate() {
+                if secs <= *bound {
+                    h.counts[i] += 1;
+                }
+            }
+            h.count += 1;
+            h.sum += secs;
+        }
+    }
+
+    fn write(&self, out: &mut String) {
+        out.push_str(
+            "# HELP surveyor_api_requests_total API requests answered, by route and status.\n",
+        );
+        out.push_str("# TYPE surveyor_api_requests_total counter\n");
+        if let Ok(r) = self.requests.lock() {
+            for ((route, status), n) in r.iter() {
+                let _ = writeln!(
+                    out,
+                    "surveyor_api_requests_total{{route=\"{}\",status=\"{status}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
+        out.push_str("# HELP surveyor_api_request_duration_seconds Time to answer API requests.\n");
+        out.push_str("# TYPE surveyor_api_request_duration_seconds histogram\n");
+        if let Ok(l) = self.latency.lock() {
+            for (route, h) in l.iter() {
+                let route = escape(route);
+                for (i, bound) in BUCKETS.iter().enumerate() {
+                    let _ = writeln!(
+                        out,
+                        "surveyor_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"{bound}\"}} {}",
+                        h.counts[i]
+                    );
+                }
+                let _ = writeln!(
+                    out,
+                    "surveyor_api_request_duration_seconds_bucket{{route=\"{route}\",le=\"+Inf\"}} {}",
+                    h.count
+                );
+                let _ = writeln!(
+                    out,
+                    "surveyor_api_request_duration_seconds_sum{{route=\"{route}\"}} {}",
+                    h.sum
+                );
+                let _ = writeln!(
+                    out,
+                    "surveyor_api_request_duration_seconds_count{{route=\"{route}\"}} {}",
+                    h.count
+                );
+            }
+        }
+    }
+}
+
+fn escape(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// `GET /metrics`.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut out = String::new();
+    state.metrics.write(&mut out);
+    let kinds = state
+        .store
+        .facet_counts("kind", &EntityFilter::default())
+        .await?;
+    out.push_str("# HELP surveyor_entities Live entities in the catalog, by kind.\n# TYPE surveyor_entities gauge\n");
+    for (kind, n) in kinds {
+        let _ = writeln!(out, "surveyor_entities{{kind=\"{}\"}} {n}", escape(&kind));
+    }
+    let stats = state.store.catalog_stats().await?;
+    out.push_str("# HELP surveyor_runs_total Connector runs recorded, by connector and status.\n# TYPE surveyor_runs_total counter\n");
+    for (connector, status, n) in &stats.runs {
+        let _ = writeln!(
+            out,
+            "surveyor_runs_total{{connector=\"{}\",status=\"{}\"}} {n}",
+            escape(connector),
+            escape(status)
+        );
+    }
+    out.push_str("# HELP surveyor_run_seconds_total Wall time of finished runs, by connector.\n# TYPE surveyor_run_seconds_total counter\n");
+    for (connector, secs) in &stats.run_seconds {
+        let _ = writeln!(
+            out,
+            "surveyor_run_seconds_total{{connector=\"{}\"}} {secs}",
+            escape(connector)
+        );
+    }
+    out.push_str("# HELP surveyor_changes_total Changes recorded in the catalog's history, by op.\n# TYPE surveyor_changes_total counter\n");
+    for (op, n) in &stats.changes {
+        let _ = writeln!(out, "surveyor_changes_total{{op=\"{}\"}} {n}", escape(op));
+    }
+    out.push_str("# HELP surveyor_deletion_refusals_total Deletions the guard refused.\n# TYPE surveyor_deletion_refusals_total counter\n");
+    let _ = writeln!(out, "surveyor_deletion_refusals_total {}", stats.refusals);
+    Ok((
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        out,
+    )
+        .into_response())
+}

@@ -1,0 +1,452 @@
+//! Every route against a real catalog (SQLite) on loopback: filters, paging, errors, auth, the
+//! Backstage shapes, metrics and the OpenAPI document.
+
+use std::sync::{Arc, Mutex};
+
+use serde_json::{Value, json};
+use surveyor_model::{
+    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Secret,
+};
+
+use super::*;
+
+/// A source that reports a fixed set of entities.
+struct Fixed(Vec<Observation>);
+
+#[async_trait::async_trait]
+impl Connector for Fixed {
+    fn id(&self) -> &str {
+        "gh"
+    }
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        for o in &self.0 {
+            sink.send(o.clone()).await?;
+        }
+        let mut out = Outcome::default();
+        out.complete("org");
+        Ok(out)
+    }
+}
+
+fn component(name: &str, owner: &str, extra: Value) -> Observation {
+    let mut v = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        "metadata": {"name": name, "namespace": "default"},
+        "spec": {"type": "service", "lifecycle": "production", "owner": owner}});
+    merge(&mut v, extra);
+    Observation::discovered(
+        "org",
+        format!("id-{name}"),
+        Entity::from_value(v).expect("entity"),
+    )
+}
+
+fn merge(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => {
+            for (k, v) in t {
+                merge(b.entry(k).or_insert(Value::Null), v);
+            }
+        }
+        (b, t) => *b = t,
+    }
+}
+
+fn catalog() -> Vec<Observation> {
+    let mut obs: Vec<Observation> = (0..7)
+        .map(|i| {
+            component(
+                &format!("svc-{i}"),
+                if i % 2 == 0 { "team-a" } else { "team-b" },
+                json!({}),
+            )
+        })
+        .collect();
+    obs.push(component(
+        "web",
+        "team-a",
+        json!({"metadata": {"title": "The Web Shop", "labels": {"tier": "gold"}, "tags": ["react"]},
+               "spec": {"type": "website", "dependsOn": ["component:default/svc-0"],
+                        "packageDependencies": [{"ecosystem": "npm", "package": "react", "requirement": "^18", "scope": "runtime", "file": "package.json"}]}}),
+    ));
+    let mut group = Entity::new("Group", "default", "team-a");
+    group.spec.insert("type".into(), json!("team"));
+    group.spec.insert("children".into(), json!([]));
+    obs.push(Observation::discovered("org", "g-a", group));
+    obs
+}
+
+struct Server {
+    base: String,
+    client: reqwest::Client,
+    _dir: tempfile::TempDir,
+    _task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn get(&self, path: &str) -> (u16, Value) {
+        self.get_with(path, None).await
+    }
+
+    async fn get_with(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut r = self.client.get(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    async fn post(&self, path: &str, token: Option<&str>) -> (u16, Value) {
+        let mut r = self.client.post(format!("{}{path}", self.base));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        let r = r.send().await.expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[derive(Default)]
+struct FakeControl {
+    triggered: Mutex<Vec<String>>,
+}
+
+impl Control for FakeControl {
+    fn connectors(&self) -> Vec<ConnectorView> {
+        vec![ConnectorView {
+            id: "gh".into(),
+            kind: "github".into(),
+            schedule: Some("0 * * * *".into()),
+            ..ConnectorView::default()
+        }]
+    }
+    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
+        match id {
+            "gh" => {
+                self.triggered.lock().unwrap().push(id.into());
+                Ok(())
+            }
+            "busy" => Err(TriggerRefusal::Busy(id.into())),
+            _ => Err(TriggerRefusal::Unknown(id.into())),
+        }
+    }
+}
+
+async fn start(config: ApiConfig, control: Option<Arc<dyn Control>>) -> Server {
+    let dir = tempfile::tempdir().expect("dir");
+    let store = Store::connect(&format!("sqlite://{}/c.db", dir.path().display()))
+        .await
+        .expect("store");
+    surveyor_engine::run_connector(&store, &Fixed(catalog()), &Default::default())
+        .await
+        .expect("sync");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = router(store, config, control);
+    let task = tokio::spawn(async move {
+        let _ = serve(listener, app, std::future::pending()).await;
+    });
+    Server {
+        base,
+        client: reqwest::Client::new(),
+        _dir: dir,
+        _task: task,
+    }
+}
+
+fn names(v: &Value) -> Vec<String> {
+    v["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| {
+            e["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn entities_filter_and_page_with_cursors() {
+    let s = start(ApiConfig::default(), None).await;
+    let mut cursor = String::new();
+    let mut all = Vec::new();
+    loop {
+        let (code, page) = s
+            .get(&format!("/api/v1/entities?kind=component&limit=3{cursor}"))
+            .await;
+        assert_eq!(code, 200, "{page}");
+        assert_eq!(page["totalItems"], 8);
+        all.extend(names(&page));
+        match page["nextCursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(all, sorted, "stable order");
+    assert_eq!(all.len(), 8);
+
+    for (query, want) in [
+        ("owner=team-b", vec!["svc-1", "svc-3", "svc-5"]),
+        ("owner=group:default/team-a&q=shop", vec!["web"]),
+        ("label=tier%3Dgold", vec!["web"]),
+        ("depends_on=npm:react", vec!["web"]),
+        ("depends_on=cargo:react", vec![]),
+        ("kind=group", vec!["team-a"]),
+        ("source=gh&kind=group", vec!["team-a"]),
+        ("source=pd", vec![]),
+    ] {
+        let (code, page) = s.get(&format!("/api/v1/entities?{query}")).await;
+        assert_eq!(code, 200, "{query}: {page}");
+        assert_eq!(names(&page), want, "{query}");
+    }
+    let (_, page) = s.get("/api/v1/entities?q=web").await;
+    let web = &page["items"][0];
+    assert_eq!(web["relations"][0]["type"], "dependsOn");
+    assert_eq!(web["surveyor"]["sources"][0]["source"], "gh");
+
+    for bad in [
+        "limit=0",
+        "limit=100000",
+        "label=tier",
+        "cursor=%%%",
+        "nonsense=1",
+        "owner=a:b:c/d",
+        "depends_on=npm:",
+    ] {
+        let (code, body) = s.get(&format!("/api/v1/entities?{bad}")).await;
+        assert_eq!(code, 400, "{bad}: {body}");
+        assert!(
+            body["detail"].as_str().is_some_and(|d| !d.is_empty()),
+            "{bad}: {body}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn one_entity_its_graph_history_and_runs() {
+    let s = start(ApiConfig::default(), None).await;
+    let (code, e) = s.get("/api/v1/entities/component/default/web").await;
+    assert_eq!(code, 200);
+    assert_eq!(e["spec"]["type"], "website");
+    assert_eq!(
+        e["surveyor"]["history"],
+        "/api/v1/changes?entity=component:default/web"
+    );
+    let (code, e) = s.get("/api/v1/entities/Component/default/nope").await;
+    assert_eq!((code, e["error"].as_str()), (404, Some("not_found")));
+
+    let (code, g) = s
+        .get("/api/v1/entities/component/default/web/graph?depth=2&relation=dependsOn,ownedBy")
+        .await;
+    assert_eq!(code, 200, "{g}");
+    let refs: Vec<&str> = g["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n["ref"].as_str().unwrap())
+        .collect();
+    assert!(refs.contains(&"component:default/svc-0") && refs.contains(&"group:default/team-a"));
+    assert_eq!(
+        s.get("/api/v1/entities/component/default/web/graph?depth=9")
+            .await
+            .0,
+        400
+    );
+
+    let (_, changes) = s.get("/api/v1/changes?entity=component:default/web").await;
+    assert_eq!(changes["items"].as_array().unwrap().len(), 1);
+    assert_eq!(changes["items"][0]["op"], "created");
+    let (_, page) = s.get("/api/v1/changes?op=created&limit=4").await;
+    assert_eq!(page["items"].as_array().unwrap().len(), 4);
+    let next = page["nextCursor"].as_str().unwrap();
+    let (_, rest) = s
+        .get(&format!("/api/v1/changes?op=created&cursor={next}"))
+        .await;
+    assert_eq!(rest["items"].as_array().unwrap().len(), 5);
+    assert_eq!(s.get("/api/v1/changes?op=exploded").await.0, 400);
+    let (_, runs) = s.get("/api/v1/runs").await;
+    assert_eq!(runs["items"][0]["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn tokens_guard_reads_and_triggers() {
+    let control = Arc::new(FakeControl::default());
+    let config = ApiConfig {
+        read_tokens: vec![Secret::new("reader")],
+        trigger_tokens: vec![Secret::new("operator")],
+        ..ApiConfig::default()
+    };
+    let s = start(config, Some(control.clone())).await;
+    assert_eq!(s.get("/api/v1/entities").await.0, 401);
+    assert_eq!(s.get_with("/api/v1/entities", Some("wrong")).await.0, 401);
+    assert_eq!(s.get_with("/api/v1/entities", Some("reader")).await.0, 200);
+    assert_eq!(
+        s.get_with("/api/v1/entities", Some("operator")).await.0,
+        200
+    );
+    assert_eq!(s.get("/healthz").await.0, 200, "probes need no token");
+    assert_eq!(s.get("/readyz").await.0, 200);
+    assert_eq!(
+        s.post("/api/v1/connectors/gh/sync", Some("reader")).await.0,
+        401
+    );
+    assert_eq!(
+        s.post("/api/v1/connectors/gh/sync", Some("operator"))
+            .await
+            .0,
+        202
+    );
+    assert_eq!(
+        s.post("/api/v1/connectors/x/sync", Some("operator"))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        s.post("/api/v1/connectors/busy/sync", Some("operator"))
+            .await
+            .0,
+        409
+    );
+    assert_eq!(*control.triggered.lock().unwrap(), ["gh"]);
+    let (_, list) = s.get_with("/api/v1/connectors", Some("reader")).await;
+    assert_eq!(list["items"][0]["schedule"], "0 * * * *");
+
+    // Without trigger tokens, triggering is off altogether.
+    let open = start(ApiConfig::default(), Some(control)).await;
+    assert_eq!(open.get("/api/v1/entities").await.0, 200);
+    assert_eq!(open.post("/api/v1/connectors/gh/sync", None).await.0, 403);
+}
+
+#[tokio::test]
+async fn backstage_routes_answer_in_backstage_shapes() {
+    let s = start(ApiConfig::default(), None).await;
+    let (code, list) = s
+        .get("/api/catalog/entities?filter=kind=component,spec.type=service&fields=metadata.name,kind&limit=2&offset=1")
+        .await;
+    assert_eq!(code, 200, "{list}");
+    assert_eq!(
+        list,
+        json!([{"kind": "Component", "metadata": {"name": "svc-1"}}, {"kind": "Component", "metadata": {"name": "svc-2"}}])
+    );
+    let (_, either) = s
+        .get(
+            "/api/catalog/entities?filter=metadata.name=web&filter=kind=group&fields=metadata.name",
+        )
+        .await;
+    assert_eq!(either.as_array().unwrap().len(), 2, "filters OR");
+
+    let (code, e) = s
+        .get("/api/catalog/entities/by-name/component/default/web")
+        .await;
+    assert_eq!(code, 200);
+    assert!(e["metadata"]["uid"].is_string() && e["metadata"]["etag"].is_string());
+    assert_eq!(e["relations"][0]["targetRef"], "component:default/svc-0");
+    let (code, err) = s
+        .get("/api/catalog/entities/by-name/component/default/nope")
+        .await;
+    assert_eq!(
+        (code, err["error"]["name"].as_str()),
+        (404, Some("NotFoundError"))
+    );
+
+    let (_, page) = s
+        .get("/api/catalog/entities/by-query?filter=kind=component&limit=3&orderField=metadata.name,desc&fields=metadata.name")
+        .await;
+    assert_eq!(page["totalItems"], 8);
+    assert_eq!(names(&page), ["web", "svc-6", "svc-5"]);
+    let next = page["pageInfo"]["nextCursor"].as_str().unwrap();
+    let (_, page2) = s
+        .get(&format!("/api/catalog/entities/by-query?cursor={next}"))
+        .await;
+    assert_eq!(names(&page2), ["svc-4", "svc-3", "svc-2"]);
+    assert!(page2["pageInfo"]["prevCursor"].is_string());
+    let (_, text) = s
+        .get("/api/catalog/entities/by-query?fullTextFilterTerm=shop&fields=metadata.name")
+        .await;
+    assert_eq!(names(&text), ["web"]);
+    let (code, err) = s.get("/api/catalog/entities/by-query?cursor=bogus").await;
+    assert_eq!(
+        (code, err["error"]["name"].as_str()),
+        (400, Some("InputError"))
+    );
+
+    let (_, facets) = s
+        .get("/api/catalog/entity-facets?facet=kind&facet=spec.type&filter=kind=component")
+        .await;
+    assert_eq!(
+        facets["facets"]["spec.type"],
+        json!([{"value": "service", "count": 7}, {"value": "website", "count": 1}])
+    );
+    assert_eq!(
+        facets["facets"]["kind"],
+        json!([{"value": "Component", "count": 8}])
+    );
+}
+
+#[tokio::test]
+async fn metrics_openapi_docs_and_cors() {
+    let config = ApiConfig {
+        cors_origins: vec!["https://portal.example".into()],
+        ..ApiConfig::default()
+    };
+    let s = start(config, None).await;
+    s.get("/api/v1/entities").await;
+    let (code, text) = s.get("/metrics").await;
+    assert_eq!(code, 200);
+    let text = text.as_str().unwrap_or_default().to_string();
+    assert!(
+        text.contains("surveyor_entities{kind=\"Component\"} 8"),
+        "{text}"
+    );
+    assert!(text.contains("surveyor_runs_total{connector=\"gh\",status=\"succeeded\"} 1"));
+    assert!(text.contains("surveyor_changes_total{op=\"created\"} 9"));
+    assert!(
+        text.contains("surveyor_api_requests_total{route=\"/api/v1/entities\",status=\"200\"} 1")
+    );
+    let (_, doc) = s.get("/openapi.json").await;
+    for path in [
+        "/api/v1/entities",
+        "/api/catalog/entities/by-query",
+        "/api/v1/connectors/{id}/sync",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} documented");
+    }
+    let (code, page) = s.get("/docs").await;
+    assert_eq!(code, 200);
+    assert!(
+        page.as_str()
+            .unwrap_or_default()
+            .contains("/api/v1/entities")
+    );
+    let r = s
+        .client
+        .get(format!("{}/api/v1/entities", s.base))
+        .header("origin", "https://portal.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.headers()
+            .get("access-control-allow-origin")
+            .and_then(|v| v.to_str().ok()),
+        Some("https://portal.example")
+    );
+    assert_eq!(s.get("/no/such/route").await.0, 404);
+}

@@ -1,0 +1,334 @@
+//! `/api/v1`: entities (filtered, cursor-paged), one entity with relations and sources, its
+//! graph, history, runs, connectors, and the sync trigger.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, PackageFilter};
+use utoipa::IntoParams;
+
+use crate::error::ApiError;
+use crate::{AppState, TriggerRefusal, views};
+
+/// Query parameters of `GET /api/v1/entities`.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct EntityQuery {
+    /// Entity kind (`component`, `group`, ...), case-insensitive.
+    pub kind: Option<String>,
+    pub namespace: Option<String>,
+    /// Owner ref (`group:default/team-a`, or `team-a` for a group in `default`).
+    pub owner: Option<String>,
+    /// `key=value` on `metadata.labels`.
+    pub label: Option<String>,
+    /// A connector id: entities that source describes.
+    pub source: Option<String>,
+    /// Case-insensitive text in the ref, title or description.
+    pub q: Option<String>,
+    /// `[ecosystem:]package`: who depends on it (`npm:react`, `maven:org.x:y`).
+    pub depends_on: Option<String>,
+    #[serde(default)]
+    pub include_deleted: bool,
+    /// Page size (default 100, at most the server's `max_page_size`).
+    pub limit: Option<u32>,
+    /// `nextCursor` of the previous page.
+    pub cursor: Option<String>,
+}
+
+pub(crate) fn page_size(limit: Option<u32>, max: u32) -> Result<i64, ApiError> {
+    match limit {
+        None => Ok(i64::from(100.min(max))),
+        Some(0) => Err(ApiError::BadRequest("limit must be at least 1".into())),
+        Some(n) if n > max => Err(ApiError::BadRequest(format!(
+            "limit {n} is over this server's max_page_size ({max})"
+        ))),
+        Some(n) => Ok(i64::from(n)),
+    }
+}
+
+pub(crate) fn encode_cursor(v: &str) -> String {
+    URL_SAFE_NO_PAD.encode(v)
+}
+
+pub(crate) fn decode_cursor(c: &str) -> Result<String, ApiError> {
+    URL_SAFE_NO_PAD
+        .decode(c)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server gave out".into()))
+}
+
+/// `group:default/x`, or a bare `x` meaning a group in `default`.
+pub(crate) fn owner_key(owner: &str) -> Result<String, ApiError> {
+    surveyor_model::EntityRef::parse_with(owner, Some("group"), "default")
+        .map(|r| r.key())
+        .map_err(|e| ApiError::BadRequest(format!("owner: {e}")))
+}
+
+pub(crate) fn package(spec: &str) -> Result<PackageFilter, ApiError> {
+    const ECOSYSTEMS: &[&str] = &["cargo", "npm", "go", "pypi", "maven"];
+    let (ecosystem, package) = match spec.split_once(':') {
+        Some((eco, rest)) if ECOSYSTEMS.contains(&eco.to_ascii_lowercase().as_str()) => {
+            (Some(eco.to_ascii_lowercase()), rest.to_string())
+        }
+        _ => (None, spec.to_string()),
+    };
+    if package.is_empty() {
+        return Err(ApiError::BadRequest(
+            "depends_on: the package name is empty".into(),
+        ));
+    }
+    Ok(PackageFilter { ecosystem, package })
+}
+
+impl EntityQuery {
+    fn filter(&self, max: u32) -> Result<EntityFilter, ApiError> {
+        let label = match &self.label {
+            None => None,
+            Some(l) => {
+                let (k, v) = l.split_once('=').ok_or_else(|| {
+                    ApiError::BadRequest(format!("label {l:?}: write it as key=value"))
+                })?;
+                Some((k.to_string(), v.to_string()))
+            }
+        };
+        Ok(EntityFilter {
+            kind: self.kind.clone(),
+            namespace: self.namespace.clone(),
+            owner: self.owner.as_deref().map(owner_key).transpose()?,
+            include_deleted: self.include_deleted,
+            after: self.cursor.as_deref().map(decode_cursor).transpose()?,
+            limit: Some(page_size(self.limit, max)?),
+            depends_on: self.depends_on.as_deref().map(package).transpose()?,
+            label,
+            source: self.source.clone(),
+            text: self.q.clone(),
+        })
+    }
+}
+
+/// Entities in a stable order (by ref), a page at a time.
+#[utoipa::path(get, path = "/api/v1/entities", params(EntityQuery),
+    responses((status = 200, description = "`{items, nextCursor, totalItems}`"), (status = 400, description = "a bad parameter")))]
+pub async fn list_entities(
+    State(state): State<AppState>,
+    query: Result<Query<EntityQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let filter = query.filter(state.config.max_page_size)?;
+    let limit = filter.limit.unwrap_or(100);
+    let rows = state.store.list_entities(&filter).await?;
+    let total = state.store.count_entities(&filter).await?;
+    let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
+    let mut relations = views::by_source(state.store.relations_of_many(&keys).await?);
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| encode_cursor(&r.entity_ref)))
+        .flatten();
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| views::entity(r, &relations.remove(&r.entity_ref).unwrap_or_default()))
+        .collect();
+    Ok(Json(
+        json!({"items": items, "nextCursor": next, "totalItems": total}),
+    ))
+}
+
+/// One entity (or tombstone) with its relations, the sources that describe it, and a link to
+/// its history.
+#[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}",
+    responses((status = 200, description = "the entity"), (status = 404, description = "no such entity")))]
+pub async fn get_entity(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let key = format!("{kind}:{namespace}/{name}").to_ascii_lowercase();
+    let row = state
+        .store
+        .get_entity(&key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no entity {key}")))?;
+    let relations = state.store.relations_of(&key).await?;
+    let mut doc = views::entity(&row, &relations);
+    doc["surveyor"]["history"] = json!(format!("/api/v1/changes?entity={key}"));
+    Ok(Json(doc))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct GraphQuery {
+    /// How many hops to follow (1-5, default 2).
+    pub depth: Option<u32>,
+    /// Relation types to follow, comma-separated (`dependsOn,ownedBy`); default all.
+    pub relation: Option<String>,
+}
+
+/// The entities reachable from one entity along relations, as nodes and edges.
+#[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}/graph", params(GraphQuery),
+    responses((status = 200, description = "`{nodes, edges}`"), (status = 404, description = "no such entity")))]
+pub async fn graph(
+    State(state): State<AppState>,
+    Path((kind, namespace, name)): Path<(String, String, String)>,
+    query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let depth = query.depth.unwrap_or(2);
+    if !(1..=5).contains(&depth) {
+        return Err(ApiError::BadRequest("depth must be 1 to 5".into()));
+    }
+    let wanted: Option<BTreeSet<String>> = query
+        .relation
+        .as_ref()
+        .map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
+    let root = format!("{kind}:{namespace}/{name}").to_ascii_lowercase();
+    if state.store.get_entity(&root).await?.is_none() {
+        return Err(ApiError::NotFound(format!("no entity {root}")));
+    }
+    let mut seen: BTreeMap<String, u32> = BTreeMap::from([(root.clone(), 0)]);
+    let mut edges = Vec::new();
+    let mut queue = VecDeque::from([(root, 0u32)]);
+    while let Some((key, d)) = queue.pop_front() {
+        if d == depth {
+            continue;
+        }
+        for r in state.store.relations_of(&key).await? {
+            if wanted.as_ref().is_some_and(|w| !w.contains(&r.kind)) {
+                continue;
+            }
+            edges.push(json!({"source": key, "type": r.kind, "target": r.target_ref}));
+            if !seen.contains_key(&r.target_ref) {
+                seen.insert(r.target_ref.clone(), d + 1);
+                queue.push_back((r.target_ref, d + 1));
+            }
+        }
+    }
+    let nodes: Vec<Value> = seen
+        .into_iter()
+        .map(|(k, d)| json!({"ref": k, "depth": d}))
+        .collect();
+    Ok(Json(json!({"nodes": nodes, "edges": edges})))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeQuery {
+    /// RFC 3339 time: changes at or after it.
+    pub since: Option<DateTime<Utc>>,
+    /// An entity ref: its history under every name it had.
+    pub entity: Option<String>,
+    /// `created`, `updated`, `renamed`, `deleted` or `restored`.
+    pub op: Option<String>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+/// The catalog's history, oldest first, a page at a time.
+#[utoipa::path(get, path = "/api/v1/changes", params(ChangeQuery),
+    responses((status = 200, description = "`{items, nextCursor}`"), (status = 400, description = "a bad parameter")))]
+pub async fn list_changes(
+    State(state): State<AppState>,
+    query: Result<Query<ChangeQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page_size(q.limit, state.config.max_page_size)?;
+    let op = match &q.op {
+        None => None,
+        Some(o) => Some(ChangeOp::parse(o).ok_or_else(|| {
+            ApiError::BadRequest(format!(
+                "op {o:?}: one of created, updated, renamed, deleted, restored"
+            ))
+        })?),
+    };
+    let entity_uid = match &q.entity {
+        None => None,
+        Some(e) => {
+            let key = surveyor_model::EntityRef::parse_with(e, None, "default")
+                .map_err(|err| ApiError::BadRequest(format!("entity: {err}")))?
+                .key();
+            match state.store.resolve_uid(&key).await? {
+                Some(uid) => Some(uid),
+                None => return Ok(Json(json!({"items": [], "nextCursor": null}))),
+            }
+        }
+    };
+    let after_seq =
+        match &q.cursor {
+            None => None,
+            Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
+                ApiError::BadRequest("cursor is not one this server gave out".into())
+            })?),
+        };
+    let rows = state
+        .store
+        .list_changes(&ChangeFilter {
+            since: q.since,
+            op,
+            entity_uid,
+            after_seq,
+            limit: Some(limit),
+        })
+        .await?;
+    let next = (rows.len() as i64 == limit)
+        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
+        .flatten();
+    Ok(Json(json!({"items": rows, "nextCursor": next})))
+}
+
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RunQuery {
+    pub connector: Option<String>,
+    pub limit: Option<u32>,
+}
+
+/// Recent runs, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, description = "`{items}`")))]
+pub async fn list_runs(
+    State(state): State<AppState>,
+    query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
+    let limit = page_size(q.limit, state.config.max_page_size)?;
+    let rows = state.store.list_runs(q.connector.as_deref(), limit).await?;
+    Ok(Json(json!({"items": rows})))
+}
+
+/// The configured connectors: schedule, next run, whether one is running, the last outcome.
+#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, description = "`{items}`", body = [crate::ConnectorView])))]
+pub async fn list_connectors(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let items = state
+        .control
+        .as_ref()
+        .map(|c| c.connectors())
+        .unwrap_or_default();
+    Ok(Json(json!({"items": items})))
+}
+
+/// Starts a sync of one connector now (needs a trigger token).
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/sync",
+    responses((status = 202, description = "the run was queued"), (status = 404, description = "no such connector"),
+        (status = 409, description = "it is running"), (status = 401, description = "no trigger token"), (status = 403, description = "triggering is off")))]
+pub async fn trigger(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let control = state
+        .control
+        .as_ref()
+        .ok_or_else(|| ApiError::Unavailable("this server runs no connectors".into()))?;
+    match control.trigger(&id) {
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(json!({"queued": id}))).into_response()),
+        Err(TriggerRefusal::Unknown(id)) => Err(ApiError::NotFound(format!("no connector {id:?}"))),
+        Err(TriggerRefusal::Busy(id)) => Err(ApiError::Conflict(format!(
+            "connector {id:?} is running and has a run queued already"
+        ))),
+        Err(TriggerRefusal::Stopped) => Err(ApiError::Unavailable("shutting down".into())),
+    }
+}
