@@ -1,1 +1,886 @@
-//! A fake Jira (in progress).
+//! A fake Jira on loopback serving a simulated org as projects and components, as Jira Cloud
+//! (REST v3, `PageBean` pages, account ids) or Data Center (REST v2, bare arrays, user keys).
+//!
+//! One project per area of the org (`payments-system` -> key `PAY`), grouped in categories;
+//! its components are the area's repositories, each led by a member of the owning team. Some
+//! projects have no lead, some leads are deactivated, some components have no lead. Faults
+//! (status codes, 429 with `Retry-After`, bad JSON) are switched on per target; every request is
+//! recorded with its path, query and authentication scheme. Cloud takes Basic
+//! `email:api-token`, Data Center a bearer personal access token; anything else is a 401.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Value, json};
+
+use crate::org::{Org, Repo};
+use crate::rng::Rng;
+
+/// The Cloud account the fake accepts, with [`JIRA_API_TOKEN`].
+pub const JIRA_EMAIL: &str = "surveyor@acme.example";
+/// The Cloud API token the fake accepts for [`JIRA_EMAIL`].
+pub const JIRA_API_TOKEN: &str = "sim-jira-api-token";
+/// The Data Center personal access token the fake accepts.
+pub const JIRA_PAT: &str = "sim-jira-personal-access-token";
+/// The most items a Cloud page holds unless told otherwise, whatever `maxResults` asks for.
+pub const CLOUD_MAX_RESULTS: usize = 50;
+
+/// Which Jira the fake pretends to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JiraFlavor {
+    Cloud,
+    DataCenter,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraCategory {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraProject {
+    pub id: String,
+    pub key: String,
+    pub name: String,
+    /// Empty for projects nobody described.
+    pub description: String,
+    /// The area whose repositories are the components (`payments` for `payments-system`).
+    pub area: String,
+    /// Index into [`JiraSite::categories`].
+    pub category: Option<usize>,
+    /// Index into `Org::people`.
+    pub lead: Option<usize>,
+}
+
+/// A component as the fake currently serves it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraComponent {
+    pub id: String,
+    pub name: String,
+    pub description: String,
+    /// Index into `Org::people`.
+    pub lead: Option<usize>,
+    /// The repository it stands for (index into `Org::repos`).
+    pub repo: usize,
+}
+
+/// A Jira site made from an org: projects and categories fixed when it is made, components
+/// rendered from the org's live repositories on every request.
+#[derive(Debug, Clone)]
+pub struct JiraSite {
+    pub org: Org,
+    pub categories: Vec<JiraCategory>,
+    pub projects: Vec<JiraProject>,
+    /// Component leads by repository index, chosen when the site was made: Jira keeps a lead
+    /// who moves team or leaves, which is what makes deactivated leads.
+    pub component_leads: BTreeMap<usize, Option<usize>>,
+    /// Ids of components deleted in Jira (their repositories live on).
+    pub removed_components: BTreeSet<String>,
+    /// People Jira shows as deactivated although the org still lists them.
+    pub deactivated: BTreeSet<usize>,
+}
+
+/// Categories and the areas in each; the other areas' projects have none.
+const CATEGORIES: &[(&str, &str, &[&str])] = &[
+    (
+        "Commerce",
+        "Selling, charging and delivering",
+        &["payments", "billing", "checkout", "ledger", "shipping"],
+    ),
+    (
+        "Platform",
+        "What every team builds on",
+        &["platform", "storage", "identity", "notifications"],
+    ),
+];
+
+fn area_of(repo: &Repo) -> &str {
+    repo.system.strip_suffix("-system").unwrap_or(&repo.system)
+}
+
+fn title(s: &str) -> String {
+    let mut c = s.chars();
+    c.next()
+        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+        .unwrap_or_default()
+}
+
+impl JiraSite {
+    /// The site a team would have set up for `org`. Deterministic: one org, one site.
+    pub fn from_org(org: &Org) -> Self {
+        let categories: Vec<JiraCategory> = CATEGORIES
+            .iter()
+            .enumerate()
+            .map(|(i, (name, description, _))| JiraCategory {
+                id: (10_100 + i).to_string(),
+                name: (*name).to_string(),
+                description: (*description).to_string(),
+            })
+            .collect();
+        let mut areas: Vec<&str> = org.repos.iter().map(area_of).collect();
+        areas.sort_unstable();
+        areas.dedup();
+        let mut deactivated = BTreeSet::new();
+        let mut keys = BTreeSet::new();
+        let mut projects = Vec::new();
+        for (i, area) in areas.iter().enumerate() {
+            let letters: String = area
+                .chars()
+                .filter(char::is_ascii_alphabetic)
+                .take(3)
+                .collect::<String>()
+                .to_uppercase();
+            let base = if letters.is_empty() {
+                "PRJ".to_string()
+            } else {
+                letters
+            };
+            let mut key = base.clone();
+            let mut n = 2;
+            while !keys.insert(key.clone()) {
+                key = format!("{base}{n}");
+                n += 1;
+            }
+            let team = org.teams.iter().find(|t| t.slug == *area).or_else(|| {
+                org.teams
+                    .iter()
+                    .find(|t| t.slug.split('-').next() == Some(area))
+            });
+            // Every fourth project has no lead, and the lead of another has been deactivated.
+            let lead = team
+                .and_then(|t| t.members.first().copied())
+                .filter(|_| i % 4 != 2);
+            if i % 4 == 1
+                && let Some(l) = lead
+            {
+                deactivated.insert(l);
+            }
+            projects.push(JiraProject {
+                id: (10_000 + i).to_string(),
+                key,
+                name: title(area),
+                description: if i % 5 == 3 {
+                    String::new()
+                } else {
+                    format!("Work of the {area} area")
+                },
+                area: (*area).to_string(),
+                category: CATEGORIES
+                    .iter()
+                    .position(|(_, _, members)| members.contains(area)),
+                lead,
+            });
+        }
+        let mut component_leads = BTreeMap::new();
+        for (r, repo) in org.repos.iter().enumerate() {
+            // Every sixth component has no lead; every seventh's lead has been deactivated.
+            let members = &org.teams[repo.owner_team].members;
+            let lead = (r % 6 != 5 && !members.is_empty())
+                .then(|| members[repo.id as usize % members.len()]);
+            if r % 7 == 3
+                && let Some(l) = lead
+            {
+                deactivated.insert(l);
+            }
+            component_leads.insert(r, lead);
+        }
+        Self {
+            org: org.clone(),
+            categories,
+            projects,
+            component_leads,
+            removed_components: BTreeSet::new(),
+            deactivated,
+        }
+    }
+
+    pub fn project(&self, key: &str) -> Option<&JiraProject> {
+        self.projects.iter().find(|p| p.key == key)
+    }
+
+    fn project_by_id_or_key(&self, id_or_key: &str) -> Option<&JiraProject> {
+        self.projects
+            .iter()
+            .find(|p| p.id == id_or_key || p.key == id_or_key)
+    }
+
+    /// A project's components as served now, by name.
+    pub fn components(&self, project: &JiraProject) -> Vec<JiraComponent> {
+        let mut out: Vec<JiraComponent> = self
+            .org
+            .repos
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.active && area_of(r) == project.area)
+            .map(|(i, r)| JiraComponent {
+                id: component_id(i),
+                name: r.name.clone(),
+                description: r.description.clone(),
+                lead: self.component_leads.get(&i).copied().flatten(),
+                repo: i,
+            })
+            .filter(|c| !self.removed_components.contains(&c.id))
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        out
+    }
+
+    /// Whether Jira shows the person as active.
+    pub fn user_active(&self, person: usize) -> bool {
+        self.org.people.get(person).is_some_and(|p| p.active) && !self.deactivated.contains(&person)
+    }
+
+    /// The Cloud account id of a person: half in today's `712020:<uuid>` form, half in the
+    /// older 24-hex-digit form, as on sites that have been around a while.
+    pub fn account_id(&self, person: usize) -> String {
+        let mut rng = Rng::new(0x6a69_7261 ^ person as u64);
+        let (a, b) = (rng.next_u64(), rng.next_u64());
+        if person.is_multiple_of(2) {
+            format!(
+                "712020:{:08x}-{:04x}-4{:03x}-a{:03x}-{:012x}",
+                a >> 32,
+                a & 0xffff,
+                (a >> 16) & 0xfff,
+                b & 0xfff,
+                (b >> 16) & 0xffff_ffff_ffff
+            )
+        } else {
+            format!("{:08x}{:016x}", a >> 32, b)
+        }
+    }
+
+    /// The Data Center user key: the username for accounts made before Jira 8, `JIRAUSER<n>`
+    /// for the others.
+    pub fn user_key(&self, person: usize) -> String {
+        match self.org.people.get(person) {
+            Some(p) if person.is_multiple_of(2) => p.login.clone(),
+            _ => format!("JIRAUSER{}", 10_000 + person),
+        }
+    }
+
+    /// Deletes a component in Jira; false if there is none with that id.
+    pub fn remove_component(&mut self, id: &str) -> bool {
+        let exists = self
+            .projects
+            .iter()
+            .any(|p| self.components(p).iter().any(|c| c.id == id));
+        exists && self.removed_components.insert(id.to_string())
+    }
+
+    /// Changes a project's key (its id stays); false if `old` is unknown or `new` is taken.
+    pub fn set_project_key(&mut self, old: &str, new: &str) -> bool {
+        if self.project(new).is_some() {
+            return false;
+        }
+        match self.projects.iter_mut().find(|p| p.key == old) {
+            Some(p) => {
+                p.key = new.to_string();
+                true
+            }
+            None => false,
+        }
+    }
+
+    pub fn set_project_lead(&mut self, key: &str, lead: Option<usize>) -> bool {
+        match self.projects.iter_mut().find(|p| p.key == key) {
+            Some(p) => {
+                p.lead = lead;
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// A component's id: Jira numbers components from 10000 like everything else.
+pub fn component_id(repo: usize) -> String {
+    (20_000 + repo).to_string()
+}
+
+/// What a fault does to a matching request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JiraFaultAction {
+    /// This status, with a Jira error body.
+    Status(u16),
+    /// 429 with `Retry-After`, as Jira Cloud answers when a client goes too fast.
+    RateLimited { retry_after_secs: u64 },
+    /// An HTML page where JSON was expected (a proxy's error page).
+    BadJson,
+}
+
+/// A fault for requests to `projects` (the project list), `components` (any component list),
+/// `components:KEY` (one project's), or `*`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JiraFault {
+    pub target: String,
+    pub action: JiraFaultAction,
+    /// Matching requests let through before the fault starts.
+    pub skip: usize,
+    /// How many matching requests fail; `None` is forever.
+    pub times: Option<usize>,
+}
+
+impl JiraFault {
+    pub fn new(target: &str, action: JiraFaultAction) -> Self {
+        Self {
+            target: target.to_string(),
+            action,
+            skip: 0,
+            times: None,
+        }
+    }
+
+    pub fn skip(mut self, n: usize) -> Self {
+        self.skip = n;
+        self
+    }
+
+    pub fn times(mut self, n: usize) -> Self {
+        self.times = Some(n);
+        self
+    }
+}
+
+/// One request as the fake saw it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SeenRequest {
+    pub path: String,
+    /// The raw query string (empty when none).
+    pub query: String,
+    /// The `Authorization` scheme, lower-cased (`basic`, `bearer`), or `none`.
+    pub scheme: String,
+}
+
+/// What the fake answered.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JiraStats {
+    pub requests: u64,
+    pub unauthorized: u64,
+    pub rate_limited: u64,
+    pub faults: u64,
+    /// Requests per path (without the query).
+    pub by_path: BTreeMap<String, u64>,
+    /// Requests per authentication scheme.
+    pub by_scheme: BTreeMap<String, u64>,
+    /// Every request, in order.
+    pub seen: Vec<SeenRequest>,
+}
+
+struct JiraState {
+    site: JiraSite,
+    flavor: JiraFlavor,
+    base_url: String,
+    max_results_cap: usize,
+    faults: Vec<(JiraFault, usize, usize)>,
+    stats: JiraStats,
+}
+
+/// A running fake Jira. Dropping it stops it.
+pub struct JiraFake {
+    url: String,
+    state: Arc<Mutex<JiraState>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for JiraFake {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl JiraFake {
+    /// Serves the site made from `org` on a free loopback port.
+    pub async fn start(org: &Org, flavor: JiraFlavor) -> std::io::Result<Self> {
+        Self::start_site(JiraSite::from_org(org), flavor).await
+    }
+
+    pub async fn start_site(site: JiraSite, flavor: JiraFlavor) -> std::io::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let state = Arc::new(Mutex::new(JiraState {
+            site,
+            flavor,
+            base_url: url.clone(),
+            max_results_cap: CLOUD_MAX_RESULTS,
+            faults: Vec::new(),
+            stats: JiraStats::default(),
+        }));
+        let router = Router::new()
+            .fallback(handle)
+            .with_state(Arc::clone(&state));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self { url, state, server })
+    }
+
+    /// The site URL (`url` in the connector's config).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    fn lock(&self) -> MutexGuard<'_, JiraState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Changes the site between runs (`fake.with_site(|s| s.set_project_key("PAY", "PMT"))`).
+    pub fn with_site<R>(&self, change: impl FnOnce(&mut JiraSite) -> R) -> R {
+        change(&mut self.lock().site)
+    }
+
+    /// Changes the org behind the site (a deleted repository's component goes too).
+    pub fn with_org<R>(&self, change: impl FnOnce(&mut Org) -> R) -> R {
+        change(&mut self.lock().site.org)
+    }
+
+    /// A copy of the site as served now.
+    pub fn site(&self) -> JiraSite {
+        self.lock().site.clone()
+    }
+
+    pub fn org(&self) -> Org {
+        self.lock().site.org.clone()
+    }
+
+    pub fn remove_component(&self, id: &str) -> bool {
+        self.with_site(|s| s.remove_component(id))
+    }
+
+    pub fn set_project_key(&self, old: &str, new: &str) -> bool {
+        self.with_site(|s| s.set_project_key(old, new))
+    }
+
+    /// Cloud pages hold at most this many items (Jira's own cap; 50 unless changed).
+    pub fn set_max_results_cap(&self, n: usize) {
+        self.lock().max_results_cap = n.max(1);
+    }
+
+    pub fn add_fault(&self, fault: JiraFault) {
+        self.lock().faults.push((fault, 0, 0));
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    pub fn stats(&self) -> JiraStats {
+        self.lock().stats.clone()
+    }
+
+    pub fn reset_stats(&self) {
+        self.lock().stats = JiraStats::default();
+    }
+}
+
+struct Answer {
+    status: StatusCode,
+    headers: Vec<(&'static str, String)>,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(status: StatusCode, body: &Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type", "application/json;charset=UTF-8".to_string())],
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        }
+    }
+
+    /// Jira's error shape: `{"errorMessages": [...], "errors": {}}`.
+    fn error(status: StatusCode, message: &str) -> Self {
+        Self::json(status, &json!({"errorMessages": [message], "errors": {}}))
+    }
+}
+
+async fn handle(
+    State(state): State<Arc<Mutex<JiraState>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Response {
+    let answer = {
+        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
+        answer(&mut s, &method, &uri, &headers)
+    };
+    let mut response = (answer.status, answer.body).into_response();
+    for (k, v) in answer.headers {
+        if let Ok(value) = HeaderValue::from_str(&v) {
+            response.headers_mut().insert(k, value);
+        }
+    }
+    response
+}
+
+/// What a request is for: the project list or one project's component list.
+enum Route {
+    Projects,
+    Components(String),
+}
+
+fn route(flavor: JiraFlavor, path: &str) -> Option<Route> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    match (flavor, segments.as_slice()) {
+        (JiraFlavor::Cloud, ["rest", "api", "3", "project", "search"])
+        | (JiraFlavor::DataCenter, ["rest", "api", "2", "project"]) => Some(Route::Projects),
+        // Cloud has both the paged `component` and the older `components` array.
+        (
+            JiraFlavor::Cloud,
+            [
+                "rest",
+                "api",
+                "3",
+                "project",
+                id,
+                "component" | "components",
+            ],
+        )
+        | (JiraFlavor::DataCenter, ["rest", "api", "2", "project", id, "components"]) => {
+            Some(Route::Components((*id).to_string()))
+        }
+        _ => None,
+    }
+}
+
+fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Answer {
+    let path = uri.path().to_string();
+    let query = uri.query().unwrap_or_default().to_string();
+    let authorization = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default();
+    let scheme = authorization
+        .split(' ')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| "none".to_string(), str::to_lowercase);
+    s.stats.requests += 1;
+    *s.stats.by_path.entry(path.clone()).or_default() += 1;
+    *s.stats.by_scheme.entry(scheme.clone()).or_default() += 1;
+    s.stats.seen.push(SeenRequest {
+        path: path.clone(),
+        query: query.clone(),
+        scheme,
+    });
+
+    if !authorised(s.flavor, authorization) {
+        s.stats.unauthorized += 1;
+        let mut a = Answer::error(
+            StatusCode::UNAUTHORIZED,
+            "The credentials were not accepted by the simulated Jira.",
+        );
+        let challenge = match s.flavor {
+            JiraFlavor::Cloud => "Basic realm=\"simulated Jira Cloud\"",
+            JiraFlavor::DataCenter => "Bearer realm=\"simulated Jira Data Center\"",
+        };
+        a.headers.push(("www-authenticate", challenge.to_string()));
+        return a;
+    }
+    if method != Method::GET {
+        return Answer::error(StatusCode::METHOD_NOT_ALLOWED, "Only GET is simulated.");
+    }
+    let Some(route) = route(s.flavor, &path) else {
+        return Answer::error(StatusCode::NOT_FOUND, "No such resource on this site.");
+    };
+    let target = match &route {
+        Route::Projects => "projects".to_string(),
+        Route::Components(id) => {
+            let key = s
+                .site
+                .project_by_id_or_key(id)
+                .map_or_else(|| id.clone(), |p| p.key.clone());
+            format!("components:{key}")
+        }
+    };
+    if let Some(action) = fault_for(s, &target) {
+        s.stats.faults += 1;
+        match action {
+            JiraFaultAction::Status(code) => {
+                let status =
+                    StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+                return Answer::error(status, "Simulated failure.");
+            }
+            JiraFaultAction::RateLimited { retry_after_secs } => {
+                s.stats.rate_limited += 1;
+                let mut a = Answer::error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
+                a.headers
+                    .push(("retry-after", retry_after_secs.to_string()));
+                return a;
+            }
+            JiraFaultAction::BadJson => {
+                return Answer {
+                    status: StatusCode::OK,
+                    headers: vec![("content-type", "text/html".to_string())],
+                    body: b"<html><body>Service temporarily unavailable</body></html>".to_vec(),
+                };
+            }
+        }
+    }
+    let params = parse_query(&query);
+    let expand: BTreeSet<&str> = params
+        .get("expand")
+        .map(|e| e.split(',').map(str::trim).collect())
+        .unwrap_or_default();
+    match route {
+        Route::Projects => {
+            let mut projects: Vec<&JiraProject> = s.site.projects.iter().collect();
+            projects.sort_by(|a, b| a.key.cmp(&b.key));
+            let values: Vec<Value> = projects
+                .iter()
+                .map(|p| project_json(s, p, &expand))
+                .collect();
+            match s.flavor {
+                JiraFlavor::Cloud => Answer::json(StatusCode::OK, &page(s, &path, &params, values)),
+                JiraFlavor::DataCenter => Answer::json(StatusCode::OK, &Value::Array(values)),
+            }
+        }
+        Route::Components(id) => {
+            let Some(project) = s.site.project_by_id_or_key(&id) else {
+                return Answer::error(
+                    StatusCode::NOT_FOUND,
+                    &format!("No project could be found with key or id '{id}'."),
+                );
+            };
+            let values: Vec<Value> = s
+                .site
+                .components(project)
+                .iter()
+                .map(|c| component_json(s, project, c))
+                .collect();
+            let paged = s.flavor == JiraFlavor::Cloud && path.ends_with("/component");
+            if paged {
+                Answer::json(StatusCode::OK, &page(s, &path, &params, values))
+            } else {
+                Answer::json(StatusCode::OK, &Value::Array(values))
+            }
+        }
+    }
+}
+
+fn authorised(flavor: JiraFlavor, authorization: &str) -> bool {
+    match flavor {
+        JiraFlavor::Cloud => authorization
+            .strip_prefix("Basic ")
+            .and_then(|b| STANDARD.decode(b.trim()).ok())
+            .is_some_and(|pair| pair == format!("{JIRA_EMAIL}:{JIRA_API_TOKEN}").as_bytes()),
+        JiraFlavor::DataCenter => authorization
+            .strip_prefix("Bearer ")
+            .is_some_and(|t| t.trim() == JIRA_PAT),
+    }
+}
+
+fn fault_for(s: &mut JiraState, target: &str) -> Option<JiraFaultAction> {
+    for (f, seen, applied) in &mut s.faults {
+        let matches = f.target == "*"
+            || f.target == target
+            || (f.target == "components" && target.starts_with("components:"));
+        if !matches {
+            continue;
+        }
+        *seen += 1;
+        if *seen > f.skip && f.times.is_none_or(|t| *applied < t) {
+            *applied += 1;
+            return Some(f.action.clone());
+        }
+    }
+    None
+}
+
+/// A Cloud `PageBean` of `values` for the request's `startAt` and `maxResults`.
+fn page(s: &JiraState, path: &str, params: &BTreeMap<String, String>, values: Vec<Value>) -> Value {
+    let start = params
+        .get("startAt")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let max = params
+        .get("maxResults")
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or(CLOUD_MAX_RESULTS)
+        .min(s.max_results_cap);
+    let total = values.len();
+    let items: Vec<Value> = values.into_iter().skip(start).take(max).collect();
+    let is_last = start + items.len() >= total;
+    let link = |at: usize| format!("{}{path}?startAt={at}&maxResults={max}", s.base_url);
+    let mut page = json!({
+        "self": link(start),
+        "maxResults": max,
+        "startAt": start,
+        "total": total,
+        "isLast": is_last,
+        "values": items,
+    });
+    if !is_last {
+        page["nextPage"] = json!(link(start + max));
+    }
+    page
+}
+
+fn avatars(base: &str, kind: &str, id: &str) -> Value {
+    let url = |size: &str| format!("{base}/secure/{kind}avatar?size={size}&avatarId={id}");
+    json!({"48x48": url("large"), "24x24": url("small"), "16x16": url("xsmall"), "32x32": url("medium")})
+}
+
+fn user_json(s: &JiraState, person: usize) -> Value {
+    let site = &s.site;
+    let Some(p) = site.org.people.get(person) else {
+        return Value::Null;
+    };
+    let base = &s.base_url;
+    let mut u = match s.flavor {
+        JiraFlavor::Cloud => {
+            let id = site.account_id(person);
+            json!({
+                "self": format!("{base}/rest/api/3/user?accountId={id}"),
+                "accountId": id,
+                "accountType": "atlassian",
+                "avatarUrls": avatars(base, "user", &person.to_string()),
+                "displayName": p.name,
+                "active": site.user_active(person),
+                "timeZone": "Etc/UTC",
+            })
+        }
+        JiraFlavor::DataCenter => json!({
+            "self": format!("{base}/rest/api/2/user?username={}", p.login),
+            "key": site.user_key(person),
+            "name": p.login,
+            "avatarUrls": avatars(base, "user", &person.to_string()),
+            "displayName": p.name,
+            "active": site.user_active(person),
+            "timeZone": "Etc/UTC",
+        }),
+    };
+    // Cloud shows an email only when the person's privacy settings allow; people without a
+    // public email in the org stand for those.
+    if let Some(email) = &p.email {
+        u["emailAddress"] = json!(email);
+    }
+    u
+}
+
+fn project_json(s: &JiraState, p: &JiraProject, expand: &BTreeSet<&str>) -> Value {
+    let base = &s.base_url;
+    let version = match s.flavor {
+        JiraFlavor::Cloud => 3,
+        JiraFlavor::DataCenter => 2,
+    };
+    let mut v = json!({
+        "expand": "description,lead,issueTypes,url,projectKeys,permissions,insight",
+        "self": format!("{base}/rest/api/{version}/project/{}", p.id),
+        "id": p.id,
+        "key": p.key,
+        "name": p.name,
+        "avatarUrls": avatars(base, "project", &p.id),
+        "projectTypeKey": "software",
+        "archived": false,
+    });
+    if s.flavor == JiraFlavor::Cloud {
+        v["simplified"] = json!(false);
+        v["style"] = json!("classic");
+        v["isPrivate"] = json!(false);
+        v["properties"] = json!({});
+    }
+    if let Some(c) = p.category.and_then(|i| s.site.categories.get(i)) {
+        v["projectCategory"] = json!({
+            "self": format!("{base}/rest/api/{version}/projectCategory/{}", c.id),
+            "id": c.id,
+            "name": c.name,
+            "description": c.description,
+        });
+    }
+    // Like Jira, lead and description only when asked for.
+    if expand.contains("description") {
+        v["description"] = json!(p.description);
+    }
+    if expand.contains("lead")
+        && let Some(lead) = p.lead
+    {
+        v["lead"] = user_json(s, lead);
+    }
+    v
+}
+
+fn component_json(s: &JiraState, p: &JiraProject, c: &JiraComponent) -> Value {
+    let base = &s.base_url;
+    let project_id: u64 = p.id.parse().unwrap_or_default();
+    let version = match s.flavor {
+        JiraFlavor::Cloud => 3,
+        JiraFlavor::DataCenter => 2,
+    };
+    let assignee_type = if c.lead.is_some() {
+        "COMPONENT_LEAD"
+    } else {
+        "PROJECT_DEFAULT"
+    };
+    let mut v = json!({
+        "self": format!("{base}/rest/api/{version}/component/{}", c.id),
+        "id": c.id,
+        "name": c.name,
+        "assigneeType": assignee_type,
+        "realAssigneeType": assignee_type,
+        "isAssigneeTypeValid": c.lead.is_none_or(|l| s.site.user_active(l)),
+        "project": p.key,
+        "projectId": project_id,
+    });
+    if !c.description.is_empty() {
+        v["description"] = json!(c.description);
+    }
+    if let Some(lead) = c.lead {
+        v["lead"] = user_json(s, lead);
+        if let (JiraFlavor::DataCenter, Some(person)) = (s.flavor, s.site.org.people.get(lead)) {
+            v["leadUserName"] = json!(person.login);
+        }
+    }
+    match s.flavor {
+        // The paged Cloud list counts each component's issues.
+        JiraFlavor::Cloud => v["issueCount"] = json!(c.repo % 37),
+        JiraFlavor::DataCenter => v["archived"] = json!(false),
+    }
+    v
+}
+
+fn parse_query(query: &str) -> BTreeMap<String, String> {
+    query
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (decode(k), decode(v)))
+        .collect()
+}
+
+/// Percent-decoding for query values (`lead%2Cdescription`).
+fn decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests;

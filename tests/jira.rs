@@ -1,0 +1,251 @@
+//! The jira connector against the fake Jira through reconcile into the store (SQLite, and
+//! Postgres when configured): change ops, 429s, refused credentials, merging with GitHub.
+
+use surveyor_connector_github::{GithubConfig, GithubConnector};
+use surveyor_connector_jira::{JiraConfig, JiraConnector};
+use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_model::ScopeStatus;
+use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT};
+use surveyor_sim::{FAKE_TOKEN, GithubFake, JiraFake, JiraFault, JiraFaultAction, JiraFlavor};
+use surveyor_sim::{Org, OrgSpec};
+use surveyor_store::{ChangeFilter, ChangeOp, Store};
+use surveyor_tests::TestStore;
+
+async fn sync_cloud(store: &Store, fake: &JiraFake, api_token: &str) -> RunReport {
+    let toml = format!(
+        "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{api_token}\"\npage_size = 5\nrequests_per_second = 1000",
+        fake.url()
+    );
+    let config: JiraConfig = toml::from_str(&toml).expect("config");
+    let c = JiraConnector::new("jira", config).expect("connector");
+    run_connector(store, &c, &ReconcileOptions::default())
+        .await
+        .expect("run")
+}
+
+async fn ops_since(store: &Store, seen: &mut usize) -> Vec<(ChangeOp, String)> {
+    let all = store
+        .list_changes(&ChangeFilter::default())
+        .await
+        .expect("changes");
+    let fresh = all
+        .iter()
+        .skip(*seen)
+        .map(|c| (c.op, c.entity_ref.clone()))
+        .collect();
+    *seen = all.len();
+    fresh
+}
+
+#[tokio::test]
+async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let org = Org::generate(&OrgSpec::small());
+        let fake = JiraFake::start(&org, JiraFlavor::Cloud)
+            .await
+            .expect("fake");
+        let site = fake.site();
+        let domains = site
+            .projects
+            .iter()
+            .filter_map(|p| p.category)
+            .collect::<std::collections::BTreeSet<_>>()
+            .len();
+        let mut seen = 0;
+
+        let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
+        assert_eq!(
+            r.counts.created as usize,
+            domains + site.projects.len() + org.repos.len(),
+            "{backend}"
+        );
+        ops_since(store, &mut seen).await;
+
+        // Nothing changed at Jira: nothing is written.
+        let before = store.table_counts().await.expect("counts");
+        let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        assert_eq!(r.counts.changes(), 0, "{backend}: {:?}", r.counts);
+        assert_eq!(
+            store.table_counts().await.expect("counts").changes,
+            before.changes,
+            "{backend}"
+        );
+
+        // One component of many is deleted in Jira.
+        let pay = site.project("PAY").expect("PAY").clone();
+        let gone = site.components(&pay)[0].clone();
+        assert!(fake.remove_component(&gone.id));
+        let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 1),
+            "{backend}: {r:?}"
+        );
+        assert_eq!(
+            ops_since(store, &mut seen).await,
+            vec![(
+                ChangeOp::Deleted,
+                format!("component:default/{}", gone.name)
+            )],
+            "{backend}"
+        );
+
+        // The project key changes: the System is renamed (its id is the project id), and its
+        // components now say they are part of the renamed System.
+        let uid = store
+            .resolve_uid("system:default/pay")
+            .await
+            .expect("resolve")
+            .expect("the PAY system");
+        assert!(fake.set_project_key("PAY", "PMT"));
+        let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
+        assert_eq!((r.counts.renamed, r.counts.deleted), (1, 0), "{backend}");
+        let ops = ops_since(store, &mut seen).await;
+        assert!(
+            ops.contains(&(ChangeOp::Renamed, "system:default/pmt".into())),
+            "{backend}: {ops:?}"
+        );
+        let kept = site.components(&pay)[1].name.clone();
+        assert!(
+            ops.contains(&(ChangeOp::Updated, format!("component:default/{kept}"))),
+            "{backend}: {ops:?}"
+        );
+        assert_eq!(
+            store
+                .resolve_uid("system:default/pmt")
+                .await
+                .expect("resolve"),
+            Some(uid.clone()),
+            "{backend}: the same entity"
+        );
+        let history = store
+            .list_changes(&ChangeFilter {
+                entity_uid: Some(uid),
+                ..ChangeFilter::default()
+            })
+            .await
+            .expect("history");
+        assert!(
+            history
+                .iter()
+                .any(|c| c.previous_ref.as_deref() == Some("system:default/pay")),
+            "{backend}: the rename remembers the old ref"
+        );
+
+        // Jira asks us to slow down once: the sync waits and goes on.
+        let limited = fake.stats().rate_limited;
+        fake.add_fault(
+            JiraFault::new(
+                "projects",
+                JiraFaultAction::RateLimited {
+                    retry_after_secs: 1,
+                },
+            )
+            .times(1),
+        );
+        let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
+        assert_eq!(r.counts.changes(), 0, "{backend}");
+        assert_eq!(fake.stats().rate_limited, limited + 1, "{backend}");
+
+        // Revoked credentials: the site fails, and a component that did go is not deleted.
+        let next = site.components(&pay)[2].clone();
+        assert!(fake.remove_component(&next.id));
+        let r = sync_cloud(store, &fake, "revoked").await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Partial, 0),
+            "{backend}: {r:?}"
+        );
+        let status = &r.scopes[0].status;
+        assert!(
+            matches!(status, ScopeStatus::Failed { reason } if reason.contains("HTTP 401")),
+            "{backend}: {status:?}"
+        );
+        assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
+        let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 1),
+            "{backend}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn jira_components_land_on_the_repositories_components() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let org = Org::generate(&OrgSpec::small());
+        let github = GithubFake::start(vec![org.clone()]).await.expect("github");
+        let jira = JiraFake::start(&org, JiraFlavor::DataCenter)
+            .await
+            .expect("jira");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let toml = format!(
+            "orgs = [\"acme\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"",
+            github.url()
+        );
+        let config: GithubConfig = toml::from_str(&toml).expect("github config");
+        let gh = GithubConnector::new("github", config, dir.path()).expect("github connector");
+        let toml = format!(
+            "url = \"{}\"\nflavor = \"datacenter\"\ntoken = \"{JIRA_PAT}\"",
+            jira.url()
+        );
+        let config: JiraConfig = toml::from_str(&toml).expect("jira config");
+        let jc = JiraConnector::new("jira", config).expect("jira connector");
+        let options = ReconcileOptions::default();
+        let r = run_connector(store, &gh, &options)
+            .await
+            .expect("github run");
+        assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
+        let r = run_connector(store, &jc, &options).await.expect("jira run");
+        assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
+
+        // Every repository is one Component, described by both sources.
+        let site = jira.site();
+        for p in &site.projects {
+            for c in site.components(p) {
+                let key = format!("component:default/{}", c.name);
+                let e = store
+                    .get_entity(&key)
+                    .await
+                    .expect("get")
+                    .unwrap_or_else(|| panic!("{backend}: {key}"));
+                let sources: serde_json::Value =
+                    serde_json::from_str(&e.sources).expect("sources JSON");
+                let names: Vec<&str> = sources
+                    .as_array()
+                    .expect("a list")
+                    .iter()
+                    .filter_map(|s| s["source"].as_str())
+                    .collect();
+                assert!(
+                    names.contains(&"github") && names.contains(&"jira"),
+                    "{backend}: {key}: {names:?}"
+                );
+            }
+            // A Data Center lead is named by username, which is the GitHub login here: the
+            // System's owner is a User the GitHub sync created.
+            if let Some(lead) = p.lead {
+                let owner = format!("user:default/{}", org.people[lead].login);
+                let system = store
+                    .get_entity(&format!("system:default/{}", p.key.to_lowercase()))
+                    .await
+                    .expect("get")
+                    .expect("the system");
+                let body: serde_json::Value = serde_json::from_str(&system.body).expect("body");
+                assert_eq!(body["spec"]["owner"], owner.as_str(), "{backend}");
+                assert!(
+                    store.get_entity(&owner).await.expect("get").is_some(),
+                    "{backend}: {owner} resolves"
+                );
+            }
+        }
+        ts.cleanup().await;
+    }
+}
