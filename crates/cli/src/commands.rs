@@ -30,14 +30,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             limit,
             format,
         } => runs(&config_path, connector, limit, format).await,
+        Command::Serve { listen } => crate::serve::serve(&config_path, listen).await,
     }
 }
 
-fn load(path: &Path) -> Result<Config, CliError> {
+pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
     Config::load(path, registry::KINDS).map_err(|e| CliError::Input(e.to_string()))
 }
 
-async fn open(config: &Config) -> Result<Store, CliError> {
+pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {
     Store::connect(config.database_url().expose())
         .await
         .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))

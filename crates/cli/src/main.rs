@@ -4,6 +4,7 @@
 mod commands;
 mod output;
 mod registry;
+mod serve;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -69,6 +70,12 @@ pub enum Command {
     Entities(EntitiesCommand),
     /// Show the catalog's change history
     Changes(ChangesArgs),
+    /// Run as a service: sync each connector on its schedule and serve the HTTP API
+    Serve {
+        /// Address to listen on [default: [server] listen, or 127.0.0.1:7878]
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<String>,
+    },
     /// Show recent runs
     Runs {
         /// Only runs of this connector

@@ -23,6 +23,10 @@ pub const KINDS: &[KindSpec] = &[
         name: surveyor_connector_pagerduty::KIND,
         keys: surveyor_connector_pagerduty::KEYS,
     },
+    KindSpec {
+        name: surveyor_connector_jira::KIND,
+        keys: surveyor_connector_jira::KEYS,
+    },
 ];
 
 /// Builds the connector a spec describes; errors are input errors located in the config.
@@ -67,6 +71,12 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
         surveyor_connector_pagerduty::KIND => {
             let options = spec.options().map_err(located)?;
             let c = surveyor_connector_pagerduty::PagerDutyConnector::new(&spec.id, options)
+                .map_err(|e| located(spec.error_at(e.key, e.message.clone())))?;
+            Ok(Box::new(c))
+        }
+        surveyor_connector_jira::KIND => {
+            let options = spec.options().map_err(located)?;
+            let c = surveyor_connector_jira::JiraConnector::new(&spec.id, options)
                 .map_err(|e| located(spec.error_at(e.key, e.message.clone())))?;
             Ok(Box::new(c))
         }

@@ -1,0 +1,182 @@
+//! `surveyor serve`: the scheduler and the HTTP API in one long-lived process, stopped cleanly
+//! by SIGTERM or Ctrl-C (no new runs; a running crawl gets a grace period, then rolls back).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use surveyor_api::{ApiConfig, ConnectorView, Control, TriggerRefusal};
+use surveyor_engine::reconcile::ReconcileOptions;
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions, TriggerError};
+use surveyor_model::Connector;
+use tokio::sync::watch;
+
+use crate::CliError;
+use crate::commands::{load, open};
+use crate::registry;
+
+/// The API's view of the scheduler.
+struct SchedulerControl(SchedulerHandle);
+
+impl Control for SchedulerControl {
+    fn connectors(&self) -> Vec<ConnectorView> {
+        self.0
+            .status()
+            .into_iter()
+            .map(|s| ConnectorView {
+                id: s.id,
+                kind: s.kind,
+                schedule: s.schedule,
+                next_run: s.next_run,
+                running: s.running,
+                last_started: s.last_started,
+                last_status: s.last_status,
+                last_error: s.last_error,
+            })
+            .collect()
+    }
+
+    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
+        self.0.trigger(id).map_err(|e| match e {
+            TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),
+            TriggerError::Busy(id) => TriggerRefusal::Busy(id),
+            TriggerError::Stopped => TriggerRefusal::Stopped,
+        })
+    }
+}
+
+/// This process's name in leases: host and pid.
+fn holder() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    format!("{host}:{}", std::process::id())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
+pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> {
+    let config = load(path)?;
+    let base = config.base_dir();
+    let parser = croner::parser::CronParser::builder()
+        .seconds(croner::parser::Seconds::Optional)
+        .build();
+    let mut jobs = Vec::new();
+    for spec in config.connectors.iter().filter(|c| c.enabled) {
+        let connector: Arc<dyn Connector> =
+            Arc::from(registry::build(spec, &base).map_err(CliError::Input)?);
+        let schedule = match &spec.schedule {
+            Some(s) => Some(parser.parse(s).map_err(|e| {
+                CliError::Input(format!("connectors[{}].schedule: {e}", spec.index))
+            })?),
+            None => None,
+        };
+        jobs.push(Job {
+            id: spec.id.clone(),
+            kind: spec.kind.clone(),
+            schedule_text: spec.schedule.clone(),
+            schedule,
+            timezone: spec.timezone,
+            timeout: spec.timeout,
+            jitter: spec.jitter,
+            run_on_start: spec.run_on_start,
+            connector,
+        });
+    }
+    let scheduled = jobs.iter().filter(|j| j.schedule.is_some()).count();
+    let store = open(&config).await?;
+    let listen = listen.unwrap_or_else(|| config.server.listen.clone());
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot listen on {listen}: {e}")))?;
+    let scheduler = Scheduler::new(
+        store.clone(),
+        jobs,
+        SchedulerOptions {
+            reconcile: ReconcileOptions {
+                max_delete_ratio: config.catalog.max_delete_ratio,
+                mass_delete_floor: config.catalog.mass_delete_floor,
+                allow_mass_delete: false,
+                dry_run: false,
+                source_priority: config.source_priority(),
+            },
+            holder: holder(),
+            lease_ttl: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        },
+    );
+    let control: Arc<dyn Control> = Arc::new(SchedulerControl(scheduler.handle()));
+    let app = surveyor_api::router(
+        store.clone(),
+        ApiConfig {
+            read_tokens: config.server.read_tokens.clone(),
+            trigger_tokens: config.server.trigger_tokens.clone(),
+            cors_origins: config.server.cors_origins.clone(),
+            max_page_size: config.server.max_page_size,
+        },
+        Some(control),
+    );
+    let (stop, stopped) = watch::channel(false);
+    let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
+    let mut api_stop = stopped.clone();
+    let api_task = tokio::spawn(surveyor_api::serve(listener, app, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
+    // Tombstones past the retention are purged hourly (history stays).
+    let retention = config.catalog.retention;
+    let purge_store = store.clone();
+    let mut purge_stop = stopped.clone();
+    let purge_task = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            tokio::select! {
+                _ = every.tick() => {
+                    if let Some(before) = chrono::Duration::from_std(retention).ok().map(|r| chrono::Utc::now() - r)
+                        && let Err(e) = purge_store.purge_tombstones(before).await
+                    {
+                        tracing::warn!(error = %e, "purging tombstones failed");
+                    }
+                }
+                _ = async { drop(purge_stop.wait_for(|s| *s).await) } => return,
+            }
+        }
+    });
+    eprintln!(
+        "surveyor: serving http://{listen} ({} connectors, {scheduled} on a schedule); Ctrl-C or SIGTERM stops",
+        config.connectors.iter().filter(|c| c.enabled).count()
+    );
+    shutdown_signal().await;
+    eprintln!("surveyor: stopping: no new runs; a running crawl gets 30s to finish");
+    let _ = stop.send(true);
+    let _ = scheduler_task.await;
+    let _ = purge_task.await;
+    if let Ok(Err(e)) = api_task.await {
+        tracing::warn!(error = %e, "the API server stopped with an error");
+    }
+    store.close().await;
+    eprintln!("surveyor: stopped");
+    Ok(())
+}
