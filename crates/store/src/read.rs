@@ -156,7 +156,9 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
             );
             if let Some(eco) = &dep.ecosystem {
                 let e = next(&mut params, eco.clone());
-                c.push_str(&format!(" AND json_extract({element}, '$.ecosystem') = {e}"));
+                c.push_str(&format!(
+                    " AND json_extract({element}, '$.ecosystem') = {e}"
+                ));
             }
             c.push(')');
             conds.push(c);
@@ -302,18 +304,19 @@ impl Store {
 
     /// How many live entities have each value of a body field (`kind`, `spec.type`,
     /// `metadata.tags`): Backstage's entity facets. Arrays count each element.
-    pub async fn facet_counts(
-        &self,
-        field: &str,
-        f: &EntityFilter,
-    ) -> Result<Vec<(String, i64)>> {
+    pub async fn facet_counts(&self, field: &str, f: &EntityFilter) -> Result<Vec<(String, i64)>> {
         let path: Vec<&str> = field.split('.').collect();
         if path.is_empty()
-            || path
-                .iter()
-                .any(|p| p.is_empty() || !p.chars().all(|c| c.is_ascii_alphanumeric() || "_-/".contains(c)))
+            || path.iter().any(|p| {
+                p.is_empty()
+                    || !p
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_-/".contains(c))
+            })
         {
-            return Err(StoreError::Invalid(format!("facet {field:?} is not a field path")));
+            return Err(StoreError::Invalid(format!(
+                "facet {field:?} is not a field path"
+            )));
         }
         let (where_, params) = entity_conditions(self.backend(), f);
         // The path is checked above and passed as a bound parameter, never spliced.
@@ -443,7 +446,8 @@ impl Store {
         );
         let changes_q = "SELECT op, COUNT(*) AS n FROM changes GROUP BY op ORDER BY op";
         let refusals_q = "SELECT COUNT(*) FROM refusals";
-        let durations_q = "SELECT connector, started_at, finished_at FROM runs WHERE finished_at IS NOT NULL";
+        let durations_q =
+            "SELECT connector, started_at, finished_at FROM runs WHERE finished_at IS NOT NULL";
         on_pool!(self, pool => {
             let mut stats = CatalogStats::default();
             for r in sqlx::query(runs_q).fetch_all(pool).await? {
