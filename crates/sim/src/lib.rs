@@ -11,6 +11,7 @@ pub mod pagerduty;
 mod rng;
 
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
+pub use gitlab::{GITLAB_TOKEN, GitlabFake, GitlabStats};
 pub use jira::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, JiraStats};
 pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};

@@ -1,0 +1,455 @@
+//! From GitLab's shapes to catalog entities: project -> Component, group -> Group, member ->
+//! User, CODEOWNERS (GitLab dialect) -> `spec.owner`, manifests -> package dependencies, and a
+//! project's own `catalog-info.yaml` laid over what was discovered.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Map, Value, json};
+use surveyor_model::Entity;
+use surveyor_model::validate::{is_valid_object_name, is_valid_tag};
+use surveyor_repofiles::{CodeOwners, Dependency, Flavor, Owner, Package};
+
+use crate::config::Settings;
+use crate::queries::{Files, RestGroup, RestProject, UserNode, access_level_name};
+
+/// A Backstage name for a GitLab path: invalid characters become `-`, separators are trimmed
+/// from the ends, and the result is cut to 63 characters. `None` when nothing valid is left.
+pub fn entity_name(raw: &str) -> Option<String> {
+    let mapped: String = raw
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
+    let mut name: String = trimmed.chars().take(63).collect();
+    while name.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
+        name.pop();
+    }
+    is_valid_object_name(&name).then_some(name)
+}
+
+/// A group's entity name: the crawl root by its own path (`acme`), a subgroup by its path below
+/// the root with `-` for `/` (`payments`, `payments-ledger`). Subgroup paths are unique only
+/// among siblings, so the path below the root is what keeps two `backend`s apart; it is
+/// computable from a CODEOWNERS group path alone. `None` for groups outside the root.
+pub fn group_name(root: &str, full_path: &str) -> Option<String> {
+    if full_path.eq_ignore_ascii_case(root) {
+        let leaf = root.rsplit('/').next().unwrap_or(root);
+        return entity_name(leaf);
+    }
+    let below = strip_prefix_ci(full_path, root)?.strip_prefix('/')?;
+    entity_name(&below.replace('/', "-"))
+}
+
+fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = s.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &s[prefix.len()..])
+}
+
+/// Who CODEOWNERS says owns the project as a whole (each section's owners of a file no
+/// specific rule names), first owner first, as entity refs; and the owners as written.
+/// Groups under the root become groups, usernames users (a bare `@root` is the root group),
+/// emails users when a member shows that email; roles (`@@maintainer`) and groups outside the
+/// root are left out.
+pub fn codeowners_refs(
+    text: &str,
+    root: &str,
+    namespace: &str,
+    username_by_email: &BTreeMap<String, String>,
+) -> (Vec<String>, Vec<String>) {
+    let parsed = CodeOwners::parse(text, Flavor::GitLab);
+    let owners = parsed.repo_owners();
+    let mut refs: Vec<String> = Vec::new();
+    for owner in &owners {
+        let r = match owner {
+            Owner::Team(path) => group_name(root, path).map(|n| format!("group:{namespace}/{n}")),
+            Owner::User(name) if name.eq_ignore_ascii_case(root) => {
+                group_name(root, root).map(|n| format!("group:{namespace}/{n}"))
+            }
+            Owner::User(name) => entity_name(name).map(|n| format!("user:{namespace}/{n}")),
+            Owner::Email(email) => username_by_email
+                .get(&email.to_lowercase())
+                .and_then(|u| entity_name(u))
+                .map(|n| format!("user:{namespace}/{n}")),
+            Owner::Role(_) => None,
+        };
+        if let Some(r) = r
+            && !refs.contains(&r)
+        {
+            refs.push(r);
+        }
+    }
+    (refs, owners.iter().map(ToString::to_string).collect())
+}
+
+/// What the project's manifests say: packages it produces and packages it uses.
+#[derive(Debug, Default, Clone)]
+pub struct Packages {
+    pub produces: Vec<Package>,
+    pub dependencies: Vec<Dependency>,
+    /// Manifests that could not be read, with why.
+    pub errors: Vec<String>,
+}
+
+pub fn packages(files: &Files) -> Packages {
+    let mut out = Packages::default();
+    for path in crate::queries::FILES {
+        if !surveyor_repofiles::is_manifest(path) {
+            continue;
+        }
+        let Some(text) = files.text(path) else {
+            continue;
+        };
+        match surveyor_repofiles::parse_manifest(path, text) {
+            Ok(m) => {
+                out.produces.extend(m.produces);
+                out.dependencies.extend(m.dependencies);
+            }
+            Err(e) => out.errors.push(e.to_string()),
+        }
+    }
+    out.dependencies.sort();
+    out.dependencies.dedup();
+    out
+}
+
+/// The discovered Component for a project (before any `catalog-info.yaml` is laid over it).
+pub fn component(
+    settings: &Settings,
+    project: &RestProject,
+    name: &str,
+    language: Option<&str>,
+    owners: &(Vec<String>, Vec<String>),
+    packages: &Packages,
+) -> Entity {
+    let mut e = Entity::new("Component", &settings.namespace, name);
+    e.metadata.description = project.description.clone().filter(|d| !d.trim().is_empty());
+    if !name.eq_ignore_ascii_case(&project.name) {
+        e.metadata.title = Some(project.name.clone());
+    }
+    let a = &mut e.metadata.annotations;
+    a.insert("gitlab.com/project-id".into(), project.id.to_string());
+    a.insert(
+        "gitlab.com/project-slug".into(),
+        project.path_with_namespace.clone(),
+    );
+    let branch = project.default_branch.as_deref().unwrap_or("HEAD");
+    a.insert(
+        "backstage.io/source-location".into(),
+        format!("url:{}/-/tree/{branch}/", project.web_url),
+    );
+    if !owners.1.is_empty() {
+        a.insert("surveyor.dev/codeowners".into(), owners.1.join(" "));
+    }
+    if !packages.errors.is_empty() {
+        a.insert(
+            "surveyor.dev/manifest-errors".into(),
+            packages.errors.join("; "),
+        );
+    }
+    if let Some(v) = &project.visibility {
+        e.metadata
+            .labels
+            .insert("gitlab.com/visibility".into(), v.to_lowercase());
+    }
+    let topics = project.topics();
+    let mut tags: Vec<String> = Vec::new();
+    for t in &topics {
+        let tag = t.replace([' ', '_'], "-");
+        if is_valid_tag(&tag) && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    if let Some(lang) = language {
+        let tag = lang.to_lowercase().replace([' ', '_'], "-");
+        if is_valid_tag(&tag) && !tags.contains(&tag) {
+            tags.push(tag);
+        }
+    }
+    e.metadata.tags = tags;
+    e.metadata.links =
+        vec![json!({"url": project.web_url, "title": "Repository", "icon": "gitlab"})];
+    let component_type = topics
+        .iter()
+        .find_map(|t| settings.topic_types.get(t))
+        .unwrap_or(&settings.component_type);
+    let spec = &mut e.spec;
+    spec.insert("type".into(), json!(component_type));
+    spec.insert(
+        "lifecycle".into(),
+        json!(if project.archived {
+            "deprecated"
+        } else {
+            settings.lifecycle.as_str()
+        }),
+    );
+    if let Some(owner) = owners.0.first() {
+        spec.insert("owner".into(), json!(owner));
+    }
+    if !packages.produces.is_empty() {
+        spec.insert("packages".into(), json!(packages.produces));
+    }
+    if !packages.dependencies.is_empty() {
+        spec.insert("packageDependencies".into(), json!(packages.dependencies));
+    }
+    e
+}
+
+/// `declared` over `discovered`: objects merge key by key, anything else is replaced. Kind and
+/// name are the declaration's: a descriptor may call its project's component what it likes.
+pub fn overlay(discovered: &Entity, declared: &Entity) -> Result<Entity, String> {
+    let mut base = discovered.to_value();
+    merge_values(&mut base, declared.to_value());
+    Entity::from_value(base).map_err(|e| e.to_string())
+}
+
+fn merge_values(base: &mut Value, top: Value) {
+    match (base, top) {
+        (Value::Object(b), Value::Object(t)) => merge_maps(b, t),
+        (b, t) => *b = t,
+    }
+}
+
+fn merge_maps(base: &mut Map<String, Value>, top: Map<String, Value>) {
+    for (k, v) in top {
+        match base.get_mut(&k) {
+            Some(existing) => merge_values(existing, v),
+            None => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+/// A group as a Group: the root is the `organization`, subgroups are `team`s.
+pub fn group(
+    settings: &Settings,
+    root: &str,
+    g: &RestGroup,
+    parent: Option<&str>,
+    children: &[String],
+    members: &[String],
+) -> Option<Entity> {
+    let name = group_name(root, &g.full_path)?;
+    let mut e = Entity::new("Group", &settings.namespace, &name);
+    e.metadata.description = g.description.clone().filter(|d| !d.trim().is_empty());
+    e.metadata
+        .annotations
+        .insert("gitlab.com/group-path".into(), g.full_path.clone());
+    if let Some(url) = &g.web_url {
+        e.metadata.links = vec![json!({"url": url, "title": "Group", "icon": "gitlab"})];
+    }
+    let is_root = g.full_path.eq_ignore_ascii_case(root);
+    e.spec.insert(
+        "type".into(),
+        json!(if is_root { "organization" } else { "team" }),
+    );
+    e.spec
+        .insert("profile".into(), json!({"displayName": g.name}));
+    if let Some(parent) = parent {
+        e.spec.insert("parent".into(), json!(parent));
+    }
+    e.spec.insert("children".into(), json!(children));
+    e.spec.insert("members".into(), json!(members));
+    Some(e)
+}
+
+/// A member as a User; `access` is each group's full path with the member's access there.
+pub fn user(
+    settings: &Settings,
+    root: &str,
+    u: &UserNode,
+    groups: &[String],
+    access: &BTreeMap<String, u64>,
+) -> Option<Entity> {
+    let name = entity_name(&u.username)?;
+    let mut e = Entity::new("User", &settings.namespace, &name);
+    let a = &mut e.metadata.annotations;
+    a.insert("gitlab.com/username".into(), u.username.clone());
+    a.insert("gitlab.com/group".into(), root.to_string());
+    if !access.is_empty() {
+        let levels: Vec<String> = access
+            .iter()
+            .map(|(path, level)| format!("{path}={}", access_level_name(*level)))
+            .collect();
+        a.insert("gitlab.com/access-levels".into(), levels.join(" "));
+    }
+    if let Some(state) = u.state.as_deref().filter(|s| *s != "active") {
+        a.insert("gitlab.com/user-state".into(), state.to_string());
+    }
+    let mut profile = Map::new();
+    if let Some(n) = u.name.as_deref().filter(|n| !n.trim().is_empty()) {
+        profile.insert("displayName".into(), json!(n));
+    }
+    if let Some(m) = u.public_email.as_deref().filter(|m| !m.trim().is_empty()) {
+        profile.insert("email".into(), json!(m));
+    }
+    if !profile.is_empty() {
+        e.spec.insert("profile".into(), Value::Object(profile));
+    }
+    e.spec.insert("memberOf".into(), json!(groups));
+    Some(e)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings() -> Settings {
+        let dir = std::env::temp_dir();
+        let config: crate::GitlabConfig =
+            toml::from_str("groups = [\"acme\"]\ntoken = \"t\"").unwrap();
+        config.settings("gl", &dir).unwrap()
+    }
+
+    #[test]
+    fn names_become_backstage_names() {
+        assert_eq!(entity_name("Payments-API").as_deref(), Some("payments-api"));
+        assert_eq!(entity_name("_private").as_deref(), Some("private"));
+        assert_eq!(entity_name("___"), None);
+        assert_eq!(group_name("acme", "acme").as_deref(), Some("acme"));
+        assert_eq!(
+            group_name("acme", "ACME/Payments").as_deref(),
+            Some("payments")
+        );
+        assert_eq!(
+            group_name("acme", "acme/payments/ledger").as_deref(),
+            Some("payments-ledger")
+        );
+        assert_eq!(
+            group_name("acme/platform", "acme/platform").as_deref(),
+            Some("platform")
+        );
+        assert_eq!(
+            group_name("acme/platform", "acme/platform/ci").as_deref(),
+            Some("ci")
+        );
+        assert_eq!(group_name("acme", "acmecorp/x"), None);
+        assert_eq!(group_name("acme", "other/payments"), None);
+    }
+
+    #[test]
+    fn codeowners_sections_decide_the_owner() {
+        let emails = BTreeMap::from([("ada@acme.example".to_string(), "ada".to_string())]);
+        // Each section's last matching rule contributes; the first section's owner comes first.
+        let text = "\
+# default section: the root group
+* @acme
+
+[Owners] @acme/payments/ledger
+*
+/docs/ @bob
+
+^[Optional reviewers]
+* @@maintainer ada@acme.example @other/team
+
+[Frontend]
+/web/ @carol
+";
+        let (refs, raw) = codeowners_refs(text, "acme", "default", &emails);
+        assert_eq!(
+            refs,
+            [
+                "group:default/acme",
+                "group:default/payments-ledger",
+                "user:default/ada"
+            ]
+        );
+        assert_eq!(
+            raw,
+            [
+                "@acme",
+                "@acme/payments/ledger",
+                "@@maintainer",
+                "ada@acme.example",
+                "@other/team"
+            ]
+        );
+        let (refs, _) = codeowners_refs("[Docs]\n/docs/ @x\n", "acme", "default", &emails);
+        assert!(refs.is_empty(), "no rule for the root: no owner");
+        let (refs, _) = codeowners_refs(
+            "[Owners]\n* @acme/search\n*.md @docs-team\n",
+            "acme",
+            "team",
+            &emails,
+        );
+        assert_eq!(refs, ["group:team/search"]);
+    }
+
+    #[test]
+    fn a_project_becomes_a_component() {
+        let project: RestProject = serde_json::from_value(json!({
+            "id": 42, "name": "Payments API", "path": "payments-api",
+            "path_with_namespace": "acme/payments/payments-api",
+            "description": "Takes money", "web_url": "https://gitlab.com/acme/payments/payments-api",
+            "default_branch": "main", "topics": ["Library", "payments"], "archived": true,
+            "visibility": "internal", "namespace": {"id": 7, "full_path": "acme/payments"}
+        }))
+        .unwrap();
+        let owners = (
+            vec!["group:default/payments".to_string()],
+            vec!["@acme/payments".into()],
+        );
+        let e = component(
+            &settings(),
+            &project,
+            "payments-api",
+            Some("Rust"),
+            &owners,
+            &Packages::default(),
+        );
+        assert_eq!(e.metadata.title.as_deref(), Some("Payments API"));
+        assert_eq!(e.spec_str("type"), Some("library"));
+        assert_eq!(e.spec_str("lifecycle"), Some("deprecated"));
+        assert_eq!(e.spec_str("owner"), Some("group:default/payments"));
+        assert_eq!(e.metadata.tags, ["library", "payments", "rust"]);
+        assert_eq!(
+            e.metadata.annotations["backstage.io/source-location"],
+            "url:https://gitlab.com/acme/payments/payments-api/-/tree/main/"
+        );
+        assert_eq!(e.metadata.annotations["gitlab.com/project-id"], "42");
+        assert_eq!(e.metadata.labels["gitlab.com/visibility"], "internal");
+    }
+
+    #[test]
+    fn groups_and_users() {
+        let s = settings();
+        let g: RestGroup = serde_json::from_value(json!({
+            "id": 9, "name": "Ledger", "full_path": "acme/payments/ledger",
+            "parent_id": 8, "description": ""
+        }))
+        .unwrap();
+        let e = group(&s, "acme", &g, Some("payments"), &[], &["ada".into()]).unwrap();
+        assert_eq!(e.metadata.name, "payments-ledger");
+        assert_eq!(e.spec_str("type"), Some("team"));
+        assert_eq!(e.spec_str("parent"), Some("payments"));
+        assert!(e.metadata.description.is_none());
+
+        let u = UserNode {
+            id: "gid://gitlab/User/1".into(),
+            username: "Ada.L".into(),
+            name: Some("Ada".into()),
+            public_email: Some(String::new()),
+            state: Some("blocked".into()),
+        };
+        let access = BTreeMap::from([("acme/payments".to_string(), 40)]);
+        let e = user(&s, "acme", &u, &["payments".into()], &access).unwrap();
+        assert_eq!(e.metadata.name, "ada.l");
+        assert_eq!(
+            e.metadata.annotations["gitlab.com/access-levels"],
+            "acme/payments=maintainer"
+        );
+        assert_eq!(e.metadata.annotations["gitlab.com/user-state"], "blocked");
+        assert_eq!(
+            e.spec["profile"],
+            json!({"displayName": "Ada"}),
+            "no empty email"
+        );
+    }
+}
