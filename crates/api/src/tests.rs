@@ -186,7 +186,9 @@ async fn entities_filter_and_page_with_cursors() {
     let mut all = Vec::new();
     loop {
         let (code, page) = s
-            .get(&format!("/api/v1/entities?kind=component&limit=3{cursor}"))
+            .get(&format!(
+                "/api/v1/entities?kind=component&limit=3&total=true{cursor}"
+            ))
             .await;
         assert_eq!(code, 200, "{page}");
         assert_eq!(page["totalItems"], 8);
@@ -216,7 +218,15 @@ async fn entities_filter_and_page_with_cursors() {
         assert_eq!(names(&page), want, "{query}");
     }
     let (_, page) = s.get("/api/v1/entities?q=web").await;
+    assert!(page.get("totalItems").is_none(), "counted only when asked");
     let web = &page["items"][0];
+    let (_, one) = s.get("/api/v1/entities/component/default/web").await;
+    let mut spliced = web.clone();
+    spliced["surveyor"]["history"] = one["surveyor"]["history"].clone();
+    assert_eq!(
+        spliced, one,
+        "the list's spliced document is the entity's own"
+    );
     assert_eq!(web["relations"][0]["type"], "dependsOn");
     assert_eq!(web["surveyor"]["sources"][0]["source"], "gh");
 

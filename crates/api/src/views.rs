@@ -20,6 +20,41 @@ fn relations_json(relations: &[RelationRow]) -> Value {
         .collect()
 }
 
+/// The `/api/v1` document as JSON text, spliced rather than parsed and re-serialised: the
+/// stored body is already canonical JSON, and list pages are mostly bodies.
+pub fn entity_text(e: &EntityRow, relations: &[RelationRow]) -> String {
+    let body = e.body.trim_end();
+    let Some(open) = body.strip_suffix('}') else {
+        return entity(e, relations).to_string();
+    };
+    let extra = json!({
+        "ref": e.display_ref,
+        "uid": e.uid,
+        "createdAt": e.created_at,
+        "updatedAt": e.updated_at,
+        "deletedAt": e.deleted_at,
+    });
+    let mut out = String::with_capacity(body.len() + 256 + e.sources.len());
+    out.push_str(open);
+    if !open.trim_end().ends_with('{') {
+        out.push(',');
+    }
+    out.push_str("\"relations\":");
+    out.push_str(&relations_json(relations).to_string());
+    out.push_str(",\"surveyor\":");
+    // `sources` is stored JSON; splice it in beside the other bookkeeping.
+    let extra = extra.to_string();
+    out.push_str(&extra[..extra.len() - 1]);
+    out.push_str(",\"sources\":");
+    out.push_str(if e.sources.trim().is_empty() {
+        "null"
+    } else {
+        e.sources.trim()
+    });
+    out.push_str("}}");
+    out
+}
+
 /// `/api/v1` shape: body, `relations`, and `surveyor` bookkeeping.
 pub fn entity(e: &EntityRow, relations: &[RelationRow]) -> Value {
     let mut body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);

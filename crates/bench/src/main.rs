@@ -2,7 +2,9 @@
 //!
 //! `cargo run --release -p surveyor-bench -- reconcile [--entities N] [--postgres URL]`
 //! `cargo run --release -p surveyor-bench -- github [--repos N] [--teams N] [--latency-ms MS]`
+//! `cargo run --release -p surveyor-bench -- api [--entities N] [--clients N] [--seconds S]`
 
+mod api;
 mod github;
 
 use std::time::Instant;
@@ -49,6 +51,18 @@ enum Scenario {
         #[arg(long, value_enum, hide = true)]
         phase: Option<Phase>,
     },
+    /// Load on the HTTP API: concurrent filtered lists on a large catalog while a sync writes
+    Api {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Run on this Postgres instead of SQLite
+        #[arg(long)]
+        postgres: Option<String>,
+    },
     /// Sync a simulated GitHub org: requests against the API's floor, 304s on a quiet resync,
     /// wall time with simulated latency per request.
     Github {
@@ -68,15 +82,15 @@ enum Scenario {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum BackendArg {
+pub(crate) enum BackendArg {
     Sqlite,
     Postgres,
 }
 
 /// A connector that generates `n` components; `generation` changes the owner of 1% of them.
-struct Generated {
-    n: usize,
-    generation: usize,
+pub(crate) struct Generated {
+    pub(crate) n: usize,
+    pub(crate) generation: usize,
 }
 
 fn entity(i: usize, generation: usize) -> Entity {
@@ -304,6 +318,20 @@ fn print(backend: &str, runs: &[Measured], n: usize) {
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     match Args::parse().scenario {
+        Scenario::Api {
+            entities,
+            clients,
+            seconds,
+            postgres,
+        } => {
+            api::run(api::ApiBench {
+                entities,
+                clients,
+                seconds,
+                postgres,
+            })
+            .await?
+        }
         Scenario::Github {
             repos,
             teams,
@@ -410,13 +438,13 @@ fn child(backend: &str, phase: &str, n: usize, postgres: Option<&str>) -> anyhow
 }
 
 /// What to remove after a child's run.
-enum Cleanup {
+pub(crate) enum Cleanup {
     Dir(std::path::PathBuf),
     Schema(String, String),
 }
 
 impl Cleanup {
-    async fn run(self) {
+    pub(crate) async fn run(self) {
         match self {
             Self::Dir(dir) => {
                 let _ = std::fs::remove_dir_all(dir);
@@ -431,7 +459,7 @@ impl Cleanup {
     }
 }
 
-async fn open_fresh(
+pub(crate) async fn open_fresh(
     backend: BackendArg,
     postgres: Option<&str>,
 ) -> anyhow::Result<(Store, Cleanup)> {

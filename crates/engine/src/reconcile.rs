@@ -237,6 +237,14 @@ pub async fn run_connector(
     let result = reconcile_crawl(store, connector, options, &run_id).await;
     match result {
         Ok(report) => {
+            // Big changes move the planner's statistics; refreshing costs ~0.1 s per 100k
+            // entities, far less than the queries planned on stale ones.
+            if !options.dry_run
+                && report.counts.changes() >= 1000
+                && let Err(e) = store.refresh_statistics().await
+            {
+                tracing::warn!(error = %e, "could not refresh the planner's statistics");
+            }
             if !options.dry_run {
                 let outcome =
                     serde_json::json!({ "scopes": report.scopes, "problems": report.problems });

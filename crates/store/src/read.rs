@@ -86,9 +86,11 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
     }
     if let Some(owner) = &f.owner {
         let p = next(&mut params, owner.to_ascii_lowercase());
+        // Driven from the owner's side (relations_by_target): an owner has few entities, and
+        // probing every entity for its owner would scan the kind.
         conds.push(format!(
-            "EXISTS (SELECT 1 FROM relations r WHERE r.source_ref = entities.entity_ref \
-             AND r.type = 'ownedBy' AND r.target_ref = {p})"
+            "entity_ref IN (SELECT r.source_ref FROM relations r WHERE r.target_ref = {p} \
+             AND r.type = 'ownedBy')"
         ));
     }
     if let Some((key, value)) = &f.label {

@@ -405,6 +405,23 @@ impl Store {
         Ok(n)
     }
 
+    /// Refreshes the planner's statistics after a large change (an initial load, a big
+    /// deletion). Without them SQLite plans `kind = ? AND owner = ?` by scanning the kind.
+    pub async fn refresh_statistics(&self) -> Result<()> {
+        let mut tx = self.begin().await?;
+        match tx.backend() {
+            crate::Backend::Sqlite => on_tx!(&mut tx, conn => {
+                sqlx::query("ANALYZE").execute(&mut *conn).await?;
+            }),
+            crate::Backend::Postgres => on_tx!(&mut tx, conn => {
+                for table in ["ANALYZE entities", "ANALYZE relations", "ANALYZE observations"] {
+                    sqlx::query(table).execute(&mut *conn).await?;
+                }
+            }),
+        }
+        tx.commit().await
+    }
+
     /// Removes tombstones (and deleted observations) older than `before`. History stays.
     pub async fn purge_tombstones(&self, before: DateTime<Utc>) -> Result<(u64, u64)> {
         let mut tx = self.begin().await?;
