@@ -50,7 +50,11 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
     println!(
         "catalog: {} entities on {} (seeded in {:.1} s); {} clients for {} s; GET /api/v1/entities?kind=component&owner=team-N&limit=50",
         b.entities,
-        if b.postgres.is_some() { "Postgres" } else { "SQLite" },
+        if b.postgres.is_some() {
+            "Postgres"
+        } else {
+            "SQLite"
+        },
         seeded.elapsed().as_secs_f64(),
         b.clients,
         b.seconds
