@@ -27,6 +27,10 @@ pub const KINDS: &[KindSpec] = &[
         name: surveyor_connector_jira::KIND,
         keys: surveyor_connector_jira::KEYS,
     },
+    KindSpec {
+        name: surveyor_connector_gitlab::KIND,
+        keys: surveyor_connector_gitlab::KEYS,
+    },
 ];
 
 /// Builds the connector a spec describes; errors are input errors located in the config.
@@ -78,6 +82,20 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
             let options = spec.options().map_err(located)?;
             let c = surveyor_connector_jira::JiraConnector::new(&spec.id, options)
                 .map_err(|e| located(spec.error_at(e.key, e.message.clone())))?;
+            Ok(Box::new(c))
+        }
+        surveyor_connector_gitlab::KIND => {
+            let options = spec.options().map_err(located)?;
+            let c = surveyor_connector_gitlab::GitlabConnector::new(&spec.id, options, base_dir)
+                .map_err(|e| {
+                    // Messages start with the key at fault; locate that key in the file.
+                    let text = e.to_string();
+                    let message = text
+                        .strip_prefix(&format!("{}: ", e.key()))
+                        .unwrap_or(&text)
+                        .to_string();
+                    located(spec.error_at(e.key(), message))
+                })?;
             Ok(Box::new(c))
         }
         other => Err(format!(
