@@ -211,7 +211,8 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| "unmatched".into());
     let started = Instant::now();
-    let response = next.run(request).await;
+    let span = tracing::info_span!("request", method = %request.method(), route = %route);
+    let response = tracing::Instrument::instrument(next.run(request), span).await;
     state
         .metrics
         .observe(&route, response.status().as_u16(), started.elapsed());

@@ -5,6 +5,7 @@ mod commands;
 mod output;
 mod registry;
 mod serve;
+mod telemetry;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -48,6 +49,16 @@ pub struct Cli {
         value_name = "LEVEL"
     )]
     pub log: String,
+
+    /// Log lines as text for people or JSON for log collectors
+    #[arg(
+        long,
+        global = true,
+        env = "SURVEYOR_LOG_FORMAT",
+        value_enum,
+        default_value_t = telemetry::LogFormat::Text
+    )]
+    pub log_format: telemetry::LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -227,8 +238,15 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log);
-    // One crypto provider for every rustls user in the process (sqlx now, HTTP clients later).
+    // Telemetry settings live in the config; a config that does not load is reported by the
+    // command itself, so here it only means "no traces".
+    let config_path = cli
+        .config
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("surveyor.toml"));
+    let telemetry_config = commands::load(&config_path).ok().map(|c| c.telemetry);
+    let telemetry = telemetry::init(&cli.log, cli.log_format, telemetry_config.as_ref());
+    // One crypto provider for every rustls user in the process (sqlx, HTTP clients, kube).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -240,7 +258,10 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(commands::run(cli)) {
+    let result = runtime.block_on(commands::run(cli));
+    drop(runtime);
+    telemetry.shutdown();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(CliError::Input(msg)) => {
             eprintln!("error: {msg}");
@@ -252,18 +273,6 @@ fn main() -> ExitCode {
         }
         Err(CliError::Exit(code)) => ExitCode::from(code),
     }
-}
-
-fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_new(format!(
-        "surveyor={level},surveyor_engine={level},surveyor_store={level},warn"
-    ))
-    .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
 }
 
 #[cfg(test)]

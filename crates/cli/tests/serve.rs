@@ -137,7 +137,7 @@ fn serve_syncs_on_schedule_answers_and_stops_cleanly() {
     // Within a few ticks the schedule has synced the two descriptors.
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
-        let page = get_json(&format!("{base}/api/v1/entities?kind=component"));
+        let page = get_json(&format!("{base}/api/v1/entities?kind=component&total=true"));
         if page["totalItems"] == 2 {
             break;
         }

@@ -31,7 +31,8 @@ pub const COMMON_CONNECTOR_KEYS: &[&str] = &[
     "jitter",
     "run_on_start",
 ];
-const TOP_KEYS: &[&str] = &["catalog", "server", "connectors"];
+const TOP_KEYS: &[&str] = &["catalog", "server", "telemetry", "connectors"];
+const TELEMETRY_KEYS: &[&str] = &["otlp_endpoint", "service_name"];
 const CATALOG_KEYS: &[&str] = &[
     "database",
     "retention",
@@ -113,6 +114,23 @@ pub struct ServerConfig {
     pub max_page_size: u32,
 }
 
+/// `[telemetry]`: where traces go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TelemetryConfig {
+    /// OTLP/HTTP collector base URL (`http://collector:4318`); traces are exported when set.
+    pub otlp_endpoint: Option<String>,
+    pub service_name: String,
+}
+
+impl Default for TelemetryConfig {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: None,
+            service_name: "surveyor".into(),
+        }
+    }
+}
+
 /// Which clock a schedule reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum ScheduleZone {
@@ -147,6 +165,7 @@ pub struct Config {
     pub file: PathBuf,
     pub catalog: CatalogConfig,
     pub server: ServerConfig,
+    pub telemetry: TelemetryConfig,
     pub connectors: Vec<ConnectorSpec>,
 }
 
@@ -205,6 +224,7 @@ impl Config {
             check_keys(t, "server", SERVER_KEYS, &loc, &mut errors);
         }
         let server = parse_server(server_table, &loc, &mut errors);
+        let telemetry = parse_telemetry(root.get_ref().get("telemetry"), &loc, &mut errors);
 
         let mut connectors: Vec<ConnectorSpec> = Vec::new();
         match root.get_ref().get("connectors") {
@@ -258,6 +278,7 @@ impl Config {
             file: file.to_path_buf(),
             catalog: catalog.unwrap_or_else(CatalogConfig::default_for_errors),
             server,
+            telemetry,
             connectors,
         })
     }
@@ -545,6 +566,41 @@ fn expanded(
             None
         }
     }
+}
+
+fn parse_telemetry(
+    item: Option<&Spanned<DeValue<'_>>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> TelemetryConfig {
+    let mut c = TelemetryConfig::default();
+    let Some(item) = item else { return c };
+    let DeValue::Table(t) = item.get_ref() else {
+        errors.push(loc.error(
+            item.span(),
+            "telemetry",
+            "must be a table ([telemetry])".into(),
+            None,
+        ));
+        return c;
+    };
+    check_keys(t, "telemetry", TELEMETRY_KEYS, loc, errors);
+    if let Some(e) = expanded(t, "otlp_endpoint", "telemetry.otlp_endpoint", loc, errors) {
+        if e.starts_with("http://") || e.starts_with("https://") {
+            c.otlp_endpoint = Some(e.trim_end_matches('/').to_string());
+        } else {
+            errors.push(loc.error(
+                key_span(t, "otlp_endpoint").unwrap_or(0..0),
+                "telemetry.otlp_endpoint",
+                format!("{e:?} is not an http(s) URL"),
+                Some("the collector's OTLP/HTTP address, e.g. http://otel-collector:4318".into()),
+            ));
+        }
+    }
+    if let Some(n) = get_str(t, "service_name", "telemetry.service_name", loc, errors) {
+        c.service_name = n;
+    }
+    c
 }
 
 fn parse_server(

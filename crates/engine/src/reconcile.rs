@@ -18,6 +18,7 @@ use surveyor_store::{
     RefusalRow, Store, StoreError, StoreTx,
 };
 use tokio::sync::mpsc;
+use tracing::Instrument;
 
 use crate::merge::{MergedEntity, ObservedEntity, SourceClaim, pick_winner};
 
@@ -234,9 +235,23 @@ pub async fn run_connector(
         store.abandon_stale_runs(&source, started).await?;
         store.insert_run(&run_id, &source, started).await?;
     }
-    let result = reconcile_crawl(store, connector, options, &run_id).await;
+    let result = reconcile_crawl(store, connector, options, &run_id)
+        .instrument(tracing::info_span!("run", connector = %source, run_id = %run_id))
+        .await;
     match result {
         Ok(report) => {
+            tracing::info!(
+                connector = %source,
+                run_id = %run_id,
+                status = report.status.as_str(),
+                created = report.counts.created,
+                updated = report.counts.updated,
+                renamed = report.counts.renamed,
+                deleted = report.counts.deleted,
+                restored = report.counts.restored,
+                unchanged = report.counts.unchanged,
+                "run finished"
+            );
             // Big changes move the planner's statistics; refreshing costs ~0.1 s per 100k
             // entities, far less than the queries planned on stale ones.
             if !options.dry_run
@@ -635,46 +650,57 @@ impl RunState<'_> {
             if !refused.is_empty() {
                 deletions.clear();
             }
-            let waiting = self.buffered.remove(&scope).unwrap_or_default();
-            let is_open = self.open_scope.as_deref() == Some(scope.as_str());
-            if is_open || !waiting.is_empty() || !deletions.is_empty() || !refused.is_empty() {
-                if !is_open {
-                    self.open_scope = Some(scope.clone());
-                    if self.tx.is_none() {
-                        self.tx = Some(self.store.begin_write().await?);
+            let span = tracing::info_span!(
+                "scope",
+                scope = %scope,
+                complete = status.is_complete(),
+                deletions = deletions.len()
+            );
+            let refused = async {
+                let waiting = self.buffered.remove(&scope).unwrap_or_default();
+                let is_open = self.open_scope.as_deref() == Some(scope.as_str());
+                if is_open || !waiting.is_empty() || !deletions.is_empty() || !refused.is_empty() {
+                    if !is_open {
+                        self.open_scope = Some(scope.clone());
+                        if self.tx.is_none() {
+                            self.tx = Some(self.store.begin_write().await?);
+                        }
                     }
-                }
-                let mut writes = std::mem::take(&mut self.batch);
-                writes.extend(waiting);
-                while !writes.is_empty() {
-                    let rest = writes.split_off(writes.len().min(WRITE_BATCH));
-                    self.write(writes, Vec::new()).await?;
-                    writes = rest;
-                }
-                self.write(Vec::new(), deletions).await?;
-                // Entities also disappear when their observations move to other names (a
-                // mass rename collision): the guard counts what is actually deleted, too.
-                let entity_refusals = self.entity_guard(&scope);
-                if !entity_refusals.is_empty() {
+                    let mut writes = std::mem::take(&mut self.batch);
+                    writes.extend(waiting);
+                    while !writes.is_empty() {
+                        let rest = writes.split_off(writes.len().min(WRITE_BATCH));
+                        self.write(writes, Vec::new()).await?;
+                        writes = rest;
+                    }
+                    self.write(Vec::new(), deletions).await?;
+                    // Entities also disappear when their observations move to other names (a
+                    // mass rename collision): the guard counts what is actually deleted, too.
+                    let entity_refusals = self.entity_guard(&scope);
+                    if !entity_refusals.is_empty() {
+                        if !self.job.options.dry_run
+                            && let Some(tx) = self.tx.take()
+                        {
+                            tx.rollback().await?;
+                            self.tx = Some(self.store.begin_write().await?);
+                            self.per_scope.remove(&scope);
+                        }
+                        refused.extend(entity_refusals);
+                    }
+                    if let Some(tx) = self.tx.as_mut() {
+                        self.job.record_refusals(tx, &scope, &refused).await?;
+                    }
                     if !self.job.options.dry_run
                         && let Some(tx) = self.tx.take()
                     {
-                        tx.rollback().await?;
-                        self.tx = Some(self.store.begin_write().await?);
-                        self.per_scope.remove(&scope);
+                        tx.commit().await?;
                     }
-                    refused.extend(entity_refusals);
+                    self.open_scope = None;
                 }
-                if let Some(tx) = self.tx.as_mut() {
-                    self.job.record_refusals(tx, &scope, &refused).await?;
-                }
-                if !self.job.options.dry_run
-                    && let Some(tx) = self.tx.take()
-                {
-                    tx.commit().await?;
-                }
-                self.open_scope = None;
+                Ok::<_, ReconcileError>(refused)
             }
+            .instrument(span)
+            .await?;
             reports.push(ScopeReport {
                 counts: self.per_scope.remove(&scope).unwrap_or_default(),
                 scope,

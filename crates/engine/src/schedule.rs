@@ -261,7 +261,7 @@ impl Worker {
             self.job.connector.as_ref(),
             &self.options.reconcile,
         )
-        .instrument(tracing::info_span!("run", connector = %id, %tick));
+        .instrument(tracing::info_span!("scheduled_run", connector = %id, %tick));
         tokio::pin!(run);
         let deadline = tokio::time::sleep(self.job.timeout);
         tokio::pin!(deadline);
