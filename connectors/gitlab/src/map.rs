@@ -6,32 +6,14 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use surveyor_model::Entity;
-use surveyor_model::validate::{is_valid_object_name, is_valid_tag};
+use surveyor_model::validate::is_valid_tag;
 use surveyor_repofiles::{CodeOwners, Dependency, Flavor, Owner, Package};
 
 use crate::config::Settings;
 use crate::queries::{Files, RestGroup, RestProject, UserNode, access_level_name};
 
-/// A Backstage name for a GitLab path: invalid characters become `-`, separators are trimmed
-/// from the ends, and the result is cut to 63 characters. `None` when nothing valid is left.
-pub fn entity_name(raw: &str) -> Option<String> {
-    let mapped: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let mut name: String = trimmed.chars().take(63).collect();
-    while name.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        name.pop();
-    }
-    is_valid_object_name(&name).then_some(name)
-}
+/// One naming rule for every source, so the same thing named in two tools is one entity.
+pub use surveyor_model::names::entity_name;
 
 /// A group's entity name: the crawl root by its own path (`acme`), a subgroup by its path below
 /// the root with `-` for `/` (`payments`, `payments-ledger`). Subgroup paths are unique only

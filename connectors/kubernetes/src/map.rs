@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 use surveyor_model::Entity;
-use surveyor_model::validate::{is_valid_label_key, is_valid_label_value, is_valid_object_name};
+use surveyor_model::validate::{is_valid_label_key, is_valid_label_value};
 
 use crate::config::Settings;
 
@@ -86,32 +86,8 @@ pub fn owner_ref(value: &str, namespace: &str) -> Option<String> {
     entity_name(value).map(|n| format!("group:{namespace}/{n}"))
 }
 
-/// A Backstage name from any string: invalid characters become `-`, at most 63 characters;
-/// a longer name keeps its start and ends in a hash of the whole, so it stays unique.
-pub fn entity_name(raw: &str) -> Option<String> {
-    let mapped: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let trimmed = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let name = if trimmed.len() > 63 {
-        let mut h: u32 = 0x811c_9dc5;
-        for b in trimmed.bytes() {
-            h = (h ^ u32::from(b)).wrapping_mul(0x0100_0193);
-        }
-        let head = trimmed[..54].trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-        format!("{head}-{h:08x}")
-    } else {
-        trimmed.to_string()
-    };
-    is_valid_object_name(&name).then_some(name)
-}
+/// One naming rule for every source, so the same thing named in two tools is one entity.
+pub use surveyor_model::names::entity_name;
 
 /// The Resource for a workload, Service or Ingress in `cluster`.
 pub fn resource(

@@ -6,36 +6,11 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{Map, Value, json};
 use surveyor_model::Entity;
-use surveyor_model::validate::is_valid_object_name;
 
 use crate::config::Settings;
 
-/// A Backstage name: lower case, anything but letters, digits and `-_.` as `-`, at most 63.
-pub fn entity_name(raw: &str) -> Option<String> {
-    let mapped: String = raw
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    let mut collapsed = String::with_capacity(mapped.len());
-    for c in mapped.chars() {
-        if c == '-' && collapsed.ends_with('-') {
-            continue;
-        }
-        collapsed.push(c);
-    }
-    let trimmed = collapsed.trim_matches(|c: char| !c.is_ascii_alphanumeric());
-    let mut name: String = trimmed.chars().take(63).collect();
-    while name.ends_with(|c: char| !c.is_ascii_alphanumeric()) {
-        name.pop();
-    }
-    is_valid_object_name(&name).then_some(name)
-}
+/// One naming rule for every source, so the same thing named in two tools is one entity.
+pub use surveyor_model::names::entity_name;
 
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v[key].as_str().filter(|s| !s.is_empty())

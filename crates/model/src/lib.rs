@@ -4,6 +4,7 @@
 pub mod descriptor;
 pub mod entity;
 pub mod hash;
+pub mod names;
 pub mod observation;
 pub mod refs;
 pub mod secret;
