@@ -483,6 +483,10 @@ impl Connector for GithubConnector {
         KIND
     }
 
+    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
+        self.api.http().metrics().snapshot().connector_metrics()
+    }
+
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
         let mut outcome = Outcome::default();
         for org in &self.settings.orgs {

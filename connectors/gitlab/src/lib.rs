@@ -673,6 +673,10 @@ impl Connector for GitlabConnector {
         KIND
     }
 
+    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
+        self.api.http().metrics().snapshot().connector_metrics()
+    }
+
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
         let mut outcome = Outcome::default();
         for group in &self.settings.groups {

@@ -192,6 +192,10 @@ impl Connector for JiraConnector {
         KIND
     }
 
+    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
+        self.api.http().metrics().snapshot().connector_metrics()
+    }
+
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
         let mut outcome = Outcome::default();
         self.crawl_site(&sink, &mut outcome).await?;

@@ -225,6 +225,10 @@ impl Connector for PagerDutyConnector {
         KIND
     }
 
+    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
+        self.http.metrics().snapshot().connector_metrics()
+    }
+
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
         let mut outcome = Outcome::default();
         self.crawl_account(&sink, &mut outcome).await?;

@@ -76,6 +76,10 @@ pub enum TriggerRefusal {
 pub trait Control: Send + Sync {
     fn connectors(&self) -> Vec<ConnectorView>;
     fn trigger(&self, id: &str) -> Result<(), TriggerRefusal>;
+    /// Each connector's own figures, for `/metrics`.
+    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
+        Vec::new()
+    }
 }
 
 #[derive(Clone)]

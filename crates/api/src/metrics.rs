@@ -15,6 +15,9 @@ use surveyor_store::EntityFilter;
 use crate::AppState;
 use crate::error::ApiError;
 
+/// One connector metric across connectors: help, counter or gauge, (connector, value)s.
+type Family = (&'static str, bool, Vec<(String, f64)>);
+
 /// Upper bounds of the latency buckets, in seconds.
 const BUCKETS: [f64; 12] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0,
@@ -141,6 +144,33 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
     }
     out.push_str("# HELP surveyor_deletion_refusals_total Deletions the guard refused.\n# TYPE surveyor_deletion_refusals_total counter\n");
     let _ = writeln!(out, "surveyor_deletion_refusals_total {}", stats.refusals);
+    if let Some(control) = &state.control {
+        // Grouped by metric, as the exposition format wants each family together.
+        let mut families: BTreeMap<&'static str, Family> = BTreeMap::new();
+        for (connector, metrics) in control.connector_metrics() {
+            for m in metrics {
+                families
+                    .entry(m.name)
+                    .or_insert((m.help, m.counter, Vec::new()))
+                    .2
+                    .push((connector.clone(), m.value));
+            }
+        }
+        for (name, (help, counter, values)) in families {
+            let kind = if counter { "counter" } else { "gauge" };
+            let _ = writeln!(
+                out,
+                "# HELP surveyor_connector_{name} {help}\n# TYPE surveyor_connector_{name} {kind}"
+            );
+            for (connector, v) in values {
+                let _ = writeln!(
+                    out,
+                    "surveyor_connector_{name}{{connector=\"{}\"}} {v}",
+                    escape(&connector)
+                );
+            }
+        }
+    }
     Ok((
         [(
             header::CONTENT_TYPE,

@@ -129,6 +129,18 @@ impl Control for FakeControl {
             ..ConnectorView::default()
         }]
     }
+    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
+        vec![(
+            "gh".into(),
+            vec![surveyor_model::ConnectorMetric {
+                name: "http_not_modified_total",
+                help: "304s",
+                value: 41.0,
+                counter: true,
+            }],
+        )]
+    }
+
     fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
         match id {
             "gh" => {
@@ -335,6 +347,14 @@ async fn tokens_guard_reads_and_triggers() {
         409
     );
     assert_eq!(*control.triggered.lock().unwrap(), ["gh"]);
+    let (_, metrics) = s.get_with("/metrics", Some("reader")).await;
+    assert!(
+        metrics
+            .as_str()
+            .unwrap_or_default()
+            .contains("surveyor_connector_http_not_modified_total{connector=\"gh\"} 41"),
+        "{metrics}"
+    );
     let (_, list) = s.get_with("/api/v1/connectors", Some("reader")).await;
     assert_eq!(list["items"][0]["schedule"], "0 * * * *");
 

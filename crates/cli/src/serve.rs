@@ -36,6 +36,10 @@ impl Control for SchedulerControl {
             .collect()
     }
 
+    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
+        self.0.connector_metrics()
+    }
+
     fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
         self.0.trigger(id).map_err(|e| match e {
             TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),

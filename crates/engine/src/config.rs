@@ -138,6 +138,8 @@ pub enum ScheduleZone {
     Utc,
     /// The machine's local time zone.
     Local,
+    /// An IANA zone (`Europe/Berlin`): schedules follow its daylight-saving changes.
+    Named(chrono_tz::Tz),
 }
 
 /// One `[[connectors]]` table: the common keys, and access to the kind's own keys.
@@ -866,15 +868,21 @@ fn parse_connector(
     {
         None | Some("UTC" | "utc" | "Etc/UTC") => ScheduleZone::Utc,
         Some("local") => ScheduleZone::Local,
-        Some(other) => {
-            errors.push(loc.error(
-                key_span(t, "timezone").unwrap_or(span.clone()),
-                &format!("{path}.timezone"),
-                format!("unsupported time zone {other:?}"),
-                Some("\"UTC\" (the default) or \"local\" (this machine's zone)".into()),
-            ));
-            ScheduleZone::Utc
-        }
+        Some(other) => match other.parse::<chrono_tz::Tz>() {
+            Ok(tz) => ScheduleZone::Named(tz),
+            Err(_) => {
+                errors.push(loc.error(
+                    key_span(t, "timezone").unwrap_or(span.clone()),
+                    &format!("{path}.timezone"),
+                    format!("unknown time zone {other:?}"),
+                    Some(
+                        "\"UTC\" (the default), \"local\", or an IANA name like \"Europe/Berlin\""
+                            .into(),
+                    ),
+                ));
+                ScheduleZone::Utc
+            }
+        },
     };
     let mut duration = |key: &str, default: Duration| -> Duration {
         match get_str(t, key, &format!("{path}.{key}"), loc, errors) {

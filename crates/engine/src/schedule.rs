@@ -64,6 +64,7 @@ pub enum TriggerError {
 pub struct SchedulerHandle {
     status: Arc<Mutex<BTreeMap<String, JobStatus>>>,
     triggers: BTreeMap<String, mpsc::Sender<()>>,
+    connectors: Vec<(String, Arc<dyn Connector>)>,
 }
 
 impl SchedulerHandle {
@@ -72,6 +73,14 @@ impl SchedulerHandle {
             .lock()
             .map(|s| s.values().cloned().collect())
             .unwrap_or_default()
+    }
+
+    /// Each connector's own figures (requests, 304s, rate-limit headroom).
+    pub fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
+        self.connectors
+            .iter()
+            .map(|(id, c)| (id.clone(), c.metrics()))
+            .collect()
     }
 
     /// Asks for a run of `id` now (at most one waits behind a running one).
@@ -117,6 +126,10 @@ pub fn next_tick(job: &Job, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
             .find_next_occurrence(&after.with_timezone(&Local), false)
             .ok()
             .map(|t| t.with_timezone(&Utc)),
+        ScheduleZone::Named(tz) => cron
+            .find_next_occurrence(&after.with_timezone(&tz), false)
+            .ok()
+            .map(|t| t.with_timezone(&Utc)),
     }
 }
 
@@ -139,6 +152,10 @@ impl Scheduler {
         let mut receivers = BTreeMap::new();
         let mut status = BTreeMap::new();
         let now = Utc::now();
+        let connectors = jobs
+            .iter()
+            .map(|j| (j.id.clone(), Arc::clone(&j.connector)))
+            .collect();
         for job in &jobs {
             let (tx, rx) = mpsc::channel(1);
             triggers.insert(job.id.clone(), tx);
@@ -161,6 +178,7 @@ impl Scheduler {
             handle: SchedulerHandle {
                 status: Arc::new(Mutex::new(status)),
                 triggers,
+                connectors,
             },
             receivers,
         }
@@ -379,6 +397,12 @@ mod tests {
             "2026-11-23T10:07:40+00:00"
         );
         assert!(next_tick(&job("bad", ScheduleZone::Utc), at).is_none());
+        // 09:00 in Berlin is 08:00 UTC in winter.
+        let j = job("0 9 * * *", ScheduleZone::Named(chrono_tz::Europe::Berlin));
+        assert_eq!(
+            next_tick(&j, at).unwrap().to_rfc3339(),
+            "2026-11-24T08:00:00+00:00"
+        );
     }
 
     #[test]

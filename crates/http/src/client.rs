@@ -264,6 +264,12 @@ impl HttpClient {
         let headers = response.headers().clone();
         let body = response.bytes().await.map_err(|e| classify(url, &e))?;
         self.metrics.bytes(body.len());
+        if let Some(left) = ["x-ratelimit-remaining", "ratelimit-remaining"]
+            .iter()
+            .find_map(|h| headers.get(*h)?.to_str().ok()?.trim().parse::<u64>().ok())
+        {
+            self.metrics.remaining(left);
+        }
 
         if status == StatusCode::NOT_MODIFIED
             && let Some(entry) = cached

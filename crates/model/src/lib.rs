@@ -12,8 +12,8 @@ pub mod validate;
 
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
 pub use observation::{
-    Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus,
-    SinkClosed,
+    Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,
+    ScopeStatus, SinkClosed,
 };
 pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};
 pub use secret::Secret;

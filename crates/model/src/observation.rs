@@ -224,6 +224,17 @@ pub enum ConnectorError {
     Cancelled(#[from] SinkClosed),
 }
 
+/// A figure a connector keeps about its own work (requests sent, 304s, rate-limit headroom),
+/// exported on `/metrics` as `surveyor_connector_<name>{connector="<id>"}`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConnectorMetric {
+    pub name: &'static str,
+    pub help: &'static str,
+    pub value: f64,
+    /// Only ever grows (a Prometheus counter); otherwise a gauge.
+    pub counter: bool,
+}
+
 /// A configured source of observations. Implementations live in `connectors/<kind>` and know
 /// nothing of the store: they stream what they see and say how complete each scope was.
 #[async_trait::async_trait]
@@ -235,6 +246,11 @@ pub trait Connector: Send + Sync {
     /// Crawls the source once. Observations go to `sink`; the outcome lists every scope crawled
     /// and its status. Scopes left out of the outcome are treated as failed.
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError>;
+
+    /// Figures about this connector's work since the process started; none by default.
+    fn metrics(&self) -> Vec<ConnectorMetric> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]
