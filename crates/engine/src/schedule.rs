@@ -318,7 +318,7 @@ impl Worker {
         // is marked abandoned by the next run of this connector, which holds the lease.
         let _ = self.store.release_lease(id, holder, Utc::now()).await;
         match &result {
-            Ok(_) => tracing::info!(connector = %id, "run finished"),
+            Ok(_) => tracing::debug!(connector = %id, "scheduled run done"),
             Err(e) => tracing::warn!(connector = %id, error = %e, "run did not succeed"),
         }
         self.update(|s| {
