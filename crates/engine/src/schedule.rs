@@ -274,13 +274,14 @@ impl Worker {
             s.running = true;
             s.last_started = Some(Utc::now());
         });
-        let run = run_connector(
-            &self.store,
-            self.job.connector.as_ref(),
-            &self.options.reconcile,
-        )
-        .instrument(tracing::info_span!("scheduled_run", connector = %id, %tick));
-        tokio::pin!(run);
+        let mut run = Box::pin(
+            run_connector(
+                &self.store,
+                self.job.connector.as_ref(),
+                &self.options.reconcile,
+            )
+            .instrument(tracing::info_span!("scheduled_run", connector = %id, %tick)),
+        );
         let deadline = tokio::time::sleep(self.job.timeout);
         tokio::pin!(deadline);
         // Renewal matters on Postgres, where other replicas wait for the lease; on SQLite the
@@ -314,8 +315,10 @@ impl Worker {
                 }
             }
         };
-        // Dropping the run (on timeout or shutdown) rolls back its open transaction; its run row
-        // is marked abandoned by the next run of this connector, which holds the lease.
+        // Dropping the run (on timeout or shutdown) rolls back its open transaction — before
+        // the lease is released, since on SQLite that transaction holds the only writer. Its run
+        // row is marked abandoned by the next run of this connector, which holds the lease.
+        drop(run);
         let _ = self.store.release_lease(id, holder, Utc::now()).await;
         match &result {
             Ok(_) => tracing::debug!(connector = %id, "scheduled run done"),

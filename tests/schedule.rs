@@ -1,0 +1,146 @@
+//! The scheduler: triggered runs, a run that outlives its timeout is abandoned without writing,
+//! a second trigger while one waits is refused, and shutdown ends the workers.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use surveyor_engine::config::ScheduleZone;
+use surveyor_engine::reconcile::ReconcileOptions;
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions, TriggerError};
+use surveyor_model::{Connector, ConnectorError, Observation, ObservationSink, Outcome};
+use surveyor_store::EntityFilter;
+use surveyor_tests::{TestStore, component};
+
+/// Sends one observation, then takes `stall` before finishing.
+struct Slow {
+    stall: Duration,
+}
+
+#[async_trait::async_trait]
+impl Connector for Slow {
+    fn id(&self) -> &str {
+        "slow"
+    }
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        let o: Observation = component("org", "x1", "stalled", "team-a");
+        sink.send(o).await?;
+        tokio::time::sleep(self.stall).await;
+        let mut out = Outcome::default();
+        out.complete("org");
+        Ok(out)
+    }
+}
+
+fn job(stall: Duration, timeout: Duration) -> Job {
+    Job {
+        id: "slow".into(),
+        kind: "test".into(),
+        schedule_text: None,
+        schedule: None,
+        timezone: ScheduleZone::Utc,
+        timeout,
+        jitter: Duration::ZERO,
+        run_on_start: false,
+        connector: Arc::new(Slow { stall }),
+    }
+}
+
+fn options() -> SchedulerOptions {
+    SchedulerOptions {
+        reconcile: ReconcileOptions::default(),
+        holder: "test:1".into(),
+        lease_ttl: Duration::from_secs(30),
+        grace: Duration::from_millis(200),
+    }
+}
+
+async fn until(mut done: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("timed out waiting");
+}
+
+#[tokio::test]
+async fn a_run_past_its_timeout_is_abandoned_and_writes_nothing() {
+    for ts in TestStore::all().await {
+        let store = ts.store.clone();
+        let scheduler = Scheduler::new(
+            store.clone(),
+            vec![job(Duration::from_secs(30), Duration::from_millis(500))],
+            options(),
+        );
+        let handle = scheduler.handle();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(scheduler.run(stopped));
+        handle.trigger("slow").expect("trigger");
+        assert_eq!(
+            handle.trigger("nope"),
+            Err(TriggerError::Unknown("nope".into()))
+        );
+        until(|| handle.status()[0].running).await;
+        // One run running, one queued: a third is refused.
+        handle.trigger("slow").expect("queued");
+        assert_eq!(
+            handle.trigger("slow"),
+            Err(TriggerError::Busy("slow".into()))
+        );
+        until(|| {
+            handle.status()[0]
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("abandoned"))
+        })
+        .await;
+        let entities = store
+            .list_entities(&EntityFilter::default())
+            .await
+            .expect("list");
+        assert!(
+            entities.is_empty(),
+            "{}: the open scope rolled back",
+            ts.backend
+        );
+        let _ = stop.send(true);
+        tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .expect("the scheduler stops")
+            .expect("join");
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_triggered_run_that_finishes_is_recorded() {
+    for ts in TestStore::all().await {
+        let store = ts.store.clone();
+        let scheduler = Scheduler::new(
+            store.clone(),
+            vec![job(Duration::ZERO, Duration::from_secs(30))],
+            options(),
+        );
+        let handle = scheduler.handle();
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let task = tokio::spawn(scheduler.run(stopped));
+        handle.trigger("slow").expect("trigger");
+        until(|| handle.status()[0].last_status.as_deref() == Some("succeeded")).await;
+        let runs = store.list_runs(Some("slow"), 10).await.expect("runs");
+        assert_eq!(runs.len(), 1, "{}", ts.backend);
+        assert!(
+            store
+                .get_entity("component:default/stalled")
+                .await
+                .expect("get")
+                .is_some()
+        );
+        let _ = stop.send(true);
+        let _ = task.await;
+        ts.cleanup().await;
+    }
+}
