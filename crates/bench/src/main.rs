@@ -253,6 +253,8 @@ fn floor_rows(n: usize) -> FloorRows {
                 external_id,
                 declared: false,
                 winner: true,
+                fields: Vec::new(),
+                disagrees: Default::default(),
             }],
         );
         rows.changes.push(ChangeWrite {

@@ -1,9 +1,8 @@
-//! How the observations of one entity ref become the catalog entity: which observation wins,
-//! which sources contributed, and the relation rows (both directions) the winner implies.
-//!
-//! Until cross-source merging lands, the rule is deliberately simple and deterministic: a
-//! declared descriptor wins, then the source listed first in the configuration, then the
-//! lowest (source, external id).
+//! How the observations of one entity ref become the catalog entity: field by field, in order
+//! of precedence — a declared descriptor first, then sources in configuration order, then the
+//! lowest (source, external id) — each field from the first source that has it. Every source's
+//! claim records the fields it supplied and the values it gave that lost (disagreements), and
+//! the relation rows (both directions) follow from the merged entity.
 
 use std::collections::BTreeMap;
 
@@ -78,27 +77,158 @@ impl ObservedEntity {
 }
 
 /// One source's claim on an entity, for provenance.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct SourceClaim {
     pub source: String,
     pub external_id: String,
     pub declared: bool,
-    /// This observation supplied the entity's fields.
+    /// The highest-precedence observation: its fields win, it names the entity.
     pub winner: bool,
+    /// JSON pointers of the fields this source supplied (recorded when several sources merge).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fields: Vec<String>,
+    /// Fields where this source said something else than the value that won.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub disagrees: BTreeMap<String, Value>,
 }
 
-/// Picks the winning observation among `candidates` (source, external id, declared).
-/// `priority` maps a source to its position in the configuration; unknown sources come last.
-pub fn pick_winner<'a>(
-    candidates: &'a [(String, String, bool)],
+/// One observation of an entity, with who made it, for [`combine`].
+#[derive(Debug, Clone)]
+pub struct Contribution {
+    pub source: String,
+    pub external_id: String,
+    pub entity: ObservedEntity,
+}
+
+/// Fields that identify the entity rather than describe it: never merged or disputed.
+const IDENTITY: &[&str] = &[
+    "/apiVersion",
+    "/kind",
+    "/metadata/name",
+    "/metadata/namespace",
+];
+
+fn pointer_escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// Every leaf of `v` with its JSON pointer; arrays are leaves (a list is one value).
+fn leaves<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
+    match v {
+        Value::Object(m) if !m.is_empty() => {
+            for (k, child) in m {
+                leaves(child, format!("{path}/{}", pointer_escape(k)), out);
+            }
+        }
+        other => out.push((path, other)),
+    }
+}
+
+/// Sets `value` at `pointer`, creating objects on the way; false if a non-object is in the way.
+fn set_at(root: &mut Value, pointer: &str, value: Value) -> bool {
+    let parts: Vec<String> = pointer
+        .split('/')
+        .skip(1)
+        .map(|p| p.replace("~1", "/").replace("~0", "~"))
+        .collect();
+    let mut node = root;
+    for (i, part) in parts.iter().enumerate() {
+        let Value::Object(map) = node else {
+            return false;
+        };
+        if i + 1 == parts.len() {
+            map.insert(part.clone(), value);
+            return true;
+        }
+        node = map
+            .entry(part.clone())
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+    }
+    false
+}
+
+/// Merges the observations of one entity field by field (see the module doc). `parts` must be
+/// non-empty; it is sorted by precedence here. Returns the merged entity and every claim.
+pub fn combine(
+    mut parts: Vec<Contribution>,
     priority: &BTreeMap<String, usize>,
-) -> Option<&'a (String, String, bool)> {
-    candidates.iter().min_by(|a, b| {
-        let pa = priority.get(&a.0).copied().unwrap_or(usize::MAX);
-        let pb = priority.get(&b.0).copied().unwrap_or(usize::MAX);
-        (!a.2, pa, &a.0, &a.1).cmp(&(!b.2, pb, &b.0, &b.1))
-    })
+) -> Option<(ObservedEntity, Vec<SourceClaim>)> {
+    parts.sort_by(|a, b| {
+        let pa = priority.get(&a.source).copied().unwrap_or(usize::MAX);
+        let pb = priority.get(&b.source).copied().unwrap_or(usize::MAX);
+        (!a.entity.declared, pa, &a.source, &a.external_id).cmp(&(
+            !b.entity.declared,
+            pb,
+            &b.source,
+            &b.external_id,
+        ))
+    });
+    let first = parts.first()?;
+    if parts.len() == 1 {
+        let claim = SourceClaim {
+            source: first.source.clone(),
+            external_id: first.external_id.clone(),
+            declared: first.entity.declared,
+            winner: true,
+            fields: Vec::new(),
+            disagrees: BTreeMap::new(),
+        };
+        return Some((first.entity.clone(), vec![claim]));
+    }
+    let mut merged: Value = serde_json::from_str(&first.entity.entity_json).ok()?;
+    let mut claims = Vec::with_capacity(parts.len());
+    let mut extras: Vec<Relation> = Vec::new();
+    for (i, part) in parts.iter().enumerate() {
+        let body: Value = serde_json::from_str(&part.entity.entity_json).unwrap_or(Value::Null);
+        let mut fields = Vec::new();
+        let mut disagrees = BTreeMap::new();
+        let mut found = Vec::new();
+        leaves(&body, String::new(), &mut found);
+        for (pointer, value) in found {
+            if IDENTITY.contains(&pointer.as_str()) {
+                continue;
+            }
+            if i == 0 {
+                fields.push(pointer);
+                continue;
+            }
+            match merged.pointer(&pointer) {
+                None => {
+                    if set_at(&mut merged, &pointer, value.clone()) {
+                        fields.push(pointer);
+                    }
+                }
+                Some(current) if current != value => {
+                    disagrees.insert(pointer, value.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        // Relations a source knows beyond what its own spec implies travel with the merge.
+        if let Ok(own) = serde_json::from_value::<Entity>(body) {
+            let implied = own.relations();
+            extras.extend(
+                part.entity
+                    .relations
+                    .iter()
+                    .filter(|r| !implied.contains(r))
+                    .cloned(),
+            );
+        }
+        claims.push(SourceClaim {
+            source: part.source.clone(),
+            external_id: part.external_id.clone(),
+            declared: part.entity.declared,
+            winner: i == 0,
+            fields,
+            disagrees,
+        });
+    }
+    let entity: Entity = serde_json::from_value(merged).ok()?;
+    let declared = parts.iter().any(|p| p.entity.declared);
+    let observed = ObservedEntity::new(&entity, &extras, declared).ok()?;
+    Some((observed, claims))
 }
 
 /// The catalog's view of one entity, computed from its observations.
@@ -115,7 +245,7 @@ pub struct MergedEntity {
 
 impl MergedEntity {
     pub fn new(winner: ObservedEntity, mut sources: Vec<SourceClaim>) -> Self {
-        sources.sort();
+        sources.sort_by(|a, b| (&a.source, &a.external_id).cmp(&(&b.source, &b.external_id)));
         let key = winner.entity_ref.key();
         let display = winner.entity_ref.to_string();
         let mut relation_rows = Vec::with_capacity(winner.relations.len() * 2);
@@ -198,22 +328,78 @@ impl MergedEntity {
 mod tests {
     use super::*;
 
+    fn part(source: &str, ext: &str, declared: bool, spec: Value, meta: Value) -> Contribution {
+        let mut v = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+            "metadata": {"name": "svc", "namespace": "default"}, "spec": spec});
+        if let (Some(m), Value::Object(extra)) = (v["metadata"].as_object_mut(), meta) {
+            m.extend(extra);
+        }
+        let e: Entity = serde_json::from_value(v).unwrap();
+        Contribution {
+            source: source.into(),
+            external_id: ext.into(),
+            entity: ObservedEntity::new(&e, &[], declared).unwrap(),
+        }
+    }
+
     #[test]
-    fn declared_beats_priority_beats_name() {
+    fn fields_merge_by_precedence_and_disagreements_are_kept() {
+        use serde_json::json;
         let prio: BTreeMap<String, usize> =
-            [("github".to_string(), 0), ("files".to_string(), 1)].into();
-        let c = vec![
-            ("files".to_string(), "b".to_string(), false),
-            ("github".to_string(), "z".to_string(), false),
-            ("zzz".to_string(), "a".to_string(), true),
+            [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into();
+        let parts = vec![
+            part(
+                "pagerduty",
+                "P1",
+                false,
+                json!({"type": "service", "owner": "group:default/b", "onCall": {"covered": true}}),
+                json!({"annotations": {"pagerduty.com/service-id": "P1"}}),
+            ),
+            part(
+                "github",
+                "R1",
+                false,
+                json!({"type": "service", "owner": "group:default/a", "lifecycle": "production"}),
+                json!({"annotations": {"github.com/project-slug": "acme/svc"}}),
+            ),
+            part(
+                "files",
+                "f#1",
+                true,
+                json!({"type": "service", "lifecycle": "experimental"}),
+                json!({"description": "declared"}),
+            ),
         ];
-        assert_eq!(pick_winner(&c, &prio).unwrap().0, "zzz");
-        assert_eq!(pick_winner(&c[..2], &prio).unwrap().0, "github");
-        let c = vec![
-            ("files".to_string(), "b".to_string(), false),
-            ("files".to_string(), "a".to_string(), false),
-        ];
-        assert_eq!(pick_winner(&c, &prio).unwrap().1, "a");
+        let (merged, claims) = combine(parts, &prio).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        // Declared wins lifecycle; GitHub (configured first) wins the owner; PagerDuty adds
+        // what nobody else has; annotations from everyone are kept.
+        assert_eq!(body["spec"]["lifecycle"], "experimental");
+        assert_eq!(body["spec"]["owner"], "group:default/a");
+        assert_eq!(body["spec"]["onCall"]["covered"], true);
+        assert_eq!(
+            body["metadata"]["annotations"].as_object().unwrap().len(),
+            2
+        );
+        assert!(merged.declared);
+        let by = |s: &str| claims.iter().find(|c| c.source == s).unwrap();
+        assert!(by("files").winner && !by("github").winner);
+        assert!(by("github").fields.contains(&"/spec/owner".to_string()));
+        assert_eq!(by("github").disagrees["/spec/lifecycle"], "production");
+        assert_eq!(by("pagerduty").disagrees["/spec/owner"], "group:default/b");
+        assert!(
+            by("pagerduty")
+                .fields
+                .contains(&"/spec/onCall/covered".to_string())
+        );
+        // The owner relation follows the merged owner only.
+        let owners: Vec<String> = merged
+            .relations
+            .iter()
+            .filter(|r| r.kind == "ownedBy")
+            .map(|r| r.target.key())
+            .collect();
+        assert_eq!(owners, ["group:default/a"]);
     }
 
     #[test]

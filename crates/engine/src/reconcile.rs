@@ -20,7 +20,7 @@ use surveyor_store::{
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use crate::merge::{MergedEntity, ObservedEntity, SourceClaim, pick_winner};
+use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
 
 /// Entity refs processed per read-compute-write round inside a scope transaction.
 const REF_BATCH: usize = 1000;
@@ -1125,12 +1125,11 @@ impl ScopeJob<'_> {
                 .or_default()
                 .push((o.source, o.external_id, o.declared));
         }
-        // Winners not in memory are read back, grouped by source.
-        let mut winners: HashMap<String, (String, String)> = HashMap::new();
+        // Observations not in memory are read back, grouped by source. A ref with one source
+        // (most of them) costs what it did; a ref several sources describe reads them all.
         let mut to_fetch: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for (key, candidates) in &by_ref {
-            if let Some((source, ext, _)) = pick_winner(candidates, &self.options.source_priority) {
-                winners.insert(key.clone(), (source.clone(), ext.clone()));
+        for candidates in by_ref.values() {
+            for (source, ext, _) in candidates {
                 if *source != self.source || !in_memory.contains_key(ext.as_str()) {
                     to_fetch
                         .entry(source.clone())
@@ -1158,33 +1157,33 @@ impl ScopeJob<'_> {
                 out.insert(key.clone(), Desired::Absent);
                 continue;
             };
-            let Some((wsource, wext)) = winners.get(key) else {
-                out.insert(key.clone(), Desired::Absent);
-                continue;
-            };
-            let winner = if *wsource == self.source {
-                in_memory.remove(wext.as_str())
-            } else {
-                None
-            }
-            .or_else(|| fetched.remove(&(wsource.clone(), wext.clone())));
-            let Some(winner) = winner else {
-                out.insert(key.clone(), Desired::Absent);
-                continue;
-            };
-            let sources = candidates
+            let parts: Vec<Contribution> = candidates
                 .iter()
-                .map(|(s, e, d)| SourceClaim {
-                    source: s.clone(),
-                    external_id: e.clone(),
-                    declared: *d,
-                    winner: s == wsource && e == wext,
+                .filter_map(|(source, ext, _)| {
+                    let entity = if *source == self.source {
+                        in_memory.remove(ext.as_str())
+                    } else {
+                        None
+                    }
+                    .or_else(|| fetched.remove(&(source.clone(), ext.clone())))?;
+                    Some(Contribution {
+                        source: source.clone(),
+                        external_id: ext.clone(),
+                        entity,
+                    })
                 })
                 .collect();
-            out.insert(
-                key.clone(),
-                Desired::Present(Box::new(MergedEntity::new(winner, sources))),
-            );
+            match combine(parts, &self.options.source_priority) {
+                Some((merged, claims)) => {
+                    out.insert(
+                        key.clone(),
+                        Desired::Present(Box::new(MergedEntity::new(merged, claims))),
+                    );
+                }
+                None => {
+                    out.insert(key.clone(), Desired::Absent);
+                }
+            }
         }
         Ok(out)
     }
