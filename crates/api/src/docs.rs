@@ -20,6 +20,8 @@ use utoipa::OpenApi;
         crate::v1::list_runs,
         crate::v1::list_connectors,
         crate::v1::trigger,
+        crate::v1::audit_ownership,
+        crate::v1::audit_drift,
         crate::backstage::entities,
         crate::backstage::by_name,
         crate::backstage::by_query,

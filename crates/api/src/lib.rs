@@ -113,6 +113,8 @@ pub fn router(store: Store, config: ApiConfig, control: Option<Arc<dyn Control>>
         .route("/api/v1/runs", get(v1::list_runs))
         .route("/api/v1/connectors", get(v1::list_connectors))
         .route("/api/v1/connectors/{id}/sync", post(v1::trigger))
+        .route("/api/v1/audit/ownership", get(v1::audit_ownership))
+        .route("/api/v1/audit/drift", get(v1::audit_drift))
         .route("/api/catalog/entities", get(backstage::entities))
         .route("/api/catalog/entities/by-query", get(backstage::by_query))
         .route(

@@ -302,6 +302,17 @@ async fn one_entity_its_graph_history_and_runs() {
         .await;
     assert_eq!(rest["items"].as_array().unwrap().len(), 5);
     assert_eq!(s.get("/api/v1/changes?op=exploded").await.0, 400);
+    let (code, audit) = s.get("/api/v1/audit/ownership").await;
+    assert_eq!(code, 200);
+    // team-b owns three components but is not in the catalog.
+    let unresolved = audit["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "owner-unresolved")
+        .count();
+    assert_eq!(unresolved, 3, "{audit}");
+    assert_eq!(s.get("/api/v1/audit/drift").await.0, 200);
     let (_, runs) = s.get("/api/v1/runs").await;
     assert_eq!(runs["items"][0]["status"], "succeeded");
 }

@@ -353,3 +353,31 @@ pub async fn trigger(
         Err(TriggerRefusal::Stopped) => Err(ApiError::Unavailable("shutting down".into())),
     }
 }
+
+fn audit_sources(state: &AppState) -> surveyor_audit::Sources {
+    surveyor_audit::Sources {
+        kinds: state
+            .control
+            .as_ref()
+            .map(|c| c.connectors().into_iter().map(|v| (v.id, v.kind)).collect())
+            .unwrap_or_default(),
+    }
+}
+
+/// Ownership gaps, each with its rule, severity and evidence, and a summary per owner.
+#[utoipa::path(get, path = "/api/v1/audit/ownership", responses((status = 200, description = "`{findings, summary}`")))]
+pub async fn audit_ownership(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let findings = surveyor_audit::ownership(&state.store, &audit_sources(&state)).await?;
+    Ok(Json(
+        json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
+    ))
+}
+
+/// Drift between sources and declarations.
+#[utoipa::path(get, path = "/api/v1/audit/drift", responses((status = 200, description = "`{findings, summary}`")))]
+pub async fn audit_drift(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let findings = surveyor_audit::drift(&state.store, &audit_sources(&state)).await?;
+    Ok(Json(
+        json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
+    ))
+}

@@ -31,6 +31,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             format,
         } => runs(&config_path, connector, limit, format).await,
         Command::Serve { listen } => crate::serve::serve(&config_path, listen).await,
+        Command::Audit(cmd) => audit(&config_path, cmd).await,
     }
 }
 
@@ -532,5 +533,90 @@ async fn runs(
         &["STARTED (UTC)", "CONNECTOR", "STATUS", "COUNTS", "ERROR"],
         &table,
     );
+    Ok(())
+}
+
+async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
+    use crate::{AuditCommand, ReportFormat};
+    let config = load(path)?;
+    let sources = surveyor_audit::Sources {
+        kinds: config
+            .connectors
+            .iter()
+            .map(|c| (c.id.clone(), c.kind.clone()))
+            .collect(),
+    };
+    let store = open(&config).await?;
+    let (title, args, findings) = match cmd {
+        AuditCommand::Ownership(a) => (
+            "Ownership audit",
+            a,
+            surveyor_audit::ownership(&store, &sources).await?,
+        ),
+        AuditCommand::Drift(a) => (
+            "Drift audit",
+            a,
+            surveyor_audit::drift(&store, &sources).await?,
+        ),
+    };
+    store.close().await;
+    let owner = args
+        .owner
+        .as_deref()
+        .map(|o| {
+            surveyor_model::EntityRef::parse_with(o, Some("group"), "default")
+                .map(|r| r.key())
+                .map_err(|e| CliError::Input(format!("--owner: {e}")))
+        })
+        .transpose()?;
+    let findings: Vec<surveyor_audit::Finding> = findings
+        .into_iter()
+        .filter(|f| {
+            args.kind
+                .as_deref()
+                .is_none_or(|k| f.kind.eq_ignore_ascii_case(k))
+        })
+        .filter(|f| {
+            owner.as_deref().is_none_or(|o| {
+                f.owner
+                    .as_deref()
+                    .is_some_and(|fo| fo.eq_ignore_ascii_case(o))
+            })
+        })
+        .collect();
+    match args.format {
+        ReportFormat::Json => output::json(&json!({
+            "findings": findings,
+            "summary": surveyor_audit::summary(&findings),
+        })),
+        ReportFormat::Csv => print!("{}", surveyor_audit::to_csv(&findings)),
+        ReportFormat::Markdown => print!("{}", surveyor_audit::to_markdown(title, &findings)),
+        ReportFormat::Table => {
+            let rows: Vec<Vec<String>> = findings
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.severity.as_str().to_string(),
+                        f.rule.to_string(),
+                        f.entity.clone(),
+                        f.message.clone(),
+                        f.evidence
+                            .iter()
+                            .map(|e| format!("{}: {}", e.source, e.said))
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["SEVERITY", "RULE", "ENTITY", "FINDING", "EVIDENCE"],
+                &rows,
+            );
+            eprintln!("{} findings", findings.len());
+        }
+    }
+    if args.fail_on_gaps && !findings.is_empty() {
+        return Err(CliError::Exit(3));
+    }
     Ok(())
 }

@@ -81,6 +81,9 @@ pub enum Command {
     Entities(EntitiesCommand),
     /// Show the catalog's change history
     Changes(ChangesArgs),
+    /// Audit the catalog: ownership gaps, or drift between sources
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run as a service: sync each connector on its schedule and serve the HTTP API
     Serve {
         /// Address to listen on [default: [server] listen, or 127.0.0.1:7878]
@@ -211,6 +214,40 @@ pub struct ChangesArgs {
 pub enum Format {
     Table,
     Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AuditCommand {
+    /// Ownership gaps: no owner, an owner that is nobody, an empty team, a departed or
+    /// deactivated person, no on-call, disputed owners, an owner only a Jira lead names
+    Ownership(AuditArgs),
+    /// Drift: sources that disagree, declarations nothing discovers, workloads and services
+    /// nothing else claims, components no repository knows
+    Drift(AuditArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Output: a table, JSON, CSV, or a Markdown report with a summary per owner
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+    /// Only entities of this kind
+    #[arg(long, value_name = "KIND")]
+    pub kind: Option<String>,
+    /// Only entities owned by this ref (`team-a` means `group:default/team-a`)
+    #[arg(long, value_name = "REF")]
+    pub owner: Option<String>,
+    /// Exit 3 when there are findings (for CI gates)
+    #[arg(long)]
+    pub fail_on_gaps: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+    Csv,
+    Markdown,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

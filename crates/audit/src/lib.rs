@@ -1,0 +1,586 @@
+//! Audits of the catalog for people who answer for it: ownership gaps (no owner, an owner that
+//! is nobody, an empty team, a departed or deactivated person, no on-call, owners that sources
+//! dispute, an owner only a weak source names) and drift between sources and declarations.
+//!
+//! Every finding names the entity, the rule, a severity and its evidence: which source said
+//! what, and since when. Findings are computed from the catalog as it is now.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use surveyor_store::{EntityFilter, EntityRow, RelationRow, Store, StoreError};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Low,
+    Medium,
+    High,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Low => "low",
+            Self::Medium => "medium",
+            Self::High => "high",
+        }
+    }
+}
+
+/// Who said what, when.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Evidence {
+    pub source: String,
+    pub said: String,
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Finding {
+    /// The entity's ref as displayed.
+    pub entity: String,
+    pub kind: String,
+    pub rule: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    /// The owner ref involved, when there is one (for summaries per team).
+    pub owner: Option<String>,
+    pub evidence: Vec<Evidence>,
+}
+
+/// Every rule, with what it means, for `--help` and reports.
+pub const OWNERSHIP_RULES: &[(&str, &str)] = &[
+    ("no-owner", "the entity has no spec.owner"),
+    (
+        "owner-unresolved",
+        "spec.owner names an entity the catalog does not have",
+    ),
+    ("owner-group-empty", "the owner is a group with no members"),
+    (
+        "owner-user-removed",
+        "the owner is a user who is gone from every source",
+    ),
+    (
+        "owner-deactivated",
+        "the owner is a person a source reports as deactivated",
+    ),
+    (
+        "no-on-call",
+        "a service with no on-call coverage (PagerDuty knows it but nobody is on call, or PagerDuty does not know it)",
+    ),
+    ("conflicting-owners", "sources name different owners"),
+    (
+        "weak-owner",
+        "the only owner is a Jira lead, with no declaration",
+    ),
+];
+
+pub const DRIFT_RULES: &[(&str, &str)] = &[
+    ("disagreement", "sources give different values for a field"),
+    (
+        "declared-unseen",
+        "declared in a descriptor, but no connector discovers it",
+    ),
+    (
+        "workload-without-component",
+        "a workload that no catalogued component claims",
+    ),
+    (
+        "component-without-repo",
+        "a component no repository source knows",
+    ),
+    (
+        "service-unclaimed",
+        "a PagerDuty service no other source knows",
+    ),
+];
+
+/// What the audit needs to know of the configuration: each connector id's kind.
+#[derive(Debug, Clone, Default)]
+pub struct Sources {
+    pub kinds: BTreeMap<String, String>,
+}
+
+impl Sources {
+    fn kind(&self, source: &str) -> &str {
+        self.kinds.get(source).map_or("", String::as_str)
+    }
+    fn any(&self, kinds: &[&str]) -> bool {
+        self.kinds.values().any(|k| kinds.contains(&k.as_str()))
+    }
+}
+
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Claim {
+    source: String,
+    #[serde(default)]
+    declared: bool,
+    #[serde(default)]
+    winner: bool,
+    #[serde(default)]
+    fields: Vec<String>,
+    #[serde(default)]
+    disagrees: BTreeMap<String, Value>,
+}
+
+struct Catalog {
+    entities: Vec<(EntityRow, Value, Vec<Claim>)>,
+    live: BTreeSet<String>,
+    tombstoned: BTreeSet<String>,
+    relations: BTreeMap<String, Vec<RelationRow>>,
+}
+
+async fn load(store: &Store) -> Result<Catalog, StoreError> {
+    let rows = store
+        .list_entities(&EntityFilter {
+            include_deleted: true,
+            ..EntityFilter::default()
+        })
+        .await?;
+    let mut relations: BTreeMap<String, Vec<RelationRow>> = BTreeMap::new();
+    for r in store.all_relations().await? {
+        relations.entry(r.source_ref.clone()).or_default().push(r);
+    }
+    let mut live = BTreeSet::new();
+    let mut tombstoned = BTreeSet::new();
+    let mut entities = Vec::new();
+    for row in rows {
+        if row.is_live() {
+            live.insert(row.entity_ref.clone());
+            let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+            let claims: Vec<Claim> = serde_json::from_str(&row.sources).unwrap_or_default();
+            entities.push((row, body, claims));
+        } else {
+            tombstoned.insert(row.entity_ref.clone());
+        }
+    }
+    Ok(Catalog {
+        entities,
+        live,
+        tombstoned,
+        relations,
+    })
+}
+
+fn owner_key(owner: &str, namespace: &str) -> Option<String> {
+    surveyor_model::EntityRef::parse_with(owner, Some("group"), namespace)
+        .ok()
+        .map(|r| r.key())
+}
+
+/// Which source supplied a field: the claim listing it, else the winner.
+fn supplier<'a>(claims: &'a [Claim], pointer: &str) -> Option<&'a Claim> {
+    claims
+        .iter()
+        .find(|c| c.fields.iter().any(|f| f == pointer))
+        .or_else(|| claims.iter().find(|c| c.winner))
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// The ownership audit.
+pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>, StoreError> {
+    let cat = load(store).await?;
+    let has_pagerduty = sources.any(&["pagerduty"]);
+    let mut out = Vec::new();
+    for (row, body, claims) in &cat.entities {
+        let kind = row.kind.as_str();
+        if !matches!(kind, "component" | "system" | "api" | "resource" | "domain") {
+            continue;
+        }
+        let at = row.updated_at;
+        let ns = row.namespace.as_str();
+        let finding = |rule: &'static str,
+                       severity,
+                       message: String,
+                       owner: Option<String>,
+                       evidence: Vec<Evidence>| Finding {
+            entity: row.display_ref.clone(),
+            kind: body["kind"].as_str().unwrap_or(kind).to_string(),
+            rule,
+            severity,
+            message,
+            owner,
+            evidence,
+        };
+        let said = |claim: Option<&Claim>, what: String| Evidence {
+            source: claim.map_or_else(|| "?".into(), |c| c.source.clone()),
+            said: what,
+            at,
+        };
+        let owner = body["spec"]["owner"].as_str().filter(|o| !o.is_empty());
+        let Some(owner) = owner else {
+            let severity = if matches!(kind, "component" | "system") {
+                Severity::High
+            } else {
+                Severity::Medium
+            };
+            out.push(finding(
+                "no-owner",
+                severity,
+                "no source names an owner".into(),
+                None,
+                claims
+                    .iter()
+                    .map(|c| said(Some(c), "no owner".into()))
+                    .collect(),
+            ));
+            continue;
+        };
+        let Some(key) = owner_key(owner, ns) else {
+            continue;
+        };
+        let by = supplier(claims, "/spec/owner");
+        let evidence = vec![said(by, format!("owner {owner}"))];
+        if cat.tombstoned.contains(&key) && key.starts_with("user:") {
+            out.push(finding(
+                "owner-user-removed",
+                Severity::High,
+                format!("the owner {key} is gone from every source"),
+                Some(key.clone()),
+                evidence.clone(),
+            ));
+        } else if !cat.live.contains(&key) {
+            out.push(finding(
+                "owner-unresolved",
+                Severity::High,
+                format!("the owner {key} is not in the catalog"),
+                Some(key.clone()),
+                evidence.clone(),
+            ));
+        } else if key.starts_with("group:")
+            && !cat
+                .relations
+                .get(&key)
+                .is_some_and(|rs| rs.iter().any(|r| r.kind == "hasMember"))
+        {
+            out.push(finding(
+                "owner-group-empty",
+                Severity::Medium,
+                format!("the owner {key} has no members"),
+                Some(key.clone()),
+                evidence.clone(),
+            ));
+        }
+        let annotations = &body["metadata"]["annotations"];
+        if annotations["jira.surveyor.dev/lead-active"] == "false"
+            && by.is_some_and(|c| sources.kind(&c.source) == "jira")
+        {
+            out.push(finding(
+                "owner-deactivated",
+                Severity::High,
+                format!("the owner {key} is deactivated in Jira"),
+                Some(key.clone()),
+                evidence.clone(),
+            ));
+        }
+        let mut disputes: Vec<Evidence> = claims
+            .iter()
+            .filter_map(|c| {
+                c.disagrees
+                    .get("/spec/owner")
+                    .map(|v| said(Some(c), format!("owner {}", text(v))))
+            })
+            .collect();
+        if !disputes.is_empty() {
+            disputes.insert(0, said(by, format!("owner {owner} (kept)")));
+            out.push(finding(
+                "conflicting-owners",
+                Severity::Medium,
+                format!("sources disagree on the owner; {owner} was kept"),
+                Some(key.clone()),
+                disputes,
+            ));
+        }
+        if by.is_some_and(|c| sources.kind(&c.source) == "jira" && !c.declared)
+            && !claims.iter().any(|c| c.declared)
+        {
+            out.push(finding(
+                "weak-owner",
+                Severity::Low,
+                "only a Jira lead names the owner; nothing declares it".into(),
+                Some(key.clone()),
+                evidence.clone(),
+            ));
+        }
+        if kind == "component"
+            && has_pagerduty
+            && body["spec"]["type"] == "service"
+            && body["spec"]["onCall"]["covered"] != true
+        {
+            let said_by = supplier(claims, "/spec/onCall/covered");
+            let message = if body["spec"]["onCall"].is_object() {
+                "PagerDuty knows the service, but nobody is on call".to_string()
+            } else {
+                "no PagerDuty service covers it".to_string()
+            };
+            out.push(finding(
+                "no-on-call",
+                Severity::High,
+                message.clone(),
+                Some(key.clone()),
+                vec![said(said_by, message)],
+            ));
+        }
+    }
+    out.sort_by(|a, b| (b.severity, &a.entity, a.rule).cmp(&(a.severity, &b.entity, b.rule)));
+    Ok(out)
+}
+
+/// The drift audit: sources against each other, declarations against discovery.
+pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, StoreError> {
+    let cat = load(store).await?;
+    let repo_sources = sources.any(&["github", "gitlab"]);
+    let mut out = Vec::new();
+    for (row, body, claims) in &cat.entities {
+        let at = row.updated_at;
+        let kind = body["kind"].as_str().unwrap_or(&row.kind).to_string();
+        let owner = body["spec"]["owner"].as_str().map(str::to_string);
+        let push = |out: &mut Vec<Finding>, rule, severity, message: String, evidence| {
+            out.push(Finding {
+                entity: row.display_ref.clone(),
+                kind: kind.clone(),
+                rule,
+                severity,
+                message,
+                owner: owner.clone(),
+                evidence,
+            })
+        };
+        for c in claims {
+            for (pointer, theirs) in &c.disagrees {
+                let kept = body.pointer(pointer).map(text).unwrap_or_default();
+                let by = supplier(claims, pointer);
+                push(
+                    &mut out,
+                    "disagreement",
+                    if pointer == "/spec/owner" {
+                        Severity::Medium
+                    } else {
+                        Severity::Low
+                    },
+                    format!(
+                        "{pointer}: {} says {}, {} kept {kept}",
+                        c.source,
+                        text(theirs),
+                        by.map_or("?", |b| b.source.as_str())
+                    ),
+                    vec![
+                        Evidence {
+                            source: by.map_or_else(|| "?".into(), |b| b.source.clone()),
+                            said: kept.clone(),
+                            at,
+                        },
+                        Evidence {
+                            source: c.source.clone(),
+                            said: text(theirs),
+                            at,
+                        },
+                    ],
+                );
+            }
+        }
+        let kinds: BTreeSet<&str> = claims.iter().map(|c| sources.kind(&c.source)).collect();
+        let evidence: Vec<Evidence> = claims
+            .iter()
+            .map(|c| Evidence {
+                source: c.source.clone(),
+                said: if c.declared {
+                    "declared".into()
+                } else {
+                    "discovered".into()
+                },
+                at,
+            })
+            .collect();
+        if !claims.is_empty()
+            && claims.iter().all(|c| c.declared)
+            && matches!(row.kind.as_str(), "component" | "resource")
+            && sources.kinds.values().any(|k| k != "file")
+        {
+            push(
+                &mut out,
+                "declared-unseen",
+                Severity::Low,
+                "declared, but no connector discovers it".into(),
+                evidence.clone(),
+            );
+        }
+        if row.kind == "resource" && body["spec"]["type"] == "kubernetes-workload" {
+            let claimed = cat.relations.get(&row.entity_ref).is_some_and(|rs| {
+                rs.iter()
+                    .any(|r| r.kind == "dependencyOf" && cat.live.contains(&r.target_ref))
+            });
+            if !claimed {
+                push(
+                    &mut out,
+                    "workload-without-component",
+                    Severity::Medium,
+                    "no catalogued component claims this workload".into(),
+                    evidence.clone(),
+                );
+            }
+        }
+        if row.kind == "component"
+            && repo_sources
+            && !kinds
+                .iter()
+                .any(|k| matches!(*k, "github" | "gitlab" | "file"))
+        {
+            push(
+                &mut out,
+                "component-without-repo",
+                Severity::Low,
+                "no repository source knows this component".into(),
+                evidence.clone(),
+            );
+        }
+        if row.kind == "component" && !kinds.is_empty() && kinds.iter().all(|k| *k == "pagerduty") {
+            push(
+                &mut out,
+                "service-unclaimed",
+                Severity::Medium,
+                "a PagerDuty service no other source knows".into(),
+                evidence.clone(),
+            );
+        }
+    }
+    out.sort_by(|a, b| (b.severity, &a.entity, a.rule).cmp(&(a.severity, &b.entity, b.rule)));
+    Ok(out)
+}
+
+/// Findings per owner (`-` for none), with counts per severity: the report's summary.
+pub fn summary(findings: &[Finding]) -> BTreeMap<String, BTreeMap<&'static str, usize>> {
+    let mut out: BTreeMap<String, BTreeMap<&'static str, usize>> = BTreeMap::new();
+    for f in findings {
+        *out.entry(f.owner.clone().unwrap_or_else(|| "-".into()))
+            .or_default()
+            .entry(f.severity.as_str())
+            .or_default() += 1;
+    }
+    out
+}
+
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+fn evidence_text(f: &Finding) -> String {
+    f.evidence
+        .iter()
+        .map(|e| format!("{}: {}", e.source, e.said))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// CSV with a header row.
+pub fn to_csv(findings: &[Finding]) -> String {
+    let mut out = String::from("entity,kind,rule,severity,owner,message,evidence\n");
+    for f in findings {
+        let row = [
+            f.entity.as_str(),
+            f.kind.as_str(),
+            f.rule,
+            f.severity.as_str(),
+            f.owner.as_deref().unwrap_or(""),
+            f.message.as_str(),
+            &evidence_text(f),
+        ]
+        .map(csv_field)
+        .join(",");
+        out.push_str(&row);
+        out.push('\n');
+    }
+    out
+}
+
+/// A Markdown report: a summary per owner, then every finding.
+pub fn to_markdown(title: &str, findings: &[Finding]) -> String {
+    let mut out = format!(
+        "# {title}\n\n{} findings.\n\n## By owner\n\n| owner | high | medium | low |\n| --- | --- | --- | --- |\n",
+        findings.len()
+    );
+    for (owner, counts) in summary(findings) {
+        let n = |s: &str| counts.get(s).copied().unwrap_or(0);
+        out.push_str(&format!(
+            "| {owner} | {} | {} | {} |\n",
+            n("high"),
+            n("medium"),
+            n("low")
+        ));
+    }
+    out.push_str("\n## Findings\n\n| entity | rule | severity | message | evidence |\n| --- | --- | --- | --- | --- |\n");
+    for f in findings {
+        let cell = |s: &str| s.replace('|', "\\|");
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} |\n",
+            cell(&f.entity),
+            f.rule,
+            f.severity.as_str(),
+            cell(&f.message),
+            cell(&evidence_text(f))
+        ));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn finding(
+        entity: &str,
+        rule: &'static str,
+        severity: Severity,
+        owner: Option<&str>,
+    ) -> Finding {
+        Finding {
+            entity: entity.into(),
+            kind: "Component".into(),
+            rule,
+            severity,
+            message: "a, \"quoted\" | piped".into(),
+            owner: owner.map(str::to_string),
+            evidence: vec![Evidence {
+                source: "github".into(),
+                said: "owner group:default/a".into(),
+                at: DateTime::parse_from_rfc3339("2026-11-23T10:00:00Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            }],
+        }
+    }
+
+    #[test]
+    fn reports_escape_and_summarise() {
+        let f = vec![
+            finding("component:default/a", "no-owner", Severity::High, None),
+            finding(
+                "component:default/b",
+                "owner-group-empty",
+                Severity::Medium,
+                Some("group:default/a"),
+            ),
+        ];
+        let csv = to_csv(&f);
+        assert_eq!(csv.lines().count(), 3);
+        assert!(csv.contains("\"a, \"\"quoted\"\" | piped\""));
+        let md = to_markdown("Ownership", &f);
+        assert!(md.contains("| group:default/a | 0 | 1 | 0 |"));
+        assert!(md.contains("a, \"quoted\" \\| piped"));
+        assert_eq!(summary(&f)["-"]["high"], 1);
+    }
+}

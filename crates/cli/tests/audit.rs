@@ -1,0 +1,89 @@
+//! `surveyor audit ownership|drift`: every format, the filters, and exit 3 for CI gates.
+
+use std::path::Path;
+use std::process::Output;
+
+fn surveyor(dir: &Path, args: &[&str]) -> Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
+        .current_dir(dir)
+        .args(args)
+        .env_remove("SURVEYOR_CONFIG")
+        .output()
+        .expect("run")
+}
+
+fn catalog(dir: &Path) {
+    std::fs::create_dir_all(dir.join("catalog")).expect("dir");
+    std::fs::write(
+        dir.join("surveyor.toml"),
+        "[catalog]\ndatabase = \"sqlite://c.db\"\n\n[[connectors]]\nid = \"files\"\nkind = \"file\"\npaths = [\"catalog/*.yaml\"]\n",
+    )
+    .expect("config");
+    std::fs::write(
+        dir.join("catalog/all.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-a\nspec:\n  type: team\n  children: []\n  members: [ada]\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: ada\nspec:\n  memberOf: [team-a]\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: owned\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: orphan\nspec:\n  type: service\n  lifecycle: production\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: ghost-owned\nspec:\n  type: library\n  lifecycle: production\n  owner: team-gone\n",
+    )
+    .expect("catalog");
+    let out = surveyor(dir, &["sync"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn ownership_findings_in_every_format_and_a_ci_gate() {
+    let dir = tempfile::tempdir().expect("dir");
+    catalog(dir.path());
+    let out = surveyor(dir.path(), &["audit", "ownership", "--format", "json"]);
+    assert!(out.status.success());
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    let findings: Vec<(String, String)> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            (
+                f["rule"].as_str().unwrap_or_default().to_string(),
+                f["entity"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect();
+    assert!(findings.contains(&("no-owner".into(), "component:default/orphan".into())));
+    assert!(findings.contains(&(
+        "owner-unresolved".into(),
+        "component:default/ghost-owned".into()
+    )));
+    assert!(
+        !findings.iter().any(|(_, e)| e == "component:default/owned"),
+        "a component owned by a team with members is fine: {findings:?}"
+    );
+    assert_eq!(report["summary"]["-"]["high"], 1);
+
+    let csv = surveyor(dir.path(), &["audit", "ownership", "--format", "csv"]);
+    let csv = String::from_utf8_lossy(&csv.stdout).to_string();
+    assert!(csv.starts_with("entity,kind,rule,severity,owner,message,evidence\n"));
+    assert_eq!(csv.lines().count(), 3);
+    let md = surveyor(dir.path(), &["audit", "ownership", "--format", "markdown"]);
+    let md = String::from_utf8_lossy(&md.stdout).to_string();
+    assert!(md.starts_with("# Ownership audit") && md.contains("## By owner"));
+    let table = surveyor(dir.path(), &["audit", "ownership"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("SEVERITY"));
+
+    let gate = surveyor(dir.path(), &["audit", "ownership", "--fail-on-gaps"]);
+    assert_eq!(gate.status.code(), Some(3));
+    let narrowed = surveyor(
+        dir.path(),
+        &["audit", "ownership", "--owner", "team-a", "--fail-on-gaps"],
+    );
+    assert_eq!(narrowed.status.code(), Some(0), "team-a has no gaps");
+    let bad = surveyor(dir.path(), &["audit", "ownership", "--owner", "a:b:c/d"]);
+    assert_eq!(bad.status.code(), Some(2));
+    let drift = surveyor(dir.path(), &["audit", "drift", "--format", "json"]);
+    assert!(drift.status.success());
+}

@@ -1,0 +1,258 @@
+//! One org seen by GitHub, Kubernetes, PagerDuty and Jira, synced into one catalog: a service
+//! present in all of them is one entity with per-field provenance; an owner the sources dispute
+//! is kept from the first-configured source and reported; each audit rule fires where it should
+//! and stays quiet where it should not. SQLite always, Postgres in CI.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+use surveyor_connector_github::{GithubConfig, GithubConnector};
+use surveyor_connector_jira::{JiraConfig, JiraConnector};
+use surveyor_connector_kubernetes::{KubernetesConfig, KubernetesConnector};
+use surveyor_connector_pagerduty::{PagerDutyConfig, PagerDutyConnector};
+use surveyor_engine::{ReconcileOptions, RunStatus, run_connector};
+use surveyor_model::Connector;
+use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL};
+use surveyor_sim::{
+    Account, Cluster, FAKE_TOKEN, GithubFake, JiraFake, JiraFlavor, KubeFake, Org, OrgSpec,
+    PD_TOKEN, PagerDutyFake,
+};
+use surveyor_store::Store;
+use surveyor_tests::TestStore;
+
+struct Fakes {
+    github: GithubFake,
+    kube: KubeFake,
+    pagerduty: PagerDutyFake,
+    jira: JiraFake,
+}
+
+fn connectors(f: &Fakes, dir: &Path) -> Vec<Box<dyn Connector>> {
+    let gh: GithubConfig = toml::from_str(&format!(
+        "orgs = [\"acme\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"",
+        f.github.url()
+    ))
+    .expect("github");
+    std::fs::write(
+        dir.join("kubeconfig"),
+        KubeFake::kubeconfig(&[("prod", f.kube.url())]),
+    )
+    .expect("kubeconfig");
+    let k8s: KubernetesConfig =
+        toml::from_str("contexts = [\"prod\"]\nkubeconfig = \"kubeconfig\"").expect("k8s");
+    let pd: PagerDutyConfig = toml::from_str(&format!(
+        "subdomain = \"acme\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = 1000",
+        f.pagerduty.url()
+    ))
+    .expect("pagerduty");
+    let jira: JiraConfig = toml::from_str(&format!(
+        "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{JIRA_API_TOKEN}\"\nrequests_per_second = 1000",
+        f.jira.url()
+    ))
+    .expect("jira");
+    vec![
+        Box::new(GithubConnector::new("github", gh, dir).expect("github")),
+        Box::new(KubernetesConnector::new("k8s", k8s, dir).expect("k8s")),
+        Box::new(PagerDutyConnector::new("pagerduty", pd).expect("pagerduty")),
+        Box::new(JiraConnector::new("jira", jira).expect("jira")),
+    ]
+}
+
+/// Syncs every source, GitHub first in priority (as the configuration would list it).
+async fn sync_all(store: &Store, fakes: &Fakes, dir: &Path) {
+    let priority: BTreeMap<String, usize> = ["github", "k8s", "pagerduty", "jira"]
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.to_string(), i))
+        .collect();
+    let options = ReconcileOptions {
+        source_priority: priority,
+        ..ReconcileOptions::default()
+    };
+    for c in connectors(fakes, dir) {
+        let r = run_connector(store, c.as_ref(), &options)
+            .await
+            .expect("run");
+        assert_eq!(r.status, RunStatus::Succeeded, "{}: {r:?}", c.id());
+    }
+}
+
+fn kinds() -> surveyor_audit::Sources {
+    surveyor_audit::Sources {
+        kinds: [
+            ("github", "github"),
+            ("k8s", "kubernetes"),
+            ("pagerduty", "pagerduty"),
+            ("jira", "jira"),
+        ]
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect(),
+    }
+}
+
+#[tokio::test]
+async fn one_service_from_four_sources_is_one_entity_and_the_audit_finds_the_gaps() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let mut org = Org::generate(&OrgSpec::small());
+        // A team whose people all left for another: whatever it owns has an empty owner.
+        let emptied = 2;
+        let members = org.teams[emptied].members.clone();
+        for p in members {
+            org.move_person(p, emptied, (emptied + 1) % org.teams.len());
+        }
+        let fakes = Fakes {
+            github: GithubFake::start(vec![org.clone()]).await.expect("github"),
+            kube: KubeFake::start(Cluster::from_org(&org, "prod"))
+                .await
+                .expect("kube"),
+            pagerduty: PagerDutyFake::start(Account::from_org(&org))
+                .await
+                .expect("pd"),
+            jira: JiraFake::start(&org, JiraFlavor::Cloud)
+                .await
+                .expect("jira"),
+        };
+        let dir = tempfile::tempdir().expect("dir");
+        sync_all(store, &fakes, dir.path()).await;
+
+        // A repository that PagerDuty and Jira know too, without a descriptor of its own.
+        let repo = org
+            .repos
+            .iter()
+            .enumerate()
+            .find(|(i, r)| i % 3 != 0 && i % 2 == 0 && !r.files.contains_key("catalog-info.yaml"))
+            .map(|(_, r)| r.clone())
+            .expect("a repo with a PagerDuty service of its own team");
+        let key = format!("component:default/{}", repo.name);
+        let row = store.get_entity(&key).await.expect("get").expect("merged");
+        let body: Value = serde_json::from_str(&row.body).expect("body");
+        let claims: Vec<Value> = serde_json::from_str(&row.sources).expect("sources");
+        let sources: Vec<&str> = claims.iter().filter_map(|c| c["source"].as_str()).collect();
+        for s in ["github", "pagerduty", "jira"] {
+            assert!(sources.contains(&s), "{backend}: {key} from {sources:?}");
+        }
+        assert!(body["metadata"]["annotations"]["github.com/project-slug"].is_string());
+        assert!(body["metadata"]["annotations"]["pagerduty.com/service-id"].is_string());
+        assert!(
+            body["spec"]["onCall"].is_object(),
+            "{backend}: PagerDuty's field is kept"
+        );
+        let pd = claims
+            .iter()
+            .find(|c| c["source"] == "pagerduty")
+            .expect("pd claim");
+        assert!(
+            pd["fields"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|p| p == "/spec/onCall/covered")),
+            "{backend}: provenance names PagerDuty for on-call: {pd}"
+        );
+        assert_eq!(claims.iter().filter(|c| c["winner"] == true).count(), 1);
+
+        // PagerDuty now puts the service under another team: GitHub's owner stays, the
+        // dispute is recorded and reported.
+        let other_team = (repo.owner_team + 1) % org.teams.len();
+        let other_slug = org.teams[other_team].slug.clone();
+        fakes.pagerduty.with_account(|a| {
+            let team_id = a
+                .teams
+                .iter()
+                .find(|(_, t)| surveyor_model::names::entity_name(t["name"].as_str().unwrap_or_default()).as_deref() == Some(other_slug.as_str()))
+                .map(|(id, t)| (id.clone(), t["name"].clone()))
+                .expect("the other team");
+            let id = a
+                .service_id(&repo.name.split('-').map(|w| {
+                    let mut c = w.chars();
+                    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+                }).collect::<Vec<_>>().join(" "))
+                .expect("the repo's service");
+            a.services.get_mut(&id).expect("service")["teams"] =
+                serde_json::json!([{"id": team_id.0, "type": "team_reference", "summary": team_id.1}]);
+        });
+        sync_all(store, &fakes, dir.path()).await;
+        let row = store.get_entity(&key).await.expect("get").expect("merged");
+        let body: Value = serde_json::from_str(&row.body).expect("body");
+        assert_eq!(
+            body["spec"]["owner"],
+            format!("group:default/{}", org.teams[repo.owner_team].slug),
+            "{backend}: the first-configured source's owner is kept"
+        );
+        let ownership = surveyor_audit::ownership(store, &kinds())
+            .await
+            .expect("audit");
+        let fired = |rule: &str, entity: &str| {
+            ownership
+                .iter()
+                .any(|f| f.rule == rule && f.entity.eq_ignore_ascii_case(entity))
+        };
+        assert!(
+            fired("conflicting-owners", &key),
+            "{backend}: the dispute is reported"
+        );
+        let dispute = ownership
+            .iter()
+            .find(|f| f.rule == "conflicting-owners" && f.entity.eq_ignore_ascii_case(&key))
+            .expect("dispute");
+        assert!(
+            dispute
+                .evidence
+                .iter()
+                .any(|e| e.source == "pagerduty" && e.said.contains(&other_slug)),
+            "{backend}: {dispute:?}"
+        );
+        // Each rule fires somewhere and stays quiet somewhere else.
+        let rules_fired: std::collections::BTreeSet<&str> =
+            ownership.iter().map(|f| f.rule).collect();
+        for rule in [
+            "no-owner",
+            "owner-group-empty",
+            "no-on-call",
+            "conflicting-owners",
+        ] {
+            assert!(
+                rules_fired.contains(rule),
+                "{backend}: {rule} fires: {rules_fired:?}"
+            );
+        }
+        assert!(fired(
+            "no-owner",
+            "resource:default/legacy-batch-0.default.prod"
+        ));
+        assert!(
+            !fired("no-owner", &key),
+            "{backend}: owned components are not reported"
+        );
+        let emptied_owner = format!("group:default/{}", org.teams[emptied].slug);
+        assert!(
+            ownership.iter().any(|f| f.rule == "owner-group-empty"
+                && f.owner.as_deref() == Some(emptied_owner.as_str())),
+            "{backend}: the emptied team's components"
+        );
+        assert!(
+            !ownership.iter().any(|f| f.rule == "owner-group-empty"
+                && f.owner.as_deref() != Some(emptied_owner.as_str())),
+            "{backend}: only the emptied team is empty"
+        );
+        let drift = surveyor_audit::drift(store, &kinds()).await.expect("drift");
+        assert!(
+            drift
+                .iter()
+                .any(|f| f.rule == "disagreement" && f.entity.eq_ignore_ascii_case(&key)),
+            "{backend}: drift shows the disagreement"
+        );
+        assert!(
+            drift.iter().any(|f| f.rule == "workload-without-component"),
+            "{backend}: the legacy batches belong to nothing"
+        );
+        assert!(
+            drift
+                .iter()
+                .any(|f| f.rule == "service-unclaimed" && f.entity.ends_with("status-page")),
+            "{backend}: a PagerDuty service nothing else knows"
+        );
+        ts.cleanup().await;
+    }
+}
