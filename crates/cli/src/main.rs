@@ -26,7 +26,8 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     version,
     propagate_version = true,
     after_help = "Exit codes: 0 ok; 1 runtime failure (a failed crawl, a refused mass deletion, \
-                  an unreachable database); 2 bad input (configuration, arguments, descriptors).\n\
+                  an unreachable database); 2 bad input (configuration, arguments, descriptors); \
+                  3 audit findings with --fail-on-gaps.\n\
                   Results go to stdout, progress and errors to stderr."
 )]
 pub struct Cli {
