@@ -565,6 +565,39 @@ mod tests {
     }
 
     #[test]
+    fn reports_have_a_stable_shape() {
+        let f = vec![
+            finding("component:default/a", "no-owner", Severity::High, None),
+            finding(
+                "component:default/b",
+                "conflicting-owners",
+                Severity::Medium,
+                Some("group:default/a"),
+            ),
+        ];
+        assert_eq!(
+            to_csv(&f),
+            "entity,kind,rule,severity,owner,message,evidence\n\
+             component:default/a,Component,no-owner,high,,\"a, \"\"quoted\"\" | piped\",github: owner group:default/a\n\
+             component:default/b,Component,conflicting-owners,medium,group:default/a,\"a, \"\"quoted\"\" | piped\",github: owner group:default/a\n"
+        );
+        assert_eq!(
+            to_markdown("Ownership audit", &f),
+            "# Ownership audit\n\n2 findings.\n\n## By owner\n\n| owner | high | medium | low |\n| --- | --- | --- | --- |\n\
+             | - | 1 | 0 | 0 |\n| group:default/a | 0 | 1 | 0 |\n\n## Findings\n\n\
+             | entity | rule | severity | message | evidence |\n| --- | --- | --- | --- | --- |\n\
+             | component:default/a | no-owner | high | a, \"quoted\" \\| piped | github: owner group:default/a |\n\
+             | component:default/b | conflicting-owners | medium | a, \"quoted\" \\| piped | github: owner group:default/a |\n"
+        );
+        assert_eq!(
+            serde_json::to_value(&f[0]).unwrap(),
+            serde_json::json!({"entity": "component:default/a", "kind": "Component", "rule": "no-owner",
+                "severity": "high", "message": "a, \"quoted\" | piped", "owner": null,
+                "evidence": [{"source": "github", "said": "owner group:default/a", "at": "2026-11-23T10:00:00Z"}]})
+        );
+    }
+
+    #[test]
     fn reports_escape_and_summarise() {
         let f = vec![
             finding("component:default/a", "no-owner", Severity::High, None),

@@ -87,3 +87,36 @@ fn ownership_findings_in_every_format_and_a_ci_gate() {
     let drift = surveyor(dir.path(), &["audit", "drift", "--format", "json"]);
     assert!(drift.status.success());
 }
+
+#[test]
+fn an_owner_who_left_is_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    catalog(dir.path());
+    // `bob` owns a component, then leaves: his User is deleted, the component still names him.
+    std::fs::write(
+        dir.path().join("catalog/bob.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: bob\nspec:\n  memberOf: []\n---\n\
+         apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: bobs-tool\nspec:\n  type: tool\n  lifecycle: production\n  owner: user:bob\n",
+    )
+    .expect("write");
+    assert!(surveyor(dir.path(), &["sync"]).status.success());
+    let rules = |dir: &Path| -> Vec<String> {
+        let out = surveyor(dir, &["audit", "ownership", "--format", "json"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["findings"]
+            .as_array()
+            .expect("findings")
+            .iter()
+            .filter(|f| f["entity"] == "component:default/bobs-tool")
+            .map(|f| f["rule"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert!(rules(dir.path()).is_empty(), "bob is here");
+    std::fs::write(
+        dir.path().join("catalog/bob.yaml"),
+        "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: bobs-tool\nspec:\n  type: tool\n  lifecycle: production\n  owner: user:bob\n",
+    )
+    .expect("write");
+    assert!(surveyor(dir.path(), &["sync"]).status.success());
+    assert_eq!(rules(dir.path()), ["owner-user-removed"]);
+}
