@@ -152,6 +152,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         allow_mass_delete: args.allow_mass_delete,
         dry_run: args.dry_run,
         source_priority: config.source_priority(),
+        identity: std::sync::Arc::new(config.identity.clone()),
     };
     let mut reports = Vec::new();
     let mut failed_runs = 0;

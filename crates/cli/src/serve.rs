@@ -126,6 +126,7 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
                 allow_mass_delete: false,
                 dry_run: false,
                 source_priority: config.source_priority(),
+                identity: std::sync::Arc::new(config.identity.clone()),
             },
             holder: holder(),
             lease_ttl: Duration::from_secs(60),

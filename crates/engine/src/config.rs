@@ -31,7 +31,8 @@ pub const COMMON_CONNECTOR_KEYS: &[&str] = &[
     "jitter",
     "run_on_start",
 ];
-const TOP_KEYS: &[&str] = &["catalog", "server", "telemetry", "connectors"];
+const TOP_KEYS: &[&str] = &["catalog", "server", "telemetry", "identity", "connectors"];
+const IDENTITY_KEYS: &[&str] = &["kinds", "separators", "strip_suffixes", "aliases"];
 const TELEMETRY_KEYS: &[&str] = &["otlp_endpoint", "service_name"];
 const CATALOG_KEYS: &[&str] = &[
     "database",
@@ -168,6 +169,8 @@ pub struct Config {
     pub catalog: CatalogConfig,
     pub server: ServerConfig,
     pub telemetry: TelemetryConfig,
+    /// `[[identity]]` rules, in order.
+    pub identity: crate::identity::Identity,
     pub connectors: Vec<ConnectorSpec>,
 }
 
@@ -227,6 +230,7 @@ impl Config {
         }
         let server = parse_server(server_table, &loc, &mut errors);
         let telemetry = parse_telemetry(root.get_ref().get("telemetry"), &loc, &mut errors);
+        let identity = parse_identity(root.get_ref().get("identity"), &loc, &mut errors);
 
         let mut connectors: Vec<ConnectorSpec> = Vec::new();
         match root.get_ref().get("connectors") {
@@ -281,6 +285,7 @@ impl Config {
             catalog: catalog.unwrap_or_else(CatalogConfig::default_for_errors),
             server,
             telemetry,
+            identity,
             connectors,
         })
     }
@@ -568,6 +573,126 @@ fn expanded(
             None
         }
     }
+}
+
+fn string_list(
+    t: &DeTable<'_>,
+    key: &str,
+    path: &str,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> Vec<String> {
+    let Some(v) = t.get(key) else {
+        return Vec::new();
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        errors.push(loc.error(v.span(), path, "expected an array of strings".into(), None));
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        match item.get_ref() {
+            DeValue::String(s) if !s.trim().is_empty() => out.push(s.trim().to_ascii_lowercase()),
+            _ => errors.push(loc.error(
+                item.span(),
+                &format!("{path}[{i}]"),
+                "expected a non-empty string".into(),
+                None,
+            )),
+        }
+    }
+    out
+}
+
+fn parse_identity(
+    item: Option<&Spanned<DeValue<'_>>>,
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> crate::identity::Identity {
+    let mut out = crate::identity::Identity::default();
+    let Some(item) = item else { return out };
+    let DeValue::Array(tables) = item.get_ref() else {
+        errors.push(loc.error(
+            item.span(),
+            "identity",
+            "must be an array of tables ([[identity]])".into(),
+            None,
+        ));
+        return out;
+    };
+    for (i, t) in tables.iter().enumerate() {
+        let path = format!("identity[{i}]");
+        let DeValue::Table(table) = t.get_ref() else {
+            errors.push(loc.error(
+                t.span(),
+                &path,
+                "must be a table ([[identity]])".into(),
+                None,
+            ));
+            continue;
+        };
+        check_keys(table, &path, IDENTITY_KEYS, loc, errors);
+        let mut rule = crate::identity::IdentityRule {
+            kinds: string_list(table, "kinds", &format!("{path}.kinds"), loc, errors),
+            strip_suffixes: string_list(
+                table,
+                "strip_suffixes",
+                &format!("{path}.strip_suffixes"),
+                loc,
+                errors,
+            ),
+            ..Default::default()
+        };
+        if let Some(v) = table.get("separators") {
+            match v.get_ref() {
+                DeValue::Boolean(b) => rule.separators = *b,
+                other => errors.push(loc.error(
+                    v.span(),
+                    &format!("{path}.separators"),
+                    format!("expected a boolean, found {}", type_name(other)),
+                    None,
+                )),
+            }
+        }
+        if let Some(v) = table.get("aliases") {
+            match v.get_ref() {
+                DeValue::Table(aliases) => {
+                    for (canonical, names) in aliases.iter() {
+                        let canonical_name = canonical.get_ref().to_ascii_lowercase();
+                        if !crate::validate_name(&canonical_name) {
+                            errors.push(loc.error(
+                                names.span(),
+                                &format!("{path}.aliases.{}", canonical.get_ref()),
+                                format!("{canonical_name:?} is not a valid entity name"),
+                                None,
+                            ));
+                            continue;
+                        }
+                        for alias in string_list(
+                            aliases,
+                            canonical.get_ref(),
+                            &format!("{path}.aliases.{}", canonical.get_ref()),
+                            loc,
+                            errors,
+                        ) {
+                            rule.aliases.insert(alias, canonical_name.clone());
+                        }
+                    }
+                }
+                other => errors.push(loc.error(
+                    v.span(),
+                    &format!("{path}.aliases"),
+                    format!(
+                        "expected a table of canonical name = [aliases], found {}",
+                        type_name(other)
+                    ),
+                    None,
+                )),
+            }
+        }
+        out.rules.push(rule);
+    }
+    out
 }
 
 fn parse_telemetry(

@@ -2,6 +2,7 @@
 //! the catalog store (merge, history, safe deletion).
 
 pub mod config;
+pub mod identity;
 pub mod merge;
 pub mod reconcile;
 pub mod replay;
@@ -11,3 +12,8 @@ pub use reconcile::{
     Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport,
     run_connector,
 };
+
+/// Whether `name` is a valid entity name (for config checks).
+pub(crate) fn validate_name(name: &str) -> bool {
+    surveyor_model::validate::is_valid_object_name(name)
+}

@@ -39,6 +39,8 @@ pub struct ReconcileOptions {
     pub dry_run: bool,
     /// Source id -> position in the configuration; earlier sources win merges.
     pub source_priority: BTreeMap<String, usize>,
+    /// `[[identity]]` rules applied to every observation before it is merged.
+    pub identity: std::sync::Arc<crate::identity::Identity>,
 }
 
 impl Default for ReconcileOptions {
@@ -49,6 +51,7 @@ impl Default for ReconcileOptions {
             allow_mass_delete: false,
             dry_run: false,
             source_priority: BTreeMap::new(),
+            identity: Default::default(),
         }
     }
 }
@@ -182,7 +185,8 @@ struct Prepared {
 }
 
 impl Prepared {
-    fn new(obs: Observation) -> Self {
+    fn new(mut obs: Observation, identity: &crate::identity::Identity) -> Self {
+        identity.apply(&mut obs.entity);
         let content = ObservedEntity::new(&obs.entity, &obs.relations, obs.declared)
             .map(|observed| {
                 let body = observed.observation_body();
@@ -458,9 +462,14 @@ impl RunState<'_> {
         // Serialising and hashing happen on another task, so on a multi-threaded runtime they
         // run while this one waits for the database.
         let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(2048);
+        let identity = std::sync::Arc::clone(&self.job.options.identity);
         let preparer = tokio::spawn(async move {
             while let Some(obs) = rx.recv().await {
-                if prepared_tx.send(Prepared::new(obs)).await.is_err() {
+                if prepared_tx
+                    .send(Prepared::new(obs, &identity))
+                    .await
+                    .is_err()
+                {
                     break;
                 }
             }

@@ -134,3 +134,35 @@ fn durations() {
     );
     assert!(parse_duration("100000000d").is_err());
 }
+
+#[test]
+fn identity_rules_parse_and_their_errors_are_located() {
+    let c = Config::parse(
+        r#"
+[[identity]]
+kinds = ["Component"]
+separators = true
+strip_suffixes = ["-service"]
+aliases = { payments = ["pay", "payments-svc"] }
+"#,
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    let rule = &c.identity.rules[0];
+    assert_eq!(rule.kinds, ["component"]);
+    assert_eq!(rule.aliases["pay"], "payments");
+    assert_eq!(
+        c.identity.canonical("component", "Pay_Service").as_deref(),
+        Some("payments")
+    );
+    let e = errors(
+        "[[identity]]\nseparators = \"yes\"\naliases = { \"not valid!\" = [\"x\"] }\nfuzzy = true\n",
+    );
+    assert!(
+        e.contains("surveyor.toml:2:14: identity[0].separators: expected a boolean"),
+        "{e}"
+    );
+    assert!(e.contains("identity[0].aliases.not valid!"), "{e}");
+    assert!(e.contains("identity[0].fuzzy"), "{e}");
+}
