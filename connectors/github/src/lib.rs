@@ -11,7 +11,7 @@ mod config;
 mod map;
 mod queries;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -225,33 +225,20 @@ impl GithubConnector {
             .filter(|r| self.keeps(r))
             .map(|r| self.build_repo(org, r, &login_by_email, outcome))
             .collect();
-        let producers: BTreeMap<(Ecosystem, String), String> = built
-            .iter()
-            .flat_map(|b| {
-                b.produces
-                    .iter()
-                    .map(move |p| ((p.ecosystem, p.name.clone()), b.entity_ref.clone()))
-            })
-            .collect();
+        let mut built = built;
+        surveyor_repofiles::catalog::link_dependencies(
+            &mut built
+                .iter_mut()
+                .map(|b| surveyor_repofiles::catalog::Linkable {
+                    entity: &mut b.entity,
+                    entity_ref: &b.entity_ref,
+                    produces: &b.produces,
+                    dependencies: &b.dependencies,
+                })
+                .collect::<Vec<_>>(),
+        );
         for b in built {
-            let mut entity = b.entity;
-            let depends: BTreeSet<String> = b
-                .dependencies
-                .iter()
-                .filter_map(|(eco, pkg)| producers.get(&(*eco, pkg.clone())))
-                .filter(|r| **r != b.entity_ref)
-                .cloned()
-                .collect();
-            if !depends.is_empty() {
-                let existing = entity.spec.get("dependsOn").cloned();
-                let mut all: BTreeSet<String> = existing
-                    .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
-                all.extend(depends);
-                entity.spec.insert("dependsOn".into(), json!(all));
-            }
+            let entity = b.entity;
             let observation = if b.declared {
                 Observation::declared(&scope, &b.external_id, entity)
             } else {

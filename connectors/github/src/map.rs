@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 use surveyor_model::Entity;
 use surveyor_model::validate::is_valid_tag;
-use surveyor_repofiles::{CodeOwners, Dependency, Flavor, Owner, Package};
+use surveyor_repofiles::{CodeOwners, Flavor, Owner};
 
 use crate::config::Settings;
 use crate::queries::{RepoNode, TeamNode, UserNode};
@@ -48,35 +48,15 @@ pub fn codeowners_refs(
     (refs, owners.iter().map(ToString::to_string).collect())
 }
 
-/// What the repository's manifests say: packages it produces and packages it uses.
-#[derive(Debug, Default, Clone)]
-pub struct Packages {
-    pub produces: Vec<Package>,
-    pub dependencies: Vec<Dependency>,
-    /// Manifests that could not be read, with why.
-    pub errors: Vec<String>,
-}
+pub use surveyor_repofiles::catalog::{Packages, overlay};
 
+/// The manifests among the files the repository query read.
 pub fn packages(repo: &RepoNode) -> Packages {
-    let mut out = Packages::default();
-    for (_, path) in crate::queries::FILES {
-        if !surveyor_repofiles::is_manifest(path) {
-            continue;
-        }
-        let Some(text) = repo.file(path) else {
-            continue;
-        };
-        match surveyor_repofiles::parse_manifest(path, text) {
-            Ok(m) => {
-                out.produces.extend(m.produces);
-                out.dependencies.extend(m.dependencies);
-            }
-            Err(e) => out.errors.push(e.to_string()),
-        }
-    }
-    out.dependencies.sort();
-    out.dependencies.dedup();
-    out
+    surveyor_repofiles::catalog::packages(
+        crate::queries::FILES
+            .iter()
+            .filter_map(|(_, path)| repo.file(path).map(|text| (*path, text))),
+    )
 }
 
 /// The discovered Component for a repository (before any `catalog-info.yaml` is laid over it).
@@ -155,32 +135,6 @@ fn branch(repo: &RepoNode) -> &str {
     repo.default_branch_ref
         .as_ref()
         .map_or("HEAD", |b| b.name.as_str())
-}
-
-/// `declared` over `discovered`: objects merge key by key, anything else is replaced. Kind and
-/// name are the declaration's: a descriptor may call its repository's component what it likes.
-pub fn overlay(discovered: &Entity, declared: &Entity) -> Result<Entity, String> {
-    let mut base = discovered.to_value();
-    merge_values(&mut base, declared.to_value());
-    Entity::from_value(base).map_err(|e| e.to_string())
-}
-
-fn merge_values(base: &mut Value, top: Value) {
-    match (base, top) {
-        (Value::Object(b), Value::Object(t)) => merge_maps(b, t),
-        (b, t) => *b = t,
-    }
-}
-
-fn merge_maps(base: &mut Map<String, Value>, top: Map<String, Value>) {
-    for (k, v) in top {
-        match base.get_mut(&k) {
-            Some(existing) => merge_values(existing, v),
-            None => {
-                base.insert(k, v);
-            }
-        }
-    }
 }
 
 /// A team as a Group.
@@ -265,31 +219,5 @@ mod tests {
         assert_eq!(raw.len(), 4);
         let (refs, _) = codeowners_refs("/src/ @x\n", "acme", "default", &emails);
         assert!(refs.is_empty(), "no rule for the root: no owner");
-    }
-
-    #[test]
-    fn declared_fields_win_and_discovered_ones_stay() {
-        let mut discovered = Entity::new("Component", "default", "repo");
-        discovered
-            .spec
-            .insert("owner".into(), json!("group:default/a"));
-        discovered
-            .spec
-            .insert("packageDependencies".into(), json!([{"package": "x"}]));
-        discovered
-            .metadata
-            .annotations
-            .insert("github.com/project-slug".into(), "acme/repo".into());
-        let declared = Entity::from_value(json!({
-            "apiVersion": "backstage.io/v1alpha1", "kind": "Component",
-            "metadata": {"name": "payments", "annotations": {"pagerduty.com/service-id": "P1"}},
-            "spec": {"owner": "group:default/b", "type": "service", "lifecycle": "production"}
-        }))
-        .unwrap();
-        let merged = overlay(&discovered, &declared).unwrap();
-        assert_eq!(merged.metadata.name, "payments");
-        assert_eq!(merged.spec_str("owner"), Some("group:default/b"));
-        assert!(merged.spec.contains_key("packageDependencies"));
-        assert_eq!(merged.metadata.annotations.len(), 2);
     }
 }

@@ -177,35 +177,20 @@ impl GitlabConnector {
                 Some(self.build_project(&ctx, &l.project, node, name, outcome))
             })
             .collect();
-        let producers: BTreeMap<(Ecosystem, String), String> = built
-            .iter()
-            .flat_map(|b| {
-                b.produces
-                    .iter()
-                    .map(move |p| ((p.ecosystem, p.name.clone()), b.entity_ref.clone()))
-            })
-            .collect();
+        let mut built = built;
+        surveyor_repofiles::catalog::link_dependencies(
+            &mut built
+                .iter_mut()
+                .map(|b| surveyor_repofiles::catalog::Linkable {
+                    entity: &mut b.entity,
+                    entity_ref: &b.entity_ref,
+                    produces: &b.produces,
+                    dependencies: &b.dependencies,
+                })
+                .collect::<Vec<_>>(),
+        );
         for b in built {
-            let mut entity = b.entity;
-            let depends: BTreeSet<String> = b
-                .dependencies
-                .iter()
-                .filter_map(|(eco, pkg)| producers.get(&(*eco, pkg.clone())))
-                .filter(|r| **r != b.entity_ref)
-                .cloned()
-                .collect();
-            if !depends.is_empty() {
-                let mut all: BTreeSet<String> = entity
-                    .spec
-                    .get("dependsOn")
-                    .cloned()
-                    .and_then(|v| serde_json::from_value::<Vec<String>>(v).ok())
-                    .unwrap_or_default()
-                    .into_iter()
-                    .collect();
-                all.extend(depends);
-                entity.spec.insert("dependsOn".into(), json!(all));
-            }
+            let entity = b.entity;
             let observation = if b.declared {
                 Observation::declared(&scope, &b.external_id, entity)
             } else {

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value, json};
 use surveyor_model::Entity;
 use surveyor_model::validate::is_valid_tag;
-use surveyor_repofiles::{CodeOwners, Dependency, Flavor, Owner, Package};
+use surveyor_repofiles::{CodeOwners, Flavor, Owner};
 
 use crate::config::Settings;
 use crate::queries::{Files, RestGroup, RestProject, UserNode, access_level_name};
@@ -70,35 +70,15 @@ pub fn codeowners_refs(
     (refs, owners.iter().map(ToString::to_string).collect())
 }
 
-/// What the project's manifests say: packages it produces and packages it uses.
-#[derive(Debug, Default, Clone)]
-pub struct Packages {
-    pub produces: Vec<Package>,
-    pub dependencies: Vec<Dependency>,
-    /// Manifests that could not be read, with why.
-    pub errors: Vec<String>,
-}
+pub use surveyor_repofiles::catalog::{Packages, overlay};
 
+/// The manifests among the files the GraphQL batch read.
 pub fn packages(files: &Files) -> Packages {
-    let mut out = Packages::default();
-    for path in crate::queries::FILES {
-        if !surveyor_repofiles::is_manifest(path) {
-            continue;
-        }
-        let Some(text) = files.text(path) else {
-            continue;
-        };
-        match surveyor_repofiles::parse_manifest(path, text) {
-            Ok(m) => {
-                out.produces.extend(m.produces);
-                out.dependencies.extend(m.dependencies);
-            }
-            Err(e) => out.errors.push(e.to_string()),
-        }
-    }
-    out.dependencies.sort();
-    out.dependencies.dedup();
-    out
+    surveyor_repofiles::catalog::packages(
+        crate::queries::FILES
+            .iter()
+            .filter_map(|path| files.text(path).map(|text| (*path, text))),
+    )
 }
 
 /// The discovered Component for a project (before any `catalog-info.yaml` is laid over it).
@@ -181,32 +161,6 @@ pub fn component(
         spec.insert("packageDependencies".into(), json!(packages.dependencies));
     }
     e
-}
-
-/// `declared` over `discovered`: objects merge key by key, anything else is replaced. Kind and
-/// name are the declaration's: a descriptor may call its project's component what it likes.
-pub fn overlay(discovered: &Entity, declared: &Entity) -> Result<Entity, String> {
-    let mut base = discovered.to_value();
-    merge_values(&mut base, declared.to_value());
-    Entity::from_value(base).map_err(|e| e.to_string())
-}
-
-fn merge_values(base: &mut Value, top: Value) {
-    match (base, top) {
-        (Value::Object(b), Value::Object(t)) => merge_maps(b, t),
-        (b, t) => *b = t,
-    }
-}
-
-fn merge_maps(base: &mut Map<String, Value>, top: Map<String, Value>) {
-    for (k, v) in top {
-        match base.get_mut(&k) {
-            Some(existing) => merge_values(existing, v),
-            None => {
-                base.insert(k, v);
-            }
-        }
-    }
 }
 
 /// A group as a Group: the root is the `organization`, subgroups are `team`s.

@@ -2,6 +2,7 @@
 //! manifests (what a repo depends on and what it produces), and catalog-info.yaml descriptors.
 //! Every parser returns errors, never panics, on any input.
 
+pub mod catalog;
 pub mod codeowners;
 pub mod manifests;
 
