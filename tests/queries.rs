@@ -464,3 +464,24 @@ async fn a_tick_is_taken_by_exactly_one_holder() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn catalog_stats_count_runs_and_sum_their_time() {
+    for ts in TestStore::all().await {
+        let (s, backend) = (&ts.store, ts.backend);
+        labelled(s).await;
+        let stats = s.catalog_stats().await.expect("stats");
+        assert_eq!(
+            stats.runs,
+            vec![
+                ("gh".to_string(), "succeeded".to_string(), 1),
+                ("pd".to_string(), "succeeded".to_string(), 1)
+            ],
+            "{backend}"
+        );
+        let secs = stats.run_seconds["gh"];
+        assert!((0.0..60.0).contains(&secs), "{backend}: {secs}");
+        assert_eq!(stats.changes, vec![("created".to_string(), 3)], "{backend}");
+        ts.cleanup().await;
+    }
+}

@@ -345,7 +345,7 @@ impl Api {
                 });
             }
             let page: Vec<T> = response.json().map_err(|e| ApiError::Decode {
-                what: surveyor_http_redact(&url),
+                what: surveyor_http::redact(&url),
                 message: e.to_string(),
             })?;
             items.extend(page);
@@ -361,7 +361,7 @@ impl Api {
         let url = format!("{}{path}", self.settings.api_url);
         let response = self.rest_get(&url).await?;
         response.json().map_err(|e| ApiError::Decode {
-            what: surveyor_http_redact(&url),
+            what: surveyor_http::redact(&url),
             message: e.to_string(),
         })
     }
@@ -388,10 +388,6 @@ pub fn next_link(header: &str) -> Option<String> {
                 .to_string()
         })
     })
-}
-
-fn surveyor_http_redact(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or(url).to_string()
 }
 
 /// Gateway and client timeouts: GitHub gave up computing the page, or we gave up waiting.

@@ -226,7 +226,7 @@ impl KubernetesConnector {
                             .entry(ns.clone())
                             .or_default()
                             .extend(items.iter().map(ToObject::to_object)),
-                        Err(ListError::Other(e)) if !is_api_error(&e) => return Err(e),
+                        Err(ListError::Unreachable(e)) => return Err(e),
                         Err(e) => {
                             failed.insert(ns.clone(), format!("listing {}: {e}", K::PLURAL));
                         }
@@ -244,17 +244,14 @@ impl KubernetesConnector {
 enum ListError {
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The API server answered with another error: this list failed, the cluster is up.
     #[error("{0}")]
-    Other(String),
+    Api(String),
+    /// No answer from the API server (refused, timed out, TLS): the cluster is unreachable.
+    #[error("{0}")]
+    Unreachable(String),
 }
 
-/// Whether an error came from the API server (so the cluster is up) rather than the network.
-fn is_api_error(message: &str) -> bool {
-    message.starts_with("HTTP ")
-}
-
-/// Every item of a list, `limit` at a time. An expired continue token (`410 Gone`) restarts
-/// the list once from the beginning; a second expiry fails it.
 async fn list_all<K>(api: Api<K>, limit: u32) -> Result<Vec<K>, ListError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
@@ -288,12 +285,12 @@ where
                     return Err(ListError::Forbidden(status.message.clone()));
                 }
                 Err(kube::Error::Api(status)) => {
-                    return Err(ListError::Other(format!(
+                    return Err(ListError::Api(format!(
                         "HTTP {} {}: {}",
                         status.code, status.reason, status.message
                     )));
                 }
-                Err(e) => return Err(ListError::Other(first_line(&e.to_string()))),
+                Err(e) => return Err(ListError::Unreachable(first_line(&e.to_string()))),
             }
         }
     }

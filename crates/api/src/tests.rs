@@ -458,6 +458,7 @@ async fn metrics_openapi_docs_and_cors() {
     );
     assert!(text.contains("surveyor_runs_total{connector=\"gh\",status=\"succeeded\"} 1"));
     assert!(text.contains("surveyor_changes_total{op=\"created\"} 9"));
+    assert!(text.contains("surveyor_run_seconds_total{connector=\"gh\"} "));
     assert!(
         text.contains("surveyor_api_requests_total{route=\"/api/v1/entities\",status=\"200\"} 1")
     );

@@ -659,7 +659,7 @@ fn parse_identity(
                 DeValue::Table(aliases) => {
                     for (canonical, names) in aliases.iter() {
                         let canonical_name = canonical.get_ref().to_ascii_lowercase();
-                        if !crate::validate_name(&canonical_name) {
+                        if !surveyor_model::validate::is_valid_object_name(&canonical_name) {
                             errors.push(loc.error(
                                 names.span(),
                                 &format!("{path}.aliases.{}", canonical.get_ref()),

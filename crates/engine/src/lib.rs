@@ -12,8 +12,3 @@ pub use reconcile::{
     Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport,
     run_connector,
 };
-
-/// Whether `name` is a valid entity name (for config checks).
-pub(crate) fn validate_name(name: &str) -> bool {
-    surveyor_model::validate::is_valid_object_name(name)
-}

@@ -164,18 +164,20 @@ pub fn combine(
             &b.external_id,
         ))
     });
-    let first = parts.first()?;
     if parts.len() == 1 {
+        // Most entities have one source: no copy, no JSON round trip.
+        let only = parts.pop()?;
         let claim = SourceClaim {
-            source: first.source.clone(),
-            external_id: first.external_id.clone(),
-            declared: first.entity.declared,
+            source: only.source,
+            external_id: only.external_id,
+            declared: only.entity.declared,
             winner: true,
             fields: Vec::new(),
             disagrees: BTreeMap::new(),
         };
-        return Some((first.entity.clone(), vec![claim]));
+        return Some((only.entity, vec![claim]));
     }
+    let first = parts.first()?;
     let mut merged: Value = serde_json::from_str(&first.entity.entity_json).ok()?;
     let mut claims = Vec::with_capacity(parts.len());
     let mut extras: Vec<Relation> = Vec::new();

@@ -80,7 +80,7 @@ impl HttpError {
     }
 }
 
-/// `https://host/path?token=x` -> `https://host/path`.
-pub(crate) fn redact(url: &str) -> String {
+/// `https://host/path?token=x` -> `https://host/path`: a URL fit for errors and logs.
+pub fn redact(url: &str) -> String {
     url.split(['?', '#']).next().unwrap_or(url).to_string()
 }

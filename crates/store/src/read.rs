@@ -442,31 +442,29 @@ impl Store {
     /// Totals for metrics: runs by connector and status (with their summed duration), changes
     /// by op, refused deletions. Read from the database, so every replica reports the same.
     pub async fn catalog_stats(&self) -> Result<CatalogStats> {
-        let runs_q = sql(
-            self.backend(),
-            "SELECT connector, status, COUNT(*) AS n FROM runs GROUP BY connector, status ORDER BY connector, status",
+        // Counts and summed wall time in one grouped pass, whatever the number of runs.
+        let seconds = match self.backend() {
+            crate::Backend::Postgres => "EXTRACT(EPOCH FROM (finished_at - started_at))::float8",
+            crate::Backend::Sqlite => "(julianday(finished_at) - julianday(started_at)) * 86400.0",
+        };
+        let runs_q = format!(
+            "SELECT connector, status, COUNT(*) AS n, COALESCE(SUM({seconds}), 0.0) AS secs \
+             FROM runs GROUP BY connector, status ORDER BY connector, status"
         );
         let changes_q = "SELECT op, COUNT(*) AS n FROM changes GROUP BY op ORDER BY op";
         let refusals_q = "SELECT COUNT(*) FROM refusals";
-        let durations_q =
-            "SELECT connector, started_at, finished_at FROM runs WHERE finished_at IS NOT NULL";
         on_pool!(self, pool => {
             let mut stats = CatalogStats::default();
-            for r in sqlx::query(runs_q).fetch_all(pool).await? {
-                stats.runs.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            for r in sqlx::query(sqlx::AssertSqlSafe(runs_q.clone())).fetch_all(pool).await? {
+                let connector: String = r.try_get(0)?;
+                let secs: f64 = r.try_get(3)?;
+                *stats.run_seconds.entry(connector.clone()).or_default() += secs.max(0.0);
+                stats.runs.push((connector, r.try_get(1)?, r.try_get(2)?));
             }
             for r in sqlx::query(changes_q).fetch_all(pool).await? {
                 stats.changes.push((r.try_get(0)?, r.try_get(1)?));
             }
             stats.refusals = sqlx::query_scalar::<_, i64>(refusals_q).fetch_one(pool).await?;
-            let mut rows = sqlx::query(durations_q).fetch(pool);
-            while let Some(r) = rows.try_next().await? {
-                let connector: String = r.try_get(0)?;
-                let start: DateTime<Utc> = r.try_get(1)?;
-                let end: DateTime<Utc> = r.try_get(2)?;
-                let secs = (end - start).num_milliseconds().max(0) as f64 / 1000.0;
-                *stats.run_seconds.entry(connector).or_default() += secs;
-            }
             Ok(stats)
         })
     }
