@@ -29,6 +29,7 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 pub use crate::docs::ApiDoc;
 pub use crate::error::ApiError;
 pub use crate::metrics::Metrics;
+pub use crate::views::entity as entity_document;
 
 /// `[server]` settings the API enforces.
 #[derive(Clone, Debug)]

@@ -55,7 +55,8 @@ pub fn entity_text(e: &EntityRow, relations: &[RelationRow]) -> String {
     out
 }
 
-/// `/api/v1` shape: body, `relations`, and `surveyor` bookkeeping.
+/// `/api/v1` shape (also what `surveyor entities` prints): body, `relations`, and `surveyor`
+/// bookkeeping (ref, uid, sources with their claims, timestamps).
 pub fn entity(e: &EntityRow, relations: &[RelationRow]) -> Value {
     let mut body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
     let sources: Value = serde_json::from_str(&e.sources).unwrap_or(Value::Null);

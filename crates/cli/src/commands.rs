@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use surveyor_engine::config::{Config, parse_duration};
 use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
 use surveyor_model::EntityRef;
-use surveyor_store::{ChangeFilter, EntityFilter, EntityRow, PackageFilter, Store};
+use surveyor_store::{ChangeFilter, EntityFilter, PackageFilter, Store};
 
 use crate::output;
 use crate::{
@@ -299,7 +299,22 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                 })
                 .await?;
             if format == Format::Json {
-                let items: Vec<Value> = rows.iter().map(entity_json).collect();
+                let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
+                let mut by_source: std::collections::BTreeMap<String, Vec<_>> =
+                    std::collections::BTreeMap::new();
+                for rel in store.relations_of_many(&keys).await? {
+                    by_source
+                        .entry(rel.source_ref.clone())
+                        .or_default()
+                        .push(rel);
+                }
+                let items: Vec<Value> = rows
+                    .iter()
+                    .map(|r| {
+                        let own = by_source.remove(&r.entity_ref).unwrap_or_default();
+                        surveyor_api::entity_document(r, &own)
+                    })
+                    .collect();
                 output::json(&Value::Array(items));
             } else {
                 let table: Vec<Vec<String>> = rows
@@ -339,11 +354,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                 return Err(CliError::Input(format!("no entity {r} in the catalog")));
             };
             let relations = store.relations_of(&row.entity_ref).await?;
-            let mut doc = entity_json(&row);
-            doc["relations"] = relations
-                .iter()
-                .map(|r| json!({"type": r.kind, "targetRef": r.target_display}))
-                .collect();
+            let doc = surveyor_api::entity_document(&row, &relations);
             match format {
                 DocFormat::Json => output::json(&doc),
                 DocFormat::Yaml => print!("{}", yaml_serde::to_string(&doc).unwrap_or_default()),
@@ -386,26 +397,6 @@ fn requirements(body: &Value, package: &PackageFilter) -> String {
     } else {
         found.join("; ")
     }
-}
-
-/// An entity as printed: its body, plus surveyor's bookkeeping under `surveyor`.
-fn entity_json(e: &EntityRow) -> Value {
-    let mut body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
-    let sources: Value = serde_json::from_str(&e.sources).unwrap_or(Value::Null);
-    if let Value::Object(m) = &mut body {
-        m.insert(
-            "surveyor".into(),
-            json!({
-                "ref": e.display_ref,
-                "uid": e.uid,
-                "sources": sources,
-                "createdAt": e.created_at,
-                "updatedAt": e.updated_at,
-                "deletedAt": e.deleted_at,
-            }),
-        );
-    }
-    body
 }
 
 fn parse_since(s: &str) -> Result<DateTime<Utc>, CliError> {
