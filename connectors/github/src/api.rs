@@ -210,7 +210,8 @@ impl Api {
         }
         let reset = rate
             .reset_at
-            .map(|t| UNIX_EPOCH + Duration::from_secs(t.0))?;
+            .and_then(|t| u64::try_from(t.timestamp()).ok())
+            .map(|t| UNIX_EPOCH + Duration::from_secs(t))?;
         // A second past the reset, so the new window has surely begun.
         Some(reset + Duration::from_secs(1))
     }

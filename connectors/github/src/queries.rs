@@ -138,7 +138,7 @@ impl std::fmt::Display for GraphqlError {
 pub struct RateLimit {
     pub limit: u64,
     pub remaining: u64,
-    pub reset_at: Option<chrono_free::Timestamp>,
+    pub reset_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -285,70 +285,4 @@ pub struct RestUser {
     pub name: Option<String>,
     #[serde(default)]
     pub email: Option<String>,
-}
-
-/// RFC 3339 timestamps (`resetAt`) without pulling in a date crate: seconds since the epoch.
-pub mod chrono_free {
-    use serde::{Deserialize, Deserializer};
-
-    #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-    pub struct Timestamp(pub u64);
-
-    impl<'de> Deserialize<'de> for Timestamp {
-        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-            let s = String::deserialize(d)?;
-            parse_rfc3339(&s)
-                .map(Timestamp)
-                .ok_or_else(|| serde::de::Error::custom(format!("invalid timestamp {s:?}")))
-        }
-    }
-
-    /// `2024-05-01T12:00:00Z` (or with an offset) -> seconds since the epoch.
-    pub fn parse_rfc3339(s: &str) -> Option<u64> {
-        let (date, time) = s.split_once(['T', 't', ' '])?;
-        let mut d = date.split('-').map(|p| p.parse::<i64>().ok());
-        let (y, m, day) = (d.next()??, d.next()??, d.next()??);
-        let time = time.trim_end_matches(['Z', 'z']);
-        let (clock, offset) = match time.find(['+', '-']) {
-            Some(i) => (&time[..i], Some(&time[i..])),
-            None => (time, None),
-        };
-        let mut c = clock.split(':');
-        let h = c.next()?.parse::<i64>().ok()?;
-        let min = c.next()?.parse::<i64>().ok()?;
-        let sec = c
-            .next()
-            .map(|s| s.split('.').next().unwrap_or("0").parse::<i64>().ok())
-            .unwrap_or(Some(0))?;
-        let offset_secs = match offset {
-            Some(o) => {
-                let sign = if o.starts_with('-') { -1 } else { 1 };
-                let (oh, om) = o[1..].split_once(':').unwrap_or((&o[1..], "0"));
-                sign * (oh.parse::<i64>().ok()? * 3600 + om.parse::<i64>().ok()? * 60)
-            }
-            None => 0,
-        };
-        // Days from civil (Howard Hinnant).
-        let y = if m <= 2 { y - 1 } else { y };
-        let era = y.div_euclid(400);
-        let yoe = y - era * 400;
-        let mp = (m + 9) % 12;
-        let doy = (153 * mp + 2) / 5 + day - 1;
-        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-        let days = era * 146_097 + doe - 719_468;
-        let secs = days * 86_400 + h * 3600 + min * 60 + sec - offset_secs;
-        u64::try_from(secs).ok()
-    }
-
-    #[cfg(test)]
-    #[test]
-    fn parses_github_timestamps() {
-        assert_eq!(parse_rfc3339("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_rfc3339("2023-11-14T22:13:20Z"), Some(1_700_000_000));
-        assert_eq!(
-            parse_rfc3339("2023-11-14T23:13:20+01:00"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(parse_rfc3339("nonsense"), None);
-    }
 }
