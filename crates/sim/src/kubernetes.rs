@@ -44,8 +44,8 @@ pub struct Cluster {
 
 impl Cluster {
     /// The workloads of `org` as deployed to cluster `name`: a namespace per area, one
-    /// workload and Service per live repository, plus the system namespaces every cluster has
-    /// and a few workloads no repository accounts for.
+    /// workload and Service per live, deployed repository, plus the system namespaces every
+    /// cluster has and a few workloads no repository accounts for.
     pub fn from_org(org: &Org, name: &str) -> Self {
         let mut c = Self {
             name: name.to_string(),
@@ -69,7 +69,9 @@ impl Cluster {
                 2,
             ),
         );
-        for (i, repo) in org.live_repos().enumerate() {
+        // Numbered by place in the org, so one repository going leaves the others' labels be.
+        let deployed = org.repos.iter().enumerate();
+        for (i, repo) in deployed.filter(|(_, r)| r.active && r.deployed) {
             let team = &org.teams[repo.owner_team];
             let ns = repo.system.trim_end_matches("-system").to_string();
             if !c

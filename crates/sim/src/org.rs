@@ -132,6 +132,8 @@ pub struct Repo {
     pub files: BTreeMap<String, String>,
     /// Deleted repos are gone from the APIs.
     pub active: bool,
+    /// Its workload runs in the cluster; the Kubernetes fake serves only deployed repositories.
+    pub deployed: bool,
 }
 
 /// A generated organisation.
@@ -337,6 +339,7 @@ impl Org {
                 system,
                 files: BTreeMap::new(),
                 active: true,
+                deployed: true,
                 name,
             };
             // Internal dependencies: packages that earlier repos of the same language produce.
@@ -449,40 +452,211 @@ impl Org {
         self.generation += 1;
     }
 
-    /// One random, realistic change (for the living demo); returns what happened.
-    pub fn mutate(&mut self) -> String {
-        let live: Vec<usize> = (0..self.repos.len())
-            .filter(|i| self.repos[*i].active)
-            .collect();
-        if live.is_empty() {
-            return "nothing left to change".into();
+    /// Takes a repository's workload out of the cluster (the repository stays).
+    pub fn undeploy(&mut self, repo: usize) {
+        if let Some(r) = self.repos.get_mut(repo) {
+            r.deployed = false;
+            self.generation += 1;
         }
-        let repo = live[self.rng.below(live.len())];
-        match self.rng.below(4) {
-            0 => {
-                let new = format!("{}-v2", self.repos[repo].name);
+    }
+
+    /// Adds a repository owned by `team`, generated like the others (manifest, CODEOWNERS,
+    /// internal dependencies); returns its index.
+    pub fn add_repo(&mut self, team: usize) -> Option<usize> {
+        let area = self
+            .teams
+            .get(team)?
+            .slug
+            .split('-')
+            .next()
+            .unwrap_or("core")
+            .to_string();
+        // The generator's helpers take the org and its rng apart.
+        let mut rng = std::mem::replace(&mut self.rng, Rng::new(0));
+        let i = self.repos.len();
+        let name = format!("{area}-{}-{i}", rng.pick(THINGS));
+        let language = *rng.pick(&Language::ALL);
+        let produced: Vec<String> = self
+            .live_repos()
+            .filter(|r| r.language == language)
+            .map(|r| package_name(&self.name, &r.name, language))
+            .collect();
+        let internal: Vec<String> = (0..rng.below(3))
+            .filter(|_| !produced.is_empty())
+            .map(|_| produced[rng.below(produced.len())].clone())
+            .collect();
+        let package = package_name(&self.name, &name, language);
+        let mut files = BTreeMap::new();
+        files.insert(
+            language.manifest().to_string(),
+            manifest(&self.name, &package, language, &internal, &mut rng),
+        );
+        files.insert(
+            codeowners_path(&mut rng).to_string(),
+            codeowners(self, &self.teams[team].slug, &mut rng),
+        );
+        self.repos.push(Repo {
+            id: 3_000_000 + i as u64,
+            description: format!("The {} of the {area} area", name.replace('-', " ")),
+            topics: vec![area.clone(), language.name().to_lowercase()],
+            language,
+            archived: false,
+            fork: false,
+            private: rng.chance(60),
+            pushed_at: 1_730_000_000 + rng.below(1_000_000) as u64,
+            default_branch: "main".into(),
+            owner_team: team,
+            system: format!("{area}-system"),
+            files,
+            active: true,
+            deployed: true,
+            name,
+        });
+        self.rng = rng;
+        self.generation += 1;
+        Some(i)
+    }
+
+    /// One change of the given kind to a randomly chosen target; returns what happened, or
+    /// None when nothing fits (no live repository left, or the org would shrink below half).
+    pub fn mutate_as(&mut self, kind: Mutation) -> Option<String> {
+        match kind {
+            Mutation::RenameRepo => {
+                let repo = pick(&mut self.rng, self.repos.len(), |i| self.repos[i].active)?;
                 let old = self.repos[repo].name.clone();
+                let new = next_version(&old);
                 self.rename_repo(repo, &new);
-                format!("renamed repository {old} to {new}")
+                Some(format!("repository {old} renamed to {new}"))
             }
-            1 => {
-                self.archive_repo(repo);
-                format!("archived repository {}", self.repos[repo].name)
-            }
-            2 => {
-                let team = self.rng.below(self.teams.len());
+            Mutation::ChangeOwner => {
+                // A descriptor's owner wins over CODEOWNERS; change one the catalog will follow.
+                let repo = pick(&mut self.rng, self.repos.len(), |i| {
+                    self.repos[i].active && !self.repos[i].files.contains_key("catalog-info.yaml")
+                })?;
+                let current = self.repos[repo].owner_team;
+                let team = pick(&mut self.rng, self.teams.len(), |i| {
+                    self.teams[i].active && i != current
+                })?;
                 self.set_owner(repo, team);
-                format!(
-                    "CODEOWNERS of {} now names {}",
-                    self.repos[repo].name, self.teams[team].slug
-                )
+                Some(format!(
+                    "CODEOWNERS of {} now names {} instead of {}",
+                    self.repos[repo].name, self.teams[team].slug, self.teams[current].slug
+                ))
             }
-            _ => {
+            Mutation::RemoveWorkload => {
+                let repo = pick(&mut self.rng, self.repos.len(), |i| {
+                    self.repos[i].active && self.repos[i].deployed
+                })?;
+                self.undeploy(repo);
+                Some(format!(
+                    "workload of {} removed from the cluster",
+                    self.repos[repo].name
+                ))
+            }
+            Mutation::DisbandTeam => {
+                if self.live_teams().count() * 2 <= self.teams.len() {
+                    return None;
+                }
+                // A team with live sub-teams would orphan them; disband a leaf.
+                let parents: Vec<usize> = self.live_teams().filter_map(|t| t.parent).collect();
+                let team = pick(&mut self.rng, self.teams.len(), |i| {
+                    self.teams[i].active && !parents.contains(&i)
+                })?;
+                self.disband_team(team);
+                Some(format!("team {} disbanded", self.teams[team].slug))
+            }
+            Mutation::AddRepo => {
+                let team = pick(&mut self.rng, self.teams.len(), |i| self.teams[i].active)?;
+                let repo = self.add_repo(team)?;
+                Some(format!(
+                    "repository {} created by {}",
+                    self.repos[repo].name, self.teams[team].slug
+                ))
+            }
+            Mutation::PersonLeaves => {
+                if self.live_people().count() * 2 <= self.people.len() {
+                    return None;
+                }
+                let person = pick(&mut self.rng, self.people.len(), |i| self.people[i].active)?;
+                self.remove_person(person);
+                Some(format!("{} left the org", self.people[person].login))
+            }
+            Mutation::ArchiveRepo => {
+                let repo = pick(&mut self.rng, self.repos.len(), |i| {
+                    self.repos[i].active && !self.repos[i].archived
+                })?;
+                self.archive_repo(repo);
+                Some(format!("repository {} archived", self.repos[repo].name))
+            }
+            Mutation::DeleteRepo => {
+                if self.live_repos().count() * 2 <= self.repos.len() {
+                    return None;
+                }
+                let repo = pick(&mut self.rng, self.repos.len(), |i| self.repos[i].active)?;
                 self.delete_repo(repo);
-                format!("deleted repository {}", self.repos[repo].name)
+                Some(format!("repository {} deleted", self.repos[repo].name))
             }
         }
     }
+
+    /// One random, realistic change (for the living demo); returns what happened.
+    pub fn mutate(&mut self) -> String {
+        let start = self.rng.below(Mutation::ALL.len());
+        (0..Mutation::ALL.len())
+            .find_map(|k| self.mutate_as(Mutation::ALL[(start + k) % Mutation::ALL.len()]))
+            .unwrap_or_else(|| "nothing left to change".into())
+    }
+}
+
+/// The kinds of change a living org goes through.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mutation {
+    /// A repository gets a new name (its id stays).
+    RenameRepo,
+    /// CODEOWNERS names another team.
+    ChangeOwner,
+    /// A repository's workload is taken out of the cluster.
+    RemoveWorkload,
+    /// A team without sub-teams is disbanded; what it owned still names it.
+    DisbandTeam,
+    /// A new repository appears.
+    AddRepo,
+    /// A person leaves: gone from every team and member list.
+    PersonLeaves,
+    ArchiveRepo,
+    DeleteRepo,
+}
+
+impl Mutation {
+    pub const ALL: [Mutation; 8] = [
+        Self::RenameRepo,
+        Self::ChangeOwner,
+        Self::RemoveWorkload,
+        Self::DisbandTeam,
+        Self::AddRepo,
+        Self::PersonLeaves,
+        Self::ArchiveRepo,
+        Self::DeleteRepo,
+    ];
+}
+
+/// A random index in `0..n` among those `keep` accepts.
+fn pick(rng: &mut Rng, n: usize, keep: impl Fn(usize) -> bool) -> Option<usize> {
+    let candidates: Vec<usize> = (0..n).filter(|i| keep(*i)).collect();
+    (!candidates.is_empty()).then(|| candidates[rng.below(candidates.len())])
+}
+
+/// `name-v2` for `name`, `name-v3` for `name-v2`, ... within Backstage's 63 characters.
+fn next_version(name: &str) -> String {
+    let (base, version) = match name.rsplit_once("-v") {
+        Some((base, n)) if !n.is_empty() && n.chars().all(|c| c.is_ascii_digit()) => {
+            (base, n.parse::<u64>().unwrap_or(1) + 1)
+        }
+        _ => (name, 2),
+    };
+    let suffix = format!("-v{version}");
+    let keep = 63usize.saturating_sub(suffix.len()).min(base.len());
+    format!("{}{suffix}", &base[..keep])
 }
 
 fn title(slug: &str) -> String {
@@ -739,5 +913,77 @@ mod tests {
         let before = org.generation;
         let what = org.mutate();
         assert!(!what.is_empty() && org.generation > before);
+    }
+
+    #[test]
+    fn every_kind_of_change_does_what_it_says() {
+        let mut org = Org::generate(&OrgSpec::small());
+        let fresh = org.clone();
+        for kind in Mutation::ALL {
+            let before = org.generation;
+            let what = org
+                .mutate_as(kind)
+                .unwrap_or_else(|| panic!("{kind:?} applies"));
+            assert!(!what.is_empty() && org.generation > before, "{kind:?}");
+        }
+        let renamed: Vec<&Repo> = org
+            .repos
+            .iter()
+            .filter(|r| r.name.ends_with("-v2"))
+            .collect();
+        assert_eq!(renamed.len(), 1);
+        assert!(
+            fresh
+                .repos
+                .iter()
+                .any(|r| r.id == renamed[0].id && r.name != renamed[0].name)
+        );
+        let undeployed: Vec<&Repo> = org.repos.iter().filter(|r| !r.deployed).collect();
+        assert_eq!(undeployed.len(), 1);
+        let cluster = crate::kubernetes::Cluster::from_org(&org, "prod");
+        let deployed_names: Vec<String> = ["deployments", "statefulsets", "daemonsets", "cronjobs"]
+            .iter()
+            .flat_map(|r| cluster.names(r))
+            .map(|(_, n)| n)
+            .collect();
+        assert!(!deployed_names.contains(&undeployed[0].name));
+        let disbanded: Vec<usize> = (0..org.teams.len())
+            .filter(|t| !org.teams[*t].active)
+            .collect();
+        assert_eq!(disbanded.len(), 1);
+        assert!(
+            !org.live_teams().any(|t| t.parent == Some(disbanded[0])),
+            "a leaf team was disbanded"
+        );
+        assert_eq!(org.repos.len(), fresh.repos.len() + 1);
+        let added = &org.repos[fresh.repos.len()];
+        assert!(added.active && added.files.keys().any(|k| k.ends_with("CODEOWNERS")));
+        parse_manifest(
+            added.language.manifest(),
+            &added.files[added.language.manifest()],
+        )
+        .expect("the new repository's manifest parses");
+        let gone: Vec<usize> = (0..org.people.len())
+            .filter(|p| !org.people[*p].active)
+            .collect();
+        assert_eq!(gone.len(), 1);
+        assert!(org.teams.iter().all(|t| !t.members.contains(&gone[0])));
+        assert_eq!(
+            org.repos.iter().filter(|r| r.archived).count(),
+            fresh.repos.iter().filter(|r| r.archived).count() + 1
+        );
+        assert_eq!(org.live_repos().count(), fresh.repos.len());
+    }
+
+    #[test]
+    fn the_org_does_not_shrink_below_half() {
+        let mut org = Org::generate(&OrgSpec::small());
+        while org.mutate_as(Mutation::DeleteRepo).is_some() {}
+        assert_eq!(org.live_repos().count(), org.repos.len() / 2);
+        while org.mutate_as(Mutation::DisbandTeam).is_some() {}
+        assert!(org.live_teams().count() * 2 >= org.teams.len());
+        assert_eq!(next_version("a-b-3"), "a-b-3-v2");
+        assert_eq!(next_version("a-b-3-v2"), "a-b-3-v3");
+        assert_eq!(next_version(&"x".repeat(63)).len(), 63);
     }
 }
