@@ -1,5 +1,6 @@
 //! `[[identity]]` rules: two sources that name one service differently meet in one entity, and
-//! refs to the other name follow. Without a rule they stay apart (no guessing).
+//! refs to the other name follow. Without a rule they stay apart (no guessing). Identity
+//! annotations, verified emails and `[[groups]]` mappings join differently named things too.
 
 use std::sync::Arc;
 
@@ -42,6 +43,7 @@ async fn a_rule_makes_two_names_one_entity() {
                     strip_suffixes: vec!["-service".into(), "-api".into()],
                     aliases: Default::default(),
                 }],
+                ..Identity::default()
             }),
             ..ReconcileOptions::default()
         };
@@ -104,6 +106,251 @@ async fn a_rule_makes_two_names_one_entity() {
             );
             other.cleanup().await;
         }
+        ts.cleanup().await;
+    }
+}
+
+fn annotated(ext: &str, name: &str, key: &str, value: &str, declared: bool) -> Observation {
+    let mut o = component("s", ext, name, "team-a");
+    o.entity
+        .metadata
+        .annotations
+        .insert(key.to_string(), value.to_string());
+    o.declared = declared;
+    o
+}
+
+fn on_call(mut o: Observation) -> Observation {
+    o.entity
+        .spec
+        .insert("onCall".into(), serde_json::json!({"covered": true}));
+    o.entity.spec.insert("owner".into(), "team-b".into());
+    o
+}
+
+async fn live(store: &Store, key: &str) -> Option<serde_json::Value> {
+    store
+        .get_entity(key)
+        .await
+        .expect("get")
+        .filter(|row| row.deleted_at.is_none())
+        .map(|row| serde_json::json!({"body": serde_json::from_str::<serde_json::Value>(&row.body).expect("body"), "sources": serde_json::from_str::<serde_json::Value>(&row.sources).expect("sources")}))
+}
+
+#[tokio::test]
+async fn an_identity_annotation_joins_a_differently_named_service_in_either_order() {
+    const PD: &str = "pagerduty.com/service-id";
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let options = ReconcileOptions {
+            source_priority: [("catalog".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
+            ..ReconcileOptions::default()
+        };
+        let declared = || vec![annotated("catalog-info.yaml", "payments", PD, "PABC1", true)];
+        let paged = || {
+            vec![
+                on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false)),
+                on_call(annotated("PXYZ9", "status-page", PD, "PXYZ9", false)),
+            ]
+        };
+
+        // PagerDuty first: its service is an entity of its own until the declaration arrives.
+        sync(store, "pagerduty", paged(), &options).await;
+        assert!(live(store, "component:default/payments-prod").await.is_some());
+        sync(store, "catalog", declared(), &options).await;
+        let merged = live(store, "component:default/payments")
+            .await
+            .expect("one entity");
+        assert_eq!(merged["sources"].as_array().map(Vec::len), Some(2), "{backend}: {merged}");
+        assert_eq!(merged["body"]["spec"]["owner"], "team-a", "{backend}: declared wins");
+        assert_eq!(merged["body"]["spec"]["onCall"]["covered"], true, "{backend}");
+        assert!(
+            live(store, "component:default/payments-prod").await.is_none(),
+            "{backend}: the PagerDuty name is gone"
+        );
+        assert!(
+            live(store, "component:default/status-page").await.is_some(),
+            "{backend}: a service nothing declares stays itself"
+        );
+        // A resync of either side changes nothing.
+        sync(store, "pagerduty", paged(), &options).await;
+        sync(store, "catalog", declared(), &options).await;
+        assert!(live(store, "component:default/payments-prod").await.is_none());
+        assert_eq!(
+            live(store, "component:default/payments").await.expect("kept")["sources"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+
+        // The declaration goes: PagerDuty's service is itself again.
+        sync(store, "catalog", Vec::new(), &options).await;
+        assert!(live(store, "component:default/payments").await.is_none(), "{backend}");
+        let back = live(store, "component:default/payments-prod")
+            .await
+            .expect("restored under its own name");
+        assert_eq!(back["body"]["spec"]["owner"], "team-b", "{backend}");
+        ts.cleanup().await;
+    }
+
+    // Declaration first: PagerDuty's service never appears under its own name.
+    for ts in TestStore::all().await {
+        let store = &ts.store;
+        let options = ReconcileOptions::default();
+        sync(
+            store,
+            "catalog",
+            vec![annotated("catalog-info.yaml", "payments", PD, "PABC1", true)],
+            &options,
+        )
+        .await;
+        sync(
+            store,
+            "pagerduty",
+            vec![on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false))],
+            &options,
+        )
+        .await;
+        assert!(live(store, "component:default/payments-prod").await.is_none());
+        let changes = store
+            .list_changes(&surveyor_store::ChangeFilter::default())
+            .await
+            .expect("changes");
+        assert!(
+            !changes.iter().any(|c| c.entity_ref.contains("payments-prod")),
+            "{}: no trace of the other name: {changes:?}",
+            ts.backend
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn a_key_two_declarations_claim_joins_neither() {
+    const PD: &str = "pagerduty.com/service-id";
+    for ts in TestStore::all().await {
+        let store = &ts.store;
+        let options = ReconcileOptions::default();
+        sync(
+            store,
+            "catalog",
+            vec![
+                annotated("a.yaml", "payments", PD, "PABC1", true),
+                annotated("b.yaml", "billing", PD, "PABC1", true),
+            ],
+            &options,
+        )
+        .await;
+        sync(
+            store,
+            "pagerduty",
+            vec![on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false))],
+            &options,
+        )
+        .await;
+        for key in [
+            "component:default/payments",
+            "component:default/billing",
+            "component:default/payments-prod",
+        ] {
+            assert!(live(store, key).await.is_some(), "{}: {key}", ts.backend);
+        }
+        ts.cleanup().await;
+    }
+}
+
+fn person(ext: &str, name: &str, email: &str) -> Observation {
+    let mut e = surveyor_model::Entity::new("User", "default", name);
+    e.spec
+        .insert("profile".into(), serde_json::json!({"email": email}));
+    e.spec.insert("memberOf".into(), serde_json::json!([]));
+    Observation::discovered("s", ext, e)
+}
+
+#[tokio::test]
+async fn people_meet_by_verified_email_and_refs_to_either_name_follow() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let options = ReconcileOptions {
+            source_priority: [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
+            ..ReconcileOptions::default()
+        };
+        // PagerDuty names people by their address; its service says who is on call.
+        let mut svc = component("s", "PABC1", "payments", "team-a");
+        svc.entity.spec.insert(
+            "dependsOn".into(),
+            serde_json::json!(["user:ada.lovelace"]),
+        );
+        sync(
+            store,
+            "pagerduty",
+            vec![person("PU1", "ada.lovelace", "Ada@Acme.example"), svc],
+            &options,
+        )
+        .await;
+        sync(
+            store,
+            "github",
+            vec![
+                person("MDQ6VXNlcjE=", "ada", "ada@acme.example"),
+                person("MDQ6VXNlcjI=", "grace", "grace@acme.example"),
+            ],
+            &options,
+        )
+        .await;
+        let ada = live(store, "user:default/ada").await.expect("one person");
+        assert_eq!(ada["sources"].as_array().map(Vec::len), Some(2), "{backend}: {ada}");
+        assert!(live(store, "user:default/ada.lovelace").await.is_none(), "{backend}");
+        let rels = store
+            .relations_of("component:default/payments")
+            .await
+            .expect("relations");
+        assert!(
+            rels.iter()
+                .any(|r| r.kind == "dependsOn" && r.target_ref == "user:default/ada"),
+            "{backend}: the ref to PagerDuty's name follows the person: {rels:?}"
+        );
+        ts.cleanup().await;
+    }
+}
+
+#[tokio::test]
+async fn group_mappings_make_one_team_of_each_sources_name() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let options = ReconcileOptions {
+            identity: Arc::new(Identity {
+                groups: [(
+                    "pagerduty".to_string(),
+                    [("payments-team".to_string(), "payments".to_string())].into(),
+                )]
+                .into(),
+                ..Identity::default()
+            }),
+            ..ReconcileOptions::default()
+        };
+        let team = |ext: &str, name: &str| {
+            let mut e = surveyor_model::Entity::new("Group", "default", name);
+            e.spec.insert("type".into(), "team".into());
+            e.spec.insert("children".into(), serde_json::json!([]));
+            Observation::discovered("s", ext, e)
+        };
+        sync(store, "github", vec![team("T1", "payments")], &options).await;
+        sync(
+            store,
+            "pagerduty",
+            vec![
+                team("PT1", "payments-team"),
+                component("s", "PABC1", "ledger", "group:payments-team"),
+            ],
+            &options,
+        )
+        .await;
+        let group = live(store, "group:default/payments").await.expect("group");
+        assert_eq!(group["sources"].as_array().map(Vec::len), Some(2), "{backend}");
+        assert!(live(store, "group:default/payments-team").await.is_none());
+        let ledger = live(store, "component:default/ledger").await.expect("ledger");
+        assert_eq!(ledger["body"]["spec"]["owner"], "group:default/payments", "{backend}");
         ts.cleanup().await;
     }
 }

@@ -1,7 +1,7 @@
-//! `[[identity]]` rules: how names from different sources that mean one thing become one entity
-//! ref — separators made equal, suffixes like `-service` stripped, explicit aliases. Rules are
-//! applied to every observation before it is merged, and to the refs its spec holds, so the
-//! result does not depend on which source synced first. Never fuzzy: only what a rule says.
+//! Identity: when observations from different sources are one entity. By name, through
+//! `[[identity]]` rules (separators, suffixes, aliases) and `[[groups]]` mappings applied to every
+//! observation and the refs its spec holds; and by key — an identity annotation or a verified
+//! email shared with a higher-precedence observation (see [`identity_keys`]). Never fuzzy.
 
 use std::collections::BTreeMap;
 
@@ -21,10 +21,51 @@ pub struct IdentityRule {
     pub aliases: BTreeMap<String, String>,
 }
 
-/// All rules, in order.
+/// All rules, in order, and the group mappings per source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
     pub rules: Vec<IdentityRule>,
+    /// Source id -> (lower-cased entity name that source gives a group -> the catalog's name),
+    /// from `[[groups]]`.
+    pub groups: BTreeMap<String, BTreeMap<String, String>>,
+}
+
+/// Annotations that name the thing an entity is, whatever it is called: observations of one
+/// kind that carry the same value are one entity. Backstage's own plugins read these.
+pub const IDENTITY_ANNOTATIONS: &[&str] = &[
+    "github.com/project-slug",
+    "gitlab.com/project-slug",
+    "backstage.io/kubernetes-id",
+    "pagerduty.com/service-id",
+    "jira/project-key",
+];
+
+/// The identity keys of an entity: `kind|annotation|value` for each identity annotation it
+/// carries and, for a user, `user|email|address` for its profile email (GitHub, GitLab,
+/// PagerDuty and Jira only publish addresses their owners verified). Lower-cased, sorted.
+pub fn identity_keys(entity: &Entity) -> Vec<String> {
+    let kind = entity.kind.to_ascii_lowercase();
+    let mut keys: Vec<String> = IDENTITY_ANNOTATIONS
+        .iter()
+        .filter_map(|a| {
+            let value = entity.metadata.annotations.get(*a)?.trim();
+            (!value.is_empty()).then(|| format!("{kind}|{a}|{}", value.to_lowercase()))
+        })
+        .collect();
+    if kind == "user"
+        && let Some(email) = entity
+            .spec
+            .get("profile")
+            .and_then(|p| p.get("email"))
+            .and_then(Value::as_str)
+            .map(str::trim)
+            .filter(|e| e.contains('@'))
+    {
+        keys.push(format!("user|email|{}", email.to_lowercase()));
+    }
+    keys.sort();
+    keys.dedup();
+    keys
 }
 
 /// The annotation that keeps a renamed observation's own name.
@@ -49,7 +90,21 @@ const REF_FIELDS: &[(&str, &str)] = &[
 
 impl Identity {
     pub fn is_empty(&self) -> bool {
-        self.rules.is_empty()
+        self.rules.is_empty() && self.groups.is_empty()
+    }
+
+    /// The canonical name of `name` for `kind` as `source` gives it, when a rule or a group
+    /// mapping changes it (beyond letter case).
+    pub fn canonical_from(&self, source: &str, kind: &str, name: &str) -> Option<String> {
+        if kind.eq_ignore_ascii_case("group")
+            && let Some(name) = self
+                .groups
+                .get(source)
+                .and_then(|m| m.get(&name.to_ascii_lowercase()))
+        {
+            return Some(name.clone());
+        }
+        self.canonical(kind, name)
     }
 
     /// The canonical name of `name` for `kind`, when a rule changes it (beyond letter case).
@@ -78,13 +133,13 @@ impl Identity {
         (!current.eq_ignore_ascii_case(name)).then_some(current)
     }
 
-    /// Renames `entity` and rewrites the refs in its spec by the rules. The name it had is kept
-    /// in the `surveyor.dev/source-name` annotation.
-    pub fn apply(&self, entity: &mut Entity) {
-        if self.rules.is_empty() {
+    /// Renames `entity`, observed by `source`, and rewrites the refs in its spec by the rules
+    /// and group mappings. The name it had is kept in the `surveyor.dev/source-name` annotation.
+    pub fn apply(&self, source: &str, entity: &mut Entity) {
+        if self.rules.is_empty() && !self.groups.contains_key(source) {
             return;
         }
-        if let Some(name) = self.canonical(&entity.kind, &entity.metadata.name) {
+        if let Some(name) = self.canonical_from(source, &entity.kind, &entity.metadata.name) {
             let original = std::mem::replace(&mut entity.metadata.name, name);
             entity
                 .metadata
@@ -101,7 +156,7 @@ impl Identity {
                 let Ok(r) = EntityRef::parse_with(text, Some(default_kind), &namespace) else {
                     return;
                 };
-                if let Some(name) = self.canonical(r.kind(), r.name())
+                if let Some(name) = self.canonical_from(source, r.kind(), r.name())
                     && let Ok(canonical) = EntityRef::new(r.kind(), r.namespace(), &name)
                 {
                     *v = Value::String(canonical.to_string());
@@ -127,6 +182,11 @@ mod tests {
                 strip_suffixes: vec!["-service".into(), "-api".into()],
                 aliases: [("pay".to_string(), "payments".to_string())].into(),
             }],
+            groups: [(
+                "pagerduty".to_string(),
+                [("payments-team".to_string(), "payments".to_string())].into(),
+            )]
+            .into(),
         }
     }
 
@@ -181,7 +241,7 @@ mod tests {
             "dependsOn".into(),
             serde_json::json!(["component:payments-api", "resource:db-api"]),
         );
-        rules().apply(&mut e);
+        rules().apply("github", &mut e);
         assert_eq!(e.metadata.name, "checkout");
         assert_eq!(e.metadata.annotations[SOURCE_NAME], "checkout-service");
         assert_eq!(
@@ -189,5 +249,54 @@ mod tests {
             serde_json::json!(["component:default/payments", "resource:db-api"])
         );
         assert_eq!(e.spec["owner"], "team-a");
+    }
+
+    #[test]
+    fn group_mappings_rename_only_that_sources_groups() {
+        let id = rules();
+        let mut team = Entity::new("Group", "default", "payments-team");
+        id.apply("pagerduty", &mut team);
+        assert_eq!(team.metadata.name, "payments");
+        let mut other = Entity::new("Group", "default", "payments-team");
+        id.apply("github", &mut other);
+        assert_eq!(
+            other.metadata.name, "payments-team",
+            "github has no mapping"
+        );
+        let mut svc = Entity::new("Component", "default", "billing");
+        svc.spec
+            .insert("owner".into(), Value::String("group:payments-team".into()));
+        id.apply("pagerduty", &mut svc);
+        assert_eq!(svc.spec["owner"], "group:default/payments");
+    }
+
+    #[test]
+    fn identity_keys_come_from_annotations_and_emails() {
+        let mut e = Entity::new("Component", "default", "svc");
+        e.metadata
+            .annotations
+            .insert("pagerduty.com/service-id".into(), " PABC1 ".into());
+        e.metadata
+            .annotations
+            .insert("github.com/project-slug".into(), "Acme/Svc".into());
+        e.metadata
+            .annotations
+            .insert("backstage.io/techdocs-ref".into(), "dir:.".into());
+        assert_eq!(
+            identity_keys(&e),
+            vec![
+                "component|github.com/project-slug|acme/svc".to_string(),
+                "component|pagerduty.com/service-id|pabc1".to_string()
+            ]
+        );
+        let mut u = Entity::new("User", "default", "ada");
+        u.spec.insert(
+            "profile".into(),
+            serde_json::json!({"email": "Ada@Acme.example"}),
+        );
+        assert_eq!(identity_keys(&u), vec!["user|email|ada@acme.example"]);
+        u.spec
+            .insert("profile".into(), serde_json::json!({"email": "nobody"}));
+        assert!(identity_keys(&u).is_empty(), "not an address");
     }
 }

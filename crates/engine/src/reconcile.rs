@@ -14,8 +14,8 @@ use surveyor_model::{
     Connector, ConnectorError, Observation, ObservationSink, Outcome, Problem, ScopeStatus,
 };
 use surveyor_store::{
-    ChangeOp, ChangeWrite, EntityRow, EntityWrite, ObservationIndexRow, ObservationWrite,
-    RefusalRow, Store, StoreError, StoreTx,
+    ChangeOp, ChangeWrite, EntityRow, EntityWrite, IdentityKeyRow, ObservationIndexRow,
+    ObservationWrite, RefusalRow, Store, StoreError, StoreTx,
 };
 use tokio::sync::mpsc;
 use tracing::Instrument;
@@ -182,11 +182,14 @@ struct Prepared {
     unknown_kind: Option<String>,
     /// The parsed content, body and hash; or why the entity has no valid ref.
     content: Result<(ObservedEntity, String, String), String>,
+    /// Identity annotations and verified emails: keys shared with other observations.
+    keys: Vec<String>,
 }
 
 impl Prepared {
-    fn new(mut obs: Observation, identity: &crate::identity::Identity) -> Self {
-        identity.apply(&mut obs.entity);
+    fn new(mut obs: Observation, identity: &crate::identity::Identity, source: &str) -> Self {
+        identity.apply(source, &mut obs.entity);
+        let keys = crate::identity::identity_keys(&obs.entity);
         let content = ObservedEntity::new(&obs.entity, &obs.relations, obs.declared)
             .map(|observed| {
                 let body = observed.observation_body();
@@ -199,6 +202,7 @@ impl Prepared {
             scope: obs.scope,
             external_id: obs.external_id,
             content,
+            keys,
         }
     }
 }
@@ -218,6 +222,7 @@ struct Pending {
     /// The observation as stored (canonical JSON) and its hash.
     body: String,
     obs_hash: String,
+    keys: Vec<String>,
 }
 
 /// What the index knew about an external id before this run, plus whether the crawl saw it.
@@ -463,10 +468,11 @@ impl RunState<'_> {
         // run while this one waits for the database.
         let (prepared_tx, mut prepared_rx) = mpsc::channel::<Prepared>(2048);
         let identity = std::sync::Arc::clone(&self.job.options.identity);
+        let source = self.job.source.clone();
         let preparer = tokio::spawn(async move {
             while let Some(obs) = rx.recv().await {
                 if prepared_tx
-                    .send(Prepared::new(obs, &identity))
+                    .send(Prepared::new(obs, &identity, &source))
                     .await
                     .is_err()
                 {
@@ -560,6 +566,7 @@ impl RunState<'_> {
             body,
             obs_hash,
             previous,
+            keys: p.keys,
         })
     }
 
@@ -803,7 +810,17 @@ struct ScopeJob<'a> {
 struct RenamePair {
     old: String,
     new: String,
+    source: String,
     external_id: String,
+}
+
+/// An observation that identity resolution files under another ref.
+struct Refiling {
+    source: String,
+    external_id: String,
+    own_ref: String,
+    from: String,
+    to: String,
 }
 
 /// What the catalog should hold for a ref after this batch's writes.
@@ -873,23 +890,65 @@ impl ScopeJob<'_> {
             tx.delete_observations(&self.source, &deleted_ids, &self.run_id, self.now)
                 .await?;
         }
+        let refilings = self.resolve_identity(tx, &writes, &deleted_ids).await?;
 
         // 2. Which entity refs may have changed, and which pairs may be renames.
         let mut affected: BTreeSet<String> = BTreeSet::new();
         let mut rename_pairs: Vec<RenamePair> = Vec::new();
+        // Refs emptied because their observations joined another entity: not a loss the guard
+        // should count.
+        let mut absorbed: HashSet<String> = HashSet::new();
+        let mut filed_now: HashMap<&str, &str> = HashMap::new();
+        for r in &refilings {
+            if r.source == self.source {
+                filed_now.insert(r.external_id.as_str(), r.to.as_str());
+            }
+        }
         for p in &writes {
-            let new_ref = p.observed.entity_ref.key();
+            let own_ref = p.observed.entity_ref.key();
+            let new_ref = filed_now
+                .get(p.external_id.as_str())
+                .map_or(own_ref.clone(), |r| r.to_string());
             if let Some(prev) = &p.previous {
                 if prev.live && prev.entity_ref != new_ref {
                     rename_pairs.push(RenamePair {
                         old: prev.entity_ref.clone(),
                         new: new_ref.clone(),
+                        source: self.source.clone(),
                         external_id: p.external_id.clone(),
                     });
+                    if new_ref != own_ref {
+                        absorbed.insert(prev.entity_ref.clone());
+                    }
                 }
                 affected.insert(prev.entity_ref.clone());
             }
+            affected.insert(own_ref);
             affected.insert(new_ref);
+        }
+        let written: HashSet<&str> = writes.iter().map(|p| p.external_id.as_str()).collect();
+        for r in &refilings {
+            if r.source == self.source && written.contains(r.external_id.as_str()) {
+                continue;
+            }
+            rename_pairs.push(RenamePair {
+                old: r.from.clone(),
+                new: r.to.clone(),
+                source: r.source.clone(),
+                external_id: r.external_id.clone(),
+            });
+            absorbed.insert(r.from.clone());
+            affected.insert(r.from.clone());
+            affected.insert(r.to.clone());
+        }
+        if !refilings.is_empty() {
+            // Entities that point at a name which just became (or stopped being) an alias.
+            let names: BTreeSet<String> = refilings
+                .iter()
+                .flat_map(|r| [r.own_ref.clone(), r.from.clone(), r.to.clone()])
+                .collect();
+            let names: Vec<String> = names.into_iter().collect();
+            affected.extend(tx.relation_origins_targeting(&names).await?);
         }
         for d in &deletions {
             affected.insert(d.entity_ref.clone());
@@ -925,6 +984,7 @@ impl ScopeJob<'_> {
                 tx,
                 &batch,
                 &rename_pairs,
+                &absorbed,
                 &mut in_memory,
                 counts,
                 deleted_kinds,
@@ -943,6 +1003,7 @@ impl ScopeJob<'_> {
         tx: &mut StoreTx,
         refs: &[String],
         rename_pairs: &[RenamePair],
+        absorbed: &HashSet<String>,
         in_memory: &mut HashMap<String, ObservedEntity>,
         counts: &mut Counts,
         deleted_kinds: &mut BTreeMap<String, u64>,
@@ -987,7 +1048,7 @@ impl ScopeJob<'_> {
                 };
                 if vacated.contains(old)
                     || claimed.contains(new)
-                    || !self.won_by(old_row, &pair.external_id)
+                    || !won_by(old_row, &pair.source, &pair.external_id)
                 {
                     continue;
                 }
@@ -1066,7 +1127,9 @@ impl ScopeJob<'_> {
                     tombstones.push(r.uid.clone());
                     relation_origins.push(key.clone());
                     counts.count(ChangeOp::Deleted);
-                    *deleted_kinds.entry(r.kind.clone()).or_default() += 1;
+                    if !absorbed.contains(key) {
+                        *deleted_kinds.entry(r.kind.clone()).or_default() += 1;
+                    }
                     changes.push(ChangeWrite {
                         run_id: self.run_id.clone(),
                         source: self.source.clone(),
@@ -1111,13 +1174,115 @@ impl ScopeJob<'_> {
         Ok(())
     }
 
-    /// Whether this source's `external_id` supplied the entity row's fields.
-    fn won_by(&self, row: &EntityRow, external_id: &str) -> bool {
-        serde_json::from_str::<Vec<SourceClaim>>(&row.sources).is_ok_and(|claims| {
-            claims
-                .iter()
-                .any(|c| c.winner && c.source == self.source && c.external_id == external_id)
-        })
+    /// Keeps the identity-key index in step with this batch and files every observation that
+    /// shares a key under the ref it resolves to (see [`resolve_keys`]). Returns the moves.
+    async fn resolve_identity(
+        &self,
+        tx: &mut StoreTx,
+        writes: &[Pending],
+        deleted_ids: &[String],
+    ) -> Result<Vec<Refiling>, ReconcileError> {
+        let ids: Vec<String> = writes
+            .iter()
+            .map(|p| p.external_id.clone())
+            .chain(deleted_ids.iter().cloned())
+            .collect();
+        let old = tx.identity_keys_of(&self.source, &ids).await?;
+        let new: Vec<IdentityKeyRow> = writes
+            .iter()
+            .flat_map(|p| {
+                p.keys.iter().map(|k| IdentityKeyRow {
+                    key: k.clone(),
+                    source: self.source.clone(),
+                    external_id: p.external_id.clone(),
+                    own_ref: p.observed.entity_ref.key(),
+                    declared: p.observed.declared,
+                })
+            })
+            .collect();
+        if old.is_empty() && new.is_empty() {
+            return Ok(Vec::new());
+        }
+        let touched: BTreeSet<String> = old
+            .iter()
+            .chain(&new)
+            .map(|r| r.external_id.clone())
+            .collect();
+        let touched: Vec<String> = touched.into_iter().collect();
+        tx.replace_identity_keys(&self.source, &touched, &new)
+            .await?;
+
+        // Every holder of an affected key, and every key those holders hold, a few hops out.
+        let mut seen_keys: BTreeSet<String> =
+            old.iter().chain(&new).map(|r| r.key.clone()).collect();
+        let mut frontier: Vec<String> = seen_keys.iter().cloned().collect();
+        let mut holders: HashMap<(String, String), KeyHolder> = HashMap::new();
+        let mut key_holders: HashMap<String, Vec<(String, String)>> = HashMap::new();
+        for _ in 0..IDENTITY_HOPS {
+            if frontier.is_empty() {
+                break;
+            }
+            let mut fresh: BTreeMap<String, Vec<String>> = BTreeMap::new();
+            for h in tx.identity_holders(&frontier).await? {
+                let id = (h.key.source.clone(), h.key.external_id.clone());
+                key_holders
+                    .entry(h.key.key.clone())
+                    .or_default()
+                    .push(id.clone());
+                holders.entry(id).or_insert_with(|| {
+                    fresh
+                        .entry(h.key.source.clone())
+                        .or_default()
+                        .push(h.key.external_id.clone());
+                    KeyHolder {
+                        own_ref: h.key.own_ref.clone(),
+                        declared: h.key.declared,
+                        filed_under: h.filed_under.clone(),
+                        keys: Vec::new(),
+                    }
+                });
+            }
+            frontier = Vec::new();
+            for (source, exts) in fresh {
+                for row in tx.identity_keys_of(&source, &exts).await? {
+                    if let Some(h) = holders.get_mut(&(source.clone(), row.external_id.clone())) {
+                        h.keys.push(row.key.clone());
+                    }
+                    if seen_keys.insert(row.key.clone()) {
+                        frontier.push(row.key);
+                    }
+                }
+            }
+        }
+        let resolved = resolve_keys(&holders, &key_holders, &self.options.source_priority);
+        let mut moves: Vec<Refiling> = Vec::new();
+        for ((source, external_id), to) in resolved {
+            let Some(h) = holders.get(&(source.clone(), external_id.clone())) else {
+                continue;
+            };
+            if h.filed_under != to {
+                moves.push(Refiling {
+                    source,
+                    external_id,
+                    own_ref: h.own_ref.clone(),
+                    from: h.filed_under.clone(),
+                    to,
+                });
+            }
+        }
+        moves.sort_by(|a, b| (&a.source, &a.external_id).cmp(&(&b.source, &b.external_id)));
+        let mut by_source: BTreeMap<&str, Vec<(String, String, String)>> = BTreeMap::new();
+        for m in &moves {
+            by_source.entry(m.source.as_str()).or_default().push((
+                m.external_id.clone(),
+                m.own_ref.clone(),
+                m.to.clone(),
+            ));
+        }
+        for (source, list) in by_source {
+            tx.refile_observations(source, &list).await?;
+        }
+        Ok(moves)
     }
 
     /// The merged entity each ref should have, from the live observations of every source.
@@ -1161,6 +1326,7 @@ impl ScopeJob<'_> {
             }
         }
         let mut out = HashMap::with_capacity(refs.len());
+        let mut merged_all: Vec<(String, ObservedEntity, Vec<SourceClaim>)> = Vec::new();
         for key in refs {
             let Some(candidates) = by_ref.get(key) else {
                 out.insert(key.clone(), Desired::Absent);
@@ -1183,19 +1349,136 @@ impl ScopeJob<'_> {
                 })
                 .collect();
             match combine(parts, &self.options.source_priority) {
-                Some((merged, claims)) => {
-                    out.insert(
-                        key.clone(),
-                        Desired::Present(Box::new(MergedEntity::new(merged, claims))),
-                    );
-                }
+                Some((merged, claims)) => merged_all.push((key.clone(), merged, claims)),
                 None => {
                     out.insert(key.clone(), Desired::Absent);
                 }
             }
         }
+        // A relation to the own name of an observation that joined another entity points at
+        // that entity.
+        let targets: BTreeSet<String> = merged_all
+            .iter()
+            .flat_map(|(_, m, _)| m.relations.iter().map(|r| r.target.key()))
+            .collect();
+        let aliases: HashMap<String, String> = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            let targets: Vec<String> = targets.into_iter().collect();
+            tx.identity_aliases(&targets).await?.into_iter().collect()
+        };
+        for (key, mut merged, claims) in merged_all {
+            if !aliases.is_empty() {
+                let mut moved = false;
+                for rel in &mut merged.relations {
+                    if let Some(to) = aliases.get(&rel.target.key())
+                        && let Ok(target) = to.parse::<surveyor_model::EntityRef>()
+                    {
+                        rel.target = target;
+                        moved = true;
+                    }
+                }
+                if moved {
+                    merged.relations.sort();
+                    merged.relations.dedup();
+                }
+            }
+            out.insert(
+                key,
+                Desired::Present(Box::new(MergedEntity::new(merged, claims))),
+            );
+        }
         Ok(out)
     }
+}
+
+/// Whether `source`'s `external_id` supplied the entity row's fields.
+fn won_by(row: &EntityRow, source: &str, external_id: &str) -> bool {
+    serde_json::from_str::<Vec<SourceClaim>>(&row.sources).is_ok_and(|claims| {
+        claims
+            .iter()
+            .any(|c| c.winner && c.source == source && c.external_id == external_id)
+    })
+}
+
+/// How far identity keys are followed from the keys a batch touched.
+const IDENTITY_HOPS: usize = 3;
+
+/// A live observation holding identity keys.
+#[derive(Debug, Clone)]
+struct KeyHolder {
+    own_ref: String,
+    declared: bool,
+    filed_under: String,
+    keys: Vec<String>,
+}
+
+/// Where each holder belongs: a declared observation stays at its own ref; any other follows
+/// the highest-precedence holder (declared, then configured source order, then source and
+/// external id) of the keys it holds, and that one's place in turn. A key that two declared
+/// observations with different refs both hold is ambiguous and joins nothing.
+fn resolve_keys(
+    holders: &HashMap<(String, String), KeyHolder>,
+    key_holders: &HashMap<String, Vec<(String, String)>>,
+    priority: &BTreeMap<String, usize>,
+) -> HashMap<(String, String), String> {
+    type Id = (String, String);
+    let rank = |id: &Id, h: &KeyHolder| {
+        (
+            !h.declared,
+            priority.get(&id.0).copied().unwrap_or(usize::MAX),
+            id.0.clone(),
+            id.1.clone(),
+        )
+    };
+    let ambiguous: HashSet<&str> = key_holders
+        .iter()
+        .filter(|(_, ids)| {
+            let refs: BTreeSet<&str> = ids
+                .iter()
+                .filter_map(|id| holders.get(id))
+                .filter(|h| h.declared)
+                .map(|h| h.own_ref.as_str())
+                .collect();
+            refs.len() > 1
+        })
+        .map(|(k, _)| k.as_str())
+        .collect();
+    let target = |id: &Id| -> Id {
+        let Some(h) = holders.get(id) else {
+            return id.clone();
+        };
+        if h.declared {
+            return id.clone();
+        }
+        let mut best = (rank(id, h), id.clone());
+        for key in h.keys.iter().filter(|k| !ambiguous.contains(k.as_str())) {
+            for other in key_holders.get(key).into_iter().flatten() {
+                if let Some(oh) = holders.get(other) {
+                    let r = rank(other, oh);
+                    if r < best.0 {
+                        best = (r, other.clone());
+                    }
+                }
+            }
+        }
+        best.1
+    };
+    let mut out = HashMap::with_capacity(holders.len());
+    for (id, h) in holders {
+        // Precedence rises at every step, so the walk ends; the bound is for safety only.
+        let mut at = id.clone();
+        for _ in 0..16 {
+            let next = target(&at);
+            if next == at {
+                break;
+            }
+            at = next;
+        }
+        let place = holders.get(&at).map_or(&h.own_ref, |t| &t.own_ref);
+        out.insert(id.clone(), place.clone());
+    }
+    out
 }
 
 /// RFC 6902 patch from the stored body to the new one, as JSON text.

@@ -1,6 +1,7 @@
 //! surveyor's catalog store: one API over SQLite and Postgres (two concrete sqlx pools, runtime
 //! queries, embedded migrations). It knows rows and transactions, nothing of connectors.
 
+mod identity;
 mod lease;
 mod nodelay;
 mod read;
@@ -15,6 +16,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use identity::{IdentityHolder, IdentityKeyRow};
 pub use read::{CatalogStats, ChangeFilter, EntityFilter, PackageFilter, TableCounts};
 pub use rows::*;
 pub use write::EntityWrite;
