@@ -185,7 +185,7 @@ impl Config {
 
     /// Reads and parses `path`.
     pub fn load(path: &Path, kinds: &[KindSpec]) -> Result<Self, ConfigErrors> {
-        let text = std::fs::read_to_string(path).map_err(|e| {
+        let bytes = std::fs::read(path).map_err(|e| {
             ConfigErrors(vec![ConfigError {
                 file: path.to_path_buf(),
                 line: 0,
@@ -204,14 +204,30 @@ impl Config {
         let text: Arc<str> = Arc::from(text);
         let file: Arc<Path> = Arc::from(file);
         let loc = Locator {
+        let text = String::from_utf8(bytes).map_err(|e| {
+            // Point at the first bad byte: what precedes it is valid text to locate it in.
+            let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
+            let valid = std::str::from_utf8(valid).unwrap_or_default();
+            let loc = Locator {
+                text: valid,
+                file: path,
+            };
+            let bad = e.as_bytes().get(valid.len()).copied().unwrap_or_default();
+            ConfigErrors(vec![loc.error(
+                valid.len()..valid.len(),
+                &locate::key_at(valid, valid.len()),
+                format!("not valid UTF-8 (byte 0x{bad:02x})"),
+                Some("save the file as UTF-8".into()),
+            )])
+        })?;
             text: &text,
             file: &file,
         };
         let root = DeTable::parse(&text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             ConfigErrors(vec![loc.error(
-                span,
-                "",
+                span.clone(),
+                &locate::key_at(&text, span.start),
                 format!("invalid TOML: {}", e.message().trim()),
                 None,
             )])
@@ -392,15 +408,27 @@ impl ConnectorSpec {
             let key = keys
                 .iter()
                 .find(|(_, s)| s.start <= espan.start && espan.end <= s.end)
-                .map(|(k, _)| format!("connectors[{}].{k}", self.index))
+                .map(|(k, _)| join(&format!("connectors[{}]", self.index), k))
                 .unwrap_or_else(|| format!("connectors[{}]", self.index));
-            fail(espan, key, e.message().trim().to_string())
+            fail(espan, key, message.to_string())
         })
     }
 
     /// An error about one of this connector's keys, located at that key's value (or at the
     /// connector's table when the key is absent): `file:line:col: connectors[i].key: message`.
     pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigErrors {
+            let message = e.message().trim();
+            // A missing required key is reported like `id` and `kind`: at the table, by name.
+            if let Some(missing) = message
+                .strip_prefix("missing field `")
+                .and_then(|m| m.strip_suffix('`'))
+            {
+                return fail(
+                    espan,
+                    join(&format!("connectors[{}]", self.index), missing),
+                    format!("missing key `{missing}`"),
+                );
+            }
         let loc = Locator {
             text: &self.text,
             file: &self.file,
@@ -469,7 +497,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 
 fn join(prefix: &str, key: &str) -> String {
     if prefix.is_empty() {
-        key.to_string()
+        key.into_owned()
     } else {
         format!("{prefix}.{key}")
     }
@@ -480,6 +508,7 @@ fn did_you_mean(key: &str, allowed: &[&str]) -> Option<String> {
     allowed
         .iter()
         .map(|a| (strsim::jaro_winkler(key, a), *a))
+    let key = locate::key_segment(key);
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, a)| format!("did you mean `{a}`?"))
@@ -662,7 +691,7 @@ fn parse_identity(
                         if !surveyor_model::validate::is_valid_object_name(&canonical_name) {
                             errors.push(loc.error(
                                 names.span(),
-                                &format!("{path}.aliases.{}", canonical.get_ref()),
+                                &join(&format!("{path}.aliases"), canonical.get_ref()),
                                 format!("{canonical_name:?} is not a valid entity name"),
                                 None,
                             ));
@@ -671,7 +700,7 @@ fn parse_identity(
                         for alias in string_list(
                             aliases,
                             canonical.get_ref(),
-                            &format!("{path}.aliases.{}", canonical.get_ref()),
+                            &join(&format!("{path}.aliases"), canonical.get_ref()),
                             loc,
                             errors,
                         ) {
@@ -797,22 +826,9 @@ fn parse_server(
         .collect();
     c.cors_origins = strings("cors_origins", false);
     if let Some(v) = t.get("max_page_size") {
-        match v.get_ref() {
-            DeValue::Integer(i) => match i.as_str().replace('_', "").parse::<u32>() {
-                Ok(n) if n > 0 => c.max_page_size = n,
-                _ => errors.push(loc.error(
-                    v.span(),
-                    "server.max_page_size",
-                    "expected a whole number above 0".into(),
-                    None,
-                )),
-            },
-            _ => errors.push(loc.error(
-                v.span(),
-                "server.max_page_size",
-                "expected a whole number above 0".into(),
-                None,
-            )),
+        match whole_number(v.get_ref(), 1, u64::from(u32::MAX)) {
+            Ok(n) => c.max_page_size = u32::try_from(n).unwrap_or(u32::MAX),
+            Err(m) => errors.push(loc.error(v.span(), "server.max_page_size", m, None)),
         }
     }
     c
@@ -875,22 +891,9 @@ fn parse_catalog(
         }
     }
     if let Some(v) = t.get("mass_delete_floor") {
-        match v.get_ref() {
-            DeValue::Integer(i) => match i.as_str().replace('_', "").parse::<u64>() {
-                Ok(n) => c.mass_delete_floor = n,
-                Err(_) => errors.push(loc.error(
-                    v.span(),
-                    "catalog.mass_delete_floor",
-                    "expected a whole number, 0 or more".into(),
-                    None,
-                )),
-            },
-            _ => errors.push(loc.error(
-                v.span(),
-                "catalog.mass_delete_floor",
-                "expected a whole number, 0 or more".into(),
-                None,
-            )),
+        match whole_number(v.get_ref(), 0, i64::MAX as u64) {
+            Ok(n) => c.mass_delete_floor = n,
+            Err(m) => errors.push(loc.error(v.span(), "catalog.mass_delete_floor", m, None)),
         }
     }
     (errors.len() == before).then_some(c)
@@ -944,6 +947,20 @@ fn parse_connector(
                 let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
                 errors.push(
                     loc.error(
+/// An integer in `min..=max`, with a message saying which bound a value misses.
+fn whole_number(v: &DeValue<'_>, min: u64, max: u64) -> Result<u64, String> {
+    let DeValue::Integer(i) = v else {
+        return Err(format!("expected a whole number, found {}", type_name(v)));
+    };
+    let raw = i.as_str().replace('_', "");
+    match raw.parse::<i128>() {
+        Ok(n) if (i128::from(min)..=i128::from(max)).contains(&n) => {
+            u64::try_from(n).map_err(|_| format!("{raw} is outside {min}..={max}"))
+        }
+        _ => Err(format!("{raw} is outside {min}..={max}")),
+    }
+}
+
                         key_span(t, "kind").unwrap_or(span.clone()),
                         &format!("{path}.kind"),
                         format!("unknown connector kind {k:?}"),
@@ -1099,3 +1116,4 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 
 #[cfg(test)]
 mod tests;
+mod locate;

@@ -93,7 +93,7 @@ fn values_are_checked_where_they_are() {
 #[test]
 fn duplicate_ids_and_bad_toml() {
     insta::assert_snapshot!(errors("[[connectors]]\nid = \"f\"\nkind = \"file\"\n[[connectors]]\nid = \"f\"\nkind = \"file\"\n"), @r#"surveyor.toml:5:6: connectors[1].id: duplicate connector id "f" (also connectors[0])"#);
-    insta::assert_snapshot!(errors("[catalog\n"), @"surveyor.toml:1:9: invalid TOML: unclosed table, expected `]`");
+    insta::assert_snapshot!(errors("[catalog\n"), @"surveyor.toml:1:9: catalog: invalid TOML: unclosed table, expected `]`");
 }
 
 #[test]
@@ -163,6 +163,6 @@ aliases = { payments = ["pay", "payments-svc"] }
         e.contains("surveyor.toml:2:14: identity[0].separators: expected a boolean"),
         "{e}"
     );
-    assert!(e.contains("identity[0].aliases.not valid!"), "{e}");
+    assert!(e.contains("identity[0].aliases.\"not valid!\""), "{e}");
     assert!(e.contains("identity[0].fuzzy"), "{e}");
 }
