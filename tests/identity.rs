@@ -146,7 +146,15 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
             source_priority: [("catalog".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
             ..ReconcileOptions::default()
         };
-        let declared = || vec![annotated("catalog-info.yaml", "payments", PD, "PABC1", true)];
+        let declared = || {
+            vec![annotated(
+                "catalog-info.yaml",
+                "payments",
+                PD,
+                "PABC1",
+                true,
+            )]
+        };
         let paged = || {
             vec![
                 on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false)),
@@ -156,16 +164,32 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
 
         // PagerDuty first: its service is an entity of its own until the declaration arrives.
         sync(store, "pagerduty", paged(), &options).await;
-        assert!(live(store, "component:default/payments-prod").await.is_some());
+        assert!(
+            live(store, "component:default/payments-prod")
+                .await
+                .is_some()
+        );
         sync(store, "catalog", declared(), &options).await;
         let merged = live(store, "component:default/payments")
             .await
             .expect("one entity");
-        assert_eq!(merged["sources"].as_array().map(Vec::len), Some(2), "{backend}: {merged}");
-        assert_eq!(merged["body"]["spec"]["owner"], "team-a", "{backend}: declared wins");
-        assert_eq!(merged["body"]["spec"]["onCall"]["covered"], true, "{backend}");
+        assert_eq!(
+            merged["sources"].as_array().map(Vec::len),
+            Some(2),
+            "{backend}: {merged}"
+        );
+        assert_eq!(
+            merged["body"]["spec"]["owner"], "team-a",
+            "{backend}: declared wins"
+        );
+        assert_eq!(
+            merged["body"]["spec"]["onCall"]["covered"], true,
+            "{backend}"
+        );
         assert!(
-            live(store, "component:default/payments-prod").await.is_none(),
+            live(store, "component:default/payments-prod")
+                .await
+                .is_none(),
             "{backend}: the PagerDuty name is gone"
         );
         assert!(
@@ -175,9 +199,15 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
         // A resync of either side changes nothing.
         sync(store, "pagerduty", paged(), &options).await;
         sync(store, "catalog", declared(), &options).await;
-        assert!(live(store, "component:default/payments-prod").await.is_none());
+        assert!(
+            live(store, "component:default/payments-prod")
+                .await
+                .is_none()
+        );
         assert_eq!(
-            live(store, "component:default/payments").await.expect("kept")["sources"]
+            live(store, "component:default/payments")
+                .await
+                .expect("kept")["sources"]
                 .as_array()
                 .map(Vec::len),
             Some(2)
@@ -185,7 +215,10 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
 
         // The declaration goes: PagerDuty's service is itself again.
         sync(store, "catalog", Vec::new(), &options).await;
-        assert!(live(store, "component:default/payments").await.is_none(), "{backend}");
+        assert!(
+            live(store, "component:default/payments").await.is_none(),
+            "{backend}"
+        );
         let back = live(store, "component:default/payments-prod")
             .await
             .expect("restored under its own name");
@@ -200,24 +233,42 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
         sync(
             store,
             "catalog",
-            vec![annotated("catalog-info.yaml", "payments", PD, "PABC1", true)],
+            vec![annotated(
+                "catalog-info.yaml",
+                "payments",
+                PD,
+                "PABC1",
+                true,
+            )],
             &options,
         )
         .await;
         sync(
             store,
             "pagerduty",
-            vec![on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false))],
+            vec![on_call(annotated(
+                "PABC1",
+                "payments-prod",
+                PD,
+                "PABC1",
+                false,
+            ))],
             &options,
         )
         .await;
-        assert!(live(store, "component:default/payments-prod").await.is_none());
+        assert!(
+            live(store, "component:default/payments-prod")
+                .await
+                .is_none()
+        );
         let changes = store
             .list_changes(&surveyor_store::ChangeFilter::default())
             .await
             .expect("changes");
         assert!(
-            !changes.iter().any(|c| c.entity_ref.contains("payments-prod")),
+            !changes
+                .iter()
+                .any(|c| c.entity_ref.contains("payments-prod")),
             "{}: no trace of the other name: {changes:?}",
             ts.backend
         );
@@ -244,7 +295,13 @@ async fn a_key_two_declarations_claim_joins_neither() {
         sync(
             store,
             "pagerduty",
-            vec![on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false))],
+            vec![on_call(annotated(
+                "PABC1",
+                "payments-prod",
+                PD,
+                "PABC1",
+                false,
+            ))],
             &options,
         )
         .await;
@@ -277,10 +334,9 @@ async fn people_meet_by_verified_email_and_refs_to_either_name_follow() {
         };
         // PagerDuty names people by their address; its service says who is on call.
         let mut svc = component("s", "PABC1", "payments", "team-a");
-        svc.entity.spec.insert(
-            "dependsOn".into(),
-            serde_json::json!(["user:ada.lovelace"]),
-        );
+        svc.entity
+            .spec
+            .insert("dependsOn".into(), serde_json::json!(["user:ada.lovelace"]));
         sync(
             store,
             "pagerduty",
@@ -299,8 +355,15 @@ async fn people_meet_by_verified_email_and_refs_to_either_name_follow() {
         )
         .await;
         let ada = live(store, "user:default/ada").await.expect("one person");
-        assert_eq!(ada["sources"].as_array().map(Vec::len), Some(2), "{backend}: {ada}");
-        assert!(live(store, "user:default/ada.lovelace").await.is_none(), "{backend}");
+        assert_eq!(
+            ada["sources"].as_array().map(Vec::len),
+            Some(2),
+            "{backend}: {ada}"
+        );
+        assert!(
+            live(store, "user:default/ada.lovelace").await.is_none(),
+            "{backend}"
+        );
         let rels = store
             .relations_of("component:default/payments")
             .await
@@ -347,10 +410,68 @@ async fn group_mappings_make_one_team_of_each_sources_name() {
         )
         .await;
         let group = live(store, "group:default/payments").await.expect("group");
-        assert_eq!(group["sources"].as_array().map(Vec::len), Some(2), "{backend}");
+        assert_eq!(
+            group["sources"].as_array().map(Vec::len),
+            Some(2),
+            "{backend}"
+        );
         assert!(live(store, "group:default/payments-team").await.is_none());
-        let ledger = live(store, "component:default/ledger").await.expect("ledger");
-        assert_eq!(ledger["body"]["spec"]["owner"], "group:default/payments", "{backend}");
+        let ledger = live(store, "component:default/ledger")
+            .await
+            .expect("ledger");
+        assert_eq!(
+            ledger["body"]["spec"]["owner"], "group:default/payments",
+            "{backend}"
+        );
         ts.cleanup().await;
     }
+}
+
+#[test]
+fn groups_in_the_config_map_each_sources_name_and_name_mistakes() {
+    use surveyor_engine::config::{Config, KindSpec};
+    const KINDS: &[KindSpec] = &[
+        KindSpec {
+            name: "github",
+            keys: &["orgs"],
+        },
+        KindSpec {
+            name: "pagerduty",
+            keys: &["subdomain"],
+        },
+    ];
+    let text = r#"
+[[connectors]]
+id = "gh"
+kind = "github"
+orgs = ["acme"]
+
+[[connectors]]
+id = "pd"
+kind = "pagerduty"
+subdomain = "acme"
+
+[[groups]]
+name = "payments"
+gh = "payments"
+pd = "Payments Team"
+"#;
+    let config = Config::parse(text, std::path::Path::new("s.toml"), KINDS).expect("valid");
+    assert_eq!(
+        config.identity.groups["pd"]["payments-team"], "payments",
+        "the source's name is compared as an entity name"
+    );
+    let bad = text.replace("pd = \"Payments Team\"", "jira = \"PAY\"");
+    let errors = Config::parse(&bad, std::path::Path::new("s.toml"), KINDS)
+        .expect_err("jira is no connector here")
+        .to_string();
+    assert!(
+        errors.contains("s.toml:15:1") && errors.contains("groups[0].jira"),
+        "{errors}"
+    );
+    let nameless = text.replace("name = \"payments\"\n", "");
+    let errors = Config::parse(&nameless, std::path::Path::new("s.toml"), KINDS)
+        .expect_err("a group needs its catalog name")
+        .to_string();
+    assert!(errors.contains("missing key `name`"), "{errors}");
 }
