@@ -10,6 +10,7 @@
 use std::collections::BTreeMap;
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use base64::Engine;
@@ -19,12 +20,27 @@ use serde_json::{Value, json};
 use surveyor_store::{EntityFilter, EntityRow};
 
 use crate::error::ApiError;
-use crate::{AppState, views};
+use crate::{AppState, input, views};
 
 /// One `filter=` parameter: conditions that must all hold.
 type Alternative = Vec<(String, Option<String>)>;
 
+/// Filters are matched in memory against every candidate entity, so their number bounds the
+/// work a request can ask for.
+const MAX_CONDITIONS: usize = 100;
+/// `fields=` and `facet=` entries per request.
+const MAX_FIELDS: usize = 100;
+
 fn parse_filters(values: &[String]) -> Result<Vec<Alternative>, ApiError> {
+    for v in values {
+        input::value("filter", v)?;
+    }
+    let conditions: usize = values.iter().map(|f| f.split(',').count()).sum();
+    if conditions > MAX_CONDITIONS {
+        return Err(ApiError::BadRequest(format!(
+            "filter: {conditions} conditions; at most {MAX_CONDITIONS} are accepted"
+        )));
+    }
     values
         .iter()
         .map(|f| {
@@ -134,12 +150,21 @@ fn params(raw: Option<&str>) -> BTreeMap<String, Vec<String>> {
     out
 }
 
-fn one(p: &BTreeMap<String, Vec<String>>, key: &str) -> Option<String> {
-    p.get(key).and_then(|v| v.last()).cloned()
+/// A parameter that takes one value: given twice, the request is ambiguous.
+fn one(p: &BTreeMap<String, Vec<String>>, key: &str) -> Result<Option<String>, ApiError> {
+    match p.get(key).map(Vec::as_slice) {
+        None | Some([]) => Ok(None),
+        // A by-query cursor carries the whole query; what it holds is checked once decoded.
+        Some([v]) if key == "cursor" => Ok(Some(v.clone())),
+        Some([v]) => Ok(Some(input::value(key, v)?.to_string())),
+        Some(_) => Err(ApiError::BadRequest(format!(
+            "{key} is given more than once"
+        ))),
+    }
 }
 
 fn number(p: &BTreeMap<String, Vec<String>>, key: &str) -> Result<Option<usize>, ApiError> {
-    one(p, key)
+    one(p, key)?
         .map(|v| {
             v.parse::<usize>()
                 .map_err(|_| ApiError::BadRequest(format!("{key}: {v:?} is not a number")))
@@ -147,15 +172,31 @@ fn number(p: &BTreeMap<String, Vec<String>>, key: &str) -> Result<Option<usize>,
         .transpose()
 }
 
-fn fields(p: &BTreeMap<String, Vec<String>>) -> Vec<String> {
-    p.get("fields")
+fn fields(p: &BTreeMap<String, Vec<String>>) -> Result<Vec<String>, ApiError> {
+    let out: Vec<String> = p
+        .get("fields")
         .into_iter()
         .flatten()
         .flat_map(|f| f.split(','))
         .map(str::trim)
         .filter(|f| !f.is_empty())
         .map(str::to_string)
-        .collect()
+        .collect();
+    checked_fields("fields", &out)?;
+    Ok(out)
+}
+
+fn checked_fields(name: &str, fields: &[String]) -> Result<(), ApiError> {
+    if fields.len() > MAX_FIELDS {
+        return Err(ApiError::BadRequest(format!(
+            "{name}: {} entries; at most {MAX_FIELDS} are accepted",
+            fields.len()
+        )));
+    }
+    for f in fields {
+        input::value(name, f)?;
+    }
+    Ok(())
 }
 
 /// Entities matching the filters, as Backstage documents, in ref order.
@@ -197,7 +238,7 @@ pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
                 "limit {limit} is over this server's max_page_size ({max})"
             )));
         }
-        let f = fields(&p);
+        let f = fields(&p)?;
         let docs = matching(&state, &alternatives, None).await?;
         let page: Vec<Value> = docs
             .iter()
@@ -215,7 +256,7 @@ pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
     responses((status = 200, description = "the entity (Backstage shape)"), (status = 404, description = "NotFoundError")))]
 pub async fn by_name(
     State(state): State<AppState>,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Response {
     async fn inner(state: AppState, key: String) -> Result<Response, ApiError> {
         let row = state
@@ -227,8 +268,14 @@ pub async fn by_name(
         let relations = state.store.relations_of(&key).await?;
         Ok(Json(views::backstage(&row, &relations)).into_response())
     }
-    let key = format!("{kind}:{namespace}/{name}").to_ascii_lowercase();
-    inner(state, key).await.unwrap_or_else(backstage_err)
+    let key = match path.map_err(input::bad_path) {
+        Ok(Path((kind, namespace, name))) => input::path_ref(&kind, &namespace, &name),
+        Err(e) => Err(e),
+    };
+    match key {
+        Ok(key) => inner(state, key).await.unwrap_or_else(backstage_err),
+        Err(e) => backstage_err(e),
+    }
 }
 
 /// The by-query cursor: the whole query, so a client sends only the cursor for the next page.
@@ -248,7 +295,7 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
     async fn inner(state: AppState, raw: Option<String>) -> Result<Response, ApiError> {
         let p = params(raw.as_deref());
         let max = state.config.max_page_size as usize;
-        let cursor = match one(&p, "cursor") {
+        let cursor = match one(&p, "cursor")? {
             Some(c) => {
                 let bytes = URL_SAFE_NO_PAD.decode(c.as_bytes()).map_err(|_| {
                     ApiError::BadRequest("cursor: not one this server gave out".into())
@@ -259,16 +306,20 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             }
             None => Cursor {
                 filters: p.get("filter").cloned().unwrap_or_default(),
-                fields: fields(&p),
-                order: one(&p, "orderField"),
-                text: one(&p, "fullTextFilterTerm"),
-                limit: number(&p, "limit")?.unwrap_or(20),
+                fields: fields(&p)?,
+                order: one(&p, "orderField")?,
+                text: one(&p, "fullTextFilterTerm")?,
+                limit: number(&p, "limit")?.unwrap_or(20.min(max)),
                 offset: 0,
             },
         };
         if cursor.limit == 0 || cursor.limit > max {
             return Err(ApiError::BadRequest(format!("limit must be 1 to {max}")));
         }
+        // A cursor carries the whole query, so it is held to the same limits as one.
+        checked_fields("fields", &cursor.fields)?;
+        input::opt("orderField", cursor.order.as_deref())?;
+        input::opt("fullTextFilterTerm", cursor.text.as_deref())?;
         let alternatives = parse_filters(&cursor.filters)?;
         let mut docs = matching(&state, &alternatives, cursor.text.as_deref()).await?;
         if let Some(order) = &cursor.order {
@@ -321,8 +372,8 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             };
             URL_SAFE_NO_PAD.encode(serde_json::to_vec(&c).unwrap_or_default())
         };
-        let next =
-            (cursor.offset + cursor.limit < total).then(|| encode(cursor.offset + cursor.limit));
+        let following = cursor.offset.saturating_add(cursor.limit);
+        let next = (following < total).then(|| encode(following));
         let prev = (cursor.offset > 0).then(|| encode(cursor.offset.saturating_sub(cursor.limit)));
         let mut page_info = serde_json::Map::new();
         if let Some(n) = next {
@@ -350,6 +401,7 @@ pub async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> R
                 "name at least one facet (facet=kind)".into(),
             ));
         }
+        checked_fields("facet", &wanted)?;
         let alternatives = parse_filters(p.get("filter").map(Vec::as_slice).unwrap_or_default())?;
         let docs = matching(&state, &alternatives, None).await?;
         let flats: Vec<Vec<(String, String)>> = docs.iter().map(flatten).collect();

@@ -17,7 +17,13 @@ pub enum ApiError {
     #[error("{0}")]
     Forbidden(String),
     #[error("{0}")]
+    MethodNotAllowed(String),
+    #[error("{0}")]
     Conflict(String),
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    #[error("{0}")]
+    UriTooLong(String),
     #[error("{0}")]
     Unavailable(String),
     #[error("{0}")]
@@ -31,7 +37,10 @@ impl ApiError {
             Self::NotFound(_) => StatusCode::NOT_FOUND,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -43,7 +52,10 @@ impl ApiError {
             Self::NotFound(_) => "not_found",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden(_) => "forbidden",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::Conflict(_) => "conflict",
+            Self::PayloadTooLarge(_) => "payload_too_large",
+            Self::UriTooLong(_) => "uri_too_long",
             Self::Unavailable(_) => "unavailable",
             Self::Internal(_) => "internal",
         }
@@ -52,10 +64,10 @@ impl ApiError {
     /// Backstage's error names, for the `/api/catalog` routes.
     pub(crate) fn backstage(self) -> Response {
         let name = match self {
-            Self::BadRequest(_) => "InputError",
+            Self::BadRequest(_) | Self::PayloadTooLarge(_) | Self::UriTooLong(_) => "InputError",
             Self::NotFound(_) => "NotFoundError",
             Self::Unauthorized(_) => "AuthenticationError",
-            Self::Forbidden(_) => "NotAllowedError",
+            Self::Forbidden(_) | Self::MethodNotAllowed(_) => "NotAllowedError",
             Self::Conflict(_) => "ConflictError",
             Self::Unavailable(_) | Self::Internal(_) => "Error",
         };

@@ -7,6 +7,7 @@
 mod backstage;
 mod docs;
 mod error;
+mod input;
 mod metrics;
 mod v1;
 mod views;
@@ -133,8 +134,12 @@ pub fn router(store: Store, config: ApiConfig, control: Option<Arc<dyn Control>>
     let mut app = guarded
         .merge(open)
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .method_not_allowed_fallback(|method: Method| async move {
+            ApiError::MethodNotAllowed(format!("this route does not answer {method}"))
+        })
+        .layer(middleware::from_fn(input::screen))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
-        .layer(axum::extract::DefaultBodyLimit::max(64 * 1024))
+        .layer(axum::extract::DefaultBodyLimit::max(input::MAX_BODY_BYTES))
         .with_state(state);
     if let Some(cors) = cors {
         app = app.layer(cors);
@@ -167,7 +172,11 @@ fn cors_layer(origins: &[String]) -> Option<CorsLayer> {
 async fn readyz(State(state): State<AppState>) -> Response {
     match state.store.ping().await {
         Ok(()) => "ready".into_response(),
-        Err(e) => ApiError::Unavailable(format!("catalog database: {e}")).into_response(),
+        Err(e) => {
+            // The probe is public: the reason goes to the log, not to whoever asks.
+            tracing::warn!(error = %e, "readiness: the catalog database does not answer");
+            ApiError::Unavailable("the catalog database does not answer".into()).into_response()
+        }
     }
 }
 
@@ -182,12 +191,15 @@ fn same(a: &str, b: &str) -> bool {
 
 async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let config = &state.config;
+    // The scheme is case-insensitive (RFC 9110); anything but a bearer token presents nothing.
     let presented = request
         .headers()
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
+        .and_then(|v| v.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .filter(|token| !token.is_empty());
     let is =
         |tokens: &[Secret]| presented.is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)));
     let triggering = request.method() == Method::POST;
@@ -199,6 +211,10 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
             .into_response();
         }
         if !is(&config.trigger_tokens) {
+            if is(&config.read_tokens) {
+                return ApiError::Forbidden("this token may read but not trigger syncs".into())
+                    .into_response();
+            }
             return ApiError::Unauthorized("a trigger token is required".into()).into_response();
         }
     } else if !config.read_tokens.is_empty()
@@ -237,5 +253,7 @@ pub async fn serve(
         .await
 }
 
+#[cfg(test)]
+mod hostile_tests;
 #[cfg(test)]
 mod tests;

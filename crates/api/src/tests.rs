@@ -337,6 +337,11 @@ async fn tokens_guard_reads_and_triggers() {
     assert_eq!(s.get("/readyz").await.0, 200);
     assert_eq!(
         s.post("/api/v1/connectors/gh/sync", Some("reader")).await.0,
+        403,
+        "a read token is known but may not trigger"
+    );
+    assert_eq!(
+        s.post("/api/v1/connectors/gh/sync", Some("wrong")).await.0,
         401
     );
     assert_eq!(

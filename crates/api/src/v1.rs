@@ -1,9 +1,10 @@
 //! `/api/v1`: entities (filtered, cursor-paged), one entity with relations and sources, its
 //! graph, history, runs, connectors, and the sync trigger.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet};
 
 use axum::Json;
+use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -16,7 +17,7 @@ use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, PackageFilter};
 use utoipa::IntoParams;
 
 use crate::error::ApiError;
-use crate::{AppState, TriggerRefusal, views};
+use crate::{AppState, TriggerRefusal, input, views};
 
 /// Query parameters of `GET /api/v1/entities`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -57,16 +58,36 @@ pub(crate) fn page_size(limit: Option<u32>, max: u32) -> Result<i64, ApiError> {
     }
 }
 
-pub(crate) fn encode_cursor(v: &str) -> String {
-    URL_SAFE_NO_PAD.encode(v)
+/// FNV-1a: a stable fingerprint of a query, so a cursor only continues the query it came from.
+fn fingerprint(query: &str) -> u64 {
+    query.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
 }
 
-pub(crate) fn decode_cursor(c: &str) -> Result<String, ApiError> {
-    URL_SAFE_NO_PAD
-        .decode(c)
+/// A cursor: where the page ended, tagged with the kind of list and the query's fingerprint.
+pub(crate) fn encode_cursor(list: &str, query: &str, position: &str) -> String {
+    URL_SAFE_NO_PAD.encode(format!("{list}.{:016x}.{position}", fingerprint(query)))
+}
+
+/// The position a cursor holds, if this server gave it out for this list and this query.
+pub(crate) fn decode_cursor(list: &str, query: &str, c: &str) -> Result<String, ApiError> {
+    let not_ours = || ApiError::BadRequest("cursor is not one this server gave out".into());
+    let text = URL_SAFE_NO_PAD
+        .decode(input::value("cursor", c)?)
         .ok()
         .and_then(|b| String::from_utf8(b).ok())
-        .ok_or_else(|| ApiError::BadRequest("cursor is not one this server gave out".into()))
+        .ok_or_else(not_ours)?;
+    let mut parts = text.splitn(3, '.');
+    let (Some(l), Some(fp), Some(position)) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(not_ours());
+    };
+    if l != list || u64::from_str_radix(fp, 16).ok() != Some(fingerprint(query)) {
+        return Err(ApiError::BadRequest(
+            "cursor belongs to another query: send the same filters as for the first page".into(),
+        ));
+    }
+    Ok(input::value("cursor", position)?.to_string())
 }
 
 /// `group:default/x`, or a bare `x` meaning a group in `default`.
@@ -93,22 +114,58 @@ pub(crate) fn package(spec: &str) -> Result<PackageFilter, ApiError> {
 }
 
 impl EntityQuery {
+    /// What the cursor is bound to: every filter, not the page size.
+    fn identity(&self) -> String {
+        serde_json::json!([
+            self.kind,
+            self.namespace,
+            self.owner,
+            self.label,
+            self.source,
+            self.q,
+            self.depends_on,
+            self.include_deleted
+        ])
+        .to_string()
+    }
+
     fn filter(&self, max: u32) -> Result<EntityFilter, ApiError> {
+        for (name, v) in [
+            ("kind", &self.kind),
+            ("namespace", &self.namespace),
+            ("owner", &self.owner),
+            ("label", &self.label),
+            ("source", &self.source),
+            ("q", &self.q),
+            ("depends_on", &self.depends_on),
+        ] {
+            input::opt(name, v.as_deref())?;
+        }
         let label = match &self.label {
             None => None,
             Some(l) => {
                 let (k, v) = l.split_once('=').ok_or_else(|| {
                     ApiError::BadRequest(format!("label {l:?}: write it as key=value"))
                 })?;
+                // Only a key a label can have reaches the JSON path the store builds from it.
+                if !surveyor_model::validate::is_valid_label_key(k) {
+                    return Err(ApiError::BadRequest(format!(
+                        "label {l:?}: {k:?} is not a label key"
+                    )));
+                }
                 Some((k.to_string(), v.to_string()))
             }
+        };
+        let after = match &self.cursor {
+            Some(c) => Some(decode_cursor("entities", &self.identity(), c)?),
+            None => None,
         };
         Ok(EntityFilter {
             kind: self.kind.clone(),
             namespace: self.namespace.clone(),
             owner: self.owner.as_deref().map(owner_key).transpose()?,
             include_deleted: self.include_deleted,
-            after: self.cursor.as_deref().map(decode_cursor).transpose()?,
+            after,
             limit: Some(page_size(self.limit, max)?),
             depends_on: self.depends_on.as_deref().map(package).transpose()?,
             label,
@@ -136,8 +193,12 @@ pub async fn list_entities(
     };
     let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
     let mut relations = views::by_source(state.store.relations_of_many(&keys).await?);
+    let identity = query.identity();
     let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| encode_cursor(&r.entity_ref)))
+        .then(|| {
+            rows.last()
+                .map(|r| encode_cursor("entities", &identity, &r.entity_ref))
+        })
         .flatten();
     let mut out = String::from("{\"items\":[");
     for (i, r) in rows.iter().enumerate() {
@@ -168,9 +229,10 @@ pub async fn list_entities(
     responses((status = 200, description = "the entity"), (status = 404, description = "no such entity")))]
 pub async fn get_entity(
     State(state): State<AppState>,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let key = format!("{kind}:{namespace}/{name}").to_ascii_lowercase();
+    let Path((kind, namespace, name)) = path.map_err(input::bad_path)?;
+    let key = input::path_ref(&kind, &namespace, &name)?;
     let row = state
         .store
         .get_entity(&key)
@@ -191,50 +253,68 @@ pub struct GraphQuery {
     pub relation: Option<String>,
 }
 
-/// The entities reachable from one entity along relations, as nodes and edges.
+/// The entities reachable from one entity along relations, as nodes and edges. At most
+/// `max_page_size` nodes: a graph that would grow past it stops there with `truncated: true`.
 #[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}/graph", params(GraphQuery),
-    responses((status = 200, description = "`{nodes, edges}`"), (status = 404, description = "no such entity")))]
+    responses((status = 200, description = "`{nodes, edges, truncated}`"), (status = 404, description = "no such entity")))]
 pub async fn graph(
     State(state): State<AppState>,
-    Path((kind, namespace, name)): Path<(String, String, String)>,
+    path: Result<Path<(String, String, String)>, PathRejection>,
     query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path((kind, namespace, name)) = path.map_err(input::bad_path)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let depth = query.depth.unwrap_or(2);
     if !(1..=5).contains(&depth) {
         return Err(ApiError::BadRequest("depth must be 1 to 5".into()));
     }
+    input::opt("relation", query.relation.as_deref())?;
     let wanted: Option<BTreeSet<String>> = query
         .relation
         .as_ref()
         .map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
-    let root = format!("{kind}:{namespace}/{name}").to_ascii_lowercase();
+    let root = input::path_ref(&kind, &namespace, &name)?;
     if state.store.get_entity(&root).await?.is_none() {
         return Err(ApiError::NotFound(format!("no entity {root}")));
     }
+    let cap = state.config.max_page_size.max(1) as usize;
     let mut seen: BTreeMap<String, u32> = BTreeMap::from([(root.clone(), 0)]);
-    let mut edges = Vec::new();
-    let mut queue = VecDeque::from([(root, 0u32)]);
-    while let Some((key, d)) = queue.pop_front() {
-        if d == depth {
-            continue;
+    let mut edges = BTreeSet::new();
+    let mut truncated = false;
+    let mut frontier = vec![root];
+    // One query per hop, whatever the fan-out.
+    for d in 0..depth {
+        if frontier.is_empty() {
+            break;
         }
-        for r in state.store.relations_of(&key).await? {
+        let mut next = Vec::new();
+        for r in state.store.relations_of_many(&frontier).await? {
             if wanted.as_ref().is_some_and(|w| !w.contains(&r.kind)) {
                 continue;
             }
-            edges.push(json!({"source": key, "type": r.kind, "target": r.target_ref}));
             if !seen.contains_key(&r.target_ref) {
+                if seen.len() >= cap {
+                    truncated = true;
+                    continue;
+                }
                 seen.insert(r.target_ref.clone(), d + 1);
-                queue.push_back((r.target_ref, d + 1));
+                next.push(r.target_ref.clone());
             }
+            edges.insert((r.source_ref, r.kind, r.target_ref));
         }
+        frontier = next;
     }
     let nodes: Vec<Value> = seen
         .into_iter()
         .map(|(k, d)| json!({"ref": k, "depth": d}))
         .collect();
-    Ok(Json(json!({"nodes": nodes, "edges": edges})))
+    let edges: Vec<Value> = edges
+        .into_iter()
+        .map(|(source, kind, target)| json!({"source": source, "type": kind, "target": target}))
+        .collect();
+    Ok(Json(
+        json!({"nodes": nodes, "edges": edges, "truncated": truncated}),
+    ))
 }
 
 #[derive(Debug, Default, Deserialize, IntoParams)]
@@ -259,6 +339,9 @@ pub async fn list_changes(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = page_size(q.limit, state.config.max_page_size)?;
+    input::opt("entity", q.entity.as_deref())?;
+    input::opt("op", q.op.as_deref())?;
+    let identity = json!([q.since, q.entity, q.op]).to_string();
     let op = match &q.op {
         None => None,
         Some(o) => Some(ChangeOp::parse(o).ok_or_else(|| {
@@ -279,13 +362,16 @@ pub async fn list_changes(
             }
         }
     };
-    let after_seq =
-        match &q.cursor {
-            None => None,
-            Some(c) => Some(decode_cursor(c)?.parse::<i64>().map_err(|_| {
-                ApiError::BadRequest("cursor is not one this server gave out".into())
-            })?),
-        };
+    let after_seq = match &q.cursor {
+        None => None,
+        Some(c) => Some(
+            decode_cursor("changes", &identity, c)?
+                .parse::<i64>()
+                .map_err(|_| {
+                    ApiError::BadRequest("cursor is not one this server gave out".into())
+                })?,
+        ),
+    };
     let rows = state
         .store
         .list_changes(&ChangeFilter {
@@ -297,7 +383,10 @@ pub async fn list_changes(
         })
         .await?;
     let next = (rows.len() as i64 == limit)
-        .then(|| rows.last().map(|r| encode_cursor(&r.seq.to_string())))
+        .then(|| {
+            rows.last()
+                .map(|r| encode_cursor("changes", &identity, &r.seq.to_string()))
+        })
         .flatten();
     Ok(Json(json!({"items": rows, "nextCursor": next})))
 }
@@ -317,6 +406,7 @@ pub async fn list_runs(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = page_size(q.limit, state.config.max_page_size)?;
+    input::opt("connector", q.connector.as_deref())?;
     let rows = state.store.list_runs(q.connector.as_deref(), limit).await?;
     Ok(Json(json!({"items": rows})))
 }
@@ -338,8 +428,10 @@ pub async fn list_connectors(State(state): State<AppState>) -> Result<Json<Value
         (status = 409, description = "it is running"), (status = 401, description = "no trigger token"), (status = 403, description = "triggering is off")))]
 pub async fn trigger(
     State(state): State<AppState>,
-    Path(id): Path<String>,
+    path: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
+    let Path(id) = path.map_err(input::bad_path)?;
+    input::value("connector id", &id)?;
     let control = state
         .control
         .as_ref()

@@ -37,6 +37,14 @@ pub enum FaultAction {
     /// The page's first node comes back `null` with a `FORBIDDEN` error at its path (what an
     /// item behind SAML enforcement looks like); the rest of the page is intact.
     ForbiddenNode,
+    /// `429 Too Many Requests` with `retry-after` (seconds).
+    TooManyRequests { retry_after_secs: u64 },
+    /// The page as served, minus its way to the next one, so it looks like the last page
+    /// (`hasNextPage: false`; no `rel="next"` link, continue token, `more` or `nextPage`)
+    /// while the totals it carries (`totalCount`, `remainingItemCount`, `total`) stay true.
+    DropNext,
+    /// A well-formed, final page with no items: the list looks empty although it is not.
+    EmptyList,
 }
 
 /// A fault switched on for requests to one target: `graphql:repositories`, `graphql:teams`,
@@ -78,6 +86,28 @@ impl Fault {
         self.min_page = Some(n);
         self
     }
+}
+
+/// The action of the first fault in `faults` that `target` matches and that is due, counting
+/// the request against each matching fault's `skip` and `times`. A target ending in `*` is a
+/// prefix; `*` alone matches everything. (`min_page` is the GitHub fake's own business.)
+pub(crate) fn due_fault(faults: &mut [(Fault, usize, usize)], target: &str) -> Option<FaultAction> {
+    for (f, seen, applied) in faults.iter_mut() {
+        let hits = f.target == "*"
+            || f.target == target
+            || f.target
+                .strip_suffix('*')
+                .is_some_and(|prefix| target.starts_with(prefix));
+        if !hits {
+            continue;
+        }
+        *seen += 1;
+        if *seen > f.skip && f.times.is_none_or(|t| *applied < t) {
+            *applied += 1;
+            return Some(f.action.clone());
+        }
+    }
+    None
 }
 
 /// Counters of what the fake answered, for tests and benchmarks.
@@ -236,6 +266,10 @@ impl GithubFake {
             window,
             reset_at: now + window,
         };
+    }
+
+    /// Accepts `token` as well as [`FAKE_TOKEN`], as a member's (tests with their own values).
+        self.lock().tokens.push(token.to_string());
     }
 
     /// Accepts `token` as a valid token of someone who is not a member of the orgs.
@@ -418,6 +452,15 @@ fn answer(
                 .push(("retry-after".into(), retry_after_secs.to_string()));
             return (a, delay);
         }
+        Some(FaultAction::TooManyRequests { retry_after_secs }) => {
+            let mut a = Answer::message(
+                StatusCode::TOO_MANY_REQUESTS,
+                "API rate limit exceeded. Please retry after the time in the retry-after header.",
+            );
+            a.headers
+                .push(("retry-after".into(), retry_after_secs.to_string()));
+            return (a, delay);
+        }
         Some(FaultAction::Delay(d)) => delay += *d,
         Some(FaultAction::GraphqlError(kind)) => {
             return (
@@ -466,9 +509,50 @@ fn answer(
                     .to_vec();
             answer.headers = vec![("content-type".into(), "text/html".into())];
         }
+        Some(FaultAction::DropNext) => cut_listing(&mut answer, false),
+        Some(FaultAction::EmptyList) => cut_listing(&mut answer, true),
         _ => {}
     }
     (answer, delay)
+}
+
+/// Makes a list answer look like its last page: GraphQL `hasNextPage: false` (with `empty`, no
+/// nodes and a `totalCount` of 0), REST without its `rel="next"` link (with `empty`, `[]`).
+/// The altered answer loses its validators, so a 304 cannot carry the fault into later runs.
+fn cut_listing(answer: &mut Answer, empty: bool) {
+    let Ok(mut v) = serde_json::from_slice::<Value>(&answer.body) else {
+        return;
+    };
+    if let Some(org) = v["data"]["organization"].as_object_mut() {
+        for connection in org.values_mut() {
+            // A team's members sit one level down (`team { members { ... } }`).
+            let connection = if connection.get("pageInfo").is_some() {
+                connection
+            } else {
+                &mut connection["members"]
+            };
+            if connection.get("pageInfo").is_none() {
+                continue;
+            }
+            connection["pageInfo"]["hasNextPage"] = json!(false);
+            if empty {
+                connection["nodes"] = json!([]);
+                connection["totalCount"] = json!(0);
+                connection["pageInfo"]["endCursor"] = Value::Null;
+                connection["pageInfo"]["startCursor"] = Value::Null;
+            }
+        }
+    } else if v.is_array() {
+        if empty {
+            v = json!([]);
+        }
+        answer
+            .headers
+            .retain(|(k, _)| k != "link" && k != "etag" && k != "last-modified");
+    } else {
+        return;
+    }
+    answer.body = serde_json::to_vec(&v).unwrap_or_default();
 }
 
 fn authorised(s: &FakeState, headers: &HeaderMap) -> bool {

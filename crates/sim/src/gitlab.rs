@@ -826,6 +826,14 @@ fn answer(
                 .push(("retry-after".into(), retry_after_secs.to_string()));
             return (a, delay);
         }
+        Some(FaultAction::TooManyRequests { retry_after_secs }) => {
+            s.stats.throttled += 1;
+            let mut a = Answer::message(StatusCode::TOO_MANY_REQUESTS, "Retry later");
+            a.headers.extend(rate_headers(&s.quota));
+            a.headers
+                .push(("retry-after".into(), retry_after_secs.to_string()));
+            return (a, delay);
+        }
         Some(FaultAction::Delay(d)) => delay += *d,
         Some(FaultAction::GraphqlError(message)) => {
             return (
@@ -847,7 +855,15 @@ fn answer(
     } else if method == Method::GET {
         let a = rest(s, &request);
         // A broken answer gets no validators: a 304 would hide the fault behind the cache.
-        if matches!(fault, Some(FaultAction::Truncate | FaultAction::BadJson)) {
+        if matches!(
+            fault,
+            Some(
+                FaultAction::Truncate
+                    | FaultAction::BadJson
+                    | FaultAction::DropNext
+                    | FaultAction::EmptyList
+            )
+        ) {
             a
         } else {
             with_etag(s, &request, a)
@@ -881,9 +897,37 @@ fn answer(
                 answer.body = serde_json::to_vec(&v).unwrap_or_default();
             }
         }
+        Some(FaultAction::DropNext) => cut_listing(&mut answer, false),
+        Some(FaultAction::EmptyList) => cut_listing(&mut answer, true),
         _ => {}
     }
     (answer, delay)
+}
+
+/// Makes a REST list answer look like its last page: no `rel="next"` link and an empty
+/// `x-next-page` (with `empty`, also no items and totals of 0).
+fn cut_listing(answer: &mut Answer, empty: bool) {
+    if !answer.body.starts_with(b"[") {
+        return;
+    }
+    for (k, v) in &mut answer.headers {
+        match k.as_str() {
+            "link" => {
+                *v = v
+                    .split(", ")
+                    .filter(|part| !part.ends_with("rel=\"next\""))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+            }
+            "x-next-page" => v.clear(),
+            "x-total" | "x-total-pages" if empty => *v = "0".into(),
+            _ => {}
+        }
+    }
+    answer.headers.retain(|(k, v)| k != "link" || !v.is_empty());
+    if empty {
+        answer.body = b"[]".to_vec();
+    }
 }
 
 fn authorised(s: &GlState, headers: &HeaderMap) -> bool {

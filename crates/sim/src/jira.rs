@@ -314,6 +314,15 @@ pub enum JiraFaultAction {
     RateLimited { retry_after_secs: u64 },
     /// An HTML page where JSON was expected (a proxy's error page).
     BadJson,
+    /// Wait this long before answering normally (a client timeout if long enough).
+    Delay(std::time::Duration),
+    /// The first half of the real body: a page cut off mid-way.
+    Truncate,
+    /// A Cloud page that says it is the last (`isLast: true`, no `nextPage`) while `total`
+    /// still counts everything.
+    DropNext,
+    /// A well-formed, final page with no items (`values: []`, `total: 0`; `[]` on Data Center).
+    EmptyList,
 }
 
 /// A fault for requests to `projects` (the project list), `components` (any component list),
@@ -471,6 +480,9 @@ impl JiraFake {
         self.lock().faults.clear();
     }
 
+    /// Accepts `token` as well: with [`JIRA_EMAIL`] on Cloud, as a bearer PAT on Data Center.
+    }
+
     pub fn stats(&self) -> JiraStats {
         self.lock().stats.clone()
     }
@@ -484,6 +496,8 @@ struct Answer {
     status: StatusCode,
     headers: Vec<(&'static str, String)>,
     body: Vec<u8>,
+    /// How long to wait before answering (a `Delay` fault).
+    delay: std::time::Duration,
 }
 
 impl Answer {
@@ -492,6 +506,7 @@ impl Answer {
             status,
             headers: vec![("content-type", "application/json;charset=UTF-8".to_string())],
             body: serde_json::to_vec(body).unwrap_or_default(),
+            delay: std::time::Duration::ZERO,
         }
     }
 
@@ -511,6 +526,9 @@ async fn handle(
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
         answer(&mut s, &method, &uri, &headers)
     };
+    if !answer.delay.is_zero() {
+        tokio::time::sleep(answer.delay).await;
+    }
     let mut response = (answer.status, answer.body).into_response();
     for (k, v) in answer.headers {
         if let Ok(value) = HeaderValue::from_str(&v) {
@@ -620,11 +638,55 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
                     status: StatusCode::OK,
                     headers: vec![("content-type", "text/html".to_string())],
                     body: b"<html><body>Service temporarily unavailable</body></html>".to_vec(),
+                    delay: std::time::Duration::ZERO,
                 };
+            }
+            late @ (JiraFaultAction::Delay(_)
+            | JiraFaultAction::Truncate
+            | JiraFaultAction::DropNext
+            | JiraFaultAction::EmptyList) => {
+                let answer = route_answer(s, &path, &query, route);
+                return late_fault(late, answer);
             }
         }
     }
-    let params = parse_query(&query);
+    route_answer(s, &path, &query, route)
+}
+
+/// A fault applied to the answer a request would have had.
+fn late_fault(fault: JiraFaultAction, mut answer: Answer) -> Answer {
+    match fault {
+        JiraFaultAction::Delay(d) => answer.delay = d,
+        JiraFaultAction::Truncate => {
+            let half = answer.body.len() / 2;
+            answer.body.truncate(half);
+        }
+        JiraFaultAction::DropNext | JiraFaultAction::EmptyList => {
+            let empty = fault == JiraFaultAction::EmptyList;
+            match serde_json::from_slice::<Value>(&answer.body) {
+                Ok(Value::Array(_)) if empty => answer.body = b"[]".to_vec(),
+                Ok(mut page) if page["values"].is_array() => {
+                    page["isLast"] = json!(true);
+                    if let Some(o) = page.as_object_mut() {
+                        o.remove("nextPage");
+                    }
+                    if empty {
+                        page["values"] = json!([]);
+                        page["total"] = json!(0);
+                    }
+                    answer.body = serde_json::to_vec(&page).unwrap_or_default();
+                }
+                _ => {}
+            }
+        }
+        _ => {}
+    }
+    answer
+}
+
+/// The answer for a route, faults aside.
+fn route_answer(s: &JiraState, path: &str, query: &str, route: Route) -> Answer {
+    let params = parse_query(query);
     let expand: BTreeSet<&str> = params
         .get("expand")
         .map(|e| e.split(',').map(str::trim).collect())
@@ -638,7 +700,7 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
                 .map(|p| project_json(s, p, &expand))
                 .collect();
             match s.flavor {
-                JiraFlavor::Cloud => Answer::json(StatusCode::OK, &page(s, &path, &params, values)),
+                JiraFlavor::Cloud => Answer::json(StatusCode::OK, &page(s, path, &params, values)),
                 JiraFlavor::DataCenter => Answer::json(StatusCode::OK, &Value::Array(values)),
             }
         }
@@ -657,7 +719,7 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
                 .collect();
             let paged = s.flavor == JiraFlavor::Cloud && path.ends_with("/component");
             if paged {
-                Answer::json(StatusCode::OK, &page(s, &path, &params, values))
+                Answer::json(StatusCode::OK, &page(s, path, &params, values))
             } else {
                 Answer::json(StatusCode::OK, &Value::Array(values))
             }

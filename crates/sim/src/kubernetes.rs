@@ -16,6 +16,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
+use crate::github::{Fault, FaultAction, due_fault};
 use crate::org::{Org, Repo};
 
 /// The token the fake accepts (put it in the kubeconfig user).
@@ -317,6 +318,8 @@ struct KubeState {
     /// The next this-many list requests that carry a continue token answer 410 Gone.
     expire_continues: usize,
     stats: KubeStats,
+    /// Faults by request path (`/apis/apps/v1/deployments`), a `prefix*`, or `*`.
+    faults: Vec<(Fault, usize, usize)>,
 }
 
 /// A running fake API server for one cluster. Dropping it stops it.
@@ -340,6 +343,7 @@ impl KubeFake {
             cluster,
             expire_continues: 0,
             stats: KubeStats::default(),
+            faults: Vec::new(),
         }));
         let router = Router::new()
             .fallback(handle)
@@ -369,6 +373,19 @@ impl KubeFake {
 
     pub fn stats(&self) -> KubeStats {
         self.lock().stats.clone()
+    }
+
+    /// Faults by request path (`/apis/apps/v1/deployments` is the cluster-wide list), a path
+    /// prefix ending in `*`, or `*`. `skip` counts matching requests, pages included.
+    pub fn add_fault(&self, fault: Fault) {
+        self.lock().faults.push((fault, 0, 0));
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
+    /// Accepts `token` as well as [`KUBE_TOKEN`] (tests with their own values).
     }
 
     /// A kubeconfig with one context per `(context, fake)` pair, each with the fake's token.
@@ -405,16 +422,97 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (code, body) = {
+    let (fault, (code, body)) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        answer(&mut s, &uri, &headers)
+        let fault = due_fault(&mut s.faults, uri.path());
+        (fault, answer(&mut s, &uri, &headers))
     };
+    if let Some(fault) = fault {
+        return faulty(fault, code, body).await;
+    }
     (
         code,
         [("content-type", "application/json")],
         body.to_string(),
     )
         .into_response()
+}
+
+/// The answer to a request a fault matched, built from the answer it would have had.
+async fn faulty(fault: FaultAction, code: StatusCode, mut body: Value) -> Response {
+    let json = |code: StatusCode, body: String| {
+        (code, [("content-type", "application/json")], body).into_response()
+    };
+    match fault {
+        FaultAction::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let reason = match status.as_u16() {
+                401 => "Unauthorized",
+                403 => "Forbidden",
+                500 => "InternalError",
+                503 => "ServiceUnavailable",
+                504 => "Timeout",
+                _ => "Unknown",
+            };
+            let message = format!(
+                "simulated failure: {}",
+                status.canonical_reason().unwrap_or("error")
+            );
+            let (code, body) = self::status(status, reason, message, json!({}));
+            json(code, body.to_string())
+        }
+        FaultAction::TooManyRequests { retry_after_secs }
+        | FaultAction::SecondaryLimit { retry_after_secs } => {
+            let (code, body) = self::status(
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                "Too many requests, please try again later.".into(),
+                json!({"retryAfterSeconds": retry_after_secs}),
+            );
+            let mut r = json(code, body.to_string());
+            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_secs.to_string()) {
+                r.headers_mut().insert("retry-after", v);
+            }
+            r
+        }
+        FaultAction::Delay(d) => {
+            tokio::time::sleep(d).await;
+            json(code, body.to_string())
+        }
+        FaultAction::Truncate => {
+            let mut text = body.to_string();
+            let mut half = text.len() / 2;
+            while !text.is_char_boundary(half) {
+                half -= 1;
+            }
+            text.truncate(half);
+            json(code, text)
+        }
+        FaultAction::BadJson => (
+            StatusCode::OK,
+            [("content-type", "text/html")],
+            "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
+        )
+            .into_response(),
+        FaultAction::DropNext => {
+            // The continue token goes; `remainingItemCount` still says how many were left.
+            if let Some(meta) = body["metadata"].as_object_mut() {
+                meta.remove("continue");
+            }
+            json(code, body.to_string())
+        }
+        FaultAction::EmptyList => {
+            if body["items"].is_array() {
+                body["items"] = json!([]);
+                if let Some(meta) = body["metadata"].as_object_mut() {
+                    meta.remove("continue");
+                    meta.remove("remainingItemCount");
+                }
+            }
+            json(code, body.to_string())
+        }
+        FaultAction::GraphqlError(_) | FaultAction::ForbiddenNode => json(code, body.to_string()),
+    }
 }
 
 fn answer(s: &mut KubeState, uri: &Uri, headers: &HeaderMap) -> (StatusCode, Value) {

@@ -12,6 +12,7 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
+use crate::github::{Fault, FaultAction, due_fault};
 use crate::org::Org;
 
 /// The API token the fake accepts (`Authorization: Token token=...`).
@@ -224,6 +225,8 @@ struct PdState {
     /// The next this-many requests answer 429.
     throttle: usize,
     stats: PagerDutyStats,
+    /// Faults by path (`/services`, `/teams/PT00001/members`), a `prefix*`, or `*`.
+    faults: Vec<(Fault, usize, usize)>,
 }
 
 /// The running fake. Dropping it stops it.
@@ -247,6 +250,7 @@ impl PagerDutyFake {
             account,
             throttle: 0,
             stats: PagerDutyStats::default(),
+            faults: Vec::new(),
         }));
         let router = Router::new()
             .fallback(handle)
@@ -275,8 +279,21 @@ impl PagerDutyFake {
         self.lock().throttle = n;
     }
 
+    /// Faults by request path (`/services`), a path prefix ending in `*`, or `*`. `skip` counts
+    /// matching requests, so `Fault::new("/services", ..).skip(1)` fails from the second page.
+    pub fn add_fault(&self, fault: Fault) {
+        self.lock().faults.push((fault, 0, 0));
+    }
+
+    pub fn clear_faults(&self) {
+        self.lock().faults.clear();
+    }
+
     pub fn stats(&self) -> PagerDutyStats {
         self.lock().stats.clone()
+    }
+
+    /// Accepts `token` as well as [`PD_TOKEN`] (tests with their own values).
     }
 }
 
@@ -298,10 +315,14 @@ async fn handle(
     uri: Uri,
     headers: HeaderMap,
 ) -> Response {
-    let (code, extra, body) = {
+    let (fault, (code, extra, body)) = {
         let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        answer(&mut s, &uri, &headers)
+        let fault = due_fault(&mut s.faults, uri.path());
+        (fault, answer(&mut s, &uri, &headers))
     };
+    if let Some(fault) = fault {
+        return faulty(fault, code, extra, body).await;
+    }
     let mut response = (
         code,
         [("content-type", "application/json; charset=utf-8")],
@@ -314,6 +335,99 @@ async fn handle(
         }
     }
     response
+}
+
+/// The answer to a request a fault matched, built from the answer it would have had.
+async fn faulty(
+    fault: FaultAction,
+    code: StatusCode,
+    extra: Vec<(&'static str, String)>,
+    mut body: Value,
+) -> Response {
+    let json = |code: StatusCode, extra: Vec<(&'static str, String)>, body: String| {
+        let mut r = (
+            code,
+            [("content-type", "application/json; charset=utf-8")],
+            body,
+        )
+            .into_response();
+        for (k, v) in extra {
+            if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
+                r.headers_mut().insert(k, v);
+            }
+        }
+        r
+    };
+    // The list in an answer: its only array-valued field.
+    let list_key = body
+        .as_object()
+        .and_then(|o| o.iter().find(|(_, v)| v.is_array()).map(|(k, _)| k.clone()));
+    match fault {
+        FaultAction::Status(status) => {
+            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let (code, extra, body) = error(
+                status,
+                2000,
+                status.canonical_reason().unwrap_or("Error"),
+                &[],
+            );
+            json(code, extra, body.to_string())
+        }
+        FaultAction::TooManyRequests { retry_after_secs }
+        | FaultAction::SecondaryLimit { retry_after_secs } => {
+            let (code, _, body) = error(
+                StatusCode::TOO_MANY_REQUESTS,
+                2020,
+                "Rate Limit Exceeded",
+                &[],
+            );
+            let extra = vec![
+                ("ratelimit-limit", "960".into()),
+                ("ratelimit-remaining", "0".into()),
+                ("ratelimit-reset", retry_after_secs.to_string()),
+                ("retry-after", retry_after_secs.to_string()),
+            ];
+            json(code, extra, body.to_string())
+        }
+        FaultAction::Delay(d) => {
+            tokio::time::sleep(d).await;
+            json(code, extra, body.to_string())
+        }
+        FaultAction::Truncate => {
+            let mut text = body.to_string();
+            let mut half = text.len() / 2;
+            while !text.is_char_boundary(half) {
+                half -= 1;
+            }
+            text.truncate(half);
+            json(code, extra, text)
+        }
+        FaultAction::BadJson => (
+            StatusCode::OK,
+            [("content-type", "text/html")],
+            "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
+        )
+            .into_response(),
+        FaultAction::DropNext => {
+            if list_key.is_some() {
+                body["more"] = json!(false);
+            }
+            json(code, extra, body.to_string())
+        }
+        FaultAction::EmptyList => {
+            if let Some(key) = list_key {
+                body[key.as_str()] = json!([]);
+                body["more"] = json!(false);
+                if !body["total"].is_null() {
+                    body["total"] = json!(0);
+                }
+            }
+            json(code, extra, body.to_string())
+        }
+        FaultAction::GraphqlError(_) | FaultAction::ForbiddenNode => {
+            json(code, extra, body.to_string())
+        }
+    }
 }
 
 fn answer(
