@@ -269,6 +269,7 @@ impl GithubFake {
     }
 
     /// Accepts `token` as well as [`FAKE_TOKEN`], as a member's (tests with their own values).
+    pub fn add_token(&self, token: &str) {
         self.lock().tokens.push(token.to_string());
     }
 

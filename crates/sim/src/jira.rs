@@ -388,6 +388,8 @@ struct JiraState {
     flavor: JiraFlavor,
     base_url: String,
     max_results_cap: usize,
+    /// API tokens (Cloud) or personal access tokens (Data Center) accepted besides the constants.
+    extra_tokens: Vec<String>,
     faults: Vec<(JiraFault, usize, usize)>,
     stats: JiraStats,
 }
@@ -419,6 +421,7 @@ impl JiraFake {
             flavor,
             base_url: url.clone(),
             max_results_cap: CLOUD_MAX_RESULTS,
+            extra_tokens: Vec::new(),
             faults: Vec::new(),
             stats: JiraStats::default(),
         }));
@@ -481,6 +484,8 @@ impl JiraFake {
     }
 
     /// Accepts `token` as well: with [`JIRA_EMAIL`] on Cloud, as a bearer PAT on Data Center.
+    pub fn add_token(&self, token: &str) {
+        self.lock().extra_tokens.push(token.to_string());
     }
 
     pub fn stats(&self) -> JiraStats {
@@ -589,7 +594,7 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
         scheme,
     });
 
-    if !authorised(s.flavor, authorization) {
+    if !authorised(s.flavor, &s.extra_tokens, authorization) {
         s.stats.unauthorized += 1;
         let mut a = Answer::error(
             StatusCode::UNAUTHORIZED,
@@ -727,15 +732,22 @@ fn route_answer(s: &JiraState, path: &str, query: &str, route: Route) -> Answer 
     }
 }
 
-fn authorised(flavor: JiraFlavor, authorization: &str) -> bool {
+fn authorised(flavor: JiraFlavor, extra: &[String], authorization: &str) -> bool {
     match flavor {
         JiraFlavor::Cloud => authorization
             .strip_prefix("Basic ")
             .and_then(|b| STANDARD.decode(b.trim()).ok())
-            .is_some_and(|pair| pair == format!("{JIRA_EMAIL}:{JIRA_API_TOKEN}").as_bytes()),
+            .and_then(|pair| {
+                String::from_utf8(pair)
+                    .ok()?
+                    .strip_prefix(&format!("{JIRA_EMAIL}:"))
+                    .map(str::to_string)
+            })
+            .is_some_and(|t| t == JIRA_API_TOKEN || extra.contains(&t)),
         JiraFlavor::DataCenter => authorization
             .strip_prefix("Bearer ")
-            .is_some_and(|t| t.trim() == JIRA_PAT),
+            .map(str::trim)
+            .is_some_and(|t| t == JIRA_PAT || extra.iter().any(|e| e == t)),
     }
 }
 

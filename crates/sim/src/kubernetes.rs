@@ -320,6 +320,8 @@ struct KubeState {
     stats: KubeStats,
     /// Faults by request path (`/apis/apps/v1/deployments`), a `prefix*`, or `*`.
     faults: Vec<(Fault, usize, usize)>,
+    /// Bearer tokens accepted besides [`KUBE_TOKEN`].
+    extra_tokens: Vec<String>,
 }
 
 /// A running fake API server for one cluster. Dropping it stops it.
@@ -344,6 +346,7 @@ impl KubeFake {
             expire_continues: 0,
             stats: KubeStats::default(),
             faults: Vec::new(),
+            extra_tokens: Vec::new(),
         }));
         let router = Router::new()
             .fallback(handle)
@@ -386,6 +389,8 @@ impl KubeFake {
     }
 
     /// Accepts `token` as well as [`KUBE_TOKEN`] (tests with their own values).
+    pub fn add_token(&self, token: &str) {
+        self.lock().extra_tokens.push(token.to_string());
     }
 
     /// A kubeconfig with one context per `(context, fake)` pair, each with the fake's token.
@@ -522,7 +527,8 @@ fn answer(s: &mut KubeState, uri: &Uri, headers: &HeaderMap) -> (StatusCode, Val
     let authorised = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Bearer {KUBE_TOKEN}"));
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|t| t == KUBE_TOKEN || s.extra_tokens.iter().any(|e| e == t));
     if !authorised {
         return status(
             StatusCode::UNAUTHORIZED,

@@ -227,6 +227,8 @@ struct PdState {
     stats: PagerDutyStats,
     /// Faults by path (`/services`, `/teams/PT00001/members`), a `prefix*`, or `*`.
     faults: Vec<(Fault, usize, usize)>,
+    /// API keys accepted besides [`PD_TOKEN`].
+    extra_tokens: Vec<String>,
 }
 
 /// The running fake. Dropping it stops it.
@@ -251,6 +253,7 @@ impl PagerDutyFake {
             throttle: 0,
             stats: PagerDutyStats::default(),
             faults: Vec::new(),
+            extra_tokens: Vec::new(),
         }));
         let router = Router::new()
             .fallback(handle)
@@ -294,6 +297,8 @@ impl PagerDutyFake {
     }
 
     /// Accepts `token` as well as [`PD_TOKEN`] (tests with their own values).
+    pub fn add_token(&self, token: &str) {
+        self.lock().extra_tokens.push(token.to_string());
     }
 }
 
@@ -441,7 +446,8 @@ fn answer(
     let authorised = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v == format!("Token token={PD_TOKEN}"));
+        .and_then(|v| v.strip_prefix("Token token="))
+        .is_some_and(|t| t == PD_TOKEN || s.extra_tokens.iter().any(|e| e == t));
     if !authorised {
         return error(StatusCode::UNAUTHORIZED, 2006, "Unauthorized", &[]);
     }
