@@ -475,3 +475,63 @@ pd = "Payments Team"
         .to_string();
     assert!(errors.contains("missing key `name`"), "{errors}");
 }
+
+#[tokio::test]
+async fn workloads_find_the_component_that_declares_their_kubernetes_id() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let options = ReconcileOptions::default();
+        let workload = || {
+            let mut e = surveyor_model::Entity::new("Resource", "default", "payments-api.pay.prod");
+            e.spec.insert("type".into(), "kubernetes-workload".into());
+            e.spec.insert("owner".into(), "team-a".into());
+            e.spec.insert(
+                "dependencyOf".into(),
+                serde_json::json!(["component:default/payments-api"]),
+            );
+            e.metadata
+                .annotations
+                .insert("backstage.io/kubernetes-id".into(), "payments-api".into());
+            vec![Observation::discovered("s", "uid-1", e)]
+        };
+        let points_at = |rels: &[surveyor_store::RelationRow], target: &str| {
+            rels.iter()
+                .any(|r| r.kind == "dependencyOf" && r.target_ref == target)
+        };
+        // Workloads first, then the declaration that claims their id.
+        sync(store, "k8s", workload(), &options).await;
+        let declared = annotated(
+            "catalog-info.yaml",
+            "payments",
+            "backstage.io/kubernetes-id",
+            "payments-api",
+            true,
+        );
+        sync(store, "catalog", vec![declared], &options).await;
+        let rels = store
+            .relations_of("resource:default/payments-api.pay.prod")
+            .await
+            .expect("relations");
+        assert!(
+            points_at(&rels, "component:default/payments"),
+            "{backend}: {rels:?}"
+        );
+        // Not an identity: the workload stays its own entity.
+        assert!(
+            live(store, "resource:default/payments-api.pay.prod")
+                .await
+                .is_some()
+        );
+        // The declaration goes: the workload points at the name it gave again.
+        sync(store, "catalog", Vec::new(), &options).await;
+        let rels = store
+            .relations_of("resource:default/payments-api.pay.prod")
+            .await
+            .expect("relations");
+        assert!(
+            points_at(&rels, "component:default/payments-api"),
+            "{backend}: {rels:?}"
+        );
+        ts.cleanup().await;
+    }
+}

@@ -485,3 +485,66 @@ async fn catalog_stats_count_runs_and_sum_their_time() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn findings_open_stay_and_resolve_on_both_backends() {
+    use surveyor_store::FindingRecord;
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let f = |rule: &str, entity: &str| FindingRecord {
+            rule: rule.into(),
+            entity_ref: entity.into(),
+            severity: "high".into(),
+            message: format!("{rule} on {entity}"),
+        };
+        let t0 = chrono::Utc::now();
+        let t1 = t0 + chrono::Duration::minutes(5);
+        let t2 = t0 + chrono::Duration::minutes(10);
+        let d = store
+            .record_findings(
+                "drift",
+                &[f("a", "component:default/x"), f("b", "component:default/y")],
+                t0,
+            )
+            .await
+            .expect("record");
+        assert_eq!((d.opened, d.still_open, d.resolved), (2, 0, 0), "{backend}");
+        let d = store
+            .record_findings("drift", &[f("a", "component:default/x")], t1)
+            .await
+            .expect("record");
+        assert_eq!((d.opened, d.still_open, d.resolved), (0, 1, 1), "{backend}");
+        let d = store
+            .record_findings(
+                "drift",
+                &[f("a", "component:default/x"), f("b", "component:default/y")],
+                t2,
+            )
+            .await
+            .expect("record");
+        assert_eq!(
+            (d.opened, d.still_open, d.resolved),
+            (1, 1, 0),
+            "{backend}: it came back"
+        );
+        let all = store.findings("drift", true).await.expect("findings");
+        assert_eq!(all.len(), 3, "{backend}: one row per stretch");
+        let x = &all[0];
+        assert_eq!(x.first_seen.timestamp(), t0.timestamp());
+        assert_eq!(x.last_seen.timestamp(), t2.timestamp());
+        assert!(x.resolved_at.is_none());
+        assert_eq!(
+            all[1].resolved_at.map(|t| t.timestamp()),
+            Some(t1.timestamp())
+        );
+        assert!(
+            store
+                .findings("ownership", true)
+                .await
+                .expect("other")
+                .is_empty()
+        );
+        assert_eq!(store.open_findings("drift").await.expect("open").len(), 2);
+        ts.cleanup().await;
+    }
+}

@@ -11,13 +11,14 @@ CREATE TABLE identity_keys (
 );
 CREATE INDEX identity_keys_by_key ON identity_keys (key);
 
--- Observations filed under another ref than their own: a ref to the own name (a PagerDuty
--- schedule naming its user) is a ref to the entity it joined.
+-- Names that mean another entity: the own name of an observation filed under another ref (a
+-- PagerDuty schedule naming its user), or a declared component's `backstage.io/kubernetes-id`
+-- (workloads name their component by it). A ref to the alias is a ref to the entity.
 CREATE TABLE identity_aliases (
     source      TEXT NOT NULL,
     external_id TEXT NOT NULL,
-    own_ref     TEXT NOT NULL,
+    alias_ref   TEXT NOT NULL,
     entity_ref  TEXT NOT NULL,
-    PRIMARY KEY (source, external_id)
+    PRIMARY KEY (source, external_id, alias_ref)
 );
-CREATE INDEX identity_aliases_by_own_ref ON identity_aliases (own_ref);
+CREATE INDEX identity_aliases_by_alias ON identity_aliases (alias_ref);

@@ -3,7 +3,8 @@
 //! dispute, an owner only a weak source names) and drift between sources and declarations.
 //!
 //! Every finding names the entity, the rule, a severity and its evidence: which source said
-//! what, and since when. Findings are computed from the catalog as it is now.
+//! what, and since when. Findings are computed from the catalog as it is now; [`record`] keeps
+//! their history (first seen, last seen, resolved) in the store after each sync.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -337,6 +338,38 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
 }
 
 /// The drift audit: sources against each other, declarations against discovery.
+/// What [`record`] changed, per audit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Recorded {
+    pub ownership: surveyor_store::FindingsDelta,
+    pub drift: surveyor_store::FindingsDelta,
+}
+
+/// Runs both audits and records their findings' history at `now`.
+pub async fn record(
+    store: &Store,
+    sources: &Sources,
+    now: DateTime<Utc>,
+) -> Result<Recorded, StoreError> {
+    let as_records = |findings: Vec<Finding>| -> Vec<surveyor_store::FindingRecord> {
+        findings
+            .into_iter()
+            .map(|f| surveyor_store::FindingRecord {
+                rule: f.rule.to_string(),
+                entity_ref: f.entity,
+                severity: f.severity.as_str().to_string(),
+                message: f.message,
+            })
+            .collect()
+    };
+    let ownership = as_records(ownership(store, sources).await?);
+    let drift = as_records(drift(store, sources).await?);
+    Ok(Recorded {
+        ownership: store.record_findings("ownership", &ownership, now).await?,
+        drift: store.record_findings("drift", &drift, now).await?,
+    })
+}
+
 pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, StoreError> {
     let cat = load(store).await?;
     let repo_sources = sources.any(&["github", "gitlab"]);

@@ -32,6 +32,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => runs(&config_path, connector, limit, format).await,
         Command::Serve { listen } => crate::serve::serve(&config_path, listen).await,
         Command::Audit(cmd) => audit(&config_path, cmd).await,
+        Command::Demo(args) => crate::demo::run(args).await,
     }
 }
 
@@ -179,6 +180,16 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         let (purged, _) = store.purge_tombstones(before).await?;
         if purged > 0 {
             eprintln!("purged {purged} tombstones older than the retention period");
+        }
+    }
+    if !args.dry_run {
+        let sources = crate::serve::audit_sources(&config);
+        match surveyor_audit::record(&store, &sources, chrono::Utc::now()).await {
+            Ok(r) => eprintln!(
+                "findings: ownership {} new, {} resolved; drift {} new, {} resolved (surveyor audit ... --history)",
+                r.ownership.opened, r.ownership.resolved, r.drift.opened, r.drift.resolved
+            ),
+            Err(e) => eprintln!("warning: could not record audit findings: {e}"),
         }
     }
     store.close().await;
@@ -528,17 +539,78 @@ async fn runs(
     Ok(())
 }
 
+/// Stored findings with first seen, last seen and resolved times (`--history`).
+fn print_history(
+    rows: Vec<surveyor_store::FindingRow>,
+    cmd: &crate::AuditCommand,
+) -> Result<(), CliError> {
+    use crate::{AuditCommand, ReportFormat};
+    let args = match cmd {
+        AuditCommand::Ownership(a) | AuditCommand::Drift(a) => a,
+    };
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|f| {
+            args.kind.as_deref().is_none_or(|k| {
+                f.entity_ref
+                    .split(':')
+                    .next()
+                    .is_some_and(|fk| fk.eq_ignore_ascii_case(k))
+            })
+        })
+        .collect();
+    let open = rows.iter().filter(|f| f.resolved_at.is_none()).count();
+    match args.format {
+        ReportFormat::Json => output::json(&json!({ "findings": rows })),
+        ReportFormat::Table => {
+            let table: Vec<Vec<String>> = rows
+                .iter()
+                .map(|f| {
+                    vec![
+                        f.rule.clone(),
+                        f.entity_ref.clone(),
+                        f.first_seen
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        f.last_seen
+                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                        f.resolved_at
+                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+                            .unwrap_or_else(|| "open".into()),
+                    ]
+                })
+                .collect();
+            output::table(
+                &["RULE", "ENTITY", "FIRST SEEN", "LAST SEEN", "RESOLVED"],
+                &table,
+            );
+            eprintln!("{} findings, {open} open", rows.len());
+        }
+        ReportFormat::Csv | ReportFormat::Markdown => {
+            return Err(CliError::Input(
+                "--history prints --format table or json".into(),
+            ));
+        }
+    }
+    if args.fail_on_gaps && open > 0 {
+        return Err(CliError::Exit(3));
+    }
+    Ok(())
+}
+
 async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
     use crate::{AuditCommand, ReportFormat};
     let config = load(path)?;
-    let sources = surveyor_audit::Sources {
-        kinds: config
-            .connectors
-            .iter()
-            .map(|c| (c.id.clone(), c.kind.clone()))
-            .collect(),
-    };
+    let sources = crate::serve::audit_sources(&config);
     let store = open(&config).await?;
+    let (audit_name, history) = match &cmd {
+        AuditCommand::Ownership(a) => ("ownership", a.history),
+        AuditCommand::Drift(a) => ("drift", a.history),
+    };
+    if history {
+        let rows = store.findings(audit_name, true).await;
+        store.close().await;
+        return print_history(rows?, &cmd);
+    }
     let (title, args, findings) = match cmd {
         AuditCommand::Ownership(a) => (
             "Ownership audit",

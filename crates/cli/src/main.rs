@@ -241,6 +241,10 @@ pub struct AuditArgs {
     /// Exit 3 when there are findings (for CI gates)
     #[arg(long)]
     pub fail_on_gaps: bool,
+    /// The recorded findings instead, resolved ones too, with first seen, last seen and
+    /// resolved times (recorded by every `sync` and by `serve` after runs)
+    #[arg(long)]
+    pub history: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

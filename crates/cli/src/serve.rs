@@ -169,6 +169,13 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
             }
         }
     });
+    // Findings keep a history: after runs finish, the audits run and their findings are
+    // recorded (first seen, last seen, resolved).
+    let audit_task = tokio::spawn(record_findings_after_runs(
+        store.clone(),
+        audit_sources(&config),
+        stopped.clone(),
+    ));
     eprintln!(
         "surveyor: serving http://{listen} ({} connectors, {scheduled} on a schedule); Ctrl-C or SIGTERM stops",
         config.connectors.iter().filter(|c| c.enabled).count()
@@ -178,10 +185,62 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
     let _ = stop.send(true);
     let _ = scheduler_task.await;
     let _ = purge_task.await;
+    let _ = audit_task.await;
     if let Ok(Err(e)) = api_task.await {
         tracing::warn!(error = %e, "the API server stopped with an error");
     }
     store.close().await;
     eprintln!("surveyor: stopped");
     Ok(())
+}
+
+/// What the audits need of the configuration.
+pub(crate) fn audit_sources(config: &surveyor_engine::config::Config) -> surveyor_audit::Sources {
+    surveyor_audit::Sources {
+        kinds: config
+            .connectors
+            .iter()
+            .map(|c| (c.id.clone(), c.kind.clone()))
+            .collect(),
+    }
+}
+
+/// Every 30 s, when a run has finished since the last look, records the audits' findings.
+async fn record_findings_after_runs(
+    store: surveyor_store::Store,
+    sources: surveyor_audit::Sources,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(30));
+    let mut recorded_up_to: Option<chrono::DateTime<chrono::Utc>> = None;
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                let latest = match store.list_runs(None, 1).await {
+                    Ok(runs) => runs.first().and_then(|r| r.finished_at),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read runs");
+                        continue;
+                    }
+                };
+                if latest.is_none() || latest == recorded_up_to {
+                    continue;
+                }
+                match surveyor_audit::record(&store, &sources, chrono::Utc::now()).await {
+                    Ok(r) => {
+                        recorded_up_to = latest;
+                        tracing::info!(
+                            ownership_opened = r.ownership.opened,
+                            ownership_resolved = r.ownership.resolved,
+                            drift_opened = r.drift.opened,
+                            drift_resolved = r.drift.resolved,
+                            "audit findings recorded"
+                        );
+                    }
+                    Err(e) => tracing::warn!(error = %e, "recording audit findings failed"),
+                }
+            }
+            _ = async { drop(stop.wait_for(|s| *s).await) } => return,
+        }
+    }
 }

@@ -120,3 +120,63 @@ fn an_owner_who_left_is_reported() {
     assert!(surveyor(dir.path(), &["sync"]).status.success());
     assert_eq!(rules(dir.path()), ["owner-user-removed"]);
 }
+
+#[test]
+fn findings_keep_a_history_across_syncs() {
+    let dir = tempfile::tempdir().expect("dir");
+    catalog(dir.path());
+    let history = |dir: &Path| -> Vec<serde_json::Value> {
+        let out = surveyor(
+            dir,
+            &["audit", "ownership", "--history", "--format", "json"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+        v["findings"].as_array().cloned().unwrap_or_default()
+    };
+    let first = history(dir.path());
+    let orphan = |rows: &[serde_json::Value]| {
+        rows.iter()
+            .find(|f| f["rule"] == "no-owner" && f["entityRef"] == "component:default/orphan")
+            .cloned()
+            .expect("the orphan's finding is recorded")
+    };
+    let opened = orphan(&first);
+    assert!(opened["resolvedAt"].is_null());
+    assert_eq!(opened["firstSeen"], opened["lastSeen"]);
+
+    // Seen again: same row, later last_seen.
+    assert!(surveyor(dir.path(), &["sync"]).status.success());
+    let again = orphan(&history(dir.path()));
+    assert_eq!(again["id"], opened["id"]);
+    assert_eq!(again["firstSeen"], opened["firstSeen"]);
+    assert_ne!(again["lastSeen"], opened["lastSeen"]);
+
+    // The orphan gets an owner: the finding is resolved, not forgotten.
+    let text = std::fs::read_to_string(dir.path().join("catalog/all.yaml")).expect("read");
+    std::fs::write(
+        dir.path().join("catalog/all.yaml"),
+        text.replace(
+            "name: orphan\nspec:\n  type: service\n  lifecycle: production\n",
+            "name: orphan\nspec:\n  type: service\n  lifecycle: production\n  owner: team-a\n",
+        ),
+    )
+    .expect("write");
+    assert!(surveyor(dir.path(), &["sync"]).status.success());
+    let rows = history(dir.path());
+    let resolved = orphan(&rows);
+    assert_eq!(resolved["id"], opened["id"]);
+    assert!(resolved["resolvedAt"].is_string(), "{resolved}");
+    // And the gate looks at open findings only.
+    let table = surveyor(dir.path(), &["audit", "ownership", "--history"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("RESOLVED"));
+    let csv = surveyor(
+        dir.path(),
+        &["audit", "ownership", "--history", "--format", "csv"],
+    );
+    assert_eq!(csv.status.code(), Some(2), "history has no CSV form");
+}

@@ -1,6 +1,7 @@
 //! `surveyor.toml`: parsed with spans so every error names file, line, column and key, unknown
 //! keys get a did-you-mean hint, and each connector kind reads its own keys (Vector style).
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -31,7 +32,14 @@ pub const COMMON_CONNECTOR_KEYS: &[&str] = &[
     "jitter",
     "run_on_start",
 ];
-const TOP_KEYS: &[&str] = &["catalog", "server", "telemetry", "identity", "connectors"];
+const TOP_KEYS: &[&str] = &[
+    "catalog",
+    "server",
+    "telemetry",
+    "identity",
+    "groups",
+    "connectors",
+];
 const IDENTITY_KEYS: &[&str] = &["kinds", "separators", "strip_suffixes", "aliases"];
 const TELEMETRY_KEYS: &[&str] = &["otlp_endpoint", "service_name"];
 const CATALOG_KEYS: &[&str] = &[
@@ -291,6 +299,10 @@ impl Config {
                 )),
             },
         }
+
+        let mut identity = identity;
+        identity.groups =
+            parse_groups(root.get_ref().get("groups"), &connectors, &loc, &mut errors);
 
         if !errors.is_empty() {
             errors.sort_by_key(|e| (e.line, e.column));
@@ -720,6 +732,120 @@ fn parse_identity(
             }
         }
         out.rules.push(rule);
+    }
+    out
+}
+
+/// `[[groups]]`: one team's names in each source, e.g.
+/// `name = "payments"`, `github = "payments"`, `pagerduty = "Payments Team"`. Keys other than
+/// `name` are connector ids; values are compared as entity names (`Payments Team` is
+/// `payments-team`). Returns source id -> (source's name -> catalog name).
+fn parse_groups(
+    item: Option<&Spanned<DeValue<'_>>>,
+    connectors: &[ConnectorSpec],
+    loc: &Locator<'_>,
+    errors: &mut Vec<ConfigError>,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+    let Some(item) = item else { return out };
+    let DeValue::Array(tables) = item.get_ref() else {
+        errors.push(loc.error(
+            item.span(),
+            "groups",
+            "must be an array of tables ([[groups]])".into(),
+            None,
+        ));
+        return out;
+    };
+    for (i, t) in tables.iter().enumerate() {
+        let path = format!("groups[{i}]");
+        let DeValue::Table(table) = t.get_ref() else {
+            errors.push(loc.error(t.span(), &path, "must be a table ([[groups]])".into(), None));
+            continue;
+        };
+        let name = match table.get("name").map(|v| (v.span(), v.get_ref())) {
+            Some((span, DeValue::String(n))) => match surveyor_model::names::entity_name(n) {
+                Some(name) => Some(name),
+                None => {
+                    errors.push(loc.error(
+                        span,
+                        &format!("{path}.name"),
+                        format!("{n:?} cannot be an entity name"),
+                        None,
+                    ));
+                    None
+                }
+            },
+            Some((span, other)) => {
+                errors.push(loc.error(
+                    span,
+                    &format!("{path}.name"),
+                    format!("expected a string, found {}", type_name(other)),
+                    None,
+                ));
+                None
+            }
+            None => {
+                errors.push(loc.error(
+                    t.span(),
+                    &path,
+                    "missing key `name` (the group's name in the catalog)".into(),
+                    None,
+                ));
+                None
+            }
+        };
+        for (key, value) in table.iter() {
+            let source = key.get_ref();
+            if source == "name" {
+                continue;
+            }
+            let at = format!("{path}.{source}");
+            if !connectors.iter().any(|c| c.id == source.as_ref()) {
+                let ids: Vec<&str> = connectors.iter().map(|c| c.id.as_str()).collect();
+                errors.push(loc.error(
+                    key.span(),
+                    &at,
+                    format!("no connector has the id {source:?}"),
+                    Some(format!(
+                        "keys other than `name` are connector ids: {}",
+                        ids.join(", ")
+                    )),
+                ));
+                continue;
+            }
+            let DeValue::String(theirs) = value.get_ref() else {
+                errors.push(loc.error(
+                    value.span(),
+                    &at,
+                    format!("expected a string, found {}", type_name(value.get_ref())),
+                    None,
+                ));
+                continue;
+            };
+            let Some(theirs) = surveyor_model::names::entity_name(theirs) else {
+                errors.push(loc.error(
+                    value.span(),
+                    &at,
+                    format!("{theirs:?} cannot be an entity name"),
+                    None,
+                ));
+                continue;
+            };
+            if let Some(name) = &name {
+                let mapping = out.entry(source.to_string()).or_default();
+                if let Some(prev) = mapping.insert(theirs.clone(), name.clone())
+                    && prev != *name
+                {
+                    errors.push(loc.error(
+                        value.span(),
+                        &at,
+                        format!("{theirs:?} is already mapped to the group {prev:?}"),
+                        None,
+                    ));
+                }
+            }
+        }
     }
     out
 }

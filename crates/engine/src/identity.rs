@@ -21,6 +21,18 @@ pub struct IdentityRule {
     pub aliases: BTreeMap<String, String>,
 }
 
+/// The other name a declared component gives itself for workloads (`backstage.io/kubernetes-id`),
+/// as a ref key, when it differs from its own.
+pub fn alias_of(entity: &Entity) -> Option<String> {
+    if !entity.kind.eq_ignore_ascii_case("component") {
+        return None;
+    }
+    let id = entity.metadata.annotations.get(KUBERNETES_ID)?;
+    let name = surveyor_model::names::entity_name(id)?;
+    let alias = EntityRef::new("component", entity.namespace(), &name).ok()?;
+    (!name.eq_ignore_ascii_case(&entity.metadata.name)).then(|| alias.key())
+}
+
 /// All rules, in order, and the group mappings per source.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Identity {
@@ -30,24 +42,31 @@ pub struct Identity {
     pub groups: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-/// Annotations that name the thing an entity is, whatever it is called: observations of one
-/// kind that carry the same value are one entity. Backstage's own plugins read these.
-pub const IDENTITY_ANNOTATIONS: &[&str] = &[
-    "github.com/project-slug",
-    "gitlab.com/project-slug",
-    "backstage.io/kubernetes-id",
-    "pagerduty.com/service-id",
-    "jira/project-key",
+/// Annotations that say which thing an entity of a kind is, whatever it is called: one
+/// repository, one PagerDuty service, one Jira project. Observations of that kind carrying the
+/// same value are one entity. (A Jira component also carries its project's key, and a
+/// workload the id of its component: there they point at something else, so they are not
+/// identity.)
+pub const IDENTITY_ANNOTATIONS: &[(&str, &str)] = &[
+    ("component", "github.com/project-slug"),
+    ("component", "gitlab.com/project-slug"),
+    ("component", "pagerduty.com/service-id"),
+    ("system", "jira/project-key"),
 ];
 
-/// The identity keys of an entity: `kind|annotation|value` for each identity annotation it
-/// carries and, for a user, `user|email|address` for its profile email (GitHub, GitLab,
-/// PagerDuty and Jira only publish addresses their owners verified). Lower-cased, sorted.
+/// The annotation by which workloads name their component: on a declared component it is
+/// another name for that component.
+pub const KUBERNETES_ID: &str = "backstage.io/kubernetes-id";
+
+/// The identity keys of an entity: `kind|annotation|value` for each identity annotation of its
+/// kind and, for a user, `user|email|address` for its profile email (GitHub, GitLab, PagerDuty
+/// and Jira only publish addresses their owners verified). Lower-cased, sorted.
 pub fn identity_keys(entity: &Entity) -> Vec<String> {
     let kind = entity.kind.to_ascii_lowercase();
     let mut keys: Vec<String> = IDENTITY_ANNOTATIONS
         .iter()
-        .filter_map(|a| {
+        .filter(|(k, _)| *k == kind)
+        .filter_map(|(_, a)| {
             let value = entity.metadata.annotations.get(*a)?.trim();
             (!value.is_empty()).then(|| format!("{kind}|{a}|{}", value.to_lowercase()))
         })
@@ -282,6 +301,9 @@ mod tests {
         e.metadata
             .annotations
             .insert("backstage.io/techdocs-ref".into(), "dir:.".into());
+        e.metadata
+            .annotations
+            .insert("jira/project-key".into(), "PAY".into());
         assert_eq!(
             identity_keys(&e),
             vec![
@@ -298,5 +320,21 @@ mod tests {
         u.spec
             .insert("profile".into(), serde_json::json!({"email": "nobody"}));
         assert!(identity_keys(&u).is_empty(), "not an address");
+        let mut workload = Entity::new("Resource", "default", "api.pay.prod");
+        workload
+            .metadata
+            .annotations
+            .insert(KUBERNETES_ID.into(), "payments".into());
+        assert!(identity_keys(&workload).is_empty(), "a link, not identity");
+        assert_eq!(alias_of(&workload), None);
+        let mut declared = Entity::new("Component", "default", "payments");
+        declared
+            .metadata
+            .annotations
+            .insert(KUBERNETES_ID.into(), "Payments_API".into());
+        assert_eq!(
+            alias_of(&declared).as_deref(),
+            Some("component:default/payments-api")
+        );
     }
 }

@@ -184,12 +184,18 @@ struct Prepared {
     content: Result<(ObservedEntity, String, String), String>,
     /// Identity annotations and verified emails: keys shared with other observations.
     keys: Vec<String>,
+    /// Another name a declared component answers to.
+    alias: Option<String>,
 }
 
 impl Prepared {
     fn new(mut obs: Observation, identity: &crate::identity::Identity, source: &str) -> Self {
         identity.apply(source, &mut obs.entity);
         let keys = crate::identity::identity_keys(&obs.entity);
+        let alias = obs
+            .declared
+            .then(|| crate::identity::alias_of(&obs.entity))
+            .flatten();
         let content = ObservedEntity::new(&obs.entity, &obs.relations, obs.declared)
             .map(|observed| {
                 let body = observed.observation_body();
@@ -203,6 +209,7 @@ impl Prepared {
             external_id: obs.external_id,
             content,
             keys,
+            alias,
         }
     }
 }
@@ -223,6 +230,7 @@ struct Pending {
     body: String,
     obs_hash: String,
     keys: Vec<String>,
+    alias: Option<String>,
 }
 
 /// What the index knew about an external id before this run, plus whether the crawl saw it.
@@ -567,6 +575,7 @@ impl RunState<'_> {
             obs_hash,
             previous,
             keys: p.keys,
+            alias: p.alias,
         })
     }
 
@@ -890,7 +899,7 @@ impl ScopeJob<'_> {
             tx.delete_observations(&self.source, &deleted_ids, &self.run_id, self.now)
                 .await?;
         }
-        let refilings = self.resolve_identity(tx, &writes, &deleted_ids).await?;
+        let (refilings, alias_names) = self.resolve_identity(tx, &writes, &deleted_ids).await?;
 
         // 2. Which entity refs may have changed, and which pairs may be renames.
         let mut affected: BTreeSet<String> = BTreeSet::new();
@@ -941,11 +950,12 @@ impl ScopeJob<'_> {
             affected.insert(r.from.clone());
             affected.insert(r.to.clone());
         }
-        if !refilings.is_empty() {
+        if !refilings.is_empty() || !alias_names.is_empty() {
             // Entities that point at a name which just became (or stopped being) an alias.
             let names: BTreeSet<String> = refilings
                 .iter()
                 .flat_map(|r| [r.own_ref.clone(), r.from.clone(), r.to.clone()])
+                .chain(alias_names)
                 .collect();
             let names: Vec<String> = names.into_iter().collect();
             affected.extend(tx.relation_origins_targeting(&names).await?);
@@ -1175,19 +1185,21 @@ impl ScopeJob<'_> {
     }
 
     /// Keeps the identity-key index in step with this batch and files every observation that
-    /// shares a key under the ref it resolves to (see [`resolve_keys`]). Returns the moves.
+    /// shares a key under the ref it resolves to (see [`resolve_keys`]). Returns the moves and
+    /// the alias names that appeared or went.
     async fn resolve_identity(
         &self,
         tx: &mut StoreTx,
         writes: &[Pending],
         deleted_ids: &[String],
-    ) -> Result<Vec<Refiling>, ReconcileError> {
+    ) -> Result<(Vec<Refiling>, Vec<String>), ReconcileError> {
         let ids: Vec<String> = writes
             .iter()
             .map(|p| p.external_id.clone())
             .chain(deleted_ids.iter().cloned())
             .collect();
         let old = tx.identity_keys_of(&self.source, &ids).await?;
+        let old_aliases = tx.identity_aliases_of(&self.source, &ids).await?;
         let new: Vec<IdentityKeyRow> = writes
             .iter()
             .flat_map(|p| {
@@ -1200,17 +1212,42 @@ impl ScopeJob<'_> {
                 })
             })
             .collect();
-        if old.is_empty() && new.is_empty() {
-            return Ok(Vec::new());
+        let aliases: Vec<(String, String, String, String)> = writes
+            .iter()
+            .filter_map(|p| {
+                Some((
+                    self.source.clone(),
+                    p.external_id.clone(),
+                    p.alias.clone()?,
+                    p.observed.entity_ref.key(),
+                ))
+            })
+            .collect();
+        if old.is_empty() && new.is_empty() && aliases.is_empty() && old_aliases.is_empty() {
+            return Ok((Vec::new(), Vec::new()));
         }
         let touched: BTreeSet<String> = old
             .iter()
             .chain(&new)
             .map(|r| r.external_id.clone())
+            .chain(aliases.iter().map(|a| a.1.clone()))
+            .chain(old_aliases.iter().map(|a| a.0.clone()))
+            .collect();
+        // Aliases that appeared or went (or now mean another entity): what points at either
+        // name must be merged again.
+        let before: BTreeSet<(String, String, String)> = old_aliases.into_iter().collect();
+        let after: BTreeSet<(String, String, String)> = aliases
+            .iter()
+            .map(|(_, ext, alias, to)| (ext.clone(), alias.clone(), to.clone()))
+            .collect();
+        let alias_names: BTreeSet<String> = before
+            .symmetric_difference(&after)
+            .flat_map(|(_, alias, to)| [alias.clone(), to.clone()])
             .collect();
         let touched: Vec<String> = touched.into_iter().collect();
         tx.replace_identity_keys(&self.source, &touched, &new)
             .await?;
+        tx.add_identity_aliases(&aliases).await?;
 
         // Every holder of an affected key, and every key those holders hold, a few hops out.
         let mut seen_keys: BTreeSet<String> =
@@ -1282,7 +1319,7 @@ impl ScopeJob<'_> {
         for (source, list) in by_source {
             tx.refile_observations(source, &list).await?;
         }
-        Ok(moves)
+        Ok((moves, alias_names.into_iter().collect()))
     }
 
     /// The merged entity each ref should have, from the live observations of every source.

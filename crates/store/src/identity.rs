@@ -104,6 +104,37 @@ impl StoreTx {
         Ok(out)
     }
 
+    /// The aliases some observations of one source hold now: (external id, alias, entity).
+    pub async fn identity_aliases_of(
+        &mut self,
+        source: &str,
+        external_ids: &[String],
+    ) -> Result<Vec<(String, String, String)>> {
+        let q = sql(
+            self.backend(),
+            "SELECT external_id, alias_ref, entity_ref FROM identity_aliases \
+             WHERE source = $1 AND external_id = ANY($2)",
+        );
+        let mut out = Vec::new();
+        for chunk in external_ids.chunks(BATCH * 4) {
+            on_tx!(self, conn => {
+                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+                    .bind(source)
+                    .bind(StrList(chunk.to_vec()))
+                    .fetch_all(conn)
+                    .await?;
+                for r in rows {
+                    out.push((
+                        r.try_get("external_id")?,
+                        r.try_get("alias_ref")?,
+                        r.try_get("entity_ref")?,
+                    ));
+                }
+            });
+        }
+        Ok(out)
+    }
+
     /// Every live observation holding any of `keys`, with the ref it is filed under.
     pub async fn identity_holders(&mut self, keys: &[String]) -> Result<Vec<IdentityHolder>> {
         let q = sql(
@@ -155,8 +186,8 @@ impl StoreTx {
         );
         let alias = sql(
             self.backend(),
-            "INSERT INTO identity_aliases (source, external_id, own_ref, entity_ref) \
-             VALUES ($1, $2, $3, $4)",
+            "INSERT INTO identity_aliases (source, external_id, alias_ref, entity_ref) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
         );
         for (external_id, own_ref, entity_ref) in moves {
             on_tx!(self, conn => {
@@ -185,14 +216,38 @@ impl StoreTx {
         Ok(())
     }
 
-    /// For refs among `refs` that name no live observation of their own but are the own name
-    /// of an observation filed elsewhere: (alias, the ref it is filed under).
+    /// Records names that mean another entity, as (source, external id, alias ref, entity
+    /// ref); they go with the observation's keys in [`Self::replace_identity_keys`].
+    pub async fn add_identity_aliases(
+        &mut self,
+        rows: &[(String, String, String, String)],
+    ) -> Result<()> {
+        for chunk in rows.chunks(BATCH) {
+            on_tx!(self, conn => {
+                let mut qb = QueryBuilder::new(
+                    "INSERT INTO identity_aliases (source, external_id, alias_ref, entity_ref) ",
+                );
+                qb.push_values(chunk, |mut b, r| {
+                    b.push_bind(r.0.clone())
+                        .push_bind(r.1.clone())
+                        .push_bind(r.2.clone())
+                        .push_bind(r.3.clone());
+                });
+                qb.push(" ON CONFLICT DO NOTHING");
+                qb.build().execute(conn).await?;
+            });
+        }
+        Ok(())
+    }
+
+    /// For refs among `refs` that name no live observation of their own but are an alias of
+    /// another entity: (alias, the entity's ref).
     pub async fn identity_aliases(&mut self, refs: &[String]) -> Result<Vec<(String, String)>> {
         let q = sql(
             self.backend(),
-            "SELECT DISTINCT a.own_ref, a.entity_ref FROM identity_aliases a \
-             WHERE a.own_ref = ANY($1) AND NOT EXISTS (SELECT 1 FROM observations o \
-               WHERE o.entity_ref = a.own_ref AND o.deleted_at IS NULL)",
+            "SELECT DISTINCT a.alias_ref, a.entity_ref FROM identity_aliases a \
+             WHERE a.alias_ref = ANY($1) AND NOT EXISTS (SELECT 1 FROM observations o \
+               WHERE o.entity_ref = a.alias_ref AND o.deleted_at IS NULL)",
         );
         let mut out = Vec::new();
         for chunk in refs.chunks(BATCH * 4) {
@@ -202,7 +257,7 @@ impl StoreTx {
                     .fetch_all(conn)
                     .await?;
                 for r in rows {
-                    out.push((r.try_get("own_ref")?, r.try_get("entity_ref")?));
+                    out.push((r.try_get("alias_ref")?, r.try_get("entity_ref")?));
                 }
             });
         }
