@@ -2,6 +2,7 @@
 //! kinds to their crates, and prints results (tables for people, JSON for scripts).
 
 mod commands;
+mod demo;
 mod output;
 mod registry;
 mod serve;
@@ -91,6 +92,8 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Run the whole product on a simulated org: fake APIs, real connectors, the API, no tokens
+    Demo(demo::DemoArgs),
     /// Show recent runs
     Runs {
         /// Only runs of this connector
@@ -280,6 +283,10 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Demo(_)) {
+        // SAFETY: nothing has started a thread yet (telemetry and the runtime start below).
+        unsafe { demo::export_tokens() };
+    }
     // Telemetry settings live in the config; a config that does not load is reported by the
     // command itself, so here it only means "no traces".
     let config_path = cli

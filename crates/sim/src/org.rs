@@ -522,16 +522,17 @@ impl Org {
     pub fn mutate_as(&mut self, kind: Mutation) -> Option<String> {
         match kind {
             Mutation::RenameRepo => {
-                let repo = pick(&mut self.rng, self.repos.len(), |i| self.repos[i].active)?;
+                let repo = pick(&mut self.rng, self.repos.len(), |i| {
+                    self.repos[i].active && undeclared(&self.repos[i])
+                })?;
                 let old = self.repos[repo].name.clone();
                 let new = next_version(&old);
                 self.rename_repo(repo, &new);
                 Some(format!("repository {old} renamed to {new}"))
             }
             Mutation::ChangeOwner => {
-                // A descriptor's owner wins over CODEOWNERS; change one the catalog will follow.
                 let repo = pick(&mut self.rng, self.repos.len(), |i| {
-                    self.repos[i].active && !self.repos[i].files.contains_key("catalog-info.yaml")
+                    self.repos[i].active && undeclared(&self.repos[i])
                 })?;
                 let current = self.repos[repo].owner_team;
                 let team = pick(&mut self.rng, self.teams.len(), |i| {
@@ -583,7 +584,7 @@ impl Org {
             }
             Mutation::ArchiveRepo => {
                 let repo = pick(&mut self.rng, self.repos.len(), |i| {
-                    self.repos[i].active && !self.repos[i].archived
+                    self.repos[i].active && !self.repos[i].archived && undeclared(&self.repos[i])
                 })?;
                 self.archive_repo(repo);
                 Some(format!("repository {} archived", self.repos[repo].name))
@@ -638,6 +639,12 @@ impl Mutation {
         Self::ArchiveRepo,
         Self::DeleteRepo,
     ];
+}
+
+/// A repository without a `catalog-info.yaml`. A descriptor's fields win over what is
+/// discovered, so renames, owner changes and archives are made where the catalog shows them.
+fn undeclared(repo: &Repo) -> bool {
+    !repo.files.contains_key("catalog-info.yaml")
 }
 
 /// A random index in `0..n` among those `keep` accepts.

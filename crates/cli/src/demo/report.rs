@@ -1,0 +1,287 @@
+//! What the demo prints on stdout: each sync's runs, the catalog's summary (entities per kind,
+//! merged entities, audit findings per rule) and the changes each change of the org caused.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use surveyor_audit::Finding;
+use surveyor_engine::RunReport;
+use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, Store, StoreError};
+
+use crate::output;
+
+/// One connector's run in a sync: its report, or why it failed.
+pub struct RunResult {
+    pub connector: String,
+    pub report: Result<RunReport, String>,
+    pub elapsed: Duration,
+}
+
+impl RunResult {
+    pub fn succeeded(&self) -> bool {
+        self.report.as_ref().is_ok_and(|r| {
+            r.status == surveyor_engine::RunStatus::Succeeded && r.problems.is_empty()
+        })
+    }
+}
+
+/// Entity changes of a sync, summed over its runs.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub created: u64,
+    pub updated: u64,
+    pub renamed: u64,
+    pub deleted: u64,
+    pub restored: u64,
+}
+
+impl Totals {
+    pub fn of(runs: &[RunResult]) -> Self {
+        let mut t = Self::default();
+        for r in runs.iter().filter_map(|r| r.report.as_ref().ok()) {
+            t.created += r.counts.created;
+            t.updated += r.counts.updated;
+            t.renamed += r.counts.renamed;
+            t.deleted += r.counts.deleted;
+            t.restored += r.counts.restored;
+        }
+        t
+    }
+}
+
+impl std::fmt::Display for Totals {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "created {}, updated {}, renamed {}, deleted {}, restored {}",
+            self.created, self.updated, self.renamed, self.deleted, self.restored
+        )
+    }
+}
+
+/// The runs of a sync as a table, then their totals.
+pub fn print_runs(runs: &[RunResult]) {
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| match &r.report {
+            Ok(report) => {
+                let c = &report.counts;
+                vec![
+                    r.connector.clone(),
+                    report.status.as_str().to_string(),
+                    c.observed.to_string(),
+                    c.created.to_string(),
+                    c.updated.to_string(),
+                    c.renamed.to_string(),
+                    c.deleted.to_string(),
+                    c.restored.to_string(),
+                    format!("{:.1}s", r.elapsed.as_secs_f64()),
+                ]
+            }
+            Err(_) => {
+                let mut row = vec![r.connector.clone(), "failed".into()];
+                row.extend(std::iter::repeat_n("-".to_string(), 6));
+                row.push(format!("{:.1}s", r.elapsed.as_secs_f64()));
+                row
+            }
+        })
+        .collect();
+    output::table(
+        &[
+            "CONNECTOR",
+            "STATUS",
+            "OBSERVED",
+            "CREATED",
+            "UPDATED",
+            "RENAMED",
+            "DELETED",
+            "RESTORED",
+            "TIME",
+        ],
+        &rows,
+    );
+    say!("Changes: {}", Totals::of(runs));
+    for r in runs {
+        match &r.report {
+            Err(e) => eprintln!("{}: error: {e}", r.connector),
+            Ok(report) => {
+                for s in &report.scopes {
+                    if let Some(reason) = s.status.reason() {
+                        eprintln!(
+                            "{}: scope {:?} incomplete, nothing deleted there: {reason}",
+                            r.connector, s.scope
+                        );
+                    }
+                    for f in &s.refused {
+                        eprintln!(
+                            "{}: refused to delete {} of {} {} in scope {:?} (limit {:.0}%)",
+                            r.connector,
+                            f.would_delete,
+                            f.live,
+                            f.kind,
+                            s.scope,
+                            f.max_ratio * 100.0
+                        );
+                    }
+                }
+                for p in &report.problems {
+                    eprintln!("{}: {p}", r.connector);
+                }
+                if let Some(e) = &report.error {
+                    eprintln!("{}: {e}", r.connector);
+                }
+            }
+        }
+    }
+}
+
+/// The catalog after a sync, as the summary shows it.
+pub struct Summary {
+    /// Live entities per kind, most first.
+    pub kinds: Vec<(String, i64)>,
+    /// Live entities that more than one source describes, with those sources.
+    pub merged: Vec<(String, Vec<String>)>,
+    pub gaps: Vec<Finding>,
+    pub drift: Vec<Finding>,
+}
+
+impl Summary {
+    pub async fn read(
+        store: &Store,
+        sources: &surveyor_audit::Sources,
+    ) -> Result<Self, StoreError> {
+        let mut kinds = store.facet_counts("kind", &EntityFilter::default()).await?;
+        kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let mut merged = Vec::new();
+        for row in store.list_entities(&EntityFilter::default()).await? {
+            let claims: Vec<Value> = serde_json::from_str(&row.sources).unwrap_or_default();
+            let names: BTreeSet<String> = claims
+                .iter()
+                .filter_map(|c| c["source"].as_str().map(str::to_string))
+                .collect();
+            if names.len() > 1 {
+                // In the order the claims list them: the winning source first.
+                let mut ordered: Vec<String> = Vec::new();
+                for c in &claims {
+                    if let Some(s) = c["source"].as_str()
+                        && !ordered.iter().any(|o| o == s)
+                    {
+                        ordered.push(s.to_string());
+                    }
+                }
+                merged.push((row.display_ref, ordered));
+            }
+        }
+        Ok(Self {
+            kinds,
+            merged,
+            gaps: surveyor_audit::ownership(store, sources).await?,
+            drift: surveyor_audit::drift(store, sources).await?,
+        })
+    }
+
+    pub fn print(&self) {
+        let live: i64 = self.kinds.iter().map(|(_, n)| n).sum();
+        say!("\nEntities: {live} live");
+        for (kind, n) in &self.kinds {
+            say!("  {kind:<12} {n:>6}");
+        }
+        say!(
+            "\nMerged: {} entities are described by more than one source",
+            self.merged.len()
+        );
+        let mut widest: Vec<&(String, Vec<String>)> = self.merged.iter().collect();
+        widest.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
+        for (entity, sources) in widest.iter().take(3) {
+            say!("  e.g. {entity}: {}", sources.join(", "));
+        }
+        print_findings("Ownership gaps", &self.gaps);
+        print_findings("Drift findings", &self.drift);
+    }
+}
+
+/// A count per rule, most first.
+fn print_findings(title: &str, findings: &[Finding]) {
+    say!("\n{title}: {}", findings.len());
+    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    for f in findings {
+        *per_rule.entry(f.rule).or_default() += 1;
+    }
+    let mut rules: Vec<(&str, usize)> = per_rule.into_iter().collect();
+    rules.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    for (rule, n) in rules {
+        say!("  {rule:<28} {n:>6}");
+    }
+}
+
+/// How many example changes a change of the org shows.
+const EXAMPLES: usize = 6;
+
+/// What one change of the org did to the catalog: the totals, the connectors that changed
+/// something, and a few of the changes themselves.
+pub async fn print_round(
+    store: &Store,
+    number: usize,
+    what: &str,
+    runs: &[RunResult],
+    since: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    say!("\nChange {number}: {what}");
+    say!("  sync: {}", Totals::of(runs));
+    for r in runs {
+        match &r.report {
+            Ok(report) if report.counts.changes() > 0 => {
+                let c = &report.counts;
+                let parts: Vec<String> = [
+                    ("created", c.created),
+                    ("updated", c.updated),
+                    ("renamed", c.renamed),
+                    ("deleted", c.deleted),
+                    ("restored", c.restored),
+                ]
+                .iter()
+                .filter(|(_, n)| *n > 0)
+                .map(|(op, n)| format!("{op} {n}"))
+                .collect();
+                say!("    {:<10} {}", r.connector, parts.join(", "));
+            }
+            Ok(report) if report.status != surveyor_engine::RunStatus::Succeeded => {
+                say!("    {:<10} {}", r.connector, report.status.as_str());
+            }
+            Ok(_) => {}
+            Err(e) => say!("    {:<10} failed: {e}", r.connector),
+        }
+    }
+    let run_ids: BTreeSet<&str> = runs
+        .iter()
+        .filter_map(|r| r.report.as_ref().ok())
+        .map(|r| r.run_id.as_str())
+        .collect();
+    let changes = store
+        .list_changes(&ChangeFilter {
+            since: Some(since),
+            ..ChangeFilter::default()
+        })
+        .await?;
+    let ours: Vec<_> = changes
+        .iter()
+        .filter(|c| run_ids.contains(c.run_id.as_str()))
+        .collect();
+    // Taken in turns from each kind of change, so every kind that happened is shown.
+    let by_op: Vec<Vec<&surveyor_store::ChangeRow>> = ChangeOp::ALL
+        .iter()
+        .map(|op| ours.iter().copied().filter(|c| c.op == *op).collect())
+        .collect();
+    let most = by_op.iter().map(Vec::len).max().unwrap_or(0);
+    let shown = (0..most).flat_map(|i| by_op.iter().filter_map(move |of_op| of_op.get(i)));
+    for c in shown.take(EXAMPLES) {
+        let what = match &c.previous_ref {
+            Some(prev) if c.op == ChangeOp::Renamed => format!("{prev} -> {}", c.entity_ref),
+            _ => c.entity_ref.clone(),
+        };
+        say!("    {:<9} {what} ({})", c.op.as_str(), c.source);
+    }
+    Ok(())
+}
