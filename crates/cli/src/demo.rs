@@ -32,28 +32,37 @@ use progress::{Progress, Watched};
 use report::{RunResult, Summary};
 use world::World;
 
+/// `surveyor demo --help`'s examples (a literal, for `concat!`).
+macro_rules! examples {
+    () => {
+        "Examples:
+  surveyor demo --once                sync, print the summary, exit
+  surveyor demo                       ... then serve the API, change the org every 30s
+  surveyor demo --once --changes 4    ... and show four changes without waiting
+  surveyor demo --size medium --seed 7 --port 8080 --mutate-every 10"
+    };
+}
+
 /// Run the whole product on a simulated organisation: no tokens, no network
 #[derive(Debug, Args)]
 #[command(
-    long_about = "Run the whole product on a simulated organisation: no tokens, no network.\n\n\
-                  Starts simulated GitHub, GitLab, Kubernetes, PagerDuty and Jira APIs on \
-                  loopback, all serving one generated org (teams, people, repositories with \
-                  CODEOWNERS and manifests, workloads, on-call, Jira projects). Writes a config \
-                  that points the real connectors at them (<DB name>.toml next to the catalog, \
-                  tokens as ${ENV} references the demo sets for itself), syncs into a SQLite \
-                  catalog with a progress line per connector, and prints a summary: entities \
-                  per kind, entities merged from several sources, ownership gaps and drift \
-                  findings per rule.\n\n\
-                  Then it serves the HTTP API (as `surveyor serve` does) and the org lives: \
-                  every --mutate-every seconds it changes (a repository renamed, an owner \
-                  changed in CODEOWNERS, a workload removed, a team disbanded, a repository \
-                  created, archived or deleted, a person leaving), the next sync runs, and the \
-                  demo prints what that sync changed. Ctrl-C stops it.",
-    after_help = "Examples:\n  \
-                  surveyor demo --once                 sync, print the summary, exit\n  \
-                  surveyor demo                        ... then serve http://127.0.0.1:7878/docs and change the org every 30s\n  \
-                  surveyor demo --once --changes 4     ... and show four changes of the org without waiting\n  \
-                  surveyor demo --size medium --seed 7 --port 8080 --mutate-every 10"
+    after_help = examples!(),
+    after_long_help = concat!(
+        "What it does:\n  ",
+        "Starts simulated GitHub, GitLab, Kubernetes, PagerDuty and Jira APIs on loopback, all\n  ",
+        "serving one generated org (teams, people, repositories with CODEOWNERS and manifests,\n  ",
+        "workloads, on-call, Jira projects), writes a config that points the real connectors at\n  ",
+        "them (<name>.toml beside the catalog; tokens as ${ENV} references the demo sets for\n  ",
+        "itself), syncs into a SQLite catalog with a progress line per connector, and prints a\n  ",
+        "summary: entities per kind, entities merged from several sources, ownership gaps and\n  ",
+        "drift findings per rule.\n\n  ",
+        "Without --once it then serves the HTTP API, as `surveyor serve` does, and the org lives:\n  ",
+        "every --mutate-every seconds one thing changes (a repository renamed, an owner changed\n  ",
+        "in CODEOWNERS, a workload removed, a team disbanded, a repository created, archived or\n  ",
+        "deleted, a person leaving), the next sync runs, and the demo prints what it changed.\n  ",
+        "Ctrl-C stops it.\n\n",
+        examples!()
+    )
 )]
 pub struct DemoArgs {
     /// How big an org: small (6 teams, 30 people, 40 repositories), medium (50, 400, 1,000)
@@ -157,19 +166,28 @@ impl Files {
             .and_then(|s| s.to_str())
             .filter(|s| !s.is_empty())
             .ok_or_else(|| bad("not a file name in UTF-8"))?;
+        let config = dir.join(format!("{stem}.toml"));
+        if db
+            .extension()
+            .is_some_and(|e| e == "toml" || e == "kubeconfig")
+        {
+            return Err(bad(
+                "the demo writes its config and kubeconfig beside the catalog under the catalog's name; give the catalog another extension (.db)",
+            ));
+        }
         Ok(Self {
-            config: dir.join(format!("{stem}.toml")),
+            config,
             database: name.to_string(),
             kubeconfig: format!("{stem}.kubeconfig"),
             cache: format!("{stem}.cache"),
             dir,
         })
     }
+}
 
-    fn write(&self, path: &Path, text: &str) -> Result<(), CliError> {
-        std::fs::write(path, text)
-            .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))
-    }
+fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
+    std::fs::write(path, text)
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))
 }
 
 /// What the API shows of the demo's connectors on `/api/v1/connectors`.
@@ -279,12 +297,24 @@ impl Catalog {
         }
     }
 
+    /// Records the audits' findings with their history, as `surveyor sync` does after a sync.
+    async fn record_findings(&self) -> Option<surveyor_audit::Recorded> {
+        match surveyor_audit::record(&self.store, &self.sources, Utc::now()).await {
+            Ok(recorded) => Some(recorded),
+            Err(e) => {
+                eprintln!("warning: could not record audit findings: {e}");
+                None
+            }
+        }
+    }
+
     /// Changes the org once, syncs, and prints what the sync changed.
     async fn live_once(&self, world: &mut World, number: usize) -> Result<(), CliError> {
         let what = world.change();
         let since = Utc::now();
         let runs = self.sync(&Progress::Quiet).await;
-        report::print_round(&self.store, number, &what, &runs, since).await?;
+        let findings = self.record_findings().await;
+        report::print_round(&self.store, number, &what, &runs, findings.as_ref(), since).await?;
         Ok(())
     }
 }
@@ -332,8 +362,8 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     for w in warnings {
         eprintln!("  warning: {w}");
     }
-    files.write(&files.dir.join(&files.kubeconfig), &world.kubeconfig())?;
-    files.write(
+    write_file(&files.dir.join(&files.kubeconfig), &world.kubeconfig())?;
+    write_file(
         &files.config,
         &world.config(&files.database, &files.kubeconfig, &files.cache, &listen),
     )?;
@@ -372,13 +402,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             source_priority: config.source_priority(),
             identity: Arc::new(config.identity.clone()),
         },
-        sources: surveyor_audit::Sources {
-            kinds: config
-                .connectors
-                .iter()
-                .map(|c| (c.id.clone(), c.kind.clone()))
-                .collect(),
-        },
+        sources: crate::serve::audit_sources(&config),
         store,
         connectors,
         status: Arc::new(Mutex::new(status)),
@@ -396,6 +420,12 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     Summary::read(&catalog.store, &catalog.sources)
         .await?
         .print();
+    if let Some(recorded) = catalog.record_findings().await {
+        say!(
+            "Findings recorded with their history (surveyor audit ... --history): {}",
+            report::delta(&recorded)
+        );
+    }
     let all_succeeded = runs.iter().all(RunResult::succeeded);
 
     let mut changes = 0;

@@ -157,7 +157,8 @@ fn each_change_of_the_living_org_shows_in_the_next_sync() {
     );
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "{stdout}\n{stderr}");
-    // Each change: its title, its sync's totals, then the connectors and example changes.
+    // Each change: its title, its sync's totals, then the findings, the connectors that changed
+    // something and example changes.
     let mut rounds: Vec<(String, BTreeMap<String, u64>, Vec<String>)> = Vec::new();
     let mut lines = stdout.lines().peekable();
     while let Some(line) = lines.next() {
@@ -170,12 +171,18 @@ fn each_change_of_the_living_org_shows_in_the_next_sync() {
             .map(ops)
             .expect("the sync's totals");
         let mut detail = Vec::new();
-        while let Some(l) = lines.next_if(|l| l.starts_with("    ")) {
+        while let Some(l) = lines.next_if(|l| l.starts_with("  ")) {
             detail.push(l.trim().to_string());
         }
         rounds.push((what.to_string(), totals, detail));
     }
     assert_eq!(rounds.len(), 4, "{stdout}");
+    for (what, _, detail) in &rounds {
+        assert!(
+            detail.iter().any(|l| l.starts_with("findings: ownership ")),
+            "{what}: the audits' findings are recorded after each sync"
+        );
+    }
     let example = |round: usize, op: &str, kind: &str| {
         rounds[round]
             .2

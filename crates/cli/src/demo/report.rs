@@ -216,6 +216,17 @@ fn print_findings(title: &str, findings: &[Finding]) {
     }
 }
 
+/// New and resolved findings per audit: `ownership 2 new, 1 resolved; drift 0 new, 3 resolved`.
+pub fn delta(recorded: &surveyor_audit::Recorded) -> String {
+    format!(
+        "ownership {} new, {} resolved; drift {} new, {} resolved",
+        recorded.ownership.opened,
+        recorded.ownership.resolved,
+        recorded.drift.opened,
+        recorded.drift.resolved
+    )
+}
+
 /// How many example changes a change of the org shows.
 const EXAMPLES: usize = 6;
 
@@ -226,10 +237,14 @@ pub async fn print_round(
     number: usize,
     what: &str,
     runs: &[RunResult],
+    findings: Option<&surveyor_audit::Recorded>,
     since: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     say!("\nChange {number}: {what}");
     say!("  sync: {}", Totals::of(runs));
+    if let Some(recorded) = findings {
+        say!("  findings: {}", delta(recorded));
+    }
     for r in runs {
         match &r.report {
             Ok(report) if report.counts.changes() > 0 => {

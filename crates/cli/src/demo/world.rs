@@ -269,8 +269,8 @@ impl Front {
     }
 }
 
-/// Text as the content of a TOML basic string: the config holds file names the demo chose,
-/// but the directory the user gave may have any name.
+/// Text as the content of a TOML basic string: the catalog's file name is the user's (`--db`)
+/// and may hold quotes or backslashes.
 fn toml_escaped(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
