@@ -22,6 +22,8 @@ use utoipa::OpenApi;
         crate::v1::trigger,
         crate::v1::audit_ownership,
         crate::v1::audit_drift,
+        crate::v1::audit_ownership_history,
+        crate::v1::audit_drift_history,
         crate::backstage::entities,
         crate::backstage::by_name,
         crate::backstage::by_query,

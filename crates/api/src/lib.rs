@@ -117,6 +117,11 @@ pub fn router(store: Store, config: ApiConfig, control: Option<Arc<dyn Control>>
         .route("/api/v1/connectors/{id}/sync", post(v1::trigger))
         .route("/api/v1/audit/ownership", get(v1::audit_ownership))
         .route("/api/v1/audit/drift", get(v1::audit_drift))
+        .route(
+            "/api/v1/audit/ownership/history",
+            get(v1::audit_ownership_history),
+        )
+        .route("/api/v1/audit/drift/history", get(v1::audit_drift_history))
         .route("/api/catalog/entities", get(backstage::entities))
         .route("/api/catalog/entities/by-query", get(backstage::by_query))
         .route(

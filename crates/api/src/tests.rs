@@ -161,6 +161,9 @@ async fn start(config: ApiConfig, control: Option<Arc<dyn Control>>) -> Server {
     surveyor_engine::run_connector(&store, &Fixed(catalog()), &Default::default())
         .await
         .expect("sync");
+    surveyor_audit::record(&store, &Default::default(), chrono::Utc::now())
+        .await
+        .expect("record findings");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -313,6 +316,17 @@ async fn one_entity_its_graph_history_and_runs() {
         .count();
     assert_eq!(unresolved, 3, "{audit}");
     assert_eq!(s.get("/api/v1/audit/drift").await.0, 200);
+    let (code, history) = s.get("/api/v1/audit/ownership/history").await;
+    assert_eq!(code, 200);
+    let recorded: Vec<&Value> = history["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["rule"] == "owner-unresolved")
+        .collect();
+    assert_eq!(recorded.len(), 3, "{history}");
+    assert!(recorded[0]["firstSeen"].is_string() && recorded[0]["resolvedAt"].is_null());
+    assert_eq!(s.get("/api/v1/audit/drift/history").await.0, 200);
     let (_, runs) = s.get("/api/v1/runs").await;
     assert_eq!(runs["items"][0]["status"], "succeeded");
 }

@@ -473,3 +473,20 @@ pub async fn audit_drift(State(state): State<AppState>) -> Result<Json<Value>, A
         json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
     ))
 }
+
+/// Recorded ownership findings, resolved ones too: when each was first and last seen, and
+/// when it was resolved (`null` while open). Recorded after every sync.
+#[utoipa::path(get, path = "/api/v1/audit/ownership/history", responses((status = 200, description = "`{findings}` with firstSeen, lastSeen, resolvedAt")))]
+pub async fn audit_ownership_history(
+    State(state): State<AppState>,
+) -> Result<Json<Value>, ApiError> {
+    let findings = state.store.findings("ownership", true).await?;
+    Ok(Json(json!({ "findings": findings })))
+}
+
+/// Recorded drift findings with their history, as for ownership.
+#[utoipa::path(get, path = "/api/v1/audit/drift/history", responses((status = 200, description = "`{findings}` with firstSeen, lastSeen, resolvedAt")))]
+pub async fn audit_drift_history(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let findings = state.store.findings("drift", true).await?;
+    Ok(Json(json!({ "findings": findings })))
+}
