@@ -256,3 +256,133 @@ async fn one_service_from_four_sources_is_one_entity_and_the_audit_finds_the_gap
         ts.cleanup().await;
     }
 }
+
+/// Identity beyond names on the simulated org: a repository's descriptor that claims a
+/// PagerDuty service by id takes it in, whatever PagerDuty calls it; a person GitHub knows by
+/// login and PagerDuty by address is one user (their verified email).
+#[tokio::test]
+async fn a_descriptor_claims_its_pagerduty_service_and_people_meet_by_email() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let org = Org::generate(&OrgSpec::small());
+        let account = Account::from_org(&org);
+        // A repository with a PagerDuty service of its own (named after it).
+        let (index, service_id) = org
+            .repos
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.active && !r.files.contains_key("catalog-info.yaml"))
+            .find_map(|(i, r)| {
+                let title: Vec<String> = r
+                    .name
+                    .split('-')
+                    .map(|w| {
+                        let mut c = w.chars();
+                        c.next()
+                            .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
+                            .unwrap_or_default()
+                    })
+                    .collect();
+                account.service_id(&title.join(" ")).map(|id| (i, id))
+            })
+            .expect("a repository with a service");
+        let repo = org.repos[index].clone();
+        let github = GithubFake::start(vec![org.clone()]).await.expect("github");
+        github.with_org("acme", |o| {
+            o.repos[index].files.insert(
+                "catalog-info.yaml".into(),
+                format!(
+                    "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: {}\n  annotations:\n    pagerduty.com/service-id: {service_id}\nspec:\n  type: service\n  lifecycle: production\n  owner: group:default/{}\n",
+                    repo.name, o.teams[repo.owner_team].slug
+                ),
+            );
+            o.generation += 1;
+        });
+        let pagerduty = PagerDutyFake::start(account).await.expect("pd");
+        // PagerDuty calls it something else entirely.
+        pagerduty.with_account(|a| {
+            let s = a.services.get_mut(&service_id).expect("service");
+            s["name"] = serde_json::json!("Checkout Pager (prod)");
+            s["summary"] = serde_json::json!("Checkout Pager (prod)");
+        });
+        let dir = tempfile::tempdir().expect("dir");
+        let gh: GithubConfig = toml::from_str(&format!(
+            "orgs = [\"acme\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"",
+            github.url()
+        ))
+        .expect("github");
+        let pd: PagerDutyConfig = toml::from_str(&format!(
+            "subdomain = \"acme\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = 1000",
+            pagerduty.url()
+        ))
+        .expect("pagerduty");
+        let options = ReconcileOptions {
+            source_priority: [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
+            ..ReconcileOptions::default()
+        };
+        // PagerDuty first, so the join happens when the declaration arrives.
+        let connectors: Vec<Box<dyn Connector>> = vec![
+            Box::new(PagerDutyConnector::new("pagerduty", pd).expect("pagerduty")),
+            Box::new(GithubConnector::new("github", gh, dir.path()).expect("github")),
+        ];
+        for c in &connectors {
+            let r = run_connector(store, c.as_ref(), &options)
+                .await
+                .expect("run");
+            assert_eq!(r.status, RunStatus::Succeeded, "{}: {r:?}", c.id());
+        }
+        let key = format!("component:default/{}", repo.name);
+        let row = store.get_entity(&key).await.expect("get").expect("merged");
+        let claims: Vec<Value> = serde_json::from_str(&row.sources).expect("sources");
+        let sources: Vec<&str> = claims.iter().filter_map(|c| c["source"].as_str()).collect();
+        assert!(
+            sources.contains(&"github") && sources.contains(&"pagerduty"),
+            "{backend}: {key} from {sources:?}"
+        );
+        let body: Value = serde_json::from_str(&row.body).expect("body");
+        assert_eq!(
+            body["metadata"]["annotations"]["pagerduty.com/service-id"],
+            service_id.as_str()
+        );
+        let stray = store
+            .get_entity("component:default/checkout-pager-prod")
+            .await
+            .expect("get");
+        assert!(
+            stray.is_none_or(|r| r.deleted_at.is_some()),
+            "{backend}: PagerDuty's name is no entity of its own"
+        );
+
+        // People: GitHub's login and PagerDuty's address name one user.
+        let person = org
+            .people
+            .iter()
+            .find(|p| p.active && p.email.is_some())
+            .expect("a person with a public email");
+        let user = store
+            .get_entity(&format!("user:default/{}", person.login))
+            .await
+            .expect("get")
+            .expect("the GitHub user");
+        let claims: Vec<Value> = serde_json::from_str(&user.sources).expect("sources");
+        assert!(
+            claims.iter().any(|c| c["source"] == "pagerduty"),
+            "{backend}: {} met PagerDuty's user by email: {claims:?}",
+            person.login
+        );
+        let local = person
+            .email
+            .as_deref()
+            .and_then(|e| e.split('@').next())
+            .unwrap_or_default();
+        let pd_named = store
+            .get_entity(&format!("user:default/{local}"))
+            .await
+            .expect("get");
+        assert!(
+            pd_named.is_none_or(|r| r.deleted_at.is_some()),
+            "{backend}: no second user {local}"
+        );
+        ts.cleanup().await;
+    }
+}
