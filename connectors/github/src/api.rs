@@ -41,6 +41,12 @@ pub enum ApiError {
     Redirected { asked: String, answered: String },
     #[error("GitHub App authentication failed: {0}")]
     App(String),
+    #[error("{what}: the last page came after {read} of {total}; the rest was not read")]
+    EndedEarly {
+        what: &'static str,
+        read: u64,
+        total: u64,
+    },
 }
 
 impl ApiError {

@@ -378,6 +378,8 @@ impl GithubConnector {
         let mut first = self.settings.page_size;
         let mut after: Option<String> = None;
         let query = queries::repositories_query();
+        // Nodes read, `null` ones (items behind SAML) included, to hold against `totalCount`.
+        let mut read = 0;
         loop {
             let vars = json!({"login": org, "after": after});
             let page: Repositories =
@@ -385,17 +387,17 @@ impl GithubConnector {
                     Ok(p) => p,
                     Err(e) => return (repos, Some(e)),
                 };
+            read += page.repositories.nodes.len() as u64;
             repos.extend(page.repositories.nodes.into_iter().flatten());
             if !page.repositories.page_info.has_next_page {
-                return (repos, None);
+                // A last page short of the total means the list was cut (or changed while it
+                // was read): what is missing must not read as deleted.
+                let error = ended_early("repositories", read, page.repositories.total_count);
+                return (repos, error);
             }
             after = page.repositories.page_info.end_cursor;
             if after.is_none() {
-                let e = ApiError::Graphql {
-                    kind: None,
-                    message: "a page said there was more but gave no cursor".into(),
-                };
-                return (repos, Some(e));
+                return (repos, Some(no_cursor()));
             }
         }
     }
@@ -409,9 +411,11 @@ impl GithubConnector {
         let mut members: BTreeMap<String, Vec<UserNode>> = BTreeMap::new();
         let mut first = self.settings.page_size;
         let mut after: Option<String> = None;
+        let mut read = 0;
         loop {
             let vars = json!({"login": org, "after": after, "members": 100});
             let page: Teams = self.api.graphql_page(TEAMS, vars, org, &mut first).await?;
+            read += page.teams.nodes.len() as u64;
             for mut team in page.teams.nodes.into_iter().flatten() {
                 let mut list: Vec<UserNode> = std::mem::take(&mut team.members.nodes)
                     .into_iter()
@@ -430,16 +434,40 @@ impl GithubConnector {
                     list.extend(t.members.nodes.into_iter().flatten());
                     more = t.members.page_info.has_next_page;
                     cursor = t.members.page_info.end_cursor;
+                    if more && cursor.is_none() {
+                        return Err(no_cursor());
+                    }
                 }
                 members.insert(team.slug.clone(), list);
                 teams.push(team);
             }
             if !page.teams.page_info.has_next_page {
+                if let Some(e) = ended_early("teams", read, page.teams.total_count) {
+                    return Err(e);
+                }
                 break;
             }
             after = page.teams.page_info.end_cursor;
+            if after.is_none() {
+                // Asking again without a cursor would start over, and never end.
+                return Err(no_cursor());
+            }
         }
         Ok((teams, members))
+    }
+}
+
+/// A list whose last page came before its `totalCount` was reached.
+fn ended_early(what: &'static str, read: u64, total: Option<u64>) -> Option<ApiError> {
+    total
+        .filter(|t| read < *t)
+        .map(|total| ApiError::EndedEarly { what, read, total })
+}
+
+fn no_cursor() -> ApiError {
+    ApiError::Graphql {
+        kind: None,
+        message: "a page said there was more but gave no cursor".into(),
     }
 }
 

@@ -160,6 +160,9 @@ pub struct PageInfo {
 pub struct Connection<T> {
     pub page_info: PageInfo,
     pub nodes: Vec<Option<T>>,
+    /// Items in the whole connection: a listing that ends short of it was cut off.
+    #[serde(default)]
+    pub total_count: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -399,6 +399,7 @@ impl GitlabConnector {
                 ""
             },
         );
+        let first_url = url.clone();
         let mut listed: Vec<Listed> = Vec::new();
         let mut problems: Vec<String> = Vec::new();
         let mut unread: Vec<(u64, String)> = Vec::new();
@@ -411,6 +412,9 @@ impl GitlabConnector {
                     break;
                 }
             };
+            let full_after = (page.len() >= s.page_size as usize)
+                .then(|| page.iter().map(|p| p.id).max())
+                .flatten();
             let kept: Vec<RestProject> = page.into_iter().filter(|p| self.keeps(p)).collect();
             let ids: Vec<u64> = kept.iter().map(|p| p.id).collect();
             let mut batch = self
@@ -432,9 +436,17 @@ impl GitlabConnector {
                 }
                 listed.push(Listed { project, node });
             }
-            match next {
-                Some(n) => url = n,
-                None => break,
+            match (next, full_after) {
+                (Some(n), _) => url = n,
+                (None, Some(last)) => {
+                    // Keyset pages carry no totals: a full page without a next link is the
+                    // exact end or a cut list, and one more page after its last id tells.
+                    if let Some(problem) = self.projects_after(&first_url, last).await {
+                        problems.push(format!("projects after {} listed: {problem}", listed.len()));
+                    }
+                    break;
+                }
+                (None, None) => break,
             }
         }
         if let Some((id, why)) = unread.first() {
@@ -444,6 +456,24 @@ impl GitlabConnector {
             ));
         }
         (listed, problems)
+    }
+
+    /// Why the project list is not over after project `last`, if it is not: the keyset page
+    /// after it holds projects. (Where keyset is not served, `id_after` is ignored and the
+    /// first page comes back, whose ids are not after `last`: the end stands.)
+    async fn projects_after(&self, first_url: &str, last: u64) -> Option<String> {
+        let probe = format!("{first_url}&id_after={last}");
+        match self.api.rest_page::<RestProject>(&probe).await {
+            Ok((more, _)) => {
+                let beyond = more.iter().filter(|p| p.id > last).count();
+                (beyond > 0).then(|| {
+                    format!(
+                        "a full page came without a next link, yet {beyond} more projects followed it"
+                    )
+                })
+            }
+            Err(e) => Some(e.to_string()),
+        }
     }
 
     fn keeps(&self, p: &RestProject) -> bool {

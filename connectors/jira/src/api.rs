@@ -132,6 +132,8 @@ pub enum ApiError {
     Decode { path: String, message: String },
     #[error("{path}: the page at startAt={start} was empty but did not say it was the last")]
     EmptyPage { path: String, start: u64 },
+    #[error("{path}: the last page came after {read} of {total}; the rest was not read")]
+    EndedEarly { path: String, read: u64, total: u64 },
     #[error("the requests for project {project} ended abnormally")]
     Aborted { project: String },
 }
@@ -310,6 +312,16 @@ impl Api {
                 (None, None) => page.max_results.is_none_or(|m| got < m),
             };
             if last {
+                // A last page short of the total: the list was cut (or shrank while it was
+                // read), and what is missing must not read as deleted.
+                if let Some(total) = page.total.filter(|t| next < *t) {
+                    let e = ApiError::EndedEarly {
+                        path: path.to_string(),
+                        read: next,
+                        total,
+                    };
+                    return Listed::cut(items, e);
+                }
                 return Listed { items, error: None };
             }
             if got == 0 {

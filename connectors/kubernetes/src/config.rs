@@ -22,6 +22,7 @@ pub const KEYS: &[&str] = &[
     "namespace",
     "page_size",
     "timeout_secs",
+    "max_retries",
 ];
 
 /// Namespaces Kubernetes and its distributions run themselves; skipped unless asked for.
@@ -87,6 +88,10 @@ pub struct KubernetesConfig {
     pub page_size: u32,
     #[serde(default = "default_timeout")]
     pub timeout_secs: u64,
+    /// Attempts after the first for a list page that failed in a way that may pass (429, 5xx,
+    /// a timeout, a dropped connection).
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
 }
 
 fn default_cluster_name() -> String {
@@ -107,6 +112,9 @@ fn default_page_size() -> u32 {
 }
 fn default_timeout() -> u64 {
     30
+}
+fn default_retries() -> u32 {
+    3
 }
 
 /// Why a kubernetes connector cannot be built; each message starts with the key at fault.
@@ -149,6 +157,7 @@ pub struct Settings {
     pub namespace: String,
     pub page_size: u32,
     pub timeout: std::time::Duration,
+    pub max_retries: u32,
 }
 
 impl Settings {
@@ -243,6 +252,7 @@ impl KubernetesConfig {
             namespace: self.namespace,
             page_size: self.page_size,
             timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
+            max_retries: self.max_retries,
         })
     }
 }

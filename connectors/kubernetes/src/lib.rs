@@ -12,6 +12,7 @@ mod objects;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
+use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
@@ -98,6 +99,10 @@ impl KubernetesConnector {
         };
         config.connect_timeout = Some(self.settings.timeout);
         config.read_timeout = Some(self.settings.timeout);
+        // kube's own retries (15, backing off towards 1000 s, honouring any Retry-After) would
+        // stall a crawl for minutes on a throttled or failing API server; `list_page` retries
+        // within `max_retries` instead.
+        config.default_retry = false;
         kube::Client::try_from(config).map_err(|e| first_line(&e.to_string()))
     }
 
@@ -124,6 +129,7 @@ impl KubernetesConnector {
         let namespaces: Vec<Object> = match list_all(
             Api::<Namespace>::all(client.clone()),
             self.settings.page_size,
+            self.settings.max_retries,
         )
         .await
         {
@@ -205,8 +211,8 @@ impl KubernetesConnector {
         by_namespace: &mut BTreeMap<String, Vec<Object>>,
         failed: &mut BTreeMap<String, String>,
     ) -> Result<(), String> {
-        let page = self.settings.page_size;
-        match list_all(Api::<K>::all(client.clone()), page).await {
+        let (page, retries) = (self.settings.page_size, self.settings.max_retries);
+        match list_all(Api::<K>::all(client.clone()), page, retries).await {
             Ok(items) => {
                 for item in &items {
                     let o = item.to_object();
@@ -221,7 +227,7 @@ impl KubernetesConnector {
                     if failed.contains_key(ns) {
                         continue;
                     }
-                    match list_all(Api::<K>::namespaced(client.clone(), ns), page).await {
+                    match list_all(Api::<K>::namespaced(client.clone(), ns), page, retries).await {
                         Ok(items) => by_namespace
                             .entry(ns.clone())
                             .or_default()
@@ -252,7 +258,7 @@ enum ListError {
     Unreachable(String),
 }
 
-async fn list_all<K>(api: Api<K>, limit: u32) -> Result<Vec<K>, ListError>
+async fn list_all<K>(api: Api<K>, limit: u32, retries: u32) -> Result<Vec<K>, ListError>
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
 {
@@ -265,12 +271,21 @@ where
             if let Some(t) = &token {
                 params = params.continue_token(t);
             }
-            match api.list(&params).await {
+            match list_page(&api, &params, retries).await {
                 Ok(list) => {
                     items.extend(list.items);
                     match list.metadata.continue_.filter(|c| !c.is_empty()) {
                         Some(next) => token = Some(next),
-                        None => return Ok(items),
+                        // Items said to remain with no token to reach them: a cut list, whose
+                        // missing tail must not read as deleted.
+                        None => match list.metadata.remaining_item_count.filter(|n| *n > 0) {
+                            Some(left) => {
+                                return Err(ListError::Api(format!(
+                                    "the list ended with {left} items remaining and no continue token"
+                                )));
+                            }
+                            None => return Ok(items),
+                        },
                     }
                 }
                 Err(kube::Error::Api(status)) if status.code == 410 && !restarted => {
@@ -290,10 +305,73 @@ where
                         status.code, status.reason, status.message
                     )));
                 }
-                Err(e) => return Err(ListError::Unreachable(first_line(&e.to_string()))),
+                Err(e) => return Err(ListError::Unreachable(error_chain(&e))),
             }
         }
     }
+}
+
+/// The longest wait between two attempts at a page, the server's `retryAfterSeconds` included;
+/// a server that asks for longer gets the failure reported instead.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(60);
+
+/// One page, tried again after failures that may pass (429, 5xx, no answer) at most `retries`
+/// more times, waiting what a 429 asks (`retryAfterSeconds`) or 0.5 s doubling to 8 s.
+async fn list_page<K>(
+    api: &Api<K>,
+    params: &ListParams,
+    retries: u32,
+) -> Result<kube::core::ObjectList<K>, kube::Error>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned,
+{
+    let mut attempt = 0;
+    loop {
+        match api.list(params).await {
+            Err(e) if attempt < retries && is_transient(&e) => {
+                let asked = match &e {
+                    kube::Error::Api(s) => s
+                        .details
+                        .as_ref()
+                        .map(|d| Duration::from_secs(u64::from(d.retry_after_seconds)))
+                        .filter(|w| !w.is_zero()),
+                    _ => None,
+                };
+                let wait = asked.unwrap_or(Duration::from_millis(500 << attempt.min(4)));
+                if wait > MAX_RETRY_WAIT {
+                    return Err(e);
+                }
+                attempt += 1;
+                tracing::debug!(kind = %K::plural(&()), error = %first_line(&e.to_string()), wait_ms = wait.as_millis() as u64, "retrying a list page");
+                tokio::time::sleep(wait).await;
+            }
+            other => return other,
+        }
+    }
+}
+
+/// Failures another attempt may not meet: throttling, server errors, no answer at all.
+fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(s) => matches!(s.code, 429 | 500 | 502 | 503 | 504),
+        kube::Error::HyperError(_) | kube::Error::Service(_) => true,
+        _ => false,
+    }
+}
+
+/// An error and its causes in one line (`ServiceError: client error: operation timed out`):
+/// the top of kube's errors alone often hides what happened.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = vec![first_line(&e.to_string())];
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let line = first_line(&c.to_string());
+        if parts.last().is_none_or(|last| !last.contains(&line)) {
+            parts.push(line);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
 }
 
 fn first_line(s: &str) -> String {

@@ -42,6 +42,12 @@ enum ListError {
     Http(HttpError),
     #[error("unreadable answer: {0}")]
     Decode(String),
+    #[error("{path}: the last page came after {read} of {total}; the rest was not read")]
+    EndedEarly {
+        path: String,
+        read: usize,
+        total: usize,
+    },
 }
 
 impl From<HttpError> for ListError {
@@ -103,13 +109,16 @@ impl PagerDutyConnector {
         })
     }
 
-    /// Every item of `path`'s list (`key` in the answer), `PAGE` at a time.
+    /// Every item of `path`'s list (`key` in the answer), `PAGE` at a time. The first page asks
+    /// for the `total`, so that a list that says it is done before reaching it is caught.
     async fn list(&self, path: &str, key: &str, extra: &str) -> Result<Listed, ListError> {
         let mut items = Vec::new();
         let mut offset = 0;
+        let mut total: Option<usize> = None;
         loop {
+            let count = if offset == 0 { "&total=true" } else { "" };
             let url = format!(
-                "{}{path}?limit={PAGE}&offset={offset}{extra}",
+                "{}{path}?limit={PAGE}&offset={offset}{count}{extra}",
                 self.settings.api_url
             );
             let response = self.http.get(&url, self.headers.clone()).await?;
@@ -121,8 +130,20 @@ impl PagerDutyConnector {
                 .ok_or_else(|| ListError::Decode(format!("{path}: no `{key}` list")))?;
             offset += page.len();
             items.extend(page.iter().cloned());
+            if offset == page.len() {
+                total = body["total"].as_u64().map(|t| t as usize);
+            }
             let more = body["more"].as_bool().unwrap_or(false);
             if !more || page.is_empty() {
+                // Fewer than the first page counted: the list was cut (or shrank while it was
+                // read); either way what is missing must not read as deleted.
+                if let Some(total) = total.filter(|t| items.len() < *t) {
+                    return Err(ListError::EndedEarly {
+                        path: path.to_string(),
+                        read: items.len(),
+                        total,
+                    });
+                }
                 return Ok(Listed {
                     items,
                     capped: false,
