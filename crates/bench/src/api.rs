@@ -1,61 +1,96 @@
-//! Load on the HTTP API: a filtered entity list (kind + owner, 50 per page) from many concurrent
-//! clients on loopback against a large catalog, while a sync writes to it. Prints latency
-//! percentiles and the error count.
+//! The `api` scenario: filtered entity lists (kind, kind+owner, kind+label) and Backstage's
+//! by-query on a large catalog, each from many concurrent clients on loopback; then all of them
+//! mixed while a sync changes 1% of the catalog. Latency percentiles and errors per query.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use serde::Serialize;
 use surveyor_engine::{ReconcileOptions, run_connector};
-use surveyor_store::Store;
-use tokio::sync::Mutex;
 
-use crate::{BackendArg, Generated};
+use crate::clients::{self, Latency, QueryMix};
+use crate::db::{self, Backend};
+use crate::generated::{COST_CENTERS, Generated, TEAMS};
+use crate::report::{Outcome, Table, fmt_int, round};
 
+#[derive(Serialize)]
 pub struct ApiBench {
     pub entities: usize,
     pub clients: usize,
     pub seconds: u64,
+    #[serde(skip)]
     pub postgres: Option<String>,
+    pub no_sqlite: bool,
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
+/// The p99 target at 64 clients (docs/benchmarks.md, the serve issue).
+pub const P99_TARGET_MS: f64 = 10.0;
+
+pub const QUERIES: [&str; 4] = [
+    "list kind",
+    "list kind+owner",
+    "list kind+label",
+    "by-query",
+];
+
+/// The URL of query `label` for a key `k` (which owner or label value).
+pub fn query(label: &str, k: usize) -> String {
+    let team = k % TEAMS;
+    match label {
+        "list kind" => "/api/v1/entities?kind=component&limit=50".to_string(),
+        "list kind+owner" => format!("/api/v1/entities?kind=component&owner=team-{team}&limit=50"),
+        "list kind+label" => format!(
+            "/api/v1/entities?kind=component&label=cost-center%3Dcc-{}&limit=50",
+            k % COST_CENTERS
+        ),
+        _ => format!(
+            "/api/catalog/entities/by-query?filter=kind%3Dcomponent%2Crelations.ownedBy%3Dgroup%3Adefault%2Fteam-{team}&limit=20"
+        ),
     }
-    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[i].as_secs_f64() * 1000.0
 }
 
-pub async fn run(b: ApiBench) -> anyhow::Result<()> {
-    let backend = if b.postgres.is_some() {
-        BackendArg::Postgres
-    } else {
-        BackendArg::Sqlite
-    };
-    let (store, cleanup): (Store, crate::Cleanup) =
-        crate::open_fresh(backend, b.postgres.as_deref()).await?;
+#[derive(Serialize)]
+struct BackendFigures {
+    backend: &'static str,
+    seed_s: f64,
+    /// One phase per query type, `seconds` each, no sync.
+    queries: BTreeMap<&'static str, Latency>,
+    /// All four mixed, while a sync updates 1% of the catalog.
+    mixed: Latency,
+    mixed_during_sync: Latency,
+    sync_updated: u64,
+    sync_s: f64,
+    p99_target_ms: f64,
+}
+
+pub async fn run(b: ApiBench) -> anyhow::Result<Outcome> {
+    let mut results = Vec::new();
+    for backend in db::backends(b.no_sqlite, &b.postgres) {
+        let r = run_backend(backend, &b).await?;
+        print(&r, &b);
+        results.push(r);
+    }
+    Outcome::new(&b, serde_json::json!({ "backends": results }))
+}
+
+async fn run_backend(backend: Backend, b: &ApiBench) -> anyhow::Result<BackendFigures> {
+    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
     let seeded = Instant::now();
-    run_connector(
-        &store,
-        &Generated {
-            n: b.entities,
-            generation: 0,
-        },
-        &ReconcileOptions::default(),
-    )
-    .await
-    .context("seeding the catalog")?;
+    let seed = Generated {
+        labels: true,
+        ..Generated::new(b.entities, 0)
+    };
+    run_connector(&store, &seed, &ReconcileOptions::default())
+        .await
+        .context("seeding the catalog")?;
+    let seed_s = seeded.elapsed().as_secs_f64();
     println!(
-        "catalog: {} entities on {} (seeded in {:.1} s); {} clients for {} s; GET /api/v1/entities?kind=component&owner=team-N&limit=50",
-        b.entities,
-        if b.postgres.is_some() {
-            "Postgres"
-        } else {
-            "SQLite"
-        },
-        seeded.elapsed().as_secs_f64(),
+        "catalog: {} entities on {} (seeded in {seed_s:.1} s); {} clients, {} s per phase",
+        fmt_int(b.entities as u64),
+        backend.label(),
         b.clients,
         b.seconds
     );
@@ -65,91 +100,127 @@ pub async fn run(b: ApiBench) -> anyhow::Result<()> {
     let server = tokio::spawn(async move {
         let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
     });
+    for label in QUERIES {
+        clients::check_not_empty(&base, label, &query(label, 3)).await?;
+    }
 
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(b.clients)
-        .build()?;
+    let mut queries = BTreeMap::new();
+    for label in QUERIES {
+        let mix: QueryMix = Arc::new(move |c, n| (label, query(label, c * 7 + n as usize * 13)));
+        let samples = phase(&base, b.clients, mix, Duration::from_secs(b.seconds)).await?;
+        queries.insert(label, clients::latency(samples.iter(), b.seconds as f64));
+    }
+
+    // All four mixed; a second in, a sync changes the owner of 1% of the catalog.
+    let mix: QueryMix = Arc::new(|c, n| {
+        let label = QUERIES[(c + n as usize) % QUERIES.len()];
+        (label, query(label, c * 7 + n as usize * 13))
+    });
     let stop = Arc::new(AtomicBool::new(false));
     let syncing = Arc::new(AtomicBool::new(false));
-    let samples: Arc<Mutex<Vec<(Duration, bool, bool)>>> = Arc::new(Mutex::new(Vec::new()));
-    let mut tasks = Vec::new();
-    for c in 0..b.clients {
-        let (client, base, stop, syncing, samples) = (
-            client.clone(),
-            base.clone(),
-            Arc::clone(&stop),
-            Arc::clone(&syncing),
-            Arc::clone(&samples),
-        );
-        tasks.push(tokio::spawn(async move {
-            let mut mine = Vec::new();
-            let mut k = c;
-            while !stop.load(Ordering::Relaxed) {
-                k = (k + 7) % 500;
-                let url = format!("{base}/api/v1/entities?kind=component&owner=team-{k}&limit=50");
-                let during = syncing.load(Ordering::Relaxed);
-                let t = Instant::now();
-                let ok = match client.get(&url).send().await {
-                    Ok(r) => r.status().is_success() && r.bytes().await.is_ok(),
-                    Err(_) => false,
-                };
-                mine.push((t.elapsed(), ok, during));
-            }
-            samples.lock().await.extend(mine);
-        }));
-    }
-    // A sync that changes 1% of the catalog, a second in, while the clients read.
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    let driver = {
+        let (base, stop, syncing) = (base.clone(), Arc::clone(&stop), Arc::clone(&syncing));
+        let clients = b.clients;
+        tokio::spawn(async move { clients::drive(&base, clients, mix, stop, syncing).await })
+    };
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(1).min(Duration::from_secs(b.seconds))).await;
     syncing.store(true, Ordering::Relaxed);
     let sync_started = Instant::now();
-    let report = run_connector(
-        &store,
-        &Generated {
-            n: b.entities,
-            generation: 1,
-        },
-        &ReconcileOptions::default(),
-    )
-    .await?;
-    let sync_took = sync_started.elapsed();
+    let changed = Generated {
+        labels: true,
+        ..Generated::new(b.entities, 1)
+    };
+    let report = run_connector(&store, &changed, &ReconcileOptions::default()).await?;
+    let sync_s = sync_started.elapsed().as_secs_f64();
     syncing.store(false, Ordering::Relaxed);
-    let rest = Duration::from_secs(b.seconds).saturating_sub(sync_took + Duration::from_secs(1));
-    tokio::time::sleep(rest).await;
+    tokio::time::sleep(Duration::from_secs(b.seconds).saturating_sub(started.elapsed())).await;
     stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
+    let samples = driver.await??;
+    let mixed_s = started.elapsed().as_secs_f64();
     server.abort();
-    let samples = samples.lock().await.clone();
-    let errors = samples.iter().filter(|(_, ok, _)| !ok).count();
-    let mut all: Vec<Duration> = samples.iter().map(|(d, _, _)| *d).collect();
-    let mut during: Vec<Duration> = samples.iter().filter(|s| s.2).map(|s| s.0).collect();
-    all.sort();
-    during.sort();
-    let wall = b.seconds.max(1) as f64;
-    println!(
-        "requests {}  ({:.0}/s)  errors {}  p50 {:.2} ms  p90 {:.2} ms  p99 {:.2} ms  max {:.2} ms",
-        all.len(),
-        all.len() as f64 / wall,
-        errors,
-        percentile(&all, 0.5),
-        percentile(&all, 0.9),
-        percentile(&all, 0.99),
-        all.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
-    );
-    println!(
-        "while the sync wrote ({} updated in {:.1} s): requests {}  p50 {:.2} ms  p99 {:.2} ms",
-        report.counts.updated,
-        sync_took.as_secs_f64(),
-        during.len(),
-        percentile(&during, 0.5),
-        percentile(&during, 0.99)
-    );
     store.close().await;
-    if std::env::var_os("SURVEYOR_BENCH_KEEP").is_some() {
-        println!("kept the database (SURVEYOR_BENCH_KEEP)");
-    } else {
-        cleanup.run().await;
+    cleanup.run().await;
+    Ok(BackendFigures {
+        backend: backend.label(),
+        seed_s: round(seed_s, 2),
+        queries,
+        mixed: clients::latency(samples.iter(), mixed_s),
+        mixed_during_sync: clients::latency(samples.iter().filter(|s| s.during_sync), sync_s),
+        sync_updated: report.counts.updated,
+        sync_s: round(sync_s, 2),
+        p99_target_ms: P99_TARGET_MS,
+    })
+}
+
+/// Clients on one query mix for `length`.
+async fn phase(
+    base: &str,
+    clients: usize,
+    mix: QueryMix,
+    length: Duration,
+) -> anyhow::Result<Vec<clients::Sample>> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let driver = {
+        let (base, stop) = (base.to_string(), Arc::clone(&stop));
+        tokio::spawn(async move {
+            clients::drive(&base, clients, mix, stop, Arc::new(AtomicBool::new(false))).await
+        })
+    };
+    tokio::time::sleep(length).await;
+    stop.store(true, Ordering::Relaxed);
+    driver.await?
+}
+
+fn print(r: &BackendFigures, b: &ApiBench) {
+    let mut t = Table::new(
+        format!(
+            "api on {}: {} entities, {} concurrent clients",
+            r.backend,
+            fmt_int(b.entities as u64),
+            b.clients
+        ),
+        &[
+            "query",
+            "requests/s",
+            "p50 ms",
+            "p90 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+        ],
+    );
+    let row = |t: &mut Table, label: &str, l: &Latency| {
+        t.row(vec![
+            label.to_string(),
+            fmt_int(l.requests_per_s as u64),
+            format!("{:.2}", l.p50_ms),
+            format!("{:.2}", l.p90_ms),
+            format!("{:.2}", l.p99_ms),
+            format!("{:.2}", l.max_ms),
+            l.errors.to_string(),
+        ]);
+    };
+    for (label, l) in &r.queries {
+        row(&mut t, label, l);
     }
-    Ok(())
+    row(&mut t, "mixed", &r.mixed);
+    row(&mut t, "mixed, while the sync wrote", &r.mixed_during_sync);
+    t.note(format!(
+        "the sync updated {} entities in {:.1} s; p99 target {} ms at 64 clients",
+        fmt_int(r.sync_updated),
+        r.sync_s,
+        r.p99_target_ms
+    ));
+    for (label, l) in r
+        .queries
+        .iter()
+        .map(|(k, v)| (*k, v))
+        .chain([("mixed", &r.mixed)])
+    {
+        for e in &l.error_examples {
+            t.note(format!("error ({label}): {e}"));
+        }
+    }
+    t.print();
 }

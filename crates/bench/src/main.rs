@@ -1,71 +1,53 @@
-//! surveyor's benchmark programs. They print figures; they assert nothing.
+//! surveyor's benchmark program: each scenario prints a table and writes a JSON report with the
+//! machine it ran on. They measure; the figures and their targets are in docs/benchmarks.md.
 //!
-//! `cargo run --release -p surveyor-bench -- reconcile [--entities N] [--postgres URL]`
-//! `cargo run --release -p surveyor-bench -- github [--repos N] [--teams N] [--latency-ms MS]`
-//! `cargo run --release -p surveyor-bench -- api [--entities N] [--clients N] [--seconds S]`
+//! `cargo run --release -p surveyor-bench -- <scenario> [--json PATH] [size flags]`, scenarios:
+//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load` (`--help` for each).
 
 mod api;
+mod clients;
+mod db;
+mod e2e;
+mod fakes;
+mod generated;
 mod github;
+mod load;
+mod machine;
+mod reconcile;
+mod report;
+mod resync;
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::db::Backend;
+use crate::fakes::Size;
+use crate::machine::{Machine, load_average};
+use crate::report::{Outcome, Report, write_json};
 
 /// mimalloc: the reconciler allocates many short-lived strings on several threads, where
 /// glibc's allocator spent a third of the initial load's CPU time (see docs/benchmarks.md).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-use clap::{Parser, Subcommand};
-use surveyor_engine::merge::{MergedEntity, ObservedEntity, SourceClaim};
-use surveyor_engine::{ReconcileOptions, run_connector};
-use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
-use surveyor_store::{ChangeOp, ChangeWrite, ConnectOptions, EntityWrite, ObservationWrite, Store};
 
 #[derive(Parser)]
-#[command(about = "surveyor benchmarks: programs that print figures")]
+#[command(about = "surveyor benchmarks: each prints a table and writes a JSON report")]
 struct Args {
+    /// Where the JSON report goes (default: target/bench/<scenario>.json)
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
     #[command(subcommand)]
     scenario: Scenario,
 }
 
 #[derive(Subcommand)]
 enum Scenario {
-    /// Reconcile N generated entities: initial load, no-change re-run, 1% changed, against the
-    /// raw bulk insert of the same rows (the floor).
-    Reconcile {
-        #[arg(long, default_value_t = 100_000)]
-        entities: usize,
-        /// Also run on this Postgres (default: $SURVEYOR_TEST_DATABASE_URL when set)
-        #[arg(long, env = "SURVEYOR_TEST_DATABASE_URL")]
-        postgres: Option<String>,
-        /// Skip SQLite
-        #[arg(long)]
-        no_sqlite: bool,
-        /// Runs per phase; the median is printed
-        #[arg(long, default_value_t = 5)]
-        repeat: usize,
-        /// Run one backend in this process (the program runs each backend in a child of its
-        /// own, so one backend's memory does not count in the other's peak RSS)
-        #[arg(long, value_enum, hide = true)]
-        backend: Option<BackendArg>,
-        #[arg(long, value_enum, hide = true)]
-        phase: Option<Phase>,
-    },
-    /// Load on the HTTP API: concurrent filtered lists on a large catalog while a sync writes
-    Api {
-        #[arg(long, default_value_t = 100_000)]
-        entities: usize,
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        /// Run on this Postgres instead of SQLite
-        #[arg(long)]
-        postgres: Option<String>,
-    },
-    /// Sync a simulated GitHub org: requests against the API's floor, 304s on a quiet resync,
-    /// wall time with simulated latency per request.
-    Github {
+    /// HTTP requests for a full GitHub sync against the floor ceil(repos/100) + ceil(teams/100)
+    /// and Backstage's documented pattern (`github` is the old name)
+    #[command(name = "github-requests", alias = "github")]
+    GithubRequests {
         #[arg(long, default_value_t = 10_000)]
         repos: usize,
         #[arg(long, default_value_t = 500)]
@@ -79,262 +61,151 @@ enum Scenario {
         #[arg(long, default_value_t = 10)]
         requests_per_second: u32,
     },
+    /// A full sync through every connector, then a no-change resync: 304 share, rows written
+    /// (must be 0), time against the full sync
+    Resync {
+        #[arg(long, value_enum, default_value_t = Size::Large)]
+        size: Size,
+        /// Override the org's number of repositories
+        #[arg(long)]
+        repos: Option<usize>,
+        /// Added to every answer of the GitHub and GitLab fakes
+        #[arg(long, default_value_t = 0)]
+        latency_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        requests_per_second: u32,
+        #[command(flatten)]
+        pg: PostgresArgs,
+    },
+    /// Reconcile N generated entities: initial load, no-change re-run, 1% changed, against the
+    /// raw bulk insert of the same rows (the floor), on SQLite and Postgres
+    Reconcile {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        #[command(flatten)]
+        pg: PostgresArgs,
+        /// Skip SQLite
+        #[arg(long)]
+        no_sqlite: bool,
+        /// Runs per phase; the median is printed
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Run one backend in this process (the program runs each backend in a child of its
+        /// own, so one backend's memory does not count in the other's peak RSS)
+        #[arg(long, value_enum, hide = true)]
+        backend: Option<Backend>,
+        #[arg(long, value_enum, hide = true)]
+        phase: Option<reconcile::Phase>,
+    },
+    /// A simulated org through every real connector against the in-process fakes:
+    /// observations per second per core, wall time per connector, peak RSS
+    E2e {
+        #[arg(long, value_enum, default_value_t = Size::Large)]
+        size: Size,
+        /// Override the org's number of repositories
+        #[arg(long)]
+        repos: Option<usize>,
+        #[arg(long, default_value_t = 1000)]
+        requests_per_second: u32,
+        #[command(flatten)]
+        pg: PostgresArgs,
+    },
+    /// Filtered lists and Backstage by-query on a large catalog from concurrent clients
+    Api {
+        #[arg(long, default_value_t = 100_000)]
+        entities: usize,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// Seconds per phase (one per query type, then all mixed while a sync writes)
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        #[command(flatten)]
+        pg: PostgresArgs,
+        #[arg(long)]
+        no_sqlite: bool,
+    },
+    /// `surveyor serve` in process under concurrent API clients while every connector syncs
+    /// back to back against the fakes: errors, lock errors, p50/p99, syncs completed
+    Load {
+        #[arg(long, value_enum, default_value_t = Size::Medium)]
+        size: Size,
+        #[arg(long)]
+        repos: Option<usize>,
+        #[arg(long, default_value_t = 64)]
+        clients: usize,
+        /// At least this long, and until every connector finished a sync
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+        /// How often the simulated org changes (a repo renamed, archived, deleted, re-owned)
+        #[arg(long, default_value_t = 2000)]
+        mutate_every_ms: u64,
+        #[arg(long, default_value_t = 1000)]
+        requests_per_second: u32,
+        #[command(flatten)]
+        pg: PostgresArgs,
+        #[arg(long)]
+        no_sqlite: bool,
+    },
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub(crate) enum BackendArg {
-    Sqlite,
-    Postgres,
+#[derive(clap::Args)]
+struct PostgresArgs {
+    /// Also run on this Postgres (default: $SURVEYOR_BENCH_DATABASE_URL, else
+    /// $SURVEYOR_TEST_DATABASE_URL)
+    #[arg(long)]
+    postgres: Option<String>,
+    /// Skip Postgres even when a URL is set
+    #[arg(long)]
+    no_postgres: bool,
 }
 
-/// A connector that generates `n` components; `generation` changes the owner of 1% of them.
-pub(crate) struct Generated {
-    pub(crate) n: usize,
-    pub(crate) generation: usize,
-}
-
-fn entity(i: usize, generation: usize) -> Entity {
-    let mut e = Entity::new("Component", "default", &format!("service-{i:06}"));
-    e.metadata.description = Some(format!("Generated service number {i} of the benchmark org"));
-    e.metadata.annotations.insert(
-        "github.com/project-slug".into(),
-        format!("acme/service-{i:06}"),
-    );
-    e.metadata.tags = vec!["rust".into(), format!("tier-{}", i % 3)];
-    let changed = generation > 0 && i.is_multiple_of(100);
-    let owner = if changed {
-        format!("team-{}", (i / 100 + generation) % 500)
-    } else {
-        format!("team-{}", i % 500)
-    };
-    e.spec.insert("type".into(), "service".into());
-    e.spec.insert("lifecycle".into(), "production".into());
-    e.spec.insert("owner".into(), owner.into());
-    e.spec
-        .insert("system".into(), format!("system-{}", i % 50).into());
-    e
-}
-
-#[async_trait::async_trait]
-impl Connector for Generated {
-    fn id(&self) -> &str {
-        "bench"
+impl PostgresArgs {
+    fn url(self) -> Option<String> {
+        db::postgres_url(self.postgres, self.no_postgres)
     }
-    fn kind(&self) -> &'static str {
-        "generated"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        for i in 0..self.n {
-            sink.send(Observation::discovered(
-                "org",
-                format!("node-{i}"),
-                entity(i, self.generation),
-            ))
-            .await?;
+}
+
+impl Scenario {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::GithubRequests { .. } => "github-requests",
+            Self::Resync { .. } => "resync",
+            Self::Reconcile { .. } => "reconcile",
+            Self::E2e { .. } => "e2e",
+            Self::Api { .. } => "api",
+            Self::Load { .. } => "load",
         }
-        let mut o = Outcome::default();
-        o.complete("org");
-        Ok(o)
     }
-}
-
-fn peak_rss_mb() -> f64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .and_then(|kb| kb.parse::<f64>().ok())
-            })
-        })
-        .map_or(f64::NAN, |kb| kb / 1024.0)
-}
-
-/// What one child process measured: one phase set on one fresh database.
-#[derive(serde::Serialize, serde::Deserialize, Default)]
-struct Measured {
-    floor_s: Option<f64>,
-    initial_s: Option<f64>,
-    no_change_s: Option<f64>,
-    one_percent_s: Option<f64>,
-    changed_rows: u64,
-    peak_rss_mb: f64,
-}
-
-/// Measures the reconcile phases on a fresh store: initial load, no-change, 1% changed.
-async fn reconcile_phases(store: &Store, n: usize) -> anyhow::Result<Measured> {
-    let opts = ReconcileOptions::default();
-    let t = Instant::now();
-    let r = run_connector(store, &Generated { n, generation: 0 }, &opts).await?;
-    let initial = t.elapsed();
-    anyhow::ensure!(
-        r.counts.created == n as u64,
-        "initial load created {}",
-        r.counts.created
-    );
-    let t = Instant::now();
-    let r = run_connector(store, &Generated { n, generation: 0 }, &opts).await?;
-    let no_change = t.elapsed();
-    anyhow::ensure!(
-        r.counts.changes() == 0,
-        "no-change run changed {}",
-        r.counts.changes()
-    );
-    let t = Instant::now();
-    let r = run_connector(store, &Generated { n, generation: 1 }, &opts).await?;
-    Ok(Measured {
-        initial_s: Some(initial.as_secs_f64()),
-        no_change_s: Some(no_change.as_secs_f64()),
-        one_percent_s: Some(t.elapsed().as_secs_f64()),
-        changed_rows: r.counts.updated,
-        peak_rss_mb: peak_rss_mb(),
-        ..Measured::default()
-    })
-}
-
-/// The floor: the rows the initial load writes, precomputed, bulk-inserted into a fresh store.
-async fn floor_phase(store: &Store, n: usize) -> anyhow::Result<Measured> {
-    let rows = floor_rows(n);
-    let t = Instant::now();
-    let mut tx = store.begin().await?;
-    let now = chrono::Utc::now();
-    tx.upsert_observations(&rows.observations).await?;
-    tx.upsert_entities(&rows.entities, now).await?;
-    tx.replace_relations(&[], &rows.relations).await?;
-    tx.insert_changes(&rows.changes, now).await?;
-    tx.commit().await?;
-    Ok(Measured {
-        floor_s: Some(t.elapsed().as_secs_f64()),
-        ..Measured::default()
-    })
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v.get(v.len() / 2).copied().unwrap_or(f64::NAN)
-}
-
-struct FloorRows {
-    observations: Vec<ObservationWrite>,
-    entities: Vec<EntityWrite>,
-    relations: Vec<surveyor_store::RelationRow>,
-    changes: Vec<ChangeWrite>,
-}
-
-fn floor_rows(n: usize) -> FloorRows {
-    let mut rows = FloorRows {
-        observations: Vec::with_capacity(n),
-        entities: Vec::with_capacity(n),
-        relations: Vec::with_capacity(n * 4),
-        changes: Vec::with_capacity(n),
-    };
-    for i in 0..n {
-        let observed =
-            ObservedEntity::new(&entity(i, 0), &[], false).expect("valid generated entity");
-        let body = observed.observation_body();
-        let uid = uuid::Uuid::now_v7().to_string();
-        let external_id = format!("node-{i}");
-        rows.observations.push(ObservationWrite {
-            source: "bench".into(),
-            external_id: external_id.clone(),
-            scope: "org".into(),
-            entity_ref: observed.entity_ref.key(),
-            kind: observed.kind.clone(),
-            declared: false,
-            hash: surveyor_model::hash::sha256_hex(body.as_bytes()),
-            body,
-            run_id: "floor".into(),
-        });
-        let merged = MergedEntity::new(
-            observed,
-            vec![SourceClaim {
-                source: "bench".into(),
-                external_id,
-                declared: false,
-                winner: true,
-                fields: Vec::new(),
-                disagrees: Default::default(),
-            }],
-        );
-        rows.changes.push(ChangeWrite {
-            run_id: "floor".into(),
-            source: "bench".into(),
-            entity_uid: uid.clone(),
-            entity_ref: merged.winner.entity_ref.to_string(),
-            previous_ref: None,
-            op: ChangeOp::Created,
-            patch: merged.created_patch(),
-        });
-        rows.entities.push(merged.to_write(&uid));
-        rows.relations.extend(merged.relation_rows.iter().cloned());
-    }
-    rows
-}
-
-fn print(backend: &str, runs: &[Measured], n: usize) {
-    let pick = |f: fn(&Measured) -> Option<f64>| median(runs.iter().filter_map(f).collect());
-    let floor = pick(|m| m.floor_s);
-    let initial = pick(|m| m.initial_s);
-    let no_change = pick(|m| m.no_change_s);
-    let one_percent = pick(|m| m.one_percent_s);
-    let peak = runs.iter().map(|m| m.peak_rss_mb).fold(0.0, f64::max);
-    let changed = runs.iter().map(|m| m.changed_rows).max().unwrap_or(0);
-    let repeats = runs.iter().filter(|m| m.initial_s.is_some()).count();
-    println!(
-        "\n== reconcile {n} entities on {backend} (median of {repeats} runs, each in a fresh process and database) =="
-    );
-    println!("{:<34} {:>10}", "phase", "seconds");
-    println!(
-        "{:<34} {:>10.2}",
-        "floor: raw bulk insert of the rows", floor
-    );
-    println!(
-        "{:<34} {:>10.2}   {:.2}x floor (target <= 1.5x)",
-        "initial load",
-        initial,
-        initial / floor
-    );
-    println!(
-        "{:<34} {:>10.2}   {:.2}x initial (target <= 0.3x)",
-        "no-change re-run",
-        no_change,
-        no_change / initial
-    );
-    println!(
-        "{:<34} {:>10.2}   {} entities updated",
-        "1% changed", one_percent, changed
-    );
-    println!(
-        "{:<34} {:>10.1}   (target <= 200 MB)",
-        "peak RSS of a reconcile process, MB", peak
-    );
-    println!(
-        "{:<34} {:>10.0}",
-        "initial load, entities/s",
-        n as f64 / initial
-    );
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
-    match Args::parse().scenario {
-        Scenario::Api {
-            entities,
-            clients,
-            seconds,
-            postgres,
-        } => {
-            api::run(api::ApiBench {
-                entities,
-                clients,
-                seconds,
-                postgres,
-            })
-            .await?
-        }
-        Scenario::Github {
+    let args = Args::parse();
+    let scenario = args.scenario.name();
+
+    // A reconcile child measures one phase set and prints one line; it writes no report.
+    if let Scenario::Reconcile {
+        entities,
+        pg,
+        backend: Some(backend),
+        phase: Some(phase),
+        ..
+    } = &args.scenario
+    {
+        // The parent passes the URL explicitly; the child does not look at the environment.
+        return reconcile::child_main(*backend, *phase, *entities, pg.postgres.as_deref()).await;
+    }
+
+    let machine = Machine::describe();
+    println!("{}", machine.summary());
+    let load_start = load_average();
+    if let Some(l) = load_start {
+        println!("load average at start: {:.2} {:.2} {:.2}", l[0], l[1], l[2]);
+    }
+    let started = Instant::now();
+    let outcome: Outcome = match args.scenario {
+        Scenario::GithubRequests {
             repos,
             teams,
             people,
@@ -350,153 +221,107 @@ async fn main() -> anyhow::Result<()> {
             })
             .await?
         }
+        Scenario::Resync {
+            size,
+            repos,
+            latency_ms,
+            requests_per_second,
+            pg,
+        } => {
+            resync::run(resync::ResyncBench {
+                size,
+                repos,
+                latency_ms,
+                requests_per_second,
+                postgres: pg.url(),
+            })
+            .await?
+        }
         Scenario::Reconcile {
             entities,
-            postgres,
+            pg,
             no_sqlite,
             repeat,
-            backend,
-            phase,
-        } => match (backend, phase) {
-            (Some(backend), Some(phase)) => {
-                // A child: one phase set on one fresh database; prints one JSON line.
-                let (store, cleanup) = open_fresh(backend, postgres.as_deref()).await?;
-                let measured = match phase {
-                    Phase::Floor => floor_phase(&store, entities).await,
-                    Phase::Reconcile => reconcile_phases(&store, entities).await,
-                };
-                store.close().await;
-                cleanup.run().await;
-                println!("MEASURED {}", serde_json::to_string(&measured?)?);
-            }
-            _ => {
-                println!(
-                    "machine: {} cores; build: {}",
-                    std::thread::available_parallelism().map_or(0, |n| n.get()),
-                    if cfg!(debug_assertions) {
-                        "debug (use --release)"
-                    } else {
-                        "release"
-                    }
-                );
-                let mut backends = Vec::new();
-                if !no_sqlite {
-                    backends.push(("sqlite", "SQLite"));
-                }
-                if postgres.is_some() {
-                    backends.push(("postgres", "Postgres"));
-                }
-                for (arg, label) in backends {
-                    let mut runs = Vec::new();
-                    // Floor and reconcile alternate, so slow spells of the disk hit both alike.
-                    for _ in 0..repeat.max(1) {
-                        for phase in ["floor", "reconcile"] {
-                            runs.push(child(arg, phase, entities, postgres.as_deref())?);
-                        }
-                    }
-                    print(label, &runs, entities);
-                }
-            }
+            ..
+        } => reconcile::run(reconcile::ReconcileBench {
+            entities,
+            postgres: pg.url(),
+            no_sqlite,
+            repeat,
+        })?,
+        Scenario::E2e {
+            size,
+            repos,
+            requests_per_second,
+            pg,
+        } => {
+            e2e::run(e2e::E2eBench {
+                size,
+                repos,
+                requests_per_second,
+                postgres: pg.url(),
+            })
+            .await?
+        }
+        Scenario::Api {
+            entities,
+            clients,
+            seconds,
+            pg,
+            no_sqlite,
+        } => {
+            api::run(api::ApiBench {
+                entities,
+                clients,
+                seconds,
+                postgres: pg.url(),
+                no_sqlite,
+            })
+            .await?
+        }
+        Scenario::Load {
+            size,
+            repos,
+            clients,
+            seconds,
+            mutate_every_ms,
+            requests_per_second,
+            pg,
+            no_sqlite,
+        } => {
+            load::run(load::LoadBench {
+                size,
+                repos,
+                clients,
+                seconds,
+                mutate_every_ms,
+                requests_per_second,
+                postgres: pg.url(),
+                no_sqlite,
+            })
+            .await?
+        }
+    };
+    let load_end = load_average();
+    if let Some(l) = load_end {
+        println!("\nload average at end: {:.2} {:.2} {:.2}", l[0], l[1], l[2]);
+    }
+    let path = args
+        .json
+        .unwrap_or_else(|| PathBuf::from(format!("target/bench/{scenario}.json")));
+    write_json(
+        &path,
+        &Report {
+            scenario,
+            date: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            machine: &machine,
+            load_average_start: load_start,
+            load_average_end: load_end,
+            wall_seconds: report::round(started.elapsed().as_secs_f64(), 2),
+            parameters: outcome.parameters,
+            results: outcome.results,
         },
-    }
+    )?;
+    println!("report: {}", path.display());
     Ok(())
-}
-
-#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-enum Phase {
-    Floor,
-    Reconcile,
-}
-
-/// Runs one phase set in a child process and reads its figures.
-fn child(backend: &str, phase: &str, n: usize, postgres: Option<&str>) -> anyhow::Result<Measured> {
-    // Flush what earlier runs left in the page cache, so it is not written during this one.
-    let _ = std::process::Command::new("sync").status();
-    let mut cmd = std::process::Command::new(std::env::current_exe()?);
-    cmd.args([
-        "reconcile",
-        "--entities",
-        &n.to_string(),
-        "--backend",
-        backend,
-        "--phase",
-        phase,
-    ]);
-    if let Some(url) = postgres {
-        cmd.args(["--postgres", url]);
-    }
-    let out = cmd.stderr(std::process::Stdio::inherit()).output()?;
-    anyhow::ensure!(
-        out.status.success(),
-        "the {backend} {phase} run failed: {}",
-        out.status
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
-    let line = text
-        .lines()
-        .find_map(|l| l.strip_prefix("MEASURED "))
-        .context("the child printed no figures")?;
-    Ok(serde_json::from_str(line)?)
-}
-
-/// What to remove after a child's run.
-pub(crate) enum Cleanup {
-    Dir(std::path::PathBuf),
-    Schema(String, String),
-}
-
-impl Cleanup {
-    pub(crate) async fn run(self) {
-        match self {
-            Self::Dir(dir) => {
-                let _ = std::fs::remove_dir_all(dir);
-            }
-            Self::Schema(url, schema) => {
-                if let Ok(store) = Store::connect(&url).await {
-                    let _ = store.drop_schema(&schema).await;
-                    store.close().await;
-                }
-            }
-        }
-    }
-}
-
-pub(crate) async fn open_fresh(
-    backend: BackendArg,
-    postgres: Option<&str>,
-) -> anyhow::Result<(Store, Cleanup)> {
-    match backend {
-        BackendArg::Sqlite => {
-            let dir = tempfile_dir()?;
-            let url = format!("sqlite://{}/bench.db", dir.display());
-            Ok((
-                Store::connect(&url).await.context("open SQLite")?,
-                Cleanup::Dir(dir),
-            ))
-        }
-        BackendArg::Postgres => {
-            let url =
-                postgres.context("--postgres URL (or SURVEYOR_TEST_DATABASE_URL) is required")?;
-            let schema = format!("bench_{}", uuid::Uuid::now_v7().simple());
-            let store = Store::connect_with(
-                url,
-                ConnectOptions {
-                    schema: Some(schema.clone()),
-                },
-            )
-            .await
-            .context("open Postgres")?;
-            Ok((store, Cleanup::Schema(url.to_string(), schema)))
-        }
-    }
-}
-
-fn tempfile_dir() -> anyhow::Result<std::path::PathBuf> {
-    let dir = std::env::temp_dir().join(format!(
-        "surveyor-bench-{}-{}",
-        std::process::id(),
-        uuid::Uuid::now_v7().simple()
-    ));
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
 }

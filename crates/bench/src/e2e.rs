@@ -1,0 +1,174 @@
+//! The `e2e` scenario: a simulated org through every real connector against the in-process
+//! fakes into a fresh catalog, one connector after the other as `surveyor sync` runs them:
+//! wall time per connector, observations per second per core, peak RSS.
+
+use std::time::Instant;
+
+use serde::Serialize;
+use surveyor_engine::{ReconcileOptions, run_connector};
+
+use crate::db::{self, Backend};
+use crate::fakes::{Fakes, Size, source_priority};
+use crate::machine::{cores, peak_rss_mb, reset_peak_rss, rss_mb};
+use crate::report::{Outcome, Table, fmt_int, ratio, round};
+
+#[derive(Serialize)]
+pub struct E2eBench {
+    pub size: Size,
+    pub repos: Option<usize>,
+    pub requests_per_second: u32,
+    #[serde(skip)]
+    pub postgres: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ConnectorFigures {
+    connector: String,
+    status: String,
+    wall_s: f64,
+    requests: u64,
+    observed: u64,
+    created: u64,
+    observations_per_s: f64,
+}
+
+#[derive(Serialize)]
+struct BackendFigures {
+    backend: &'static str,
+    connectors: Vec<ConnectorFigures>,
+    wall_s: f64,
+    observed: u64,
+    entities: u64,
+    observations_per_s: f64,
+    observations_per_s_per_core: f64,
+    cores: usize,
+    /// RSS with the fakes started and the org generated, before the first sync.
+    rss_before_mb: f64,
+    /// The process's peak during the syncs (it holds the fakes too).
+    peak_rss_mb: f64,
+    peak_rss_reset: bool,
+}
+
+pub async fn run(b: E2eBench) -> anyhow::Result<Outcome> {
+    let mut spec = b.size.spec();
+    if let Some(r) = b.repos {
+        spec.repos = r;
+    }
+    let org = surveyor_sim::Org::generate(&spec);
+    println!(
+        "org {:?}: {} repos, {} teams, {} people; connector limit {} requests/s; fakes answer at once",
+        b.size, spec.repos, spec.teams, spec.people, b.requests_per_second
+    );
+    let mut results = Vec::new();
+    for backend in db::backends(false, &b.postgres) {
+        let fakes = Fakes::start(org.clone()).await?;
+        let r = run_backend(&fakes, backend, &b).await?;
+        drop(fakes);
+        print(&r);
+        results.push(r);
+    }
+    Outcome::new(&b, serde_json::json!({ "backends": results }))
+}
+
+async fn run_backend(
+    fakes: &Fakes,
+    backend: Backend,
+    b: &E2eBench,
+) -> anyhow::Result<BackendFigures> {
+    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
+    let dir = db::tempfile_dir()?;
+    let options = ReconcileOptions {
+        source_priority: source_priority(),
+        ..ReconcileOptions::default()
+    };
+    let connectors = fakes.connectors(&dir, b.requests_per_second)?;
+    let rss_before = rss_mb();
+    let peak_rss_reset = reset_peak_rss();
+    let mut figures = Vec::new();
+    let started = Instant::now();
+    for c in connectors {
+        let before = fakes.requests(c.id());
+        let t = Instant::now();
+        let r = run_connector(&store, c.as_ref(), &options).await?;
+        let wall = t.elapsed().as_secs_f64();
+        figures.push(ConnectorFigures {
+            connector: c.id().to_string(),
+            status: r.status.as_str().to_string(),
+            wall_s: round(wall, 3),
+            requests: fakes.requests(c.id()).since(before).requests,
+            observed: r.counts.observed,
+            created: r.counts.created,
+            observations_per_s: round(ratio(r.counts.observed as f64, wall), 0),
+        });
+    }
+    let wall = started.elapsed().as_secs_f64();
+    let peak = peak_rss_mb();
+    let entities = store.table_counts().await.map(|c| c.entities).unwrap_or(0);
+    store.close().await;
+    cleanup.run().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let observed: u64 = figures.iter().map(|f| f.observed).sum();
+    let per_s = ratio(observed as f64, wall);
+    Ok(BackendFigures {
+        backend: backend.label(),
+        connectors: figures,
+        wall_s: round(wall, 3),
+        observed,
+        entities: entities as u64,
+        observations_per_s: round(per_s, 0),
+        observations_per_s_per_core: round(per_s / cores() as f64, 0),
+        cores: cores(),
+        rss_before_mb: round(rss_before, 1),
+        peak_rss_mb: round(peak, 1),
+        peak_rss_reset,
+    })
+}
+
+fn print(r: &BackendFigures) {
+    let mut t = Table::new(
+        format!("e2e on {}: every connector, one after the other", r.backend),
+        &[
+            "connector",
+            "status",
+            "seconds",
+            "requests",
+            "observations",
+            "obs/s",
+        ],
+    );
+    for f in &r.connectors {
+        t.row(vec![
+            f.connector.clone(),
+            f.status.clone(),
+            format!("{:.2}", f.wall_s),
+            fmt_int(f.requests),
+            fmt_int(f.observed),
+            format!("{:.0}", f.observations_per_s),
+        ]);
+    }
+    t.row(vec![
+        "all".into(),
+        String::new(),
+        format!("{:.2}", r.wall_s),
+        fmt_int(r.connectors.iter().map(|f| f.requests).sum()),
+        fmt_int(r.observed),
+        format!("{:.0}", r.observations_per_s),
+    ]);
+    t.note(format!(
+        "{:.0} observations/s per core ({} cores); {} entities in the catalog",
+        r.observations_per_s_per_core,
+        r.cores,
+        fmt_int(r.entities)
+    ));
+    t.note(format!(
+        "RSS {:.1} MB with the fakes up before syncing; peak {:.1} MB during the syncs{} (fakes included)",
+        r.rss_before_mb,
+        r.peak_rss_mb,
+        if r.peak_rss_reset {
+            ""
+        } else {
+            " (peak not reset: includes start-up)"
+        }
+    ));
+    t.print();
+}

@@ -1,0 +1,179 @@
+//! One simulated org served by every vendor fake in this process (GitHub, GitLab, Kubernetes,
+//! PagerDuty, Jira), and the real connectors configured against them.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use surveyor_connector_github::{GithubConfig, GithubConnector};
+use surveyor_connector_gitlab::{GitlabConfig, GitlabConnector};
+use surveyor_connector_jira::{JiraConfig, JiraConnector};
+use surveyor_connector_kubernetes::{KubernetesConfig, KubernetesConnector};
+use surveyor_connector_pagerduty::{PagerDutyConfig, PagerDutyConnector};
+use surveyor_model::Connector;
+use surveyor_sim::gitlab::every_other;
+use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL};
+use surveyor_sim::{
+    Account, Cluster, FAKE_TOKEN, GITLAB_TOKEN, GithubFake, GitlabFake, JiraFake, JiraFlavor,
+    KubeFake, Org, OrgSpec, PD_TOKEN, PagerDutyFake,
+};
+
+/// The connector ids, in the order a sync runs them (and their merge priority).
+pub const CONNECTORS: [&str; 5] = ["github", "gitlab", "k8s", "pagerduty", "jira"];
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Size {
+    Small,
+    Medium,
+    Large,
+}
+
+impl Size {
+    pub fn spec(self) -> OrgSpec {
+        match self {
+            Self::Small => OrgSpec::small(),
+            Self::Medium => OrgSpec::medium(),
+            Self::Large => OrgSpec::large(),
+        }
+    }
+}
+
+pub struct Fakes {
+    pub org: Org,
+    pub github: GithubFake,
+    pub gitlab: GitlabFake,
+    pub kube: KubeFake,
+    pub pagerduty: PagerDutyFake,
+    pub jira: JiraFake,
+}
+
+/// Requests a fake answered for one connector, and how many of them were 304s where the fake
+/// counts them (GitHub and GitLab; the others have no conditional requests).
+#[derive(Debug, Clone, Copy, Default, serde::Serialize)]
+pub struct Requests {
+    pub requests: u64,
+    /// REST requests to GitHub and GitLab: the ones that can be conditional (ETags).
+    pub conditional: u64,
+    pub not_modified: u64,
+}
+
+impl Fakes {
+    /// Starts every fake on loopback. GitHub serves every repository; GitLab every other one
+    /// (a company on both, whose repositories the catalog merges by name).
+    pub async fn start(org: Org) -> anyhow::Result<Self> {
+        let gitlab = GitlabFake::start_with(org.clone(), every_other).await?;
+        // The fake enforces GitLab.com's 2,000 requests a minute; the connectors' own limiter
+        // is what the benchmarks set, so the fake's quota is out of the way.
+        gitlab.set_rate_limit(u64::MAX / 2, Duration::from_secs(60));
+        Ok(Self {
+            github: GithubFake::start(vec![org.clone()]).await?,
+            gitlab,
+            kube: KubeFake::start(Cluster::from_org(&org, "prod")).await?,
+            pagerduty: PagerDutyFake::start(Account::from_org(&org)).await?,
+            jira: JiraFake::start(&org, JiraFlavor::Cloud).await?,
+            org,
+        })
+    }
+
+    /// Adds `latency` to every answer of the fakes that can (GitHub, GitLab).
+    pub fn set_latency(&self, latency: Duration) {
+        self.github.set_latency(latency);
+        self.gitlab.set_latency(latency);
+    }
+
+    /// The real connectors against the fakes, each limited to `rps` requests a second.
+    /// `dir` holds the kubeconfig and the connectors' caches.
+    pub fn connectors(&self, dir: &Path, rps: u32) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
+        let org = &self.org.name;
+        let gh: GithubConfig = toml::from_str(&format!(
+            "orgs = [\"{org}\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}",
+            self.github.url()
+        ))
+        .context("github config")?;
+        let gl: GitlabConfig = toml::from_str(&format!(
+            "groups = [\"{org}\"]\ntoken = \"{GITLAB_TOKEN}\"\nurl = \"{}\"\nrequests_per_second = {rps}",
+            self.gitlab.url()
+        ))
+        .context("gitlab config")?;
+        std::fs::write(
+            dir.join("kubeconfig"),
+            KubeFake::kubeconfig(&[("prod", self.kube.url())]),
+        )?;
+        let k8s: KubernetesConfig =
+            toml::from_str("contexts = [\"prod\"]\nkubeconfig = \"kubeconfig\"")
+                .context("kubernetes config")?;
+        let pd: PagerDutyConfig = toml::from_str(&format!(
+            "subdomain = \"{org}\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}",
+            self.pagerduty.url()
+        ))
+        .context("pagerduty config")?;
+        let jira: JiraConfig = toml::from_str(&format!(
+            "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{JIRA_API_TOKEN}\"\nrequests_per_second = {rps}",
+            self.jira.url()
+        ))
+        .context("jira config")?;
+        Ok(vec![
+            Arc::new(GithubConnector::new("github", gh, dir)?),
+            Arc::new(GitlabConnector::new("gitlab", gl, dir)?),
+            Arc::new(KubernetesConnector::new("k8s", k8s, dir)?),
+            Arc::new(PagerDutyConnector::new("pagerduty", pd)?),
+            Arc::new(JiraConnector::new("jira", jira)?),
+        ])
+    }
+
+    /// Requests answered so far for connector `id` (counters only grow; take differences).
+    pub fn requests(&self, id: &str) -> Requests {
+        match id {
+            "github" => {
+                let s = self.github.stats();
+                Requests {
+                    requests: s.requests,
+                    conditional: s.rest,
+                    not_modified: s.rest_not_modified,
+                }
+            }
+            "gitlab" => {
+                let s = self.gitlab.stats();
+                Requests {
+                    requests: s.requests,
+                    conditional: s.rest,
+                    not_modified: s.not_modified,
+                }
+            }
+            "k8s" => Requests {
+                requests: self.kube.stats().requests,
+                ..Requests::default()
+            },
+            "pagerduty" => Requests {
+                requests: self.pagerduty.stats().requests,
+                ..Requests::default()
+            },
+            "jira" => Requests {
+                requests: self.jira.stats().requests,
+                ..Requests::default()
+            },
+            _ => Requests::default(),
+        }
+    }
+}
+
+impl Requests {
+    pub fn since(self, before: Requests) -> Requests {
+        Requests {
+            requests: self.requests.saturating_sub(before.requests),
+            conditional: self.conditional.saturating_sub(before.conditional),
+            not_modified: self.not_modified.saturating_sub(before.not_modified),
+        }
+    }
+}
+
+/// Merge priority in connector order, as a configuration listing them would give.
+pub fn source_priority() -> std::collections::BTreeMap<String, usize> {
+    CONNECTORS
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.to_string(), i))
+        .collect()
+}

@@ -1,0 +1,360 @@
+//! The `load` scenario: what `surveyor serve` does, in process (the scheduler running every
+//! connector against the fakes back to back while the org changes, and the HTTP API), under
+//! many concurrent API clients; counts requests, errors, lock errors and completed syncs.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use surveyor_api::{ConnectorView, Control, TriggerRefusal};
+use surveyor_engine::config::ScheduleZone;
+use surveyor_engine::reconcile::ReconcileOptions;
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions, TriggerError};
+use tokio::sync::watch;
+
+use crate::clients::{self, Latency, QueryMix, is_lock_error};
+use crate::db::{self, Backend};
+use crate::fakes::{Fakes, Size, source_priority};
+use crate::report::{Outcome, Table, fmt_int, round};
+
+#[derive(Serialize)]
+pub struct LoadBench {
+    pub size: Size,
+    pub repos: Option<usize>,
+    pub clients: usize,
+    pub seconds: u64,
+    pub mutate_every_ms: u64,
+    pub requests_per_second: u32,
+    #[serde(skip)]
+    pub postgres: Option<String>,
+    pub no_sqlite: bool,
+}
+
+/// The API's view of the scheduler, as `surveyor serve` wires it.
+struct SchedulerControl(SchedulerHandle);
+
+impl Control for SchedulerControl {
+    fn connectors(&self) -> Vec<ConnectorView> {
+        self.0
+            .status()
+            .into_iter()
+            .map(|s| ConnectorView {
+                id: s.id,
+                kind: s.kind,
+                schedule: s.schedule,
+                next_run: s.next_run,
+                running: s.running,
+                last_started: s.last_started,
+                last_status: s.last_status,
+                last_error: s.last_error,
+            })
+            .collect()
+    }
+
+    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
+        self.0.connector_metrics()
+    }
+
+    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
+        self.0.trigger(id).map_err(|e| match e {
+            TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),
+            TriggerError::Busy(id) => TriggerRefusal::Busy(id),
+            TriggerError::Stopped => TriggerRefusal::Stopped,
+        })
+    }
+}
+
+#[derive(Serialize, Default)]
+struct Syncs {
+    completed: usize,
+    by_connector: BTreeMap<String, BTreeMap<String, usize>>,
+    /// Runs that did not succeed, and scheduler errors (a lease not taken), with their text.
+    failures: Vec<String>,
+    lock_errors: usize,
+    org_changes: usize,
+}
+
+#[derive(Serialize)]
+struct BackendFigures {
+    backend: &'static str,
+    seconds: f64,
+    api: Latency,
+    by_query: BTreeMap<&'static str, Latency>,
+    syncs: Syncs,
+    lock_errors: usize,
+    entities_at_end: i64,
+}
+
+pub async fn run(b: LoadBench) -> anyhow::Result<Outcome> {
+    let mut spec = b.size.spec();
+    if let Some(r) = b.repos {
+        spec.repos = r;
+    }
+    let org = surveyor_sim::Org::generate(&spec);
+    println!(
+        "org {:?}: {} repos, {} teams, {} people; {} clients for {} s; the org changes every {} ms; connector limit {} requests/s",
+        b.size,
+        spec.repos,
+        spec.teams,
+        spec.people,
+        b.clients,
+        b.seconds,
+        b.mutate_every_ms,
+        b.requests_per_second
+    );
+    let mut results = Vec::new();
+    for backend in db::backends(b.no_sqlite, &b.postgres) {
+        let fakes = Fakes::start(org.clone()).await?;
+        let r = run_backend(&fakes, backend, &b).await?;
+        print(&r, &b);
+        results.push(r);
+    }
+    Outcome::new(&b, serde_json::json!({ "backends": results }))
+}
+
+/// The query mix: lists by kind and owner, Backstage by-query, runs and connector status.
+fn mix(teams: Arc<Vec<String>>) -> QueryMix {
+    Arc::new(move |c, n| {
+        let k = c * 7 + n as usize * 13;
+        let team = &teams[k % teams.len().max(1)];
+        match (c + n as usize) % 5 {
+            0 => (
+                "list kind",
+                "/api/v1/entities?kind=component&limit=50".into(),
+            ),
+            1 => (
+                "list kind+owner",
+                format!("/api/v1/entities?kind=component&owner={team}&limit=50"),
+            ),
+            2 => (
+                "by-query",
+                format!(
+                    "/api/catalog/entities/by-query?filter=kind%3Dcomponent%2Crelations.ownedBy%3Dgroup%3Adefault%2F{team}&limit=20"
+                ),
+            ),
+            3 => ("runs", "/api/v1/runs?limit=20".into()),
+            _ => ("connectors", "/api/v1/connectors".into()),
+        }
+    })
+}
+
+async fn run_backend(
+    fakes: &Fakes,
+    backend: Backend,
+    b: &LoadBench,
+) -> anyhow::Result<BackendFigures> {
+    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
+    let dir = db::tempfile_dir()?;
+    let jobs: Vec<Job> = fakes
+        .connectors(&dir, b.requests_per_second)?
+        .into_iter()
+        .map(|c| Job {
+            id: c.id().to_string(),
+            kind: c.kind().to_string(),
+            schedule_text: None,
+            schedule: None,
+            timezone: ScheduleZone::Utc,
+            timeout: Duration::from_secs(600),
+            jitter: Duration::ZERO,
+            run_on_start: true,
+            connector: c,
+        })
+        .collect();
+    let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
+    let scheduler = Scheduler::new(
+        store.clone(),
+        jobs,
+        SchedulerOptions {
+            reconcile: ReconcileOptions {
+                source_priority: source_priority(),
+                ..ReconcileOptions::default()
+            },
+            holder: format!("surveyor-bench:{}", std::process::id()),
+            lease_ttl: Duration::from_secs(60),
+            grace: Duration::from_secs(30),
+        },
+    );
+    let handle = scheduler.handle();
+    let control: Arc<dyn Control> = Arc::new(SchedulerControl(handle.clone()));
+    let app = surveyor_api::router(
+        store.clone(),
+        surveyor_api::ApiConfig::default(),
+        Some(control),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut api_stop = stop_rx.clone();
+    let server = tokio::spawn(surveyor_api::serve(listener, app, async move {
+        let _ = api_stop.wait_for(|s| *s).await;
+    }));
+    let started_at = chrono::Utc::now();
+    let scheduler_task = tokio::spawn(scheduler.run(stop_rx.clone()));
+
+    let teams: Vec<String> = fakes.org.live_teams().map(|t| t.slug.clone()).collect();
+    let stop_clients = Arc::new(AtomicBool::new(false));
+    let driver = {
+        let (base, stop) = (base.clone(), Arc::clone(&stop_clients));
+        let (clients, mix) = (b.clients, mix(Arc::new(teams)));
+        tokio::spawn(async move {
+            clients::drive(&base, clients, mix, stop, Arc::new(AtomicBool::new(false))).await
+        })
+    };
+
+    // Keep every connector busy: a trigger waits behind each running sync, and the org
+    // changes as it goes, so syncs have something to write.
+    let scheduler_errors: Arc<Mutex<Vec<String>>> = Arc::default();
+    let started = Instant::now();
+    let mut last_change = Instant::now();
+    let mut org_changes = 0;
+    loop {
+        for id in &ids {
+            let _ = handle.trigger(id);
+        }
+        for s in handle.status() {
+            if let Some(e) = s.last_error.filter(|e| e.starts_with("lease")) {
+                let mut errors = scheduler_errors.lock().unwrap_or_else(|p| p.into_inner());
+                let line = format!("{}: {e}", s.id);
+                if !errors.contains(&line) {
+                    errors.push(line);
+                }
+            }
+        }
+        if last_change.elapsed() >= Duration::from_millis(b.mutate_every_ms.max(1)) {
+            fakes.github.with_org(&fakes.org.name, |o| o.mutate());
+            fakes.gitlab.with_org(|o| o.mutate());
+            org_changes += 1;
+            last_change = Instant::now();
+        }
+        // The run ends after `seconds`, once every connector has finished a sync: a load
+        // test in which no sync completed would say nothing about syncs.
+        if started.elapsed() >= Duration::from_secs(b.seconds) {
+            let runs = store.list_runs(None, 100_000).await?;
+            let finished = |id: &str| {
+                runs.iter().any(|r| {
+                    r.connector == id && r.started_at >= started_at && r.finished_at.is_some()
+                })
+            };
+            if ids.iter().all(|id| finished(id)) {
+                break;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop_clients.store(true, Ordering::Relaxed);
+    let samples = driver.await??;
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = stop_tx.send(true);
+    let _ = scheduler_task.await;
+    let _ = server.await;
+
+    let mut syncs = Syncs {
+        org_changes,
+        ..Syncs::default()
+    };
+    for r in store.list_runs(None, 100_000).await? {
+        if r.started_at < started_at {
+            continue;
+        }
+        *syncs
+            .by_connector
+            .entry(r.connector.clone())
+            .or_default()
+            .entry(r.status.clone())
+            .or_default() += 1;
+        if r.status == "succeeded" || r.status == "partial" {
+            syncs.completed += 1;
+        }
+        if r.status != "succeeded" {
+            let text = format!(
+                "{} run {}: {}{}",
+                r.connector,
+                r.status,
+                r.error.as_deref().unwrap_or(""),
+                r.outcome.map(|o| format!(" {o}")).unwrap_or_default()
+            );
+            if is_lock_error(&text) {
+                syncs.lock_errors += 1;
+            }
+            syncs.failures.push(text);
+        }
+    }
+    for e in scheduler_errors
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .iter()
+    {
+        if is_lock_error(e) {
+            syncs.lock_errors += 1;
+        }
+        syncs.failures.push(e.clone());
+    }
+    let entities_at_end = store.table_counts().await.map(|c| c.entities).unwrap_or(0);
+    store.close().await;
+    cleanup.run().await;
+    let _ = std::fs::remove_dir_all(&dir);
+    let api = clients::latency(samples.iter(), seconds);
+    Ok(BackendFigures {
+        backend: backend.label(),
+        seconds: round(seconds, 1),
+        lock_errors: api.lock_errors + syncs.lock_errors,
+        by_query: clients::by_label(&samples, seconds),
+        api,
+        syncs,
+        entities_at_end,
+    })
+}
+
+fn print(r: &BackendFigures, b: &LoadBench) {
+    let mut t = Table::new(
+        format!(
+            "load on {}: {} API clients for {:.0} s while every connector syncs back to back",
+            r.backend, b.clients, r.seconds
+        ),
+        &[
+            "query",
+            "requests",
+            "requests/s",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+            "errors",
+        ],
+    );
+    let row = |t: &mut Table, label: &str, l: &Latency| {
+        t.row(vec![
+            label.to_string(),
+            fmt_int(l.requests as u64),
+            fmt_int(l.requests_per_s as u64),
+            format!("{:.2}", l.p50_ms),
+            format!("{:.2}", l.p99_ms),
+            format!("{:.2}", l.max_ms),
+            l.errors.to_string(),
+        ]);
+    };
+    for (label, l) in &r.by_query {
+        row(&mut t, label, l);
+    }
+    row(&mut t, "all", &r.api);
+    t.note(format!(
+        "syncs completed: {} ({:?}); org changes: {}; lock errors: {} (API {}, syncs {}); {} entities at the end",
+        r.syncs.completed,
+        r.syncs.by_connector,
+        r.syncs.org_changes,
+        r.lock_errors,
+        r.api.lock_errors,
+        r.syncs.lock_errors,
+        fmt_int(r.entities_at_end as u64)
+    ));
+    for e in r
+        .api
+        .error_examples
+        .iter()
+        .chain(r.syncs.failures.iter().take(5))
+    {
+        t.note(format!("error: {e}"));
+    }
+    t.print();
+}
