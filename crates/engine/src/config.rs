@@ -204,14 +204,6 @@ impl Config {
                     .then(|| "run `surveyor init` to write one, or pass --config".to_string()),
             }])
         })?;
-        Self::parse(&text, path, kinds)
-    }
-
-    /// Parses configuration text; `file` is only used to name it in errors.
-    pub fn parse(text: &str, file: &Path, kinds: &[KindSpec]) -> Result<Self, ConfigErrors> {
-        let text: Arc<str> = Arc::from(text);
-        let file: Arc<Path> = Arc::from(file);
-        let loc = Locator {
         let text = String::from_utf8(bytes).map_err(|e| {
             // Point at the first bad byte: what precedes it is valid text to locate it in.
             let valid = &e.as_bytes()[..e.utf8_error().valid_up_to()];
@@ -228,6 +220,14 @@ impl Config {
                 Some("save the file as UTF-8".into()),
             )])
         })?;
+        Self::parse(&text, path, kinds)
+    }
+
+    /// Parses configuration text; `file` is only used to name it in errors.
+    pub fn parse(text: &str, file: &Path, kinds: &[KindSpec]) -> Result<Self, ConfigErrors> {
+        let text: Arc<str> = Arc::from(text);
+        let file: Arc<Path> = Arc::from(file);
+        let loc = Locator {
             text: &text,
             file: &file,
         };
@@ -417,18 +417,6 @@ impl ConnectorSpec {
         T::deserialize(toml::de::ValueDeserializer::from(value)).map_err(|e| {
             let espan = e.span().unwrap_or(span.clone());
             // Name the key whose value holds the error, when there is one.
-            let key = keys
-                .iter()
-                .find(|(_, s)| s.start <= espan.start && espan.end <= s.end)
-                .map(|(k, _)| join(&format!("connectors[{}]", self.index), k))
-                .unwrap_or_else(|| format!("connectors[{}]", self.index));
-            fail(espan, key, message.to_string())
-        })
-    }
-
-    /// An error about one of this connector's keys, located at that key's value (or at the
-    /// connector's table when the key is absent): `file:line:col: connectors[i].key: message`.
-    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigErrors {
             let message = e.message().trim();
             // A missing required key is reported like `id` and `kind`: at the table, by name.
             if let Some(missing) = message
@@ -441,6 +429,18 @@ impl ConnectorSpec {
                     format!("missing key `{missing}`"),
                 );
             }
+            let key = keys
+                .iter()
+                .find(|(_, s)| s.start <= espan.start && espan.end <= s.end)
+                .map(|(k, _)| join(&format!("connectors[{}]", self.index), k))
+                .unwrap_or_else(|| format!("connectors[{}]", self.index));
+            fail(espan, key, message.to_string())
+        })
+    }
+
+    /// An error about one of this connector's keys, located at that key's value (or at the
+    /// connector's table when the key is absent): `file:line:col: connectors[i].key: message`.
+    pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigErrors {
         let loc = Locator {
             text: &self.text,
             file: &self.file,
@@ -508,6 +508,7 @@ fn line_col(text: &str, offset: usize) -> (usize, usize) {
 }
 
 fn join(prefix: &str, key: &str) -> String {
+    let key = locate::key_segment(key);
     if prefix.is_empty() {
         key.into_owned()
     } else {
@@ -520,7 +521,6 @@ fn did_you_mean(key: &str, allowed: &[&str]) -> Option<String> {
     allowed
         .iter()
         .map(|a| (strsim::jaro_winkler(key, a), *a))
-    let key = locate::key_segment(key);
         .filter(|(score, _)| *score > 0.8)
         .max_by(|a, b| a.0.total_cmp(&b.0))
         .map(|(_, a)| format!("did you mean `{a}`?"))
@@ -960,6 +960,20 @@ fn parse_server(
     c
 }
 
+/// An integer in `min..=max`, with a message saying which bound a value misses.
+fn whole_number(v: &DeValue<'_>, min: u64, max: u64) -> Result<u64, String> {
+    let DeValue::Integer(i) = v else {
+        return Err(format!("expected a whole number, found {}", type_name(v)));
+    };
+    let raw = i.as_str().replace('_', "");
+    match raw.parse::<i128>() {
+        Ok(n) if (i128::from(min)..=i128::from(max)).contains(&n) => {
+            u64::try_from(n).map_err(|_| format!("{raw} is outside {min}..={max}"))
+        }
+        _ => Err(format!("{raw} is outside {min}..={max}")),
+    }
+}
+
 /// `${ENV}` expansion for a string found inside an array.
 fn expand_secret(s: &str) -> Result<String, String> {
     surveyor_model::secret::expand_env(s).map_err(|e| e.to_string())
@@ -1073,20 +1087,6 @@ fn parse_connector(
                 let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
                 errors.push(
                     loc.error(
-/// An integer in `min..=max`, with a message saying which bound a value misses.
-fn whole_number(v: &DeValue<'_>, min: u64, max: u64) -> Result<u64, String> {
-    let DeValue::Integer(i) = v else {
-        return Err(format!("expected a whole number, found {}", type_name(v)));
-    };
-    let raw = i.as_str().replace('_', "");
-    match raw.parse::<i128>() {
-        Ok(n) if (i128::from(min)..=i128::from(max)).contains(&n) => {
-            u64::try_from(n).map_err(|_| format!("{raw} is outside {min}..={max}"))
-        }
-        _ => Err(format!("{raw} is outside {min}..={max}")),
-    }
-}
-
                         key_span(t, "kind").unwrap_or(span.clone()),
                         &format!("{path}.kind"),
                         format!("unknown connector kind {k:?}"),
@@ -1240,6 +1240,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     }
 }
 
+mod locate;
 #[cfg(test)]
 mod tests;
-mod locate;
