@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use globset::{GlobBuilder, GlobMatcher};
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 /// Which service's rules a CODEOWNERS file follows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +63,9 @@ impl fmt::Display for LineError {
 #[derive(Debug, Clone)]
 struct Rule {
     line: usize,
-    matchers: Vec<GlobMatcher>,
+    /// A set rather than one matcher per glob: simple globs (`dir/**`, `*.rs`) then need no
+    /// regex, which keeps a large file's memory down.
+    matcher: GlobSet,
     owners: Vec<Owner>,
     /// GitLab `!pattern`: matching paths have no owners in this section.
     excluded: bool,
@@ -92,26 +94,25 @@ const ROOT_PROBE: &str = "SURVEYOR_ROOT_PROBE_7f3a";
 /// Files larger than this are not parsed (GitHub ignores CODEOWNERS over 3 MB).
 pub const MAX_CODEOWNERS_BYTES: usize = 3 * 1024 * 1024;
 
+/// Files with more rules than this are not used: each rule compiles to matchers (up to some
+/// 10 KB for a pattern that needs a regex), and 3 MB holds 170,000 short rules. Ignoring only
+/// the rules past the limit would assign wrong owners, as the last matching rule wins.
+pub const MAX_CODEOWNERS_RULES: usize = 10_000;
+
+/// Patterns longer than this, or with `{}` alternatives nested deeper than
+/// [`MAX_PATTERN_NESTING`], are skipped: the glob parser recurses once per level.
+pub const MAX_PATTERN_CHARS: usize = 1024;
+pub const MAX_PATTERN_NESTING: usize = 8;
+
 impl CodeOwners {
     /// Parses `text`. Never fails: invalid lines are skipped and listed in `errors`.
     pub fn parse(text: &str, flavor: Flavor) -> Self {
-        let mut out = Self {
-            flavor,
-            sections: vec![Section {
-                name: String::new(),
-                optional: false,
-                rules: Vec::new(),
-            }],
-            errors: Vec::new(),
-        };
         if text.len() > MAX_CODEOWNERS_BYTES {
-            out.errors.push(LineError {
-                line: 0,
-                message: format!("file is larger than {MAX_CODEOWNERS_BYTES} bytes; ignored"),
-            });
-            return out;
+            return Self::unusable(flavor, 0, Self::too_large());
         }
+        let mut out = Self::empty(flavor);
         let mut section_defaults: Vec<Owner> = Vec::new();
+        let mut rules_seen = 0usize;
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let trimmed = raw.trim();
@@ -143,7 +144,15 @@ impl CodeOwners {
                 continue;
             }
             match parse_rule(trimmed, line, flavor) {
+                Ok(_) if rules_seen == MAX_CODEOWNERS_RULES => {
+                    return Self::unusable(
+                        flavor,
+                        line,
+                        format!("more than {MAX_CODEOWNERS_RULES} rules; the file is ignored"),
+                    );
+                }
                 Ok(mut rule) => {
+                    rules_seen += 1;
                     if rule.owners.is_empty() && !rule.excluded {
                         rule.owners.clone_from(&section_defaults);
                     }
@@ -155,6 +164,49 @@ impl CodeOwners {
             }
         }
         out
+    }
+
+    /// Parses a file as read from disk or a forge. The size limit is checked first; bytes that
+    /// are not UTF-8 make the whole file unusable: one error naming the line, no rules.
+    pub fn parse_bytes(bytes: &[u8], flavor: Flavor) -> Self {
+        if bytes.len() > MAX_CODEOWNERS_BYTES {
+            return Self::unusable(flavor, 0, Self::too_large());
+        }
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Self::parse(text, flavor),
+            Err(e) => {
+                let line = bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|b| **b == b'\n')
+                    .count()
+                    + 1;
+                Self::unusable(flavor, line, crate::manifests::utf8_error(bytes, &e))
+            }
+        }
+    }
+
+    /// No rules (only the unnamed section) and no errors.
+    fn empty(flavor: Flavor) -> Self {
+        Self {
+            flavor,
+            sections: vec![Section {
+                name: String::new(),
+                optional: false,
+                rules: Vec::new(),
+            }],
+            errors: Vec::new(),
+        }
+    }
+
+    /// No rules, and one error saying why.
+    fn unusable(flavor: Flavor, line: usize, message: String) -> Self {
+        let mut out = Self::empty(flavor);
+        out.errors.push(LineError { line, message });
+        out
+    }
+
+    fn too_large() -> String {
+        format!("file is larger than {MAX_CODEOWNERS_BYTES} bytes; ignored")
     }
 
     pub fn flavor(&self) -> Flavor {
@@ -172,7 +224,7 @@ impl CodeOwners {
                 .rules
                 .iter()
                 .rev()
-                .find(|r| r.matchers.iter().any(|m| m.is_match(path)));
+                .find(|r| r.matcher.is_match(path));
             if let Some(rule) = last
                 && !rule.excluded
             {
@@ -199,7 +251,7 @@ impl CodeOwners {
             s.rules
                 .iter()
                 .rev()
-                .find(|r| r.matchers.iter().any(|m| m.is_match(path)))
+                .find(|r| r.matcher.is_match(path))
                 .map(|r| r.line)
         })
     }
@@ -294,7 +346,7 @@ fn parse_rule(line: &str, line_no: usize, flavor: Flavor) -> Result<Rule, String
     }
     Ok(Rule {
         line: line_no,
-        matchers: compile(&pattern)?,
+        matcher: compile(&pattern)?,
         owners,
         excluded,
     })
@@ -346,16 +398,34 @@ fn parse_owner(word: &str, flavor: Flavor) -> Result<Owner, String> {
 /// - A trailing `/` matches directories only: every file below them.
 /// - A pattern that names a directory owns everything below it, except that `dir/*` owns only
 ///   the files directly in `dir` (GitHub documents this exception).
-fn compile(pattern: &str) -> Result<Vec<GlobMatcher>, String> {
+fn compile(pattern: &str) -> Result<GlobSet, String> {
     if pattern.is_empty() {
         return Err("empty pattern".into());
+    }
+    if pattern.chars().count() > MAX_PATTERN_CHARS {
+        return Err(format!(
+            "pattern longer than {MAX_PATTERN_CHARS} characters"
+        ));
+    }
+    let mut depth = 0usize;
+    for c in pattern.chars() {
+        match c {
+            '{' => depth += 1,
+            '}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        if depth > MAX_PATTERN_NESTING {
+            return Err(format!(
+                "{{ }} alternatives nested more than {MAX_PATTERN_NESTING} deep"
+            ));
+        }
     }
     let dir_only = pattern.ends_with('/');
     let core = pattern.trim_start_matches('/').trim_end_matches('/');
     let anchored = pattern.starts_with('/') || core.contains('/');
     if core.is_empty() {
         // `/` alone: the whole repository.
-        return glob("**").map(|g| vec![g]);
+        return set(&["**".to_string()]);
     }
     let base = if anchored || core.starts_with("**") {
         core.to_string()
@@ -364,22 +434,28 @@ fn compile(pattern: &str) -> Result<Vec<GlobMatcher>, String> {
     };
     let mut globs = Vec::new();
     if !dir_only {
-        globs.push(glob(&base)?);
+        globs.push(base.clone());
     }
     let direct_children_only = core == "*" && !dir_only || core.ends_with("/*");
     if !direct_children_only {
-        globs.push(glob(&format!("{base}/**"))?);
+        globs.push(format!("{base}/**"));
     }
-    Ok(globs)
+    set(&globs)
 }
 
-fn glob(pattern: &str) -> Result<GlobMatcher, String> {
-    GlobBuilder::new(pattern)
-        .literal_separator(true)
-        .backslash_escape(true)
+fn set(patterns: &[String]) -> Result<GlobSet, String> {
+    let mut builder = GlobSetBuilder::new();
+    for pattern in patterns {
+        let glob = GlobBuilder::new(pattern)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .build()
+            .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))?;
+        builder.add(glob);
+    }
+    builder
         .build()
-        .map(|g| g.compile_matcher())
-        .map_err(|e| format!("invalid pattern {pattern:?}: {e}"))
+        .map_err(|e| format!("invalid pattern {:?}: {e}", patterns.join(" ")))
 }
 
 #[cfg(test)]

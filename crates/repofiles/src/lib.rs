@@ -9,6 +9,7 @@ pub mod manifests;
 pub use codeowners::{CodeOwners, Flavor, Owner};
 pub use manifests::{
     Dependency, Ecosystem, Manifest, ManifestError, Package, Scope, is_manifest, parse_manifest,
+    parse_manifest_bytes,
 };
 /// `catalog-info.yaml`: multi-document Backstage descriptors, parsed by the model.
 pub use surveyor_model::descriptor::{Document, parse_descriptors as parse_catalog_info};

@@ -115,6 +115,28 @@ fn is_requirements_file(name: &str) -> bool {
     name.starts_with("requirements") && name.ends_with(".txt")
 }
 
+/// Parses a manifest as read from disk or a forge: the size limit is checked first, then the
+/// bytes must be UTF-8 (the error names the line of the first bad byte).
+pub fn parse_manifest_bytes(path: &str, bytes: &[u8]) -> Result<Manifest, ManifestError> {
+    let fail = |message: String| ManifestError {
+        file: path.to_string(),
+        message,
+    };
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(fail(format!("larger than {MAX_MANIFEST_BYTES} bytes")));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| fail(utf8_error(bytes, &e)))?;
+    parse_manifest(path, text)
+}
+
+/// `not valid UTF-8: byte 0xe9 on line 3`, for any of this crate's byte entry points.
+pub(crate) fn utf8_error(bytes: &[u8], e: &std::str::Utf8Error) -> String {
+    let valid = &bytes[..e.valid_up_to()];
+    let line = valid.iter().filter(|b| **b == b'\n').count() + 1;
+    let bad = bytes.get(e.valid_up_to()).copied().unwrap_or_default();
+    format!("not valid UTF-8: byte 0x{bad:02x} on line {line}")
+}
+
 /// Parses the manifest at `path` (its file name decides the format) with content `text`.
 pub fn parse_manifest(path: &str, text: &str) -> Result<Manifest, ManifestError> {
     let fail = |message: String| ManifestError {
