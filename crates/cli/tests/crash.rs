@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use surveyor_sim::org::Mutation;
 use surveyor_sim::{Cluster, FAKE_TOKEN, GithubFake, KubeFake, Org, OrgSpec};
 use surveyor_store::{ChangeFilter, ConnectOptions, EntityFilter, Store};
 
@@ -26,9 +27,7 @@ const PG_ENV: &str = "SURVEYOR_TEST_DATABASE_URL";
 const TOKEN_ENV: &str = "SURVEYOR_CRASH_GITHUB_TOKEN";
 /// The connectors, in the order `surveyor sync` runs them.
 const SOURCES: [&str; 3] = ["gh-acme", "gh-globex", "k8s"];
-/// Repositories per change between the two states of each org: changes enough to touch many
-/// scopes, few enough that no scope loses a fifth of a kind (the deletion guard would refuse,
-/// and the run would fail).
+/// Repositories per change between the two states of each org (see [`change`]).
 const REPOS_PER_MUTATION: usize = 10;
 /// How long a sync may take before the test gives up on it.
 const RUN_LIMIT: Duration = Duration::from_secs(120);
@@ -114,11 +113,41 @@ fn worlds(repos: usize) -> (World, World) {
         globex: Org::generate(&spec("globex", 7)),
     };
     let mut y = x.clone();
-    for _ in 0..(repos / REPOS_PER_MUTATION).max(4) {
-        y.acme.mutate();
-        y.globex.mutate();
-    }
+    let changes = (repos / REPOS_PER_MUTATION).max(8);
+    change(
+        &mut y.acme,
+        changes,
+        &[Mutation::RenameRepo, Mutation::DeleteRepo],
+    );
+    change(
+        &mut y.globex,
+        changes,
+        &[
+            Mutation::DeleteRepo,
+            Mutation::RemoveWorkload,
+            Mutation::DisbandTeam,
+            Mutation::PersonLeaves,
+        ],
+    );
     (x, y)
+}
+
+/// `n` changes to `org`: first one each of `once`, the changes that delete something, then
+/// only changes that delete nothing. The deletion guard never counts two or fewer deletions of
+/// a kind in a scope, so at any size no sync between the states is refused. (`acme` feeds the
+/// cluster too, where a renamed repository's workload is a new one and the old one goes.)
+fn change(org: &mut Org, n: usize, once: &[Mutation]) {
+    const HARMLESS: [Mutation; 3] = [
+        Mutation::ChangeOwner,
+        Mutation::AddRepo,
+        Mutation::ArchiveRepo,
+    ];
+    for kind in once {
+        org.mutate_as(*kind);
+    }
+    for i in 0..n.saturating_sub(once.len()) {
+        org.mutate_as(HARMLESS[i % HARMLESS.len()]);
+    }
 }
 
 /// A catalog's directory and config for one backend.
