@@ -36,13 +36,16 @@ unsafe impl GlobalAlloc for PeakAlloc {
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-/// Tests in this binary run on several threads; measurements take turns so each sees only its
-/// own allocations.
-static MEASURE: Mutex<()> = Mutex::new(());
+/// Tests run on several threads; each holds this for its whole run so a measurement sees only
+/// its own test's allocations.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs `f` and returns its result with the most heap it held at once above what was live before.
 fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let _turn = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let out = f();
@@ -71,6 +74,7 @@ fn exponential_bomb(levels: usize, fan: usize) -> String {
 
 #[test]
 fn billion_laughs_is_refused_with_bounded_memory() {
+    let _serial = serial();
     // 10^9 strings if expanded; the file is under 1 KB.
     let text = exponential_bomb(8, 10);
     assert!(text.len() < 1024);
@@ -86,6 +90,7 @@ fn billion_laughs_is_refused_with_bounded_memory() {
 
 #[test]
 fn quadratic_alias_blowup_is_refused_with_bounded_memory() {
+    let _serial = serial();
     // One anchor of 20,000 items referenced 20,000 times: 4 * 10^8 values, each a String, from
     // a 220 KB file. The YAML library's repetition limit (100 jumps per event) allows every one
     // of these aliases, so only the value budget stops it.
@@ -109,6 +114,7 @@ fn quadratic_alias_blowup_is_refused_with_bounded_memory() {
 
 #[test]
 fn aliases_within_the_budget_still_work() {
+    let _serial = serial();
     let text = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: a\n  labels: &l {tier: gold}\nspec:\n  owner: team-a\n  copy: *l\n";
     let docs = parse_descriptors(text);
     let entity = docs[0].result.as_ref().expect("valid");
@@ -117,6 +123,7 @@ fn aliases_within_the_budget_still_work() {
 
 #[test]
 fn a_50_mb_file_is_refused_before_parsing() {
+    let _serial = serial();
     let mut text = String::from(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: big\n  description: \"",
     );
@@ -135,6 +142,7 @@ fn a_50_mb_file_is_refused_before_parsing() {
 
 #[test]
 fn a_file_just_under_the_size_limit_is_refused_in_bounded_memory() {
+    let _serial = serial();
     // The largest accepted file, all of it one flow list: the most YAML events per byte.
     // Counted before yaml_serde loads them (about 150 bytes each, 300 MB for this file).
     let items = MAX_DESCRIPTOR_BYTES / 2 - 64;
@@ -154,6 +162,7 @@ fn a_file_just_under_the_size_limit_is_refused_in_bounded_memory() {
 
 #[test]
 fn a_large_valid_file_parses_in_memory_proportional_to_it() {
+    let _serial = serial();
     // 2,000 entities of 20 values each: a big monorepo's catalog, well inside every limit.
     let doc = |i: usize| {
         format!(
@@ -180,6 +189,7 @@ fn a_large_valid_file_parses_in_memory_proportional_to_it() {
 
 #[test]
 fn deep_nesting_is_refused_before_the_yaml_parser_goes_quadratic() {
+    let _serial = serial();
     // libyaml's scanner does work per token in proportion to the flow depth: before the depth
     // check, 80 KB of `{a: ` took over a second and 500 KB over a minute.
     let depth = 100_000;
@@ -204,6 +214,7 @@ fn deep_nesting_is_refused_before_the_yaml_parser_goes_quadratic() {
 
 #[test]
 fn nesting_up_to_the_limit_is_accepted() {
+    let _serial = serial();
     // The document and spec are two levels; `levels` more are in the value.
     let with_depth = |depth: usize| {
         let levels = depth - 2;
@@ -224,6 +235,7 @@ fn nesting_up_to_the_limit_is_accepted() {
 
 #[test]
 fn invalid_utf8_is_a_clear_error_naming_the_line() {
+    let _serial = serial();
     let mut bytes =
         b"apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: caf".to_vec();
     bytes.extend_from_slice(&[0xE9, b'\n']);
@@ -247,6 +259,7 @@ fn invalid_utf8_is_a_clear_error_naming_the_line() {
 
 #[test]
 fn many_documents_share_one_budget() {
+    let _serial = serial();
     // Each document alone is fine; together they expand past the file's budget.
     let doc = format!(
         "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: d\nspec:\n  base: &a [{}]\n  copies: [{}]\n---\n",

@@ -38,12 +38,16 @@ unsafe impl GlobalAlloc for PeakAlloc {
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
 
-/// Tests run on several threads; measurements take turns so each sees only its own allocations.
-static MEASURE: Mutex<()> = Mutex::new(());
+/// Tests run on several threads; each holds this for its whole run so a measurement sees only
+/// its own test's allocations.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// Runs `f` and returns its result with the most heap it held at once above what was live before.
 fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let _turn = MEASURE.lock().unwrap_or_else(|e| e.into_inner());
     let before = LIVE.load(Ordering::Relaxed);
     PEAK.store(before, Ordering::Relaxed);
     let out = f();
@@ -64,6 +68,7 @@ const MANIFESTS: &[&str] = &[
 
 #[test]
 fn a_50_mb_codeowners_is_refused_without_parsing() {
+    let _serial = serial();
     let text = "* @acme/platform\n".repeat(50 * MB / 17);
     for flavor in [Flavor::GitHub, Flavor::GitLab] {
         let (c, peak) = peak_during(|| CodeOwners::parse(&text, flavor));
@@ -85,6 +90,7 @@ fn a_50_mb_codeowners_is_refused_without_parsing() {
 
 #[test]
 fn a_codeowners_at_the_size_limit_is_refused_by_rule_count_in_bounded_memory() {
+    let _serial = serial();
     // 3 MB of short rules is some 170,000 of them; compiled, that was over a gigabyte.
     let mut text = String::new();
     let mut i = 0;
@@ -113,6 +119,7 @@ fn a_codeowners_at_the_size_limit_is_refused_by_rule_count_in_bounded_memory() {
 
 #[test]
 fn the_most_rules_allowed_parse_in_bounded_memory() {
+    let _serial = serial();
     // Patterns that need a regex, the costly kind.
     let text: String = (0..MAX_CODEOWNERS_RULES)
         .map(|i| format!("src/*/x{i}*y/ @o{i}\n"))
@@ -132,6 +139,7 @@ fn the_most_rules_allowed_parse_in_bounded_memory() {
 
 #[test]
 fn pathological_patterns_are_skipped_with_a_reason() {
+    let _serial = serial();
     // 5,000 nested `{a,{a,...}}` overflowed the stack in the glob parser and aborted the whole
     // process; the length limit alone now keeps that out, the nesting limit keeps short ones out.
     let deep_braces = format!("{}x{} @a\n", "{a,".repeat(20), "}".repeat(20));
@@ -169,6 +177,7 @@ fn pathological_patterns_are_skipped_with_a_reason() {
 
 #[test]
 fn invalid_utf8_in_codeowners_names_the_line() {
+    let _serial = serial();
     let bytes = b"* @acme/platform\n/docs/ @caf\xe9\n";
     let c = CodeOwners::parse_bytes(bytes, Flavor::GitHub);
     assert_eq!(c.errors.len(), 1);
@@ -187,6 +196,7 @@ fn invalid_utf8_in_codeowners_names_the_line() {
 
 #[test]
 fn a_50_mb_manifest_is_refused_without_parsing() {
+    let _serial = serial();
     let text = format!(
         "{{\"name\": \"x\", \"description\": \"{}\"}}",
         "a".repeat(50 * MB)
@@ -205,6 +215,7 @@ fn a_50_mb_manifest_is_refused_without_parsing() {
 
 #[test]
 fn deeply_nested_manifests_are_errors_not_stack_overflows() {
+    let _serial = serial();
     let depth = 100_000;
     let cases = [
         (
@@ -253,6 +264,7 @@ fn deeply_nested_manifests_are_errors_not_stack_overflows() {
 
 #[test]
 fn invalid_utf8_in_manifests_names_the_line() {
+    let _serial = serial();
     for path in MANIFESTS {
         let bytes = b"line one\nline two \xff\xfe\n";
         let e = parse_manifest_bytes(path, bytes).expect_err("not UTF-8");
@@ -270,6 +282,7 @@ fn invalid_utf8_in_manifests_names_the_line() {
 
 #[test]
 fn huge_lines_and_unterminated_blocks_are_bounded() {
+    let _serial = serial();
     let long_req = format!("{}==1.0\n", "a".repeat(MB));
     let (m, peak) = peak_during(|| parse_manifest("requirements.txt", &long_req));
     let m = m.expect("a long name is still a name");
@@ -284,4 +297,23 @@ fn huge_lines_and_unterminated_blocks_are_bounded() {
     assert_eq!(m.dependencies.len(), 1);
     assert!(m.dependencies[0].requirement.contains("${"));
     assert!(peak < MB);
+}
+
+#[test]
+fn non_ascii_python_requirements_are_errors_not_panics() {
+    let _serial = serial();
+    // pep508_rs 0.9.2 formats its errors by slicing the line at a character index as if it were
+    // a byte index; before the parser stopped using that formatting, these lines panicked
+    // (cargo-fuzz found it in requirements.txt and pyproject.toml).
+    for line in [
+        "flask\u{c5}\u{c5}\u{c5}>=2",
+        "requests==2.31 ; \u{c5}\u{c5}\u{c5}\u{c5}\u{c5}",
+    ] {
+        let e = parse_manifest("requirements.txt", &format!("{line}\n")).expect_err("invalid");
+        assert!(e.message.contains("(at character "), "{e}");
+        assert!(!e.message.contains('\n'), "one line: {e}");
+        let pyproject = format!("[project]\nname = \"x\"\ndependencies = [\"{line}\"]\n");
+        let e = parse_manifest("pyproject.toml", &pyproject).expect_err("invalid");
+        assert!(e.message.contains("(at character "), "{e}");
+    }
 }

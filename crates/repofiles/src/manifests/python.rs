@@ -46,7 +46,15 @@ fn pep508(line: &str, scope: Scope, path: &str) -> Result<Dependency, String> {
     }
     let parsed = std::panic::catch_unwind(|| Requirement::<pep508_rs::VerbatimUrl>::from_str(line))
         .map_err(|_| format!("{line:?}: the requirement parser failed on this line"))?;
-    let req = parsed.map_err(|e| format!("{line:?}: {e}"))?;
+    // Not `{e}`: pep508_rs 0.9.2's Display slices the line by a character index as if it were
+    // a byte index, and panics on non-ASCII text before the error (found by cargo-fuzz).
+    let req = parsed.map_err(|e| {
+        format!(
+            "{line:?}: {} (at character {})",
+            e.message,
+            e.start.saturating_add(1)
+        )
+    })?;
     let requirement = match &req.version_or_url {
         None => String::new(),
         Some(VersionOrUrl::VersionSpecifier(v)) => v.to_string(),
