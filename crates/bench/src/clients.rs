@@ -84,6 +84,8 @@ pub async fn drive(
 /// Latency figures of a set of samples.
 #[derive(Serialize, Clone)]
 pub struct Latency {
+    /// Concurrent clients (0 where the samples come from a mix of phases).
+    pub clients: usize,
     pub requests: usize,
     pub requests_per_s: f64,
     pub errors: usize,
@@ -127,8 +129,9 @@ pub fn latency<'a>(samples: impl Iterator<Item = &'a Sample>, seconds: f64) -> L
     }
     times.sort();
     Latency {
+        clients: 0,
         requests: times.len(),
-        requests_per_s: round(times.len() as f64 / seconds.max(1e-9), 0),
+        requests_per_s: round(times.len() as f64 / seconds.max(1e-9), 1),
         errors,
         lock_errors,
         p50_ms: round(percentile_ms(&times, 0.5), 2),

@@ -327,7 +327,7 @@ fn print(r: &BackendFigures, b: &LoadBench) {
         t.row(vec![
             label.to_string(),
             fmt_int(l.requests as u64),
-            fmt_int(l.requests_per_s as u64),
+            fmt_int(l.requests_per_s.round() as u64),
             format!("{:.2}", l.p50_ms),
             format!("{:.2}", l.p99_ms),
             format!("{:.2}", l.max_ms),

@@ -116,7 +116,11 @@ enum Scenario {
         entities: usize,
         #[arg(long, default_value_t = 64)]
         clients: usize,
-        /// Seconds per phase (one per query type, then all mixed while a sync writes)
+        /// Clients for the by-query phase (each by-query request holds the whole kind in
+        /// memory: ~450 MB at 100k entities)
+        #[arg(long, default_value_t = 4)]
+        by_query_clients: usize,
+        /// Seconds per phase (one per query type, then the lists mixed while a sync writes)
         #[arg(long, default_value_t = 10)]
         seconds: u64,
         #[command(flatten)]
@@ -266,6 +270,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::Api {
             entities,
             clients,
+            by_query_clients,
             seconds,
             pg,
             no_sqlite,
@@ -273,6 +278,7 @@ async fn main() -> anyhow::Result<()> {
             api::run(api::ApiBench {
                 entities,
                 clients,
+                by_query_clients,
                 seconds,
                 postgres: pg.url(),
                 no_sqlite,
