@@ -46,13 +46,7 @@ const CONCURRENT_CELLS: usize = 16;
 /// and printed (marked KNOWN) without failing the matrix, and each is reproduced by an ignored
 /// test of its own until the engine is fixed; a listed cell that keeps its promises fails the
 /// matrix, so the list cannot go stale.
-const KNOWN_ENGINE_GAPS: &[(Conn, Kind, &str)] = &[(
-    Conn::Kubernetes,
-    Kind::Empty,
-    "the deletion guard counts per scope and kind, and deleting up to `mass_delete_floor` (2) \
-     never trips it: an empty cluster-wide Deployment list deletes the Deployments of every \
-     namespace that has only one or two; see `an_empty_cluster_wide_list_deletes_nothing`",
-)];
+const KNOWN_ENGINE_GAPS: &[(Conn, Kind, &str)] = &[];
 
 fn known_gap(conn: Conn, kind: Kind) -> Option<&'static str> {
     KNOWN_ENGINE_GAPS
@@ -826,10 +820,9 @@ async fn every_connector_survives_every_fault() {
     );
 }
 
-/// The engine gap of [`KNOWN_ENGINE_GAPS`], on its own: fails until the deletion guard also
-/// counts across a run's scopes. `cargo test -p surveyor-tests --test faults -- --ignored`.
+/// An empty cluster-wide list against a cluster of small namespaces: each namespace alone is
+/// under the guard's floor, the run as a whole is a mass deletion, and the run guard refuses it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "engine gap: the deletion guard is per scope (see KNOWN_ENGINE_GAPS)"]
 async fn an_empty_cluster_wide_list_deletes_nothing() {
     let cells = run_matrix(|c, k| c == Conn::Kubernetes && k == Kind::Empty).await;
     let broken: Vec<&String> = cells.iter().flat_map(|c| &c.broken).collect();

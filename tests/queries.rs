@@ -545,6 +545,22 @@ async fn findings_open_stay_and_resolve_on_both_backends() {
                 .is_empty()
         );
         assert_eq!(store.open_findings("drift").await.expect("open").len(), 2);
+        // Two findings of one rule on one entity (a disagreement per field) are two.
+        let field = |m: &str| FindingRecord {
+            message: m.into(),
+            ..f("disagreement", "component:default/z")
+        };
+        let both = [field("owner differs"), field("system differs")];
+        let d = store
+            .record_findings("drift2", &both, t0)
+            .await
+            .expect("record");
+        assert_eq!(d.opened, 2, "{backend}");
+        let d = store
+            .record_findings("drift2", &both, t1)
+            .await
+            .expect("record");
+        assert_eq!((d.opened, d.still_open, d.resolved), (0, 2, 0), "{backend}");
         ts.cleanup().await;
     }
 }

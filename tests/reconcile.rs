@@ -799,3 +799,44 @@ async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
         ts.cleanup().await;
     }
 }
+
+/// Twelve namespaces of one workload each: an empty crawl deletes one per scope, under every
+/// scope's floor, and all of them together — the run guard refuses that.
+#[tokio::test]
+async fn many_small_scopes_emptied_at_once_are_a_mass_deletion() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        let scopes: Vec<String> = (0..12).map(|i| format!("ns-{i}")).collect();
+        let names: Vec<&str> = scopes.iter().map(String::as_str).collect();
+        let fleet: Vec<Observation> = scopes
+            .iter()
+            .enumerate()
+            .map(|(i, ns)| component(ns, &format!("id-{i}"), &format!("svc-{i}"), "team-a"))
+            .collect();
+        run(s, "k8s", fleet.clone(), complete(&names)).await;
+        let r = run(s, "k8s", Vec::new(), complete(&names)).await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Failed, 0),
+            "{}",
+            ts.backend
+        );
+        assert!(
+            r.scopes
+                .iter()
+                .all(|sc| sc.refused.first().is_some_and(|f| f.would_delete == 12)),
+            "{}: every scope names the run's refusal: {:?}",
+            ts.backend,
+            r.scopes
+        );
+        // One namespace going is no mass deletion.
+        let r = run(s, "k8s", fleet[1..].to_vec(), complete(&names)).await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Succeeded, 1),
+            "{}",
+            ts.backend
+        );
+        ts.cleanup().await;
+    }
+}

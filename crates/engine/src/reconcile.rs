@@ -642,19 +642,29 @@ impl RunState<'_> {
                 .filter(|s| Some(s) != self.open_scope.as_ref()),
         );
 
+        let status_of = |scope: &str| match (outcome.status(scope), error) {
+            (Some(s), None) => s.clone(),
+            (_, Some(e)) => ScopeStatus::Failed {
+                reason: e.to_string(),
+            },
+            // Gone at the source (a deleted namespace): complete, and empty.
+            (None, None) if outcome.is_enumerated(scope) => ScopeStatus::Complete,
+            (None, None) => ScopeStatus::Failed {
+                reason: "the connector did not report this scope".into(),
+            },
+        };
+        // The run as a whole: many small scopes, each under the floor, can add up to a mass
+        // deletion (an empty cluster-wide list against a cluster of small namespaces).
+        let complete: HashSet<&str> = scopes
+            .iter()
+            .filter(|s| status_of(s).is_complete())
+            .map(String::as_str)
+            .collect();
+        let run_refusals = run_guard(&self.known, &complete, &self.claimed_refs, self.job.options);
+
         let mut reports = Vec::new();
         for scope in scopes {
-            let status = match (outcome.status(&scope), error) {
-                (Some(s), None) => s.clone(),
-                (_, Some(e)) => ScopeStatus::Failed {
-                    reason: e.to_string(),
-                },
-                // Gone at the source (a deleted namespace): complete, and empty.
-                (None, None) if outcome.is_enumerated(&scope) => ScopeStatus::Complete,
-                (None, None) => ScopeStatus::Failed {
-                    reason: "the connector did not report this scope".into(),
-                },
-            };
+            let status = status_of(&scope);
             let mut deletions: Vec<ObservationIndexRow> = Vec::new();
             if status.is_complete() {
                 deletions = self
@@ -672,6 +682,14 @@ impl RunState<'_> {
                 &self.claimed_refs,
                 self.job.options,
             );
+            if refused.is_empty() {
+                refused.extend(
+                    run_refusals
+                        .iter()
+                        .filter(|r| deletions.iter().any(|d| d.kind == r.kind))
+                        .cloned(),
+                );
+            }
             if !refused.is_empty() {
                 deletions.clear();
             }
@@ -772,6 +790,43 @@ fn guard(
         *gone.entry(d.kind.as_str()).or_default() += 1;
     }
     over_ratio(known, scope, gone, options)
+}
+
+/// The guard over the whole run: per kind, the deletions of every complete scope against the
+/// source's live observations of that kind.
+fn run_guard(
+    known: &HashMap<String, Known>,
+    complete: &HashSet<&str>,
+    claimed_refs: &HashSet<String>,
+    options: &ReconcileOptions,
+) -> Vec<Refusal> {
+    if options.allow_mass_delete {
+        return Vec::new();
+    }
+    let mut live: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut gone: BTreeMap<&str, u64> = BTreeMap::new();
+    for k in known.values().filter(|k| k.row.live) {
+        *live.entry(k.row.kind.as_str()).or_default() += 1;
+        if !k.seen
+            && complete.contains(k.row.scope.as_str())
+            && !claimed_refs.contains(&k.row.entity_ref)
+        {
+            *gone.entry(k.row.kind.as_str()).or_default() += 1;
+        }
+    }
+    gone.into_iter()
+        .filter_map(|(kind, n)| {
+            let total = live.get(kind).copied().unwrap_or(n).max(1);
+            let mass =
+                n > options.mass_delete_floor && n as f64 / total as f64 > options.max_delete_ratio;
+            mass.then(|| Refusal {
+                kind: kind.to_string(),
+                live: total,
+                would_delete: n,
+                max_ratio: options.max_delete_ratio,
+            })
+        })
+        .collect()
 }
 
 /// The kinds whose deletions (`gone`) exceed `max_delete_ratio` of the scope's live

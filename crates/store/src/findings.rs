@@ -1,5 +1,6 @@
 //! Audit findings with a history: each time the audits run, findings still present are seen
 //! again, new ones open and those gone are resolved — so drift and gaps have first/last seen.
+//! A finding is its (rule, entity, message): a disagreement on another field is another one.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -54,7 +55,7 @@ impl Store {
         let backend = tx.backend();
         let seen = sql(
             backend,
-            "UPDATE findings SET last_seen = $1, severity = $2, message = $3 WHERE id = $4",
+            "UPDATE findings SET last_seen = $1, severity = $2 WHERE id = $3",
         );
         let insert = sql(
             backend,
@@ -66,19 +67,25 @@ impl Store {
             "UPDATE findings SET resolved_at = $1 WHERE id = $2",
         );
         let mut still: std::collections::HashSet<i64> = std::collections::HashSet::new();
-        let index: std::collections::HashMap<(&str, &str), i64> = open
+        // One entity can break one rule in several ways (a disagreement per field): the message
+        // tells them apart.
+        let index: std::collections::HashMap<(&str, &str, &str), i64> = open
             .iter()
-            .map(|f| ((f.rule.as_str(), f.entity_ref.as_str()), f.id))
+            .map(|f| {
+                (
+                    (f.rule.as_str(), f.entity_ref.as_str(), f.message.as_str()),
+                    f.id,
+                )
+            })
             .collect();
         for f in current {
-            match index.get(&(f.rule.as_str(), f.entity_ref.as_str())) {
+            match index.get(&(f.rule.as_str(), f.entity_ref.as_str(), f.message.as_str())) {
                 Some(id) if still.insert(*id) => {
                     delta.still_open += 1;
                     on_tx!(&mut tx, conn => {
                         sqlx::query(sqlx::AssertSqlSafe(seen.0.clone()))
                             .bind(now)
                             .bind(&f.severity)
-                            .bind(&f.message)
                             .bind(id)
                             .execute(conn)
                             .await?;

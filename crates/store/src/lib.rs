@@ -96,8 +96,9 @@ macro_rules! on_pool {
 }
 pub(crate) use {on_pool, on_tx};
 
-/// The advisory-lock key catalog writers take on Postgres ("SURVEYOR" in ASCII).
-const CATALOG_WRITE_LOCK: i64 = 0x5355_5256_4559_4f52;
+/// The advisory-lock class catalog writers take on Postgres ("SURV" in ASCII), with the
+/// schema's hash as the second key.
+const CATALOG_WRITE_LOCK: i32 = 0x5355_5256;
 
 /// Options for [`Store::connect_with`].
 #[derive(Debug, Clone, Default)]
@@ -239,7 +240,9 @@ impl Store {
     pub async fn begin_write(&self) -> Result<StoreTx> {
         let mut tx = self.begin().await?;
         if let StoreTx::Postgres(t) = &mut tx {
-            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            // Keyed by schema too: catalogs in two schemas of one database never wait for
+            // each other.
+            sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext(current_schema()))")
                 .bind(CATALOG_WRITE_LOCK)
                 .execute(&mut **t)
                 .await?;
