@@ -317,3 +317,21 @@ fn non_ascii_python_requirements_are_errors_not_panics() {
         assert!(e.message.contains("(at character "), "{e}");
     }
 }
+
+#[test]
+fn python_lines_that_crashed_the_requirement_parser_are_errors() {
+    let _serial = serial();
+    // pep508_rs 0.9.2 panics on a name or extra ending in `.`, `-` or `_` followed by more text.
+    for (line, what) in [
+        ("l_ x", "package name \"l_\""),
+        ("y[1ex.a- base.txt", "extra \"1ex.a-\""),
+    ] {
+        let e = parse_manifest("requirements.txt", &format!("{line}\n")).expect_err("invalid");
+        assert!(e.message.contains(what), "{e}");
+    }
+    let m = parse_manifest("requirements.txt", "y[a-b, c]>=1\n").expect("valid extras");
+    assert_eq!(m.dependencies[0].package, "y");
+    // An empty project name produces no package (it would match every nameless lookup).
+    let m = parse_manifest("pyproject.toml", "[project]\nname = \"\"\n").expect("parses");
+    assert!(m.produces.is_empty(), "{m:?}");
+}

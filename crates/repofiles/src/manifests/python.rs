@@ -32,17 +32,32 @@ fn group_scope(name: &str) -> Scope {
 }
 
 fn pep508(line: &str, scope: Scope, path: &str) -> Result<Dependency, String> {
-    // pep508_rs 0.9.2 panics on a name that ends in `.`, `-` or `_` and is followed by more
-    // text (`l_ x`); check the name first, and never let a parser bug take the process down.
-    let name: String = line
-        .trim_start()
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
-        .collect();
-    if name.ends_with(['.', '-', '_']) || name.starts_with(['.', '-', '_']) {
+    // pep508_rs 0.9.2 panics on a name or extra that ends in `.`, `-` or `_` and is followed by
+    // more text (`l_ x`, `y[a- b`; cargo-fuzz found the second); check them first, and never let
+    // a parser bug take the process down.
+    let identifier = |s: &str| -> String {
+        s.trim_start()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
+            .collect()
+    };
+    let badly_bounded = |id: &str| id.ends_with(['.', '-', '_']) || id.starts_with(['.', '-', '_']);
+    let name = identifier(line);
+    if badly_bounded(&name) {
         return Err(format!(
             "{line:?}: package name {name:?} must start and end with a letter or digit"
         ));
+    }
+    if let Some(extras) = line.trim_start()[name.len()..]
+        .trim_start()
+        .strip_prefix('[')
+    {
+        let extras = extras.split(']').next().unwrap_or_default();
+        if let Some(extra) = extras.split(',').map(identifier).find(|e| badly_bounded(e)) {
+            return Err(format!(
+                "{line:?}: extra {extra:?} must start and end with a letter or digit"
+            ));
+        }
     }
     let parsed = std::panic::catch_unwind(|| Requirement::<pep508_rs::VerbatimUrl>::from_str(line))
         .map_err(|_| format!("{line:?}: the requirement parser failed on this line"))?;
@@ -131,7 +146,11 @@ pub(super) fn parse_pyproject(path: &str, text: &str) -> Result<Manifest, String
     };
 
     if let Some(project) = table(root.get("project")) {
-        if let Some(name) = project.get("name").and_then(Value::as_str) {
+        if let Some(name) = project
+            .get("name")
+            .and_then(Value::as_str)
+            .filter(|n| !n.trim().is_empty())
+        {
             out.produces.push(Package {
                 ecosystem: Ecosystem::Pypi,
                 name: name.to_string(),
@@ -173,7 +192,10 @@ pub(super) fn parse_pyproject(path: &str, text: &str) -> Result<Manifest, String
     }
     if let Some(poetry) = table(table(root.get("tool")).and_then(|t| t.get("poetry"))) {
         if out.produces.is_empty()
-            && let Some(name) = poetry.get("name").and_then(Value::as_str)
+            && let Some(name) = poetry
+                .get("name")
+                .and_then(Value::as_str)
+                .filter(|n| !n.trim().is_empty())
         {
             out.produces.push(Package {
                 ecosystem: Ecosystem::Pypi,
