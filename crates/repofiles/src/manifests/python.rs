@@ -42,6 +42,14 @@ fn pep508(line: &str, scope: Scope, path: &str) -> Result<Dependency, String> {
             .collect()
     };
     let badly_bounded = |id: &str| id.ends_with(['.', '-', '_']) || id.starts_with(['.', '-', '_']);
+    // pep508_rs 0.9.2 also slices marker text at character counts as if they were byte offsets
+    // and panics on non-ASCII (cargo-fuzz found three such places). Names, versions and marker
+    // names are ASCII by the standard; only exotic marker values or unencoded URLs are not.
+    if let Some(c) = line.chars().find(|c| !c.is_ascii()) {
+        return Err(format!(
+            "{line:?}: {c:?} is not ASCII; requirements are read as ASCII (percent-encode URLs)"
+        ));
+    }
     let name = identifier(line);
     if badly_bounded(&name) {
         return Err(format!(
