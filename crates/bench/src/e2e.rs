@@ -9,7 +9,7 @@ use surveyor_engine::{ReconcileOptions, run_connector};
 
 use crate::db::{self, Backend};
 use crate::fakes::{Fakes, Size, source_priority};
-use crate::machine::{cores, peak_rss_mb, reset_peak_rss, rss_mb};
+use crate::machine::{cores, cpu_seconds, peak_rss_mb, reset_peak_rss, rss_mb};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
 #[derive(Serialize)]
@@ -26,6 +26,8 @@ struct ConnectorFigures {
     connector: String,
     status: String,
     wall_s: f64,
+    /// CPU time of the whole process (connector, engine, database, and the fake serving it).
+    cpu_s: f64,
     requests: u64,
     observed: u64,
     created: u64,
@@ -42,6 +44,12 @@ struct BackendFigures {
     observations_per_s: f64,
     observations_per_s_per_core: f64,
     cores: usize,
+    cpu_s: f64,
+    /// Observations per CPU-second: what one fully busy core would do.
+    observations_per_cpu_s: f64,
+    /// CPU time over wall time x cores: below 1, the cores were partly idle (waiting on
+    /// the disk, on the fakes' answers, or on each other).
+    cpu_utilisation: f64,
     /// RSS with the fakes started and the org generated, before the first sync.
     rss_before_mb: f64,
     /// The process's peak during the syncs (it holds the fakes too).
@@ -89,12 +97,15 @@ async fn run_backend(
     for c in connectors {
         let before = fakes.requests(c.id());
         let t = Instant::now();
+        let cpu = cpu_seconds();
         let r = run_connector(&store, c.as_ref(), &options).await?;
         let wall = t.elapsed().as_secs_f64();
+        let cpu = cpu_seconds() - cpu;
         figures.push(ConnectorFigures {
             connector: c.id().to_string(),
             status: r.status.as_str().to_string(),
             wall_s: round(wall, 3),
+            cpu_s: round(cpu, 2),
             requests: fakes.requests(c.id()).since(before).requests,
             observed: r.counts.observed,
             created: r.counts.created,
@@ -108,6 +119,7 @@ async fn run_backend(
     cleanup.run().await;
     let _ = std::fs::remove_dir_all(&dir);
     let observed: u64 = figures.iter().map(|f| f.observed).sum();
+    let cpu: f64 = figures.iter().map(|f| f.cpu_s).sum();
     let per_s = ratio(observed as f64, wall);
     Ok(BackendFigures {
         backend: backend.label(),
@@ -118,6 +130,9 @@ async fn run_backend(
         observations_per_s: round(per_s, 0),
         observations_per_s_per_core: round(per_s / cores() as f64, 0),
         cores: cores(),
+        cpu_s: round(cpu, 2),
+        observations_per_cpu_s: round(ratio(observed as f64, cpu), 0),
+        cpu_utilisation: round(ratio(cpu, wall * cores() as f64), 2),
         rss_before_mb: round(rss_before, 1),
         peak_rss_mb: round(peak, 1),
         peak_rss_reset,
@@ -131,6 +146,7 @@ fn print(r: &BackendFigures) {
             "connector",
             "status",
             "seconds",
+            "CPU s",
             "requests",
             "observations",
             "obs/s",
@@ -141,6 +157,7 @@ fn print(r: &BackendFigures) {
             f.connector.clone(),
             f.status.clone(),
             format!("{:.2}", f.wall_s),
+            format!("{:.2}", f.cpu_s),
             fmt_int(f.requests),
             fmt_int(f.observed),
             format!("{:.0}", f.observations_per_s),
@@ -150,14 +167,17 @@ fn print(r: &BackendFigures) {
         "all".into(),
         String::new(),
         format!("{:.2}", r.wall_s),
+        format!("{:.2}", r.cpu_s),
         fmt_int(r.connectors.iter().map(|f| f.requests).sum()),
         fmt_int(r.observed),
         format!("{:.0}", r.observations_per_s),
     ]);
     t.note(format!(
-        "{:.0} observations/s per core ({} cores); {} entities in the catalog",
+        "{:.0} observations/s per core ({} cores); {:.0} per CPU-second (the cores were {:.0}% busy); {} entities in the catalog",
         r.observations_per_s_per_core,
         r.cores,
+        r.observations_per_cpu_s,
+        100.0 * r.cpu_utilisation,
         fmt_int(r.entities)
     ));
     t.note(format!(

@@ -94,6 +94,25 @@ fn rustc_version() -> Option<String> {
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
+/// CPU time this process has used (user + system, every thread), in seconds; read from
+/// /proc/self/stat, whose tick is USER_HZ (100 on Linux whatever the kernel's HZ).
+pub fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which may hold spaces) start at field 3 (state).
+    let Some((_, rest)) = stat.rsplit_once(')') else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    // utime and stime are fields 14 and 15: indexes 11 and 12 after the state (field 3).
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
+}
+
 /// This process's peak resident set (VmHWM), in MB.
 pub fn peak_rss_mb() -> f64 {
     status_kb("VmHWM:").map_or(f64::NAN, |kb| kb / 1024.0)

@@ -88,6 +88,10 @@ fn github_requests_counts_against_the_floor_and_backstage_line() {
     assert_eq!(u(&b["team_pages"]), 2, "ceil(30/25)");
     assert_eq!(u(&b["location_reads"]), u(&res["org"]["repos"]));
     let members = u(&res["org"]["org_members"]);
+    assert_eq!(
+        u(&res["floor_with_members"]),
+        u(&res["floor"]) + members.div_ceil(100)
+    );
     assert_eq!(u(&b["user_pages"]), members.div_ceil(50));
     assert_eq!(
         u(&b["total"]),
@@ -167,6 +171,8 @@ fn e2e_runs_every_connector() {
         assert_eq!(u(&b["observed"]), observed);
         assert!(u(&b["entities"]) > 0);
         assert!(f(&b["observations_per_s_per_core"]) > 0.0);
+        assert!(f(&b["cpu_s"]) > 0.0);
+        assert!(f(&b["observations_per_cpu_s"]) > 0.0);
         assert!(f(&b["peak_rss_mb"]) > 0.0);
     }
 }
