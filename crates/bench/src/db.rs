@@ -157,6 +157,14 @@ const SNAPSHOT_QUERIES: &[(&str, &str)] = &[
         "SELECT source || '|' || external_id || '|' || key AS k, own_ref || '|' || CAST(declared AS TEXT) AS v FROM identity_keys",
     ),
     (
+        "identity_aliases",
+        "SELECT source || '|' || external_id || '|' || alias_ref AS k, entity_ref AS v FROM identity_aliases",
+    ),
+    (
+        "findings",
+        "SELECT CAST(id AS TEXT) AS k, rule || '|' || entity_ref || '|' || CAST(last_seen AS TEXT) || '|' || COALESCE(CAST(resolved_at AS TEXT), '') AS v FROM findings",
+    ),
+    (
         "refusals",
         "SELECT run_id || '|' || scope || '|' || kind AS k, CAST(would_delete AS TEXT) AS v FROM refusals",
     ),

@@ -8,7 +8,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use surveyor_engine::merge::{MergedEntity, ObservedEntity, SourceClaim};
 use surveyor_engine::{ReconcileOptions, run_connector};
-use surveyor_store::{ChangeOp, ChangeWrite, EntityWrite, ObservationWrite, Store};
+use surveyor_store::{ChangeOp, ChangeWrite, EntityWrite, IdentityKeyRow, ObservationWrite, Store};
 
 use crate::db::{self, Backend};
 use crate::generated::{Generated, entity};
@@ -268,6 +268,8 @@ async fn floor_phase(store: &Store, n: usize) -> anyhow::Result<Measured> {
     tx.upsert_entities(&rows.entities, now).await?;
     tx.replace_relations(&[], &rows.relations).await?;
     tx.insert_changes(&rows.changes, now).await?;
+    tx.replace_identity_keys("bench", &[], &rows.identity_keys)
+        .await?;
     tx.commit().await?;
     Ok(Measured {
         floor_s: Some(t.elapsed().as_secs_f64()),
@@ -280,6 +282,8 @@ struct FloorRows {
     entities: Vec<EntityWrite>,
     relations: Vec<surveyor_store::RelationRow>,
     changes: Vec<ChangeWrite>,
+    /// Each component's `github.com/project-slug` is an identity key the engine indexes.
+    identity_keys: Vec<IdentityKeyRow>,
 }
 
 fn floor_rows(n: usize) -> anyhow::Result<FloorRows> {
@@ -288,10 +292,21 @@ fn floor_rows(n: usize) -> anyhow::Result<FloorRows> {
         entities: Vec::with_capacity(n),
         relations: Vec::with_capacity(n * 4),
         changes: Vec::with_capacity(n),
+        identity_keys: Vec::with_capacity(n),
     };
     for i in 0..n {
-        let observed = ObservedEntity::new(&entity(i, 0, false), &[], false)
+        let generated = entity(i, 0, false);
+        let observed = ObservedEntity::new(&generated, &[], false)
             .map_err(|e| anyhow::anyhow!("generated entity {i} is invalid: {e:?}"))?;
+        for key in surveyor_engine::identity::identity_keys(&generated) {
+            rows.identity_keys.push(IdentityKeyRow {
+                key,
+                source: "bench".into(),
+                external_id: format!("node-{i}"),
+                own_ref: observed.entity_ref.key(),
+                declared: false,
+            });
+        }
         let body = observed.observation_body();
         let uid = uuid::Uuid::now_v7().to_string();
         let external_id = format!("node-{i}");
