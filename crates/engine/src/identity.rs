@@ -334,7 +334,8 @@ mod tests {
             .insert(KUBERNETES_ID.into(), "Payments_API".into());
         assert_eq!(
             alias_of(&declared).as_deref(),
-            Some("component:default/payments-api")
+            Some("component:default/payments_api"),
+            "named as the kubernetes connector names the component"
         );
     }
 }
