@@ -1248,13 +1248,23 @@ impl ScopeJob<'_> {
         writes: &[Pending],
         deleted_ids: &[String],
     ) -> Result<(Vec<Refiling>, Vec<String>), ReconcileError> {
-        let ids: Vec<String> = writes
+        // Keys and aliases are stored with observations, so only ids this source stored before
+        // can hold any: an initial load asks for nothing and deletes nothing here.
+        let stored: BTreeSet<String> = writes
             .iter()
+            .filter(|p| p.previous.is_some())
             .map(|p| p.external_id.clone())
             .chain(deleted_ids.iter().cloned())
             .collect();
-        let old = tx.identity_keys_of(&self.source, &ids).await?;
-        let old_aliases = tx.identity_aliases_of(&self.source, &ids).await?;
+        let ids: Vec<String> = stored.iter().cloned().collect();
+        let (old, old_aliases) = if ids.is_empty() {
+            (Vec::new(), Vec::new())
+        } else {
+            (
+                tx.identity_keys_of(&self.source, &ids).await?,
+                tx.identity_aliases_of(&self.source, &ids).await?,
+            )
+        };
         let new: Vec<IdentityKeyRow> = writes
             .iter()
             .flat_map(|p| {
@@ -1299,8 +1309,11 @@ impl ScopeJob<'_> {
             .symmetric_difference(&after)
             .flat_map(|(_, alias, to)| [alias.clone(), to.clone()])
             .collect();
-        let touched: Vec<String> = touched.into_iter().collect();
-        tx.replace_identity_keys(&self.source, &touched, &new)
+        let cleared: Vec<String> = touched
+            .into_iter()
+            .filter(|id| stored.contains(id))
+            .collect();
+        tx.replace_identity_keys(&self.source, &cleared, &new)
             .await?;
         tx.add_identity_aliases(&aliases).await?;
 

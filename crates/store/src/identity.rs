@@ -29,8 +29,8 @@ pub struct IdentityHolder {
 }
 
 impl StoreTx {
-    /// Replaces the keys of some observations of one source with `rows` (which must belong to
-    /// those observations); an observation given no rows ends with none.
+    /// Clears the keys and aliases of some observations of one source, then stores `rows`: the
+    /// keys of those observations and of ones that never had any.
     pub async fn replace_identity_keys(
         &mut self,
         source: &str,
@@ -44,12 +44,13 @@ impl StoreTx {
             let q = sql(self.backend(), text);
             for chunk in external_ids.chunks(BATCH * 4) {
                 on_tx!(self, conn => {
-                    sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                        .bind(source)
-                        .bind(StrList(chunk.to_vec()))
-                        .execute(conn)
-                        .await?;
-                });
+                                    sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+                .persistent(false)
+                                        .bind(source)
+                                        .bind(StrList(chunk.to_vec()))
+                                        .execute(conn)
+                                        .await?;
+                                });
             }
         }
         for chunk in rows.chunks(BATCH) {
@@ -85,21 +86,22 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in external_ids.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(source)
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push(IdentityKeyRow {
-                        key: r.try_get("key")?,
-                        source: r.try_get("source")?,
-                        external_id: r.try_get("external_id")?,
-                        own_ref: r.try_get("own_ref")?,
-                        declared: r.try_get("declared")?,
-                    });
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(source)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push(IdentityKeyRow {
+                                    key: r.try_get("key")?,
+                                    source: r.try_get("source")?,
+                                    external_id: r.try_get("external_id")?,
+                                    own_ref: r.try_get("own_ref")?,
+                                    declared: r.try_get("declared")?,
+                                });
+                            }
+                        });
         }
         Ok(out)
     }
@@ -118,19 +120,20 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in external_ids.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(source)
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push((
-                        r.try_get("external_id")?,
-                        r.try_get("alias_ref")?,
-                        r.try_get("entity_ref")?,
-                    ));
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(source)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push((
+                                    r.try_get("external_id")?,
+                                    r.try_get("alias_ref")?,
+                                    r.try_get("entity_ref")?,
+                                ));
+                            }
+                        });
         }
         Ok(out)
     }
@@ -147,23 +150,24 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in keys.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push(IdentityHolder {
-                        key: IdentityKeyRow {
-                            key: r.try_get("key")?,
-                            source: r.try_get("source")?,
-                            external_id: r.try_get("external_id")?,
-                            own_ref: r.try_get("own_ref")?,
-                            declared: r.try_get("declared")?,
-                        },
-                        filed_under: r.try_get("entity_ref")?,
-                    });
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push(IdentityHolder {
+                                    key: IdentityKeyRow {
+                                        key: r.try_get("key")?,
+                                        source: r.try_get("source")?,
+                                        external_id: r.try_get("external_id")?,
+                                        own_ref: r.try_get("own_ref")?,
+                                        declared: r.try_get("declared")?,
+                                    },
+                                    filed_under: r.try_get("entity_ref")?,
+                                });
+                            }
+                        });
         }
         Ok(out)
     }
@@ -252,14 +256,15 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in refs.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push((r.try_get("alias_ref")?, r.try_get("entity_ref")?));
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push((r.try_get("alias_ref")?, r.try_get("entity_ref")?));
+                            }
+                        });
         }
         Ok(out)
     }
@@ -273,14 +278,15 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in refs.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push(r.try_get("origin_ref")?);
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push(r.try_get("origin_ref")?);
+                            }
+                        });
         }
         Ok(out)
     }

@@ -83,14 +83,15 @@ impl StoreTx {
         );
         for chunk in external_ids.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(now)
-                    .bind(run_id)
-                    .bind(source)
-                    .bind(StrList(chunk.to_vec()))
-                    .execute(conn)
-                    .await?;
-            });
+                            sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(now)
+                                .bind(run_id)
+                                .bind(source)
+                                .bind(StrList(chunk.to_vec()))
+                                .execute(conn)
+                                .await?;
+                        });
         }
         Ok(())
     }
@@ -105,20 +106,21 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in refs.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push(LiveObservationRow {
-                        source: r.try_get("source")?,
-                        external_id: r.try_get("external_id")?,
-                        entity_ref: r.try_get("entity_ref")?,
-                        declared: r.try_get("declared")?,
-                        hash: r.try_get("hash")?,
-                    });
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push(LiveObservationRow {
+                                    source: r.try_get("source")?,
+                                    external_id: r.try_get("external_id")?,
+                                    entity_ref: r.try_get("entity_ref")?,
+                                    declared: r.try_get("declared")?,
+                                    hash: r.try_get("hash")?,
+                                });
+                            }
+                        });
         }
         Ok(out)
     }
@@ -136,15 +138,16 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in external_ids.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(source)
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push((r.try_get("external_id")?, r.try_get("body")?));
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(source)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push((r.try_get("external_id")?, r.try_get("body")?));
+                            }
+                        });
         }
         Ok(out)
     }
@@ -160,14 +163,15 @@ impl StoreTx {
         let mut out = Vec::new();
         for chunk in refs.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .fetch_all(conn)
-                    .await?;
-                for r in rows {
-                    out.push(crate::read::entity_from_row(&r)?);
-                }
-            });
+                            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .fetch_all(conn)
+                                .await?;
+                            for r in rows {
+                                out.push(crate::read::entity_from_row(&r)?);
+                            }
+                        });
         }
         Ok(out)
     }
@@ -225,13 +229,14 @@ impl StoreTx {
         );
         for chunk in uids.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(now)
-                    .bind(run_id)
-                    .bind(StrList(chunk.to_vec()))
-                    .execute(conn)
-                    .await?;
-            });
+                            sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(now)
+                                .bind(run_id)
+                                .bind(StrList(chunk.to_vec()))
+                                .execute(conn)
+                                .await?;
+                        });
         }
         Ok(())
     }
@@ -245,11 +250,12 @@ impl StoreTx {
         let q = sql(self.backend(), "DELETE FROM entities WHERE uid = ANY($1)");
         for chunk in uids.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .execute(conn)
-                    .await?;
-            });
+                            sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .execute(conn)
+                                .await?;
+                        });
         }
         Ok(())
     }
@@ -266,11 +272,12 @@ impl StoreTx {
         );
         for chunk in origins.chunks(BATCH * 4) {
             on_tx!(self, conn => {
-                sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                    .bind(StrList(chunk.to_vec()))
-                    .execute(conn)
-                    .await?;
-            });
+                            sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
+            .persistent(false)
+                                .bind(StrList(chunk.to_vec()))
+                                .execute(conn)
+                                .await?;
+                        });
         }
         for chunk in rows.chunks(BATCH) {
             on_tx!(self, conn => {
