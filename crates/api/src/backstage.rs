@@ -118,7 +118,10 @@ fn matches(flat: &[(String, String)], alternatives: &[Alternative]) -> bool {
         })
 }
 
-/// The store filter every alternative agrees on (kind, namespace), to narrow the scan.
+/// Filter keys the store evaluates exactly as [`matches`] does (both compare lower-cased keys).
+const STORE_KEYS: [&str; 3] = ["kind", "metadata.namespace", "relations.ownedby"];
+
+/// The store filter every alternative agrees on (kind, namespace, owner), to narrow the scan.
 fn pushdown(alternatives: &[Alternative]) -> EntityFilter {
     let common = |key: &str| -> Option<String> {
         let mut value = None;
@@ -137,8 +140,25 @@ fn pushdown(alternatives: &[Alternative]) -> EntityFilter {
     EntityFilter {
         kind: common("kind"),
         namespace: common("metadata.namespace"),
+        owner: common("relations.ownedby"),
         ..EntityFilter::default()
     }
+}
+
+/// The store filter that selects exactly what the filters select, when it exists: one
+/// alternative (or none) whose conditions all have a value, each on a different key the store
+/// evaluates. Then the store counts and pages, instead of every candidate being matched here.
+fn exact(alternatives: &[Alternative]) -> Option<EntityFilter> {
+    let conds = match alternatives {
+        [] => return Some(EntityFilter::default()),
+        [one] => one,
+        _ => return None,
+    };
+    let mut keys = std::collections::BTreeSet::new();
+    let pushable = conds
+        .iter()
+        .all(|(k, v)| v.is_some() && STORE_KEYS.contains(&k.as_str()) && keys.insert(k.as_str()));
+    pushable.then(|| pushdown(alternatives))
 }
 
 /// The raw query's values per key (`filter` may repeat).
@@ -199,6 +219,39 @@ fn checked_fields(name: &str, fields: &[String]) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The page `offset..offset + limit` of the entities matching the filters (and the text), as
+/// Backstage documents in ref order, and how many match in all.
+async fn page(
+    state: &AppState,
+    alternatives: &[Alternative],
+    text: Option<&str>,
+    offset: usize,
+    limit: usize,
+) -> Result<(Vec<Value>, usize), ApiError> {
+    let Some(mut filter) = exact(alternatives) else {
+        let docs = matching(state, alternatives, text).await?;
+        let total = docs.len();
+        return Ok((docs.into_iter().skip(offset).take(limit).collect(), total));
+    };
+    filter.text = text.map(str::to_string);
+    let total = state.store.count_entities(&filter).await?;
+    let rows = state
+        .store
+        .list_entities(&EntityFilter {
+            offset: Some(i64::try_from(offset).unwrap_or(i64::MAX)),
+            limit: Some(i64::try_from(limit).unwrap_or(i64::MAX)),
+            ..filter
+        })
+        .await?;
+    let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
+    let mut relations = views::by_source(state.store.relations_of_many(&keys).await?);
+    let docs = rows
+        .iter()
+        .map(|r| views::backstage(r, &relations.remove(&r.entity_ref).unwrap_or_default()))
+        .collect();
+    Ok((docs, usize::try_from(total).unwrap_or(0)))
+}
+
 /// Entities matching the filters, as Backstage documents, in ref order.
 async fn matching(
     state: &AppState,
@@ -239,14 +292,9 @@ pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             )));
         }
         let f = fields(&p)?;
-        let docs = matching(&state, &alternatives, None).await?;
-        let page: Vec<Value> = docs
-            .iter()
-            .skip(offset)
-            .take(limit)
-            .map(|d| views::project(d, &f))
-            .collect();
-        Ok(Json(page).into_response())
+        let (docs, _) = page(&state, &alternatives, None, offset, limit).await?;
+        let docs: Vec<Value> = docs.iter().map(|d| views::project(d, &f)).collect();
+        Ok(Json(docs).into_response())
     }
     inner(state, raw).await.unwrap_or_else(backstage_err)
 }
@@ -321,44 +369,23 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
         input::opt("orderField", cursor.order.as_deref())?;
         input::opt("fullTextFilterTerm", cursor.text.as_deref())?;
         let alternatives = parse_filters(&cursor.filters)?;
-        let mut docs = matching(&state, &alternatives, cursor.text.as_deref()).await?;
-        if let Some(order) = &cursor.order {
-            let (field, dir) = order.split_once(',').unwrap_or((order.as_str(), "asc"));
-            let desc = match dir.trim() {
-                "asc" => false,
-                "desc" => true,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "orderField {order:?}: direction {other:?} is not asc or desc"
-                    )));
-                }
-            };
-            let field = field.trim().to_lowercase();
-            let key = |d: &Value| {
-                flatten(d)
+        let text = cursor.text.as_deref();
+        let (docs, total) = match &cursor.order {
+            None => page(&state, &alternatives, text, cursor.offset, cursor.limit).await?,
+            Some(order) => {
+                let mut docs = matching(&state, &alternatives, text).await?;
+                sort(&mut docs, order)?;
+                let total = docs.len();
+                let docs = docs
                     .into_iter()
-                    .find(|(k, _)| *k == field)
-                    .map(|(_, v)| v)
-            };
-            // Entities without the field sort last either way, as in Backstage.
-            docs.sort_by(|a, b| match (key(a), key(b)) {
-                (Some(x), Some(y)) => {
-                    if desc {
-                        y.cmp(&x)
-                    } else {
-                        x.cmp(&y)
-                    }
-                }
-                (Some(_), None) => std::cmp::Ordering::Less,
-                (None, Some(_)) => std::cmp::Ordering::Greater,
-                (None, None) => std::cmp::Ordering::Equal,
-            });
-        }
-        let total = docs.len();
+                    .skip(cursor.offset)
+                    .take(cursor.limit)
+                    .collect();
+                (docs, total)
+            }
+        };
         let items: Vec<Value> = docs
             .iter()
-            .skip(cursor.offset)
-            .take(cursor.limit)
             .map(|d| views::project(d, &cursor.fields))
             .collect();
         let encode = |offset: usize| {
@@ -388,6 +415,42 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
         )
     }
     inner(state, raw).await.unwrap_or_else(backstage_err)
+}
+
+/// Sorts documents by `orderField` (`field` or `field,asc|desc`), in memory: any dotted field
+/// can be asked for, most of which no index has.
+fn sort(docs: &mut [Value], order: &str) -> Result<(), ApiError> {
+    let (field, dir) = order.split_once(',').unwrap_or((order, "asc"));
+    let desc = match dir.trim() {
+        "asc" => false,
+        "desc" => true,
+        other => {
+            return Err(ApiError::BadRequest(format!(
+                "orderField {order:?}: direction {other:?} is not asc or desc"
+            )));
+        }
+    };
+    let field = field.trim().to_lowercase();
+    let key = |d: &Value| {
+        flatten(d)
+            .into_iter()
+            .find(|(k, _)| *k == field)
+            .map(|(_, v)| v)
+    };
+    // Entities without the field sort last either way, as in Backstage.
+    docs.sort_by(|a, b| match (key(a), key(b)) {
+        (Some(x), Some(y)) => {
+            if desc {
+                y.cmp(&x)
+            } else {
+                x.cmp(&y)
+            }
+        }
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+    Ok(())
 }
 
 /// `GET /api/catalog/entity-facets?facet=kind&facet=spec.type&filter=...`.
@@ -504,5 +567,28 @@ mod tests {
         assert_eq!(p.kind.as_deref(), Some("component"));
         assert!(pushdown(&f(&["kind=component", "kind=api"])).kind.is_none());
         assert_eq!(raw_values(&doc, "metadata.tags"), ["React", "shop"]);
+    }
+
+    #[test]
+    fn only_filters_the_store_evaluates_exactly_are_paged_there() {
+        let f = |s: &[&str]| {
+            parse_filters(&s.iter().map(|x| x.to_string()).collect::<Vec<_>>()).unwrap()
+        };
+        let e = exact(&f(&[
+            "Kind=Component,relations.ownedBy=group:default/team-a,metadata.namespace=default",
+        ]))
+        .expect("all three keys are the store's");
+        assert_eq!(e.kind.as_deref(), Some("component"));
+        assert_eq!(e.owner.as_deref(), Some("group:default/team-a"));
+        assert_eq!(e.namespace.as_deref(), Some("default"));
+        assert!(exact(&[]).is_some(), "no filter: every entity");
+        for inexact in [
+            &["kind=component,spec.type=service"][..],
+            &["kind=component", "kind=component"],
+            &["kind=component,kind=api"],
+            &["kind"],
+        ] {
+            assert!(exact(&f(inexact)).is_none(), "{inexact:?}");
+        }
     }
 }

@@ -460,6 +460,85 @@ async fn backstage_routes_answer_in_backstage_shapes() {
     );
 }
 
+/// Every page of a by-query, following `nextCursor`: the names in order and `totalItems`.
+async fn all_pages(s: &Server, query: &str) -> (Vec<String>, Value) {
+    let (code, mut page) = s
+        .get(&format!("/api/catalog/entities/by-query?{query}&limit=2"))
+        .await;
+    assert_eq!(code, 200, "{query}: {page}");
+    let total = page["totalItems"].clone();
+    let mut out = names(&page);
+    while let Some(next) = page["pageInfo"]["nextCursor"].as_str() {
+        let (code, p) = s
+            .get(&format!("/api/catalog/entities/by-query?cursor={next}"))
+            .await;
+        assert_eq!(code, 200, "{query}: {p}");
+        assert_eq!(
+            p["totalItems"], total,
+            "{query}: the total holds across pages"
+        );
+        out.extend(names(&p));
+        page = p;
+    }
+    (out, total)
+}
+
+#[tokio::test]
+async fn by_query_paged_by_the_store_answers_as_the_matcher_does() {
+    let s = start(ApiConfig::default(), None).await;
+    // A filter given twice is two alternatives, which the store does not page: the in-memory
+    // matcher answers it, and must agree with the store's own paging of the single filter.
+    for (filter, text, expected) in [
+        (
+            "kind=component,relations.ownedBy=group:default/team-a",
+            "",
+            &["svc-0", "svc-2", "svc-4", "svc-6", "web"][..],
+        ),
+        (
+            "KIND=Component,metadata.namespace=default",
+            "",
+            &[
+                "svc-0", "svc-1", "svc-2", "svc-3", "svc-4", "svc-5", "svc-6", "web",
+            ],
+        ),
+        (
+            "relations.ownedBy=Group:Default/Team-B",
+            "",
+            &["svc-1", "svc-3", "svc-5"],
+        ),
+        ("kind=component", "&fullTextFilterTerm=shop", &["web"]),
+        ("kind=group", "", &["team-a"]),
+        ("kind=api", "", &[]),
+    ] {
+        let (store, store_total) = all_pages(&s, &format!("filter={filter}{text}")).await;
+        let (memory, memory_total) =
+            all_pages(&s, &format!("filter={filter}&filter={filter}{text}")).await;
+        assert_eq!(store, expected, "{filter}{text} paged by the store");
+        assert_eq!(memory, expected, "{filter}{text} matched in memory");
+        assert_eq!(store_total, json!(expected.len()), "{filter}{text}");
+        assert_eq!(memory_total, store_total, "{filter}{text}");
+    }
+    let (everything, total) = all_pages(&s, "fields=metadata.name").await;
+    assert_eq!((everything.len(), total), (9, json!(9)), "no filter: all");
+
+    let one = "kind=component,relations.ownedBy=group:default/team-a";
+    let (_, store) = s
+        .get(&format!(
+            "/api/catalog/entities?filter={one}&offset=1&limit=3&fields=metadata.name"
+        ))
+        .await;
+    let (_, memory) = s
+        .get(&format!(
+            "/api/catalog/entities?filter={one}&filter={one}&offset=1&limit=3&fields=metadata.name"
+        ))
+        .await;
+    assert_eq!(
+        store,
+        json!([{"metadata": {"name": "svc-2"}}, {"metadata": {"name": "svc-4"}}, {"metadata": {"name": "svc-6"}}])
+    );
+    assert_eq!(memory, store);
+}
+
 #[tokio::test]
 async fn metrics_openapi_docs_and_cors() {
     let config = ApiConfig {

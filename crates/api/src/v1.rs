@@ -167,6 +167,7 @@ impl EntityQuery {
             include_deleted: self.include_deleted,
             after,
             limit: Some(page_size(self.limit, max)?),
+            offset: None,
             depends_on: self.depends_on.as_deref().map(package).transpose()?,
             label,
             source: self.source.clone(),

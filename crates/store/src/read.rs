@@ -21,6 +21,8 @@ pub struct EntityFilter {
     /// Return entities whose key sorts after this one (cursor pagination).
     pub after: Option<String>,
     pub limit: Option<i64>,
+    /// Skip this many of the matching entities first (Backstage's offset paging).
+    pub offset: Option<i64>,
     /// Entities whose `spec.packageDependencies` lists this package ("who depends on X").
     pub depends_on: Option<PackageFilter>,
     /// `metadata.labels[key] == value`.
@@ -268,9 +270,11 @@ impl Store {
     pub async fn list_entities(&self, f: &EntityFilter) -> Result<Vec<EntityRow>> {
         let (where_, params) = entity_conditions(self.backend(), f);
         let limit = f.limit.unwrap_or(i64::MAX);
+        let offset = f.offset.unwrap_or(0).max(0);
         let text = format!(
-            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {where_} ORDER BY entity_ref LIMIT ${}",
-            params.len() + 1
+            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {where_} ORDER BY entity_ref LIMIT ${} OFFSET ${}",
+            params.len() + 1,
+            params.len() + 2
         );
         let text = match self.backend() {
             crate::Backend::Postgres => text,
@@ -281,7 +285,7 @@ impl Store {
             for p in params {
                 q = q.bind(p);
             }
-            let rows = q.bind(limit).fetch_all(pool).await?;
+            let rows = q.bind(limit).bind(offset).fetch_all(pool).await?;
             rows.iter().map(entity_from_row).collect()
         })
     }
@@ -291,6 +295,7 @@ impl Store {
         let unpaged = EntityFilter {
             after: None,
             limit: None,
+            offset: None,
             ..f.clone()
         };
         let (where_, params) = entity_conditions(self.backend(), &unpaged);
