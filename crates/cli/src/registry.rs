@@ -40,9 +40,8 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
         surveyor_connector_file::KIND => {
             let options = spec.options().map_err(located)?;
             let c = surveyor_connector_file::FileConnector::new(&spec.id, options, base_dir)
-                .map_err(|e| {
-                    format!("{}: connectors[{}]: {e}", spec.file().display(), spec.index)
-                })?;
+                // Both errors are about `paths`.
+                .map_err(|e| located(spec.error_at("paths", e.to_string())))?;
             Ok(Box::new(c))
         }
         surveyor_connector_github::KIND => {

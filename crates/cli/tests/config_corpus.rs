@@ -55,10 +55,7 @@ fn validate(case: &str) -> Outcome {
 
 /// Cases whose message cannot name a line yet, and why. Each must still fail the location check,
 /// so the entry is removed once the message is fixed.
-const KNOWN_UNLOCATED: &[(&str, &str)] = &[(
-    "file-bad-glob",
-    "crates/cli/src/registry.rs prints the file connector's errors as `file: connectors[i]: ...`",
-)];
+const KNOWN_UNLOCATED: &[(&str, &str)] = &[];
 
 /// `<case>.toml:<line>:<column>: <key>: <message>`, with line and column from 1.
 fn names_location_and_key(line: &str, case: &str) -> bool {
