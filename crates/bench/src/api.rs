@@ -20,8 +20,7 @@ use crate::report::{Outcome, Table, fmt_int, round};
 pub struct ApiBench {
     pub entities: usize,
     pub clients: usize,
-    /// Clients for the by-query phase: it reads every entity of the kind per request (only
-    /// `kind` and `namespace` reach SQL), so at 100k each request holds ~450 MB while it runs.
+    /// Clients for the by-query phase (its filter, kind and owner, is paged by the database).
     pub by_query_clients: usize,
     pub seconds: u64,
     #[serde(skip)]
