@@ -66,7 +66,58 @@ pub enum Store {
 /// An open transaction: everything done through it lands together or not at all.
 pub enum StoreTx {
     Sqlite(Transaction<'static, Sqlite>),
-    Postgres(Transaction<'static, Postgres>),
+    Postgres(PgTx),
+}
+
+/// A Postgres transaction on a pooled connection that is closed, not returned to the pool, when
+/// the transaction is dropped unfinished (a run cancelled mid-batch). sqlx would queue the
+/// rollback for the connection's next use; a connection cancelled in the middle of a query was
+/// seen to sit in the pool "idle in transaction", holding the catalog write lock and its row
+/// locks until something reused it (a test's `DROP SCHEMA` waited on it forever). Closing the
+/// socket ends the session, and with it the transaction, at once.
+pub struct PgTx {
+    conn: sqlx::pool::PoolConnection<Postgres>,
+    /// Set before `BEGIN` is sent and cleared once `COMMIT` or `ROLLBACK` has answered, so a
+    /// cancellation anywhere in between closes the connection.
+    open: bool,
+}
+
+impl PgTx {
+    async fn begin(pool: &PgPool) -> Result<Self> {
+        let mut tx = Self {
+            conn: pool.acquire().await?,
+            open: true,
+        };
+        sqlx::raw_sql("BEGIN").execute(&mut *tx.conn).await?;
+        Ok(tx)
+    }
+
+    async fn finish(mut self, statement: &'static str) -> Result<()> {
+        sqlx::raw_sql(statement).execute(&mut *self.conn).await?;
+        self.open = false;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for PgTx {
+    type Target = sqlx::PgConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.conn
+    }
+}
+
+impl std::ops::DerefMut for PgTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.conn
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
 }
 
 /// Runs the same code against whichever concrete connection a transaction holds. The body is
@@ -229,7 +280,7 @@ impl Store {
     pub async fn begin(&self) -> Result<StoreTx> {
         Ok(match self {
             Self::Sqlite { writer, .. } => StoreTx::Sqlite(writer.begin().await?),
-            Self::Postgres(pool) => StoreTx::Postgres(pool.begin().await?),
+            Self::Postgres(pool) => StoreTx::Postgres(PgTx::begin(pool).await?),
         })
     }
 
@@ -289,7 +340,7 @@ impl StoreTx {
     pub async fn commit(self) -> Result<()> {
         match self {
             Self::Sqlite(t) => t.commit().await?,
-            Self::Postgres(t) => t.commit().await?,
+            Self::Postgres(t) => t.finish("COMMIT").await?,
         }
         Ok(())
     }
@@ -297,8 +348,88 @@ impl StoreTx {
     pub async fn rollback(self) -> Result<()> {
         match self {
             Self::Sqlite(t) => t.rollback().await?,
-            Self::Postgres(t) => t.rollback().await?,
+            Self::Postgres(t) => t.finish("ROLLBACK").await?,
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod pg_tx_tests {
+    use super::*;
+
+    /// The session's pid while it exists, polled: closing happens on a spawned task.
+    async fn session_ends(store: &Store, pid: i32) -> bool {
+        for _ in 0..100 {
+            let alive: i64 = on_pool!(store, pool => {
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
+                    .bind(pid)
+                    .fetch_one(pool)
+                    .await
+                    .expect("pg_stat_activity")
+            });
+            if alive == 0 {
+                return true;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        false
+    }
+
+    async fn pid(tx: &mut StoreTx) -> i32 {
+        let StoreTx::Postgres(t) = tx else {
+            unreachable!("a Postgres store")
+        };
+        sqlx::query_scalar("SELECT pg_backend_pid()")
+            .fetch_one(&mut **t)
+            .await
+            .expect("pid")
+    }
+
+    #[tokio::test]
+    async fn an_unfinished_postgres_transaction_closes_its_connection() {
+        let Ok(url) = std::env::var("SURVEYOR_TEST_DATABASE_URL") else {
+            eprintln!("skipped: SURVEYOR_TEST_DATABASE_URL is not set");
+            return;
+        };
+        let schema = format!("t_pgtx_{}", uuid::Uuid::now_v7().simple());
+        let store = Store::connect_with(
+            &url,
+            ConnectOptions {
+                schema: Some(schema.clone()),
+            },
+        )
+        .await
+        .expect("connect");
+
+        // Dropped unfinished: the session ends, so its locks (the write lock too) go with it.
+        let mut dropped = store.begin_write().await.expect("begin");
+        let dropped_pid = pid(&mut dropped).await;
+        drop(dropped);
+        assert!(
+            session_ends(&store, dropped_pid).await,
+            "the session of a dropped transaction is still there"
+        );
+
+        // Committed: the connection goes back to the pool and its session lives on.
+        let mut committed = store.begin_write().await.expect("begin");
+        let committed_pid = pid(&mut committed).await;
+        committed.commit().await.expect("commit");
+        let alive: i64 = on_pool!(&store, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'idle'")
+                .bind(committed_pid)
+                .fetch_one(pool)
+                .await
+                .expect("pg_stat_activity")
+        });
+        assert_eq!(
+            alive, 1,
+            "a committed transaction's connection is kept, idle"
+        );
+        let again = store.begin_write().await.expect("the write lock is free");
+        again.rollback().await.expect("rollback");
+
+        store.drop_schema(&schema).await.expect("drop schema");
+        store.close().await;
     }
 }
