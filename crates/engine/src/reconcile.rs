@@ -814,19 +814,7 @@ fn run_guard(
             *gone.entry(k.row.kind.as_str()).or_default() += 1;
         }
     }
-    gone.into_iter()
-        .filter_map(|(kind, n)| {
-            let total = live.get(kind).copied().unwrap_or(n).max(1);
-            let mass =
-                n > options.mass_delete_floor && n as f64 / total as f64 > options.max_delete_ratio;
-            mass.then(|| Refusal {
-                kind: kind.to_string(),
-                live: total,
-                would_delete: n,
-                max_ratio: options.max_delete_ratio,
-            })
-        })
-        .collect()
+    refusals(&live, gone, options)
 }
 
 /// The kinds whose deletions (`gone`) exceed `max_delete_ratio` of the scope's live
@@ -847,6 +835,16 @@ fn over_ratio(
     {
         *live.entry(k.row.kind.as_str()).or_default() += 1;
     }
+    refusals(&live, gone, options)
+}
+
+/// The kinds whose deletions (`gone`) are past the guard's floor and over `max_delete_ratio`
+/// of their `live` observations.
+fn refusals(
+    live: &BTreeMap<&str, u64>,
+    gone: BTreeMap<&str, u64>,
+    options: &ReconcileOptions,
+) -> Vec<Refusal> {
     gone.into_iter()
         .filter_map(|(kind, n)| {
             let total = live.get(kind).copied().unwrap_or(n).max(1);
