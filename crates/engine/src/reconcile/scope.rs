@@ -1,0 +1,528 @@
+//! A scope's transaction: writes a batch of changed observations, deletes what a complete
+//! crawl no longer saw, and recomputes every entity they touch (merge, renames, tombstones,
+//! relations, change rows).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use surveyor_store::{
+    ChangeOp, ChangeWrite, EntityRow, EntityWrite, ObservationIndexRow, ObservationWrite,
+    RefusalRow, StoreTx,
+};
+
+use super::keys::resolve_identity;
+use super::report::{Counts, ReconcileError, ReconcileOptions, Refusal};
+use super::staged::Pending;
+use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
+
+/// Entity refs processed per read-compute-write round inside a scope transaction.
+const REF_BATCH: usize = 1000;
+
+/// Writes one batch of a scope's changes inside its transaction.
+pub(super) struct ScopeJob<'a> {
+    pub(super) source: String,
+    pub(super) run_id: String,
+    pub(super) now: DateTime<Utc>,
+    pub(super) options: &'a ReconcileOptions,
+}
+
+/// An external id that now names a different ref than before.
+struct RenamePair {
+    old: String,
+    new: String,
+    source: String,
+    external_id: String,
+}
+
+/// One batch's reading (the renames and absorbed refs of the write it belongs to, the written
+/// observations not yet merged) and its tally (counts, deleted kinds, change rows).
+struct Batch<'b> {
+    rename_pairs: &'b [RenamePair],
+    absorbed: &'b HashSet<String>,
+    in_memory: HashMap<String, ObservedEntity>,
+    counts: &'b mut Counts,
+    deleted_kinds: &'b mut BTreeMap<String, u64>,
+    changes: Vec<ChangeWrite>,
+}
+
+/// What the catalog should hold for a ref after this batch's writes.
+enum Desired {
+    Absent,
+    Present(Box<MergedEntity>),
+}
+
+impl ScopeJob<'_> {
+    pub(super) async fn record_refusals(
+        &self,
+        tx: &mut StoreTx,
+        scope: &str,
+        refused: &[Refusal],
+    ) -> Result<(), ReconcileError> {
+        for r in refused {
+            tx.insert_refusal(
+                &RefusalRow {
+                    run_id: self.run_id.clone(),
+                    source: self.source.clone(),
+                    scope: scope.to_string(),
+                    kind: r.kind.clone(),
+                    live: r.live as i64,
+                    would_delete: r.would_delete as i64,
+                    max_ratio: r.max_ratio,
+                },
+                self.now,
+            )
+            .await?;
+        }
+        Ok(())
+    }
+
+    /// Writes observations, then recomputes every entity they (or the deletions) touch.
+    pub(super) async fn apply(
+        &self,
+        tx: &mut StoreTx,
+        scope: &str,
+        writes: Vec<Pending>,
+        deletions: Vec<ObservationIndexRow>,
+        counts: &mut Counts,
+        deleted_kinds: &mut BTreeMap<String, u64>,
+    ) -> Result<(), ReconcileError> {
+        if writes.is_empty() && deletions.is_empty() {
+            return Ok(());
+        }
+        // 1. Observations.
+        for chunk in writes.chunks(500) {
+            let rows: Vec<ObservationWrite> = chunk
+                .iter()
+                .map(|p| ObservationWrite {
+                    source: self.source.clone(),
+                    external_id: p.external_id.clone(),
+                    scope: scope.to_string(),
+                    entity_ref: p.observed.entity_ref.key(),
+                    kind: p.observed.kind.clone(),
+                    declared: p.observed.declared,
+                    hash: p.obs_hash.clone(),
+                    body: p.body.clone(),
+                    run_id: self.run_id.clone(),
+                })
+                .collect();
+            tx.upsert_observations(&rows).await?;
+        }
+        let deleted_ids: Vec<String> = deletions.iter().map(|d| d.external_id.clone()).collect();
+        if !deleted_ids.is_empty() {
+            tx.delete_observations(&self.source, &deleted_ids, &self.run_id, self.now)
+                .await?;
+        }
+        let (refilings, alias_names) = resolve_identity(
+            tx,
+            &self.source,
+            &self.options.source_priority,
+            &writes,
+            &deleted_ids,
+        )
+        .await?;
+
+        // 2. Which entity refs may have changed, and which pairs may be renames.
+        let mut affected: BTreeSet<String> = BTreeSet::new();
+        let mut rename_pairs: Vec<RenamePair> = Vec::new();
+        // Refs emptied because their observations joined another entity: not a loss the guard
+        // should count.
+        let mut absorbed: HashSet<String> = HashSet::new();
+        let mut filed_now: HashMap<&str, &str> = HashMap::new();
+        for r in &refilings {
+            if r.source == self.source {
+                filed_now.insert(r.external_id.as_str(), r.to.as_str());
+            }
+        }
+        for p in &writes {
+            let own_ref = p.observed.entity_ref.key();
+            let new_ref = filed_now
+                .get(p.external_id.as_str())
+                .map_or(own_ref.clone(), |r| r.to_string());
+            if let Some(prev) = &p.previous {
+                if prev.live && prev.entity_ref != new_ref {
+                    rename_pairs.push(RenamePair {
+                        old: prev.entity_ref.clone(),
+                        new: new_ref.clone(),
+                        source: self.source.clone(),
+                        external_id: p.external_id.clone(),
+                    });
+                    if new_ref != own_ref {
+                        absorbed.insert(prev.entity_ref.clone());
+                    }
+                }
+                affected.insert(prev.entity_ref.clone());
+            }
+            affected.insert(own_ref);
+            affected.insert(new_ref);
+        }
+        let written: HashSet<&str> = writes.iter().map(|p| p.external_id.as_str()).collect();
+        for r in &refilings {
+            if r.source == self.source && written.contains(r.external_id.as_str()) {
+                continue;
+            }
+            rename_pairs.push(RenamePair {
+                old: r.from.clone(),
+                new: r.to.clone(),
+                source: r.source.clone(),
+                external_id: r.external_id.clone(),
+            });
+            absorbed.insert(r.from.clone());
+            affected.insert(r.from.clone());
+            affected.insert(r.to.clone());
+        }
+        if !refilings.is_empty() || !alias_names.is_empty() {
+            // Entities that point at a name which just became (or stopped being) an alias.
+            let names: BTreeSet<String> = refilings
+                .iter()
+                .flat_map(|r| [r.own_ref.clone(), r.from.clone(), r.to.clone()])
+                .chain(alias_names)
+                .collect();
+            let names: Vec<String> = names.into_iter().collect();
+            affected.extend(tx.relation_origins_targeting(&names).await?);
+        }
+        for d in &deletions {
+            affected.insert(d.entity_ref.clone());
+        }
+        // Each written observation is needed at most once, as its ref's winner: move, not clone.
+        let in_memory: HashMap<String, ObservedEntity> = writes
+            .into_iter()
+            .map(|p| (p.external_id, p.observed))
+            .collect();
+
+        // 3. Rename candidates first, every pair whole inside one batch (a chain of renames
+        //    stays together when it fits); then the rest.
+        let mut batches: Vec<Vec<String>> = Vec::new();
+        let mut batch: Vec<String> = Vec::new();
+        for pair in &rename_pairs {
+            if batch.len() + 2 > REF_BATCH {
+                batches.push(std::mem::take(&mut batch));
+            }
+            for r in [&pair.old, &pair.new] {
+                if affected.remove(r) {
+                    batch.push(r.clone());
+                }
+            }
+        }
+        if !batch.is_empty() {
+            batches.push(batch);
+        }
+        let rest: Vec<String> = affected.into_iter().collect();
+        batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
+        let mut batch = Batch {
+            rename_pairs: &rename_pairs,
+            absorbed: &absorbed,
+            in_memory,
+            counts,
+            deleted_kinds,
+            changes: Vec::new(),
+        };
+        for refs in batches {
+            self.apply_batch(tx, &refs, &mut batch).await?;
+            tx.insert_changes(&batch.changes, self.now).await?;
+            batch.changes.clear();
+        }
+        Ok(())
+    }
+
+    async fn apply_batch(
+        &self,
+        tx: &mut StoreTx,
+        refs: &[String],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), ReconcileError> {
+        let desired = self.desired(tx, refs, &mut batch.in_memory).await?;
+        let Batch {
+            rename_pairs,
+            absorbed,
+            counts,
+            deleted_kinds,
+            changes,
+            ..
+        } = batch;
+        let current: HashMap<String, EntityRow> = tx
+            .entities_by_refs(refs)
+            .await?
+            .into_iter()
+            .map(|e| (e.entity_ref.clone(), e))
+            .collect();
+        let in_batch: HashSet<&str> = refs.iter().map(String::as_str).collect();
+
+        // Moves (renames) are written first, in the order found, so a ref is vacated before
+        // another entity takes it.
+        let mut moves: Vec<EntityWrite> = Vec::new();
+        let mut entity_writes: Vec<EntityWrite> = Vec::new();
+        let mut tombstones: Vec<String> = Vec::new();
+        let mut purged_tombstones: Vec<String> = Vec::new();
+        let mut relation_origins: Vec<String> = Vec::new();
+        let mut relation_rows = Vec::new();
+        // Refs whose live row moved away, and refs that received a moved row.
+        let mut vacated: HashSet<&str> = HashSet::new();
+        let mut claimed: HashSet<&str> = HashSet::new();
+
+        // A rename moves the entity (its uid, so its history) with the external id that made it:
+        // the old ref's row must have been won by that id, and the new ref must be free, or
+        // freed by another rename in this batch. Passes repeat so chains resolve; cycles
+        // (a swap of two names) stay updates.
+        let mut pending: Vec<&RenamePair> = rename_pairs
+            .iter()
+            .filter(|p| in_batch.contains(p.old.as_str()) && in_batch.contains(p.new.as_str()))
+            .collect();
+        loop {
+            let before = pending.len();
+            let mut still = Vec::new();
+            for pair in pending {
+                let (old, new) = (pair.old.as_str(), pair.new.as_str());
+                let Some(old_row) = current.get(old).filter(|r| r.is_live()) else {
+                    continue;
+                };
+                if vacated.contains(old)
+                    || claimed.contains(new)
+                    || !won_by(old_row, &pair.source, &pair.external_id)
+                {
+                    continue;
+                }
+                let Some(Desired::Present(merged)) = desired.get(new) else {
+                    continue;
+                };
+                let target = current.get(new);
+                let free = target.is_none_or(|t| !t.is_live() || vacated.contains(new));
+                if !free {
+                    still.push(pair);
+                    continue;
+                }
+                if let Some(t) = target.filter(|t| !t.is_live()) {
+                    // A tombstone holds the name: it gives way (its history stays in the log).
+                    purged_tombstones.push(t.uid.clone());
+                }
+                vacated.insert(old);
+                claimed.insert(new);
+                moves.push(merged.to_write(&old_row.uid));
+                relation_origins.push(old.to_string());
+                relation_rows.extend(merged.relation_rows.iter().cloned());
+                counts.count(ChangeOp::Renamed);
+                changes.push(ChangeWrite {
+                    run_id: self.run_id.clone(),
+                    source: self.source.clone(),
+                    entity_uid: old_row.uid.clone(),
+                    entity_ref: merged.winner.entity_ref.to_string(),
+                    previous_ref: Some(old_row.display_ref.clone()),
+                    op: ChangeOp::Renamed,
+                    patch: diff_patch(&old_row.body, &merged.winner.entity_json),
+                });
+            }
+            if still.len() == before || still.is_empty() {
+                break;
+            }
+            pending = still;
+        }
+
+        for key in refs {
+            if claimed.contains(key.as_str()) {
+                continue;
+            }
+            let Some(want) = desired.get(key) else {
+                continue;
+            };
+            // A vacated ref starts afresh: its old row moved with the rename.
+            let row = current.get(key).filter(|_| !vacated.contains(key.as_str()));
+            let (op, uid, patch) = match (row, want) {
+                (None, Desired::Present(m)) => (
+                    ChangeOp::Created,
+                    uuid::Uuid::now_v7().to_string(),
+                    m.created_patch(),
+                ),
+                (Some(r), Desired::Present(m)) if !r.is_live() => (
+                    ChangeOp::Restored,
+                    r.uid.clone(),
+                    diff_patch(&r.body, &m.winner.entity_json),
+                ),
+                (Some(r), Desired::Present(m)) => {
+                    if r.hash == m.winner.entity_hash {
+                        if r.meta_hash != m.meta_hash {
+                            // Provenance or relations moved without the entity changing.
+                            entity_writes.push(m.to_write(&r.uid));
+                            relation_origins.push(key.clone());
+                            relation_rows.extend(m.relation_rows.iter().cloned());
+                        }
+                        continue;
+                    }
+                    (
+                        ChangeOp::Updated,
+                        r.uid.clone(),
+                        diff_patch(&r.body, &m.winner.entity_json),
+                    )
+                }
+                (Some(r), Desired::Absent) if r.is_live() => {
+                    tombstones.push(r.uid.clone());
+                    relation_origins.push(key.clone());
+                    counts.count(ChangeOp::Deleted);
+                    if !absorbed.contains(key) {
+                        *deleted_kinds.entry(r.kind.clone()).or_default() += 1;
+                    }
+                    changes.push(ChangeWrite {
+                        run_id: self.run_id.clone(),
+                        source: self.source.clone(),
+                        entity_uid: r.uid.clone(),
+                        entity_ref: r.display_ref.clone(),
+                        previous_ref: None,
+                        op: ChangeOp::Deleted,
+                        patch: "[]".into(),
+                    });
+                    continue;
+                }
+                (_, Desired::Absent) => continue,
+            };
+            let Desired::Present(m) = want else { continue };
+            entity_writes.push(m.to_write(&uid));
+            if row.is_some() {
+                // Rows this entity made before; a new entity has none to remove.
+                relation_origins.push(key.clone());
+            }
+            relation_rows.extend(m.relation_rows.iter().cloned());
+            counts.count(op);
+            changes.push(ChangeWrite {
+                run_id: self.run_id.clone(),
+                source: self.source.clone(),
+                entity_uid: uid,
+                entity_ref: m.winner.entity_ref.to_string(),
+                previous_ref: None,
+                op,
+                patch,
+            });
+        }
+
+        tx.delete_entity_rows(&purged_tombstones).await?;
+        tx.tombstone_entities(&tombstones, &self.run_id, self.now)
+            .await?;
+        tx.upsert_entities(&moves, self.now).await?;
+        tx.upsert_entities(&entity_writes, self.now).await?;
+        if !relation_origins.is_empty() || !relation_rows.is_empty() {
+            tx.replace_relations(&relation_origins, &relation_rows)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The merged entity each ref should have, from the live observations of every source.
+    async fn desired(
+        &self,
+        tx: &mut StoreTx,
+        refs: &[String],
+        in_memory: &mut HashMap<String, ObservedEntity>,
+    ) -> Result<HashMap<String, Desired>, ReconcileError> {
+        let mut by_ref: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();
+        for o in tx.live_observations(refs).await? {
+            by_ref
+                .entry(o.entity_ref)
+                .or_default()
+                .push((o.source, o.external_id, o.declared));
+        }
+        // Observations not in memory are read back, grouped by source. A ref with one source
+        // (most of them) costs what it did; a ref several sources describe reads them all.
+        let mut to_fetch: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for candidates in by_ref.values() {
+            for (source, ext, _) in candidates {
+                if *source != self.source || !in_memory.contains_key(ext.as_str()) {
+                    to_fetch
+                        .entry(source.clone())
+                        .or_default()
+                        .push(ext.clone());
+                }
+            }
+        }
+        let mut fetched: HashMap<(String, String), ObservedEntity> = HashMap::new();
+        for (source, ids) in to_fetch {
+            for (ext, body) in tx.observation_bodies(&source, &ids).await? {
+                let parsed = ObservedEntity::from_body(&body).map_err(|detail| {
+                    ReconcileError::CorruptObservation {
+                        source_id: source.clone(),
+                        external_id: ext.clone(),
+                        detail,
+                    }
+                })?;
+                fetched.insert((source.clone(), ext), parsed);
+            }
+        }
+        let mut out = HashMap::with_capacity(refs.len());
+        let mut merged_all: Vec<(String, ObservedEntity, Vec<SourceClaim>)> = Vec::new();
+        for key in refs {
+            let Some(candidates) = by_ref.get(key) else {
+                out.insert(key.clone(), Desired::Absent);
+                continue;
+            };
+            let parts: Vec<Contribution> = candidates
+                .iter()
+                .filter_map(|(source, ext, _)| {
+                    let entity = if *source == self.source {
+                        in_memory.remove(ext.as_str())
+                    } else {
+                        None
+                    }
+                    .or_else(|| fetched.remove(&(source.clone(), ext.clone())))?;
+                    Some(Contribution {
+                        source: source.clone(),
+                        external_id: ext.clone(),
+                        entity,
+                    })
+                })
+                .collect();
+            match combine(parts, &self.options.source_priority) {
+                Some((merged, claims)) => merged_all.push((key.clone(), merged, claims)),
+                None => {
+                    out.insert(key.clone(), Desired::Absent);
+                }
+            }
+        }
+        // A relation to the own name of an observation that joined another entity points at
+        // that entity.
+        let targets: BTreeSet<String> = merged_all
+            .iter()
+            .flat_map(|(_, m, _)| m.relations.iter().map(|r| r.target.key()))
+            .collect();
+        let aliases: HashMap<String, String> = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            let targets: Vec<String> = targets.into_iter().collect();
+            tx.identity_aliases(&targets).await?.into_iter().collect()
+        };
+        for (key, mut merged, claims) in merged_all {
+            if !aliases.is_empty() {
+                let mut moved = false;
+                for rel in &mut merged.relations {
+                    if let Some(to) = aliases.get(&rel.target.key())
+                        && let Ok(target) = to.parse::<surveyor_model::EntityRef>()
+                    {
+                        rel.target = target;
+                        moved = true;
+                    }
+                }
+                if moved {
+                    merged.relations.sort();
+                    merged.relations.dedup();
+                }
+            }
+            out.insert(
+                key,
+                Desired::Present(Box::new(MergedEntity::new(merged, claims))),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// Whether `source`'s `external_id` supplied the entity row's fields.
+fn won_by(row: &EntityRow, source: &str, external_id: &str) -> bool {
+    serde_json::from_str::<Vec<SourceClaim>>(&row.sources).is_ok_and(|claims| {
+        claims
+            .iter()
+            .any(|c| c.winner && c.source == source && c.external_id == external_id)
+    })
+}
+
+/// RFC 6902 patch from the stored body to the new one, as JSON text.
+fn diff_patch(old: &str, new: &str) -> String {
+    let old: Value = serde_json::from_str(old).unwrap_or(Value::Null);
+    let new: Value = serde_json::from_str(new).unwrap_or(Value::Null);
+    serde_json::to_string(&json_patch::diff(&old, &new)).unwrap_or_else(|_| "[]".into())
+}
