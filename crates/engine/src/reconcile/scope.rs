@@ -209,7 +209,7 @@ impl ScopeJob<'_> {
         }
         let rest: Vec<String> = affected.into_iter().collect();
         batches.extend(rest.chunks(REF_BATCH).map(<[String]>::to_vec));
-        let mut batch = Batch {
+        let mut state = Batch {
             rename_pairs: &rename_pairs,
             absorbed: &absorbed,
             in_memory,
@@ -218,9 +218,9 @@ impl ScopeJob<'_> {
             changes: Vec::new(),
         };
         for refs in batches {
-            self.apply_batch(tx, &refs, &mut batch).await?;
-            tx.insert_changes(&batch.changes, self.now).await?;
-            batch.changes.clear();
+            self.apply_batch(tx, &refs, &mut state).await?;
+            tx.insert_changes(&state.changes, self.now).await?;
+            state.changes.clear();
         }
         Ok(())
     }
