@@ -330,6 +330,8 @@ fn floor_rows(n: usize) -> anyhow::Result<FloorRows> {
                 winner: true,
                 fields: Vec::new(),
                 disagrees: Default::default(),
+                own: Default::default(),
+                cosmetic: Default::default(),
             }],
         );
         rows.changes.push(ChangeWrite {

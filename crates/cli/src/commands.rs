@@ -154,6 +154,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         dry_run: args.dry_run,
         source_priority: config.source_priority(),
         identity: std::sync::Arc::new(config.identity.clone()),
+        merge: Default::default(),
     };
     let mut reports = Vec::new();
     let mut failed_runs = 0;

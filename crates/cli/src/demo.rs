@@ -401,6 +401,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
             dry_run: false,
             source_priority: config.source_priority(),
             identity: Arc::new(config.identity.clone()),
+            merge: Default::default(),
         },
         sources: crate::serve::audit_sources(&config),
         store,

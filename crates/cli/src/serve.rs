@@ -127,6 +127,7 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
                 dry_run: false,
                 source_priority: config.source_priority(),
                 identity: std::sync::Arc::new(config.identity.clone()),
+                merge: Default::default(),
             },
             holder: holder(),
             lease_ttl: Duration::from_secs(60),

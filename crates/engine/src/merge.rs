@@ -1,8 +1,19 @@
-//! How the observations of one entity ref become the catalog entity: field by field, in order
-//! of precedence — a declared descriptor first, then sources in configuration order, then the
-//! lowest (source, external id) — each field from the first source that has it. Every source's
-//! claim records the fields it supplied and the values it gave that lost (disagreements), and
-//! the relation rows (both directions) follow from the merged entity.
+//! How the observations of one entity ref become the catalog entity: field by field, each by
+//! its [`MergeRule`] over the sources in order of precedence — a declared descriptor first, then
+//! sources in configuration order, then the lowest (source, external id). Every source's claim
+//! records the fields it supplied, the values it gave that lost (disagreements), its own values
+//! of per-source fields and its cosmetic differences; the relation rows (both directions)
+//! follow from the merged entity.
+//!
+//! The default rule of each field (overridable per field in `[merge]`):
+//!
+//! | field | rule |
+//! | --- | --- |
+//! | `/metadata/links` | union, one link per URL |
+//! | `/metadata/tags` | union |
+//! | an annotation a source sets about itself: `backstage.io/source-location`, `view-url`, `edit-url`, `managed-by-location`, `managed-by-origin-location`, any `<vendor>.com/*`, `surveyor.dev/*`, `*.surveyor.dev/*`, `jira/*` | per source |
+//! | `/metadata/title`, `/metadata/description` | cosmetic |
+//! | every other field (spec values, each label and each other annotation by key) | precedence |
 
 use std::collections::BTreeMap;
 
@@ -76,6 +87,80 @@ impl ObservedEntity {
     }
 }
 
+/// How one field of a merged entity is decided when several sources give it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum MergeRule {
+    /// One value: the first source in precedence that has the field wins; a source that says
+    /// something else disagrees.
+    Precedence,
+    /// A list: every source's items, once each (links once per URL), the winner's first.
+    Union,
+    /// A value each source has of its own (where it found the thing, its own ids): the
+    /// winner's is shown, every other is kept in that source's claim, none is a disagreement.
+    PerSource,
+    /// Precedence, but a different value elsewhere (a title, a description) is a cosmetic
+    /// difference, kept apart from disagreements.
+    Cosmetic,
+}
+
+/// Annotations a source sets about its own view of a thing.
+const PER_SOURCE_ANNOTATIONS: &[&str] = &[
+    "backstage.io/source-location",
+    "backstage.io/view-url",
+    "backstage.io/edit-url",
+    "backstage.io/managed-by-location",
+    "backstage.io/managed-by-origin-location",
+];
+
+/// The default rule of the field at `pointer` (see the module doc's table).
+pub fn default_rule(pointer: &str) -> MergeRule {
+    match pointer {
+        "/metadata/links" | "/metadata/tags" => return MergeRule::Union,
+        "/metadata/title" | "/metadata/description" => return MergeRule::Cosmetic,
+        _ => {}
+    }
+    let Some(key) = pointer.strip_prefix("/metadata/annotations/") else {
+        return MergeRule::Precedence;
+    };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    let prefix = key.split_once('/').map_or("", |(p, _)| p);
+    let own = PER_SOURCE_ANNOTATIONS.contains(&key.as_str())
+        || prefix.ends_with(".com")
+        || prefix == "surveyor.dev"
+        || prefix.ends_with(".surveyor.dev")
+        || prefix == "jira";
+    if own {
+        MergeRule::PerSource
+    } else {
+        MergeRule::Precedence
+    }
+}
+
+/// A field's merge, overriding its default: its rule, and the sources it is taken from first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldPolicy {
+    pub rule: Option<MergeRule>,
+    /// Source ids in the order they win this field (others follow by the usual precedence).
+    pub sources: Vec<String>,
+}
+
+/// The merge rules of a catalog: the defaults, and the `[merge]` overrides by JSON pointer.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MergePolicy {
+    pub fields: BTreeMap<String, FieldPolicy>,
+}
+
+impl MergePolicy {
+    /// The rule of the field at `pointer`.
+    pub fn rule(&self, pointer: &str) -> MergeRule {
+        self.fields
+            .get(pointer)
+            .and_then(|f| f.rule)
+            .unwrap_or_else(|| default_rule(pointer))
+    }
+}
+
 /// One source's claim on an entity, for provenance.
 #[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -91,6 +176,12 @@ pub struct SourceClaim {
     /// Fields where this source said something else than the value that won.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub disagrees: BTreeMap<String, Value>,
+    /// Per-source fields where this source's own value is not the one shown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub own: BTreeMap<String, Value>,
+    /// Cosmetic fields (title, description) where this source says something else.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cosmetic: BTreeMap<String, Value>,
 }
 
 /// One observation of an entity, with who made it, for [`combine`].
@@ -148,11 +239,30 @@ fn set_at(root: &mut Value, pointer: &str, value: Value) -> bool {
     false
 }
 
+/// Adds to the list `into` every item of `from` it does not hold yet (links once per URL).
+/// Returns whether anything was added; false when either side is not a list.
+fn union_into(into: &mut Value, from: &Value) -> bool {
+    let (Value::Array(have), Value::Array(more)) = (into, from) else {
+        return false;
+    };
+    let key = |v: &Value| v.get("url").cloned().unwrap_or_else(|| v.clone());
+    let mut added = false;
+    for item in more {
+        let k = key(item);
+        if !have.iter().any(|h| key(h) == k) {
+            have.push(item.clone());
+            added = true;
+        }
+    }
+    added
+}
+
 /// Merges the observations of one entity field by field (see the module doc). `parts` must be
 /// non-empty; it is sorted by precedence here. Returns the merged entity and every claim.
 pub fn combine(
     mut parts: Vec<Contribution>,
     priority: &BTreeMap<String, usize>,
+    policy: &MergePolicy,
 ) -> Option<(ObservedEntity, Vec<SourceClaim>)> {
     parts.sort_by(|a, b| {
         let pa = priority.get(&a.source).copied().unwrap_or(usize::MAX);
@@ -174,41 +284,88 @@ pub fn combine(
             winner: true,
             fields: Vec::new(),
             disagrees: BTreeMap::new(),
+            own: BTreeMap::new(),
+            cosmetic: BTreeMap::new(),
         };
         return Some((only.entity, vec![claim]));
     }
-    let first = parts.first()?;
-    let mut merged: Value = serde_json::from_str(&first.entity.entity_json).ok()?;
+    let bodies: Vec<Value> = parts
+        .iter()
+        .map(|p| serde_json::from_str(&p.entity.entity_json).unwrap_or(Value::Null))
+        .collect();
+    let mut merged: Value = bodies.first()?.clone();
+    // Fields whose sources are configured: the first of those sources that has the field
+    // supplies it, whatever the usual precedence.
+    let mut supplier: BTreeMap<&str, usize> = BTreeMap::new();
+    for (pointer, field) in &policy.fields {
+        let first = field.sources.iter().find_map(|source| {
+            parts
+                .iter()
+                .zip(&bodies)
+                .position(|(p, b)| p.source == *source && b.pointer(pointer).is_some())
+        });
+        if let Some(i) = first
+            && let Some(value) = bodies[i].pointer(pointer)
+            && set_at(&mut merged, pointer, value.clone())
+        {
+            supplier.insert(pointer.as_str(), i);
+        }
+    }
     let mut claims = Vec::with_capacity(parts.len());
     let mut extras: Vec<Relation> = Vec::new();
-    for (i, part) in parts.iter().enumerate() {
-        let body: Value = serde_json::from_str(&part.entity.entity_json).unwrap_or(Value::Null);
-        let mut fields = Vec::new();
-        let mut disagrees = BTreeMap::new();
+    for (i, (part, body)) in parts.iter().zip(&bodies).enumerate() {
+        let mut claim = SourceClaim {
+            source: part.source.clone(),
+            external_id: part.external_id.clone(),
+            declared: part.entity.declared,
+            winner: i == 0,
+            fields: Vec::new(),
+            disagrees: BTreeMap::new(),
+            own: BTreeMap::new(),
+            cosmetic: BTreeMap::new(),
+        };
         let mut found = Vec::new();
-        leaves(&body, String::new(), &mut found);
+        leaves(body, String::new(), &mut found);
         for (pointer, value) in found {
             if IDENTITY.contains(&pointer.as_str()) {
                 continue;
             }
-            if i == 0 {
-                fields.push(pointer);
+            let supplied_by = supplier.get(pointer.as_str()).copied();
+            let Some(current) = merged.pointer_mut(&pointer) else {
+                if set_at(&mut merged, &pointer, value.clone()) {
+                    claim.fields.push(pointer);
+                }
+                continue;
+            };
+            if supplied_by.unwrap_or(0) == i && (i == 0 || supplied_by.is_some()) {
+                // This source supplied the value (the winner, or the configured source).
+                claim.fields.push(pointer);
                 continue;
             }
-            match merged.pointer(&pointer) {
-                None => {
-                    if set_at(&mut merged, &pointer, value.clone()) {
-                        fields.push(pointer);
+            if current == value {
+                continue;
+            }
+            match policy.rule(&pointer) {
+                MergeRule::Union => {
+                    if union_into(current, value) {
+                        claim.fields.push(pointer);
+                    } else if !current.is_array() || !value.is_array() {
+                        claim.disagrees.insert(pointer, value.clone());
                     }
                 }
-                Some(current) if current != value => {
-                    disagrees.insert(pointer, value.clone());
+                MergeRule::PerSource => {
+                    claim.own.insert(pointer, value.clone());
                 }
-                Some(_) => {}
+                MergeRule::Cosmetic => {
+                    claim.cosmetic.insert(pointer, value.clone());
+                }
+                MergeRule::Precedence => {
+                    claim.disagrees.insert(pointer, value.clone());
+                }
             }
         }
         // Relations a source knows beyond what its own spec implies travel with the merge.
-        if let Ok(own) = serde_json::from_value::<Entity>(body) {
+        if let Ok(own) = serde_json::from_value::<Entity>(body.clone()) {
             let implied = own.relations();
             extras.extend(
                 part.entity
@@ -218,14 +375,7 @@ pub fn combine(
                     .cloned(),
             );
         }
-        claims.push(SourceClaim {
-            source: part.source.clone(),
-            external_id: part.external_id.clone(),
-            declared: part.entity.declared,
-            winner: i == 0,
-            fields,
-            disagrees,
-        });
+        claims.push(claim);
     }
     let entity: Entity = serde_json::from_value(merged).ok()?;
     let declared = parts.iter().any(|p| p.entity.declared);
@@ -372,7 +522,7 @@ mod tests {
                 json!({"description": "declared"}),
             ),
         ];
-        let (merged, claims) = combine(parts, &prio).unwrap();
+        let (merged, claims) = combine(parts, &prio, &MergePolicy::default()).unwrap();
         let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
         // Declared wins lifecycle; GitHub (configured first) wins the owner; PagerDuty adds
         // what nobody else has; annotations from everyone are kept.
@@ -402,6 +552,107 @@ mod tests {
             .map(|r| r.target.key())
             .collect();
         assert_eq!(owners, ["group:default/a"]);
+    }
+
+    #[test]
+    fn lists_are_united_and_per_source_fields_are_no_disagreement() {
+        use serde_json::json;
+        let prio: BTreeMap<String, usize> =
+            [("github".to_string(), 0), ("jira".to_string(), 1)].into();
+        let parts = vec![
+            part(
+                "jira",
+                "J1",
+                false,
+                json!({"type": "service"}),
+                json!({"title": "Payments API", "tags": ["payments", "java"],
+                       "links": [{"url": "https://jira/PAY", "title": "Jira project"},
+                                 {"url": "https://gh/acme/svc", "title": "again"}],
+                       "annotations": {"backstage.io/source-location": "url:https://jira/PAY",
+                                       "jira/project-key": "PAY", "team": "b"}}),
+            ),
+            part(
+                "github",
+                "R1",
+                false,
+                json!({"type": "service"}),
+                json!({"title": "svc", "tags": ["java"],
+                       "links": [{"url": "https://gh/acme/svc", "title": "Repository"}],
+                       "annotations": {"backstage.io/source-location": "url:https://gh/acme/svc",
+                                       "team": "a"}}),
+            ),
+        ];
+        let (merged, claims) = combine(parts, &prio, &MergePolicy::default()).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        assert_eq!(body["metadata"]["tags"], json!(["java", "payments"]));
+        let urls: Vec<&str> = body["metadata"]["links"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["url"].as_str().unwrap())
+            .collect();
+        assert_eq!(urls, ["https://gh/acme/svc", "https://jira/PAY"]);
+        assert_eq!(
+            body["metadata"]["annotations"]["backstage.io/source-location"],
+            "url:https://gh/acme/svc"
+        );
+        assert_eq!(body["metadata"]["annotations"]["jira/project-key"], "PAY");
+        let jira = claims.iter().find(|c| c.source == "jira").unwrap();
+        // Only the one-valued annotation both set differently is a disagreement.
+        assert_eq!(
+            jira.disagrees.keys().collect::<Vec<_>>(),
+            ["/metadata/annotations/team"]
+        );
+        assert_eq!(
+            jira.own["/metadata/annotations/backstage.io~1source-location"],
+            "url:https://jira/PAY"
+        );
+        assert_eq!(jira.cosmetic["/metadata/title"], "Payments API");
+        assert!(jira.fields.contains(&"/metadata/links".to_string()));
+    }
+
+    #[test]
+    fn a_field_can_be_taken_from_a_configured_source_first() {
+        use serde_json::json;
+        let prio: BTreeMap<String, usize> =
+            [("github".to_string(), 0), ("jira".to_string(), 1)].into();
+        let parts = || {
+            vec![
+                part(
+                    "github",
+                    "R1",
+                    false,
+                    json!({"lifecycle": "production"}),
+                    json!({}),
+                ),
+                part(
+                    "jira",
+                    "J1",
+                    false,
+                    json!({"lifecycle": "deprecated"}),
+                    json!({}),
+                ),
+            ]
+        };
+        let (merged, _) = combine(parts(), &prio, &MergePolicy::default()).unwrap();
+        assert!(merged.entity_json.contains("\"production\""));
+        let policy = MergePolicy {
+            fields: [(
+                "/spec/lifecycle".to_string(),
+                FieldPolicy {
+                    rule: None,
+                    sources: vec!["jira".into()],
+                },
+            )]
+            .into(),
+        };
+        let (merged, claims) = combine(parts(), &prio, &policy).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        assert_eq!(body["spec"]["lifecycle"], "deprecated");
+        let by = |s: &str| claims.iter().find(|c| c.source == s).unwrap();
+        assert!(by("jira").fields.contains(&"/spec/lifecycle".to_string()));
+        assert_eq!(by("github").disagrees["/spec/lifecycle"], "production");
+        assert!(by("jira").disagrees.is_empty());
     }
 
     #[test]

@@ -23,6 +23,8 @@ pub struct ReconcileOptions {
     pub source_priority: BTreeMap<String, usize>,
     /// `[[identity]]` rules applied to every observation before it is merged.
     pub identity: std::sync::Arc<crate::identity::Identity>,
+    /// How each field of a merged entity is decided (`[merge]`).
+    pub merge: std::sync::Arc<crate::merge::MergePolicy>,
 }
 
 impl Default for ReconcileOptions {
@@ -34,6 +36,7 @@ impl Default for ReconcileOptions {
             dry_run: false,
             source_priority: BTreeMap::new(),
             identity: Default::default(),
+            merge: Default::default(),
         }
     }
 }

@@ -467,7 +467,7 @@ impl ScopeJob<'_> {
                     })
                 })
                 .collect();
-            match combine(parts, &self.options.source_priority) {
+            match combine(parts, &self.options.source_priority, &self.options.merge) {
                 Some((merged, claims)) => merged_all.push((key.clone(), merged, claims)),
                 None => {
                     out.insert(key.clone(), Desired::Absent);
