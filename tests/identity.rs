@@ -214,7 +214,12 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
         );
 
         // The declaration goes: PagerDuty's service is itself again.
-        sync(store, "catalog", Vec::new(), &options).await;
+        // (A complete scope that drops to nothing is refused unless the run allows it.)
+        let removal = ReconcileOptions {
+            allow_mass_delete: true,
+            ..options.clone()
+        };
+        sync(store, "catalog", Vec::new(), &removal).await;
         assert!(
             live(store, "component:default/payments").await.is_none(),
             "{backend}"
@@ -523,7 +528,12 @@ async fn workloads_find_the_component_that_declares_their_kubernetes_id() {
                 .is_some()
         );
         // The declaration goes: the workload points at the name it gave again.
-        sync(store, "catalog", Vec::new(), &options).await;
+        // (A complete scope that drops to nothing is refused unless the run allows it.)
+        let removal = ReconcileOptions {
+            allow_mass_delete: true,
+            ..options.clone()
+        };
+        sync(store, "catalog", Vec::new(), &removal).await;
         let rels = store
             .relations_of("resource:default/payments-api.pay.prod")
             .await

@@ -829,8 +829,33 @@ async fn many_small_scopes_emptied_at_once_are_a_mass_deletion() {
             ts.backend,
             r.scopes
         );
-        // One namespace going is no mass deletion.
+        // One namespace going is no mass deletion, but a complete scope that drops to nothing
+        // is refused whatever the floor; `--allow-mass-delete` lets it go.
         let r = run(s, "k8s", fleet[1..].to_vec(), complete(&names)).await;
+        assert_eq!(
+            (r.status, r.counts.deleted),
+            (RunStatus::Failed, 0),
+            "{}",
+            ts.backend
+        );
+        let refused: Vec<&str> = r
+            .scopes
+            .iter()
+            .filter(|sc| !sc.refused.is_empty())
+            .map(|sc| sc.scope.as_str())
+            .collect();
+        assert_eq!(refused, ["ns-0"], "{}", ts.backend);
+        let r = run_with(
+            s,
+            "k8s",
+            fleet[1..].to_vec(),
+            complete(&names),
+            &ReconcileOptions {
+                allow_mass_delete: true,
+                ..ReconcileOptions::default()
+            },
+        )
+        .await;
         assert_eq!(
             (r.status, r.counts.deleted),
             (RunStatus::Succeeded, 1),

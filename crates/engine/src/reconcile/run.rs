@@ -9,7 +9,7 @@ use surveyor_store::{ObservationIndexRow, Store, StoreTx};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
-use super::guard::{guard, over_ratio, run_guard};
+use super::guard::{emptied, guard, over_ratio, run_guard};
 use super::report::{Counts, MAX_WARNINGS, ReconcileError, Refusal, ScopeReport};
 use super::scope::ScopeJob;
 use super::staged::{Known, Pending, Prepared, Previous};
@@ -296,6 +296,15 @@ impl<'a> RunState<'a> {
                         .iter()
                         .filter(|r| deletions.iter().any(|d| d.kind == r.kind))
                         .cloned(),
+                );
+            }
+            if refused.is_empty() && !self.observed_scopes.contains(&scope) {
+                refused = emptied(
+                    &self.known,
+                    &scope,
+                    &deletions,
+                    &self.claimed_refs,
+                    self.job.options,
                 );
             }
             if !refused.is_empty() {
