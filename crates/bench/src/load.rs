@@ -8,10 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use surveyor_api::{ConnectorView, Control, TriggerRefusal};
+use surveyor_api::Control;
 use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::reconcile::ReconcileOptions;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions, TriggerError};
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use tokio::sync::watch;
 
 use crate::clients::{self, Latency, QueryMix, is_lock_error};
@@ -30,40 +30,6 @@ pub struct LoadBench {
     #[serde(skip)]
     pub postgres: Option<String>,
     pub no_sqlite: bool,
-}
-
-/// The API's view of the scheduler, as `surveyor serve` wires it.
-struct SchedulerControl(SchedulerHandle);
-
-impl Control for SchedulerControl {
-    fn connectors(&self) -> Vec<ConnectorView> {
-        self.0
-            .status()
-            .into_iter()
-            .map(|s| ConnectorView {
-                id: s.id,
-                kind: s.kind,
-                schedule: s.schedule,
-                next_run: s.next_run,
-                running: s.running,
-                last_started: s.last_started,
-                last_status: s.last_status,
-                last_error: s.last_error,
-            })
-            .collect()
-    }
-
-    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
-        self.0.connector_metrics()
-    }
-
-    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
-        self.0.trigger(id).map_err(|e| match e {
-            TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),
-            TriggerError::Busy(id) => TriggerRefusal::Busy(id),
-            TriggerError::Stopped => TriggerRefusal::Stopped,
-        })
-    }
 }
 
 #[derive(Serialize, Default)]
@@ -177,7 +143,7 @@ async fn run_backend(
         },
     );
     let handle = scheduler.handle();
-    let control: Arc<dyn Control> = Arc::new(SchedulerControl(handle.clone()));
+    let control: Arc<dyn Control> = Arc::new(handle.clone());
     let app = surveyor_api::router(
         store.clone(),
         surveyor_api::ApiConfig::default(),
@@ -213,7 +179,7 @@ async fn run_backend(
         for id in &ids {
             let _ = handle.trigger(id);
         }
-        for s in handle.status() {
+        for s in handle.connectors() {
             if let Some(e) = s.last_error.filter(|e| e.starts_with("lease")) {
                 let mut errors = scheduler_errors.lock().unwrap_or_else(|p| p.into_inner());
                 let line = format!("{}: {e}", s.id);

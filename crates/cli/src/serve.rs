@@ -5,49 +5,15 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use surveyor_api::{ApiConfig, ConnectorView, Control, TriggerRefusal};
+use surveyor_api::{ApiConfig, Control};
 use surveyor_engine::reconcile::ReconcileOptions;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions, TriggerError};
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_model::Connector;
 use tokio::sync::watch;
 
 use crate::CliError;
 use crate::commands::{load, open};
 use crate::registry;
-
-/// The API's view of the scheduler.
-struct SchedulerControl(SchedulerHandle);
-
-impl Control for SchedulerControl {
-    fn connectors(&self) -> Vec<ConnectorView> {
-        self.0
-            .status()
-            .into_iter()
-            .map(|s| ConnectorView {
-                id: s.id,
-                kind: s.kind,
-                schedule: s.schedule,
-                next_run: s.next_run,
-                running: s.running,
-                last_started: s.last_started,
-                last_status: s.last_status,
-                last_error: s.last_error,
-            })
-            .collect()
-    }
-
-    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
-        self.0.connector_metrics()
-    }
-
-    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
-        self.0.trigger(id).map_err(|e| match e {
-            TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),
-            TriggerError::Busy(id) => TriggerRefusal::Busy(id),
-            TriggerError::Stopped => TriggerRefusal::Stopped,
-        })
-    }
-}
 
 /// This process's name in leases: host and pid.
 fn holder() -> String {
@@ -133,7 +99,7 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
             grace: Duration::from_secs(30),
         },
     );
-    let control: Arc<dyn Control> = Arc::new(SchedulerControl(scheduler.handle()));
+    let control: Arc<dyn Control> = Arc::new(scheduler.handle());
     let app = surveyor_api::router(
         store.clone(),
         ApiConfig {
