@@ -230,4 +230,6 @@ pub async fn serve(
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;
