@@ -5,10 +5,10 @@
 use std::time::Instant;
 
 use serde::Serialize;
-use surveyor_engine::{ReconcileOptions, run_connector};
+use surveyor_engine::run_connector;
 
 use crate::db::{self, Backend};
-use crate::fakes::{Fakes, Size, source_priority};
+use crate::fakes::{Fakes, Size, reconcile_options};
 use crate::machine::{cores, cpu_seconds, peak_rss_mb, reset_peak_rss, rss_mb};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
@@ -58,11 +58,7 @@ struct BackendFigures {
 }
 
 pub async fn run(b: E2eBench) -> anyhow::Result<Outcome> {
-    let mut spec = b.size.spec();
-    if let Some(r) = b.repos {
-        spec.repos = r;
-    }
-    let org = surveyor_sim::Org::generate(&spec);
+    let (spec, org) = b.size.org(b.repos);
     println!(
         "org {:?}: {} repos, {} teams, {} people; connector limit {} requests/s; fakes answer at once",
         b.size, spec.repos, spec.teams, spec.people, b.requests_per_second
@@ -85,10 +81,7 @@ async fn run_backend(
 ) -> anyhow::Result<BackendFigures> {
     let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
     let dir = db::tempfile_dir()?;
-    let options = ReconcileOptions {
-        source_priority: source_priority(),
-        ..ReconcileOptions::default()
-    };
+    let options = reconcile_options();
     let connectors = fakes.connectors(&dir, b.requests_per_second)?;
     let rss_before = rss_mb();
     let peak_rss_reset = reset_peak_rss();

@@ -11,6 +11,7 @@ use surveyor_connector_gitlab::{GitlabConfig, GitlabConnector};
 use surveyor_connector_jira::{JiraConfig, JiraConnector};
 use surveyor_connector_kubernetes::{KubernetesConfig, KubernetesConnector};
 use surveyor_connector_pagerduty::{PagerDutyConfig, PagerDutyConnector};
+use surveyor_engine::ReconcileOptions;
 use surveyor_model::Connector;
 use surveyor_sim::gitlab::every_other;
 use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL};
@@ -37,6 +38,16 @@ impl Size {
             Self::Medium => OrgSpec::medium(),
             Self::Large => OrgSpec::large(),
         }
+    }
+
+    /// The org of this size, with `repos` repositories instead of the size's own when given.
+    pub fn org(self, repos: Option<usize>) -> (OrgSpec, Org) {
+        let mut spec = self.spec();
+        if let Some(r) = repos {
+            spec.repos = r;
+        }
+        let org = Org::generate(&spec);
+        (spec, org)
     }
 }
 
@@ -169,11 +180,15 @@ impl Requests {
     }
 }
 
-/// Merge priority in connector order, as a configuration listing them would give.
-pub fn source_priority() -> std::collections::BTreeMap<String, usize> {
-    CONNECTORS
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.to_string(), i))
-        .collect()
+/// The defaults, with merge priority in connector order, as a configuration listing the
+/// connectors would give.
+pub fn reconcile_options() -> ReconcileOptions {
+    ReconcileOptions {
+        source_priority: CONNECTORS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_string(), i))
+            .collect(),
+        ..ReconcileOptions::default()
+    }
 }

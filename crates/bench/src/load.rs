@@ -10,13 +10,12 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use surveyor_api::Control;
 use surveyor_engine::config::ScheduleZone;
-use surveyor_engine::reconcile::ReconcileOptions;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use tokio::sync::watch;
 
 use crate::clients::{self, Latency, QueryMix, is_lock_error};
 use crate::db::{self, Backend};
-use crate::fakes::{Fakes, Size, source_priority};
+use crate::fakes::{Fakes, Size, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, round};
 
 #[derive(Serialize)]
@@ -54,11 +53,7 @@ struct BackendFigures {
 }
 
 pub async fn run(b: LoadBench) -> anyhow::Result<Outcome> {
-    let mut spec = b.size.spec();
-    if let Some(r) = b.repos {
-        spec.repos = r;
-    }
-    let org = surveyor_sim::Org::generate(&spec);
+    let (spec, org) = b.size.org(b.repos);
     println!(
         "org {:?}: {} repos, {} teams, {} people; {} clients for {} s; the org changes every {} ms; connector limit {} requests/s",
         b.size,
@@ -133,10 +128,7 @@ async fn run_backend(
         store.clone(),
         jobs,
         SchedulerOptions {
-            reconcile: ReconcileOptions {
-                source_priority: source_priority(),
-                ..ReconcileOptions::default()
-            },
+            reconcile: reconcile_options(),
             holder: format!("surveyor-bench:{}", std::process::id()),
             lease_ttl: Duration::from_secs(60),
             grace: Duration::from_secs(30),

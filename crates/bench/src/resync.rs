@@ -5,10 +5,10 @@
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use surveyor_engine::{ReconcileOptions, RunStatus, run_connector};
+use surveyor_engine::{RunStatus, run_connector};
 
 use crate::db::{self, Backend, RowsWritten, Snapshot};
-use crate::fakes::{Fakes, Requests, Size, source_priority};
+use crate::fakes::{Fakes, Requests, Size, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
 #[derive(Serialize)]
@@ -55,11 +55,7 @@ struct BackendFigures {
 }
 
 pub async fn run(b: ResyncBench) -> anyhow::Result<Outcome> {
-    let mut spec = b.size.spec();
-    if let Some(r) = b.repos {
-        spec.repos = r;
-    }
-    let org = surveyor_sim::Org::generate(&spec);
+    let (spec, org) = b.size.org(b.repos);
     println!(
         "org {:?}: {} repos, {} teams, {} people; {} ms per answer (GitHub, GitLab); connector limit {} requests/s",
         b.size, spec.repos, spec.teams, spec.people, b.latency_ms, b.requests_per_second
@@ -82,10 +78,7 @@ async fn run_backend(
 ) -> anyhow::Result<BackendFigures> {
     let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
     let dir = db::tempfile_dir()?;
-    let options = ReconcileOptions {
-        source_priority: source_priority(),
-        ..ReconcileOptions::default()
-    };
+    let options = reconcile_options();
     let mut figures: Vec<ConnectorFigures> = Vec::new();
     // Full sync: a connector built for it, as a `surveyor sync` process would.
     for c in fakes.connectors(&dir, b.requests_per_second)? {
