@@ -17,7 +17,7 @@ use surveyor_model::{Entity, Observation, Secret};
 use surveyor_store::{ConnectOptions, Store};
 
 use super::*;
-use crate::test_support::{sync_and_serve, team_a};
+use crate::test_support::{names_in, sync_and_serve, team_a};
 
 const READER: &str = "hostile-reader-token";
 const OPERATOR: &str = "hostile-operator-token";
@@ -266,16 +266,7 @@ fn percent(s: &str) -> String {
 }
 
 fn items(a: &Answer) -> Vec<String> {
-    let list = a.body["items"].as_array().or(a.body.as_array());
-    list.into_iter()
-        .flatten()
-        .map(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
+    names_in(a.body["items"].as_array().or(a.body.as_array()))
 }
 
 /// Every item of a paged list, following `nextCursor`.

@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use serde_json::json;
+use serde_json::{Value, json};
 use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
 use surveyor_store::Store;
 
@@ -59,4 +59,17 @@ pub(crate) async fn sync_and_serve(
         let _ = serve(listener, app, std::future::pending()).await;
     });
     (addr, task)
+}
+
+/// The `metadata.name` of each entity in a list (none when there is no list).
+pub(crate) fn names_in(list: Option<&Vec<Value>>) -> Vec<String> {
+    list.into_iter()
+        .flatten()
+        .map(|e| {
+            e["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
 }

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use surveyor_model::{Entity, Observation, Secret};
 
 use super::*;
-use crate::test_support::{sync_and_serve, team_a};
+use crate::test_support::{names_in, sync_and_serve, team_a};
 
 fn component(name: &str, owner: &str, extra: Value) -> Observation {
     let mut v = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
@@ -146,17 +146,7 @@ async fn start(config: ApiConfig, control: Option<Arc<dyn Control>>) -> Server {
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
+    names_in(v["items"].as_array())
 }
 
 #[tokio::test]
