@@ -5,14 +5,14 @@
 //! `/metrics`, every API response, the exported traces and every file the runs left behind.
 //! SQLite always; Postgres too when `SURVEYOR_TEST_DATABASE_URL` is set.
 
+mod common;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{collector, free_port};
 use serde_json::Value;
 use surveyor_sim::jira::JIRA_EMAIL;
 use surveyor_sim::{
@@ -256,48 +256,6 @@ impl Fakes {
         self.jira_cloud.clear_faults();
         self.jira_dc.clear_faults();
     }
-}
-
-/// Request bodies a stand-in OTLP collector received.
-type Received = Arc<Mutex<Vec<Vec<u8>>>>;
-
-fn collector() -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let received: Received = Arc::default();
-    let sink = Arc::clone(&received);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut head = Vec::new();
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                head.extend_from_slice(line.as_bytes());
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            head.extend_from_slice(&body);
-            sink.lock().expect("lock").push(head);
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
 }
 
 /// `surveyor.toml` with every credential as a `${ENV}` reference; the Kubernetes token lives in
@@ -989,7 +947,12 @@ fn sentinel_credentials_appear_nowhere() {
         assert_clean(&format!("{b}: {} API responses", api.requests), &api.seen);
 
         // Spans exported over OTLP.
-        let traces = exported.lock().expect("lock").concat();
+        let traces: Vec<u8> = exported
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|r| r.raw.clone())
+            .collect();
         assert!(!traces.is_empty(), "{b}: traces were exported");
         assert_clean(&format!("{b}: exported traces"), &traces);
 
@@ -1037,116 +1000,110 @@ fn config_errors_do_not_repeat_credentials() {
     let connector = |body: &str| {
         format!("[catalog]\ndatabase = \"sqlite://c.db\"\n\n[[connectors]]\nid = \"c\"\n{body}\n")
     };
+    // A config that refers to one credential in the environment.
+    let secret = |what, config, var: &'static str, value: &str| -> BrokenConfig {
+        (what, config, None, vec![(var, value.to_string())])
+    };
+    let database = |what, url: String| {
+        secret(
+            what,
+            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
+            "SECRETS_TEST_DATABASE",
+            &url,
+        )
+    };
+    // A config (or the kubeconfig beside it) that holds its credential as written.
+    let literal = |what, config, kubeconfig| -> BrokenConfig { (what, config, kubeconfig, vec![]) };
     let cases: Vec<BrokenConfig> = vec![
-        (
+        secret(
             "a secret in a key that does not exist",
             connector("kind = \"github\"\norgs = [\"acme\"]\ntokn = \"${SECRETS_TEST_GITHUB}\""),
-            None,
-            vec![("SECRETS_TEST_GITHUB", GITHUB.into())],
+            "SECRETS_TEST_GITHUB",
+            GITHUB,
         ),
-        (
+        secret(
             "a secret where a number belongs",
             connector(
                 "kind = \"github\"\norgs = [\"acme\"]\ntoken = \"${SECRETS_TEST_GITHUB}\"\nmax_retries = \"${SECRETS_TEST_GITHUB}\"",
             ),
-            None,
-            vec![("SECRETS_TEST_GITHUB", GITHUB.into())],
+            "SECRETS_TEST_GITHUB",
+            GITHUB,
         ),
-        (
+        secret(
             "a secret as a URL",
             connector(
                 "kind = \"gitlab\"\ngroups = [\"acme\"]\ntoken = \"${SECRETS_TEST_GITLAB}\"\nurl = \"${SECRETS_TEST_GITLAB}\"",
             ),
-            None,
-            vec![("SECRETS_TEST_GITLAB", GITLAB.into())],
+            "SECRETS_TEST_GITLAB",
+            GITLAB,
         ),
-        (
+        secret(
             "a Jira Cloud site without its email",
             connector(
                 "kind = \"jira\"\nurl = \"http://127.0.0.1:1\"\napi_token = \"${SECRETS_TEST_JIRA_API}\"",
             ),
-            None,
-            vec![("SECRETS_TEST_JIRA_API", JIRA_API.into())],
+            "SECRETS_TEST_JIRA_API",
+            JIRA_API,
         ),
-        (
+        secret(
             "a PagerDuty token with a bad api_url",
             connector(
                 "kind = \"pagerduty\"\nsubdomain = \"acme\"\ntoken = \"${SECRETS_TEST_PAGERDUTY}\"\napi_url = \"not a url\"",
             ),
-            None,
-            vec![("SECRETS_TEST_PAGERDUTY", PAGERDUTY.into())],
+            "SECRETS_TEST_PAGERDUTY",
+            PAGERDUTY,
         ),
-        (
+        database(
             "an unsupported database URL with a password",
-            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
-            None,
-            vec![(
-                "SECRETS_TEST_DATABASE",
-                format!("mysql://root:{DB_PASSWORD}@db.example/catalog"),
-            )],
+            format!("mysql://root:{DB_PASSWORD}@db.example/catalog"),
         ),
-        (
+        database(
             "a database URL with a password and a bad port",
-            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
-            None,
-            vec![(
-                "SECRETS_TEST_DATABASE",
-                format!("postgres://root:{DB_PASSWORD}@127.0.0.1:notaport/catalog"),
-            )],
+            format!("postgres://root:{DB_PASSWORD}@127.0.0.1:notaport/catalog"),
         ),
-        (
+        database(
             "a database that does not answer",
-            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
-            None,
-            vec![(
-                "SECRETS_TEST_DATABASE",
-                format!("postgres://root:{DB_PASSWORD}@127.0.0.1:1/catalog?connect_timeout=2"),
-            )],
+            format!("postgres://root:{DB_PASSWORD}@127.0.0.1:1/catalog?connect_timeout=2"),
         ),
-        (
+        literal(
             "a literal token in an unterminated string",
             connector(&format!(
                 "kind = \"github\"\norgs = [\"acme\"]\ntoken = \"{GITHUB}\nmax_retries = 1"
             )),
             None,
-            vec![],
         ),
-        (
+        literal(
             "a literal token followed by garbage",
             connector(&format!(
                 "kind = \"github\"\norgs = [\"acme\"]\ntoken = \"{GITHUB}\" x"
             )),
             None,
-            vec![],
         ),
-        (
+        literal(
             "a literal token in a list",
             connector(&format!(
                 "kind = \"pagerduty\"\nsubdomain = \"acme\"\ntoken = [\"{PAGERDUTY}\"]"
             )),
             None,
-            vec![],
         ),
-        (
+        secret(
             "read tokens that are not all strings",
             "[catalog]\ndatabase = \"sqlite://c.db\"\n\n[server]\nread_tokens = [\"${SECRETS_TEST_READ}\", 5]\n"
                 .to_string(),
-            None,
-            vec![("SECRETS_TEST_READ", READ.into())],
+            "SECRETS_TEST_READ",
+            READ,
         ),
-        (
+        literal(
             "a kubeconfig without the context",
             connector(
                 "kind = \"kubernetes\"\ncontexts = [\"staging\"]\nkubeconfig = \"kubeconfig\"",
             ),
             Some(kubeconfig_with("")),
-            vec![],
         ),
-        (
+        literal(
             "a kubeconfig that is not YAML",
             connector("kind = \"kubernetes\"\ncontexts = [\"prod\"]\nkubeconfig = \"kubeconfig\""),
             Some(kubeconfig_with("  broken: [unclosed\n")),
-            vec![],
         ),
     ];
     for (what, config, kubeconfig, env) in cases {

@@ -1,19 +1,15 @@
 //! `surveyor serve` as a process: it syncs on schedule, answers the API, triggers on request,
 //! stops cleanly on SIGTERM — and two replicas on one Postgres run each tick exactly once.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn write_catalog(dir: &Path) {
     std::fs::create_dir_all(dir.join("catalog")).expect("dir");
