@@ -19,6 +19,10 @@ use surveyor_sim::{
     Account, Cluster, FAKE_TOKEN, GITLAB_TOKEN, GithubFake, GitlabFake, JiraFake, JiraFlavor,
     KubeFake, Org, OrgSpec, PD_TOKEN, PagerDutyFake,
 };
+use surveyor_store::Store;
+
+use crate::db::{self, Backend};
+use crate::report::Outcome;
 
 /// The connector ids, in the order a sync runs them (and their merge priority).
 pub const CONNECTORS: [&str; 5] = ["github", "gitlab", "k8s", "pagerduty", "jira"];
@@ -168,6 +172,39 @@ impl Fakes {
             _ => Requests::default(),
         }
     }
+}
+
+/// Runs `scenario` on each backend (SQLite unless `no_sqlite`, Postgres when `postgres` is
+/// set), each time against fresh fakes serving `org` (with `latency` added to their answers
+/// when given), a fresh catalog and a scratch directory for the connectors' files, which are
+/// removed after; prints each backend's figures as they come. The report lists them under
+/// `backends`.
+pub async fn on_each_backend<F: serde::Serialize>(
+    parameters: &impl serde::Serialize,
+    no_sqlite: bool,
+    postgres: &Option<String>,
+    org: &Org,
+    latency: Option<Duration>,
+    scenario: impl AsyncFn(&Fakes, Backend, &Store, &Path) -> anyhow::Result<F>,
+    print: impl Fn(&F),
+) -> anyhow::Result<Outcome> {
+    let mut results = Vec::new();
+    for backend in db::backends(no_sqlite, postgres) {
+        let fakes = Fakes::start(org.clone()).await?;
+        if let Some(latency) = latency {
+            fakes.set_latency(latency);
+        }
+        let (store, cleanup) = db::open_fresh(backend, postgres.as_deref()).await?;
+        let dir = db::tempfile_dir()?;
+        let r = scenario(&fakes, backend, &store, &dir).await?;
+        store.close().await;
+        cleanup.run().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(fakes);
+        print(&r);
+        results.push(r);
+    }
+    Outcome::new(parameters, serde_json::json!({ "backends": results }))
 }
 
 impl Requests {

@@ -3,6 +3,7 @@
 //! many concurrent API clients; counts requests, errors, lock errors and completed syncs.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -11,11 +12,12 @@ use serde::Serialize;
 use surveyor_api::Control;
 use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
+use surveyor_store::Store;
 use tokio::sync::watch;
 
 use crate::clients::{self, Latency, QueryMix, is_lock_error};
-use crate::db::{self, Backend};
-use crate::fakes::{Fakes, Size, reconcile_options};
+use crate::db::Backend;
+use crate::fakes::{Fakes, Size, on_each_backend, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, round};
 
 #[derive(Serialize)]
@@ -65,14 +67,16 @@ pub async fn run(b: LoadBench) -> anyhow::Result<Outcome> {
         b.mutate_every_ms,
         b.requests_per_second
     );
-    let mut results = Vec::new();
-    for backend in db::backends(b.no_sqlite, &b.postgres) {
-        let fakes = Fakes::start(org.clone()).await?;
-        let r = run_backend(&fakes, backend, &b).await?;
-        print(&r, &b);
-        results.push(r);
-    }
-    Outcome::new(&b, serde_json::json!({ "backends": results }))
+    on_each_backend(
+        &b,
+        b.no_sqlite,
+        &b.postgres,
+        &org,
+        None,
+        async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,
+        |r| print(r, &b),
+    )
+    .await
 }
 
 /// The query mix: lists by kind and owner, Backstage by-query, runs and connector status.
@@ -104,12 +108,12 @@ fn mix(teams: Arc<Vec<String>>) -> QueryMix {
 async fn run_backend(
     fakes: &Fakes,
     backend: Backend,
+    store: &Store,
+    dir: &Path,
     b: &LoadBench,
 ) -> anyhow::Result<BackendFigures> {
-    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
-    let dir = db::tempfile_dir()?;
     let jobs: Vec<Job> = fakes
-        .connectors(&dir, b.requests_per_second)?
+        .connectors(dir, b.requests_per_second)?
         .into_iter()
         .map(|c| Job {
             id: c.id().to_string(),
@@ -250,9 +254,6 @@ async fn run_backend(
         syncs.failures.push(e.clone());
     }
     let entities_at_end = store.table_counts().await.map(|c| c.entities).unwrap_or(0);
-    store.close().await;
-    cleanup.run().await;
-    let _ = std::fs::remove_dir_all(&dir);
     let api = clients::latency(samples.iter(), seconds);
     Ok(BackendFigures {
         backend: backend.label(),
