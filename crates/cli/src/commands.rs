@@ -232,34 +232,7 @@ fn print_sync(reports: &[RunReport], format: Format) {
         &rows,
     );
     for r in reports {
-        for s in &r.scopes {
-            if let Some(reason) = s.status.reason() {
-                eprintln!(
-                    "{}: scope {:?} incomplete, nothing deleted there: {reason}",
-                    r.connector, s.scope
-                );
-            }
-            for f in &s.refused {
-                eprintln!(
-                    "{}: REFUSED to delete {} of {} {} in scope {:?} (limit {:.0}%); rerun with --allow-mass-delete if intended",
-                    r.connector,
-                    f.would_delete,
-                    f.live,
-                    f.kind,
-                    s.scope,
-                    f.max_ratio * 100.0
-                );
-            }
-        }
-        for p in &r.problems {
-            eprintln!("{}: {p}", r.connector);
-        }
-        for w in &r.warnings {
-            eprintln!("{}: warning: {w}", r.connector);
-        }
-        if let Some(e) = &r.error {
-            eprintln!("{}: {e}", r.connector);
-        }
+        output::run_notes(&r.connector, r, output::Notes::Sync);
     }
 }
 

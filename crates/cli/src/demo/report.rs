@@ -106,33 +106,7 @@ pub fn print_runs(runs: &[RunResult]) {
     for r in runs {
         match &r.report {
             Err(e) => eprintln!("{}: error: {e}", r.connector),
-            Ok(report) => {
-                for s in &report.scopes {
-                    if let Some(reason) = s.status.reason() {
-                        eprintln!(
-                            "{}: scope {:?} incomplete, nothing deleted there: {reason}",
-                            r.connector, s.scope
-                        );
-                    }
-                    for f in &s.refused {
-                        eprintln!(
-                            "{}: refused to delete {} of {} {} in scope {:?} (limit {:.0}%)",
-                            r.connector,
-                            f.would_delete,
-                            f.live,
-                            f.kind,
-                            s.scope,
-                            f.max_ratio * 100.0
-                        );
-                    }
-                }
-                for p in &report.problems {
-                    eprintln!("{}: {p}", r.connector);
-                }
-                if let Some(e) = &report.error {
-                    eprintln!("{}: {e}", r.connector);
-                }
-            }
+            Ok(report) => output::run_notes(&r.connector, report, output::Notes::Demo),
         }
     }
 }
