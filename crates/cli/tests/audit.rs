@@ -1,15 +1,12 @@
 //! `surveyor audit ownership|drift`: every format, the filters, and exit 3 for CI gates.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
 fn surveyor(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("SURVEYOR_CONFIG")
-        .output()
-        .expect("run")
+    common::surveyor_in(dir).args(args).output().expect("run")
 }
 
 fn catalog(dir: &Path) {

@@ -13,6 +13,8 @@
 //! `SURVEYOR_TEST_DATABASE_URL` is set. Long mode: `SURVEYOR_CRASH_KILLS=500
 //! SURVEYOR_CRASH_REPOS=1500`; `SURVEYOR_CRASH_SEED` picks other kill points.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -402,14 +404,12 @@ fn judge(
 }
 
 fn surveyor(config: &Path, dir: &Path, log: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_surveyor"));
+    let mut c = common::surveyor_in(dir);
     let out = std::fs::File::create(dir.join(format!("{log}.out"))).expect("log file");
     let err = std::fs::File::create(dir.join(format!("{log}.err"))).expect("log file");
-    c.current_dir(dir)
-        .arg("--config")
+    c.arg("--config")
         .arg(config)
         .args(["sync", "--format", "json"])
-        .env_remove("SURVEYOR_CONFIG")
         .env(TOKEN_ENV, FAKE_TOKEN)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

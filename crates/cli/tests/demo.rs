@@ -9,11 +9,9 @@ use std::path::Path;
 use std::process::Output;
 
 fn demo(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir)
+    common::surveyor_in(dir)
         .arg("demo")
         .args(args)
-        .env_remove("SURVEYOR_CONFIG")
         .output()
         .expect("run surveyor demo")
 }

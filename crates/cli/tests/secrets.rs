@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{collector, free_port};
+use common::{collector, free_port, surveyor_in};
 use serde_json::Value;
 use surveyor_sim::jira::JIRA_EMAIL;
 use surveyor_sim::{
@@ -39,6 +39,17 @@ const DB_PASSWORD: &str = "SENTINELdbpass6Hy2";
 /// `--log` directives that put surveyor and the libraries under it at trace level.
 const EVERYTHING: &str = "trace,hyper=trace,hyper_util=trace,h2=trace,reqwest=trace,rustls=trace,\
      sqlx=trace,kube=trace,kube_client=trace,tower=trace,tower_http=trace,octocrab=trace";
+
+/// `surveyor sync` with trace-level JSON logs and JSON reports.
+const TRACED_SYNC: &[&str] = &[
+    "sync",
+    "--log",
+    "trace",
+    "--log-format",
+    "json",
+    "--format",
+    "json",
+];
 
 /// Credentials no fake accepts, for the runs that must fail with 401s.
 const WRONG: &str = "SENTINELwrong0Zz0";
@@ -374,10 +385,8 @@ const CONNECTORS: [&str; 7] = [
 ];
 
 fn surveyor(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir)
+    surveyor_in(dir)
         .args(args)
-        .env_remove("SURVEYOR_CONFIG")
         .env_remove("SURVEYOR_LOG")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
@@ -690,10 +699,8 @@ impl Served {
         let stdout = dir.join("serve.stdout");
         let stderr = dir.join("serve.stderr");
         // Files, not pipes: trace logs would fill a pipe nobody drains and stall the server.
-        let child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
-            .current_dir(dir)
+        let child = surveyor_in(dir)
             .args(["serve", "--log", EVERYTHING, "--log-format", "json"])
-            .env_remove("SURVEYOR_CONFIG")
             .env_remove("SURVEYOR_LOG")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(File::create(&stdout).expect("stdout file")))
@@ -780,19 +787,7 @@ fn sentinel_credentials_appear_nowhere() {
         );
         assert!(out.status.success(), "{b}: validate: {}", tail(&out.stderr));
         assert_clean(&format!("{b}: validate"), &both(&out));
-        let out = surveyor(
-            dir.path(),
-            &env,
-            &[
-                "sync",
-                "--log",
-                "trace",
-                "--log-format",
-                "json",
-                "--format",
-                "json",
-            ],
-        );
+        let out = surveyor(dir.path(), &env, TRACED_SYNC);
         let reports = sync_reports(&out);
         for r in &reports {
             assert_eq!(r["status"], "succeeded", "{b}: {r}\n{}", tail(&out.stderr));
@@ -834,19 +829,7 @@ fn sentinel_credentials_appear_nowhere() {
 
         // Refused credentials: every source answers 401.
         write_kubeconfig(dir.path(), &fakes, &format!("{WRONG}kube"));
-        let out = surveyor(
-            dir.path(),
-            &wrong_env(&database),
-            &[
-                "sync",
-                "--log",
-                "trace",
-                "--log-format",
-                "json",
-                "--format",
-                "json",
-            ],
-        );
+        let out = surveyor(dir.path(), &wrong_env(&database), TRACED_SYNC);
         assert_eq!(out.status.code(), Some(1), "{b}: {}", tail(&out.stderr));
         let reports = sync_reports(&out);
         // The GitHub App's key is a file, not a variable: only its connector still gets in.
@@ -866,19 +849,7 @@ fn sentinel_credentials_appear_nowhere() {
 
         // Failing APIs: 500s and 403s with the right credentials.
         fakes.break_all();
-        let out = surveyor(
-            dir.path(),
-            &env,
-            &[
-                "sync",
-                "--log",
-                "trace",
-                "--log-format",
-                "json",
-                "--format",
-                "json",
-            ],
-        );
+        let out = surveyor(dir.path(), &env, TRACED_SYNC);
         fakes.heal_all();
         assert_eq!(out.status.code(), Some(1), "{b}: {}", tail(&out.stderr));
         let failed = sync_reports(&out)

@@ -42,10 +42,8 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, port: u16, envs: &[(&str, &str)]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
-            .current_dir(dir)
+        let child = common::surveyor_in(dir)
             .args(["serve", "--log", "info"])
-            .env_remove("SURVEYOR_CONFIG")
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

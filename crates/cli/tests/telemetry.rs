@@ -23,10 +23,8 @@ fn a_sync_exports_its_spans_and_logs_json_lines() {
         ),
     )
     .expect("config");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir.path())
+    let out = common::surveyor_in(dir.path())
         .args(["sync", "--log", "info", "--log-format", "json"])
-        .env_remove("SURVEYOR_CONFIG")
         .output()
         .expect("run");
     assert!(

@@ -1,10 +1,20 @@
-//! Shared by the binary's end-to-end tests: a free port, and a stand-in OTLP collector.
+//! Shared by the binary's end-to-end tests: the binary run in a directory, a free port, and a
+//! stand-in OTLP collector.
 //! Each test file uses what it needs of this.
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
+use std::path::Path;
+use std::process::Command;
 use std::sync::{Arc, Mutex};
+
+/// The `surveyor` binary, run in `dir` and blind to a `SURVEYOR_CONFIG` the test runner has.
+pub fn surveyor_in(dir: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_surveyor"));
+    c.current_dir(dir).env_remove("SURVEYOR_CONFIG");
+    c
+}
 
 /// A port on 127.0.0.1 that was free a moment ago.
 pub fn free_port() -> u16 {
