@@ -7,34 +7,9 @@ use std::time::Duration;
 use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::reconcile::ReconcileOptions;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
-use surveyor_model::{
-    Connector, ConnectorError, Control, Observation, ObservationSink, Outcome, TriggerRefusal,
-};
+use surveyor_model::{Control, TriggerRefusal};
 use surveyor_store::EntityFilter;
-use surveyor_tests::{TestStore, component};
-
-/// Sends one observation, then takes `stall` before finishing.
-struct Slow {
-    stall: Duration,
-}
-
-#[async_trait::async_trait]
-impl Connector for Slow {
-    fn id(&self) -> &str {
-        "slow"
-    }
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let o: Observation = component("org", "x1", "stalled", "team-a");
-        sink.send(o).await?;
-        tokio::time::sleep(self.stall).await;
-        let mut out = Outcome::default();
-        out.complete("org");
-        Ok(out)
-    }
-}
+use surveyor_tests::{Scripted, TestStore, complete, component};
 
 fn job(stall: Duration, timeout: Duration) -> Job {
     Job {
@@ -46,7 +21,15 @@ fn job(stall: Duration, timeout: Duration) -> Job {
         timeout,
         jitter: Duration::ZERO,
         run_on_start: false,
-        connector: Arc::new(Slow { stall }),
+        // Sends one observation, then takes `stall` before finishing.
+        connector: Arc::new(
+            Scripted::new(
+                "slow",
+                vec![component("org", "x1", "stalled", "team-a")],
+                complete(&["org"]),
+            )
+            .stalling(stall),
+        ),
     }
 }
 
