@@ -199,22 +199,20 @@ fn print_sync(reports: &[RunReport], format: Format) {
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {
-            let c = &r.counts;
-            vec![
+            let mut row = vec![
                 r.connector.clone(),
                 r.status.as_str().to_string() + if r.dry_run { " (dry run)" } else { "" },
-                c.created.to_string(),
-                c.updated.to_string(),
-                c.renamed.to_string(),
-                c.deleted.to_string(),
-                c.restored.to_string(),
-                c.unchanged.to_string(),
+            ];
+            row.extend(output::changes(&r.counts).map(|(_, n)| n.to_string()));
+            row.push(r.counts.unchanged.to_string());
+            row.push(
                 r.scopes
                     .iter()
                     .map(|s| s.refused.len())
                     .sum::<usize>()
                     .to_string(),
-            ]
+            );
+            row
         })
         .collect();
     output::table(

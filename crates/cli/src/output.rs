@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use surveyor_engine::RunReport;
+use surveyor_engine::{Counts, RunReport};
 
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -46,6 +46,17 @@ pub fn json(value: &serde_json::Value) {
         "{}",
         serde_json::to_string_pretty(value).unwrap_or_default()
     );
+}
+
+/// The kinds of change a run counts, in the order tables show them, with their counts.
+pub fn changes(c: &Counts) -> [(&'static str, u64); 5] {
+    [
+        ("created", c.created),
+        ("updated", c.updated),
+        ("renamed", c.renamed),
+        ("deleted", c.deleted),
+        ("restored", c.restored),
+    ]
 }
 
 /// Who reads a run's notes, which decides their wording.

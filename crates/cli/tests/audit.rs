@@ -26,11 +26,7 @@ fn catalog(dir: &Path) {
     )
     .expect("catalog");
     let out = surveyor(dir, &["sync"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "");
 }
 
 #[test]
@@ -127,11 +123,7 @@ fn findings_keep_a_history_across_syncs() {
             dir,
             &["audit", "ownership", "--history", "--format", "json"],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, "");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         v["findings"].as_array().cloned().unwrap_or_default()
     };

@@ -104,11 +104,7 @@ fn validate(config: &str, env: &[(&str, &str)]) {
         .envs(env.iter().copied())
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}\n{config}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, &format!("\n{config}"));
 }
 
 #[test]

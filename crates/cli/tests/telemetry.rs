@@ -27,11 +27,7 @@ fn a_sync_exports_its_spans_and_logs_json_lines() {
         .args(["sync", "--log", "info", "--log-format", "json"])
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "");
     let stderr = String::from_utf8_lossy(&out.stderr);
     let json_lines: Vec<serde_json::Value> = stderr
         .lines()

@@ -67,18 +67,14 @@ pub fn print_runs(runs: &[RunResult]) {
         .iter()
         .map(|r| match &r.report {
             Ok(report) => {
-                let c = &report.counts;
-                vec![
+                let mut row = vec![
                     r.connector.clone(),
                     report.status.as_str().to_string(),
-                    c.observed.to_string(),
-                    c.created.to_string(),
-                    c.updated.to_string(),
-                    c.renamed.to_string(),
-                    c.deleted.to_string(),
-                    c.restored.to_string(),
-                    format!("{:.1}s", r.elapsed.as_secs_f64()),
-                ]
+                    report.counts.observed.to_string(),
+                ];
+                row.extend(output::changes(&report.counts).map(|(_, n)| n.to_string()));
+                row.push(format!("{:.1}s", r.elapsed.as_secs_f64()));
+                row
             }
             Err(_) => {
                 let mut row = vec![r.connector.clone(), "failed".into()];
@@ -222,18 +218,11 @@ pub async fn print_round(
     for r in runs {
         match &r.report {
             Ok(report) if report.counts.changes() > 0 => {
-                let c = &report.counts;
-                let parts: Vec<String> = [
-                    ("created", c.created),
-                    ("updated", c.updated),
-                    ("renamed", c.renamed),
-                    ("deleted", c.deleted),
-                    ("restored", c.restored),
-                ]
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(op, n)| format!("{op} {n}"))
-                .collect();
+                let parts: Vec<String> = output::changes(&report.counts)
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(op, n)| format!("{op} {n}"))
+                    .collect();
                 say!("    {:<10} {}", r.connector, parts.join(", "));
             }
             Ok(report) if report.status != surveyor_engine::RunStatus::Succeeded => {

@@ -6,7 +6,7 @@
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
 
 /// The `surveyor` binary, run in `dir` and blind to a `SURVEYOR_CONFIG` the test runner has.
@@ -14,6 +14,15 @@ pub fn surveyor_in(dir: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_surveyor"));
     c.current_dir(dir).env_remove("SURVEYOR_CONFIG");
     c
+}
+
+/// Asserts that the run succeeded; if not, shows its stderr followed by `context`.
+pub fn assert_success(out: &Output, context: &str) {
+    assert!(
+        out.status.success(),
+        "{}{context}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 /// A port on 127.0.0.1 that was free a moment ago.
