@@ -212,43 +212,24 @@ mod tests {
     #[test]
     fn names_meet_by_rule_only() {
         let id = rules();
-        assert_eq!(
-            id.canonical("Component", "payments-api").as_deref(),
-            Some("payments")
-        );
-        assert_eq!(
-            id.canonical("component", "Payments_Service").as_deref(),
-            Some("payments")
-        );
-        assert_eq!(
-            id.canonical("component", "pay").as_deref(),
-            Some("payments")
-        );
-        assert_eq!(
-            id.canonical("component", "payments"),
-            None,
-            "already canonical"
-        );
-        assert_eq!(
-            id.canonical("component", "Payments"),
-            None,
-            "case is no change"
-        );
-        assert_eq!(
-            id.canonical("component", "-api"),
-            None,
-            "a suffix is not a whole name"
-        );
-        assert_eq!(
-            id.canonical("group", "payments-api"),
-            None,
-            "other kinds untouched"
-        );
-        assert_eq!(
-            id.canonical("component", "paymnts-api").as_deref(),
-            Some("paymnts"),
-            "no fuzzy"
-        );
+        // (kind, name, the canonical name if it is another, why)
+        let cases: &[(&str, &str, Option<&str>, &str)] = &[
+            ("Component", "payments-api", Some("payments"), ""),
+            ("component", "Payments_Service", Some("payments"), ""),
+            ("component", "pay", Some("payments"), ""),
+            ("component", "payments", None, "already canonical"),
+            ("component", "Payments", None, "case is no change"),
+            ("component", "-api", None, "a suffix is not a whole name"),
+            ("group", "payments-api", None, "other kinds untouched"),
+            ("component", "paymnts-api", Some("paymnts"), "no fuzzy"),
+        ];
+        for (kind, name, canonical, why) in cases {
+            assert_eq!(
+                id.canonical(kind, name).as_deref(),
+                *canonical,
+                "{kind} {name}: {why}"
+            );
+        }
     }
 
     #[test]
