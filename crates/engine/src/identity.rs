@@ -273,18 +273,14 @@ mod tests {
     #[test]
     fn identity_keys_come_from_annotations_and_emails() {
         let mut e = Entity::new("Component", "default", "svc");
-        e.metadata
-            .annotations
-            .insert("pagerduty.com/service-id".into(), " PABC1 ".into());
-        e.metadata
-            .annotations
-            .insert("github.com/project-slug".into(), "Acme/Svc".into());
-        e.metadata
-            .annotations
-            .insert("backstage.io/techdocs-ref".into(), "dir:.".into());
-        e.metadata
-            .annotations
-            .insert("jira/project-key".into(), "PAY".into());
+        for (key, value) in [
+            ("pagerduty.com/service-id", " PABC1 "),
+            ("github.com/project-slug", "Acme/Svc"),
+            ("backstage.io/techdocs-ref", "dir:."),
+            ("jira/project-key", "PAY"),
+        ] {
+            e.metadata.annotations.insert(key.into(), value.into());
+        }
         assert_eq!(
             identity_keys(&e),
             vec![
