@@ -9,18 +9,23 @@ use serde::Serialize;
 use surveyor_engine::run_connector;
 use surveyor_store::Store;
 
-use crate::db::Backend;
+use crate::db::{Backend, PostgresArgs};
 use crate::fakes::{Fakes, Size, on_each_backend, reconcile_options};
 use crate::machine::{cores, cpu_seconds, peak_rss_mb, reset_peak_rss, rss_mb};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct E2eBench {
+    #[arg(long, value_enum, default_value_t = Size::Large)]
     pub size: Size,
+    /// Override the org's number of repositories
+    #[arg(long)]
     pub repos: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
     pub requests_per_second: u32,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
 }
 
 #[derive(Serialize)]
@@ -68,7 +73,7 @@ pub async fn run(b: E2eBench) -> anyhow::Result<Outcome> {
     on_each_backend(
         &b,
         false,
-        &b.postgres,
+        &b.pg.postgres,
         &org,
         None,
         async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,

@@ -16,20 +16,30 @@ use surveyor_store::Store;
 use tokio::sync::watch;
 
 use crate::clients::{self, Latency, QueryMix, is_lock_error};
-use crate::db::Backend;
+use crate::db::{Backend, PostgresArgs};
 use crate::fakes::{Fakes, Size, on_each_backend, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct LoadBench {
+    #[arg(long, value_enum, default_value_t = Size::Medium)]
     pub size: Size,
+    #[arg(long)]
     pub repos: Option<usize>,
+    #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    /// At least this long, and until every connector finished a sync
+    #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// How often the simulated org changes (a repo renamed, archived, deleted, re-owned)
+    #[arg(long, default_value_t = 2000)]
     pub mutate_every_ms: u64,
+    #[arg(long, default_value_t = 1000)]
     pub requests_per_second: u32,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
+    #[arg(long)]
     pub no_sqlite: bool,
 }
 
@@ -70,7 +80,7 @@ pub async fn run(b: LoadBench) -> anyhow::Result<Outcome> {
     on_each_backend(
         &b,
         b.no_sqlite,
-        &b.postgres,
+        &b.pg.postgres,
         &org,
         None,
         async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,

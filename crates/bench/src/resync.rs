@@ -9,18 +9,25 @@ use serde::Serialize;
 use surveyor_engine::{RunStatus, run_connector};
 use surveyor_store::Store;
 
-use crate::db::{Backend, RowsWritten, Snapshot};
+use crate::db::{Backend, PostgresArgs, RowsWritten, Snapshot};
 use crate::fakes::{Fakes, Requests, Size, on_each_backend, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct ResyncBench {
+    #[arg(long, value_enum, default_value_t = Size::Large)]
     pub size: Size,
+    /// Override the org's number of repositories
+    #[arg(long)]
     pub repos: Option<usize>,
+    /// Added to every answer of the GitHub and GitLab fakes
+    #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    #[arg(long, default_value_t = 1000)]
     pub requests_per_second: u32,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
 }
 
 #[derive(Serialize)]
@@ -65,7 +72,7 @@ pub async fn run(b: ResyncBench) -> anyhow::Result<Outcome> {
     on_each_backend(
         &b,
         false,
-        &b.postgres,
+        &b.pg.postgres,
         &org,
         Some(Duration::from_millis(b.latency_ms)),
         async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,
