@@ -120,6 +120,19 @@ fn annotated(ext: &str, name: &str, key: &str, value: &str, declared: bool) -> O
     o
 }
 
+/// The annotation PagerDuty's service id is declared with.
+const PD: &str = "pagerduty.com/service-id";
+
+/// `payments` declared in `file`, naming PagerDuty's service PABC1.
+fn declared_payments(file: &str) -> Observation {
+    annotated(file, "payments", PD, "PABC1", true)
+}
+
+/// PagerDuty's service PABC1, `payments-prod`: on call, owned by team-b.
+fn paged_payments() -> Observation {
+    on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false))
+}
+
 fn on_call(mut o: Observation) -> Observation {
     o.entity
         .spec
@@ -139,25 +152,16 @@ async fn live(store: &Store, key: &str) -> Option<serde_json::Value> {
 
 #[tokio::test]
 async fn an_identity_annotation_joins_a_differently_named_service_in_either_order() {
-    const PD: &str = "pagerduty.com/service-id";
     for ts in TestStore::all().await {
         let (store, backend) = (&ts.store, ts.backend);
         let options = ReconcileOptions {
             source_priority: [("catalog".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
             ..ReconcileOptions::default()
         };
-        let declared = || {
-            vec![annotated(
-                "catalog-info.yaml",
-                "payments",
-                PD,
-                "PABC1",
-                true,
-            )]
-        };
+        let declared = || vec![declared_payments("catalog-info.yaml")];
         let paged = || {
             vec![
-                on_call(annotated("PABC1", "payments-prod", PD, "PABC1", false)),
+                paged_payments(),
                 on_call(annotated("PXYZ9", "status-page", PD, "PXYZ9", false)),
             ]
         };
@@ -235,32 +239,9 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
     for ts in TestStore::all().await {
         let store = &ts.store;
         let options = ReconcileOptions::default();
-        sync(
-            store,
-            "catalog",
-            vec![annotated(
-                "catalog-info.yaml",
-                "payments",
-                PD,
-                "PABC1",
-                true,
-            )],
-            &options,
-        )
-        .await;
-        sync(
-            store,
-            "pagerduty",
-            vec![on_call(annotated(
-                "PABC1",
-                "payments-prod",
-                PD,
-                "PABC1",
-                false,
-            ))],
-            &options,
-        )
-        .await;
+        let declared = vec![declared_payments("catalog-info.yaml")];
+        sync(store, "catalog", declared, &options).await;
+        sync(store, "pagerduty", vec![paged_payments()], &options).await;
         assert!(
             live(store, "component:default/payments-prod")
                 .await
@@ -283,33 +264,15 @@ async fn an_identity_annotation_joins_a_differently_named_service_in_either_orde
 
 #[tokio::test]
 async fn a_key_two_declarations_claim_joins_neither() {
-    const PD: &str = "pagerduty.com/service-id";
     for ts in TestStore::all().await {
         let store = &ts.store;
         let options = ReconcileOptions::default();
-        sync(
-            store,
-            "catalog",
-            vec![
-                annotated("a.yaml", "payments", PD, "PABC1", true),
-                annotated("b.yaml", "billing", PD, "PABC1", true),
-            ],
-            &options,
-        )
-        .await;
-        sync(
-            store,
-            "pagerduty",
-            vec![on_call(annotated(
-                "PABC1",
-                "payments-prod",
-                PD,
-                "PABC1",
-                false,
-            ))],
-            &options,
-        )
-        .await;
+        let declared = vec![
+            declared_payments("a.yaml"),
+            annotated("b.yaml", "billing", PD, "PABC1", true),
+        ];
+        sync(store, "catalog", declared, &options).await;
+        sync(store, "pagerduty", vec![paged_payments()], &options).await;
         for key in [
             "component:default/payments",
             "component:default/billing",

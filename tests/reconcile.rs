@@ -3,7 +3,7 @@
 use surveyor_engine::replay;
 use surveyor_engine::{ReconcileOptions, RunStatus, run_connector};
 use surveyor_model::{Observation, Outcome};
-use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, Store};
+use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, EntityRow, Store};
 use surveyor_tests::{Scripted, TestStore, complete, component, owners};
 
 async fn run(
@@ -13,6 +13,19 @@ async fn run(
     outcome: Outcome,
 ) -> surveyor_engine::RunReport {
     run_with(store, id, obs, outcome, &ReconcileOptions::default()).await
+}
+
+/// `--allow-mass-delete`.
+fn allow_mass_delete() -> ReconcileOptions {
+    ReconcileOptions {
+        allow_mass_delete: true,
+        ..ReconcileOptions::default()
+    }
+}
+
+/// A complete crawl of scope `org` by source `gh`.
+async fn crawl(store: &Store, obs: Vec<Observation>) -> surveyor_engine::RunReport {
+    run(store, "gh", obs, complete(&["org"])).await
 }
 
 async fn run_with(
@@ -32,6 +45,11 @@ fn fleet(n: usize, owner: &str) -> Vec<Observation> {
         .collect()
 }
 
+/// The row of `key`, live or a tombstone.
+async fn entity(store: &Store, key: &str) -> Option<EntityRow> {
+    store.get_entity(key).await.unwrap()
+}
+
 async fn ops(store: &Store) -> Vec<(ChangeOp, String)> {
     store
         .list_changes(&ChangeFilter::default())
@@ -46,7 +64,7 @@ async fn ops(store: &Store) -> Vec<(ChangeOp, String)> {
 async fn create_then_no_change_writes_nothing() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        let r = run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        let r = crawl(s, fleet(10, "team-a")).await;
         assert_eq!(
             (r.status, r.counts.created),
             (RunStatus::Succeeded, 10),
@@ -55,7 +73,7 @@ async fn create_then_no_change_writes_nothing() {
         );
         let before = s.table_counts().await.unwrap();
         assert_eq!(before.relations, 20, "ownedBy + ownerOf per entity");
-        let r = run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        let r = crawl(s, fleet(10, "team-a")).await;
         assert_eq!(r.counts.changes(), 0);
         assert_eq!(r.counts.unchanged, 10);
         let after = s.table_counts().await.unwrap();
@@ -83,10 +101,10 @@ async fn create_then_no_change_writes_nothing() {
 async fn updates_carry_an_rfc6902_patch() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(10, "team-a")).await;
         let mut next = fleet(10, "team-a");
         next[3] = component("org", "id-3", "svc-3", "team-b");
-        let r = run(s, "gh", next, complete(&["org"])).await;
+        let r = crawl(s, next).await;
         assert_eq!(
             (r.counts.updated, r.counts.unchanged),
             (1, 9),
@@ -118,34 +136,20 @@ async fn updates_carry_an_rfc6902_patch() {
 async fn a_new_name_for_the_same_external_id_is_a_rename() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
-        let uid = s
-            .get_entity("component:default/svc-2")
-            .await
-            .unwrap()
-            .unwrap()
-            .uid;
+        crawl(s, fleet(10, "team-a")).await;
+        let uid = entity(s, "component:default/svc-2").await.unwrap().uid;
         let mut next = fleet(10, "team-a");
         next[2] = component("org", "id-2", "payments", "team-a");
-        let r = run(s, "gh", next, complete(&["org"])).await;
+        let r = crawl(s, next).await;
         assert_eq!(
             (r.counts.renamed, r.counts.created, r.counts.deleted),
             (1, 0, 0),
             "{}",
             ts.backend
         );
-        let e = s
-            .get_entity("component:default/payments")
-            .await
-            .unwrap()
-            .unwrap();
+        let e = entity(s, "component:default/payments").await.unwrap();
         assert_eq!(e.uid, uid, "identity survives the rename");
-        assert!(
-            s.get_entity("component:default/svc-2")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(entity(s, "component:default/svc-2").await.is_none());
         let history = s
             .list_changes(&ChangeFilter {
                 entity_uid: s.resolve_uid("component:default/svc-2").await.unwrap(),
@@ -178,7 +182,7 @@ async fn a_new_name_for_the_same_external_id_is_a_rename() {
 async fn partial_and_failed_scopes_delete_nothing() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(10, "team-a")).await;
         let mut partial = Outcome::default();
         partial.partial("org", "page 2 returned 502");
         let r = run(s, "gh", fleet(3, "team-a"), partial).await;
@@ -217,9 +221,9 @@ async fn partial_and_failed_scopes_delete_nothing() {
 async fn the_guard_refuses_mass_deletion_until_overridden() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(10, "team-a")).await;
         // 2 of 10 is exactly the limit: allowed.
-        let r = run(s, "gh", fleet(8, "team-a"), complete(&["org"])).await;
+        let r = crawl(s, fleet(8, "team-a")).await;
         assert_eq!(
             (r.status, r.counts.deleted),
             (RunStatus::Succeeded, 2),
@@ -229,7 +233,7 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
         // 3 of 8 is over it: refused, loudly, and recorded; updates in the same run still land.
         let mut next = fleet(5, "team-a");
         next[0] = component("org", "id-0", "svc-0", "team-z");
-        let r = run(s, "gh", next.clone(), complete(&["org"])).await;
+        let r = crawl(s, next.clone()).await;
         assert_eq!(
             (r.status, r.counts.deleted, r.counts.updated),
             (RunStatus::Failed, 0, 1)
@@ -251,10 +255,7 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
         let run_row = &s.list_runs(Some("gh"), 1).await.unwrap()[0];
         assert_eq!(run_row.status, "failed");
         // --allow-mass-delete, once.
-        let opts = ReconcileOptions {
-            allow_mass_delete: true,
-            ..Default::default()
-        };
+        let opts = allow_mass_delete();
         let r = run_with(s, "gh", next, complete(&["org"]), &opts).await;
         assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 3));
         ts.cleanup().await;
@@ -265,19 +266,10 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
 async fn a_returning_thing_is_restored_with_its_history() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
-        let uid = s
-            .get_entity("component:default/svc-9")
-            .await
-            .unwrap()
-            .unwrap()
-            .uid;
-        run(s, "gh", fleet(9, "team-a"), complete(&["org"])).await;
-        let tomb = s
-            .get_entity("component:default/svc-9")
-            .await
-            .unwrap()
-            .unwrap();
+        crawl(s, fleet(10, "team-a")).await;
+        let uid = entity(s, "component:default/svc-9").await.unwrap().uid;
+        crawl(s, fleet(9, "team-a")).await;
+        let tomb = entity(s, "component:default/svc-9").await.unwrap();
         assert!(!tomb.is_live(), "{}", ts.backend);
         assert!(
             s.relations_of("component:default/svc-9")
@@ -285,13 +277,9 @@ async fn a_returning_thing_is_restored_with_its_history() {
                 .unwrap()
                 .is_empty()
         );
-        let r = run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        let r = crawl(s, fleet(10, "team-a")).await;
         assert_eq!(r.counts.restored, 1);
-        let back = s
-            .get_entity("component:default/svc-9")
-            .await
-            .unwrap()
-            .unwrap();
+        let back = entity(s, "component:default/svc-9").await.unwrap();
         assert_eq!(back.uid, uid);
         let h: Vec<ChangeOp> = s
             .list_changes(&ChangeFilter {
@@ -323,14 +311,10 @@ async fn declared_wins_and_the_other_source_takes_over_when_it_goes() {
             "team-declared",
         );
         declared.declared = true;
-        run(s, "gh", fleet(3, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(3, "team-a")).await;
         let r = run(s, "files", vec![declared], complete(&["files"])).await;
         assert_eq!(r.counts.updated, 1, "{}", ts.backend);
-        let e = s
-            .get_entity("component:default/svc-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let e = entity(s, "component:default/svc-1").await.unwrap();
         assert!(e.body.contains("team-declared"));
         let sources: serde_json::Value = serde_json::from_str(&e.sources).unwrap();
         assert_eq!(sources.as_array().unwrap().len(), 2);
@@ -347,18 +331,11 @@ async fn declared_wins_and_the_other_source_takes_over_when_it_goes() {
             "files",
             vec![],
             complete(&["files"]),
-            &ReconcileOptions {
-                allow_mass_delete: true,
-                ..Default::default()
-            },
+            &allow_mass_delete(),
         )
         .await;
         assert_eq!((r.counts.updated, r.counts.deleted), (1, 0));
-        let e = s
-            .get_entity("component:default/svc-1")
-            .await
-            .unwrap()
-            .unwrap();
+        let e = entity(s, "component:default/svc-1").await.unwrap();
         assert!(e.is_live() && e.body.contains("team-a"));
         replay::verify(s).await.unwrap();
         ts.cleanup().await;
@@ -369,7 +346,7 @@ async fn declared_wins_and_the_other_source_takes_over_when_it_goes() {
 async fn dry_run_writes_nothing() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(10, "team-a")).await;
         let before = s.table_counts().await.unwrap();
         let opts = ReconcileOptions {
             dry_run: true,
@@ -393,20 +370,15 @@ async fn dry_run_writes_nothing() {
 async fn retention_purges_tombstones_but_keeps_history() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(5, "team-a"), complete(&["org"])).await;
-        run(s, "gh", fleet(4, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(5, "team-a")).await;
+        crawl(s, fleet(4, "team-a")).await;
         let changes_before = s.table_counts().await.unwrap().changes;
         let (entities, observations) = s
             .purge_tombstones(chrono::Utc::now() + chrono::Duration::seconds(1))
             .await
             .unwrap();
         assert_eq!((entities, observations), (1, 1), "{}", ts.backend);
-        assert!(
-            s.get_entity("component:default/svc-4")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(entity(s, "component:default/svc-4").await.is_none());
         assert_eq!(s.table_counts().await.unwrap().changes, changes_before);
         ts.cleanup().await;
     }
@@ -417,7 +389,7 @@ async fn an_aborted_run_leaves_the_catalog_before_or_after_never_between() {
     // Not a timing assertion: whatever moment the run is dropped at, the state is one of two.
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(300, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(300, "team-a")).await;
         let before = owners(s).await;
         for delay_us in [0u64, 200, 1_000, 3_000, 10_000, 30_000] {
             let store = s.clone();
@@ -449,7 +421,7 @@ async fn an_aborted_run_leaves_the_catalog_before_or_after_never_between() {
 async fn ops_are_reported_in_order() {
     let ts = TestStore::sqlite().await;
     let s = &ts.store;
-    run(s, "gh", fleet(2, "team-a"), complete(&["org"])).await;
+    crawl(s, fleet(2, "team-a")).await;
     let got = ops(s).await;
     assert_eq!(
         got,
@@ -494,7 +466,7 @@ async fn a_scope_the_connector_stops_reporting_is_failed_loudly() {
         let mut both = fleet(3, "team-a");
         both.push(component("org-b", "b-1", "other", "team-b"));
         run(s, "gh", both, complete(&["org", "org-b"])).await;
-        let r = run(s, "gh", fleet(3, "team-a"), complete(&["org"])).await;
+        let r = crawl(s, fleet(3, "team-a")).await;
         assert_eq!(r.status, RunStatus::Partial, "{}", ts.backend);
         let b = r
             .scopes
@@ -503,9 +475,8 @@ async fn a_scope_the_connector_stops_reporting_is_failed_loudly() {
             .expect("org-b reported");
         assert!(b.status.reason().unwrap().contains("did not report"));
         assert!(
-            s.get_entity("component:default/other")
+            entity(s, "component:default/other")
                 .await
-                .unwrap()
                 .unwrap()
                 .is_live()
         );
@@ -525,26 +496,22 @@ async fn renames_follow_the_external_id() {
                 .uid
         };
         // The old name is reused by someone else in the same crawl.
-        run(
+        crawl(
             s,
-            "gh",
             vec![
                 component("org", "id1", "payments", "t"),
                 component("org", "id2", "ledger", "t"),
             ],
-            complete(&["org"]),
         )
         .await;
         let payments_uid = uid("payments").await;
-        run(
+        crawl(
             s,
-            "gh",
             vec![
                 component("org", "id1", "payments-old", "t"),
                 component("org", "id2", "ledger", "t"),
                 component("org", "id3", "payments", "t"),
             ],
-            complete(&["org"]),
         )
         .await;
         assert_eq!(
@@ -558,15 +525,13 @@ async fn renames_follow_the_external_id() {
         // A chain: ledger -> ledger-legacy while id3 takes "ledger".
         let ledger_uid = uid("ledger").await;
         let payments3_uid = uid("payments").await;
-        run(
+        crawl(
             s,
-            "gh",
             vec![
                 component("org", "id1", "payments-old", "t"),
                 component("org", "id2", "ledger-legacy", "t"),
                 component("org", "id3", "ledger", "t"),
             ],
-            complete(&["org"]),
         )
         .await;
         assert_eq!(uid("ledger-legacy").await, ledger_uid);
@@ -575,18 +540,10 @@ async fn renames_follow_the_external_id() {
             payments3_uid,
             "id3 took its uid to the new name"
         );
-        assert!(
-            s.get_entity("component:default/payments")
-                .await
-                .unwrap()
-                .is_none()
-        );
+        assert!(entity(s, "component:default/payments").await.is_none());
 
         // A rename onto a name whose entity was deleted earlier: the tombstone gives way.
-        let allow = ReconcileOptions {
-            allow_mass_delete: true,
-            ..Default::default()
-        };
+        let allow = allow_mass_delete();
         run_with(
             s,
             "gh",
@@ -598,21 +555,15 @@ async fn renames_follow_the_external_id() {
             &allow,
         )
         .await;
-        let tomb = s
-            .get_entity("component:default/ledger-legacy")
-            .await
-            .unwrap()
-            .unwrap();
+        let tomb = entity(s, "component:default/ledger-legacy").await.unwrap();
         assert!(!tomb.is_live());
         let mover = uid("payments-old").await;
-        run(
+        crawl(
             s,
-            "gh",
             vec![
                 component("org", "id1", "ledger-legacy", "t"),
                 component("org", "id3", "ledger", "t"),
             ],
-            complete(&["org"]),
         )
         .await;
         assert_eq!(uid("ledger-legacy").await, mover);
@@ -625,21 +576,11 @@ async fn renames_follow_the_external_id() {
 async fn many_renames_across_batches_are_all_renames() {
     let ts = TestStore::sqlite().await;
     let s = &ts.store;
-    run(s, "gh", fleet(1500, "t"), complete(&["org"])).await;
+    crawl(s, fleet(1500, "t")).await;
     let renamed: Vec<Observation> = (0..1500)
         .map(|i| component("org", &format!("id-{i}"), &format!("renamed-{i}"), "t"))
         .collect();
-    let r = run_with(
-        s,
-        "gh",
-        renamed,
-        complete(&["org"]),
-        &ReconcileOptions {
-            allow_mass_delete: true,
-            ..Default::default()
-        },
-    )
-    .await;
+    let r = run_with(s, "gh", renamed, complete(&["org"]), &allow_mass_delete()).await;
     assert_eq!(
         (r.counts.renamed, r.counts.created, r.counts.deleted),
         (1500, 0, 0)
@@ -716,7 +657,7 @@ async fn concurrent_runs_of_two_sources_on_one_ref_stay_consistent() {
 async fn an_empty_answer_from_one_source_is_refused_even_when_another_keeps_the_entities() {
     for ts in TestStore::all().await {
         let s = &ts.store;
-        run(s, "gh", fleet(10, "team-a"), complete(&["org"])).await;
+        crawl(s, fleet(10, "team-a")).await;
         run(s, "k8s", fleet(10, "team-a"), complete(&["org"])).await;
         // The cluster answers "no workloads" (a broken RBAC binding, say).
         let r = run(s, "k8s", vec![], complete(&["org"])).await;
@@ -753,30 +694,14 @@ async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
         // All of `b` goes: more than the ratio of that scope, so the guard holds it back.
         assert_eq!(r.status, RunStatus::Failed, "{}: {r:?}", ts.backend);
         assert_eq!(r.counts.deleted, 0, "{}", ts.backend);
-        let r = run_with(
-            s,
-            "k8s",
-            obs[..3].to_vec(),
-            listed,
-            &ReconcileOptions {
-                allow_mass_delete: true,
-                ..ReconcileOptions::default()
-            },
-        )
-        .await;
+        let r = run_with(s, "k8s", obs[..3].to_vec(), listed, &allow_mass_delete()).await;
         assert_eq!(
             (r.status, r.counts.deleted),
             (RunStatus::Succeeded, 4),
             "{}",
             ts.backend
         );
-        assert!(
-            !s.get_entity("component:default/b-0")
-                .await
-                .unwrap()
-                .unwrap()
-                .is_live()
-        );
+        assert!(!entity(s, "component:default/b-0").await.unwrap().is_live());
 
         // One of three is a third of the scope, but no mass deletion (`mass_delete_floor`).
         let r = run(s, "k8s", obs[1..3].to_vec(), complete(&["prod/a"])).await;

@@ -6,33 +6,10 @@ use std::time::Duration;
 
 use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::reconcile::ReconcileOptions;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions, TriggerError};
-use surveyor_model::{Connector, ConnectorError, Observation, ObservationSink, Outcome};
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
+use surveyor_model::{Control, TriggerRefusal};
 use surveyor_store::EntityFilter;
-use surveyor_tests::{TestStore, component};
-
-/// Sends one observation, then takes `stall` before finishing.
-struct Slow {
-    stall: Duration,
-}
-
-#[async_trait::async_trait]
-impl Connector for Slow {
-    fn id(&self) -> &str {
-        "slow"
-    }
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let o: Observation = component("org", "x1", "stalled", "team-a");
-        sink.send(o).await?;
-        tokio::time::sleep(self.stall).await;
-        let mut out = Outcome::default();
-        out.complete("org");
-        Ok(out)
-    }
-}
+use surveyor_tests::{Scripted, TestStore, complete, component};
 
 fn job(stall: Duration, timeout: Duration) -> Job {
     Job {
@@ -44,7 +21,15 @@ fn job(stall: Duration, timeout: Duration) -> Job {
         timeout,
         jitter: Duration::ZERO,
         run_on_start: false,
-        connector: Arc::new(Slow { stall }),
+        // Sends one observation, then takes `stall` before finishing.
+        connector: Arc::new(
+            Scripted::new(
+                "slow",
+                vec![component("org", "x1", "stalled", "team-a")],
+                complete(&["org"]),
+            )
+            .stalling(stall),
+        ),
     }
 }
 
@@ -82,17 +67,17 @@ async fn a_run_past_its_timeout_is_abandoned_and_writes_nothing() {
         handle.trigger("slow").expect("trigger");
         assert_eq!(
             handle.trigger("nope"),
-            Err(TriggerError::Unknown("nope".into()))
+            Err(TriggerRefusal::Unknown("nope".into()))
         );
-        until(|| handle.status()[0].running).await;
+        until(|| handle.connectors()[0].running).await;
         // One run running, one queued: a third is refused.
         handle.trigger("slow").expect("queued");
         assert_eq!(
             handle.trigger("slow"),
-            Err(TriggerError::Busy("slow".into()))
+            Err(TriggerRefusal::Busy("slow".into()))
         );
         until(|| {
-            handle.status()[0]
+            handle.connectors()[0]
                 .last_error
                 .as_deref()
                 .is_some_and(|e| e.contains("abandoned"))
@@ -129,7 +114,7 @@ async fn a_triggered_run_that_finishes_is_recorded() {
         let (stop, stopped) = tokio::sync::watch::channel(false);
         let task = tokio::spawn(scheduler.run(stopped));
         handle.trigger("slow").expect("trigger");
-        until(|| handle.status()[0].last_status.as_deref() == Some("succeeded")).await;
+        until(|| handle.connectors()[0].last_status.as_deref() == Some("succeeded")).await;
         let runs = store.list_runs(Some("slow"), 10).await.expect("runs");
         assert_eq!(runs.len(), 1, "{}", ts.backend);
         assert!(

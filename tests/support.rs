@@ -88,6 +88,8 @@ fn uuid_like() -> String {
 pub struct Scripted {
     pub id: String,
     script: Mutex<(Vec<Observation>, Result<Outcome, String>)>,
+    /// How long the crawl takes after the observations, before it ends.
+    stall: std::time::Duration,
 }
 
 impl Scripted {
@@ -95,6 +97,7 @@ impl Scripted {
         Self {
             id: id.to_string(),
             script: Mutex::new((observations, Ok(outcome))),
+            stall: std::time::Duration::ZERO,
         }
     }
 
@@ -103,7 +106,13 @@ impl Scripted {
         Self {
             id: id.to_string(),
             script: Mutex::new((observations, Err(error.to_string()))),
+            stall: std::time::Duration::ZERO,
         }
+    }
+
+    /// Takes `stall` after the observations before the crawl ends (a slow source).
+    pub fn stalling(self, stall: std::time::Duration) -> Self {
+        Self { stall, ..self }
     }
 }
 
@@ -122,6 +131,9 @@ impl Connector for Scripted {
         };
         for o in observations {
             sink.send(o).await?;
+        }
+        if !self.stall.is_zero() {
+            tokio::time::sleep(self.stall).await;
         }
         outcome.map_err(ConnectorError::Failed)
     }

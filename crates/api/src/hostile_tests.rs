@@ -13,38 +13,16 @@ use std::sync::Arc;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
-use surveyor_model::{
-    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Secret,
-};
+use surveyor_model::{Entity, Observation, Secret};
 use surveyor_store::{ConnectOptions, Store};
 
 use super::*;
+use crate::test_support::{names_in, sync_and_serve, team_a};
 
 const READER: &str = "hostile-reader-token";
 const OPERATOR: &str = "hostile-operator-token";
 /// Smaller than the catalog, so paging and the graph's node cap are exercised.
 const MAX_PAGE: u32 = 10;
-
-/// A source reporting the fixture catalog.
-struct Fixed(Vec<Observation>);
-
-#[async_trait::async_trait]
-impl Connector for Fixed {
-    fn id(&self) -> &str {
-        "gh"
-    }
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        for o in &self.0 {
-            sink.send(o.clone()).await?;
-        }
-        let mut out = Outcome::default();
-        out.complete("org");
-        Ok(out)
-    }
-}
 
 /// Titles that carry the characters SQL and LIKE treat specially, so filters on them test
 /// that those characters are matched literally.
@@ -75,10 +53,7 @@ fn fixture() -> Vec<Observation> {
             Entity::from_value(v).expect("entity"),
         ));
     }
-    let mut group = Entity::new("Group", "default", "team-a");
-    group.spec.insert("type".into(), json!("team"));
-    group.spec.insert("children".into(), json!([]));
-    obs.push(Observation::discovered("org", "g-a", group));
+    obs.push(team_a());
     obs
 }
 
@@ -144,23 +119,14 @@ async fn serve_on(
     schema: Option<String>,
     dir: tempfile::TempDir,
 ) -> Target {
-    surveyor_engine::run_connector(&store, &Fixed(fixture()), &Default::default())
-        .await
-        .expect("sync");
     let config = ApiConfig {
         read_tokens: vec![Secret::new(READER)],
         trigger_tokens: vec![Secret::new(OPERATOR)],
         max_page_size: MAX_PAGE,
         ..ApiConfig::default()
     };
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = router(store.clone(), config, Some(Arc::new(NoControl)));
-    let task = tokio::spawn(async move {
-        let _ = serve(listener, app, std::future::pending()).await;
-    });
+    let (addr, task) =
+        sync_and_serve(store.clone(), fixture(), config, Some(Arc::new(NoControl))).await;
     Target {
         backend,
         addr,
@@ -300,16 +266,7 @@ fn percent(s: &str) -> String {
 }
 
 fn items(a: &Answer) -> Vec<String> {
-    let list = a.body["items"].as_array().or(a.body.as_array());
-    list.into_iter()
-        .flatten()
-        .map(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
+    names_in(a.body["items"].as_array().or(a.body.as_array()))
 }
 
 /// Every item of a paged list, following `nextCursor`.

@@ -21,8 +21,6 @@ use axum::http::{HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use surveyor_model::Secret;
 use surveyor_store::Store;
 use tower_http::cors::{AllowOrigin, CorsLayer};
@@ -31,6 +29,9 @@ pub use crate::docs::ApiDoc;
 pub use crate::error::ApiError;
 pub use crate::metrics::Metrics;
 pub use crate::views::entity as entity_document;
+/// The port to whatever runs the connectors, defined with the model so that the engine can
+/// implement it without depending on the API.
+pub use surveyor_model::control::{ConnectorView, Control, TriggerRefusal};
 
 /// `[server]` settings the API enforces.
 #[derive(Clone, Debug)]
@@ -49,38 +50,6 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             max_page_size: 1000,
         }
-    }
-}
-
-/// A connector as `/api/v1/connectors` shows it.
-#[derive(Debug, Clone, Serialize, Default, PartialEq, utoipa::ToSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct ConnectorView {
-    pub id: String,
-    pub kind: String,
-    pub schedule: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub running: bool,
-    pub last_started: Option<DateTime<Utc>>,
-    pub last_status: Option<String>,
-    pub last_error: Option<String>,
-}
-
-/// Why a trigger was refused.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TriggerRefusal {
-    Unknown(String),
-    Busy(String),
-    Stopped,
-}
-
-/// What runs the connectors (the scheduler, in `surveyor serve`); absent for a read-only API.
-pub trait Control: Send + Sync {
-    fn connectors(&self) -> Vec<ConnectorView>;
-    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal>;
-    /// Each connector's own figures, for `/metrics`.
-    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
-        Vec::new()
     }
 }
 
@@ -260,5 +229,7 @@ pub async fn serve(
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod test_support;
 #[cfg(test)]
 mod tests;

@@ -4,32 +4,10 @@
 use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
-use surveyor_model::{
-    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Secret,
-};
+use surveyor_model::{Entity, Observation, Secret};
 
 use super::*;
-
-/// A source that reports a fixed set of entities.
-struct Fixed(Vec<Observation>);
-
-#[async_trait::async_trait]
-impl Connector for Fixed {
-    fn id(&self) -> &str {
-        "gh"
-    }
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        for o in &self.0 {
-            sink.send(o.clone()).await?;
-        }
-        let mut out = Outcome::default();
-        out.complete("org");
-        Ok(out)
-    }
-}
+use crate::test_support::{names_in, sync_and_serve, team_a};
 
 fn component(name: &str, owner: &str, extra: Value) -> Observation {
     let mut v = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
@@ -71,10 +49,7 @@ fn catalog() -> Vec<Observation> {
                "spec": {"type": "website", "dependsOn": ["component:default/svc-0"],
                         "packageDependencies": [{"ecosystem": "npm", "package": "react", "requirement": "^18", "scope": "runtime", "file": "package.json"}]}}),
     ));
-    let mut group = Entity::new("Group", "default", "team-a");
-    group.spec.insert("type".into(), json!("team"));
-    group.spec.insert("children".into(), json!([]));
-    obs.push(Observation::discovered("org", "g-a", group));
+    obs.push(team_a());
     obs
 }
 
@@ -158,22 +133,12 @@ async fn start(config: ApiConfig, control: Option<Arc<dyn Control>>) -> Server {
     let store = Store::connect(&format!("sqlite://{}/c.db", dir.path().display()))
         .await
         .expect("store");
-    surveyor_engine::run_connector(&store, &Fixed(catalog()), &Default::default())
-        .await
-        .expect("sync");
+    let (addr, task) = sync_and_serve(store.clone(), catalog(), config, control).await;
     surveyor_audit::record(&store, &Default::default(), chrono::Utc::now())
         .await
         .expect("record findings");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let app = router(store, config, control);
-    let task = tokio::spawn(async move {
-        let _ = serve(listener, app, std::future::pending()).await;
-    });
     Server {
-        base,
+        base: format!("http://{addr}"),
         client: reqwest::Client::new(),
         _dir: dir,
         _task: task,
@@ -181,17 +146,7 @@ async fn start(config: ApiConfig, control: Option<Arc<dyn Control>>) -> Server {
 }
 
 fn names(v: &Value) -> Vec<String> {
-    v["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(|e| {
-            e["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect()
+    names_in(v["items"].as_array())
 }
 
 #[tokio::test]

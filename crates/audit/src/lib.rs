@@ -597,17 +597,22 @@ mod tests {
         }
     }
 
-    #[test]
-    fn reports_have_a_stable_shape() {
-        let f = vec![
+    /// `a` with no owner (high), and `b` owned by group `a` with a medium finding of `rule`.
+    fn two_findings(rule: &'static str) -> Vec<Finding> {
+        vec![
             finding("component:default/a", "no-owner", Severity::High, None),
             finding(
                 "component:default/b",
-                "conflicting-owners",
+                rule,
                 Severity::Medium,
                 Some("group:default/a"),
             ),
-        ];
+        ]
+    }
+
+    #[test]
+    fn reports_have_a_stable_shape() {
+        let f = two_findings("conflicting-owners");
         assert_eq!(
             to_csv(&f),
             "entity,kind,rule,severity,owner,message,evidence\n\
@@ -632,15 +637,7 @@ mod tests {
 
     #[test]
     fn reports_escape_and_summarise() {
-        let f = vec![
-            finding("component:default/a", "no-owner", Severity::High, None),
-            finding(
-                "component:default/b",
-                "owner-group-empty",
-                Severity::Medium,
-                Some("group:default/a"),
-            ),
-        ];
+        let f = two_findings("owner-group-empty");
         let csv = to_csv(&f);
         assert_eq!(csv.lines().count(), 3);
         assert!(csv.contains("\"a, \"\"quoted\"\" | piped\""));

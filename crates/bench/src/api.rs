@@ -12,20 +12,43 @@ use serde::Serialize;
 use surveyor_engine::{ReconcileOptions, run_connector};
 
 use crate::clients::{self, Latency, QueryMix};
-use crate::db::{self, Backend};
+use crate::db::{self, Backend, PostgresArgs};
 use crate::generated::{COST_CENTERS, Generated, TEAMS};
 use crate::report::{Outcome, Table, fmt_int, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct ApiBench {
+    #[arg(long, default_value_t = 100_000)]
     pub entities: usize,
+    #[arg(long, default_value_t = 64)]
     pub clients: usize,
-    /// Clients for the by-query phase (its filter, kind and owner, is paged by the database).
-    pub by_query_clients: usize,
+    /// Clients for the by-query phase (default: --clients). A filter on kind and owner is
+    /// paged by the database; other filters are matched in memory, which at 100k entities
+    /// holds the whole kind (~450 MB) per request: ask for fewer clients for those.
+    #[arg(long)]
+    pub by_query_clients: Option<usize>,
+    /// Seconds per phase (one per query type, then the lists mixed while a sync writes)
+    #[arg(long, default_value_t = 10)]
     pub seconds: u64,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
+    #[arg(long)]
     pub no_sqlite: bool,
+}
+
+impl ApiBench {
+    /// Clients for the by-query phase: `--by-query-clients`, else `--clients`.
+    fn by_query_clients(&self) -> usize {
+        self.by_query_clients.unwrap_or(self.clients)
+    }
+
+    /// Settles the defaults that depend on other flags or the environment (the report shows
+    /// the settled values).
+    pub fn resolve(&mut self) {
+        self.by_query_clients = Some(self.by_query_clients());
+        self.pg.resolve();
+    }
 }
 
 /// The p99 target at 64 clients (docs/benchmarks.md, the serve issue).
@@ -68,7 +91,7 @@ struct BackendFigures {
 
 pub async fn run(b: ApiBench) -> anyhow::Result<Outcome> {
     let mut results = Vec::new();
-    for backend in db::backends(b.no_sqlite, &b.postgres) {
+    for backend in db::backends(b.no_sqlite, &b.pg.postgres) {
         let r = run_backend(backend, &b).await?;
         print(&r, &b);
         results.push(r);
@@ -77,7 +100,7 @@ pub async fn run(b: ApiBench) -> anyhow::Result<Outcome> {
 }
 
 async fn run_backend(backend: Backend, b: &ApiBench) -> anyhow::Result<BackendFigures> {
-    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
+    let (store, cleanup) = db::open_fresh(backend, b.pg.postgres.as_deref()).await?;
     let seeded = Instant::now();
     let seed = Generated {
         labels: true,
@@ -107,7 +130,7 @@ async fn run_backend(backend: Backend, b: &ApiBench) -> anyhow::Result<BackendFi
     let mut queries = BTreeMap::new();
     for label in LISTS.into_iter().chain([BY_QUERY]) {
         let clients = if label == BY_QUERY {
-            b.by_query_clients
+            b.by_query_clients()
         } else {
             b.clients
         };

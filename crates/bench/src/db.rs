@@ -32,6 +32,25 @@ impl Backend {
 
 /// The Postgres to benchmark on: `--postgres`, else $SURVEYOR_BENCH_DATABASE_URL, else
 /// $SURVEYOR_TEST_DATABASE_URL. None (with a printed note) when none is set.
+/// `--postgres URL` and `--no-postgres`. After `resolve`, `postgres` is the URL to run on.
+#[derive(clap::Args)]
+pub struct PostgresArgs {
+    /// Also run on this Postgres (default: $SURVEYOR_BENCH_DATABASE_URL, else
+    /// $SURVEYOR_TEST_DATABASE_URL)
+    #[arg(long)]
+    pub postgres: Option<String>,
+    /// Skip Postgres even when a URL is set
+    #[arg(long)]
+    pub no_postgres: bool,
+}
+
+impl PostgresArgs {
+    /// Settles on the URL from the flags and the environment, saying so when there is none.
+    pub fn resolve(&mut self) {
+        self.postgres = postgres_url(self.postgres.take(), self.no_postgres);
+    }
+}
+
 pub fn postgres_url(flag: Option<String>, skip: bool) -> Option<String> {
     if skip {
         return None;

@@ -2,23 +2,30 @@
 //! fakes into a fresh catalog, one connector after the other as `surveyor sync` runs them:
 //! wall time per connector, observations per second per core, peak RSS.
 
+use std::path::Path;
 use std::time::Instant;
 
 use serde::Serialize;
-use surveyor_engine::{ReconcileOptions, run_connector};
+use surveyor_engine::run_connector;
+use surveyor_store::Store;
 
-use crate::db::{self, Backend};
-use crate::fakes::{Fakes, Size, source_priority};
+use crate::db::{Backend, PostgresArgs};
+use crate::fakes::{Fakes, Size, on_each_backend, reconcile_options};
 use crate::machine::{cores, cpu_seconds, peak_rss_mb, reset_peak_rss, rss_mb};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct E2eBench {
+    #[arg(long, value_enum, default_value_t = Size::Large)]
     pub size: Size,
+    /// Override the org's number of repositories
+    #[arg(long)]
     pub repos: Option<usize>,
+    #[arg(long, default_value_t = 1000)]
     pub requests_per_second: u32,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
 }
 
 #[derive(Serialize)]
@@ -58,38 +65,32 @@ struct BackendFigures {
 }
 
 pub async fn run(b: E2eBench) -> anyhow::Result<Outcome> {
-    let mut spec = b.size.spec();
-    if let Some(r) = b.repos {
-        spec.repos = r;
-    }
-    let org = surveyor_sim::Org::generate(&spec);
+    let (spec, org) = b.size.org(b.repos);
     println!(
         "org {:?}: {} repos, {} teams, {} people; connector limit {} requests/s; fakes answer at once",
         b.size, spec.repos, spec.teams, spec.people, b.requests_per_second
     );
-    let mut results = Vec::new();
-    for backend in db::backends(false, &b.postgres) {
-        let fakes = Fakes::start(org.clone()).await?;
-        let r = run_backend(&fakes, backend, &b).await?;
-        drop(fakes);
-        print(&r);
-        results.push(r);
-    }
-    Outcome::new(&b, serde_json::json!({ "backends": results }))
+    on_each_backend(
+        &b,
+        false,
+        &b.pg.postgres,
+        &org,
+        None,
+        async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,
+        print,
+    )
+    .await
 }
 
 async fn run_backend(
     fakes: &Fakes,
     backend: Backend,
+    store: &Store,
+    dir: &Path,
     b: &E2eBench,
 ) -> anyhow::Result<BackendFigures> {
-    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
-    let dir = db::tempfile_dir()?;
-    let options = ReconcileOptions {
-        source_priority: source_priority(),
-        ..ReconcileOptions::default()
-    };
-    let connectors = fakes.connectors(&dir, b.requests_per_second)?;
+    let options = reconcile_options();
+    let connectors = fakes.connectors(dir, b.requests_per_second)?;
     let rss_before = rss_mb();
     let peak_rss_reset = reset_peak_rss();
     let mut figures = Vec::new();
@@ -98,7 +99,7 @@ async fn run_backend(
         let before = fakes.requests(c.id());
         let t = Instant::now();
         let cpu = cpu_seconds();
-        let r = run_connector(&store, c.as_ref(), &options).await?;
+        let r = run_connector(store, c.as_ref(), &options).await?;
         let wall = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu;
         figures.push(ConnectorFigures {
@@ -115,9 +116,6 @@ async fn run_backend(
     let wall = started.elapsed().as_secs_f64();
     let peak = peak_rss_mb();
     let entities = store.table_counts().await.map(|c| c.entities).unwrap_or(0);
-    store.close().await;
-    cleanup.run().await;
-    let _ = std::fs::remove_dir_all(&dir);
     let observed: u64 = figures.iter().map(|f| f.observed).sum();
     let cpu: f64 = figures.iter().map(|f| f.cpu_s).sum();
     let per_s = ratio(observed as f64, wall);

@@ -11,6 +11,7 @@ use surveyor_connector_gitlab::{GitlabConfig, GitlabConnector};
 use surveyor_connector_jira::{JiraConfig, JiraConnector};
 use surveyor_connector_kubernetes::{KubernetesConfig, KubernetesConnector};
 use surveyor_connector_pagerduty::{PagerDutyConfig, PagerDutyConnector};
+use surveyor_engine::ReconcileOptions;
 use surveyor_model::Connector;
 use surveyor_sim::gitlab::every_other;
 use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL};
@@ -18,6 +19,10 @@ use surveyor_sim::{
     Account, Cluster, FAKE_TOKEN, GITLAB_TOKEN, GithubFake, GitlabFake, JiraFake, JiraFlavor,
     KubeFake, Org, OrgSpec, PD_TOKEN, PagerDutyFake,
 };
+use surveyor_store::Store;
+
+use crate::db::{self, Backend};
+use crate::report::Outcome;
 
 /// The connector ids, in the order a sync runs them (and their merge priority).
 pub const CONNECTORS: [&str; 5] = ["github", "gitlab", "k8s", "pagerduty", "jira"];
@@ -37,6 +42,16 @@ impl Size {
             Self::Medium => OrgSpec::medium(),
             Self::Large => OrgSpec::large(),
         }
+    }
+
+    /// The org of this size, with `repos` repositories instead of the size's own when given.
+    pub fn org(self, repos: Option<usize>) -> (OrgSpec, Org) {
+        let mut spec = self.spec();
+        if let Some(r) = repos {
+            spec.repos = r;
+        }
+        let org = Org::generate(&spec);
+        (spec, org)
     }
 }
 
@@ -159,6 +174,39 @@ impl Fakes {
     }
 }
 
+/// Runs `scenario` on each backend (SQLite unless `no_sqlite`, Postgres when `postgres` is
+/// set), each time against fresh fakes serving `org` (with `latency` added to their answers
+/// when given), a fresh catalog and a scratch directory for the connectors' files, which are
+/// removed after; prints each backend's figures as they come. The report lists them under
+/// `backends`.
+pub async fn on_each_backend<F: serde::Serialize>(
+    parameters: &impl serde::Serialize,
+    no_sqlite: bool,
+    postgres: &Option<String>,
+    org: &Org,
+    latency: Option<Duration>,
+    scenario: impl AsyncFn(&Fakes, Backend, &Store, &Path) -> anyhow::Result<F>,
+    print: impl Fn(&F),
+) -> anyhow::Result<Outcome> {
+    let mut results = Vec::new();
+    for backend in db::backends(no_sqlite, postgres) {
+        let fakes = Fakes::start(org.clone()).await?;
+        if let Some(latency) = latency {
+            fakes.set_latency(latency);
+        }
+        let (store, cleanup) = db::open_fresh(backend, postgres.as_deref()).await?;
+        let dir = db::tempfile_dir()?;
+        let r = scenario(&fakes, backend, &store, &dir).await?;
+        store.close().await;
+        cleanup.run().await;
+        let _ = std::fs::remove_dir_all(&dir);
+        drop(fakes);
+        print(&r);
+        results.push(r);
+    }
+    Outcome::new(parameters, serde_json::json!({ "backends": results }))
+}
+
 impl Requests {
     pub fn since(self, before: Requests) -> Requests {
         Requests {
@@ -169,11 +217,15 @@ impl Requests {
     }
 }
 
-/// Merge priority in connector order, as a configuration listing them would give.
-pub fn source_priority() -> std::collections::BTreeMap<String, usize> {
-    CONNECTORS
-        .iter()
-        .enumerate()
-        .map(|(i, s)| (s.to_string(), i))
-        .collect()
+/// The defaults, with merge priority in connector order, as a configuration listing the
+/// connectors would give.
+pub fn reconcile_options() -> ReconcileOptions {
+    ReconcileOptions {
+        source_priority: CONNECTORS
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.to_string(), i))
+            .collect(),
+        ..ReconcileOptions::default()
+    }
 }

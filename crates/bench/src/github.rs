@@ -13,12 +13,19 @@ use surveyor_store::Store;
 
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct GithubBench {
+    #[arg(long, default_value_t = 10_000)]
     pub repos: usize,
+    #[arg(long, default_value_t = 500)]
     pub teams: usize,
+    #[arg(long, default_value_t = 4_000)]
     pub people: usize,
+    /// Added to every answer of the fake
+    #[arg(long, default_value_t = 50)]
     pub latency_ms: u64,
+    /// The connector's own request rate limit (its default is 10)
+    #[arg(long, default_value_t = 10)]
     pub requests_per_second: u32,
 }
 

@@ -3,67 +3,44 @@
 //! many concurrent API clients; counts requests, errors, lock errors and completed syncs.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use surveyor_api::{ConnectorView, Control, TriggerRefusal};
+use surveyor_api::Control;
 use surveyor_engine::config::ScheduleZone;
-use surveyor_engine::reconcile::ReconcileOptions;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions, TriggerError};
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
+use surveyor_store::Store;
 use tokio::sync::watch;
 
 use crate::clients::{self, Latency, QueryMix, is_lock_error};
-use crate::db::{self, Backend};
-use crate::fakes::{Fakes, Size, source_priority};
+use crate::db::{Backend, PostgresArgs};
+use crate::fakes::{Fakes, Size, on_each_backend, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct LoadBench {
+    #[arg(long, value_enum, default_value_t = Size::Medium)]
     pub size: Size,
+    #[arg(long)]
     pub repos: Option<usize>,
+    #[arg(long, default_value_t = 64)]
     pub clients: usize,
+    /// At least this long, and until every connector finished a sync
+    #[arg(long, default_value_t = 60)]
     pub seconds: u64,
+    /// How often the simulated org changes (a repo renamed, archived, deleted, re-owned)
+    #[arg(long, default_value_t = 2000)]
     pub mutate_every_ms: u64,
+    #[arg(long, default_value_t = 1000)]
     pub requests_per_second: u32,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
+    #[arg(long)]
     pub no_sqlite: bool,
-}
-
-/// The API's view of the scheduler, as `surveyor serve` wires it.
-struct SchedulerControl(SchedulerHandle);
-
-impl Control for SchedulerControl {
-    fn connectors(&self) -> Vec<ConnectorView> {
-        self.0
-            .status()
-            .into_iter()
-            .map(|s| ConnectorView {
-                id: s.id,
-                kind: s.kind,
-                schedule: s.schedule,
-                next_run: s.next_run,
-                running: s.running,
-                last_started: s.last_started,
-                last_status: s.last_status,
-                last_error: s.last_error,
-            })
-            .collect()
-    }
-
-    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
-        self.0.connector_metrics()
-    }
-
-    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
-        self.0.trigger(id).map_err(|e| match e {
-            TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),
-            TriggerError::Busy(id) => TriggerRefusal::Busy(id),
-            TriggerError::Stopped => TriggerRefusal::Stopped,
-        })
-    }
 }
 
 #[derive(Serialize, Default)]
@@ -88,11 +65,7 @@ struct BackendFigures {
 }
 
 pub async fn run(b: LoadBench) -> anyhow::Result<Outcome> {
-    let mut spec = b.size.spec();
-    if let Some(r) = b.repos {
-        spec.repos = r;
-    }
-    let org = surveyor_sim::Org::generate(&spec);
+    let (spec, org) = b.size.org(b.repos);
     println!(
         "org {:?}: {} repos, {} teams, {} people; {} clients for {} s; the org changes every {} ms; connector limit {} requests/s",
         b.size,
@@ -104,14 +77,16 @@ pub async fn run(b: LoadBench) -> anyhow::Result<Outcome> {
         b.mutate_every_ms,
         b.requests_per_second
     );
-    let mut results = Vec::new();
-    for backend in db::backends(b.no_sqlite, &b.postgres) {
-        let fakes = Fakes::start(org.clone()).await?;
-        let r = run_backend(&fakes, backend, &b).await?;
-        print(&r, &b);
-        results.push(r);
-    }
-    Outcome::new(&b, serde_json::json!({ "backends": results }))
+    on_each_backend(
+        &b,
+        b.no_sqlite,
+        &b.pg.postgres,
+        &org,
+        None,
+        async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,
+        |r| print(r, &b),
+    )
+    .await
 }
 
 /// The query mix: lists by kind and owner, Backstage by-query, runs and connector status.
@@ -143,12 +118,12 @@ fn mix(teams: Arc<Vec<String>>) -> QueryMix {
 async fn run_backend(
     fakes: &Fakes,
     backend: Backend,
+    store: &Store,
+    dir: &Path,
     b: &LoadBench,
 ) -> anyhow::Result<BackendFigures> {
-    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
-    let dir = db::tempfile_dir()?;
     let jobs: Vec<Job> = fakes
-        .connectors(&dir, b.requests_per_second)?
+        .connectors(dir, b.requests_per_second)?
         .into_iter()
         .map(|c| Job {
             id: c.id().to_string(),
@@ -167,17 +142,14 @@ async fn run_backend(
         store.clone(),
         jobs,
         SchedulerOptions {
-            reconcile: ReconcileOptions {
-                source_priority: source_priority(),
-                ..ReconcileOptions::default()
-            },
+            reconcile: reconcile_options(),
             holder: format!("surveyor-bench:{}", std::process::id()),
             lease_ttl: Duration::from_secs(60),
             grace: Duration::from_secs(30),
         },
     );
     let handle = scheduler.handle();
-    let control: Arc<dyn Control> = Arc::new(SchedulerControl(handle.clone()));
+    let control: Arc<dyn Control> = Arc::new(handle.clone());
     let app = surveyor_api::router(
         store.clone(),
         surveyor_api::ApiConfig::default(),
@@ -213,7 +185,7 @@ async fn run_backend(
         for id in &ids {
             let _ = handle.trigger(id);
         }
-        for s in handle.status() {
+        for s in handle.connectors() {
             if let Some(e) = s.last_error.filter(|e| e.starts_with("lease")) {
                 let mut errors = scheduler_errors.lock().unwrap_or_else(|p| p.into_inner());
                 let line = format!("{}: {e}", s.id);
@@ -292,9 +264,6 @@ async fn run_backend(
         syncs.failures.push(e.clone());
     }
     let entities_at_end = store.table_counts().await.map(|c| c.entities).unwrap_or(0);
-    store.close().await;
-    cleanup.run().await;
-    let _ = std::fs::remove_dir_all(&dir);
     let api = clients::latency(samples.iter(), seconds);
     Ok(BackendFigures {
         backend: backend.label(),

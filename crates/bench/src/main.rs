@@ -22,8 +22,6 @@ use std::time::Instant;
 
 use clap::{Parser, Subcommand};
 
-use crate::db::Backend;
-use crate::fakes::Size;
 use crate::machine::{Machine, load_average};
 use crate::report::{Outcome, Report, write_json};
 
@@ -47,138 +45,32 @@ enum Scenario {
     /// HTTP requests for a full GitHub sync against the floor ceil(repos/100) + ceil(teams/100)
     /// and Backstage's documented pattern (`github` is the old name)
     #[command(name = "github-requests", alias = "github")]
-    GithubRequests {
-        #[arg(long, default_value_t = 10_000)]
-        repos: usize,
-        #[arg(long, default_value_t = 500)]
-        teams: usize,
-        #[arg(long, default_value_t = 4_000)]
-        people: usize,
-        /// Added to every answer of the fake
-        #[arg(long, default_value_t = 50)]
-        latency_ms: u64,
-        /// The connector's own request rate limit (its default is 10)
-        #[arg(long, default_value_t = 10)]
-        requests_per_second: u32,
-    },
+    GithubRequests(github::GithubBench),
     /// A full sync through every connector, then a no-change resync: 304 share, rows written
     /// (must be 0), time against the full sync
-    Resync {
-        #[arg(long, value_enum, default_value_t = Size::Large)]
-        size: Size,
-        /// Override the org's number of repositories
-        #[arg(long)]
-        repos: Option<usize>,
-        /// Added to every answer of the GitHub and GitLab fakes
-        #[arg(long, default_value_t = 0)]
-        latency_ms: u64,
-        #[arg(long, default_value_t = 1000)]
-        requests_per_second: u32,
-        #[command(flatten)]
-        pg: PostgresArgs,
-    },
+    Resync(resync::ResyncBench),
     /// Reconcile N generated entities: initial load, no-change re-run, 1% changed, against the
     /// raw bulk insert of the same rows (the floor), on SQLite and Postgres
-    Reconcile {
-        #[arg(long, default_value_t = 100_000)]
-        entities: usize,
-        #[command(flatten)]
-        pg: PostgresArgs,
-        /// Skip SQLite
-        #[arg(long)]
-        no_sqlite: bool,
-        /// Runs per phase; the median is printed
-        #[arg(long, default_value_t = 5)]
-        repeat: usize,
-        /// Run one backend in this process (the program runs each backend in a child of its
-        /// own, so one backend's memory does not count in the other's peak RSS)
-        #[arg(long, value_enum, hide = true)]
-        backend: Option<Backend>,
-        #[arg(long, value_enum, hide = true)]
-        phase: Option<reconcile::Phase>,
-    },
+    Reconcile(reconcile::ReconcileBench),
     /// A simulated org through every real connector against the in-process fakes:
     /// observations per second per core, wall time per connector, peak RSS
-    E2e {
-        #[arg(long, value_enum, default_value_t = Size::Large)]
-        size: Size,
-        /// Override the org's number of repositories
-        #[arg(long)]
-        repos: Option<usize>,
-        #[arg(long, default_value_t = 1000)]
-        requests_per_second: u32,
-        #[command(flatten)]
-        pg: PostgresArgs,
-    },
+    E2e(e2e::E2eBench),
     /// Filtered lists and Backstage by-query on a large catalog from concurrent clients
-    Api {
-        #[arg(long, default_value_t = 100_000)]
-        entities: usize,
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        /// Clients for the by-query phase (default: --clients). A filter on kind and owner is
-        /// paged by the database; other filters are matched in memory, which at 100k entities
-        /// holds the whole kind (~450 MB) per request: ask for fewer clients for those.
-        #[arg(long)]
-        by_query_clients: Option<usize>,
-        /// Seconds per phase (one per query type, then the lists mixed while a sync writes)
-        #[arg(long, default_value_t = 10)]
-        seconds: u64,
-        #[command(flatten)]
-        pg: PostgresArgs,
-        #[arg(long)]
-        no_sqlite: bool,
-    },
+    Api(api::ApiBench),
     /// `surveyor serve` in process under concurrent API clients while every connector syncs
     /// back to back against the fakes: errors, lock errors, p50/p99, syncs completed
-    Load {
-        #[arg(long, value_enum, default_value_t = Size::Medium)]
-        size: Size,
-        #[arg(long)]
-        repos: Option<usize>,
-        #[arg(long, default_value_t = 64)]
-        clients: usize,
-        /// At least this long, and until every connector finished a sync
-        #[arg(long, default_value_t = 60)]
-        seconds: u64,
-        /// How often the simulated org changes (a repo renamed, archived, deleted, re-owned)
-        #[arg(long, default_value_t = 2000)]
-        mutate_every_ms: u64,
-        #[arg(long, default_value_t = 1000)]
-        requests_per_second: u32,
-        #[command(flatten)]
-        pg: PostgresArgs,
-        #[arg(long)]
-        no_sqlite: bool,
-    },
-}
-
-#[derive(clap::Args)]
-struct PostgresArgs {
-    /// Also run on this Postgres (default: $SURVEYOR_BENCH_DATABASE_URL, else
-    /// $SURVEYOR_TEST_DATABASE_URL)
-    #[arg(long)]
-    postgres: Option<String>,
-    /// Skip Postgres even when a URL is set
-    #[arg(long)]
-    no_postgres: bool,
-}
-
-impl PostgresArgs {
-    fn url(self) -> Option<String> {
-        db::postgres_url(self.postgres, self.no_postgres)
-    }
+    Load(load::LoadBench),
 }
 
 impl Scenario {
     fn name(&self) -> &'static str {
         match self {
-            Self::GithubRequests { .. } => "github-requests",
-            Self::Resync { .. } => "resync",
-            Self::Reconcile { .. } => "reconcile",
-            Self::E2e { .. } => "e2e",
-            Self::Api { .. } => "api",
-            Self::Load { .. } => "load",
+            Self::GithubRequests(_) => "github-requests",
+            Self::Resync(_) => "resync",
+            Self::Reconcile(_) => "reconcile",
+            Self::E2e(_) => "e2e",
+            Self::Api(_) => "api",
+            Self::Load(_) => "load",
         }
     }
 }
@@ -190,13 +82,13 @@ async fn main() -> anyhow::Result<()> {
     let scenario = args.scenario.name();
 
     // A reconcile child measures one phase set and prints one line; it writes no report.
-    if let Scenario::Reconcile {
+    if let Scenario::Reconcile(reconcile::ReconcileBench {
         entities,
         pg,
         backend: Some(backend),
         phase: Some(phase),
         ..
-    } = &args.scenario
+    }) = &args.scenario
     {
         // The parent passes the URL explicitly; the child does not look at the environment.
         return reconcile::child_main(*backend, *phase, *entities, pg.postgres.as_deref()).await;
@@ -210,105 +102,29 @@ async fn main() -> anyhow::Result<()> {
     }
     let started = Instant::now();
     let outcome: Outcome = match args.scenario {
-        Scenario::GithubRequests {
-            repos,
-            teams,
-            people,
-            latency_ms,
-            requests_per_second,
-        } => {
-            github::run(github::GithubBench {
-                repos,
-                teams,
-                people,
-                latency_ms,
-                requests_per_second,
-            })
-            .await?
+        Scenario::GithubRequests(b) => github::run(b).await?,
+        Scenario::Resync(mut b) => {
+            b.pg.resolve();
+            resync::run(b).await?
         }
-        Scenario::Resync {
-            size,
-            repos,
-            latency_ms,
-            requests_per_second,
-            pg,
-        } => {
-            resync::run(resync::ResyncBench {
-                size,
-                repos,
-                latency_ms,
-                requests_per_second,
-                postgres: pg.url(),
-            })
-            .await?
+        Scenario::Reconcile(mut b) => {
+            b.pg.resolve();
+            reconcile::run(b)?
         }
-        Scenario::Reconcile {
-            entities,
-            pg,
-            no_sqlite,
-            repeat,
-            ..
-        } => reconcile::run(reconcile::ReconcileBench {
-            entities,
-            postgres: pg.url(),
-            no_sqlite,
-            repeat,
-        })?,
-        Scenario::E2e {
-            size,
-            repos,
-            requests_per_second,
-            pg,
-        } => {
-            e2e::run(e2e::E2eBench {
-                size,
-                repos,
-                requests_per_second,
-                postgres: pg.url(),
-            })
-            .await?
+        Scenario::E2e(mut b) => {
+            b.pg.resolve();
+            e2e::run(b).await?
         }
-        Scenario::Api {
-            entities,
-            clients,
-            by_query_clients,
-            seconds,
-            pg,
-            no_sqlite,
-        } => {
-            api::run(api::ApiBench {
-                entities,
-                clients,
-                by_query_clients: by_query_clients.unwrap_or(clients),
-                seconds,
-                postgres: pg.url(),
-                no_sqlite,
-            })
-            .await?
+        Scenario::Api(mut b) => {
+            b.resolve();
+            api::run(b).await?
         }
-        Scenario::Load {
-            size,
-            repos,
-            clients,
-            seconds,
-            mutate_every_ms,
-            requests_per_second,
-            pg,
-            no_sqlite,
-        } => {
-            load::run(load::LoadBench {
-                size,
-                repos,
-                clients,
-                seconds,
-                mutate_every_ms,
-                requests_per_second,
-                postgres: pg.url(),
-                no_sqlite,
-            })
-            .await?
+        Scenario::Load(mut b) => {
+            b.pg.resolve();
+            load::run(b).await?
         }
     };
+
     let load_end = load_average();
     if let Some(l) = load_end {
         println!("\nload average at end: {:.2} {:.2} {:.2}", l[0], l[1], l[2]);

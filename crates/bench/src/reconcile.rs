@@ -10,7 +10,7 @@ use surveyor_engine::merge::{MergedEntity, ObservedEntity, SourceClaim};
 use surveyor_engine::{ReconcileOptions, run_connector};
 use surveyor_store::{ChangeOp, ChangeWrite, EntityWrite, IdentityKeyRow, ObservationWrite, Store};
 
-use crate::db::{self, Backend};
+use crate::db::{self, Backend, PostgresArgs};
 use crate::generated::{Generated, entity};
 use crate::machine::peak_rss_mb;
 use crate::report::{Outcome, Table, median, ratio, round};
@@ -21,11 +21,24 @@ pub enum Phase {
     Reconcile,
 }
 
+#[derive(clap::Args)]
 pub struct ReconcileBench {
+    #[arg(long, default_value_t = 100_000)]
     pub entities: usize,
-    pub postgres: Option<String>,
+    #[command(flatten)]
+    pub pg: PostgresArgs,
+    /// Skip SQLite
+    #[arg(long)]
     pub no_sqlite: bool,
+    /// Runs per phase; the median is printed
+    #[arg(long, default_value_t = 5)]
     pub repeat: usize,
+    /// Run one backend in this process (the program runs each backend in a child of its
+    /// own, so one backend's memory does not count in the other's peak RSS)
+    #[arg(long, value_enum, hide = true)]
+    pub backend: Option<Backend>,
+    #[arg(long, value_enum, hide = true)]
+    pub phase: Option<Phase>,
 }
 
 /// What one child process measured: one phase set on one fresh database.
@@ -74,12 +87,12 @@ const TARGETS: Targets = Targets {
 /// The parent: alternates floor and reconcile children per backend and prints medians.
 pub fn run(b: ReconcileBench) -> anyhow::Result<Outcome> {
     let mut results = Vec::new();
-    for backend in db::backends(b.no_sqlite, &b.postgres) {
+    for backend in db::backends(b.no_sqlite, &b.pg.postgres) {
         let mut runs = Vec::new();
         // Floor and reconcile alternate, so slow spells of the disk hit both alike.
         for _ in 0..b.repeat.max(1) {
             for phase in [Phase::Floor, Phase::Reconcile] {
-                runs.push(child(backend, phase, b.entities, b.postgres.as_deref())?);
+                runs.push(child(backend, phase, b.entities, b.pg.postgres.as_deref())?);
             }
         }
         let r = summarise(backend, runs, b.entities);

@@ -2,23 +2,32 @@
 //! sync again with nothing changed: the share of 304s, the catalog rows the resync wrote
 //! (every row compared before and after; must be 0) and its time against the full sync.
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use surveyor_engine::{ReconcileOptions, RunStatus, run_connector};
+use surveyor_engine::{RunStatus, run_connector};
+use surveyor_store::Store;
 
-use crate::db::{self, Backend, RowsWritten, Snapshot};
-use crate::fakes::{Fakes, Requests, Size, source_priority};
+use crate::db::{Backend, PostgresArgs, RowsWritten, Snapshot};
+use crate::fakes::{Fakes, Requests, Size, on_each_backend, reconcile_options};
 use crate::report::{Outcome, Table, fmt_int, ratio, round};
 
-#[derive(Serialize)]
+#[derive(Serialize, clap::Args)]
 pub struct ResyncBench {
+    #[arg(long, value_enum, default_value_t = Size::Large)]
     pub size: Size,
+    /// Override the org's number of repositories
+    #[arg(long)]
     pub repos: Option<usize>,
+    /// Added to every answer of the GitHub and GitLab fakes
+    #[arg(long, default_value_t = 0)]
     pub latency_ms: u64,
+    #[arg(long, default_value_t = 1000)]
     pub requests_per_second: u32,
+    #[command(flatten)]
     #[serde(skip)]
-    pub postgres: Option<String>,
+    pub pg: PostgresArgs,
 }
 
 #[derive(Serialize)]
@@ -55,43 +64,37 @@ struct BackendFigures {
 }
 
 pub async fn run(b: ResyncBench) -> anyhow::Result<Outcome> {
-    let mut spec = b.size.spec();
-    if let Some(r) = b.repos {
-        spec.repos = r;
-    }
-    let org = surveyor_sim::Org::generate(&spec);
+    let (spec, org) = b.size.org(b.repos);
     println!(
         "org {:?}: {} repos, {} teams, {} people; {} ms per answer (GitHub, GitLab); connector limit {} requests/s",
         b.size, spec.repos, spec.teams, spec.people, b.latency_ms, b.requests_per_second
     );
-    let mut results = Vec::new();
-    for backend in db::backends(false, &b.postgres) {
-        let fakes = Fakes::start(org.clone()).await?;
-        fakes.set_latency(Duration::from_millis(b.latency_ms));
-        let r = run_backend(&fakes, backend, &b).await?;
-        print(&r);
-        results.push(r);
-    }
-    Outcome::new(&b, serde_json::json!({ "backends": results }))
+    on_each_backend(
+        &b,
+        false,
+        &b.pg.postgres,
+        &org,
+        Some(Duration::from_millis(b.latency_ms)),
+        async |fakes, backend, store, dir| run_backend(fakes, backend, store, dir, &b).await,
+        print,
+    )
+    .await
 }
 
 async fn run_backend(
     fakes: &Fakes,
     backend: Backend,
+    store: &Store,
+    dir: &Path,
     b: &ResyncBench,
 ) -> anyhow::Result<BackendFigures> {
-    let (store, cleanup) = db::open_fresh(backend, b.postgres.as_deref()).await?;
-    let dir = db::tempfile_dir()?;
-    let options = ReconcileOptions {
-        source_priority: source_priority(),
-        ..ReconcileOptions::default()
-    };
+    let options = reconcile_options();
     let mut figures: Vec<ConnectorFigures> = Vec::new();
     // Full sync: a connector built for it, as a `surveyor sync` process would.
-    for c in fakes.connectors(&dir, b.requests_per_second)? {
+    for c in fakes.connectors(dir, b.requests_per_second)? {
         let before = fakes.requests(c.id());
         let t = Instant::now();
-        let r = run_connector(&store, c.as_ref(), &options).await?;
+        let r = run_connector(store, c.as_ref(), &options).await?;
         anyhow::ensure!(
             r.status == RunStatus::Succeeded,
             "full sync of {}: {} {:?}",
@@ -114,16 +117,16 @@ async fn run_backend(
             resync_over_full: 0.0,
         });
     }
-    let before = Snapshot::take(&store).await?;
+    let before = Snapshot::take(store).await?;
     // The resync: new connectors again (a new process), whose ETag caches are on disk.
     for (c, f) in fakes
-        .connectors(&dir, b.requests_per_second)?
+        .connectors(dir, b.requests_per_second)?
         .into_iter()
         .zip(figures.iter_mut())
     {
         let was = fakes.requests(c.id());
         let t = Instant::now();
-        let r = run_connector(&store, c.as_ref(), &options).await?;
+        let r = run_connector(store, c.as_ref(), &options).await?;
         f.resync_s = t.elapsed().as_secs_f64();
         let Requests {
             requests,
@@ -139,15 +142,12 @@ async fn run_backend(
         f.full_s = round(f.full_s, 3);
         f.resync_s = round(f.resync_s, 3);
     }
-    let after = Snapshot::take(&store).await?;
+    let after = Snapshot::take(store).await?;
     let rows_written = before.written_since(&after);
     let catalog_rows = ["observations", "entities", "relations", "changes"]
         .iter()
         .map(|t| after.rows(t) as u64)
         .sum();
-    store.close().await;
-    cleanup.run().await;
-    let _ = std::fs::remove_dir_all(&dir);
     let full: f64 = figures.iter().map(|f| f.full_s).sum();
     let resync: f64 = figures.iter().map(|f| f.resync_s).sum();
     let requests: u64 = figures.iter().map(|f| f.resync_requests).sum();

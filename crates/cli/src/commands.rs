@@ -4,12 +4,13 @@ use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use surveyor_engine::config::{Config, parse_duration};
-use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_engine::config::parse_duration;
+use surveyor_engine::{RunReport, RunStatus, run_connector};
 use surveyor_model::EntityRef;
-use surveyor_store::{ChangeFilter, EntityFilter, PackageFilter, Store};
+use surveyor_store::{ChangeFilter, EntityFilter, PackageFilter};
 
 use crate::output;
+use crate::setup::{audit_sources, load, open, reconcile_options};
 use crate::{
     ChangesArgs, Cli, CliError, Command, DocFormat, EntitiesCommand, Format, SyncArgs, registry,
 };
@@ -34,16 +35,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Audit(cmd) => audit(&config_path, cmd).await,
         Command::Demo(args) => crate::demo::run(args).await,
     }
-}
-
-pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
-    Config::load(path, registry::KINDS).map_err(|e| CliError::Input(e.to_string()))
-}
-
-pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {
-    Store::connect(config.database_url().expose())
-        .await
-        .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))
 }
 
 const TEMPLATE: &str = r#"# surveyor configuration. Every key is documented in the README's configuration reference.
@@ -147,15 +138,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         connectors.push(registry::build(spec, &base).map_err(CliError::Input)?);
     }
     let store = open(&config).await?;
-    let options = ReconcileOptions {
-        max_delete_ratio: config.catalog.max_delete_ratio,
-        mass_delete_floor: config.catalog.mass_delete_floor,
-        allow_mass_delete: args.allow_mass_delete,
-        dry_run: args.dry_run,
-        source_priority: config.source_priority(),
-        identity: std::sync::Arc::new(config.identity.clone()),
-        merge: Default::default(),
-    };
+    let options = reconcile_options(&config, args.allow_mass_delete, args.dry_run);
     let mut reports = Vec::new();
     let mut failed_runs = 0;
     for c in &connectors {
@@ -184,7 +167,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
         }
     }
     if !args.dry_run {
-        let sources = crate::serve::audit_sources(&config);
+        let sources = audit_sources(&config);
         match surveyor_audit::record(&store, &sources, chrono::Utc::now()).await {
             Ok(r) => eprintln!(
                 "findings: ownership {} new, {} resolved; drift {} new, {} resolved (surveyor audit ... --history)",
@@ -216,22 +199,20 @@ fn print_sync(reports: &[RunReport], format: Format) {
     let rows: Vec<Vec<String>> = reports
         .iter()
         .map(|r| {
-            let c = &r.counts;
-            vec![
+            let mut row = vec![
                 r.connector.clone(),
                 r.status.as_str().to_string() + if r.dry_run { " (dry run)" } else { "" },
-                c.created.to_string(),
-                c.updated.to_string(),
-                c.renamed.to_string(),
-                c.deleted.to_string(),
-                c.restored.to_string(),
-                c.unchanged.to_string(),
+            ];
+            row.extend(output::changes(&r.counts).map(|(_, n)| n.to_string()));
+            row.push(r.counts.unchanged.to_string());
+            row.push(
                 r.scopes
                     .iter()
                     .map(|s| s.refused.len())
                     .sum::<usize>()
                     .to_string(),
-            ]
+            );
+            row
         })
         .collect();
     output::table(
@@ -249,34 +230,7 @@ fn print_sync(reports: &[RunReport], format: Format) {
         &rows,
     );
     for r in reports {
-        for s in &r.scopes {
-            if let Some(reason) = s.status.reason() {
-                eprintln!(
-                    "{}: scope {:?} incomplete, nothing deleted there: {reason}",
-                    r.connector, s.scope
-                );
-            }
-            for f in &s.refused {
-                eprintln!(
-                    "{}: REFUSED to delete {} of {} {} in scope {:?} (limit {:.0}%); rerun with --allow-mass-delete if intended",
-                    r.connector,
-                    f.would_delete,
-                    f.live,
-                    f.kind,
-                    s.scope,
-                    f.max_ratio * 100.0
-                );
-            }
-        }
-        for p in &r.problems {
-            eprintln!("{}: {p}", r.connector);
-        }
-        for w in &r.warnings {
-            eprintln!("{}: warning: {w}", r.connector);
-        }
-        if let Some(e) = &r.error {
-            eprintln!("{}: {e}", r.connector);
-        }
+        output::run_notes(&r.connector, r, output::Notes::Sync);
     }
 }
 
@@ -601,7 +555,7 @@ fn print_history(
 async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
     use crate::{AuditCommand, ReportFormat};
     let config = load(path)?;
-    let sources = crate::serve::audit_sources(&config);
+    let sources = audit_sources(&config);
     let store = open(&config).await?;
     let (audit_name, history) = match &cmd {
         AuditCommand::Ownership(a) => ("ownership", a.history),

@@ -19,15 +19,15 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use clap::{Args, ValueEnum};
-use surveyor_api::{ApiConfig, ConnectorView, Control, TriggerRefusal};
+use surveyor_api::{ConnectorView, Control, TriggerRefusal};
 use surveyor_engine::{ReconcileOptions, run_connector};
 use surveyor_model::{Connector, ConnectorMetric};
 use surveyor_sim::{Org, OrgSpec};
 use surveyor_store::Store;
 
 use crate::CliError;
-use crate::commands::{load, open};
 use crate::registry;
+use crate::setup::{api_config, audit_sources, load, open, reconcile_options, shutdown_signal};
 use progress::{Progress, Watched};
 use report::{RunResult, Summary};
 use world::World;
@@ -394,16 +394,8 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         })
         .collect();
     let catalog = Catalog {
-        options: ReconcileOptions {
-            max_delete_ratio: config.catalog.max_delete_ratio,
-            mass_delete_floor: config.catalog.mass_delete_floor,
-            allow_mass_delete: false,
-            dry_run: false,
-            source_priority: config.source_priority(),
-            identity: Arc::new(config.identity.clone()),
-            merge: Default::default(),
-        },
-        sources: crate::serve::audit_sources(&config),
+        options: reconcile_options(&config, false, false),
+        sources: audit_sources(&config),
         store,
         connectors,
         status: Arc::new(Mutex::new(status)),
@@ -448,16 +440,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         status: Arc::clone(&catalog.status),
         connectors: catalog.connectors.clone(),
     });
-    let app = surveyor_api::router(
-        catalog.store.clone(),
-        ApiConfig {
-            read_tokens: config.server.read_tokens.clone(),
-            trigger_tokens: config.server.trigger_tokens.clone(),
-            cors_origins: config.server.cors_origins.clone(),
-            max_page_size: config.server.max_page_size,
-        },
-        Some(control),
-    );
+    let app = surveyor_api::router(catalog.store.clone(), api_config(&config), Some(control));
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
     let api = tokio::spawn(surveyor_api::serve(listener, app, async move {
         let _ = stopped.wait_for(|s| *s).await;
@@ -498,20 +481,4 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     }
     catalog.store.close().await;
     Ok(())
-}
-
-/// Ctrl-C, or SIGTERM where there is one.
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        if let Ok(mut term) = signal(SignalKind::terminate()) {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            return;
-        }
-    }
-    let _ = tokio::signal::ctrl_c().await;
 }

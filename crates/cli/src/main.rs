@@ -6,6 +6,7 @@ mod demo;
 mod output;
 mod registry;
 mod serve;
+mod setup;
 mod telemetry;
 
 use std::path::PathBuf;
@@ -293,7 +294,7 @@ fn main() -> ExitCode {
         .config
         .clone()
         .unwrap_or_else(|| PathBuf::from("surveyor.toml"));
-    let telemetry_config = commands::load(&config_path).ok().map(|c| c.telemetry);
+    let telemetry_config = setup::load(&config_path).ok().map(|c| c.telemetry);
     let telemetry = telemetry::init(&cli.log, cli.log_format, telemetry_config.as_ref());
     // One crypto provider for every rustls user in the process (sqlx, HTTP clients, kube).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();

@@ -5,49 +5,14 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
-use surveyor_api::{ApiConfig, ConnectorView, Control, TriggerRefusal};
-use surveyor_engine::reconcile::ReconcileOptions;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions, TriggerError};
+use surveyor_api::Control;
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_model::Connector;
 use tokio::sync::watch;
 
 use crate::CliError;
-use crate::commands::{load, open};
 use crate::registry;
-
-/// The API's view of the scheduler.
-struct SchedulerControl(SchedulerHandle);
-
-impl Control for SchedulerControl {
-    fn connectors(&self) -> Vec<ConnectorView> {
-        self.0
-            .status()
-            .into_iter()
-            .map(|s| ConnectorView {
-                id: s.id,
-                kind: s.kind,
-                schedule: s.schedule,
-                next_run: s.next_run,
-                running: s.running,
-                last_started: s.last_started,
-                last_status: s.last_status,
-                last_error: s.last_error,
-            })
-            .collect()
-    }
-
-    fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
-        self.0.connector_metrics()
-    }
-
-    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
-        self.0.trigger(id).map_err(|e| match e {
-            TriggerError::Unknown(id) => TriggerRefusal::Unknown(id),
-            TriggerError::Busy(id) => TriggerRefusal::Busy(id),
-            TriggerError::Stopped => TriggerRefusal::Stopped,
-        })
-    }
-}
+use crate::setup::{api_config, audit_sources, load, open, reconcile_options, shutdown_signal};
 
 /// This process's name in leases: host and pid.
 fn holder() -> String {
@@ -58,28 +23,6 @@ fn holder() -> String {
         .filter(|h| !h.is_empty())
         .unwrap_or_else(|| "localhost".into());
     format!("{host}:{}", std::process::id())
-}
-
-async fn shutdown_signal() {
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-    }
 }
 
 pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> {
@@ -120,31 +63,14 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
         store.clone(),
         jobs,
         SchedulerOptions {
-            reconcile: ReconcileOptions {
-                max_delete_ratio: config.catalog.max_delete_ratio,
-                mass_delete_floor: config.catalog.mass_delete_floor,
-                allow_mass_delete: false,
-                dry_run: false,
-                source_priority: config.source_priority(),
-                identity: std::sync::Arc::new(config.identity.clone()),
-                merge: Default::default(),
-            },
+            reconcile: reconcile_options(&config, false, false),
             holder: holder(),
             lease_ttl: Duration::from_secs(60),
             grace: Duration::from_secs(30),
         },
     );
-    let control: Arc<dyn Control> = Arc::new(SchedulerControl(scheduler.handle()));
-    let app = surveyor_api::router(
-        store.clone(),
-        ApiConfig {
-            read_tokens: config.server.read_tokens.clone(),
-            trigger_tokens: config.server.trigger_tokens.clone(),
-            cors_origins: config.server.cors_origins.clone(),
-            max_page_size: config.server.max_page_size,
-        },
-        Some(control),
-    );
+    let control: Arc<dyn Control> = Arc::new(scheduler.handle());
+    let app = surveyor_api::router(store.clone(), api_config(&config), Some(control));
     let (stop, stopped) = watch::channel(false);
     let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
     let mut api_stop = stopped.clone();
@@ -193,17 +119,6 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
     store.close().await;
     eprintln!("surveyor: stopped");
     Ok(())
-}
-
-/// What the audits need of the configuration.
-pub(crate) fn audit_sources(config: &surveyor_engine::config::Config) -> surveyor_audit::Sources {
-    surveyor_audit::Sources {
-        kinds: config
-            .connectors
-            .iter()
-            .map(|c| (c.id.clone(), c.kind.clone()))
-            .collect(),
-    }
 }
 
 /// Every 30 s, when a run has finished since the last look, records the audits' findings.

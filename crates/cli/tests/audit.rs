@@ -1,15 +1,12 @@
 //! `surveyor audit ownership|drift`: every format, the filters, and exit 3 for CI gates.
 
+mod common;
+
 use std::path::Path;
 use std::process::Output;
 
 fn surveyor(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir)
-        .args(args)
-        .env_remove("SURVEYOR_CONFIG")
-        .output()
-        .expect("run")
+    common::surveyor_in(dir).args(args).output().expect("run")
 }
 
 fn catalog(dir: &Path) {
@@ -29,11 +26,7 @@ fn catalog(dir: &Path) {
     )
     .expect("catalog");
     let out = surveyor(dir, &["sync"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, "");
 }
 
 #[test]
@@ -130,11 +123,7 @@ fn findings_keep_a_history_across_syncs() {
             dir,
             &["audit", "ownership", "--history", "--format", "json"],
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        common::assert_success(&out, "");
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
         v["findings"].as_array().cloned().unwrap_or_default()
     };

@@ -5,8 +5,9 @@
 //! message, rewrite the snapshots with `UPDATE_SNAPSHOTS=1 cargo test -p surveyor-cli --test
 //! config_corpus` and review the diff.
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Set for every case: configs reference it where a `${ENV}` value must resolve.
 const SET_VAR: &str = "SURVEYOR_CORPUS_TOKEN";
@@ -36,10 +37,8 @@ struct Outcome {
 }
 
 fn validate(case: &str) -> Outcome {
-    let out = Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(corpus_dir())
+    let out = common::surveyor_in(&corpus_dir())
         .args(["validate", "--config", &format!("{case}.toml")])
-        .env_remove("SURVEYOR_CONFIG")
         .env_remove(UNSET_VAR)
         .env(SET_VAR, "corpus-token-value")
         .env("NO_COLOR", "1")

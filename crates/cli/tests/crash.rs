@@ -13,6 +13,8 @@
 //! `SURVEYOR_TEST_DATABASE_URL` is set. Long mode: `SURVEYOR_CRASH_KILLS=500
 //! SURVEYOR_CRASH_REPOS=1500`; `SURVEYOR_CRASH_SEED` picks other kill points.
 
+mod common;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
@@ -315,6 +317,11 @@ enum Stood {
     Unchanged,
 }
 
+/// The keys of any of `maps`, in order.
+fn keys_of<K: Ord, V>(maps: [&BTreeMap<K, V>; 3]) -> BTreeSet<&K> {
+    maps.into_iter().flat_map(BTreeMap::keys).collect()
+}
+
 /// Compares a catalog after a kill with the clean `before` and `after`: every scope must equal
 /// one of them, and every entity must be what its scope's state makes it.
 fn judge(
@@ -325,12 +332,7 @@ fn judge(
     clean_history: &History,
 ) -> Result<BTreeMap<ScopeKey, Stood>, String> {
     let empty = BTreeSet::new();
-    let keys: BTreeSet<&ScopeKey> = now
-        .scopes
-        .keys()
-        .chain(before.scopes.keys())
-        .chain(after.scopes.keys())
-        .collect();
+    let keys = keys_of([&now.scopes, &before.scopes, &after.scopes]);
     let mut stood = BTreeMap::new();
     for key in keys {
         let n = now.scopes.get(key).unwrap_or(&empty);
@@ -353,12 +355,7 @@ fn judge(
         stood.insert(key.clone(), s);
     }
     let (owned_before, owned_after) = (before.owners(), after.owners());
-    let refs: BTreeSet<&String> = now
-        .entities
-        .keys()
-        .chain(before.entities.keys())
-        .chain(after.entities.keys())
-        .collect();
+    let refs = keys_of([&now.entities, &before.entities, &after.entities]);
     for r in refs {
         let Some(scope) = owned_before.get(r).or_else(|| owned_after.get(r)) else {
             return Err(format!(
@@ -402,14 +399,12 @@ fn judge(
 }
 
 fn surveyor(config: &Path, dir: &Path, log: &str) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_surveyor"));
+    let mut c = common::surveyor_in(dir);
     let out = std::fs::File::create(dir.join(format!("{log}.out"))).expect("log file");
     let err = std::fs::File::create(dir.join(format!("{log}.err"))).expect("log file");
-    c.current_dir(dir)
-        .arg("--config")
+    c.arg("--config")
         .arg(config)
         .args(["sync", "--format", "json"])
-        .env_remove("SURVEYOR_CONFIG")
         .env(TOKEN_ENV, FAKE_TOKEN)
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())

@@ -2,16 +2,16 @@
 //! second run on the same catalog changes nothing, and each change of the living org shows up
 //! as the change ops of the sync after it.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
 fn demo(dir: &Path, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir)
+    common::surveyor_in(dir)
         .arg("demo")
         .args(args)
-        .env_remove("SURVEYOR_CONFIG")
         .output()
         .expect("run surveyor demo")
 }
@@ -42,11 +42,7 @@ fn ops(line: &str) -> BTreeMap<String, u64> {
 
 /// A port whose next five are likely free too: the simulated APIs take those.
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-        .min(65_000)
+    common::free_port().min(65_000)
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! probes are the server's, the compose file wires the same port and command, the Dockerfile
 //! runs as non-root, and every surveyor.toml shipped there passes `surveyor validate`.
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -97,18 +99,12 @@ fn validate(config: &str, env: &[(&str, &str)]) {
     let dir = tempfile::tempdir().expect("dir");
     std::fs::write(dir.path().join("surveyor.toml"), config).expect("write");
     std::fs::create_dir_all(dir.path().join("catalog")).expect("dir");
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir.path())
+    let out = common::surveyor_in(dir.path())
         .arg("validate")
-        .env_remove("SURVEYOR_CONFIG")
         .envs(env.iter().copied())
         .output()
         .expect("run");
-    assert!(
-        out.status.success(),
-        "{}\n{config}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    common::assert_success(&out, &format!("\n{config}"));
 }
 
 #[test]

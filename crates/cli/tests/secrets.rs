@@ -5,14 +5,14 @@
 //! `/metrics`, every API response, the exported traces and every file the runs left behind.
 //! SQLite always; Postgres too when `SURVEYOR_TEST_DATABASE_URL` is set.
 
+mod common;
+
 use std::fs::File;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use common::{collector, free_port, surveyor_in};
 use serde_json::Value;
 use surveyor_sim::jira::JIRA_EMAIL;
 use surveyor_sim::{
@@ -39,6 +39,17 @@ const DB_PASSWORD: &str = "SENTINELdbpass6Hy2";
 /// `--log` directives that put surveyor and the libraries under it at trace level.
 const EVERYTHING: &str = "trace,hyper=trace,hyper_util=trace,h2=trace,reqwest=trace,rustls=trace,\
      sqlx=trace,kube=trace,kube_client=trace,tower=trace,tower_http=trace,octocrab=trace";
+
+/// `surveyor sync` with trace-level JSON logs and JSON reports.
+const TRACED_SYNC: &[&str] = &[
+    "sync",
+    "--log",
+    "trace",
+    "--log-format",
+    "json",
+    "--format",
+    "json",
+];
 
 /// Credentials no fake accepts, for the runs that must fail with 401s.
 const WRONG: &str = "SENTINELwrong0Zz0";
@@ -258,48 +269,6 @@ impl Fakes {
     }
 }
 
-/// Request bodies a stand-in OTLP collector received.
-type Received = Arc<Mutex<Vec<Vec<u8>>>>;
-
-fn collector() -> (String, Received) {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-    let url = format!("http://{}", listener.local_addr().expect("addr"));
-    let received: Received = Arc::default();
-    let sink = Arc::clone(&received);
-    std::thread::spawn(move || {
-        for stream in listener.incoming().flatten() {
-            let mut reader = BufReader::new(stream);
-            let mut head = Vec::new();
-            let mut length = 0usize;
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
-                    break;
-                }
-                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
-                    length = v.trim().parse().unwrap_or(0);
-                }
-                head.extend_from_slice(line.as_bytes());
-            }
-            let mut body = vec![0; length];
-            let _ = reader.read_exact(&mut body);
-            head.extend_from_slice(&body);
-            sink.lock().expect("lock").push(head);
-            let _ = reader
-                .get_mut()
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
-        }
-    });
-    (url, received)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
 /// `surveyor.toml` with every credential as a `${ENV}` reference; the Kubernetes token lives in
 /// the kubeconfig next to it, as kubeconfigs hold them.
 fn write_config(dir: &Path, fakes: &Fakes, port: u16, otlp: &str) {
@@ -416,10 +385,8 @@ const CONNECTORS: [&str; 7] = [
 ];
 
 fn surveyor(dir: &Path, env: &[(&str, String)], args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_surveyor"))
-        .current_dir(dir)
+    surveyor_in(dir)
         .args(args)
-        .env_remove("SURVEYOR_CONFIG")
         .env_remove("SURVEYOR_LOG")
         .envs(env.iter().map(|(k, v)| (k, v)))
         .output()
@@ -732,10 +699,8 @@ impl Served {
         let stdout = dir.join("serve.stdout");
         let stderr = dir.join("serve.stderr");
         // Files, not pipes: trace logs would fill a pipe nobody drains and stall the server.
-        let child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
-            .current_dir(dir)
+        let child = surveyor_in(dir)
             .args(["serve", "--log", EVERYTHING, "--log-format", "json"])
-            .env_remove("SURVEYOR_CONFIG")
             .env_remove("SURVEYOR_LOG")
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::from(File::create(&stdout).expect("stdout file")))
@@ -822,19 +787,7 @@ fn sentinel_credentials_appear_nowhere() {
         );
         assert!(out.status.success(), "{b}: validate: {}", tail(&out.stderr));
         assert_clean(&format!("{b}: validate"), &both(&out));
-        let out = surveyor(
-            dir.path(),
-            &env,
-            &[
-                "sync",
-                "--log",
-                "trace",
-                "--log-format",
-                "json",
-                "--format",
-                "json",
-            ],
-        );
+        let out = surveyor(dir.path(), &env, TRACED_SYNC);
         let reports = sync_reports(&out);
         for r in &reports {
             assert_eq!(r["status"], "succeeded", "{b}: {r}\n{}", tail(&out.stderr));
@@ -876,19 +829,7 @@ fn sentinel_credentials_appear_nowhere() {
 
         // Refused credentials: every source answers 401.
         write_kubeconfig(dir.path(), &fakes, &format!("{WRONG}kube"));
-        let out = surveyor(
-            dir.path(),
-            &wrong_env(&database),
-            &[
-                "sync",
-                "--log",
-                "trace",
-                "--log-format",
-                "json",
-                "--format",
-                "json",
-            ],
-        );
+        let out = surveyor(dir.path(), &wrong_env(&database), TRACED_SYNC);
         assert_eq!(out.status.code(), Some(1), "{b}: {}", tail(&out.stderr));
         let reports = sync_reports(&out);
         // The GitHub App's key is a file, not a variable: only its connector still gets in.
@@ -908,19 +849,7 @@ fn sentinel_credentials_appear_nowhere() {
 
         // Failing APIs: 500s and 403s with the right credentials.
         fakes.break_all();
-        let out = surveyor(
-            dir.path(),
-            &env,
-            &[
-                "sync",
-                "--log",
-                "trace",
-                "--log-format",
-                "json",
-                "--format",
-                "json",
-            ],
-        );
+        let out = surveyor(dir.path(), &env, TRACED_SYNC);
         fakes.heal_all();
         assert_eq!(out.status.code(), Some(1), "{b}: {}", tail(&out.stderr));
         let failed = sync_reports(&out)
@@ -989,7 +918,12 @@ fn sentinel_credentials_appear_nowhere() {
         assert_clean(&format!("{b}: {} API responses", api.requests), &api.seen);
 
         // Spans exported over OTLP.
-        let traces = exported.lock().expect("lock").concat();
+        let traces: Vec<u8> = exported
+            .lock()
+            .expect("lock")
+            .iter()
+            .flat_map(|r| r.raw.clone())
+            .collect();
         assert!(!traces.is_empty(), "{b}: traces were exported");
         assert_clean(&format!("{b}: exported traces"), &traces);
 
@@ -1037,116 +971,110 @@ fn config_errors_do_not_repeat_credentials() {
     let connector = |body: &str| {
         format!("[catalog]\ndatabase = \"sqlite://c.db\"\n\n[[connectors]]\nid = \"c\"\n{body}\n")
     };
+    // A config that refers to one credential in the environment.
+    let secret = |what, config, var: &'static str, value: &str| -> BrokenConfig {
+        (what, config, None, vec![(var, value.to_string())])
+    };
+    let database = |what, url: String| {
+        secret(
+            what,
+            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
+            "SECRETS_TEST_DATABASE",
+            &url,
+        )
+    };
+    // A config (or the kubeconfig beside it) that holds its credential as written.
+    let literal = |what, config, kubeconfig| -> BrokenConfig { (what, config, kubeconfig, vec![]) };
     let cases: Vec<BrokenConfig> = vec![
-        (
+        secret(
             "a secret in a key that does not exist",
             connector("kind = \"github\"\norgs = [\"acme\"]\ntokn = \"${SECRETS_TEST_GITHUB}\""),
-            None,
-            vec![("SECRETS_TEST_GITHUB", GITHUB.into())],
+            "SECRETS_TEST_GITHUB",
+            GITHUB,
         ),
-        (
+        secret(
             "a secret where a number belongs",
             connector(
                 "kind = \"github\"\norgs = [\"acme\"]\ntoken = \"${SECRETS_TEST_GITHUB}\"\nmax_retries = \"${SECRETS_TEST_GITHUB}\"",
             ),
-            None,
-            vec![("SECRETS_TEST_GITHUB", GITHUB.into())],
+            "SECRETS_TEST_GITHUB",
+            GITHUB,
         ),
-        (
+        secret(
             "a secret as a URL",
             connector(
                 "kind = \"gitlab\"\ngroups = [\"acme\"]\ntoken = \"${SECRETS_TEST_GITLAB}\"\nurl = \"${SECRETS_TEST_GITLAB}\"",
             ),
-            None,
-            vec![("SECRETS_TEST_GITLAB", GITLAB.into())],
+            "SECRETS_TEST_GITLAB",
+            GITLAB,
         ),
-        (
+        secret(
             "a Jira Cloud site without its email",
             connector(
                 "kind = \"jira\"\nurl = \"http://127.0.0.1:1\"\napi_token = \"${SECRETS_TEST_JIRA_API}\"",
             ),
-            None,
-            vec![("SECRETS_TEST_JIRA_API", JIRA_API.into())],
+            "SECRETS_TEST_JIRA_API",
+            JIRA_API,
         ),
-        (
+        secret(
             "a PagerDuty token with a bad api_url",
             connector(
                 "kind = \"pagerduty\"\nsubdomain = \"acme\"\ntoken = \"${SECRETS_TEST_PAGERDUTY}\"\napi_url = \"not a url\"",
             ),
-            None,
-            vec![("SECRETS_TEST_PAGERDUTY", PAGERDUTY.into())],
+            "SECRETS_TEST_PAGERDUTY",
+            PAGERDUTY,
         ),
-        (
+        database(
             "an unsupported database URL with a password",
-            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
-            None,
-            vec![(
-                "SECRETS_TEST_DATABASE",
-                format!("mysql://root:{DB_PASSWORD}@db.example/catalog"),
-            )],
+            format!("mysql://root:{DB_PASSWORD}@db.example/catalog"),
         ),
-        (
+        database(
             "a database URL with a password and a bad port",
-            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
-            None,
-            vec![(
-                "SECRETS_TEST_DATABASE",
-                format!("postgres://root:{DB_PASSWORD}@127.0.0.1:notaport/catalog"),
-            )],
+            format!("postgres://root:{DB_PASSWORD}@127.0.0.1:notaport/catalog"),
         ),
-        (
+        database(
             "a database that does not answer",
-            "[catalog]\ndatabase = \"${SECRETS_TEST_DATABASE}\"\n".into(),
-            None,
-            vec![(
-                "SECRETS_TEST_DATABASE",
-                format!("postgres://root:{DB_PASSWORD}@127.0.0.1:1/catalog?connect_timeout=2"),
-            )],
+            format!("postgres://root:{DB_PASSWORD}@127.0.0.1:1/catalog?connect_timeout=2"),
         ),
-        (
+        literal(
             "a literal token in an unterminated string",
             connector(&format!(
                 "kind = \"github\"\norgs = [\"acme\"]\ntoken = \"{GITHUB}\nmax_retries = 1"
             )),
             None,
-            vec![],
         ),
-        (
+        literal(
             "a literal token followed by garbage",
             connector(&format!(
                 "kind = \"github\"\norgs = [\"acme\"]\ntoken = \"{GITHUB}\" x"
             )),
             None,
-            vec![],
         ),
-        (
+        literal(
             "a literal token in a list",
             connector(&format!(
                 "kind = \"pagerduty\"\nsubdomain = \"acme\"\ntoken = [\"{PAGERDUTY}\"]"
             )),
             None,
-            vec![],
         ),
-        (
+        secret(
             "read tokens that are not all strings",
             "[catalog]\ndatabase = \"sqlite://c.db\"\n\n[server]\nread_tokens = [\"${SECRETS_TEST_READ}\", 5]\n"
                 .to_string(),
-            None,
-            vec![("SECRETS_TEST_READ", READ.into())],
+            "SECRETS_TEST_READ",
+            READ,
         ),
-        (
+        literal(
             "a kubeconfig without the context",
             connector(
                 "kind = \"kubernetes\"\ncontexts = [\"staging\"]\nkubeconfig = \"kubeconfig\"",
             ),
             Some(kubeconfig_with("")),
-            vec![],
         ),
-        (
+        literal(
             "a kubeconfig that is not YAML",
             connector("kind = \"kubernetes\"\ncontexts = [\"prod\"]\nkubeconfig = \"kubeconfig\""),
             Some(kubeconfig_with("  broken: [unclosed\n")),
-            vec![],
         ),
     ];
     for (what, config, kubeconfig, env) in cases {

@@ -1,19 +1,15 @@
 //! `surveyor serve` as a process: it syncs on schedule, answers the API, triggers on request,
 //! stops cleanly on SIGTERM — and two replicas on one Postgres run each tick exactly once.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::free_port;
 use serde_json::Value;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
 
 fn write_catalog(dir: &Path) {
     std::fs::create_dir_all(dir.join("catalog")).expect("dir");
@@ -46,10 +42,8 @@ struct Served {
 
 impl Served {
     fn start(dir: &Path, port: u16, envs: &[(&str, &str)]) -> Self {
-        let child = Command::new(env!("CARGO_BIN_EXE_surveyor"))
-            .current_dir(dir)
+        let child = common::surveyor_in(dir)
             .args(["serve", "--log", "info"])
-            .env_remove("SURVEYOR_CONFIG")
             .envs(envs.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

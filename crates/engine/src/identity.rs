@@ -212,43 +212,24 @@ mod tests {
     #[test]
     fn names_meet_by_rule_only() {
         let id = rules();
-        assert_eq!(
-            id.canonical("Component", "payments-api").as_deref(),
-            Some("payments")
-        );
-        assert_eq!(
-            id.canonical("component", "Payments_Service").as_deref(),
-            Some("payments")
-        );
-        assert_eq!(
-            id.canonical("component", "pay").as_deref(),
-            Some("payments")
-        );
-        assert_eq!(
-            id.canonical("component", "payments"),
-            None,
-            "already canonical"
-        );
-        assert_eq!(
-            id.canonical("component", "Payments"),
-            None,
-            "case is no change"
-        );
-        assert_eq!(
-            id.canonical("component", "-api"),
-            None,
-            "a suffix is not a whole name"
-        );
-        assert_eq!(
-            id.canonical("group", "payments-api"),
-            None,
-            "other kinds untouched"
-        );
-        assert_eq!(
-            id.canonical("component", "paymnts-api").as_deref(),
-            Some("paymnts"),
-            "no fuzzy"
-        );
+        // (kind, name, the canonical name if it is another, why)
+        let cases: &[(&str, &str, Option<&str>, &str)] = &[
+            ("Component", "payments-api", Some("payments"), ""),
+            ("component", "Payments_Service", Some("payments"), ""),
+            ("component", "pay", Some("payments"), ""),
+            ("component", "payments", None, "already canonical"),
+            ("component", "Payments", None, "case is no change"),
+            ("component", "-api", None, "a suffix is not a whole name"),
+            ("group", "payments-api", None, "other kinds untouched"),
+            ("component", "paymnts-api", Some("paymnts"), "no fuzzy"),
+        ];
+        for (kind, name, canonical, why) in cases {
+            assert_eq!(
+                id.canonical(kind, name).as_deref(),
+                *canonical,
+                "{kind} {name}: {why}"
+            );
+        }
     }
 
     #[test]
@@ -292,18 +273,14 @@ mod tests {
     #[test]
     fn identity_keys_come_from_annotations_and_emails() {
         let mut e = Entity::new("Component", "default", "svc");
-        e.metadata
-            .annotations
-            .insert("pagerduty.com/service-id".into(), " PABC1 ".into());
-        e.metadata
-            .annotations
-            .insert("github.com/project-slug".into(), "Acme/Svc".into());
-        e.metadata
-            .annotations
-            .insert("backstage.io/techdocs-ref".into(), "dir:.".into());
-        e.metadata
-            .annotations
-            .insert("jira/project-key".into(), "PAY".into());
+        for (key, value) in [
+            ("pagerduty.com/service-id", " PABC1 "),
+            ("github.com/project-slug", "Acme/Svc"),
+            ("backstage.io/techdocs-ref", "dir:."),
+            ("jira/project-key", "PAY"),
+        ] {
+            e.metadata.annotations.insert(key.into(), value.into());
+        }
         assert_eq!(
             identity_keys(&e),
             vec![

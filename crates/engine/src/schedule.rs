@@ -12,8 +12,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Local, Utc};
 use croner::Cron;
-use serde::Serialize;
-use surveyor_model::Connector;
+use surveyor_model::{Connector, ConnectorMetric, ConnectorView, Control, TriggerRefusal};
 use surveyor_store::Store;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
@@ -35,40 +34,18 @@ pub struct Job {
     pub connector: Arc<dyn Connector>,
 }
 
-/// What the API shows about a job.
-#[derive(Debug, Clone, Serialize, Default, PartialEq)]
-pub struct JobStatus {
-    pub id: String,
-    pub kind: String,
-    pub schedule: Option<String>,
-    pub next_run: Option<DateTime<Utc>>,
-    pub running: bool,
-    pub last_started: Option<DateTime<Utc>>,
-    pub last_status: Option<String>,
-    pub last_error: Option<String>,
-}
-
-/// Why a manual trigger was not taken.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum TriggerError {
-    #[error("no connector {0:?}")]
-    Unknown(String),
-    #[error("connector {0:?} is running now")]
-    Busy(String),
-    #[error("the scheduler is shutting down")]
-    Stopped,
-}
-
-/// A cheap handle for the API: job status and manual triggers.
+/// A cheap handle for the API: job status and manual triggers (through [`Control`]).
 #[derive(Clone)]
 pub struct SchedulerHandle {
-    status: Arc<Mutex<BTreeMap<String, JobStatus>>>,
+    status: Arc<Mutex<BTreeMap<String, ConnectorView>>>,
     triggers: BTreeMap<String, mpsc::Sender<()>>,
     connectors: Vec<(String, Arc<dyn Connector>)>,
 }
 
-impl SchedulerHandle {
-    pub fn status(&self) -> Vec<JobStatus> {
+/// The API's view of the scheduler: each job's status, its connector's figures, and manual
+/// triggers.
+impl Control for SchedulerHandle {
+    fn connectors(&self) -> Vec<ConnectorView> {
         self.status
             .lock()
             .map(|s| s.values().cloned().collect())
@@ -76,7 +53,7 @@ impl SchedulerHandle {
     }
 
     /// Each connector's own figures (requests, 304s, rate-limit headroom).
-    pub fn connector_metrics(&self) -> Vec<(String, Vec<surveyor_model::ConnectorMetric>)> {
+    fn connector_metrics(&self) -> Vec<(String, Vec<ConnectorMetric>)> {
         self.connectors
             .iter()
             .map(|(id, c)| (id.clone(), c.metrics()))
@@ -84,15 +61,15 @@ impl SchedulerHandle {
     }
 
     /// Asks for a run of `id` now (at most one waits behind a running one).
-    pub fn trigger(&self, id: &str) -> Result<(), TriggerError> {
+    fn trigger(&self, id: &str) -> Result<(), TriggerRefusal> {
         let tx = self
             .triggers
             .get(id)
-            .ok_or_else(|| TriggerError::Unknown(id.to_string()))?;
+            .ok_or_else(|| TriggerRefusal::Unknown(id.to_string()))?;
         match tx.try_send(()) {
             Ok(()) => Ok(()),
-            Err(mpsc::error::TrySendError::Full(())) => Err(TriggerError::Busy(id.to_string())),
-            Err(mpsc::error::TrySendError::Closed(())) => Err(TriggerError::Stopped),
+            Err(mpsc::error::TrySendError::Full(())) => Err(TriggerRefusal::Busy(id.to_string())),
+            Err(mpsc::error::TrySendError::Closed(())) => Err(TriggerRefusal::Stopped),
         }
     }
 }
@@ -162,12 +139,12 @@ impl Scheduler {
             receivers.insert(job.id.clone(), rx);
             status.insert(
                 job.id.clone(),
-                JobStatus {
+                ConnectorView {
                     id: job.id.clone(),
                     kind: job.kind.clone(),
                     schedule: job.schedule_text.clone(),
                     next_run: next_tick(job, now),
-                    ..JobStatus::default()
+                    ..ConnectorView::default()
                 },
             );
         }
@@ -212,12 +189,12 @@ impl Scheduler {
 struct Worker {
     store: Store,
     options: SchedulerOptions,
-    status: Arc<Mutex<BTreeMap<String, JobStatus>>>,
+    status: Arc<Mutex<BTreeMap<String, ConnectorView>>>,
     job: Job,
 }
 
 impl Worker {
-    fn update(&self, f: impl FnOnce(&mut JobStatus)) {
+    fn update(&self, f: impl FnOnce(&mut ConnectorView)) {
         if let Ok(mut s) = self.status.lock()
             && let Some(st) = s.get_mut(&self.job.id)
         {

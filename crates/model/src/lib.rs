@@ -1,6 +1,7 @@
 //! surveyor's shared vocabulary: entities in Backstage's envelope, entity refs, validation,
 //! content hashes, observations and the `Connector` trait every source implements.
 
+pub mod control;
 pub mod descriptor;
 pub mod entity;
 pub mod hash;
@@ -10,6 +11,7 @@ pub mod refs;
 pub mod secret;
 pub mod validate;
 
+pub use control::{ConnectorView, Control, TriggerRefusal};
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
 pub use observation::{
     Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use surveyor_repofiles::codeowners::{
     MAX_CODEOWNERS_BYTES, MAX_CODEOWNERS_RULES, MAX_PATTERN_CHARS, MAX_PATTERN_NESTING,
 };
-use surveyor_repofiles::manifests::MAX_MANIFEST_BYTES;
+use surveyor_repofiles::manifests::{MANIFEST_FILES, MAX_MANIFEST_BYTES};
 use surveyor_repofiles::{CodeOwners, Flavor, Owner, parse_manifest, parse_manifest_bytes};
 
 /// Counts live heap bytes and the high-water mark since the last reset.
@@ -57,14 +57,8 @@ fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
 
 const MB: usize = 1024 * 1024;
 
-const MANIFESTS: &[&str] = &[
-    "Cargo.toml",
-    "package.json",
-    "go.mod",
-    "pyproject.toml",
-    "requirements.txt",
-    "pom.xml",
-];
+/// Every manifest kind the crate parses.
+const MANIFESTS: &[&str] = MANIFEST_FILES;
 
 #[test]
 fn a_50_mb_codeowners_is_refused_without_parsing() {

@@ -132,16 +132,25 @@ fn parsed(path: &str, text: &str) -> Result<Vec<(String, String, Scope)>, TestCa
     Ok(out)
 }
 
+/// What the parser should find for `deps`, each as `entry` makes it of (package, version,
+/// dev), sorted.
+fn expected_as(
+    deps: &BTreeMap<String, (String, bool)>,
+    entry: impl Fn(&str, &str, bool) -> (String, String, Scope),
+) -> Vec<(String, String, Scope)> {
+    let mut out: Vec<_> = deps.iter().map(|(p, (v, dev))| entry(p, v, *dev)).collect();
+    out.sort();
+    out
+}
+
+/// The packages as named, each with `requirement` of its version, in its scope.
 fn expected(
     deps: &BTreeMap<String, (String, bool)>,
     requirement: impl Fn(&str) -> String,
 ) -> Vec<(String, String, Scope)> {
-    let mut out: Vec<_> = deps
-        .iter()
-        .map(|(p, (v, dev))| (p.clone(), requirement(v), scope(*dev)))
-        .collect();
-    out.sort();
-    out
+    expected_as(deps, |p, v, dev| {
+        (p.to_string(), requirement(v), scope(dev))
+    })
 }
 
 proptest! {
@@ -199,11 +208,7 @@ proptest! {
                 text.push_str(&format!("require {} v{v}\n", module(p)));
             }
         }
-        let mut want: Vec<_> = deps
-            .iter()
-            .map(|(p, (v, _))| (module(p), format!("v{v}"), Scope::Runtime))
-            .collect();
-        want.sort();
+        let want = expected_as(&deps, |p, v, _| (module(p), format!("v{v}"), Scope::Runtime));
         prop_assert_eq!(parsed("go.mod", &text)?, want);
     }
 
@@ -217,11 +222,7 @@ proptest! {
                 text.push_str(&format!("{p}=={v}  # why\n"));
             }
         }
-        let mut want: Vec<_> = deps
-            .iter()
-            .map(|(p, (v, _))| (p.clone(), format!("=={v}"), Scope::Runtime))
-            .collect();
-        want.sort();
+        let want = expected_as(&deps, |p, v, _| (p.to_string(), format!("=={v}"), Scope::Runtime));
         prop_assert_eq!(parsed("requirements.txt", &text)?, want);
     }
 
@@ -236,14 +237,10 @@ proptest! {
             ));
         }
         text.push_str("</dependencies></project>");
-        let mut want: Vec<_> = deps
-            .iter()
-            .map(|(p, (v, dev))| {
-                let v = if via_property { "9.9.9".to_string() } else { v.clone() };
-                (format!("org.{p}:{p}"), v, scope(*dev))
-            })
-            .collect();
-        want.sort();
+        let want = expected_as(&deps, |p, v, dev| {
+            let v = if via_property { "9.9.9" } else { v };
+            (format!("org.{p}:{p}"), v.to_string(), scope(dev))
+        });
         prop_assert_eq!(parsed("pom.xml", &text)?, want);
     }
 }

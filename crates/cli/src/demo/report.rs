@@ -67,18 +67,14 @@ pub fn print_runs(runs: &[RunResult]) {
         .iter()
         .map(|r| match &r.report {
             Ok(report) => {
-                let c = &report.counts;
-                vec![
+                let mut row = vec![
                     r.connector.clone(),
                     report.status.as_str().to_string(),
-                    c.observed.to_string(),
-                    c.created.to_string(),
-                    c.updated.to_string(),
-                    c.renamed.to_string(),
-                    c.deleted.to_string(),
-                    c.restored.to_string(),
-                    format!("{:.1}s", r.elapsed.as_secs_f64()),
-                ]
+                    report.counts.observed.to_string(),
+                ];
+                row.extend(output::changes(&report.counts).map(|(_, n)| n.to_string()));
+                row.push(format!("{:.1}s", r.elapsed.as_secs_f64()));
+                row
             }
             Err(_) => {
                 let mut row = vec![r.connector.clone(), "failed".into()];
@@ -106,33 +102,7 @@ pub fn print_runs(runs: &[RunResult]) {
     for r in runs {
         match &r.report {
             Err(e) => eprintln!("{}: error: {e}", r.connector),
-            Ok(report) => {
-                for s in &report.scopes {
-                    if let Some(reason) = s.status.reason() {
-                        eprintln!(
-                            "{}: scope {:?} incomplete, nothing deleted there: {reason}",
-                            r.connector, s.scope
-                        );
-                    }
-                    for f in &s.refused {
-                        eprintln!(
-                            "{}: refused to delete {} of {} {} in scope {:?} (limit {:.0}%)",
-                            r.connector,
-                            f.would_delete,
-                            f.live,
-                            f.kind,
-                            s.scope,
-                            f.max_ratio * 100.0
-                        );
-                    }
-                }
-                for p in &report.problems {
-                    eprintln!("{}: {p}", r.connector);
-                }
-                if let Some(e) = &report.error {
-                    eprintln!("{}: {e}", r.connector);
-                }
-            }
+            Ok(report) => output::run_notes(&r.connector, report, output::Notes::Demo),
         }
     }
 }
@@ -248,18 +218,11 @@ pub async fn print_round(
     for r in runs {
         match &r.report {
             Ok(report) if report.counts.changes() > 0 => {
-                let c = &report.counts;
-                let parts: Vec<String> = [
-                    ("created", c.created),
-                    ("updated", c.updated),
-                    ("renamed", c.renamed),
-                    ("deleted", c.deleted),
-                    ("restored", c.restored),
-                ]
-                .iter()
-                .filter(|(_, n)| *n > 0)
-                .map(|(op, n)| format!("{op} {n}"))
-                .collect();
+                let parts: Vec<String> = output::changes(&report.counts)
+                    .iter()
+                    .filter(|(_, n)| *n > 0)
+                    .map(|(op, n)| format!("{op} {n}"))
+                    .collect();
                 say!("    {:<10} {}", r.connector, parts.join(", "));
             }
             Ok(report) if report.status != surveyor_engine::RunStatus::Succeeded => {

@@ -154,16 +154,7 @@ pub(super) fn parse_pyproject(path: &str, text: &str) -> Result<Manifest, String
     };
 
     if let Some(project) = table(root.get("project")) {
-        if let Some(name) = project
-            .get("name")
-            .and_then(Value::as_str)
-            .filter(|n| !n.trim().is_empty())
-        {
-            out.produces.push(Package {
-                ecosystem: Ecosystem::Pypi,
-                name: name.to_string(),
-            });
-        }
+        out.produces.extend(package_named(project));
         for line in list(project.get("dependencies"), "project.dependencies")? {
             out.dependencies.push(pep508(&line, Scope::Runtime, path)?);
         }
@@ -199,16 +190,8 @@ pub(super) fn parse_pyproject(path: &str, text: &str) -> Result<Manifest, String
         }
     }
     if let Some(poetry) = table(table(root.get("tool")).and_then(|t| t.get("poetry"))) {
-        if out.produces.is_empty()
-            && let Some(name) = poetry
-                .get("name")
-                .and_then(Value::as_str)
-                .filter(|n| !n.trim().is_empty())
-        {
-            out.produces.push(Package {
-                ecosystem: Ecosystem::Pypi,
-                name: name.to_string(),
-            });
+        if out.produces.is_empty() {
+            out.produces.extend(package_named(poetry));
         }
         poetry_deps(
             &mut out,
@@ -235,6 +218,17 @@ pub(super) fn parse_pyproject(path: &str, text: &str) -> Result<Manifest, String
         }
     }
     Ok(out)
+}
+
+/// The PyPI package a table's `name` names, unless it is blank.
+fn package_named(t: &Table) -> Option<Package> {
+    t.get("name")
+        .and_then(Value::as_str)
+        .filter(|n| !n.trim().is_empty())
+        .map(|n| Package {
+            ecosystem: Ecosystem::Pypi,
+            name: n.to_string(),
+        })
 }
 
 fn table(v: Option<&Value>) -> Option<&Table> {

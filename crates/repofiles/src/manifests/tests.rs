@@ -11,6 +11,17 @@ fn has(m: &Manifest, package: &str, requirement: &str, scope: Scope) -> bool {
     deps(m).contains(&(package.to_string(), requirement.to_string(), scope))
 }
 
+/// Asserts that `m` holds each of `expected` (package, requirement, scope).
+fn assert_has(m: &Manifest, expected: &[(&str, &str, Scope)]) {
+    for &(package, requirement, scope) in expected {
+        assert!(
+            has(m, package, requirement, scope),
+            "{package} {requirement} {scope:?} in {:?}",
+            deps(m)
+        );
+    }
+}
+
 #[test]
 fn cargo_toml() {
     let m = parse_manifest(
@@ -52,17 +63,17 @@ libc = "0.2"
         has(&m, "log", "^0.4", Scope::Runtime),
         "renamed dependency uses the real crate name"
     );
-    assert!(has(&m, "internal", "path:../internal", Scope::Runtime));
-    assert!(has(&m, "shared", "workspace", Scope::Runtime));
-    assert!(has(
+    assert_has(
         &m,
-        "fork",
-        "git+https://example.com/fork.git",
-        Scope::Runtime
-    ));
-    assert!(has(&m, "proptest", "^1", Scope::Dev));
-    assert!(has(&m, "cc", "^1.0", Scope::Build));
-    assert!(has(&m, "libc", "^0.2", Scope::Runtime));
+        &[
+            ("internal", "path:../internal", Scope::Runtime),
+            ("shared", "workspace", Scope::Runtime),
+            ("fork", "git+https://example.com/fork.git", Scope::Runtime),
+            ("proptest", "^1", Scope::Dev),
+            ("cc", "^1.0", Scope::Build),
+            ("libc", "^0.2", Scope::Runtime),
+        ],
+    );
     assert!(
         m.dependencies
             .iter()
@@ -85,10 +96,15 @@ fn package_json() {
     )
     .unwrap();
     assert_eq!(m.produces[0].name, "@acme/web-shop");
-    assert!(has(&m, "react", "^18.2.0", Scope::Runtime));
-    assert!(has(&m, "@acme/ui-kit", "workspace:*", Scope::Runtime));
-    assert!(has(&m, "react-dom", ">=18", Scope::Runtime));
-    assert!(has(&m, "typescript", "~5.4.0", Scope::Dev));
+    assert_has(
+        &m,
+        &[
+            ("react", "^18.2.0", Scope::Runtime),
+            ("@acme/ui-kit", "workspace:*", Scope::Runtime),
+            ("react-dom", ">=18", Scope::Runtime),
+            ("typescript", "~5.4.0", Scope::Dev),
+        ],
+    );
     let private = parse_manifest("package.json", r#"{"name": "app", "private": true}"#).unwrap();
     assert!(
         private.produces.is_empty(),
@@ -104,10 +120,15 @@ fn go_mod() {
     )
     .unwrap();
     assert_eq!(m.produces[0].name, "github.com/acme/payments");
-    assert!(has(&m, "github.com/google/uuid", "v1.6.0", Scope::Runtime));
-    assert!(has(&m, "github.com/spf13/cobra", "v1.8.1", Scope::Runtime));
-    assert!(has(&m, "golang.org/x/sys", "v0.26.0", Scope::Runtime));
-    assert!(has(&m, "golang.org/x/tools/cmd/stringer", "", Scope::Build));
+    assert_has(
+        &m,
+        &[
+            ("github.com/google/uuid", "v1.6.0", Scope::Runtime),
+            ("github.com/spf13/cobra", "v1.8.1", Scope::Runtime),
+            ("golang.org/x/sys", "v0.26.0", Scope::Runtime),
+            ("golang.org/x/tools/cmd/stringer", "", Scope::Build),
+        ],
+    );
     assert_eq!(m.dependencies.len(), 4, "replace is not a requirement");
 }
 
@@ -126,8 +147,13 @@ fn requirements_txt() {
         "{:?}",
         deps(&m)
     );
-    assert!(has(&m, "uvicorn", "~=0.30", Scope::Runtime));
-    assert!(has(&m, "numpy", "", Scope::Runtime));
+    assert_has(
+        &m,
+        &[
+            ("uvicorn", "~=0.30", Scope::Runtime),
+            ("numpy", "", Scope::Runtime),
+        ],
+    );
     assert!(
         has(
             &m,
@@ -172,11 +198,16 @@ python = "^3.11"
     )
     .unwrap();
     assert_eq!(m.produces[0].name, "acme-billing");
-    assert!(has(&m, "httpx", ">=0.27", Scope::Runtime));
-    assert!(has(&m, "psycopg", ">=3.1", Scope::Runtime));
-    assert!(has(&m, "pytest", ">=8", Scope::Dev));
-    assert!(has(&m, "ruff", ">=0.6", Scope::Dev));
-    assert!(has(&m, "hatchling", ">=1.21", Scope::Build));
+    assert_has(
+        &m,
+        &[
+            ("httpx", ">=0.27", Scope::Runtime),
+            ("psycopg", ">=3.1", Scope::Runtime),
+            ("pytest", ">=8", Scope::Dev),
+            ("ruff", ">=0.6", Scope::Dev),
+            ("hatchling", ">=1.21", Scope::Build),
+        ],
+    );
     assert!(!deps(&m).iter().any(|d| d.0 == "python"));
 
     let poetry = parse_manifest(
@@ -185,14 +216,14 @@ python = "^3.11"
     )
     .unwrap();
     assert_eq!(poetry.produces[0].name, "legacy");
-    assert!(has(&poetry, "flask", "^3.0", Scope::Runtime));
-    assert!(has(
+    assert_has(
         &poetry,
-        "lib",
-        "git+https://example.com/lib.git",
-        Scope::Runtime
-    ));
-    assert!(has(&poetry, "black", "*", Scope::Dev));
+        &[
+            ("flask", "^3.0", Scope::Runtime),
+            ("lib", "git+https://example.com/lib.git", Scope::Runtime),
+            ("black", "*", Scope::Dev),
+        ],
+    );
 }
 
 #[test]
@@ -247,25 +278,19 @@ fn pom_xml_with_properties() {
         m.produces[0].name, "com.acme:ledger-service",
         "groupId inherited from the parent"
     );
-    assert!(has(
+    assert_has(
         &m,
-        "org.apache.logging.log4j:log4j-core",
-        "2.23.1",
-        Scope::Runtime
-    ));
-    assert!(has(&m, "com.acme:ledger-api", "7", Scope::Runtime));
-    assert!(has(
-        &m,
-        "org.junit.jupiter:junit-jupiter",
-        "5.10.2",
-        Scope::Dev
-    ));
-    assert!(has(
-        &m,
-        "jakarta.servlet:jakarta.servlet-api",
-        "",
-        Scope::Build
-    ));
+        &[
+            (
+                "org.apache.logging.log4j:log4j-core",
+                "2.23.1",
+                Scope::Runtime,
+            ),
+            ("com.acme:ledger-api", "7", Scope::Runtime),
+            ("org.junit.jupiter:junit-jupiter", "5.10.2", Scope::Dev),
+            ("jakarta.servlet:jakarta.servlet-api", "", Scope::Build),
+        ],
+    );
     assert!(
         !deps(&m).iter().any(|d| d.0.starts_with("managed")),
         "dependencyManagement is not a dependency"

@@ -1,0 +1,75 @@
+//! What the API's test modules share: a source that reports a fixed catalog, the team that
+//! owns it, and the router on a loopback port over a catalog synced from that source.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
+use surveyor_store::Store;
+
+use crate::{ApiConfig, Control, router, serve};
+
+/// A source (`gh`) that reports a fixed set of observations, all in the complete scope `org`.
+pub(crate) struct Fixed(pub Vec<Observation>);
+
+#[async_trait::async_trait]
+impl Connector for Fixed {
+    fn id(&self) -> &str {
+        "gh"
+    }
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        for o in &self.0 {
+            sink.send(o.clone()).await?;
+        }
+        let mut out = Outcome::default();
+        out.complete("org");
+        Ok(out)
+    }
+}
+
+/// The group `team-a`, with no children.
+pub(crate) fn team_a() -> Observation {
+    let mut group = Entity::new("Group", "default", "team-a");
+    group.spec.insert("type".into(), json!("team"));
+    group.spec.insert("children".into(), json!([]));
+    Observation::discovered("org", "g-a", group)
+}
+
+/// Syncs `observations` into `store` (as source `gh`), then serves the API over it on a free
+/// loopback port until the returned task is dropped with the test.
+pub(crate) async fn sync_and_serve(
+    store: Store,
+    observations: Vec<Observation>,
+    config: ApiConfig,
+    control: Option<Arc<dyn Control>>,
+) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    surveyor_engine::run_connector(&store, &Fixed(observations), &Default::default())
+        .await
+        .expect("sync");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = router(store, config, control);
+    let task = tokio::spawn(async move {
+        let _ = serve(listener, app, std::future::pending()).await;
+    });
+    (addr, task)
+}
+
+/// The `metadata.name` of each entity in a list (none when there is no list).
+pub(crate) fn names_in(list: Option<&Vec<Value>>) -> Vec<String> {
+    list.into_iter()
+        .flatten()
+        .map(|e| {
+            e["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect()
+}

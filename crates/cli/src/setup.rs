@@ -1,0 +1,78 @@
+//! What the subcommands share to get going: the configuration, the catalog it names, the
+//! reconcile options, audit sources and API settings it implies, and the stop signal of the
+//! long-running commands. Every command module uses this one; it uses none of them.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use surveyor_api::ApiConfig;
+use surveyor_engine::ReconcileOptions;
+use surveyor_engine::config::Config;
+use surveyor_store::Store;
+
+use crate::{CliError, registry};
+
+pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
+    Config::load(path, registry::KINDS).map_err(|e| CliError::Input(e.to_string()))
+}
+
+pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {
+    Store::connect(config.database_url().expose())
+        .await
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))
+}
+
+/// The reconcile options the configuration sets; `allow_mass_delete` and `dry_run` come from
+/// the command line (`surveyor sync`) and are off for scheduled runs.
+pub(crate) fn reconcile_options(
+    config: &Config,
+    allow_mass_delete: bool,
+    dry_run: bool,
+) -> ReconcileOptions {
+    ReconcileOptions {
+        max_delete_ratio: config.catalog.max_delete_ratio,
+        mass_delete_floor: config.catalog.mass_delete_floor,
+        allow_mass_delete,
+        dry_run,
+        source_priority: config.source_priority(),
+        identity: Arc::new(config.identity.clone()),
+        merge: Default::default(),
+    }
+}
+
+/// What the audits need of the configuration.
+pub(crate) fn audit_sources(config: &Config) -> surveyor_audit::Sources {
+    surveyor_audit::Sources {
+        kinds: config
+            .connectors
+            .iter()
+            .map(|c| (c.id.clone(), c.kind.clone()))
+            .collect(),
+    }
+}
+
+/// The `[server]` settings the API enforces.
+pub(crate) fn api_config(config: &Config) -> ApiConfig {
+    ApiConfig {
+        read_tokens: config.server.read_tokens.clone(),
+        trigger_tokens: config.server.trigger_tokens.clone(),
+        cors_origins: config.server.cors_origins.clone(),
+        max_page_size: config.server.max_page_size,
+    }
+}
+
+/// Ctrl-C, or SIGTERM where there is one.
+pub(crate) async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut term) = signal(SignalKind::terminate()) {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            return;
+        }
+    }
+    let _ = tokio::signal::ctrl_c().await;
+}
