@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::sql::sql;
-use crate::{Result, Store, on_tx};
+use crate::{Result, Store};
 
 impl Store {
     /// Takes `name`'s lease for the run scheduled at `tick`, until `expires_at`. Succeeds only
@@ -29,17 +29,16 @@ impl Store {
              RETURNING holder",
         );
         let mut tx = self.begin().await?;
-        let taken = on_tx!(&mut tx, conn => {
-            sqlx::query(q)
-                .bind(name)
-                .bind(holder)
-                .bind(tick)
-                .bind(expires_at)
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await?
-                .is_some()
-        });
+        let taken = tx
+            .query(q)
+            .bind(name)
+            .bind(holder)
+            .bind(tick)
+            .bind(expires_at)
+            .bind(now)
+            .fetch_optional(|_| Ok(()))
+            .await?
+            .is_some();
         tx.commit().await?;
         Ok(taken)
     }
@@ -56,9 +55,13 @@ impl Store {
             "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
         );
         let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, conn => {
-            sqlx::query(q).bind(name).bind(holder).bind(expires_at).execute(&mut *conn).await?.rows_affected()
-        });
+        let n = tx
+            .query(q)
+            .bind(name)
+            .bind(holder)
+            .bind(expires_at)
+            .execute()
+            .await?;
         tx.commit().await?;
         Ok(n == 1)
     }
@@ -70,9 +73,12 @@ impl Store {
             "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
         );
         let mut tx = self.begin().await?;
-        on_tx!(&mut tx, conn => {
-            sqlx::query(q).bind(name).bind(holder).bind(now).execute(&mut *conn).await?;
-        });
+        tx.query(q)
+            .bind(name)
+            .bind(holder)
+            .bind(now)
+            .execute()
+            .await?;
         tx.commit().await
     }
 }
