@@ -2,10 +2,12 @@
 //! again, new ones open and those gone are resolved — so drift and gaps have first/last seen.
 //! A finding is its (rule, entity, message): a disagreement on another field is another one.
 
-use crate::sql::sql;
-use crate::{Result, Store};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+
+use crate::query::decode;
+use crate::sql::sql;
+use crate::{Result, Store};
 
 /// A finding as the audits computed it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,7 +19,7 @@ pub struct FindingRecord {
 }
 
 /// A stored finding with its history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingRow {
     pub id: i64,
@@ -129,19 +131,7 @@ impl Store {
         self.query(q)
             .bind(audit)
             .bind(include_resolved)
-            .fetch_all(|r| {
-                Ok(FindingRow {
-                    id: r.get("id")?,
-                    audit: r.get("audit")?,
-                    rule: r.get("rule")?,
-                    entity_ref: r.get("entity_ref")?,
-                    severity: r.get("severity")?,
-                    message: r.get("message")?,
-                    first_seen: r.get("first_seen")?,
-                    last_seen: r.get("last_seen")?,
-                    resolved_at: r.get("resolved_at")?,
-                })
-            })
+            .fetch_all(decode)
             .await
     }
 }

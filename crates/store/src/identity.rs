@@ -1,12 +1,12 @@
 //! The identity-key index: which live observations carry which identity annotation or verified
 //! email, so the engine can find every holder of a key across sources in one query.
 
-use crate::query::RowRef;
+use crate::query::decode;
 use crate::sql::sql;
 use crate::{Result, StoreTx};
 
 /// One identity key held by one observation.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdentityKeyRow {
     pub key: String,
     pub source: String,
@@ -17,22 +17,13 @@ pub struct IdentityKeyRow {
 }
 
 /// A holder of a key, with the ref its observation is filed under now.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct IdentityHolder {
+    #[sqlx(flatten)]
     pub key: IdentityKeyRow,
     /// The observation's current `entity_ref` (its resolved ref).
+    #[sqlx(rename = "entity_ref")]
     pub filed_under: String,
-}
-
-/// An `identity_keys` row, read by column name.
-fn identity_key_from_row(r: RowRef<'_>) -> Result<IdentityKeyRow> {
-    Ok(IdentityKeyRow {
-        key: r.get("key")?,
-        source: r.get("source")?,
-        external_id: r.get("external_id")?,
-        own_ref: r.get("own_ref")?,
-        declared: r.get("declared")?,
-    })
 }
 
 impl StoreTx {
@@ -77,7 +68,7 @@ impl StoreTx {
              WHERE source = $1 AND external_id = ANY($2)",
             external_ids,
             |q| q.bind(source),
-            identity_key_from_row,
+            decode,
         )
         .await
     }
@@ -113,12 +104,7 @@ impl StoreTx {
              WHERE k.key = ANY($1) AND o.deleted_at IS NULL",
             keys,
             |q| q,
-            |r| {
-                Ok(IdentityHolder {
-                    key: identity_key_from_row(r)?,
-                    filed_under: r.get("entity_ref")?,
-                })
-            },
+            decode,
         )
         .await
     }

@@ -50,35 +50,22 @@ impl Store {
         holder: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<bool> {
-        let q = sql(
-            self.backend(),
-            "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
-        );
-        let mut tx = self.begin().await?;
-        let n = tx
-            .query(q)
-            .bind(name)
-            .bind(holder)
-            .bind(expires_at)
-            .execute()
+        let n = self
+            .execute_alone(
+                "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
+                |q| q.bind(name).bind(holder).bind(expires_at),
+            )
             .await?;
-        tx.commit().await?;
         Ok(n == 1)
     }
 
     /// Gives a lease up at the end of a run (it stays recorded for its tick).
     pub async fn release_lease(&self, name: &str, holder: &str, now: DateTime<Utc>) -> Result<()> {
-        let q = sql(
-            self.backend(),
+        self.execute_alone(
             "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
-        );
-        let mut tx = self.begin().await?;
-        tx.query(q)
-            .bind(name)
-            .bind(holder)
-            .bind(now)
-            .execute()
-            .await?;
-        tx.commit().await
+            |q| q.bind(name).bind(holder).bind(now),
+        )
+        .await?;
+        Ok(())
     }
 }

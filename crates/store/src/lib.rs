@@ -332,15 +332,25 @@ impl StoreTx {
 mod pg_tx_tests {
     use super::*;
 
+    /// How many sessions `count` (a query of `pg_stat_activity` by pid) finds for `pid`.
+    async fn sessions(store: &Store, count: &'static str, pid: i32) -> i64 {
+        store
+            .query(count)
+            .bind(pid)
+            .fetch_one(|r| r.get(0))
+            .await
+            .expect("pg_stat_activity")
+    }
+
     /// The session's pid while it exists, polled: closing happens on a spawned task.
     async fn session_ends(store: &Store, pid: i32) -> bool {
         for _ in 0..100 {
-            let alive: i64 = store
-                .query("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
-                .bind(pid)
-                .fetch_one(|r| r.get(0))
-                .await
-                .expect("pg_stat_activity");
+            let alive = sessions(
+                store,
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1",
+                pid,
+            )
+            .await;
             if alive == 0 {
                 return true;
             }
@@ -388,12 +398,12 @@ mod pg_tx_tests {
         let mut committed = store.begin_write().await.expect("begin");
         let committed_pid = pid(&mut committed).await;
         committed.commit().await.expect("commit");
-        let alive: i64 = store
-            .query("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'idle'")
-            .bind(committed_pid)
-            .fetch_one(|r| r.get(0))
-            .await
-            .expect("pg_stat_activity");
+        let alive = sessions(
+            &store,
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'idle'",
+            committed_pid,
+        )
+        .await;
         assert_eq!(
             alive, 1,
             "a committed transaction's connection is kept, idle"

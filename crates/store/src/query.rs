@@ -13,8 +13,8 @@ use sqlx::postgres::{PgArguments, PgRow};
 use sqlx::query_builder::Separated;
 use sqlx::sqlite::{SqliteArguments, SqliteRow};
 use sqlx::{
-    Arguments, ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, PgConnection,
-    PgPool, Postgres, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Type,
+    Arguments, ColumnIndex, Database, Decode, Encode, Executor, FromRow, IntoArguments,
+    PgConnection, PgPool, Postgres, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Type,
 };
 
 use crate::sql::{StrList, sql};
@@ -66,6 +66,22 @@ impl RowRef<'_> {
             Self::Postgres(r) => r.try_get(column)?,
         })
     }
+}
+
+/// A row type both drivers can decode (by column name, with `#[derive(sqlx::FromRow)]`).
+pub(crate) trait Decoded:
+    for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow>
+{
+}
+
+impl<T> Decoded for T where T: for<'r> FromRow<'r, SqliteRow> + for<'r> FromRow<'r, PgRow> {}
+
+/// A whole row as `T`.
+pub(crate) fn decode<T: Decoded>(row: RowRef<'_>) -> Result<T> {
+    Ok(match row {
+        RowRef::Sqlite(r) => T::from_row(r)?,
+        RowRef::Postgres(r) => T::from_row(r)?,
+    })
 }
 
 /// A driver's row type, seen as a [`RowRef`].
@@ -238,26 +254,14 @@ where
         }
     }
 
-    /// The first row of the result; an error if there is none.
+    /// The first row of the result; an error if there is none (as sqlx's `fetch_one`).
     pub(crate) async fn fetch_one<T>(
         self,
         decode: impl FnOnce(RowRef<'_>) -> Result<T>,
     ) -> Result<T> {
-        let (text, persistent) = (self.text, self.persistent);
-        match self.target {
-            Target::Sqlite(e, args) => decode(
-                driver_query(text, args, persistent)?
-                    .fetch_one(e)
-                    .await?
-                    .as_row_ref(),
-            ),
-            Target::Postgres(e, args) => decode(
-                driver_query(text, args, persistent)?
-                    .fetch_one(e)
-                    .await?
-                    .as_row_ref(),
-            ),
-        }
+        self.fetch_optional(decode)
+            .await?
+            .ok_or_else(|| sqlx::Error::RowNotFound.into())
     }
 }
 
@@ -403,6 +407,20 @@ impl StoreTx {
 }
 
 impl Store {
+    /// Runs `pg` (in this store's dialect, see [`crate::sql::sql`]) in a transaction of its
+    /// own, with the parameters `bind` binds; the number of rows it affected.
+    pub(crate) async fn execute_alone(
+        &self,
+        pg: &'static str,
+        bind: impl FnOnce(TxQuery<'_>) -> TxQuery<'_>,
+    ) -> Result<u64> {
+        let mut tx = self.begin().await?;
+        let text = sql(tx.backend(), pg);
+        let n = bind(tx.query(text)).execute().await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
     /// A statement on the store's read pool.
     pub(crate) fn query(&self, text: impl Into<Cow<'static, str>>) -> PoolQuery<'_> {
         match self {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::query::RowRef;
+use crate::query::decode;
 use crate::sql::sql;
 use crate::{
     ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store,
@@ -198,35 +198,6 @@ pub struct ChangeFilter {
     pub limit: Option<i64>,
 }
 
-pub(crate) fn entity_from_row(r: RowRef<'_>) -> Result<EntityRow> {
-    Ok(EntityRow {
-        uid: r.get("uid")?,
-        entity_ref: r.get("entity_ref")?,
-        display_ref: r.get("display_ref")?,
-        kind: r.get("kind")?,
-        namespace: r.get("namespace")?,
-        name: r.get("name")?,
-        body: r.get("body")?,
-        hash: r.get("hash")?,
-        sources: r.get("sources")?,
-        meta_hash: r.get("meta_hash")?,
-        created_at: r.get("created_at")?,
-        updated_at: r.get("updated_at")?,
-        deleted_at: r.get("deleted_at")?,
-        deleted_run: r.get("deleted_run")?,
-    })
-}
-
-fn relation_from_row(r: RowRef<'_>) -> Result<RelationRow> {
-    Ok(RelationRow {
-        origin_ref: r.get("origin_ref")?,
-        source_ref: r.get("source_ref")?,
-        kind: r.get("type")?,
-        target_ref: r.get("target_ref")?,
-        target_display: r.get("target_display")?,
-    })
-}
-
 const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
      sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run";
 
@@ -239,19 +210,7 @@ impl Store {
              FROM observations WHERE source = $1",
         );
         // Streamed: a large source's index is built row by row, never held twice.
-        self.query(q)
-            .bind(source)
-            .fetch_all(|r| {
-                Ok(ObservationIndexRow {
-                    external_id: r.get("external_id")?,
-                    scope: r.get("scope")?,
-                    entity_ref: r.get("entity_ref")?,
-                    kind: r.get("kind")?,
-                    hash: r.get("hash")?,
-                    live: r.get("live")?,
-                })
-            })
-            .await
+        self.query(q).bind(source).fetch_all(decode).await
     }
 
     /// Entities in key order, filtered.
@@ -273,7 +232,7 @@ impl Store {
         for p in params {
             q = q.bind(p);
         }
-        q.bind(limit).bind(offset).fetch_all(entity_from_row).await
+        q.bind(limit).bind(offset).fetch_all(decode).await
     }
 
     /// How many entities a filter matches (its `after` and `limit` ignored).
@@ -365,7 +324,7 @@ impl Store {
         };
         self.query(text)
             .bind(key.to_ascii_lowercase())
-            .fetch_optional(entity_from_row)
+            .fetch_optional(decode)
             .await
     }
 
@@ -396,7 +355,7 @@ impl Store {
         );
         self.query(q)
             .bind(key.to_ascii_lowercase())
-            .fetch_all(relation_from_row)
+            .fetch_all(decode)
             .await
     }
 
@@ -412,7 +371,7 @@ impl Store {
              WHERE source_ref = ANY($1) ORDER BY source_ref, type, target_ref",
         );
         let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
-        self.query(q).bind(keys).fetch_all(relation_from_row).await
+        self.query(q).bind(keys).fetch_all(decode).await
     }
 
     /// Whether the database answers and the schema is current (the last migration's table).
@@ -460,7 +419,7 @@ impl Store {
             "SELECT origin_ref, source_ref, type, target_ref, target_display FROM relations \
              ORDER BY source_ref, type, target_ref, origin_ref",
         );
-        self.query(q).fetch_all(relation_from_row).await
+        self.query(q).fetch_all(decode).await
     }
 
     /// History in order of sequence.

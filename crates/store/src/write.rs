@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 
+use crate::query::decode;
 use crate::sql::sql;
 use crate::{
     Backend, ChangeWrite, LiveObservationRow, ObservationWrite, RefusalRow, RelationRow, Result,
@@ -75,15 +76,7 @@ impl StoreTx {
              WHERE entity_ref = ANY($1) AND deleted_at IS NULL",
             refs,
             |q| q,
-            |r| {
-                Ok(LiveObservationRow {
-                    source: r.get("source")?,
-                    external_id: r.get("external_id")?,
-                    entity_ref: r.get("entity_ref")?,
-                    declared: r.get("declared")?,
-                    hash: r.get("hash")?,
-                })
-            },
+            decode,
         )
         .await
     }
@@ -112,7 +105,7 @@ impl StoreTx {
              FROM entities WHERE entity_ref = ANY($1)",
             refs,
             |q| q,
-            crate::read::entity_from_row,
+            decode,
         )
         .await
     }
@@ -254,18 +247,12 @@ impl Store {
         connector: &str,
         started_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let q = sql(
-            tx.backend(),
+        self.execute_alone(
             "INSERT INTO runs (id, connector, started_at, status) VALUES ($1, $2, $3, 'running')",
-        );
-        tx.query(q)
-            .bind(id)
-            .bind(connector)
-            .bind(started_at)
-            .execute()
-            .await?;
-        tx.commit().await
+            |q| q.bind(id).bind(connector).bind(started_at),
+        )
+        .await?;
+        Ok(())
     }
 
     /// Records the end of a run.
@@ -278,36 +265,32 @@ impl Store {
         error: Option<&str>,
         finished_at: DateTime<Utc>,
     ) -> Result<()> {
-        let mut tx = self.begin().await?;
-        let q = sql(
-            tx.backend(),
-            "UPDATE runs SET finished_at = $1, status = $2, outcome = $3::jsonb, counts = $4::jsonb, error = $5 WHERE id = $6",
-        );
-        tx.query(q)
-            .bind(finished_at)
-            .bind(status)
-            .bind(outcome.to_string())
-            .bind(counts.to_string())
-            .bind(error)
-            .bind(id)
-            .execute()
-            .await?;
-        tx.commit().await
+        self.execute_alone(
+            "UPDATE runs SET finished_at = $1, status = $2, outcome = $3::jsonb, \
+             counts = $4::jsonb, error = $5 WHERE id = $6",
+            |q| {
+                q.bind(finished_at)
+                    .bind(status)
+                    .bind(outcome.to_string())
+                    .bind(counts.to_string())
+                    .bind(error)
+                    .bind(id)
+            },
+        )
+        .await?;
+        Ok(())
     }
 
     /// Marks runs of `connector` left `running` by a process that died as `abandoned`.
     /// Their writes were rolled back with their transactions; only the run rows remain.
     pub async fn abandon_stale_runs(&self, connector: &str, now: DateTime<Utc>) -> Result<u64> {
-        let mut tx = self.begin().await?;
-        let q = sql(
-            tx.backend(),
+        self.execute_alone(
             "UPDATE runs SET status = 'abandoned', finished_at = $1, \
              error = 'the process running it stopped before it finished' \
              WHERE connector = $2 AND status = 'running'",
-        );
-        let n = tx.query(q).bind(now).bind(connector).execute().await?;
-        tx.commit().await?;
-        Ok(n)
+            |q| q.bind(now).bind(connector),
+        )
+        .await
     }
 
     /// Refreshes the planner's statistics after a large change (an initial load, a big
