@@ -627,18 +627,6 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
     let now = SystemTime::now();
     s.graphql_quota.refresh(now);
     let cost = cost(query, vars);
-    let rate_headers = |q: &Quota| {
-        vec![
-            ("x-ratelimit-limit".to_string(), q.limit.to_string()),
-            ("x-ratelimit-remaining".to_string(), q.remaining.to_string()),
-            (
-                "x-ratelimit-used".to_string(),
-                (q.limit - q.remaining).to_string(),
-            ),
-            ("x-ratelimit-reset".to_string(), q.reset_epoch().to_string()),
-            ("x-ratelimit-resource".to_string(), "graphql".to_string()),
-        ]
-    };
     if s.graphql_quota.remaining < cost {
         s.stats.rate_limited += 1;
         let error = if s.new_rate_limit_error {
@@ -647,7 +635,7 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
             json!({"type": "RATE_LIMITED", "message": "API rate limit already exceeded for user ID 1."})
         };
         let mut a = GITHUB.json(StatusCode::OK, &json!({"errors": [error]}));
-        a.headers.extend(rate_headers(&s.graphql_quota));
+        a.headers.extend(rate_headers(&s.graphql_quota, "graphql"));
         return a;
     }
     s.graphql_quota.remaining -= cost;
@@ -658,7 +646,7 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
         "used": s.graphql_quota.limit - s.graphql_quota.remaining,
         "resetAt": chrono_like(s.graphql_quota.reset_epoch()),
     });
-    let headers = rate_headers(&s.graphql_quota);
+    let headers = rate_headers(&s.graphql_quota, "graphql");
 
     let login = args_of(query, "organization", vars)
         .get("login")
@@ -968,8 +956,13 @@ fn rest(
     if !link.is_empty() && !not_modified {
         answer.headers.push(("link".into(), link));
     }
-    let q = &s.core_quota;
-    answer.headers.extend([
+    answer.headers.extend(rate_headers(&s.core_quota, "core"));
+    answer
+}
+
+/// GitHub's `x-ratelimit-*` headers for the quota of one resource (`core`, `graphql`).
+fn rate_headers(q: &Quota, resource: &str) -> [(String, String); 5] {
+    [
         ("x-ratelimit-limit".to_string(), q.limit.to_string()),
         ("x-ratelimit-remaining".to_string(), q.remaining.to_string()),
         (
@@ -977,9 +970,8 @@ fn rest(
             (q.limit - q.remaining).to_string(),
         ),
         ("x-ratelimit-reset".to_string(), q.reset_epoch().to_string()),
-        ("x-ratelimit-resource".to_string(), "core".to_string()),
-    ]);
-    answer
+        ("x-ratelimit-resource".to_string(), resource.to_string()),
+    ]
 }
 
 fn simple_user(base: &str, p: &Person) -> Value {
