@@ -4,111 +4,17 @@
 //! and 304s, rate-limit headers, and faults that tests switch on per target.
 
 use std::collections::{BTreeMap, HashMap};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::org::{Org, Person, Repo, Team};
+use crate::serve::{Answer, Dialect, Faults, Quota, Server, header, if_none_match, weak_etag};
 
-/// What a fault does to a matching request.
-#[derive(Debug, Clone, PartialEq)]
-pub enum FaultAction {
-    /// Answer with this status and a GitHub-style JSON message.
-    Status(u16),
-    /// A secondary rate limit: 403 with `retry-after` and GitHub's message.
-    SecondaryLimit { retry_after_secs: u64 },
-    /// Wait this long before answering normally (a slow page; a client timeout if long enough).
-    Delay(Duration),
-    /// The first half of the real body: a page cut off mid-way.
-    Truncate,
-    /// An HTML error page where JSON was expected.
-    BadJson,
-    /// HTTP 200 with a GraphQL `errors` entry of this type and no data.
-    GraphqlError(String),
-    /// The page's first node comes back `null` with a `FORBIDDEN` error at its path (what an
-    /// item behind SAML enforcement looks like); the rest of the page is intact.
-    ForbiddenNode,
-    /// `429 Too Many Requests` with `retry-after` (seconds).
-    TooManyRequests { retry_after_secs: u64 },
-    /// The page as served, minus its way to the next one, so it looks like the last page
-    /// (`hasNextPage: false`; no `rel="next"` link, continue token, `more` or `nextPage`)
-    /// while the totals it carries (`totalCount`, `remainingItemCount`, `total`) stay true.
-    DropNext,
-    /// A well-formed, final page with no items: the list looks empty although it is not.
-    EmptyList,
-}
-
-/// A fault switched on for requests to one target: `graphql:repositories`, `graphql:teams`,
-/// `graphql:team` (one team's members), `rest:/orgs/acme/members`, `rest:/users/x`, or `*`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fault {
-    pub target: String,
-    pub action: FaultAction,
-    /// Matching requests let through before the fault starts.
-    pub skip: usize,
-    /// How many matching requests fail; `None` is forever.
-    pub times: Option<usize>,
-    /// Only GraphQL pages asking for at least this many nodes fail (a query too big to answer).
-    pub min_page: Option<u64>,
-}
-
-impl Fault {
-    pub fn new(target: &str, action: FaultAction) -> Self {
-        Self {
-            target: target.to_string(),
-            action,
-            skip: 0,
-            times: None,
-            min_page: None,
-        }
-    }
-
-    pub fn skip(mut self, n: usize) -> Self {
-        self.skip = n;
-        self
-    }
-
-    pub fn times(mut self, n: usize) -> Self {
-        self.times = Some(n);
-        self
-    }
-
-    pub fn min_page(mut self, n: u64) -> Self {
-        self.min_page = Some(n);
-        self
-    }
-}
-
-/// The action of the first fault in `faults` that `target` matches and that is due, counting
-/// the request against each matching fault's `skip` and `times`. A target ending in `*` is a
-/// prefix; `*` alone matches everything. (`min_page` is the GitHub fake's own business.)
-pub(crate) fn due_fault(faults: &mut [(Fault, usize, usize)], target: &str) -> Option<FaultAction> {
-    for (f, seen, applied) in faults.iter_mut() {
-        let hits = f.target == "*"
-            || f.target == target
-            || f.target
-                .strip_suffix('*')
-                .is_some_and(|prefix| target.starts_with(prefix));
-        if !hits {
-            continue;
-        }
-        *seen += 1;
-        if *seen > f.skip && f.times.is_none_or(|t| *applied < t) {
-            *applied += 1;
-            return Some(f.action.clone());
-        }
-    }
-    None
-}
+pub use crate::serve::{Fault, FaultAction};
 
 /// Counters of what the fake answered, for tests and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -132,29 +38,6 @@ pub struct FakeApp {
     pub installation_id: u64,
 }
 
-struct Quota {
-    limit: u64,
-    remaining: u64,
-    window: Duration,
-    reset_at: SystemTime,
-}
-
-impl Quota {
-    fn refresh(&mut self, now: SystemTime) {
-        if now >= self.reset_at {
-            self.remaining = self.limit;
-            self.reset_at = now + self.window;
-        }
-    }
-
-    fn reset_epoch(&self) -> u64 {
-        self.reset_at
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-            .unwrap_or(0)
-    }
-}
-
 struct FakeState {
     orgs: BTreeMap<String, Org>,
     tokens: Vec<String>,
@@ -165,7 +48,7 @@ struct FakeState {
     new_rate_limit_error: bool,
     app: Option<FakeApp>,
     latency: Duration,
-    faults: Vec<(Fault, usize, usize)>,
+    faults: Faults<Fault>,
     graphql_quota: Quota,
     core_quota: Quota,
     stats: FakeStats,
@@ -173,15 +56,7 @@ struct FakeState {
 
 /// The running fake. Dropping it stops the server.
 pub struct GithubFake {
-    url: String,
-    state: Arc<Mutex<FakeState>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GithubFake {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server<FakeState>,
 }
 
 /// The token the fake accepts unless told otherwise.
@@ -190,92 +65,79 @@ pub const FAKE_TOKEN: &str = "ghp_simulatedtoken0000000000000000000000";
 impl GithubFake {
     /// Serves `orgs` on a free loopback port; accepts [`FAKE_TOKEN`].
     pub async fn start(orgs: Vec<Org>) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let now = SystemTime::now();
-        let quota = |limit| Quota {
-            limit,
-            remaining: limit,
-            window: Duration::from_secs(3600),
-            reset_at: now + Duration::from_secs(3600),
+        let state = |_: &str| {
+            let now = SystemTime::now();
+            let hourly = |limit| Quota::new(limit, Duration::from_secs(3600), now);
+            FakeState {
+                orgs: orgs
+                    .into_iter()
+                    .map(|o| (o.name.to_lowercase(), o))
+                    .collect(),
+                tokens: vec![FAKE_TOKEN.to_string()],
+                outside_tokens: Vec::new(),
+                new_rate_limit_error: false,
+                app: None,
+                latency: Duration::ZERO,
+                faults: Faults::default(),
+                graphql_quota: hourly(5_000),
+                core_quota: hourly(5_000),
+                stats: FakeStats::default(),
+            }
         };
-        let state = Arc::new(Mutex::new(FakeState {
-            orgs: orgs
-                .into_iter()
-                .map(|o| (o.name.to_lowercase(), o))
-                .collect(),
-            tokens: vec![FAKE_TOKEN.to_string()],
-            outside_tokens: Vec::new(),
-            new_rate_limit_error: false,
-            app: None,
-            latency: Duration::ZERO,
-            faults: Vec::new(),
-            graphql_quota: quota(5_000),
-            core_quota: quota(5_000),
-            stats: FakeStats::default(),
-        }));
-        let router = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Ok(Self { url, state, server })
+        Ok(Self {
+            server: Server::start(state, answer).await?,
+        })
     }
 
     /// The REST base (`api_url`), e.g. `http://127.0.0.1:4567`. GraphQL is at `{url}/graphql`;
     /// the Enterprise Server layout (`/api/v3`, `/api/graphql`) is served too.
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn lock(&self) -> MutexGuard<'_, FakeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.server.url()
     }
 
     /// Changes an org between runs (`fake.with_org("acme", |o| o.rename_repo(3, "x"))`).
     pub fn with_org<R>(&self, name: &str, change: impl FnOnce(&mut Org) -> R) -> Option<R> {
-        self.lock().orgs.get_mut(&name.to_lowercase()).map(change)
+        self.server
+            .lock()
+            .orgs
+            .get_mut(&name.to_lowercase())
+            .map(change)
     }
 
     /// A copy of an org as the fake currently serves it.
     pub fn org(&self, name: &str) -> Option<Org> {
-        self.lock().orgs.get(&name.to_lowercase()).cloned()
+        self.server.lock().orgs.get(&name.to_lowercase()).cloned()
     }
 
     pub fn add_fault(&self, fault: Fault) {
-        self.lock().faults.push((fault, 0, 0));
+        self.server
+            .lock()
+            .faults
+            .add(fault.skip, fault.times, fault);
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.server.lock().faults.clear();
     }
 
     /// Added to every answer (simulated network and server time).
     pub fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
+        self.server.lock().latency = latency;
     }
 
     /// The GraphQL points per window, and the window (GitHub: 5,000 per hour).
     pub fn set_graphql_quota(&self, limit: u64, window: Duration) {
-        let mut s = self.lock();
-        let now = SystemTime::now();
-        s.graphql_quota = Quota {
-            limit,
-            remaining: limit,
-            window,
-            reset_at: now + window,
-        };
+        self.server.lock().graphql_quota = Quota::new(limit, window, SystemTime::now());
     }
 
     /// Accepts `token` as well as [`FAKE_TOKEN`], as a member's (tests with their own values).
     pub fn add_token(&self, token: &str) {
-        self.lock().tokens.push(token.to_string());
+        self.server.lock().tokens.push(token.to_string());
     }
 
     /// Accepts `token` as a valid token of someone who is not a member of the orgs.
     pub fn add_outside_token(&self, token: &str) {
-        let mut s = self.lock();
+        let mut s = self.server.lock();
         s.tokens.push(token.to_string());
         s.outside_tokens.push(token.to_string());
     }
@@ -283,25 +145,25 @@ impl GithubFake {
     /// Spent quotas answer with the error form GitHub has sent since 2025 (`type: RATE_LIMIT`,
     /// `code: graphql_rate_limit`) instead of the documented `RATE_LIMITED`.
     pub fn use_new_rate_limit_error(&self, yes: bool) {
-        self.lock().new_rate_limit_error = yes;
+        self.server.lock().new_rate_limit_error = yes;
     }
 
     /// Someone else spent the GraphQL quota: it is empty until the window resets.
     pub fn spend_graphql_quota(&self) {
-        self.lock().graphql_quota.remaining = 0;
+        self.server.lock().graphql_quota.remaining = 0;
     }
 
     /// Accepts installation-token requests signed for this app.
     pub fn set_app(&self, app: FakeApp) {
-        self.lock().app = Some(app);
+        self.server.lock().app = Some(app);
     }
 
     pub fn stats(&self) -> FakeStats {
-        self.lock().stats.clone()
+        self.server.lock().stats.clone()
     }
 
     pub fn reset_stats(&self) {
-        self.lock().stats = FakeStats::default();
+        self.server.lock().stats = FakeStats::default();
     }
 }
 
@@ -318,56 +180,17 @@ pub fn user_node_id(person: &Person) -> String {
     format!("U_kgDO{:08X}", person.id)
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
+/// How GitHub answers: JSON, and errors with a message, a link to the docs and the status.
+const GITHUB: Dialect = Dialect {
+    content_type: "application/json; charset=utf-8",
+    error_body: |status, message| json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string()}),
+};
 
-impl Answer {
-    fn json(status: StatusCode, body: &Value) -> Self {
-        Self {
-            status,
-            headers: vec![(
-                "content-type".into(),
-                "application/json; charset=utf-8".into(),
-            )],
-            body: serde_json::to_vec(body).unwrap_or_default(),
-        }
-    }
-
-    fn message(status: StatusCode, message: &str) -> Self {
-        Self::json(
-            status,
-            &json!({"message": message, "documentation_url": "https://docs.github.com/rest", "status": status.as_u16().to_string()}),
-        )
-    }
-}
-
-async fn handle(
-    State(state): State<Arc<Mutex<FakeState>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (answer, delay) = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        answer(&mut s, &method, &uri, &headers, &body)
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let mut response = (answer.status, answer.body).into_response();
-    for (k, v) in answer.headers {
-        if let (Ok(name), Ok(value)) = (
-            axum::http::HeaderName::try_from(k.as_str()),
-            HeaderValue::from_str(&v),
-        ) {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
+/// A refusal to go on before `retry-after` seconds.
+fn retry_later(status: StatusCode, message: &str, retry_after_secs: u64) -> Answer {
+    let mut a = GITHUB.error(status, message);
+    a.header("retry-after", retry_after_secs);
+    a
 }
 
 fn answer(
@@ -411,26 +234,18 @@ fn answer(
     }
     if !authorised(s, headers) {
         return (
-            Answer::message(StatusCode::UNAUTHORIZED, "Bad credentials"),
+            GITHUB.error(StatusCode::UNAUTHORIZED, "Bad credentials"),
             delay,
         );
     }
 
     let first = request.as_ref().and_then(first_arg).unwrap_or_default();
-    let mut fault = None;
-    for (f, seen, applied) in &mut s.faults {
-        let matches =
-            (f.target == "*" || f.target == target) && f.min_page.is_none_or(|min| first >= min);
-        if !matches {
-            continue;
-        }
-        *seen += 1;
-        if *seen > f.skip && f.times.is_none_or(|t| *applied < t) {
-            *applied += 1;
-            fault = Some(f.action.clone());
-            break;
-        }
-    }
+    let fault = s
+        .faults
+        .due(|f| {
+            (f.target == "*" || f.target == target) && f.min_page.is_none_or(|min| first >= min)
+        })
+        .map(|f| f.action.clone());
     if fault.is_some() {
         s.stats.faults += 1;
     }
@@ -442,30 +257,28 @@ fn answer(
             } else {
                 "Server Error"
             };
-            return (Answer::message(status, text), delay);
+            return (GITHUB.error(status, text), delay);
         }
         Some(FaultAction::SecondaryLimit { retry_after_secs }) => {
-            let mut a = Answer::message(
+            let a = retry_later(
                 StatusCode::FORBIDDEN,
                 "You have exceeded a secondary rate limit. Please wait a few minutes before you try again.",
+                *retry_after_secs,
             );
-            a.headers
-                .push(("retry-after".into(), retry_after_secs.to_string()));
             return (a, delay);
         }
         Some(FaultAction::TooManyRequests { retry_after_secs }) => {
-            let mut a = Answer::message(
+            let a = retry_later(
                 StatusCode::TOO_MANY_REQUESTS,
                 "API rate limit exceeded. Please retry after the time in the retry-after header.",
+                *retry_after_secs,
             );
-            a.headers
-                .push(("retry-after".into(), retry_after_secs.to_string()));
             return (a, delay);
         }
         Some(FaultAction::Delay(d)) => delay += *d,
         Some(FaultAction::GraphqlError(kind)) => {
             return (
-                Answer::json(
+                GITHUB.json(
                     StatusCode::OK,
                     &json!({"data": null, "errors": [{"type": kind, "message": format!("simulated {kind}")}]}),
                 ),
@@ -477,9 +290,9 @@ fn answer(
 
     let mut answer = match request {
         Some(r) => graphql(s, &r),
-        None if is_graphql => Answer::message(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
+        None if is_graphql => GITHUB.error(StatusCode::BAD_REQUEST, "Problems parsing JSON"),
         None if method == Method::GET => rest(s, prefix, path, uri.query(), headers),
-        None => Answer::message(StatusCode::NOT_FOUND, "Not Found"),
+        None => GITHUB.error(StatusCode::NOT_FOUND, "Not Found"),
     };
     match fault {
         Some(FaultAction::Truncate) => {
@@ -557,7 +370,7 @@ fn cut_listing(answer: &mut Answer, empty: bool) {
 }
 
 fn authorised(s: &FakeState, headers: &HeaderMap) -> bool {
-    let Some(value) = headers.get("authorization").and_then(|v| v.to_str().ok()) else {
+    let Some(value) = header(headers, "authorization") else {
         return false;
     };
     let token = value
@@ -573,11 +386,9 @@ fn authorised(s: &FakeState, headers: &HeaderMap) -> bool {
 /// the RS256 signature, which would need the app's public key.
 fn installation_token(s: &mut FakeState, installation: &str, headers: &HeaderMap) -> Answer {
     let Some(app) = s.app.clone() else {
-        return Answer::message(StatusCode::NOT_FOUND, "Not Found");
+        return GITHUB.error(StatusCode::NOT_FOUND, "Not Found");
     };
-    let jwt = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let jwt = header(headers, "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or_default();
     let claims: Option<Value> = jwt
@@ -599,19 +410,19 @@ fn installation_token(s: &mut FakeState, installation: &str, headers: &HeaderMap
             && c["iat"].as_u64().is_some_and(|i| i <= now + 60)
     });
     if !valid {
-        return Answer::message(
+        return GITHUB.error(
             StatusCode::UNAUTHORIZED,
             "A JSON web token could not be decoded",
         );
     }
     if installation != app.installation_id.to_string() {
-        return Answer::message(StatusCode::NOT_FOUND, "Not Found");
+        return GITHUB.error(StatusCode::NOT_FOUND, "Not Found");
     }
     s.stats.tokens_issued += 1;
     let token = format!("ghs_sim{:032}", s.stats.tokens_issued);
     s.tokens.push(token.clone());
     let expires = chrono_like(now + 3600);
-    Answer::json(
+    GITHUB.json(
         StatusCode::CREATED,
         &json!({"token": token, "expires_at": expires, "permissions": {"members": "read", "metadata": "read", "contents": "read"}, "repository_selection": "all"}),
     )
@@ -816,18 +627,6 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
     let now = SystemTime::now();
     s.graphql_quota.refresh(now);
     let cost = cost(query, vars);
-    let rate_headers = |q: &Quota| {
-        vec![
-            ("x-ratelimit-limit".to_string(), q.limit.to_string()),
-            ("x-ratelimit-remaining".to_string(), q.remaining.to_string()),
-            (
-                "x-ratelimit-used".to_string(),
-                (q.limit - q.remaining).to_string(),
-            ),
-            ("x-ratelimit-reset".to_string(), q.reset_epoch().to_string()),
-            ("x-ratelimit-resource".to_string(), "graphql".to_string()),
-        ]
-    };
     if s.graphql_quota.remaining < cost {
         s.stats.rate_limited += 1;
         let error = if s.new_rate_limit_error {
@@ -835,8 +634,8 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
         } else {
             json!({"type": "RATE_LIMITED", "message": "API rate limit already exceeded for user ID 1."})
         };
-        let mut a = Answer::json(StatusCode::OK, &json!({"errors": [error]}));
-        a.headers.extend(rate_headers(&s.graphql_quota));
+        let mut a = GITHUB.json(StatusCode::OK, &json!({"errors": [error]}));
+        a.headers.extend(rate_headers(&s.graphql_quota, "graphql"));
         return a;
     }
     s.graphql_quota.remaining -= cost;
@@ -847,7 +646,7 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
         "used": s.graphql_quota.limit - s.graphql_quota.remaining,
         "resetAt": chrono_like(s.graphql_quota.reset_epoch()),
     });
-    let headers = rate_headers(&s.graphql_quota);
+    let headers = rate_headers(&s.graphql_quota, "graphql");
 
     let login = args_of(query, "organization", vars)
         .get("login")
@@ -873,7 +672,7 @@ fn graphql(s: &mut FakeState, request: &Value) -> Answer {
     if query.contains("rateLimit") {
         body["data"]["rateLimit"] = rate_limit;
     }
-    let mut a = Answer::json(StatusCode::OK, &body);
+    let mut a = GITHUB.json(StatusCode::OK, &body);
     a.headers.extend(headers);
     a
 }
@@ -1034,14 +833,9 @@ fn rest(
         .filter_map(|kv| kv.split_once('='))
         .collect();
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
+    let host = header(headers, "host").unwrap_or("localhost");
     let base = format!("http://{host}{prefix}");
-    let token = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let token = header(headers, "authorization")
         .unwrap_or_default()
         .to_string();
     let outside = s.outside_tokens.iter().any(|t| token.ends_with(t.as_str()));
@@ -1049,7 +843,7 @@ fn rest(
         && outside
     {
         // GitHub: "302 if requester is not an organization member" -> the public members.
-        let mut a = Answer::message(StatusCode::FOUND, "Found");
+        let mut a = GITHUB.error(StatusCode::FOUND, "Found");
         a.headers.push((
             "location".into(),
             format!(
@@ -1063,7 +857,7 @@ fn rest(
         ["orgs", org, kind @ ("members" | "public_members")] => {
             let public_only = *kind == "public_members";
             let Some(org) = s.orgs.get(&org.to_lowercase()) else {
-                return Answer::message(StatusCode::NOT_FOUND, "Not Found");
+                return GITHUB.error(StatusCode::NOT_FOUND, "Not Found");
             };
             let per_page = params
                 .get("per_page")
@@ -1117,23 +911,17 @@ fn rest(
                     user["email"] = json!(p.email);
                     (user, String::new())
                 }
-                None => return Answer::message(StatusCode::NOT_FOUND, "Not Found"),
+                None => return GITHUB.error(StatusCode::NOT_FOUND, "Not Found"),
             }
         }
-        _ => return Answer::message(StatusCode::NOT_FOUND, "Not Found"),
+        _ => return GITHUB.error(StatusCode::NOT_FOUND, "Not Found"),
     };
     let bytes = serde_json::to_vec(&body).unwrap_or_default();
     // GitHub's ETags cover the credentials too: a new token (an app's hourly one) gets 200s.
-    let mut hasher = DefaultHasher::new();
-    token.hash(&mut hasher);
-    bytes.hash(&mut hasher);
-    let etag = format!("W/\"{:016x}\"", hasher.finish());
+    let etag = weak_etag(&(&token, &bytes));
     let now = SystemTime::now();
     s.core_quota.refresh(now);
-    let not_modified = headers
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
+    let not_modified = if_none_match(headers, &etag);
     let mut answer = if not_modified {
         // A 304 to an authorised conditional request costs no quota (GitHub documents this).
         s.stats.rest_not_modified += 1;
@@ -1144,7 +932,7 @@ fn rest(
         }
     } else if s.core_quota.remaining == 0 {
         s.stats.rate_limited += 1;
-        Answer::message(
+        GITHUB.error(
             StatusCode::FORBIDDEN,
             "API rate limit exceeded for user ID 1.",
         )
@@ -1168,8 +956,13 @@ fn rest(
     if !link.is_empty() && !not_modified {
         answer.headers.push(("link".into(), link));
     }
-    let q = &s.core_quota;
-    answer.headers.extend([
+    answer.headers.extend(rate_headers(&s.core_quota, "core"));
+    answer
+}
+
+/// GitHub's `x-ratelimit-*` headers for the quota of one resource (`core`, `graphql`).
+fn rate_headers(q: &Quota, resource: &str) -> [(String, String); 5] {
+    [
         ("x-ratelimit-limit".to_string(), q.limit.to_string()),
         ("x-ratelimit-remaining".to_string(), q.remaining.to_string()),
         (
@@ -1177,9 +970,8 @@ fn rest(
             (q.limit - q.remaining).to_string(),
         ),
         ("x-ratelimit-reset".to_string(), q.reset_epoch().to_string()),
-        ("x-ratelimit-resource".to_string(), "core".to_string()),
-    ]);
-    answer
+        ("x-ratelimit-resource".to_string(), resource.to_string()),
+    ]
 }
 
 fn simple_user(base: &str, p: &Person) -> Value {

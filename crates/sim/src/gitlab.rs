@@ -9,19 +9,15 @@
 //! CODEOWNERS files are served in GitLab's dialect (sections, group paths) at GitLab's locations.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use crate::github::{Fault, FaultAction};
 use crate::org::{Org, Person, Repo};
+use crate::serve::{Answer, Dialect, Faults, Quota, Server, header, if_none_match, weak_etag};
 
 /// The personal access token the fake accepts unless told otherwise.
 pub const GITLAB_TOKEN: &str = "glpat-simulated00000000000";
@@ -81,34 +77,11 @@ pub struct GitlabStats {
     pub by_target: BTreeMap<String, u64>,
 }
 
-struct Quota {
-    limit: u64,
-    remaining: u64,
-    window: Duration,
-    reset_at: SystemTime,
-}
-
-impl Quota {
-    fn refresh(&mut self, now: SystemTime) {
-        if now >= self.reset_at {
-            self.remaining = self.limit;
-            self.reset_at = now + self.window;
-        }
-    }
-
-    fn reset_epoch(&self) -> u64 {
-        self.reset_at
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs() + u64::from(d.subsec_nanos() > 0))
-            .unwrap_or(0)
-    }
-}
-
 struct GlState {
     org: Org,
     select: RepoFilter,
     tokens: Vec<String>,
-    faults: Vec<(Fault, usize, usize)>,
+    faults: Faults<Fault>,
     /// Projects per GraphQL query past which the query is "too complex".
     max_projects_per_query: usize,
     quota: Quota,
@@ -123,15 +96,7 @@ struct GlState {
 
 /// The running fake. Dropping it stops the server.
 pub struct GitlabFake {
-    url: String,
-    state: Arc<Mutex<GlState>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for GitlabFake {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server<GlState>,
 }
 
 impl GitlabFake {
@@ -145,112 +110,93 @@ impl GitlabFake {
         org: Org,
         select: impl Fn(&Repo) -> bool + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let now = SystemTime::now();
-        let state = Arc::new(Mutex::new(GlState {
+        let state = |_: &str| GlState {
             org,
             select: Arc::new(select),
             tokens: vec![GITLAB_TOKEN.to_string()],
-            faults: Vec::new(),
+            faults: Faults::default(),
             max_projects_per_query: 100,
             // GitLab.com: 2,000 authenticated API requests a minute.
-            quota: Quota {
-                limit: 2_000,
-                remaining: 2_000,
-                window: Duration::from_secs(60),
-                reset_at: now + Duration::from_secs(60),
-            },
+            quota: Quota::new(2_000, Duration::from_secs(60), SystemTime::now()),
             throttle: 0,
             keyset: true,
             latency: Duration::ZERO,
             stats: GitlabStats::default(),
-        }));
-        let router = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Ok(Self { url, state, server })
+        };
+        Ok(Self {
+            server: Server::start(state, answer).await?,
+        })
     }
 
     /// The instance URL (`url` in the connector's config): REST at `{url}/api/v4`, GraphQL at
     /// `{url}/api/graphql`.
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn lock(&self) -> MutexGuard<'_, GlState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.server.url()
     }
 
     /// Changes the org between runs (`fake.with_org(|o| o.rename_repo(3, "x"))`).
     pub fn with_org<R>(&self, change: impl FnOnce(&mut Org) -> R) -> R {
-        change(&mut self.lock().org)
+        change(&mut self.server.lock().org)
     }
 
     /// A copy of the org as the fake currently serves it.
     pub fn org(&self) -> Org {
-        self.lock().org.clone()
+        self.server.lock().org.clone()
     }
 
     /// Whether `repo` is served as a project (live and selected).
     pub fn serves(&self, repo: &Repo) -> bool {
-        repo.active && (self.lock().select)(repo)
+        repo.active && (self.server.lock().select)(repo)
     }
 
     /// Faults by target (see [`GitlabStats::by_target`]); a target ending in `*` is a prefix.
     pub fn add_fault(&self, fault: Fault) {
-        self.lock().faults.push((fault, 0, 0));
+        self.server
+            .lock()
+            .faults
+            .add(fault.skip, fault.times, fault);
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.server.lock().faults.clear();
     }
 
     /// Accepts another token (a second user, a group access token).
     pub fn add_token(&self, token: &str) {
-        self.lock().tokens.push(token.to_string());
+        self.server.lock().tokens.push(token.to_string());
     }
 
     /// Added to every answer.
     pub fn set_latency(&self, latency: Duration) {
-        self.lock().latency = latency;
+        self.server.lock().latency = latency;
     }
 
     /// GraphQL queries over more projects than this exceed the complexity limit.
     pub fn set_max_projects_per_query(&self, n: usize) {
-        self.lock().max_projects_per_query = n.max(1);
+        self.server.lock().max_projects_per_query = n.max(1);
     }
 
     /// Requests per window before 429s (GitLab.com: 2,000 a minute).
     pub fn set_rate_limit(&self, limit: u64, window: Duration) {
-        let mut s = self.lock();
-        s.quota = Quota {
-            limit,
-            remaining: limit,
-            window,
-            reset_at: SystemTime::now() + window,
-        };
+        self.server.lock().quota = Quota::new(limit, window, SystemTime::now());
     }
 
     /// Whether `pagination=keyset` is honoured; without it projects come in offset pages.
     pub fn set_keyset(&self, supported: bool) {
-        self.lock().keyset = supported;
+        self.server.lock().keyset = supported;
     }
 
     /// The next `n` requests answer 429 with `Retry-After: 1`.
     pub fn throttle(&self, n: usize) {
-        self.lock().throttle = n;
+        self.server.lock().throttle = n;
     }
 
     pub fn stats(&self) -> GitlabStats {
-        self.lock().stats.clone()
+        self.server.lock().stats.clone()
     }
 
     pub fn reset_stats(&self) {
-        self.lock().stats = GitlabStats::default();
+        self.server.lock().stats = GitlabStats::default();
     }
 }
 
@@ -611,52 +557,11 @@ fn member_json(base: &str, p: &Person, level: u64) -> Value {
 // ---------------------------------------------------------------------------------------------
 // Serving
 
-struct Answer {
-    status: StatusCode,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Answer {
-    fn json(status: StatusCode, body: &Value) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(body).unwrap_or_default(),
-        }
-    }
-
-    /// GitLab's REST error shape: `{"message": "404 Group Not Found"}`.
-    fn message(status: StatusCode, message: &str) -> Self {
-        Self::json(status, &json!({"message": message}))
-    }
-}
-
-async fn handle(
-    State(state): State<Arc<Mutex<GlState>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    let (answer, delay) = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        answer(&mut s, &method, &uri, &headers, &body)
-    };
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
-    }
-    let mut response = (answer.status, answer.body).into_response();
-    for (k, v) in answer.headers {
-        if let (Ok(name), Ok(value)) = (
-            axum::http::HeaderName::try_from(k.as_str()),
-            HeaderValue::from_str(&v),
-        ) {
-            response.headers_mut().insert(name, value);
-        }
-    }
-    response
-}
+/// How GitLab answers: JSON, and REST errors as `{"message": "404 Group Not Found"}`.
+const GITLAB: Dialect = Dialect {
+    content_type: "application/json",
+    error_body: |_, message| json!({"message": message}),
+};
 
 /// A request's parts the answer depends on.
 struct Request<'a> {
@@ -687,10 +592,7 @@ fn answer(
 ) -> (Answer, Duration) {
     s.stats.requests += 1;
     let mut delay = s.latency;
-    let host = headers
-        .get("host")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("localhost");
+    let host = header(headers, "host").unwrap_or("localhost");
     let path = uri.path();
     let is_graphql = path == "/api/graphql";
     let request = Request {
@@ -729,12 +631,12 @@ fn answer(
 
     if !authorised(s, headers) {
         let a = if is_graphql {
-            Answer::json(
+            GITLAB.json(
                 StatusCode::UNAUTHORIZED,
                 &json!({"errors": [{"message": "Invalid token"}]}),
             )
         } else {
-            Answer::message(StatusCode::UNAUTHORIZED, "401 Unauthorized")
+            GITLAB.error(StatusCode::UNAUTHORIZED, "401 Unauthorized")
         };
         return (a, delay);
     }
@@ -766,7 +668,7 @@ fn answer(
     };
     if throttled {
         s.stats.throttled += 1;
-        let mut a = Answer::message(StatusCode::TOO_MANY_REQUESTS, "Retry later");
+        let mut a = GITLAB.error(StatusCode::TOO_MANY_REQUESTS, "Retry later");
         a.headers = vec![("content-type".into(), "text/plain".into())];
         a.body = b"Retry later\n".to_vec();
         let wait = s
@@ -786,23 +688,10 @@ fn answer(
         .map(|g| g["variables"]["ids"].as_array().map_or(0, Vec::len) as u64)
         .or_else(|| request.param("per_page").and_then(|v| v.parse().ok()))
         .unwrap_or_default();
-    let mut fault = None;
-    for (f, seen, applied) in &mut s.faults {
-        let hits = f.target == "*"
-            || f.target == target
-            || f.target
-                .strip_suffix('*')
-                .is_some_and(|prefix| target.starts_with(prefix));
-        if !hits || f.min_page.is_some_and(|min| batch < min) {
-            continue;
-        }
-        *seen += 1;
-        if *seen > f.skip && f.times.is_none_or(|t| *applied < t) {
-            *applied += 1;
-            fault = Some(f.action.clone());
-            break;
-        }
-    }
+    let fault = s
+        .faults
+        .due(|f| f.matches(&target) && f.min_page.is_none_or(|min| batch >= min))
+        .map(|f| f.action.clone());
     if fault.is_some() {
         s.stats.faults += 1;
     }
@@ -814,21 +703,16 @@ fn answer(
                 status.as_u16(),
                 status.canonical_reason().unwrap_or("Error")
             );
-            let mut a = Answer::message(status, &text);
+            let mut a = GITLAB.error(status, &text);
             a.headers.extend(rate_headers(&s.quota));
             return (a, delay);
         }
-        Some(FaultAction::SecondaryLimit { retry_after_secs }) => {
+        Some(
+            FaultAction::SecondaryLimit { retry_after_secs }
+            | FaultAction::TooManyRequests { retry_after_secs },
+        ) => {
             s.stats.throttled += 1;
-            let mut a = Answer::message(StatusCode::TOO_MANY_REQUESTS, "Retry later");
-            a.headers.extend(rate_headers(&s.quota));
-            a.headers
-                .push(("retry-after".into(), retry_after_secs.to_string()));
-            return (a, delay);
-        }
-        Some(FaultAction::TooManyRequests { retry_after_secs }) => {
-            s.stats.throttled += 1;
-            let mut a = Answer::message(StatusCode::TOO_MANY_REQUESTS, "Retry later");
+            let mut a = GITLAB.error(StatusCode::TOO_MANY_REQUESTS, "Retry later");
             a.headers.extend(rate_headers(&s.quota));
             a.headers
                 .push(("retry-after".into(), retry_after_secs.to_string()));
@@ -837,7 +721,7 @@ fn answer(
         Some(FaultAction::Delay(d)) => delay += *d,
         Some(FaultAction::GraphqlError(message)) => {
             return (
-                Answer::json(StatusCode::OK, &json!({"errors": [{"message": message}]})),
+                GITLAB.json(StatusCode::OK, &json!({"errors": [{"message": message}]})),
                 delay,
             );
         }
@@ -847,7 +731,7 @@ fn answer(
     let mut answer = if is_graphql {
         match &request.graphql {
             Some(g) if method == Method::POST => graphql(s, g),
-            _ => Answer::json(
+            _ => GITLAB.json(
                 StatusCode::BAD_REQUEST,
                 &json!({"errors": [{"message": "Unexpected end of document"}]}),
             ),
@@ -869,7 +753,7 @@ fn answer(
             with_etag(s, &request, a)
         }
     } else {
-        Answer::message(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed")
+        GITLAB.error(StatusCode::METHOD_NOT_ALLOWED, "405 Method Not Allowed")
     };
     answer.headers.extend(rate_headers(&s.quota));
     match fault {
@@ -931,13 +815,8 @@ fn cut_listing(answer: &mut Answer, empty: bool) {
 }
 
 fn authorised(s: &GlState, headers: &HeaderMap) -> bool {
-    let private = headers
-        .get("private-token")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    let bearer = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let private = header(headers, "private-token").map(str::to_string);
+    let bearer = header(headers, "authorization")
         .and_then(|v| {
             v.strip_prefix("Bearer ")
                 .or_else(|| v.strip_prefix("bearer "))
@@ -985,10 +864,10 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
     match seg.as_slice() {
         ["groups", id, rest @ ..] => {
             let Some(g) = view.find_group(id) else {
-                return Answer::message(StatusCode::NOT_FOUND, "404 Group Not Found");
+                return GITLAB.error(StatusCode::NOT_FOUND, "404 Group Not Found");
             };
             match rest {
-                [] => Answer::json(StatusCode::OK, &view.group_json(&r.base, g)),
+                [] => GITLAB.json(StatusCode::OK, &view.group_json(&r.base, g)),
                 ["descendant_groups"] | ["subgroups"] => {
                     let direct = rest == ["subgroups"];
                     let list: Vec<usize> = (0..view.groups.len())
@@ -1018,7 +897,7 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
                         |(repo, pg): &(&Repo, usize)| view.project_json(&r.base, repo, *pg);
                     if s.keyset && r.param("pagination") == Some("keyset") {
                         if r.param("order_by").unwrap_or("created_at") != "id" {
-                            return Answer::json(
+                            return GITLAB.json(
                                 StatusCode::METHOD_NOT_ALLOWED,
                                 &json!({"error": "Keyset pagination is not yet available for this type of request"}),
                             );
@@ -1039,7 +918,7 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
                             .map_or(Value::Null, |p| member_json(&r.base, p, *level))
                     })
                 }
-                _ => Answer::message(StatusCode::NOT_FOUND, "404 Not Found"),
+                _ => GITLAB.error(StatusCode::NOT_FOUND, "404 Not Found"),
             }
         }
         ["users", id] => {
@@ -1057,12 +936,12 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
                     }
                     u["public_email"] = json!(p.email.clone().unwrap_or_default());
                     u["bio"] = json!("");
-                    Answer::json(StatusCode::OK, &u)
+                    GITLAB.json(StatusCode::OK, &u)
                 }
-                None => Answer::message(StatusCode::NOT_FOUND, "404 User Not Found"),
+                None => GITLAB.error(StatusCode::NOT_FOUND, "404 User Not Found"),
             }
         }
-        _ => Answer::message(StatusCode::NOT_FOUND, "404 Not Found"),
+        _ => GITLAB.error(StatusCode::NOT_FOUND, "404 Not Found"),
     }
 }
 
@@ -1096,7 +975,7 @@ fn keyset<T>(r: &Request<'_>, list: &[(u64, T)], render: impl Fn(&T) -> Value) -
     let start = list.partition_point(|(id, _)| *id <= after);
     let page = &list[start..(start + per_page).min(list.len())];
     let more = start + page.len() < list.len();
-    let mut a = Answer::json(
+    let mut a = GITLAB.json(
         StatusCode::OK,
         &Value::Array(page.iter().map(|(_, t)| render(t)).collect()),
     );
@@ -1123,7 +1002,7 @@ fn offset<T>(r: &Request<'_>, list: &[T], capped: bool, render: impl Fn(&T) -> V
         .max(1);
     let skip = (page - 1) * per_page;
     if capped && skip >= MAX_PROJECT_OFFSET {
-        return Answer::message(
+        return GITLAB.error(
             StatusCode::METHOD_NOT_ALLOWED,
             "Offset pagination has a maximum allowed offset of 50000 for requests that return objects of type Project. Remaining records can be retrieved using keyset pagination.",
         );
@@ -1131,7 +1010,7 @@ fn offset<T>(r: &Request<'_>, list: &[T], capped: bool, render: impl Fn(&T) -> V
     let total = list.len();
     let items: Vec<Value> = list.iter().skip(skip).take(per_page).map(render).collect();
     let more = skip + items.len() < total;
-    let mut a = Answer::json(StatusCode::OK, &Value::Array(items));
+    let mut a = GITLAB.json(StatusCode::OK, &Value::Array(items));
     let mut links = vec![format!("<{}>; rel=\"first\"", url_with(r, "page", "1"))];
     a.headers.push(("x-page".into(), page.to_string()));
     a.headers.push(("x-per-page".into(), per_page.to_string()));
@@ -1181,15 +1060,8 @@ fn with_etag(s: &mut GlState, r: &Request<'_>, mut a: Answer) -> Answer {
     if a.status != StatusCode::OK || r.method != Method::GET {
         return a;
     }
-    let mut hasher = DefaultHasher::new();
-    a.body.hash(&mut hasher);
-    let etag = format!("W/\"{:016x}\"", hasher.finish());
-    let matches = r
-        .headers
-        .get("if-none-match")
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag));
-    if matches {
+    let etag = weak_etag(&a.body);
+    if if_none_match(r.headers, &etag) {
         s.stats.not_modified += 1;
         a.status = StatusCode::NOT_MODIFIED;
         a.body.clear();
@@ -1218,7 +1090,7 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
         if ids.len() > s.max_projects_per_query {
             s.stats.too_complex += 1;
             let complexity = ids.len() * MAX_COMPLEXITY / s.max_projects_per_query + 1;
-            return Answer::json(
+            return GITLAB.json(
                 StatusCode::OK,
                 &json!({"errors": [{"message": format!(
                     "Query has complexity of {complexity}, which exceeds max complexity of {MAX_COMPLEXITY}"
@@ -1266,7 +1138,7 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
         } else {
             json!(format!("eyJpZCI6I{}", nodes.len()))
         };
-        return Answer::json(
+        return GITLAB.json(
             StatusCode::OK,
             &json!({"data": {"projects": {
                 "pageInfo": {"hasNextPage": found > nodes.len(), "endCursor": end},
@@ -1294,7 +1166,7 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
                 })
             })
             .collect();
-        return Answer::json(
+        return GITLAB.json(
             StatusCode::OK,
             &json!({"data": {"users": {
                 "pageInfo": {"hasNextPage": false, "endCursor": null},
@@ -1302,7 +1174,7 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
             }}}),
         );
     }
-    Answer::json(
+    GITLAB.json(
         StatusCode::OK,
         &json!({"errors": [{"message": "the simulator does not answer this query"}]}),
     )

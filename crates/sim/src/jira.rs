@@ -9,18 +9,16 @@
 //! `email:api-token`, Data Center a bearer personal access token; anything else is a 401.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use axum::Router;
-use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::org::{Org, Repo};
 use crate::rng::Rng;
+use crate::serve::{Answer, Dialect, Faults, Server, header};
 
 /// The Cloud account the fake accepts, with [`JIRA_API_TOKEN`].
 pub const JIRA_EMAIL: &str = "surveyor@acme.example";
@@ -315,7 +313,7 @@ pub enum JiraFaultAction {
     /// An HTML page where JSON was expected (a proxy's error page).
     BadJson,
     /// Wait this long before answering normally (a client timeout if long enough).
-    Delay(std::time::Duration),
+    Delay(Duration),
     /// The first half of the real body: a page cut off mid-way.
     Truncate,
     /// A Cloud page that says it is the last (`isLast: true`, no `nextPage`) while `total`
@@ -390,21 +388,13 @@ struct JiraState {
     max_results_cap: usize,
     /// API tokens (Cloud) or personal access tokens (Data Center) accepted besides the constants.
     extra_tokens: Vec<String>,
-    faults: Vec<(JiraFault, usize, usize)>,
+    faults: Faults<JiraFault>,
     stats: JiraStats,
 }
 
 /// A running fake Jira. Dropping it stops it.
 pub struct JiraFake {
-    url: String,
-    state: Arc<Mutex<JiraState>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for JiraFake {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server<JiraState>,
 }
 
 impl JiraFake {
@@ -414,52 +404,42 @@ impl JiraFake {
     }
 
     pub async fn start_site(site: JiraSite, flavor: JiraFlavor) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(Mutex::new(JiraState {
+        let state = |url: &str| JiraState {
             site,
             flavor,
-            base_url: url.clone(),
+            base_url: url.to_string(),
             max_results_cap: CLOUD_MAX_RESULTS,
             extra_tokens: Vec::new(),
-            faults: Vec::new(),
+            faults: Faults::default(),
             stats: JiraStats::default(),
-        }));
-        let router = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Ok(Self { url, state, server })
+        };
+        Ok(Self {
+            server: Server::start(state, answer).await?,
+        })
     }
 
     /// The site URL (`url` in the connector's config).
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn lock(&self) -> MutexGuard<'_, JiraState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.server.url()
     }
 
     /// Changes the site between runs (`fake.with_site(|s| s.set_project_key("PAY", "PMT"))`).
     pub fn with_site<R>(&self, change: impl FnOnce(&mut JiraSite) -> R) -> R {
-        change(&mut self.lock().site)
+        change(&mut self.server.lock().site)
     }
 
     /// Changes the org behind the site (a deleted repository's component goes too).
     pub fn with_org<R>(&self, change: impl FnOnce(&mut Org) -> R) -> R {
-        change(&mut self.lock().site.org)
+        change(&mut self.server.lock().site.org)
     }
 
     /// A copy of the site as served now.
     pub fn site(&self) -> JiraSite {
-        self.lock().site.clone()
+        self.server.lock().site.clone()
     }
 
     pub fn org(&self) -> Org {
-        self.lock().site.org.clone()
+        self.server.lock().site.org.clone()
     }
 
     pub fn remove_component(&self, id: &str) -> bool {
@@ -472,76 +452,39 @@ impl JiraFake {
 
     /// Cloud pages hold at most this many items (Jira's own cap; 50 unless changed).
     pub fn set_max_results_cap(&self, n: usize) {
-        self.lock().max_results_cap = n.max(1);
+        self.server.lock().max_results_cap = n.max(1);
     }
 
     pub fn add_fault(&self, fault: JiraFault) {
-        self.lock().faults.push((fault, 0, 0));
+        self.server
+            .lock()
+            .faults
+            .add(fault.skip, fault.times, fault);
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.server.lock().faults.clear();
     }
 
     /// Accepts `token` as well: with [`JIRA_EMAIL`] on Cloud, as a bearer PAT on Data Center.
     pub fn add_token(&self, token: &str) {
-        self.lock().extra_tokens.push(token.to_string());
+        self.server.lock().extra_tokens.push(token.to_string());
     }
 
     pub fn stats(&self) -> JiraStats {
-        self.lock().stats.clone()
+        self.server.lock().stats.clone()
     }
 
     pub fn reset_stats(&self) {
-        self.lock().stats = JiraStats::default();
+        self.server.lock().stats = JiraStats::default();
     }
 }
 
-struct Answer {
-    status: StatusCode,
-    headers: Vec<(&'static str, String)>,
-    body: Vec<u8>,
-    /// How long to wait before answering (a `Delay` fault).
-    delay: std::time::Duration,
-}
-
-impl Answer {
-    fn json(status: StatusCode, body: &Value) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type", "application/json;charset=UTF-8".to_string())],
-            body: serde_json::to_vec(body).unwrap_or_default(),
-            delay: std::time::Duration::ZERO,
-        }
-    }
-
-    /// Jira's error shape: `{"errorMessages": [...], "errors": {}}`.
-    fn error(status: StatusCode, message: &str) -> Self {
-        Self::json(status, &json!({"errorMessages": [message], "errors": {}}))
-    }
-}
-
-async fn handle(
-    State(state): State<Arc<Mutex<JiraState>>>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let answer = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        answer(&mut s, &method, &uri, &headers)
-    };
-    if !answer.delay.is_zero() {
-        tokio::time::sleep(answer.delay).await;
-    }
-    let mut response = (answer.status, answer.body).into_response();
-    for (k, v) in answer.headers {
-        if let Ok(value) = HeaderValue::from_str(&v) {
-            response.headers_mut().insert(k, value);
-        }
-    }
-    response
-}
+/// How Jira answers: JSON, and errors as `{"errorMessages": [...], "errors": {}}`.
+const JIRA: Dialect = Dialect {
+    content_type: "application/json;charset=UTF-8",
+    error_body: |_, message| json!({"errorMessages": [message], "errors": {}}),
+};
 
 /// What a request is for: the project list or one project's component list.
 enum Route {
@@ -573,13 +516,17 @@ fn route(flavor: JiraFlavor, path: &str) -> Option<Route> {
     }
 }
 
-fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) -> Answer {
+/// The answer to a request, and how long to wait before sending it.
+fn answer(
+    s: &mut JiraState,
+    method: &Method,
+    uri: &Uri,
+    headers: &HeaderMap,
+    _body: &[u8],
+) -> (Answer, Duration) {
     let path = uri.path().to_string();
     let query = uri.query().unwrap_or_default().to_string();
-    let authorization = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
+    let authorization = header(headers, "authorization").unwrap_or_default();
     let scheme = authorization
         .split(' ')
         .next()
@@ -596,7 +543,7 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
 
     if !authorised(s.flavor, &s.extra_tokens, authorization) {
         s.stats.unauthorized += 1;
-        let mut a = Answer::error(
+        let mut a = JIRA.error(
             StatusCode::UNAUTHORIZED,
             "The credentials were not accepted by the simulated Jira.",
         );
@@ -604,14 +551,16 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
             JiraFlavor::Cloud => "Basic realm=\"simulated Jira Cloud\"",
             JiraFlavor::DataCenter => "Bearer realm=\"simulated Jira Data Center\"",
         };
-        a.headers.push(("www-authenticate", challenge.to_string()));
-        return a;
+        a.header("www-authenticate", challenge);
+        return (a, Duration::ZERO);
     }
     if method != Method::GET {
-        return Answer::error(StatusCode::METHOD_NOT_ALLOWED, "Only GET is simulated.");
+        let a = JIRA.error(StatusCode::METHOD_NOT_ALLOWED, "Only GET is simulated.");
+        return (a, Duration::ZERO);
     }
     let Some(route) = route(s.flavor, &path) else {
-        return Answer::error(StatusCode::NOT_FOUND, "No such resource on this site.");
+        let a = JIRA.error(StatusCode::NOT_FOUND, "No such resource on this site.");
+        return (a, Duration::ZERO);
     };
     let target = match &route {
         Route::Projects => "projects".to_string(),
@@ -623,29 +572,33 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
             format!("components:{key}")
         }
     };
-    if let Some(action) = fault_for(s, &target) {
+    let fault = s
+        .faults
+        .due(|f| {
+            f.target == "*"
+                || f.target == target
+                || (f.target == "components" && target.starts_with("components:"))
+        })
+        .map(|f| f.action.clone());
+    if let Some(action) = fault {
         s.stats.faults += 1;
-        match action {
+        let a = match action {
             JiraFaultAction::Status(code) => {
                 let status =
                     StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-                return Answer::error(status, "Simulated failure.");
+                JIRA.error(status, "Simulated failure.")
             }
             JiraFaultAction::RateLimited { retry_after_secs } => {
                 s.stats.rate_limited += 1;
-                let mut a = Answer::error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
-                a.headers
-                    .push(("retry-after", retry_after_secs.to_string()));
-                return a;
+                let mut a = JIRA.error(StatusCode::TOO_MANY_REQUESTS, "Rate limit exceeded.");
+                a.header("retry-after", retry_after_secs);
+                a
             }
-            JiraFaultAction::BadJson => {
-                return Answer {
-                    status: StatusCode::OK,
-                    headers: vec![("content-type", "text/html".to_string())],
-                    body: b"<html><body>Service temporarily unavailable</body></html>".to_vec(),
-                    delay: std::time::Duration::ZERO,
-                };
-            }
+            JiraFaultAction::BadJson => Answer::text_as(
+                StatusCode::OK,
+                "text/html",
+                b"<html><body>Service temporarily unavailable</body></html>",
+            ),
             late @ (JiraFaultAction::Delay(_)
             | JiraFaultAction::Truncate
             | JiraFaultAction::DropNext
@@ -653,15 +606,17 @@ fn answer(s: &mut JiraState, method: &Method, uri: &Uri, headers: &HeaderMap) ->
                 let answer = route_answer(s, &path, &query, route);
                 return late_fault(late, answer);
             }
-        }
+        };
+        return (a, Duration::ZERO);
     }
-    route_answer(s, &path, &query, route)
+    (route_answer(s, &path, &query, route), Duration::ZERO)
 }
 
-/// A fault applied to the answer a request would have had.
-fn late_fault(fault: JiraFaultAction, mut answer: Answer) -> Answer {
+/// A fault applied to the answer a request would have had, and the wait before sending it.
+fn late_fault(fault: JiraFaultAction, mut answer: Answer) -> (Answer, Duration) {
+    let mut delay = Duration::ZERO;
     match fault {
-        JiraFaultAction::Delay(d) => answer.delay = d,
+        JiraFaultAction::Delay(d) => delay = d,
         JiraFaultAction::Truncate => {
             let half = answer.body.len() / 2;
             answer.body.truncate(half);
@@ -686,7 +641,7 @@ fn late_fault(fault: JiraFaultAction, mut answer: Answer) -> Answer {
         }
         _ => {}
     }
-    answer
+    (answer, delay)
 }
 
 /// The answer for a route, faults aside.
@@ -705,13 +660,13 @@ fn route_answer(s: &JiraState, path: &str, query: &str, route: Route) -> Answer 
                 .map(|p| project_json(s, p, &expand))
                 .collect();
             match s.flavor {
-                JiraFlavor::Cloud => Answer::json(StatusCode::OK, &page(s, path, &params, values)),
-                JiraFlavor::DataCenter => Answer::json(StatusCode::OK, &Value::Array(values)),
+                JiraFlavor::Cloud => JIRA.json(StatusCode::OK, &page(s, path, &params, values)),
+                JiraFlavor::DataCenter => JIRA.json(StatusCode::OK, &Value::Array(values)),
             }
         }
         Route::Components(id) => {
             let Some(project) = s.site.project_by_id_or_key(&id) else {
-                return Answer::error(
+                return JIRA.error(
                     StatusCode::NOT_FOUND,
                     &format!("No project could be found with key or id '{id}'."),
                 );
@@ -724,9 +679,9 @@ fn route_answer(s: &JiraState, path: &str, query: &str, route: Route) -> Answer 
                 .collect();
             let paged = s.flavor == JiraFlavor::Cloud && path.ends_with("/component");
             if paged {
-                Answer::json(StatusCode::OK, &page(s, path, &params, values))
+                JIRA.json(StatusCode::OK, &page(s, path, &params, values))
             } else {
-                Answer::json(StatusCode::OK, &Value::Array(values))
+                JIRA.json(StatusCode::OK, &Value::Array(values))
             }
         }
     }
@@ -749,23 +704,6 @@ fn authorised(flavor: JiraFlavor, extra: &[String], authorization: &str) -> bool
             .map(str::trim)
             .is_some_and(|t| t == JIRA_PAT || extra.iter().any(|e| e == t)),
     }
-}
-
-fn fault_for(s: &mut JiraState, target: &str) -> Option<JiraFaultAction> {
-    for (f, seen, applied) in &mut s.faults {
-        let matches = f.target == "*"
-            || f.target == target
-            || (f.target == "components" && target.starts_with("components:"));
-        if !matches {
-            continue;
-        }
-        *seen += 1;
-        if *seen > f.skip && f.times.is_none_or(|t| *applied < t) {
-            *applied += 1;
-            return Some(f.action.clone());
-        }
-    }
-    None
 }
 
 /// A Cloud `PageBean` of `values` for the request's `startAt` and `maxResults`.

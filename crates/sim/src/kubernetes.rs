@@ -6,18 +6,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
-use crate::github::{Fault, FaultAction, due_fault};
 use crate::org::{Org, Repo};
+use crate::serve::{Fault, Faults, JsonApi, Server, ValueAnswer, answer_json_api, header};
 
 /// The token the fake accepts (put it in the kubeconfig user).
 pub const KUBE_TOKEN: &str = "sim-kube-token";
@@ -319,78 +315,63 @@ struct KubeState {
     expire_continues: usize,
     stats: KubeStats,
     /// Faults by request path (`/apis/apps/v1/deployments`), a `prefix*`, or `*`.
-    faults: Vec<(Fault, usize, usize)>,
+    faults: Faults<Fault>,
     /// Bearer tokens accepted besides [`KUBE_TOKEN`].
     extra_tokens: Vec<String>,
 }
 
 /// A running fake API server for one cluster. Dropping it stops it.
 pub struct KubeFake {
-    url: String,
-    state: Arc<Mutex<KubeState>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for KubeFake {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server<KubeState>,
 }
 
 impl KubeFake {
     pub async fn start(cluster: Cluster) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(Mutex::new(KubeState {
+        let state = |_: &str| KubeState {
             cluster,
             expire_continues: 0,
             stats: KubeStats::default(),
-            faults: Vec::new(),
+            faults: Faults::default(),
             extra_tokens: Vec::new(),
-        }));
-        let router = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Ok(Self { url, state, server })
+        };
+        Ok(Self {
+            server: Server::start(state, answer_json_api).await?,
+        })
     }
 
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn lock(&self) -> MutexGuard<'_, KubeState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.server.url()
     }
 
     pub fn with_cluster<R>(&self, change: impl FnOnce(&mut Cluster) -> R) -> R {
-        change(&mut self.lock().cluster)
+        change(&mut self.server.lock().cluster)
     }
 
     /// The next `n` list requests with a continue token get `410 Gone` (the token expired).
     pub fn expire_continues(&self, n: usize) {
-        self.lock().expire_continues = n;
+        self.server.lock().expire_continues = n;
     }
 
     pub fn stats(&self) -> KubeStats {
-        self.lock().stats.clone()
+        self.server.lock().stats.clone()
     }
 
     /// Faults by request path (`/apis/apps/v1/deployments` is the cluster-wide list), a path
     /// prefix ending in `*`, or `*`. `skip` counts matching requests, pages included.
     pub fn add_fault(&self, fault: Fault) {
-        self.lock().faults.push((fault, 0, 0));
+        self.server
+            .lock()
+            .faults
+            .add(fault.skip, fault.times, fault);
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.server.lock().faults.clear();
     }
 
     /// Accepts `token` as well as [`KUBE_TOKEN`] (tests with their own values).
     pub fn add_token(&self, token: &str) {
-        self.lock().extra_tokens.push(token.to_string());
+        self.server.lock().extra_tokens.push(token.to_string());
     }
 
     /// A kubeconfig with one context per `(context, fake)` pair, each with the fake's token.
@@ -422,101 +403,73 @@ fn status(code: StatusCode, reason: &str, message: String, details: Value) -> (S
     )
 }
 
-async fn handle(
-    State(state): State<Arc<Mutex<KubeState>>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let (fault, (code, body)) = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        let fault = due_fault(&mut s.faults, uri.path());
-        (fault, answer(&mut s, &uri, &headers))
-    };
-    if let Some(fault) = fault {
-        return faulty(fault, code, body).await;
-    }
-    (
-        code,
-        [("content-type", "application/json")],
-        body.to_string(),
+fn not_found() -> (StatusCode, Value) {
+    status(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "the server could not find the requested resource".into(),
+        json!({}),
     )
-        .into_response()
 }
 
-/// The answer to a request a fault matched, built from the answer it would have had.
-async fn faulty(fault: FaultAction, code: StatusCode, mut body: Value) -> Response {
-    let json = |code: StatusCode, body: String| {
-        (code, [("content-type", "application/json")], body).into_response()
-    };
-    match fault {
-        FaultAction::Status(status) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let reason = match status.as_u16() {
-                401 => "Unauthorized",
-                403 => "Forbidden",
-                500 => "InternalError",
-                503 => "ServiceUnavailable",
-                504 => "Timeout",
-                _ => "Unknown",
-            };
-            let message = format!(
-                "simulated failure: {}",
-                status.canonical_reason().unwrap_or("error")
-            );
-            let (code, body) = self::status(status, reason, message, json!({}));
-            json(code, body.to_string())
-        }
-        FaultAction::TooManyRequests { retry_after_secs }
-        | FaultAction::SecondaryLimit { retry_after_secs } => {
-            let (code, body) = self::status(
-                StatusCode::TOO_MANY_REQUESTS,
-                "TooManyRequests",
-                "Too many requests, please try again later.".into(),
-                json!({"retryAfterSeconds": retry_after_secs}),
-            );
-            let mut r = json(code, body.to_string());
-            if let Ok(v) = axum::http::HeaderValue::from_str(&retry_after_secs.to_string()) {
-                r.headers_mut().insert("retry-after", v);
-            }
-            r
-        }
-        FaultAction::Delay(d) => {
-            tokio::time::sleep(d).await;
-            json(code, body.to_string())
-        }
-        FaultAction::Truncate => {
-            let mut text = body.to_string();
-            let mut half = text.len() / 2;
-            while !text.is_char_boundary(half) {
-                half -= 1;
-            }
-            text.truncate(half);
-            json(code, text)
-        }
-        FaultAction::BadJson => (
-            StatusCode::OK,
-            [("content-type", "text/html")],
-            "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>",
+impl JsonApi for KubeState {
+    const CONTENT_TYPE: &'static str = "application/json";
+    const PROXY_ERROR_PAGE: &'static str =
+        "<html><body><h1>502 Bad Gateway</h1>nginx</body></html>";
+
+    fn faults(&mut self) -> &mut Faults<Fault> {
+        &mut self.faults
+    }
+
+    fn answer(&mut self, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
+        let (code, body) = answer(self, uri, headers);
+        (code, Vec::new(), body)
+    }
+
+    fn failure(status: StatusCode) -> ValueAnswer {
+        let reason = match status.as_u16() {
+            401 => "Unauthorized",
+            403 => "Forbidden",
+            500 => "InternalError",
+            503 => "ServiceUnavailable",
+            504 => "Timeout",
+            _ => "Unknown",
+        };
+        let message = format!(
+            "simulated failure: {}",
+            status.canonical_reason().unwrap_or("error")
+        );
+        let (code, body) = self::status(status, reason, message, json!({}));
+        (code, Vec::new(), body)
+    }
+
+    fn too_many_requests(retry_after_secs: u64) -> ValueAnswer {
+        let (code, body) = status(
+            StatusCode::TOO_MANY_REQUESTS,
+            "TooManyRequests",
+            "Too many requests, please try again later.".into(),
+            json!({"retryAfterSeconds": retry_after_secs}),
+        );
+        (
+            code,
+            vec![("retry-after", retry_after_secs.to_string())],
+            body,
         )
-            .into_response(),
-        FaultAction::DropNext => {
+    }
+
+    fn cut_list(body: &mut Value, empty: bool) {
+        if !empty {
             // The continue token goes; `remainingItemCount` still says how many were left.
             if let Some(meta) = body["metadata"].as_object_mut() {
                 meta.remove("continue");
             }
-            json(code, body.to_string())
-        }
-        FaultAction::EmptyList => {
-            if body["items"].is_array() {
-                body["items"] = json!([]);
-                if let Some(meta) = body["metadata"].as_object_mut() {
-                    meta.remove("continue");
-                    meta.remove("remainingItemCount");
-                }
+        } else if body["items"].is_array() {
+            body["items"] = json!([]);
+            if let Some(meta) = body["metadata"].as_object_mut() {
+                meta.remove("continue");
+                meta.remove("remainingItemCount");
             }
-            json(code, body.to_string())
         }
-        FaultAction::GraphqlError(_) | FaultAction::ForbiddenNode => json(code, body.to_string()),
     }
 }
 
@@ -524,9 +477,7 @@ fn answer(s: &mut KubeState, uri: &Uri, headers: &HeaderMap) -> (StatusCode, Val
     s.stats.requests += 1;
     let path = uri.path().to_string();
     *s.stats.by_path.entry(path.clone()).or_default() += 1;
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let authorised = header(headers, "authorization")
         .and_then(|v| v.strip_prefix("Bearer "))
         .is_some_and(|t| t == KUBE_TOKEN || s.extra_tokens.iter().any(|e| e == t));
     if !authorised {
@@ -550,36 +501,21 @@ fn answer(s: &mut KubeState, uri: &Uri, headers: &HeaderMap) -> (StatusCode, Val
         .filter_map(|(_, base, _)| path.strip_prefix(base).map(|rest| (*base, rest)))
         .next()
     else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "the server could not find the requested resource".into(),
-            json!({}),
-        );
+        return not_found();
     };
     let segments: Vec<&str> = rest.trim_matches('/').split('/').collect();
     let (namespace, resource) = match segments.as_slice() {
         [resource] => (None, *resource),
         ["namespaces", ns, resource] => (Some(ns.to_string()), *resource),
         _ => {
-            return status(
-                StatusCode::NOT_FOUND,
-                "NotFound",
-                "the server could not find the requested resource".into(),
-                json!({}),
-            );
+            return not_found();
         }
     };
     let Some((_, _, kind)) = RESOURCES
         .iter()
         .find(|(r, b, _)| *r == resource && *b == base)
     else {
-        return status(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "the server could not find the requested resource".into(),
-            json!({}),
-        );
+        return not_found();
     };
     let group = base
         .trim_start_matches("/apis/")

@@ -9,6 +9,7 @@ pub mod kubernetes;
 pub mod org;
 pub mod pagerduty;
 mod rng;
+mod serve;
 
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
 pub use gitlab::{GITLAB_TOKEN, GitlabFake, GitlabStats};

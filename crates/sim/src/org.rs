@@ -381,26 +381,25 @@ impl Org {
         self.people.iter().filter(|p| p.active)
     }
 
-    /// Renames a repository (its id stays: a rename, not a delete and a create).
-    pub fn rename_repo(&mut self, index: usize, new_name: &str) {
+    /// Applies `change` to one repository, if there is one at `index`, as a new generation.
+    fn change_repo(&mut self, index: usize, change: impl FnOnce(&mut Repo)) {
         if let Some(r) = self.repos.get_mut(index) {
-            r.name = new_name.to_string();
+            change(r);
             self.generation += 1;
         }
+    }
+
+    /// Renames a repository (its id stays: a rename, not a delete and a create).
+    pub fn rename_repo(&mut self, index: usize, new_name: &str) {
+        self.change_repo(index, |r| r.name = new_name.to_string());
     }
 
     pub fn archive_repo(&mut self, index: usize) {
-        if let Some(r) = self.repos.get_mut(index) {
-            r.archived = true;
-            self.generation += 1;
-        }
+        self.change_repo(index, |r| r.archived = true);
     }
 
     pub fn delete_repo(&mut self, index: usize) {
-        if let Some(r) = self.repos.get_mut(index) {
-            r.active = false;
-            self.generation += 1;
-        }
+        self.change_repo(index, |r| r.active = false);
     }
 
     /// Points a repository's CODEOWNERS at another team.
@@ -454,10 +453,7 @@ impl Org {
 
     /// Takes a repository's workload out of the cluster (the repository stays).
     pub fn undeploy(&mut self, repo: usize) {
-        if let Some(r) = self.repos.get_mut(repo) {
-            r.deployed = false;
-            self.generation += 1;
-        }
+        self.change_repo(repo, |r| r.deployed = false);
     }
 
     /// Adds a repository owned by `team`, generated like the others (manifest, CODEOWNERS,

@@ -4,16 +4,12 @@
 //! the 10,000-record cap), 429s with rate-limit headers, and token checks.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex, MutexGuard};
 
-use axum::Router;
-use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, Uri};
-use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
-use crate::github::{Fault, FaultAction, due_fault};
 use crate::org::Org;
+use crate::serve::{Fault, Faults, JsonApi, Server, ValueAnswer, answer_json_api, header};
 
 /// The API token the fake accepts (`Authorization: Token token=...`).
 pub const PD_TOKEN: &str = "u+simulatedpagerdutytoken";
@@ -226,88 +222,68 @@ struct PdState {
     throttle: usize,
     stats: PagerDutyStats,
     /// Faults by path (`/services`, `/teams/PT00001/members`), a `prefix*`, or `*`.
-    faults: Vec<(Fault, usize, usize)>,
+    faults: Faults<Fault>,
     /// API keys accepted besides [`PD_TOKEN`].
     extra_tokens: Vec<String>,
 }
 
 /// The running fake. Dropping it stops it.
 pub struct PagerDutyFake {
-    url: String,
-    state: Arc<Mutex<PdState>>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Drop for PagerDutyFake {
-    fn drop(&mut self) {
-        self.server.abort();
-    }
+    server: Server<PdState>,
 }
 
 impl PagerDutyFake {
     pub async fn start(account: Account) -> std::io::Result<Self> {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let state = Arc::new(Mutex::new(PdState {
+        let state = |_: &str| PdState {
             account,
             throttle: 0,
             stats: PagerDutyStats::default(),
-            faults: Vec::new(),
+            faults: Faults::default(),
             extra_tokens: Vec::new(),
-        }));
-        let router = Router::new()
-            .fallback(handle)
-            .with_state(Arc::clone(&state));
-        let server = tokio::spawn(async move {
-            let _ = axum::serve(listener, router).await;
-        });
-        Ok(Self { url, state, server })
+        };
+        Ok(Self {
+            server: Server::start(state, answer_json_api).await?,
+        })
     }
 
     /// The API base (`api_url`).
     pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    fn lock(&self) -> MutexGuard<'_, PdState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        self.server.url()
     }
 
     pub fn with_account<R>(&self, change: impl FnOnce(&mut Account) -> R) -> R {
-        change(&mut self.lock().account)
+        change(&mut self.server.lock().account)
     }
 
     /// The next `n` requests are rate limited (429).
     pub fn throttle(&self, n: usize) {
-        self.lock().throttle = n;
+        self.server.lock().throttle = n;
     }
 
     /// Faults by request path (`/services`), a path prefix ending in `*`, or `*`. `skip` counts
     /// matching requests, so `Fault::new("/services", ..).skip(1)` fails from the second page.
     pub fn add_fault(&self, fault: Fault) {
-        self.lock().faults.push((fault, 0, 0));
+        self.server
+            .lock()
+            .faults
+            .add(fault.skip, fault.times, fault);
     }
 
     pub fn clear_faults(&self) {
-        self.lock().faults.clear();
+        self.server.lock().faults.clear();
     }
 
     pub fn stats(&self) -> PagerDutyStats {
-        self.lock().stats.clone()
+        self.server.lock().stats.clone()
     }
 
     /// Accepts `token` as well as [`PD_TOKEN`] (tests with their own values).
     pub fn add_token(&self, token: &str) {
-        self.lock().extra_tokens.push(token.to_string());
+        self.server.lock().extra_tokens.push(token.to_string());
     }
 }
 
-fn error(
-    code: StatusCode,
-    pd_code: u32,
-    message: &str,
-    errors: &[&str],
-) -> (StatusCode, Vec<(&'static str, String)>, Value) {
+fn error(code: StatusCode, pd_code: u32, message: &str, errors: &[&str]) -> ValueAnswer {
     (
         code,
         Vec::new(),
@@ -315,137 +291,67 @@ fn error(
     )
 }
 
-async fn handle(
-    State(state): State<Arc<Mutex<PdState>>>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Response {
-    let (fault, (code, extra, body)) = {
-        let mut s = state.lock().unwrap_or_else(|e| e.into_inner());
-        let fault = due_fault(&mut s.faults, uri.path());
-        (fault, answer(&mut s, &uri, &headers))
-    };
-    if let Some(fault) = fault {
-        return faulty(fault, code, extra, body).await;
-    }
-    let mut response = (
-        code,
-        [("content-type", "application/json; charset=utf-8")],
-        body.to_string(),
-    )
-        .into_response();
-    for (k, v) in extra {
-        if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
-            response.headers_mut().insert(k, v);
-        }
-    }
-    response
-}
+impl JsonApi for PdState {
+    const CONTENT_TYPE: &'static str = "application/json; charset=utf-8";
+    const PROXY_ERROR_PAGE: &'static str =
+        "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>";
 
-/// The answer to a request a fault matched, built from the answer it would have had.
-async fn faulty(
-    fault: FaultAction,
-    code: StatusCode,
-    extra: Vec<(&'static str, String)>,
-    mut body: Value,
-) -> Response {
-    let json = |code: StatusCode, extra: Vec<(&'static str, String)>, body: String| {
-        let mut r = (
-            code,
-            [("content-type", "application/json; charset=utf-8")],
-            body,
+    fn faults(&mut self) -> &mut Faults<Fault> {
+        &mut self.faults
+    }
+
+    fn answer(&mut self, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
+        answer(self, uri, headers)
+    }
+
+    fn failure(status: StatusCode) -> ValueAnswer {
+        error(
+            status,
+            2000,
+            status.canonical_reason().unwrap_or("Error"),
+            &[],
         )
-            .into_response();
-        for (k, v) in extra {
-            if let Ok(v) = axum::http::HeaderValue::from_str(&v) {
-                r.headers_mut().insert(k, v);
-            }
+    }
+
+    fn too_many_requests(retry_after_secs: u64) -> ValueAnswer {
+        let (code, _, body) = error(
+            StatusCode::TOO_MANY_REQUESTS,
+            2020,
+            "Rate Limit Exceeded",
+            &[],
+        );
+        let headers = vec![
+            ("ratelimit-limit", "960".into()),
+            ("ratelimit-remaining", "0".into()),
+            ("ratelimit-reset", retry_after_secs.to_string()),
+            ("retry-after", retry_after_secs.to_string()),
+        ];
+        (code, headers, body)
+    }
+
+    fn cut_list(body: &mut Value, empty: bool) {
+        // The list in an answer: its only array-valued field.
+        let Some(key) = body
+            .as_object()
+            .and_then(|o| o.iter().find(|(_, v)| v.is_array()).map(|(k, _)| k.clone()))
+        else {
+            return;
+        };
+        if empty {
+            body[key.as_str()] = json!([]);
         }
-        r
-    };
-    // The list in an answer: its only array-valued field.
-    let list_key = body
-        .as_object()
-        .and_then(|o| o.iter().find(|(_, v)| v.is_array()).map(|(k, _)| k.clone()));
-    match fault {
-        FaultAction::Status(status) => {
-            let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            let (code, extra, body) = error(
-                status,
-                2000,
-                status.canonical_reason().unwrap_or("Error"),
-                &[],
-            );
-            json(code, extra, body.to_string())
-        }
-        FaultAction::TooManyRequests { retry_after_secs }
-        | FaultAction::SecondaryLimit { retry_after_secs } => {
-            let (code, _, body) = error(
-                StatusCode::TOO_MANY_REQUESTS,
-                2020,
-                "Rate Limit Exceeded",
-                &[],
-            );
-            let extra = vec![
-                ("ratelimit-limit", "960".into()),
-                ("ratelimit-remaining", "0".into()),
-                ("ratelimit-reset", retry_after_secs.to_string()),
-                ("retry-after", retry_after_secs.to_string()),
-            ];
-            json(code, extra, body.to_string())
-        }
-        FaultAction::Delay(d) => {
-            tokio::time::sleep(d).await;
-            json(code, extra, body.to_string())
-        }
-        FaultAction::Truncate => {
-            let mut text = body.to_string();
-            let mut half = text.len() / 2;
-            while !text.is_char_boundary(half) {
-                half -= 1;
-            }
-            text.truncate(half);
-            json(code, extra, text)
-        }
-        FaultAction::BadJson => (
-            StatusCode::OK,
-            [("content-type", "text/html")],
-            "<html><body><h1>503 Service Temporarily Unavailable</h1></body></html>",
-        )
-            .into_response(),
-        FaultAction::DropNext => {
-            if list_key.is_some() {
-                body["more"] = json!(false);
-            }
-            json(code, extra, body.to_string())
-        }
-        FaultAction::EmptyList => {
-            if let Some(key) = list_key {
-                body[key.as_str()] = json!([]);
-                body["more"] = json!(false);
-                if !body["total"].is_null() {
-                    body["total"] = json!(0);
-                }
-            }
-            json(code, extra, body.to_string())
-        }
-        FaultAction::GraphqlError(_) | FaultAction::ForbiddenNode => {
-            json(code, extra, body.to_string())
+        body["more"] = json!(false);
+        if empty && !body["total"].is_null() {
+            body["total"] = json!(0);
         }
     }
 }
 
-fn answer(
-    s: &mut PdState,
-    uri: &Uri,
-    headers: &HeaderMap,
-) -> (StatusCode, Vec<(&'static str, String)>, Value) {
+fn answer(s: &mut PdState, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
     s.stats.requests += 1;
     let path = uri.path().to_string();
     *s.stats.by_path.entry(path.clone()).or_default() += 1;
-    let authorised = headers
-        .get("authorization")
-        .and_then(|v| v.to_str().ok())
+    let authorised = header(headers, "authorization")
         .and_then(|v| v.strip_prefix("Token token="))
         .is_some_and(|t| t == PD_TOKEN || s.extra_tokens.iter().any(|e| e == t));
     if !authorised {

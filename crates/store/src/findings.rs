@@ -4,10 +4,10 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use sqlx::Row;
 
+use crate::query::decode;
 use crate::sql::sql;
-use crate::{Result, Store, on_pool, on_tx};
+use crate::{Result, Store};
 
 /// A finding as the audits computed it now.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,7 +19,7 @@ pub struct FindingRecord {
 }
 
 /// A stored finding with its history.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 #[serde(rename_all = "camelCase")]
 pub struct FindingRow {
     pub id: i64,
@@ -82,41 +82,35 @@ impl Store {
             match index.get(&(f.rule.as_str(), f.entity_ref.as_str(), f.message.as_str())) {
                 Some(id) if still.insert(*id) => {
                     delta.still_open += 1;
-                    on_tx!(&mut tx, conn => {
-                        sqlx::query(sqlx::AssertSqlSafe(seen.0.clone()))
-                            .bind(now)
-                            .bind(&f.severity)
-                            .bind(id)
-                            .execute(conn)
-                            .await?;
-                    });
+                    tx.query(seen.clone())
+                        .bind(now)
+                        .bind(&f.severity)
+                        .bind(id)
+                        .execute()
+                        .await?;
                 }
                 Some(_) => {}
                 None => {
                     delta.opened += 1;
-                    on_tx!(&mut tx, conn => {
-                        sqlx::query(sqlx::AssertSqlSafe(insert.0.clone()))
-                            .bind(audit)
-                            .bind(&f.rule)
-                            .bind(&f.entity_ref)
-                            .bind(&f.severity)
-                            .bind(&f.message)
-                            .bind(now)
-                            .execute(conn)
-                            .await?;
-                    });
+                    tx.query(insert.clone())
+                        .bind(audit)
+                        .bind(&f.rule)
+                        .bind(&f.entity_ref)
+                        .bind(&f.severity)
+                        .bind(&f.message)
+                        .bind(now)
+                        .execute()
+                        .await?;
                 }
             }
         }
         for f in open.iter().filter(|f| !still.contains(&f.id)) {
             delta.resolved += 1;
-            on_tx!(&mut tx, conn => {
-                sqlx::query(sqlx::AssertSqlSafe(resolve.0.clone()))
-                    .bind(now)
-                    .bind(f.id)
-                    .execute(conn)
-                    .await?;
-            });
+            tx.query(resolve.clone())
+                .bind(now)
+                .bind(f.id)
+                .execute()
+                .await?;
         }
         tx.commit().await?;
         Ok(delta)
@@ -134,27 +128,10 @@ impl Store {
             "SELECT id, audit, rule, entity_ref, severity, message, first_seen, last_seen, resolved_at \
              FROM findings WHERE audit = $1 AND ($2 OR resolved_at IS NULL) ORDER BY id",
         );
-        let mut out = Vec::new();
-        on_pool!(self, pool => {
-            let rows = sqlx::query(sqlx::AssertSqlSafe(q.0.clone()))
-                .bind(audit)
-                .bind(include_resolved)
-                .fetch_all(pool)
-                .await?;
-            for r in rows {
-                out.push(FindingRow {
-                    id: r.try_get("id")?,
-                    audit: r.try_get("audit")?,
-                    rule: r.try_get("rule")?,
-                    entity_ref: r.try_get("entity_ref")?,
-                    severity: r.try_get("severity")?,
-                    message: r.try_get("message")?,
-                    first_seen: r.try_get("first_seen")?,
-                    last_seen: r.try_get("last_seen")?,
-                    resolved_at: r.try_get("resolved_at")?,
-                });
-            }
-        });
-        Ok(out)
+        self.query(q)
+            .bind(audit)
+            .bind(include_resolved)
+            .fetch_all(decode)
+            .await
     }
 }

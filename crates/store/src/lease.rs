@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 
 use crate::sql::sql;
-use crate::{Result, Store, on_tx};
+use crate::{Result, Store};
 
 impl Store {
     /// Takes `name`'s lease for the run scheduled at `tick`, until `expires_at`. Succeeds only
@@ -29,17 +29,16 @@ impl Store {
              RETURNING holder",
         );
         let mut tx = self.begin().await?;
-        let taken = on_tx!(&mut tx, conn => {
-            sqlx::query(q)
-                .bind(name)
-                .bind(holder)
-                .bind(tick)
-                .bind(expires_at)
-                .bind(now)
-                .fetch_optional(&mut *conn)
-                .await?
-                .is_some()
-        });
+        let taken = tx
+            .query(q)
+            .bind(name)
+            .bind(holder)
+            .bind(tick)
+            .bind(expires_at)
+            .bind(now)
+            .fetch_optional(|_| Ok(()))
+            .await?
+            .is_some();
         tx.commit().await?;
         Ok(taken)
     }
@@ -51,28 +50,22 @@ impl Store {
         holder: &str,
         expires_at: DateTime<Utc>,
     ) -> Result<bool> {
-        let q = sql(
-            self.backend(),
-            "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
-        );
-        let mut tx = self.begin().await?;
-        let n = on_tx!(&mut tx, conn => {
-            sqlx::query(q).bind(name).bind(holder).bind(expires_at).execute(&mut *conn).await?.rows_affected()
-        });
-        tx.commit().await?;
+        let n = self
+            .execute_alone(
+                "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
+                |q| q.bind(name).bind(holder).bind(expires_at),
+            )
+            .await?;
         Ok(n == 1)
     }
 
     /// Gives a lease up at the end of a run (it stays recorded for its tick).
     pub async fn release_lease(&self, name: &str, holder: &str, now: DateTime<Utc>) -> Result<()> {
-        let q = sql(
-            self.backend(),
+        self.execute_alone(
             "UPDATE leases SET expires_at = $3 WHERE name = $1 AND holder = $2",
-        );
-        let mut tx = self.begin().await?;
-        on_tx!(&mut tx, conn => {
-            sqlx::query(q).bind(name).bind(holder).bind(now).execute(&mut *conn).await?;
-        });
-        tx.commit().await
+            |q| q.bind(name).bind(holder).bind(now),
+        )
+        .await?;
+        Ok(())
     }
 }

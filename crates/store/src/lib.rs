@@ -5,6 +5,7 @@ mod findings;
 mod identity;
 mod lease;
 mod nodelay;
+mod query;
 mod read;
 mod rows;
 mod sql;
@@ -119,33 +120,6 @@ impl Drop for PgTx {
         }
     }
 }
-
-/// Runs the same code against whichever concrete connection a transaction holds. The body is
-/// expanded once per backend, so sqlx's types resolve to each driver's own.
-macro_rules! on_tx {
-    ($tx:expr, $conn:ident => $body:expr) => {
-        match $tx {
-            $crate::StoreTx::Sqlite(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-            $crate::StoreTx::Postgres(t) => {
-                let $conn = &mut **t;
-                $body
-            }
-        }
-    };
-}
-/// Like `on_tx!`, for reads on the store's pools.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            $crate::Store::Sqlite { reader: $pool, .. } => $body,
-            $crate::Store::Postgres($pool) => $body,
-        }
-    };
-}
-pub(crate) use {on_pool, on_tx};
 
 /// The advisory-lock class catalog writers take on Postgres ("SURV" in ASCII), with the
 /// schema's hash as the second key.
@@ -358,16 +332,25 @@ impl StoreTx {
 mod pg_tx_tests {
     use super::*;
 
+    /// How many sessions `count` (a query of `pg_stat_activity` by pid) finds for `pid`.
+    async fn sessions(store: &Store, count: &'static str, pid: i32) -> i64 {
+        store
+            .query(count)
+            .bind(pid)
+            .fetch_one(|r| r.get(0))
+            .await
+            .expect("pg_stat_activity")
+    }
+
     /// The session's pid while it exists, polled: closing happens on a spawned task.
     async fn session_ends(store: &Store, pid: i32) -> bool {
         for _ in 0..100 {
-            let alive: i64 = on_pool!(store, pool => {
-                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1")
-                    .bind(pid)
-                    .fetch_one(pool)
-                    .await
-                    .expect("pg_stat_activity")
-            });
+            let alive = sessions(
+                store,
+                "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1",
+                pid,
+            )
+            .await;
             if alive == 0 {
                 return true;
             }
@@ -415,13 +398,12 @@ mod pg_tx_tests {
         let mut committed = store.begin_write().await.expect("begin");
         let committed_pid = pid(&mut committed).await;
         committed.commit().await.expect("commit");
-        let alive: i64 = on_pool!(&store, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'idle'")
-                .bind(committed_pid)
-                .fetch_one(pool)
-                .await
-                .expect("pg_stat_activity")
-        });
+        let alive = sessions(
+            &store,
+            "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = $1 AND state = 'idle'",
+            committed_pid,
+        )
+        .await;
         assert_eq!(
             alive, 1,
             "a committed transaction's connection is kept, idle"

@@ -1,13 +1,12 @@
 //! Reads for the engine, the CLI and the API: observation indexes, entities, relations, history.
 
 use chrono::{DateTime, Utc};
-use futures_util::TryStreamExt;
-use sqlx::Row;
 
+use crate::query::decode;
 use crate::sql::sql;
 use crate::{
     ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store,
-    StoreError, on_pool,
+    StoreError,
 };
 
 /// Filters for [`Store::list_entities`]. Keys are compared lower-cased.
@@ -126,13 +125,17 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
         let p = next(&mut params, format!("%{escaped}%"));
         conds.push(if pg {
             format!(
-                "(entity_ref LIKE {p} ESCAPE '\\' OR lower(coalesce(body->'metadata'->>'title', '')) LIKE {p} ESCAPE '\\' \
+                "(entity_ref LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(body->'metadata'->>'title', '')) LIKE {p} ESCAPE '\\' \
                  OR lower(coalesce(body->'metadata'->>'description', '')) LIKE {p} ESCAPE '\\')"
             )
         } else {
             format!(
-                "(entity_ref LIKE {p} ESCAPE '\\' OR lower(coalesce(json_extract(body, '$.metadata.title'), '')) LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(json_extract(body, '$.metadata.description'), '')) LIKE {p} ESCAPE '\\')"
+                "(entity_ref LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(json_extract(body, '$.metadata.title'), '')) \
+                 LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(json_extract(body, '$.metadata.description'), '')) \
+                 LIKE {p} ESCAPE '\\')"
             )
         });
     }
@@ -195,48 +198,6 @@ pub struct ChangeFilter {
     pub limit: Option<i64>,
 }
 
-pub(crate) fn entity_from_row<R>(r: &R) -> Result<EntityRow>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<String>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    DateTime<Utc>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    Option<DateTime<Utc>>: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(EntityRow {
-        uid: r.try_get("uid")?,
-        entity_ref: r.try_get("entity_ref")?,
-        display_ref: r.try_get("display_ref")?,
-        kind: r.try_get("kind")?,
-        namespace: r.try_get("namespace")?,
-        name: r.try_get("name")?,
-        body: r.try_get("body")?,
-        hash: r.try_get("hash")?,
-        sources: r.try_get("sources")?,
-        meta_hash: r.try_get("meta_hash")?,
-        created_at: r.try_get("created_at")?,
-        updated_at: r.try_get("updated_at")?,
-        deleted_at: r.try_get("deleted_at")?,
-        deleted_run: r.try_get("deleted_run")?,
-    })
-}
-
-fn relation_from_row<R>(r: &R) -> Result<RelationRow>
-where
-    R: Row,
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    String: for<'r> sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    Ok(RelationRow {
-        origin_ref: r.try_get("origin_ref")?,
-        source_ref: r.try_get("source_ref")?,
-        kind: r.try_get("type")?,
-        target_ref: r.try_get("target_ref")?,
-        target_display: r.try_get("target_display")?,
-    })
-}
-
 const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
      sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run";
 
@@ -249,21 +210,7 @@ impl Store {
              FROM observations WHERE source = $1",
         );
         // Streamed: a large source's index is built row by row, never held twice.
-        on_pool!(self, pool => {
-            let mut out = Vec::new();
-            let mut rows = sqlx::query(q).bind(source).fetch(pool);
-            while let Some(r) = rows.try_next().await? {
-                out.push(ObservationIndexRow {
-                    external_id: r.try_get("external_id")?,
-                    scope: r.try_get("scope")?,
-                    entity_ref: r.try_get("entity_ref")?,
-                    kind: r.try_get("kind")?,
-                    hash: r.try_get("hash")?,
-                    live: r.try_get("live")?,
-                });
-            }
-            Ok(out)
-        })
+        self.query(q).bind(source).fetch_all(decode).await
     }
 
     /// Entities in key order, filtered.
@@ -272,7 +219,8 @@ impl Store {
         let limit = f.limit.unwrap_or(i64::MAX);
         let offset = f.offset.unwrap_or(0).max(0);
         let text = format!(
-            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {where_} ORDER BY entity_ref LIMIT ${} OFFSET ${}",
+            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {where_} ORDER BY entity_ref LIMIT ${} \
+             OFFSET ${}",
             params.len() + 1,
             params.len() + 2
         );
@@ -280,14 +228,11 @@ impl Store {
             crate::Backend::Postgres => text,
             crate::Backend::Sqlite => text.replace("::text", ""),
         };
-        on_pool!(self, pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
-            for p in params {
-                q = q.bind(p);
-            }
-            let rows = q.bind(limit).bind(offset).fetch_all(pool).await?;
-            rows.iter().map(entity_from_row).collect()
-        })
+        let mut q = self.query(text);
+        for p in params {
+            q = q.bind(p);
+        }
+        q.bind(limit).bind(offset).fetch_all(decode).await
     }
 
     /// How many entities a filter matches (its `after` and `limit` ignored).
@@ -300,13 +245,11 @@ impl Store {
         };
         let (where_, params) = entity_conditions(self.backend(), &unpaged);
         let text = format!("SELECT COUNT(*) FROM entities WHERE {where_}");
-        on_pool!(self, pool => {
-            let mut q = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(text));
-            for p in params {
-                q = q.bind(p);
-            }
-            Ok(q.fetch_one(pool).await?)
-        })
+        let mut q = self.query(text);
+        for p in params {
+            q = q.bind(p);
+        }
+        q.fetch_one(|r| r.get(0)).await
     }
 
     /// How many live entities have each value of a body field (`kind`, `spec.type`,
@@ -332,15 +275,19 @@ impl Store {
             crate::Backend::Postgres => format!(
                 "WITH v AS (SELECT body #> ${n}::text[] AS x FROM entities WHERE {where_}) \
                  SELECT value, COUNT(*) FROM ( \
-                   SELECT jsonb_array_elements_text(x) AS value FROM v WHERE jsonb_typeof(x) = 'array' \
-                   UNION ALL SELECT x #>> '{{}}' FROM v WHERE jsonb_typeof(x) IN ('string', 'number', 'boolean') \
+                   SELECT jsonb_array_elements_text(x) AS value FROM v WHERE jsonb_typeof(x) = \
+                   'array' \
+                   UNION ALL SELECT x #>> '{{}}' FROM v WHERE jsonb_typeof(x) IN ('string', \
+                   'number', 'boolean') \
                  ) t GROUP BY value ORDER BY value"
             ),
             crate::Backend::Sqlite => format!(
-                "WITH v AS (SELECT json_extract(body, ${n}) AS x, json_type(body, ${n}) AS t FROM entities WHERE {where_}) \
+                "WITH v AS (SELECT json_extract(body, ${n}) AS x, json_type(body, \
+                 ${n}) AS t FROM entities WHERE {where_}) \
                  SELECT value, COUNT(*) FROM ( \
                    SELECT j.value AS value FROM v, json_each(v.x) j WHERE v.t = 'array' \
-                   UNION ALL SELECT x FROM v WHERE v.t IN ('text', 'integer', 'real', 'true', 'false') \
+                   UNION ALL SELECT x FROM v WHERE v.t IN ('text', 'integer', 'real', 'true', \
+                   'false') \
                  ) GROUP BY value ORDER BY value"
             )
             .replace("::text", ""),
@@ -355,20 +302,17 @@ impl Store {
                     .join(".")
             ),
         };
-        on_pool!(self, pool => {
-            let mut q = sqlx::query(sqlx::AssertSqlSafe(text));
-            for p in params {
-                q = q.bind(p);
-            }
-            let rows = q.bind(path_param).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    let value: Option<String> = r.try_get(0)?;
-                    let count: i64 = r.try_get(1)?;
-                    Ok((value.unwrap_or_default(), count))
-                })
-                .collect()
-        })
+        let mut q = self.query(text);
+        for p in params {
+            q = q.bind(p);
+        }
+        q.bind(path_param)
+            .fetch_all(|r| {
+                let value: Option<String> = r.get(0)?;
+                let count: i64 = r.get(1)?;
+                Ok((value.unwrap_or_default(), count))
+            })
+            .await
     }
 
     /// One entity (live or tombstone) by key.
@@ -378,13 +322,10 @@ impl Store {
             crate::Backend::Postgres => text,
             crate::Backend::Sqlite => text.replace("::text", ""),
         };
-        on_pool!(self, pool => {
-            let row = sqlx::query(sqlx::AssertSqlSafe(text))
-                .bind(key.to_ascii_lowercase())
-                .fetch_optional(pool)
-                .await?;
-            row.as_ref().map(entity_from_row).transpose()
-        })
+        self.query(text)
+            .bind(key.to_ascii_lowercase())
+            .fetch_optional(decode)
+            .await
     }
 
     /// The uid of whatever entity was ever known under `key`, including former names.
@@ -394,29 +335,28 @@ impl Store {
         }
         let q = sql(
             self.backend(),
-            "SELECT entity_uid FROM changes WHERE lower(entity_ref) = $1 OR lower(previous_ref) = $1 \
+            "SELECT entity_uid FROM changes WHERE lower(entity_ref) = $1 OR lower(previous_ref) \
+             = $1 \
              ORDER BY seq DESC LIMIT 1",
         );
-        on_pool!(self, pool => {
-            let row = sqlx::query(q).bind(key.to_ascii_lowercase()).fetch_optional(pool).await?;
-            Ok(match row {
-                Some(r) => Some(r.try_get("entity_uid")?),
-                None => None,
-            })
-        })
+        self.query(q)
+            .bind(key.to_ascii_lowercase())
+            .fetch_optional(|r| r.get("entity_uid"))
+            .await
     }
 
     /// Relations whose source is `key`, in order.
     pub async fn relations_of(&self, key: &str) -> Result<Vec<RelationRow>> {
         let q = sql(
             self.backend(),
-            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, \
+             target_display FROM relations \
              WHERE source_ref = $1 ORDER BY type, target_ref",
         );
-        on_pool!(self, pool => {
-            let rows = sqlx::query(q).bind(key.to_ascii_lowercase()).fetch_all(pool).await?;
-            rows.iter().map(relation_from_row).collect()
-        })
+        self.query(q)
+            .bind(key.to_ascii_lowercase())
+            .fetch_all(decode)
+            .await
     }
 
     /// The relations of several entities at once (for list pages), sorted.
@@ -426,22 +366,19 @@ impl Store {
         }
         let q = sql(
             self.backend(),
-            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, \
+             target_display FROM relations \
              WHERE source_ref = ANY($1) ORDER BY source_ref, type, target_ref",
         );
         let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
-        on_pool!(self, pool => {
-            let rows = sqlx::query(q).bind(keys).fetch_all(pool).await?;
-            rows.iter().map(relation_from_row).collect()
-        })
+        self.query(q).bind(keys).fetch_all(decode).await
     }
 
     /// Whether the database answers and the schema is current (the last migration's table).
     pub async fn ping(&self) -> Result<()> {
-        on_pool!(self, pool => {
-            sqlx::query("SELECT COUNT(*) FROM leases").fetch_one(pool).await?;
-            Ok(())
-        })
+        self.query("SELECT COUNT(*) FROM leases")
+            .fetch_one(|_| Ok(()))
+            .await
     }
 
     /// Totals for metrics: runs by connector and status (with their summed duration), changes
@@ -458,20 +395,21 @@ impl Store {
         );
         let changes_q = "SELECT op, COUNT(*) AS n FROM changes GROUP BY op ORDER BY op";
         let refusals_q = "SELECT COUNT(*) FROM refusals";
-        on_pool!(self, pool => {
-            let mut stats = CatalogStats::default();
-            for r in sqlx::query(sqlx::AssertSqlSafe(runs_q.clone())).fetch_all(pool).await? {
-                let connector: String = r.try_get(0)?;
-                let secs: f64 = r.try_get(3)?;
-                *stats.run_seconds.entry(connector.clone()).or_default() += secs.max(0.0);
-                stats.runs.push((connector, r.try_get(1)?, r.try_get(2)?));
-            }
-            for r in sqlx::query(changes_q).fetch_all(pool).await? {
-                stats.changes.push((r.try_get(0)?, r.try_get(1)?));
-            }
-            stats.refusals = sqlx::query_scalar::<_, i64>(refusals_q).fetch_one(pool).await?;
-            Ok(stats)
-        })
+        let mut stats = CatalogStats::default();
+        let runs: Vec<(String, String, i64, f64)> = self
+            .query(runs_q)
+            .fetch_all(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .await?;
+        for (connector, status, n, secs) in runs {
+            *stats.run_seconds.entry(connector.clone()).or_default() += secs.max(0.0);
+            stats.runs.push((connector, status, n));
+        }
+        stats.changes = self
+            .query(changes_q)
+            .fetch_all(|r| Ok((r.get(0)?, r.get(1)?)))
+            .await?;
+        stats.refusals = self.query(refusals_q).fetch_one(|r| r.get(0)).await?;
+        Ok(stats)
     }
 
     /// Every relation row, sorted (for parity checks and exports).
@@ -481,61 +419,55 @@ impl Store {
             "SELECT origin_ref, source_ref, type, target_ref, target_display FROM relations \
              ORDER BY source_ref, type, target_ref, origin_ref",
         );
-        on_pool!(self, pool => {
-            let rows = sqlx::query(q).fetch_all(pool).await?;
-            rows.iter().map(relation_from_row).collect()
-        })
+        self.query(q).fetch_all(decode).await
     }
 
     /// History in order of sequence.
     pub async fn list_changes(&self, f: &ChangeFilter) -> Result<Vec<ChangeRow>> {
         let q = sql(
             self.backend(),
-            "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, patch::text AS patch \
-             FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR entity_uid = $2) \
-             AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) ORDER BY seq LIMIT $4",
+            "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
+             patch::text AS patch \
+             FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
+             entity_uid = $2) \
+             AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) ORDER BY \
+             seq LIMIT $4",
         );
         let q = match self.backend() {
-            crate::Backend::Sqlite => sqlx::AssertSqlSafe(
-                q.0.replace("::timestamptz", "")
-                    .replace("::bigint", "")
-                    .into(),
-            ),
+            crate::Backend::Sqlite => q
+                .replace("::timestamptz", "")
+                .replace("::bigint", "")
+                .into(),
             crate::Backend::Postgres => q,
         };
-        on_pool!(self, pool => {
-            let rows = sqlx::query(q)
-                .bind(f.since)
-                .bind(f.entity_uid.clone())
-                .bind(f.after_seq)
-                .bind(f.limit.unwrap_or(i64::MAX))
-                .bind(f.op.map(|o| o.as_str().to_string()))
-                .fetch_all(pool)
-                .await?;
-            rows.iter()
-                .map(|r| {
-                    let op: String = r.try_get("op")?;
-                    let patch: String = r.try_get("patch")?;
-                    Ok(ChangeRow {
-                        seq: r.try_get("seq")?,
-                        at: r.try_get("at")?,
-                        run_id: r.try_get("run_id")?,
-                        source: r.try_get("source")?,
-                        entity_uid: r.try_get("entity_uid")?,
-                        entity_ref: r.try_get("entity_ref")?,
-                        previous_ref: r.try_get("previous_ref")?,
-                        op: ChangeOp::parse(&op).ok_or_else(|| StoreError::Corrupt {
-                            table: "changes",
-                            detail: format!("unknown op {op:?}"),
-                        })?,
-                        patch: serde_json::from_str(&patch).map_err(|e| StoreError::Corrupt {
-                            table: "changes",
-                            detail: e.to_string(),
-                        })?,
-                    })
+        self.query(q)
+            .bind(f.since)
+            .bind(f.entity_uid.clone())
+            .bind(f.after_seq)
+            .bind(f.limit.unwrap_or(i64::MAX))
+            .bind(f.op.map(|o| o.as_str().to_string()))
+            .fetch_all(|r| {
+                let op: String = r.get("op")?;
+                let patch: String = r.get("patch")?;
+                Ok(ChangeRow {
+                    seq: r.get("seq")?,
+                    at: r.get("at")?,
+                    run_id: r.get("run_id")?,
+                    source: r.get("source")?,
+                    entity_uid: r.get("entity_uid")?,
+                    entity_ref: r.get("entity_ref")?,
+                    previous_ref: r.get("previous_ref")?,
+                    op: ChangeOp::parse(&op).ok_or_else(|| StoreError::Corrupt {
+                        table: "changes",
+                        detail: format!("unknown op {op:?}"),
+                    })?,
+                    patch: serde_json::from_str(&patch).map_err(|e| StoreError::Corrupt {
+                        table: "changes",
+                        detail: e.to_string(),
+                    })?,
                 })
-                .collect()
-        })
+            })
+            .await
     }
 
     /// Recent runs, newest first.
@@ -546,46 +478,34 @@ impl Store {
              counts::text AS counts, error FROM runs WHERE ($1::text IS NULL OR connector = $1) \
              ORDER BY started_at DESC, id DESC LIMIT $2",
         );
-        on_pool!(self, pool => {
-            let rows = sqlx::query(q).bind(connector).bind(limit).fetch_all(pool).await?;
-            rows.iter()
-                .map(|r| {
-                    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
-                    Ok(RunRow {
-                        id: r.try_get("id")?,
-                        connector: r.try_get("connector")?,
-                        started_at: r.try_get("started_at")?,
-                        finished_at: r.try_get("finished_at")?,
-                        status: r.try_get("status")?,
-                        outcome: parse(r.try_get("outcome")?),
-                        counts: parse(r.try_get("counts")?),
-                        error: r.try_get("error")?,
-                    })
+        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+        self.query(q)
+            .bind(connector)
+            .bind(limit)
+            .fetch_all(|r| {
+                Ok(RunRow {
+                    id: r.get("id")?,
+                    connector: r.get("connector")?,
+                    started_at: r.get("started_at")?,
+                    finished_at: r.get("finished_at")?,
+                    status: r.get("status")?,
+                    outcome: parse(r.get("outcome")?),
+                    counts: parse(r.get("counts")?),
+                    error: r.get("error")?,
                 })
-                .collect()
-        })
+            })
+            .await
     }
 
     /// Row counts per table, for tests that check "nothing was written" and for benchmarks.
     pub async fn table_counts(&self) -> Result<TableCounts> {
-        on_pool!(self, pool => {
-            let count = |table: &'static str| {
-                let q: &'static str = match table {
-                    "entities" => "SELECT COUNT(*) FROM entities",
-                    "relations" => "SELECT COUNT(*) FROM relations",
-                    "observations" => "SELECT COUNT(*) FROM observations",
-                    "changes" => "SELECT COUNT(*) FROM changes",
-                    _ => "SELECT COUNT(*) FROM runs",
-                };
-                sqlx::query_scalar::<_, i64>(q).fetch_one(pool)
-            };
-            Ok(TableCounts {
-                entities: count("entities").await?,
-                relations: count("relations").await?,
-                observations: count("observations").await?,
-                changes: count("changes").await?,
-                runs: count("runs").await?,
-            })
+        let count = |q: &'static str| self.query(q).fetch_one(|r| r.get(0));
+        Ok(TableCounts {
+            entities: count("SELECT COUNT(*) FROM entities").await?,
+            relations: count("SELECT COUNT(*) FROM relations").await?,
+            observations: count("SELECT COUNT(*) FROM observations").await?,
+            changes: count("SELECT COUNT(*) FROM changes").await?,
+            runs: count("SELECT COUNT(*) FROM runs").await?,
         })
     }
 }

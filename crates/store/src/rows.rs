@@ -4,7 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// What the reconciler needs to know about one stored observation to diff a crawl against it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ObservationIndexRow {
     pub external_id: String,
     pub scope: String,
@@ -29,7 +29,7 @@ pub struct ObservationWrite {
 }
 
 /// A live observation of some entity ref, as the merge step sees it.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, sqlx::FromRow)]
 pub struct LiveObservationRow {
     pub source: String,
     pub external_id: String,
@@ -39,7 +39,7 @@ pub struct LiveObservationRow {
 }
 
 /// An entity row (live or tombstone).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct EntityRow {
     pub uid: String,
     /// Lower-cased `kind:namespace/name`: the catalog key.
@@ -66,11 +66,12 @@ impl EntityRow {
 }
 
 /// A relation row; every relation is stored from both ends.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
 pub struct RelationRow {
     pub origin_ref: String,
     pub source_ref: String,
     #[serde(rename = "type")]
+    #[sqlx(rename = "type")]
     pub kind: String,
     pub target_ref: String,
     pub target_display: String,

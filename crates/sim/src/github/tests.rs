@@ -26,6 +26,28 @@ async fn post(fake: &GithubFake, query: &str, vars: Value) -> (u16, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+/// A REST GET with `token`, conditional on `etag` when there is one.
+async fn get_rest(url: &str, token: &str, etag: Option<&str>) -> reqwest::Response {
+    let mut request = reqwest::Client::new().get(url).bearer_auth(token);
+    if let Some(etag) = etag {
+        request = request.header("if-none-match", etag);
+    }
+    request.send().await.unwrap()
+}
+
+/// Asks for an installation token with `jwt`.
+async fn request_token(fake: &GithubFake, installation: u64, jwt: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!(
+            "{}/app/installations/{installation}/access_tokens",
+            fake.url()
+        ))
+        .bearer_auth(jwt)
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn pages_repositories_with_blobs_and_rate_limit() {
     let org = Org::generate(&OrgSpec::small());
@@ -73,17 +95,11 @@ async fn pages_repositories_with_blobs_and_rate_limit() {
 async fn rest_members_page_by_link_and_answer_304_to_etags() {
     let org = Org::generate(&OrgSpec::small());
     let fake = GithubFake::start(vec![org.clone()]).await.unwrap();
-    let client = reqwest::Client::new();
     let mut url = format!("{}/orgs/acme/members?per_page=8", fake.url());
     let mut logins = Vec::new();
     let mut etags = Vec::new();
     loop {
-        let r = client
-            .get(&url)
-            .bearer_auth(FAKE_TOKEN)
-            .send()
-            .await
-            .unwrap();
+        let r = get_rest(&url, FAKE_TOKEN, None).await;
         assert_eq!(r.status(), 200);
         etags.push((
             url.clone(),
@@ -115,27 +131,15 @@ async fn rest_members_page_by_link_and_answer_304_to_etags() {
     }
     assert_eq!(logins.len(), org.people.len());
     for (url, etag) in &etags {
-        let r = client
-            .get(url)
-            .bearer_auth(FAKE_TOKEN)
-            .header("if-none-match", etag)
-            .send()
-            .await
-            .unwrap();
+        let r = get_rest(url, FAKE_TOKEN, Some(etag)).await;
         assert_eq!(r.status(), 304);
     }
     assert_eq!(fake.stats().rest_not_modified, etags.len() as u64);
     fake.with_org("acme", |o| o.remove_person(0));
-    let r = client
-        .get(&etags[0].0)
-        .bearer_auth(FAKE_TOKEN)
-        .header("if-none-match", &etags[0].1)
-        .send()
-        .await
-        .unwrap();
+    let r = get_rest(&etags[0].0, FAKE_TOKEN, Some(&etags[0].1)).await;
     assert_eq!(r.status(), 200, "a changed page has a new ETag");
 
-    let r = client
+    let r = reqwest::Client::new()
         .get(format!("{}/orgs/acme/members", fake.url()))
         .send()
         .await
@@ -211,36 +215,20 @@ async fn installation_tokens_need_a_jwt_for_the_app() {
         serde_json::to_vec(&json!({"iss": "42", "iat": now - 60, "exp": now + 540})).unwrap(),
     );
     let jwt = format!("eyJhbGciOiJSUzI1NiJ9.{claims}.c2lnbmF0dXJl");
-    let client = reqwest::Client::new();
-    let r = client
-        .post(format!("{}/app/installations/7/access_tokens", fake.url()))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = request_token(&fake, 7, &jwt).await;
     assert_eq!(r.status(), 201);
     let token: Value = r.json().await.unwrap();
     let token = token["token"].as_str().unwrap().to_string();
-    let r = client
-        .get(format!("{}/users/ada-lovelace-0", fake.url()))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap();
+    let r = get_rest(
+        &format!("{}/users/ada-lovelace-0", fake.url()),
+        &token,
+        None,
+    )
+    .await;
     assert_ne!(r.status(), 401, "the issued token is accepted");
-    let r = client
-        .post(format!("{}/app/installations/8/access_tokens", fake.url()))
-        .bearer_auth(&jwt)
-        .send()
-        .await
-        .unwrap();
+    let r = request_token(&fake, 8, &jwt).await;
     assert_eq!(r.status(), 404);
-    let r = client
-        .post(format!("{}/app/installations/7/access_tokens", fake.url()))
-        .bearer_auth("not.a.jwt")
-        .send()
-        .await
-        .unwrap();
+    let r = request_token(&fake, 7, "not.a.jwt").await;
     assert_eq!(r.status(), 401);
 }
 

@@ -65,6 +65,16 @@ fn next_link(g: &Got) -> Option<String> {
 
 const PROJECTS: &str = "/groups/acme/projects?include_subgroups=true&with_shared=false&pagination=keyset&order_by=id&sort=asc&per_page=7";
 
+/// The `username`s in a list of members.
+fn usernames(members: &Value) -> BTreeSet<String> {
+    members
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["username"].as_str().unwrap().to_string())
+        .collect()
+}
+
 #[tokio::test]
 async fn projects_page_by_keyset_and_only_selected_ones_are_served() {
     let org = Org::generate(&OrgSpec::small());
@@ -234,13 +244,7 @@ async fn members_direct_and_inherited() {
     let nested = org.teams.iter().position(|t| t.parent.is_some()).unwrap();
     let team = &org.teams[nested];
     let direct = get(&fake, &format!("/groups/{}/members?per_page=100", team.id)).await;
-    let logins: BTreeSet<String> = direct
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["username"].as_str().unwrap().to_string())
-        .collect();
+    let logins = usernames(&direct.body);
     let expected: BTreeSet<String> = team
         .members
         .iter()
@@ -257,13 +261,7 @@ async fn members_direct_and_inherited() {
         &format!("/groups/{}/members/all?per_page=100", team.id),
     )
     .await;
-    let all_logins: BTreeSet<String> = all
-        .body
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|m| m["username"].as_str().unwrap().to_string())
-        .collect();
+    let all_logins = usernames(&all.body);
     assert!(all_logins.is_superset(&logins));
     assert!(
         all_logins.contains(&org.people[0].login),
