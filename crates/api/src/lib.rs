@@ -230,6 +230,8 @@ pub async fn serve(
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
+mod relation_tests;
+#[cfg(test)]
 mod test_support;
 #[cfg(test)]
 mod tests;

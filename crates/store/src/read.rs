@@ -345,13 +345,15 @@ impl Store {
             .await
     }
 
-    /// Relations whose source is `key`, in order.
+    /// Relations whose source is `key`, in order, each once: a relation both ends imply (a
+    /// Group's `members` and a User's `memberOf`) is stored by each origin but listed once.
     pub async fn relations_of(&self, key: &str) -> Result<Vec<RelationRow>> {
         let q = sql(
             self.backend(),
-            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, \
-             target_display FROM relations \
-             WHERE source_ref = $1 ORDER BY type, target_ref",
+            "SELECT MIN(origin_ref) AS origin_ref, source_ref, type, target_ref, \
+             MIN(target_display) AS target_display FROM relations \
+             WHERE source_ref = $1 GROUP BY source_ref, type, target_ref \
+             ORDER BY type, target_ref",
         );
         self.query(q)
             .bind(key.to_ascii_lowercase())
@@ -359,16 +361,17 @@ impl Store {
             .await
     }
 
-    /// The relations of several entities at once (for list pages), sorted.
+    /// The relations of several entities at once (for list pages), sorted, each once.
     pub async fn relations_of_many(&self, keys: &[String]) -> Result<Vec<RelationRow>> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let q = sql(
             self.backend(),
-            "SELECT DISTINCT origin_ref, source_ref, type, target_ref, \
-             target_display FROM relations \
-             WHERE source_ref = ANY($1) ORDER BY source_ref, type, target_ref",
+            "SELECT MIN(origin_ref) AS origin_ref, source_ref, type, target_ref, \
+             MIN(target_display) AS target_display FROM relations \
+             WHERE source_ref = ANY($1) GROUP BY source_ref, type, target_ref \
+             ORDER BY source_ref, type, target_ref",
         );
         let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
         self.query(q).bind(keys).fetch_all(decode).await
