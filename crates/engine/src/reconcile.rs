@@ -148,7 +148,7 @@ async fn reconcile_crawl(
         }
     };
 
-    let mut counts = run.counts.clone();
+    let mut counts = Counts::default();
     for r in &reports {
         counts.add(&r.counts);
     }

@@ -31,12 +31,12 @@ pub(super) struct RunState<'a> {
     pub(super) seen_now: HashSet<String>,
     /// Entity refs this crawl's observations describe (changed or not).
     pub(super) claimed_refs: HashSet<String>,
-    pub(super) observed_scopes: BTreeSet<String>,
     pub(super) problems: Vec<Problem>,
     pub(super) warnings: Vec<String>,
     pub(super) unknown_kinds: u64,
-    /// Run-level counts (observed, unchanged).
-    pub(super) counts: Counts,
+    /// Observations seen and seen unchanged, per scope (the entity-level counts are in
+    /// `per_scope`, which a refused scope's rollback clears; these stay).
+    pub(super) seen: BTreeMap<String, Counts>,
     pub(super) per_scope: BTreeMap<String, Counts>,
     /// Entities deleted per scope and kind so far, for the guard at the end of the scope.
     pub(super) deleted_kinds: BTreeMap<String, BTreeMap<String, u64>>,
@@ -55,11 +55,10 @@ impl<'a> RunState<'a> {
             known,
             seen_now: HashSet::new(),
             claimed_refs: HashSet::new(),
-            observed_scopes: BTreeSet::new(),
             problems: Vec::new(),
             warnings: Vec::new(),
             unknown_kinds: 0,
-            counts: Counts::default(),
+            seen: BTreeMap::new(),
             per_scope: BTreeMap::new(),
             deleted_kinds: BTreeMap::new(),
             tx: None,
@@ -112,10 +111,7 @@ impl<'a> RunState<'a> {
 
     /// Marks an observation seen; returns it when it differs from what is stored.
     fn classify(&mut self, p: Prepared) -> Option<Pending> {
-        self.counts.observed += 1;
-        if !self.observed_scopes.contains(&p.scope) {
-            self.observed_scopes.insert(p.scope.clone());
-        }
+        seen_in(&mut self.seen, &p.scope).observed += 1;
         let first_time = match self.known.get_mut(&p.external_id) {
             Some(k) => !std::mem::replace(&mut k.seen, true),
             None => self.seen_now.insert(p.external_id.clone()),
@@ -168,7 +164,7 @@ impl<'a> RunState<'a> {
             && k.row.hash == obs_hash
             && k.row.scope == p.scope
         {
-            self.counts.unchanged += 1;
+            seen_in(&mut self.seen, &p.scope).unchanged += 1;
             return None;
         }
         let previous = known.map(|k| Previous {
@@ -236,7 +232,7 @@ impl<'a> RunState<'a> {
         let mut scopes: Vec<String> = Vec::new();
         scopes.extend(self.open_scope.clone());
         let mut rest: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
-        rest.extend(self.observed_scopes.iter().cloned());
+        rest.extend(self.seen.keys().cloned());
         rest.extend(self.buffered.keys().cloned());
         // Scopes with live data that this crawl never mentioned are failed, and say so.
         rest.extend(
@@ -298,7 +294,7 @@ impl<'a> RunState<'a> {
                         .cloned(),
                 );
             }
-            if refused.is_empty() && !self.observed_scopes.contains(&scope) {
+            if refused.is_empty() && !self.seen.contains_key(&scope) {
                 refused = emptied(
                     &self.known,
                     &scope,
@@ -362,7 +358,11 @@ impl<'a> RunState<'a> {
             .instrument(span)
             .await?;
             reports.push(ScopeReport {
-                counts: self.per_scope.remove(&scope).unwrap_or_default(),
+                counts: {
+                    let mut counts = self.per_scope.remove(&scope).unwrap_or_default();
+                    counts.add(&self.seen.remove(&scope).unwrap_or_default());
+                    counts
+                },
                 scope,
                 status,
                 refused,
@@ -374,6 +374,14 @@ impl<'a> RunState<'a> {
         }
         Ok(reports)
     }
+}
+
+/// The counts of `scope`, made on first use (the scope is cloned once, not per observation).
+fn seen_in<'s>(seen: &'s mut BTreeMap<String, Counts>, scope: &str) -> &'s mut Counts {
+    if !seen.contains_key(scope) {
+        seen.insert(scope.to_string(), Counts::default());
+    }
+    seen.get_mut(scope).expect("inserted above")
 }
 
 impl RunState<'_> {
