@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 
 use crate::github::{Fault, FaultAction};
 use crate::org::{Org, Person, Repo};
-use crate::serve::{Answer, Dialect, Fake, Faults, Quota, header, if_none_match, weak_etag};
+use crate::serve::{
+    Answer, Dialect, Fake, Faults, Quota, header, if_none_match, percent_encode, weak_etag,
+};
 
 /// The personal access token the fake accepts unless told otherwise.
 pub const GITLAB_TOKEN: &str = "glpat-simulated00000000000";
@@ -1185,17 +1187,6 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// RFC 3339 UTC with milliseconds, as GitLab writes times.

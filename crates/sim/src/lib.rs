@@ -11,7 +11,7 @@ pub mod pagerduty;
 mod rng;
 mod serve;
 
-pub use serve::Fake;
+pub use serve::{Fake, percent_encode};
 
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
 pub use gitlab::{GITLAB_TOKEN, GitlabFake, GitlabStats};

@@ -188,6 +188,19 @@ fn first_half(mut text: String) -> String {
     text
 }
 
+/// `s` with every byte but the unreserved characters of RFC 3986 written as `%XX`: how the
+/// fakes write a path segment or a query value into a URL, and how a test can.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A weak ETag over `value`.
 pub(crate) fn weak_etag(value: &impl Hash) -> String {
     let mut hasher = DefaultHasher::new();
