@@ -17,7 +17,7 @@ use serde_json::Value;
 use surveyor_sim::jira::JIRA_EMAIL;
 use surveyor_sim::{
     Account, Cluster, FakeApp, Fault, FaultAction, GithubFake, GitlabFake, JiraFake, JiraFault,
-    JiraFaultAction, JiraFlavor, KUBE_TOKEN, KubeFake, Org, OrgSpec, PagerDutyFake,
+    JiraFaultAction, JiraFlavor, KUBE_TOKEN, KubeFake, Org, OrgSpec, PagerDutyFake, percent_encode,
 };
 
 /// Every sentinel holds this marker, so one search finds any of them written out as they are
@@ -102,22 +102,11 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn percent(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
 /// The ways a secret could be written down: as is, URL-encoded, and base64 (standard and
 /// URL-safe) wherever it starts relative to the 3-byte groups, alone or inside Jira's
 /// `email:token` pair.
 fn forms(secret: &str) -> Vec<String> {
-    let mut out = vec![secret.to_string(), percent(secret)];
+    let mut out = vec![secret.to_string(), percent_encode(secret)];
     for skip in 0..3 {
         let tail = &secret.as_bytes()[skip..];
         let encoded = base64(tail);
@@ -189,7 +178,7 @@ fn the_leak_check_finds_every_form() {
         }
         let basic = base64(format!("{JIRA_EMAIL}:{secret}").as_bytes());
         assert!(std::panic::catch_unwind(|| assert_clean("probe", basic.as_bytes())).is_err());
-        let encoded = percent(secret);
+        let encoded = percent_encode(secret);
         assert!(std::panic::catch_unwind(|| assert_clean("probe", encoded.as_bytes())).is_err());
     }
     assert!(std::panic::catch_unwind(|| assert_clean("probe", b"nothing to see")).is_ok());

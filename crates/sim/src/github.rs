@@ -12,7 +12,7 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde_json::{Value, json};
 
 use crate::org::{Org, Person, Repo, Team};
-use crate::serve::{Answer, Dialect, Faults, Quota, Server, header, if_none_match, weak_etag};
+use crate::serve::{Answer, Dialect, Fake, Faults, Quota, header, if_none_match, weak_etag};
 
 pub use crate::serve::{Fault, FaultAction};
 
@@ -38,7 +38,8 @@ pub struct FakeApp {
     pub installation_id: u64,
 }
 
-struct FakeState {
+/// What a [`GithubFake`] serves and counts.
+pub struct GithubState {
     orgs: BTreeMap<String, Org>,
     tokens: Vec<String>,
     /// Tokens of people outside the org: GitHub redirects their member list to the public one.
@@ -54,10 +55,12 @@ struct FakeState {
     stats: FakeStats,
 }
 
-/// The running fake. Dropping it stops the server.
-pub struct GithubFake {
-    server: Server<FakeState>,
-}
+/// The running fake; [`url`](Fake::url) is the REST base (`api_url`), e.g.
+/// `http://127.0.0.1:4567`, with GraphQL at `{url}/graphql` (the Enterprise Server layout,
+/// `/api/v3` and `/api/graphql`, is served too). Faults are by target: `graphql:repositories`,
+/// `graphql:teams`, `graphql:team` (one team's members), `rest:/orgs/acme/members`,
+/// `rest:/users/x`, or `*`. Dropping it stops the server.
+pub type GithubFake = Fake<GithubState, FaultAction, FakeStats>;
 
 /// The token the fake accepts unless told otherwise.
 pub const FAKE_TOKEN: &str = "ghp_simulatedtoken0000000000000000000000";
@@ -68,7 +71,7 @@ impl GithubFake {
         let state = |_: &str| {
             let now = SystemTime::now();
             let hourly = |limit| Quota::new(limit, Duration::from_secs(3600), now);
-            FakeState {
+            GithubState {
                 orgs: orgs
                     .into_iter()
                     .map(|o| (o.name.to_lowercase(), o))
@@ -84,15 +87,7 @@ impl GithubFake {
                 stats: FakeStats::default(),
             }
         };
-        Ok(Self {
-            server: Server::start(state, answer).await?,
-        })
-    }
-
-    /// The REST base (`api_url`), e.g. `http://127.0.0.1:4567`. GraphQL is at `{url}/graphql`;
-    /// the Enterprise Server layout (`/api/v3`, `/api/graphql`) is served too.
-    pub fn url(&self) -> &str {
-        self.server.url()
+        Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     /// Changes an org between runs (`fake.with_org("acme", |o| o.rename_repo(3, "x"))`).
@@ -107,17 +102,6 @@ impl GithubFake {
     /// A copy of an org as the fake currently serves it.
     pub fn org(&self, name: &str) -> Option<Org> {
         self.server.lock().orgs.get(&name.to_lowercase()).cloned()
-    }
-
-    pub fn add_fault(&self, fault: Fault) {
-        self.server
-            .lock()
-            .faults
-            .add(fault.skip, fault.times, fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.server.lock().faults.clear();
     }
 
     /// Added to every answer (simulated network and server time).
@@ -157,14 +141,6 @@ impl GithubFake {
     pub fn set_app(&self, app: FakeApp) {
         self.server.lock().app = Some(app);
     }
-
-    pub fn stats(&self) -> FakeStats {
-        self.server.lock().stats.clone()
-    }
-
-    pub fn reset_stats(&self) {
-        self.server.lock().stats = FakeStats::default();
-    }
 }
 
 /// GitHub's node ids are opaque strings; these keep a prefix per type like the real ones.
@@ -194,7 +170,7 @@ fn retry_later(status: StatusCode, message: &str, retry_after_secs: u64) -> Answ
 }
 
 fn answer(
-    s: &mut FakeState,
+    s: &mut GithubState,
     method: &Method,
     uri: &Uri,
     headers: &HeaderMap,
@@ -369,7 +345,7 @@ fn cut_listing(answer: &mut Answer, empty: bool) {
     answer.body = serde_json::to_vec(&v).unwrap_or_default();
 }
 
-fn authorised(s: &FakeState, headers: &HeaderMap) -> bool {
+fn authorised(s: &GithubState, headers: &HeaderMap) -> bool {
     let Some(value) = header(headers, "authorization") else {
         return false;
     };
@@ -384,7 +360,7 @@ fn authorised(s: &FakeState, headers: &HeaderMap) -> bool {
 /// `POST /app/installations/{id}/access_tokens`, authenticated by the app's JWT. The fake checks
 /// the claims GitHub checks (issuer = app id, unexpired, issued no later than now + 60 s) but not
 /// the RS256 signature, which would need the app's public key.
-fn installation_token(s: &mut FakeState, installation: &str, headers: &HeaderMap) -> Answer {
+fn installation_token(s: &mut GithubState, installation: &str, headers: &HeaderMap) -> Answer {
     let Some(app) = s.app.clone() else {
         return GITHUB.error(StatusCode::NOT_FOUND, "Not Found");
     };
@@ -621,7 +597,7 @@ fn cost(query: &str, vars: &Value) -> u64 {
     ((1 + nested) as f64 / 100.0).round().max(1.0) as u64
 }
 
-fn graphql(s: &mut FakeState, request: &Value) -> Answer {
+fn graphql(s: &mut GithubState, request: &Value) -> Answer {
     let query = request["query"].as_str().unwrap_or_default();
     let vars = &request["variables"];
     let now = SystemTime::now();
@@ -821,7 +797,7 @@ fn graphql_user(p: &Person) -> Value {
 // REST
 
 fn rest(
-    s: &mut FakeState,
+    s: &mut GithubState,
     prefix: &str,
     path: &str,
     query: Option<&str>,

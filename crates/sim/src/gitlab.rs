@@ -17,7 +17,9 @@ use serde_json::{Value, json};
 
 use crate::github::{Fault, FaultAction};
 use crate::org::{Org, Person, Repo};
-use crate::serve::{Answer, Dialect, Faults, Quota, Server, header, if_none_match, weak_etag};
+use crate::serve::{
+    Answer, Dialect, Fake, Faults, Quota, header, if_none_match, percent_encode, weak_etag,
+};
 
 /// The personal access token the fake accepts unless told otherwise.
 pub const GITLAB_TOKEN: &str = "glpat-simulated00000000000";
@@ -77,7 +79,8 @@ pub struct GitlabStats {
     pub by_target: BTreeMap<String, u64>,
 }
 
-struct GlState {
+/// What a [`GitlabFake`] serves and counts.
+pub struct GlState {
     org: Org,
     select: RepoFilter,
     tokens: Vec<String>,
@@ -94,10 +97,10 @@ struct GlState {
     stats: GitlabStats,
 }
 
-/// The running fake. Dropping it stops the server.
-pub struct GitlabFake {
-    server: Server<GlState>,
-}
+/// The running fake; [`url`](Fake::url) is the instance URL (`url` in the connector's config):
+/// REST at `{url}/api/v4`, GraphQL at `{url}/api/graphql`. Faults are by target (see
+/// [`GitlabStats::by_target`]); a target ending in `*` is a prefix. Dropping it stops the server.
+pub type GitlabFake = Fake<GlState, FaultAction, GitlabStats>;
 
 impl GitlabFake {
     /// Serves every repository of `org` as a project; accepts [`GITLAB_TOKEN`].
@@ -123,15 +126,7 @@ impl GitlabFake {
             latency: Duration::ZERO,
             stats: GitlabStats::default(),
         };
-        Ok(Self {
-            server: Server::start(state, answer).await?,
-        })
-    }
-
-    /// The instance URL (`url` in the connector's config): REST at `{url}/api/v4`, GraphQL at
-    /// `{url}/api/graphql`.
-    pub fn url(&self) -> &str {
-        self.server.url()
+        Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     /// Changes the org between runs (`fake.with_org(|o| o.rename_repo(3, "x"))`).
@@ -147,18 +142,6 @@ impl GitlabFake {
     /// Whether `repo` is served as a project (live and selected).
     pub fn serves(&self, repo: &Repo) -> bool {
         repo.active && (self.server.lock().select)(repo)
-    }
-
-    /// Faults by target (see [`GitlabStats::by_target`]); a target ending in `*` is a prefix.
-    pub fn add_fault(&self, fault: Fault) {
-        self.server
-            .lock()
-            .faults
-            .add(fault.skip, fault.times, fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.server.lock().faults.clear();
     }
 
     /// Accepts another token (a second user, a group access token).
@@ -189,14 +172,6 @@ impl GitlabFake {
     /// The next `n` requests answer 429 with `Retry-After: 1`.
     pub fn throttle(&self, n: usize) {
         self.server.lock().throttle = n;
-    }
-
-    pub fn stats(&self) -> GitlabStats {
-        self.server.lock().stats.clone()
-    }
-
-    pub fn reset_stats(&self) {
-        self.server.lock().stats = GitlabStats::default();
     }
 }
 
@@ -1212,17 +1187,6 @@ fn percent_decode(s: &str, plus_is_space: bool) -> String {
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
-}
-
-fn percent_encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// RFC 3339 UTC with milliseconds, as GitLab writes times.

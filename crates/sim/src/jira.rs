@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use crate::org::{Org, Repo};
 use crate::rng::Rng;
-use crate::serve::{Answer, Dialect, Faults, Server, header};
+use crate::serve::{Answer, Dialect, Fake, Fault, Faults, header};
 
 /// The Cloud account the fake accepts, with [`JIRA_API_TOKEN`].
 pub const JIRA_EMAIL: &str = "surveyor@acme.example";
@@ -325,36 +325,7 @@ pub enum JiraFaultAction {
 
 /// A fault for requests to `projects` (the project list), `components` (any component list),
 /// `components:KEY` (one project's), or `*`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct JiraFault {
-    pub target: String,
-    pub action: JiraFaultAction,
-    /// Matching requests let through before the fault starts.
-    pub skip: usize,
-    /// How many matching requests fail; `None` is forever.
-    pub times: Option<usize>,
-}
-
-impl JiraFault {
-    pub fn new(target: &str, action: JiraFaultAction) -> Self {
-        Self {
-            target: target.to_string(),
-            action,
-            skip: 0,
-            times: None,
-        }
-    }
-
-    pub fn skip(mut self, n: usize) -> Self {
-        self.skip = n;
-        self
-    }
-
-    pub fn times(mut self, n: usize) -> Self {
-        self.times = Some(n);
-        self
-    }
-}
+pub type JiraFault = Fault<JiraFaultAction>;
 
 /// One request as the fake saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -381,7 +352,8 @@ pub struct JiraStats {
     pub seen: Vec<SeenRequest>,
 }
 
-struct JiraState {
+/// What a [`JiraFake`] serves and counts.
+pub struct JiraState {
     site: JiraSite,
     flavor: JiraFlavor,
     base_url: String,
@@ -392,10 +364,9 @@ struct JiraState {
     stats: JiraStats,
 }
 
-/// A running fake Jira. Dropping it stops it.
-pub struct JiraFake {
-    server: Server<JiraState>,
-}
+/// A running fake Jira; [`url`](Fake::url) is the site URL (`url` in the connector's config).
+/// Dropping it stops it.
+pub type JiraFake = Fake<JiraState, JiraFaultAction, JiraStats>;
 
 impl JiraFake {
     /// Serves the site made from `org` on a free loopback port.
@@ -413,14 +384,7 @@ impl JiraFake {
             faults: Faults::default(),
             stats: JiraStats::default(),
         };
-        Ok(Self {
-            server: Server::start(state, answer).await?,
-        })
-    }
-
-    /// The site URL (`url` in the connector's config).
-    pub fn url(&self) -> &str {
-        self.server.url()
+        Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     /// Changes the site between runs (`fake.with_site(|s| s.set_project_key("PAY", "PMT"))`).
@@ -455,28 +419,9 @@ impl JiraFake {
         self.server.lock().max_results_cap = n.max(1);
     }
 
-    pub fn add_fault(&self, fault: JiraFault) {
-        self.server
-            .lock()
-            .faults
-            .add(fault.skip, fault.times, fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.server.lock().faults.clear();
-    }
-
     /// Accepts `token` as well: with [`JIRA_EMAIL`] on Cloud, as a bearer PAT on Data Center.
     pub fn add_token(&self, token: &str) {
         self.server.lock().extra_tokens.push(token.to_string());
-    }
-
-    pub fn stats(&self) -> JiraStats {
-        self.server.lock().stats.clone()
-    }
-
-    pub fn reset_stats(&self) {
-        self.server.lock().stats = JiraStats::default();
     }
 }
 

@@ -13,7 +13,9 @@ use base64::engine::general_purpose::STANDARD;
 use serde_json::{Value, json};
 
 use crate::org::{Org, Repo};
-use crate::serve::{Fault, Faults, JsonApi, Server, ValueAnswer, answer_json_api, header};
+use crate::serve::{
+    Fake, Fault, FaultAction, Faults, JsonApi, ValueAnswer, answer_json_api, header,
+};
 
 /// The token the fake accepts (put it in the kubeconfig user).
 pub const KUBE_TOKEN: &str = "sim-kube-token";
@@ -309,7 +311,8 @@ pub struct KubeStats {
     pub by_path: BTreeMap<String, u64>,
 }
 
-struct KubeState {
+/// What a [`KubeFake`] serves and counts.
+pub struct KubeState {
     cluster: Cluster,
     /// The next this-many list requests that carry a continue token answer 410 Gone.
     expire_continues: usize,
@@ -320,10 +323,10 @@ struct KubeState {
     extra_tokens: Vec<String>,
 }
 
-/// A running fake API server for one cluster. Dropping it stops it.
-pub struct KubeFake {
-    server: Server<KubeState>,
-}
+/// A running fake API server for one cluster. Faults are by request path
+/// (`/apis/apps/v1/deployments` is the cluster-wide list), a path prefix ending in `*`, or `*`;
+/// `skip` counts matching requests, pages included. Dropping it stops it.
+pub type KubeFake = Fake<KubeState, FaultAction, KubeStats>;
 
 impl KubeFake {
     pub async fn start(cluster: Cluster) -> std::io::Result<Self> {
@@ -334,13 +337,7 @@ impl KubeFake {
             faults: Faults::default(),
             extra_tokens: Vec::new(),
         };
-        Ok(Self {
-            server: Server::start(state, answer_json_api).await?,
-        })
-    }
-
-    pub fn url(&self) -> &str {
-        self.server.url()
+        Self::serve(state, answer_json_api, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     pub fn with_cluster<R>(&self, change: impl FnOnce(&mut Cluster) -> R) -> R {
@@ -350,23 +347,6 @@ impl KubeFake {
     /// The next `n` list requests with a continue token get `410 Gone` (the token expired).
     pub fn expire_continues(&self, n: usize) {
         self.server.lock().expire_continues = n;
-    }
-
-    pub fn stats(&self) -> KubeStats {
-        self.server.lock().stats.clone()
-    }
-
-    /// Faults by request path (`/apis/apps/v1/deployments` is the cluster-wide list), a path
-    /// prefix ending in `*`, or `*`. `skip` counts matching requests, pages included.
-    pub fn add_fault(&self, fault: Fault) {
-        self.server
-            .lock()
-            .faults
-            .add(fault.skip, fault.times, fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.server.lock().faults.clear();
     }
 
     /// Accepts `token` as well as [`KUBE_TOKEN`] (tests with their own values).

@@ -11,6 +11,8 @@ pub mod pagerduty;
 mod rng;
 mod serve;
 
+pub use serve::{Fake, percent_encode};
+
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
 pub use gitlab::{GITLAB_TOKEN, GitlabFake, GitlabStats};
 pub use jira::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, JiraStats};

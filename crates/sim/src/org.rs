@@ -571,10 +571,8 @@ impl Org {
                 ))
             }
             Mutation::PersonLeaves => {
-                if self.live_people().count() * 2 <= self.people.len() {
-                    return None;
-                }
-                let person = pick(&mut self.rng, self.people.len(), |i| self.people[i].active)?;
+                let person =
+                    pick_to_remove(&mut self.rng, self.people.len(), |i| self.people[i].active)?;
                 self.remove_person(person);
                 Some(format!("{} left the org", self.people[person].login))
             }
@@ -586,10 +584,8 @@ impl Org {
                 Some(format!("repository {} archived", self.repos[repo].name))
             }
             Mutation::DeleteRepo => {
-                if self.live_repos().count() * 2 <= self.repos.len() {
-                    return None;
-                }
-                let repo = pick(&mut self.rng, self.repos.len(), |i| self.repos[i].active)?;
+                let repo =
+                    pick_to_remove(&mut self.rng, self.repos.len(), |i| self.repos[i].active)?;
                 self.delete_repo(repo);
                 Some(format!("repository {} deleted", self.repos[repo].name))
             }
@@ -647,6 +643,15 @@ fn undeclared(repo: &Repo) -> bool {
 fn pick(rng: &mut Rng, n: usize, keep: impl Fn(usize) -> bool) -> Option<usize> {
     let candidates: Vec<usize> = (0..n).filter(|i| keep(*i)).collect();
     (!candidates.is_empty()).then(|| candidates[rng.below(candidates.len())])
+}
+
+/// One of `n` that is `live`, to take away, unless half or fewer are live: random changes
+/// never shrink the org below half its size.
+fn pick_to_remove(rng: &mut Rng, n: usize, live: impl Fn(usize) -> bool) -> Option<usize> {
+    if (0..n).filter(|&i| live(i)).count() * 2 <= n {
+        return None;
+    }
+    pick(rng, n, live)
 }
 
 /// `name-v2` for `name`, `name-v3` for `name-v2`, ... within Backstage's 63 characters.

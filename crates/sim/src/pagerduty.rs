@@ -9,7 +9,9 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use serde_json::{Value, json};
 
 use crate::org::Org;
-use crate::serve::{Fault, Faults, JsonApi, Server, ValueAnswer, answer_json_api, header};
+use crate::serve::{
+    Fake, Fault, FaultAction, Faults, JsonApi, ValueAnswer, answer_json_api, header,
+};
 
 /// The API token the fake accepts (`Authorization: Token token=...`).
 pub const PD_TOKEN: &str = "u+simulatedpagerdutytoken";
@@ -216,7 +218,8 @@ pub struct PagerDutyStats {
     pub by_path: BTreeMap<String, u64>,
 }
 
-struct PdState {
+/// What a [`PagerDutyFake`] serves and counts.
+pub struct PdState {
     account: Account,
     /// The next this-many requests answer 429.
     throttle: usize,
@@ -227,10 +230,10 @@ struct PdState {
     extra_tokens: Vec<String>,
 }
 
-/// The running fake. Dropping it stops it.
-pub struct PagerDutyFake {
-    server: Server<PdState>,
-}
+/// The running fake; [`url`](Fake::url) is the API base (`api_url`). Faults are by request
+/// path (`/services`), a path prefix ending in `*`, or `*`; `skip` counts matching requests, so
+/// `Fault::new("/services", ..).skip(1)` fails from the second page. Dropping it stops it.
+pub type PagerDutyFake = Fake<PdState, FaultAction, PagerDutyStats>;
 
 impl PagerDutyFake {
     pub async fn start(account: Account) -> std::io::Result<Self> {
@@ -241,14 +244,7 @@ impl PagerDutyFake {
             faults: Faults::default(),
             extra_tokens: Vec::new(),
         };
-        Ok(Self {
-            server: Server::start(state, answer_json_api).await?,
-        })
-    }
-
-    /// The API base (`api_url`).
-    pub fn url(&self) -> &str {
-        self.server.url()
+        Self::serve(state, answer_json_api, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     pub fn with_account<R>(&self, change: impl FnOnce(&mut Account) -> R) -> R {
@@ -258,23 +254,6 @@ impl PagerDutyFake {
     /// The next `n` requests are rate limited (429).
     pub fn throttle(&self, n: usize) {
         self.server.lock().throttle = n;
-    }
-
-    /// Faults by request path (`/services`), a path prefix ending in `*`, or `*`. `skip` counts
-    /// matching requests, so `Fault::new("/services", ..).skip(1)` fails from the second page.
-    pub fn add_fault(&self, fault: Fault) {
-        self.server
-            .lock()
-            .faults
-            .add(fault.skip, fault.times, fault);
-    }
-
-    pub fn clear_faults(&self) {
-        self.server.lock().faults.clear();
-    }
-
-    pub fn stats(&self) -> PagerDutyStats {
-        self.server.lock().stats.clone()
     }
 
     /// Accepts `token` as well as [`PD_TOKEN`] (tests with their own values).

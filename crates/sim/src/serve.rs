@@ -188,6 +188,19 @@ fn first_half(mut text: String) -> String {
     text
 }
 
+/// `s` with every byte but the unreserved characters of RFC 3986 written as `%XX`: how the
+/// fakes write a path segment or a query value into a URL, and how a test can.
+pub fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 /// A weak ETag over `value`.
 pub(crate) fn weak_etag(value: &impl Hash) -> String {
     let mut hasher = DefaultHasher::new();
@@ -233,22 +246,23 @@ pub enum FaultAction {
     EmptyList,
 }
 
-/// A fault switched on for requests to one target: `graphql:repositories`, `graphql:teams`,
-/// `graphql:team` (one team's members), `rest:/orgs/acme/members`, `rest:/users/x`, or `*`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Fault {
+/// A fault switched on for requests to one target (each fake says what its targets are), doing
+/// `A` to them: a [`FaultAction`] on every fake but Jira's, which has its own actions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fault<A = FaultAction> {
     pub target: String,
-    pub action: FaultAction,
+    pub action: A,
     /// Matching requests let through before the fault starts.
     pub skip: usize,
     /// How many matching requests fail; `None` is forever.
     pub times: Option<usize>,
-    /// Only GraphQL pages asking for at least this many nodes fail (a query too big to answer).
+    /// Only GraphQL pages asking for at least this many nodes fail (a query too big to answer;
+    /// the GitHub and GitLab fakes check it, the others ignore it).
     pub min_page: Option<u64>,
 }
 
-impl Fault {
-    pub fn new(target: &str, action: FaultAction) -> Self {
+impl<A> Fault<A> {
+    pub fn new(target: &str, action: A) -> Self {
         Self {
             target: target.to_string(),
             action,
@@ -274,8 +288,7 @@ impl Fault {
     }
 
     /// Whether the fault is for `target`: a target ending in `*` is a prefix; `*` alone matches
-    /// everything. (The GitHub fake matches exact targets only; it and the GitLab fake check
-    /// `min_page`.)
+    /// everything. (The GitHub fake matches exact targets only, the Jira fake its own way.)
     pub(crate) fn matches(&self, target: &str) -> bool {
         self.target == "*"
             || self.target == target
@@ -283,6 +296,61 @@ impl Fault {
                 .target
                 .strip_suffix('*')
                 .is_some_and(|prefix| target.starts_with(prefix))
+    }
+}
+
+/// A running fake vendor API over its state `S`, whose faults do `A` and whose counters are
+/// `St`: [`GithubFake`](crate::GithubFake), [`GitlabFake`](crate::GitlabFake),
+/// [`JiraFake`](crate::JiraFake), [`KubeFake`](crate::KubeFake),
+/// [`PagerDutyFake`](crate::PagerDutyFake). Dropping it stops its server.
+pub struct Fake<S, A, St> {
+    pub(crate) server: Server<S>,
+    /// Where the state keeps the faults a test switched on.
+    faults: fn(&mut S) -> &mut Faults<Fault<A>>,
+    /// Where the state keeps its counters.
+    stats: fn(&mut S) -> &mut St,
+}
+
+impl<S: Send + 'static, A, St> Fake<S, A, St> {
+    /// Serves the state (see [`Server::start`]) whose faults and counters are where `faults`
+    /// and `stats` say.
+    pub(crate) async fn serve(
+        state: impl FnOnce(&str) -> S,
+        answer: AnswerFn<S>,
+        faults: fn(&mut S) -> &mut Faults<Fault<A>>,
+        stats: fn(&mut S) -> &mut St,
+    ) -> std::io::Result<Self> {
+        Ok(Self {
+            server: Server::start(state, answer).await?,
+            faults,
+            stats,
+        })
+    }
+}
+
+impl<S, A, St: Clone + Default> Fake<S, A, St> {
+    /// The server's base URL, `http://127.0.0.1:port` (each fake says what it stands for).
+    pub fn url(&self) -> &str {
+        self.server.url()
+    }
+
+    /// Switches a fault on (each fake says what its targets are); `skip` counts matching
+    /// requests, pages included.
+    pub fn add_fault(&self, fault: Fault<A>) {
+        (self.faults)(&mut self.server.lock()).add(fault.skip, fault.times, fault);
+    }
+
+    pub fn clear_faults(&self) {
+        (self.faults)(&mut self.server.lock()).clear();
+    }
+
+    /// What the fake answered so far.
+    pub fn stats(&self) -> St {
+        (self.stats)(&mut self.server.lock()).clone()
+    }
+
+    pub fn reset_stats(&self) {
+        *(self.stats)(&mut self.server.lock()) = St::default();
     }
 }
 

@@ -20,6 +20,13 @@ async fn get(fake: &JiraFake, path: &str, auth: &str) -> (u16, HeaderMap, Value)
     (status, headers, r.json().await.unwrap_or(Value::Null))
 }
 
+/// The body of a `200 OK` answer.
+async fn get_ok(fake: &JiraFake, path: &str, auth: &str) -> Value {
+    let (status, _, body) = get(fake, path, auth).await;
+    assert_eq!(status, 200, "{path}");
+    body
+}
+
 fn basic() -> String {
     format!(
         "Basic {}",
@@ -114,13 +121,8 @@ async fn cloud_pages_projects_and_components_and_expands_on_request() {
     assert!(first.get("lead").is_none() && first.get("description").is_none());
 
     let pay = site.project("PAY").unwrap();
-    let (status, _, body) = get(
-        &fake,
-        &format!("/rest/api/3/project/{}/component?maxResults=2", pay.id),
-        &basic(),
-    )
-    .await;
-    assert_eq!(status, 200);
+    let path = format!("/rest/api/3/project/{}/component?maxResults=2", pay.id);
+    let body = get_ok(&fake, &path, &basic()).await;
     assert_eq!(body["values"].as_array().unwrap().len(), 2);
     assert_eq!(body["total"], site.components(pay).len());
     let c = &body["values"][0];
@@ -141,26 +143,20 @@ async fn data_center_answers_bare_arrays_with_user_keys() {
     let org = small();
     let fake = JiraFake::start(&org, JiraFlavor::DataCenter).await.unwrap();
     let site = fake.site();
-    let (status, _, body) = get(
+    let body = get_ok(
         &fake,
         "/rest/api/2/project?expand=lead,description",
         &bearer(),
     )
     .await;
-    assert_eq!(status, 200);
     let projects = body.as_array().unwrap();
     assert_eq!(projects.len(), site.projects.len());
     let led = projects.iter().find(|p| p.get("lead").is_some()).unwrap();
     assert!(led["lead"]["key"].is_string() && led["lead"]["name"].is_string());
     assert!(led["lead"].get("accountId").is_none());
     let pay = site.project("PAY").unwrap();
-    let (status, _, body) = get(
-        &fake,
-        &format!("/rest/api/2/project/{}/components", pay.id),
-        &bearer(),
-    )
-    .await;
-    assert_eq!(status, 200);
+    let path = format!("/rest/api/2/project/{}/components", pay.id);
+    let body = get_ok(&fake, &path, &bearer()).await;
     assert_eq!(body.as_array().unwrap().len(), site.components(pay).len());
     // A Data Center site has no v3, and a Cloud token is no good here.
     assert_eq!(
