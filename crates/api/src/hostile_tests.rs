@@ -651,22 +651,17 @@ async fn oversized_requests_are_refused() {
         .await;
         assert_eq!(a.status, 413, "{b}: {}", a.body);
         assert_refused(b, &a);
-        // A by-query whose filter is a 40 KB query string.
-        let filter = "metadata.name%3Dx%2C".repeat(2_000);
-        let a = get(
-            &t,
-            &format!("/api/catalog/entities/by-query?filter={filter}"),
-        )
-        .await;
+        // A by-query whose filter is `metadata.name=x,` `times` times over (20 bytes each, encoded).
+        let by_query_of = |times: usize| {
+            let filter = "metadata.name%3Dx%2C".repeat(times);
+            format!("/api/catalog/entities/by-query?filter={filter}")
+        };
+        // A 40 KB query string.
+        let a = get(&t, &by_query_of(2_000)).await;
         assert_eq!(a.status, 414, "{b}: {}", a.body);
         assert_refused(&format!("{b} huge by-query"), &a);
         // Past 64 KiB hyper itself refuses the request line (a bare 414) before any of ours runs.
-        let filter = "metadata.name%3Dx%2C".repeat(5_000);
-        let a = get(
-            &t,
-            &format!("/api/catalog/entities/by-query?filter={filter}"),
-        )
-        .await;
+        let a = get(&t, &by_query_of(5_000)).await;
         assert_eq!(a.status, 414, "{b}: {}", a.body);
         // Small bodies and no bodies are fine.
         let a = raw(
