@@ -6,10 +6,12 @@ use std::time::Duration;
 
 use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::reconcile::ReconcileOptions;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions};
 use surveyor_model::{Control, TriggerRefusal};
-use surveyor_store::EntityFilter;
+use surveyor_store::{EntityFilter, Store};
 use surveyor_tests::{Scripted, TestStore, complete, component};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
 fn job(stall: Duration, timeout: Duration) -> Job {
     Job {
@@ -42,6 +44,15 @@ fn options() -> SchedulerOptions {
     }
 }
 
+/// Runs a scheduler with `job` alone on a task: its handle, the switch that stops it, the task.
+fn start(store: &Store, job: Job) -> (SchedulerHandle, watch::Sender<bool>, JoinHandle<()>) {
+    let scheduler = Scheduler::new(store.clone(), vec![job], options());
+    let handle = scheduler.handle();
+    let (stop, stopped) = watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stopped));
+    (handle, stop, task)
+}
+
 async fn until(mut done: impl FnMut() -> bool) {
     for _ in 0..200 {
         if done() {
@@ -56,14 +67,10 @@ async fn until(mut done: impl FnMut() -> bool) {
 async fn a_run_past_its_timeout_is_abandoned_and_writes_nothing() {
     for ts in TestStore::all().await {
         let store = ts.store.clone();
-        let scheduler = Scheduler::new(
-            store.clone(),
-            vec![job(Duration::from_secs(30), Duration::from_millis(500))],
-            options(),
+        let (handle, stop, task) = start(
+            &store,
+            job(Duration::from_secs(30), Duration::from_millis(500)),
         );
-        let handle = scheduler.handle();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(scheduler.run(stopped));
         handle.trigger("slow").expect("trigger");
         assert_eq!(
             handle.trigger("nope"),
@@ -105,14 +112,7 @@ async fn a_run_past_its_timeout_is_abandoned_and_writes_nothing() {
 async fn a_triggered_run_that_finishes_is_recorded() {
     for ts in TestStore::all().await {
         let store = ts.store.clone();
-        let scheduler = Scheduler::new(
-            store.clone(),
-            vec![job(Duration::ZERO, Duration::from_secs(30))],
-            options(),
-        );
-        let handle = scheduler.handle();
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let task = tokio::spawn(scheduler.run(stopped));
+        let (handle, stop, task) = start(&store, job(Duration::ZERO, Duration::from_secs(30)));
         handle.trigger("slow").expect("trigger");
         until(|| handle.connectors()[0].last_status.as_deref() == Some("succeeded")).await;
         let runs = store.list_runs(Some("slow"), 10).await.expect("runs");

@@ -1,9 +1,8 @@
 //! Test support shared by the end-to-end tests: a store per backend (SQLite always, Postgres
 //! when `SURVEYOR_TEST_DATABASE_URL` is set, each test in its own schema) and a scripted connector.
 
-use std::sync::Mutex;
-
-use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
+pub use surveyor_model::testing::{Scripted, complete};
+use surveyor_model::{Entity, Observation};
 use surveyor_store::{ConnectOptions, Store};
 
 /// The variable CI sets to run the store tests on Postgres too.
@@ -84,61 +83,6 @@ fn uuid_like() -> String {
     )
 }
 
-/// A connector that replays a scripted crawl: the observations to emit and the outcome.
-pub struct Scripted {
-    pub id: String,
-    script: Mutex<(Vec<Observation>, Result<Outcome, String>)>,
-    /// How long the crawl takes after the observations, before it ends.
-    stall: std::time::Duration,
-}
-
-impl Scripted {
-    pub fn new(id: &str, observations: Vec<Observation>, outcome: Outcome) -> Self {
-        Self {
-            id: id.to_string(),
-            script: Mutex::new((observations, Ok(outcome))),
-            stall: std::time::Duration::ZERO,
-        }
-    }
-
-    /// Emits the observations, then fails as a whole.
-    pub fn failing(id: &str, observations: Vec<Observation>, error: &str) -> Self {
-        Self {
-            id: id.to_string(),
-            script: Mutex::new((observations, Err(error.to_string()))),
-            stall: std::time::Duration::ZERO,
-        }
-    }
-
-    /// Takes `stall` after the observations before the crawl ends (a slow source).
-    pub fn stalling(self, stall: std::time::Duration) -> Self {
-        Self { stall, ..self }
-    }
-}
-
-#[async_trait::async_trait]
-impl Connector for Scripted {
-    fn id(&self) -> &str {
-        &self.id
-    }
-    fn kind(&self) -> &'static str {
-        "scripted"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let (observations, outcome) = {
-            let guard = self.script.lock().expect("script lock");
-            (guard.0.clone(), guard.1.clone())
-        };
-        for o in observations {
-            sink.send(o).await?;
-        }
-        if !self.stall.is_zero() {
-            tokio::time::sleep(self.stall).await;
-        }
-        outcome.map_err(ConnectorError::Failed)
-    }
-}
-
 /// A discovered Component named `name` with `owner`, in scope `scope`, identified by `external_id`.
 pub fn component(scope: &str, external_id: &str, name: &str, owner: &str) -> Observation {
     let mut e = Entity::new("Component", "default", name);
@@ -146,15 +90,6 @@ pub fn component(scope: &str, external_id: &str, name: &str, owner: &str) -> Obs
     e.spec.insert("lifecycle".into(), "production".into());
     e.spec.insert("owner".into(), owner.into());
     Observation::discovered(scope, external_id, e)
-}
-
-/// An outcome with every listed scope complete.
-pub fn complete(scopes: &[&str]) -> Outcome {
-    let mut o = Outcome::default();
-    for s in scopes {
-        o.complete(*s);
-    }
-    o
 }
 
 /// Every live entity's key and `spec.owner`, in key order: a compact picture of a catalog.

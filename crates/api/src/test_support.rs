@@ -5,31 +5,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use surveyor_model::{Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome};
+use surveyor_model::testing::{Scripted, complete};
+use surveyor_model::{Entity, Observation};
 use surveyor_store::Store;
 
 use crate::{ApiConfig, Control, router, serve};
-
-/// A source (`gh`) that reports a fixed set of observations, all in the complete scope `org`.
-pub(crate) struct Fixed(pub Vec<Observation>);
-
-#[async_trait::async_trait]
-impl Connector for Fixed {
-    fn id(&self) -> &str {
-        "gh"
-    }
-    fn kind(&self) -> &'static str {
-        "test"
-    }
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        for o in &self.0 {
-            sink.send(o.clone()).await?;
-        }
-        let mut out = Outcome::default();
-        out.complete("org");
-        Ok(out)
-    }
-}
 
 /// The group `team-a`, with no children.
 pub(crate) fn team_a() -> Observation {
@@ -47,7 +27,9 @@ pub(crate) async fn sync_and_serve(
     config: ApiConfig,
     control: Option<Arc<dyn Control>>,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    surveyor_engine::run_connector(&store, &Fixed(observations), &Default::default())
+    // The source `gh` reports the observations, all in the complete scope `org`.
+    let source = Scripted::new("gh", observations, complete(&["org"]));
+    surveyor_engine::run_connector(&store, &source, &Default::default())
         .await
         .expect("sync");
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")

@@ -61,6 +61,12 @@ struct Server {
 }
 
 impl Server {
+    /// The status of a Backstage route's answer and the name of its error (`error.name`).
+    async fn error_name(&self, path: &str) -> (u16, Option<String>) {
+        let (code, body) = self.get(path).await;
+        (code, body["error"]["name"].as_str().map(str::to_string))
+    }
+
     async fn get(&self, path: &str) -> (u16, Value) {
         self.get_with(path, None).await
     }
@@ -373,12 +379,10 @@ async fn backstage_routes_answer_in_backstage_shapes() {
     assert_eq!(code, 200);
     assert!(e["metadata"]["uid"].is_string() && e["metadata"]["etag"].is_string());
     assert_eq!(e["relations"][0]["targetRef"], "component:default/svc-0");
-    let (code, err) = s
-        .get("/api/catalog/entities/by-name/component/default/nope")
-        .await;
     assert_eq!(
-        (code, err["error"]["name"].as_str()),
-        (404, Some("NotFoundError"))
+        s.error_name("/api/catalog/entities/by-name/component/default/nope")
+            .await,
+        (404, Some("NotFoundError".into()))
     );
 
     let (_, page) = s
@@ -396,10 +400,10 @@ async fn backstage_routes_answer_in_backstage_shapes() {
         .get("/api/catalog/entities/by-query?fullTextFilterTerm=shop&fields=metadata.name")
         .await;
     assert_eq!(names(&text), ["web"]);
-    let (code, err) = s.get("/api/catalog/entities/by-query?cursor=bogus").await;
     assert_eq!(
-        (code, err["error"]["name"].as_str()),
-        (400, Some("InputError"))
+        s.error_name("/api/catalog/entities/by-query?cursor=bogus")
+            .await,
+        (400, Some("InputError".into()))
     );
 
     let (_, facets) = s

@@ -1095,25 +1095,18 @@ fn config_errors_do_not_repeat_credentials() {
 /// connector's options format their secrets as `***`.
 #[test]
 fn configuration_debug_output_hides_secrets() {
+    use surveyor_connector_github as github;
+    use surveyor_connector_gitlab as gitlab;
+    use surveyor_connector_jira as jira;
+    use surveyor_connector_pagerduty as pagerduty;
     use surveyor_engine::config::{Config, KindSpec};
     let kinds = [
-        KindSpec {
-            name: surveyor_connector_github::KIND,
-            keys: surveyor_connector_github::KEYS,
-        },
-        KindSpec {
-            name: surveyor_connector_gitlab::KIND,
-            keys: surveyor_connector_gitlab::KEYS,
-        },
-        KindSpec {
-            name: surveyor_connector_pagerduty::KIND,
-            keys: surveyor_connector_pagerduty::KEYS,
-        },
-        KindSpec {
-            name: surveyor_connector_jira::KIND,
-            keys: surveyor_connector_jira::KEYS,
-        },
-    ];
+        (github::KIND, github::KEYS),
+        (gitlab::KIND, gitlab::KEYS),
+        (pagerduty::KIND, pagerduty::KEYS),
+        (jira::KIND, jira::KEYS),
+    ]
+    .map(|(name, keys)| KindSpec { name, keys });
     // Literal values: a config someone wrote without `${ENV}` references.
     let text = format!(
         "[catalog]\ndatabase = \"postgres://u:{DB_PASSWORD}@127.0.0.1/db\"\n\n[server]\nread_tokens = [\"{READ}\"]\ntrigger_tokens = [\"{TRIGGER}\"]\n\n\
@@ -1127,22 +1120,10 @@ fn configuration_debug_output_hides_secrets() {
     let mut shown = format!("{config:?}\n{:?}\n", config.database_url());
     for spec in &config.connectors {
         let options = match spec.kind.as_str() {
-            "github" => format!(
-                "{:?}",
-                spec.options::<surveyor_connector_github::GithubConfig>()
-            ),
-            "gitlab" => format!(
-                "{:?}",
-                spec.options::<surveyor_connector_gitlab::GitlabConfig>()
-            ),
-            "pagerduty" => format!(
-                "{:?}",
-                spec.options::<surveyor_connector_pagerduty::PagerDutyConfig>()
-            ),
-            _ => format!(
-                "{:?}",
-                spec.options::<surveyor_connector_jira::JiraConfig>()
-            ),
+            "github" => format!("{:?}", spec.options::<github::GithubConfig>()),
+            "gitlab" => format!("{:?}", spec.options::<gitlab::GitlabConfig>()),
+            "pagerduty" => format!("{:?}", spec.options::<pagerduty::PagerDutyConfig>()),
+            _ => format!("{:?}", spec.options::<jira::JiraConfig>()),
         };
         assert!(options.starts_with("Ok("), "{}: {options}", spec.id);
         shown.push_str(&options);

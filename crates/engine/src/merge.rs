@@ -479,9 +479,10 @@ impl MergedEntity {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn part(source: &str, ext: &str, declared: bool, spec: Value, meta: Value) -> Contribution {
-        let mut v = serde_json::json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
+        let mut v = json!({"apiVersion": "backstage.io/v1alpha1", "kind": "Component",
             "metadata": {"name": "svc", "namespace": "default"}, "spec": spec});
         if let (Some(m), Value::Object(extra)) = (v["metadata"].as_object_mut(), meta) {
             m.extend(extra);
@@ -494,11 +495,18 @@ mod tests {
         }
     }
 
+    /// Source precedence as the engine takes it: the first source named comes first.
+    fn precedence(sources: &[&str]) -> BTreeMap<String, usize> {
+        sources
+            .iter()
+            .enumerate()
+            .map(|(rank, s)| (s.to_string(), rank))
+            .collect()
+    }
+
     #[test]
     fn fields_merge_by_precedence_and_disagreements_are_kept() {
-        use serde_json::json;
-        let prio: BTreeMap<String, usize> =
-            [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into();
+        let prio = precedence(&["github", "pagerduty"]);
         let parts = vec![
             part(
                 "pagerduty",
@@ -556,9 +564,7 @@ mod tests {
 
     #[test]
     fn lists_are_united_and_per_source_fields_are_no_disagreement() {
-        use serde_json::json;
-        let prio: BTreeMap<String, usize> =
-            [("github".to_string(), 0), ("jira".to_string(), 1)].into();
+        let prio = precedence(&["github", "jira"]);
         let parts = vec![
             part(
                 "jira",
@@ -613,9 +619,7 @@ mod tests {
 
     #[test]
     fn a_field_can_be_taken_from_a_configured_source_first() {
-        use serde_json::json;
-        let prio: BTreeMap<String, usize> =
-            [("github".to_string(), 0), ("jira".to_string(), 1)].into();
+        let prio = precedence(&["github", "jira"]);
         let parts = || {
             vec![
                 part(

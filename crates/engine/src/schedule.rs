@@ -327,27 +327,13 @@ async fn sleep_or_forever(wait: Option<Duration>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use surveyor_model::Outcome;
+    use surveyor_model::testing::Scripted;
 
     fn job(schedule: &str, zone: ScheduleZone) -> Job {
         let parser = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build();
-        struct Nothing;
-        #[async_trait::async_trait]
-        impl Connector for Nothing {
-            fn id(&self) -> &str {
-                "x"
-            }
-            fn kind(&self) -> &'static str {
-                "none"
-            }
-            async fn crawl(
-                &self,
-                _: surveyor_model::ObservationSink,
-            ) -> Result<surveyor_model::Outcome, surveyor_model::ConnectorError> {
-                Ok(surveyor_model::Outcome::default())
-            }
-        }
         Job {
             id: "x".into(),
             kind: "none".into(),
@@ -357,7 +343,8 @@ mod tests {
             timeout: Duration::from_secs(60),
             jitter: Duration::ZERO,
             run_on_start: false,
-            connector: Arc::new(Nothing),
+            // A source that reports nothing.
+            connector: Arc::new(Scripted::new("x", Vec::new(), Outcome::default())),
         }
     }
 

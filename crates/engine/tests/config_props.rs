@@ -177,91 +177,78 @@ fn model() -> impl Strategy<Value = Model> {
         )
 }
 
+/// A file being written line by line, with the dotted key of each value and the line it is on.
+#[derive(Default)]
+struct Rendered {
+    lines: Vec<String>,
+    keys: Vec<(String, usize)>,
+}
+
+impl Rendered {
+    /// A line that holds no value: a comment, a table header or a blank.
+    fn line(&mut self, text: impl Into<String>) {
+        self.lines.push(text.into());
+    }
+
+    /// A line that sets `key`.
+    fn value(&mut self, key: impl Into<String>, text: String) {
+        self.lines.push(text);
+        self.keys.push((key.into(), self.lines.len()));
+    }
+}
+
 /// The file, and for each value written: its dotted key and the line it is on.
 fn render(m: &Model) -> (String, Vec<(String, usize)>) {
-    let mut lines: Vec<String> = Vec::new();
-    let mut keys: Vec<(String, usize)> = Vec::new();
-    let mut put = |lines: &mut Vec<String>, key: Option<String>, line: String| {
-        lines.push(line);
-        if let Some(k) = key {
-            keys.push((k, lines.len()));
-        }
-    };
-    put(&mut lines, None, "# generated".into());
-    put(&mut lines, None, "[catalog]".into());
-    put(
-        &mut lines,
-        Some("catalog.retention".into()),
+    let mut r = Rendered::default();
+    r.line("# generated");
+    r.line("[catalog]");
+    r.value(
+        "catalog.retention",
         format!("retention = \"{}d\"", m.retention_days),
     );
-    put(
-        &mut lines,
-        Some("catalog.max_delete_ratio".into()),
+    r.value(
+        "catalog.max_delete_ratio",
         format!("max_delete_ratio = {}.{}", m.ratio / 10, m.ratio % 10),
     );
-    put(
-        &mut lines,
-        Some("catalog.mass_delete_floor".into()),
+    r.value(
+        "catalog.mass_delete_floor",
         format!("mass_delete_floor = {}", m.floor),
     );
-    put(&mut lines, None, String::new());
-    put(&mut lines, None, "[server]".into());
-    put(
-        &mut lines,
-        Some("server.listen".into()),
+    r.line("");
+    r.line("[server]");
+    r.value(
+        "server.listen",
         format!("listen = \"127.0.0.1:{}\"", m.port),
     );
-    put(
-        &mut lines,
-        Some("server.max_page_size".into()),
+    r.value(
+        "server.max_page_size",
         format!("max_page_size = {}", m.page_size),
     );
     for (i, c) in m.connectors.iter().enumerate() {
         let p = format!("connectors[{i}]");
-        put(&mut lines, None, String::new());
-        put(&mut lines, None, "[[connectors]]".into());
-        put(
-            &mut lines,
-            Some(format!("{p}.id")),
-            format!("id = \"c{i}-{}\"", c.kind),
-        );
-        put(
-            &mut lines,
-            Some(format!("{p}.kind")),
-            format!("kind = \"{}\"", c.kind),
-        );
+        r.line("");
+        r.line("[[connectors]]");
+        r.value(format!("{p}.id"), format!("id = \"c{i}-{}\"", c.kind));
+        r.value(format!("{p}.kind"), format!("kind = \"{}\"", c.kind));
         if let Some(s) = c.schedule {
-            put(
-                &mut lines,
-                Some(format!("{p}.schedule")),
-                format!("schedule = \"{s}\""),
-            );
+            r.value(format!("{p}.schedule"), format!("schedule = \"{s}\""));
         }
         if let Some(tz) = c.timezone {
-            put(
-                &mut lines,
-                Some(format!("{p}.timezone")),
-                format!("timezone = \"{tz}\""),
-            );
+            r.value(format!("{p}.timezone"), format!("timezone = \"{tz}\""));
         }
-        put(
-            &mut lines,
-            Some(format!("{p}.enabled")),
-            format!("enabled = {}", c.enabled),
-        );
-        put(
-            &mut lines,
-            Some(format!("{p}.timeout")),
+        r.value(format!("{p}.enabled"), format!("enabled = {}", c.enabled));
+        r.value(
+            format!("{p}.timeout"),
             format!("timeout = \"{}m\"", c.timeout_minutes),
         );
         match c.kind {
-            "file" => put(&mut lines, None, "paths = [\"catalog/**/*.yaml\"]".into()),
-            _ => put(&mut lines, None, "orgs = [\"acme\"]".into()),
+            "file" => r.line("paths = [\"catalog/**/*.yaml\"]"),
+            _ => r.line("orgs = [\"acme\"]"),
         }
     }
-    let mut text = lines.join("\n");
+    let mut text = r.lines.join("\n");
     text.push('\n');
-    (text, keys)
+    (text, r.keys)
 }
 
 /// Values that are wrong for `key` (by its last segment), whatever else the file says.

@@ -9,6 +9,8 @@ pub mod names;
 pub mod observation;
 pub mod refs;
 pub mod secret;
+#[cfg(feature = "testing")]
+pub mod testing;
 pub mod validate;
 
 pub use control::{ConnectorView, Control, TriggerRefusal};

@@ -2,60 +2,19 @@
 //! format, pathological patterns and invalid UTF-8 give a clear error with bounded memory
 //! (measured by a peak-tracking allocator), never a panic or a stack overflow.
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+// The same peak-tracking allocator the surveyor-model hostile-input tests use.
+#[path = "../../model/tests/support/peak_alloc.rs"]
+mod peak_alloc;
 
+use peak_alloc::{MB, PeakAlloc, peak_during, serial};
 use surveyor_repofiles::codeowners::{
     MAX_CODEOWNERS_BYTES, MAX_CODEOWNERS_RULES, MAX_PATTERN_CHARS, MAX_PATTERN_NESTING,
 };
 use surveyor_repofiles::manifests::{MANIFEST_FILES, MAX_MANIFEST_BYTES};
 use surveyor_repofiles::{CodeOwners, Flavor, Owner, parse_manifest, parse_manifest_bytes};
 
-/// Counts live heap bytes and the high-water mark since the last reset.
-struct PeakAlloc;
-
-static LIVE: AtomicUsize = AtomicUsize::new(0);
-static PEAK: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for PeakAlloc {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        // SAFETY: forwards the caller's layout to the system allocator unchanged.
-        let p = unsafe { System.alloc(layout) };
-        if !p.is_null() {
-            let live = LIVE.fetch_add(layout.size(), Ordering::Relaxed) + layout.size();
-            PEAK.fetch_max(live, Ordering::Relaxed);
-        }
-        p
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: `ptr` was allocated by `alloc` above with this layout.
-        unsafe { System.dealloc(ptr, layout) };
-        LIVE.fetch_sub(layout.size(), Ordering::Relaxed);
-    }
-}
-
 #[global_allocator]
 static ALLOC: PeakAlloc = PeakAlloc;
-
-/// Tests run on several threads; each holds this for its whole run so a measurement sees only
-/// its own test's allocations.
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Runs `f` and returns its result with the most heap it held at once above what was live before.
-fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
-    let before = LIVE.load(Ordering::Relaxed);
-    PEAK.store(before, Ordering::Relaxed);
-    let out = f();
-    let peak = PEAK.load(Ordering::Relaxed).saturating_sub(before);
-    (out, peak)
-}
-
-const MB: usize = 1024 * 1024;
 
 /// Every manifest kind the crate parses.
 const MANIFESTS: &[&str] = MANIFEST_FILES;

@@ -178,34 +178,25 @@ impl Connector for Watched {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use surveyor_model::testing::{Scripted, complete};
     use surveyor_model::{Entity, Observation};
 
-    struct Three;
-
-    #[async_trait::async_trait]
-    impl Connector for Three {
-        fn id(&self) -> &str {
-            "three"
-        }
-        fn kind(&self) -> &'static str {
-            "file"
-        }
-        async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-            let mut outcome = Outcome::default();
-            for name in ["a", "b", "c"] {
+    /// A source that reports the components `a`, `b` and `c`, all in the complete scope `s`.
+    fn three() -> Arc<Scripted> {
+        let observations = ["a", "b", "c"]
+            .map(|name| {
                 let e = Entity::new("Component", "default", name);
-                sink.send(Observation::discovered("s", name, e)).await?;
-            }
-            outcome.complete("s");
-            Ok(outcome)
-        }
+                Observation::discovered("s", name, e)
+            })
+            .to_vec();
+        Arc::new(Scripted::new("three", observations, complete(&["s"])))
     }
 
     #[tokio::test]
     async fn passes_everything_on_and_counts_it() {
         let task = Progress::Quiet.task("three");
         let watched = Watched {
-            inner: Arc::new(Three),
+            inner: three(),
             task: Arc::clone(&task),
         };
         let (sink, mut rx) = ObservationSink::channel("three", 1);
@@ -225,7 +216,7 @@ mod tests {
     #[tokio::test]
     async fn stops_when_nobody_listens() {
         let watched = Watched {
-            inner: Arc::new(Three),
+            inner: three(),
             task: Progress::Quiet.task("three"),
         };
         let (sink, rx) = ObservationSink::channel("three", 1);
