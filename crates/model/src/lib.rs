@@ -1,6 +1,8 @@
 //! surveyor's shared vocabulary: entities in Backstage's envelope, entity refs, validation,
-//! content hashes, observations and the `Connector` trait every source implements.
+//! content hashes, observations, the `Connector` trait every source implements and the shape of
+//! a connector kind's configuration.
 
+pub mod config;
 pub mod descriptor;
 pub mod entity;
 pub mod hash;
@@ -10,6 +12,7 @@ pub mod refs;
 pub mod secret;
 pub mod validate;
 
+pub use config::{ConfigError, ConnectorKind};
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
 pub use observation::{
     Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,
