@@ -1,0 +1,193 @@
+//! What connectors' API clients share beyond the client itself: the knobs every connector
+//! exposes, a client with its ETag cache in a directory, a credential as a header value,
+//! following `Link: rel="next"`, and a pause until a spent quota resets.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use reqwest::header::HeaderValue;
+use tokio::sync::Mutex;
+
+use crate::{FileCache, HttpClient, HttpConfig, HttpError, ResponseCache};
+
+impl HttpConfig {
+    /// A connector's own knobs: its request rate (at least 1 a second, in bursts of twice
+    /// that), the retries of one request, and the per-attempt timeout (at least a second).
+    pub fn paced(requests_per_second: u32, max_retries: usize, timeout_secs: u64) -> Self {
+        let requests_per_second = requests_per_second.max(1);
+        Self {
+            timeout: Duration::from_secs(timeout_secs.max(1)),
+            requests_per_second,
+            burst: requests_per_second.saturating_mul(2),
+            max_retries,
+            ..Self::default()
+        }
+    }
+}
+
+impl HttpClient {
+    /// A client whose GETs are conditional on what is cached in `dir` from earlier runs; without
+    /// a cache (and a warning saying so) when the directory cannot be used.
+    pub fn cached_in(config: HttpConfig, dir: &Path) -> Result<Self, HttpError> {
+        let cache: Option<Arc<dyn ResponseCache>> = match FileCache::new(dir) {
+            Ok(c) => Some(Arc::new(c)),
+            Err(e) => {
+                tracing::warn!(dir = %dir.display(), error = %e, "no ETag cache: every REST request will be a full one");
+                None
+            }
+        };
+        Self::new(config, cache)
+    }
+}
+
+/// A credential as a header value, marked sensitive; `None` when the text has characters a
+/// header cannot carry.
+pub fn secret_header(value: &str) -> Option<HeaderValue> {
+    let mut v = HeaderValue::from_str(value).ok()?;
+    v.set_sensitive(true);
+    Some(v)
+}
+
+/// The `rel="next"` target of a `Link` header.
+pub fn next_link(header: &str) -> Option<String> {
+    header.split(',').find_map(|part| {
+        let (target, params) = part.split_once(';')?;
+        let is_next = params
+            .split(';')
+            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
+        is_next.then(|| {
+            target
+                .trim()
+                .trim_start_matches('<')
+                .trim_end_matches('>')
+                .to_string()
+        })
+    })
+}
+
+/// A moment no request of a connector goes out before: the API's quota is spent (or down to a
+/// reserve kept for others) until it resets. A pause longer than the connector may wait is
+/// refused instead of waited out.
+#[derive(Debug)]
+pub struct Pause {
+    until: Mutex<Option<SystemTime>>,
+    longest: Duration,
+    pauses: AtomicU64,
+}
+
+impl Pause {
+    /// No pause yet; none longer than `longest` will be waited out.
+    pub fn new(longest: Duration) -> Self {
+        Self {
+            until: Mutex::new(None),
+            longest,
+            pauses: AtomicU64::new(0),
+        }
+    }
+
+    /// From now on requests wait until `until` (or, with `None`, do not wait).
+    pub async fn set(&self, until: Option<SystemTime>) {
+        *self.until.lock().await = until;
+    }
+
+    /// Sleeps until the pause is over (saying `why` in the log), or says how long it still has
+    /// when that is longer than allowed. Whether it ends the pause is up to the caller: see
+    /// [`Pause::set`] and [`Pause::end_if_over`].
+    pub async fn wait(&self, why: &str) -> Result<(), Duration> {
+        let until = *self.until.lock().await;
+        let Some(until) = until else {
+            return Ok(());
+        };
+        let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
+        if wait > self.longest {
+            return Err(wait);
+        }
+        if !wait.is_zero() {
+            self.pauses.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                wait_secs = wait.as_secs_f64(),
+                "{why}; pausing until it resets"
+            );
+            tokio::time::sleep(wait).await;
+        }
+        Ok(())
+    }
+
+    /// Ends the pause when its moment has come (a later one set meanwhile stands).
+    pub async fn end_if_over(&self) {
+        let mut until = self.until.lock().await;
+        if until.is_some_and(|p| p <= SystemTime::now()) {
+            *until = None;
+        }
+    }
+
+    /// Pauses waited out so far.
+    pub fn pauses(&self) -> u64 {
+        self.pauses.load(Ordering::Relaxed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_the_next_link_among_others() {
+        let h = r#"<https://api.github.com/orgs/a/members?page=2>; rel="next", <https://api.github.com/orgs/a/members?page=5>; rel="last""#;
+        assert_eq!(
+            next_link(h).as_deref(),
+            Some("https://api.github.com/orgs/a/members?page=2")
+        );
+        let last = r#"<https://api.github.com/orgs/a/members?page=4>; rel="prev", <https://api.github.com/orgs/a/members?page=1>; rel="first""#;
+        assert_eq!(next_link(last), None);
+    }
+
+    #[test]
+    fn finds_the_next_keyset_page() {
+        let keyset = r#"<https://gitlab.com/api/v4/groups/9/projects?pagination=keyset&per_page=100&order_by=id&sort=asc&id_after=42>; rel="next""#;
+        assert_eq!(
+            next_link(keyset).as_deref(),
+            Some(
+                "https://gitlab.com/api/v4/groups/9/projects?pagination=keyset&per_page=100&order_by=id&sort=asc&id_after=42"
+            )
+        );
+        let last = r#"<https://gitlab.com/api/v4/groups/9/members?page=1>; rel="first", <https://gitlab.com/api/v4/groups/9/members?page=1>; rel="last""#;
+        assert_eq!(next_link(last), None);
+    }
+
+    #[test]
+    fn paced_knobs_never_stop_requests() {
+        let c = HttpConfig::paced(0, 3, 0);
+        assert_eq!((c.requests_per_second, c.burst), (1, 2));
+        assert_eq!(c.timeout, Duration::from_secs(1));
+        assert_eq!(c.max_retries, 3);
+        let c = HttpConfig::paced(10, 5, 60);
+        assert_eq!((c.requests_per_second, c.burst), (10, 20));
+        assert_eq!(c.timeout, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn credentials_are_sensitive_header_values() {
+        assert!(secret_header("Bearer t").is_some_and(|v| v.is_sensitive()));
+        assert!(secret_header("a\nb").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_pause_longer_than_allowed_is_refused() {
+        let pause = Pause::new(Duration::from_secs(60));
+        assert!(pause.wait("quota").await.is_ok());
+        pause
+            .set(Some(SystemTime::now() + Duration::from_secs(3600)))
+            .await;
+        let left = pause.wait("quota").await.unwrap_err();
+        assert!(left > Duration::from_secs(3500), "{left:?}");
+        pause.end_if_over().await;
+        assert!(pause.wait("quota").await.is_err(), "not over yet");
+        pause.set(Some(SystemTime::now())).await;
+        assert!(pause.wait("quota").await.is_ok());
+        pause.end_if_over().await;
+        assert_eq!(pause.pauses(), 0, "nothing was waited for");
+    }
+}
