@@ -1,0 +1,458 @@
+//! What a forge connector (GitHub, GitLab) does with repositories whatever the forge: which
+//! ones it keeps, the Component it makes of one, the repository's `catalog-info.yaml` laid over
+//! that, and the crawl's components sent once every producer of a package is known.
+
+use std::collections::{BTreeMap, HashMap};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use serde_json::{Map, Value, json};
+use surveyor_model::validate::is_valid_tag;
+use surveyor_model::{
+    ConfigError, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
+};
+
+use crate::catalog::{Linkable, Packages, link_dependencies, overlay};
+use crate::{CATALOG_INFO_FILES, Ecosystem, Flavor, Package, parse_catalog_info};
+
+/// Topic -> `spec.type` unless configured: libraries, websites and documentation.
+pub fn default_topic_types() -> BTreeMap<String, String> {
+    [
+        ("library", "library"),
+        ("lib", "library"),
+        ("sdk", "library"),
+        ("website", "website"),
+        ("frontend", "website"),
+        ("documentation", "documentation"),
+        ("docs", "documentation"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// How globs on repository paths match: always ignoring case; `*` within one path segment
+/// (`**` crossing them) or across `/` too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Segments {
+    Crossed,
+    Kept,
+}
+
+/// Which repositories a forge connector keeps (`include`, `exclude`, `topics`,
+/// `skip_archived`, `skip_forks`).
+#[derive(Debug, Clone, Default)]
+pub struct Filters {
+    pub include: Option<GlobSet>,
+    pub exclude: Option<GlobSet>,
+    /// Lower-cased; a repository needs one of them, when there are any.
+    pub topics: Vec<String>,
+    pub skip_archived: bool,
+    pub skip_forks: bool,
+}
+
+impl Filters {
+    /// Whether the repository at `path` (what the globs match) is crawled.
+    pub fn keeps(&self, path: &str, archived: bool, fork: bool, topics: &[String]) -> bool {
+        if (self.skip_archived && archived) || (self.skip_forks && fork) {
+            return false;
+        }
+        if self.include.as_ref().is_some_and(|g| !g.is_match(path)) {
+            return false;
+        }
+        if self.exclude.as_ref().is_some_and(|g| g.is_match(path)) {
+            return false;
+        }
+        self.topics.is_empty() || self.topics.iter().any(|t| topics.contains(t))
+    }
+}
+
+/// The globs of `key`, `None` for none; an invalid one is an error at `key`.
+pub fn globs(
+    key: &'static str,
+    patterns: &[String],
+    segments: Segments,
+) -> Result<Option<GlobSet>, ConfigError> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    let mut set = GlobSetBuilder::new();
+    for p in patterns {
+        let glob = GlobBuilder::new(p)
+            .case_insensitive(true)
+            .literal_separator(segments == Segments::Kept)
+            .build()
+            .map_err(|e| ConfigError::new(key, format!("invalid glob {p:?}: {}", e.kind())))?;
+        set.add(glob);
+    }
+    set.build()
+        .map(Some)
+        .map_err(|e| ConfigError::new(key, format!("invalid glob {:?}: {e}", patterns.join(", "))))
+}
+
+/// How a forge connector names what it makes of repositories.
+#[derive(Debug, Clone)]
+pub struct Mapping {
+    /// The catalog namespace of every entity the connector makes.
+    pub namespace: String,
+    /// `spec.type` of a repository no topic of `topic_types` names.
+    pub component_type: String,
+    /// `spec.lifecycle` of a live repository; archived ones are `deprecated`.
+    pub lifecycle: String,
+    /// Lower-cased topic -> `spec.type`; the repository's first topic found here decides.
+    pub topic_types: BTreeMap<String, String>,
+}
+
+impl Mapping {
+    /// Checks `namespace` and lower-cases the topics of `topic_types`.
+    pub fn new(
+        namespace: String,
+        component_type: String,
+        lifecycle: String,
+        topic_types: BTreeMap<String, String>,
+    ) -> Result<Self, ConfigError> {
+        surveyor_model::config::ensure(
+            surveyor_model::validate::is_valid_namespace(&namespace),
+            "namespace",
+            || {
+                format!(
+                    "{namespace:?} is not a valid namespace (lower-case letters, digits and '-')"
+                )
+            },
+        )?;
+        Ok(Self {
+            namespace,
+            component_type,
+            lifecycle,
+            topic_types: topic_types
+                .into_iter()
+                .map(|(k, v)| (k.to_lowercase(), v))
+                .collect(),
+        })
+    }
+
+    /// A Group named `name`, of `type` (`team`, `organization`), with its family and members.
+    pub fn group(&self, name: &str, team: &Team<'_>) -> Entity {
+        let mut e = Entity::new("Group", &self.namespace, name);
+        e.metadata.description = not_blank(team.description);
+        e.spec.insert("type".into(), json!(team.kind));
+        e.spec
+            .insert("profile".into(), json!({"displayName": team.display_name}));
+        if let Some(parent) = team.parent {
+            e.spec.insert("parent".into(), json!(parent));
+        }
+        e.spec.insert("children".into(), json!(team.children));
+        e.spec.insert("members".into(), json!(team.members));
+        e
+    }
+
+    /// A User named `name`, with a profile of what is not blank, member of `groups`.
+    pub fn user(
+        &self,
+        name: &str,
+        person: (Option<&str>, Option<&str>),
+        groups: &[String],
+    ) -> Entity {
+        let mut e = Entity::new("User", &self.namespace, name);
+        let (display_name, email) = person;
+        let mut profile = Map::new();
+        if let Some(n) = not_blank(display_name) {
+            profile.insert("displayName".into(), json!(n));
+        }
+        if let Some(m) = not_blank(email) {
+            profile.insert("email".into(), json!(m));
+        }
+        if !profile.is_empty() {
+            e.spec.insert("profile".into(), Value::Object(profile));
+        }
+        e.spec.insert("memberOf".into(), json!(groups));
+        e
+    }
+
+    /// The discovered Component of a repository (before its `catalog-info.yaml` is laid over
+    /// it). `owners` are CODEOWNERS' refs for the whole repository and its owners as written.
+    pub fn component(
+        &self,
+        repo: &Repo<'_>,
+        name: &str,
+        owners: &(Vec<String>, Vec<String>),
+        packages: &Packages,
+    ) -> Entity {
+        let mut e = Entity::new("Component", &self.namespace, name);
+        e.metadata.description = not_blank(repo.description);
+        if !name.eq_ignore_ascii_case(repo.name) {
+            e.metadata.title = Some(repo.name.to_string());
+        }
+        let a = &mut e.metadata.annotations;
+        a.insert(
+            format!("{}/project-slug", repo.forge),
+            repo.slug.to_string(),
+        );
+        a.insert(
+            "backstage.io/source-location".into(),
+            format!("url:{}/", repo.tree),
+        );
+        if !owners.1.is_empty() {
+            a.insert("surveyor.dev/codeowners".into(), owners.1.join(" "));
+        }
+        if !packages.errors.is_empty() {
+            a.insert(
+                "surveyor.dev/manifest-errors".into(),
+                packages.errors.join("; "),
+            );
+        }
+        if let Some(v) = repo.visibility {
+            e.metadata
+                .labels
+                .insert(format!("{}/visibility", repo.forge), v.to_lowercase());
+        }
+        let mut tags: Vec<String> = Vec::new();
+        let language = repo
+            .language
+            .map(|l| l.to_lowercase().replace([' ', '_'], "-"));
+        for tag in repo.tags.iter().cloned().chain(language) {
+            if is_valid_tag(&tag) && !tags.contains(&tag) {
+                tags.push(tag);
+            }
+        }
+        e.metadata.tags = tags;
+        e.metadata.links = vec![json!({"url": repo.url, "title": "Repository", "icon": repo.icon})];
+        let component_type = repo
+            .topics
+            .iter()
+            .find_map(|t| self.topic_types.get(t))
+            .unwrap_or(&self.component_type);
+        let spec = &mut e.spec;
+        spec.insert("type".into(), json!(component_type));
+        spec.insert(
+            "lifecycle".into(),
+            json!(if repo.archived {
+                "deprecated"
+            } else {
+                self.lifecycle.as_str()
+            }),
+        );
+        if let Some(owner) = owners.0.first() {
+            spec.insert("owner".into(), json!(owner));
+        }
+        if !packages.produces.is_empty() {
+            spec.insert("packages".into(), json!(packages.produces));
+        }
+        if !packages.dependencies.is_empty() {
+            spec.insert("packageDependencies".into(), json!(packages.dependencies));
+        }
+        e
+    }
+}
+
+/// A team (or group) as the forge describes it, for [`Mapping::group`].
+#[derive(Debug, Clone, Copy)]
+pub struct Team<'a> {
+    /// `spec.type`: `team`, `organization`.
+    pub kind: &'a str,
+    pub display_name: &'a str,
+    pub description: Option<&'a str>,
+    /// The parent's entity name.
+    pub parent: Option<&'a str>,
+    pub children: &'a [String],
+    pub members: &'a [String],
+}
+
+/// A repository as the forge describes it, for [`Mapping::component`].
+#[derive(Debug, Clone)]
+pub struct Repo<'a> {
+    /// The host whose annotation and label names the entity carries (`github.com`).
+    pub forge: &'static str,
+    /// The icon of the repository's link (`github`).
+    pub icon: &'static str,
+    /// The repository's own name (the title, when the entity name differs).
+    pub name: &'a str,
+    /// Its full path at the forge (`acme/payments-api`).
+    pub slug: &'a str,
+    pub description: Option<&'a str>,
+    /// Its web page.
+    pub url: &'a str,
+    /// The web page of its default branch's tree, without the trailing `/`.
+    pub tree: String,
+    pub visibility: Option<&'a str>,
+    /// Lower-cased topics, for `topic_types`.
+    pub topics: &'a [String],
+    /// Tags from its topics (the primary language's is added); invalid ones are left out.
+    pub tags: Vec<String>,
+    pub language: Option<&'a str>,
+    pub archived: bool,
+}
+
+/// A repository's files as the forge gave them, by path: the text, or `None` for a file that is
+/// there but that the forge did not give as text (binary, too large).
+#[derive(Debug, Clone, Default)]
+pub struct Files(pub HashMap<String, Option<String>>);
+
+impl Files {
+    /// The text of a file, when present and text.
+    pub fn text(&self, path: &str) -> Option<&str> {
+        self.0.get(path)?.as_deref()
+    }
+
+    /// Present but not readable as text.
+    pub fn unreadable(&self, path: &str) -> bool {
+        matches!(self.0.get(path), Some(None))
+    }
+
+    /// The CODEOWNERS file, first found of `flavor`'s locations.
+    pub fn codeowners(&self, flavor: Flavor) -> Option<&str> {
+        flavor.locations().iter().find_map(|p| self.text(p))
+    }
+
+    /// The manifests among `paths` (in that order, so the packages come in it too).
+    pub fn packages<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Packages {
+        crate::catalog::packages(
+            paths
+                .into_iter()
+                .filter_map(|path| self.text(path).map(|text| (path, text))),
+        )
+    }
+}
+
+/// A repository ready to be sent: its component (descriptor laid over), the entities its
+/// descriptor declares besides, and its packages for the `dependsOn` links.
+pub struct Built {
+    external_id: String,
+    entity_ref: String,
+    dependencies: Vec<(Ecosystem, String)>,
+    produces: Vec<Package>,
+    entity: Entity,
+    declared: bool,
+    extra: Vec<(String, Entity)>,
+}
+
+impl Built {
+    /// `discovered`, with the repository's `catalog-info.yaml` (the first of
+    /// [`CATALOG_INFO_FILES`] there) laid over it: its first Component is the repository's own
+    /// and wins over what was discovered; its other documents are entities of their own
+    /// (`<external_id>#<file>#<ref key>`). `at` is the repository's full path, the scope and what
+    /// to say of a descriptor the forge gave no text of; problems are the scope's, located at
+    /// `<full path>:<file>:<line>`.
+    pub fn new(
+        external_id: String,
+        discovered: Entity,
+        packages: Packages,
+        files: &Files,
+        at: (&str, &str, &str),
+        outcome: &mut Outcome,
+    ) -> Self {
+        let (slug, scope, why_unreadable) = at;
+        let problem = |location: String, field: Option<String>, message: String| Problem {
+            scope: scope.to_string(),
+            location,
+            field,
+            message,
+        };
+        for file in CATALOG_INFO_FILES {
+            if files.unreadable(file) {
+                outcome.problem(problem(
+                    format!("{slug}:{file}"),
+                    None,
+                    why_unreadable.to_string(),
+                ));
+            }
+        }
+        let mut entity = discovered.clone();
+        let mut declared = false;
+        let mut extra = Vec::new();
+        if let Some((file, text)) = CATALOG_INFO_FILES
+            .iter()
+            .find_map(|f| files.text(f).map(|t| (*f, t)))
+        {
+            let mut claimed = false;
+            for doc in parse_catalog_info(text) {
+                let location = format!(
+                    "{slug}:{file}{}",
+                    doc.line.map(|l| format!(":{l}")).unwrap_or_default()
+                );
+                match doc.result {
+                    // The first Component describes the repository itself.
+                    Ok(d) if !claimed && d.kind.eq_ignore_ascii_case("Component") => {
+                        claimed = true;
+                        match overlay(&discovered, &d) {
+                            Ok(merged) => {
+                                entity = merged;
+                                declared = true;
+                            }
+                            Err(message) => outcome.problem(problem(location, None, message)),
+                        }
+                    }
+                    Ok(d) => match d.entity_ref() {
+                        Ok(r) => extra.push((format!("{external_id}#{file}#{}", r.key()), d)),
+                        Err(e) => outcome.problem(problem(
+                            location,
+                            Some("metadata.name".into()),
+                            e.to_string(),
+                        )),
+                    },
+                    Err(e) => outcome.problem(problem(
+                        location,
+                        e.field().map(str::to_string),
+                        e.to_string(),
+                    )),
+                }
+            }
+        }
+        let entity_ref = entity
+            .entity_ref()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|_| {
+                let (ns, name) = (discovered.namespace(), &discovered.metadata.name);
+                format!("component:{ns}/{name}")
+            });
+        Self {
+            external_id,
+            entity_ref,
+            dependencies: packages
+                .dependencies
+                .iter()
+                .map(|d| (d.ecosystem, d.package.clone()))
+                .collect(),
+            produces: packages.produces,
+            entity,
+            declared,
+            extra,
+        }
+    }
+}
+
+/// Links the repositories that use each other's packages (`dependsOn`), then sends each one's
+/// component (declared when its descriptor claimed it) and the entities its descriptor declares.
+pub async fn send(
+    mut built: Vec<Built>,
+    scope: &str,
+    sink: &ObservationSink,
+) -> Result<(), ConnectorError> {
+    link_dependencies(
+        &mut built
+            .iter_mut()
+            .map(|b| Linkable {
+                entity: &mut b.entity,
+                entity_ref: &b.entity_ref,
+                produces: &b.produces,
+                dependencies: &b.dependencies,
+            })
+            .collect::<Vec<_>>(),
+    );
+    for b in built {
+        let observation = if b.declared {
+            Observation::declared(scope, &b.external_id, b.entity)
+        } else {
+            Observation::discovered(scope, &b.external_id, b.entity)
+        };
+        sink.send(observation).await?;
+        for (external_id, extra) in b.extra {
+            sink.send(Observation::declared(scope, external_id, extra))
+                .await?;
+        }
+    }
+    Ok(())
+}
+
+fn not_blank(text: Option<&str>) -> Option<String> {
+    text.filter(|t| !t.trim().is_empty()).map(str::to_string)
+}
