@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use surveyor_model::Secret;
 use surveyor_model::secret::expand_env;
+use surveyor_model::{ConnectorKind, Secret};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -19,6 +19,16 @@ use toml::de::{DeTable, DeValue};
 pub struct KindSpec {
     pub name: &'static str,
     pub keys: &'static [&'static str],
+}
+
+impl KindSpec {
+    /// A connector kind's spec: its name, and the fields of its config struct as its keys.
+    pub fn of<K: ConnectorKind>() -> Self {
+        Self {
+            name: K::KIND,
+            keys: surveyor_model::config::keys::<K::Config>(),
+        }
+    }
 }
 
 /// Keys every `[[connectors]]` table accepts, whatever its kind.
@@ -436,6 +446,13 @@ impl ConnectorSpec {
                 .unwrap_or_else(|| format!("connectors[{}]", self.index));
             fail(espan, key, message.to_string())
         })
+    }
+
+    /// Builds this connector as kind `K`: its keys read into `K::Config`, then `K`'s constructor.
+    /// Errors of either are located in the file, at the key at fault.
+    pub fn build<K: ConnectorKind>(&self, base_dir: &Path) -> Result<K, ConfigErrors> {
+        let config = self.options::<K::Config>()?;
+        K::from_config(&self.id, config, base_dir).map_err(|e| self.error_at(e.key, e.message))
     }
 
     /// An error about one of this connector's keys, located at that key's value (or at the
