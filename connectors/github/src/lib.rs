@@ -18,12 +18,13 @@ use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use surveyor_model::{
-    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
+    ConfigError, ConnectorError, ConnectorKind, ConnectorMetric, Observation, ObservationSink,
+    Outcome,
 };
-use surveyor_repofiles::{CATALOG_INFO_FILES, Ecosystem, parse_catalog_info};
+use surveyor_repofiles::forge::{self, Built};
 
 pub use api::ApiError;
-pub use config::{GithubConfig, GithubConfigError, KEYS, graphql_url_for};
+pub use config::{GithubConfig, graphql_url_for};
 
 use crate::api::Api;
 use crate::config::Settings;
@@ -55,15 +56,10 @@ pub struct CrawlStats {
 
 impl GithubConnector {
     /// Builds the connector; `base_dir` is the config file's directory (key files, cache).
-    pub fn new(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, GithubConfigError> {
+    pub fn new(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, ConfigError> {
         let settings = Arc::new(config.settings(id, base_dir)?);
-        let api = Api::new(Arc::clone(&settings)).map_err(|e| GithubConfigError::Invalid {
-            key: match settings.auth {
-                config::Auth::Token(_) => "token",
-                config::Auth::App { .. } => "private_key_file",
-            },
-            message: e.to_string(),
-        })?;
+        let api = Api::new(Arc::clone(&settings))
+            .map_err(|e| ConfigError::new(settings.auth.key(), e.to_string()))?;
         Ok(Self {
             id: id.to_string(),
             settings,
@@ -80,10 +76,26 @@ impl GithubConnector {
             rest_not_modified: http.not_modified,
             retries: http.retries,
             rate_limit_waits: http.rate_limit_waits,
-            reserve_pauses: s.reserve_pauses.load(Ordering::Relaxed),
+            reserve_pauses: self.api.reserve.pauses(),
             page_shrinks: s.page_shrinks.load(Ordering::Relaxed),
             bytes: http.bytes,
         }
+    }
+
+    /// Each org in turn.
+    async fn crawl_into(
+        &self,
+        sink: &ObservationSink,
+        outcome: &mut Outcome,
+    ) -> Result<(), ConnectorError> {
+        for org in &self.settings.orgs {
+            self.crawl_org(org, sink, outcome).await?;
+        }
+        Ok(())
+    }
+
+    fn http_metrics(&self) -> Vec<ConnectorMetric> {
+        self.api.http().metrics().snapshot().connector_metrics()
     }
 
     async fn crawl_org(
@@ -220,36 +232,12 @@ impl GithubConnector {
         }
 
         // Components, then internal dependencies once every producer is known.
-        let built: Vec<BuiltRepo> = repos
+        let built: Vec<Built> = repos
             .iter()
             .filter(|r| self.keeps(r))
             .map(|r| self.build_repo(org, r, &login_by_email, outcome))
             .collect();
-        let mut built = built;
-        surveyor_repofiles::catalog::link_dependencies(
-            &mut built
-                .iter_mut()
-                .map(|b| surveyor_repofiles::catalog::Linkable {
-                    entity: &mut b.entity,
-                    entity_ref: &b.entity_ref,
-                    produces: &b.produces,
-                    dependencies: &b.dependencies,
-                })
-                .collect::<Vec<_>>(),
-        );
-        for b in built {
-            let entity = b.entity;
-            let observation = if b.declared {
-                Observation::declared(&scope, &b.external_id, entity)
-            } else {
-                Observation::discovered(&scope, &b.external_id, entity)
-            };
-            sink.send(observation).await?;
-            for (external_id, extra) in b.extra {
-                sink.send(Observation::declared(&scope, external_id, extra))
-                    .await?;
-            }
-        }
+        forge::send(built, &scope, sink).await?;
         for note in self.api.take_field_errors().await {
             outcome.partial(&scope, format!("GraphQL: {note}"));
         }
@@ -258,21 +246,10 @@ impl GithubConnector {
     }
 
     fn keeps(&self, repo: &RepoNode) -> bool {
-        let s = &self.settings;
-        if (s.skip_archived && repo.is_archived) || (s.skip_forks && repo.is_fork) {
-            return false;
-        }
-        if s.include.as_ref().is_some_and(|g| !g.is_match(&repo.name)) {
-            return false;
-        }
-        if s.exclude.as_ref().is_some_and(|g| g.is_match(&repo.name)) {
-            return false;
-        }
-        if !s.topics.is_empty() {
-            let topics = repo.topics();
-            return s.topics.iter().any(|t| topics.contains(t));
-        }
-        true
+        let topics = repo.topics();
+        self.settings
+            .filters
+            .keeps(&repo.name, repo.is_archived, repo.is_fork, &topics)
     }
 
     fn build_repo(
@@ -281,95 +258,23 @@ impl GithubConnector {
         repo: &RepoNode,
         login_by_email: &BTreeMap<String, String>,
         outcome: &mut Outcome,
-    ) -> BuiltRepo {
-        let ns = &self.settings.namespace;
-        let codeowners = surveyor_repofiles::Flavor::GitHub
-            .locations()
-            .iter()
-            .find_map(|p| repo.file(p));
-        let owners = codeowners
+    ) -> Built {
+        let ns = &self.settings.mapping.namespace;
+        let files = repo.files();
+        let owners = files
+            .codeowners(surveyor_repofiles::Flavor::GitHub)
             .map(|text| map::codeowners_refs(text, org, ns, login_by_email))
             .unwrap_or_default();
-        let packages = map::packages(repo);
+        let packages = map::packages(&files);
         let name =
             map::entity_name(&repo.name).unwrap_or_else(|| format!("repo-{}", short_id(&repo.id)));
         let discovered = map::component(&self.settings, repo, &name, &owners, &packages);
-        let mut entity = discovered.clone();
-        let mut declared = false;
-        let mut extra = Vec::new();
-        for unreadable in repo.unreadable_files() {
-            if CATALOG_INFO_FILES.contains(&unreadable) {
-                outcome.problem(Problem {
-                    scope: org.to_string(),
-                    location: format!("{}:{unreadable}", repo.name_with_owner),
-                    field: None,
-                    message: "too large or binary: GitHub did not return its text".into(),
-                });
-            }
-        }
-        if let Some((file, text)) = CATALOG_INFO_FILES
-            .iter()
-            .find_map(|f| repo.file(f).map(|t| (*f, t)))
-        {
-            let mut claimed = false;
-            for doc in parse_catalog_info(text) {
-                let location = format!(
-                    "{}:{file}{}",
-                    repo.name_with_owner,
-                    doc.line.map(|l| format!(":{l}")).unwrap_or_default()
-                );
-                match doc.result {
-                    // The first Component describes the repository itself.
-                    Ok(d) if !claimed && d.kind.eq_ignore_ascii_case("Component") => {
-                        claimed = true;
-                        match map::overlay(&discovered, &d) {
-                            Ok(merged) => {
-                                entity = merged;
-                                declared = true;
-                            }
-                            Err(message) => outcome.problem(Problem {
-                                scope: org.to_string(),
-                                location,
-                                field: None,
-                                message,
-                            }),
-                        }
-                    }
-                    Ok(d) => match d.entity_ref() {
-                        Ok(r) => extra.push((format!("{}#{file}#{}", repo.id, r.key()), d)),
-                        Err(e) => outcome.problem(Problem {
-                            scope: org.to_string(),
-                            location,
-                            field: Some("metadata.name".into()),
-                            message: e.to_string(),
-                        }),
-                    },
-                    Err(e) => outcome.problem(Problem {
-                        scope: org.to_string(),
-                        location,
-                        field: e.field().map(str::to_string),
-                        message: e.to_string(),
-                    }),
-                }
-            }
-        }
-        let entity_ref = entity
-            .entity_ref()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| format!("component:{ns}/{name}"));
-        BuiltRepo {
-            external_id: repo.id.clone(),
-            entity_ref,
-            dependencies: packages
-                .dependencies
-                .iter()
-                .map(|d| (d.ecosystem, d.package.clone()))
-                .collect(),
-            produces: packages.produces,
-            entity,
-            declared,
-            extra,
-        }
+        let at = (
+            repo.name_with_owner.as_str(),
+            org,
+            "too large or binary: GitHub did not return its text",
+        );
+        Built::new(repo.id.clone(), discovered, packages, &files, at, outcome)
     }
 
     /// Every repository of the org, page by page; on a failure, what was read and the error.
@@ -471,16 +376,6 @@ fn no_cursor() -> ApiError {
     }
 }
 
-struct BuiltRepo {
-    external_id: String,
-    entity_ref: String,
-    dependencies: Vec<(Ecosystem, String)>,
-    produces: Vec<surveyor_repofiles::Package>,
-    entity: Entity,
-    declared: bool,
-    extra: Vec<(String, Entity)>,
-}
-
 fn short_id(id: &str) -> String {
     id.chars()
         .filter(char::is_ascii_alphanumeric)
@@ -488,28 +383,16 @@ fn short_id(id: &str) -> String {
         .to_lowercase()
 }
 
-#[async_trait::async_trait]
-impl Connector for GithubConnector {
-    fn id(&self) -> &str {
-        &self.id
-    }
+impl ConnectorKind for GithubConnector {
+    const KIND: &'static str = KIND;
+    type Config = GithubConfig;
 
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let mut outcome = Outcome::default();
-        for org in &self.settings.orgs {
-            self.crawl_org(org, &sink, &mut outcome).await?;
-        }
-        Ok(outcome)
+    fn from_config(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, ConfigError> {
+        Self::new(id, config, base_dir)
     }
 }
+
+surveyor_model::connector!(GithubConnector, metrics = http_metrics);
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use surveyor_model::{ScopeStatus, SinkClosed};
+use surveyor_model::{Connector, ScopeStatus, SinkClosed};
 use surveyor_sim::{FAKE_TOKEN, FakeApp, Fault, FaultAction, GithubFake, Org, OrgSpec};
 
 use super::*;

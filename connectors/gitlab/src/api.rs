@@ -11,13 +11,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    FileCache, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpConfig, HttpError, Method,
-    ResponseCache,
+    GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpConfig, HttpError, Pause,
+    next_link, secret_header,
 };
-use tokio::sync::Mutex;
 
 use crate::config::{Settings, TokenHeader};
-use crate::queries::{Connection, GraphqlResponse};
+use crate::queries::Connection;
 
 /// Why a request to GitLab did not give an answer the crawl can use. Messages never carry
 /// credentials: URLs lose their query strings in the HTTP layer and tokens never enter errors.
@@ -50,7 +49,7 @@ impl ApiError {
     /// Failures a smaller batch may avoid: complexity limits, timeouts, gateway errors.
     fn batch_too_big(&self) -> bool {
         match self {
-            Self::Http(e) => http_too_big(e),
+            Self::Http(e) => e.may_pass_smaller(),
             Self::Graphql(message) => {
                 let m = message.to_lowercase();
                 m.contains("complexity") || m.contains("timeout") || m.contains("timed out")
@@ -67,8 +66,6 @@ pub struct ApiStats {
     pub graphql_requests: AtomicU64,
     /// Times a GraphQL batch was halved after a complexity or timeout error.
     pub batch_shrinks: AtomicU64,
-    /// Pauses because `RateLimit-Remaining` reached zero.
-    pub quota_pauses: AtomicU64,
 }
 
 /// Nodes read by id, and the ids that could not be read with why.
@@ -83,7 +80,7 @@ pub struct Api {
     auth: (HeaderName, HeaderValue),
     settings: Arc<Settings>,
     /// No request before this moment (the rate limit is spent until then).
-    paused_until: Mutex<Option<SystemTime>>,
+    pub quota: Pause,
     /// Ids per GraphQL query; halves when GitLab refuses a batch as too big, and stays so.
     batch: AtomicUsize,
     pub stats: ApiStats,
@@ -91,49 +88,29 @@ pub struct Api {
 
 impl Api {
     pub fn new(settings: Arc<Settings>) -> Result<Self, ApiError> {
-        let cache: Option<Arc<dyn ResponseCache>> = match FileCache::new(&settings.cache_dir) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(e) => {
-                tracing::warn!(dir = %settings.cache_dir.display(), error = %e, "no ETag cache: every REST request will be a full one");
-                None
-            }
-        };
-        let http = HttpClient::new(
+        let http = HttpClient::cached_in(
             HttpConfig {
-                timeout: settings.timeout,
-                requests_per_second: settings.requests_per_second,
-                burst: settings.requests_per_second.saturating_mul(2),
-                max_retries: settings.max_retries,
                 // One bound for every wait, ours and GitLab's `Retry-After`.
                 max_total_wait: settings.max_pause.max(Duration::from_secs(1)),
-                ..HttpConfig::default()
+                ..settings.http.clone()
             },
-            cache,
+            &settings.cache_dir,
         )?;
-        let unusable = || ApiError::Decode {
+        let token = settings.token.expose();
+        let (name, value) = match settings.token_header {
+            TokenHeader::Bearer => ("authorization", format!("Bearer {token}")),
+            TokenHeader::PrivateToken => ("private-token", token.to_string()),
+        };
+        let value = secret_header(&value).ok_or_else(|| ApiError::Decode {
             what: "the token".into(),
             message: "has characters a header cannot carry".into(),
-        };
-        let auth = match settings.token_header {
-            TokenHeader::Bearer => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))
-                    .map_err(|_| unusable())?;
-                v.set_sensitive(true);
-                (HeaderName::from_static("authorization"), v)
-            }
-            TokenHeader::PrivateToken => {
-                let mut v =
-                    HeaderValue::from_str(settings.token.expose()).map_err(|_| unusable())?;
-                v.set_sensitive(true);
-                (HeaderName::from_static("private-token"), v)
-            }
-        };
+        })?;
         Ok(Self {
             http,
-            auth,
+            auth: (HeaderName::from_static(name), value),
             batch: AtomicUsize::new(settings.page_size as usize),
+            quota: Pause::new(settings.max_pause),
             settings,
-            paused_until: Mutex::new(None),
             stats: ApiStats::default(),
         })
     }
@@ -155,27 +132,13 @@ impl Api {
 
     /// Waits out a spent rate limit, or says the wait is longer than allowed.
     async fn respect_quota(&self) -> Result<(), ApiError> {
-        let until = *self.paused_until.lock().await;
-        if let Some(until) = until {
-            let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-            if wait > self.settings.max_pause {
-                return Err(ApiError::QuotaExhausted {
-                    reset_in_secs: wait.as_secs(),
-                });
-            }
-            if !wait.is_zero() {
-                self.stats.quota_pauses.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    wait_secs = wait.as_secs_f64(),
-                    "GitLab rate limit spent; pausing until it resets"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            let mut paused = self.paused_until.lock().await;
-            if paused.is_some_and(|p| p <= SystemTime::now()) {
-                *paused = None;
-            }
-        }
+        self.quota
+            .wait("GitLab rate limit spent")
+            .await
+            .map_err(|left| ApiError::QuotaExhausted {
+                reset_in_secs: left.as_secs(),
+            })?;
+        self.quota.end_if_over().await;
         Ok(())
     }
 
@@ -201,7 +164,7 @@ impl Api {
             })
             .unwrap_or(now + Duration::from_secs(60));
         // A second past the reset, so the new window has surely begun.
-        *self.paused_until.lock().await = Some(reset + Duration::from_secs(1));
+        self.quota.set(Some(reset + Duration::from_secs(1))).await;
     }
 
     /// A 429 whose `Retry-After` is past what we may wait says why in our terms.
@@ -312,24 +275,15 @@ impl Api {
         retry_big: bool,
     ) -> Result<GraphqlResponse<Value>, ApiError> {
         self.respect_quota().await?;
-        let body =
-            serde_json::to_vec(&json!({"query": query, "variables": variables})).map_err(|e| {
-                ApiError::Decode {
-                    what: "the query".into(),
-                    message: e.to_string(),
-                }
-            })?;
-        let mut headers = self.headers();
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
         self.stats.graphql_requests.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
-            .send_when(
-                Method::POST,
+            .graphql(
                 &self.settings.graphql_url,
-                headers,
-                Some(body.into()),
-                |e| e.is_retryable() && (retry_big || !http_too_big(e)),
+                self.headers(),
+                query,
+                variables,
+                retry_big,
             )
             .await
             .map_err(|e| self.classify(e))?;
@@ -465,50 +419,9 @@ impl Api {
     }
 }
 
-/// The `rel="next"` target of a `Link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
-        is_next.then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
-/// Gateway and client timeouts: GitLab gave up computing the answer, or we gave up waiting.
-fn http_too_big(e: &HttpError) -> bool {
-    matches!(
-        e,
-        HttpError::Status {
-            status: 502 | 504,
-            ..
-        } | HttpError::Timeout { .. }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_next_link() {
-        let keyset = r#"<https://gitlab.com/api/v4/groups/9/projects?pagination=keyset&per_page=100&order_by=id&sort=asc&id_after=42>; rel="next""#;
-        assert_eq!(
-            next_link(keyset).as_deref(),
-            Some(
-                "https://gitlab.com/api/v4/groups/9/projects?pagination=keyset&per_page=100&order_by=id&sort=asc&id_after=42"
-            )
-        );
-        let last = r#"<https://gitlab.com/api/v4/groups/9/members?page=1>; rel="first", <https://gitlab.com/api/v4/groups/9/members?page=1>; rel="last""#;
-        assert_eq!(next_link(last), None);
-    }
 
     fn api(url: &str) -> Api {
         let dir = tempfile::tempdir().unwrap();

@@ -4,13 +4,13 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use surveyor_model::Entity;
-use surveyor_model::validate::is_valid_tag;
+use surveyor_repofiles::forge::{Files, Repo, Team};
 use surveyor_repofiles::{CodeOwners, Flavor, Owner};
 
 use crate::config::Settings;
-use crate::queries::{Files, RestGroup, RestProject, UserNode, access_level_name};
+use crate::queries::{RestGroup, RestProject, UserNode, access_level_name};
 
 /// One naming rule for every source, so the same thing named in two tools is one entity.
 pub use surveyor_model::names::entity_name;
@@ -70,15 +70,11 @@ pub fn codeowners_refs(
     (refs, owners.iter().map(ToString::to_string).collect())
 }
 
-pub use surveyor_repofiles::catalog::{Packages, overlay};
+pub use surveyor_repofiles::catalog::Packages;
 
 /// The manifests among the files the GraphQL batch read.
 pub fn packages(files: &Files) -> Packages {
-    surveyor_repofiles::catalog::packages(
-        crate::queries::FILES
-            .iter()
-            .filter_map(|path| files.text(path).map(|text| (*path, text))),
-    )
+    files.packages(crate::queries::FILES.iter().copied())
 }
 
 /// The discovered Component for a project (before any `catalog-info.yaml` is laid over it).
@@ -90,76 +86,26 @@ pub fn component(
     owners: &(Vec<String>, Vec<String>),
     packages: &Packages,
 ) -> Entity {
-    let mut e = Entity::new("Component", &settings.namespace, name);
-    e.metadata.description = project.description.clone().filter(|d| !d.trim().is_empty());
-    if !name.eq_ignore_ascii_case(&project.name) {
-        e.metadata.title = Some(project.name.clone());
-    }
-    let a = &mut e.metadata.annotations;
-    a.insert("gitlab.com/project-id".into(), project.id.to_string());
-    a.insert(
-        "gitlab.com/project-slug".into(),
-        project.path_with_namespace.clone(),
-    );
-    let branch = project.default_branch.as_deref().unwrap_or("HEAD");
-    a.insert(
-        "backstage.io/source-location".into(),
-        format!("url:{}/-/tree/{branch}/", project.web_url),
-    );
-    if !owners.1.is_empty() {
-        a.insert("surveyor.dev/codeowners".into(), owners.1.join(" "));
-    }
-    if !packages.errors.is_empty() {
-        a.insert(
-            "surveyor.dev/manifest-errors".into(),
-            packages.errors.join("; "),
-        );
-    }
-    if let Some(v) = &project.visibility {
-        e.metadata
-            .labels
-            .insert("gitlab.com/visibility".into(), v.to_lowercase());
-    }
     let topics = project.topics();
-    let mut tags: Vec<String> = Vec::new();
-    for t in &topics {
-        let tag = t.replace([' ', '_'], "-");
-        if is_valid_tag(&tag) && !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    if let Some(lang) = language {
-        let tag = lang.to_lowercase().replace([' ', '_'], "-");
-        if is_valid_tag(&tag) && !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    e.metadata.tags = tags;
-    e.metadata.links =
-        vec![json!({"url": project.web_url, "title": "Repository", "icon": "gitlab"})];
-    let component_type = topics
-        .iter()
-        .find_map(|t| settings.topic_types.get(t))
-        .unwrap_or(&settings.component_type);
-    let spec = &mut e.spec;
-    spec.insert("type".into(), json!(component_type));
-    spec.insert(
-        "lifecycle".into(),
-        json!(if project.archived {
-            "deprecated"
-        } else {
-            settings.lifecycle.as_str()
-        }),
-    );
-    if let Some(owner) = owners.0.first() {
-        spec.insert("owner".into(), json!(owner));
-    }
-    if !packages.produces.is_empty() {
-        spec.insert("packages".into(), json!(packages.produces));
-    }
-    if !packages.dependencies.is_empty() {
-        spec.insert("packageDependencies".into(), json!(packages.dependencies));
-    }
+    let branch = project.default_branch.as_deref().unwrap_or("HEAD");
+    let facts = Repo {
+        forge: "gitlab.com",
+        icon: "gitlab",
+        name: &project.name,
+        slug: &project.path_with_namespace,
+        description: project.description.as_deref(),
+        url: &project.web_url,
+        tree: format!("{}/-/tree/{branch}", project.web_url),
+        visibility: project.visibility.as_deref(),
+        topics: &topics,
+        tags: topics.iter().map(|t| t.replace([' ', '_'], "-")).collect(),
+        language,
+        archived: project.archived,
+    };
+    let mut e = settings.mapping.component(&facts, name, owners, packages);
+    e.metadata
+        .annotations
+        .insert("gitlab.com/project-id".into(), project.id.to_string());
     e
 }
 
@@ -173,26 +119,22 @@ pub fn group(
     members: &[String],
 ) -> Option<Entity> {
     let name = group_name(root, &g.full_path)?;
-    let mut e = Entity::new("Group", &settings.namespace, &name);
-    e.metadata.description = g.description.clone().filter(|d| !d.trim().is_empty());
+    let is_root = g.full_path.eq_ignore_ascii_case(root);
+    let team = Team {
+        kind: if is_root { "organization" } else { "team" },
+        display_name: &g.name,
+        description: g.description.as_deref(),
+        parent,
+        children,
+        members,
+    };
+    let mut e = settings.mapping.group(&name, &team);
     e.metadata
         .annotations
         .insert("gitlab.com/group-path".into(), g.full_path.clone());
     if let Some(url) = &g.web_url {
         e.metadata.links = vec![json!({"url": url, "title": "Group", "icon": "gitlab"})];
     }
-    let is_root = g.full_path.eq_ignore_ascii_case(root);
-    e.spec.insert(
-        "type".into(),
-        json!(if is_root { "organization" } else { "team" }),
-    );
-    e.spec
-        .insert("profile".into(), json!({"displayName": g.name}));
-    if let Some(parent) = parent {
-        e.spec.insert("parent".into(), json!(parent));
-    }
-    e.spec.insert("children".into(), json!(children));
-    e.spec.insert("members".into(), json!(members));
     Some(e)
 }
 
@@ -205,7 +147,8 @@ pub fn user(
     access: &BTreeMap<String, u64>,
 ) -> Option<Entity> {
     let name = entity_name(&u.username)?;
-    let mut e = Entity::new("User", &settings.namespace, &name);
+    let person = (u.name.as_deref(), u.public_email.as_deref());
+    let mut e = settings.mapping.user(&name, person, groups);
     let a = &mut e.metadata.annotations;
     a.insert("gitlab.com/username".into(), u.username.clone());
     a.insert("gitlab.com/group".into(), root.to_string());
@@ -219,17 +162,6 @@ pub fn user(
     if let Some(state) = u.state.as_deref().filter(|s| *s != "active") {
         a.insert("gitlab.com/user-state".into(), state.to_string());
     }
-    let mut profile = Map::new();
-    if let Some(n) = u.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        profile.insert("displayName".into(), json!(n));
-    }
-    if let Some(m) = u.public_email.as_deref().filter(|m| !m.trim().is_empty()) {
-        profile.insert("email".into(), json!(m));
-    }
-    if !profile.is_empty() {
-        e.spec.insert("profile".into(), Value::Object(profile));
-    }
-    e.spec.insert("memberOf".into(), json!(groups));
     Some(e)
 }
 

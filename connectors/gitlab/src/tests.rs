@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use surveyor_model::{ScopeStatus, SinkClosed};
+use surveyor_model::{Connector, ScopeStatus, SinkClosed};
 use surveyor_sim::gitlab::{every_other, project_gid};
 use surveyor_sim::{Fault, FaultAction, GITLAB_TOKEN, GitlabFake, Org, OrgSpec};
 

@@ -13,14 +13,18 @@ mod config;
 mod map;
 
 use std::collections::BTreeSet;
+use std::path::Path;
 use std::sync::Arc;
 
-use surveyor_model::{Connector, ConnectorError, Observation, ObservationSink, Outcome};
+use surveyor_model::{
+    ConfigError, ConnectorError, ConnectorKind, ConnectorMetric, Observation, ObservationSink,
+    Outcome,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use api::{ApiError, Category, Component, JiraUser, Page, Project};
-pub use config::{Flavor, JiraConfig, JiraConfigError, KEYS, SystemNames};
+pub use config::{Flavor, JiraConfig, SystemNames};
 pub use map::{COMPONENT, PROJECT_KEY, entity_name};
 
 use crate::api::{Api, Listed};
@@ -47,14 +51,14 @@ pub struct CrawlStats {
 }
 
 impl JiraConnector {
-    pub fn new(id: &str, config: JiraConfig) -> Result<Self, JiraConfigError> {
+    pub fn new(id: &str, config: JiraConfig) -> Result<Self, ConfigError> {
         let settings = Arc::new(config.settings()?);
-        let api = Api::new(Arc::clone(&settings)).map_err(|e| JiraConfigError {
-            key: match settings.flavor {
+        let api = Api::new(Arc::clone(&settings)).map_err(|e| {
+            let key = match settings.flavor {
                 Flavor::Cloud => "api_token",
                 Flavor::Datacenter => "token",
-            },
-            message: e.to_string(),
+            };
+            ConfigError::new(key, e.to_string())
         })?;
         Ok(Self {
             id: id.to_string(),
@@ -73,7 +77,12 @@ impl JiraConnector {
         }
     }
 
-    async fn crawl_site(
+    fn http_metrics(&self) -> Vec<ConnectorMetric> {
+        self.api.http().metrics().snapshot().connector_metrics()
+    }
+
+    /// The site: one scope.
+    async fn crawl_into(
         &self,
         sink: &ObservationSink,
         outcome: &mut Outcome,
@@ -182,26 +191,16 @@ impl JiraConnector {
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for JiraConnector {
-    fn id(&self) -> &str {
-        &self.id
-    }
+impl ConnectorKind for JiraConnector {
+    const KIND: &'static str = KIND;
+    type Config = JiraConfig;
 
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let mut outcome = Outcome::default();
-        self.crawl_site(&sink, &mut outcome).await?;
-        Ok(outcome)
+    fn from_config(id: &str, config: JiraConfig, _base_dir: &Path) -> Result<Self, ConfigError> {
+        Self::new(id, config)
     }
 }
+
+surveyor_model::connector!(JiraConnector, metrics = http_metrics);
 
 #[cfg(test)]
 mod tests;

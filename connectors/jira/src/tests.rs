@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use surveyor_model::{Entity, ScopeStatus};
+use surveyor_model::{Connector, Entity, ScopeStatus};
 use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT};
 use surveyor_sim::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, Org, OrgSpec};
 

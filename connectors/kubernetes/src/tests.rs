@@ -1,7 +1,7 @@
 //! The connector against the fake API server: clusters, namespaces, paging, 410, 403, a
 //! cluster that is down.
 
-use surveyor_model::ScopeStatus;
+use surveyor_model::{Connector, ScopeStatus};
 use surveyor_sim::{Cluster, KubeFake, Org, OrgSpec};
 
 use super::*;

@@ -1,6 +1,6 @@
 //! The connector against the fake PagerDuty: mapping, on-call gaps, the offset cap, 429s, 401.
 
-use surveyor_model::ScopeStatus;
+use surveyor_model::{Connector, ScopeStatus};
 use surveyor_sim::{Account, Org, OrgSpec, PD_TOKEN, PagerDutyFake};
 
 use super::*;

@@ -37,7 +37,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
 }
 
 pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
-    Config::load(path, registry::KINDS).map_err(|e| CliError::Input(e.to_string()))
+    Config::load(path, &registry::kinds()).map_err(|e| CliError::Input(e.to_string()))
 }
 
 pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {

@@ -1180,22 +1180,10 @@ fn config_errors_do_not_repeat_credentials() {
 fn configuration_debug_output_hides_secrets() {
     use surveyor_engine::config::{Config, KindSpec};
     let kinds = [
-        KindSpec {
-            name: surveyor_connector_github::KIND,
-            keys: surveyor_connector_github::KEYS,
-        },
-        KindSpec {
-            name: surveyor_connector_gitlab::KIND,
-            keys: surveyor_connector_gitlab::KEYS,
-        },
-        KindSpec {
-            name: surveyor_connector_pagerduty::KIND,
-            keys: surveyor_connector_pagerduty::KEYS,
-        },
-        KindSpec {
-            name: surveyor_connector_jira::KIND,
-            keys: surveyor_connector_jira::KEYS,
-        },
+        KindSpec::of::<surveyor_connector_github::GithubConnector>(),
+        KindSpec::of::<surveyor_connector_gitlab::GitlabConnector>(),
+        KindSpec::of::<surveyor_connector_pagerduty::PagerDutyConnector>(),
+        KindSpec::of::<surveyor_connector_jira::JiraConnector>(),
     ];
     // Literal values: a config someone wrote without `${ENV}` references.
     let text = format!(
