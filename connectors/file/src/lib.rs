@@ -8,9 +8,7 @@ mod map;
 use std::collections::{BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
-use surveyor_model::{
-    ConfigError, ConnectorError, ConnectorKind, Observation, ObservationSink, Outcome,
-};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation};
 
 pub use config::FileConfig;
 
@@ -33,14 +31,10 @@ impl FileConnector {
         })
     }
 
-    /// Files from the patterns, then any that Location entities point at (each file once, so a
-    /// Location that points back at its own file is harmless).
-    async fn crawl_into(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = self.id.clone();
+    /// The one scope (the connector's id): files from the patterns, then any that Location
+    /// entities point at (each file once, so a Location that points back at its own file is
+    /// harmless).
+    async fn crawl_files(&self, scope: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let mut queue: VecDeque<PathBuf> = self.disk.files(outcome).into_iter().collect();
         let mut visited: BTreeSet<PathBuf> = queue.iter().cloned().collect();
         while let Some(path) = queue.pop_front() {
@@ -48,7 +42,7 @@ impl FileConnector {
             let Some(text) = self.disk.text(&path, &rel, outcome).await else {
                 continue;
             };
-            for doc in map::documents(&scope, &rel, &text) {
+            for doc in map::documents(scope, &rel, &text) {
                 match doc {
                     Ok((external_id, entity)) => {
                         for target in map::location_targets(&entity, &path) {
@@ -56,7 +50,7 @@ impl FileConnector {
                                 queue.push_back(target);
                             }
                         }
-                        sink.send(Observation::declared(scope.clone(), external_id, entity))
+                        sink.send(Observation::declared(scope, external_id, entity))
                             .await?;
                     }
                     Err(problem) => outcome.problem(problem),
@@ -68,16 +62,7 @@ impl FileConnector {
     }
 }
 
-impl ConnectorKind for FileConnector {
-    const KIND: &'static str = KIND;
-    type Config = FileConfig;
-
-    fn from_config(id: &str, config: FileConfig, base_dir: &Path) -> Result<Self, ConfigError> {
-        Self::new(id, config, base_dir)
-    }
-}
-
-surveyor_model::connector!(FileConnector);
+surveyor_model::connector!(FileConnector(FileConfig, base_dir): each |c| [&c.id] => crawl_files);
 
 #[cfg(test)]
 mod tests;

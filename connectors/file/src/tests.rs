@@ -1,7 +1,7 @@
 //! The connector against a directory of descriptor files.
 
 use super::*;
-use surveyor_model::{Connector, ScopeStatus};
+use surveyor_model::{Collected, Outcome, ScopeStatus};
 
 async fn crawl(dir: &Path, paths: &[&str]) -> (Vec<Observation>, Outcome) {
     let c = FileConnector::new(
@@ -12,13 +12,8 @@ async fn crawl(dir: &Path, paths: &[&str]) -> (Vec<Observation>, Outcome) {
         dir,
     )
     .unwrap();
-    let (sink, mut rx) = ObservationSink::channel("files", 64);
-    let outcome = c.crawl(sink).await.unwrap();
-    let mut got = Vec::new();
-    while let Ok(o) = rx.try_recv() {
-        got.push(o);
-    }
-    (got, outcome)
+    let got = Collected::crawl(&c).await.unwrap();
+    (got.observations, got.outcome)
 }
 
 #[tokio::test]

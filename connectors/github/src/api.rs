@@ -3,14 +3,14 @@
 //! followed by their `Link` headers with ETags kept between runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpConfig, HttpError, Pause, next_link,
-    secret_header,
+    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpConfig, HttpError, Pause,
+    next_link, secret_header,
 };
 use tokio::sync::Mutex;
 
@@ -65,15 +65,6 @@ impl ApiError {
     }
 }
 
-/// What the connector did beyond plain requests (the HTTP layer counts those).
-#[derive(Debug, Default)]
-pub struct ApiStats {
-    pub graphql_requests: AtomicU64,
-    pub rest_requests: AtomicU64,
-    /// Times a page was halved after a timeout or resource-limit error.
-    pub page_shrinks: AtomicU64,
-}
-
 enum Credentials {
     Token(HeaderValue),
     /// The installation client, and a lock so concurrent requests mint one token, not one each
@@ -90,7 +81,7 @@ pub struct Api {
     /// Errors GitHub reported about single items of otherwise good pages, since last taken.
     /// Orgs are crawled one after another, so what is taken after an org belongs to it.
     field_errors: Mutex<Vec<String>>,
-    pub stats: ApiStats,
+    pub counters: ApiCounters,
 }
 
 impl Api {
@@ -135,7 +126,7 @@ impl Api {
             reserve: Pause::new(settings.max_pause),
             settings,
             field_errors: Mutex::new(Vec::new()),
-            stats: ApiStats::default(),
+            counters: ApiCounters::default(),
         })
     }
 
@@ -209,7 +200,9 @@ impl Api {
         loop {
             self.respect_reserve().await?;
             let headers = self.headers().await?;
-            self.stats.graphql_requests.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .graphql_requests
+                .fetch_add(1, Ordering::Relaxed);
             let response = self
                 .http
                 .graphql(
@@ -283,7 +276,7 @@ impl Api {
                 Err(e) if !floor && e.page_too_big() => {
                     let smaller = (*first / 2).max(MIN_PAGE);
                     tracing::info!(org, from = *first, to = smaller, error = %e, "shrinking the GraphQL page");
-                    self.stats.page_shrinks.fetch_add(1, Ordering::Relaxed);
+                    self.counters.shrinks.fetch_add(1, Ordering::Relaxed);
                     *first = smaller;
                 }
                 other => return other,
@@ -344,7 +337,7 @@ impl Api {
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {
         let headers = self.headers().await?;
-        self.stats.rest_requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
         Ok(self.http.get(url, headers).await?)
     }
 }

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use surveyor_http::HttpConfig;
-use surveyor_model::config::{
+use surveyor_model::kit::{
     default_component_type, default_lifecycle, default_namespace, ensure, http_url, not_blank,
     number, within,
 };

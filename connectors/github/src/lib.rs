@@ -14,17 +14,15 @@ mod queries;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use serde_json::json;
-use surveyor_model::{
-    ConfigError, ConnectorError, ConnectorKind, ConnectorMetric, Observation, ObservationSink,
-    Outcome,
-};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation, Outcome};
 use surveyor_repofiles::forge::{self, Built};
 
 pub use api::ApiError;
 pub use config::{GithubConfig, graphql_url_for};
+/// What the last crawls cost, for `sync` output and benchmarks.
+pub use surveyor_http::ApiStats as CrawlStats;
 
 use crate::api::Api;
 use crate::config::Settings;
@@ -41,19 +39,6 @@ pub struct GithubConnector {
     api: Api,
 }
 
-/// What the last crawls cost, for `sync` output and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrawlStats {
-    pub graphql_requests: u64,
-    pub rest_requests: u64,
-    pub rest_not_modified: u64,
-    pub retries: u64,
-    pub rate_limit_waits: u64,
-    pub reserve_pauses: u64,
-    pub page_shrinks: u64,
-    pub bytes: u64,
-}
-
 impl GithubConnector {
     /// Builds the connector; `base_dir` is the config file's directory (key files, cache).
     pub fn new(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, ConfigError> {
@@ -68,44 +53,11 @@ impl GithubConnector {
     }
 
     pub fn stats(&self) -> CrawlStats {
-        let http = self.api.http().metrics().snapshot();
-        let s = &self.api.stats;
-        CrawlStats {
-            graphql_requests: s.graphql_requests.load(Ordering::Relaxed),
-            rest_requests: s.rest_requests.load(Ordering::Relaxed),
-            rest_not_modified: http.not_modified,
-            retries: http.retries,
-            rate_limit_waits: http.rate_limit_waits,
-            reserve_pauses: self.api.reserve.pauses(),
-            page_shrinks: s.page_shrinks.load(Ordering::Relaxed),
-            bytes: http.bytes,
-        }
+        self.api.counters.stats(self.api.http(), &self.api.reserve)
     }
 
-    /// Each org in turn.
-    async fn crawl_into(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        for org in &self.settings.orgs {
-            self.crawl_org(org, sink, outcome).await?;
-        }
-        Ok(())
-    }
-
-    fn http_metrics(&self) -> Vec<ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl_org(
-        &self,
-        org: &str,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = org.to_string();
-
+    /// One org: one scope.
+    async fn crawl_org(&self, org: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         // Members (REST), teams and repositories (GraphQL) do not depend on each other: ask
         // for them together, so the org costs the longest of the three, not their sum.
         let members_path = format!("/orgs/{org}/members?per_page=100");
@@ -117,23 +69,23 @@ impl GithubConnector {
         if let (Err(e), Err(_), Some(_), true) = (&members, &teams, &repos_error, repos.is_empty())
         {
             // Nothing came back at all (bad credentials, no such org, GitHub down).
-            outcome.failed(&scope, format!("org members: {e}"));
+            outcome.failed(org, format!("org members: {e}"));
         }
         let members = members.unwrap_or_else(|e| {
             // Without the member list the org's people cannot be trusted as complete; its
             // repositories are still worth reading.
-            outcome.partial(&scope, format!("org members: {e}"));
+            outcome.partial(org, format!("org members: {e}"));
             Vec::new()
         });
         let (teams, team_members) = teams.unwrap_or_else(|e| {
-            outcome.partial(&scope, format!("teams: {e}"));
+            outcome.partial(org, format!("teams: {e}"));
             (Vec::new(), BTreeMap::new())
         });
         if let Some(e) = repos_error {
             let reason = format!("repositories after {} read: {e}", repos.len());
             match e {
-                ApiError::OrgNotFound(_) => outcome.failed(&scope, reason),
-                _ => outcome.partial(&scope, reason),
+                ApiError::OrgNotFound(_) => outcome.failed(org, reason),
+                _ => outcome.partial(org, reason),
             }
         }
 
@@ -163,7 +115,7 @@ impl GithubConnector {
                     );
                 }
                 Err(e) => {
-                    outcome.partial(&scope, format!("user {}: {e}", m.login));
+                    outcome.partial(org, format!("user {}: {e}", m.login));
                     details.insert(
                         m.login.to_lowercase(),
                         UserNode {
@@ -215,7 +167,7 @@ impl GithubConnector {
                 .cloned()
                 .unwrap_or_default();
             if let Some(group) = map::group(&self.settings, org, t, &kids, &logins) {
-                sink.send(Observation::discovered(&scope, &t.id, group))
+                sink.send(Observation::discovered(org, &t.id, group))
                     .await?;
             }
         }
@@ -226,7 +178,7 @@ impl GithubConnector {
             let name = map::entity_name(&u.login).unwrap_or_default();
             let groups = teams_of.get(&name).cloned().unwrap_or_default();
             if let Some(user) = map::user(&self.settings, org, u, &groups) {
-                sink.send(Observation::discovered(&scope, &m.node_id, user))
+                sink.send(Observation::discovered(org, &m.node_id, user))
                     .await?;
             }
         }
@@ -237,11 +189,11 @@ impl GithubConnector {
             .filter(|r| self.keeps(r))
             .map(|r| self.build_repo(org, r, &login_by_email, outcome))
             .collect();
-        forge::send(built, &scope, sink).await?;
+        forge::send(built, org, sink).await?;
         for note in self.api.take_field_errors().await {
-            outcome.partial(&scope, format!("GraphQL: {note}"));
+            outcome.partial(org, format!("GraphQL: {note}"));
         }
-        outcome.complete(&scope);
+        outcome.complete(org);
         Ok(())
     }
 
@@ -383,16 +335,8 @@ fn short_id(id: &str) -> String {
         .to_lowercase()
 }
 
-impl ConnectorKind for GithubConnector {
-    const KIND: &'static str = KIND;
-    type Config = GithubConfig;
-
-    fn from_config(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, ConfigError> {
-        Self::new(id, config, base_dir)
-    }
-}
-
-surveyor_model::connector!(GithubConnector, metrics = http_metrics);
+surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
+    each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

@@ -5,14 +5,14 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpConfig, HttpError, Pause,
-    next_link, secret_header,
+    ApiCounters, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpConfig,
+    HttpError, Pause, next_link, secret_header,
 };
 
 use crate::config::{Settings, TokenHeader};
@@ -59,15 +59,6 @@ impl ApiError {
     }
 }
 
-/// What the connector did beyond plain requests (the HTTP layer counts those).
-#[derive(Debug, Default)]
-pub struct ApiStats {
-    pub rest_requests: AtomicU64,
-    pub graphql_requests: AtomicU64,
-    /// Times a GraphQL batch was halved after a complexity or timeout error.
-    pub batch_shrinks: AtomicU64,
-}
-
 /// Nodes read by id, and the ids that could not be read with why.
 #[derive(Debug)]
 pub struct Batch<N> {
@@ -83,7 +74,7 @@ pub struct Api {
     pub quota: Pause,
     /// Ids per GraphQL query; halves when GitLab refuses a batch as too big, and stays so.
     batch: AtomicUsize,
-    pub stats: ApiStats,
+    pub counters: ApiCounters,
 }
 
 impl Api {
@@ -111,7 +102,7 @@ impl Api {
             batch: AtomicUsize::new(settings.page_size as usize),
             quota: Pause::new(settings.max_pause),
             settings,
-            stats: ApiStats::default(),
+            counters: ApiCounters::default(),
         })
     }
 
@@ -187,7 +178,7 @@ impl Api {
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {
         self.respect_quota().await?;
-        self.stats.rest_requests.fetch_add(1, Ordering::Relaxed);
+        self.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
             .get(url, self.headers())
@@ -275,7 +266,9 @@ impl Api {
         retry_big: bool,
     ) -> Result<GraphqlResponse<Value>, ApiError> {
         self.respect_quota().await?;
-        self.stats.graphql_requests.fetch_add(1, Ordering::Relaxed);
+        self.counters
+            .graphql_requests
+            .fetch_add(1, Ordering::Relaxed);
         let response = self
             .http
             .graphql(
@@ -321,7 +314,7 @@ impl Api {
                     let smaller = chunk.len().div_ceil(2);
                     let now = self.batch.load(Ordering::Relaxed);
                     self.batch.store(now.min(smaller).max(1), Ordering::Relaxed);
-                    self.stats.batch_shrinks.fetch_add(1, Ordering::Relaxed);
+                    self.counters.shrinks.fetch_add(1, Ordering::Relaxed);
                     tracing::info!(from = chunk.len(), to = smaller, error = %e, "halving the GraphQL batch");
                     let rest: Vec<u64> =
                         chunk.into_iter().chain(queue.drain(..).flatten()).collect();

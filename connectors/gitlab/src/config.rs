@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use surveyor_http::HttpConfig;
-use surveyor_model::config::{
+use surveyor_model::kit::{
     default_component_type, default_lifecycle, default_namespace, ensure, http_url, not_blank,
     number, within, yes,
 };
@@ -304,7 +304,7 @@ mod tests {
         let parsed: toml::Table = toml::from_str(table).unwrap();
         let mut keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        let mut listed = surveyor_model::config::keys::<GitlabConfig>().to_vec();
+        let mut listed = surveyor_model::kit::keys::<GitlabConfig>().to_vec();
         listed.sort_unstable();
         assert_eq!(keys, listed);
         assert!(toml::from_str::<GitlabConfig>(table).is_ok());

@@ -26,18 +26,18 @@ mod queries;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use surveyor_model::{
-    ConfigError, ConnectorError, ConnectorKind, ConnectorMetric, Observation, ObservationSink,
-    Outcome,
+    ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome,
 };
 use surveyor_repofiles::Flavor;
 use surveyor_repofiles::forge::{self, Built};
 
 pub use api::ApiError;
 pub use config::{GitlabConfig, TokenHeader};
+/// What the last crawls cost, for `sync` output and benchmarks.
+pub use surveyor_http::ApiStats as CrawlStats;
 
 use crate::api::Api;
 use crate::config::Settings;
@@ -56,19 +56,6 @@ pub struct GitlabConnector {
     id: String,
     settings: Arc<Settings>,
     api: Arc<Api>,
-}
-
-/// What the last crawls cost, for `sync` output and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrawlStats {
-    pub rest_requests: u64,
-    pub graphql_requests: u64,
-    pub rest_not_modified: u64,
-    pub retries: u64,
-    pub rate_limit_waits: u64,
-    pub quota_pauses: u64,
-    pub batch_shrinks: u64,
-    pub bytes: u64,
 }
 
 /// Everything about a group's people: its groups, their members and the members' profiles.
@@ -105,56 +92,24 @@ impl GitlabConnector {
     }
 
     pub fn stats(&self) -> CrawlStats {
-        let http = self.api.http().metrics().snapshot();
-        let s = &self.api.stats;
-        CrawlStats {
-            rest_requests: s.rest_requests.load(Ordering::Relaxed),
-            graphql_requests: s.graphql_requests.load(Ordering::Relaxed),
-            rest_not_modified: http.not_modified,
-            retries: http.retries,
-            rate_limit_waits: http.rate_limit_waits,
-            quota_pauses: self.api.quota.pauses(),
-            batch_shrinks: s.batch_shrinks.load(Ordering::Relaxed),
-            bytes: http.bytes,
-        }
+        self.api.counters.stats(self.api.http(), &self.api.quota)
     }
 
-    /// Each configured group in turn.
-    async fn crawl_into(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        for group in &self.settings.groups {
-            self.crawl_group(group, sink, outcome).await?;
-        }
-        Ok(())
-    }
-
-    fn http_metrics(&self) -> Vec<ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl_group(
-        &self,
-        root: &str,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = root.to_string();
+    /// One configured group (the scope, as configured) with its subgroups.
+    async fn crawl_group(&self, scope: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let top: RestGroup = match self
             .api
-            .rest_object(&format!("/groups/{}", encode_path(root)))
+            .rest_object(&format!("/groups/{}", encode_path(scope)))
             .await
         {
             Ok(g) => g,
             Err(e) => {
                 let reason = if e.is_not_found() {
-                    format!("group {root} not found, or not visible to this token")
+                    format!("group {scope} not found, or not visible to this token")
                 } else {
-                    format!("group {root}: {e}")
+                    format!("group {scope}: {e}")
                 };
-                outcome.failed(&scope, reason);
+                outcome.failed(scope, reason);
                 return Ok(());
             }
         };
@@ -165,7 +120,7 @@ impl GitlabConnector {
         let (people, (listed, project_problems)) =
             tokio::join!(self.people(&top), self.projects(&top));
         for p in people.problems.iter().chain(&project_problems) {
-            outcome.partial(&scope, p.clone());
+            outcome.partial(scope, p.clone());
         }
 
         let username_by_email: BTreeMap<String, String> = people
@@ -176,13 +131,13 @@ impl GitlabConnector {
                 Some((email.to_lowercase(), u.username.clone()))
             })
             .collect();
-        self.emit_people(&root, &people, sink, &scope).await?;
+        self.emit_people(&root, &people, sink, scope).await?;
 
         // Components, then internal dependencies once every producer is known.
         let names = component_names(&root, &listed);
         let ctx = GroupContext {
             root: &root,
-            scope: &scope,
+            scope,
             username_by_email: &username_by_email,
         };
         let built: Vec<Built> = listed
@@ -193,8 +148,8 @@ impl GitlabConnector {
                 Some(self.build_project(&ctx, &l.project, node, name, outcome))
             })
             .collect();
-        forge::send(built, &scope, sink).await?;
-        outcome.complete(&scope);
+        forge::send(built, scope, sink).await?;
+        outcome.complete(scope);
         Ok(())
     }
 
@@ -569,16 +524,8 @@ fn encode_path(path: &str) -> String {
         .collect()
 }
 
-impl ConnectorKind for GitlabConnector {
-    const KIND: &'static str = KIND;
-    type Config = GitlabConfig;
-
-    fn from_config(id: &str, config: GitlabConfig, base_dir: &Path) -> Result<Self, ConfigError> {
-        Self::new(id, config, base_dir)
-    }
-}
-
-surveyor_model::connector!(GitlabConnector, metrics = http_metrics);
+surveyor_model::connector!(GitlabConnector(GitlabConfig, base_dir):
+    each |c| &c.settings.groups => crawl_group, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

@@ -13,13 +13,9 @@ mod config;
 mod map;
 
 use std::collections::BTreeSet;
-use std::path::Path;
 use std::sync::Arc;
 
-use surveyor_model::{
-    ConfigError, ConnectorError, ConnectorKind, ConnectorMetric, Observation, ObservationSink,
-    Outcome,
-};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -77,17 +73,8 @@ impl JiraConnector {
         }
     }
 
-    fn http_metrics(&self) -> Vec<ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
     /// The site: one scope.
-    async fn crawl_into(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = self.settings.site.clone();
+    async fn crawl_site(&self, scope: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let Listed {
             items: projects,
             error,
@@ -102,9 +89,9 @@ impl JiraConnector {
             // What was read is still true and is written; only an incomplete list that got
             // somewhere is partial rather than failed.
             if projects.is_empty() || e.is_denied() {
-                outcome.failed(&scope, reason);
+                outcome.failed(scope, reason);
             } else {
-                outcome.partial(&scope, reason);
+                outcome.partial(scope, reason);
             }
         }
         let projects: Vec<Project> = projects
@@ -117,14 +104,14 @@ impl JiraConnector {
             for c in projects.iter().filter_map(|p| p.project_category.as_ref()) {
                 if seen.insert(c.id.clone()) {
                     let e = map::domain(&self.settings, c);
-                    sink.send(Observation::discovered(&scope, map::category_id(c), e))
+                    sink.send(Observation::discovered(scope, map::category_id(c), e))
                         .await?;
                 }
             }
         }
         for p in &projects {
             let e = map::system(&self.settings, p);
-            sink.send(Observation::discovered(&scope, map::project_id(p), e))
+            sink.send(Observation::discovered(scope, map::project_id(p), e))
                 .await?;
         }
 
@@ -132,21 +119,21 @@ impl JiraConnector {
         for (p, listed) in projects.iter().zip(self.components(&projects).await) {
             for c in &listed.items {
                 let e = map::component(&self.settings, p, c);
-                sink.send(Observation::discovered(&scope, map::component_id(c), e))
+                sink.send(Observation::discovered(scope, map::component_id(c), e))
                     .await?;
             }
             components += listed.items.len();
             match listed.error {
                 // Credentials that stopped working mid-crawl: nothing seen is the whole.
                 Some(e) if e.is_denied() => {
-                    outcome.failed(&scope, format!("components of {}: {e}", p.key));
+                    outcome.failed(scope, format!("components of {}: {e}", p.key));
                 }
-                Some(e) => outcome.partial(&scope, format!("components of {}: {e}", p.key)),
+                Some(e) => outcome.partial(scope, format!("components of {}: {e}", p.key)),
                 None => {}
             }
         }
         tracing::debug!(site = %scope, projects = projects.len(), components, "jira site read");
-        outcome.complete(&scope);
+        outcome.complete(scope);
         Ok(())
     }
 
@@ -191,16 +178,8 @@ impl JiraConnector {
     }
 }
 
-impl ConnectorKind for JiraConnector {
-    const KIND: &'static str = KIND;
-    type Config = JiraConfig;
-
-    fn from_config(id: &str, config: JiraConfig, _base_dir: &Path) -> Result<Self, ConfigError> {
-        Self::new(id, config)
-    }
-}
-
-surveyor_model::connector!(JiraConnector, metrics = http_metrics);
+surveyor_model::connector!(JiraConnector(JiraConfig):
+    each |c| [&c.settings.site] => crawl_site, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

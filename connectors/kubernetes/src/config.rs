@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
 use surveyor_model::ConfigError;
-use surveyor_model::config::{default_namespace, ensure, number};
+use surveyor_model::kit::{default_namespace, ensure, number};
 
 /// Namespaces Kubernetes and its distributions run themselves; skipped unless asked for.
 pub const SYSTEM_NAMESPACES: &[&str] = &[

@@ -18,9 +18,7 @@ use k8s_openapi::api::batch::v1::CronJob;
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::config::Kubeconfig;
-use surveyor_model::{
-    ConfigError, ConnectorError, ConnectorKind, Observation, ObservationSink, Outcome,
-};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation};
 
 pub use config::{KubernetesConfig, SYSTEM_NAMESPACES};
 pub use map::Object;
@@ -87,12 +85,8 @@ impl KubernetesConnector {
         }
     }
 
-    async fn crawl_cluster(
-        &self,
-        cluster: &str,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
+    /// One cluster: its own scope (its namespaces) and one scope per namespace.
+    async fn crawl_cluster(&self, cluster: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let api = match Cluster::connect(&self.settings, self.kubeconfig.as_ref(), cluster).await {
             Ok(c) => c,
             Err(e) => {
@@ -168,34 +162,10 @@ impl KubernetesConnector {
         outcome.enumerated(format!("{cluster}/"));
         Ok(())
     }
-
-    /// Each cluster in turn.
-    async fn crawl_into(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        for cluster in self.clusters() {
-            self.crawl_cluster(&cluster, sink, outcome).await?;
-        }
-        Ok(())
-    }
 }
 
-impl ConnectorKind for KubernetesConnector {
-    const KIND: &'static str = KIND;
-    type Config = KubernetesConfig;
-
-    fn from_config(
-        id: &str,
-        config: KubernetesConfig,
-        base_dir: &Path,
-    ) -> Result<Self, ConfigError> {
-        Self::new(id, config, base_dir)
-    }
-}
-
-surveyor_model::connector!(KubernetesConnector);
+surveyor_model::connector!(KubernetesConnector(KubernetesConfig, base_dir):
+    each |c| c.clusters() => crawl_cluster);
 
 #[cfg(test)]
 mod tests;

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use surveyor_http::HttpConfig;
-use surveyor_model::config::{default_namespace, ensure, http_url, not_blank, number};
+use surveyor_model::kit::{default_namespace, ensure, http_url, not_blank, number};
 use surveyor_model::{ConfigError, Secret};
 
 /// `[[connectors]] kind = "pagerduty"`.

@@ -10,13 +10,9 @@ mod config;
 mod map;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 
 use serde_json::Value;
-use surveyor_model::{
-    ConfigError, ConnectorError, ConnectorKind, ConnectorMetric, Observation, ObservationSink,
-    Outcome,
-};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation};
 
 pub use api::OFFSET_CAP;
 pub use config::PagerDutyConfig;
@@ -43,17 +39,8 @@ impl PagerDutyConnector {
         })
     }
 
-    fn http_metrics(&self) -> Vec<ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
     /// The account: one scope.
-    async fn crawl_into(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = self.settings.subdomain.clone();
+    async fn crawl_account(&self, scope: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let mut problems: Vec<String> = Vec::new();
         macro_rules! read {
             ($path:expr, $key:expr, $extra:expr) => {
@@ -68,7 +55,7 @@ impl PagerDutyConnector {
                         l.items
                     }
                     Err(e @ ListError::Denied { .. }) => {
-                        outcome.failed(&scope, format!("{}: {e}", $key));
+                        outcome.failed(scope, format!("{}: {e}", $key));
                         return Ok(());
                     }
                     Err(e) => {
@@ -105,41 +92,29 @@ impl PagerDutyConnector {
             &oncalls,
         );
         for (id, entity) in index.users() {
-            sink.send(Observation::discovered(&scope, id, entity))
+            sink.send(Observation::discovered(scope, id, entity))
                 .await?;
         }
         for (id, entity) in index.groups() {
-            sink.send(Observation::discovered(&scope, id, entity))
+            sink.send(Observation::discovered(scope, id, entity))
                 .await?;
         }
         for service in &services {
             if let Some((id, entity)) = index.component(service) {
-                sink.send(Observation::discovered(&scope, id, entity))
+                sink.send(Observation::discovered(scope, id, entity))
                     .await?;
             }
         }
         for p in problems {
-            outcome.partial(&scope, p);
+            outcome.partial(scope, p);
         }
-        outcome.complete(&scope);
+        outcome.complete(scope);
         Ok(())
     }
 }
 
-impl ConnectorKind for PagerDutyConnector {
-    const KIND: &'static str = KIND;
-    type Config = PagerDutyConfig;
-
-    fn from_config(
-        id: &str,
-        config: PagerDutyConfig,
-        _base_dir: &Path,
-    ) -> Result<Self, ConfigError> {
-        Self::new(id, config)
-    }
-}
-
-surveyor_model::connector!(PagerDutyConnector, metrics = http_metrics);
+surveyor_model::connector!(PagerDutyConnector(PagerDutyConfig):
+    each |c| [&c.settings.subdomain] => crawl_account, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

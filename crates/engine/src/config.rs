@@ -26,7 +26,7 @@ impl KindSpec {
     pub fn of<K: ConnectorKind>() -> Self {
         Self {
             name: K::KIND,
-            keys: surveyor_model::config::keys::<K::Config>(),
+            keys: surveyor_model::kit::keys::<K::Config>(),
         }
     }
 }

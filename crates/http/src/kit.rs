@@ -1,6 +1,6 @@
 //! What connectors' API clients share beyond the client itself: the knobs every connector
 //! exposes, a client with its ETag cache in a directory, a credential as a header value,
-//! following `Link: rel="next"`, and a pause until a spent quota resets.
+//! following `Link: rel="next"`, a pause until a spent quota resets, and what a crawl cost.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -39,6 +39,55 @@ impl HttpClient {
             }
         };
         Self::new(config, cache)
+    }
+}
+
+impl HttpClient {
+    /// The client's counters as a connector reports them.
+    pub fn connector_metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
+        self.metrics().snapshot().connector_metrics()
+    }
+}
+
+/// Requests an API client made beyond what the HTTP layer counts.
+#[derive(Debug, Default)]
+pub struct ApiCounters {
+    pub rest_requests: AtomicU64,
+    pub graphql_requests: AtomicU64,
+    /// GraphQL pages or batches halved after an error a smaller one may avoid.
+    pub shrinks: AtomicU64,
+}
+
+/// What a connector's crawls have cost so far, for `sync` output and benchmarks.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApiStats {
+    pub rest_requests: u64,
+    pub graphql_requests: u64,
+    /// REST requests answered from the ETag cache (304).
+    pub rest_not_modified: u64,
+    pub retries: u64,
+    pub rate_limit_waits: u64,
+    /// Waits for the API's quota to reset (or to be back above the reserve kept for others).
+    pub quota_pauses: u64,
+    /// GraphQL pages or batches halved.
+    pub shrinks: u64,
+    pub bytes: u64,
+}
+
+impl ApiCounters {
+    /// These counters with those of the client and of the quota pause.
+    pub fn stats(&self, http: &HttpClient, pause: &Pause) -> ApiStats {
+        let m = http.metrics().snapshot();
+        ApiStats {
+            rest_requests: self.rest_requests.load(Ordering::Relaxed),
+            graphql_requests: self.graphql_requests.load(Ordering::Relaxed),
+            rest_not_modified: m.not_modified,
+            retries: m.retries,
+            rate_limit_waits: m.rate_limit_waits,
+            quota_pauses: pause.pauses(),
+            shrinks: self.shrinks.load(Ordering::Relaxed),
+            bytes: m.bytes,
+        }
     }
 }
 

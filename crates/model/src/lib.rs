@@ -2,18 +2,18 @@
 //! content hashes, observations, the `Connector` trait every source implements and the shape of
 //! a connector kind's configuration.
 
-pub mod config;
 pub mod descriptor;
 pub mod entity;
 pub mod hash;
+pub mod kit;
 pub mod names;
 pub mod observation;
 pub mod refs;
 pub mod secret;
 pub mod validate;
 
-pub use config::{ConfigError, ConnectorKind};
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
+pub use kit::{Collected, ConfigError, ConnectorKind, Crawl, Crawled};
 pub use observation::{
     Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,
     ScopeStatus, SinkClosed,

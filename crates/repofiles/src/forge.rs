@@ -110,7 +110,7 @@ impl Mapping {
         lifecycle: String,
         topic_types: BTreeMap<String, String>,
     ) -> Result<Self, ConfigError> {
-        surveyor_model::config::ensure(
+        surveyor_model::kit::ensure(
             surveyor_model::validate::is_valid_namespace(&namespace),
             "namespace",
             || {

@@ -1,11 +1,16 @@
-//! A connector kind's `[[connectors]]` table, the same way for every kind: the error its
-//! constructor gives (the key at fault, for the loader to locate in the file), the keys the
-//! table accepts (the fields of the kind's config struct, read from its `Deserialize`), the
-//! trait a binary lists its kinds by, and the defaults and checks several kinds share.
+//! The connector kit: what every connector kind has the same way. Its `[[connectors]]` table
+//! (the error its constructor gives — the key at fault, for the loader to locate in the file —
+//! the keys the table accepts, read off the fields of the kind's config struct, and defaults and
+//! checks several kinds share), the trait a binary lists its kinds by, and the [`Connector`]
+//! impl: one line of [`connector!`](crate::connector) per kind.
+//!
+//! [`Connector`]: crate::Connector
 
 use std::fmt;
 use std::ops::RangeInclusive;
 use std::path::Path;
+
+use crate::{Connector, ConnectorError, Observation, ObservationSink, Outcome};
 
 use serde::de::{self, DeserializeOwned, Visitor};
 
@@ -43,21 +48,95 @@ pub trait ConnectorKind: crate::Connector + Sized + 'static {
     fn from_config(id: &str, config: Self::Config, base_dir: &Path) -> Result<Self, ConfigError>;
 }
 
-/// Implements [`Connector`](crate::Connector) for a [`ConnectorKind`] whose struct keeps its
-/// instance id in a field `id` and crawls with an inherent
-/// `async fn crawl_into(&self, sink: &ObservationSink, outcome: &mut Outcome) -> Result<(), ConnectorError>`.
-/// With `metrics = method`, the connector's figures are what that inherent method returns.
+/// Where one scope's crawl goes: the sink for its observations and the outcome being written.
+pub struct Crawl<'a> {
+    pub sink: &'a ObservationSink,
+    pub outcome: &'a mut Outcome,
+}
+
+/// How one scope's crawl ends: `Err` only when the crawl as a whole must stop (the sink closed).
+pub type Crawled = Result<(), ConnectorError>;
+
+/// Everything one crawl gave, kept in memory: for tests, and for tools that look at a crawl
+/// whole.
+#[derive(Debug)]
+pub struct Collected {
+    pub observations: Vec<Observation>,
+    pub outcome: Outcome,
+}
+
+impl Collected {
+    /// Crawls `connector` once, keeping every observation it sends.
+    pub async fn crawl(connector: &dyn Connector) -> Result<Self, ConnectorError> {
+        let (sink, mut rx) = ObservationSink::channel(connector.id(), 64);
+        let kept = async {
+            let mut observations = Vec::new();
+            while let Some(o) = rx.recv().await {
+                observations.push(o);
+            }
+            observations
+        };
+        let (outcome, observations) = tokio::join!(connector.crawl(sink), kept);
+        Ok(Self {
+            observations,
+            outcome: outcome?,
+        })
+    }
+
+    /// The observations of entities of one kind.
+    pub fn of_kind(&self, kind: &str) -> Vec<&Observation> {
+        self.observations
+            .iter()
+            .filter(|o| o.entity.kind == kind)
+            .collect()
+    }
+}
+
+/// Declares a connector kind: its [`ConnectorKind`] impl (named by the crate's `KIND`, its
+/// table read into the config type given, built by its `new`, which takes `base_dir` when
+/// listed) and its [`Connector`](crate::Connector) impl (the struct's `id` field, each scope
+/// crawled in turn by the method named, and the figures `metrics` gives, if any):
+///
+/// ```ignore
+/// surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
+///     each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics());
+/// ```
+///
+/// The method crawls one scope: `async fn crawl_org(&self, org: &str, crawl: Crawl<'_>) -> Crawled`.
 #[macro_export]
 macro_rules! connector {
-    ($kind:ty $(, metrics = $metrics:ident)?) => {
-        #[$crate::config::async_trait]
-        impl $crate::Connector for $kind {
+    ($t:ident($config:ty, base_dir): $($crawl:tt)*) => {
+        $crate::connector!(@kind $t, $config, |id, config, base_dir| <$t>::new(id, config, base_dir));
+        $crate::connector!(@crawl $t: $($crawl)*);
+    };
+    ($t:ident($config:ty): $($crawl:tt)*) => {
+        $crate::connector!(@kind $t, $config, |id, config, _base_dir| <$t>::new(id, config));
+        $crate::connector!(@crawl $t: $($crawl)*);
+    };
+    (@kind $t:ident, $config:ty, |$id:ident, $c:ident, $dir:ident| $new:expr) => {
+        impl $crate::ConnectorKind for $t {
+            const KIND: &'static str = KIND;
+            type Config = $config;
+
+            fn from_config(
+                $id: &str,
+                $c: $config,
+                $dir: &::std::path::Path,
+            ) -> ::std::result::Result<Self, $crate::ConfigError> {
+                $new
+            }
+        }
+    };
+    (@crawl $t:ident: each |$c:ident| $scopes:expr => $method:ident
+        $(, metrics |$m:ident| $metrics:expr)?) => {
+        #[$crate::kit::async_trait]
+        impl $crate::Connector for $t {
             fn id(&self) -> &str {
                 &self.id
             }
 
             fn kind(&self) -> &'static str {
-                <Self as $crate::config::ConnectorKind>::KIND
+                KIND
             }
 
             async fn crawl(
@@ -65,13 +144,22 @@ macro_rules! connector {
                 sink: $crate::ObservationSink,
             ) -> ::std::result::Result<$crate::Outcome, $crate::ConnectorError> {
                 let mut outcome = $crate::Outcome::default();
-                self.crawl_into(&sink, &mut outcome).await?;
+                let $c = self;
+                for scope in $scopes {
+                    let crawl = $crate::Crawl {
+                        sink: &sink,
+                        outcome: &mut outcome,
+                    };
+                    self.$method(::std::convert::AsRef::<str>::as_ref(&scope), crawl)
+                        .await?;
+                }
                 Ok(outcome)
             }
 
             $(
                 fn metrics(&self) -> ::std::vec::Vec<$crate::ConnectorMetric> {
-                    self.$metrics()
+                    let $m = self;
+                    $metrics
                 }
             )?
         }
