@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpConfig, HttpError, Pause,
-    next_link, secret_header,
+    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause, next_link,
+    secret_header,
 };
 use tokio::sync::Mutex;
 
@@ -86,13 +86,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(settings: Arc<Settings>) -> Result<Self, ApiError> {
-        let http = HttpClient::cached_in(
-            HttpConfig {
-                max_total_wait: settings.max_pause.max(Duration::from_secs(60)),
-                ..settings.http.clone()
-            },
-            &settings.cache_dir,
-        )?;
+        let http = HttpClient::cached_in(settings.http.clone(), &settings.cache_dir)?;
         let credentials = match &settings.auth {
             Auth::Token(token) => {
                 let value =

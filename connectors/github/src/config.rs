@@ -241,6 +241,13 @@ impl GithubConfig {
                 )
             },
         )?;
+        let max_pause = Duration::from_secs(self.max_rate_limit_pause_secs);
+        let http = HttpConfig::paced(
+            self.requests_per_second,
+            self.max_retries,
+            self.timeout_secs,
+        )
+        .waiting_at_most(max_pause.max(Duration::from_secs(60)));
         let mapping = Mapping::new(
             self.namespace,
             self.component_type,
@@ -262,12 +269,8 @@ impl GithubConfig {
             mapping,
             page_size: self.page_size.max(MIN_PAGE.min(self.page_size)),
             reserve: self.rate_limit_reserve,
-            max_pause: Duration::from_secs(self.max_rate_limit_pause_secs),
-            http: HttpConfig::paced(
-                self.requests_per_second,
-                self.max_retries,
-                self.timeout_secs,
-            ),
+            max_pause,
+            http,
             cache_dir: base_dir.join(
                 self.cache_dir
                     .unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)),

@@ -5,8 +5,8 @@
 use std::collections::BTreeMap;
 
 use surveyor_model::Entity;
-use surveyor_repofiles::forge::{Files, Repo, Team};
-use surveyor_repofiles::{CodeOwners, Flavor, Owner};
+use surveyor_repofiles::Flavor;
+use surveyor_repofiles::forge::{self, Files, Repo, Team};
 
 use crate::config::Settings;
 use crate::queries::{RepoNode, TeamNode, UserNode};
@@ -22,29 +22,15 @@ pub fn codeowners_refs(
     namespace: &str,
     login_by_email: &BTreeMap<String, String>,
 ) -> (Vec<String>, Vec<String>) {
-    let parsed = CodeOwners::parse(text, Flavor::GitHub);
-    let owners = parsed.repo_owners();
-    let refs = owners
-        .iter()
-        .filter_map(|owner| match owner {
-            Owner::Team(path) => {
-                let (team_org, slug) = path.split_once('/')?;
-                // A team of another org cannot be one of our Groups; keep it out of spec.owner.
-                team_org
-                    .eq_ignore_ascii_case(org)
-                    .then(|| entity_name(slug))
-                    .flatten()
-                    .map(|n| format!("group:{namespace}/{n}"))
-            }
-            Owner::User(login) => entity_name(login).map(|n| format!("user:{namespace}/{n}")),
-            Owner::Email(email) => login_by_email
-                .get(&email.to_lowercase())
-                .and_then(|l| entity_name(l))
-                .map(|n| format!("user:{namespace}/{n}")),
-            Owner::Role(_) => None,
-        })
-        .collect();
-    (refs, owners.iter().map(ToString::to_string).collect())
+    // A team of another org cannot be one of our Groups; keep it out of spec.owner.
+    let team = |path: &str| {
+        let (team_org, slug) = path.split_once('/')?;
+        team_org
+            .eq_ignore_ascii_case(org)
+            .then(|| entity_name(slug))
+            .flatten()
+    };
+    forge::codeowners_refs(text, Flavor::GitHub, namespace, login_by_email, team, None)
 }
 
 pub use surveyor_repofiles::catalog::Packages;

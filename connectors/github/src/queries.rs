@@ -114,7 +114,6 @@ pub struct Connection<T> {
     pub page_info: PageInfo,
     pub nodes: Vec<Option<T>>,
     /// Items in the whole connection: a listing that ends short of it was cut off.
-    #[serde(default)]
     pub total_count: Option<u64>,
 }
 
@@ -233,8 +232,6 @@ pub struct UserNode {
 pub struct RestUser {
     pub login: String,
     pub node_id: String,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
 }

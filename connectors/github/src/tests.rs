@@ -31,9 +31,7 @@ impl OfOrg for Collected {
 }
 
 async fn crawl(c: &GithubConnector) -> Collected {
-    Collected::crawl(c)
-        .await
-        .expect("the crawl runs to its end")
+    Collected::crawl(c).await.unwrap()
 }
 
 fn small() -> Org {

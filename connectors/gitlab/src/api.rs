@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    ApiCounters, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpConfig,
-    HttpError, Pause, next_link, secret_header,
+    ApiCounters, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, Pause,
+    next_link, secret_header,
 };
 
 use crate::config::{Settings, TokenHeader};
@@ -79,14 +79,7 @@ pub struct Api {
 
 impl Api {
     pub fn new(settings: Arc<Settings>) -> Result<Self, ApiError> {
-        let http = HttpClient::cached_in(
-            HttpConfig {
-                // One bound for every wait, ours and GitLab's `Retry-After`.
-                max_total_wait: settings.max_pause.max(Duration::from_secs(1)),
-                ..settings.http.clone()
-            },
-            &settings.cache_dir,
-        )?;
+        let http = HttpClient::cached_in(settings.http.clone(), &settings.cache_dir)?;
         let token = settings.token.expose();
         let (name, value) = match settings.token_header {
             TokenHeader::Bearer => ("authorization", format!("Bearer {token}")),

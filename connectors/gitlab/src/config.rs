@@ -154,6 +154,14 @@ impl GitlabConfig {
             "the instance URL takes no query or fragment".into()
         })?;
         within("page_size", self.page_size, 1..=100)?;
+        let max_pause = Duration::from_secs(self.max_rate_limit_pause_secs);
+        // One bound for every wait, ours and GitLab's `Retry-After`.
+        let http = HttpConfig::paced(
+            self.requests_per_second,
+            self.max_retries,
+            self.timeout_secs,
+        )
+        .waiting_at_most(max_pause.max(Duration::from_secs(1)));
         let mapping = Mapping::new(
             self.namespace,
             self.component_type,
@@ -177,12 +185,8 @@ impl GitlabConfig {
             inherited_members: self.inherited_members,
             mapping,
             page_size: self.page_size,
-            max_pause: Duration::from_secs(self.max_rate_limit_pause_secs),
-            http: HttpConfig::paced(
-                self.requests_per_second,
-                self.max_retries,
-                self.timeout_secs,
-            ),
+            max_pause,
+            http,
             cache_dir: base_dir.join(
                 self.cache_dir
                     .unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)),

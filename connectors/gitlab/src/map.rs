@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use surveyor_model::Entity;
-use surveyor_repofiles::forge::{Files, Repo, Team};
-use surveyor_repofiles::{CodeOwners, Flavor, Owner};
+use surveyor_repofiles::Flavor;
+use surveyor_repofiles::forge::{self, Files, Repo, Team};
 
 use crate::config::Settings;
 use crate::queries::{RestGroup, RestProject, UserNode, access_level_name};
@@ -45,29 +45,15 @@ pub fn codeowners_refs(
     namespace: &str,
     username_by_email: &BTreeMap<String, String>,
 ) -> (Vec<String>, Vec<String>) {
-    let parsed = CodeOwners::parse(text, Flavor::GitLab);
-    let owners = parsed.repo_owners();
-    let mut refs: Vec<String> = Vec::new();
-    for owner in &owners {
-        let r = match owner {
-            Owner::Team(path) => group_name(root, path).map(|n| format!("group:{namespace}/{n}")),
-            Owner::User(name) if name.eq_ignore_ascii_case(root) => {
-                group_name(root, root).map(|n| format!("group:{namespace}/{n}"))
-            }
-            Owner::User(name) => entity_name(name).map(|n| format!("user:{namespace}/{n}")),
-            Owner::Email(email) => username_by_email
-                .get(&email.to_lowercase())
-                .and_then(|u| entity_name(u))
-                .map(|n| format!("user:{namespace}/{n}")),
-            Owner::Role(_) => None,
-        };
-        if let Some(r) = r
-            && !refs.contains(&r)
-        {
-            refs.push(r);
-        }
-    }
-    (refs, owners.iter().map(ToString::to_string).collect())
+    let team = |path: &str| group_name(root, path);
+    forge::codeowners_refs(
+        text,
+        Flavor::GitLab,
+        namespace,
+        username_by_email,
+        team,
+        Some(root),
+    )
 }
 
 pub use surveyor_repofiles::catalog::Packages;

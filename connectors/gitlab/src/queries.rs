@@ -70,11 +70,8 @@ pub struct RestGroup {
     pub id: u64,
     pub name: String,
     pub full_path: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub parent_id: Option<u64>,
-    #[serde(default)]
     pub web_url: Option<String>,
 }
 
@@ -85,10 +82,8 @@ pub struct RestProject {
     pub name: String,
     pub path: String,
     pub path_with_namespace: String,
-    #[serde(default)]
     pub description: Option<String>,
     pub web_url: String,
-    #[serde(default)]
     pub default_branch: Option<String>,
     #[serde(default)]
     pub topics: Vec<String>,
@@ -97,14 +92,10 @@ pub struct RestProject {
     pub tag_list: Vec<String>,
     #[serde(default)]
     pub archived: bool,
-    #[serde(default)]
     pub visibility: Option<String>,
-    #[serde(default)]
     pub forked_from_project: Option<serde_json::Value>,
     /// Set while a project waits out delayed deletion (GitLab Premium and GitLab.com).
-    #[serde(default)]
     pub marked_for_deletion_on: Option<String>,
-    #[serde(default)]
     pub marked_for_deletion_at: Option<String>,
 }
 
@@ -134,9 +125,7 @@ impl RestProject {
 pub struct RestMember {
     pub id: u64,
     pub username: String,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
     pub access_level: u64,
 }
@@ -171,7 +160,6 @@ pub struct Connection<T> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LanguageNode {
     pub name: String,
-    #[serde(default)]
     pub share: Option<f64>,
 }
 
@@ -198,7 +186,6 @@ pub struct RepositoryNode {
 #[serde(rename_all = "camelCase")]
 pub struct ProjectNode {
     pub id: String,
-    #[serde(default)]
     pub languages: Option<Vec<LanguageNode>>,
     /// Null when the repository is disabled or not readable.
     pub repository: Option<RepositoryNode>,
@@ -237,12 +224,9 @@ pub fn primary_language(node: &ProjectNode) -> Option<String> {
 pub struct UserNode {
     pub id: String,
     pub username: String,
-    #[serde(default)]
     pub name: Option<String>,
     /// Empty or null when the user shows none.
-    #[serde(default)]
     pub public_email: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
 }
 

@@ -46,9 +46,7 @@ impl OfGroup for Collected {
 }
 
 async fn crawl(c: &GitlabConnector) -> Collected {
-    Collected::crawl(c)
-        .await
-        .expect("the crawl runs to its end")
+    Collected::crawl(c).await.unwrap()
 }
 
 fn small() -> Org {

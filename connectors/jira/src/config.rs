@@ -291,14 +291,12 @@ impl JiraConfig {
             lead_owner_mapping: mapping,
             page_size: self.page_size,
             concurrency: self.concurrency,
-            http: HttpConfig {
-                max_total_wait: Duration::from_secs(self.max_retry_wait_secs),
-                ..HttpConfig::paced(
-                    self.requests_per_second,
-                    self.max_retries,
-                    self.timeout_secs,
-                )
-            },
+            http: HttpConfig::paced(
+                self.requests_per_second,
+                self.max_retries,
+                self.timeout_secs,
+            )
+            .waiting_at_most(Duration::from_secs(self.max_retry_wait_secs)),
         })
     }
 }

@@ -58,9 +58,7 @@ impl OfSite for Collected {
 }
 
 async fn crawl(c: &JiraConnector) -> Collected {
-    Collected::crawl(c)
-        .await
-        .expect("the crawl runs to its end")
+    Collected::crawl(c).await.unwrap()
 }
 
 fn small() -> Org {

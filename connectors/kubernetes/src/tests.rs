@@ -7,9 +7,7 @@ use surveyor_sim::{Cluster, KubeFake, Org, OrgSpec};
 use super::*;
 
 async fn crawl(c: &KubernetesConnector) -> Collected {
-    Collected::crawl(c)
-        .await
-        .expect("the crawl runs to its end")
+    Collected::crawl(c).await.unwrap()
 }
 
 fn connector(dir: &Path, clusters: &[(&str, &str)], extra: &str) -> KubernetesConnector {

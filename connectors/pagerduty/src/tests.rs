@@ -27,9 +27,7 @@ impl OfAccount for Collected {
 }
 
 async fn crawl(c: &PagerDutyConnector) -> Collected {
-    Collected::crawl(c)
-        .await
-        .expect("the crawl runs to its end")
+    Collected::crawl(c).await.unwrap()
 }
 
 #[tokio::test]

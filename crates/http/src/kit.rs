@@ -25,6 +25,14 @@ impl HttpConfig {
             ..Self::default()
         }
     }
+
+    /// The same, with every wait of one request (ours and the server's) bounded by `total`.
+    pub fn waiting_at_most(self, total: Duration) -> Self {
+        Self {
+            max_total_wait: total,
+            ..self
+        }
+    }
 }
 
 impl HttpClient {

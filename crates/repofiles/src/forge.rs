@@ -6,13 +6,16 @@ use std::collections::{BTreeMap, HashMap};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde_json::{Map, Value, json};
+use surveyor_model::names::entity_name;
 use surveyor_model::validate::is_valid_tag;
 use surveyor_model::{
     ConfigError, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
 };
 
 use crate::catalog::{Linkable, Packages, link_dependencies, overlay};
-use crate::{CATALOG_INFO_FILES, Ecosystem, Flavor, Package, parse_catalog_info};
+use crate::{
+    CATALOG_INFO_FILES, CodeOwners, Ecosystem, Flavor, Owner, Package, parse_catalog_info,
+};
 
 /// Topic -> `spec.type` unless configured: libraries, websites and documentation.
 pub fn default_topic_types() -> BTreeMap<String, String> {
@@ -87,6 +90,44 @@ pub fn globs(
     set.build()
         .map(Some)
         .map_err(|e| ConfigError::new(key, format!("invalid glob {:?}: {e}", patterns.join(", "))))
+}
+
+/// Who a repository's CODEOWNERS says owns it as a whole (the owners of a file no specific
+/// rule names), first owner first, as entity refs without repeats; and the owners as written.
+/// `team` names the Group a team path is (`None` for a team that is none of ours), `root_user`
+/// is a username that stands for the top group itself (GitLab's bare `@group`); other
+/// usernames are Users, emails Users when a member shows that email, roles nobody.
+pub fn codeowners_refs(
+    text: &str,
+    flavor: Flavor,
+    namespace: &str,
+    username_by_email: &BTreeMap<String, String>,
+    team: impl Fn(&str) -> Option<String>,
+    root_user: Option<&str>,
+) -> (Vec<String>, Vec<String>) {
+    let owners = CodeOwners::parse(text, flavor).repo_owners();
+    let group = |name: Option<String>| name.map(|n| format!("group:{namespace}/{n}"));
+    let user = |name: &str| entity_name(name).map(|n| format!("user:{namespace}/{n}"));
+    let mut refs: Vec<String> = Vec::new();
+    for owner in &owners {
+        let r = match owner {
+            Owner::Team(path) => group(team(path)),
+            Owner::User(name) => match root_user {
+                Some(root) if name.eq_ignore_ascii_case(root) => group(team(root)),
+                _ => user(name),
+            },
+            Owner::Email(email) => username_by_email
+                .get(&email.to_lowercase())
+                .and_then(|u| user(u)),
+            Owner::Role(_) => None,
+        };
+        if let Some(r) = r
+            && !refs.contains(&r)
+        {
+            refs.push(r);
+        }
+    }
+    (refs, owners.iter().map(ToString::to_string).collect())
 }
 
 /// How a forge connector names what it makes of repositories.
