@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause, next_link,
+    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause, Unreadable,
     secret_header,
 };
 use tokio::sync::Mutex;
@@ -28,8 +28,8 @@ pub enum ApiError {
         kind: Option<String>,
         message: String,
     },
-    #[error("unreadable answer from {what}: {message}")]
-    Decode { what: String, message: String },
+    #[error(transparent)]
+    Decode(#[from] Unreadable),
     #[error("organisation {0:?} not found, or not visible to these credentials")]
     OrgNotFound(String),
     #[error(
@@ -207,11 +207,7 @@ impl Api {
                     retry_big,
                 )
                 .await?;
-            let parsed: GraphqlResponse<OrgData<T>> =
-                response.json().map_err(|e| ApiError::Decode {
-                    what: format!("GraphQL ({org})"),
-                    message: e.to_string(),
-                })?;
+            let parsed: GraphqlResponse<OrgData<T>> = response.parse(format!("GraphQL ({org})"))?;
             if let Some(rate) = parsed.data.as_ref().and_then(|d| d.rate_limit) {
                 self.reserve.set(self.note_rate_limit(&rate)).await;
             }
@@ -307,26 +303,21 @@ impl Api {
                         .to_string(),
                 });
             }
-            let page: Vec<T> = response.json().map_err(|e| ApiError::Decode {
-                what: surveyor_http::redact(&url),
-                message: e.to_string(),
-            })?;
-            items.extend(page);
-            match response.header("link").and_then(next_link) {
-                Some(next) => url = next,
-                None => return Ok(items),
-            }
+            items.extend(response.parse::<Vec<T>>(surveyor_http::redact(&url))?);
+            let Some(next) = response.next_link() else {
+                return Ok(items);
+            };
+            url = next;
         }
     }
 
     /// One REST object.
     pub async fn rest_object<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.settings.api_url);
-        let response = self.rest_get(&url).await?;
-        response.json().map_err(|e| ApiError::Decode {
-            what: surveyor_http::redact(&url),
-            message: e.to_string(),
-        })
+        Ok(self
+            .rest_get(&url)
+            .await?
+            .parse(surveyor_http::redact(&url))?)
     }
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {

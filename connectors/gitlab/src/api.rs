@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
     ApiCounters, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, Pause,
-    next_link, secret_header,
+    Unreadable, secret_header,
 };
 
 use crate::config::{Settings, TokenHeader};
@@ -26,8 +26,8 @@ pub enum ApiError {
     Http(#[from] HttpError),
     #[error("GraphQL: {0}")]
     Graphql(String),
-    #[error("unreadable answer from {what}: {message}")]
-    Decode { what: String, message: String },
+    #[error(transparent)]
+    Decode(#[from] Unreadable),
     #[error(
         "the rate limit is spent until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs"
     )]
@@ -85,10 +85,8 @@ impl Api {
             TokenHeader::Bearer => ("authorization", format!("Bearer {token}")),
             TokenHeader::PrivateToken => ("private-token", token.to_string()),
         };
-        let value = secret_header(&value).ok_or_else(|| ApiError::Decode {
-            what: "the token".into(),
-            message: "has characters a header cannot carry".into(),
-        })?;
+        let value = secret_header(&value)
+            .ok_or_else(|| Unreadable::new("the token", "has characters a header cannot carry"))?;
         Ok(Self {
             http,
             auth: (HeaderName::from_static(name), value),
@@ -188,11 +186,8 @@ impl Api {
         url: &str,
     ) -> Result<(Vec<T>, Option<String>), ApiError> {
         let response = self.rest_get(url).await?;
-        let items: Vec<T> = response.json().map_err(|e| ApiError::Decode {
-            what: self.describe(url),
-            message: e.to_string(),
-        })?;
-        let next = match response.header("link").and_then(next_link) {
+        let items: Vec<T> = response.parse(self.describe(url))?;
+        let next = match response.next_link() {
             Some(link) => Some(self.rebase(&link)?),
             None => None,
         };
@@ -216,11 +211,7 @@ impl Api {
     /// One REST object (`path` below `/api/v4`).
     pub async fn rest_object<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.settings.api_url);
-        let response = self.rest_get(&url).await?;
-        response.json().map_err(|e| ApiError::Decode {
-            what: self.describe(&url),
-            message: e.to_string(),
-        })
+        Ok(self.rest_get(&url).await?.parse(self.describe(&url))?)
     }
 
     /// A path for messages: below the API root, without the query.
@@ -274,10 +265,7 @@ impl Api {
             .await
             .map_err(|e| self.classify(e))?;
         self.note_quota(&response).await;
-        response.json().map_err(|e| ApiError::Decode {
-            what: "GraphQL".into(),
-            message: e.to_string(),
-        })
+        Ok(response.parse("GraphQL")?)
     }
 
     /// The nodes of `field` (`projects`, `users`) for `ids`, in batches of the current size;
@@ -350,17 +338,13 @@ impl Api {
             let Some(conn) = conn else {
                 return Err(match response.errors.first() {
                     Some(e) => ApiError::Graphql(e.to_string()),
-                    None => ApiError::Decode {
-                        what: format!("GraphQL {field}"),
-                        message: "no data and no errors".into(),
-                    },
+                    None => {
+                        Unreadable::new(format!("GraphQL {field}"), "no data and no errors").into()
+                    }
                 });
             };
-            let conn: Connection<Value> =
-                serde_json::from_value(conn.clone()).map_err(|e| ApiError::Decode {
-                    what: format!("GraphQL {field}"),
-                    message: e.to_string(),
-                })?;
+            let conn: Connection<Value> = serde_json::from_value(conn.clone())
+                .map_err(|e| Unreadable::new(format!("GraphQL {field}"), e))?;
             // Errors inside nodes (a repository Gitaly could not read): those nodes are lost,
             // the rest of the batch is good. Errors elsewhere spoil the whole answer.
             let mut bad_nodes: BTreeSet<usize> = BTreeSet::new();
@@ -386,10 +370,8 @@ impl Api {
                 if bad_nodes.contains(&i) {
                     continue;
                 }
-                let parsed: N = serde_json::from_value(node).map_err(|e| ApiError::Decode {
-                    what: format!("GraphQL {field}"),
-                    message: e.to_string(),
-                })?;
+                let parsed: N = serde_json::from_value(node)
+                    .map_err(|e| Unreadable::new(format!("GraphQL {field}"), e))?;
                 out.nodes.push(parsed);
             }
             match conn.page_info {

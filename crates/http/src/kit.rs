@@ -10,7 +10,7 @@ use std::time::{Duration, SystemTime};
 use reqwest::header::HeaderValue;
 use tokio::sync::Mutex;
 
-use crate::{FileCache, HttpClient, HttpConfig, HttpError, ResponseCache};
+use crate::{FileCache, HttpClient, HttpConfig, HttpError, Response, ResponseCache};
 
 impl HttpConfig {
     /// A connector's own knobs: its request rate (at least 1 a second, in bursts of twice
@@ -96,6 +96,38 @@ impl ApiCounters {
             shrinks: self.shrinks.load(Ordering::Relaxed),
             bytes: m.bytes,
         }
+    }
+}
+
+/// An answer without the shape asked for: what was asked (never with credentials), and why.
+#[derive(Debug, thiserror::Error)]
+#[error("unreadable answer from {what}: {message}")]
+pub struct Unreadable {
+    pub what: String,
+    pub message: String,
+}
+
+impl Unreadable {
+    pub fn new(what: impl Into<String>, message: impl std::fmt::Display) -> Self {
+        Self {
+            what: what.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+impl Response {
+    /// The body as `T`, or why it is not one; `what` names the request in the message.
+    pub fn parse<T: serde::de::DeserializeOwned>(
+        &self,
+        what: impl Into<String>,
+    ) -> Result<T, Unreadable> {
+        self.json().map_err(|e| Unreadable::new(what, e))
+    }
+
+    /// The `rel="next"` target of the answer's `Link` header.
+    pub fn next_link(&self) -> Option<String> {
+        self.header("link").and_then(next_link)
     }
 }
 
