@@ -66,6 +66,63 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
 mod tests {
     use super::*;
 
+    /// The keys the README's table for `kind` documents: the backquoted names in the first cell
+    /// of each row of the `| key ...` table under `### The `kind` connector` (the file kind's
+    /// rows are `connectors[].<key> (file)` in the reference table).
+    fn documented_keys(readme: &str, kind: &str) -> Vec<String> {
+        let first_cell = |row: &str| {
+            row.trim_start_matches('|')
+                .split('|')
+                .next()
+                .map(str::to_string)
+        };
+        let backquoted = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        if kind == surveyor_connector_file::KIND {
+            return readme
+                .lines()
+                .filter(|l| l.contains("(file) |"))
+                .filter_map(first_cell)
+                .flat_map(|cell| backquoted(&cell))
+                .filter_map(|k| k.strip_prefix("connectors[].").map(str::to_string))
+                .collect();
+        }
+        let heading = format!("### The `{kind}` connector");
+        let section = readme.split(&heading).nth(1).unwrap_or_default();
+        let section = section.split("\n## ").next().unwrap_or_default();
+        let section = section.split("\n### ").next().unwrap_or_default();
+        let mut keys = Vec::new();
+        let mut in_table = false;
+        for line in section.lines() {
+            if line.starts_with("| key") {
+                in_table = true;
+            } else if !line.starts_with('|') {
+                in_table = false;
+            } else if in_table && !line.starts_with("| ---") {
+                keys.extend(first_cell(line).map(|c| backquoted(&c)).unwrap_or_default());
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_the_keys_each_kind_accepts() {
+        // The config struct declares the keys; the README's tables are checked against it.
+        let readme = include_str!("../../../README.md");
+        for kind in kinds() {
+            let mut documented = documented_keys(readme, kind.name);
+            documented.sort_unstable();
+            let mut accepted: Vec<&str> = kind.keys.to_vec();
+            accepted.sort_unstable();
+            assert_eq!(documented, accepted, "the README's `{}` keys", kind.name);
+        }
+    }
+
     #[test]
     fn every_kind_has_its_own_name_and_reads_keys_from_its_config() {
         let kinds = kinds();
