@@ -497,3 +497,169 @@ pub async fn send(
 fn not_blank(text: Option<&str>) -> Option<String> {
     text.filter(|t| !t.trim().is_empty()).map(str::to_string)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mapping() -> Mapping {
+        Mapping::new(
+            "default".into(),
+            "service".into(),
+            "production".into(),
+            default_topic_types(),
+        )
+        .unwrap()
+    }
+
+    fn repo(topics: &[String]) -> Repo<'_> {
+        Repo {
+            forge: "github.com",
+            icon: "github",
+            name: "Payments API",
+            slug: "acme/payments-api",
+            description: Some(" "),
+            url: "https://github.com/acme/payments-api",
+            tree: "https://github.com/acme/payments-api/tree/main".into(),
+            visibility: Some("PRIVATE"),
+            topics,
+            tags: topics.to_vec(),
+            language: Some("Rust"),
+            archived: true,
+        }
+    }
+
+    #[test]
+    fn globs_keep_or_cross_path_segments() {
+        let pattern = ["acme/*".to_string()];
+        let crossed = globs("include", &pattern, Segments::Crossed)
+            .unwrap()
+            .unwrap();
+        assert!(crossed.is_match("ACME/a/b"));
+        let kept = globs("include", &pattern, Segments::Kept).unwrap().unwrap();
+        assert!(kept.is_match("acme/a") && !kept.is_match("acme/a/b"));
+        assert!(globs("exclude", &[], Segments::Kept).unwrap().is_none());
+        let e = globs("exclude", &["[".to_string()], Segments::Kept).unwrap_err();
+        assert_eq!(e.key, "exclude");
+        assert!(e.message.starts_with("invalid glob \"[\""), "{e}");
+    }
+
+    #[test]
+    fn filters_keep_what_every_rule_lets_through() {
+        let f = Filters {
+            include: globs("include", &["pay*".to_string()], Segments::Crossed).unwrap(),
+            exclude: globs("exclude", &["*-old".to_string()], Segments::Crossed).unwrap(),
+            topics: vec!["payments".into()],
+            skip_archived: true,
+            skip_forks: false,
+        };
+        let topics = ["payments".to_string()];
+        assert!(f.keeps("payments-api", false, true, &topics));
+        assert!(!f.keeps("payments-api", true, false, &topics), "archived");
+        assert!(!f.keeps("ledger", false, false, &topics), "not included");
+        assert!(!f.keeps("payments-old", false, false, &topics), "excluded");
+        assert!(
+            !f.keeps("payments-api", false, false, &[]),
+            "no topic of the filter"
+        );
+        assert!(Filters::default().keeps("anything", true, true, &[]));
+    }
+
+    #[test]
+    fn a_repository_becomes_a_component() {
+        let topics = ["library".to_string(), "payments".to_string()];
+        let owners = (
+            vec!["group:default/payments".to_string()],
+            vec!["@acme/payments".into()],
+        );
+        let e = mapping().component(
+            &repo(&topics),
+            "payments-api",
+            &owners,
+            &Packages::default(),
+        );
+        assert_eq!(e.metadata.title.as_deref(), Some("Payments API"));
+        assert_eq!(e.metadata.description, None, "a blank description is none");
+        assert_eq!(e.metadata.tags, ["library", "payments", "rust"]);
+        assert_eq!(e.metadata.labels["github.com/visibility"], "private");
+        assert_eq!(
+            e.metadata.annotations["backstage.io/source-location"],
+            "url:https://github.com/acme/payments-api/tree/main/"
+        );
+        assert_eq!(e.spec_str("type"), Some("library"));
+        assert_eq!(e.spec_str("lifecycle"), Some("deprecated"));
+        assert_eq!(e.spec_str("owner"), Some("group:default/payments"));
+        assert!(Mapping::new("Bad Ns".into(), "s".into(), "p".into(), BTreeMap::new()).is_err());
+    }
+
+    #[test]
+    fn codeowners_name_groups_users_and_the_root_without_repeats() {
+        let emails = BTreeMap::from([("ada@acme.example".to_string(), "Ada".to_string())]);
+        let team = |path: &str| path.strip_prefix("acme/").and_then(entity_name);
+        let text = "* @acme @acme/payments @bob ada@acme.example @bob @other/team\n";
+        let (refs, raw) =
+            codeowners_refs(text, Flavor::GitLab, "default", &emails, team, Some("acme"));
+        assert_eq!(
+            refs,
+            [
+                "group:default/payments",
+                "user:default/bob",
+                "user:default/ada"
+            ],
+            "the root group has no name below itself here, and @bob counts once"
+        );
+        assert_eq!(
+            raw,
+            [
+                "@acme",
+                "@acme/payments",
+                "@bob",
+                "ada@acme.example",
+                "@other/team"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_descriptor_claims_the_repository_and_declares_the_rest() {
+        let discovered =
+            mapping().component(&repo(&[]), "api", &Default::default(), &Packages::default());
+        let descriptor = "apiVersion: backstage.io/v1alpha1\nkind: Component\nmetadata:\n  name: api\n  description: declared\nspec:\n  owner: team-a\n---\napiVersion: backstage.io/v1alpha1\nkind: API\nmetadata:\n  name: api-v1\nspec:\n  type: openapi\n";
+        let files = Files(HashMap::from([
+            (
+                "catalog-info.yaml".to_string(),
+                Some(descriptor.to_string()),
+            ),
+            ("catalog-info.yml".to_string(), None),
+        ]));
+        let mut outcome = Outcome::default();
+        let at = ("acme/api", "acme", "binary");
+        let built = Built::new(
+            "id-1".into(),
+            discovered,
+            Packages::default(),
+            &files,
+            at,
+            &mut outcome,
+        );
+        assert!(built.declared);
+        assert_eq!(
+            built.entity.metadata.description.as_deref(),
+            Some("declared")
+        );
+        assert_eq!(built.entity.spec_str("owner"), Some("team-a"));
+        assert_eq!(
+            built.entity.spec_str("lifecycle"),
+            Some("deprecated"),
+            "discovered, kept"
+        );
+        assert_eq!(built.extra.len(), 1);
+        assert!(
+            built.extra[0].0.starts_with("id-1#catalog-info.yaml#"),
+            "{}",
+            built.extra[0].0
+        );
+        let problems: Vec<String> = outcome.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(problems, ["acme/api:catalog-info.yml: binary"]);
+    }
+}
