@@ -9,8 +9,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause, Unreadable,
-    secret_header,
+    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause, QuotaSpent,
+    Unreadable, secret_header,
 };
 use tokio::sync::Mutex;
 
@@ -32,10 +32,8 @@ pub enum ApiError {
     Decode(#[from] Unreadable),
     #[error("organisation {0:?} not found, or not visible to these credentials")]
     OrgNotFound(String),
-    #[error(
-        "the GraphQL quota is spent or under the reserve until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs"
-    )]
-    QuotaExhausted { reset_in_secs: u64 },
+    #[error(transparent)]
+    QuotaExhausted(#[from] QuotaSpent),
     #[error(
         "{asked} was redirected to {answered}: these credentials see only part of it (for an org's members: not a member of the org)"
     )]
@@ -117,7 +115,11 @@ impl Api {
         Ok(Self {
             http,
             credentials,
-            reserve: Pause::new(settings.max_pause),
+            reserve: Pause::new(
+                settings.max_pause,
+                "GraphQL quota is spent or under the reserve",
+                "GraphQL quota at its reserve",
+            ),
             settings,
             field_errors: Mutex::new(Vec::new()),
             counters: ApiCounters::default(),
@@ -158,12 +160,7 @@ impl Api {
 
     /// Waits out a reserve pause, or says the wait is longer than allowed.
     async fn respect_reserve(&self) -> Result<(), ApiError> {
-        self.reserve
-            .wait("GraphQL quota at its reserve")
-            .await
-            .map_err(|left| ApiError::QuotaExhausted {
-                reset_in_secs: left.as_secs(),
-            })?;
+        self.reserve.wait().await?;
         // The next answer says how the quota stands now.
         self.reserve.set(None).await;
         Ok(())

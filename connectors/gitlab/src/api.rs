@@ -12,7 +12,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
     ApiCounters, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, Pause,
-    Unreadable, secret_header,
+    QuotaSpent, Unreadable, secret_header,
 };
 
 use crate::config::{Settings, TokenHeader};
@@ -28,10 +28,8 @@ pub enum ApiError {
     Graphql(String),
     #[error(transparent)]
     Decode(#[from] Unreadable),
-    #[error(
-        "the rate limit is spent until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs"
-    )]
-    QuotaExhausted { reset_in_secs: u64 },
+    #[error(transparent)]
+    QuotaExhausted(#[from] QuotaSpent),
     #[error("a next-page link points outside the configured url: {0}")]
     ForeignLink(String),
 }
@@ -91,7 +89,11 @@ impl Api {
             http,
             auth: (HeaderName::from_static(name), value),
             batch: AtomicUsize::new(settings.page_size as usize),
-            quota: Pause::new(settings.max_pause),
+            quota: Pause::new(
+                settings.max_pause,
+                "rate limit is spent",
+                "GitLab rate limit spent",
+            ),
             settings,
             counters: ApiCounters::default(),
         })
@@ -114,12 +116,7 @@ impl Api {
 
     /// Waits out a spent rate limit, or says the wait is longer than allowed.
     async fn respect_quota(&self) -> Result<(), ApiError> {
-        self.quota
-            .wait("GitLab rate limit spent")
-            .await
-            .map_err(|left| ApiError::QuotaExhausted {
-                reset_in_secs: left.as_secs(),
-            })?;
+        self.quota.wait().await?;
         self.quota.end_if_over().await;
         Ok(())
     }
@@ -159,11 +156,9 @@ impl Api {
             } => Some(wait.0),
             _ => None,
         };
-        match asked {
-            Some(wait) if wait > self.settings.max_pause => ApiError::QuotaExhausted {
-                reset_in_secs: wait.as_secs(),
-            },
-            _ => ApiError::Http(e),
+        match asked.and_then(|wait| self.quota.refuses(wait)) {
+            Some(refused) => refused.into(),
+            None => ApiError::Http(e),
         }
     }
 

@@ -156,6 +156,15 @@ pub fn next_link(header: &str) -> Option<String> {
     })
 }
 
+/// A quota spent until later than the connector may wait: `quota` says which and how (`rate
+/// limit is spent`).
+#[derive(Debug, thiserror::Error)]
+#[error("the {quota} until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs")]
+pub struct QuotaSpent {
+    pub quota: &'static str,
+    pub reset_in_secs: u64,
+}
+
 /// A moment no request of a connector goes out before: the API's quota is spent (or down to a
 /// reserve kept for others) until it resets. A pause longer than the connector may wait is
 /// refused instead of waited out.
@@ -163,15 +172,21 @@ pub fn next_link(header: &str) -> Option<String> {
 pub struct Pause {
     until: Mutex<Option<SystemTime>>,
     longest: Duration,
+    /// What is spent, for errors (`rate limit is spent`).
+    quota: &'static str,
+    /// What the log says while it waits (`GitLab rate limit spent`).
+    why: &'static str,
     pauses: AtomicU64,
 }
 
 impl Pause {
     /// No pause yet; none longer than `longest` will be waited out.
-    pub fn new(longest: Duration) -> Self {
+    pub fn new(longest: Duration, quota: &'static str, why: &'static str) -> Self {
         Self {
             until: Mutex::new(None),
             longest,
+            quota,
+            why,
             pauses: AtomicU64::new(0),
         }
     }
@@ -181,23 +196,31 @@ impl Pause {
         *self.until.lock().await = until;
     }
 
-    /// Sleeps until the pause is over (saying `why` in the log), or says how long it still has
-    /// when that is longer than allowed. Whether it ends the pause is up to the caller: see
-    /// [`Pause::set`] and [`Pause::end_if_over`].
-    pub async fn wait(&self, why: &str) -> Result<(), Duration> {
+    /// The error for a wait the server asks for, when it is longer than allowed.
+    pub fn refuses(&self, wait: Duration) -> Option<QuotaSpent> {
+        (wait > self.longest).then_some(QuotaSpent {
+            quota: self.quota,
+            reset_in_secs: wait.as_secs(),
+        })
+    }
+
+    /// Sleeps until the pause is over, or refuses when that is longer than allowed. Whether it
+    /// ends the pause is up to the caller: see [`Pause::set`] and [`Pause::end_if_over`].
+    pub async fn wait(&self) -> Result<(), QuotaSpent> {
         let until = *self.until.lock().await;
         let Some(until) = until else {
             return Ok(());
         };
         let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-        if wait > self.longest {
-            return Err(wait);
+        if let Some(refused) = self.refuses(wait) {
+            return Err(refused);
         }
         if !wait.is_zero() {
             self.pauses.fetch_add(1, Ordering::Relaxed);
             tracing::info!(
                 wait_secs = wait.as_secs_f64(),
-                "{why}; pausing until it resets"
+                "{}; pausing until it resets",
+                self.why
             );
             tokio::time::sleep(wait).await;
         }
@@ -265,18 +288,26 @@ mod tests {
 
     #[tokio::test]
     async fn a_pause_longer_than_allowed_is_refused() {
-        let pause = Pause::new(Duration::from_secs(60));
-        assert!(pause.wait("quota").await.is_ok());
+        let pause = Pause::new(Duration::from_secs(60), "rate limit is spent", "spent");
+        assert!(pause.wait().await.is_ok());
         pause
             .set(Some(SystemTime::now() + Duration::from_secs(3600)))
             .await;
-        let left = pause.wait("quota").await.unwrap_err();
-        assert!(left > Duration::from_secs(3500), "{left:?}");
+        let refused = pause.wait().await.unwrap_err();
+        assert!(refused.reset_in_secs > 3500, "{refused}");
+        assert!(
+            refused
+                .to_string()
+                .starts_with("the rate limit is spent until 3"),
+            "{refused}"
+        );
         pause.end_if_over().await;
-        assert!(pause.wait("quota").await.is_err(), "not over yet");
+        assert!(pause.wait().await.is_err(), "not over yet");
         pause.set(Some(SystemTime::now())).await;
-        assert!(pause.wait("quota").await.is_ok());
+        assert!(pause.wait().await.is_ok());
         pause.end_if_over().await;
         assert_eq!(pause.pauses(), 0, "nothing was waited for");
+        assert!(pause.refuses(Duration::from_secs(60)).is_none());
+        assert!(pause.refuses(Duration::from_secs(61)).is_some());
     }
 }
