@@ -3,14 +3,13 @@
 //! followed by their `Link` headers with ETags kept between runs.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    ApiCounters, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause, QuotaSpent,
-    Unreadable, secret_header,
+    ApiClient, ApiStats, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause,
+    QuotaSpent, Unreadable, secret_header,
 };
 use tokio::sync::Mutex;
 
@@ -71,7 +70,7 @@ enum Credentials {
 }
 
 pub struct Api {
-    http: HttpClient,
+    client: ApiClient,
     credentials: Credentials,
     settings: Arc<Settings>,
     /// No GraphQL request before this moment (the quota reserve).
@@ -79,7 +78,6 @@ pub struct Api {
     /// Errors GitHub reported about single items of otherwise good pages, since last taken.
     /// Orgs are crawled one after another, so what is taken after an org belongs to it.
     field_errors: Mutex<Vec<String>>,
-    pub counters: ApiCounters,
 }
 
 impl Api {
@@ -113,7 +111,7 @@ impl Api {
             }
         };
         Ok(Self {
-            http,
+            client: ApiClient::new(http, &settings.graphql_url),
             credentials,
             reserve: Pause::new(
                 settings.max_pause,
@@ -122,12 +120,16 @@ impl Api {
             ),
             settings,
             field_errors: Mutex::new(Vec::new()),
-            counters: ApiCounters::default(),
         })
     }
 
     pub fn http(&self) -> &HttpClient {
-        &self.http
+        self.client.http()
+    }
+
+    /// What the client has done so far.
+    pub fn stats(&self) -> ApiStats {
+        self.client.stats(&self.reserve)
     }
 
     async fn headers(&self) -> Result<HeaderMap, ApiError> {
@@ -191,18 +193,9 @@ impl Api {
         loop {
             self.respect_reserve().await?;
             let headers = self.headers().await?;
-            self.counters
-                .graphql_requests
-                .fetch_add(1, Ordering::Relaxed);
             let response = self
-                .http
-                .graphql(
-                    &self.settings.graphql_url,
-                    headers,
-                    query,
-                    variables,
-                    retry_big,
-                )
+                .client
+                .graphql(headers, query, variables, retry_big)
                 .await?;
             let parsed: GraphqlResponse<OrgData<T>> = response.parse(format!("GraphQL ({org})"))?;
             if let Some(rate) = parsed.data.as_ref().and_then(|d| d.rate_limit) {
@@ -263,7 +256,7 @@ impl Api {
                 Err(e) if !floor && e.page_too_big() => {
                     let smaller = (*first / 2).max(MIN_PAGE);
                     tracing::info!(org, from = *first, to = smaller, error = %e, "shrinking the GraphQL page");
-                    self.counters.shrinks.fetch_add(1, Ordering::Relaxed);
+                    self.client.shrunk();
                     *first = smaller;
                 }
                 other => return other,
@@ -319,8 +312,7 @@ impl Api {
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {
         let headers = self.headers().await?;
-        self.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
-        Ok(self.http.get(url, headers).await?)
+        Ok(self.client.rest(url, headers).await?)
     }
 }
 

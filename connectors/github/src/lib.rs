@@ -53,7 +53,7 @@ impl GithubConnector {
     }
 
     pub fn stats(&self) -> CrawlStats {
-        self.api.counters.stats(self.api.http(), &self.api.reserve)
+        self.api.stats()
     }
 
     /// One org: one scope.

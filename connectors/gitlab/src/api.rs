@@ -11,8 +11,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    ApiCounters, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpError, Pause,
-    QuotaSpent, Unreadable, secret_header,
+    ApiClient, ApiStats, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient,
+    HttpError, Pause, QuotaSpent, Unreadable, secret_header,
 };
 
 use crate::config::{Settings, TokenHeader};
@@ -65,14 +65,13 @@ pub struct Batch<N> {
 }
 
 pub struct Api {
-    http: HttpClient,
+    client: ApiClient,
     auth: (HeaderName, HeaderValue),
     settings: Arc<Settings>,
     /// No request before this moment (the rate limit is spent until then).
     pub quota: Pause,
     /// Ids per GraphQL query; halves when GitLab refuses a batch as too big, and stays so.
     batch: AtomicUsize,
-    pub counters: ApiCounters,
 }
 
 impl Api {
@@ -86,7 +85,7 @@ impl Api {
         let value = secret_header(&value)
             .ok_or_else(|| Unreadable::new("the token", "has characters a header cannot carry"))?;
         Ok(Self {
-            http,
+            client: ApiClient::new(http, &settings.graphql_url),
             auth: (HeaderName::from_static(name), value),
             batch: AtomicUsize::new(settings.page_size as usize),
             quota: Pause::new(
@@ -95,12 +94,16 @@ impl Api {
                 "GitLab rate limit spent",
             ),
             settings,
-            counters: ApiCounters::default(),
         })
     }
 
     pub fn http(&self) -> &HttpClient {
-        &self.http
+        self.client.http()
+    }
+
+    /// What the client has done so far.
+    pub fn stats(&self) -> ApiStats {
+        self.client.stats(&self.quota)
     }
 
     pub fn api_url(&self) -> &str {
@@ -164,10 +167,9 @@ impl Api {
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {
         self.respect_quota().await?;
-        self.counters.rest_requests.fetch_add(1, Ordering::Relaxed);
         let response = self
-            .http
-            .get(url, self.headers())
+            .client
+            .rest(url, self.headers())
             .await
             .map_err(|e| self.classify(e))?;
         // A 304 counts against the limit too, and carries the live headers.
@@ -245,18 +247,9 @@ impl Api {
         retry_big: bool,
     ) -> Result<GraphqlResponse<Value>, ApiError> {
         self.respect_quota().await?;
-        self.counters
-            .graphql_requests
-            .fetch_add(1, Ordering::Relaxed);
         let response = self
-            .http
-            .graphql(
-                &self.settings.graphql_url,
-                self.headers(),
-                query,
-                variables,
-                retry_big,
-            )
+            .client
+            .graphql(self.headers(), query, variables, retry_big)
             .await
             .map_err(|e| self.classify(e))?;
         self.note_quota(&response).await;
@@ -290,7 +283,7 @@ impl Api {
                     let smaller = chunk.len().div_ceil(2);
                     let now = self.batch.load(Ordering::Relaxed);
                     self.batch.store(now.min(smaller).max(1), Ordering::Relaxed);
-                    self.counters.shrinks.fetch_add(1, Ordering::Relaxed);
+                    self.client.shrunk();
                     tracing::info!(from = chunk.len(), to = smaller, error = %e, "halving the GraphQL batch");
                     let rest: Vec<u64> =
                         chunk.into_iter().chain(queue.drain(..).flatten()).collect();

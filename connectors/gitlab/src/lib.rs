@@ -92,7 +92,7 @@ impl GitlabConnector {
     }
 
     pub fn stats(&self) -> CrawlStats {
-        self.api.counters.stats(self.api.http(), &self.api.quota)
+        self.api.stats()
     }
 
     /// One configured group (the scope, as configured) with its subgroups.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
-use reqwest::header::HeaderValue;
+use reqwest::header::{HeaderMap, HeaderValue};
 use tokio::sync::Mutex;
 
 use crate::{FileCache, HttpClient, HttpConfig, HttpError, Response, ResponseCache};
@@ -57,13 +57,72 @@ impl HttpClient {
     }
 }
 
-/// Requests an API client made beyond what the HTTP layer counts.
-#[derive(Debug, Default)]
-pub struct ApiCounters {
-    pub rest_requests: AtomicU64,
-    pub graphql_requests: AtomicU64,
-    /// GraphQL pages or batches halved after an error a smaller one may avoid.
-    pub shrinks: AtomicU64,
+/// A connector's client of one API with REST and GraphQL: the HTTP client, the GraphQL
+/// endpoint, and counts of what was asked beyond what the HTTP layer counts.
+#[derive(Debug)]
+pub struct ApiClient {
+    http: HttpClient,
+    graphql_url: String,
+    rest_requests: AtomicU64,
+    graphql_requests: AtomicU64,
+    shrinks: AtomicU64,
+}
+
+impl ApiClient {
+    pub fn new(http: HttpClient, graphql_url: &str) -> Self {
+        Self {
+            http,
+            graphql_url: graphql_url.to_string(),
+            rest_requests: AtomicU64::new(0),
+            graphql_requests: AtomicU64::new(0),
+            shrinks: AtomicU64::new(0),
+        }
+    }
+
+    pub fn http(&self) -> &HttpClient {
+        &self.http
+    }
+
+    /// A REST GET, counted.
+    pub async fn rest(&self, url: &str, headers: HeaderMap) -> Result<Response, HttpError> {
+        self.rest_requests.fetch_add(1, Ordering::Relaxed);
+        self.http.get(url, headers).await
+    }
+
+    /// A GraphQL request (see [`HttpClient::graphql`]), counted.
+    pub async fn graphql(
+        &self,
+        headers: HeaderMap,
+        query: &str,
+        variables: &serde_json::Value,
+        retry_big: bool,
+    ) -> Result<Response, HttpError> {
+        self.graphql_requests.fetch_add(1, Ordering::Relaxed);
+        let url = &self.graphql_url;
+        self.http
+            .graphql(url, headers, query, variables, retry_big)
+            .await
+    }
+
+    /// Counts a GraphQL page or batch halved after an error a smaller one may avoid.
+    pub fn shrunk(&self) {
+        self.shrinks.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// What the client has done so far, with the pauses of `pause`.
+    pub fn stats(&self, pause: &Pause) -> ApiStats {
+        let m = self.http.metrics().snapshot();
+        ApiStats {
+            rest_requests: self.rest_requests.load(Ordering::Relaxed),
+            graphql_requests: self.graphql_requests.load(Ordering::Relaxed),
+            rest_not_modified: m.not_modified,
+            retries: m.retries,
+            rate_limit_waits: m.rate_limit_waits,
+            quota_pauses: pause.pauses(),
+            shrinks: self.shrinks.load(Ordering::Relaxed),
+            bytes: m.bytes,
+        }
+    }
 }
 
 /// What a connector's crawls have cost so far, for `sync` output and benchmarks.
@@ -80,23 +139,6 @@ pub struct ApiStats {
     /// GraphQL pages or batches halved.
     pub shrinks: u64,
     pub bytes: u64,
-}
-
-impl ApiCounters {
-    /// These counters with those of the client and of the quota pause.
-    pub fn stats(&self, http: &HttpClient, pause: &Pause) -> ApiStats {
-        let m = http.metrics().snapshot();
-        ApiStats {
-            rest_requests: self.rest_requests.load(Ordering::Relaxed),
-            graphql_requests: self.graphql_requests.load(Ordering::Relaxed),
-            rest_not_modified: m.not_modified,
-            retries: m.retries,
-            rate_limit_waits: m.rate_limit_waits,
-            quota_pauses: pause.pauses(),
-            shrinks: self.shrinks.load(Ordering::Relaxed),
-            bytes: m.bytes,
-        }
-    }
 }
 
 /// An answer without the shape asked for: what was asked (never with credentials), and why.
