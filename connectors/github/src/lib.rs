@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use serde_json::json;
 use surveyor_model::{ConfigError, Crawl, Crawled, Observation, Outcome};
+use surveyor_repofiles::Flavor;
 use surveyor_repofiles::forge::{self, Built};
 
 pub use api::ApiError;
@@ -213,10 +214,8 @@ impl GithubConnector {
     ) -> Built {
         let ns = &self.settings.mapping.namespace;
         let files = repo.files();
-        let owners = files
-            .codeowners(surveyor_repofiles::Flavor::GitHub)
-            .map(|text| map::codeowners_refs(text, org, ns, login_by_email))
-            .unwrap_or_default();
+        let team = map::org_team(org);
+        let owners = files.owners(Flavor::GitHub, ns, login_by_email, team, None);
         let packages = map::packages(&files);
         let name =
             map::entity_name(&repo.name).unwrap_or_else(|| format!("repo-{}", short_id(&repo.id)));

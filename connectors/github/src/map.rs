@@ -2,11 +2,8 @@
 //! member -> User, CODEOWNERS -> `spec.owner`, manifests -> package dependencies, and a
 //! repository's own `catalog-info.yaml` laid over what was discovered.
 
-use std::collections::BTreeMap;
-
 use surveyor_model::Entity;
-use surveyor_repofiles::Flavor;
-use surveyor_repofiles::forge::{self, Files, Repo, Team};
+use surveyor_repofiles::forge::{Files, Repo, Team};
 
 use crate::config::Settings;
 use crate::queries::{RepoNode, TeamNode, UserNode};
@@ -14,23 +11,16 @@ use crate::queries::{RepoNode, TeamNode, UserNode};
 /// One naming rule for every source, so the same thing named in two tools is one entity.
 pub use surveyor_model::names::entity_name;
 
-/// Who CODEOWNERS says owns the repository as a whole, first owner first, as entity refs.
-/// Teams of this org become groups, logins users, emails users when a member shows that email.
-pub fn codeowners_refs(
-    text: &str,
-    org: &str,
-    namespace: &str,
-    login_by_email: &BTreeMap<String, String>,
-) -> (Vec<String>, Vec<String>) {
-    // A team of another org cannot be one of our Groups; keep it out of spec.owner.
-    let team = |path: &str| {
+/// The Group a CODEOWNERS team (`@org/slug`) is: teams of this org only, by slug; a team of
+/// another org cannot be one of our Groups, and stays out of `spec.owner`.
+pub fn org_team(org: &str) -> impl Fn(&str) -> Option<String> + '_ {
+    move |path: &str| {
         let (team_org, slug) = path.split_once('/')?;
         team_org
             .eq_ignore_ascii_case(org)
             .then(|| entity_name(slug))
             .flatten()
-    };
-    forge::codeowners_refs(text, Flavor::GitHub, namespace, login_by_email, team, None)
+    }
 }
 
 pub use surveyor_repofiles::catalog::Packages;
@@ -113,6 +103,11 @@ pub fn user(settings: &Settings, org: &str, user: &UserNode, teams: &[String]) -
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use surveyor_repofiles::Flavor;
+    use surveyor_repofiles::forge;
+
     use super::*;
 
     #[test]
@@ -125,6 +120,17 @@ mod tests {
         assert_eq!(entity_name(&long).map(|n| n.len()), Some(63));
         // Past 63 characters a name keeps its start and ends in a hash, as from every source.
         assert!(entity_name(&("a".repeat(62) + "-b")).is_some_and(|n| n.len() == 63));
+    }
+
+    /// CODEOWNERS refs as the crawl reads them: teams of this org, logins, members' emails.
+    fn codeowners_refs(
+        text: &str,
+        org: &str,
+        namespace: &str,
+        login_by_email: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let team = org_team(org);
+        forge::codeowners_refs(text, Flavor::GitHub, namespace, login_by_email, team, None)
     }
 
     #[test]

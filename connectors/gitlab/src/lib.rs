@@ -443,13 +443,12 @@ impl GitlabConnector {
         outcome: &mut Outcome,
     ) -> Built {
         let files = node.files();
-        let owners = files
-            .codeowners(Flavor::GitLab)
-            .map(|text| {
-                let ns = &self.settings.mapping.namespace;
-                map::codeowners_refs(text, ctx.root, ns, ctx.username_by_email)
-            })
-            .unwrap_or_default();
+        // CODEOWNERS (each section's owners of a file no specific rule names): groups under the
+        // root are Groups, a bare `@root` the root group; groups outside it and roles
+        // (`@@maintainer`) are nobody.
+        let under_root = |path: &str| map::group_name(ctx.root, path);
+        let (ns, by_email) = (&self.settings.mapping.namespace, ctx.username_by_email);
+        let owners = files.owners(Flavor::GitLab, ns, by_email, under_root, Some(ctx.root));
         let packages = map::packages(&files);
         let language = queries::primary_language(node);
         let discovered = map::component(

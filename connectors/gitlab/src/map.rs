@@ -6,8 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::json;
 use surveyor_model::Entity;
-use surveyor_repofiles::Flavor;
-use surveyor_repofiles::forge::{self, Files, Repo, Team};
+use surveyor_repofiles::forge::{Files, Repo, Team};
 
 use crate::config::Settings;
 use crate::queries::{RestGroup, RestProject, UserNode, access_level_name};
@@ -32,28 +31,6 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
     let head = s.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix)
         .then(|| &s[prefix.len()..])
-}
-
-/// Who CODEOWNERS says owns the project as a whole (each section's owners of a file no
-/// specific rule names), first owner first, as entity refs; and the owners as written.
-/// Groups under the root become groups, usernames users (a bare `@root` is the root group),
-/// emails users when a member shows that email; roles (`@@maintainer`) and groups outside the
-/// root are left out.
-pub fn codeowners_refs(
-    text: &str,
-    root: &str,
-    namespace: &str,
-    username_by_email: &BTreeMap<String, String>,
-) -> (Vec<String>, Vec<String>) {
-    let team = |path: &str| group_name(root, path);
-    forge::codeowners_refs(
-        text,
-        Flavor::GitLab,
-        namespace,
-        username_by_email,
-        team,
-        Some(root),
-    )
 }
 
 pub use surveyor_repofiles::catalog::Packages;
@@ -154,6 +131,8 @@ pub fn user(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use surveyor_repofiles::Flavor;
+    use surveyor_repofiles::forge;
 
     fn settings() -> Settings {
         let dir = std::env::temp_dir();
@@ -188,6 +167,16 @@ mod tests {
         assert_eq!(group_name("acme", "other/payments"), None);
     }
 
+    /// Who a CODEOWNERS of a project under `acme` says owns it, as the crawl reads it.
+    fn owners(
+        text: &str,
+        namespace: &str,
+        emails: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let team = |path: &str| group_name("acme", path);
+        forge::codeowners_refs(text, Flavor::GitLab, namespace, emails, team, Some("acme"))
+    }
+
     #[test]
     fn codeowners_sections_decide_the_owner() {
         let emails = BTreeMap::from([("ada@acme.example".to_string(), "ada".to_string())]);
@@ -206,7 +195,7 @@ mod tests {
 [Frontend]
 /web/ @carol
 ";
-        let (refs, raw) = codeowners_refs(text, "acme", "default", &emails);
+        let (refs, raw) = owners(text, "default", &emails);
         assert_eq!(
             refs,
             [
@@ -225,11 +214,10 @@ mod tests {
                 "@other/team"
             ]
         );
-        let (refs, _) = codeowners_refs("[Docs]\n/docs/ @x\n", "acme", "default", &emails);
+        let (refs, _) = owners("[Docs]\n/docs/ @x\n", "default", &emails);
         assert!(refs.is_empty(), "no rule for the root: no owner");
-        let (refs, _) = codeowners_refs(
+        let (refs, _) = owners(
             "[Owners]\n* @acme/search\n*.md @docs-team\n",
-            "acme",
             "team",
             &emails,
         );

@@ -344,6 +344,22 @@ impl Files {
         flavor.locations().iter().find_map(|p| self.text(p))
     }
 
+    /// Who the repository's CODEOWNERS says owns it ([`codeowners_refs`]); nobody without one.
+    pub fn owners(
+        &self,
+        flavor: Flavor,
+        namespace: &str,
+        username_by_email: &BTreeMap<String, String>,
+        team: impl Fn(&str) -> Option<String>,
+        root_user: Option<&str>,
+    ) -> (Vec<String>, Vec<String>) {
+        self.codeowners(flavor)
+            .map(|text| {
+                codeowners_refs(text, flavor, namespace, username_by_email, team, root_user)
+            })
+            .unwrap_or_default()
+    }
+
     /// The manifests among `paths` (in that order, so the packages come in it too).
     pub fn packages<'p>(&self, paths: impl IntoIterator<Item = &'p str>) -> Packages {
         crate::catalog::packages(
