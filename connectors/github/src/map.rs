@@ -92,9 +92,8 @@ pub fn group(
 
 /// An org member as a User.
 pub fn user(settings: &Settings, org: &str, user: &UserNode, teams: &[String]) -> Option<Entity> {
-    let name = entity_name(&user.login)?;
     let person = (user.name.as_deref(), user.email.as_deref());
-    let mut e = settings.mapping.user(&name, person, teams);
+    let mut e = settings.mapping.user(&user.login, person, teams)?;
     let a = &mut e.metadata.annotations;
     a.insert("github.com/user-login".into(), user.login.clone());
     a.insert("github.com/org".into(), org.to_string());

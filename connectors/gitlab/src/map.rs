@@ -109,9 +109,8 @@ pub fn user(
     groups: &[String],
     access: &BTreeMap<String, u64>,
 ) -> Option<Entity> {
-    let name = entity_name(&u.username)?;
     let person = (u.name.as_deref(), u.public_email.as_deref());
-    let mut e = settings.mapping.user(&name, person, groups);
+    let mut e = settings.mapping.user(&u.username, person, groups)?;
     let a = &mut e.metadata.annotations;
     a.insert("gitlab.com/username".into(), u.username.clone());
     a.insert("gitlab.com/group".into(), root.to_string());

@@ -186,14 +186,15 @@ impl Mapping {
         e
     }
 
-    /// A User named `name`, with a profile of what is not blank, member of `groups`.
+    /// The User a forge's `login` is (`None` when nothing alphanumeric is in it to name it by),
+    /// with a profile of what is not blank of `person` (name, email), member of `groups`.
     pub fn user(
         &self,
-        name: &str,
+        login: &str,
         person: (Option<&str>, Option<&str>),
         groups: &[String],
-    ) -> Entity {
-        let mut e = Entity::new("User", &self.namespace, name);
+    ) -> Option<Entity> {
+        let mut e = Entity::new("User", &self.namespace, &entity_name(login)?);
         let (display_name, email) = person;
         let mut profile = Map::new();
         if let Some(n) = not_blank(display_name) {
@@ -206,7 +207,7 @@ impl Mapping {
             e.spec.insert("profile".into(), Value::Object(profile));
         }
         e.spec.insert("memberOf".into(), json!(groups));
-        e
+        Some(e)
     }
 
     /// The discovered Component of a repository (before its `catalog-info.yaml` is laid over
