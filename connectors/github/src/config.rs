@@ -271,10 +271,7 @@ impl GithubConfig {
             reserve: self.rate_limit_reserve,
             max_pause,
             http,
-            cache_dir: base_dir.join(
-                self.cache_dir
-                    .unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)),
-            ),
+            cache_dir: surveyor_http::cache_dir(base_dir, self.cache_dir, id),
         })
     }
 }

@@ -187,10 +187,7 @@ impl GitlabConfig {
             page_size: self.page_size,
             max_pause,
             http,
-            cache_dir: base_dir.join(
-                self.cache_dir
-                    .unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)),
-            ),
+            cache_dir: surveyor_http::cache_dir(base_dir, self.cache_dir, id),
         })
     }
 }

@@ -2,7 +2,7 @@
 //! exposes, a client with its ETag cache in a directory, a credential as a header value,
 //! following `Link: rel="next"`, a pause until a spent quota resets, and what a crawl cost.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
@@ -171,6 +171,12 @@ impl Response {
     pub fn next_link(&self) -> Option<String> {
         self.header("link").and_then(next_link)
     }
+}
+
+/// Where a connector keeps REST ETags and bodies between runs: the configured directory, else
+/// `.surveyor-cache/<connector id>`, relative to the config file's directory.
+pub fn cache_dir(base_dir: &Path, configured: Option<PathBuf>, id: &str) -> PathBuf {
+    base_dir.join(configured.unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)))
 }
 
 /// A credential as a header value, marked sensitive; `None` when the text has characters a

@@ -13,7 +13,9 @@ mod retry;
 pub use cache::{CacheEntry, FileCache, MemoryCache, ResponseCache};
 pub use client::{HttpClient, HttpConfig, Response};
 pub use graphql::{GraphqlError, GraphqlResponse, PageInfo};
-pub use kit::{ApiClient, ApiStats, Pause, QuotaSpent, Unreadable, next_link, secret_header};
+pub use kit::{
+    ApiClient, ApiStats, Pause, QuotaSpent, Unreadable, cache_dir, next_link, secret_header,
+};
 pub use metrics::{HttpMetrics, MetricsSnapshot};
 pub use reqwest::Method;
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
