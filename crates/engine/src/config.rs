@@ -271,45 +271,23 @@ impl Config {
         let identity = parse_identity(root.get_ref().get("identity"), &mut r);
 
         let mut connectors: Vec<ConnectorSpec> = Vec::new();
-        match root.get_ref().get("connectors") {
-            None => {}
-            Some(v) => match v.get_ref() {
-                DeValue::Array(items) => {
-                    for (index, item) in items.iter().enumerate() {
-                        let path = format!("connectors[{index}]");
-                        let DeValue::Table(t) = item.get_ref() else {
-                            r.push(
-                                item.span(),
-                                &path,
-                                "must be a table ([[connectors]])".into(),
-                                None,
-                            );
-                            continue;
-                        };
-                        if let Some(spec) = parse_connector(t, index, item.span(), kinds, &mut r) {
-                            if let Some(prev) = connectors.iter().find(|c| c.id == spec.id) {
-                                let span = key_span(t, "id").unwrap_or(item.span());
-                                r.push(
-                                    span,
-                                    &format!("{path}.id"),
-                                    format!(
-                                        "duplicate connector id {:?} (also connectors[{}])",
-                                        spec.id, prev.index
-                                    ),
-                                    None,
-                                );
-                            }
-                            connectors.push(spec);
-                        }
-                    }
-                }
-                _ => r.push(
-                    v.span(),
-                    "connectors",
-                    "must be an array of tables ([[connectors]])".into(),
+        let tables = tables_of(root.get_ref().get("connectors"), "connectors", &mut r);
+        for (index, path, span, t) in tables {
+            let Some(spec) = parse_connector(t, index, span.clone(), kinds, &mut r) else {
+                continue;
+            };
+            if let Some(prev) = connectors.iter().find(|c| c.id == spec.id) {
+                r.push(
+                    key_span(t, "id").unwrap_or(span),
+                    &format!("{path}.id"),
+                    format!(
+                        "duplicate connector id {:?} (also connectors[{}])",
+                        spec.id, prev.index
+                    ),
                     None,
-                ),
-            },
+                );
+            }
+            connectors.push(spec);
         }
 
         let mut identity = identity;
@@ -650,32 +628,43 @@ fn string_list(t: &DeTable<'_>, key: &str, path: &str, r: &mut Report<'_>) -> Ve
     out
 }
 
+/// The tables of an array of tables `[[name]]`, each with its index, its path (`name[i]`) and
+/// its span; anything else where a table belongs is an error.
+fn tables_of<'a, 'i>(
+    item: Option<&'a Spanned<DeValue<'i>>>,
+    name: &str,
+    r: &mut Report<'_>,
+) -> Vec<(usize, String, Range<usize>, &'a DeTable<'i>)> {
+    let Some(item) = item else {
+        return Vec::new();
+    };
+    let DeValue::Array(items) = item.get_ref() else {
+        let message = format!("must be an array of tables ([[{name}]])");
+        r.push(item.span(), name, message, None);
+        return Vec::new();
+    };
+    let mut tables = Vec::new();
+    for (i, t) in items.iter().enumerate() {
+        let path = format!("{name}[{i}]");
+        match t.get_ref() {
+            DeValue::Table(table) => tables.push((i, path, t.span(), table)),
+            _ => r.push(
+                t.span(),
+                &path,
+                format!("must be a table ([[{name}]])"),
+                None,
+            ),
+        }
+    }
+    tables
+}
+
 fn parse_identity(
     item: Option<&Spanned<DeValue<'_>>>,
     r: &mut Report<'_>,
 ) -> crate::identity::Identity {
     let mut out = crate::identity::Identity::default();
-    let Some(item) = item else { return out };
-    let DeValue::Array(tables) = item.get_ref() else {
-        r.push(
-            item.span(),
-            "identity",
-            "must be an array of tables ([[identity]])".into(),
-            None,
-        );
-        return out;
-    };
-    for (i, t) in tables.iter().enumerate() {
-        let path = format!("identity[{i}]");
-        let DeValue::Table(table) = t.get_ref() else {
-            r.push(
-                t.span(),
-                &path,
-                "must be a table ([[identity]])".into(),
-                None,
-            );
-            continue;
-        };
+    for (_, path, _, table) in tables_of(item, "identity", r) {
         check_keys(table, &path, IDENTITY_KEYS, r);
         let mut rule = crate::identity::IdentityRule {
             kinds: string_list(table, "kinds", &format!("{path}.kinds"), r),
@@ -748,22 +737,7 @@ fn parse_groups(
     r: &mut Report<'_>,
 ) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let Some(item) = item else { return out };
-    let DeValue::Array(tables) = item.get_ref() else {
-        r.push(
-            item.span(),
-            "groups",
-            "must be an array of tables ([[groups]])".into(),
-            None,
-        );
-        return out;
-    };
-    for (i, t) in tables.iter().enumerate() {
-        let path = format!("groups[{i}]");
-        let DeValue::Table(table) = t.get_ref() else {
-            r.push(t.span(), &path, "must be a table ([[groups]])".into(), None);
-            continue;
-        };
+    for (_, path, span, table) in tables_of(item, "groups", r) {
         let name = match table.get("name").map(|v| (v.span(), v.get_ref())) {
             Some((span, DeValue::String(n))) => match surveyor_model::names::entity_name(n) {
                 Some(name) => Some(name),
@@ -788,7 +762,7 @@ fn parse_groups(
             }
             None => {
                 r.push(
-                    t.span(),
+                    span.clone(),
                     &path,
                     "missing key `name` (the group's name in the catalog)".into(),
                     None,
