@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use surveyor_connector_github::{GithubConfig, GithubConnector};
-use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_engine::{RunReport, RunStatus};
 use surveyor_sim::{FAKE_TOKEN, Fault, FaultAction, GithubFake, Org, OrgSpec};
 use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, Store};
-use surveyor_tests::TestStore;
+use surveyor_tests::{TestStore, change_count, ops_since, sync_once};
 
 fn connector(fake: &GithubFake, dir: &Path) -> GithubConnector {
     let toml = format!(
@@ -22,29 +22,8 @@ fn connector(fake: &GithubFake, dir: &Path) -> GithubConnector {
 /// One sync with a fresh connector, as a new `surveyor sync` process would run it.
 async fn sync(store: &Store, fake: &GithubFake, dir: &Path) -> (RunReport, GithubConnector) {
     let c = connector(fake, dir);
-    let report = run_connector(store, &c, &ReconcileOptions::default())
-        .await
-        .expect("run");
+    let report = sync_once(store, &c).await;
     (report, c)
-}
-
-async fn changes_since(store: &Store, seen: usize) -> Vec<(ChangeOp, String)> {
-    store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes")
-        .into_iter()
-        .map(|c| (c.op, c.entity_ref))
-        .skip(seen)
-        .collect()
-}
-
-async fn change_count(store: &Store) -> usize {
-    store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes")
-        .len()
 }
 
 /// A change to the org, and the change op (on which entity) it must produce.
@@ -170,11 +149,11 @@ async fn an_org_syncs_and_every_change_is_recorded() {
             ),
         ];
         for (what, mutate, op, entity) in steps {
-            let seen = change_count(store).await;
+            let mut seen = change_count(store).await;
             fake.with_org("acme", |o| mutate(o));
             let (r, _) = sync(store, &fake, dir.path()).await;
             assert_eq!(r.status, RunStatus::Succeeded, "{backend} {what}: {r:?}");
-            let ops = changes_since(store, seen).await;
+            let ops = ops_since(store, &mut seen).await;
             assert!(
                 ops.contains(&(op, entity.clone())),
                 "{backend} {what}: expected {op:?} {entity} in {ops:?}"
@@ -211,11 +190,11 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         let gone = plain_repo(&fake.org("acme").expect("org"), 4);
         fake.with_org("acme", |o| o.delete_repo(gone));
         fake.add_fault(Fault::new("graphql:repositories", FaultAction::Status(500)).skip(1));
-        let seen = change_count(store).await;
+        let mut seen = change_count(store).await;
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.status, RunStatus::Partial, "{backend}");
         assert_eq!(r.counts.deleted, 0, "{backend}");
-        assert!(changes_since(store, seen).await.is_empty(), "{backend}");
+        assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
         fake.clear_faults();
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(

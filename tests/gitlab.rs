@@ -7,11 +7,11 @@
 use std::path::Path;
 
 use surveyor_connector_gitlab::{GitlabConfig, GitlabConnector};
-use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_engine::{RunReport, RunStatus};
 use surveyor_sim::gitlab::every_other;
 use surveyor_sim::{Fault, FaultAction, GITLAB_TOKEN, GitlabFake, Org, OrgSpec};
 use surveyor_store::{ChangeFilter, ChangeOp, Store};
-use surveyor_tests::TestStore;
+use surveyor_tests::{TestStore, change_count, ops_since, sync_once};
 
 fn connector(fake: &GitlabFake, dir: &Path) -> GitlabConnector {
     let toml = format!(
@@ -25,29 +25,8 @@ fn connector(fake: &GitlabFake, dir: &Path) -> GitlabConnector {
 /// One sync with a fresh connector, as a new `surveyor sync` process would run it.
 async fn sync(store: &Store, fake: &GitlabFake, dir: &Path) -> (RunReport, GitlabConnector) {
     let c = connector(fake, dir);
-    let report = run_connector(store, &c, &ReconcileOptions::default())
-        .await
-        .expect("run");
+    let report = sync_once(store, &c).await;
     (report, c)
-}
-
-async fn changes_since(store: &Store, seen: usize) -> Vec<(ChangeOp, String)> {
-    store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes")
-        .into_iter()
-        .map(|c| (c.op, c.entity_ref))
-        .skip(seen)
-        .collect()
-}
-
-async fn change_count(store: &Store) -> usize {
-    store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes")
-        .len()
 }
 
 /// A change to the org, and the change op (on which entity) it must produce.
@@ -151,11 +130,11 @@ async fn a_group_syncs_and_every_change_is_recorded() {
             ),
         ];
         for (what, mutate, op, entity) in steps {
-            let seen = change_count(store).await;
+            let mut seen = change_count(store).await;
             fake.with_org(|o| mutate(o));
             let (r, _) = sync(store, &fake, dir.path()).await;
             assert_eq!(r.status, RunStatus::Succeeded, "{backend} {what}: {r:?}");
-            let ops = changes_since(store, seen).await;
+            let ops = ops_since(store, &mut seen).await;
             assert!(
                 ops.contains(&(op, entity.clone())),
                 "{backend} {what}: expected {op:?} {entity} in {ops:?}"
@@ -207,11 +186,11 @@ async fn a_group_syncs_and_every_change_is_recorded() {
         let gone = plain_repo(&fake.org(), 4);
         fake.with_org(|o| o.delete_repo(gone));
         fake.add_fault(Fault::new("rest:projects:acme", FaultAction::Status(500)).skip(1));
-        let seen = change_count(store).await;
+        let mut seen = change_count(store).await;
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.status, RunStatus::Partial, "{backend}: {r:?}");
         assert_eq!(r.counts.deleted, 0, "{backend}");
-        assert!(changes_since(store, seen).await.is_empty(), "{backend}");
+        assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
         fake.clear_faults();
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(

@@ -9,7 +9,7 @@ use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT};
 use surveyor_sim::{FAKE_TOKEN, GithubFake, JiraFake, JiraFault, JiraFaultAction, JiraFlavor};
 use surveyor_sim::{Org, OrgSpec};
 use surveyor_store::{ChangeFilter, ChangeOp, Store};
-use surveyor_tests::TestStore;
+use surveyor_tests::{TestStore, ops_since, sync_once};
 
 async fn sync_cloud(store: &Store, fake: &JiraFake, api_token: &str) -> RunReport {
     let toml = format!(
@@ -18,23 +18,7 @@ async fn sync_cloud(store: &Store, fake: &JiraFake, api_token: &str) -> RunRepor
     );
     let config: JiraConfig = toml::from_str(&toml).expect("config");
     let c = JiraConnector::new("jira", config).expect("connector");
-    run_connector(store, &c, &ReconcileOptions::default())
-        .await
-        .expect("run")
-}
-
-async fn ops_since(store: &Store, seen: &mut usize) -> Vec<(ChangeOp, String)> {
-    let all = store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes");
-    let fresh = all
-        .iter()
-        .skip(*seen)
-        .map(|c| (c.op, c.entity_ref.clone()))
-        .collect();
-    *seen = all.len();
-    fresh
+    sync_once(store, &c).await
 }
 
 #[tokio::test]

@@ -5,10 +5,10 @@
 use std::path::Path;
 
 use surveyor_connector_kubernetes::{KubernetesConfig, KubernetesConnector};
-use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_engine::{RunReport, RunStatus};
 use surveyor_sim::{Cluster, KubeFake, Org, OrgSpec};
-use surveyor_store::{ChangeFilter, ChangeOp, Store};
-use surveyor_tests::TestStore;
+use surveyor_store::{ChangeOp, Store};
+use surveyor_tests::{TestStore, changes_since, sync_once};
 
 async fn sync(store: &Store, dir: &Path, clusters: &[(&str, &str)]) -> RunReport {
     std::fs::write(dir.join("kubeconfig"), KubeFake::kubeconfig(clusters)).expect("kubeconfig");
@@ -19,23 +19,7 @@ async fn sync(store: &Store, dir: &Path, clusters: &[(&str, &str)]) -> RunReport
     );
     let config: KubernetesConfig = toml::from_str(&toml).expect("config");
     let c = KubernetesConnector::new("k8s", config, dir).expect("connector");
-    run_connector(store, &c, &ReconcileOptions::default())
-        .await
-        .expect("run")
-}
-
-async fn new_changes(store: &Store, seen: &mut usize) -> Vec<(ChangeOp, String, String)> {
-    let all = store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes");
-    let fresh = all
-        .iter()
-        .skip(*seen)
-        .map(|c| (c.op, c.entity_ref.clone(), c.patch.to_string()))
-        .collect();
-    *seen = all.len();
-    fresh
+    sync_once(store, &c).await
 }
 
 #[tokio::test]
@@ -53,7 +37,7 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
         assert!(r.counts.created > org.repos.len() as u64, "{backend}");
-        new_changes(store, &mut seen).await;
+        changes_since(store, &mut seen).await;
 
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(
@@ -73,7 +57,7 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         );
         let gone = format!("resource:default/{name}.{ns}.prod");
         assert_eq!(
-            new_changes(store, &mut seen)
+            changes_since(store, &mut seen)
                 .await
                 .into_iter()
                 .map(|(op, r, _)| (op, r))
@@ -87,7 +71,7 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         fake.with_cluster(|c| c.set_label("deployments", &ns, &name, "tier", "gold"));
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(r.counts.updated, 1, "{backend}: {:?}", r.counts);
-        let changes = new_changes(store, &mut seen).await;
+        let changes = changes_since(store, &mut seen).await;
         assert_eq!(changes.len(), 1, "{backend}: {changes:?}");
         let (op, entity, patch) = &changes[0];
         assert_eq!(*op, ChangeOp::Updated);

@@ -3,10 +3,10 @@
 //! always, Postgres in CI.
 
 use surveyor_connector_pagerduty::{PagerDutyConfig, PagerDutyConnector};
-use surveyor_engine::{ReconcileOptions, RunReport, RunStatus, run_connector};
+use surveyor_engine::{RunReport, RunStatus};
 use surveyor_sim::{Account, Org, OrgSpec, PD_TOKEN, PagerDutyFake};
-use surveyor_store::{ChangeFilter, ChangeOp, Store};
-use surveyor_tests::TestStore;
+use surveyor_store::{ChangeOp, Store};
+use surveyor_tests::{TestStore, ops_since, sync_once};
 
 async fn sync(store: &Store, fake: &PagerDutyFake, token: &str) -> RunReport {
     let toml = format!(
@@ -15,23 +15,7 @@ async fn sync(store: &Store, fake: &PagerDutyFake, token: &str) -> RunReport {
     );
     let config: PagerDutyConfig = toml::from_str(&toml).expect("config");
     let c = PagerDutyConnector::new("pagerduty", config).expect("connector");
-    run_connector(store, &c, &ReconcileOptions::default())
-        .await
-        .expect("run")
-}
-
-async fn ops_since(store: &Store, seen: &mut usize) -> Vec<(ChangeOp, String)> {
-    let all = store
-        .list_changes(&ChangeFilter::default())
-        .await
-        .expect("changes");
-    let fresh = all
-        .iter()
-        .skip(*seen)
-        .map(|c| (c.op, c.entity_ref.clone()))
-        .collect();
-    *seen = all.len();
-    fresh
+    sync_once(store, &c).await
 }
 
 #[tokio::test]

@@ -108,3 +108,47 @@ pub async fn owners(store: &Store) -> std::collections::BTreeMap<String, String>
         })
         .collect()
 }
+
+/// One sync of `connector` into `store` with the default options, as `surveyor sync` runs it.
+pub async fn sync_once(
+    store: &Store,
+    connector: &dyn surveyor_model::Connector,
+) -> surveyor_engine::RunReport {
+    surveyor_engine::run_connector(store, connector, &Default::default())
+        .await
+        .expect("run")
+}
+
+/// How many changes the history holds.
+pub async fn change_count(store: &Store) -> usize {
+    store
+        .list_changes(&surveyor_store::ChangeFilter::default())
+        .await
+        .expect("changes")
+        .len()
+}
+
+/// The changes recorded after the first `seen` (op, entity ref and patch), moving `seen` past
+/// them.
+pub async fn changes_since(
+    store: &Store,
+    seen: &mut usize,
+) -> Vec<(surveyor_store::ChangeOp, String, String)> {
+    let all = store
+        .list_changes(&surveyor_store::ChangeFilter::default())
+        .await
+        .expect("changes");
+    let fresh = all
+        .iter()
+        .skip(*seen)
+        .map(|c| (c.op, c.entity_ref.clone(), c.patch.to_string()))
+        .collect();
+    *seen = all.len();
+    fresh
+}
+
+/// The ops (and entity refs) of [`changes_since`].
+pub async fn ops_since(store: &Store, seen: &mut usize) -> Vec<(surveyor_store::ChangeOp, String)> {
+    let changes = changes_since(store, seen).await;
+    changes.into_iter().map(|(op, r, _)| (op, r)).collect()
+}

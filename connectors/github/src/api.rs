@@ -3,18 +3,18 @@
 //! followed by their `Link` headers with ETags kept between runs.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    FileCache, HeaderMap, HeaderValue, HttpClient, HttpConfig, HttpError, Method, ResponseCache,
+    ApiClient, ApiStats, GraphqlResponse, HeaderMap, HeaderValue, HttpClient, HttpError, Pause,
+    QuotaSpent, Unreadable, secret_header,
 };
 use tokio::sync::Mutex;
 
 use crate::config::{Auth, MIN_PAGE, Settings};
-use crate::queries::{GraphqlResponse, OrgData, RateLimit};
+use crate::queries::{OrgData, RateLimit};
 
 /// Why a request to GitHub did not give an answer the crawl can use. Messages never carry
 /// credentials: URLs are redacted by the HTTP layer and tokens never enter errors.
@@ -27,14 +27,12 @@ pub enum ApiError {
         kind: Option<String>,
         message: String,
     },
-    #[error("unreadable answer from {what}: {message}")]
-    Decode { what: String, message: String },
+    #[error(transparent)]
+    Decode(#[from] Unreadable),
     #[error("organisation {0:?} not found, or not visible to these credentials")]
     OrgNotFound(String),
-    #[error(
-        "the GraphQL quota is spent or under the reserve until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs"
-    )]
-    QuotaExhausted { reset_in_secs: u64 },
+    #[error(transparent)]
+    QuotaExhausted(#[from] QuotaSpent),
     #[error(
         "{asked} was redirected to {answered}: these credentials see only part of it (for an org's members: not a member of the org)"
     )]
@@ -53,7 +51,7 @@ impl ApiError {
     /// Failures a smaller page may avoid: gateway timeouts, client timeouts, resource limits.
     fn page_too_big(&self) -> bool {
         match self {
-            Self::Http(e) => http_page_too_big(e),
+            Self::Http(e) => e.may_pass_smaller(),
             Self::Graphql { kind, message } => {
                 kind.as_deref().is_some_and(|k| {
                     k.contains("RESOURCE_LIMITS") || k == "MAX_NODE_LIMIT_EXCEEDED"
@@ -64,17 +62,6 @@ impl ApiError {
     }
 }
 
-/// What the connector did beyond plain requests (the HTTP layer counts those).
-#[derive(Debug, Default)]
-pub struct ApiStats {
-    pub graphql_requests: AtomicU64,
-    pub rest_requests: AtomicU64,
-    /// Pauses to keep the GraphQL quota above the reserve.
-    pub reserve_pauses: AtomicU64,
-    /// Times a page was halved after a timeout or resource-limit error.
-    pub page_shrinks: AtomicU64,
-}
-
 enum Credentials {
     Token(HeaderValue),
     /// The installation client, and a lock so concurrent requests mint one token, not one each
@@ -83,44 +70,25 @@ enum Credentials {
 }
 
 pub struct Api {
-    http: HttpClient,
+    client: ApiClient,
     credentials: Credentials,
     settings: Arc<Settings>,
     /// No GraphQL request before this moment (the quota reserve).
-    paused_until: Mutex<Option<SystemTime>>,
+    pub reserve: Pause,
     /// Errors GitHub reported about single items of otherwise good pages, since last taken.
     /// Orgs are crawled one after another, so what is taken after an org belongs to it.
     field_errors: Mutex<Vec<String>>,
-    pub stats: ApiStats,
 }
 
 impl Api {
     pub fn new(settings: Arc<Settings>) -> Result<Self, ApiError> {
-        let cache: Option<Arc<dyn ResponseCache>> = match FileCache::new(&settings.cache_dir) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(e) => {
-                tracing::warn!(dir = %settings.cache_dir.display(), error = %e, "no ETag cache: every REST request will be a full one");
-                None
-            }
-        };
-        let http = HttpClient::new(
-            HttpConfig {
-                timeout: settings.timeout,
-                requests_per_second: settings.requests_per_second,
-                burst: settings.requests_per_second.saturating_mul(2),
-                max_retries: settings.max_retries,
-                max_total_wait: settings.max_pause.max(Duration::from_secs(60)),
-                ..HttpConfig::default()
-            },
-            cache,
-        )?;
+        let http = HttpClient::cached_in(settings.http.clone(), &settings.cache_dir)?;
         let credentials = match &settings.auth {
             Auth::Token(token) => {
-                let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
-                    .map_err(|_| {
+                let value =
+                    secret_header(&format!("Bearer {}", token.expose())).ok_or_else(|| {
                         ApiError::App("the token has characters a header cannot carry".into())
                     })?;
-                value.set_sensitive(true);
                 Credentials::Token(value)
             }
             Auth::App {
@@ -143,17 +111,25 @@ impl Api {
             }
         };
         Ok(Self {
-            http,
+            client: ApiClient::new(http, &settings.graphql_url),
             credentials,
+            reserve: Pause::new(
+                settings.max_pause,
+                "GraphQL quota is spent or under the reserve",
+                "GraphQL quota at its reserve",
+            ),
             settings,
-            paused_until: Mutex::new(None),
             field_errors: Mutex::new(Vec::new()),
-            stats: ApiStats::default(),
         })
     }
 
     pub fn http(&self) -> &HttpClient {
-        &self.http
+        self.client.http()
+    }
+
+    /// What the client has done so far.
+    pub fn stats(&self) -> ApiStats {
+        self.client.stats(&self.reserve)
     }
 
     async fn headers(&self) -> Result<HeaderMap, ApiError> {
@@ -168,10 +144,8 @@ impl Api {
                     .installation_token()
                     .await
                     .map_err(|e| ApiError::App(app_error(&e)))?;
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", token.expose_secret()))
-                    .map_err(|_| ApiError::App("unusable installation token".into()))?;
-                v.set_sensitive(true);
-                v
+                secret_header(&format!("Bearer {}", token.expose_secret()))
+                    .ok_or_else(|| ApiError::App("unusable installation token".into()))?
             }
         };
         headers.insert("authorization", auth);
@@ -188,24 +162,9 @@ impl Api {
 
     /// Waits out a reserve pause, or says the wait is longer than allowed.
     async fn respect_reserve(&self) -> Result<(), ApiError> {
-        let until = *self.paused_until.lock().await;
-        if let Some(until) = until {
-            let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-            if wait > self.settings.max_pause {
-                return Err(ApiError::QuotaExhausted {
-                    reset_in_secs: wait.as_secs(),
-                });
-            }
-            if !wait.is_zero() {
-                self.stats.reserve_pauses.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    wait_secs = wait.as_secs_f64(),
-                    "GraphQL quota at its reserve; pausing until it resets"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            *self.paused_until.lock().await = None;
-        }
+        self.reserve.wait().await?;
+        // The next answer says how the quota stands now.
+        self.reserve.set(None).await;
         Ok(())
     }
 
@@ -233,31 +192,14 @@ impl Api {
     ) -> Result<T, ApiError> {
         loop {
             self.respect_reserve().await?;
-            let body = serde_json::to_vec(&json!({"query": query, "variables": variables}))
-                .map_err(|e| ApiError::Decode {
-                    what: "the query".into(),
-                    message: e.to_string(),
-                })?;
-            let mut headers = self.headers().await?;
-            headers.insert("content-type", HeaderValue::from_static("application/json"));
-            self.stats.graphql_requests.fetch_add(1, Ordering::Relaxed);
+            let headers = self.headers().await?;
             let response = self
-                .http
-                .send_when(
-                    Method::POST,
-                    &self.settings.graphql_url,
-                    headers,
-                    Some(body.into()),
-                    |e| e.is_retryable() && (retry_big || !http_page_too_big(e)),
-                )
+                .client
+                .graphql(headers, query, variables, retry_big)
                 .await?;
-            let parsed: GraphqlResponse<OrgData<T>> =
-                response.json().map_err(|e| ApiError::Decode {
-                    what: format!("GraphQL ({org})"),
-                    message: e.to_string(),
-                })?;
+            let parsed: GraphqlResponse<OrgData<T>> = response.parse(format!("GraphQL ({org})"))?;
             if let Some(rate) = parsed.data.as_ref().and_then(|d| d.rate_limit) {
-                *self.paused_until.lock().await = self.note_rate_limit(&rate);
+                self.reserve.set(self.note_rate_limit(&rate)).await;
             }
             if let Some(error) = parsed.errors.first() {
                 // Documented as `RATE_LIMITED`; since 2025 also `RATE_LIMIT` with a code.
@@ -272,7 +214,7 @@ impl Api {
                         .and_then(|v| v.parse::<u64>().ok())
                         .map(|s| UNIX_EPOCH + Duration::from_secs(s + 1))
                         .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(60));
-                    *self.paused_until.lock().await = Some(reset);
+                    self.reserve.set(Some(reset)).await;
                     continue;
                 }
                 if error.kind.as_deref() == Some("NOT_FOUND") && error.depth() <= 1 {
@@ -314,7 +256,7 @@ impl Api {
                 Err(e) if !floor && e.page_too_big() => {
                     let smaller = (*first / 2).max(MIN_PAGE);
                     tracing::info!(org, from = *first, to = smaller, error = %e, "shrinking the GraphQL page");
-                    self.stats.page_shrinks.fetch_add(1, Ordering::Relaxed);
+                    self.client.shrunk();
                     *first = smaller;
                 }
                 other => return other,
@@ -351,61 +293,27 @@ impl Api {
                         .to_string(),
                 });
             }
-            let page: Vec<T> = response.json().map_err(|e| ApiError::Decode {
-                what: surveyor_http::redact(&url),
-                message: e.to_string(),
-            })?;
-            items.extend(page);
-            match response.header("link").and_then(next_link) {
-                Some(next) => url = next,
-                None => return Ok(items),
-            }
+            items.extend(response.parse::<Vec<T>>(surveyor_http::redact(&url))?);
+            let Some(next) = response.next_link() else {
+                return Ok(items);
+            };
+            url = next;
         }
     }
 
     /// One REST object.
     pub async fn rest_object<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.settings.api_url);
-        let response = self.rest_get(&url).await?;
-        response.json().map_err(|e| ApiError::Decode {
-            what: surveyor_http::redact(&url),
-            message: e.to_string(),
-        })
+        Ok(self
+            .rest_get(&url)
+            .await?
+            .parse(surveyor_http::redact(&url))?)
     }
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {
         let headers = self.headers().await?;
-        self.stats.rest_requests.fetch_add(1, Ordering::Relaxed);
-        Ok(self.http.get(url, headers).await?)
+        Ok(self.client.rest(url, headers).await?)
     }
-}
-
-/// The `rel="next"` target of a `Link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
-        is_next.then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
-/// Gateway and client timeouts: GitHub gave up computing the page, or we gave up waiting.
-fn http_page_too_big(e: &HttpError) -> bool {
-    matches!(
-        e,
-        HttpError::Status {
-            status: 502 | 504,
-            ..
-        } | HttpError::Timeout { .. }
-    )
 }
 
 /// octocrab's errors can embed response bodies; keep the first line, which names the failure.
@@ -415,20 +323,4 @@ fn app_error(e: &octocrab::Error) -> String {
         other => other.to_string(),
     };
     text.lines().next().unwrap_or_default().to_string()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn finds_the_next_link() {
-        let h = r#"<https://api.github.com/orgs/a/members?page=2>; rel="next", <https://api.github.com/orgs/a/members?page=5>; rel="last""#;
-        assert_eq!(
-            next_link(h).as_deref(),
-            Some("https://api.github.com/orgs/a/members?page=2")
-        );
-        let last = r#"<https://api.github.com/orgs/a/members?page=4>; rel="prev", <https://api.github.com/orgs/a/members?page=1>; rel="first""#;
-        assert_eq!(next_link(last), None);
-    }
 }

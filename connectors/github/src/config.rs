@@ -5,36 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use globset::{GlobSet, GlobSetBuilder};
 use serde::Deserialize;
-use surveyor_model::Secret;
-
-/// Keys a `kind = "github"` table accepts besides the common ones.
-pub const KEYS: &[&str] = &[
-    "orgs",
-    "token",
-    "app_id",
-    "private_key_file",
-    "installation_id",
-    "api_url",
-    "graphql_url",
-    "include",
-    "exclude",
-    "topics",
-    "skip_archived",
-    "skip_forks",
-    "namespace",
-    "component_type",
-    "lifecycle",
-    "topic_types",
-    "page_size",
-    "rate_limit_reserve",
-    "max_rate_limit_pause_secs",
-    "requests_per_second",
-    "max_retries",
-    "timeout_secs",
-    "cache_dir",
-];
+use surveyor_http::HttpConfig;
+use surveyor_model::kit::{
+    default_component_type, default_lifecycle, default_namespace, ensure, http_url, not_blank,
+    number, within,
+};
+use surveyor_model::{ConfigError, Secret};
+use surveyor_repofiles::forge::{Filters, Mapping, Segments, default_topic_types, globs};
 
 /// `[[connectors]] kind = "github"`.
 ///
@@ -81,7 +59,7 @@ pub struct GithubConfig {
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// `spec.type` for a repository no topic rule matches.
-    #[serde(default = "default_type")]
+    #[serde(default = "default_component_type")]
     pub component_type: String,
     /// `spec.lifecycle` for live repositories; archived ones are `deprecated`.
     #[serde(default = "default_lifecycle")]
@@ -91,19 +69,19 @@ pub struct GithubConfig {
     #[serde(default = "default_topic_types")]
     pub topic_types: BTreeMap<String, String>,
     /// Repositories and teams per GraphQL page (GitHub allows at most 100).
-    #[serde(default = "default_page_size")]
+    #[serde(default = "number::<_, 100>")]
     pub page_size: u32,
     /// Pause before the GraphQL quota falls under this share of the limit, until it resets.
     #[serde(default = "default_reserve")]
     pub rate_limit_reserve: f64,
     /// The longest such pause; a later reset leaves the org partial instead.
-    #[serde(default = "default_max_pause")]
+    #[serde(default = "number::<_, 3600>")]
     pub max_rate_limit_pause_secs: u64,
-    #[serde(default = "default_rps")]
+    #[serde(default = "number::<_, 10>")]
     pub requests_per_second: u32,
-    #[serde(default = "default_retries")]
+    #[serde(default = "number::<_, 5>")]
     pub max_retries: usize,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "number::<_, 60>")]
     pub timeout_secs: u64,
     /// Where REST ETags and bodies are kept between runs (relative to the config file's
     /// directory); default `.surveyor-cache/<connector id>`.
@@ -113,71 +91,8 @@ pub struct GithubConfig {
 fn default_api_url() -> String {
     "https://api.github.com".into()
 }
-fn default_namespace() -> String {
-    "default".into()
-}
-fn default_type() -> String {
-    "service".into()
-}
-fn default_lifecycle() -> String {
-    "production".into()
-}
-fn default_topic_types() -> BTreeMap<String, String> {
-    [
-        ("library", "library"),
-        ("lib", "library"),
-        ("sdk", "library"),
-        ("website", "website"),
-        ("frontend", "website"),
-        ("documentation", "documentation"),
-        ("docs", "documentation"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-fn default_page_size() -> u32 {
-    100
-}
 fn default_reserve() -> f64 {
     0.1
-}
-fn default_max_pause() -> u64 {
-    3600
-}
-fn default_rps() -> u32 {
-    10
-}
-fn default_retries() -> usize {
-    5
-}
-fn default_timeout() -> u64 {
-    60
-}
-
-/// Why a github connector cannot be built from its config; each names the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum GithubConfigError {
-    #[error("orgs: list at least one organisation login")]
-    NoOrgs,
-    #[error("orgs: {0:?} is not a valid organisation login")]
-    BadOrg(String),
-    #[error(
-        "token: give either `token` or all of `app_id`, `private_key_file` and `installation_id` (missing: {0})"
-    )]
-    NoAuth(String),
-    #[error("token: `token` and the GitHub App keys are both set; keep one")]
-    TwoAuths,
-    #[error("private_key_file: cannot read {path}: {message}")]
-    Key { path: String, message: String },
-    #[error("{key}: invalid glob {pattern:?}: {message}")]
-    Glob {
-        key: &'static str,
-        pattern: String,
-        message: String,
-    },
-    #[error("{key}: {message}")]
-    Invalid { key: &'static str, message: String },
 }
 
 /// How the connector proves who it is.
@@ -190,6 +105,16 @@ pub enum Auth {
         key: Secret,
         installation_id: u64,
     },
+}
+
+impl Auth {
+    /// The key whose value the API client is built from, to blame when it cannot be.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Token(_) => "token",
+            Self::App { .. } => "private_key_file",
+        }
+    }
 }
 
 impl std::fmt::Debug for Auth {
@@ -215,21 +140,12 @@ pub struct Settings {
     pub auth: Auth,
     pub api_url: String,
     pub graphql_url: String,
-    pub include: Option<GlobSet>,
-    pub exclude: Option<GlobSet>,
-    pub topics: Vec<String>,
-    pub skip_archived: bool,
-    pub skip_forks: bool,
-    pub namespace: String,
-    pub component_type: String,
-    pub lifecycle: String,
-    pub topic_types: BTreeMap<String, String>,
+    pub filters: Filters,
+    pub mapping: Mapping,
     pub page_size: u32,
     pub reserve: f64,
     pub max_pause: Duration,
-    pub requests_per_second: u32,
-    pub max_retries: usize,
-    pub timeout: Duration,
+    pub http: HttpConfig,
     pub cache_dir: PathBuf,
 }
 
@@ -238,18 +154,18 @@ pub const MIN_PAGE: u32 = 10;
 
 impl GithubConfig {
     /// Checks the table; `base_dir` is the config file's directory, `id` the connector's.
-    pub fn settings(self, id: &str, base_dir: &Path) -> Result<Settings, GithubConfigError> {
-        if self.orgs.is_empty() {
-            return Err(GithubConfigError::NoOrgs);
-        }
+    pub fn settings(self, id: &str, base_dir: &Path) -> Result<Settings, ConfigError> {
+        ensure(!self.orgs.is_empty(), "orgs", || {
+            "list at least one organisation login".into()
+        })?;
         for org in &self.orgs {
             let valid = !org.is_empty()
                 && org.len() <= 39
                 && org.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
                 && !org.starts_with('-');
-            if !valid {
-                return Err(GithubConfigError::BadOrg(org.clone()));
-            }
+            ensure(valid, "orgs", || {
+                format!("{org:?} is not a valid organisation login")
+            })?;
         }
         let app_keys = [
             self.app_id.is_some(),
@@ -263,28 +179,26 @@ impl GithubConfig {
             self.installation_id,
         ) {
             (Some(_), ..) if app_keys.iter().any(|k| *k) => {
-                return Err(GithubConfigError::TwoAuths);
+                return Err(ConfigError::new(
+                    "token",
+                    "`token` and the GitHub App keys are both set; keep one",
+                ));
             }
             (Some(token), ..) => {
-                if token.expose().trim().is_empty() {
-                    return Err(GithubConfigError::Invalid {
-                        key: "token",
-                        message: "is empty".into(),
-                    });
-                }
+                not_blank("token", token.expose())?;
                 Auth::Token(token)
             }
             (None, Some(app_id), Some(key_file), Some(installation_id)) => {
                 let path = base_dir.join(&key_file);
-                let pem = std::fs::read_to_string(&path).map_err(|e| GithubConfigError::Key {
-                    path: path.display().to_string(),
-                    message: e.to_string(),
-                })?;
+                let unusable = |why: String| {
+                    ConfigError::new(
+                        "private_key_file",
+                        format!("cannot read {}: {why}", path.display()),
+                    )
+                };
+                let pem = std::fs::read_to_string(&path).map_err(|e| unusable(e.to_string()))?;
                 if !pem.contains("PRIVATE KEY-----") {
-                    return Err(GithubConfigError::Key {
-                        path: path.display().to_string(),
-                        message: "not a PEM private key".into(),
-                    });
+                    return Err(unusable("not a PEM private key".into()));
                 }
                 Auth::App {
                     app_id,
@@ -302,71 +216,62 @@ impl GithubConfig {
                 .into_iter()
                 .filter_map(|(k, m)| m.then_some(k))
                 .collect();
-                return Err(GithubConfigError::NoAuth(missing.join(", ")));
+                return Err(ConfigError::new(
+                    "token",
+                    format!(
+                        "give either `token` or all of `app_id`, `private_key_file` and `installation_id` (missing: {})",
+                        missing.join(", ")
+                    ),
+                ));
             }
         };
         let api_url = self.api_url.trim_end_matches('/').to_string();
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(GithubConfigError::Invalid {
-                key: "api_url",
-                message: format!("{api_url:?} is not an http(s) URL"),
-            });
-        }
+        http_url("api_url", &api_url)?;
         let graphql_url = self
             .graphql_url
             .unwrap_or_else(|| graphql_url_for(&api_url));
-        if !(1..=100).contains(&self.page_size) {
-            return Err(GithubConfigError::Invalid {
-                key: "page_size",
-                message: format!("{} is outside 1..=100", self.page_size),
-            });
-        }
-        if !(0.0..1.0).contains(&self.rate_limit_reserve) {
-            return Err(GithubConfigError::Invalid {
-                key: "rate_limit_reserve",
-                message: format!(
+        within("page_size", self.page_size, 1..=100)?;
+        ensure(
+            (0.0..1.0).contains(&self.rate_limit_reserve),
+            "rate_limit_reserve",
+            || {
+                format!(
                     "{} is not a share between 0 and 1 (0.1 keeps 10% in reserve)",
                     self.rate_limit_reserve
-                ),
-            });
-        }
-        if !surveyor_model::validate::is_valid_namespace(&self.namespace) {
-            return Err(GithubConfigError::Invalid {
-                key: "namespace",
-                message: format!(
-                    "{:?} is not a valid namespace (lower-case letters, digits and '-')",
-                    self.namespace
-                ),
-            });
-        }
+                )
+            },
+        )?;
+        let max_pause = Duration::from_secs(self.max_rate_limit_pause_secs);
+        let http = HttpConfig::paced(
+            self.requests_per_second,
+            self.max_retries,
+            self.timeout_secs,
+        )
+        .waiting_at_most(max_pause.max(Duration::from_secs(60)));
+        let mapping = Mapping::new(
+            self.namespace,
+            self.component_type,
+            self.lifecycle,
+            self.topic_types,
+        )?;
         Ok(Settings {
             orgs: self.orgs,
             auth,
             api_url,
             graphql_url,
-            include: globs("include", &self.include)?,
-            exclude: globs("exclude", &self.exclude)?,
-            topics: self.topics.iter().map(|t| t.to_lowercase()).collect(),
-            skip_archived: self.skip_archived,
-            skip_forks: self.skip_forks,
-            namespace: self.namespace,
-            component_type: self.component_type,
-            lifecycle: self.lifecycle,
-            topic_types: self
-                .topic_types
-                .into_iter()
-                .map(|(k, v)| (k.to_lowercase(), v))
-                .collect(),
+            filters: Filters {
+                include: globs("include", &self.include, Segments::Crossed)?,
+                exclude: globs("exclude", &self.exclude, Segments::Crossed)?,
+                topics: self.topics.iter().map(|t| t.to_lowercase()).collect(),
+                skip_archived: self.skip_archived,
+                skip_forks: self.skip_forks,
+            },
+            mapping,
             page_size: self.page_size.max(MIN_PAGE.min(self.page_size)),
             reserve: self.rate_limit_reserve,
-            max_pause: Duration::from_secs(self.max_rate_limit_pause_secs),
-            requests_per_second: self.requests_per_second.max(1),
-            max_retries: self.max_retries,
-            timeout: Duration::from_secs(self.timeout_secs.max(1)),
-            cache_dir: base_dir.join(
-                self.cache_dir
-                    .unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)),
-            ),
+            max_pause,
+            http,
+            cache_dir: surveyor_http::cache_dir(base_dir, self.cache_dir, id),
         })
     }
 }
@@ -378,29 +283,6 @@ pub fn graphql_url_for(api_url: &str) -> String {
         Some(host) => format!("{host}/api/graphql"),
         None => format!("{api_url}/graphql"),
     }
-}
-
-fn globs(key: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, GithubConfigError> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = globset::GlobBuilder::new(p)
-            .case_insensitive(true)
-            .build()
-            .map_err(|e| GithubConfigError::Glob {
-                key,
-                pattern: p.clone(),
-                message: e.kind().to_string(),
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| GithubConfigError::Glob {
-        key,
-        pattern: patterns.join(", "),
-        message: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -445,7 +327,13 @@ mod tests {
         let err = config("orgs = [\"acme\"]\ntoken = \"x\"\napp_id = 1")
             .settings("gh", dir.path())
             .unwrap_err();
-        assert!(matches!(err, GithubConfigError::TwoAuths));
+        assert_eq!(
+            err,
+            ConfigError::new(
+                "token",
+                "`token` and the GitHub App keys are both set; keep one"
+            )
+        );
         let err = config(
             "orgs = [\"acme\"]\napp_id = 1\ninstallation_id = 2\nprivate_key_file = \"nope.pem\"",
         )
@@ -491,6 +379,7 @@ mod tests {
         ] {
             let err = config(toml).settings("gh", dir.path()).unwrap_err();
             assert!(err.to_string().starts_with(key), "{toml}: {err}");
+            assert_eq!(err.key, key, "{toml}");
         }
     }
 }

@@ -14,16 +14,16 @@ mod queries;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use serde_json::json;
-use surveyor_model::{
-    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
-};
-use surveyor_repofiles::{CATALOG_INFO_FILES, Ecosystem, parse_catalog_info};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation, Outcome};
+use surveyor_repofiles::Flavor;
+use surveyor_repofiles::forge::{self, Built};
 
 pub use api::ApiError;
-pub use config::{GithubConfig, GithubConfigError, KEYS, graphql_url_for};
+pub use config::{GithubConfig, graphql_url_for};
+/// What the last crawls cost, for `sync` output and benchmarks.
+pub use surveyor_http::ApiStats as CrawlStats;
 
 use crate::api::Api;
 use crate::config::Settings;
@@ -40,30 +40,12 @@ pub struct GithubConnector {
     api: Api,
 }
 
-/// What the last crawls cost, for `sync` output and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrawlStats {
-    pub graphql_requests: u64,
-    pub rest_requests: u64,
-    pub rest_not_modified: u64,
-    pub retries: u64,
-    pub rate_limit_waits: u64,
-    pub reserve_pauses: u64,
-    pub page_shrinks: u64,
-    pub bytes: u64,
-}
-
 impl GithubConnector {
     /// Builds the connector; `base_dir` is the config file's directory (key files, cache).
-    pub fn new(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, GithubConfigError> {
+    pub fn new(id: &str, config: GithubConfig, base_dir: &Path) -> Result<Self, ConfigError> {
         let settings = Arc::new(config.settings(id, base_dir)?);
-        let api = Api::new(Arc::clone(&settings)).map_err(|e| GithubConfigError::Invalid {
-            key: match settings.auth {
-                config::Auth::Token(_) => "token",
-                config::Auth::App { .. } => "private_key_file",
-            },
-            message: e.to_string(),
-        })?;
+        let api = Api::new(Arc::clone(&settings))
+            .map_err(|e| ConfigError::new(settings.auth.key(), e.to_string()))?;
         Ok(Self {
             id: id.to_string(),
             settings,
@@ -72,28 +54,11 @@ impl GithubConnector {
     }
 
     pub fn stats(&self) -> CrawlStats {
-        let http = self.api.http().metrics().snapshot();
-        let s = &self.api.stats;
-        CrawlStats {
-            graphql_requests: s.graphql_requests.load(Ordering::Relaxed),
-            rest_requests: s.rest_requests.load(Ordering::Relaxed),
-            rest_not_modified: http.not_modified,
-            retries: http.retries,
-            rate_limit_waits: http.rate_limit_waits,
-            reserve_pauses: s.reserve_pauses.load(Ordering::Relaxed),
-            page_shrinks: s.page_shrinks.load(Ordering::Relaxed),
-            bytes: http.bytes,
-        }
+        self.api.stats()
     }
 
-    async fn crawl_org(
-        &self,
-        org: &str,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = org.to_string();
-
+    /// One org: one scope.
+    async fn crawl_org(&self, org: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         // Members (REST), teams and repositories (GraphQL) do not depend on each other: ask
         // for them together, so the org costs the longest of the three, not their sum.
         let members_path = format!("/orgs/{org}/members?per_page=100");
@@ -105,23 +70,23 @@ impl GithubConnector {
         if let (Err(e), Err(_), Some(_), true) = (&members, &teams, &repos_error, repos.is_empty())
         {
             // Nothing came back at all (bad credentials, no such org, GitHub down).
-            outcome.failed(&scope, format!("org members: {e}"));
+            outcome.failed(org, format!("org members: {e}"));
         }
         let members = members.unwrap_or_else(|e| {
             // Without the member list the org's people cannot be trusted as complete; its
             // repositories are still worth reading.
-            outcome.partial(&scope, format!("org members: {e}"));
+            outcome.partial(org, format!("org members: {e}"));
             Vec::new()
         });
         let (teams, team_members) = teams.unwrap_or_else(|e| {
-            outcome.partial(&scope, format!("teams: {e}"));
+            outcome.partial(org, format!("teams: {e}"));
             (Vec::new(), BTreeMap::new())
         });
         if let Some(e) = repos_error {
             let reason = format!("repositories after {} read: {e}", repos.len());
             match e {
-                ApiError::OrgNotFound(_) => outcome.failed(&scope, reason),
-                _ => outcome.partial(&scope, reason),
+                ApiError::OrgNotFound(_) => outcome.failed(org, reason),
+                _ => outcome.partial(org, reason),
             }
         }
 
@@ -151,7 +116,7 @@ impl GithubConnector {
                     );
                 }
                 Err(e) => {
-                    outcome.partial(&scope, format!("user {}: {e}", m.login));
+                    outcome.partial(org, format!("user {}: {e}", m.login));
                     details.insert(
                         m.login.to_lowercase(),
                         UserNode {
@@ -203,7 +168,7 @@ impl GithubConnector {
                 .cloned()
                 .unwrap_or_default();
             if let Some(group) = map::group(&self.settings, org, t, &kids, &logins) {
-                sink.send(Observation::discovered(&scope, &t.id, group))
+                sink.send(Observation::discovered(org, &t.id, group))
                     .await?;
             }
         }
@@ -214,65 +179,30 @@ impl GithubConnector {
             let name = map::entity_name(&u.login).unwrap_or_default();
             let groups = teams_of.get(&name).cloned().unwrap_or_default();
             if let Some(user) = map::user(&self.settings, org, u, &groups) {
-                sink.send(Observation::discovered(&scope, &m.node_id, user))
+                sink.send(Observation::discovered(org, &m.node_id, user))
                     .await?;
             }
         }
 
         // Components, then internal dependencies once every producer is known.
-        let built: Vec<BuiltRepo> = repos
+        let built: Vec<Built> = repos
             .iter()
             .filter(|r| self.keeps(r))
             .map(|r| self.build_repo(org, r, &login_by_email, outcome))
             .collect();
-        let mut built = built;
-        surveyor_repofiles::catalog::link_dependencies(
-            &mut built
-                .iter_mut()
-                .map(|b| surveyor_repofiles::catalog::Linkable {
-                    entity: &mut b.entity,
-                    entity_ref: &b.entity_ref,
-                    produces: &b.produces,
-                    dependencies: &b.dependencies,
-                })
-                .collect::<Vec<_>>(),
-        );
-        for b in built {
-            let entity = b.entity;
-            let observation = if b.declared {
-                Observation::declared(&scope, &b.external_id, entity)
-            } else {
-                Observation::discovered(&scope, &b.external_id, entity)
-            };
-            sink.send(observation).await?;
-            for (external_id, extra) in b.extra {
-                sink.send(Observation::declared(&scope, external_id, extra))
-                    .await?;
-            }
-        }
+        forge::send(built, org, sink).await?;
         for note in self.api.take_field_errors().await {
-            outcome.partial(&scope, format!("GraphQL: {note}"));
+            outcome.partial(org, format!("GraphQL: {note}"));
         }
-        outcome.complete(&scope);
+        outcome.complete(org);
         Ok(())
     }
 
     fn keeps(&self, repo: &RepoNode) -> bool {
-        let s = &self.settings;
-        if (s.skip_archived && repo.is_archived) || (s.skip_forks && repo.is_fork) {
-            return false;
-        }
-        if s.include.as_ref().is_some_and(|g| !g.is_match(&repo.name)) {
-            return false;
-        }
-        if s.exclude.as_ref().is_some_and(|g| g.is_match(&repo.name)) {
-            return false;
-        }
-        if !s.topics.is_empty() {
-            let topics = repo.topics();
-            return s.topics.iter().any(|t| topics.contains(t));
-        }
-        true
+        let topics = repo.topics();
+        self.settings
+            .filters
+            .keeps(&repo.name, repo.is_archived, repo.is_fork, &topics)
     }
 
     fn build_repo(
@@ -281,95 +211,21 @@ impl GithubConnector {
         repo: &RepoNode,
         login_by_email: &BTreeMap<String, String>,
         outcome: &mut Outcome,
-    ) -> BuiltRepo {
-        let ns = &self.settings.namespace;
-        let codeowners = surveyor_repofiles::Flavor::GitHub
-            .locations()
-            .iter()
-            .find_map(|p| repo.file(p));
-        let owners = codeowners
-            .map(|text| map::codeowners_refs(text, org, ns, login_by_email))
-            .unwrap_or_default();
-        let packages = map::packages(repo);
+    ) -> Built {
+        let ns = &self.settings.mapping.namespace;
+        let files = repo.files();
+        let team = map::org_team(org);
+        let owners = files.owners(Flavor::GitHub, ns, login_by_email, team, None);
+        let packages = map::packages(&files);
         let name =
             map::entity_name(&repo.name).unwrap_or_else(|| format!("repo-{}", short_id(&repo.id)));
         let discovered = map::component(&self.settings, repo, &name, &owners, &packages);
-        let mut entity = discovered.clone();
-        let mut declared = false;
-        let mut extra = Vec::new();
-        for unreadable in repo.unreadable_files() {
-            if CATALOG_INFO_FILES.contains(&unreadable) {
-                outcome.problem(Problem {
-                    scope: org.to_string(),
-                    location: format!("{}:{unreadable}", repo.name_with_owner),
-                    field: None,
-                    message: "too large or binary: GitHub did not return its text".into(),
-                });
-            }
-        }
-        if let Some((file, text)) = CATALOG_INFO_FILES
-            .iter()
-            .find_map(|f| repo.file(f).map(|t| (*f, t)))
-        {
-            let mut claimed = false;
-            for doc in parse_catalog_info(text) {
-                let location = format!(
-                    "{}:{file}{}",
-                    repo.name_with_owner,
-                    doc.line.map(|l| format!(":{l}")).unwrap_or_default()
-                );
-                match doc.result {
-                    // The first Component describes the repository itself.
-                    Ok(d) if !claimed && d.kind.eq_ignore_ascii_case("Component") => {
-                        claimed = true;
-                        match map::overlay(&discovered, &d) {
-                            Ok(merged) => {
-                                entity = merged;
-                                declared = true;
-                            }
-                            Err(message) => outcome.problem(Problem {
-                                scope: org.to_string(),
-                                location,
-                                field: None,
-                                message,
-                            }),
-                        }
-                    }
-                    Ok(d) => match d.entity_ref() {
-                        Ok(r) => extra.push((format!("{}#{file}#{}", repo.id, r.key()), d)),
-                        Err(e) => outcome.problem(Problem {
-                            scope: org.to_string(),
-                            location,
-                            field: Some("metadata.name".into()),
-                            message: e.to_string(),
-                        }),
-                    },
-                    Err(e) => outcome.problem(Problem {
-                        scope: org.to_string(),
-                        location,
-                        field: e.field().map(str::to_string),
-                        message: e.to_string(),
-                    }),
-                }
-            }
-        }
-        let entity_ref = entity
-            .entity_ref()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| format!("component:{ns}/{name}"));
-        BuiltRepo {
-            external_id: repo.id.clone(),
-            entity_ref,
-            dependencies: packages
-                .dependencies
-                .iter()
-                .map(|d| (d.ecosystem, d.package.clone()))
-                .collect(),
-            produces: packages.produces,
-            entity,
-            declared,
-            extra,
-        }
+        let at = (
+            repo.name_with_owner.as_str(),
+            org,
+            "too large or binary: GitHub did not return its text",
+        );
+        Built::new(repo.id.clone(), discovered, packages, &files, at, outcome)
     }
 
     /// Every repository of the org, page by page; on a failure, what was read and the error.
@@ -471,16 +327,6 @@ fn no_cursor() -> ApiError {
     }
 }
 
-struct BuiltRepo {
-    external_id: String,
-    entity_ref: String,
-    dependencies: Vec<(Ecosystem, String)>,
-    produces: Vec<surveyor_repofiles::Package>,
-    entity: Entity,
-    declared: bool,
-    extra: Vec<(String, Entity)>,
-}
-
 fn short_id(id: &str) -> String {
     id.chars()
         .filter(char::is_ascii_alphanumeric)
@@ -488,28 +334,8 @@ fn short_id(id: &str) -> String {
         .to_lowercase()
 }
 
-#[async_trait::async_trait]
-impl Connector for GithubConnector {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let mut outcome = Outcome::default();
-        for org in &self.settings.orgs {
-            self.crawl_org(org, &sink, &mut outcome).await?;
-        }
-        Ok(outcome)
-    }
-}
+surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
+    each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

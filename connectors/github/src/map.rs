@@ -2,12 +2,8 @@
 //! member -> User, CODEOWNERS -> `spec.owner`, manifests -> package dependencies, and a
 //! repository's own `catalog-info.yaml` laid over what was discovered.
 
-use std::collections::BTreeMap;
-
-use serde_json::{Map, Value, json};
 use surveyor_model::Entity;
-use surveyor_model::validate::is_valid_tag;
-use surveyor_repofiles::{CodeOwners, Flavor, Owner};
+use surveyor_repofiles::forge::{Files, Repo, Team};
 
 use crate::config::Settings;
 use crate::queries::{RepoNode, TeamNode, UserNode};
@@ -15,48 +11,23 @@ use crate::queries::{RepoNode, TeamNode, UserNode};
 /// One naming rule for every source, so the same thing named in two tools is one entity.
 pub use surveyor_model::names::entity_name;
 
-/// Who CODEOWNERS says owns the repository as a whole, first owner first, as entity refs.
-/// Teams of this org become groups, logins users, emails users when a member shows that email.
-pub fn codeowners_refs(
-    text: &str,
-    org: &str,
-    namespace: &str,
-    login_by_email: &BTreeMap<String, String>,
-) -> (Vec<String>, Vec<String>) {
-    let parsed = CodeOwners::parse(text, Flavor::GitHub);
-    let owners = parsed.repo_owners();
-    let refs = owners
-        .iter()
-        .filter_map(|owner| match owner {
-            Owner::Team(path) => {
-                let (team_org, slug) = path.split_once('/')?;
-                // A team of another org cannot be one of our Groups; keep it out of spec.owner.
-                team_org
-                    .eq_ignore_ascii_case(org)
-                    .then(|| entity_name(slug))
-                    .flatten()
-                    .map(|n| format!("group:{namespace}/{n}"))
-            }
-            Owner::User(login) => entity_name(login).map(|n| format!("user:{namespace}/{n}")),
-            Owner::Email(email) => login_by_email
-                .get(&email.to_lowercase())
-                .and_then(|l| entity_name(l))
-                .map(|n| format!("user:{namespace}/{n}")),
-            Owner::Role(_) => None,
-        })
-        .collect();
-    (refs, owners.iter().map(ToString::to_string).collect())
+/// The Group a CODEOWNERS team (`@org/slug`) is: teams of this org only, by slug; a team of
+/// another org cannot be one of our Groups, and stays out of `spec.owner`.
+pub fn org_team(org: &str) -> impl Fn(&str) -> Option<String> + '_ {
+    move |path: &str| {
+        let (team_org, slug) = path.split_once('/')?;
+        team_org
+            .eq_ignore_ascii_case(org)
+            .then(|| entity_name(slug))
+            .flatten()
+    }
 }
 
-pub use surveyor_repofiles::catalog::{Packages, overlay};
+pub use surveyor_repofiles::catalog::Packages;
 
 /// The manifests among the files the repository query read.
-pub fn packages(repo: &RepoNode) -> Packages {
-    surveyor_repofiles::catalog::packages(
-        crate::queries::FILES
-            .iter()
-            .filter_map(|(_, path)| repo.file(path).map(|text| (*path, text))),
-    )
+pub fn packages(files: &Files) -> Packages {
+    files.packages(crate::queries::FILES.iter().map(|(_, path)| *path))
 }
 
 /// The discovered Component for a repository (before any `catalog-info.yaml` is laid over it).
@@ -67,68 +38,22 @@ pub fn component(
     owners: &(Vec<String>, Vec<String>),
     packages: &Packages,
 ) -> Entity {
-    let mut e = Entity::new("Component", &settings.namespace, name);
-    e.metadata.description = repo.description.clone().filter(|d| !d.trim().is_empty());
-    if !name.eq_ignore_ascii_case(&repo.name) {
-        e.metadata.title = Some(repo.name.clone());
-    }
-    let a = &mut e.metadata.annotations;
-    a.insert(
-        "github.com/project-slug".into(),
-        repo.name_with_owner.clone(),
-    );
-    a.insert(
-        "backstage.io/source-location".into(),
-        format!("url:{}/tree/{}/", repo.url, branch(repo)),
-    );
-    if !owners.1.is_empty() {
-        a.insert("surveyor.dev/codeowners".into(), owners.1.join(" "));
-    }
-    if !packages.errors.is_empty() {
-        a.insert(
-            "surveyor.dev/manifest-errors".into(),
-            packages.errors.join("; "),
-        );
-    }
-    if let Some(v) = &repo.visibility {
-        e.metadata
-            .labels
-            .insert("github.com/visibility".into(), v.to_lowercase());
-    }
     let topics = repo.topics();
-    let mut tags: Vec<String> = topics.iter().filter(|t| is_valid_tag(t)).cloned().collect();
-    if let Some(lang) = &repo.primary_language {
-        let tag = lang.name.to_lowercase().replace([' ', '_'], "-");
-        if is_valid_tag(&tag) && !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    e.metadata.tags = tags;
-    e.metadata.links = vec![json!({"url": repo.url, "title": "Repository", "icon": "github"})];
-    let component_type = topics
-        .iter()
-        .find_map(|t| settings.topic_types.get(t))
-        .unwrap_or(&settings.component_type);
-    let spec = &mut e.spec;
-    spec.insert("type".into(), json!(component_type));
-    spec.insert(
-        "lifecycle".into(),
-        json!(if repo.is_archived {
-            "deprecated"
-        } else {
-            settings.lifecycle.as_str()
-        }),
-    );
-    if let Some(owner) = owners.0.first() {
-        spec.insert("owner".into(), json!(owner));
-    }
-    if !packages.produces.is_empty() {
-        spec.insert("packages".into(), json!(packages.produces));
-    }
-    if !packages.dependencies.is_empty() {
-        spec.insert("packageDependencies".into(), json!(packages.dependencies));
-    }
-    e
+    let facts = Repo {
+        forge: "github.com",
+        icon: "github",
+        name: &repo.name,
+        slug: &repo.name_with_owner,
+        description: repo.description.as_deref(),
+        url: &repo.url,
+        tree: format!("{}/tree/{}", repo.url, branch(repo)),
+        visibility: repo.visibility.as_deref(),
+        topics: &topics,
+        tags: topics.clone(),
+        language: repo.primary_language.as_ref().map(|l| l.name.as_str()),
+        archived: repo.is_archived,
+    };
+    settings.mapping.component(&facts, name, owners, packages)
 }
 
 fn branch(repo: &RepoNode) -> &str {
@@ -146,49 +71,42 @@ pub fn group(
     members: &[String],
 ) -> Option<Entity> {
     let name = entity_name(&team.slug)?;
-    let mut e = Entity::new("Group", &settings.namespace, &name);
-    e.metadata.description = team.description.clone().filter(|d| !d.trim().is_empty());
+    let parent = team.parent_team.as_ref().and_then(|p| entity_name(&p.slug));
+    let mut e = settings.mapping.group(
+        &name,
+        &Team {
+            kind: "team",
+            display_name: &team.name,
+            description: team.description.as_deref(),
+            parent: parent.as_deref(),
+            children,
+            members,
+        },
+    );
     e.metadata.annotations.insert(
         "github.com/team-slug".into(),
         format!("{org}/{}", team.slug),
     );
-    e.spec.insert("type".into(), json!("team"));
-    e.spec
-        .insert("profile".into(), json!({"displayName": team.name}));
-    if let Some(parent) = team.parent_team.as_ref().and_then(|p| entity_name(&p.slug)) {
-        e.spec.insert("parent".into(), json!(parent));
-    }
-    e.spec.insert("children".into(), json!(children));
-    e.spec.insert("members".into(), json!(members));
     Some(e)
 }
 
 /// An org member as a User.
 pub fn user(settings: &Settings, org: &str, user: &UserNode, teams: &[String]) -> Option<Entity> {
-    let name = entity_name(&user.login)?;
-    let mut e = Entity::new("User", &settings.namespace, &name);
-    e.metadata
-        .annotations
-        .insert("github.com/user-login".into(), user.login.clone());
-    e.metadata
-        .annotations
-        .insert("github.com/org".into(), org.to_string());
-    let mut profile = Map::new();
-    if let Some(n) = user.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        profile.insert("displayName".into(), json!(n));
-    }
-    if let Some(m) = user.email.as_deref().filter(|m| !m.trim().is_empty()) {
-        profile.insert("email".into(), json!(m));
-    }
-    if !profile.is_empty() {
-        e.spec.insert("profile".into(), Value::Object(profile));
-    }
-    e.spec.insert("memberOf".into(), json!(teams));
+    let person = (user.name.as_deref(), user.email.as_deref());
+    let mut e = settings.mapping.user(&user.login, person, teams)?;
+    let a = &mut e.metadata.annotations;
+    a.insert("github.com/user-login".into(), user.login.clone());
+    a.insert("github.com/org".into(), org.to_string());
     Some(e)
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
+    use surveyor_repofiles::Flavor;
+    use surveyor_repofiles::forge;
+
     use super::*;
 
     #[test]
@@ -201,6 +119,17 @@ mod tests {
         assert_eq!(entity_name(&long).map(|n| n.len()), Some(63));
         // Past 63 characters a name keeps its start and ends in a hash, as from every source.
         assert!(entity_name(&("a".repeat(62) + "-b")).is_some_and(|n| n.len() == 63));
+    }
+
+    /// CODEOWNERS refs as the crawl reads them: teams of this org, logins, members' emails.
+    fn codeowners_refs(
+        text: &str,
+        org: &str,
+        namespace: &str,
+        login_by_email: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let team = org_team(org);
+        forge::codeowners_refs(text, Flavor::GitHub, namespace, login_by_email, team, None)
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! with their CODEOWNERS, descriptor and manifests.
 
 use serde::Deserialize;
+use surveyor_http::PageInfo;
+use surveyor_repofiles::forge::Files;
 
 /// Files read from each repository's default branch, with the alias each gets in the query.
 pub const FILES: &[(&str, &str)] = &[
@@ -91,48 +93,6 @@ pub const TEAM_MEMBERS: &str = r#"query TeamMembers($login: String!, $slug: Stri
   }
 }"#;
 
-#[derive(Debug, Deserialize)]
-pub struct GraphqlResponse<T> {
-    pub data: Option<T>,
-    #[serde(default)]
-    pub errors: Vec<GraphqlError>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct GraphqlError {
-    #[serde(rename = "type")]
-    pub kind: Option<String>,
-    /// Sent beside `type` since 2025 (`graphql_rate_limit`).
-    pub code: Option<String>,
-    pub message: String,
-    /// Where in the answer the error sits: `["organization"]`, or deeper inside a node.
-    #[serde(default)]
-    pub path: Vec<serde_json::Value>,
-}
-
-impl GraphqlError {
-    pub fn depth(&self) -> usize {
-        self.path.len()
-    }
-}
-
-impl std::fmt::Display for GraphqlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let path: Vec<String> = self
-            .path
-            .iter()
-            .map(|p| match p {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
-        match &self.kind {
-            Some(k) => write!(f, "{k} at {}: {}", path.join("."), self.message),
-            None => write!(f, "at {}: {}", path.join("."), self.message),
-        }
-    }
-}
-
 #[derive(Debug, Deserialize, Clone, Copy)]
 #[serde(rename_all = "camelCase")]
 pub struct RateLimit {
@@ -150,18 +110,10 @@ pub struct OrgData<T> {
 
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub end_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
 pub struct Connection<T> {
     pub page_info: PageInfo,
     pub nodes: Vec<Option<T>>,
     /// Items in the whole connection: a listing that ends short of it was cut off.
-    #[serde(default)]
     pub total_count: Option<u64>,
 }
 
@@ -202,7 +154,7 @@ pub struct RepoNode {
     /// The file aliases of [`FILES`] (`null` when the file does not exist), and any field
     /// not named above.
     #[serde(flatten)]
-    pub files: std::collections::HashMap<String, serde_json::Value>,
+    pub blobs: std::collections::HashMap<String, serde_json::Value>,
 }
 
 impl RepoNode {
@@ -214,29 +166,25 @@ impl RepoNode {
             .collect()
     }
 
-    /// The text of a file by repository path, when present and complete.
-    pub fn file(&self, path: &str) -> Option<&str> {
-        let blob = self.blob(path)?;
-        match (blob.get("text"), blob.get("isTruncated")) {
-            (Some(serde_json::Value::String(t)), None | Some(serde_json::Value::Bool(false))) => {
-                Some(t)
-            }
-            _ => None,
-        }
-    }
-
-    fn blob(&self, path: &str) -> Option<&serde_json::Map<String, serde_json::Value>> {
-        let alias = FILES.iter().find(|(_, p)| *p == path)?.0;
-        self.files.get(alias)?.as_object()
-    }
-
-    /// Files present but not readable as text (binary, truncated at GitHub's blob limit).
-    pub fn unreadable_files(&self) -> Vec<&'static str> {
-        FILES
-            .iter()
-            .filter(|(_, path)| self.blob(path).is_some() && self.file(path).is_none())
-            .map(|(_, path)| *path)
-            .collect()
+    /// The files of [`FILES`] the repository has: their text when GitHub gave it whole, else
+    /// `None` (binary, or truncated at GitHub's blob limit).
+    pub fn files(&self) -> Files {
+        Files(
+            FILES
+                .iter()
+                .filter_map(|(alias, path)| {
+                    let blob = self.blobs.get(*alias)?.as_object()?;
+                    let text = match (blob.get("text"), blob.get("isTruncated")) {
+                        (
+                            Some(serde_json::Value::String(t)),
+                            None | Some(serde_json::Value::Bool(false)),
+                        ) => Some(t.clone()),
+                        _ => None,
+                    };
+                    Some((path.to_string(), text))
+                })
+                .collect(),
+        )
     }
 }
 
@@ -284,8 +232,6 @@ pub struct UserNode {
 pub struct RestUser {
     pub login: String,
     pub node_id: String,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub email: Option<String>,
 }

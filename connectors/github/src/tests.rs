@@ -3,28 +3,12 @@
 
 use std::time::Duration;
 
-use surveyor_model::{ScopeStatus, SinkClosed};
+use surveyor_model::{
+    Collected, Connector, ConnectorError, ObservationSink, ScopeStatus, SinkClosed,
+};
 use surveyor_sim::{FAKE_TOKEN, FakeApp, Fault, FaultAction, GithubFake, Org, OrgSpec};
 
 use super::*;
-
-struct Crawl {
-    observations: Vec<Observation>,
-    outcome: Outcome,
-}
-
-impl Crawl {
-    fn of_kind(&self, kind: &str) -> Vec<&Observation> {
-        self.observations
-            .iter()
-            .filter(|o| o.entity.kind == kind)
-            .collect()
-    }
-
-    fn status(&self) -> &ScopeStatus {
-        self.outcome.status("acme").expect("the org is reported")
-    }
-}
 
 fn connector(fake: &GithubFake, dir: &Path, extra: &str) -> GithubConnector {
     let toml = format!(
@@ -35,20 +19,19 @@ fn connector(fake: &GithubFake, dir: &Path, extra: &str) -> GithubConnector {
     GithubConnector::new("gh", config, dir).unwrap()
 }
 
-async fn crawl(c: &GithubConnector) -> Crawl {
-    let (sink, mut rx) = ObservationSink::channel("gh", 64);
-    let collect = tokio::spawn(async move {
-        let mut out = Vec::new();
-        while let Some(o) = rx.recv().await {
-            out.push(o);
-        }
-        out
-    });
-    let outcome = c.crawl(sink).await.unwrap();
-    Crawl {
-        observations: collect.await.unwrap(),
-        outcome,
+/// What the tests ask of a crawl of the org `acme`.
+trait OfOrg {
+    fn status(&self) -> &ScopeStatus;
+}
+
+impl OfOrg for Collected {
+    fn status(&self) -> &ScopeStatus {
+        self.outcome.status("acme").expect("the org is reported")
     }
+}
+
+async fn crawl(c: &GithubConnector) -> Collected {
+    Collected::crawl(c).await.unwrap()
 }
 
 fn small() -> Org {
@@ -262,7 +245,7 @@ async fn a_page_too_big_to_answer_is_halved() {
     assert_eq!(got.status(), &ScopeStatus::Complete, "{:?}", got.outcome);
     assert_eq!(got.of_kind("Component").len(), org.repos.len());
     // 100 -> 50 -> 25, then pages of 25.
-    assert_eq!(c.stats().page_shrinks, 2);
+    assert_eq!(c.stats().shrinks, 2);
     assert_eq!(c.stats().retries, 0, "halving, not retrying the same page");
 
     fake.clear_faults();
@@ -275,7 +258,7 @@ async fn a_page_too_big_to_answer_is_halved() {
     );
     let c = connector(&fake, dir.path(), "");
     assert_eq!(crawl(&c).await.status(), &ScopeStatus::Complete);
-    assert_eq!(c.stats().page_shrinks, 1);
+    assert_eq!(c.stats().shrinks, 1);
 }
 
 #[tokio::test]
@@ -292,7 +275,7 @@ async fn the_quota_reserve_pauses_until_reset() {
     );
     let got = crawl(&c).await;
     assert_eq!(got.status(), &ScopeStatus::Complete, "{:?}", got.outcome);
-    assert!(c.stats().reserve_pauses >= 1);
+    assert!(c.stats().quota_pauses >= 1);
     assert_eq!(fake.stats().rate_limited, 0, "never ran the quota dry");
 
     // A reset further away than allowed: the org is left partial, not hung.

@@ -5,19 +5,18 @@
 
 use std::collections::{BTreeSet, VecDeque};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 use surveyor_http::{
-    FileCache, HeaderMap, HeaderName, HeaderValue, HttpClient, HttpConfig, HttpError, Method,
-    ResponseCache,
+    ApiClient, ApiStats, GraphqlResponse, HeaderMap, HeaderName, HeaderValue, HttpClient,
+    HttpError, Pause, QuotaSpent, Unreadable, secret_header,
 };
-use tokio::sync::Mutex;
 
 use crate::config::{Settings, TokenHeader};
-use crate::queries::{Connection, GraphqlResponse};
+use crate::queries::Connection;
 
 /// Why a request to GitLab did not give an answer the crawl can use. Messages never carry
 /// credentials: URLs lose their query strings in the HTTP layer and tokens never enter errors.
@@ -27,12 +26,10 @@ pub enum ApiError {
     Http(#[from] HttpError),
     #[error("GraphQL: {0}")]
     Graphql(String),
-    #[error("unreadable answer from {what}: {message}")]
-    Decode { what: String, message: String },
-    #[error(
-        "the rate limit is spent until {reset_in_secs}s from now, longer than max_rate_limit_pause_secs"
-    )]
-    QuotaExhausted { reset_in_secs: u64 },
+    #[error(transparent)]
+    Decode(#[from] Unreadable),
+    #[error(transparent)]
+    QuotaExhausted(#[from] QuotaSpent),
     #[error("a next-page link points outside the configured url: {0}")]
     ForeignLink(String),
 }
@@ -50,7 +47,7 @@ impl ApiError {
     /// Failures a smaller batch may avoid: complexity limits, timeouts, gateway errors.
     fn batch_too_big(&self) -> bool {
         match self {
-            Self::Http(e) => http_too_big(e),
+            Self::Http(e) => e.may_pass_smaller(),
             Self::Graphql(message) => {
                 let m = message.to_lowercase();
                 m.contains("complexity") || m.contains("timeout") || m.contains("timed out")
@@ -58,17 +55,6 @@ impl ApiError {
             _ => false,
         }
     }
-}
-
-/// What the connector did beyond plain requests (the HTTP layer counts those).
-#[derive(Debug, Default)]
-pub struct ApiStats {
-    pub rest_requests: AtomicU64,
-    pub graphql_requests: AtomicU64,
-    /// Times a GraphQL batch was halved after a complexity or timeout error.
-    pub batch_shrinks: AtomicU64,
-    /// Pauses because `RateLimit-Remaining` reached zero.
-    pub quota_pauses: AtomicU64,
 }
 
 /// Nodes read by id, and the ids that could not be read with why.
@@ -79,67 +65,45 @@ pub struct Batch<N> {
 }
 
 pub struct Api {
-    http: HttpClient,
+    client: ApiClient,
     auth: (HeaderName, HeaderValue),
     settings: Arc<Settings>,
     /// No request before this moment (the rate limit is spent until then).
-    paused_until: Mutex<Option<SystemTime>>,
+    pub quota: Pause,
     /// Ids per GraphQL query; halves when GitLab refuses a batch as too big, and stays so.
     batch: AtomicUsize,
-    pub stats: ApiStats,
 }
 
 impl Api {
     pub fn new(settings: Arc<Settings>) -> Result<Self, ApiError> {
-        let cache: Option<Arc<dyn ResponseCache>> = match FileCache::new(&settings.cache_dir) {
-            Ok(c) => Some(Arc::new(c)),
-            Err(e) => {
-                tracing::warn!(dir = %settings.cache_dir.display(), error = %e, "no ETag cache: every REST request will be a full one");
-                None
-            }
+        let http = HttpClient::cached_in(settings.http.clone(), &settings.cache_dir)?;
+        let token = settings.token.expose();
+        let (name, value) = match settings.token_header {
+            TokenHeader::Bearer => ("authorization", format!("Bearer {token}")),
+            TokenHeader::PrivateToken => ("private-token", token.to_string()),
         };
-        let http = HttpClient::new(
-            HttpConfig {
-                timeout: settings.timeout,
-                requests_per_second: settings.requests_per_second,
-                burst: settings.requests_per_second.saturating_mul(2),
-                max_retries: settings.max_retries,
-                // One bound for every wait, ours and GitLab's `Retry-After`.
-                max_total_wait: settings.max_pause.max(Duration::from_secs(1)),
-                ..HttpConfig::default()
-            },
-            cache,
-        )?;
-        let unusable = || ApiError::Decode {
-            what: "the token".into(),
-            message: "has characters a header cannot carry".into(),
-        };
-        let auth = match settings.token_header {
-            TokenHeader::Bearer => {
-                let mut v = HeaderValue::from_str(&format!("Bearer {}", settings.token.expose()))
-                    .map_err(|_| unusable())?;
-                v.set_sensitive(true);
-                (HeaderName::from_static("authorization"), v)
-            }
-            TokenHeader::PrivateToken => {
-                let mut v =
-                    HeaderValue::from_str(settings.token.expose()).map_err(|_| unusable())?;
-                v.set_sensitive(true);
-                (HeaderName::from_static("private-token"), v)
-            }
-        };
+        let value = secret_header(&value)
+            .ok_or_else(|| Unreadable::new("the token", "has characters a header cannot carry"))?;
         Ok(Self {
-            http,
-            auth,
+            client: ApiClient::new(http, &settings.graphql_url),
+            auth: (HeaderName::from_static(name), value),
             batch: AtomicUsize::new(settings.page_size as usize),
+            quota: Pause::new(
+                settings.max_pause,
+                "rate limit is spent",
+                "GitLab rate limit spent",
+            ),
             settings,
-            paused_until: Mutex::new(None),
-            stats: ApiStats::default(),
         })
     }
 
     pub fn http(&self) -> &HttpClient {
-        &self.http
+        self.client.http()
+    }
+
+    /// What the client has done so far.
+    pub fn stats(&self) -> ApiStats {
+        self.client.stats(&self.quota)
     }
 
     pub fn api_url(&self) -> &str {
@@ -155,27 +119,8 @@ impl Api {
 
     /// Waits out a spent rate limit, or says the wait is longer than allowed.
     async fn respect_quota(&self) -> Result<(), ApiError> {
-        let until = *self.paused_until.lock().await;
-        if let Some(until) = until {
-            let wait = until.duration_since(SystemTime::now()).unwrap_or_default();
-            if wait > self.settings.max_pause {
-                return Err(ApiError::QuotaExhausted {
-                    reset_in_secs: wait.as_secs(),
-                });
-            }
-            if !wait.is_zero() {
-                self.stats.quota_pauses.fetch_add(1, Ordering::Relaxed);
-                tracing::info!(
-                    wait_secs = wait.as_secs_f64(),
-                    "GitLab rate limit spent; pausing until it resets"
-                );
-                tokio::time::sleep(wait).await;
-            }
-            let mut paused = self.paused_until.lock().await;
-            if paused.is_some_and(|p| p <= SystemTime::now()) {
-                *paused = None;
-            }
-        }
+        self.quota.wait().await?;
+        self.quota.end_if_over().await;
         Ok(())
     }
 
@@ -201,7 +146,7 @@ impl Api {
             })
             .unwrap_or(now + Duration::from_secs(60));
         // A second past the reset, so the new window has surely begun.
-        *self.paused_until.lock().await = Some(reset + Duration::from_secs(1));
+        self.quota.set(Some(reset + Duration::from_secs(1))).await;
     }
 
     /// A 429 whose `Retry-After` is past what we may wait says why in our terms.
@@ -214,20 +159,17 @@ impl Api {
             } => Some(wait.0),
             _ => None,
         };
-        match asked {
-            Some(wait) if wait > self.settings.max_pause => ApiError::QuotaExhausted {
-                reset_in_secs: wait.as_secs(),
-            },
-            _ => ApiError::Http(e),
+        match asked.and_then(|wait| self.quota.refuses(wait)) {
+            Some(refused) => refused.into(),
+            None => ApiError::Http(e),
         }
     }
 
     async fn rest_get(&self, url: &str) -> Result<surveyor_http::Response, ApiError> {
         self.respect_quota().await?;
-        self.stats.rest_requests.fetch_add(1, Ordering::Relaxed);
         let response = self
-            .http
-            .get(url, self.headers())
+            .client
+            .rest(url, self.headers())
             .await
             .map_err(|e| self.classify(e))?;
         // A 304 counts against the limit too, and carries the live headers.
@@ -241,11 +183,8 @@ impl Api {
         url: &str,
     ) -> Result<(Vec<T>, Option<String>), ApiError> {
         let response = self.rest_get(url).await?;
-        let items: Vec<T> = response.json().map_err(|e| ApiError::Decode {
-            what: self.describe(url),
-            message: e.to_string(),
-        })?;
-        let next = match response.header("link").and_then(next_link) {
+        let items: Vec<T> = response.parse(self.describe(url))?;
+        let next = match response.next_link() {
             Some(link) => Some(self.rebase(&link)?),
             None => None,
         };
@@ -269,11 +208,7 @@ impl Api {
     /// One REST object (`path` below `/api/v4`).
     pub async fn rest_object<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
         let url = format!("{}{path}", self.settings.api_url);
-        let response = self.rest_get(&url).await?;
-        response.json().map_err(|e| ApiError::Decode {
-            what: self.describe(&url),
-            message: e.to_string(),
-        })
+        Ok(self.rest_get(&url).await?.parse(self.describe(&url))?)
     }
 
     /// A path for messages: below the API root, without the query.
@@ -312,32 +247,13 @@ impl Api {
         retry_big: bool,
     ) -> Result<GraphqlResponse<Value>, ApiError> {
         self.respect_quota().await?;
-        let body =
-            serde_json::to_vec(&json!({"query": query, "variables": variables})).map_err(|e| {
-                ApiError::Decode {
-                    what: "the query".into(),
-                    message: e.to_string(),
-                }
-            })?;
-        let mut headers = self.headers();
-        headers.insert("content-type", HeaderValue::from_static("application/json"));
-        self.stats.graphql_requests.fetch_add(1, Ordering::Relaxed);
         let response = self
-            .http
-            .send_when(
-                Method::POST,
-                &self.settings.graphql_url,
-                headers,
-                Some(body.into()),
-                |e| e.is_retryable() && (retry_big || !http_too_big(e)),
-            )
+            .client
+            .graphql(self.headers(), query, variables, retry_big)
             .await
             .map_err(|e| self.classify(e))?;
         self.note_quota(&response).await;
-        response.json().map_err(|e| ApiError::Decode {
-            what: "GraphQL".into(),
-            message: e.to_string(),
-        })
+        Ok(response.parse("GraphQL")?)
     }
 
     /// The nodes of `field` (`projects`, `users`) for `ids`, in batches of the current size;
@@ -367,7 +283,7 @@ impl Api {
                     let smaller = chunk.len().div_ceil(2);
                     let now = self.batch.load(Ordering::Relaxed);
                     self.batch.store(now.min(smaller).max(1), Ordering::Relaxed);
-                    self.stats.batch_shrinks.fetch_add(1, Ordering::Relaxed);
+                    self.client.shrunk();
                     tracing::info!(from = chunk.len(), to = smaller, error = %e, "halving the GraphQL batch");
                     let rest: Vec<u64> =
                         chunk.into_iter().chain(queue.drain(..).flatten()).collect();
@@ -410,17 +326,13 @@ impl Api {
             let Some(conn) = conn else {
                 return Err(match response.errors.first() {
                     Some(e) => ApiError::Graphql(e.to_string()),
-                    None => ApiError::Decode {
-                        what: format!("GraphQL {field}"),
-                        message: "no data and no errors".into(),
-                    },
+                    None => {
+                        Unreadable::new(format!("GraphQL {field}"), "no data and no errors").into()
+                    }
                 });
             };
-            let conn: Connection<Value> =
-                serde_json::from_value(conn.clone()).map_err(|e| ApiError::Decode {
-                    what: format!("GraphQL {field}"),
-                    message: e.to_string(),
-                })?;
+            let conn: Connection<Value> = serde_json::from_value(conn.clone())
+                .map_err(|e| Unreadable::new(format!("GraphQL {field}"), e))?;
             // Errors inside nodes (a repository Gitaly could not read): those nodes are lost,
             // the rest of the batch is good. Errors elsewhere spoil the whole answer.
             let mut bad_nodes: BTreeSet<usize> = BTreeSet::new();
@@ -446,10 +358,8 @@ impl Api {
                 if bad_nodes.contains(&i) {
                     continue;
                 }
-                let parsed: N = serde_json::from_value(node).map_err(|e| ApiError::Decode {
-                    what: format!("GraphQL {field}"),
-                    message: e.to_string(),
-                })?;
+                let parsed: N = serde_json::from_value(node)
+                    .map_err(|e| Unreadable::new(format!("GraphQL {field}"), e))?;
                 out.nodes.push(parsed);
             }
             match conn.page_info {
@@ -465,50 +375,9 @@ impl Api {
     }
 }
 
-/// The `rel="next"` target of a `Link` header.
-pub fn next_link(header: &str) -> Option<String> {
-    header.split(',').find_map(|part| {
-        let (target, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().eq_ignore_ascii_case("rel=\"next\"") || p.trim() == "rel=next");
-        is_next.then(|| {
-            target
-                .trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
-    })
-}
-
-/// Gateway and client timeouts: GitLab gave up computing the answer, or we gave up waiting.
-fn http_too_big(e: &HttpError) -> bool {
-    matches!(
-        e,
-        HttpError::Status {
-            status: 502 | 504,
-            ..
-        } | HttpError::Timeout { .. }
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn finds_the_next_link() {
-        let keyset = r#"<https://gitlab.com/api/v4/groups/9/projects?pagination=keyset&per_page=100&order_by=id&sort=asc&id_after=42>; rel="next""#;
-        assert_eq!(
-            next_link(keyset).as_deref(),
-            Some(
-                "https://gitlab.com/api/v4/groups/9/projects?pagination=keyset&per_page=100&order_by=id&sort=asc&id_after=42"
-            )
-        );
-        let last = r#"<https://gitlab.com/api/v4/groups/9/members?page=1>; rel="first", <https://gitlab.com/api/v4/groups/9/members?page=1>; rel="last""#;
-        assert_eq!(next_link(last), None);
-    }
 
     fn api(url: &str) -> Api {
         let dir = tempfile::tempdir().unwrap();

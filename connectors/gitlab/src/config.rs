@@ -5,34 +5,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use globset::{GlobSet, GlobSetBuilder};
 use serde::Deserialize;
-use surveyor_model::Secret;
-
-/// Keys a `kind = "gitlab"` table accepts besides the common ones.
-pub const KEYS: &[&str] = &[
-    "groups",
-    "token",
-    "token_header",
-    "url",
-    "include_subgroups",
-    "include",
-    "exclude",
-    "topics",
-    "skip_archived",
-    "skip_forks",
-    "inherited_members",
-    "namespace",
-    "component_type",
-    "lifecycle",
-    "topic_types",
-    "page_size",
-    "max_rate_limit_pause_secs",
-    "requests_per_second",
-    "max_retries",
-    "timeout_secs",
-    "cache_dir",
-];
+use surveyor_http::HttpConfig;
+use surveyor_model::kit::{
+    default_component_type, default_lifecycle, default_namespace, ensure, http_url, not_blank,
+    number, within, yes,
+};
+use surveyor_model::{ConfigError, Secret};
+use surveyor_repofiles::forge::{Filters, Mapping, Segments, default_topic_types, globs};
 
 /// `[[connectors]] kind = "gitlab"`.
 ///
@@ -82,7 +62,7 @@ pub struct GitlabConfig {
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// `spec.type` for a project no topic rule matches.
-    #[serde(default = "default_type")]
+    #[serde(default = "default_component_type")]
     pub component_type: String,
     /// `spec.lifecycle` for live projects; archived ones are `deprecated`.
     #[serde(default = "default_lifecycle")]
@@ -91,16 +71,17 @@ pub struct GitlabConfig {
     #[serde(default = "default_topic_types")]
     pub topic_types: BTreeMap<String, String>,
     /// Items per REST page and projects per GraphQL query (GitLab allows at most 100).
-    #[serde(default = "default_page_size")]
+    #[serde(default = "number::<_, 100>")]
     pub page_size: u32,
     /// The longest wait for a spent rate limit to reset; a later reset leaves the group partial.
-    #[serde(default = "default_max_pause")]
+    #[serde(default = "number::<_, 900>")]
     pub max_rate_limit_pause_secs: u64,
-    #[serde(default = "default_rps")]
+    /// GitLab.com allows 2,000 authenticated API requests a minute (33 a second).
+    #[serde(default = "number::<_, 10>")]
     pub requests_per_second: u32,
-    #[serde(default = "default_retries")]
+    #[serde(default = "number::<_, 5>")]
     pub max_retries: usize,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "number::<_, 60>")]
     pub timeout_secs: u64,
     /// Where REST ETags and bodies are kept between runs (relative to the config file's
     /// directory); default `.surveyor-cache/<connector id>`.
@@ -121,77 +102,6 @@ pub enum TokenHeader {
 fn default_url() -> String {
     "https://gitlab.com".into()
 }
-fn yes() -> bool {
-    true
-}
-fn default_namespace() -> String {
-    "default".into()
-}
-fn default_type() -> String {
-    "service".into()
-}
-fn default_lifecycle() -> String {
-    "production".into()
-}
-fn default_topic_types() -> BTreeMap<String, String> {
-    [
-        ("library", "library"),
-        ("lib", "library"),
-        ("sdk", "library"),
-        ("website", "website"),
-        ("frontend", "website"),
-        ("documentation", "documentation"),
-        ("docs", "documentation"),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_string(), v.to_string()))
-    .collect()
-}
-fn default_page_size() -> u32 {
-    100
-}
-fn default_max_pause() -> u64 {
-    900
-}
-fn default_rps() -> u32 {
-    // GitLab.com allows 2,000 authenticated API requests a minute (33 a second).
-    10
-}
-fn default_retries() -> usize {
-    5
-}
-fn default_timeout() -> u64 {
-    60
-}
-
-/// Why a gitlab connector cannot be built from its config; each message starts with the key.
-#[derive(Debug, thiserror::Error)]
-pub enum GitlabConfigError {
-    #[error("groups: list at least one group path")]
-    NoGroups,
-    #[error("groups: {0:?} is not a valid group path")]
-    BadGroup(String),
-    #[error("groups: {0:?} is listed twice")]
-    DuplicateGroup(String),
-    #[error("{key}: invalid glob {pattern:?}: {message}")]
-    Glob {
-        key: &'static str,
-        pattern: String,
-        message: String,
-    },
-    #[error("{key}: {message}")]
-    Invalid { key: &'static str, message: String },
-}
-
-impl GitlabConfigError {
-    /// The key at fault, for locating the error in the config file.
-    pub fn key(&self) -> &'static str {
-        match self {
-            Self::NoGroups | Self::BadGroup(_) | Self::DuplicateGroup(_) => "groups",
-            Self::Glob { key, .. } | Self::Invalid { key, .. } => key,
-        }
-    }
-}
 
 /// Checked settings.
 #[derive(Debug, Clone)]
@@ -205,79 +115,59 @@ pub struct Settings {
     /// `{url}/api/graphql`.
     pub graphql_url: String,
     pub include_subgroups: bool,
-    pub include: Option<GlobSet>,
-    pub exclude: Option<GlobSet>,
-    pub topics: Vec<String>,
-    pub skip_archived: bool,
-    pub skip_forks: bool,
+    pub filters: Filters,
     pub inherited_members: bool,
-    pub namespace: String,
-    pub component_type: String,
-    pub lifecycle: String,
-    pub topic_types: BTreeMap<String, String>,
+    pub mapping: Mapping,
     pub page_size: u32,
     pub max_pause: Duration,
-    pub requests_per_second: u32,
-    pub max_retries: usize,
-    pub timeout: Duration,
+    pub http: HttpConfig,
     pub cache_dir: PathBuf,
 }
 
 impl GitlabConfig {
     /// Checks the table; `base_dir` is the config file's directory, `id` the connector's.
-    pub fn settings(self, id: &str, base_dir: &Path) -> Result<Settings, GitlabConfigError> {
-        if self.groups.is_empty() {
-            return Err(GitlabConfigError::NoGroups);
-        }
+    pub fn settings(self, id: &str, base_dir: &Path) -> Result<Settings, ConfigError> {
+        ensure(!self.groups.is_empty(), "groups", || {
+            "list at least one group path".into()
+        })?;
         let mut groups: Vec<String> = Vec::new();
         for raw in &self.groups {
             let path = raw.trim().trim_matches('/');
-            if !is_group_path(path) {
-                return Err(GitlabConfigError::BadGroup(raw.clone()));
-            }
-            if groups.iter().any(|g| g.eq_ignore_ascii_case(path)) {
-                return Err(GitlabConfigError::DuplicateGroup(raw.clone()));
-            }
+            ensure(is_group_path(path), "groups", || {
+                format!("{raw:?} is not a valid group path")
+            })?;
+            ensure(
+                !groups.iter().any(|g| g.eq_ignore_ascii_case(path)),
+                "groups",
+                || format!("{raw:?} is listed twice"),
+            )?;
             groups.push(path.to_string());
         }
-        if self.token.expose().trim().is_empty() {
-            return Err(GitlabConfigError::Invalid {
-                key: "token",
-                message: "is empty".into(),
-            });
-        }
+        not_blank("token", self.token.expose())?;
         let mut url = self.url.trim().trim_end_matches('/').to_string();
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
-            return Err(GitlabConfigError::Invalid {
-                key: "url",
-                message: format!("{url:?} is not an http(s) URL"),
-            });
-        }
+        http_url("url", &url)?;
         // People paste the API root; the instance URL is what the rest is derived from.
         if let Some(instance) = url.strip_suffix("/api/v4") {
             url = instance.to_string();
         }
-        if url.contains(['?', '#']) {
-            return Err(GitlabConfigError::Invalid {
-                key: "url",
-                message: "the instance URL takes no query or fragment".into(),
-            });
-        }
-        if !(1..=100).contains(&self.page_size) {
-            return Err(GitlabConfigError::Invalid {
-                key: "page_size",
-                message: format!("{} is outside 1..=100", self.page_size),
-            });
-        }
-        if !surveyor_model::validate::is_valid_namespace(&self.namespace) {
-            return Err(GitlabConfigError::Invalid {
-                key: "namespace",
-                message: format!(
-                    "{:?} is not a valid namespace (lower-case letters, digits and '-')",
-                    self.namespace
-                ),
-            });
-        }
+        ensure(!url.contains(['?', '#']), "url", || {
+            "the instance URL takes no query or fragment".into()
+        })?;
+        within("page_size", self.page_size, 1..=100)?;
+        let max_pause = Duration::from_secs(self.max_rate_limit_pause_secs);
+        // One bound for every wait, ours and GitLab's `Retry-After`.
+        let http = HttpConfig::paced(
+            self.requests_per_second,
+            self.max_retries,
+            self.timeout_secs,
+        )
+        .waiting_at_most(max_pause.max(Duration::from_secs(1)));
+        let mapping = Mapping::new(
+            self.namespace,
+            self.component_type,
+            self.lifecycle,
+            self.topic_types,
+        )?;
         Ok(Settings {
             groups,
             token: self.token,
@@ -285,29 +175,19 @@ impl GitlabConfig {
             api_url: format!("{url}/api/v4"),
             graphql_url: format!("{url}/api/graphql"),
             include_subgroups: self.include_subgroups,
-            include: globs("include", &self.include)?,
-            exclude: globs("exclude", &self.exclude)?,
-            topics: self.topics.iter().map(|t| t.to_lowercase()).collect(),
-            skip_archived: self.skip_archived,
-            skip_forks: self.skip_forks,
+            filters: Filters {
+                include: globs("include", &self.include, Segments::Kept)?,
+                exclude: globs("exclude", &self.exclude, Segments::Kept)?,
+                topics: self.topics.iter().map(|t| t.to_lowercase()).collect(),
+                skip_archived: self.skip_archived,
+                skip_forks: self.skip_forks,
+            },
             inherited_members: self.inherited_members,
-            namespace: self.namespace,
-            component_type: self.component_type,
-            lifecycle: self.lifecycle,
-            topic_types: self
-                .topic_types
-                .into_iter()
-                .map(|(k, v)| (k.to_lowercase(), v))
-                .collect(),
+            mapping,
             page_size: self.page_size,
-            max_pause: Duration::from_secs(self.max_rate_limit_pause_secs),
-            requests_per_second: self.requests_per_second.max(1),
-            max_retries: self.max_retries,
-            timeout: Duration::from_secs(self.timeout_secs.max(1)),
-            cache_dir: base_dir.join(
-                self.cache_dir
-                    .unwrap_or_else(|| PathBuf::from(".surveyor-cache").join(id)),
-            ),
+            max_pause,
+            http,
+            cache_dir: surveyor_http::cache_dir(base_dir, self.cache_dir, id),
         })
     }
 }
@@ -324,30 +204,6 @@ fn is_group_path(path: &str) -> bool {
                 && !segment.starts_with(['-', '.'])
                 && !segment.ends_with(".git")
         })
-}
-
-fn globs(key: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, GitlabConfigError> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = globset::GlobBuilder::new(p)
-            .case_insensitive(true)
-            .literal_separator(true)
-            .build()
-            .map_err(|e| GitlabConfigError::Glob {
-                key,
-                pattern: p.clone(),
-                message: e.kind().to_string(),
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| GitlabConfigError::Glob {
-        key,
-        pattern: patterns.join(", "),
-        message: e.to_string(),
-    })
 }
 
 #[cfg(test)]
@@ -368,7 +224,7 @@ mod tests {
         assert_eq!(s.api_url, "https://gitlab.com/api/v4");
         assert_eq!(s.graphql_url, "https://gitlab.com/api/graphql");
         assert_eq!(s.token_header, TokenHeader::Bearer);
-        assert!(s.include_subgroups && !s.inherited_members && !s.skip_archived);
+        assert!(s.include_subgroups && !s.inherited_members && !s.filters.skip_archived);
         assert_eq!(s.cache_dir, dir.path().join(".surveyor-cache/gl"));
         assert_eq!(format!("{:?}", s.token), "Secret(***)");
 
@@ -423,7 +279,7 @@ mod tests {
         ] {
             let err = config(toml).settings("gl", dir.path()).unwrap_err();
             assert!(err.to_string().starts_with(key), "{toml}: {err}");
-            assert_eq!(err.key(), key, "{toml}");
+            assert_eq!(err.key, key, "{toml}");
         }
     }
 
@@ -443,12 +299,13 @@ mod tests {
 
     #[test]
     fn every_field_is_a_listed_key() {
-        // KEYS is what the config loader accepts; a field missing from it could never be set.
+        // The loader accepts the keys `keys` reads off the struct; a field missing from them
+        // could never be set.
         let table = "groups = [\"a\"]\ntoken = \"t\"\ntoken_header = \"bearer\"\nurl = \"https://x\"\ninclude_subgroups = true\ninclude = []\nexclude = []\ntopics = []\nskip_archived = true\nskip_forks = true\ninherited_members = true\nnamespace = \"default\"\ncomponent_type = \"service\"\nlifecycle = \"production\"\ntopic_types = {}\npage_size = 10\nmax_rate_limit_pause_secs = 1\nrequests_per_second = 1\nmax_retries = 1\ntimeout_secs = 1\ncache_dir = \"c\"";
         let parsed: toml::Table = toml::from_str(table).unwrap();
         let mut keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
         keys.sort_unstable();
-        let mut listed = KEYS.to_vec();
+        let mut listed = surveyor_model::kit::keys::<GitlabConfig>().to_vec();
         listed.sort_unstable();
         assert_eq!(keys, listed);
         assert!(toml::from_str::<GitlabConfig>(table).is_ok());

@@ -26,21 +26,23 @@ mod queries;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 
 use serde_json::json;
 use surveyor_model::{
-    Connector, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
+    ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome,
 };
-use surveyor_repofiles::{CATALOG_INFO_FILES, Ecosystem, Flavor, parse_catalog_info};
+use surveyor_repofiles::Flavor;
+use surveyor_repofiles::forge::{self, Built};
 
 pub use api::ApiError;
-pub use config::{GitlabConfig, GitlabConfigError, KEYS, TokenHeader};
+pub use config::{GitlabConfig, TokenHeader};
+/// What the last crawls cost, for `sync` output and benchmarks.
+pub use surveyor_http::ApiStats as CrawlStats;
 
 use crate::api::Api;
 use crate::config::Settings;
 use crate::queries::{
-    FILES, Files, PROJECT_FILES, ProjectNode, RestGroup, RestMember, RestProject, USERS, UserNode,
+    FILES, PROJECT_FILES, ProjectNode, RestGroup, RestMember, RestProject, USERS, UserNode,
     gid_number, group_gid, project_gid, user_gid,
 };
 
@@ -54,19 +56,6 @@ pub struct GitlabConnector {
     id: String,
     settings: Arc<Settings>,
     api: Arc<Api>,
-}
-
-/// What the last crawls cost, for `sync` output and benchmarks.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct CrawlStats {
-    pub rest_requests: u64,
-    pub graphql_requests: u64,
-    pub rest_not_modified: u64,
-    pub retries: u64,
-    pub rate_limit_waits: u64,
-    pub quota_pauses: u64,
-    pub batch_shrinks: u64,
-    pub bytes: u64,
 }
 
 /// Everything about a group's people: its groups, their members and the members' profiles.
@@ -91,12 +80,10 @@ struct Listed {
 
 impl GitlabConnector {
     /// Builds the connector; `base_dir` is the config file's directory (for the cache).
-    pub fn new(id: &str, config: GitlabConfig, base_dir: &Path) -> Result<Self, GitlabConfigError> {
+    pub fn new(id: &str, config: GitlabConfig, base_dir: &Path) -> Result<Self, ConfigError> {
         let settings = Arc::new(config.settings(id, base_dir)?);
-        let api = Api::new(Arc::clone(&settings)).map_err(|e| GitlabConfigError::Invalid {
-            key: "token",
-            message: e.to_string(),
-        })?;
+        let api = Api::new(Arc::clone(&settings))
+            .map_err(|e| ConfigError::new("token", e.to_string()))?;
         Ok(Self {
             id: id.to_string(),
             settings,
@@ -105,40 +92,24 @@ impl GitlabConnector {
     }
 
     pub fn stats(&self) -> CrawlStats {
-        let http = self.api.http().metrics().snapshot();
-        let s = &self.api.stats;
-        CrawlStats {
-            rest_requests: s.rest_requests.load(Ordering::Relaxed),
-            graphql_requests: s.graphql_requests.load(Ordering::Relaxed),
-            rest_not_modified: http.not_modified,
-            retries: http.retries,
-            rate_limit_waits: http.rate_limit_waits,
-            quota_pauses: s.quota_pauses.load(Ordering::Relaxed),
-            batch_shrinks: s.batch_shrinks.load(Ordering::Relaxed),
-            bytes: http.bytes,
-        }
+        self.api.stats()
     }
 
-    async fn crawl_group(
-        &self,
-        root: &str,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = root.to_string();
+    /// One configured group (the scope, as configured) with its subgroups.
+    async fn crawl_group(&self, scope: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let top: RestGroup = match self
             .api
-            .rest_object(&format!("/groups/{}", encode_path(root)))
+            .rest_object(&format!("/groups/{}", encode_path(scope)))
             .await
         {
             Ok(g) => g,
             Err(e) => {
                 let reason = if e.is_not_found() {
-                    format!("group {root} not found, or not visible to this token")
+                    format!("group {scope} not found, or not visible to this token")
                 } else {
-                    format!("group {root}: {e}")
+                    format!("group {scope}: {e}")
                 };
-                outcome.failed(&scope, reason);
+                outcome.failed(scope, reason);
                 return Ok(());
             }
         };
@@ -149,7 +120,7 @@ impl GitlabConnector {
         let (people, (listed, project_problems)) =
             tokio::join!(self.people(&top), self.projects(&top));
         for p in people.problems.iter().chain(&project_problems) {
-            outcome.partial(&scope, p.clone());
+            outcome.partial(scope, p.clone());
         }
 
         let username_by_email: BTreeMap<String, String> = people
@@ -160,16 +131,16 @@ impl GitlabConnector {
                 Some((email.to_lowercase(), u.username.clone()))
             })
             .collect();
-        self.emit_people(&root, &people, sink, &scope).await?;
+        self.emit_people(&root, &people, sink, scope).await?;
 
         // Components, then internal dependencies once every producer is known.
         let names = component_names(&root, &listed);
         let ctx = GroupContext {
             root: &root,
-            scope: &scope,
+            scope,
             username_by_email: &username_by_email,
         };
-        let built: Vec<BuiltProject> = listed
+        let built: Vec<Built> = listed
             .iter()
             .zip(names)
             .filter_map(|(l, name)| {
@@ -177,32 +148,8 @@ impl GitlabConnector {
                 Some(self.build_project(&ctx, &l.project, node, name, outcome))
             })
             .collect();
-        let mut built = built;
-        surveyor_repofiles::catalog::link_dependencies(
-            &mut built
-                .iter_mut()
-                .map(|b| surveyor_repofiles::catalog::Linkable {
-                    entity: &mut b.entity,
-                    entity_ref: &b.entity_ref,
-                    produces: &b.produces,
-                    dependencies: &b.dependencies,
-                })
-                .collect::<Vec<_>>(),
-        );
-        for b in built {
-            let entity = b.entity;
-            let observation = if b.declared {
-                Observation::declared(&scope, &b.external_id, entity)
-            } else {
-                Observation::discovered(&scope, &b.external_id, entity)
-            };
-            sink.send(observation).await?;
-            for (external_id, extra) in b.extra {
-                sink.send(Observation::declared(&scope, external_id, extra))
-                    .await?;
-            }
-        }
-        outcome.complete(&scope);
+        forge::send(built, scope, sink).await?;
+        outcome.complete(scope);
         Ok(())
     }
 
@@ -393,7 +340,7 @@ impl GitlabConnector {
             top.id,
             s.include_subgroups,
             s.page_size,
-            if s.skip_archived {
+            if s.filters.skip_archived {
                 "&archived=false"
             } else {
                 ""
@@ -477,32 +424,14 @@ impl GitlabConnector {
     }
 
     fn keeps(&self, p: &RestProject) -> bool {
-        let s = &self.settings;
         // A project waiting out delayed deletion has been renamed `<path>-deletion_scheduled-<id>`
         // by GitLab: it is going, not renamed.
-        if p.pending_deletion() {
-            return false;
-        }
-        if (s.skip_archived && p.archived) || (s.skip_forks && p.is_fork()) {
-            return false;
-        }
-        if s.include
-            .as_ref()
-            .is_some_and(|g| !g.is_match(&p.path_with_namespace))
-        {
-            return false;
-        }
-        if s.exclude
-            .as_ref()
-            .is_some_and(|g| g.is_match(&p.path_with_namespace))
-        {
-            return false;
-        }
-        if !s.topics.is_empty() {
-            let topics = p.topics();
-            return s.topics.iter().any(|t| topics.contains(t));
-        }
-        true
+        let topics = p.topics();
+        !p.pending_deletion()
+            && self
+                .settings
+                .filters
+                .keeps(&p.path_with_namespace, p.archived, p.is_fork(), &topics)
     }
 
     fn build_project(
@@ -512,17 +441,14 @@ impl GitlabConnector {
         node: &ProjectNode,
         name: String,
         outcome: &mut Outcome,
-    ) -> BuiltProject {
-        let (root, scope) = (ctx.root, ctx.scope);
-        let ns = &self.settings.namespace;
-        let files = Files::of(node);
-        let codeowners = Flavor::GitLab
-            .locations()
-            .iter()
-            .find_map(|p| files.text(p));
-        let owners = codeowners
-            .map(|text| map::codeowners_refs(text, root, ns, ctx.username_by_email))
-            .unwrap_or_default();
+    ) -> Built {
+        let files = node.files();
+        // CODEOWNERS (each section's owners of a file no specific rule names): groups under the
+        // root are Groups, a bare `@root` the root group; groups outside it and roles
+        // (`@@maintainer`) are nobody.
+        let under_root = |path: &str| map::group_name(ctx.root, path);
+        let (ns, by_email) = (&self.settings.mapping.namespace, ctx.username_by_email);
+        let owners = files.owners(Flavor::GitLab, ns, by_email, under_root, Some(ctx.root));
         let packages = map::packages(&files);
         let language = queries::primary_language(node);
         let discovered = map::component(
@@ -533,84 +459,13 @@ impl GitlabConnector {
             &owners,
             &packages,
         );
-        let mut entity = discovered.clone();
-        let mut declared = false;
-        let mut extra = Vec::new();
-        let location = |file: &str| format!("{}:{file}", project.path_with_namespace);
-        for file in CATALOG_INFO_FILES {
-            if files.unreadable(file) {
-                outcome.problem(Problem {
-                    scope: scope.to_string(),
-                    location: location(file),
-                    field: None,
-                    message: "binary or unreadable: GitLab did not return its text".into(),
-                });
-            }
-        }
-        if let Some((file, text)) = CATALOG_INFO_FILES
-            .iter()
-            .find_map(|f| files.text(f).map(|t| (*f, t)))
-        {
-            let mut claimed = false;
-            for doc in parse_catalog_info(text) {
-                let at = format!(
-                    "{}{}",
-                    location(file),
-                    doc.line.map(|l| format!(":{l}")).unwrap_or_default()
-                );
-                match doc.result {
-                    // The first Component describes the project itself.
-                    Ok(d) if !claimed && d.kind.eq_ignore_ascii_case("Component") => {
-                        claimed = true;
-                        match map::overlay(&discovered, &d) {
-                            Ok(merged) => {
-                                entity = merged;
-                                declared = true;
-                            }
-                            Err(message) => outcome.problem(Problem {
-                                scope: scope.to_string(),
-                                location: at,
-                                field: None,
-                                message,
-                            }),
-                        }
-                    }
-                    Ok(d) => match d.entity_ref() {
-                        Ok(r) => extra
-                            .push((format!("{}#{file}#{}", project_gid(project.id), r.key()), d)),
-                        Err(e) => outcome.problem(Problem {
-                            scope: scope.to_string(),
-                            location: at,
-                            field: Some("metadata.name".into()),
-                            message: e.to_string(),
-                        }),
-                    },
-                    Err(e) => outcome.problem(Problem {
-                        scope: scope.to_string(),
-                        location: at,
-                        field: e.field().map(str::to_string),
-                        message: e.to_string(),
-                    }),
-                }
-            }
-        }
-        let entity_ref = entity
-            .entity_ref()
-            .map(|r| r.to_string())
-            .unwrap_or_else(|_| format!("component:{ns}/{name}"));
-        BuiltProject {
-            external_id: project_gid(project.id),
-            entity_ref,
-            dependencies: packages
-                .dependencies
-                .iter()
-                .map(|d| (d.ecosystem, d.package.clone()))
-                .collect(),
-            produces: packages.produces,
-            entity,
-            declared,
-            extra,
-        }
+        let at = (
+            project.path_with_namespace.as_str(),
+            ctx.scope,
+            "binary or unreadable: GitLab did not return its text",
+        );
+        let id = project_gid(project.id);
+        Built::new(id, discovered, packages, &files, at, outcome)
     }
 }
 
@@ -621,16 +476,6 @@ struct GroupContext<'a> {
     /// The scope, as configured.
     scope: &'a str,
     username_by_email: &'a BTreeMap<String, String>,
-}
-
-struct BuiltProject {
-    external_id: String,
-    entity_ref: String,
-    dependencies: Vec<(Ecosystem, String)>,
-    produces: Vec<surveyor_repofiles::Package>,
-    entity: Entity,
-    declared: bool,
-    extra: Vec<(String, Entity)>,
 }
 
 /// Component names for listed projects, in listing (id) order: the project's path; when an
@@ -678,28 +523,8 @@ fn encode_path(path: &str) -> String {
         .collect()
 }
 
-#[async_trait::async_trait]
-impl Connector for GitlabConnector {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let mut outcome = Outcome::default();
-        for group in &self.settings.groups {
-            self.crawl_group(group, &sink, &mut outcome).await?;
-        }
-        Ok(outcome)
-    }
-}
+surveyor_model::connector!(GitlabConnector(GitlabConfig, base_dir):
+    each |c| &c.settings.groups => crawl_group, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

@@ -4,13 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{Map, Value, json};
+use serde_json::json;
 use surveyor_model::Entity;
-use surveyor_model::validate::is_valid_tag;
-use surveyor_repofiles::{CodeOwners, Flavor, Owner};
+use surveyor_repofiles::forge::{Files, Repo, Team};
 
 use crate::config::Settings;
-use crate::queries::{Files, RestGroup, RestProject, UserNode, access_level_name};
+use crate::queries::{RestGroup, RestProject, UserNode, access_level_name};
 
 /// One naming rule for every source, so the same thing named in two tools is one entity.
 pub use surveyor_model::names::entity_name;
@@ -34,51 +33,11 @@ fn strip_prefix_ci<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// Who CODEOWNERS says owns the project as a whole (each section's owners of a file no
-/// specific rule names), first owner first, as entity refs; and the owners as written.
-/// Groups under the root become groups, usernames users (a bare `@root` is the root group),
-/// emails users when a member shows that email; roles (`@@maintainer`) and groups outside the
-/// root are left out.
-pub fn codeowners_refs(
-    text: &str,
-    root: &str,
-    namespace: &str,
-    username_by_email: &BTreeMap<String, String>,
-) -> (Vec<String>, Vec<String>) {
-    let parsed = CodeOwners::parse(text, Flavor::GitLab);
-    let owners = parsed.repo_owners();
-    let mut refs: Vec<String> = Vec::new();
-    for owner in &owners {
-        let r = match owner {
-            Owner::Team(path) => group_name(root, path).map(|n| format!("group:{namespace}/{n}")),
-            Owner::User(name) if name.eq_ignore_ascii_case(root) => {
-                group_name(root, root).map(|n| format!("group:{namespace}/{n}"))
-            }
-            Owner::User(name) => entity_name(name).map(|n| format!("user:{namespace}/{n}")),
-            Owner::Email(email) => username_by_email
-                .get(&email.to_lowercase())
-                .and_then(|u| entity_name(u))
-                .map(|n| format!("user:{namespace}/{n}")),
-            Owner::Role(_) => None,
-        };
-        if let Some(r) = r
-            && !refs.contains(&r)
-        {
-            refs.push(r);
-        }
-    }
-    (refs, owners.iter().map(ToString::to_string).collect())
-}
-
-pub use surveyor_repofiles::catalog::{Packages, overlay};
+pub use surveyor_repofiles::catalog::Packages;
 
 /// The manifests among the files the GraphQL batch read.
 pub fn packages(files: &Files) -> Packages {
-    surveyor_repofiles::catalog::packages(
-        crate::queries::FILES
-            .iter()
-            .filter_map(|path| files.text(path).map(|text| (*path, text))),
-    )
+    files.packages(crate::queries::FILES.iter().copied())
 }
 
 /// The discovered Component for a project (before any `catalog-info.yaml` is laid over it).
@@ -90,76 +49,26 @@ pub fn component(
     owners: &(Vec<String>, Vec<String>),
     packages: &Packages,
 ) -> Entity {
-    let mut e = Entity::new("Component", &settings.namespace, name);
-    e.metadata.description = project.description.clone().filter(|d| !d.trim().is_empty());
-    if !name.eq_ignore_ascii_case(&project.name) {
-        e.metadata.title = Some(project.name.clone());
-    }
-    let a = &mut e.metadata.annotations;
-    a.insert("gitlab.com/project-id".into(), project.id.to_string());
-    a.insert(
-        "gitlab.com/project-slug".into(),
-        project.path_with_namespace.clone(),
-    );
-    let branch = project.default_branch.as_deref().unwrap_or("HEAD");
-    a.insert(
-        "backstage.io/source-location".into(),
-        format!("url:{}/-/tree/{branch}/", project.web_url),
-    );
-    if !owners.1.is_empty() {
-        a.insert("surveyor.dev/codeowners".into(), owners.1.join(" "));
-    }
-    if !packages.errors.is_empty() {
-        a.insert(
-            "surveyor.dev/manifest-errors".into(),
-            packages.errors.join("; "),
-        );
-    }
-    if let Some(v) = &project.visibility {
-        e.metadata
-            .labels
-            .insert("gitlab.com/visibility".into(), v.to_lowercase());
-    }
     let topics = project.topics();
-    let mut tags: Vec<String> = Vec::new();
-    for t in &topics {
-        let tag = t.replace([' ', '_'], "-");
-        if is_valid_tag(&tag) && !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    if let Some(lang) = language {
-        let tag = lang.to_lowercase().replace([' ', '_'], "-");
-        if is_valid_tag(&tag) && !tags.contains(&tag) {
-            tags.push(tag);
-        }
-    }
-    e.metadata.tags = tags;
-    e.metadata.links =
-        vec![json!({"url": project.web_url, "title": "Repository", "icon": "gitlab"})];
-    let component_type = topics
-        .iter()
-        .find_map(|t| settings.topic_types.get(t))
-        .unwrap_or(&settings.component_type);
-    let spec = &mut e.spec;
-    spec.insert("type".into(), json!(component_type));
-    spec.insert(
-        "lifecycle".into(),
-        json!(if project.archived {
-            "deprecated"
-        } else {
-            settings.lifecycle.as_str()
-        }),
-    );
-    if let Some(owner) = owners.0.first() {
-        spec.insert("owner".into(), json!(owner));
-    }
-    if !packages.produces.is_empty() {
-        spec.insert("packages".into(), json!(packages.produces));
-    }
-    if !packages.dependencies.is_empty() {
-        spec.insert("packageDependencies".into(), json!(packages.dependencies));
-    }
+    let branch = project.default_branch.as_deref().unwrap_or("HEAD");
+    let facts = Repo {
+        forge: "gitlab.com",
+        icon: "gitlab",
+        name: &project.name,
+        slug: &project.path_with_namespace,
+        description: project.description.as_deref(),
+        url: &project.web_url,
+        tree: format!("{}/-/tree/{branch}", project.web_url),
+        visibility: project.visibility.as_deref(),
+        topics: &topics,
+        tags: topics.iter().map(|t| t.replace([' ', '_'], "-")).collect(),
+        language,
+        archived: project.archived,
+    };
+    let mut e = settings.mapping.component(&facts, name, owners, packages);
+    e.metadata
+        .annotations
+        .insert("gitlab.com/project-id".into(), project.id.to_string());
     e
 }
 
@@ -173,26 +82,22 @@ pub fn group(
     members: &[String],
 ) -> Option<Entity> {
     let name = group_name(root, &g.full_path)?;
-    let mut e = Entity::new("Group", &settings.namespace, &name);
-    e.metadata.description = g.description.clone().filter(|d| !d.trim().is_empty());
+    let is_root = g.full_path.eq_ignore_ascii_case(root);
+    let team = Team {
+        kind: if is_root { "organization" } else { "team" },
+        display_name: &g.name,
+        description: g.description.as_deref(),
+        parent,
+        children,
+        members,
+    };
+    let mut e = settings.mapping.group(&name, &team);
     e.metadata
         .annotations
         .insert("gitlab.com/group-path".into(), g.full_path.clone());
     if let Some(url) = &g.web_url {
         e.metadata.links = vec![json!({"url": url, "title": "Group", "icon": "gitlab"})];
     }
-    let is_root = g.full_path.eq_ignore_ascii_case(root);
-    e.spec.insert(
-        "type".into(),
-        json!(if is_root { "organization" } else { "team" }),
-    );
-    e.spec
-        .insert("profile".into(), json!({"displayName": g.name}));
-    if let Some(parent) = parent {
-        e.spec.insert("parent".into(), json!(parent));
-    }
-    e.spec.insert("children".into(), json!(children));
-    e.spec.insert("members".into(), json!(members));
     Some(e)
 }
 
@@ -204,8 +109,8 @@ pub fn user(
     groups: &[String],
     access: &BTreeMap<String, u64>,
 ) -> Option<Entity> {
-    let name = entity_name(&u.username)?;
-    let mut e = Entity::new("User", &settings.namespace, &name);
+    let person = (u.name.as_deref(), u.public_email.as_deref());
+    let mut e = settings.mapping.user(&u.username, person, groups)?;
     let a = &mut e.metadata.annotations;
     a.insert("gitlab.com/username".into(), u.username.clone());
     a.insert("gitlab.com/group".into(), root.to_string());
@@ -219,23 +124,14 @@ pub fn user(
     if let Some(state) = u.state.as_deref().filter(|s| *s != "active") {
         a.insert("gitlab.com/user-state".into(), state.to_string());
     }
-    let mut profile = Map::new();
-    if let Some(n) = u.name.as_deref().filter(|n| !n.trim().is_empty()) {
-        profile.insert("displayName".into(), json!(n));
-    }
-    if let Some(m) = u.public_email.as_deref().filter(|m| !m.trim().is_empty()) {
-        profile.insert("email".into(), json!(m));
-    }
-    if !profile.is_empty() {
-        e.spec.insert("profile".into(), Value::Object(profile));
-    }
-    e.spec.insert("memberOf".into(), json!(groups));
     Some(e)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use surveyor_repofiles::Flavor;
+    use surveyor_repofiles::forge;
 
     fn settings() -> Settings {
         let dir = std::env::temp_dir();
@@ -270,6 +166,16 @@ mod tests {
         assert_eq!(group_name("acme", "other/payments"), None);
     }
 
+    /// Who a CODEOWNERS of a project under `acme` says owns it, as the crawl reads it.
+    fn owners(
+        text: &str,
+        namespace: &str,
+        emails: &BTreeMap<String, String>,
+    ) -> (Vec<String>, Vec<String>) {
+        let team = |path: &str| group_name("acme", path);
+        forge::codeowners_refs(text, Flavor::GitLab, namespace, emails, team, Some("acme"))
+    }
+
     #[test]
     fn codeowners_sections_decide_the_owner() {
         let emails = BTreeMap::from([("ada@acme.example".to_string(), "ada".to_string())]);
@@ -288,7 +194,7 @@ mod tests {
 [Frontend]
 /web/ @carol
 ";
-        let (refs, raw) = codeowners_refs(text, "acme", "default", &emails);
+        let (refs, raw) = owners(text, "default", &emails);
         assert_eq!(
             refs,
             [
@@ -307,11 +213,10 @@ mod tests {
                 "@other/team"
             ]
         );
-        let (refs, _) = codeowners_refs("[Docs]\n/docs/ @x\n", "acme", "default", &emails);
+        let (refs, _) = owners("[Docs]\n/docs/ @x\n", "default", &emails);
         assert!(refs.is_empty(), "no rule for the root: no owner");
-        let (refs, _) = codeowners_refs(
+        let (refs, _) = owners(
             "[Owners]\n* @acme/search\n*.md @docs-team\n",
-            "acme",
             "team",
             &emails,
         );

@@ -1,9 +1,9 @@
 //! What the connector asks GitLab and the shapes of the answers: REST groups, projects and
 //! members, and the GraphQL documents that read many projects' files (or users) per request.
 
-use std::collections::HashMap;
-
 use serde::Deserialize;
+use surveyor_http::PageInfo;
+use surveyor_repofiles::forge::Files;
 
 /// Files read from each project's default branch: GitLab's CODEOWNERS locations, the
 /// descriptor, and the root manifests.
@@ -70,11 +70,8 @@ pub struct RestGroup {
     pub id: u64,
     pub name: String,
     pub full_path: String,
-    #[serde(default)]
     pub description: Option<String>,
-    #[serde(default)]
     pub parent_id: Option<u64>,
-    #[serde(default)]
     pub web_url: Option<String>,
 }
 
@@ -85,10 +82,8 @@ pub struct RestProject {
     pub name: String,
     pub path: String,
     pub path_with_namespace: String,
-    #[serde(default)]
     pub description: Option<String>,
     pub web_url: String,
-    #[serde(default)]
     pub default_branch: Option<String>,
     #[serde(default)]
     pub topics: Vec<String>,
@@ -97,14 +92,10 @@ pub struct RestProject {
     pub tag_list: Vec<String>,
     #[serde(default)]
     pub archived: bool,
-    #[serde(default)]
     pub visibility: Option<String>,
-    #[serde(default)]
     pub forked_from_project: Option<serde_json::Value>,
     /// Set while a project waits out delayed deletion (GitLab Premium and GitLab.com).
-    #[serde(default)]
     pub marked_for_deletion_on: Option<String>,
-    #[serde(default)]
     pub marked_for_deletion_at: Option<String>,
 }
 
@@ -134,9 +125,7 @@ impl RestProject {
 pub struct RestMember {
     pub id: u64,
     pub username: String,
-    #[serde(default)]
     pub name: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
     pub access_level: u64,
 }
@@ -161,60 +150,6 @@ pub fn access_level_name(level: u64) -> String {
 // GraphQL
 
 #[derive(Debug, Deserialize)]
-pub struct GraphqlResponse<T> {
-    pub data: Option<T>,
-    #[serde(default)]
-    pub errors: Vec<GraphqlError>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct GraphqlError {
-    pub message: String,
-    /// Where in the answer the error sits: `["projects", "nodes", 3, "repository"]`.
-    #[serde(default)]
-    pub path: Vec<serde_json::Value>,
-}
-
-impl GraphqlError {
-    /// The index of the node the error is about, when it is inside `<field>.nodes[i]`.
-    pub fn node_index(&self) -> Option<usize> {
-        match self.path.as_slice() {
-            [
-                _,
-                serde_json::Value::String(nodes),
-                serde_json::Value::Number(i),
-                ..,
-            ] if nodes == "nodes" => i.as_u64().map(|i| i as usize),
-            _ => None,
-        }
-    }
-}
-
-impl std::fmt::Display for GraphqlError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        if self.path.is_empty() {
-            return f.write_str(&self.message);
-        }
-        let path: Vec<String> = self
-            .path
-            .iter()
-            .map(|p| match p {
-                serde_json::Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
-        write!(f, "at {}: {}", path.join("."), self.message)
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PageInfo {
-    pub has_next_page: bool,
-    pub end_cursor: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Connection<T> {
     pub page_info: Option<PageInfo>,
@@ -225,7 +160,6 @@ pub struct Connection<T> {
 #[derive(Debug, Clone, Deserialize)]
 pub struct LanguageNode {
     pub name: String,
-    #[serde(default)]
     pub share: Option<f64>,
 }
 
@@ -252,36 +186,22 @@ pub struct RepositoryNode {
 #[serde(rename_all = "camelCase")]
 pub struct ProjectNode {
     pub id: String,
-    #[serde(default)]
     pub languages: Option<Vec<LanguageNode>>,
     /// Null when the repository is disabled or not readable.
     pub repository: Option<RepositoryNode>,
 }
 
-/// A project's files by path, as read: `Some(text)`, or `None` for a binary file.
-#[derive(Debug, Clone, Default)]
-pub struct Files(pub HashMap<String, Option<String>>);
-
-impl Files {
-    pub fn of(node: &ProjectNode) -> Self {
-        Self(
-            node.repository
+impl ProjectNode {
+    /// The project's files by path, as read: the text, or `None` for a binary file.
+    pub fn files(&self) -> Files {
+        Files(
+            self.repository
                 .iter()
                 .flat_map(|r| r.blobs.iter())
                 .flat_map(|b| b.nodes.iter().flatten())
                 .map(|b| (b.path.clone(), b.raw_text_blob.clone()))
                 .collect(),
         )
-    }
-
-    /// The text of a file, when present and text.
-    pub fn text(&self, path: &str) -> Option<&str> {
-        self.0.get(path)?.as_deref()
-    }
-
-    /// Present but not readable as text.
-    pub fn unreadable(&self, path: &str) -> bool {
-        matches!(self.0.get(path), Some(None))
     }
 }
 
@@ -304,34 +224,15 @@ pub fn primary_language(node: &ProjectNode) -> Option<String> {
 pub struct UserNode {
     pub id: String,
     pub username: String,
-    #[serde(default)]
     pub name: Option<String>,
     /// Empty or null when the user shows none.
-    #[serde(default)]
     pub public_email: Option<String>,
-    #[serde(default)]
     pub state: Option<String>,
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn node_errors_know_their_node() {
-        let e: GraphqlError = serde_json::from_value(serde_json::json!({
-            "message": "Deadline Exceeded", "path": ["projects", "nodes", 3, "repository"]
-        }))
-        .unwrap();
-        assert_eq!(e.node_index(), Some(3));
-        assert_eq!(
-            e.to_string(),
-            "at projects.nodes.3.repository: Deadline Exceeded"
-        );
-        let top: GraphqlError =
-            serde_json::from_value(serde_json::json!({"message": "complexity"})).unwrap();
-        assert_eq!(top.node_index(), None);
-    }
 
     #[test]
     fn files_and_languages_come_from_the_node() {
@@ -344,7 +245,7 @@ mod tests {
             ]}}
         }))
         .unwrap();
-        let files = Files::of(&node);
+        let files = node.files();
         assert_eq!(files.text("CODEOWNERS"), Some("* @a"));
         assert!(files.unreadable("logo.png") && files.text("logo.png").is_none());
         assert!(!files.unreadable("go.mod"));

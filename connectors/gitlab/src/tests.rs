@@ -3,25 +3,29 @@
 
 use std::time::Duration;
 
-use surveyor_model::{ScopeStatus, SinkClosed};
+use surveyor_model::{Collected, Connector, ScopeStatus, SinkClosed};
 use surveyor_sim::gitlab::{every_other, project_gid};
 use surveyor_sim::{Fault, FaultAction, GITLAB_TOKEN, GitlabFake, Org, OrgSpec};
 
 use super::*;
 
-struct Crawl {
-    observations: Vec<Observation>,
-    outcome: Outcome,
+fn connector(fake: &GitlabFake, dir: &Path, extra: &str) -> GitlabConnector {
+    let toml = format!(
+        "groups = [\"acme\"]\ntoken = \"{GITLAB_TOKEN}\"\nurl = \"{}\"\nmax_retries = 2\nrequests_per_second = 1000\n{extra}",
+        fake.url()
+    );
+    let config: GitlabConfig = toml::from_str(&toml).unwrap();
+    GitlabConnector::new("gl", config, dir).unwrap()
 }
 
-impl Crawl {
-    fn of_kind(&self, kind: &str) -> Vec<&Observation> {
-        self.observations
-            .iter()
-            .filter(|o| o.entity.kind == kind)
-            .collect()
-    }
+/// What the tests ask of a crawl of the group `acme`.
+trait OfGroup {
+    fn named(&self, kind: &str, name: &str) -> &Observation;
+    fn status(&self) -> &ScopeStatus;
+    fn partial_reason(&self) -> &str;
+}
 
+impl OfGroup for Collected {
     fn named(&self, kind: &str, name: &str) -> &Observation {
         self.observations
             .iter()
@@ -41,29 +45,8 @@ impl Crawl {
     }
 }
 
-fn connector(fake: &GitlabFake, dir: &Path, extra: &str) -> GitlabConnector {
-    let toml = format!(
-        "groups = [\"acme\"]\ntoken = \"{GITLAB_TOKEN}\"\nurl = \"{}\"\nmax_retries = 2\nrequests_per_second = 1000\n{extra}",
-        fake.url()
-    );
-    let config: GitlabConfig = toml::from_str(&toml).unwrap();
-    GitlabConnector::new("gl", config, dir).unwrap()
-}
-
-async fn crawl(c: &GitlabConnector) -> Crawl {
-    let (sink, mut rx) = ObservationSink::channel("gl", 64);
-    let collect = tokio::spawn(async move {
-        let mut out = Vec::new();
-        while let Some(o) = rx.recv().await {
-            out.push(o);
-        }
-        out
-    });
-    let outcome = c.crawl(sink).await.unwrap();
-    Crawl {
-        observations: collect.await.unwrap(),
-        outcome,
-    }
+async fn crawl(c: &GitlabConnector) -> Collected {
+    Collected::crawl(c).await.unwrap()
 }
 
 fn small() -> Org {
@@ -351,8 +334,8 @@ async fn a_batch_too_complex_is_halved() {
     assert_eq!(got.status(), &ScopeStatus::Complete, "{:?}", got.outcome);
     assert_eq!(got.of_kind("Component").len(), org.repos.len());
     // Projects 10 -> 5 -> 3 per query, and 3 from then on.
-    assert!(c.stats().batch_shrinks >= 2, "{:?}", c.stats());
-    assert_eq!(fake.stats().too_complex, c.stats().batch_shrinks);
+    assert!(c.stats().shrinks >= 2, "{:?}", c.stats());
+    assert_eq!(fake.stats().too_complex, c.stats().shrinks);
     assert_eq!(c.stats().retries, 0, "halving, not retrying the same batch");
 
     // Gateway timeouts shrink the batch the same way.
@@ -361,7 +344,7 @@ async fn a_batch_too_complex_is_halved() {
     let c = connector(&fake, dir.path(), "page_size = 10");
     let got = crawl(&c).await;
     assert_eq!(got.status(), &ScopeStatus::Complete, "{:?}", got.outcome);
-    assert_eq!(c.stats().batch_shrinks, 1);
+    assert_eq!(c.stats().shrinks, 1);
 }
 
 #[tokio::test]

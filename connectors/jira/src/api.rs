@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
-use surveyor_http::{HeaderMap, HeaderValue, HttpClient, HttpConfig, HttpError};
+use surveyor_http::{HeaderMap, HeaderValue, HttpClient, HttpError, secret_header};
 
 use crate::config::{Flavor, Settings};
 
@@ -202,26 +202,14 @@ pub struct Api {
 
 impl Api {
     pub fn new(settings: Arc<Settings>) -> Result<Self, HttpError> {
-        let http = HttpClient::new(
-            HttpConfig {
-                timeout: settings.timeout,
-                requests_per_second: settings.requests_per_second,
-                burst: settings.requests_per_second.saturating_mul(2),
-                max_retries: settings.max_retries,
-                max_total_wait: settings.max_retry_wait,
-                ..HttpConfig::default()
-            },
-            // Jira's project and component lists carry no validators worth caching.
-            None,
-        )?;
+        // Jira's project and component lists carry no validators worth caching.
+        let http = HttpClient::new(settings.http.clone(), None)?;
         let mut headers = HeaderMap::new();
-        let mut auth = HeaderValue::from_str(&settings.auth.header_value()).map_err(|_| {
-            HttpError::Invalid {
+        let auth =
+            secret_header(&settings.auth.header_value()).ok_or_else(|| HttpError::Invalid {
                 url: String::new(),
                 message: "the credentials have characters a header cannot carry".into(),
-            }
-        })?;
-        auth.set_sensitive(true);
+            })?;
         headers.insert("authorization", auth);
         headers.insert("accept", HeaderValue::from_static("application/json"));
         Ok(Self {

@@ -7,32 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use serde::Deserialize;
-use surveyor_model::{EntityRef, Secret};
-
-/// Keys a `kind = "jira"` table accepts besides the common ones.
-pub const KEYS: &[&str] = &[
-    "url",
-    "flavor",
-    "email",
-    "api_token",
-    "token",
-    "projects",
-    "exclude_projects",
-    "namespace",
-    "system_names",
-    "categories_as_domains",
-    "component_type",
-    "lifecycle",
-    "prefix_component_names",
-    "inherit_project_lead",
-    "lead_owner_mapping",
-    "page_size",
-    "concurrency",
-    "requests_per_second",
-    "max_retries",
-    "max_retry_wait_secs",
-    "timeout_secs",
-];
+use surveyor_http::HttpConfig;
+use surveyor_model::kit::{
+    default_component_type, default_lifecycle, default_namespace, ensure, not_blank, number,
+    within, yes,
+};
+use surveyor_model::{ConfigError, EntityRef, Secret};
 
 /// Which Jira answers at `url`: the two speak different REST versions, page differently and
 /// identify people differently (account ids on Cloud, user keys and names on Data Center).
@@ -92,10 +72,10 @@ pub struct JiraConfig {
     #[serde(default = "default_system_names")]
     pub system_names: SystemNames,
     /// Project categories become Domains their projects' Systems are part of.
-    #[serde(default = "default_true")]
+    #[serde(default = "yes")]
     pub categories_as_domains: bool,
     /// `spec.type` of the Components made from Jira components.
-    #[serde(default = "default_type")]
+    #[serde(default = "default_component_type")]
     pub component_type: String,
     /// `spec.lifecycle` of live components; archived ones are `deprecated`.
     #[serde(default = "default_lifecycle")]
@@ -105,79 +85,38 @@ pub struct JiraConfig {
     #[serde(default)]
     pub prefix_component_names: bool,
     /// A component without a lead is owned by its project's lead.
-    #[serde(default = "default_true")]
+    #[serde(default = "yes")]
     pub inherit_project_lead: bool,
     /// Jira account id, user key, username or email -> the entity ref that owns what that
     /// person leads (`group:default/payments`; a bare name is a group).
     #[serde(default)]
     pub lead_owner_mapping: BTreeMap<String, String>,
     /// Items per page on Cloud (Jira caps it by itself, usually at 50).
-    #[serde(default = "default_page_size")]
+    #[serde(default = "number::<_, 50>")]
     pub page_size: u32,
     /// Projects whose components are read at the same time.
-    #[serde(default = "default_concurrency")]
+    #[serde(default = "number::<_, 4>")]
     pub concurrency: usize,
-    #[serde(default = "default_rps")]
+    #[serde(default = "number::<_, 10>")]
     pub requests_per_second: u32,
-    #[serde(default = "default_retries")]
+    #[serde(default = "number::<_, 5>")]
     pub max_retries: usize,
     /// All waits of one request together (Jira's `Retry-After` included) stay under this.
-    #[serde(default = "default_max_wait")]
+    #[serde(default = "number::<_, 900>")]
     pub max_retry_wait_secs: u64,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "number::<_, 60>")]
     pub timeout_secs: u64,
 }
 
 fn default_flavor() -> Flavor {
     Flavor::Cloud
 }
-fn default_namespace() -> String {
-    "default".into()
-}
 fn default_system_names() -> SystemNames {
     SystemNames::Key
 }
-fn default_true() -> bool {
-    true
-}
-fn default_type() -> String {
-    "service".into()
-}
-fn default_lifecycle() -> String {
-    "production".into()
-}
-fn default_page_size() -> u32 {
-    50
-}
-fn default_concurrency() -> usize {
-    4
-}
-fn default_rps() -> u32 {
-    10
-}
-fn default_retries() -> usize {
-    5
-}
-fn default_max_wait() -> u64 {
-    900
-}
-fn default_timeout() -> u64 {
-    60
-}
 
-/// Why a jira connector cannot be built; the message starts with the key at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct JiraConfigError {
-    pub key: &'static str,
-    pub message: String,
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> JiraConfigError {
-    JiraConfigError {
-        key,
-        message: message.into(),
-    }
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(key, message)
 }
 
 /// How the connector proves who it is; the header value is built once and marked sensitive.
@@ -234,10 +173,7 @@ pub struct Settings {
     pub lead_owner_mapping: BTreeMap<String, String>,
     pub page_size: u32,
     pub concurrency: usize,
-    pub requests_per_second: u32,
-    pub max_retries: usize,
-    pub max_retry_wait: Duration,
-    pub timeout: Duration,
+    pub http: HttpConfig,
 }
 
 impl Settings {
@@ -250,7 +186,7 @@ impl Settings {
 }
 
 impl JiraConfig {
-    pub fn settings(self) -> Result<Settings, JiraConfigError> {
+    pub fn settings(self) -> Result<Settings, ConfigError> {
         let base_url = self.url.trim().trim_end_matches('/').to_string();
         let site = site_of(&base_url).map_err(|m| invalid("url", m))?;
         let auth = match self.flavor {
@@ -276,9 +212,7 @@ impl JiraConfig {
                 if email.expose().trim().is_empty() || !email.expose().contains('@') {
                     return Err(invalid("email", "is not an email address"));
                 }
-                if api_token.expose().trim().is_empty() {
-                    return Err(invalid("api_token", "is empty"));
-                }
+                not_blank("api_token", api_token.expose())?;
                 Auth::Basic { email, api_token }
             }
             Flavor::Datacenter => {
@@ -299,9 +233,7 @@ impl JiraConfig {
                         "Jira Data Center needs a personal access token in `token`",
                     )
                 })?;
-                if token.expose().trim().is_empty() {
-                    return Err(invalid("token", "is empty"));
-                }
+                not_blank("token", token.expose())?;
                 Auth::Bearer(token)
             }
         };
@@ -315,23 +247,18 @@ impl JiraConfig {
         }
         let projects = project_keys("projects", &self.projects)?;
         let exclude_projects = project_keys("exclude_projects", &self.exclude_projects)?;
-        if !surveyor_model::validate::is_valid_namespace(&self.namespace) {
-            return Err(invalid(
-                "namespace",
+        ensure(
+            surveyor_model::validate::is_valid_namespace(&self.namespace),
+            "namespace",
+            || {
                 format!(
                     "{:?} is not a valid catalog namespace (lower-case letters, digits and '-')",
                     self.namespace
-                ),
-            ));
-        }
-        for (key, value) in [
-            ("component_type", &self.component_type),
-            ("lifecycle", &self.lifecycle),
-        ] {
-            if value.trim().is_empty() {
-                return Err(invalid(key, "is empty"));
-            }
-        }
+                )
+            },
+        )?;
+        not_blank("component_type", &self.component_type)?;
+        not_blank("lifecycle", &self.lifecycle)?;
         let mut mapping = BTreeMap::new();
         for (who, target) in self.lead_owner_mapping {
             let who = who.trim().to_lowercase();
@@ -345,18 +272,8 @@ impl JiraConfig {
                 .map_err(|e| invalid("lead_owner_mapping", format!("{who:?}: {e}")))?;
             mapping.insert(who, target.to_string());
         }
-        if !(1..=100).contains(&self.page_size) {
-            return Err(invalid(
-                "page_size",
-                format!("{} is outside 1..=100", self.page_size),
-            ));
-        }
-        if !(1..=16).contains(&self.concurrency) {
-            return Err(invalid(
-                "concurrency",
-                format!("{} is outside 1..=16", self.concurrency),
-            ));
-        }
+        within("page_size", self.page_size, 1..=100)?;
+        within("concurrency", self.concurrency, 1..=16)?;
         Ok(Settings {
             flavor: self.flavor,
             base_url,
@@ -374,15 +291,17 @@ impl JiraConfig {
             lead_owner_mapping: mapping,
             page_size: self.page_size,
             concurrency: self.concurrency,
-            requests_per_second: self.requests_per_second.max(1),
-            max_retries: self.max_retries,
-            max_retry_wait: Duration::from_secs(self.max_retry_wait_secs),
-            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            http: HttpConfig::paced(
+                self.requests_per_second,
+                self.max_retries,
+                self.timeout_secs,
+            )
+            .waiting_at_most(Duration::from_secs(self.max_retry_wait_secs)),
         })
     }
 }
 
-fn project_keys(key: &'static str, keys: &[String]) -> Result<BTreeSet<String>, JiraConfigError> {
+fn project_keys(key: &'static str, keys: &[String]) -> Result<BTreeSet<String>, ConfigError> {
     keys.iter()
         .map(|k| {
             let k = k.trim();
@@ -431,7 +350,7 @@ pub fn site_of(url: &str) -> Result<String, String> {
 mod tests {
     use super::*;
 
-    fn settings(toml: &str) -> Result<Settings, JiraConfigError> {
+    fn settings(toml: &str) -> Result<Settings, ConfigError> {
         let config: JiraConfig = toml::from_str(toml).expect("the test's TOML parses");
         config.settings()
     }

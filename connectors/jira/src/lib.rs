@@ -15,12 +15,12 @@ mod map;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use surveyor_model::{Connector, ConnectorError, Observation, ObservationSink, Outcome};
+use surveyor_model::{ConfigError, Crawl, Crawled, Observation};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 pub use api::{ApiError, Category, Component, JiraUser, Page, Project};
-pub use config::{Flavor, JiraConfig, JiraConfigError, KEYS, SystemNames};
+pub use config::{Flavor, JiraConfig, SystemNames};
 pub use map::{COMPONENT, PROJECT_KEY, entity_name};
 
 use crate::api::{Api, Listed};
@@ -47,14 +47,14 @@ pub struct CrawlStats {
 }
 
 impl JiraConnector {
-    pub fn new(id: &str, config: JiraConfig) -> Result<Self, JiraConfigError> {
+    pub fn new(id: &str, config: JiraConfig) -> Result<Self, ConfigError> {
         let settings = Arc::new(config.settings()?);
-        let api = Api::new(Arc::clone(&settings)).map_err(|e| JiraConfigError {
-            key: match settings.flavor {
+        let api = Api::new(Arc::clone(&settings)).map_err(|e| {
+            let key = match settings.flavor {
                 Flavor::Cloud => "api_token",
                 Flavor::Datacenter => "token",
-            },
-            message: e.to_string(),
+            };
+            ConfigError::new(key, e.to_string())
         })?;
         Ok(Self {
             id: id.to_string(),
@@ -73,12 +73,8 @@ impl JiraConnector {
         }
     }
 
-    async fn crawl_site(
-        &self,
-        sink: &ObservationSink,
-        outcome: &mut Outcome,
-    ) -> Result<(), ConnectorError> {
-        let scope = self.settings.site.clone();
+    /// The site: one scope.
+    async fn crawl_site(&self, scope: &str, Crawl { sink, outcome }: Crawl<'_>) -> Crawled {
         let Listed {
             items: projects,
             error,
@@ -93,9 +89,9 @@ impl JiraConnector {
             // What was read is still true and is written; only an incomplete list that got
             // somewhere is partial rather than failed.
             if projects.is_empty() || e.is_denied() {
-                outcome.failed(&scope, reason);
+                outcome.failed(scope, reason);
             } else {
-                outcome.partial(&scope, reason);
+                outcome.partial(scope, reason);
             }
         }
         let projects: Vec<Project> = projects
@@ -108,14 +104,14 @@ impl JiraConnector {
             for c in projects.iter().filter_map(|p| p.project_category.as_ref()) {
                 if seen.insert(c.id.clone()) {
                     let e = map::domain(&self.settings, c);
-                    sink.send(Observation::discovered(&scope, map::category_id(c), e))
+                    sink.send(Observation::discovered(scope, map::category_id(c), e))
                         .await?;
                 }
             }
         }
         for p in &projects {
             let e = map::system(&self.settings, p);
-            sink.send(Observation::discovered(&scope, map::project_id(p), e))
+            sink.send(Observation::discovered(scope, map::project_id(p), e))
                 .await?;
         }
 
@@ -123,21 +119,21 @@ impl JiraConnector {
         for (p, listed) in projects.iter().zip(self.components(&projects).await) {
             for c in &listed.items {
                 let e = map::component(&self.settings, p, c);
-                sink.send(Observation::discovered(&scope, map::component_id(c), e))
+                sink.send(Observation::discovered(scope, map::component_id(c), e))
                     .await?;
             }
             components += listed.items.len();
             match listed.error {
                 // Credentials that stopped working mid-crawl: nothing seen is the whole.
                 Some(e) if e.is_denied() => {
-                    outcome.failed(&scope, format!("components of {}: {e}", p.key));
+                    outcome.failed(scope, format!("components of {}: {e}", p.key));
                 }
-                Some(e) => outcome.partial(&scope, format!("components of {}: {e}", p.key)),
+                Some(e) => outcome.partial(scope, format!("components of {}: {e}", p.key)),
                 None => {}
             }
         }
         tracing::debug!(site = %scope, projects = projects.len(), components, "jira site read");
-        outcome.complete(&scope);
+        outcome.complete(scope);
         Ok(())
     }
 
@@ -182,26 +178,8 @@ impl JiraConnector {
     }
 }
 
-#[async_trait::async_trait]
-impl Connector for JiraConnector {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn kind(&self) -> &'static str {
-        KIND
-    }
-
-    fn metrics(&self) -> Vec<surveyor_model::ConnectorMetric> {
-        self.api.http().metrics().snapshot().connector_metrics()
-    }
-
-    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
-        let mut outcome = Outcome::default();
-        self.crawl_site(&sink, &mut outcome).await?;
-        Ok(outcome)
-    }
-}
+surveyor_model::connector!(JiraConnector(JiraConfig):
+    each |c| [&c.settings.site] => crawl_site, metrics |c| c.api.http().connector_metrics());
 
 #[cfg(test)]
 mod tests;

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use surveyor_model::{Entity, ScopeStatus};
+use surveyor_model::{Collected, Entity, Observation, ScopeStatus};
 use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL, JIRA_PAT};
 use surveyor_sim::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, Org, OrgSpec};
 
@@ -12,19 +12,30 @@ use super::*;
 /// The fake listens on 127.0.0.1: the site, and so the scope.
 const SITE: &str = "127.0.0.1";
 
-struct Crawl {
-    observations: Vec<Observation>,
-    outcome: Outcome,
+fn cloud(fake: &JiraFake, extra: &str) -> JiraConnector {
+    let toml = format!(
+        "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{JIRA_API_TOKEN}\"\n{extra}",
+        fake.url()
+    );
+    JiraConnector::new("jira", toml::from_str(&toml).expect("config")).expect("connector")
 }
 
-impl Crawl {
-    fn of_kind(&self, kind: &str) -> Vec<&Observation> {
-        self.observations
-            .iter()
-            .filter(|o| o.entity.kind == kind)
-            .collect()
-    }
+fn datacenter(fake: &JiraFake, extra: &str) -> JiraConnector {
+    let toml = format!(
+        "url = \"{}\"\nflavor = \"datacenter\"\ntoken = \"{JIRA_PAT}\"\n{extra}",
+        fake.url()
+    );
+    JiraConnector::new("jira", toml::from_str(&toml).expect("config")).expect("connector")
+}
 
+/// What the tests ask of a crawl of the site.
+trait OfSite {
+    fn by_id(&self, external_id: &str) -> &Observation;
+    fn status(&self) -> &ScopeStatus;
+    fn annotation(&self, external_id: &str, key: &str) -> Option<String>;
+}
+
+impl OfSite for Collected {
     fn by_id(&self, external_id: &str) -> &Observation {
         self.observations
             .iter()
@@ -46,36 +57,8 @@ impl Crawl {
     }
 }
 
-fn cloud(fake: &JiraFake, extra: &str) -> JiraConnector {
-    let toml = format!(
-        "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{JIRA_API_TOKEN}\"\n{extra}",
-        fake.url()
-    );
-    JiraConnector::new("jira", toml::from_str(&toml).expect("config")).expect("connector")
-}
-
-fn datacenter(fake: &JiraFake, extra: &str) -> JiraConnector {
-    let toml = format!(
-        "url = \"{}\"\nflavor = \"datacenter\"\ntoken = \"{JIRA_PAT}\"\n{extra}",
-        fake.url()
-    );
-    JiraConnector::new("jira", toml::from_str(&toml).expect("config")).expect("connector")
-}
-
-async fn crawl(c: &JiraConnector) -> Crawl {
-    let (sink, mut rx) = ObservationSink::channel("jira", 64);
-    let collect = tokio::spawn(async move {
-        let mut out = Vec::new();
-        while let Some(o) = rx.recv().await {
-            out.push(o);
-        }
-        out
-    });
-    let outcome = c.crawl(sink).await.expect("crawl");
-    Crawl {
-        observations: collect.await.expect("collector"),
-        outcome,
-    }
+async fn crawl(c: &JiraConnector) -> Collected {
+    Collected::crawl(c).await.unwrap()
 }
 
 fn small() -> Org {
@@ -269,7 +252,7 @@ async fn a_quiet_resync_sees_exactly_the_same() {
     let c = cloud(&fake, "");
     let first = crawl(&c).await;
     let second = crawl(&c).await;
-    let by_id = |crawl: &Crawl| -> BTreeMap<String, Entity> {
+    let by_id = |crawl: &Collected| -> BTreeMap<String, Entity> {
         crawl
             .observations
             .iter()

@@ -5,25 +5,8 @@ use std::path::{Path, PathBuf};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use serde::Deserialize;
-
-/// Keys a `kind = "kubernetes"` table accepts besides the common ones.
-pub const KEYS: &[&str] = &[
-    "contexts",
-    "kubeconfig",
-    "in_cluster",
-    "cluster_name",
-    "namespaces",
-    "exclude_namespaces",
-    "include_system_namespaces",
-    "ingresses",
-    "owner_keys",
-    "component_keys",
-    "namespace_as_system",
-    "namespace",
-    "page_size",
-    "timeout_secs",
-    "max_retries",
-];
+use surveyor_model::ConfigError;
+use surveyor_model::kit::{default_namespace, ensure, number};
 
 /// Namespaces Kubernetes and its distributions run themselves; skipped unless asked for.
 pub const SYSTEM_NAMESPACES: &[&str] = &[
@@ -84,13 +67,13 @@ pub struct KubernetesConfig {
     #[serde(default = "default_namespace")]
     pub namespace: String,
     /// Items per list request (`limit`).
-    #[serde(default = "default_page_size")]
+    #[serde(default = "number::<_, 500>")]
     pub page_size: u32,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "number::<_, 30>")]
     pub timeout_secs: u64,
     /// Attempts after the first for a list page that failed in a way that may pass (429, 5xx,
     /// a timeout, a dropped connection).
-    #[serde(default = "default_retries")]
+    #[serde(default = "number::<_, 3>")]
     pub max_retries: u32,
 }
 
@@ -104,31 +87,8 @@ fn default_owner_keys() -> Vec<String> {
         "app.kubernetes.io/owner".into(),
     ]
 }
-fn default_namespace() -> String {
-    "default".into()
-}
-fn default_page_size() -> u32 {
-    500
-}
-fn default_timeout() -> u64 {
-    30
-}
-fn default_retries() -> u32 {
-    3
-}
-
-/// Why a kubernetes connector cannot be built; each message starts with the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum KubernetesConfigError {
-    #[error("{key}: {message}")]
-    Invalid { key: &'static str, message: String },
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> KubernetesConfigError {
-    KubernetesConfigError::Invalid {
-        key,
-        message: message.into(),
-    }
+fn invalid(key: &'static str, message: impl Into<String>) -> ConfigError {
+    ConfigError::new(key, message)
 }
 
 /// Where the clusters come from.
@@ -172,7 +132,7 @@ impl Settings {
 }
 
 impl KubernetesConfig {
-    pub fn settings(self, base_dir: &Path) -> Result<Settings, KubernetesConfigError> {
+    pub fn settings(self, base_dir: &Path) -> Result<Settings, ConfigError> {
         let source = match (self.in_cluster, self.contexts.is_empty()) {
             (true, false) => {
                 return Err(invalid(
@@ -228,18 +188,19 @@ impl KubernetesConfig {
                 }
             }
         };
-        if !surveyor_model::validate::is_valid_namespace(&self.namespace) {
-            return Err(invalid(
-                "namespace",
-                format!("{:?} is not a valid catalog namespace", self.namespace),
-            ));
-        }
-        if self.page_size == 0 {
-            return Err(invalid("page_size", "must be at least 1"));
-        }
-        if self.owner_keys.iter().any(|k| k.trim().is_empty()) {
-            return Err(invalid("owner_keys", "keys cannot be empty"));
-        }
+        ensure(
+            surveyor_model::validate::is_valid_namespace(&self.namespace),
+            "namespace",
+            || format!("{:?} is not a valid catalog namespace", self.namespace),
+        )?;
+        ensure(self.page_size > 0, "page_size", || {
+            "must be at least 1".into()
+        })?;
+        ensure(
+            !self.owner_keys.iter().any(|k| k.trim().is_empty()),
+            "owner_keys",
+            || "keys cannot be empty".into(),
+        )?;
         Ok(Settings {
             source,
             include: globs("namespaces", &self.namespaces)?,
@@ -257,7 +218,7 @@ impl KubernetesConfig {
     }
 }
 
-fn globs(key: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, KubernetesConfigError> {
+fn globs(key: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, ConfigError> {
     if patterns.is_empty() {
         return Ok(None);
     }
@@ -277,7 +238,7 @@ fn globs(key: &'static str, patterns: &[String]) -> Result<Option<GlobSet>, Kube
 mod tests {
     use super::*;
 
-    fn settings(toml: &str) -> Result<Settings, KubernetesConfigError> {
+    fn settings(toml: &str) -> Result<Settings, ConfigError> {
         let config: KubernetesConfig = toml::from_str(toml).unwrap();
         config.settings(Path::new("/etc/surveyor"))
     }

@@ -1,30 +1,13 @@
 //! The connector against the fake API server: clusters, namespaces, paging, 410, 403, a
 //! cluster that is down.
 
-use surveyor_model::ScopeStatus;
+use surveyor_model::{Collected, ScopeStatus};
 use surveyor_sim::{Cluster, KubeFake, Org, OrgSpec};
 
 use super::*;
 
-struct Crawl {
-    observations: Vec<Observation>,
-    outcome: Outcome,
-}
-
-async fn crawl(c: &KubernetesConnector) -> Crawl {
-    let (sink, mut rx) = ObservationSink::channel("k8s", 64);
-    let collect = tokio::spawn(async move {
-        let mut out = Vec::new();
-        while let Some(o) = rx.recv().await {
-            out.push(o);
-        }
-        out
-    });
-    let outcome = c.crawl(sink).await.unwrap();
-    Crawl {
-        observations: collect.await.unwrap(),
-        outcome,
-    }
+async fn crawl(c: &KubernetesConnector) -> Collected {
+    Collected::crawl(c).await.unwrap()
 }
 
 fn connector(dir: &Path, clusters: &[(&str, &str)], extra: &str) -> KubernetesConnector {

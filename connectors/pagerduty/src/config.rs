@@ -2,22 +2,11 @@
 //! the catalog.
 
 use std::collections::BTreeMap;
-use std::time::Duration;
 
 use serde::Deserialize;
-use surveyor_model::Secret;
-
-/// Keys a `kind = "pagerduty"` table accepts besides the common ones.
-pub const KEYS: &[&str] = &[
-    "token",
-    "subdomain",
-    "api_url",
-    "namespace",
-    "service_names",
-    "requests_per_second",
-    "max_retries",
-    "timeout_secs",
-];
+use surveyor_http::HttpConfig;
+use surveyor_model::kit::{default_namespace, ensure, http_url, not_blank, number};
+use surveyor_model::{ConfigError, Secret};
 
 /// `[[connectors]] kind = "pagerduty"`.
 ///
@@ -46,45 +35,17 @@ pub struct PagerDutyConfig {
     #[serde(default)]
     pub service_names: BTreeMap<String, String>,
     /// PagerDuty allows 960 requests a minute per key; stay well under.
-    #[serde(default = "default_rps")]
+    #[serde(default = "number::<_, 8>")]
     pub requests_per_second: u32,
-    #[serde(default = "default_retries")]
+    #[serde(default = "number::<_, 5>")]
     pub max_retries: usize,
-    #[serde(default = "default_timeout")]
+    #[serde(default = "number::<_, 30>")]
     pub timeout_secs: u64,
 }
 
 fn default_api_url() -> String {
     "https://api.pagerduty.com".into()
 }
-fn default_namespace() -> String {
-    "default".into()
-}
-fn default_rps() -> u32 {
-    8
-}
-fn default_retries() -> usize {
-    5
-}
-fn default_timeout() -> u64 {
-    30
-}
-
-/// Why a pagerduty connector cannot be built; the message starts with the key at fault.
-#[derive(Debug, thiserror::Error)]
-#[error("{key}: {message}")]
-pub struct PagerDutyConfigError {
-    pub key: &'static str,
-    pub message: String,
-}
-
-fn invalid(key: &'static str, message: impl Into<String>) -> PagerDutyConfigError {
-    PagerDutyConfigError {
-        key,
-        message: message.into(),
-    }
-}
-
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub token: Secret,
@@ -92,53 +53,48 @@ pub struct Settings {
     pub api_url: String,
     pub namespace: String,
     pub service_names: BTreeMap<String, String>,
-    pub requests_per_second: u32,
-    pub max_retries: usize,
-    pub timeout: Duration,
+    /// Bursts are no larger than the rate.
+    pub http: HttpConfig,
 }
 
 impl PagerDutyConfig {
-    pub fn settings(self) -> Result<Settings, PagerDutyConfigError> {
-        if self.token.expose().trim().is_empty() {
-            return Err(invalid("token", "is empty"));
-        }
+    pub fn settings(self) -> Result<Settings, ConfigError> {
+        not_blank("token", self.token.expose())?;
         let sub = self.subdomain.trim();
-        if sub.is_empty() || !sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-') {
-            return Err(invalid(
-                "subdomain",
-                format!("{sub:?} is not a PagerDuty subdomain (the `acme` of acme.pagerduty.com)"),
-            ));
-        }
+        ensure(
+            !sub.is_empty() && sub.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "subdomain",
+            || format!("{sub:?} is not a PagerDuty subdomain (the `acme` of acme.pagerduty.com)"),
+        )?;
         let api_url = self.api_url.trim_end_matches('/').to_string();
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            return Err(invalid(
-                "api_url",
-                format!("{api_url:?} is not an http(s) URL"),
-            ));
-        }
-        if !surveyor_model::validate::is_valid_namespace(&self.namespace) {
-            return Err(invalid(
-                "namespace",
-                format!("{:?} is not a valid catalog namespace", self.namespace),
-            ));
-        }
+        http_url("api_url", &api_url)?;
+        ensure(
+            surveyor_model::validate::is_valid_namespace(&self.namespace),
+            "namespace",
+            || format!("{:?} is not a valid catalog namespace", self.namespace),
+        )?;
         for (service, component) in &self.service_names {
-            if !surveyor_model::validate::is_valid_object_name(component) {
-                return Err(invalid(
-                    "service_names",
-                    format!("{service:?} = {component:?}: not a valid entity name"),
-                ));
-            }
+            ensure(
+                surveyor_model::validate::is_valid_object_name(component),
+                "service_names",
+                || format!("{service:?} = {component:?}: not a valid entity name"),
+            )?;
         }
+        let http = HttpConfig::paced(
+            self.requests_per_second,
+            self.max_retries,
+            self.timeout_secs,
+        );
         Ok(Settings {
             token: self.token,
             subdomain: sub.to_lowercase(),
             api_url,
             namespace: self.namespace,
             service_names: self.service_names,
-            requests_per_second: self.requests_per_second.max(1),
-            max_retries: self.max_retries,
-            timeout: Duration::from_secs(self.timeout_secs.max(1)),
+            http: HttpConfig {
+                burst: http.requests_per_second,
+                ..http
+            },
         })
     }
 }

@@ -12,6 +12,14 @@ use crate::config::Settings;
 /// One naming rule for every source, so the same thing named in two tools is one entity.
 pub use surveyor_model::names::entity_name;
 
+/// The entity names of those of `ids` that have one.
+fn named<'s, 'a: 's>(
+    ids: impl Iterator<Item = &'s &'a str>,
+    names: &BTreeMap<&str, String>,
+) -> Vec<String> {
+    ids.filter_map(|id| names.get(*id).cloned()).collect()
+}
+
 fn str_of<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
     v[key].as_str().filter(|s| !s.is_empty())
 }
@@ -130,13 +138,10 @@ impl<'a> Index<'a> {
                     profile.insert("email".into(), json!(m));
                 }
                 e.spec.insert("profile".into(), Value::Object(profile));
-                let groups: Vec<String> = self
-                    .teams_of
-                    .get(id)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|t| self.team_names.get(t).cloned())
-                    .collect();
+                let groups = named(
+                    self.teams_of.get(id).into_iter().flatten(),
+                    &self.team_names,
+                );
                 e.spec.insert("memberOf".into(), json!(groups));
                 Some((id.to_string(), e))
             })
@@ -166,13 +171,7 @@ impl<'a> Index<'a> {
                     e.spec.insert("parent".into(), json!(parent));
                 }
                 e.spec.insert("children".into(), json!([]));
-                let members: Vec<String> = self
-                    .members
-                    .get(id)
-                    .into_iter()
-                    .flatten()
-                    .filter_map(|u| self.user_names.get(u).cloned())
-                    .collect();
+                let members = named(self.members.get(id).into_iter().flatten(), &self.user_names);
                 e.spec.insert("members".into(), json!(members));
                 Some((id.to_string(), e))
             })

@@ -1,29 +1,9 @@
 //! The connector against the fake PagerDuty: mapping, on-call gaps, the offset cap, 429s, 401.
 
-use surveyor_model::ScopeStatus;
+use surveyor_model::{Collected, ScopeStatus};
 use surveyor_sim::{Account, Org, OrgSpec, PD_TOKEN, PagerDutyFake};
 
 use super::*;
-
-struct Crawl {
-    observations: Vec<Observation>,
-    outcome: Outcome,
-}
-
-impl Crawl {
-    fn of_kind(&self, kind: &str) -> Vec<&Observation> {
-        self.observations
-            .iter()
-            .filter(|o| o.entity.kind == kind)
-            .collect()
-    }
-
-    fn status(&self) -> &ScopeStatus {
-        self.outcome
-            .status("acme")
-            .expect("the account is reported")
-    }
-}
 
 fn connector(fake: &PagerDutyFake, token: &str) -> PagerDutyConnector {
     let toml = format!(
@@ -33,20 +13,21 @@ fn connector(fake: &PagerDutyFake, token: &str) -> PagerDutyConnector {
     PagerDutyConnector::new("pd", toml::from_str(&toml).unwrap()).unwrap()
 }
 
-async fn crawl(c: &PagerDutyConnector) -> Crawl {
-    let (sink, mut rx) = ObservationSink::channel("pd", 64);
-    let collect = tokio::spawn(async move {
-        let mut out = Vec::new();
-        while let Some(o) = rx.recv().await {
-            out.push(o);
-        }
-        out
-    });
-    let outcome = c.crawl(sink).await.unwrap();
-    Crawl {
-        observations: collect.await.unwrap(),
-        outcome,
+/// What the tests ask of a crawl of the account `acme`.
+trait OfAccount {
+    fn status(&self) -> &ScopeStatus;
+}
+
+impl OfAccount for Collected {
+    fn status(&self) -> &ScopeStatus {
+        self.outcome
+            .status("acme")
+            .expect("the account is reported")
     }
+}
+
+async fn crawl(c: &PagerDutyConnector) -> Collected {
+    Collected::crawl(c).await.unwrap()
 }
 
 #[tokio::test]

@@ -1,106 +1,137 @@
-//! The connector kinds this binary ships, and how each is built from its config table.
-//! Adding a connector kind means one entry in `KINDS` and one arm in `build`.
+//! The connector kinds this binary ships. Adding a kind is one entry in `ALL`: its name and keys
+//! come from its `ConnectorKind` impl (the keys are its config struct's fields), and it is built,
+//! with errors located in the config file, the same way as every other kind.
 
 use std::path::Path;
 
+use surveyor_connector_file::FileConnector;
+use surveyor_connector_github::GithubConnector;
+use surveyor_connector_gitlab::GitlabConnector;
+use surveyor_connector_jira::JiraConnector;
+use surveyor_connector_kubernetes::KubernetesConnector;
+use surveyor_connector_pagerduty::PagerDutyConnector;
 use surveyor_engine::config::{ConfigErrors, ConnectorSpec, KindSpec};
-use surveyor_model::Connector;
+use surveyor_model::{Connector, ConnectorKind};
 
-pub const KINDS: &[KindSpec] = &[
-    KindSpec {
-        name: surveyor_connector_file::KIND,
-        keys: surveyor_connector_file::KEYS,
-    },
-    KindSpec {
-        name: surveyor_connector_github::KIND,
-        keys: surveyor_connector_github::KEYS,
-    },
-    KindSpec {
-        name: surveyor_connector_kubernetes::KIND,
-        keys: surveyor_connector_kubernetes::KEYS,
-    },
-    KindSpec {
-        name: surveyor_connector_pagerduty::KIND,
-        keys: surveyor_connector_pagerduty::KEYS,
-    },
-    KindSpec {
-        name: surveyor_connector_jira::KIND,
-        keys: surveyor_connector_jira::KEYS,
-    },
-    KindSpec {
-        name: surveyor_connector_gitlab::KIND,
-        keys: surveyor_connector_gitlab::KEYS,
-    },
+/// A connector built from its table, or the located errors that keep it from being built.
+type Built = Result<Box<dyn Connector>, ConfigErrors>;
+
+/// One kind: what the loader checks its tables against, and how a table becomes a connector.
+struct Kind {
+    spec: fn() -> KindSpec,
+    build: fn(&ConnectorSpec, &Path) -> Built,
+}
+
+impl Kind {
+    const fn of<K: ConnectorKind>() -> Self {
+        Self {
+            spec: KindSpec::of::<K>,
+            build: build_as::<K>,
+        }
+    }
+}
+
+const ALL: &[Kind] = &[
+    Kind::of::<FileConnector>(),
+    Kind::of::<GithubConnector>(),
+    Kind::of::<KubernetesConnector>(),
+    Kind::of::<PagerDutyConnector>(),
+    Kind::of::<JiraConnector>(),
+    Kind::of::<GitlabConnector>(),
 ];
+
+fn build_as<K: ConnectorKind>(spec: &ConnectorSpec, base_dir: &Path) -> Built {
+    Ok(Box::new(spec.build::<K>(base_dir)?))
+}
+
+/// The kinds, for the config loader.
+pub fn kinds() -> Vec<KindSpec> {
+    ALL.iter().map(|k| (k.spec)()).collect()
+}
 
 /// Builds the connector a spec describes; errors are input errors located in the config.
 pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>, String> {
-    let located = |e: ConfigErrors| e.to_string();
-    match spec.kind.as_str() {
-        surveyor_connector_file::KIND => {
-            let options = spec.options().map_err(located)?;
-            let c = surveyor_connector_file::FileConnector::new(&spec.id, options, base_dir)
-                // Both errors are about `paths`.
-                .map_err(|e| located(spec.error_at("paths", e.to_string())))?;
-            Ok(Box::new(c))
-        }
-        surveyor_connector_github::KIND => {
-            let options = spec.options().map_err(located)?;
-            let c = surveyor_connector_github::GithubConnector::new(&spec.id, options, base_dir)
-                .map_err(|e| {
-                    // Messages start with the key at fault: locate it in the file.
-                    let text = e.to_string();
-                    match text.split_once(": ") {
-                        Some((key, message)) if surveyor_connector_github::KEYS.contains(&key) => {
-                            located(spec.error_at(key, message))
-                        }
-                        _ => located(spec.error_at("", text)),
-                    }
-                })?;
-            Ok(Box::new(c))
-        }
-        surveyor_connector_kubernetes::KIND => {
-            let options = spec.options().map_err(located)?;
-            let c = surveyor_connector_kubernetes::KubernetesConnector::new(
-                &spec.id, options, base_dir,
-            )
-            .map_err(|e| match &e {
-                surveyor_connector_kubernetes::KubernetesConfigError::Invalid { key, message } => {
-                    located(spec.error_at(key, message.clone()))
-                }
-            })?;
-            Ok(Box::new(c))
-        }
-        surveyor_connector_pagerduty::KIND => {
-            let options = spec.options().map_err(located)?;
-            let c = surveyor_connector_pagerduty::PagerDutyConnector::new(&spec.id, options)
-                .map_err(|e| located(spec.error_at(e.key, e.message.clone())))?;
-            Ok(Box::new(c))
-        }
-        surveyor_connector_jira::KIND => {
-            let options = spec.options().map_err(located)?;
-            let c = surveyor_connector_jira::JiraConnector::new(&spec.id, options)
-                .map_err(|e| located(spec.error_at(e.key, e.message.clone())))?;
-            Ok(Box::new(c))
-        }
-        surveyor_connector_gitlab::KIND => {
-            let options = spec.options().map_err(located)?;
-            let c = surveyor_connector_gitlab::GitlabConnector::new(&spec.id, options, base_dir)
-                .map_err(|e| {
-                    // Messages start with the key at fault; locate that key in the file.
-                    let text = e.to_string();
-                    let message = text
-                        .strip_prefix(&format!("{}: ", e.key()))
-                        .unwrap_or(&text)
-                        .to_string();
-                    located(spec.error_at(e.key(), message))
-                })?;
-            Ok(Box::new(c))
-        }
-        other => Err(format!(
-            "{}: connectors[{}].kind: unknown connector kind {other:?}",
+    match ALL.iter().find(|k| (k.spec)().name == spec.kind) {
+        Some(kind) => (kind.build)(spec, base_dir).map_err(|e| e.to_string()),
+        None => Err(format!(
+            "{}: connectors[{}].kind: unknown connector kind {:?}",
             spec.file().display(),
-            spec.index
+            spec.index,
+            spec.kind
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The keys the README's table for `kind` documents: the backquoted names in the first cell
+    /// of each row of the `| key ...` table under `### The `kind` connector` (the file kind's
+    /// rows are `connectors[].<key> (file)` in the reference table).
+    fn documented_keys(readme: &str, kind: &str) -> Vec<String> {
+        let first_cell = |row: &str| {
+            row.trim_start_matches('|')
+                .split('|')
+                .next()
+                .map(str::to_string)
+        };
+        let backquoted = |cell: &str| -> Vec<String> {
+            cell.split('`')
+                .skip(1)
+                .step_by(2)
+                .map(str::to_string)
+                .collect()
+        };
+        if kind == surveyor_connector_file::KIND {
+            return readme
+                .lines()
+                .filter(|l| l.contains("(file) |"))
+                .filter_map(first_cell)
+                .flat_map(|cell| backquoted(&cell))
+                .filter_map(|k| k.strip_prefix("connectors[].").map(str::to_string))
+                .collect();
+        }
+        let heading = format!("### The `{kind}` connector");
+        let section = readme.split(&heading).nth(1).unwrap_or_default();
+        let section = section.split("\n## ").next().unwrap_or_default();
+        let section = section.split("\n### ").next().unwrap_or_default();
+        let mut keys = Vec::new();
+        let mut in_table = false;
+        for line in section.lines() {
+            if line.starts_with("| key") {
+                in_table = true;
+            } else if !line.starts_with('|') {
+                in_table = false;
+            } else if in_table && !line.starts_with("| ---") {
+                keys.extend(first_cell(line).map(|c| backquoted(&c)).unwrap_or_default());
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_readme_documents_exactly_the_keys_each_kind_accepts() {
+        // The config struct declares the keys; the README's tables are checked against it.
+        let readme = include_str!("../../../README.md");
+        for kind in kinds() {
+            let mut documented = documented_keys(readme, kind.name);
+            documented.sort_unstable();
+            let mut accepted: Vec<&str> = kind.keys.to_vec();
+            accepted.sort_unstable();
+            assert_eq!(documented, accepted, "the README's `{}` keys", kind.name);
+        }
+    }
+
+    #[test]
+    fn every_kind_has_its_own_name_and_reads_keys_from_its_config() {
+        let kinds = kinds();
+        let mut names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len());
+        for k in &kinds {
+            assert!(!k.keys.is_empty(), "{} accepts no keys", k.name);
+        }
     }
 }

@@ -13,7 +13,7 @@ use surveyor_store::Store;
 use crate::{CliError, registry};
 
 pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
-    Config::load(path, registry::KINDS).map_err(|e| CliError::Input(e.to_string()))
+    Config::load(path, &registry::kinds()).map_err(|e| CliError::Input(e.to_string()))
 }
 
 pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {

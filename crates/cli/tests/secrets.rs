@@ -1101,12 +1101,11 @@ fn configuration_debug_output_hides_secrets() {
     use surveyor_connector_pagerduty as pagerduty;
     use surveyor_engine::config::{Config, KindSpec};
     let kinds = [
-        (github::KIND, github::KEYS),
-        (gitlab::KIND, gitlab::KEYS),
-        (pagerduty::KIND, pagerduty::KEYS),
-        (jira::KIND, jira::KEYS),
-    ]
-    .map(|(name, keys)| KindSpec { name, keys });
+        KindSpec::of::<github::GithubConnector>(),
+        KindSpec::of::<gitlab::GitlabConnector>(),
+        KindSpec::of::<pagerduty::PagerDutyConnector>(),
+        KindSpec::of::<jira::JiraConnector>(),
+    ];
     // Literal values: a config someone wrote without `${ENV}` references.
     let text = format!(
         "[catalog]\ndatabase = \"postgres://u:{DB_PASSWORD}@127.0.0.1/db\"\n\n[server]\nread_tokens = [\"{READ}\"]\ntrigger_tokens = [\"{TRIGGER}\"]\n\n\

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use surveyor_model::Secret;
 use surveyor_model::secret::expand_env;
+use surveyor_model::{ConnectorKind, Secret};
 use toml::Spanned;
 use toml::de::{DeTable, DeValue};
 
@@ -19,6 +19,16 @@ use toml::de::{DeTable, DeValue};
 pub struct KindSpec {
     pub name: &'static str,
     pub keys: &'static [&'static str],
+}
+
+impl KindSpec {
+    /// A connector kind's spec: its name, and the fields of its config struct as its keys.
+    pub fn of<K: ConnectorKind>() -> Self {
+        Self {
+            name: K::KIND,
+            keys: surveyor_model::kit::keys::<K::Config>(),
+        }
+    }
 }
 
 /// Keys every `[[connectors]]` table accepts, whatever its kind.
@@ -241,68 +251,47 @@ impl Config {
             )])
         })?;
         let mut errors = Vec::new();
-        check_keys(root.get_ref(), "", TOP_KEYS, &loc, &mut errors);
+        let mut r = Report {
+            loc: &loc,
+            errors: &mut errors,
+        };
+        check_keys(root.get_ref(), "", TOP_KEYS, &mut r);
 
-        let catalog_table = section(root.get_ref(), "catalog", &loc, &mut errors);
+        let catalog_table = section(root.get_ref(), "catalog", &mut r);
         if let Some(t) = catalog_table {
-            check_keys(t, "catalog", CATALOG_KEYS, &loc, &mut errors);
+            check_keys(t, "catalog", CATALOG_KEYS, &mut r);
         }
-        let catalog = parse_catalog(catalog_table, &loc, &mut errors);
-        let server_table = section(root.get_ref(), "server", &loc, &mut errors);
+        let catalog = parse_catalog(catalog_table, &mut r);
+        let server_table = section(root.get_ref(), "server", &mut r);
         if let Some(t) = server_table {
-            check_keys(t, "server", SERVER_KEYS, &loc, &mut errors);
+            check_keys(t, "server", SERVER_KEYS, &mut r);
         }
-        let server = parse_server(server_table, &loc, &mut errors);
-        let telemetry = parse_telemetry(root.get_ref().get("telemetry"), &loc, &mut errors);
-        let identity = parse_identity(root.get_ref().get("identity"), &loc, &mut errors);
+        let server = parse_server(server_table, &mut r);
+        let telemetry = parse_telemetry(root.get_ref().get("telemetry"), &mut r);
+        let identity = parse_identity(root.get_ref().get("identity"), &mut r);
 
         let mut connectors: Vec<ConnectorSpec> = Vec::new();
-        match root.get_ref().get("connectors") {
-            None => {}
-            Some(v) => match v.get_ref() {
-                DeValue::Array(items) => {
-                    for (index, item) in items.iter().enumerate() {
-                        let path = format!("connectors[{index}]");
-                        let DeValue::Table(t) = item.get_ref() else {
-                            errors.push(loc.error(
-                                item.span(),
-                                &path,
-                                "must be a table ([[connectors]])".into(),
-                                None,
-                            ));
-                            continue;
-                        };
-                        if let Some(spec) =
-                            parse_connector(t, index, item.span(), kinds, &loc, &mut errors)
-                        {
-                            if let Some(prev) = connectors.iter().find(|c| c.id == spec.id) {
-                                let span = key_span(t, "id").unwrap_or(item.span());
-                                errors.push(loc.error(
-                                    span,
-                                    &format!("{path}.id"),
-                                    format!(
-                                        "duplicate connector id {:?} (also connectors[{}])",
-                                        spec.id, prev.index
-                                    ),
-                                    None,
-                                ));
-                            }
-                            connectors.push(spec);
-                        }
-                    }
-                }
-                _ => errors.push(loc.error(
-                    v.span(),
-                    "connectors",
-                    "must be an array of tables ([[connectors]])".into(),
+        let tables = tables_of(root.get_ref().get("connectors"), "connectors", &mut r);
+        for (index, path, span, t) in tables {
+            let Some(spec) = parse_connector(t, index, span.clone(), kinds, &mut r) else {
+                continue;
+            };
+            if let Some(prev) = connectors.iter().find(|c| c.id == spec.id) {
+                r.push(
+                    key_span(t, "id").unwrap_or(span),
+                    &format!("{path}.id"),
+                    format!(
+                        "duplicate connector id {:?} (also connectors[{}])",
+                        spec.id, prev.index
+                    ),
                     None,
-                )),
-            },
+                );
+            }
+            connectors.push(spec);
         }
 
         let mut identity = identity;
-        identity.groups =
-            parse_groups(root.get_ref().get("groups"), &connectors, &loc, &mut errors);
+        identity.groups = parse_groups(root.get_ref().get("groups"), &connectors, &mut r);
 
         if !errors.is_empty() {
             errors.sort_by_key(|e| (e.line, e.column));
@@ -438,6 +427,13 @@ impl ConnectorSpec {
         })
     }
 
+    /// Builds this connector as kind `K`: its keys read into `K::Config`, then `K`'s constructor.
+    /// Errors of either are located in the file, at the key at fault.
+    pub fn build<K: ConnectorKind>(&self, base_dir: &Path) -> Result<K, ConfigErrors> {
+        let config = self.options::<K::Config>()?;
+        K::from_config(&self.id, config, base_dir).map_err(|e| self.error_at(e.key, e.message))
+    }
+
     /// An error about one of this connector's keys, located at that key's value (or at the
     /// connector's table when the key is absent): `file:line:col: connectors[i].key: message`.
     pub fn error_at(&self, key: &str, message: impl Into<String>) -> ConfigErrors {
@@ -498,6 +494,18 @@ impl Locator<'_> {
     }
 }
 
+/// The errors found so far, and where in the file they are.
+struct Report<'a> {
+    loc: &'a Locator<'a>,
+    errors: &'a mut Vec<ConfigError>,
+}
+
+impl Report<'_> {
+    fn push(&mut self, span: Range<usize>, key: &str, message: String, hint: Option<String>) {
+        self.errors.push(self.loc.error(span, key, message, hint));
+    }
+}
+
 /// 1-based line and column (in characters) of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let offset = offset.min(text.len());
@@ -526,19 +534,13 @@ fn did_you_mean(key: &str, allowed: &[&str]) -> Option<String> {
         .map(|(_, a)| format!("did you mean `{a}`?"))
 }
 
-fn check_keys(
-    table: &DeTable<'_>,
-    prefix: &str,
-    allowed: &[&str],
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) {
+fn check_keys(table: &DeTable<'_>, prefix: &str, allowed: &[&str], r: &mut Report<'_>) {
     for key in table.keys() {
         let name: &str = key.get_ref();
         if !allowed.contains(&name) {
             let hint = did_you_mean(name, allowed)
                 .or_else(|| Some(format!("expected one of: {}", allowed.join(", "))));
-            errors.push(loc.error(key.span(), &join(prefix, name), "unknown key".into(), hint));
+            r.push(key.span(), &join(prefix, name), "unknown key".into(), hint);
         }
     }
 }
@@ -550,14 +552,13 @@ fn key_span(table: &DeTable<'_>, key: &str) -> Option<Range<usize>> {
 fn section<'a, 'i>(
     root: &'a DeTable<'i>,
     name: &str,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
+    r: &mut Report<'_>,
 ) -> Option<&'a DeTable<'i>> {
     let v = root.get(name)?;
     match v.get_ref() {
         DeValue::Table(t) => Some(t),
         _ => {
-            errors.push(loc.error(v.span(), name, format!("must be a table ([{name}])"), None));
+            r.push(v.span(), name, format!("must be a table ([{name}])"), None);
             None
         }
     }
@@ -575,124 +576,115 @@ fn type_name(v: &DeValue<'_>) -> &'static str {
     }
 }
 
-fn get_str(
-    table: &DeTable<'_>,
-    key: &str,
-    path: &str,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<String> {
+fn get_str(table: &DeTable<'_>, key: &str, path: &str, r: &mut Report<'_>) -> Option<String> {
     let v = table.get(key)?;
     match v.get_ref() {
         DeValue::String(s) => Some(s.to_string()),
         other => {
-            errors.push(loc.error(
+            r.push(
                 v.span(),
                 path,
                 format!("expected a string, found {}", type_name(other)),
                 None,
-            ));
+            );
             None
         }
     }
 }
 
 /// Expands `${ENV}` references in a string value, reporting a missing variable at the key.
-fn expanded(
-    table: &DeTable<'_>,
-    key: &str,
-    path: &str,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<String> {
-    let raw = get_str(table, key, path, loc, errors)?;
+fn expanded(table: &DeTable<'_>, key: &str, path: &str, r: &mut Report<'_>) -> Option<String> {
+    let raw = get_str(table, key, path, r)?;
     match expand_env(&raw) {
         Ok(s) => Some(s),
         Err(e) => {
             let span = key_span(table, key).unwrap_or(0..0);
-            errors.push(loc.error(span, path, e.to_string(), None));
+            r.push(span, path, e.to_string(), None);
             None
         }
     }
 }
 
-fn string_list(
-    t: &DeTable<'_>,
-    key: &str,
-    path: &str,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> Vec<String> {
+fn string_list(t: &DeTable<'_>, key: &str, path: &str, r: &mut Report<'_>) -> Vec<String> {
     let Some(v) = t.get(key) else {
         return Vec::new();
     };
     let DeValue::Array(items) = v.get_ref() else {
-        errors.push(loc.error(v.span(), path, "expected an array of strings".into(), None));
+        r.push(v.span(), path, "expected an array of strings".into(), None);
         return Vec::new();
     };
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
         match item.get_ref() {
             DeValue::String(s) if !s.trim().is_empty() => out.push(s.trim().to_ascii_lowercase()),
-            _ => errors.push(loc.error(
+            _ => r.push(
                 item.span(),
                 &format!("{path}[{i}]"),
                 "expected a non-empty string".into(),
                 None,
-            )),
+            ),
         }
     }
     out
 }
 
-fn parse_identity(
-    item: Option<&Spanned<DeValue<'_>>>,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> crate::identity::Identity {
-    let mut out = crate::identity::Identity::default();
-    let Some(item) = item else { return out };
-    let DeValue::Array(tables) = item.get_ref() else {
-        errors.push(loc.error(
-            item.span(),
-            "identity",
-            "must be an array of tables ([[identity]])".into(),
-            None,
-        ));
-        return out;
+/// The tables of an array of tables `[[name]]`, each with its index, its path (`name[i]`) and
+/// its span; anything else where a table belongs is an error.
+fn tables_of<'a, 'i>(
+    item: Option<&'a Spanned<DeValue<'i>>>,
+    name: &str,
+    r: &mut Report<'_>,
+) -> Vec<(usize, String, Range<usize>, &'a DeTable<'i>)> {
+    let Some(item) = item else {
+        return Vec::new();
     };
-    for (i, t) in tables.iter().enumerate() {
-        let path = format!("identity[{i}]");
-        let DeValue::Table(table) = t.get_ref() else {
-            errors.push(loc.error(
+    let DeValue::Array(items) = item.get_ref() else {
+        let message = format!("must be an array of tables ([[{name}]])");
+        r.push(item.span(), name, message, None);
+        return Vec::new();
+    };
+    let mut tables = Vec::new();
+    for (i, t) in items.iter().enumerate() {
+        let path = format!("{name}[{i}]");
+        match t.get_ref() {
+            DeValue::Table(table) => tables.push((i, path, t.span(), table)),
+            _ => r.push(
                 t.span(),
                 &path,
-                "must be a table ([[identity]])".into(),
+                format!("must be a table ([[{name}]])"),
                 None,
-            ));
-            continue;
-        };
-        check_keys(table, &path, IDENTITY_KEYS, loc, errors);
+            ),
+        }
+    }
+    tables
+}
+
+fn parse_identity(
+    item: Option<&Spanned<DeValue<'_>>>,
+    r: &mut Report<'_>,
+) -> crate::identity::Identity {
+    let mut out = crate::identity::Identity::default();
+    for (_, path, _, table) in tables_of(item, "identity", r) {
+        check_keys(table, &path, IDENTITY_KEYS, r);
         let mut rule = crate::identity::IdentityRule {
-            kinds: string_list(table, "kinds", &format!("{path}.kinds"), loc, errors),
+            kinds: string_list(table, "kinds", &format!("{path}.kinds"), r),
             strip_suffixes: string_list(
                 table,
                 "strip_suffixes",
                 &format!("{path}.strip_suffixes"),
-                loc,
-                errors,
+                r,
             ),
             ..Default::default()
         };
         if let Some(v) = table.get("separators") {
             match v.get_ref() {
                 DeValue::Boolean(b) => rule.separators = *b,
-                other => errors.push(loc.error(
+                other => r.push(
                     v.span(),
                     &format!("{path}.separators"),
                     format!("expected a boolean, found {}", type_name(other)),
                     None,
-                )),
+                ),
             }
         }
         if let Some(v) = table.get("aliases") {
@@ -701,26 +693,25 @@ fn parse_identity(
                     for (canonical, names) in aliases.iter() {
                         let canonical_name = canonical.get_ref().to_ascii_lowercase();
                         if !surveyor_model::validate::is_valid_object_name(&canonical_name) {
-                            errors.push(loc.error(
+                            r.push(
                                 names.span(),
                                 &join(&format!("{path}.aliases"), canonical.get_ref()),
                                 format!("{canonical_name:?} is not a valid entity name"),
                                 None,
-                            ));
+                            );
                             continue;
                         }
                         for alias in string_list(
                             aliases,
                             canonical.get_ref(),
                             &join(&format!("{path}.aliases"), canonical.get_ref()),
-                            loc,
-                            errors,
+                            r,
                         ) {
                             rule.aliases.insert(alias, canonical_name.clone());
                         }
                     }
                 }
-                other => errors.push(loc.error(
+                other => r.push(
                     v.span(),
                     &format!("{path}.aliases"),
                     format!(
@@ -728,7 +719,7 @@ fn parse_identity(
                         type_name(other)
                     ),
                     None,
-                )),
+                ),
             }
         }
         out.rules.push(rule);
@@ -743,55 +734,39 @@ fn parse_identity(
 fn parse_groups(
     item: Option<&Spanned<DeValue<'_>>>,
     connectors: &[ConnectorSpec],
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
+    r: &mut Report<'_>,
 ) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-    let Some(item) = item else { return out };
-    let DeValue::Array(tables) = item.get_ref() else {
-        errors.push(loc.error(
-            item.span(),
-            "groups",
-            "must be an array of tables ([[groups]])".into(),
-            None,
-        ));
-        return out;
-    };
-    for (i, t) in tables.iter().enumerate() {
-        let path = format!("groups[{i}]");
-        let DeValue::Table(table) = t.get_ref() else {
-            errors.push(loc.error(t.span(), &path, "must be a table ([[groups]])".into(), None));
-            continue;
-        };
+    for (_, path, span, table) in tables_of(item, "groups", r) {
         let name = match table.get("name").map(|v| (v.span(), v.get_ref())) {
             Some((span, DeValue::String(n))) => match surveyor_model::names::entity_name(n) {
                 Some(name) => Some(name),
                 None => {
-                    errors.push(loc.error(
+                    r.push(
                         span,
                         &format!("{path}.name"),
                         format!("{n:?} cannot be an entity name"),
                         None,
-                    ));
+                    );
                     None
                 }
             },
             Some((span, other)) => {
-                errors.push(loc.error(
+                r.push(
                     span,
                     &format!("{path}.name"),
                     format!("expected a string, found {}", type_name(other)),
                     None,
-                ));
+                );
                 None
             }
             None => {
-                errors.push(loc.error(
-                    t.span(),
+                r.push(
+                    span.clone(),
                     &path,
                     "missing key `name` (the group's name in the catalog)".into(),
                     None,
-                ));
+                );
                 None
             }
         };
@@ -803,7 +778,7 @@ fn parse_groups(
             let at = format!("{path}.{source}");
             if !connectors.iter().any(|c| c.id == source.as_ref()) {
                 let ids: Vec<&str> = connectors.iter().map(|c| c.id.as_str()).collect();
-                errors.push(loc.error(
+                r.push(
                     key.span(),
                     &at,
                     format!("no connector has the id {source:?}"),
@@ -811,25 +786,25 @@ fn parse_groups(
                         "keys other than `name` are connector ids: {}",
                         ids.join(", ")
                     )),
-                ));
+                );
                 continue;
             }
             let DeValue::String(theirs) = value.get_ref() else {
-                errors.push(loc.error(
+                r.push(
                     value.span(),
                     &at,
                     format!("expected a string, found {}", type_name(value.get_ref())),
                     None,
-                ));
+                );
                 continue;
             };
             let Some(theirs) = surveyor_model::names::entity_name(theirs) else {
-                errors.push(loc.error(
+                r.push(
                     value.span(),
                     &at,
                     format!("{theirs:?} cannot be an entity name"),
                     None,
-                ));
+                );
                 continue;
             };
             if let Some(name) = &name {
@@ -837,12 +812,12 @@ fn parse_groups(
                 if let Some(prev) = mapping.insert(theirs.clone(), name.clone())
                     && prev != *name
                 {
-                    errors.push(loc.error(
+                    r.push(
                         value.span(),
                         &at,
                         format!("{theirs:?} is already mapped to the group {prev:?}"),
                         None,
-                    ));
+                    );
                 }
             }
         }
@@ -850,46 +825,38 @@ fn parse_groups(
     out
 }
 
-fn parse_telemetry(
-    item: Option<&Spanned<DeValue<'_>>>,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> TelemetryConfig {
+fn parse_telemetry(item: Option<&Spanned<DeValue<'_>>>, r: &mut Report<'_>) -> TelemetryConfig {
     let mut c = TelemetryConfig::default();
     let Some(item) = item else { return c };
     let DeValue::Table(t) = item.get_ref() else {
-        errors.push(loc.error(
+        r.push(
             item.span(),
             "telemetry",
             "must be a table ([telemetry])".into(),
             None,
-        ));
+        );
         return c;
     };
-    check_keys(t, "telemetry", TELEMETRY_KEYS, loc, errors);
-    if let Some(e) = expanded(t, "otlp_endpoint", "telemetry.otlp_endpoint", loc, errors) {
+    check_keys(t, "telemetry", TELEMETRY_KEYS, r);
+    if let Some(e) = expanded(t, "otlp_endpoint", "telemetry.otlp_endpoint", r) {
         if e.starts_with("http://") || e.starts_with("https://") {
             c.otlp_endpoint = Some(e.trim_end_matches('/').to_string());
         } else {
-            errors.push(loc.error(
+            r.push(
                 key_span(t, "otlp_endpoint").unwrap_or(0..0),
                 "telemetry.otlp_endpoint",
                 format!("{e:?} is not an http(s) URL"),
                 Some("the collector's OTLP/HTTP address, e.g. http://otel-collector:4318".into()),
-            ));
+            );
         }
     }
-    if let Some(n) = get_str(t, "service_name", "telemetry.service_name", loc, errors) {
+    if let Some(n) = get_str(t, "service_name", "telemetry.service_name", r) {
         c.service_name = n;
     }
     c
 }
 
-fn parse_server(
-    table: Option<&DeTable<'_>>,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> ServerConfig {
+fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig {
     let mut c = ServerConfig {
         listen: "127.0.0.1:7878".into(),
         read_tokens: Vec::new(),
@@ -898,14 +865,14 @@ fn parse_server(
         max_page_size: 1000,
     };
     let Some(t) = table else { return c };
-    if let Some(l) = get_str(t, "listen", "server.listen", loc, errors) {
+    if let Some(l) = get_str(t, "listen", "server.listen", r) {
         if l.parse::<std::net::SocketAddr>().is_err() {
-            errors.push(loc.error(
+            r.push(
                 key_span(t, "listen").unwrap_or(0..0),
                 "server.listen",
                 format!("{l:?} is not an address and port"),
                 Some("e.g. \"0.0.0.0:7878\" or \"127.0.0.1:7878\"".into()),
-            ));
+            );
         }
         c.listen = l;
     }
@@ -915,7 +882,7 @@ fn parse_server(
             return Vec::new();
         };
         let DeValue::Array(items) = v.get_ref() else {
-            errors.push(loc.error(v.span(), &path, "expected an array of strings".into(), None));
+            r.push(v.span(), &path, "expected an array of strings".into(), None);
             return Vec::new();
         };
         let mut out = Vec::new();
@@ -923,21 +890,21 @@ fn parse_server(
             match item.get_ref() {
                 DeValue::String(s) if secret => match crate::config::expand_secret(s) {
                     Ok(v) if !v.trim().is_empty() => out.push(v),
-                    Ok(_) => errors.push(loc.error(
+                    Ok(_) => r.push(
                         item.span(),
                         &format!("{path}[{i}]"),
                         "is empty".into(),
                         None,
-                    )),
-                    Err(m) => errors.push(loc.error(item.span(), &format!("{path}[{i}]"), m, None)),
+                    ),
+                    Err(m) => r.push(item.span(), &format!("{path}[{i}]"), m, None),
                 },
                 DeValue::String(s) => out.push(s.to_string()),
-                other => errors.push(loc.error(
+                other => r.push(
                     item.span(),
                     &format!("{path}[{i}]"),
                     format!("expected a string, found {}", type_name(other)),
                     None,
-                )),
+                ),
             }
         }
         out
@@ -954,7 +921,7 @@ fn parse_server(
     if let Some(v) = t.get("max_page_size") {
         match whole_number(v.get_ref(), 1, u64::from(u32::MAX)) {
             Ok(n) => c.max_page_size = u32::try_from(n).unwrap_or(u32::MAX),
-            Err(m) => errors.push(loc.error(v.span(), "server.max_page_size", m, None)),
+            Err(m) => r.push(v.span(), "server.max_page_size", m, None),
         }
     }
     c
@@ -979,15 +946,11 @@ fn expand_secret(s: &str) -> Result<String, String> {
     surveyor_model::secret::expand_env(s).map_err(|e| e.to_string())
 }
 
-fn parse_catalog(
-    table: Option<&DeTable<'_>>,
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
-) -> Option<CatalogConfig> {
+fn parse_catalog(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> Option<CatalogConfig> {
     let mut c = CatalogConfig::default_for_errors();
     let Some(t) = table else { return Some(c) };
-    let before = errors.len();
-    if let Some(db) = expanded(t, "database", "catalog.database", loc, errors) {
+    let before = r.errors.len();
+    if let Some(db) = expanded(t, "database", "catalog.database", r) {
         if db.starts_with("sqlite:")
             || db.starts_with("postgres://")
             || db.starts_with("postgresql://")
@@ -995,23 +958,23 @@ fn parse_catalog(
             c.database = Secret::new(db);
         } else {
             let span = key_span(t, "database").unwrap_or(0..0);
-            errors.push(loc.error(
+            r.push(
                 span,
                 "catalog.database",
                 "unsupported database URL".into(),
                 Some("use sqlite://path.db or postgres://user@host/db".into()),
-            ));
+            );
         }
     }
-    if let Some(r) = get_str(t, "retention", "catalog.retention", loc, errors) {
-        match parse_duration(&r) {
+    if let Some(retention) = get_str(t, "retention", "catalog.retention", r) {
+        match parse_duration(&retention) {
             Ok(d) => c.retention = d,
-            Err(m) => errors.push(loc.error(
+            Err(m) => r.push(
                 key_span(t, "retention").unwrap_or(0..0),
                 "catalog.retention",
                 m,
                 None,
-            )),
+            ),
         }
     }
     if let Some(v) = t.get("max_delete_ratio") {
@@ -1021,22 +984,22 @@ fn parse_catalog(
             _ => None,
         };
         match ratio {
-            Some(r) if (0.0..=1.0).contains(&r) => c.max_delete_ratio = r,
-            _ => errors.push(loc.error(
+            Some(ratio) if (0.0..=1.0).contains(&ratio) => c.max_delete_ratio = ratio,
+            _ => r.push(
                 v.span(),
                 "catalog.max_delete_ratio",
                 "expected a number from 0.0 to 1.0".into(),
                 None,
-            )),
+            ),
         }
     }
     if let Some(v) = t.get("mass_delete_floor") {
         match whole_number(v.get_ref(), 0, i64::MAX as u64) {
             Ok(n) => c.mass_delete_floor = n,
-            Err(m) => errors.push(loc.error(v.span(), "catalog.mass_delete_floor", m, None)),
+            Err(m) => r.push(v.span(), "catalog.mass_delete_floor", m, None),
         }
     }
-    (errors.len() == before).then_some(c)
+    (r.errors.len() == before).then_some(c)
 }
 
 fn parse_connector(
@@ -1044,32 +1007,31 @@ fn parse_connector(
     index: usize,
     span: Range<usize>,
     kinds: &[KindSpec],
-    loc: &Locator<'_>,
-    errors: &mut Vec<ConfigError>,
+    r: &mut Report<'_>,
 ) -> Option<ConnectorSpec> {
     let path = format!("connectors[{index}]");
-    let before = errors.len();
-    let id = get_str(t, "id", &format!("{path}.id"), loc, errors);
-    let kind = get_str(t, "kind", &format!("{path}.kind"), loc, errors);
+    let before = r.errors.len();
+    let id = get_str(t, "id", &format!("{path}.id"), r);
+    let kind = get_str(t, "kind", &format!("{path}.kind"), r);
     match &id {
-        None if errors.len() == before => errors.push(loc.error(
+        None if r.errors.len() == before => r.push(
             span.clone(),
             &format!("{path}.id"),
             "missing key `id`".into(),
             None,
-        )),
-        Some(id) if !surveyor_model::validate::is_valid_object_name(id) => errors.push(loc.error(
+        ),
+        Some(id) if !surveyor_model::validate::is_valid_object_name(id) => r.push(
             key_span(t, "id").unwrap_or(span.clone()),
             &format!("{path}.id"),
             format!("{id:?} is not a valid id: 1-63 characters of [a-zA-Z0-9] separated by [-_.]"),
             None,
-        )),
+        ),
         _ => {}
     }
     let spec = match &kind {
         None => {
             if t.get("kind").is_none() {
-                errors.push(loc.error(
+                r.push(
                     span.clone(),
                     &format!("{path}.kind"),
                     "missing key `kind`".into(),
@@ -1077,7 +1039,7 @@ fn parse_connector(
                         "one of: {}",
                         kinds.iter().map(|k| k.name).collect::<Vec<_>>().join(", ")
                     )),
-                ));
+                );
             }
             None
         }
@@ -1085,14 +1047,12 @@ fn parse_connector(
             Some(s) => Some(s),
             None => {
                 let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
-                errors.push(
-                    loc.error(
-                        key_span(t, "kind").unwrap_or(span.clone()),
-                        &format!("{path}.kind"),
-                        format!("unknown connector kind {k:?}"),
-                        did_you_mean(k, &names)
-                            .or_else(|| Some(format!("known kinds: {}", names.join(", ")))),
-                    ),
+                r.push(
+                    key_span(t, "kind").unwrap_or(span.clone()),
+                    &format!("{path}.kind"),
+                    format!("unknown connector kind {k:?}"),
+                    did_you_mean(k, &names)
+                        .or_else(|| Some(format!("known kinds: {}", names.join(", ")))),
                 );
                 None
             }
@@ -1101,20 +1061,20 @@ fn parse_connector(
     if let Some(spec) = spec {
         let mut allowed: Vec<&str> = COMMON_CONNECTOR_KEYS.to_vec();
         allowed.extend(spec.keys);
-        check_keys(t, &path, &allowed, loc, errors);
+        check_keys(t, &path, &allowed, r);
     }
-    let schedule = get_str(t, "schedule", &format!("{path}.schedule"), loc, errors);
+    let schedule = get_str(t, "schedule", &format!("{path}.schedule"), r);
     if let Some(s) = &schedule {
         let parser = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build();
         if let Err(e) = parser.parse(s) {
-            errors.push(loc.error(
+            r.push(
                 key_span(t, "schedule").unwrap_or(span.clone()),
                 &format!("{path}.schedule"),
                 format!("invalid cron expression {s:?}: {e}"),
                 Some("5 fields (minute hour day month weekday) or 6 with seconds first".into()),
-            ));
+            );
         }
     }
     let enabled = match t.get("enabled") {
@@ -1122,24 +1082,23 @@ fn parse_connector(
         Some(v) => match v.get_ref() {
             DeValue::Boolean(b) => *b,
             other => {
-                errors.push(loc.error(
+                r.push(
                     v.span(),
                     &format!("{path}.enabled"),
                     format!("expected a boolean, found {}", type_name(other)),
                     None,
-                ));
+                );
                 true
             }
         },
     };
-    let timezone = match get_str(t, "timezone", &format!("{path}.timezone"), loc, errors).as_deref()
-    {
+    let timezone = match get_str(t, "timezone", &format!("{path}.timezone"), r).as_deref() {
         None | Some("UTC" | "utc" | "Etc/UTC") => ScheduleZone::Utc,
         Some("local") => ScheduleZone::Local,
         Some(other) => match other.parse::<chrono_tz::Tz>() {
             Ok(tz) => ScheduleZone::Named(tz),
             Err(_) => {
-                errors.push(loc.error(
+                r.push(
                     key_span(t, "timezone").unwrap_or(span.clone()),
                     &format!("{path}.timezone"),
                     format!("unknown time zone {other:?}"),
@@ -1147,23 +1106,23 @@ fn parse_connector(
                         "\"UTC\" (the default), \"local\", or an IANA name like \"Europe/Berlin\""
                             .into(),
                     ),
-                ));
+                );
                 ScheduleZone::Utc
             }
         },
     };
     let mut duration = |key: &str, default: Duration| -> Duration {
-        match get_str(t, key, &format!("{path}.{key}"), loc, errors) {
+        match get_str(t, key, &format!("{path}.{key}"), r) {
             None => default,
             Some(text) => match parse_duration(&text) {
                 Ok(d) => d,
                 Err(m) => {
-                    errors.push(loc.error(
+                    r.push(
                         key_span(t, key).unwrap_or(span.clone()),
                         &format!("{path}.{key}"),
                         m,
                         None,
-                    ));
+                    );
                     default
                 }
             },
@@ -1172,29 +1131,29 @@ fn parse_connector(
     let timeout = duration("timeout", Duration::from_secs(3600));
     let jitter = duration("jitter", Duration::ZERO);
     if timeout.is_zero() {
-        errors.push(loc.error(
+        r.push(
             key_span(t, "timeout").unwrap_or(span.clone()),
             &format!("{path}.timeout"),
             "must be longer than 0s".into(),
             None,
-        ));
+        );
     }
     let run_on_start = match t.get("run_on_start") {
         None => false,
         Some(v) => match v.get_ref() {
             DeValue::Boolean(b) => *b,
             other => {
-                errors.push(loc.error(
+                r.push(
                     v.span(),
                     &format!("{path}.run_on_start"),
                     format!("expected a boolean, found {}", type_name(other)),
                     None,
-                ));
+                );
                 false
             }
         },
     };
-    if errors.len() != before {
+    if r.errors.len() != before {
         return None;
     }
     Some(ConnectorSpec {
@@ -1207,8 +1166,8 @@ fn parse_connector(
         timeout,
         jitter,
         run_on_start,
-        text: Arc::from(loc.text),
-        file: Arc::from(loc.file),
+        text: Arc::from(r.loc.text),
+        file: Arc::from(r.loc.file),
     })
 }
 

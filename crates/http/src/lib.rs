@@ -1,14 +1,21 @@
 //! HTTP plumbing shared by connectors: one reqwest client with timeouts and gzip, a rate limit
 //! per host, retries that honour `Retry-After` and rate-limit reset headers (bounded in count
-//! and total wait), conditional GETs from a persistent ETag cache, and per-connector counters.
+//! and total wait), conditional GETs from a persistent ETag cache, and per-connector counters;
+//! and what connectors' API clients share around it (GraphQL, `Link` paging, quota pauses).
 
 mod cache;
 mod client;
+mod graphql;
+mod kit;
 mod metrics;
 mod retry;
 
 pub use cache::{CacheEntry, FileCache, MemoryCache, ResponseCache};
 pub use client::{HttpClient, HttpConfig, Response};
+pub use graphql::{GraphqlError, GraphqlResponse, PageInfo};
+pub use kit::{
+    ApiClient, ApiStats, Pause, QuotaSpent, Unreadable, cache_dir, next_link, secret_header,
+};
 pub use metrics::{HttpMetrics, MetricsSnapshot};
 pub use reqwest::Method;
 pub use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
@@ -61,6 +68,18 @@ impl HttpError {
             Self::Timeout { .. } | Self::Connect { .. } => true,
             Self::Invalid { .. } | Self::Exhausted { .. } => false,
         }
+    }
+
+    /// Gateway and client timeouts: the server gave up computing the answer, or we gave up
+    /// waiting. A smaller request (a page, a batch) may pass where this one did not.
+    pub fn may_pass_smaller(&self) -> bool {
+        matches!(
+            self,
+            Self::Status {
+                status: 502 | 504,
+                ..
+            } | Self::Timeout { .. }
+        )
     }
 
     /// The HTTP status, when there was a response.

@@ -1,10 +1,12 @@
 //! surveyor's shared vocabulary: entities in Backstage's envelope, entity refs, validation,
-//! content hashes, observations and the `Connector` trait every source implements.
+//! content hashes, observations, the `Connector` trait every source implements and the shape of
+//! a connector kind's configuration.
 
 pub mod control;
 pub mod descriptor;
 pub mod entity;
 pub mod hash;
+pub mod kit;
 pub mod names;
 pub mod observation;
 pub mod refs;
@@ -15,6 +17,7 @@ pub mod validate;
 
 pub use control::{ConnectorView, Control, TriggerRefusal};
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
+pub use kit::{Collected, ConfigError, ConnectorKind, Crawl, Crawled};
 pub use observation::{
     Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,
     ScopeStatus, SinkClosed,

@@ -4,6 +4,7 @@
 
 pub mod catalog;
 pub mod codeowners;
+pub mod forge;
 pub mod manifests;
 
 pub use codeowners::{CodeOwners, Flavor, Owner};
