@@ -97,7 +97,7 @@ impl Collected {
 /// listed) and its [`Connector`](crate::Connector) impl (the struct's `id` field, each scope
 /// crawled in turn by the method named, and the figures `metrics` gives, if any):
 ///
-/// ```ignore
+/// ```text
 /// surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
 ///     each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics());
 /// ```
