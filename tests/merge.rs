@@ -89,6 +89,7 @@ fn kinds() -> surveyor_audit::Sources {
         .iter()
         .map(|(a, b)| (a.to_string(), b.to_string()))
         .collect(),
+        cosmetic: false,
     }
 }
 
@@ -203,6 +204,100 @@ async fn one_service_from_four_sources_is_one_entity_and_the_audit_finds_the_gap
                 .any(|e| e.source == "pagerduty" && e.said.contains(&other_slug)),
             "{backend}: {dispute:?}"
         );
+        // A Jira lead who belongs to the team that owns the component is no conflict: the team
+        // owns it, the person is kept as its lead.
+        let site = fakes.jira.site();
+        let mut consistent = 0;
+        for (i, r) in org.repos.iter().enumerate() {
+            let Some(Some(lead)) = site.component_leads.get(&i) else {
+                continue;
+            };
+            let member = org.teams[r.owner_team].members.contains(lead);
+            let entity = format!("component:default/{}", r.name);
+            if !r.active || !member || entity == key || !site.user_active(*lead) {
+                continue;
+            }
+            consistent += 1;
+            assert!(
+                !fired("conflicting-owners", &entity),
+                "{backend}: {entity}'s Jira lead is a member of its team"
+            );
+            let row = store
+                .get_entity(&entity)
+                .await
+                .expect("get")
+                .expect("entity");
+            let body: Value = serde_json::from_str(&row.body).expect("body");
+            assert_eq!(
+                body["spec"]["owner"],
+                format!("group:default/{}", org.teams[r.owner_team].slug),
+                "{backend}: {entity}"
+            );
+            assert!(
+                body["metadata"]["annotations"]["surveyor.dev/lead"]
+                    .as_str()
+                    .is_some_and(|l| l.starts_with("user:")),
+                "{backend}: {entity} keeps its lead"
+            );
+        }
+        assert!(
+            consistent > 3,
+            "{backend}: {consistent} components to look at"
+        );
+        // A lead outside the team and its sub-teams (with teams the catalog knows) is a
+        // conflict.
+        let under = |team: usize, top: usize| {
+            let mut at = Some(team);
+            for _ in 0..org.teams.len() {
+                match at {
+                    Some(t) if t == top => return true,
+                    Some(t) => at = org.teams[t].parent,
+                    None => break,
+                }
+            }
+            false
+        };
+        let (outside_repo, outsider) = org
+            .repos
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.active && format!("component:default/{}", r.name) != key)
+            .filter(|(i, _)| site.component_leads.contains_key(i))
+            .find_map(|(i, r)| {
+                let teams_of = |p: usize| -> Vec<usize> {
+                    (0..org.teams.len())
+                        .filter(|&t| org.teams[t].active && org.teams[t].members.contains(&p))
+                        .collect()
+                };
+                let p = (0..org.people.len()).find(|&p| {
+                    org.people[p].active
+                        && org.people[p].email.is_some()
+                        && site.user_active(p)
+                        && !teams_of(p).is_empty()
+                        && !teams_of(p).iter().any(|&t| under(t, r.owner_team))
+                })?;
+                Some((i, p))
+            })
+            .expect("a repository and a person of another team");
+        fakes.jira.with_site(|s| {
+            s.component_leads.insert(outside_repo, Some(outsider));
+        });
+        sync_all(store, &fakes, dir.path()).await;
+        let ownership = surveyor_audit::ownership(store, &kinds())
+            .await
+            .expect("audit");
+        let outside = format!("component:default/{}", org.repos[outside_repo].name);
+        assert!(
+            ownership.iter().any(|f| f.rule == "conflicting-owners"
+                && f.entity.eq_ignore_ascii_case(&outside)
+                && f.evidence.iter().any(|e| e.source == "jira")),
+            "{backend}: {outside}'s new Jira lead is in another team"
+        );
+        let fired = |rule: &str, entity: &str| {
+            ownership
+                .iter()
+                .any(|f| f.rule == rule && f.entity.eq_ignore_ascii_case(entity))
+        };
         // Each rule fires somewhere and stays quiet somewhere else.
         let rules_fired: std::collections::BTreeSet<&str> =
             ownership.iter().map(|f| f.rule).collect();

@@ -115,9 +115,22 @@ impl JiraConnector {
                 .await?;
         }
 
+        // Every lead once, as a User, after what they lead.
+        let mut people: std::collections::BTreeMap<String, JiraUser> = Default::default();
+        let mut lead = |u: &Option<JiraUser>| {
+            if let Some(u) = u
+                && let Some(id) = map::person_id(u)
+            {
+                people.entry(id).or_insert_with(|| u.clone());
+            }
+        };
+        for p in &projects {
+            lead(&p.lead);
+        }
         let mut components = 0;
         for (p, listed) in projects.iter().zip(self.components(&projects).await) {
             for c in &listed.items {
+                lead(&c.lead);
                 let e = map::component(&self.settings, p, c);
                 sink.send(Observation::discovered(scope, map::component_id(c), e))
                     .await?;
@@ -130,6 +143,11 @@ impl JiraConnector {
                 }
                 Some(e) => outcome.partial(scope, format!("components of {}: {e}", p.key)),
                 None => {}
+            }
+        }
+        for u in people.values() {
+            if let Some((id, e)) = map::person(&self.settings, u) {
+                sink.send(Observation::discovered(scope, id, e)).await?;
             }
         }
         tracing::debug!(site = %scope, projects = projects.len(), components, "jira site read");

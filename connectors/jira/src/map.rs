@@ -1,5 +1,5 @@
 //! From Jira's shapes to catalog entities: project -> System, category -> Domain, component ->
-//! Component part of its System, and project and component leads -> `spec.owner` with evidence.
+//! Component part of its System, and project and component leads -> Users, named as `spec.owner`.
 
 use serde_json::{Value, json};
 use surveyor_model::Entity;
@@ -52,22 +52,72 @@ pub fn component_name(settings: &Settings, p: &Project, c: &Component) -> String
 }
 
 /// Who owns what a person leads: the configured mapping (by account id, user key, username or
-/// email, in that order), else the User named after their Jira identity — the account id on
-/// Cloud, the username on Data Center (what directories name people by), else the user key.
+/// email, in that order), else the person's User (see [`person`]).
 pub fn owner_ref(settings: &Settings, lead: &JiraUser) -> Option<String> {
-    let mapped = [lead.account_id(), lead.key(), lead.username(), lead.email()]
-        .into_iter()
-        .flatten()
-        .find_map(|k| settings.lead_owner_mapping.get(&k.to_lowercase()));
-    if let Some(target) = mapped {
+    if let Some(target) = mapped(settings, lead) {
         return Some(target.clone());
     }
-    let who = match settings.flavor {
-        Flavor::Cloud => lead.account_id(),
+    person_name(settings, lead).map(|n| format!("user:{}/{n}", settings.namespace))
+}
+
+fn mapped<'s>(settings: &'s Settings, lead: &JiraUser) -> Option<&'s String> {
+    [lead.account_id(), lead.key(), lead.username(), lead.email()]
+        .into_iter()
+        .flatten()
+        .find_map(|k| settings.lead_owner_mapping.get(&k.to_lowercase()))
+}
+
+/// A person's catalog name: on Data Center the username (what directories name people by);
+/// on Cloud the display name, since an account id is not a name; else the Jira id. Two Cloud
+/// people shown with one display name share it: name them apart with `lead_owner_mapping`.
+fn person_name(settings: &Settings, lead: &JiraUser) -> Option<String> {
+    // Jira shows a deleted account as "Former user" with no id: that is nobody.
+    lead.jira_id()?;
+    let named = match settings.flavor {
+        Flavor::Cloud => lead.display_name(),
         Flavor::Datacenter => lead.username().or_else(|| lead.key()),
+    };
+    named
+        .and_then(entity_name)
+        .or_else(|| lead.jira_id().and_then(entity_name))
+}
+
+/// External id of a person: their Jira id.
+pub fn person_id(lead: &JiraUser) -> Option<String> {
+    lead.jira_id().map(|id| format!("user:{id}"))
+}
+
+/// A lead as a User (unless `lead_owner_mapping` names their owner): named from the display
+/// name, the email Jira shows (when the person's privacy settings allow) as the profile email,
+/// so identity joins them to the same person from GitHub, GitLab or PagerDuty; the Jira id and
+/// whether the account is active as annotations.
+pub fn person(settings: &Settings, lead: &JiraUser) -> Option<(String, Entity)> {
+    if mapped(settings, lead).is_some() {
+        return None;
     }
-    .or_else(|| lead.jira_id())?;
-    entity_name(who).map(|n| format!("user:{}/{n}", settings.namespace))
+    let id = person_id(lead)?;
+    let name = person_name(settings, lead)?;
+    let mut e = Entity::new("User", &settings.namespace, &name);
+    let mut profile = serde_json::Map::new();
+    if let Some(n) = lead.display_name() {
+        profile.insert("displayName".into(), json!(n));
+    }
+    if let Some(email) = lead.email() {
+        profile.insert("email".into(), json!(email));
+    }
+    e.spec.insert("profile".into(), Value::Object(profile));
+    e.spec.insert("memberOf".into(), json!([]));
+    let a = &mut e.metadata.annotations;
+    if let Some(jira_id) = lead.jira_id() {
+        a.insert(format!("{PREFIX}/account-id"), jira_id.to_string());
+    }
+    if let Some(username) = lead.username().filter(|u| Some(*u) != lead.key()) {
+        a.insert(format!("{PREFIX}/username"), username.to_string());
+    }
+    if let Some(active) = lead.active {
+        a.insert(format!("{PREFIX}/active"), active.to_string());
+    }
+    Some((id, e))
 }
 
 /// The lead's identity as annotations: who Jira says it is and whether the account is still
@@ -274,7 +324,8 @@ mod tests {
         let e = system(&s, &project(Some(user("712020:abc-1", false))));
         assert_eq!(e.entity_ref().unwrap().to_string(), "system:default/pay");
         assert_eq!(e.metadata.title.as_deref(), Some("Payments"));
-        assert_eq!(e.spec_str("owner"), Some("user:default/712020-abc-1"));
+        // Named as a person is, not by the account id.
+        assert_eq!(e.spec_str("owner"), Some("user:default/kim-lee"));
         assert_eq!(e.spec_str("domain"), Some("commerce-core"));
         let a = &e.metadata.annotations;
         assert_eq!(a[PROJECT_KEY], "PAY");
@@ -293,7 +344,7 @@ mod tests {
         assert_eq!(
             rels,
             [
-                "ownedBy user:default/712020-abc-1",
+                "ownedBy user:default/kim-lee",
                 "partOf domain:default/commerce-core"
             ]
         );
@@ -331,7 +382,7 @@ mod tests {
         assert_eq!(own.spec_str("system"), Some("pay"));
         assert_eq!(own.spec_str("type"), Some("service"));
         assert_eq!(own.spec_str("lifecycle"), Some("production"));
-        assert_eq!(own.spec_str("owner"), Some("user:default/acc-comp"));
+        assert_eq!(own.spec_str("owner"), Some("user:default/kim-lee"));
         let a = &own.metadata.annotations;
         assert_eq!(
             (a[PROJECT_KEY].as_str(), a[COMPONENT].as_str()),
@@ -342,10 +393,7 @@ mod tests {
         let inherited = component(&s, &p, &comp("Ledger Sync", None));
         assert_eq!(inherited.metadata.name, "ledger-sync");
         assert_eq!(inherited.metadata.title.as_deref(), Some("Ledger Sync"));
-        assert_eq!(
-            inherited.spec_str("owner"),
-            Some("user:default/acc-project")
-        );
+        assert_eq!(inherited.spec_str("owner"), Some("user:default/kim-lee"));
         assert_eq!(
             inherited.metadata.annotations["jira.surveyor.dev/owner-from"],
             "project-lead"
@@ -387,6 +435,32 @@ mod tests {
             ..JiraUser::default()
         };
         assert_eq!(owner_ref(&s, &anonymous), None);
+    }
+
+    #[test]
+    fn a_lead_is_a_user_named_from_the_display_name_with_the_email_jira_shows() {
+        let s = settings("lead_owner_mapping = { \"acc-mapped\" = \"group:default/ops\" }");
+        let (id, u) = person(&s, &user("712020:abc-1", false)).expect("a person");
+        assert_eq!(id, "user:712020:abc-1");
+        assert_eq!(u.entity_ref().unwrap().to_string(), "user:default/kim-lee");
+        assert_eq!(u.spec["profile"]["email"], "kim@acme.example");
+        assert_eq!(u.spec["profile"]["displayName"], "Kim Lee");
+        let a = &u.metadata.annotations;
+        assert_eq!(a["jira.surveyor.dev/account-id"], "712020:abc-1");
+        assert_eq!(a["jira.surveyor.dev/active"], "false");
+        // The owner ref names that same User.
+        assert_eq!(
+            owner_ref(&s, &user("712020:abc-1", false)).as_deref(),
+            Some("user:default/kim-lee")
+        );
+        // A mapped lead is the mapping's owner: no User is made for them.
+        assert!(person(&s, &user("acc-mapped", true)).is_none());
+        // "Former user" (a deleted account, no id) is nobody.
+        let former = JiraUser {
+            display_name: Some("Former user".into()),
+            ..JiraUser::default()
+        };
+        assert!(person(&s, &former).is_none());
     }
 
     #[test]

@@ -84,11 +84,41 @@ async fn a_cloud_site_becomes_systems_domains_and_components() {
     assert_eq!(got.of_kind("System").len(), site.projects.len());
     assert_eq!(got.of_kind("Component").len(), org.repos.len());
     assert!(got.observations.iter().all(|o| o.scope == SITE));
+    // Every person named as an owner is a User of the same crawl, once, with the email Jira
+    // shows; an account id is kept as an annotation, not used as a name.
+    let users: BTreeSet<String> = got
+        .of_kind("User")
+        .iter()
+        .map(|o| o.entity.entity_ref().unwrap().to_string())
+        .collect();
+    assert_eq!(users.len(), got.of_kind("User").len(), "each person once");
+    let owners: BTreeSet<&str> = got
+        .observations
+        .iter()
+        .filter_map(|o| o.entity.spec_str("owner"))
+        .filter(|o| o.starts_with("user:"))
+        .collect();
+    assert!(!owners.is_empty());
+    for owner in &owners {
+        assert!(users.contains(*owner), "{owner} is not a User of the crawl");
+    }
+    for u in got.of_kind("User") {
+        let u = &u.entity;
+        assert!(
+            u.metadata
+                .annotations
+                .contains_key("jira.surveyor.dev/account-id")
+        );
+        let email = u.spec["profile"]["email"].as_str();
+        let person = org.people.iter().find(|p| p.email.as_deref() == email);
+        assert!(email.is_none() || person.is_some(), "{email:?}");
+    }
 
+    // People are named from their display name, never by the account id.
     let user = |person: usize| {
         format!(
             "user:default/{}",
-            entity_name(&site.account_id(person)).expect("account ids make names")
+            entity_name(&org.people[person].name).expect("display names make names")
         )
     };
     let mut deactivated_owners = 0;

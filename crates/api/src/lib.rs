@@ -40,6 +40,8 @@ pub struct ApiConfig {
     pub trigger_tokens: Vec<Secret>,
     pub cors_origins: Vec<String>,
     pub max_page_size: u32,
+    /// `[audit] cosmetic`: the drift audit also reports cosmetic differences.
+    pub audit_cosmetic: bool,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +51,7 @@ impl Default for ApiConfig {
             trigger_tokens: Vec::new(),
             cors_origins: Vec::new(),
             max_page_size: 1000,
+            audit_cosmetic: false,
         }
     }
 }

@@ -454,6 +454,7 @@ fn audit_sources(state: &AppState) -> surveyor_audit::Sources {
             .as_ref()
             .map(|c| c.connectors().into_iter().map(|v| (v.id, v.kind)).collect())
             .unwrap_or_default(),
+        cosmetic: state.config.audit_cosmetic,
     }
 }
 

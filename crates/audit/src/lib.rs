@@ -72,7 +72,10 @@ pub const OWNERSHIP_RULES: &[(&str, &str)] = &[
         "no-on-call",
         "a service with no on-call coverage (PagerDuty knows it but nobody is on call, or PagerDuty does not know it)",
     ),
-    ("conflicting-owners", "sources name different owners"),
+    (
+        "conflicting-owners",
+        "sources name different owners: two different teams, or a person outside the team another source names (a member or lead of that team is consistent)",
+    ),
     (
         "weak-owner",
         "the only owner is a Jira lead, with no declaration",
@@ -80,7 +83,14 @@ pub const OWNERSHIP_RULES: &[(&str, &str)] = &[
 ];
 
 pub const DRIFT_RULES: &[(&str, &str)] = &[
-    ("disagreement", "sources give different values for a field"),
+    (
+        "disagreement",
+        "sources give different values for a field that holds one value (lists are merged, each source's own links and ids are kept per source)",
+    ),
+    (
+        "cosmetic-difference",
+        "sources give another title or description (off unless [audit] cosmetic = true)",
+    ),
     (
         "declared-unseen",
         "declared in a descriptor, but no connector discovers it",
@@ -103,6 +113,8 @@ pub const DRIFT_RULES: &[(&str, &str)] = &[
 #[derive(Debug, Clone, Default)]
 pub struct Sources {
     pub kinds: BTreeMap<String, String>,
+    /// Report `cosmetic-difference` findings (`[audit] cosmetic`).
+    pub cosmetic: bool,
 }
 
 impl Sources {
@@ -126,6 +138,11 @@ struct Claim {
     fields: Vec<String>,
     #[serde(default)]
     disagrees: BTreeMap<String, Value>,
+    #[serde(default)]
+    cosmetic: BTreeMap<String, Value>,
+    /// Per-source values of this source that are not the ones shown.
+    #[serde(default)]
+    own: BTreeMap<String, Value>,
 }
 
 struct Catalog {
@@ -133,6 +150,77 @@ struct Catalog {
     live: BTreeSet<String>,
     tombstoned: BTreeSet<String>,
     relations: BTreeMap<String, Vec<RelationRow>>,
+    /// Names that mean another entity (a Jira lead's own name joined to the person's User).
+    aliases: BTreeMap<String, String>,
+}
+
+impl Catalog {
+    /// The entity a ref means: itself, or the entity it is an alias of.
+    fn resolve(&self, key: &str) -> String {
+        self.aliases
+            .get(key)
+            .cloned()
+            .unwrap_or_else(|| key.to_string())
+    }
+
+    /// Relation targets of `kind` from `from`.
+    fn targets<'a>(&'a self, from: &str, kind: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.relations
+            .get(from)
+            .into_iter()
+            .flatten()
+            .filter(move |r| r.kind == kind)
+            .map(|r| r.target_ref.as_str())
+    }
+
+    /// Whether the person `user` belongs to the team `group` or one of its sub-teams.
+    fn belongs(&self, user: &str, group: &str) -> bool {
+        let mut teams = vec![group.to_string()];
+        let mut seen = BTreeSet::new();
+        while let Some(team) = teams.pop() {
+            if !seen.insert(team.clone()) || seen.len() > 64 {
+                continue;
+            }
+            if self
+                .targets(&team, "hasMember")
+                .any(|m| self.resolve(m) == user)
+                || self
+                    .targets(user, "memberOf")
+                    .any(|g| self.resolve(g) == team)
+            {
+                return true;
+            }
+            teams.extend(self.targets(&team, "parentOf").map(str::to_string));
+        }
+        false
+    }
+
+    /// Whether any source reports a team of the person `user`.
+    fn has_teams(&self, user: &str) -> bool {
+        self.targets(user, "memberOf").next().is_some()
+    }
+
+    /// Whether another source's owner `theirs` agrees with the `kept` owner as an organisation:
+    /// the same entity (by any of its names), or a person who belongs to the kept team.
+    fn same_owner(&self, kept: &str, theirs: &str, namespace: &str) -> bool {
+        let (Some(kept), Some(theirs)) = (owner_key(kept, namespace), owner_key(theirs, namespace))
+        else {
+            return false;
+        };
+        let (kept, theirs) = (self.resolve(&kept), self.resolve(&theirs));
+        if kept == theirs {
+            return true;
+        }
+        match (kept.starts_with("group:"), theirs.starts_with("user:")) {
+            // A person whose teams no source reports cannot be shown to be outside the team.
+            (true, true) => self.belongs(&theirs, &kept) || !self.has_teams(&theirs),
+            _ => {
+                kept.starts_with("user:")
+                    && theirs.starts_with("group:")
+                    && self.belongs(&kept, &theirs)
+            }
+        }
+    }
 }
 
 async fn load(store: &Store) -> Result<Catalog, StoreError> {
@@ -146,6 +234,7 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
     for r in store.all_relations().await? {
         relations.entry(r.source_ref.clone()).or_default().push(r);
     }
+    let aliases = store.all_aliases().await?.into_iter().collect();
     let mut live = BTreeSet::new();
     let mut tombstoned = BTreeSet::new();
     let mut entities = Vec::new();
@@ -164,6 +253,7 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
         live,
         tombstoned,
         relations,
+        aliases,
     })
 }
 
@@ -237,7 +327,7 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
             ));
             continue;
         };
-        let Some(key) = owner_key(owner, ns) else {
+        let Some(key) = owner_key(owner, ns).map(|k| cat.resolve(&k)) else {
             continue;
         };
         let by = supplier(claims, "/spec/owner");
@@ -272,23 +362,39 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
                 evidence.clone(),
             ));
         }
-        let annotations = &body["metadata"]["annotations"];
-        if annotations["jira.surveyor.dev/lead-active"] == "false"
-            && by.is_some_and(|c| sources.kind(&c.source) == "jira")
-        {
-            out.push(finding(
-                "owner-deactivated",
-                Severity::High,
-                format!("the owner {key} is deactivated in Jira"),
-                Some(key.clone()),
-                evidence.clone(),
-            ));
+        // The Jira lead, whether it owns or a team outranked it: a deactivated account
+        // leads nothing.
+        if let Some(jira) = claims.iter().find(|c| sources.kind(&c.source) == "jira") {
+            const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1lead-active";
+            const LEAD: &str = "/metadata/annotations/jira.surveyor.dev~1lead";
+            let value = |pointer: &str| {
+                jira.own
+                    .get(pointer)
+                    .or_else(|| body.pointer(pointer))
+                    .map(text)
+            };
+            if value(ACTIVE).as_deref() == Some("false") {
+                let lead = value(LEAD).unwrap_or_default();
+                let owns = by.is_some_and(|c| c.source == jira.source);
+                out.push(finding(
+                    "owner-deactivated",
+                    Severity::High,
+                    if owns {
+                        format!("the owner {key} is deactivated in Jira")
+                    } else {
+                        format!("the Jira lead ({lead}) is deactivated; the owner is {key}")
+                    },
+                    Some(key.clone()),
+                    vec![said(Some(jira), format!("lead {lead}, deactivated"))],
+                ));
+            }
         }
         let mut disputes: Vec<Evidence> = claims
             .iter()
             .filter_map(|c| {
                 c.disagrees
                     .get("/spec/owner")
+                    .filter(|v| !cat.same_owner(owner, &text(v), ns))
                     .map(|v| said(Some(c), format!("owner {}", text(v))))
             })
             .collect();
@@ -389,9 +495,42 @@ pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, Sto
                 evidence,
             })
         };
+        let ns = row.namespace.as_str();
         for c in claims {
+            if sources.cosmetic {
+                for (pointer, theirs) in &c.cosmetic {
+                    let kept = body.pointer(pointer).map(text).unwrap_or_default();
+                    let by = supplier(claims, pointer);
+                    push(
+                        &mut out,
+                        "cosmetic-difference",
+                        Severity::Low,
+                        format!(
+                            "{pointer}: {} says {}, {} kept {kept}",
+                            c.source,
+                            text(theirs),
+                            by.map_or("?", |b| b.source.as_str())
+                        ),
+                        vec![
+                            Evidence {
+                                source: by.map_or_else(|| "?".into(), |b| b.source.clone()),
+                                said: kept.clone(),
+                                at,
+                            },
+                            Evidence {
+                                source: c.source.clone(),
+                                said: text(theirs),
+                                at,
+                            },
+                        ],
+                    );
+                }
+            }
             for (pointer, theirs) in &c.disagrees {
                 let kept = body.pointer(pointer).map(text).unwrap_or_default();
+                if pointer == "/spec/owner" && cat.same_owner(&kept, &text(theirs), ns) {
+                    continue;
+                }
                 let by = supplier(claims, pointer);
                 push(
                     &mut out,

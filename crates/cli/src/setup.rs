@@ -36,7 +36,7 @@ pub(crate) fn reconcile_options(
         dry_run,
         source_priority: config.source_priority(),
         identity: Arc::new(config.identity.clone()),
-        merge: Default::default(),
+        merge: std::sync::Arc::new(config.merge.clone()),
     }
 }
 
@@ -48,6 +48,7 @@ pub(crate) fn audit_sources(config: &Config) -> surveyor_audit::Sources {
             .iter()
             .map(|c| (c.id.clone(), c.kind.clone()))
             .collect(),
+        cosmetic: config.audit.cosmetic,
     }
 }
 
@@ -58,6 +59,7 @@ pub(crate) fn api_config(config: &Config) -> ApiConfig {
         trigger_tokens: config.server.trigger_tokens.clone(),
         cors_origins: config.server.cors_origins.clone(),
         max_page_size: config.server.max_page_size,
+        audit_cosmetic: config.audit.cosmetic,
     }
 }
 

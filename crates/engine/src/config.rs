@@ -48,8 +48,12 @@ const TOP_KEYS: &[&str] = &[
     "telemetry",
     "identity",
     "groups",
+    "merge",
+    "audit",
     "connectors",
 ];
+const MERGE_FIELD_KEYS: &[&str] = &["rule", "sources"];
+const AUDIT_KEYS: &[&str] = &["cosmetic"];
 const IDENTITY_KEYS: &[&str] = &["kinds", "separators", "strip_suffixes", "aliases"];
 const TELEMETRY_KEYS: &[&str] = &["otlp_endpoint", "service_name"];
 const CATALOG_KEYS: &[&str] = &[
@@ -189,7 +193,17 @@ pub struct Config {
     pub telemetry: TelemetryConfig,
     /// `[[identity]]` rules, in order.
     pub identity: crate::identity::Identity,
+    /// `[merge]`: per-field overrides of the merge rules.
+    pub merge: crate::merge::MergePolicy,
+    pub audit: AuditConfig,
     pub connectors: Vec<ConnectorSpec>,
+}
+
+/// `[audit]`: what the audits report beyond their defaults.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AuditConfig {
+    /// Report `cosmetic-difference` (sources give another title or description): off by default.
+    pub cosmetic: bool,
 }
 
 impl Config {
@@ -292,6 +306,12 @@ impl Config {
 
         let mut identity = identity;
         identity.groups = parse_groups(root.get_ref().get("groups"), &connectors, &mut r);
+        let merge = parse_merge(
+            section(root.get_ref(), "merge", &mut r),
+            &connectors,
+            &mut r,
+        );
+        let audit = parse_audit(section(root.get_ref(), "audit", &mut r), &mut r);
 
         if !errors.is_empty() {
             errors.sort_by_key(|e| (e.line, e.column));
@@ -303,6 +323,8 @@ impl Config {
             server,
             telemetry,
             identity,
+            merge,
+            audit,
             connectors,
         })
     }
@@ -723,6 +745,123 @@ fn parse_identity(
             }
         }
         out.rules.push(rule);
+    }
+    out
+}
+
+/// `[merge]`: one entry per field, by JSON pointer, e.g.
+/// `"/spec/lifecycle" = { sources = ["jira"] }` (Jira's value wins that field) or
+/// `"/metadata/description" = { rule = "precedence" }`.
+fn parse_merge(
+    table: Option<&DeTable<'_>>,
+    connectors: &[ConnectorSpec],
+    r: &mut Report<'_>,
+) -> crate::merge::MergePolicy {
+    let mut policy = crate::merge::MergePolicy::default();
+    let Some(table) = table else {
+        return policy;
+    };
+    for (field, v) in table.iter() {
+        let pointer = field.get_ref().to_string();
+        let path = join("merge", &pointer);
+        if !pointer.starts_with('/') || pointer.len() < 2 {
+            r.push(
+                field.span(),
+                &path,
+                format!(
+                    "{pointer:?} is not a field: write a JSON pointer such as \"/spec/lifecycle\""
+                ),
+                None,
+            );
+            continue;
+        }
+        if crate::merge::is_identity_field(&pointer) {
+            r.push(
+                field.span(),
+                &path,
+                format!("{pointer} names the entity; it is never merged"),
+                None,
+            );
+            continue;
+        }
+        let DeValue::Table(t) = v.get_ref() else {
+            r.push(
+                v.span(),
+                &path,
+                format!(
+                    "expected a table such as {{ rule = \"union\", sources = [\"jira\"] }}, found {}",
+                    type_name(v.get_ref())
+                ),
+                None,
+            );
+            continue;
+        };
+        check_keys(t, &path, MERGE_FIELD_KEYS, r);
+        let mut field_policy = crate::merge::FieldPolicy::default();
+        if let Some(rule) = get_str(t, "rule", &format!("{path}.rule"), r) {
+            match crate::merge::MergeRule::parse(&rule) {
+                Some(rule) => field_policy.rule = Some(rule),
+                None => r.push(
+                    key_span(t, "rule").unwrap_or(0..0),
+                    &format!("{path}.rule"),
+                    format!("unknown rule {rule:?}"),
+                    Some(format!(
+                        "expected one of: {}",
+                        crate::merge::MergeRule::NAMES.join(", ")
+                    )),
+                ),
+            }
+        }
+        let sources_path = format!("{path}.sources");
+        for (i, id) in string_list(t, "sources", &sources_path, r)
+            .into_iter()
+            .enumerate()
+        {
+            if connectors.iter().any(|c| c.id.eq_ignore_ascii_case(&id)) {
+                let id = connectors
+                    .iter()
+                    .find(|c| c.id.eq_ignore_ascii_case(&id))
+                    .map_or(id, |c| c.id.clone());
+                field_policy.sources.push(id);
+            } else {
+                let span = t
+                    .get("sources")
+                    .and_then(|v| match v.get_ref() {
+                        DeValue::Array(items) => items.get(i).map(Spanned::span),
+                        _ => None,
+                    })
+                    .unwrap_or(0..0);
+                let ids: Vec<&str> = connectors.iter().map(|c| c.id.as_str()).collect();
+                r.push(
+                    span,
+                    &format!("{sources_path}[{i}]"),
+                    format!("no connector has id {id:?}"),
+                    Some(format!("connector ids: {}", ids.join(", "))),
+                );
+            }
+        }
+        policy.fields.insert(pointer, field_policy);
+    }
+    policy
+}
+
+/// `[audit]`.
+fn parse_audit(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> AuditConfig {
+    let mut out = AuditConfig::default();
+    let Some(table) = table else {
+        return out;
+    };
+    check_keys(table, "audit", AUDIT_KEYS, r);
+    if let Some(v) = table.get("cosmetic") {
+        match v.get_ref() {
+            DeValue::Boolean(b) => out.cosmetic = *b,
+            other => r.push(
+                v.span(),
+                "audit.cosmetic",
+                format!("expected a boolean, found {}", type_name(other)),
+                None,
+            ),
+        }
     }
     out
 }

@@ -11,8 +11,10 @@
 //! | --- | --- |
 //! | `/metadata/links` | union, one link per URL |
 //! | `/metadata/tags` | union |
+//! | `/spec/members`, `memberOf`, `children`, `dependsOn`, `dependencyOf`, `providesApis`, `consumesApis` | union (each source knows some of the relations) |
 //! | an annotation a source sets about itself: `backstage.io/source-location`, `view-url`, `edit-url`, `managed-by-location`, `managed-by-origin-location`, any `<vendor>.com/*`, `surveyor.dev/*`, `*.surveyor.dev/*`, `jira/*` | per source |
-//! | `/metadata/title`, `/metadata/description` | cosmetic |
+//! | `/metadata/title`, `/metadata/description`, `/spec/profile/displayName` | cosmetic |
+//! | `/spec/owner` | owner: a team outranks a person, the person is kept as `surveyor.dev/lead` |
 //! | every other field (spec values, each label and each other annotation by key) | precedence |
 
 use std::collections::BTreeMap;
@@ -102,6 +104,39 @@ pub enum MergeRule {
     /// Precedence, but a different value elsewhere (a title, a description) is a cosmetic
     /// difference, kept apart from disagreements.
     Cosmetic,
+    /// `spec.owner`: a team outranks a person whatever the sources' order (then precedence);
+    /// a person it outranks is kept as the `surveyor.dev/lead` annotation. Whether that
+    /// person belongs to the team is the ownership audit's question.
+    Owner,
+}
+
+impl MergeRule {
+    /// The names `[merge]` accepts.
+    pub const NAMES: &'static [&'static str] =
+        &["precedence", "union", "per-source", "cosmetic", "owner"];
+
+    pub fn parse(name: &str) -> Option<Self> {
+        Some(match name {
+            "precedence" => Self::Precedence,
+            "union" => Self::Union,
+            "per-source" => Self::PerSource,
+            "cosmetic" => Self::Cosmetic,
+            "owner" => Self::Owner,
+            _ => return None,
+        })
+    }
+}
+
+/// The annotation that records the person a team owner outranked (see [`MergeRule::Owner`]).
+pub const LEAD_ANNOTATION: &str = "surveyor.dev/lead";
+
+/// Whether an owner ref names a person (`user:...`); a bare name is a group, as in Backstage.
+fn names_person(owner: &Value) -> Option<bool> {
+    let s = owner.as_str()?;
+    Some(
+        s.split_once(':')
+            .is_some_and(|(kind, _)| kind.eq_ignore_ascii_case("user")),
+    )
 }
 
 /// Annotations a source sets about its own view of a thing.
@@ -117,7 +152,15 @@ const PER_SOURCE_ANNOTATIONS: &[&str] = &[
 pub fn default_rule(pointer: &str) -> MergeRule {
     match pointer {
         "/metadata/links" | "/metadata/tags" => return MergeRule::Union,
-        "/metadata/title" | "/metadata/description" => return MergeRule::Cosmetic,
+        // Relations as lists of refs: each source knows some of them.
+        "/spec/members" | "/spec/memberOf" | "/spec/children" | "/spec/dependsOn"
+        | "/spec/dependencyOf" | "/spec/providesApis" | "/spec/consumesApis" => {
+            return MergeRule::Union;
+        }
+        "/metadata/title" | "/metadata/description" | "/spec/profile/displayName" => {
+            return MergeRule::Cosmetic;
+        }
+        "/spec/owner" => return MergeRule::Owner,
         _ => {}
     }
     let Some(key) = pointer.strip_prefix("/metadata/annotations/") else {
@@ -199,6 +242,34 @@ const IDENTITY: &[&str] = &[
     "/metadata/name",
     "/metadata/namespace",
 ];
+
+/// Spec fields that hold one entity ref, with the kind a bare name means.
+const REF_FIELDS: &[(&str, &str)] = &[
+    ("/spec/owner", "group"),
+    ("/spec/system", "system"),
+    ("/spec/domain", "domain"),
+    ("/spec/parent", "group"),
+    ("/spec/subcomponentOf", "component"),
+];
+
+/// Whether two values of a ref field name the same entity (`catalog` and
+/// `system:default/catalog` do).
+fn same_ref(pointer: &str, a: &Value, b: &Value, namespace: &str) -> bool {
+    let Some((_, kind)) = REF_FIELDS.iter().find(|(p, _)| *p == pointer) else {
+        return false;
+    };
+    let key = |v: &Value| {
+        EntityRef::parse_with(v.as_str()?, Some(kind), namespace)
+            .ok()
+            .map(|r| r.key())
+    };
+    key(a).is_some_and(|k| Some(k) == key(b))
+}
+
+/// Whether `pointer` is one of the fields that name the entity (never merged or overridden).
+pub fn is_identity_field(pointer: &str) -> bool {
+    IDENTITY.contains(&pointer)
+}
 
 fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
@@ -311,6 +382,22 @@ pub fn combine(
             supplier.insert(pointer.as_str(), i);
         }
     }
+    // A team outranks a person as owner: the first source naming a group supplies it.
+    let mut outranked_person: Option<Value> = None;
+    const OWNER: &str = "/spec/owner";
+    if !supplier.contains_key(OWNER) && policy.rule(OWNER) == MergeRule::Owner {
+        let first = |person: bool| {
+            bodies
+                .iter()
+                .position(|b| b.pointer(OWNER).and_then(names_person) == Some(person))
+        };
+        if let (Some(team), Some(person)) = (first(false), first(true)) {
+            outranked_person = bodies[person].pointer(OWNER).cloned();
+            if person < team && set_at(&mut merged, OWNER, bodies[team]["spec"]["owner"].clone()) {
+                supplier.insert(OWNER, team);
+            }
+        }
+    }
     let mut claims = Vec::with_capacity(parts.len());
     let mut extras: Vec<Relation> = Vec::new();
     for (i, (part, body)) in parts.iter().zip(&bodies).enumerate() {
@@ -342,7 +429,7 @@ pub fn combine(
                 claim.fields.push(pointer);
                 continue;
             }
-            if current == value {
+            if current == value || same_ref(&pointer, current, value, &part.entity.namespace) {
                 continue;
             }
             match policy.rule(&pointer) {
@@ -359,7 +446,7 @@ pub fn combine(
                 MergeRule::Cosmetic => {
                     claim.cosmetic.insert(pointer, value.clone());
                 }
-                MergeRule::Precedence => {
+                MergeRule::Precedence | MergeRule::Owner => {
                     claim.disagrees.insert(pointer, value.clone());
                 }
             }
@@ -376,6 +463,13 @@ pub fn combine(
             );
         }
         claims.push(claim);
+    }
+    if let Some(person) = outranked_person {
+        set_at(
+            &mut merged,
+            &format!("/metadata/annotations/{}", pointer_escape(LEAD_ANNOTATION)),
+            person,
+        );
     }
     let entity: Entity = serde_json::from_value(merged).ok()?;
     let declared = parts.iter().any(|p| p.entity.declared);
@@ -657,6 +751,90 @@ mod tests {
         assert!(by("jira").fields.contains(&"/spec/lifecycle".to_string()));
         assert_eq!(by("github").disagrees["/spec/lifecycle"], "production");
         assert!(by("jira").disagrees.is_empty());
+    }
+
+    #[test]
+    fn a_team_outranks_a_person_as_owner_and_the_person_is_kept_as_lead() {
+        // Jira comes first, but it names a person; GitHub's CODEOWNERS names the team.
+        let prio = precedence(&["jira", "github"]);
+        let parts = vec![
+            part(
+                "jira",
+                "J1",
+                false,
+                json!({"owner": "user:default/kim-lee", "system": "pay"}),
+                json!({}),
+            ),
+            part(
+                "github",
+                "R1",
+                false,
+                json!({"owner": "payments", "system": "system:default/pay",
+                       "dependsOn": ["component:default/a"]}),
+                json!({}),
+            ),
+            part(
+                "gitlab",
+                "G1",
+                false,
+                json!({"dependsOn": ["component:default/b", "component:default/a"]}),
+                json!({}),
+            ),
+        ];
+        let (merged, claims) = combine(parts, &prio, &MergePolicy::default()).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        assert_eq!(body["spec"]["owner"], "payments");
+        assert_eq!(
+            body["metadata"]["annotations"][LEAD_ANNOTATION],
+            "user:default/kim-lee"
+        );
+        let by = |s: &str| claims.iter().find(|c| c.source == s).unwrap();
+        assert!(by("github").fields.contains(&"/spec/owner".to_string()));
+        // The person stays on record for the audit to place in (or outside) the team.
+        assert_eq!(by("jira").disagrees["/spec/owner"], "user:default/kim-lee");
+        // `pay` and `system:default/pay` are one ref: no disagreement.
+        assert!(!by("github").disagrees.contains_key("/spec/system"));
+        // Relation lists are united: each source knows some.
+        assert_eq!(
+            body["spec"]["dependsOn"],
+            json!(["component:default/a", "component:default/b"])
+        );
+        assert!(by("gitlab").disagrees.is_empty());
+        // Configured to plain precedence, the person wins again and nothing is recorded.
+        let policy = MergePolicy {
+            fields: [(
+                "/spec/owner".to_string(),
+                FieldPolicy {
+                    rule: Some(MergeRule::Precedence),
+                    sources: Vec::new(),
+                },
+            )]
+            .into(),
+        };
+        let parts = vec![
+            part(
+                "jira",
+                "J1",
+                false,
+                json!({"owner": "user:default/kim-lee"}),
+                json!({}),
+            ),
+            part(
+                "github",
+                "R1",
+                false,
+                json!({"owner": "payments"}),
+                json!({}),
+            ),
+        ];
+        let (merged, _) = combine(parts, &prio, &policy).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        assert_eq!(body["spec"]["owner"], "user:default/kim-lee");
+        assert!(
+            body["metadata"]["annotations"]
+                .get(LEAD_ANNOTATION)
+                .is_none()
+        );
     }
 
     #[test]

@@ -425,6 +425,21 @@ impl Store {
         self.query(q).fetch_all(decode).await
     }
 
+    /// Every name that means another entity, as (alias ref, entity ref): the own names of
+    /// observations filed under another entity, while no live observation holds the name.
+    pub async fn all_aliases(&self) -> Result<Vec<(String, String)>> {
+        let q = sql(
+            self.backend(),
+            "SELECT DISTINCT a.alias_ref, a.entity_ref FROM identity_aliases a \
+             WHERE NOT EXISTS (SELECT 1 FROM observations o \
+               WHERE o.entity_ref = a.alias_ref AND o.deleted_at IS NULL) \
+             ORDER BY a.alias_ref, a.entity_ref",
+        );
+        self.query(q)
+            .fetch_all(|r| Ok((r.get("alias_ref")?, r.get("entity_ref")?)))
+            .await
+    }
+
     /// History in order of sequence.
     pub async fn list_changes(&self, f: &ChangeFilter) -> Result<Vec<ChangeRow>> {
         let q = sql(

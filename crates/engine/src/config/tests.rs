@@ -166,3 +166,57 @@ aliases = { payments = ["pay", "payments-svc"] }
     assert!(e.contains("identity[0].aliases.\"not valid!\""), "{e}");
     assert!(e.contains("identity[0].fuzzy"), "{e}");
 }
+
+#[test]
+fn merge_overrides_and_audit_options_parse_and_their_mistakes_are_located() {
+    let base = r#"
+[catalog]
+database = "sqlite://cat.db"
+
+[[connectors]]
+id = "files"
+kind = "file"
+paths = ["a/*.yaml"]
+
+[[connectors]]
+id = "gh"
+kind = "github"
+orgs = ["acme"]
+"#;
+    let c = Config::parse(
+        &format!(
+            "{base}\n[merge]\n\"/spec/lifecycle\" = {{ sources = [\"GH\"] }}\n\"/metadata/description\" = {{ rule = \"precedence\" }}\n\n[audit]\ncosmetic = true\n"
+        ),
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    assert_eq!(c.merge.fields["/spec/lifecycle"].sources, ["gh"]);
+    assert_eq!(
+        c.merge.rule("/metadata/description"),
+        crate::merge::MergeRule::Precedence
+    );
+    assert_eq!(
+        c.merge.rule("/metadata/title"),
+        crate::merge::MergeRule::Cosmetic
+    );
+    assert!(c.audit.cosmetic);
+
+    let e = errors(&format!(
+        "{base}\n[merge]\n\"/spec/lifecycle\" = {{ sources = [\"jira\"] }}\n\"/spec/type\" = {{ rule = \"newest\" }}\n\"spec/x\" = {{ rule = \"union\" }}\n\"/metadata/name\" = {{ rule = \"union\" }}\n\"/spec/y\" = \"union\"\n"
+    ));
+    assert!(
+        e.contains("surveyor.toml:17:") && e.contains("merge.\"/spec/lifecycle\".sources[0]"),
+        "{e}"
+    );
+    assert!(e.contains("no connector has id \"jira\""), "{e}");
+    assert!(e.contains("unknown rule \"newest\""), "{e}");
+    assert!(e.contains("is not a field"), "{e}");
+    assert!(e.contains("names the entity"), "{e}");
+    assert!(e.contains("expected a table"), "{e}");
+    let e = errors(&format!("{base}\n[audit]\ncosmetic = \"yes\"\n"));
+    assert!(
+        e.contains("audit.cosmetic") && e.contains("expected a boolean"),
+        "{e}"
+    );
+}
