@@ -1,13 +1,15 @@
 //! Property test for a run's counts: on any sequence of crawls by two sources over two scopes
 //! (complete or partial, names that collide, owners that change), every scope reports what
-//! the source sent it, the run's counts are the sum of its scopes', unchanged observations
-//! are among those observed, and the catalog's live entities move by exactly
-//! created + restored - deleted.
+//! the source sent it and its observations add up (observed = new + changed + unchanged +
+//! rejected); the run's counts are the sum of its scopes'; each entity a run changed is
+//! counted once; the catalog's live entities move by exactly created + restored - deleted,
+//! run by run and over the whole sequence taken as one sync; and a sync into an empty catalog
+//! creates everything it holds and updates nothing.
 
 use std::collections::BTreeMap;
 
 use proptest::prelude::*;
-use surveyor_engine::{Counts, ReconcileOptions, run_connector};
+use surveyor_engine::{Counts, EntityCounts, ReconcileOptions, run_connector};
 use surveyor_model::{Observation, Outcome};
 use surveyor_tests::{Scripted, TestStore, component, owners};
 
@@ -64,6 +66,7 @@ proptest! {
                 source_priority: [("gh".to_string(), 0), ("gl".to_string(), 1)].into(),
                 ..Default::default()
             };
+            let mut reports = Vec::new();
             for c in &crawls {
                 let before = owners(s).await.len() as i64;
                 let (obs, outcome, sent) = observations(c);
@@ -74,27 +77,62 @@ proptest! {
                 let mut sum = Counts::default();
                 for scope in &r.scopes {
                     let expected = sent.get(&scope.scope).copied().unwrap_or(0);
-                    assert_eq!(scope.counts.observed, expected, "{}: {r:?}", scope.scope);
-                    assert!(scope.counts.unchanged <= scope.counts.observed, "{r:?}");
-                    sum.created += scope.counts.created;
-                    sum.updated += scope.counts.updated;
-                    sum.renamed += scope.counts.renamed;
-                    sum.deleted += scope.counts.deleted;
-                    sum.restored += scope.counts.restored;
-                    sum.unchanged += scope.counts.unchanged;
-                    sum.observed += scope.counts.observed;
+                    let o = &scope.counts.observations;
+                    assert_eq!(o.observed, expected, "{}: {r:?}", scope.scope);
+                    assert_eq!(
+                        o.observed,
+                        o.new + o.changed + o.unchanged + o.rejected,
+                        "{}: observations add up: {r:?}", scope.scope
+                    );
+                    let (e, se) = (&scope.counts.entities, &mut sum.entities);
+                    se.created += e.created;
+                    se.updated += e.updated;
+                    se.renamed += e.renamed;
+                    se.deleted += e.deleted;
+                    se.restored += e.restored;
+                    se.unchanged += e.unchanged;
+                    let (so, o) = (&mut sum.observations, o);
+                    so.observed += o.observed;
+                    so.new += o.new;
+                    so.changed += o.changed;
+                    so.unchanged += o.unchanged;
+                    so.rejected += o.rejected;
+                    so.gone += o.gone;
                 }
                 for scope in sent.keys() {
                     assert!(r.scopes.iter().any(|s| &s.scope == scope), "{scope} reported");
                 }
                 assert_eq!(r.counts, sum, "the run is the sum of its scopes");
-                assert_eq!(r.counts.observed, sent.values().sum::<u64>());
+                assert_eq!(r.counts.observations.observed, sent.values().sum::<u64>());
                 let after = owners(s).await.len() as i64;
-                let c = &r.counts;
+                let c = &r.counts.entities;
                 assert_eq!(
                     after - before,
                     c.created as i64 + c.restored as i64 - c.deleted as i64,
                     "live entities move by created + restored - deleted: {r:?}"
+                );
+                // Each entity the run changed is counted once (its change rows, by uid).
+                let uids: std::collections::BTreeSet<String> = s
+                    .list_changes(&surveyor_store::ChangeFilter {
+                        limit: Some(1_000_000),
+                        ..Default::default()
+                    })
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .filter(|ch| ch.run_id == r.run_id)
+                    .map(|ch| ch.entity_uid)
+                    .collect();
+                let once = EntityCounts::of_sync(std::slice::from_ref(&r));
+                assert!(once.changes() <= uids.len() as u64, "{once:?} {uids:?}");
+                reports.push(r);
+                // The crawls so far as one sync into the empty catalog: everything it holds
+                // was created by it, nothing was updated, renamed, deleted or restored.
+                let sync = EntityCounts::of_sync(&reports);
+                assert_eq!(
+                    (sync.created as i64, sync.updated, sync.renamed, sync.deleted, sync.restored),
+                    (after, 0, 0, 0, 0),
+                    "a sync into an empty catalog: {sync:?}"
                 );
             }
             ts.cleanup().await;

@@ -464,11 +464,11 @@ async fn run_cell(conn: Conn, kind: Kind, ts: TestStore) -> Cell {
 
     // No wrongful deletion: every entity seen before is still live.
     let lost: Vec<&String> = fresh.keys().filter(|k| !after.contains_key(*k)).collect();
-    if !lost.is_empty() || faulted.counts.deleted > 0 {
+    if !lost.is_empty() || faulted.counts.entities.deleted > 0 {
         broken.push(format!(
             "deleted {} entities ({} counted), e.g. {:?}",
             lost.len(),
-            faulted.counts.deleted,
+            faulted.counts.entities.deleted,
             lost.iter().take(3).collect::<Vec<_>>()
         ));
     }

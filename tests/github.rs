@@ -51,12 +51,12 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
         let expected = (org.repos.len() + org.teams.len() + org.people.len()) as u64;
-        assert_eq!(r.counts.created, expected, "{backend}");
+        assert_eq!(r.counts.entities.created, expected, "{backend}");
 
         // Quiet resync: nothing written, and every REST request answered by a 304.
         let before = store.table_counts().await.expect("counts");
         let (r, c) = sync(store, &fake, dir.path()).await;
-        assert_eq!(r.counts.changes(), 0, "{backend}: {:?}", r.counts);
+        assert_eq!(r.counts.entities.changes(), 0, "{backend}: {:?}", r.counts);
         assert_eq!(
             store.table_counts().await.expect("counts").changes,
             before.changes
@@ -193,12 +193,12 @@ async fn an_org_syncs_and_every_change_is_recorded() {
         let mut seen = change_count(store).await;
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.status, RunStatus::Partial, "{backend}");
-        assert_eq!(r.counts.deleted, 0, "{backend}");
+        assert_eq!(r.counts.entities.deleted, 0, "{backend}");
         assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
         fake.clear_faults();
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}"
         );

@@ -58,7 +58,7 @@ async fn a_group_syncs_and_every_change_is_recorded() {
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
         let projects = org.repos.iter().filter(|r| every_other(r)).count();
         let expected = (projects + org.teams.len() + 1 + org.people.len()) as u64;
-        assert_eq!(r.counts.created, expected, "{backend}");
+        assert_eq!(r.counts.entities.created, expected, "{backend}");
         let full = c.stats();
         eprintln!(
             "{backend}: full sync of {projects} projects, {} groups, {} users: {} REST + {} GraphQL requests",
@@ -72,7 +72,7 @@ async fn a_group_syncs_and_every_change_is_recorded() {
         let before = store.table_counts().await.expect("counts");
         let (r, c) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
-        assert_eq!(r.counts.changes(), 0, "{backend}: {:?}", r.counts);
+        assert_eq!(r.counts.entities.changes(), 0, "{backend}: {:?}", r.counts);
         assert_eq!(
             store.table_counts().await.expect("counts").changes,
             before.changes,
@@ -189,12 +189,12 @@ async fn a_group_syncs_and_every_change_is_recorded() {
         let mut seen = change_count(store).await;
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(r.status, RunStatus::Partial, "{backend}: {r:?}");
-        assert_eq!(r.counts.deleted, 0, "{backend}");
+        assert_eq!(r.counts.entities.deleted, 0, "{backend}");
         assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
         fake.clear_faults();
         let (r, _) = sync(store, &fake, dir.path()).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}: {r:?}"
         );

@@ -41,7 +41,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
         assert_eq!(
-            r.counts.created as usize,
+            r.counts.entities.created as usize,
             domains + site.projects.len() + org.repos.len(),
             "{backend}"
         );
@@ -50,7 +50,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         // Nothing changed at Jira: nothing is written.
         let before = store.table_counts().await.expect("counts");
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
-        assert_eq!(r.counts.changes(), 0, "{backend}: {:?}", r.counts);
+        assert_eq!(r.counts.entities.changes(), 0, "{backend}: {:?}", r.counts);
         assert_eq!(
             store.table_counts().await.expect("counts").changes,
             before.changes,
@@ -63,7 +63,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         assert!(fake.remove_component(&gone.id));
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}: {r:?}"
         );
@@ -86,7 +86,11 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         assert!(fake.set_project_key("PAY", "PMT"));
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
-        assert_eq!((r.counts.renamed, r.counts.deleted), (1, 0), "{backend}");
+        assert_eq!(
+            (r.counts.entities.renamed, r.counts.entities.deleted),
+            (1, 0),
+            "{backend}"
+        );
         let ops = ops_since(store, &mut seen).await;
         assert!(
             ops.contains(&(ChangeOp::Renamed, "system:default/pmt".into())),
@@ -132,7 +136,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         );
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
-        assert_eq!(r.counts.changes(), 0, "{backend}");
+        assert_eq!(r.counts.entities.changes(), 0, "{backend}");
         assert_eq!(fake.stats().rate_limited, limited + 1, "{backend}");
 
         // Revoked credentials: the site fails, and a component that did go is not deleted.
@@ -140,7 +144,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         assert!(fake.remove_component(&next.id));
         let r = sync_cloud(store, &fake, "revoked").await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Partial, 0),
             "{backend}: {r:?}"
         );
@@ -152,7 +156,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}"
         );

@@ -36,12 +36,15 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
 
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
-        assert!(r.counts.created > org.repos.len() as u64, "{backend}");
+        assert!(
+            r.counts.entities.created > org.repos.len() as u64,
+            "{backend}"
+        );
         changes_since(store, &mut seen).await;
 
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(
-            r.counts.changes(),
+            r.counts.entities.changes(),
             0,
             "{backend}: a quiet resync writes nothing"
         );
@@ -51,7 +54,7 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         fake.with_cluster(|c| c.delete("deployments", &ns, &name));
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}"
         );
@@ -70,7 +73,7 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         let (ns, name) = fake.with_cluster(|c| c.names("deployments")[4].clone());
         fake.with_cluster(|c| c.set_label("deployments", &ns, &name, "tier", "gold"));
         let r = sync(store, dir.path(), &prod).await;
-        assert_eq!(r.counts.updated, 1, "{backend}: {:?}", r.counts);
+        assert_eq!(r.counts.entities.updated, 1, "{backend}: {:?}", r.counts);
         let changes = changes_since(store, &mut seen).await;
         assert_eq!(changes.len(), 1, "{backend}: {changes:?}");
         let (op, entity, patch) = &changes[0];
@@ -90,20 +93,20 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         };
         let r = sync(store, dir.path(), &[("prod", &closed)]).await;
         assert_ne!(r.status, RunStatus::Succeeded, "{backend}");
-        assert_eq!(r.counts.deleted, 0, "{backend}");
+        assert_eq!(r.counts.entities.deleted, 0, "{backend}");
 
         // A namespace the credentials may not list: partial there, complete elsewhere.
         fake.with_cluster(|c| c.forbidden.insert(dead_ns.clone()));
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(r.status, RunStatus::Partial, "{backend}");
         assert_eq!(
-            r.counts.deleted, 0,
+            r.counts.entities.deleted, 0,
             "{backend}: the deleted workload is in the forbidden namespace"
         );
         fake.with_cluster(|c| c.forbidden.clear());
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}"
         );
@@ -149,7 +152,7 @@ async fn a_cluster_syncs_and_its_changes_are_recorded() {
         assert!(in_victim > 0);
         let r = sync(store, dir.path(), &prod).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Failed, 0),
             "{backend}: {r:?}"
         );

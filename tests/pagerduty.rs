@@ -30,12 +30,12 @@ async fn an_account_syncs_and_its_changes_are_recorded() {
 
         let r = sync(store, &fake, PD_TOKEN).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
-        assert_eq!(r.counts.created, expected as u64, "{backend}");
+        assert_eq!(r.counts.entities.created, expected as u64, "{backend}");
         ops_since(store, &mut seen).await;
 
         let r = sync(store, &fake, PD_TOKEN).await;
         assert_eq!(
-            r.counts.changes(),
+            r.counts.entities.changes(),
             0,
             "{backend}: a quiet resync writes nothing"
         );
@@ -47,7 +47,7 @@ async fn an_account_syncs_and_its_changes_are_recorded() {
         });
         let r = sync(store, &fake, PD_TOKEN).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{backend}"
         );
@@ -72,7 +72,7 @@ async fn an_account_syncs_and_its_changes_are_recorded() {
             RunStatus::Succeeded,
             "{backend}: a 429 is waited out"
         );
-        assert_eq!(r.counts.renamed, 1, "{backend}: {:?}", r.counts);
+        assert_eq!(r.counts.entities.renamed, 1, "{backend}: {:?}", r.counts);
         let ops = ops_since(store, &mut seen).await;
         assert!(
             ops.contains(&(ChangeOp::Renamed, "group:default/renamed-responders".into())),
@@ -82,7 +82,7 @@ async fn an_account_syncs_and_its_changes_are_recorded() {
         // A refused token: failed, and nothing deleted though nothing was seen.
         let r = sync(store, &fake, "not-the-token").await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Partial, 0),
             "{backend}"
         );

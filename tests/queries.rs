@@ -116,7 +116,7 @@ async fn depends_on_finds_the_entities_that_use_a_package() {
             .await
             .expect("run");
         assert_eq!(
-            (r.status, r.counts.created),
+            (r.status, r.counts.entities.created),
             (RunStatus::Succeeded, 9),
             "{b}"
         );
@@ -246,7 +246,7 @@ async fn depends_on_finds_the_entities_that_use_a_package() {
         let r = run_connector(s, &c, &ReconcileOptions::default())
             .await
             .expect("run");
-        assert_eq!(r.counts.deleted, 1, "{b}");
+        assert_eq!(r.counts.entities.deleted, 1, "{b}");
         assert_eq!(
             names(
                 s,

@@ -66,7 +66,7 @@ async fn create_then_no_change_writes_nothing() {
         let s = &ts.store;
         let r = crawl(s, fleet(10, "team-a")).await;
         assert_eq!(
-            (r.status, r.counts.created),
+            (r.status, r.counts.entities.created),
             (RunStatus::Succeeded, 10),
             "{}",
             ts.backend
@@ -74,8 +74,8 @@ async fn create_then_no_change_writes_nothing() {
         let before = s.table_counts().await.unwrap();
         assert_eq!(before.relations, 20, "ownedBy + ownerOf per entity");
         let r = crawl(s, fleet(10, "team-a")).await;
-        assert_eq!(r.counts.changes(), 0);
-        assert_eq!(r.counts.unchanged, 10);
+        assert_eq!(r.counts.entities.changes(), 0);
+        assert_eq!(r.counts.observations.unchanged, 10);
         let after = s.table_counts().await.unwrap();
         assert_eq!(after.runs, before.runs + 1, "only the run row is written");
         assert_eq!(
@@ -106,7 +106,7 @@ async fn updates_carry_an_rfc6902_patch() {
         next[3] = component("org", "id-3", "svc-3", "team-b");
         let r = crawl(s, next).await;
         assert_eq!(
-            (r.counts.updated, r.counts.unchanged),
+            (r.counts.entities.updated, r.counts.observations.unchanged),
             (1, 9),
             "{}",
             ts.backend
@@ -142,7 +142,11 @@ async fn a_new_name_for_the_same_external_id_is_a_rename() {
         next[2] = component("org", "id-2", "payments", "team-a");
         let r = crawl(s, next).await;
         assert_eq!(
-            (r.counts.renamed, r.counts.created, r.counts.deleted),
+            (
+                r.counts.entities.renamed,
+                r.counts.entities.created,
+                r.counts.entities.deleted
+            ),
             (1, 0, 0),
             "{}",
             ts.backend
@@ -187,7 +191,7 @@ async fn partial_and_failed_scopes_delete_nothing() {
         partial.partial("org", "page 2 returned 502");
         let r = run(s, "gh", fleet(3, "team-a"), partial).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Partial, 0),
             "{}",
             ts.backend
@@ -197,12 +201,15 @@ async fn partial_and_failed_scopes_delete_nothing() {
         let r = run_connector(s, &c, &ReconcileOptions::default())
             .await
             .unwrap();
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Failed, 0));
+        assert_eq!(
+            (r.status, r.counts.entities.deleted),
+            (RunStatus::Failed, 0)
+        );
         assert!(r.error.unwrap().contains("401"));
 
         // A scope the connector never reported is not complete either.
         let r = run(s, "gh", fleet(1, "team-a"), Outcome::default()).await;
-        assert_eq!(r.counts.deleted, 0);
+        assert_eq!(r.counts.entities.deleted, 0);
         assert_eq!(
             s.list_entities(&EntityFilter::default())
                 .await
@@ -225,7 +232,7 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
         // 2 of 10 is exactly the limit: allowed.
         let r = crawl(s, fleet(8, "team-a")).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 2),
             "{}",
             ts.backend
@@ -235,7 +242,11 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
         next[0] = component("org", "id-0", "svc-0", "team-z");
         let r = crawl(s, next.clone()).await;
         assert_eq!(
-            (r.status, r.counts.deleted, r.counts.updated),
+            (
+                r.status,
+                r.counts.entities.deleted,
+                r.counts.entities.updated
+            ),
             (RunStatus::Failed, 0, 1)
         );
         assert_eq!(r.scopes[0].refused[0].would_delete, 3);
@@ -257,7 +268,10 @@ async fn the_guard_refuses_mass_deletion_until_overridden() {
         // --allow-mass-delete, once.
         let opts = allow_mass_delete();
         let r = run_with(s, "gh", next, complete(&["org"]), &opts).await;
-        assert_eq!((r.status, r.counts.deleted), (RunStatus::Succeeded, 3));
+        assert_eq!(
+            (r.status, r.counts.entities.deleted),
+            (RunStatus::Succeeded, 3)
+        );
         ts.cleanup().await;
     }
 }
@@ -278,7 +292,7 @@ async fn a_returning_thing_is_restored_with_its_history() {
                 .is_empty()
         );
         let r = crawl(s, fleet(10, "team-a")).await;
-        assert_eq!(r.counts.restored, 1);
+        assert_eq!(r.counts.entities.restored, 1);
         let back = entity(s, "component:default/svc-9").await.unwrap();
         assert_eq!(back.uid, uid);
         let h: Vec<ChangeOp> = s
@@ -313,7 +327,7 @@ async fn declared_wins_and_the_other_source_takes_over_when_it_goes() {
         declared.declared = true;
         crawl(s, fleet(3, "team-a")).await;
         let r = run(s, "files", vec![declared], complete(&["files"])).await;
-        assert_eq!(r.counts.updated, 1, "{}", ts.backend);
+        assert_eq!(r.counts.entities.updated, 1, "{}", ts.backend);
         let e = entity(s, "component:default/svc-1").await.unwrap();
         assert!(e.body.contains("team-declared"));
         let sources: serde_json::Value = serde_json::from_str(&e.sources).unwrap();
@@ -334,7 +348,10 @@ async fn declared_wins_and_the_other_source_takes_over_when_it_goes() {
             &allow_mass_delete(),
         )
         .await;
-        assert_eq!((r.counts.updated, r.counts.deleted), (1, 0));
+        assert_eq!(
+            (r.counts.entities.updated, r.counts.entities.deleted),
+            (1, 0)
+        );
         let e = entity(s, "component:default/svc-1").await.unwrap();
         assert!(e.is_live() && e.body.contains("team-a"));
         replay::verify(s).await.unwrap();
@@ -356,7 +373,11 @@ async fn dry_run_writes_nothing() {
         next.push(component("org", "id-new", "brand-new", "team-b"));
         let r = run_with(s, "gh", next, complete(&["org"]), &opts).await;
         assert_eq!(
-            (r.counts.updated, r.counts.created, r.counts.deleted),
+            (
+                r.counts.entities.updated,
+                r.counts.entities.created,
+                r.counts.entities.deleted
+            ),
             (9, 1, 1),
             "{}",
             ts.backend
@@ -448,7 +469,7 @@ async fn a_mass_rename_collision_is_refused_even_in_a_partial_scope() {
         let r = run(s, "k8s", collided, partial).await;
         assert_eq!(r.status, RunStatus::Failed, "{}", ts.backend);
         assert!(r.refused());
-        assert_eq!(r.counts.deleted, 0);
+        assert_eq!(r.counts.entities.deleted, 0);
         assert_eq!(
             owners(s).await,
             before,
@@ -582,7 +603,11 @@ async fn many_renames_across_batches_are_all_renames() {
         .collect();
     let r = run_with(s, "gh", renamed, complete(&["org"]), &allow_mass_delete()).await;
     assert_eq!(
-        (r.counts.renamed, r.counts.created, r.counts.deleted),
+        (
+            r.counts.entities.renamed,
+            r.counts.entities.created,
+            r.counts.entities.deleted
+        ),
         (1500, 0, 0)
     );
     replay::verify(s).await.unwrap();
@@ -596,7 +621,7 @@ async fn a_nul_character_is_a_problem_not_a_failed_run() {
         let mut obs = fleet(3, "team-a");
         obs[1].entity.metadata.description = Some("bad\u{0}value".into());
         let r = run(s, "files", obs, complete(&["org"])).await;
-        assert_eq!(r.counts.created, 2, "{}", ts.backend);
+        assert_eq!(r.counts.entities.created, 2, "{}", ts.backend);
         assert_eq!(r.problems.len(), 1);
         assert!(r.problems[0].message.contains("NUL"));
         ts.cleanup().await;
@@ -693,10 +718,10 @@ async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
         let r = run(s, "k8s", obs[..3].to_vec(), listed.clone()).await;
         // All of `b` goes: more than the ratio of that scope, so the guard holds it back.
         assert_eq!(r.status, RunStatus::Failed, "{}: {r:?}", ts.backend);
-        assert_eq!(r.counts.deleted, 0, "{}", ts.backend);
+        assert_eq!(r.counts.entities.deleted, 0, "{}", ts.backend);
         let r = run_with(s, "k8s", obs[..3].to_vec(), listed, &allow_mass_delete()).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 4),
             "{}",
             ts.backend
@@ -706,7 +731,7 @@ async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
         // One of three is a third of the scope, but no mass deletion (`mass_delete_floor`).
         let r = run(s, "k8s", obs[1..3].to_vec(), complete(&["prod/a"])).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{}",
             ts.backend
@@ -716,7 +741,7 @@ async fn a_scope_gone_from_an_enumerated_source_deletes_under_the_guard() {
         run(s, "k8s", obs.clone(), complete(&["prod/a", "prod/b"])).await;
         let r = run(s, "k8s", obs[..3].to_vec(), complete(&["prod/a"])).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Partial, 0),
             "{}",
             ts.backend
@@ -741,7 +766,7 @@ async fn many_small_scopes_emptied_at_once_are_a_mass_deletion() {
         run(s, "k8s", fleet.clone(), complete(&names)).await;
         let r = run(s, "k8s", Vec::new(), complete(&names)).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Failed, 0),
             "{}",
             ts.backend
@@ -758,7 +783,7 @@ async fn many_small_scopes_emptied_at_once_are_a_mass_deletion() {
         // is refused whatever the floor; `--allow-mass-delete` lets it go.
         let r = run(s, "k8s", fleet[1..].to_vec(), complete(&names)).await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Failed, 0),
             "{}",
             ts.backend
@@ -782,7 +807,7 @@ async fn many_small_scopes_emptied_at_once_are_a_mass_deletion() {
         )
         .await;
         assert_eq!(
-            (r.status, r.counts.deleted),
+            (r.status, r.counts.entities.deleted),
             (RunStatus::Succeeded, 1),
             "{}",
             ts.backend

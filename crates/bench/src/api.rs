@@ -187,7 +187,7 @@ async fn run_backend(backend: Backend, b: &ApiBench) -> anyhow::Result<BackendFi
             clients: b.clients,
             ..clients::latency(samples.iter().filter(|s| s.during_sync), sync_s)
         },
-        sync_updated: report.counts.updated,
+        sync_updated: report.counts.entities.updated,
         sync_s: round(sync_s, 2),
         p99_target_ms: P99_TARGET_MS,
     })

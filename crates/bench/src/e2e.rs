@@ -108,9 +108,9 @@ async fn run_backend(
             wall_s: round(wall, 3),
             cpu_s: round(cpu, 2),
             requests: fakes.requests(c.id()).since(before).requests,
-            observed: r.counts.observed,
-            created: r.counts.created,
-            observations_per_s: round(ratio(r.counts.observed as f64, wall), 0),
+            observed: r.counts.observations.observed,
+            created: r.counts.entities.created,
+            observations_per_s: round(ratio(r.counts.observations.observed as f64, wall), 0),
         });
     }
     let wall = started.elapsed().as_secs_f64();

@@ -225,7 +225,7 @@ pub async fn run(b: GithubBench) -> anyhow::Result<Outcome> {
         org: figures,
         requests,
         wall_s: round(wall, 3),
-        created: report.counts.created,
+        created: report.counts.entities.created,
         status: report.status.as_str().to_string(),
     };
     print(&results, &b);

@@ -250,14 +250,14 @@ async fn reconcile_phases(store: &Store, n: usize) -> anyhow::Result<Measured> {
     let r = run_connector(store, &Generated::new(n, 0), &opts).await?;
     let initial = t.elapsed();
     anyhow::ensure!(
-        r.counts.created == n as u64,
+        r.counts.entities.created == n as u64,
         "initial load created {}",
-        r.counts.created
+        r.counts.entities.created
     );
     let t = Instant::now();
     let r = run_connector(store, &Generated::new(n, 0), &opts).await?;
     let no_change = t.elapsed();
-    let no_change_writes = r.counts.changes();
+    let no_change_writes = r.counts.entities.changes();
     let t = Instant::now();
     let r = run_connector(store, &Generated::new(n, 1), &opts).await?;
     Ok(Measured {
@@ -265,7 +265,7 @@ async fn reconcile_phases(store: &Store, n: usize) -> anyhow::Result<Measured> {
         no_change_s: Some(no_change.as_secs_f64()),
         one_percent_s: Some(t.elapsed().as_secs_f64()),
         no_change_writes,
-        changed_rows: r.counts.updated,
+        changed_rows: r.counts.entities.updated,
         peak_rss_mb: peak_rss_mb(),
         ..Measured::default()
     })

@@ -106,8 +106,8 @@ async fn run_backend(
             connector: c.id().to_string(),
             full_s: t.elapsed().as_secs_f64(),
             full_requests: fakes.requests(c.id()).since(before).requests,
-            full_observed: r.counts.observed,
-            full_created: r.counts.created,
+            full_observed: r.counts.observations.observed,
+            full_created: r.counts.entities.created,
             resync_s: 0.0,
             resync_requests: 0,
             resync_conditional: 0,
@@ -136,7 +136,7 @@ async fn run_backend(
         f.resync_requests = requests;
         f.resync_conditional = conditional;
         f.resync_not_modified = not_modified;
-        f.resync_changes = r.counts.changes();
+        f.resync_changes = r.counts.entities.changes();
         f.resync_status = r.status.as_str().to_string();
         f.resync_over_full = round(ratio(f.resync_s, f.full_s), 3);
         f.full_s = round(f.full_s, 3);

@@ -202,9 +202,10 @@ fn print_sync(reports: &[RunReport], format: Format) {
             let mut row = vec![
                 r.connector.clone(),
                 r.status.as_str().to_string() + if r.dry_run { " (dry run)" } else { "" },
+                r.counts.observations.observed.to_string(),
             ];
-            row.extend(output::changes(&r.counts).map(|(_, n)| n.to_string()));
-            row.push(r.counts.unchanged.to_string());
+            row.extend(output::changes(&r.counts.entities).map(|(_, n)| n.to_string()));
+            row.push(r.counts.entities.unchanged.to_string());
             row.push(
                 r.scopes
                     .iter()
@@ -219,6 +220,7 @@ fn print_sync(reports: &[RunReport], format: Format) {
         &[
             "CONNECTOR",
             "STATUS",
+            "OBSERVED",
             "CREATED",
             "UPDATED",
             "RENAMED",
@@ -229,6 +231,11 @@ fn print_sync(reports: &[RunReport], format: Format) {
         ],
         &rows,
     );
+    if reports.len() > 1 {
+        let mut line = String::new();
+        let _ = output::write_totals(&mut line, &surveyor_engine::EntityCounts::of_sync(reports));
+        println!("Changes: {line}");
+    }
     for r in reports {
         output::run_notes(&r.connector, r, output::Notes::Sync);
     }

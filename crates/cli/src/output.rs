@@ -2,7 +2,7 @@
 
 use std::io::Write;
 
-use surveyor_engine::{Counts, RunReport};
+use surveyor_engine::{EntityCounts, RunReport};
 
 /// Prints rows under a header, columns padded to their widest cell.
 pub fn table(header: &[&str], rows: &[Vec<String>]) {
@@ -49,7 +49,15 @@ pub fn json(value: &serde_json::Value) {
 }
 
 /// The kinds of change a run counts, in the order tables show them, with their counts.
-pub fn changes(c: &Counts) -> [(&'static str, u64); 5] {
+/// A sync's entity totals as one line: `created 166, updated 0, ..., unchanged 0`.
+pub fn write_totals(f: &mut impl std::fmt::Write, c: &EntityCounts) -> std::fmt::Result {
+    for (i, (name, n)) in changes(c).iter().enumerate() {
+        write!(f, "{}{name} {n}", if i > 0 { ", " } else { "" })?;
+    }
+    write!(f, ", unchanged {}", c.unchanged)
+}
+
+pub fn changes(c: &EntityCounts) -> [(&'static str, u64); 5] {
     [
         ("created", c.created),
         ("updated", c.updated),

@@ -9,6 +9,6 @@ pub mod replay;
 pub mod schedule;
 
 pub use reconcile::{
-    Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport,
-    run_connector,
+    Counts, EntityCounts, ObservationCounts, ReconcileError, ReconcileOptions, Refusal, RunReport,
+    RunStatus, ScopeReport, run_connector,
 };

@@ -25,7 +25,8 @@ use surveyor_store::Store;
 use tracing::Instrument;
 
 pub use report::{
-    Counts, ReconcileError, ReconcileOptions, Refusal, RunReport, RunStatus, ScopeReport,
+    Counts, Effect, EntityCounts, ObservationCounts, ReconcileError, ReconcileOptions, Refusal,
+    RunReport, RunStatus, ScopeReport,
 };
 use run::RunState;
 use scope::ScopeJob;
@@ -53,18 +54,19 @@ pub async fn run_connector(
                 connector = %source,
                 run_id = %run_id,
                 status = report.status.as_str(),
-                created = report.counts.created,
-                updated = report.counts.updated,
-                renamed = report.counts.renamed,
-                deleted = report.counts.deleted,
-                restored = report.counts.restored,
-                unchanged = report.counts.unchanged,
+                observed = report.counts.observations.observed,
+                created = report.counts.entities.created,
+                updated = report.counts.entities.updated,
+                renamed = report.counts.entities.renamed,
+                deleted = report.counts.entities.deleted,
+                restored = report.counts.entities.restored,
+                unchanged = report.counts.entities.unchanged,
                 "run finished"
             );
             // Big changes move the planner's statistics; refreshing costs ~0.1 s per 100k
             // entities, far less than the queries planned on stale ones.
             if !options.dry_run
-                && report.counts.changes() >= 1000
+                && report.counts.entities.changes() >= 1000
                 && let Err(e) = store.refresh_statistics().await
             {
                 tracing::warn!(error = %e, "could not refresh the planner's statistics");
@@ -188,6 +190,8 @@ async fn reconcile_crawl(
         counts,
         scopes: reports,
         problems: run.problems,
+        effects: run.effects,
+        unchanged_refs: run.unchanged_kept,
         warnings: {
             let mut w = run.warnings;
             if run.unknown_kinds as usize > w.len() {

@@ -107,13 +107,13 @@ impl Task {
         let secs = self.elapsed().as_secs_f64();
         let (ok, text) = match result {
             Ok(r) => {
-                let c = &r.counts;
+                let (o, c) = (&r.counts.observations, &r.counts.entities);
                 (
                     r.status == RunStatus::Succeeded,
                     format!(
                         "{} in {secs:.1}s: {} observed, {} created, {} updated, {} renamed, {} deleted, {} restored",
                         r.status.as_str(),
-                        c.observed,
+                        o.observed,
                         c.created,
                         c.updated,
                         c.renamed,

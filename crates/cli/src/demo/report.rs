@@ -27,37 +27,22 @@ impl RunResult {
     }
 }
 
-/// Entity changes of a sync, summed over its runs.
-#[derive(Debug, Default, PartialEq, Eq)]
-pub struct Totals {
-    pub created: u64,
-    pub updated: u64,
-    pub renamed: u64,
-    pub deleted: u64,
-    pub restored: u64,
-}
+/// What a sync did to the catalog: each entity once, whichever runs touched it.
+pub struct Totals(pub surveyor_engine::EntityCounts);
 
 impl Totals {
     pub fn of(runs: &[RunResult]) -> Self {
-        let mut t = Self::default();
-        for r in runs.iter().filter_map(|r| r.report.as_ref().ok()) {
-            t.created += r.counts.created;
-            t.updated += r.counts.updated;
-            t.renamed += r.counts.renamed;
-            t.deleted += r.counts.deleted;
-            t.restored += r.counts.restored;
-        }
-        t
+        let reports: Vec<surveyor_engine::RunReport> = runs
+            .iter()
+            .filter_map(|r| r.report.as_ref().ok().cloned())
+            .collect();
+        Self(surveyor_engine::EntityCounts::of_sync(&reports))
     }
 }
 
 impl std::fmt::Display for Totals {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "created {}, updated {}, renamed {}, deleted {}, restored {}",
-            self.created, self.updated, self.renamed, self.deleted, self.restored
-        )
+        output::write_totals(f, &self.0)
     }
 }
 
@@ -70,9 +55,9 @@ pub fn print_runs(runs: &[RunResult]) {
                 let mut row = vec![
                     r.connector.clone(),
                     report.status.as_str().to_string(),
-                    report.counts.observed.to_string(),
+                    report.counts.observations.observed.to_string(),
                 ];
-                row.extend(output::changes(&report.counts).map(|(_, n)| n.to_string()));
+                row.extend(output::changes(&report.counts.entities).map(|(_, n)| n.to_string()));
                 row.push(format!("{:.1}s", r.elapsed.as_secs_f64()));
                 row
             }
@@ -217,8 +202,8 @@ pub async fn print_round(
     }
     for r in runs {
         match &r.report {
-            Ok(report) if report.counts.changes() > 0 => {
-                let parts: Vec<String> = output::changes(&report.counts)
+            Ok(report) if report.counts.entities.changes() > 0 => {
+                let parts: Vec<String> = output::changes(&report.counts.entities)
                     .iter()
                     .filter(|(_, n)| *n > 0)
                     .map(|(op, n)| format!("{op} {n}"))

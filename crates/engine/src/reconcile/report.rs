@@ -41,29 +41,70 @@ impl Default for ReconcileOptions {
     }
 }
 
-/// Entity-level changes and observation counts of a run (or of one scope).
+/// What a run (or one scope of it) did, as two sets that each add up: what the source sent
+/// against what it sent before, and what that did to the catalog's entities.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Counts {
+    pub observations: ObservationCounts,
+    pub entities: EntityCounts,
+}
+
+impl Counts {
+    pub(super) fn add(&mut self, other: &Counts) {
+        self.observations.add(&other.observations);
+        self.entities.add(&other.entities);
+    }
+}
+
+/// The source's observations: `observed` = `new` + `changed` + `unchanged` + `rejected`;
+/// `gone` were live before and were not sent (retracted only where the scope was complete).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ObservationCounts {
+    /// Sent by the source in this crawl.
+    pub observed: u64,
+    /// Not live before (first seen, or seen again after they went).
+    pub new: u64,
+    pub changed: u64,
+    /// Exactly as stored.
+    pub unchanged: u64,
+    /// Not taken: a problem says why (an id sent twice, a name that is not valid).
+    pub rejected: u64,
+    /// Retracted: live before, not sent now, in a complete scope.
+    pub gone: u64,
+}
+
+impl ObservationCounts {
+    fn add(&mut self, o: &ObservationCounts) {
+        self.observed += o.observed;
+        self.new += o.new;
+        self.changed += o.changed;
+        self.unchanged += o.unchanged;
+        self.rejected += o.rejected;
+        self.gone += o.gone;
+    }
+}
+
+/// The catalog's entities the observations touched, each once, by what happened to it:
+/// `created` + `updated` + `renamed` + `deleted` + `restored` + `unchanged` = entities touched.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct EntityCounts {
     pub created: u64,
     pub updated: u64,
     pub renamed: u64,
     pub deleted: u64,
     pub restored: u64,
-    /// Observations seen exactly as stored.
+    /// Described by this run's observations, and not changed.
     pub unchanged: u64,
-    /// Observations seen in this crawl.
-    pub observed: u64,
 }
 
-impl Counts {
-    pub(super) fn add(&mut self, other: &Counts) {
-        self.created += other.created;
-        self.updated += other.updated;
-        self.renamed += other.renamed;
-        self.deleted += other.deleted;
-        self.restored += other.restored;
-        self.unchanged += other.unchanged;
-        self.observed += other.observed;
+impl EntityCounts {
+    fn add(&mut self, o: &EntityCounts) {
+        self.created += o.created;
+        self.updated += o.updated;
+        self.renamed += o.renamed;
+        self.deleted += o.deleted;
+        self.restored += o.restored;
+        self.unchanged += o.unchanged;
     }
 
     pub(super) fn count(&mut self, op: ChangeOp) {
@@ -76,9 +117,74 @@ impl Counts {
         }
     }
 
-    /// Entity-level changes in total.
+    /// Entities changed, in total.
     pub fn changes(&self) -> u64 {
         self.created + self.updated + self.renamed + self.deleted + self.restored
+    }
+
+    /// Entities touched: what the counts add up to.
+    pub fn touched(&self) -> u64 {
+        self.changes() + self.unchanged
+    }
+
+    /// The entity counts of a sync of several runs, each entity once by what the sync did to
+    /// it: one created by the first run and merged into by the next is created, not updated.
+    pub fn of_sync(reports: &[RunReport]) -> Self {
+        let mut effects: std::collections::HashMap<&str, Effect> = Default::default();
+        let mut changed_refs: std::collections::HashSet<&str> = Default::default();
+        let mut unchanged: std::collections::HashSet<&str> = Default::default();
+        for r in reports {
+            for (uid, entity_ref, op) in &r.effects {
+                changed_refs.insert(entity_ref.as_str());
+                effects
+                    .entry(uid.as_str())
+                    .and_modify(|e| e.then(*op))
+                    .or_insert_with(|| Effect::new(*op));
+            }
+            unchanged.extend(r.unchanged_refs.iter().map(String::as_str));
+        }
+        let mut out = EntityCounts::default();
+        for op in effects.values().filter_map(Effect::net) {
+            out.count(op);
+        }
+        out.unchanged = unchanged.difference(&changed_refs).count() as u64;
+        out
+    }
+}
+
+/// What happened to one entity across several changes (in a run, or a sync of runs).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Effect {
+    first: ChangeOp,
+    last: ChangeOp,
+    renamed: bool,
+}
+
+impl Effect {
+    pub fn new(op: ChangeOp) -> Self {
+        Self {
+            first: op,
+            last: op,
+            renamed: op == ChangeOp::Renamed,
+        }
+    }
+
+    pub fn then(&mut self, op: ChangeOp) {
+        self.last = op;
+        self.renamed |= op == ChangeOp::Renamed;
+    }
+
+    /// The one change it counts as, comparing the catalog before and after: none if it was
+    /// not live before and is not after; made live (created, restored) if it was; gone if it
+    /// ended deleted; else renamed if it was; else updated.
+    pub fn net(&self) -> Option<ChangeOp> {
+        Some(match (self.first, self.last) {
+            (ChangeOp::Created | ChangeOp::Restored, ChangeOp::Deleted) => return None,
+            (ChangeOp::Created | ChangeOp::Restored, _) => self.first,
+            (_, ChangeOp::Deleted) => ChangeOp::Deleted,
+            _ if self.renamed => ChangeOp::Renamed,
+            _ => ChangeOp::Updated,
+        })
     }
 }
 
@@ -133,6 +239,13 @@ pub struct RunReport {
     pub counts: Counts,
     pub scopes: Vec<ScopeReport>,
     pub problems: Vec<Problem>,
+    /// Each entity this run changed (uid, ref) and its one net change, for a sync's totals
+    /// ([`EntityCounts::of_sync`]).
+    #[serde(skip)]
+    pub effects: Vec<(String, String, ChangeOp)>,
+    /// Entities this run's observations describe that it did not change (refs).
+    #[serde(skip)]
+    pub unchanged_refs: Vec<String>,
     /// Things worth a look that do not make a scope partial (entities of non-Backstage kinds).
     pub warnings: Vec<String>,
     pub error: Option<String>,

@@ -10,7 +10,10 @@ use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::guard::{emptied, guard, over_ratio, run_guard};
-use super::report::{Counts, MAX_WARNINGS, ReconcileError, Refusal, ScopeReport};
+use super::report::{
+    Counts, Effect, EntityCounts, MAX_WARNINGS, ObservationCounts, ReconcileError, Refusal,
+    ScopeReport,
+};
 use super::scope::ScopeJob;
 use super::staged::{Known, Pending, Prepared, Previous};
 
@@ -34,10 +37,17 @@ pub(super) struct RunState<'a> {
     pub(super) problems: Vec<Problem>,
     pub(super) warnings: Vec<String>,
     pub(super) unknown_kinds: u64,
-    /// Observations seen and seen unchanged, per scope (the entity-level counts are in
-    /// `per_scope`, which a refused scope's rollback clears; these stay).
-    pub(super) seen: BTreeMap<String, Counts>,
-    pub(super) per_scope: BTreeMap<String, Counts>,
+    /// What the source sent, per scope (these stay when a refused scope rolls back).
+    pub(super) seen: BTreeMap<String, ObservationCounts>,
+    /// Each entity a scope changed, by uid: its ref now and what happened (a refused scope's
+    /// rollback clears them).
+    pub(super) per_scope: BTreeMap<String, Effects>,
+    /// Refs of entities each scope's unchanged observations describe.
+    pub(super) unchanged_refs: BTreeMap<String, HashSet<String>>,
+    /// Every entity a scope of this run changed: (uid, ref, net change), for the run report.
+    pub(super) effects: Vec<(String, String, surveyor_store::ChangeOp)>,
+    /// Every ref a scope of this run left unchanged, for the run report.
+    pub(super) unchanged_kept: Vec<String>,
     /// Entities deleted per scope and kind so far, for the guard at the end of the scope.
     pub(super) deleted_kinds: BTreeMap<String, BTreeMap<String, u64>>,
     /// The open transaction (in a dry run, the one transaction of the whole run).
@@ -60,6 +70,9 @@ impl<'a> RunState<'a> {
             unknown_kinds: 0,
             seen: BTreeMap::new(),
             per_scope: BTreeMap::new(),
+            unchanged_refs: BTreeMap::new(),
+            effects: Vec::new(),
+            unchanged_kept: Vec::new(),
             deleted_kinds: BTreeMap::new(),
             tx: None,
             open_scope: None,
@@ -122,7 +135,11 @@ impl<'a> RunState<'a> {
             field: field.map(str::to_string),
             message,
         };
+        let rejected = |seen: &mut BTreeMap<String, ObservationCounts>| {
+            seen_in(seen, &p.scope).rejected += 1;
+        };
         if !first_time {
+            rejected(&mut self.seen);
             self.problems.push(problem(
                 None,
                 "the source reported this external id twice in one crawl; the first was kept"
@@ -133,6 +150,7 @@ impl<'a> RunState<'a> {
         let (observed, body, obs_hash) = match p.content {
             Ok(c) => c,
             Err(message) => {
+                rejected(&mut self.seen);
                 self.problems.push(problem(Some("metadata.name"), message));
                 return None;
             }
@@ -148,6 +166,7 @@ impl<'a> RunState<'a> {
         }
         if body.contains("\\u0000") {
             // Postgres cannot store NUL in JSON text, and no real catalog value contains one.
+            rejected(&mut self.seen);
             self.problems.push(problem(
                 None,
                 format!("{}: a value contains a NUL character", observed.entity_ref),
@@ -165,12 +184,23 @@ impl<'a> RunState<'a> {
             && k.row.scope == p.scope
         {
             seen_in(&mut self.seen, &p.scope).unchanged += 1;
+            let refs = match self.unchanged_refs.get_mut(p.scope.as_str()) {
+                Some(refs) => refs,
+                None => self.unchanged_refs.entry(p.scope.clone()).or_default(),
+            };
+            refs.insert(k.row.entity_ref.clone());
             return None;
         }
         let previous = known.map(|k| Previous {
             entity_ref: k.row.entity_ref.clone(),
             live: k.row.live,
         });
+        let counts = seen_in(&mut self.seen, &p.scope);
+        if previous.as_ref().is_some_and(|p| p.live) {
+            counts.changed += 1;
+        } else {
+            counts.new += 1;
+        }
         Some(Pending {
             scope: p.scope,
             external_id: p.external_id,
@@ -215,10 +245,10 @@ impl<'a> RunState<'a> {
         let Some(tx) = self.tx.as_mut() else {
             return Ok(());
         };
-        let counts = self.per_scope.entry(scope.clone()).or_default();
+        let effects = self.per_scope.entry(scope.clone()).or_default();
         let deleted_kinds = self.deleted_kinds.entry(scope.clone()).or_default();
         self.job
-            .apply(tx, &scope, writes, deletions, counts, deleted_kinds)
+            .apply(tx, &scope, writes, deletions, effects, deleted_kinds)
             .await
     }
 
@@ -329,7 +359,9 @@ impl<'a> RunState<'a> {
                         self.write(writes, Vec::new()).await?;
                         writes = rest;
                     }
+                    let retracting = deletions.len() as u64;
                     self.write(Vec::new(), deletions).await?;
+                    seen_in(&mut self.seen, &scope).gone += retracting;
                     // Entities also disappear when their observations move to other names (a
                     // mass rename collision): the guard counts what is actually deleted, too.
                     let entity_refusals = self.entity_guard(&scope);
@@ -340,6 +372,7 @@ impl<'a> RunState<'a> {
                             tx.rollback().await?;
                             self.tx = Some(self.store.begin_write().await?);
                             self.per_scope.remove(&scope);
+                            seen_in(&mut self.seen, &scope).gone = 0;
                         }
                         refused.extend(entity_refusals);
                     }
@@ -358,11 +391,7 @@ impl<'a> RunState<'a> {
             .instrument(span)
             .await?;
             reports.push(ScopeReport {
-                counts: {
-                    let mut counts = self.per_scope.remove(&scope).unwrap_or_default();
-                    counts.add(&self.seen.remove(&scope).unwrap_or_default());
-                    counts
-                },
+                counts: self.scope_counts(&scope),
                 scope,
                 status,
                 refused,
@@ -376,15 +405,46 @@ impl<'a> RunState<'a> {
     }
 }
 
+/// Each entity a scope changed, by uid: its ref and what happened to it.
+pub(super) type Effects = HashMap<String, (String, Effect)>;
+
 /// The counts of `scope`, made on first use (the scope is cloned once, not per observation).
-fn seen_in<'s>(seen: &'s mut BTreeMap<String, Counts>, scope: &str) -> &'s mut Counts {
+fn seen_in<'s>(
+    seen: &'s mut BTreeMap<String, ObservationCounts>,
+    scope: &str,
+) -> &'s mut ObservationCounts {
     if !seen.contains_key(scope) {
-        seen.insert(scope.to_string(), Counts::default());
+        seen.insert(scope.to_string(), ObservationCounts::default());
     }
     seen.get_mut(scope).expect("inserted above")
 }
 
 impl RunState<'_> {
+    /// The scope's two sets of counts, once it is done: each entity it changed once, by its
+    /// net change, and the entities its unchanged observations describe that nothing changed.
+    fn scope_counts(&mut self, scope: &str) -> Counts {
+        let mut entities = EntityCounts::default();
+        let effects = self.per_scope.remove(scope).unwrap_or_default();
+        let mut changed_refs: HashSet<&str> = HashSet::with_capacity(effects.len());
+        for (uid, (entity_ref, effect)) in &effects {
+            changed_refs.insert(entity_ref.as_str());
+            if let Some(op) = effect.net() {
+                entities.count(op);
+                self.effects.push((uid.clone(), entity_ref.clone(), op));
+            }
+        }
+        let unchanged = self.unchanged_refs.remove(scope).unwrap_or_default();
+        entities.unchanged = unchanged
+            .iter()
+            .filter(|r| !changed_refs.contains(r.as_str()))
+            .count() as u64;
+        self.unchanged_kept.extend(unchanged);
+        Counts {
+            observations: self.seen.remove(scope).unwrap_or_default(),
+            entities,
+        }
+    }
+
     /// Entity deletions made in `scope` so far that exceed the guard, per kind.
     fn entity_guard(&self, scope: &str) -> Vec<Refusal> {
         let Some(deleted) = self.deleted_kinds.get(scope) else {

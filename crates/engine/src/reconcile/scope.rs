@@ -12,7 +12,8 @@ use surveyor_store::{
 };
 
 use super::keys::resolve_identity;
-use super::report::{Counts, ReconcileError, ReconcileOptions, Refusal};
+use super::report::{Effect, ReconcileError, ReconcileOptions, Refusal};
+use super::run::Effects;
 use super::staged::Pending;
 use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
 
@@ -36,12 +37,12 @@ struct RenamePair {
 }
 
 /// One batch's reading (the renames and absorbed refs of the write it belongs to, the written
-/// observations not yet merged) and its tally (counts, deleted kinds, change rows).
+/// observations not yet merged) and its tally (each entity's effect, deleted kinds, change rows).
 struct Batch<'b> {
     rename_pairs: &'b [RenamePair],
     absorbed: &'b HashSet<String>,
     in_memory: HashMap<String, ObservedEntity>,
-    counts: &'b mut Counts,
+    effects: &'b mut Effects,
     deleted_kinds: &'b mut BTreeMap<String, u64>,
     changes: Vec<ChangeWrite>,
 }
@@ -84,7 +85,7 @@ impl ScopeJob<'_> {
         scope: &str,
         writes: Vec<Pending>,
         deletions: Vec<ObservationIndexRow>,
-        counts: &mut Counts,
+        effects: &mut Effects,
         deleted_kinds: &mut BTreeMap<String, u64>,
     ) -> Result<(), ReconcileError> {
         if writes.is_empty() && deletions.is_empty() {
@@ -213,7 +214,7 @@ impl ScopeJob<'_> {
             rename_pairs: &rename_pairs,
             absorbed: &absorbed,
             in_memory,
-            counts,
+            effects,
             deleted_kinds,
             changes: Vec::new(),
         };
@@ -235,7 +236,7 @@ impl ScopeJob<'_> {
         let Batch {
             rename_pairs,
             absorbed,
-            counts,
+            effects,
             deleted_kinds,
             changes,
             ..
@@ -300,7 +301,12 @@ impl ScopeJob<'_> {
                 moves.push(merged.to_write(&old_row.uid));
                 relation_origins.push(old.to_string());
                 relation_rows.extend(merged.relation_rows.iter().cloned());
-                counts.count(ChangeOp::Renamed);
+                record(
+                    effects,
+                    &old_row.uid,
+                    &merged.winner.entity_ref.key(),
+                    ChangeOp::Renamed,
+                );
                 changes.push(ChangeWrite {
                     run_id: self.run_id.clone(),
                     source: self.source.clone(),
@@ -356,7 +362,7 @@ impl ScopeJob<'_> {
                 (Some(r), Desired::Absent) if r.is_live() => {
                     tombstones.push(r.uid.clone());
                     relation_origins.push(key.clone());
-                    counts.count(ChangeOp::Deleted);
+                    record(effects, &r.uid, key, ChangeOp::Deleted);
                     if !absorbed.contains(key) {
                         *deleted_kinds.entry(r.kind.clone()).or_default() += 1;
                     }
@@ -380,7 +386,7 @@ impl ScopeJob<'_> {
                 relation_origins.push(key.clone());
             }
             relation_rows.extend(m.relation_rows.iter().cloned());
-            counts.count(op);
+            record(effects, &uid, key, op);
             changes.push(ChangeWrite {
                 run_id: self.run_id.clone(),
                 source: self.source.clone(),
@@ -508,6 +514,21 @@ impl ScopeJob<'_> {
             );
         }
         Ok(out)
+    }
+}
+
+/// Notes a change to the entity `uid`, now at `entity_ref`.
+fn record(effects: &mut Effects, uid: &str, entity_ref: &str, op: ChangeOp) {
+    match effects.get_mut(uid) {
+        Some((at, effect)) => {
+            effect.then(op);
+            if at != entity_ref {
+                *at = entity_ref.to_string();
+            }
+        }
+        None => {
+            effects.insert(uid.to_string(), (entity_ref.to_string(), Effect::new(op)));
+        }
     }
 }
 
