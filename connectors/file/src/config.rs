@@ -31,6 +31,8 @@ impl FileConfig {
             glob::Pattern::new(p).map_err(|e| {
                 ConfigError::new("paths", format!("invalid glob pattern {p:?}: {}", e.msg))
             })?;
+            crate::walk::Pattern::parse(std::path::Path::new(p))
+                .map_err(|why| ConfigError::new("paths", format!("pattern {p:?} {why}")))?;
         }
         Ok(self.paths)
     }

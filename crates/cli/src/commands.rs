@@ -81,13 +81,26 @@ fn validate(path: &Path) -> Result<(), CliError> {
     let config = load(path)?;
     let base = config.base_dir();
     let mut errors = Vec::new();
+    let mut built = Vec::new();
     for spec in &config.connectors {
-        if let Err(e) = registry::build(spec, &base) {
-            errors.push(e);
+        match registry::build(spec, &base) {
+            Ok(connector) => built.push(connector),
+            Err(e) => errors.push(e),
         }
     }
     if !errors.is_empty() {
         return Err(CliError::Input(errors.join("\n")));
+    }
+    // What builds but would crawl badly (a pattern matching no file) is worth saying, not
+    // failing over: the files may simply not be there yet.
+    for connector in &built {
+        for warning in connector.check() {
+            eprintln!(
+                "warning: {}: connector {:?}: {warning}",
+                path.display(),
+                connector.id()
+            );
+        }
     }
     let enabled = config.connectors.iter().filter(|c| c.enabled).count();
     println!(

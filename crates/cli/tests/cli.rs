@@ -283,6 +283,36 @@ fn config_errors_name_file_line_and_key_and_exit_2() {
 }
 
 #[test]
+fn validate_warns_about_files_it_cannot_read_and_still_succeeds() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "surveyor.toml",
+        "[catalog]\ndatabase = \"sqlite://x.db\"\n\n[[connectors]]\nid = \"f\"\nkind = \"file\"\npaths = [\"catalog/*.yaml\", \"catalog/*.yml\"]\n",
+    );
+    write(
+        dir,
+        "catalog/root.yaml",
+        "apiVersion: backstage.io/v1alpha1\nkind: Location\nmetadata:\n  name: root\nspec:\n  targets:\n    - ./missing.yaml\n    - ../../elsewhere.yaml\n",
+    );
+    let out = surveyor(dir).arg("validate").assert().success();
+    let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let stderr = String::from_utf8(out.get_output().stderr.clone()).unwrap();
+    assert!(stdout.contains("surveyor.toml: ok"), "{stdout}");
+    let warnings: Vec<&str> = stderr.lines().collect();
+    assert_eq!(
+        warnings,
+        vec![
+            "warning: surveyor.toml: connector \"f\": pattern \"catalog/*.yml\" matched no file",
+            "warning: surveyor.toml: connector \"f\": catalog/root.yaml: spec.targets: target \"./missing.yaml\" of location:default/root: does not exist (matches no file)",
+            "warning: surveyor.toml: connector \"f\": catalog/root.yaml: spec.targets: target \"../../elsewhere.yaml\" of location:default/root: outside the catalog directory; not read",
+        ],
+        "{stderr}"
+    );
+}
+
+#[test]
 fn secrets_in_the_database_url_never_reach_output() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();

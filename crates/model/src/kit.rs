@@ -95,7 +95,8 @@ impl Collected {
 /// Declares a connector kind: its [`ConnectorKind`] impl (named by the crate's `KIND`, its
 /// table read into the config type given, built by its `new`, which takes `base_dir` when
 /// listed) and its [`Connector`](crate::Connector) impl (the struct's `id` field, each scope
-/// crawled in turn by the method named, and the figures `metrics` gives, if any):
+/// crawled in turn by the method named, the figures `metrics` gives and the warnings `check`
+/// gives `surveyor validate`, if any):
 ///
 /// ```text
 /// surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
@@ -128,7 +129,7 @@ macro_rules! connector {
         }
     };
     (@crawl $t:ident: each |$c:ident| $scopes:expr => $method:ident
-        $(, metrics |$m:ident| $metrics:expr)?) => {
+        $(, metrics |$m:ident| $metrics:expr)? $(, check |$k:ident| $check:expr)?) => {
         #[$crate::kit::async_trait]
         impl $crate::Connector for $t {
             fn id(&self) -> &str {
@@ -160,6 +161,13 @@ macro_rules! connector {
                 fn metrics(&self) -> ::std::vec::Vec<$crate::ConnectorMetric> {
                     let $m = self;
                     $metrics
+                }
+            )?
+
+            $(
+                fn check(&self) -> ::std::vec::Vec<::std::string::String> {
+                    let $k = self;
+                    $check
                 }
             )?
         }

@@ -251,6 +251,13 @@ pub trait Connector: Send + Sync {
     fn metrics(&self) -> Vec<ConnectorMetric> {
         Vec::new()
     }
+
+    /// What `surveyor validate` should warn about without failing: a configuration that builds
+    /// but will crawl badly (a file pattern that matches nothing, say). May read the source;
+    /// nothing by default.
+    fn check(&self) -> Vec<String> {
+        Vec::new()
+    }
 }
 
 #[cfg(test)]
