@@ -57,7 +57,8 @@ pub struct KubernetesConfig {
     #[serde(default = "default_owner_keys")]
     pub owner_keys: Vec<String>,
     /// Label keys that name the component, tried after `backstage.io/kubernetes-id` and the
-    /// recommended `app.kubernetes.io/name`, `part-of` and `instance`.
+    /// recommended `app.kubernetes.io/name` (`part-of` names the System, `instance` one
+    /// installation; list `app.kubernetes.io/instance` here if your charts use it as the name).
     #[serde(default)]
     pub component_keys: Vec<String>,
     /// Each namespace becomes a System its workloads are part of.

@@ -1,12 +1,12 @@
 //! From Kubernetes objects to catalog entities: workloads, Services and Ingresses become
-//! Resources tied to the Component they implement and the group that owns them; Namespaces may
-//! become Systems. Which component and which owner is read from labels and annotations.
+//! Resources tied to the Component they implement, the System they are part of and the group
+//! that owns them; Namespaces may become Systems. All of it is read from labels and annotations.
 
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{DaemonSet, Deployment, StatefulSet};
 use k8s_openapi::api::batch::v1::CronJob;
-use k8s_openapi::api::core::v1::{Namespace, PodTemplateSpec, Service};
+use k8s_openapi::api::core::v1::{Namespace, PodTemplateSpec, Service, ServiceSpec};
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde_json::{Map, Value, json};
@@ -155,10 +155,8 @@ impl ToObject for Service {
     fn to_object(&self) -> Object {
         let mut o = base("Service", &self.metadata);
         if let Some(spec) = &self.spec {
-            o.facts.insert(
-                "serviceType".into(),
-                json!(spec.type_.clone().unwrap_or_else(|| "ClusterIP".into())),
-            );
+            o.facts
+                .insert("serviceType".into(), json!(service_type(spec)));
             let ports: Vec<Value> = spec
                 .ports
                 .iter()
@@ -170,6 +168,23 @@ impl ToObject for Service {
             o.facts.insert("selector".into(), json!(selector));
         }
         o
+    }
+}
+
+/// The Service's `type`, except that a ClusterIP Service without a cluster IP is `Headless`:
+/// "you can create what are termed headless Services, by explicitly specifying "None" for the
+/// cluster IP address (.spec.clusterIP)", and for them "a cluster IP is not allocated, kube-proxy
+/// does not handle these Services" (https://kubernetes.io/docs/concepts/services-networking/service/#headless-services).
+fn service_type(spec: &ServiceSpec) -> String {
+    let type_ = spec.type_.as_deref().unwrap_or("ClusterIP");
+    let ip = spec
+        .cluster_ip
+        .as_deref()
+        .or_else(|| spec.cluster_ips.as_ref()?.first().map(String::as_str));
+    if type_ == "ClusterIP" && ip == Some("None") {
+        "Headless".into()
+    } else {
+        type_.into()
     }
 }
 
@@ -196,14 +211,18 @@ pub fn namespace_object(ns: &Namespace) -> Object {
 // ---------------------------------------------------------------------------------------------
 // From objects to entities
 
+/// The recommended label that names the application an object belongs to ("The name of the
+/// application", e.g. `mysql`). Of the others, `part-of` names "a higher level application this
+/// one is part of" (a System, see [`system_of`]) and `instance` "A unique name identifying the
+/// instance of an application" (`mysql-abcxzy`, one installation): neither names the component
+/// (https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/).
+pub const NAME_LABEL: &str = "app.kubernetes.io/name";
+pub const PART_OF_LABEL: &str = "app.kubernetes.io/part-of";
+
 /// Where the component name was found, for the `surveyor.dev/kubernetes-component-from`
-/// annotation (auditors ask "why is this workload linked to that component?").
+/// annotation (auditors ask "why is this workload linked to that component?"):
+/// `backstage.io/kubernetes-id`, then `app.kubernetes.io/name`, then the configured keys.
 pub fn component_of<'a>(o: &'a Object, settings: &'a Settings) -> Option<(&'a str, String)> {
-    let recommended = [
-        "app.kubernetes.io/name",
-        "app.kubernetes.io/part-of",
-        "app.kubernetes.io/instance",
-    ];
     if let Some(id) = o
         .annotations
         .get("backstage.io/kubernetes-id")
@@ -212,9 +231,7 @@ pub fn component_of<'a>(o: &'a Object, settings: &'a Settings) -> Option<(&'a st
     {
         return Some(("backstage.io/kubernetes-id", id.clone()));
     }
-    recommended
-        .iter()
-        .copied()
+    std::iter::once(NAME_LABEL)
         .chain(settings.component_keys.iter().map(String::as_str))
         .find_map(|k| {
             o.labels
@@ -222,6 +239,21 @@ pub fn component_of<'a>(o: &'a Object, settings: &'a Settings) -> Option<(&'a st
                 .filter(|v| !v.trim().is_empty())
                 .map(|v| (k, v.clone()))
         })
+}
+
+/// The System the object is part of: the application its `app.kubernetes.io/part-of` label
+/// names, as a `system:` ref in the catalog namespace, else (with `namespace_as_system`) its
+/// namespace's System. The label is the more specific of the two, so it wins.
+pub fn system_of(o: &Object, settings: &Settings) -> Option<String> {
+    let part_of = o
+        .labels
+        .get(PART_OF_LABEL)
+        .and_then(|v| entity_name(v.trim()));
+    match part_of {
+        Some(app) => Some(format!("system:{}/{app}", settings.namespace)),
+        None if settings.namespace_as_system => entity_name(&o.namespace),
+        None => None,
+    }
 }
 
 /// The owning group named by the object's (or else its namespace's) owner keys, as a ref.
@@ -303,9 +335,7 @@ pub fn resource(
             json!([format!("component:{}/{component}", settings.namespace)]),
         );
     }
-    if settings.namespace_as_system
-        && let Some(system) = entity_name(&o.namespace)
-    {
+    if let Some(system) = system_of(o, settings) {
         spec.insert("system".into(), json!(system));
     }
     spec.insert("cluster".into(), json!(cluster));
@@ -386,7 +416,7 @@ mod tests {
     }
 
     #[test]
-    fn recommended_labels_in_order_name_then_part_of_then_instance() {
+    fn only_the_name_label_of_the_recommended_ones_names_the_component() {
         let s = settings("");
         let all = object(
             &[
@@ -396,7 +426,10 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(component(&all, &s).unwrap().1, "n");
+        assert_eq!(
+            component(&all, &s),
+            Some(("app.kubernetes.io/name".into(), "n".into()))
+        );
         let two = object(
             &[
                 ("app.kubernetes.io/instance", "i"),
@@ -404,9 +437,10 @@ mod tests {
             ],
             &[],
         );
-        assert_eq!(component(&two, &s).unwrap().1, "p");
-        let one = object(&[("app.kubernetes.io/instance", "i")], &[]);
-        assert_eq!(component(&one, &s).unwrap().1, "i");
+        assert_eq!(component(&two, &s), None);
+        // A team that does use `instance` for the component can say so.
+        let s = settings("component_keys = [\"app.kubernetes.io/instance\"]");
+        assert_eq!(component(&two, &s).unwrap().1, "i");
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The connector against the fake API server: clusters, namespaces, paging, 410, 403, a
-//! cluster that is down.
+//! cluster that is down; and the mapping of Kubernetes' recommended labels and Service types
+//! checked against Kubernetes' own documentation.
 
-use surveyor_model::{Collected, ScopeStatus};
+use serde_json::{Value, json};
+use surveyor_model::{Collected, Entity, ScopeStatus};
 use surveyor_sim::{Cluster, KubeFake, Org, OrgSpec};
 
 use super::*;
@@ -20,19 +22,47 @@ fn connector(dir: &Path, clusters: &[(&str, &str)], extra: &str) -> KubernetesCo
     KubernetesConnector::new("k8s", toml::from_str(&toml).unwrap(), dir).unwrap()
 }
 
+const LISTED: [&str; 5] = [
+    "deployments",
+    "statefulsets",
+    "daemonsets",
+    "cronjobs",
+    "services",
+];
+
 /// Workloads and Services the fake runs outside system namespaces.
 fn expected_resources(cluster: &Cluster) -> usize {
-    [
-        "deployments",
-        "statefulsets",
-        "daemonsets",
-        "cronjobs",
-        "services",
-    ]
-    .iter()
-    .flat_map(|r| cluster.names(r))
-    .filter(|(ns, _)| !SYSTEM_NAMESPACES.contains(&ns.as_str()))
-    .count()
+    LISTED
+        .iter()
+        .flat_map(|r| cluster.names(r))
+        .filter(|(ns, _)| !SYSTEM_NAMESPACES.contains(&ns.as_str()))
+        .count()
+}
+
+/// Each object the fake serves outside system namespaces, with the entity crawled for it.
+fn objects_and_entities<'a>(
+    cluster: &'a Cluster,
+    got: &'a Collected,
+) -> Vec<(&'a Value, &'a Entity)> {
+    let mut out = Vec::new();
+    for resource in LISTED {
+        let infix = if resource == "services" { ".svc" } else { "" };
+        for (ns, name) in cluster.names(resource) {
+            if SYSTEM_NAMESPACES.contains(&ns.as_str()) {
+                continue;
+            }
+            let object = cluster.object(resource, &ns, &name).expect("listed");
+            let want = map::entity_name(&format!("{name}{infix}.{ns}.{}", cluster.name));
+            let entity = got
+                .observations
+                .iter()
+                .map(|o| &o.entity)
+                .find(|e| Some(&e.metadata.name) == want.as_ref())
+                .unwrap_or_else(|| panic!("{resource} {ns}/{name} was crawled"));
+            out.push((object, entity));
+        }
+    }
+    out
 }
 
 #[tokio::test]
@@ -68,15 +98,49 @@ async fn every_cluster_namespace_and_workload() {
     assert!(a.stats().by_path["/apis/apps/v1/deployments"] > 1);
     assert!(!a.stats().by_path.keys().any(|p| p.contains("/namespaces/")));
 
-    // Every service workload points at its repository's component; owners are groups.
-    let linked = got
-        .observations
-        .iter()
-        .filter(|o| o.entity.spec.contains_key("dependencyOf"))
-        .count();
+    // A workload names its component by `backstage.io/kubernetes-id` or `app.kubernetes.io/name`
+    // (the fake labels some by `app.kubernetes.io/instance` alone, which names an installation,
+    // not a component); `app.kubernetes.io/part-of` names its System.
+    let (mut named, mut instance_only, mut part_of) = (0, 0, 0);
+    for (object, entity) in objects_and_entities(&prod, &got) {
+        let labels = &object["metadata"]["labels"];
+        let id = object["metadata"]["annotations"]["backstage.io/kubernetes-id"]
+            .as_str()
+            .or_else(|| labels["app.kubernetes.io/name"].as_str());
+        let linked = entity.spec.get("dependencyOf");
+        match id {
+            Some(id) => {
+                named += 1;
+                assert_eq!(
+                    linked,
+                    Some(&json!([format!("component:default/{id}")])),
+                    "{object}"
+                );
+            }
+            None => assert_eq!(linked, None, "{object}"),
+        }
+        if let Some(instance) = labels["app.kubernetes.io/instance"].as_str() {
+            assert_eq!(
+                entity.metadata.labels.get("app.kubernetes.io/instance"),
+                Some(&instance.to_string()),
+                "the instance stays a label"
+            );
+            instance_only += usize::from(id.is_none());
+        }
+        match labels["app.kubernetes.io/part-of"].as_str() {
+            Some(app) => {
+                part_of += 1;
+                assert_eq!(
+                    entity.spec_str("system"),
+                    Some(format!("system:default/{app}").as_str())
+                );
+            }
+            None => assert_eq!(entity.spec_str("system"), None, "{object}"),
+        }
+    }
     assert!(
-        linked >= want - 4,
-        "all but the legacy batches: {linked} of {want}"
+        named > 0 && instance_only > 0 && part_of > 0,
+        "the fake labels each way: {named} {instance_only} {part_of}"
     );
     let repo = &org.repos[1];
     let w = got
@@ -205,12 +269,24 @@ async fn namespaces_become_systems_when_asked() {
     assert!(systems.iter().any(|s| s.entity.metadata.name == "payments"));
     assert!(systems.iter().all(|s| s.scope == "prod"));
     assert!(!systems.iter().any(|s| s.entity.metadata.name == "default"));
-    let workload = got
-        .observations
-        .iter()
-        .find(|o| o.scope == "prod/payments")
-        .unwrap();
-    assert_eq!(workload.entity.spec_str("system"), Some("payments"));
+    // The namespace's System, unless the workload's `part-of` label names its own.
+    let in_payments = || {
+        got.observations
+            .iter()
+            .filter(|o| o.scope == "prod/payments")
+    };
+    assert!(in_payments().count() > 0);
+    for o in in_payments() {
+        let want = match o.entity.metadata.labels.get("app.kubernetes.io/part-of") {
+            Some(app) => format!("system:default/{app}"),
+            None => "payments".to_string(),
+        };
+        assert_eq!(o.entity.spec_str("system"), Some(want.as_str()));
+    }
+    assert!(
+        in_payments().any(|o| o.entity.spec_str("system") == Some("payments")),
+        "some workloads say no part-of"
+    );
 }
 
 #[test]
@@ -239,4 +315,191 @@ fn a_missing_context_or_kubeconfig_is_a_config_error() {
         .to_string();
     assert!(err.starts_with("kubeconfig: cannot read"), "{err}");
     assert!(!err.contains(surveyor_sim::KUBE_TOKEN));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recommended labels and Service types, from Kubernetes' documentation.
+
+fn settings(extra: &str) -> Settings {
+    let config: KubernetesConfig =
+        toml::from_str(&format!("contexts = [\"prod\"]\n{extra}")).unwrap();
+    config.settings(Path::new("/")).unwrap()
+}
+
+/// The entity `object` (a typed object in the API server's JSON) maps to in cluster `prod`.
+fn mapped<K: ToObject>(object: Value, extra: &str) -> Entity {
+    let typed: K = serde_json::from_value(object).unwrap();
+    map::resource(&typed.to_object(), None, "prod", &settings(extra)).unwrap()
+}
+
+fn stateful_set(labels: Value) -> Value {
+    json!({
+        "metadata": {"name": "mysql", "namespace": "blog", "uid": "u-mysql", "labels": labels},
+        "spec": {
+            "serviceName": "mysql",
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "mysql"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "mysql"}},
+                "spec": {"containers": [{"name": "mysql", "image": "mysql:5.7.21"}]}
+            }
+        }
+    })
+}
+
+/// The MySQL StatefulSet of https://kubernetes.io/docs/concepts/overview/working-with-objects/common-labels/
+/// ("Web Application With A Database"), labels as the page writes them. The page's table:
+/// `app.kubernetes.io/name` is "The name of the application" (`mysql`), `instance` "A unique
+/// name identifying the instance of an application", `part-of` "The name of a higher level
+/// application this one is part of" (`wordpress`).
+fn mysql_labels() -> Value {
+    json!({
+        "app.kubernetes.io/name": "mysql",
+        "app.kubernetes.io/instance": "mysql-abcxzy",
+        "app.kubernetes.io/version": "5.7.21",
+        "app.kubernetes.io/managed-by": "helm",
+        "app.kubernetes.io/component": "database",
+        "app.kubernetes.io/part-of": "wordpress"
+    })
+}
+
+#[test]
+fn part_of_names_the_system_and_name_the_component() {
+    let e = mapped::<StatefulSet>(stateful_set(mysql_labels()), "");
+    assert_eq!(e.spec_str("system"), Some("system:default/wordpress"));
+    assert_eq!(e.spec["dependencyOf"], json!(["component:default/mysql"]));
+    assert_eq!(
+        e.metadata.annotations["surveyor.dev/kubernetes-component-from"],
+        "app.kubernetes.io/name"
+    );
+    // Refs live in the connector's catalog namespace, like the component and the owner.
+    let e = mapped::<StatefulSet>(stateful_set(mysql_labels()), "namespace = \"k8s\"");
+    assert_eq!(e.spec_str("system"), Some("system:k8s/wordpress"));
+    assert_eq!(e.spec["dependencyOf"], json!(["component:k8s/mysql"]));
+    // The label is more specific than the namespace's System.
+    let e = mapped::<StatefulSet>(stateful_set(mysql_labels()), "namespace_as_system = true");
+    assert_eq!(e.spec_str("system"), Some("system:default/wordpress"));
+
+    // `part-of` alone names no component: the higher-level application is not this one.
+    let only = json!({"app.kubernetes.io/part-of": "wordpress"});
+    let e = mapped::<StatefulSet>(stateful_set(only.clone()), "");
+    assert_eq!(e.spec_str("system"), Some("system:default/wordpress"));
+    assert!(!e.spec.contains_key("dependencyOf"), "{:?}", e.spec);
+    assert!(
+        !e.metadata
+            .annotations
+            .contains_key("backstage.io/kubernetes-id")
+    );
+
+    // Without the label: the namespace's System when asked, else none.
+    let none = json!({"app.kubernetes.io/name": "mysql"});
+    let e = mapped::<StatefulSet>(stateful_set(none.clone()), "namespace_as_system = true");
+    assert_eq!(e.spec_str("system"), Some("blog"));
+    let e = mapped::<StatefulSet>(stateful_set(none), "");
+    assert!(!e.spec.contains_key("system"));
+}
+
+#[test]
+fn an_instance_is_one_installation_not_a_component() {
+    // "WordPress can be installed more than once where different websites are different
+    // installations of WordPress ... WordPress has a app.kubernetes.io/name of wordpress while
+    // it has an instance name ... wordpress-abcxzy" (same page, "Applications And Instances").
+    let deployment = |instance: &str, name: Option<&str>| {
+        let mut labels = json!({"app.kubernetes.io/instance": instance});
+        if let Some(n) = name {
+            labels["app.kubernetes.io/name"] = json!(n);
+        }
+        json!({
+            "metadata": {"name": instance, "namespace": "blog", "uid": instance, "labels": labels},
+            "spec": {
+                "selector": {"matchLabels": {"app.kubernetes.io/instance": instance}},
+                "template": {"spec": {"containers": [{"name": "web", "image": "wordpress:4.9.4"}]}}
+            }
+        })
+    };
+    let a = mapped::<Deployment>(deployment("wordpress-abcxzy", Some("wordpress")), "");
+    let b = mapped::<Deployment>(deployment("wordpress-defghi", Some("wordpress")), "");
+    for e in [&a, &b] {
+        assert_eq!(
+            e.spec["dependencyOf"],
+            json!(["component:default/wordpress"])
+        );
+    }
+    assert_ne!(
+        a.metadata.name, b.metadata.name,
+        "two installations, two Resources"
+    );
+    assert_eq!(
+        a.metadata.labels["app.kubernetes.io/instance"], "wordpress-abcxzy",
+        "the installation is kept as a label"
+    );
+
+    // An instance alone names no component.
+    let e = mapped::<Deployment>(deployment("mysql-abcxzy", None), "");
+    assert!(!e.spec.contains_key("dependencyOf"), "{:?}", e.spec);
+    assert!(
+        !e.metadata
+            .annotations
+            .contains_key("surveyor.dev/kubernetes-component-from")
+    );
+    assert_eq!(
+        e.metadata.labels["app.kubernetes.io/instance"],
+        "mysql-abcxzy"
+    );
+    // Unless the operator says that is how their charts name things.
+    let e = mapped::<Deployment>(
+        deployment("mysql-abcxzy", None),
+        "component_keys = [\"app.kubernetes.io/instance\"]",
+    );
+    assert_eq!(
+        e.spec["dependencyOf"],
+        json!(["component:default/mysql-abcxzy"])
+    );
+}
+
+#[test]
+fn a_headless_service_is_reported_headless() {
+    // "you can create what are termed headless Services, by explicitly specifying "None" for
+    // the cluster IP address (.spec.clusterIP)"; "For headless Services, a cluster IP is not
+    // allocated" (https://kubernetes.io/docs/concepts/services-networking/service/#headless-services).
+    let service = |spec: Value| {
+        let mut spec = spec;
+        spec["ports"] = json!([{"port": 3306, "protocol": "TCP"}]);
+        spec["selector"] = json!({"app.kubernetes.io/name": "mysql"});
+        let e = mapped::<Service>(
+            json!({
+                "metadata": {"name": "mysql", "namespace": "blog", "uid": "u-svc", "labels": mysql_labels()},
+                "spec": spec
+            }),
+            "",
+        );
+        assert_eq!(e.spec_str("type"), Some("kubernetes-service"));
+        assert_eq!(e.spec["ports"], json!([{"port": 3306, "protocol": "TCP"}]));
+        e.spec_str("serviceType").map(str::to_string)
+    };
+    for spec in [
+        json!({"clusterIP": "None"}),
+        json!({"type": "ClusterIP", "clusterIP": "None", "clusterIPs": ["None"]}),
+        json!({"clusterIPs": ["None"]}),
+    ] {
+        assert_eq!(service(spec.clone()).as_deref(), Some("Headless"), "{spec}");
+    }
+    for (spec, want) in [
+        (json!({"clusterIP": "10.96.0.12"}), "ClusterIP"),
+        (
+            json!({"type": "ClusterIP", "clusterIP": "10.96.0.12"}),
+            "ClusterIP",
+        ),
+        (json!({}), "ClusterIP"),
+        (
+            json!({"type": "NodePort", "clusterIP": "10.96.0.13"}),
+            "NodePort",
+        ),
+        (json!({"type": "LoadBalancer"}), "LoadBalancer"),
+        (
+            json!({"type": "ExternalName", "externalName": "db.example.com"}),
+            "ExternalName",
+        ),
+    ] {
+        assert_eq!(service(spec.clone()).as_deref(), Some(want), "{spec}");
+    }
 }

@@ -1,6 +1,6 @@
 //! CODEOWNERS in GitHub's and GitLab's dialects: which owners a path has, and who owns the
 //! repository as a whole. Hand-written over globset; the two dialects differ in sections,
-//! exclusions, file locations and owner syntax.
+//! exclusions, where a relative pattern matches, file locations and owner syntax.
 
 use std::fmt;
 
@@ -67,7 +67,8 @@ struct Rule {
     /// regex, which keeps a large file's memory down.
     matcher: GlobSet,
     owners: Vec<Owner>,
-    /// GitLab `!pattern`: matching paths have no owners in this section.
+    /// GitLab `!pattern`: matching paths have no owners in this section, whatever other rule
+    /// of the section (earlier or later) matches them.
     excluded: bool,
 }
 
@@ -215,17 +216,13 @@ impl CodeOwners {
 
     /// The owners of `path` (relative to the repository root, `/`-separated). On GitHub the last
     /// matching rule decides (and a rule without owners leaves the path unowned); on GitLab
-    /// each section's last matching rule contributes its owners.
+    /// each section's last matching rule contributes its owners, unless an exclusion of that
+    /// section matches the path.
     pub fn owners_of(&self, path: &str) -> Vec<Owner> {
         let path = path.trim_start_matches('/');
         let mut owners: Vec<Owner> = Vec::new();
         for section in &self.sections {
-            let last = section
-                .rules
-                .iter()
-                .rev()
-                .find(|r| r.matcher.is_match(path));
-            if let Some(rule) = last
+            if let Some(rule) = section.deciding_rule(path)
                 && !rule.excluded
             {
                 for o in &rule.owners {
@@ -244,21 +241,30 @@ impl CodeOwners {
         self.owners_of(ROOT_PROBE)
     }
 
-    /// The line of the rule that decides `path` in the first section that has one (for evidence).
+    /// The line of the rule that decides `path` in the first section that has one (for evidence):
+    /// the exclusion that excludes it, else the last rule that matches it.
     pub fn deciding_line(&self, path: &str) -> Option<usize> {
         let path = path.trim_start_matches('/');
-        self.sections.iter().find_map(|s| {
-            s.rules
-                .iter()
-                .rev()
-                .find(|r| r.matcher.is_match(path))
-                .map(|r| r.line)
-        })
+        self.sections
+            .iter()
+            .find_map(|s| s.deciding_rule(path).map(|r| r.line))
     }
 
     /// Whether an optional GitLab section decides anything (reported for completeness).
     pub fn has_optional_sections(&self) -> bool {
         self.sections.iter().any(|s| s.optional)
+    }
+}
+
+impl Section {
+    /// The rule that decides `path` here. GitLab evaluates exclusions in order and a path once
+    /// excluded cannot be included again in the section, so the first matching exclusion
+    /// decides, wherever it stands; without one, the last matching rule does.
+    fn deciding_rule(&self, path: &str) -> Option<&Rule> {
+        self.rules
+            .iter()
+            .find(|r| r.excluded && r.matcher.is_match(path))
+            .or_else(|| self.rules.iter().rev().find(|r| r.matcher.is_match(path)))
     }
 }
 
@@ -346,7 +352,7 @@ fn parse_rule(line: &str, line_no: usize, flavor: Flavor) -> Result<Rule, String
     }
     Ok(Rule {
         line: line_no,
-        matcher: compile(&pattern)?,
+        matcher: compile(&pattern, flavor)?,
         owners,
         excluded,
     })
@@ -393,12 +399,14 @@ fn parse_owner(word: &str, flavor: Flavor) -> Result<Owner, String> {
 
 /// Compiles a gitignore-style pattern into the globs that match the files it owns.
 ///
-/// - A pattern with a `/` at its start or middle is anchored at the root; otherwise it matches
-///   at any depth (`*.js`, `apps/`).
+/// - A pattern that starts with `/` is anchored at the root. Otherwise GitHub (which follows
+///   gitignore) anchors a pattern with a `/` in its middle too (`docs/*`), and matches the rest
+///   at any depth (`*.js`, `apps/`); GitLab matches every pattern without a leading `/` at any
+///   depth, as if it started with `**/` (`internal/README.md` is `/**/internal/README.md`).
 /// - A trailing `/` matches directories only: every file below them.
 /// - A pattern that names a directory owns everything below it, except that `dir/*` owns only
-///   the files directly in `dir` (GitHub documents this exception).
-fn compile(pattern: &str) -> Result<GlobSet, String> {
+///   the files directly in `dir` (both services document this exception).
+fn compile(pattern: &str, flavor: Flavor) -> Result<GlobSet, String> {
     if pattern.is_empty() {
         return Err("empty pattern".into());
     }
@@ -422,7 +430,7 @@ fn compile(pattern: &str) -> Result<GlobSet, String> {
     }
     let dir_only = pattern.ends_with('/');
     let core = pattern.trim_start_matches('/').trim_end_matches('/');
-    let anchored = pattern.starts_with('/') || core.contains('/');
+    let anchored = pattern.starts_with('/') || (flavor == Flavor::GitHub && core.contains('/'));
     if core.is_empty() {
         // `/` alone: the whole repository.
         return set(&["**".to_string()]);
