@@ -99,9 +99,9 @@ async fn every_cluster_namespace_and_workload() {
     assert!(!a.stats().by_path.keys().any(|p| p.contains("/namespaces/")));
 
     // A workload names its component by `backstage.io/kubernetes-id` or `app.kubernetes.io/name`
-    // (the fake labels some by `app.kubernetes.io/instance` alone, which names an installation,
-    // not a component); `app.kubernetes.io/part-of` names its System.
-    let (mut named, mut instance_only, mut part_of) = (0, 0, 0);
+    // (the fake gives some an `app.kubernetes.io/instance` too, which names an installation,
+    // never a component); `app.kubernetes.io/part-of` names its System.
+    let (mut named, mut instances, mut part_of) = (0, 0, 0);
     for (object, entity) in objects_and_entities(&prod, &got) {
         let labels = &object["metadata"]["labels"];
         let id = object["metadata"]["annotations"]["backstage.io/kubernetes-id"]
@@ -125,7 +125,12 @@ async fn every_cluster_namespace_and_workload() {
                 Some(&instance.to_string()),
                 "the instance stays a label"
             );
-            instance_only += usize::from(id.is_none());
+            instances += 1;
+            assert_ne!(
+                linked,
+                Some(&json!([format!("component:default/{instance}")])),
+                "an instance names no component: {object}"
+            );
         }
         match labels["app.kubernetes.io/part-of"].as_str() {
             Some(app) => {
@@ -139,8 +144,8 @@ async fn every_cluster_namespace_and_workload() {
         }
     }
     assert!(
-        named > 0 && instance_only > 0 && part_of > 0,
-        "the fake labels each way: {named} {instance_only} {part_of}"
+        named > 0 && instances > 0 && part_of > 0,
+        "the fake labels each way: {named} {instances} {part_of}"
     );
     let repo = &org.repos[1];
     let w = got

@@ -93,8 +93,10 @@ impl Cluster {
                     labels["app"] = json!(repo.name);
                     labels["owner"] = json!(team.slug);
                 }
+                // A Helm-style release: the instance is one installation, the name the app.
                 2 => {
-                    labels["app.kubernetes.io/instance"] = json!(repo.name);
+                    labels["app.kubernetes.io/name"] = json!(repo.name);
+                    labels["app.kubernetes.io/instance"] = json!(format!("{}-prod", repo.name));
                     labels["app.kubernetes.io/owner"] = json!(team.slug);
                 }
                 // No owner on the workload: its namespace's `team` label says.
