@@ -1,5 +1,7 @@
 //! Identity keys: the annotations and verified emails an observation shares with observations
-//! of other sources, kept in step with each batch, and the place each holder is filed under.
+//! of other sources, and the `joined|<uid>` key that keeps observations once merged into one
+//! entity together through renames; kept in step with each batch, and the place each holder is
+//! filed under.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
@@ -44,7 +46,7 @@ pub(super) async fn resolve_identity(
             tx.identity_aliases_of(source, &ids).await?,
         )
     };
-    let new: Vec<IdentityKeyRow> = writes
+    let mut new: Vec<IdentityKeyRow> = writes
         .iter()
         .flat_map(|p| {
             p.keys.iter().map(|k| IdentityKeyRow {
@@ -56,6 +58,14 @@ pub(super) async fn resolve_identity(
             })
         })
         .collect();
+    let (kept, joining) = joined_keys(tx, source, writes, &old).await?;
+    new.extend(kept);
+    let joining_own: Vec<IdentityKeyRow> = joining
+        .iter()
+        .filter(|r| r.source == source)
+        .cloned()
+        .collect();
+    new.extend(joining_own);
     let aliases: Vec<(String, String, String, String)> = writes
         .iter()
         .filter_map(|p| {
@@ -93,6 +103,13 @@ pub(super) async fn resolve_identity(
         .filter(|id| stored.contains(id))
         .collect();
     tx.replace_identity_keys(source, &cleared, &new).await?;
+    let mut others: BTreeMap<&str, Vec<IdentityKeyRow>> = BTreeMap::new();
+    for r in joining.iter().filter(|r| r.source != source) {
+        others.entry(r.source.as_str()).or_default().push(r.clone());
+    }
+    for (other, rows) in others {
+        tx.replace_identity_keys(other, &[], &rows).await?;
+    }
     tx.add_identity_aliases(&aliases).await?;
 
     // Every holder of an affected key, and every key those holders hold, a few hops out.
@@ -166,6 +183,114 @@ pub(super) async fn resolve_identity(
         tx.refile_observations(holder_source, &list).await?;
     }
     Ok((moves, alias_names.into_iter().collect()))
+}
+
+/// The key that holds the observations of one entity together once one of them is renamed.
+const JOINED: &str = "joined|";
+
+/// Identity that survives renames. An observation that names itself differently now (a
+/// repository renamed, a login changed) while other observations were merged with it into one
+/// entity joins them all under `joined|<entity uid>`: from then on they are one entity named by
+/// the highest-precedence of them (the others' names answer as aliases), in whatever order the
+/// sources report the rename. A written observation keeps the joined keys it held while it
+/// lives. Returns the joined keys of this source's written observations, and the new ones of
+/// the observations they join (of any source).
+async fn joined_keys(
+    tx: &mut StoreTx,
+    source: &str,
+    writes: &[Pending],
+    old: &[IdentityKeyRow],
+) -> Result<(Vec<IdentityKeyRow>, Vec<IdentityKeyRow>), ReconcileError> {
+    let mut kept = Vec::new();
+    let mut prev_own: HashMap<&str, &str> = HashMap::new();
+    let mut holds_joined: HashSet<&str> = HashSet::new();
+    for r in old {
+        prev_own.insert(r.external_id.as_str(), r.own_ref.as_str());
+        if r.key.starts_with(JOINED) {
+            holds_joined.insert(r.external_id.as_str());
+        }
+    }
+    let by_id: HashMap<&str, &Pending> =
+        writes.iter().map(|p| (p.external_id.as_str(), p)).collect();
+    for r in old.iter().filter(|r| r.key.starts_with(JOINED)) {
+        if let Some(p) = by_id.get(r.external_id.as_str()) {
+            kept.push(IdentityKeyRow {
+                key: r.key.clone(),
+                source: source.to_string(),
+                external_id: r.external_id.clone(),
+                own_ref: p.observed.entity_ref.key(),
+                declared: p.observed.declared,
+            });
+        }
+    }
+    // Observations that renamed themselves, by the entity they were part of.
+    let mut movers: BTreeMap<String, Vec<&Pending>> = BTreeMap::new();
+    for p in writes {
+        let Some(prev) = p.previous.as_ref().filter(|prev| prev.live) else {
+            continue;
+        };
+        if holds_joined.contains(p.external_id.as_str()) {
+            continue;
+        }
+        let was = prev_own
+            .get(p.external_id.as_str())
+            .copied()
+            .unwrap_or(prev.entity_ref.as_str());
+        if was != p.observed.entity_ref.key() {
+            movers.entry(prev.entity_ref.clone()).or_default().push(p);
+        }
+    }
+    if movers.is_empty() {
+        return Ok((kept, Vec::new()));
+    }
+    let refs: Vec<String> = movers.keys().cloned().collect();
+    let uids: HashMap<String, String> = tx
+        .entities_by_refs(&refs)
+        .await?
+        .into_iter()
+        .filter(|e| e.is_live())
+        .map(|e| (e.entity_ref, e.uid))
+        .collect();
+    let mut members: BTreeMap<String, Vec<surveyor_store::LiveObservationRow>> = BTreeMap::new();
+    for o in tx.live_observations(&refs).await? {
+        if o.source == source && by_id.contains_key(o.external_id.as_str()) {
+            continue;
+        }
+        members.entry(o.entity_ref.clone()).or_default().push(o);
+    }
+    let mut joining = Vec::new();
+    for (entity_ref, moved) in &movers {
+        let (Some(uid), Some(members)) = (uids.get(entity_ref), members.get(entity_ref)) else {
+            continue;
+        };
+        let key = format!("{JOINED}{uid}");
+        for p in moved {
+            joining.push(IdentityKeyRow {
+                key: key.clone(),
+                source: source.to_string(),
+                external_id: p.external_id.clone(),
+                own_ref: p.observed.entity_ref.key(),
+                declared: p.observed.declared,
+            });
+        }
+        for m in members {
+            // A member filed here by other keys names itself as those keys record.
+            let own = tx
+                .identity_keys_of(&m.source, std::slice::from_ref(&m.external_id))
+                .await?
+                .into_iter()
+                .next()
+                .map_or_else(|| m.entity_ref.clone(), |k| k.own_ref);
+            joining.push(IdentityKeyRow {
+                key: key.clone(),
+                source: m.source.clone(),
+                external_id: m.external_id.clone(),
+                own_ref: own,
+                declared: m.declared,
+            });
+        }
+    }
+    Ok((kept, joining))
 }
 
 /// How far identity keys are followed from the keys a batch touched.

@@ -262,7 +262,8 @@ impl ScopeJob<'_> {
         let mut claimed: HashSet<&str> = HashSet::new();
 
         // A rename moves the entity (its uid, so its history) with the external id that made it:
-        // the old ref's row must have been won by that id, and the new ref must be free, or
+        // the old ref's row must have been won by that id (or be left with nothing), and the
+        // new ref must be free, or
         // freed by another rename in this batch. Passes repeat so chains resolve; cycles
         // (a swap of two names) stay updates.
         let mut pending: Vec<&RenamePair> = rename_pairs
@@ -277,10 +278,12 @@ impl ScopeJob<'_> {
                 let Some(old_row) = current.get(old).filter(|r| r.is_live()) else {
                     continue;
                 };
-                if vacated.contains(old)
-                    || claimed.contains(new)
-                    || !won_by(old_row, &pair.source, &pair.external_id)
-                {
+                // The observation that named the entity carries it; so does any that leaves a
+                // name nothing else holds now (a person gone from the source that named them
+                // lives on under the name another source gives them).
+                let carries = won_by(old_row, &pair.source, &pair.external_id)
+                    || matches!(desired.get(old), Some(Desired::Absent));
+                if vacated.contains(old) || claimed.contains(new) || !carries {
                     continue;
                 }
                 let Some(Desired::Present(merged)) = desired.get(new) else {
