@@ -2,9 +2,10 @@
 //! machine it ran on. They measure; the figures and their targets are in docs/benchmarks.md.
 //!
 //! `cargo run --release -p surveyor-bench -- <scenario> [--json PATH] [size flags]`, scenarios:
-//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load` (`--help` for each).
+//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load`, `audit` (`--help` for each).
 
 mod api;
+mod audit;
 mod clients;
 mod db;
 mod e2e;
@@ -60,6 +61,9 @@ enum Scenario {
     /// `surveyor serve` in process under concurrent API clients while every connector syncs
     /// back to back against the fakes: errors, lock errors, p50/p99, syncs completed
     Load(load::LoadBench),
+    /// The audits against what the simulated org planted: per rule planted, found, precision
+    /// and recall, on the small, medium and large orgs
+    Audit(audit::AuditBench),
 }
 
 impl Scenario {
@@ -71,6 +75,7 @@ impl Scenario {
             Self::E2e(_) => "e2e",
             Self::Api(_) => "api",
             Self::Load(_) => "load",
+            Self::Audit(_) => "audit",
         }
     }
 }
@@ -123,6 +128,7 @@ async fn main() -> anyhow::Result<()> {
             b.pg.resolve();
             load::run(b).await?
         }
+        Scenario::Audit(b) => audit::run(b).await?,
     };
 
     let load_end = load_average();

@@ -230,3 +230,56 @@ fn load_counts_syncs_and_finds_no_errors() {
         assert!(u(&syncs["org_changes"]) > 0);
     }
 }
+
+#[test]
+fn audit_holds_every_rule_to_what_the_small_org_planted() {
+    let r = run(&["audit", "--size", "small"]);
+    let sizes = r["results"]["sizes"].as_array().expect("results per size");
+    assert_eq!(sizes.len(), 1);
+    let s = &sizes[0];
+    assert_eq!(s["size"], "small");
+    let syncs = s["syncs"].as_array().expect("syncs");
+    assert_eq!(syncs.len(), 2, "before and after the org's history");
+    for sync in syncs {
+        let statuses = sync.as_object().expect("statuses");
+        assert_eq!(statuses.len(), 5, "{sync}");
+        assert!(statuses.values().all(|v| v == "succeeded"), "{sync}");
+    }
+    assert!(!s["planted_faults"].as_array().expect("faults").is_empty());
+    assert!(!s["history"].as_array().expect("history").is_empty());
+    let rules = s["rules"].as_array().expect("rules");
+    let names: Vec<&str> = rules.iter().filter_map(|x| x["rule"].as_str()).collect();
+    assert_eq!(names.len(), 13, "{names:?}");
+    for rule in [
+        "no-owner",
+        "owner-group-empty",
+        "conflicting-owners",
+        "declared-unseen",
+    ] {
+        assert!(names.contains(&rule), "{rule}");
+    }
+    for x in rules {
+        let (planted, found, tp) = (u(&x["planted"]), u(&x["found"]), u(&x["true_positives"]));
+        // The small org plants something for every rule.
+        assert!(planted > 0, "{x}");
+        assert!(tp <= planted.min(found), "{x}");
+        assert_eq!(
+            x["false_negatives"].as_array().map(Vec::len),
+            Some((planted - tp) as usize),
+            "{x}"
+        );
+        assert_eq!(
+            x["false_positives"].as_array().map(Vec::len),
+            Some((found - tp) as usize),
+            "{x}"
+        );
+        let recall = f(&x["recall"]);
+        assert!((recall - tp as f64 / planted as f64).abs() < 0.001, "{x}");
+        if found > 0 {
+            let precision = f(&x["precision"]);
+            assert!((precision - tp as f64 / found as f64).abs() < 0.001, "{x}");
+        }
+        let below = recall < 1.0 || (found > 0 && f(&x["precision"]) < 0.95);
+        assert_eq!(x["below_target"], below, "{x}");
+    }
+}

@@ -178,11 +178,9 @@ impl JiraSite {
             });
         }
         let mut component_leads = BTreeMap::new();
-        for (r, repo) in org.repos.iter().enumerate() {
+        for r in 0..org.repos.len() {
             // Every sixth component has no lead; every seventh's lead has been deactivated.
-            let members = &org.teams[repo.owner_team].members;
-            let lead = (r % 6 != 5 && !members.is_empty())
-                .then(|| members[repo.id as usize % members.len()]);
+            let lead = component_lead(org, r);
             if r % 7 == 3
                 && let Some(l) = lead
             {
@@ -296,6 +294,14 @@ impl JiraSite {
             None => false,
         }
     }
+}
+
+/// The lead a site made from `org` gives repository `repo`'s component: a member of its owner
+/// team, except every sixth component, which has none.
+pub fn component_lead(org: &Org, repo: usize) -> Option<usize> {
+    let r = org.repos.get(repo)?;
+    let members = &org.teams.get(r.owner_team)?.members;
+    (repo % 6 != 5 && !members.is_empty()).then(|| members[r.id as usize % members.len()])
 }
 
 /// A component's id: Jira numbers components from 10000 like everything else.

@@ -104,6 +104,10 @@ impl Cluster {
                     labels["app.kubernetes.io/name"] = json!(repo.name);
                 }
             }
+            // A planted owner label (a team that does not exist) comes first of the owner keys.
+            if let Some(owner) = org.plants.workload_owner.get(&i) {
+                labels["owner"] = json!(owner);
+            }
             let image = format!(
                 "ghcr.io/{}/{}:{}",
                 org.name,

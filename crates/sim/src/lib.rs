@@ -8,8 +8,10 @@ pub mod jira;
 pub mod kubernetes;
 pub mod org;
 pub mod pagerduty;
+pub mod plants;
 mod rng;
 mod serve;
+pub mod truth;
 
 pub use serve::{Fake, percent_encode};
 
@@ -19,3 +21,5 @@ pub use jira::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, JiraS
 pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};
 pub use pagerduty::{Account, PD_TOKEN, PagerDutyFake, PagerDutyStats};
+pub use plants::Plants;
+pub use truth::{Truth, Views};

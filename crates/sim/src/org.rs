@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::plants::Plants;
 use crate::rng::Rng;
 
 /// How big an org to generate.
@@ -145,6 +146,8 @@ pub struct Org {
     pub repos: Vec<Repo>,
     /// Bumped by every mutation, so fakes can serve new ETags.
     pub generation: u64,
+    /// Faults planted for the audits; none unless [`Org::plant_audit_faults`] ran.
+    pub plants: Plants,
     #[serde(skip)]
     rng: Rng,
 }
@@ -258,6 +261,7 @@ impl Org {
             teams: Vec::new(),
             repos: Vec::new(),
             generation: 0,
+            plants: Plants::default(),
             rng: Rng::new(0),
         };
         for i in 0..spec.people.max(1) {

@@ -34,6 +34,11 @@ pub struct Account {
     pub uncovered: BTreeSet<String>,
 }
 
+/// Whether repository `repo` (its index in the org) has a PagerDuty service: two in three do.
+pub fn has_service(repo: usize) -> bool {
+    !repo.is_multiple_of(3)
+}
+
 fn pd_id(prefix: char, n: usize) -> String {
     // PagerDuty ids are 7 upper-case letters and digits starting with P; the second character
     // keeps each object type's ids apart here.
@@ -136,13 +141,15 @@ impl Account {
             a.members.insert(id, members);
         }
         for (i, r) in org.repos.iter().enumerate().filter(|(_, r)| r.active) {
-            if i % 3 == 0 {
+            if !has_service(i) {
                 continue;
             }
-            let team_id = pd_id('T', r.owner_team);
+            // A planted service names another team than its owner's (its policy stays).
+            let named = org.plants.pagerduty_team.get(&i).copied();
+            let team_id = pd_id('T', named.unwrap_or(r.owner_team));
             let policy = policy_of_team.get(&r.owner_team).cloned();
             // Half the services name their team; the others leave it to the policy.
-            let teams = if i % 2 == 0 && a.teams.contains_key(&team_id) {
+            let teams = if (i % 2 == 0 || named.is_some()) && a.teams.contains_key(&team_id) {
                 json!([{"id": team_id, "type": "team_reference", "summary": a.teams[&team_id]["name"]}])
             } else {
                 json!([])
@@ -182,6 +189,18 @@ impl Account {
             .iter()
             .find(|(_, v)| v["name"] == name)
             .map(|(k, _)| k.clone())
+    }
+
+    /// Whether someone is on call at level 1 of escalation policy `policy` (a user the account
+    /// has), as `/oncalls` shows it.
+    pub fn on_call_at_level_one(&self, policy: &str) -> bool {
+        self.oncalls().iter().any(|o| {
+            o["escalation_policy"]["id"] == policy
+                && o["escalation_level"] == 1
+                && o["user"]["id"]
+                    .as_str()
+                    .is_some_and(|u| self.users.contains_key(u))
+        })
     }
 
     /// On-call entries: level 1 is the first team member (unless the schedule is empty), level 2
