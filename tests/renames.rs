@@ -255,7 +255,8 @@ async fn a_login_changed_at_one_source_keeps_the_person() {
         );
 
         // The person leaves GitHub; PagerDuty still knows them: the same person lives on under
-        // PagerDuty's name (a rename, not a deletion and a new person).
+        // the name they have (not a deletion and a new person, not a rename); PagerDuty says
+        // nothing else of them, so nothing but the provenance changes.
         let c = Scripted::new("github", Vec::new(), complete(&["s"]));
         let opts = ReconcileOptions {
             allow_mass_delete: true,
@@ -263,14 +264,22 @@ async fn a_login_changed_at_one_source_keeps_the_person() {
         };
         run_connector(store, &c, &opts).await.expect("run");
         let ops = ops_since(store, &mut seen).await;
+        assert_eq!(ops, [], "{backend}");
         assert_eq!(
-            ops,
-            [(ChangeOp::Renamed, "user:default/a.lovelace".to_string())],
-            "{backend}"
+            uid(store, "user:default/ada-lovelace").await.as_deref(),
+            Some(before.as_str())
         );
         assert_eq!(
-            uid(store, "user:default/a.lovelace").await.as_deref(),
-            Some(before.as_str())
+            sources(store, "user:default/ada-lovelace").await,
+            ["pagerduty"]
+        );
+        // Then PagerDuty lets them go too: the person is deleted where they were.
+        let c = Scripted::new("pagerduty", Vec::new(), complete(&["s"]));
+        run_connector(store, &c, &opts).await.expect("run");
+        assert_eq!(
+            ops_since(store, &mut seen).await,
+            [(ChangeOp::Deleted, "user:default/ada-lovelace".to_string())],
+            "{backend}"
         );
         ts.cleanup().await;
     }

@@ -138,6 +138,7 @@ async fn run_size(size: Size, rps: u32) -> anyhow::Result<SizeFigures> {
         .into_iter()
         .map(|(id, kind)| (id.to_string(), kind.to_string()))
         .collect(),
+        cosmetic: false,
     };
     // Rule -> entity -> the audit's messages.
     let mut found: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
@@ -222,7 +223,7 @@ async fn sync_all(
     dir: &std::path::Path,
     rps: u32,
 ) -> anyhow::Result<BTreeMap<String, String>> {
-    let options = reconcile_options();
+    let options = with_other_names(reconcile_options(), fakes);
     let mut statuses = BTreeMap::new();
     for c in fakes.connectors(dir, rps)? {
         let r = run_connector(store, c.as_ref(), &options).await?;
@@ -237,6 +238,35 @@ async fn sync_all(
     }
     debug_assert_eq!(statuses.len(), CONNECTORS.len());
     Ok(statuses)
+}
+
+/// What an operator of this org writes once (as the demo's config does): the systems' Jira
+/// project keys and the teams' GitLab subgroup names as their other names.
+fn with_other_names(
+    mut options: surveyor_engine::ReconcileOptions,
+    fakes: &Fakes,
+) -> surveyor_engine::ReconcileOptions {
+    use surveyor_engine::identity::{Identity, IdentityRule};
+    let names = surveyor_sim::other_names(&fakes.jira.org(), &fakes.jira.site());
+    let rule = IdentityRule {
+        kinds: vec!["system".into()],
+        aliases: names
+            .systems
+            .iter()
+            .map(|(system, key)| (key.clone(), system.clone()))
+            .collect(),
+        ..IdentityRule::default()
+    };
+    let gitlab = names
+        .gitlab_groups
+        .iter()
+        .map(|(slug, path)| (path.clone(), slug.clone()))
+        .collect();
+    options.identity = std::sync::Arc::new(Identity {
+        rules: vec![rule],
+        groups: [("gitlab".to_string(), gitlab)].into(),
+    });
+    options
 }
 
 /// Shows every fake the org as it is now (Jira keeps the projects and leads it was made with;

@@ -6,6 +6,7 @@ pub mod github;
 pub mod gitlab;
 pub mod jira;
 pub mod kubernetes;
+pub mod names;
 pub mod org;
 pub mod pagerduty;
 pub mod plants;
@@ -19,6 +20,7 @@ pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake}
 pub use gitlab::{GITLAB_TOKEN, GitlabFake, GitlabStats};
 pub use jira::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, JiraStats};
 pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats};
+pub use names::{OtherNames, other_names};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};
 pub use pagerduty::{Account, PD_TOKEN, PagerDutyFake, PagerDutyStats};
 pub use plants::Plants;

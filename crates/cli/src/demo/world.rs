@@ -220,52 +220,9 @@ requests_per_second = 1000
         out
     }
 
-    /// What an operator writes once so one thing is one entity whatever each tool calls it:
-    /// Jira's project keys as the systems' other names, GitLab's subgroup paths (`payments-
-    /// catalog`) as the teams' other names.
+    /// What an operator writes once so one thing is one entity whatever each tool calls it.
     fn names(&self) -> String {
-        let mut out = String::from(
-            "\n# One thing, one entity: the names other tools give the same systems and teams.\n\
-             [[identity]]\nkinds = [\"system\"]\naliases = { ",
-        );
-        let mut aliases: Vec<(String, String)> = self
-            .jira
-            .site()
-            .projects
-            .iter()
-            .map(|p| (format!("{}-system", p.area), p.key.to_ascii_lowercase()))
-            .collect();
-        aliases.sort();
-        aliases.dedup();
-        let list: Vec<String> = aliases
-            .iter()
-            .map(|(system, key)| format!("\"{system}\" = [\"{key}\"]"))
-            .collect();
-        out.push_str(&list.join(", "));
-        out.push_str(" }\n");
-        for team in self.org.teams.iter() {
-            let Some(mut parent) = team.parent else {
-                continue;
-            };
-            let mut path = vec![team.slug.clone()];
-            for _ in 0..self.org.teams.len() {
-                let Some(p) = self.org.teams.get(parent) else {
-                    break;
-                };
-                path.insert(0, p.slug.clone());
-                match p.parent {
-                    Some(next) => parent = next,
-                    None => break,
-                }
-            }
-            let _ = write!(
-                out,
-                "\n[[groups]]\nname = \"{}\"\ngitlab = \"{}\"\n",
-                team.slug,
-                path.join("-")
-            );
-        }
-        out
+        surveyor_sim::other_names(&self.org, &self.jira.site()).to_toml()
     }
 }
 

@@ -356,8 +356,9 @@ fn resolve_keys(
         }
         best.1
     };
-    let mut out = HashMap::with_capacity(holders.len());
-    for (id, h) in holders {
+    // Each holder's root: the highest-precedence holder it follows.
+    let mut roots: HashMap<&Id, Id> = HashMap::with_capacity(holders.len());
+    for id in holders.keys() {
         // Precedence rises at every step, so the walk ends; the bound is for safety only.
         let mut at = id.clone();
         for _ in 0..16 {
@@ -367,8 +368,38 @@ fn resolve_keys(
             }
             at = next;
         }
-        let place = holders.get(&at).map_or(&h.own_ref, |t| &t.own_ref);
-        out.insert(id.clone(), place.clone());
+        roots.insert(id, at);
+    }
+    // A group filed under one name that none of them gives itself any more (the observation
+    // that named it is gone) keeps that name: the entity does not move because the source
+    // that named it stopped reporting it while others still do.
+    let mut groups: HashMap<&Id, Vec<&Id>> = HashMap::new();
+    for (id, root) in &roots {
+        groups.entry(root).or_default().push(id);
+    }
+    let mut out = HashMap::with_capacity(holders.len());
+    for (root, members) in groups {
+        let filed: BTreeSet<&str> = members
+            .iter()
+            .filter_map(|m| holders.get(*m))
+            .map(|h| h.filed_under.as_str())
+            .collect();
+        let named_here = |place: &str| {
+            members
+                .iter()
+                .filter_map(|m| holders.get(*m))
+                .any(|h| h.own_ref == place)
+        };
+        let place = match filed.iter().next() {
+            Some(only) if filed.len() == 1 && !named_here(only) => (*only).to_string(),
+            _ => match holders.get(root) {
+                Some(h) => h.own_ref.clone(),
+                None => continue,
+            },
+        };
+        for m in members {
+            out.insert((*m).clone(), place.clone());
+        }
     }
     out
 }

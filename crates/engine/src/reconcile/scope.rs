@@ -477,7 +477,10 @@ impl ScopeJob<'_> {
                 })
                 .collect();
             match combine(parts, &self.options.source_priority, &self.options.merge) {
-                Some((merged, claims)) => merged_all.push((key.clone(), merged, claims)),
+                Some((merged, claims)) => {
+                    let merged = keep_name(merged, key);
+                    merged_all.push((key.clone(), merged, claims))
+                }
                 None => {
                     out.insert(key.clone(), Desired::Absent);
                 }
@@ -533,6 +536,23 @@ fn record(effects: &mut Effects, uid: &str, entity_ref: &str, op: ChangeOp) {
             effects.insert(uid.to_string(), (entity_ref.to_string(), Effect::new(op)));
         }
     }
+}
+
+/// The merged entity under the name it is filed as: observations stay filed under an entity's
+/// name after the one that gave it is gone (see `resolve_keys`), and the entity keeps it.
+fn keep_name(merged: ObservedEntity, key: &str) -> ObservedEntity {
+    if merged.entity_ref.key() == key {
+        return merged;
+    }
+    let Ok(place) = key.parse::<surveyor_model::EntityRef>() else {
+        return merged;
+    };
+    let Ok(mut entity) = serde_json::from_str::<surveyor_model::Entity>(&merged.entity_json) else {
+        return merged;
+    };
+    entity.metadata.name = place.name().to_string();
+    entity.metadata.namespace = Some(place.namespace().to_string());
+    ObservedEntity::new(&entity, &merged.relations, merged.declared).unwrap_or(merged)
 }
 
 /// Whether `source`'s `external_id` supplied the entity row's fields.
