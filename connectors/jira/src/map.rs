@@ -216,6 +216,13 @@ pub fn component(settings: &Settings, p: &Project, c: &Component) -> Entity {
         }),
     );
     spec.insert("system".into(), json!(system_name(settings, p)));
+    // Type and (for a live component) lifecycle come from the configuration, not from Jira.
+    let defaulted: &[&str] = if c.archived {
+        &["/spec/type"]
+    } else {
+        &["/spec/type", "/spec/lifecycle"]
+    };
+    surveyor_model::kit::mark_defaulted(&mut e, defaulted);
     let (lead, from) = match (&c.lead, &p.lead) {
         (Some(l), _) => (Some(l), "component-lead"),
         (None, Some(l)) if settings.inherit_project_lead => (Some(l), "project-lead"),

@@ -201,6 +201,8 @@ impl<'a> Index<'a> {
                 .push(json!({"url": url, "title": "PagerDuty service", "icon": "alert"}));
         }
         e.spec.insert("type".into(), json!("service"));
+        // Every PagerDuty service is a service: the type is ours, not PagerDuty's.
+        surveyor_model::kit::mark_defaulted(&mut e, &["/spec/type"]);
         e.spec.insert(
             "lifecycle".into(),
             json!(if str_of(service, "status") == Some("disabled") {

@@ -152,6 +152,8 @@ struct Catalog {
     relations: BTreeMap<String, Vec<RelationRow>>,
     /// Names that mean another entity (a Jira lead's own name joined to the person's User).
     aliases: BTreeMap<String, String>,
+    /// People a source reports as deactivated (Jira's `active: false`).
+    deactivated: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -212,8 +214,12 @@ impl Catalog {
             return true;
         }
         match (kept.starts_with("group:"), theirs.starts_with("user:")) {
-            // A person whose teams no source reports cannot be shown to be outside the team.
-            (true, true) => self.belongs(&theirs, &kept) || !self.has_teams(&theirs),
+            // A person whose teams no source reports cannot be shown to be outside the team,
+            // unless their account is deactivated: then they are in no team.
+            (true, true) => {
+                self.belongs(&theirs, &kept)
+                    || (!self.has_teams(&theirs) && !self.deactivated.contains(&theirs))
+            }
             _ => {
                 kept.starts_with("user:")
                     && theirs.starts_with("group:")
@@ -235,6 +241,7 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
         relations.entry(r.source_ref.clone()).or_default().push(r);
     }
     let aliases = store.all_aliases().await?.into_iter().collect();
+    let mut deactivated = BTreeSet::new();
     let mut live = BTreeSet::new();
     let mut tombstoned = BTreeSet::new();
     let mut entities = Vec::new();
@@ -243,6 +250,16 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
             live.insert(row.entity_ref.clone());
             let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
             let claims: Vec<Claim> = serde_json::from_str(&row.sources).unwrap_or_default();
+            if row.kind == "user" {
+                const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1active";
+                let inactive = body.pointer(ACTIVE) == Some(&Value::from("false"))
+                    || claims
+                        .iter()
+                        .any(|c| c.own.get(ACTIVE) == Some(&Value::from("false")));
+                if inactive {
+                    deactivated.insert(row.entity_ref.clone());
+                }
+            }
             entities.push((row, body, claims));
         } else {
             tombstoned.insert(row.entity_ref.clone());
@@ -254,6 +271,7 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
         tombstoned,
         relations,
         aliases,
+        deactivated,
     })
 }
 
@@ -362,9 +380,8 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
                 evidence.clone(),
             ));
         }
-        // The Jira lead, whether it owns or a team outranked it: a deactivated account
-        // leads nothing.
-        if let Some(jira) = claims.iter().find(|c| sources.kind(&c.source) == "jira") {
+        // A Jira lead who owns it, with an account Jira has deactivated.
+        if let Some(jira) = by.filter(|c| sources.kind(&c.source) == "jira") {
             const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1lead-active";
             const LEAD: &str = "/metadata/annotations/jira.surveyor.dev~1lead";
             let value = |pointer: &str| {
@@ -375,15 +392,10 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
             };
             if value(ACTIVE).as_deref() == Some("false") {
                 let lead = value(LEAD).unwrap_or_default();
-                let owns = by.is_some_and(|c| c.source == jira.source);
                 out.push(finding(
                     "owner-deactivated",
                     Severity::High,
-                    if owns {
-                        format!("the owner {key} is deactivated in Jira")
-                    } else {
-                        format!("the Jira lead ({lead}) is deactivated; the owner is {key}")
-                    },
+                    format!("the owner {key} is deactivated in Jira"),
                     Some(key.clone()),
                     vec![said(Some(jira), format!("lead {lead}, deactivated"))],
                 ));

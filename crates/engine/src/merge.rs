@@ -15,9 +15,14 @@
 //! | an annotation a source sets about itself: `backstage.io/source-location`, `view-url`, `edit-url`, `managed-by-location`, `managed-by-origin-location`, any `<vendor>.com/*`, `surveyor.dev/*`, `*.surveyor.dev/*`, `jira/*` | per source |
 //! | `/metadata/title`, `/metadata/description`, `/spec/profile/displayName` | cosmetic |
 //! | `/spec/owner` | owner: a team outranks a person, the person is kept as `surveyor.dev/lead` |
+//!
+//! A value a connector filled from its configuration rather than found (listed in its
+//! `surveyor.dev/defaulted` annotation: Jira's component type and lifecycle, a forge's type when
+//! no topic decides it, PagerDuty's service type) gives way to a value another source states,
+//! and is never a disagreement.
 //! | every other field (spec values, each label and each other annotation by key) | precedence |
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 use serde_json::Value;
@@ -243,6 +248,14 @@ const IDENTITY: &[&str] = &[
     "/metadata/namespace",
 ];
 
+/// The fields a source filled from its configuration ([`surveyor_model::kit::DEFAULTED`]).
+fn defaulted_fields(body: &Value) -> BTreeSet<String> {
+    body.pointer("/metadata/annotations/surveyor.dev~1defaulted")
+        .and_then(Value::as_str)
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default()
+}
+
 /// Spec fields that hold one entity ref, with the kind a bare name means.
 const REF_FIELDS: &[(&str, &str)] = &[
     ("/spec/owner", "group"),
@@ -365,6 +378,8 @@ pub fn combine(
         .map(|p| serde_json::from_str(&p.entity.entity_json).unwrap_or(Value::Null))
         .collect();
     let mut merged: Value = bodies.first()?.clone();
+    // Fields each source filled from its own configuration rather than from what it found.
+    let defaulted: Vec<BTreeSet<String>> = bodies.iter().map(defaulted_fields).collect();
     // Fields whose sources are configured: the first of those sources that has the field
     // supplies it, whatever the usual precedence.
     let mut supplier: BTreeMap<&str, usize> = BTreeMap::new();
@@ -376,6 +391,22 @@ pub fn combine(
                 .position(|(p, b)| p.source == *source && b.pointer(pointer).is_some())
         });
         if let Some(i) = first
+            && let Some(value) = bodies[i].pointer(pointer)
+            && set_at(&mut merged, pointer, value.clone())
+        {
+            supplier.insert(pointer.as_str(), i);
+        }
+    }
+    // A value a source states outranks one another filled in from its configuration.
+    for pointer in defaulted.first().into_iter().flatten() {
+        if supplier.contains_key(pointer.as_str()) {
+            continue;
+        }
+        let stated = bodies
+            .iter()
+            .zip(&defaulted)
+            .position(|(b, d)| b.pointer(pointer).is_some() && !d.contains(pointer));
+        if let Some(i) = stated
             && let Some(value) = bodies[i].pointer(pointer)
             && set_at(&mut merged, pointer, value.clone())
         {
@@ -429,7 +460,11 @@ pub fn combine(
                 claim.fields.push(pointer);
                 continue;
             }
-            if current == value || same_ref(&pointer, current, value, &part.entity.namespace) {
+            if current == value
+                || same_ref(&pointer, current, value, &part.entity.namespace)
+                || defaulted[i].contains(&pointer)
+            {
+                // A filled-in default says nothing against what another source found.
                 continue;
             }
             match policy.rule(&pointer) {

@@ -258,11 +258,12 @@ impl Mapping {
         }
         e.metadata.tags = tags;
         e.metadata.links = vec![json!({"url": repo.url, "title": "Repository", "icon": repo.icon})];
-        let component_type = repo
-            .topics
-            .iter()
-            .find_map(|t| self.topic_types.get(t))
-            .unwrap_or(&self.component_type);
+        let topic_type = repo.topics.iter().find_map(|t| self.topic_types.get(t));
+        let component_type = topic_type.unwrap_or(&self.component_type);
+        if topic_type.is_none() {
+            // No topic decides the type: it is the configured default, not a finding.
+            surveyor_model::kit::mark_defaulted(&mut e, &["/spec/type"]);
+        }
         let spec = &mut e.spec;
         spec.insert("type".into(), json!(component_type));
         spec.insert(

@@ -259,12 +259,42 @@ impl<'a> World<'a> {
         }
     }
 
+    /// Whether `person` belongs to `team` or to a team under it.
     fn member(&self, person: usize, team: usize) -> bool {
-        self.v
-            .org
+        let teams = &self.v.org.teams;
+        teams.iter().enumerate().any(|(i, t)| {
+            t.active && t.members.contains(&person) && {
+                let mut at = Some(i);
+                let mut found = false;
+                for _ in 0..teams.len() {
+                    match at {
+                        Some(x) if x == team => {
+                            found = true;
+                            break;
+                        }
+                        Some(x) => at = teams[x].parent,
+                        None => break,
+                    }
+                }
+                found
+            }
+        })
+    }
+
+    /// Whether a catalog can tell that `person`, named by `source`, is outside a team: it
+    /// knows their teams (a Jira lead meets their User by the email Jira shows), or Jira shows
+    /// them deactivated. A Jira lead whose email is hidden and who is active is a name only.
+    fn placeable(&self, person: usize, source: Source) -> bool {
+        let org = self.v.org;
+        let in_some_team = org
             .teams
-            .get(team)
-            .is_some_and(|t| t.members.contains(&person))
+            .iter()
+            .any(|t| t.active && t.members.contains(&person));
+        let deactivated = !self.v.jira.user_active(person);
+        match source {
+            Source::Jira => deactivated || (in_some_team && org.people[person].email.is_some()),
+            _ => in_some_team || deactivated,
+        }
     }
 
     /// Why the owners the statements name conflict, if they do.
@@ -282,8 +312,8 @@ impl<'a> World<'a> {
             .collect();
         let people: BTreeSet<usize> = named
             .iter()
-            .filter_map(|(o, _)| match o {
-                Owner::Person(p) => Some(*p),
+            .filter_map(|(o, s)| match o {
+                Owner::Person(p) if self.placeable(*p, *s) => Some(*p),
                 _ => None,
             })
             .collect();
@@ -579,9 +609,17 @@ fn forges(w: &World<'_>, out: &mut BTreeMap<String, Thing>) {
 /// lead or else their project's, in their project's System.
 fn jira(w: &World<'_>, out: &mut BTreeMap<String, Thing>) {
     let site = w.v.jira;
+    // The operator's other names: a project key is the name of the system it tracks.
+    let other = crate::names::other_names(w.v.org, site);
     let mut categories = BTreeSet::new();
     for p in &site.projects {
-        let Some(system) = entity_name(&p.key) else {
+        let key = p.key.to_ascii_lowercase();
+        let named = other
+            .systems
+            .iter()
+            .find(|(_, k)| *k == key)
+            .map(|(system, _)| system.clone());
+        let Some(system) = named.or_else(|| entity_name(&p.key)) else {
             continue;
         };
         if let Some(c) = p.category.and_then(|c| site.categories.get(c))
