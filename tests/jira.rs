@@ -36,13 +36,25 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
             .filter_map(|p| p.category)
             .collect::<std::collections::BTreeSet<_>>()
             .len();
+        // Every lead is a User, named as a person (two with one name are one User).
+        let mut leads: std::collections::BTreeSet<String> = Default::default();
+        for p in &site.projects {
+            let components = site.components(p);
+            for person in p
+                .lead
+                .into_iter()
+                .chain(components.iter().filter_map(|c| c.lead))
+            {
+                leads.extend(surveyor_model::names::entity_name(&org.people[person].name));
+            }
+        }
         let mut seen = 0;
 
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(r.status, RunStatus::Succeeded, "{backend}: {r:?}");
         assert_eq!(
             r.counts.entities.created as usize,
-            domains + site.projects.len() + org.repos.len(),
+            domains + site.projects.len() + org.repos.len() + leads.len(),
             "{backend}"
         );
         ops_since(store, &mut seen).await;
@@ -61,20 +73,35 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         let pay = site.project("PAY").expect("PAY").clone();
         let gone = site.components(&pay)[0].clone();
         assert!(fake.remove_component(&gone.id));
+        // Its lead goes too when they lead nothing else.
+        let still_leads = |person: usize| {
+            fake.site().projects.iter().any(|p| {
+                p.lead == Some(person)
+                    || fake
+                        .site()
+                        .components(p)
+                        .iter()
+                        .any(|c| c.lead == Some(person))
+            })
+        };
+        let mut expected = vec![(
+            ChangeOp::Deleted,
+            format!("component:default/{}", gone.name),
+        )];
+        if let Some(lead) = gone.lead.filter(|l| !still_leads(*l)) {
+            let name = surveyor_model::names::entity_name(&org.people[lead].name).expect("name");
+            expected.push((ChangeOp::Deleted, format!("user:default/{name}")));
+        }
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
         assert_eq!(
-            (r.status, r.counts.entities.deleted),
-            (RunStatus::Succeeded, 1),
+            (r.status, r.counts.entities.deleted as usize),
+            (RunStatus::Succeeded, expected.len()),
             "{backend}: {r:?}"
         );
-        assert_eq!(
-            ops_since(store, &mut seen).await,
-            vec![(
-                ChangeOp::Deleted,
-                format!("component:default/{}", gone.name)
-            )],
-            "{backend}"
-        );
+        let mut ops = ops_since(store, &mut seen).await;
+        ops.sort();
+        expected.sort();
+        assert_eq!(ops, expected, "{backend}");
 
         // The project key changes: the System is renamed (its id is the project id), and its
         // components now say they are part of the renamed System.
@@ -155,9 +182,10 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         );
         assert!(ops_since(store, &mut seen).await.is_empty(), "{backend}");
         let r = sync_cloud(store, &fake, JIRA_API_TOKEN).await;
+        let lead_gone = next.lead.is_some_and(|l| !still_leads(l));
         assert_eq!(
             (r.status, r.counts.entities.deleted),
-            (RunStatus::Succeeded, 1),
+            (RunStatus::Succeeded, 1 + u64::from(lead_gone)),
             "{backend}"
         );
         ts.cleanup().await;

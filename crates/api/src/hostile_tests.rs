@@ -92,10 +92,13 @@ async fn targets() -> Vec<Target> {
         .expect("sqlite");
     let mut out = vec![serve_on("sqlite", sqlite, None, dir).await];
     if let Ok(url) = std::env::var("SURVEYOR_TEST_DATABASE_URL") {
+        // Tests of one process run at once: the counter keeps their schemas apart.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let schema = format!(
-            "api_hostile_{}_{}",
+            "api_hostile_{}_{}_{}",
             std::process::id(),
-            chrono::Utc::now().timestamp_micros()
+            chrono::Utc::now().timestamp_micros(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         );
         let pg = Store::connect_with(
             &url,

@@ -34,7 +34,7 @@ fn sync_json(dir: &Path, extra: &[&str], code: i32) -> Value {
         .code(code);
     let stdout = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     let v: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"));
-    v[0]["counts"].clone()
+    v[0]["counts"]["entities"].clone()
 }
 
 fn changes(dir: &Path) -> Vec<(String, String)> {
@@ -563,5 +563,61 @@ fn entities_list_depends_on_finds_who_uses_a_package() {
         text.contains("--depends-on <[ECOSYSTEM:]PACKAGE>")
             && text.contains("maven:org.apache.logging.log4j:log4j-core"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_pattern_that_matches_nothing_deletes_nothing_and_relations_are_listed_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "surveyor.toml",
+        "[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[[connectors]]\nid = \"files\"\nkind = \"file\"\npaths = [\"catalog/*.yaml\"]\n",
+    );
+    write(dir, "catalog/a.yaml", &component("alpha", "team-a"));
+    // Both ends of one membership: the Group lists the User, the User names the Group.
+    write(
+        dir,
+        "catalog/b.yaml",
+        &format!(
+            "{}---\napiVersion: backstage.io/v1alpha1\nkind: Group\nmetadata:\n  name: team-a\nspec:\n  type: team\n  children: []\n  members: [ada]\n---\napiVersion: backstage.io/v1alpha1\nkind: User\nmetadata:\n  name: ada\nspec:\n  memberOf: [team-a]\n",
+            component("beta", "team-a")
+        ),
+    );
+    let c = sync_json(dir, &[], 0);
+    assert_eq!(c["created"], 4);
+    let out = surveyor(dir)
+        .args(["entities", "get", "group:team-a", "--format", "json"])
+        .assert()
+        .success();
+    let group: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let members: Vec<&Value> = group["relations"]
+        .as_array()
+        .expect("relations")
+        .iter()
+        .filter(|r| r["type"] == "hasMember")
+        .collect();
+    assert_eq!(members.len(), 1, "one hasMember, from either end: {group}");
+
+    // A typo in the pattern: the scope fails and says which pattern, nothing is deleted.
+    write(
+        dir,
+        "surveyor.toml",
+        "[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[[connectors]]\nid = \"files\"\nkind = \"file\"\npaths = [\"catalog/*.yml\"]\n",
+    );
+    let out = surveyor(dir).args(["validate"]).assert().success();
+    let warned = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(warned.contains("catalog/*.yml"), "{warned}");
+    let out = surveyor(dir).args(["sync"]).assert().code(1);
+    let said = String::from_utf8_lossy(&out.get_output().stderr).to_string()
+        + &String::from_utf8_lossy(&out.get_output().stdout);
+    assert!(
+        said.contains("catalog/*.yml") && said.contains("matched no file"),
+        "{said}"
+    );
+    assert_eq!(
+        listed_refs(dir, &["--kind", "component"]),
+        ["component:default/alpha", "component:default/beta"]
     );
 }

@@ -780,7 +780,10 @@ fn sentinel_credentials_appear_nowhere() {
         let reports = sync_reports(&out);
         for r in &reports {
             assert_eq!(r["status"], "succeeded", "{b}: {r}\n{}", tail(&out.stderr));
-            assert!(r["counts"]["observed"].as_u64() > Some(0), "{b}: {r}");
+            assert!(
+                r["counts"]["observations"]["observed"].as_u64() > Some(0),
+                "{b}: {r}"
+            );
         }
         assert_eq!(reports.len(), CONNECTORS.len(), "{b}");
         assert!(

@@ -157,18 +157,36 @@ impl Summary {
     }
 }
 
-/// A count per rule, most first.
+/// A count per rule, most first, each with one finding to act on (the most severe).
 fn print_findings(title: &str, findings: &[Finding]) {
     say!("\n{title}: {}", findings.len());
-    let mut per_rule: BTreeMap<&str, usize> = BTreeMap::new();
+    let mut per_rule: BTreeMap<&str, (usize, &Finding)> = BTreeMap::new();
     for f in findings {
-        *per_rule.entry(f.rule).or_default() += 1;
+        let e = per_rule.entry(f.rule).or_insert((0, f));
+        e.0 += 1;
+        if f.severity > e.1.severity {
+            e.1 = f;
+        }
     }
-    let mut rules: Vec<(&str, usize)> = per_rule.into_iter().collect();
-    rules.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
-    for (rule, n) in rules {
-        say!("  {rule:<28} {n:>6}");
+    let mut rules: Vec<(&str, (usize, &Finding))> = per_rule.into_iter().collect();
+    rules.sort_by(|a, b| b.1.0.cmp(&a.1.0).then_with(|| a.0.cmp(b.0)));
+    for (rule, (n, example)) in rules {
+        say!(
+            "  {rule:<28} {n:>6}   e.g. {}: {}",
+            example.entity,
+            short(&example.message)
+        );
     }
+}
+
+/// A message cut to fit a line.
+fn short(message: &str) -> String {
+    const MAX: usize = 90;
+    if message.chars().count() <= MAX {
+        return message.to_string();
+    }
+    let cut: String = message.chars().take(MAX - 1).collect();
+    format!("{cut}…")
 }
 
 /// New and resolved findings per audit: `ownership 2 new, 1 resolved; drift 0 new, 3 resolved`.

@@ -154,7 +154,14 @@ pub(super) async fn resolve_identity(
             }
         }
     }
-    let resolved = resolve_keys(&holders, &key_holders, priority);
+    // Names a declaration that went gave: they go with it (see `resolve_keys`).
+    let deleted: HashSet<&str> = deleted_ids.iter().map(String::as_str).collect();
+    let released: HashSet<String> = old
+        .iter()
+        .filter(|r| r.declared && deleted.contains(r.external_id.as_str()))
+        .map(|r| r.own_ref.clone())
+        .collect();
+    let resolved = resolve_keys(&holders, &key_holders, priority, &released);
     let mut moves: Vec<Refiling> = Vec::new();
     for ((source, external_id), to) in resolved {
         let Some(h) = holders.get(&(source.clone(), external_id.clone())) else {
@@ -253,7 +260,9 @@ async fn joined_keys(
         .collect();
     let mut members: BTreeMap<String, Vec<surveyor_store::LiveObservationRow>> = BTreeMap::new();
     for o in tx.live_observations(&refs).await? {
-        if o.source == source && by_id.contains_key(o.external_id.as_str()) {
+        // Only other sources join: two observations of one source under one name are two
+        // things that share it, not one thing seen twice.
+        if o.source == source {
             continue;
         }
         members.entry(o.entity_ref.clone()).or_default().push(o);
@@ -313,6 +322,7 @@ fn resolve_keys(
     holders: &HashMap<(String, String), KeyHolder>,
     key_holders: &HashMap<String, Vec<(String, String)>>,
     priority: &BTreeMap<String, usize>,
+    released: &HashSet<String>,
 ) -> HashMap<(String, String), String> {
     type Id = (String, String);
     let rank = |id: &Id, h: &KeyHolder| {
@@ -372,7 +382,8 @@ fn resolve_keys(
     }
     // A group filed under one name that none of them gives itself any more (the observation
     // that named it is gone) keeps that name: the entity does not move because the source
-    // that named it stopped reporting it while others still do.
+    // that named it stopped reporting it while others still do. A name a declaration gave
+    // goes with the declaration: removing it is a decision, and the others are themselves again.
     let mut groups: HashMap<&Id, Vec<&Id>> = HashMap::new();
     for (id, root) in &roots {
         groups.entry(root).or_default().push(id);
@@ -391,7 +402,9 @@ fn resolve_keys(
                 .any(|h| h.own_ref == place)
         };
         let place = match filed.iter().next() {
-            Some(only) if filed.len() == 1 && !named_here(only) => (*only).to_string(),
+            Some(only) if filed.len() == 1 && !named_here(only) && !released.contains(*only) => {
+                (*only).to_string()
+            }
             _ => match holders.get(root) {
                 Some(h) => h.own_ref.clone(),
                 None => continue,
