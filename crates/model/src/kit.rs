@@ -291,6 +291,33 @@ pub fn within<T: PartialOrd + fmt::Display>(
     })
 }
 
+/// The annotation in which a connector lists the fields it filled from its configuration
+/// rather than found at the source (JSON pointers, space-separated). The merge lets a value
+/// another source states win over them, and never calls them a disagreement.
+pub const DEFAULTED: &str = "surveyor.dev/defaulted";
+
+/// Marks `pointers` (`/spec/type`) of `entity` as filled from the connector's configuration.
+pub fn mark_defaulted(entity: &mut crate::Entity, pointers: &[&str]) {
+    if pointers.is_empty() {
+        return;
+    }
+    let mut all: Vec<String> = entity
+        .metadata
+        .annotations
+        .get(DEFAULTED)
+        .map(|s| s.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    for p in pointers {
+        if !all.iter().any(|a| a == p) {
+            all.push((*p).to_string());
+        }
+    }
+    entity
+        .metadata
+        .annotations
+        .insert(DEFAULTED.to_string(), all.join(" "));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,31 +368,4 @@ mod tests {
         );
         assert!(within("page_size", 100, 1..=100).is_ok());
     }
-}
-
-/// The annotation in which a connector lists the fields it filled from its configuration
-/// rather than found at the source (JSON pointers, space-separated). The merge lets a value
-/// another source states win over them, and never calls them a disagreement.
-pub const DEFAULTED: &str = "surveyor.dev/defaulted";
-
-/// Marks `pointers` (`/spec/type`) of `entity` as filled from the connector's configuration.
-pub fn mark_defaulted(entity: &mut crate::Entity, pointers: &[&str]) {
-    if pointers.is_empty() {
-        return;
-    }
-    let mut all: Vec<String> = entity
-        .metadata
-        .annotations
-        .get(DEFAULTED)
-        .map(|s| s.split_whitespace().map(str::to_string).collect())
-        .unwrap_or_default();
-    for p in pointers {
-        if !all.iter().any(|a| a == p) {
-            all.push((*p).to_string());
-        }
-    }
-    entity
-        .metadata
-        .annotations
-        .insert(DEFAULTED.to_string(), all.join(" "));
 }
