@@ -68,13 +68,19 @@ fn mapped<'s>(settings: &'s Settings, lead: &JiraUser) -> Option<&'s String> {
 }
 
 /// A person's catalog name: on Data Center the username (what directories name people by);
-/// on Cloud the display name, since an account id is not a name; else the Jira id. Two Cloud
-/// people shown with one display name share it: name them apart with `lead_owner_mapping`.
+/// on Cloud, where an account id is not a name, the email's local part when Jira shows the
+/// email (unique, and what directories name people by), else the display name; else the Jira
+/// id. Two Cloud people with hidden emails and one display name share it: name them apart with
+/// `lead_owner_mapping`.
 fn person_name(settings: &Settings, lead: &JiraUser) -> Option<String> {
     // Jira shows a deleted account as "Former user" with no id: that is nobody.
     lead.jira_id()?;
     let named = match settings.flavor {
-        Flavor::Cloud => lead.display_name(),
+        Flavor::Cloud => lead
+            .email()
+            .and_then(|e| e.split_once('@').map(|(local, _)| local))
+            .filter(|local| !local.is_empty())
+            .or_else(|| lead.display_name()),
         Flavor::Datacenter => lead.username().or_else(|| lead.key()),
     };
     named
@@ -332,7 +338,7 @@ mod tests {
         assert_eq!(e.entity_ref().unwrap().to_string(), "system:default/pay");
         assert_eq!(e.metadata.title.as_deref(), Some("Payments"));
         // Named as a person is, not by the account id.
-        assert_eq!(e.spec_str("owner"), Some("user:default/kim-lee"));
+        assert_eq!(e.spec_str("owner"), Some("user:default/kim"));
         assert_eq!(e.spec_str("domain"), Some("commerce-core"));
         let a = &e.metadata.annotations;
         assert_eq!(a[PROJECT_KEY], "PAY");
@@ -351,7 +357,7 @@ mod tests {
         assert_eq!(
             rels,
             [
-                "ownedBy user:default/kim-lee",
+                "ownedBy user:default/kim",
                 "partOf domain:default/commerce-core"
             ]
         );
@@ -389,7 +395,7 @@ mod tests {
         assert_eq!(own.spec_str("system"), Some("pay"));
         assert_eq!(own.spec_str("type"), Some("service"));
         assert_eq!(own.spec_str("lifecycle"), Some("production"));
-        assert_eq!(own.spec_str("owner"), Some("user:default/kim-lee"));
+        assert_eq!(own.spec_str("owner"), Some("user:default/kim"));
         let a = &own.metadata.annotations;
         assert_eq!(
             (a[PROJECT_KEY].as_str(), a[COMPONENT].as_str()),
@@ -400,7 +406,7 @@ mod tests {
         let inherited = component(&s, &p, &comp("Ledger Sync", None));
         assert_eq!(inherited.metadata.name, "ledger-sync");
         assert_eq!(inherited.metadata.title.as_deref(), Some("Ledger Sync"));
-        assert_eq!(inherited.spec_str("owner"), Some("user:default/kim-lee"));
+        assert_eq!(inherited.spec_str("owner"), Some("user:default/kim"));
         assert_eq!(
             inherited.metadata.annotations["jira.surveyor.dev/owner-from"],
             "project-lead"
@@ -449,7 +455,7 @@ mod tests {
         let s = settings("lead_owner_mapping = { \"acc-mapped\" = \"group:default/ops\" }");
         let (id, u) = person(&s, &user("712020:abc-1", false)).expect("a person");
         assert_eq!(id, "user:712020:abc-1");
-        assert_eq!(u.entity_ref().unwrap().to_string(), "user:default/kim-lee");
+        assert_eq!(u.entity_ref().unwrap().to_string(), "user:default/kim");
         assert_eq!(u.spec["profile"]["email"], "kim@acme.example");
         assert_eq!(u.spec["profile"]["displayName"], "Kim Lee");
         let a = &u.metadata.annotations;
@@ -458,6 +464,15 @@ mod tests {
         // The owner ref names that same User.
         assert_eq!(
             owner_ref(&s, &user("712020:abc-1", false)).as_deref(),
+            Some("user:default/kim")
+        );
+        // With the email hidden, the display name names them.
+        let hidden = JiraUser {
+            email_address: None,
+            ..user("712020:abc-2", true)
+        };
+        assert_eq!(
+            owner_ref(&s, &hidden).as_deref(),
             Some("user:default/kim-lee")
         );
         // A mapped lead is the mapping's owner: no User is made for them.

@@ -114,11 +114,18 @@ async fn a_cloud_site_becomes_systems_domains_and_components() {
         assert!(email.is_none() || person.is_some(), "{email:?}");
     }
 
-    // People are named from their display name, never by the account id.
+    // People are named by their email's local part, else their display name, never by the
+    // account id.
     let user = |person: usize| {
+        let p = &org.people[person];
+        let name = p
+            .email
+            .as_deref()
+            .and_then(|e| e.split('@').next())
+            .unwrap_or(&p.name);
         format!(
             "user:default/{}",
-            entity_name(&org.people[person].name).expect("display names make names")
+            entity_name(name).expect("people have names")
         )
     };
     let mut deactivated_owners = 0;

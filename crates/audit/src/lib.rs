@@ -197,6 +197,17 @@ impl Catalog {
         false
     }
 
+    /// Whether the person `user` has left: Jira shows them deactivated and the entity is one
+    /// other sources knew (it answers to another name too).
+    fn left(&self, user: &str) -> bool {
+        self.deactivated.contains(user) && self.joined(user)
+    }
+
+    /// Whether the person `user` is one several sources knew (it answers to another name).
+    fn joined(&self, user: &str) -> bool {
+        self.aliases.values().any(|to| to == user)
+    }
+
     /// Whether any source reports a team of the person `user`.
     fn has_teams(&self, user: &str) -> bool {
         self.targets(user, "memberOf").next().is_some()
@@ -213,12 +224,17 @@ impl Catalog {
         if kept == theirs {
             return true;
         }
+        if kept.starts_with("user:") && theirs.starts_with("user:") {
+            // Two people: different ones, unless the catalog cannot tell who the other is (a
+            // name only one source gives, joined to no one).
+            return !(self.has_teams(&theirs) || self.joined(&theirs));
+        }
         match (kept.starts_with("group:"), theirs.starts_with("user:")) {
             // A person whose teams no source reports cannot be shown to be outside the team,
-            // unless their account is deactivated: then they are in no team.
+            // unless they have left: other sources knew them (under another name) and
+            // dropped them, and Jira shows the account deactivated.
             (true, true) => {
-                self.belongs(&theirs, &kept)
-                    || (!self.has_teams(&theirs) && !self.deactivated.contains(&theirs))
+                self.belongs(&theirs, &kept) || !(self.has_teams(&theirs) || self.left(&theirs))
             }
             _ => {
                 kept.starts_with("user:")

@@ -14,7 +14,7 @@
 //! | `/spec/members`, `memberOf`, `children`, `dependsOn`, `dependencyOf`, `providesApis`, `consumesApis` | union (each source knows some of the relations) |
 //! | an annotation a source sets about itself: `backstage.io/source-location`, `view-url`, `edit-url`, `managed-by-location`, `managed-by-origin-location`, any `<vendor>.com/*`, `surveyor.dev/*`, `*.surveyor.dev/*`, `jira/*` | per source |
 //! | `/metadata/title`, `/metadata/description`, `/spec/profile/displayName` | cosmetic |
-//! | `/spec/owner` | owner: a team outranks a person, the person is kept as `surveyor.dev/lead` |
+//! | `/spec/owner` | owner: a declared owner wins; among discovered ones a team outranks a person, kept as `surveyor.dev/lead` |
 //!
 //! A value a connector filled from its configuration rather than found (listed in its
 //! `surveyor.dev/defaulted` annotation: Jira's component type and lifecycle, a forge's type when
@@ -109,9 +109,10 @@ pub enum MergeRule {
     /// Precedence, but a different value elsewhere (a title, a description) is a cosmetic
     /// difference, kept apart from disagreements.
     Cosmetic,
-    /// `spec.owner`: a team outranks a person whatever the sources' order (then precedence);
-    /// a person it outranks is kept as the `surveyor.dev/lead` annotation. Whether that
-    /// person belongs to the team is the ownership audit's question.
+    /// `spec.owner`: among discovered owners a team outranks a person whatever the sources'
+    /// order (then precedence); a person it outranks is kept as the `surveyor.dev/lead`
+    /// annotation. A declared owner wins by precedence. Whether the person belongs to the team
+    /// is the ownership audit's question.
     Owner,
 }
 
@@ -422,7 +423,12 @@ pub fn combine(
                 .iter()
                 .position(|b| b.pointer(OWNER).and_then(names_person) == Some(person))
         };
-        if let (Some(team), Some(person)) = (first(false), first(true)) {
+        // A declared owner is a decision: it wins by precedence, person or not.
+        let declared_owner = parts
+            .iter()
+            .zip(&bodies)
+            .any(|(p, b)| p.entity.declared && b.pointer(OWNER).is_some());
+        if !declared_owner && let (Some(team), Some(person)) = (first(false), first(true)) {
             outranked_person = bodies[person].pointer(OWNER).cloned();
             if person < team && set_at(&mut merged, OWNER, bodies[team]["spec"]["owner"].clone()) {
                 supplier.insert(OWNER, team);

@@ -281,9 +281,15 @@ impl<'a> World<'a> {
         })
     }
 
+    /// Whether a catalog can tell who `person`, named by `source`, is: a Jira lead meets the
+    /// person's User only by the email Jira shows; one whose email is hidden is a name only.
+    fn identifiable(&self, person: usize, source: Source) -> bool {
+        source != Source::Jira || self.v.org.people[person].email.is_some()
+    }
+
     /// Whether a catalog can tell that `person`, named by `source`, is outside a team: it
-    /// knows their teams (a Jira lead meets their User by the email Jira shows), or Jira shows
-    /// them deactivated. A Jira lead whose email is hidden and who is active is a name only.
+    /// can tell who they are, and it knows their teams or that they left (Jira shows them
+    /// deactivated).
     fn placeable(&self, person: usize, source: Source) -> bool {
         let org = self.v.org;
         let in_some_team = org
@@ -291,10 +297,7 @@ impl<'a> World<'a> {
             .iter()
             .any(|t| t.active && t.members.contains(&person));
         let deactivated = !self.v.jira.user_active(person);
-        match source {
-            Source::Jira => deactivated || (in_some_team && org.people[person].email.is_some()),
-            _ => in_some_team || deactivated,
-        }
+        self.identifiable(person, source) && (in_some_team || deactivated)
     }
 
     /// Why the owners the statements name conflict, if they do.
@@ -317,6 +320,14 @@ impl<'a> World<'a> {
                 _ => None,
             })
             .collect();
+        // Two people and no team: different people, if the catalog can tell who they are.
+        let identified: BTreeSet<usize> = named
+            .iter()
+            .filter_map(|(o, s)| match o {
+                Owner::Person(p) if self.identifiable(*p, *s) => Some(*p),
+                _ => None,
+            })
+            .collect();
         let says = || {
             named
                 .iter()
@@ -326,7 +337,7 @@ impl<'a> World<'a> {
                 .join(", ")
         };
         let conflict = match teams.len() {
-            0 => people.len() >= 2,
+            0 => identified.len() >= 2,
             1 => {
                 let team = teams.iter().next().copied().unwrap_or_default();
                 people.iter().any(|p| !self.member(*p, team))
