@@ -428,10 +428,16 @@ pub fn combine(
             .iter()
             .zip(&bodies)
             .any(|(p, b)| p.entity.declared && b.pointer(OWNER).is_some());
-        if !declared_owner && let (Some(team), Some(person)) = (first(false), first(true)) {
-            outranked_person = bodies[person].pointer(OWNER).cloned();
-            if person < team && set_at(&mut merged, OWNER, bodies[team]["spec"]["owner"].clone()) {
+        if let (Some(team), Some(person)) = (first(false), first(true)) {
+            if !declared_owner
+                && person < team
+                && set_at(&mut merged, OWNER, bodies[team]["spec"]["owner"].clone())
+            {
                 supplier.insert(OWNER, team);
+            }
+            // A team owns it: the person is kept as its lead.
+            if merged.pointer(OWNER).and_then(names_person) == Some(false) {
+                outranked_person = bodies[person].pointer(OWNER).cloned();
             }
         }
     }
@@ -841,6 +847,26 @@ mod tests {
             json!(["component:default/a", "component:default/b"])
         );
         assert!(by("gitlab").disagrees.is_empty());
+        // A declared owner is a decision: a declared person stays the owner.
+        let parts = vec![
+            part(
+                "files",
+                "f#1",
+                true,
+                json!({"owner": "user:default/kim-lee"}),
+                json!({}),
+            ),
+            part(
+                "github",
+                "R1",
+                false,
+                json!({"owner": "payments"}),
+                json!({}),
+            ),
+        ];
+        let (merged, _) = combine(parts, &prio, &MergePolicy::default()).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        assert_eq!(body["spec"]["owner"], "user:default/kim-lee");
         // Configured to plain precedence, the person wins again and nothing is recorded.
         let policy = MergePolicy {
             fields: [(

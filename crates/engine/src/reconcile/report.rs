@@ -134,12 +134,12 @@ impl EntityCounts {
         let mut changed_refs: std::collections::HashSet<&str> = Default::default();
         let mut unchanged: std::collections::HashSet<&str> = Default::default();
         for r in reports {
-            for (uid, entity_ref, op) in &r.effects {
+            for (uid, entity_ref, effect) in &r.effects {
                 changed_refs.insert(entity_ref.as_str());
                 effects
                     .entry(uid.as_str())
-                    .and_modify(|e| e.then(*op))
-                    .or_insert_with(|| Effect::new(*op));
+                    .and_modify(|e| e.and_then(effect))
+                    .or_insert(*effect);
             }
             unchanged.extend(r.unchanged_refs.iter().map(String::as_str));
         }
@@ -172,6 +172,12 @@ impl Effect {
     pub fn then(&mut self, op: ChangeOp) {
         self.last = op;
         self.renamed |= op == ChangeOp::Renamed;
+    }
+
+    /// Follows this effect with a later one (of a later run).
+    pub fn and_then(&mut self, later: &Effect) {
+        self.last = later.last;
+        self.renamed |= later.renamed;
     }
 
     /// The one change it counts as, comparing the catalog before and after: none if it was
@@ -239,10 +245,10 @@ pub struct RunReport {
     pub counts: Counts,
     pub scopes: Vec<ScopeReport>,
     pub problems: Vec<Problem>,
-    /// Each entity this run changed (uid, ref) and its one net change, for a sync's totals
+    /// Each entity this run changed (uid, ref) and what happened to it, for a sync's totals
     /// ([`EntityCounts::of_sync`]).
     #[serde(skip)]
-    pub effects: Vec<(String, String, ChangeOp)>,
+    pub effects: Vec<(String, String, Effect)>,
     /// Entities this run's observations describe that it did not change (refs).
     #[serde(skip)]
     pub unchanged_refs: Vec<String>,

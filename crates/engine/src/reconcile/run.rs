@@ -45,7 +45,7 @@ pub(super) struct RunState<'a> {
     /// Refs of entities each scope's unchanged observations describe.
     pub(super) unchanged_refs: BTreeMap<String, HashSet<String>>,
     /// Every entity a scope of this run changed: (uid, ref, net change), for the run report.
-    pub(super) effects: Vec<(String, String, surveyor_store::ChangeOp)>,
+    pub(super) effects: Vec<(String, String, Effect)>,
     /// Every ref a scope of this run left unchanged, for the run report.
     pub(super) unchanged_kept: Vec<String>,
     /// Entities deleted per scope and kind so far, for the guard at the end of the scope.
@@ -430,8 +430,9 @@ impl RunState<'_> {
             changed_refs.insert(entity_ref.as_str());
             if let Some(op) = effect.net() {
                 entities.count(op);
-                self.effects.push((uid.clone(), entity_ref.clone(), op));
             }
+            self.effects
+                .push((uid.clone(), entity_ref.clone(), *effect));
         }
         let unchanged = self.unchanged_refs.remove(scope).unwrap_or_default();
         entities.unchanged = unchanged
