@@ -154,6 +154,8 @@ struct Catalog {
     aliases: BTreeMap<String, String>,
     /// People a source reports as deactivated (Jira's `active: false`).
     deactivated: BTreeSet<String>,
+    /// People with a profile email: the catalog can tell who they are.
+    identified: BTreeSet<String>,
 }
 
 impl Catalog {
@@ -197,15 +199,10 @@ impl Catalog {
         false
     }
 
-    /// Whether the person `user` has left: Jira shows them deactivated and the entity is one
-    /// other sources knew (it answers to another name too).
+    /// Whether the person `user` has left: Jira shows them deactivated, and the catalog can tell
+    /// who they are (an email).
     fn left(&self, user: &str) -> bool {
-        self.deactivated.contains(user) && self.joined(user)
-    }
-
-    /// Whether the person `user` is one several sources knew (it answers to another name).
-    fn joined(&self, user: &str) -> bool {
-        self.aliases.values().any(|to| to == user)
+        self.deactivated.contains(user) && self.identified.contains(user)
     }
 
     /// Whether any source reports a team of the person `user`.
@@ -214,8 +211,15 @@ impl Catalog {
     }
 
     /// Whether another source's owner `theirs` agrees with the `kept` owner as an organisation:
-    /// the same entity (by any of its names), or a person who belongs to the kept team.
-    fn same_owner(&self, kept: &str, theirs: &str, namespace: &str) -> bool {
+    /// the same entity (by any of its names), a person who belongs to the kept team, or two
+    /// people of a team one of the sources (`teams`) names.
+    fn same_owner(
+        &self,
+        kept: &str,
+        theirs: &str,
+        namespace: &str,
+        teams: &BTreeSet<String>,
+    ) -> bool {
         let (Some(kept), Some(theirs)) = (owner_key(kept, namespace), owner_key(theirs, namespace))
         else {
             return false;
@@ -225,14 +229,17 @@ impl Catalog {
             return true;
         }
         if kept.starts_with("user:") && theirs.starts_with("user:") {
-            // Two people: different ones, unless the catalog cannot tell who the other is (a
-            // name only one source gives, joined to no one).
-            return !(self.has_teams(&theirs) || self.joined(&theirs));
+            // Two people: of one team a source names, or one the catalog cannot tell who
+            // they are (a name only, no email, no teams).
+            return teams
+                .iter()
+                .any(|t| self.belongs(&kept, t) && self.belongs(&theirs, t))
+                || !(self.has_teams(&theirs) || self.identified.contains(&theirs));
         }
         match (kept.starts_with("group:"), theirs.starts_with("user:")) {
             // A person whose teams no source reports cannot be shown to be outside the team,
-            // unless they have left: other sources knew them (under another name) and
-            // dropped them, and Jira shows the account deactivated.
+            // unless they have left: a person the catalog can tell (by their email) whom Jira
+            // shows deactivated.
             (true, true) => {
                 self.belongs(&theirs, &kept) || !(self.has_teams(&theirs) || self.left(&theirs))
             }
@@ -258,6 +265,7 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
     }
     let aliases = store.all_aliases().await?.into_iter().collect();
     let mut deactivated = BTreeSet::new();
+    let mut identified = BTreeSet::new();
     let mut live = BTreeSet::new();
     let mut tombstoned = BTreeSet::new();
     let mut entities = Vec::new();
@@ -275,6 +283,12 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
                 if inactive {
                     deactivated.insert(row.entity_ref.clone());
                 }
+                if body
+                    .pointer("/spec/profile/email")
+                    .is_some_and(Value::is_string)
+                {
+                    identified.insert(row.entity_ref.clone());
+                }
             }
             entities.push((row, body, claims));
         } else {
@@ -288,6 +302,7 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
         relations,
         aliases,
         deactivated,
+        identified,
     })
 }
 
@@ -295,6 +310,23 @@ fn owner_key(owner: &str, namespace: &str) -> Option<String> {
     surveyor_model::EntityRef::parse_with(owner, Some("group"), namespace)
         .ok()
         .map(|r| r.key())
+}
+
+/// The teams the sources name as an entity's owner (resolved).
+fn named_teams(cat: &Catalog, body: &Value, claims: &[Claim], ns: &str) -> BTreeSet<String> {
+    body["spec"]["owner"]
+        .as_str()
+        .map(str::to_string)
+        .into_iter()
+        .chain(
+            claims
+                .iter()
+                .filter_map(|c| c.disagrees.get("/spec/owner").map(text)),
+        )
+        .filter_map(|o| owner_key(&o, ns))
+        .map(|k| cat.resolve(&k))
+        .filter(|k| k.starts_with("group:"))
+        .collect()
 }
 
 /// Which source supplied a field: the claim listing it, else the winner.
@@ -417,12 +449,13 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
                 ));
             }
         }
+        let teams = named_teams(&cat, body, claims, ns);
         let mut disputes: Vec<Evidence> = claims
             .iter()
             .filter_map(|c| {
                 c.disagrees
                     .get("/spec/owner")
-                    .filter(|v| !cat.same_owner(owner, &text(v), ns))
+                    .filter(|v| !cat.same_owner(owner, &text(v), ns, &teams))
                     .map(|v| said(Some(c), format!("owner {}", text(v))))
             })
             .collect();
@@ -524,6 +557,7 @@ pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, Sto
             })
         };
         let ns = row.namespace.as_str();
+        let teams = named_teams(&cat, body, claims, ns);
         for c in claims {
             if sources.cosmetic {
                 for (pointer, theirs) in &c.cosmetic {
@@ -556,7 +590,7 @@ pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, Sto
             }
             for (pointer, theirs) in &c.disagrees {
                 let kept = body.pointer(pointer).map(text).unwrap_or_default();
-                if pointer == "/spec/owner" && cat.same_owner(&kept, &text(theirs), ns) {
+                if pointer == "/spec/owner" && cat.same_owner(&kept, &text(theirs), ns, &teams) {
                     continue;
                 }
                 let by = supplier(claims, pointer);
