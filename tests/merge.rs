@@ -338,6 +338,24 @@ async fn one_service_from_four_sources_is_one_entity_and_the_audit_finds_the_gap
                 .any(|f| f.rule == "disagreement" && f.entity.eq_ignore_ascii_case(&key)),
             "{backend}: drift shows the disagreement"
         );
+        // Other titles and descriptions are cosmetic: reported only when asked for.
+        assert!(!drift.iter().any(|f| f.rule == "cosmetic-difference"));
+        let cosmetic = surveyor_audit::drift(
+            store,
+            &surveyor_audit::Sources {
+                cosmetic: true,
+                ..kinds()
+            },
+        )
+        .await
+        .expect("drift");
+        assert!(
+            cosmetic
+                .iter()
+                .any(|f| f.rule == "cosmetic-difference"
+                    && f.severity == surveyor_audit::Severity::Low),
+            "{backend}: cosmetic differences on request"
+        );
         assert!(
             drift.iter().any(|f| f.rule == "workload-without-component"),
             "{backend}: the legacy batches belong to nothing"
