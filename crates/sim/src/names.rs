@@ -38,7 +38,11 @@ pub fn other_names(org: &Org, site: &JiraSite) -> OtherNames {
                 None => break,
             }
         }
-        gitlab_groups.push((team.slug.clone(), path.join("-")));
+        // As GitLab's connector names a subgroup: its path as an entity name (a long one cut
+        // and ended with a hash, like every source's).
+        if let Some(name) = surveyor_model::names::entity_name(&path.join("-")) {
+            gitlab_groups.push((team.slug.clone(), name));
+        }
     }
     gitlab_groups.sort();
     OtherNames {
