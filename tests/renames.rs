@@ -284,3 +284,47 @@ async fn a_login_changed_at_one_source_keeps_the_person() {
         ts.cleanup().await;
     }
 }
+
+fn team(external_id: &str, name: &str) -> Observation {
+    let mut e = surveyor_model::Entity::new("Group", "default", name);
+    e.spec.insert("type".into(), "team".into());
+    e.spec.insert("children".into(), serde_json::json!([]));
+    e.spec.insert("members".into(), serde_json::json!(["ada"]));
+    Observation::discovered("s", external_id, e)
+}
+
+#[tokio::test]
+async fn an_owner_named_by_an_old_name_resolves_to_the_renamed_team() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let ada = person("U1", "ada", "ada@acme.example");
+        sync(store, "github", vec![team("T1", "team-a"), ada.clone()]).await;
+        sync(
+            store,
+            "jira",
+            vec![component("s", "J1", "svc", "group:default/team-a")],
+        )
+        .await;
+        let sources = surveyor_audit::Sources::default();
+        let unresolved = |findings: &[surveyor_audit::Finding]| {
+            findings
+                .iter()
+                .any(|f| f.rule == "owner-unresolved" && f.entity == OLD)
+        };
+        let before = surveyor_audit::ownership(store, &sources)
+            .await
+            .expect("audit");
+        assert!(!unresolved(&before), "{backend}: {before:?}");
+        // The team is renamed at GitHub; Jira still names it by its old name.
+        sync(store, "github", vec![team("T1", "team-x"), ada]).await;
+        assert!(uid(store, "group:default/team-x").await.is_some());
+        let after = surveyor_audit::ownership(store, &sources)
+            .await
+            .expect("audit");
+        assert!(
+            !unresolved(&after),
+            "{backend}: the old name answers: {after:?}"
+        );
+        ts.cleanup().await;
+    }
+}

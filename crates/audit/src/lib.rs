@@ -263,7 +263,23 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
     for r in store.all_relations().await? {
         relations.entry(r.source_ref.clone()).or_default().push(r);
     }
-    let aliases = store.all_aliases().await?.into_iter().collect();
+    let mut aliases: BTreeMap<String, String> = store.all_aliases().await?.into_iter().collect();
+    // A renamed entity still answers to its old names.
+    let renames = store
+        .list_changes(&surveyor_store::ChangeFilter {
+            op: Some(surveyor_store::ChangeOp::Renamed),
+            limit: Some(i64::MAX),
+            ..Default::default()
+        })
+        .await?;
+    let mut old_names: Vec<(String, String)> = Vec::new();
+    for c in renames {
+        if let Some(previous) = c.previous_ref
+            && let Ok(r) = previous.parse::<surveyor_model::EntityRef>()
+        {
+            old_names.push((r.key(), c.entity_uid));
+        }
+    }
     let mut deactivated = BTreeSet::new();
     let mut identified = BTreeSet::new();
     let mut live = BTreeSet::new();
@@ -293,6 +309,20 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
             entities.push((row, body, claims));
         } else {
             tombstoned.insert(row.entity_ref.clone());
+        }
+    }
+    if !old_names.is_empty() {
+        let by_uid: BTreeMap<&str, &str> = entities
+            .iter()
+            .map(|(row, _, _)| (row.uid.as_str(), row.entity_ref.as_str()))
+            .collect();
+        for (old, uid) in old_names {
+            if let Some(now) = by_uid.get(uid.as_str())
+                && !live.contains(&old)
+                && old != *now
+            {
+                aliases.entry(old).or_insert_with(|| now.to_string());
+            }
         }
     }
     Ok(Catalog {
