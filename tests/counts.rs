@@ -84,25 +84,17 @@ proptest! {
                         o.new + o.changed + o.unchanged + o.rejected,
                         "{}: observations add up: {r:?}", scope.scope
                     );
-                    let (e, se) = (&scope.counts.entities, &mut sum.entities);
-                    se.created += e.created;
-                    se.updated += e.updated;
-                    se.renamed += e.renamed;
-                    se.deleted += e.deleted;
-                    se.restored += e.restored;
-                    se.unchanged += e.unchanged;
-                    let (so, o) = (&mut sum.observations, o);
-                    so.observed += o.observed;
-                    so.new += o.new;
-                    so.changed += o.changed;
-                    so.unchanged += o.unchanged;
-                    so.rejected += o.rejected;
-                    so.gone += o.gone;
+                    sum.add(&scope.counts);
                 }
                 for scope in sent.keys() {
                     assert!(r.scopes.iter().any(|s| &s.scope == scope), "{scope} reported");
                 }
                 assert_eq!(r.counts, sum, "the run is the sum of its scopes");
+                assert_eq!(
+                    r.counts.entities.touched(),
+                    r.scopes.iter().map(|s| s.counts.entities.touched()).sum::<u64>(),
+                    "{r:?}"
+                );
                 assert_eq!(r.counts.observations.observed, sent.values().sum::<u64>());
                 let after = owners(s).await.len() as i64;
                 let c = &r.counts.entities;

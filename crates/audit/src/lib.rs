@@ -588,50 +588,15 @@ pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, Sto
         };
         let ns = row.namespace.as_str();
         let teams = named_teams(&cat, body, claims, ns);
-        for c in claims {
-            if sources.cosmetic {
-                for (pointer, theirs) in &c.cosmetic {
-                    let kept = body.pointer(pointer).map(text).unwrap_or_default();
-                    let by = supplier(claims, pointer);
-                    push(
-                        &mut out,
-                        "cosmetic-difference",
-                        Severity::Low,
-                        format!(
-                            "{pointer}: {} says {}, {} kept {kept}",
-                            c.source,
-                            text(theirs),
-                            by.map_or("?", |b| b.source.as_str())
-                        ),
-                        vec![
-                            Evidence {
-                                source: by.map_or_else(|| "?".into(), |b| b.source.clone()),
-                                said: kept.clone(),
-                                at,
-                            },
-                            Evidence {
-                                source: c.source.clone(),
-                                said: text(theirs),
-                                at,
-                            },
-                        ],
-                    );
-                }
-            }
-            for (pointer, theirs) in &c.disagrees {
+        // One finding per field a source gave another value of: the kept value and theirs.
+        let differs =
+            |out: &mut Vec<Finding>, rule, severity, c: &Claim, pointer: &str, theirs: &Value| {
                 let kept = body.pointer(pointer).map(text).unwrap_or_default();
-                if pointer == "/spec/owner" && cat.same_owner(&kept, &text(theirs), ns, &teams) {
-                    continue;
-                }
                 let by = supplier(claims, pointer);
                 push(
-                    &mut out,
-                    "disagreement",
-                    if pointer == "/spec/owner" {
-                        Severity::Medium
-                    } else {
-                        Severity::Low
-                    },
+                    out,
+                    rule,
+                    severity,
                     format!(
                         "{pointer}: {} says {}, {} kept {kept}",
                         c.source,
@@ -641,7 +606,7 @@ pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, Sto
                     vec![
                         Evidence {
                             source: by.map_or_else(|| "?".into(), |b| b.source.clone()),
-                            said: kept.clone(),
+                            said: kept,
                             at,
                         },
                         Evidence {
@@ -651,6 +616,34 @@ pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, Sto
                         },
                     ],
                 );
+            };
+        for c in claims {
+            if sources.cosmetic {
+                for (pointer, theirs) in &c.cosmetic {
+                    differs(
+                        &mut out,
+                        "cosmetic-difference",
+                        Severity::Low,
+                        c,
+                        pointer,
+                        theirs,
+                    );
+                }
+            }
+            for (pointer, theirs) in &c.disagrees {
+                let owner = pointer == "/spec/owner";
+                if owner {
+                    let kept = body.pointer(pointer).map(text).unwrap_or_default();
+                    if cat.same_owner(&kept, &text(theirs), ns, &teams) {
+                        continue;
+                    }
+                }
+                let severity = if owner {
+                    Severity::Medium
+                } else {
+                    Severity::Low
+                };
+                differs(&mut out, "disagreement", severity, c, pointer, theirs);
             }
         }
         let kinds: BTreeSet<&str> = claims.iter().map(|c| sources.kind(&c.source)).collect();

@@ -50,7 +50,8 @@ pub struct Counts {
 }
 
 impl Counts {
-    pub(super) fn add(&mut self, other: &Counts) {
+    /// Adds another's counts (a scope's to its run's).
+    pub fn add(&mut self, other: &Counts) {
         self.observations.add(&other.observations);
         self.entities.add(&other.entities);
     }
