@@ -265,6 +265,17 @@ pub enum DocFormat {
     Json,
 }
 
+/// A command whose reader went away (`surveyor changes | head -1`) ends as Unix tools do,
+/// quietly, rather than panicking on the failed write. The servers keep Rust's default: a
+/// client that hangs up is an error on its connection, never the end of the process.
+fn quiet_on_closed_pipe() {
+    #[cfg(unix)]
+    // SAFETY: called first thing in main, before any thread or handler exists.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// Errors that decide the exit code: bad input is 2, anything else 1.
 #[derive(Debug)]
 pub enum CliError {
@@ -284,6 +295,9 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if !matches!(cli.command, Command::Serve { .. } | Command::Demo(_)) {
+        quiet_on_closed_pipe();
+    }
     if matches!(cli.command, Command::Demo(_)) {
         // SAFETY: nothing has started a thread yet (telemetry and the runtime start below).
         unsafe { demo::export_tokens() };

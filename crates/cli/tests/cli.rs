@@ -621,3 +621,32 @@ fn a_pattern_that_matches_nothing_deletes_nothing_and_relations_are_listed_once(
         ["component:default/alpha", "component:default/beta"]
     );
 }
+
+#[cfg(unix)]
+#[test]
+fn a_closed_pipe_ends_a_command_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    write(
+        dir,
+        "surveyor.toml",
+        "[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[[connectors]]\nid = \"files\"\nkind = \"file\"\npaths = [\"catalog/*.yaml\"]\n",
+    );
+    write(dir, "catalog/a.yaml", &component("alpha", "team-a"));
+    sync_json(dir, &[], 0);
+    // `surveyor entities list | head -0`: the reader is gone before anything is written.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("surveyor"))
+        .current_dir(dir)
+        .env_remove("SURVEYOR_CONFIG")
+        .args(["entities", "list"])
+        .stdout(writer)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+    // Ended by SIGPIPE, as `cat` or `grep` would be.
+    assert_eq!(out.status.signal(), Some(13), "{:?} {err}", out.status);
+}

@@ -255,6 +255,19 @@ impl Config {
             text: &text,
             file: &file,
         };
+        if let Some(at) = too_deep(&text) {
+            return Err(ConfigErrors(vec![
+                loc.error(
+                    at..at,
+                    &shallow_key_at(&text, at),
+                    format!("nested more than {MAX_NESTING} levels deep"),
+                    Some(
+                        "a surveyor.toml needs a handful of levels; is the file generated wrongly?"
+                            .into(),
+                    ),
+                ),
+            ]));
+        }
         let root = DeTable::parse(&text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             ConfigErrors(vec![loc.error(
@@ -747,6 +760,77 @@ fn parse_identity(
         out.rules.push(rule);
     }
     out
+}
+
+/// How deep arrays and inline tables may nest: the TOML parser recurses per level, and a
+/// file nested thousands deep would overflow the stack instead of being an error.
+const MAX_NESTING: usize = 64;
+
+/// The key of the line holding byte `at`, under the last table header above it, read as text:
+/// the parser (which [`locate::key_at`] uses) cannot read a file nested too deep.
+fn shallow_key_at(text: &str, at: usize) -> String {
+    let head = &text[..at.min(text.len())];
+    let line = head.rsplit('\n').next().unwrap_or_default();
+    let key = line.split('=').next().unwrap_or_default().trim();
+    let table = head
+        .lines()
+        .rev()
+        .skip(1)
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(|c| c == '[' || c == ']').trim())
+        .unwrap_or_default();
+    match (table.is_empty(), key.is_empty() || key.starts_with('[')) {
+        (_, true) => table.to_string(),
+        (true, false) => key.to_string(),
+        (false, false) => format!("{table}.{key}"),
+    }
+}
+
+/// The byte offset where `text` first nests arrays and inline tables deeper than
+/// [`MAX_NESTING`], outside strings and comments.
+fn too_deep(text: &str) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            quote @ (b'"' | b'\'') => {
+                let triple = bytes[i..].starts_with(if quote == b'"' { b"\"\"\"" } else { b"'''" });
+                let close: &[u8] = if triple {
+                    if quote == b'"' { b"\"\"\"" } else { b"'''" }
+                } else if quote == b'"' {
+                    b"\""
+                } else {
+                    b"'"
+                };
+                i += close.len();
+                while i < bytes.len() && !bytes[i..].starts_with(close) {
+                    // A basic string's escape hides the next byte.
+                    if quote == b'"' && bytes[i] == b'\\' {
+                        i += 1;
+                    }
+                    i += 1;
+                }
+                i += close.len() - 1;
+            }
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    None
 }
 
 /// `[merge]`: one entry per field, by JSON pointer, e.g.

@@ -220,3 +220,27 @@ orgs = ["acme"]
         "{e}"
     );
 }
+
+#[test]
+fn a_config_nested_too_deep_is_an_error_not_a_stack_overflow() {
+    let deep = format!(
+        "[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[server]\ncors_origins = {}\"x\"{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let e = errors(&deep);
+    assert!(
+        e.contains("surveyor.toml:5:")
+            && e.contains("server.cors_origins")
+            && e.contains("nested more than 64 levels deep"),
+        "{e}"
+    );
+    // Brackets inside strings and comments are not nesting.
+    let fine = format!(
+        "# {}\n[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[server]\ncors_origins = [\"{}\", '{}']\n",
+        "[".repeat(100),
+        "[".repeat(100),
+        "{".repeat(100)
+    );
+    Config::parse(&fine, Path::new("surveyor.toml"), KINDS).expect("brackets in strings");
+}
