@@ -901,12 +901,8 @@ fn parse_merge(
             .into_iter()
             .enumerate()
         {
-            if connectors.iter().any(|c| c.id.eq_ignore_ascii_case(&id)) {
-                let id = connectors
-                    .iter()
-                    .find(|c| c.id.eq_ignore_ascii_case(&id))
-                    .map_or(id, |c| c.id.clone());
-                field_policy.sources.push(id);
+            if let Some(c) = connectors.iter().find(|c| c.id.eq_ignore_ascii_case(&id)) {
+                field_policy.sources.push(c.id.clone());
             } else {
                 let span = t
                     .get("sources")

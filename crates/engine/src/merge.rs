@@ -251,7 +251,11 @@ const IDENTITY: &[&str] = &[
 
 /// The fields a source filled from its configuration ([`surveyor_model::kit::DEFAULTED`]).
 fn defaulted_fields(body: &Value) -> BTreeSet<String> {
-    body.pointer("/metadata/annotations/surveyor.dev~1defaulted")
+    let pointer = format!(
+        "/metadata/annotations/{}",
+        pointer_escape(surveyor_model::kit::DEFAULTED)
+    );
+    body.pointer(&pointer)
         .and_then(Value::as_str)
         .map(|s| s.split_whitespace().map(str::to_string).collect())
         .unwrap_or_default()

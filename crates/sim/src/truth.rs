@@ -36,18 +36,6 @@ const NS: &str = "default";
 /// Namespaces the Kubernetes connector skips unless told otherwise.
 const SYSTEM_NAMESPACES: [&str; 3] = ["kube-system", "kube-public", "kube-node-lease"];
 
-/// Topics a forge connector turns into `spec.type` by default; other repositories get the
-/// configured default type, which is not a statement.
-const TOPIC_TYPES: [(&str, &str); 7] = [
-    ("library", "library"),
-    ("lib", "library"),
-    ("sdk", "library"),
-    ("website", "website"),
-    ("frontend", "website"),
-    ("documentation", "documentation"),
-    ("docs", "documentation"),
-];
-
 /// What the world is made of: the org as GitHub serves it now, and each fake's state.
 pub struct Views<'a> {
     pub org: &'a Org,
@@ -540,6 +528,7 @@ fn things(w: &World<'_>) -> BTreeMap<String, Thing> {
 /// descriptor laid over that (the descriptor's other documents are entities of their own).
 fn forges(w: &World<'_>, out: &mut BTreeMap<String, Thing>) {
     let org = w.v.org;
+    let topic_types = surveyor_repofiles::forge::default_topic_types();
     for repo in org.live_repos() {
         let Some(name) = entity_name(&repo.name) else {
             continue;
@@ -555,12 +544,9 @@ fn forges(w: &World<'_>, out: &mut BTreeMap<String, Thing>) {
             }
             .into(),
         );
-        let topic_type = repo.topics.iter().find_map(|t| {
-            TOPIC_TYPES
-                .iter()
-                .find(|(k, _)| k.eq_ignore_ascii_case(t))
-                .map(|(_, v)| (*v).to_string())
-        });
+        // Topics the forge connectors turn into `spec.type` by default; other repositories
+        // get the configured default type, which is not a statement.
+        let topic_type = repo.topics.iter().find_map(|t| topic_types.get(t).cloned());
         if let Some(t) = &topic_type {
             discovered.stated.insert("type", t.clone());
         }

@@ -32,11 +32,9 @@ pub struct Totals(pub surveyor_engine::EntityCounts);
 
 impl Totals {
     pub fn of(runs: &[RunResult]) -> Self {
-        let reports: Vec<surveyor_engine::RunReport> = runs
-            .iter()
-            .filter_map(|r| r.report.as_ref().ok().cloned())
-            .collect();
-        Self(surveyor_engine::EntityCounts::of_sync(&reports))
+        Self(surveyor_engine::EntityCounts::of_sync(
+            runs.iter().filter_map(|r| r.report.as_ref().ok()),
+        ))
     }
 }
 

@@ -267,6 +267,20 @@ async fn joined_keys(
         }
         members.entry(o.entity_ref.clone()).or_default().push(o);
     }
+    // A member filed here by other keys names itself as those keys record: one read a source.
+    let mut by_source: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for m in members.values().flatten() {
+        by_source
+            .entry(m.source.as_str())
+            .or_default()
+            .push(m.external_id.clone());
+    }
+    let mut own_refs: HashMap<(String, String), String> = HashMap::new();
+    for (member_source, ids) in by_source {
+        for k in tx.identity_keys_of(member_source, &ids).await? {
+            own_refs.insert((k.source, k.external_id), k.own_ref);
+        }
+    }
     let mut joining = Vec::new();
     for (entity_ref, moved) in &movers {
         let (Some(uid), Some(members)) = (uids.get(entity_ref), members.get(entity_ref)) else {
@@ -283,13 +297,10 @@ async fn joined_keys(
             });
         }
         for m in members {
-            // A member filed here by other keys names itself as those keys record.
-            let own = tx
-                .identity_keys_of(&m.source, std::slice::from_ref(&m.external_id))
-                .await?
-                .into_iter()
-                .next()
-                .map_or_else(|| m.entity_ref.clone(), |k| k.own_ref);
+            let own = own_refs
+                .get(&(m.source.clone(), m.external_id.clone()))
+                .cloned()
+                .unwrap_or_else(|| m.entity_ref.clone());
             joining.push(IdentityKeyRow {
                 key: key.clone(),
                 source: m.source.clone(),

@@ -130,7 +130,7 @@ impl EntityCounts {
 
     /// The entity counts of a sync of several runs, each entity once by what the sync did to
     /// it: one created by the first run and merged into by the next is created, not updated.
-    pub fn of_sync(reports: &[RunReport]) -> Self {
+    pub fn of_sync<'r>(reports: impl IntoIterator<Item = &'r RunReport>) -> Self {
         let mut effects: std::collections::HashMap<&str, Effect> = Default::default();
         let mut changed_refs: std::collections::HashSet<&str> = Default::default();
         let mut unchanged: std::collections::HashSet<&str> = Default::default();
@@ -152,6 +152,9 @@ impl EntityCounts {
         out
     }
 }
+
+/// Each entity a scope changed, by uid: its ref and what happened to it.
+pub(super) type Effects = std::collections::HashMap<String, (String, Effect)>;
 
 /// What happened to one entity across several changes (in a run, or a sync of runs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

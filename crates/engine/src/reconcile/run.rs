@@ -11,8 +11,8 @@ use tracing::Instrument;
 
 use super::guard::{emptied, guard, over_ratio, run_guard};
 use super::report::{
-    Counts, Effect, EntityCounts, MAX_WARNINGS, ObservationCounts, ReconcileError, Refusal,
-    ScopeReport,
+    Counts, Effect, Effects, EntityCounts, MAX_WARNINGS, ObservationCounts, ReconcileError,
+    Refusal, ScopeReport,
 };
 use super::scope::ScopeJob;
 use super::staged::{Known, Pending, Prepared, Previous};
@@ -404,9 +404,6 @@ impl<'a> RunState<'a> {
         Ok(reports)
     }
 }
-
-/// Each entity a scope changed, by uid: its ref and what happened to it.
-pub(super) type Effects = HashMap<String, (String, Effect)>;
 
 /// The counts of `scope`, made on first use (the scope is cloned once, not per observation).
 fn seen_in<'s>(

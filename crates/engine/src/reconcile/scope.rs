@@ -12,8 +12,7 @@ use surveyor_store::{
 };
 
 use super::keys::resolve_identity;
-use super::report::{Effect, ReconcileError, ReconcileOptions, Refusal};
-use super::run::Effects;
+use super::report::{Effect, Effects, ReconcileError, ReconcileOptions, Refusal};
 use super::staged::Pending;
 use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
 
