@@ -12,6 +12,8 @@ pub const PG_ENV: &str = "SURVEYOR_TEST_DATABASE_URL";
 pub struct TestStore {
     pub store: Store,
     pub backend: &'static str,
+    /// The database's URL, for a second connection to it (another process, say).
+    url: String,
     schema: Option<String>,
     _dir: Option<tempfile::TempDir>,
 }
@@ -24,6 +26,7 @@ impl TestStore {
         Self {
             store,
             backend: "sqlite",
+            url,
             schema: None,
             _dir: Some(dir),
         }
@@ -47,6 +50,7 @@ impl TestStore {
         Some(Self {
             store,
             backend: "postgres",
+            url,
             schema: Some(schema),
             _dir: None,
         })
@@ -57,6 +61,19 @@ impl TestStore {
         let mut v = vec![Self::sqlite().await];
         v.extend(Self::postgres().await);
         v
+    }
+
+    /// A second store on the same database, with its own connections: what another process
+    /// sharing the catalog would open.
+    pub async fn reopen(&self) -> Store {
+        Store::connect_with(
+            &self.url,
+            ConnectOptions {
+                schema: self.schema.clone(),
+            },
+        )
+        .await
+        .expect("reopen the test database")
     }
 
     /// Drops the Postgres schema. Call at the end of a test.

@@ -30,7 +30,7 @@ use utoipa::OpenApi;
         crate::backstage::facets,
         crate::metrics::render,
     ),
-    components(schemas(crate::ConnectorView))
+    components(schemas(crate::ConnectorView, surveyor_model::LeaseView))
 )]
 pub struct ApiDoc;
 

@@ -144,6 +144,31 @@ pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError>
     }
     out.push_str("# HELP surveyor_deletion_refusals_total Deletions the guard refused.\n# TYPE surveyor_deletion_refusals_total counter\n");
     let _ = writeln!(out, "surveyor_deletion_refusals_total {}", stats.refusals);
+    // Only leases held now: a replica killed mid-run shows as a holder whose lease stops
+    // being renewed (its expiry no longer moves) until another replica takes it over.
+    let now = chrono::Utc::now();
+    let leases = state.store.leases().await?;
+    out.push_str("# HELP surveyor_lease_held_since_seconds When the process holding a connector's lease took it (Unix time), by connector and holder; only leases held now.\n# TYPE surveyor_lease_held_since_seconds gauge\n");
+    for l in leases.iter().filter(|l| l.expires_at > now) {
+        let since = l.taken_at.unwrap_or(l.tick);
+        let _ = writeln!(
+            out,
+            "surveyor_lease_held_since_seconds{{connector=\"{}\",holder=\"{}\"}} {}",
+            escape(&l.name),
+            escape(&l.holder),
+            since.timestamp()
+        );
+    }
+    out.push_str("# HELP surveyor_lease_expires_seconds When each held lease runs out unless renewed (Unix time), by connector and holder.\n# TYPE surveyor_lease_expires_seconds gauge\n");
+    for l in leases.iter().filter(|l| l.expires_at > now) {
+        let _ = writeln!(
+            out,
+            "surveyor_lease_expires_seconds{{connector=\"{}\",holder=\"{}\"}} {}",
+            escape(&l.name),
+            escape(&l.holder),
+            l.expires_at.timestamp()
+        );
+    }
     if let Some(control) = &state.control {
         // Grouped by metric, as the exposition format wants each family together.
         let mut families: BTreeMap<&'static str, Family> = BTreeMap::new();

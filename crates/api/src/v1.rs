@@ -415,11 +415,25 @@ pub async fn list_runs(
 /// The configured connectors: schedule, next run, whether one is running, the last outcome.
 #[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, description = "`{items}`", body = [crate::ConnectorView])))]
 pub async fn list_connectors(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let items = state
+    let mut items = state
         .control
         .as_ref()
         .map(|c| c.connectors())
         .unwrap_or_default();
+    // Leases come from the database: the replica answering may not be the one running it.
+    let leases = state.store.leases().await?;
+    let now = chrono::Utc::now();
+    for item in &mut items {
+        item.lease = leases
+            .iter()
+            .find(|l| l.name == item.id)
+            .map(|l| surveyor_model::LeaseView {
+                holder: l.holder.clone(),
+                since: l.taken_at,
+                expires_at: l.expires_at,
+                held: l.expires_at > now,
+            });
+    }
     Ok(Json(json!({"items": items})))
 }
 

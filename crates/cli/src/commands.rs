@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use surveyor_engine::config::parse_duration;
+use surveyor_engine::lease::{self, Lease};
 use surveyor_engine::{RunReport, RunStatus, run_connector};
 use surveyor_model::EntityRef;
 use surveyor_store::{ChangeFilter, EntityFilter, PackageFilter};
@@ -162,7 +163,7 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
             if args.dry_run { " [dry run]" } else { "" }
         );
         // One connector's failure does not stop the others.
-        match run_connector(&store, c.as_ref(), &options).await {
+        match run_leased(&store, c.as_ref(), &options).await {
             Ok(report) => reports.push(report),
             Err(e) => {
                 eprintln!("{}: error: {e}", c.id());
@@ -658,4 +659,44 @@ async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
         return Err(CliError::Exit(3));
     }
     Ok(())
+}
+
+/// Runs one connector under its lease, as `serve` does, so that a sync never runs beside
+/// another process's run of the same connector (nor marks that run abandoned). A dry run
+/// writes nothing and needs no lease.
+async fn run_leased(
+    store: &surveyor_store::Store,
+    connector: &dyn surveyor_model::Connector,
+    options: &surveyor_engine::ReconcileOptions,
+) -> anyhow::Result<RunReport> {
+    if options.dry_run {
+        return Ok(run_connector(store, connector, options).await?);
+    }
+    let id = connector.id();
+    let Some(mut lease) = Lease::take(
+        store,
+        id,
+        &lease::this_process(),
+        chrono::Utc::now(),
+        lease::default_ttl(store.backend()),
+    )
+    .await?
+    else {
+        let who = match lease::holder_of(store, id).await {
+            Some(l) => format!(
+                "{} has been running it since {} (its lease runs to {} unless renewed)",
+                l.holder,
+                l.taken_at.unwrap_or(l.tick).to_rfc3339(),
+                l.expires_at.to_rfc3339()
+            ),
+            None => "another process is running it".into(),
+        };
+        anyhow::bail!("not run: {who}; try again when that run is over");
+    };
+    let result = tokio::select! {
+        r = run_connector(store, connector, options) => r.map_err(anyhow::Error::from),
+        reason = lease.lost() => Err(anyhow::anyhow!("stopped: {reason}")),
+    };
+    lease.release().await;
+    result
 }

@@ -14,17 +14,6 @@ use crate::CliError;
 use crate::registry;
 use crate::setup::{api_config, audit_sources, load, open, reconcile_options, shutdown_signal};
 
-/// This process's name in leases: host and pid.
-fn holder() -> String {
-    let host = std::env::var("HOSTNAME")
-        .ok()
-        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
-        .map(|h| h.trim().to_string())
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", std::process::id())
-}
-
 pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> {
     let config = load(path)?;
     let base = config.base_dir();
@@ -64,8 +53,8 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
         jobs,
         SchedulerOptions {
             reconcile: reconcile_options(&config, false, false),
-            holder: holder(),
-            lease_ttl: Duration::from_secs(60),
+            holder: surveyor_engine::lease::this_process(),
+            lease_ttl: surveyor_engine::lease::default_ttl(store.backend()),
             grace: Duration::from_secs(30),
         },
     );

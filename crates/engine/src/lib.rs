@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod identity;
+pub mod lease;
 pub mod merge;
 pub mod reconcile;
 pub mod replay;

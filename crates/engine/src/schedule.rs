@@ -1,8 +1,8 @@
 //! The scheduler behind `surveyor serve`: each connector runs on its cron schedule (or when
 //! triggered), never twice at once, once per tick across every replica sharing the database.
 //!
-//! A run first takes the connector's lease for its tick ([`Store::try_lease`]); a replica that
-//! loses the race skips the tick. While running, the lease is renewed; a run that outlives its
+//! A run first takes the connector's lease for its tick ([`Lease`]); a replica that loses the
+//! race skips the tick. While running, the lease is renewed; a run that outlives its
 //! `timeout` is dropped, which rolls back its open scope. Shutdown stops taking work and gives
 //! a running crawl a grace period before dropping it the same way.
 
@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::config::ScheduleZone;
+use crate::lease::Lease;
 use crate::reconcile::{ReconcileOptions, RunStatus, run_connector};
 
 /// One connector as the scheduler runs it.
@@ -80,7 +81,8 @@ pub struct SchedulerOptions {
     pub reconcile: ReconcileOptions,
     /// This process's name in leases (host and pid, say).
     pub holder: String,
-    /// How long a lease lasts without renewal.
+    /// How long a lease lasts without renewal ([`crate::lease::default_ttl`]); it is renewed
+    /// every third of it while a run goes on.
     pub lease_ttl: Duration,
     /// How long a running crawl may go on after shutdown was asked for.
     pub grace: Duration,
@@ -232,12 +234,11 @@ impl Worker {
     async fn run_tick(&self, tick: DateTime<Utc>, shutdown: &mut watch::Receiver<bool>) {
         let id = &self.job.id;
         let holder = &self.options.holder;
-        let ttl = chrono::Duration::from_std(self.options.lease_ttl.max(self.job.timeout))
-            .unwrap_or(chrono::Duration::hours(1));
-        let now = Utc::now();
-        match self.store.try_lease(id, holder, tick, now + ttl, now).await {
-            Ok(true) => {}
-            Ok(false) => {
+        let mut lease = match Lease::take(&self.store, id, holder, tick, self.options.lease_ttl)
+            .await
+        {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
                 tracing::debug!(connector = %id, %tick, "another process took this run");
                 return;
             }
@@ -246,7 +247,7 @@ impl Worker {
                 self.update(|s| s.last_error = Some(format!("lease: {e}")));
                 return;
             }
-        }
+        };
         self.update(|s| {
             s.running = true;
             s.last_started = Some(Utc::now());
@@ -261,11 +262,6 @@ impl Worker {
         );
         let deadline = tokio::time::sleep(self.job.timeout);
         tokio::pin!(deadline);
-        // Renewal matters on Postgres, where other replicas wait for the lease; on SQLite the
-        // single writer is busy with the run, and the lease already lasts the whole timeout.
-        let renew_every = (self.options.lease_ttl / 3).max(Duration::from_secs(1));
-        let mut renew = tokio::time::interval(renew_every);
-        renew.tick().await;
         let mut stopping: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let result: Result<String, String> = loop {
             tokio::select! {
@@ -284,19 +280,14 @@ impl Worker {
                     tracing::info!(connector = %id, grace = ?self.options.grace, "shutting down: letting the run finish");
                     stopping = Some(Box::pin(tokio::time::sleep(self.options.grace)));
                 }
-                _ = renew.tick(), if self.store.backend() == surveyor_store::Backend::Postgres => {
-                    let until = Utc::now() + chrono::Duration::from_std(self.options.lease_ttl).unwrap_or(ttl);
-                    if let Ok(false) = self.store.renew_lease(id, holder, until).await {
-                        break Err("abandoned: the lease was lost".into());
-                    }
-                }
+                reason = lease.lost() => break Err(format!("abandoned: {reason}")),
             }
         };
         // Dropping the run (on timeout or shutdown) rolls back its open transaction — before
         // the lease is released, since on SQLite that transaction holds the only writer. Its run
         // row is marked abandoned by the next run of this connector, which holds the lease.
         drop(run);
-        let _ = self.store.release_lease(id, holder, Utc::now()).await;
+        lease.release().await;
         match &result {
             Ok(_) => tracing::debug!(connector = %id, "scheduled run done"),
             Err(e) => tracing::warn!(connector = %id, error = %e, "run did not succeed"),

@@ -20,6 +20,26 @@ pub struct ConnectorView {
     pub last_started: Option<DateTime<Utc>>,
     pub last_status: Option<String>,
     pub last_error: Option<String>,
+    /// The connector's lease as the database records it: who runs it (on any replica) and
+    /// since when. Absent when it has never run under a lease.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lease: Option<LeaseView>,
+}
+
+/// Who holds a connector's lease, read from the database (so every replica shows the same).
+#[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct LeaseView {
+    /// The process (host:pid) that took it last.
+    pub holder: String,
+    /// When it took it.
+    pub since: Option<DateTime<Utc>>,
+    /// Renewed every third of its time to live while the run goes on; past it, another
+    /// replica may take over.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it is held now (`expiresAt` is in the future).
+    pub held: bool,
 }
 
 /// Why a trigger was refused.

@@ -1,8 +1,13 @@
 //! Leases: the right to run one connector for one scheduled tick, shared by every process on
 //! the database. Taking one is a single conditional upsert, so exactly one taker wins a tick.
+//!
+//! A lease lasts a short time and is renewed while its run goes on, so a process that dies is
+//! replaced once its lease runs out. Taking a lease is also what ends a dead holder's run: the
+//! taker marks the connector's runs still `running` as abandoned, in the same transaction.
 
 use chrono::{DateTime, Utc};
 
+use crate::rows::LeaseRow;
 use crate::sql::sql;
 use crate::{Result, Store};
 
@@ -10,6 +15,10 @@ impl Store {
     /// Takes `name`'s lease for the run scheduled at `tick`, until `expires_at`. Succeeds only
     /// if no run at or after `tick` has taken it, and nobody else holds an unexpired lease. A
     /// manual run uses the current time as its tick.
+    ///
+    /// On success, runs of `name` left `running` are marked abandoned: whoever ran them held
+    /// this lease, and it has expired or was released (or it is this holder's own earlier run,
+    /// dropped on a timeout).
     pub async fn try_lease(
         &self,
         name: &str,
@@ -22,11 +31,17 @@ impl Store {
         // WHERE is evaluated against the winner's row, so at most one sees it hold.
         let q = sql(
             self.backend(),
-            "INSERT INTO leases (name, holder, tick, expires_at) VALUES ($1, $2, $3, $4) \
+            "INSERT INTO leases (name, holder, tick, expires_at, taken_at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, tick = excluded.tick, \
-             expires_at = excluded.expires_at \
+             expires_at = excluded.expires_at, taken_at = excluded.taken_at \
              WHERE leases.tick < excluded.tick AND (leases.expires_at < $5 OR leases.holder = excluded.holder) \
              RETURNING holder",
+        );
+        let abandon = sql(
+            self.backend(),
+            "UPDATE runs SET status = 'abandoned', finished_at = $1, \
+             error = 'the process running it stopped before it finished (its lease ran out)' \
+             WHERE connector = $2 AND status = 'running'",
         );
         let mut tx = self.begin().await?;
         let taken = tx
@@ -39,6 +54,9 @@ impl Store {
             .fetch_optional(|_| Ok(()))
             .await?
             .is_some();
+        if taken {
+            tx.query(abandon).bind(now).bind(name).execute().await?;
+        }
         tx.commit().await?;
         Ok(taken)
     }
@@ -67,5 +85,20 @@ impl Store {
         )
         .await?;
         Ok(())
+    }
+
+    /// Every connector's lease as recorded (held or not: compare `expires_at` with the time).
+    pub async fn leases(&self) -> Result<Vec<LeaseRow>> {
+        self.query("SELECT name, holder, tick, taken_at, expires_at FROM leases ORDER BY name")
+            .fetch_all(|r| {
+                Ok(LeaseRow {
+                    name: r.get("name")?,
+                    holder: r.get("holder")?,
+                    tick: r.get("tick")?,
+                    taken_at: r.get("taken_at")?,
+                    expires_at: r.get("expires_at")?,
+                })
+            })
+            .await
     }
 }

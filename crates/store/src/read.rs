@@ -377,9 +377,9 @@ impl Store {
         self.query(q).bind(keys).fetch_all(decode).await
     }
 
-    /// Whether the database answers and the schema is current (the last migration's table).
+    /// Whether the database answers and the schema is current (the last migration's column).
     pub async fn ping(&self) -> Result<()> {
-        self.query("SELECT COUNT(*) FROM leases")
+        self.query("SELECT COUNT(taken_at) FROM leases")
             .fetch_one(|_| Ok(()))
             .await
     }

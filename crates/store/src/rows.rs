@@ -158,6 +158,21 @@ pub struct RunRow {
     pub error: Option<String>,
 }
 
+/// Who holds (or last held) a connector's lease.
+#[derive(Debug, Clone, Serialize)]
+pub struct LeaseRow {
+    /// The connector's id.
+    pub name: String,
+    /// The process that took it (host and pid).
+    pub holder: String,
+    /// The scheduled time of the run it was taken for (the current time for a manual run).
+    pub tick: DateTime<Utc>,
+    /// When the holder took it; `None` for a lease taken before this was recorded.
+    pub taken_at: Option<DateTime<Utc>>,
+    /// Renewed while the run goes on; past it, another process may take the lease.
+    pub expires_at: DateTime<Utc>,
+}
+
 /// A deletion the guard refused.
 #[derive(Debug, Clone, Serialize)]
 pub struct RefusalRow {

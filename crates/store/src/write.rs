@@ -281,13 +281,17 @@ impl Store {
         Ok(())
     }
 
-    /// Marks runs of `connector` left `running` by a process that died as `abandoned`.
-    /// Their writes were rolled back with their transactions; only the run rows remain.
+    /// Marks runs of `connector` left `running` by a process that died as `abandoned`, unless
+    /// someone holds the connector's lease: a live lease means its run may be going on (a
+    /// leased run's predecessors were abandoned when the lease was taken, see
+    /// [`Store::try_lease`]). Their writes were rolled back with their transactions; only the
+    /// run rows remain.
     pub async fn abandon_stale_runs(&self, connector: &str, now: DateTime<Utc>) -> Result<u64> {
         self.execute_alone(
             "UPDATE runs SET status = 'abandoned', finished_at = $1, \
              error = 'the process running it stopped before it finished' \
-             WHERE connector = $2 AND status = 'running'",
+             WHERE connector = $2 AND status = 'running' \
+             AND NOT EXISTS (SELECT 1 FROM leases WHERE name = $2 AND expires_at > $1)",
             |q| q.bind(now).bind(connector),
         )
         .await
