@@ -56,6 +56,7 @@ fn catalog() -> Vec<Observation> {
 struct Server {
     base: String,
     client: reqwest::Client,
+    store: Store,
     _dir: tempfile::TempDir,
     _task: tokio::task::JoinHandle<()>,
 }
@@ -146,6 +147,7 @@ async fn start(config: ApiConfig, control: Option<Arc<dyn Control>>) -> Server {
     Server {
         base: format!("http://{addr}"),
         client: reqwest::Client::new(),
+        store,
         _dir: dir,
         _task: task,
     }
@@ -338,7 +340,28 @@ async fn tokens_guard_reads_and_triggers() {
         409
     );
     assert_eq!(*control.triggered.lock().unwrap(), ["gh"]);
+    // A replica holds gh's lease: every replica shows who, and since when.
+    let now = chrono::Utc::now();
+    assert!(
+        s.store
+            .try_lease(
+                "gh",
+                "replica-a:7",
+                now,
+                now + chrono::Duration::seconds(30),
+                now
+            )
+            .await
+            .expect("lease")
+    );
     let (_, metrics) = s.get_with("/metrics", Some("reader")).await;
+    assert!(
+        metrics.as_str().unwrap_or_default().contains(&format!(
+            "surveyor_lease_held_since_seconds{{connector=\"gh\",holder=\"replica-a:7\"}} {}",
+            now.timestamp()
+        )),
+        "{metrics}"
+    );
     assert!(
         metrics
             .as_str()
@@ -348,6 +371,9 @@ async fn tokens_guard_reads_and_triggers() {
     );
     let (_, list) = s.get_with("/api/v1/connectors", Some("reader")).await;
     assert_eq!(list["items"][0]["schedule"], "0 * * * *");
+    assert_eq!(list["items"][0]["lease"]["holder"], "replica-a:7");
+    assert_eq!(list["items"][0]["lease"]["held"], true);
+    assert!(list["items"][0]["lease"]["since"].is_string(), "{list}");
 
     // Without trigger tokens, triggering is off altogether.
     let open = start(ApiConfig::default(), Some(control)).await;

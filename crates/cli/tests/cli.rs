@@ -650,3 +650,56 @@ fn a_closed_pipe_ends_a_command_quietly() {
     // Ended by SIGPIPE, as `cat` or `grep` would be.
     assert_eq!(out.status.signal(), Some(13), "{:?} {err}", out.status);
 }
+
+/// `sync` runs a connector under its lease, like `serve`: while another process holds it, the
+/// sync refuses (exit 1), says who holds it, and neither runs nor marks that run abandoned.
+#[test]
+fn sync_refuses_a_connector_another_process_is_running() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    surveyor(dir).arg("init").assert().success();
+    write(dir, "catalog/a.yaml", &component("svc-a", "team-a"));
+    sync_json(dir, &[], 0);
+
+    let url = format!("sqlite://{}", dir.join("surveyor.db").display());
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let store = rt.block_on(surveyor_store::Store::connect(&url)).unwrap();
+    let now = chrono::Utc::now();
+    let taken = rt
+        .block_on(store.try_lease(
+            "catalog-files",
+            "serve-host:4242",
+            now,
+            now + chrono::Duration::seconds(60),
+            now,
+        ))
+        .unwrap();
+    assert!(taken);
+    rt.block_on(store.insert_run("live-run", "catalog-files", now))
+        .unwrap();
+
+    write(dir, "catalog/b.yaml", &component("svc-b", "team-a"));
+    let out = surveyor(dir).arg("sync").assert().code(1);
+    let stderr = String::from_utf8_lossy(&out.get_output().stderr).to_string();
+    assert!(
+        stderr.contains("not run: serve-host:4242 has been running it since"),
+        "{stderr}"
+    );
+    let runs = rt
+        .block_on(store.list_runs(Some("catalog-files"), 10))
+        .unwrap();
+    assert_eq!(runs.len(), 2, "no run was started");
+    assert_eq!(runs[0].id, "live-run");
+    assert_eq!(runs[0].status, "running", "the live run was left alone");
+    assert!(
+        rt.block_on(store.get_entity("component:default/svc-b"))
+            .unwrap()
+            .is_none()
+    );
+
+    // Once the holder gives the lease up, sync runs again.
+    rt.block_on(store.release_lease("catalog-files", "serve-host:4242", chrono::Utc::now()))
+        .unwrap();
+    rt.block_on(store.close());
+    sync_json(dir, &[], 0);
+}
