@@ -700,6 +700,39 @@ fn sync_refuses_a_connector_another_process_is_running() {
     // Once the holder gives the lease up, sync runs again.
     rt.block_on(store.release_lease("catalog-files", "serve-host:4242", chrono::Utc::now()))
         .unwrap();
-    rt.block_on(store.close());
     sync_json(dir, &[], 0);
+
+    // A sync killed on this host leaves its lease held for minutes; the next sync sees that
+    // its process is gone and takes over at once, marking the dead run abandoned.
+    let mut gone = std::process::Command::new("true").spawn().unwrap();
+    let pid = gone.id();
+    gone.wait().unwrap();
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into());
+    let dead = format!("{host}:{pid}");
+    let now = chrono::Utc::now();
+    assert!(
+        rt.block_on(store.try_lease(
+            "catalog-files",
+            &dead,
+            now,
+            now + chrono::Duration::seconds(300),
+            now
+        ))
+        .unwrap()
+    );
+    rt.block_on(store.insert_run("killed-run", "catalog-files", now))
+        .unwrap();
+    write(dir, "catalog/c.yaml", &component("svc-c", "team-a"));
+    assert_eq!(sync_json(dir, &[], 0)["created"], 1);
+    let runs = rt
+        .block_on(store.list_runs(Some("catalog-files"), 10))
+        .unwrap();
+    let killed = runs.iter().find(|r| r.id == "killed-run").unwrap();
+    assert_eq!(killed.status, "abandoned");
+    rt.block_on(store.close());
 }

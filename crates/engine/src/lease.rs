@@ -28,13 +28,42 @@ pub fn default_ttl(backend: Backend) -> Duration {
 
 /// This process's name in leases: host and pid.
 pub fn this_process() -> String {
-    let host = std::env::var("HOSTNAME")
+    format!("{}:{}", this_host(), std::process::id())
+}
+
+fn this_host() -> String {
+    std::env::var("HOSTNAME")
         .ok()
         .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
         .map(|h| h.trim().to_string())
         .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "localhost".into());
-    format!("{host}:{}", std::process::id())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Whether `holder` names a process on this host that no longer exists. Anything else (another
+/// host, a process that exists or may exist) is presumed alive and waited for.
+fn is_gone(holder: &str) -> bool {
+    let Some((host, pid)) = holder.rsplit_once(':') else {
+        return false;
+    };
+    let Ok(pid) = pid.parse::<i32>() else {
+        return false;
+    };
+    host == this_host() && pid > 0 && !process_exists(pid)
+}
+
+#[cfg(unix)]
+fn process_exists(pid: i32) -> bool {
+    // Signal 0 checks without signalling: ESRCH means no such process; EPERM means one that
+    // is not ours, which exists.
+    // SAFETY: kill with signal 0 has no effect on any process.
+    let r = unsafe { libc::kill(pid, 0) };
+    r == 0 || std::io::Error::last_os_error().raw_os_error() != Some(libc::ESRCH)
+}
+
+#[cfg(not(unix))]
+fn process_exists(_pid: i32) -> bool {
+    true
 }
 
 /// A lease this process holds. Dropping it stops the renewals (the lease then runs out);
@@ -59,11 +88,23 @@ impl Lease {
     ) -> Result<Option<Self>, StoreError> {
         let ttl = ttl.max(Duration::from_secs(1));
         let now = Utc::now();
-        if !store
-            .try_lease(name, holder, tick, now + chrono_ttl(ttl), now)
-            .await?
-        {
-            return Ok(None);
+        let expires_at = now + chrono_ttl(ttl);
+        if !store.try_lease(name, holder, tick, expires_at, now).await? {
+            // A holder on this host whose process is gone will never renew: take over now
+            // instead of waiting for its lease to run out (git's gc.pid does the same).
+            let Some(dead) = holder_of(store, name)
+                .await
+                .filter(|l| l.holder != holder && is_gone(&l.holder))
+            else {
+                return Ok(None);
+            };
+            if !store
+                .take_over_lease(name, &dead.holder, holder, tick, expires_at, now)
+                .await?
+            {
+                return Ok(None);
+            }
+            tracing::info!(connector = %name, dead = %dead.holder, "took over the lease of a process that is gone");
         }
         let (lost_tx, lost) = watch::channel(None);
         let renewer = tokio::spawn(renew(

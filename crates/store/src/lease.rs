@@ -61,6 +61,49 @@ impl Store {
         Ok(taken)
     }
 
+    /// Takes over a lease whose holder is known to be dead (a process on this host that no
+    /// longer exists), without waiting for it to run out. Only one taker can win: the update
+    /// matches the dead holder's row. Marks the dead holder's runs abandoned, as
+    /// [`Store::try_lease`] does.
+    pub async fn take_over_lease(
+        &self,
+        name: &str,
+        dead: &str,
+        holder: &str,
+        tick: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<bool> {
+        let q = sql(
+            self.backend(),
+            "UPDATE leases SET holder = $3, tick = $4, expires_at = $5, taken_at = $6 \
+             WHERE name = $1 AND holder = $2",
+        );
+        let abandon = sql(
+            self.backend(),
+            "UPDATE runs SET status = 'abandoned', finished_at = $1, \
+             error = 'the process running it stopped before it finished (it is gone)' \
+             WHERE connector = $2 AND status = 'running'",
+        );
+        let mut tx = self.begin().await?;
+        let taken = tx
+            .query(q)
+            .bind(name)
+            .bind(dead)
+            .bind(holder)
+            .bind(tick)
+            .bind(expires_at)
+            .bind(now)
+            .execute()
+            .await?
+            == 1;
+        if taken {
+            tx.query(abandon).bind(now).bind(name).execute().await?;
+        }
+        tx.commit().await?;
+        Ok(taken)
+    }
+
     /// Extends a lease this holder has; false if it lost it (expired and taken by another).
     pub async fn renew_lease(
         &self,
