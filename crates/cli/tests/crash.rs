@@ -685,3 +685,38 @@ async fn killed_syncs_leave_each_scope_before_or_after_postgres() {
     )
     .await;
 }
+
+/// Twenty processes starting at once on a catalog that does not exist yet (replicas rolled out
+/// together, say): every one creates or finds the schema, none fails on a table the others
+/// created first.
+#[test]
+fn concurrent_starts_on_a_new_sqlite_catalog_all_succeed() {
+    for round in 0..3 {
+        let tmp = tempfile::tempdir().expect("dir");
+        let dir = tmp.path();
+        std::fs::write(
+            dir.join("surveyor.toml"),
+            "[catalog]\ndatabase = \"sqlite://catalog.db\"\n\n[[connectors]]\nid = \"files\"\nkind = \"file\"\npaths = [\"*.yaml\"]\n",
+        )
+        .expect("config");
+        let children: Vec<Child> = (0..20)
+            .map(|_| {
+                common::surveyor_in(dir)
+                    .args(["changes", "--format", "json"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .expect("spawn")
+            })
+            .collect();
+        for child in children {
+            let out = child.wait_with_output().expect("wait");
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
+}

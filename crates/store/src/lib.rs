@@ -232,10 +232,28 @@ impl Store {
 
     async fn migrate(&self) -> Result<()> {
         match self {
-            Self::Sqlite { writer, .. } => sqlx::migrate!("../../migrations/sqlite")
-                .run(writer)
-                .await
-                .map_err(|e| StoreError::Migrate(e.to_string())),
+            Self::Sqlite { writer, .. } => {
+                // sqlx takes no lock on SQLite: two processes creating a new catalog at once
+                // both see a migration unapplied, and the slower one's CREATE TABLE fails. Each
+                // migration is its own transaction, so the loser changed nothing; once the
+                // winner has committed, another look finds it applied and goes on.
+                let migrator = sqlx::migrate!("../../migrations/sqlite");
+                let mut attempt = 0;
+                loop {
+                    match migrator.run(writer).await {
+                        Ok(()) => return Ok(()),
+                        Err(
+                            e @ (sqlx::migrate::MigrateError::Execute(_)
+                            | sqlx::migrate::MigrateError::ExecuteMigration(..)),
+                        ) if attempt < 10 => {
+                            attempt += 1;
+                            tracing::debug!(error = %e, attempt, "migration raced another process; looking again");
+                            tokio::time::sleep(Duration::from_millis(50 * attempt)).await;
+                        }
+                        Err(e) => return Err(StoreError::Migrate(e.to_string())),
+                    }
+                }
+            }
             Self::Postgres(pool) => sqlx::migrate!("../../migrations/postgres")
                 .run(pool)
                 .await
