@@ -1137,6 +1137,7 @@ fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig
         .map(Secret::new)
         .collect();
     c.cors_origins = strings("cors_origins", false);
+    check_origins(t, r);
     if let Some(v) = t.get("max_page_size") {
         match whole_number(v.get_ref(), 1, u64::from(u32::MAX)) {
             Ok(n) => c.max_page_size = u32::try_from(n).unwrap_or(u32::MAX),
@@ -1144,6 +1145,109 @@ fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig
         }
     }
     c
+}
+
+/// Each `server.cors_origins` entry must be `*` or an origin exactly as browsers send it in
+/// the `Origin` header; anything else would never match and be dropped without a word.
+fn check_origins(t: &DeTable<'_>, r: &mut Report<'_>) {
+    let Some(v) = t.get("cors_origins") else {
+        return;
+    };
+    let DeValue::Array(items) = v.get_ref() else {
+        return;
+    };
+    for (i, item) in items.iter().enumerate() {
+        if let DeValue::String(o) = item.get_ref()
+            && let Some((problem, hint)) = origin_problem(o)
+        {
+            r.push(
+                item.span(),
+                &format!("server.cors_origins[{i}]"),
+                format!("{o:?} {problem}"),
+                Some(hint),
+            );
+        }
+    }
+}
+
+/// Why `o` is not an origin (`scheme://host[:port]`, lowercase, nothing after), if it is not.
+fn origin_problem(o: &str) -> Option<(String, String)> {
+    const HINT: &str = "an origin is scheme://host[:port], e.g. \"https://portal.example.com\" or \"http://localhost:3000\"; \"*\" allows any";
+    if o == "*" {
+        return None;
+    }
+    let Some((scheme, rest)) = o.split_once("://") else {
+        return Some(("is not an origin".into(), HINT.into()));
+    };
+    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_lowercase())
+        && scheme
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "+.-".contains(c));
+    if !scheme_ok {
+        return Some(("has no valid scheme".into(), HINT.into()));
+    }
+    if let Some(cut) = rest.find(['/', '?', '#']) {
+        let bare = format!("{scheme}://{}", &rest[..cut]);
+        return Some((
+            "has a path, query or fragment, which an origin never has".into(),
+            format!("write {bare:?}"),
+        ));
+    }
+    if rest.contains('@') {
+        return Some((
+            "has credentials, which an origin never has".into(),
+            HINT.into(),
+        ));
+    }
+    let (host, port) = match rest.rsplit_once(':') {
+        Some((h, p)) if !h.ends_with(':') && !p.contains(']') => (h, Some(p)),
+        _ => (rest, None),
+    };
+    if let Some(p) = port
+        && p.parse::<u16>().map_or(true, |n| n == 0)
+    {
+        return Some((format!("has an invalid port {p:?}"), HINT.into()));
+    }
+    let ipv6 = host.starts_with('[') && host.ends_with(']') && host.len() > 2;
+    let host_ok = ipv6
+        || (!host.is_empty()
+            && host
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'));
+    if !host_ok {
+        return Some(("has no valid host".into(), HINT.into()));
+    }
+    if o.chars().any(|c| c.is_ascii_uppercase()) {
+        return Some((
+            "has capital letters; browsers send origins in lowercase, so it would never match"
+                .into(),
+            format!("write {:?}", o.to_ascii_lowercase()),
+        ));
+    }
+    None
+}
+
+/// What is missing from a database URL that has a valid scheme, if anything. Says nothing of
+/// the URL's text: it may carry a password.
+fn database_url_problem(db: &str) -> Option<&'static str> {
+    if let Some(rest) = db.strip_prefix("sqlite:") {
+        let path = rest.trim_start_matches("//");
+        let path = path.split('?').next().unwrap_or_default();
+        return path
+            .trim()
+            .is_empty()
+            .then_some("names no database file (sqlite://path.db, or sqlite::memory: for a catalog that lasts one run)");
+    }
+    let rest = db
+        .strip_prefix("postgresql://")
+        .or_else(|| db.strip_prefix("postgres://"))?;
+    let (before_query, query) = rest.split_once('?').unwrap_or((rest, ""));
+    let authority = before_query.split('/').next().unwrap_or_default();
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let host = host.split(':').next().unwrap_or_default();
+    let host_in_query = query.split('&').any(|kv| kv.starts_with("host="));
+    (host.is_empty() && !host_in_query)
+        .then_some("names no host (postgres://user@host:5432/database)")
 }
 
 /// An integer in `min..=max`, with a message saying which bound a value misses.
@@ -1174,6 +1278,14 @@ fn parse_catalog(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> Option<Cata
             || db.starts_with("postgres://")
             || db.starts_with("postgresql://")
         {
+            if let Some(problem) = database_url_problem(&db) {
+                r.push(
+                    key_span(t, "database").unwrap_or(0..0),
+                    "catalog.database",
+                    format!("the database URL {problem}"),
+                    None,
+                );
+            }
             c.database = Secret::new(db);
         } else {
             let span = key_span(t, "database").unwrap_or(0..0);
@@ -1287,13 +1399,27 @@ fn parse_connector(
         let parser = croner::parser::CronParser::builder()
             .seconds(croner::parser::Seconds::Optional)
             .build();
-        if let Err(e) = parser.parse(s) {
-            r.push(
+        match parser.parse(s) {
+            Err(e) => r.push(
                 key_span(t, "schedule").unwrap_or(span.clone()),
                 &format!("{path}.schedule"),
                 format!("invalid cron expression {s:?}: {e}"),
                 Some("5 fields (minute hour day month weekday) or 6 with seconds first".into()),
-            );
+            ),
+            // `0 0 31 2 *` parses but names a day that never comes: the connector would never run.
+            Ok(cron)
+                if cron
+                    .find_next_occurrence(&chrono::Utc::now(), false)
+                    .is_err() =>
+            {
+                r.push(
+                    key_span(t, "schedule").unwrap_or(span.clone()),
+                    &format!("{path}.schedule"),
+                    format!("the schedule {s:?} never fires: no date matches it"),
+                    Some("check the day and month fields: February has no 30th or 31st".into()),
+                )
+            }
+            Ok(_) => {}
         }
     }
     let enabled = match t.get("enabled") {

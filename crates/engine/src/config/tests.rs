@@ -237,10 +237,50 @@ fn a_config_nested_too_deep_is_an_error_not_a_stack_overflow() {
     );
     // Brackets inside strings and comments are not nesting.
     let fine = format!(
-        "# {}\n[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[server]\ncors_origins = [\"{}\", '{}']\n",
+        "# {}\n[catalog]\ndatabase = \"sqlite://cat.db\"\n\n[server]\nread_tokens = [\"{}\", '{}']\n",
         "[".repeat(100),
         "[".repeat(100),
         "{".repeat(100)
     );
     Config::parse(&fine, Path::new("surveyor.toml"), KINDS).expect("brackets in strings");
+}
+
+#[test]
+fn origins_browsers_send_are_accepted() {
+    for o in [
+        "*",
+        "http://localhost:3000",
+        "https://portal.example.com",
+        "https://[::1]:8443",
+        "chrome-extension://abcdef",
+    ] {
+        assert!(super::origin_problem(o).is_none(), "{o}");
+    }
+    for o in ["", "null", "https://", "https://a b", "https://x.com:0"] {
+        assert!(super::origin_problem(o).is_some(), "{o}");
+    }
+}
+
+#[test]
+fn database_urls_that_name_something_are_accepted() {
+    for db in [
+        "sqlite://cat.db",
+        "sqlite:cat.db",
+        "sqlite::memory:",
+        "sqlite:///var/lib/surveyor/cat.db?mode=rwc",
+        "postgres://surveyor@db:5432/catalog",
+        "postgresql://db/catalog",
+        "postgres:///catalog?host=/run/postgresql",
+    ] {
+        assert_eq!(super::database_url_problem(db), None, "{db}");
+    }
+    for db in [
+        "sqlite://",
+        "sqlite:",
+        "sqlite://?mode=rwc",
+        "postgres://",
+        "postgres://user:pw@/db",
+    ] {
+        assert!(super::database_url_problem(db).is_some(), "{db}");
+    }
 }
