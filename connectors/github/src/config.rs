@@ -38,10 +38,14 @@ pub struct GithubConfig {
     pub private_key_file: Option<PathBuf>,
     pub installation_id: Option<u64>,
     /// REST base: `https://api.github.com`, or `https://HOST/api/v3` for Enterprise Server.
-    #[serde(default = "default_api_url")]
+    #[serde(
+        default = "default_api_url",
+        deserialize_with = "surveyor_model::secret::expanded"
+    )]
     pub api_url: String,
     /// GraphQL endpoint; derived from `api_url` when absent (`/graphql`, or `/api/graphql` on
     /// Enterprise Server).
+    #[serde(default, deserialize_with = "surveyor_model::secret::expanded_opt")]
     pub graphql_url: Option<String>,
     /// Repository name globs to keep (default: all) and to drop.
     #[serde(default)]

@@ -36,7 +36,10 @@ pub struct GitlabConfig {
     #[serde(default)]
     pub token_header: TokenHeader,
     /// The instance: `https://gitlab.com`, or a self-managed host (with its relative root).
-    #[serde(default = "default_url")]
+    #[serde(
+        default = "default_url",
+        deserialize_with = "surveyor_model::secret::expanded"
+    )]
     pub url: String,
     /// Crawl subgroups (and their projects) too.
     #[serde(default = "yes")]

@@ -52,6 +52,7 @@ pub enum SystemNames {
 #[serde(deny_unknown_fields)]
 pub struct JiraConfig {
     /// The site: `https://acme.atlassian.net`, or a Data Center base URL (context path allowed).
+    #[serde(deserialize_with = "surveyor_model::secret::expanded")]
     pub url: String,
     #[serde(default = "default_flavor")]
     pub flavor: Flavor,
@@ -323,7 +324,12 @@ pub fn site_of(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("{url:?} is not an http(s) URL"))?;
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not an http(s) URL",
+                surveyor_model::secret::hide_userinfo(url)
+            )
+        })?;
     if rest.contains(['?', '#']) {
         return Err("must not have a query or fragment: give the site's base URL".into());
     }
@@ -341,7 +347,10 @@ pub fn site_of(url: &str) -> Result<String, String> {
         None => authority.split(':').next().unwrap_or_default(),
     };
     if host.is_empty() {
-        return Err(format!("{url:?} has no host"));
+        return Err(format!(
+            "{:?} has no host",
+            surveyor_model::secret::hide_userinfo(url)
+        ));
     }
     Ok(host.to_lowercase())
 }

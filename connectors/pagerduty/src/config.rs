@@ -26,7 +26,10 @@ pub struct PagerDutyConfig {
     /// The account's subdomain (`acme` for acme.pagerduty.com): the scope of everything read.
     pub subdomain: String,
     /// `https://api.pagerduty.com`, or `https://api.eu.pagerduty.com` for the EU service region.
-    #[serde(default = "default_api_url")]
+    #[serde(
+        default = "default_api_url",
+        deserialize_with = "surveyor_model::secret::expanded"
+    )]
     pub api_url: String,
     #[serde(default = "default_namespace")]
     pub namespace: String,

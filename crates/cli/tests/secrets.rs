@@ -51,6 +51,9 @@ const TRACED_SYNC: &[&str] = &[
     "json",
 ];
 
+/// A password inside connectors' URLs (`http://user:${...}@host`), as a proxy would want.
+const URL_PASSWORD: &str = "SENTINELurlpass5Rt";
+
 /// Credentials no fake accepts, for the runs that must fail with 401s.
 const WRONG: &str = "SENTINELwrong0Zz0";
 
@@ -139,6 +142,7 @@ fn needles() -> Vec<String> {
         READ,
         TRIGGER,
         DB_PASSWORD,
+        URL_PASSWORD,
         WRONG,
     ] {
         out.extend(forms(s));
@@ -1132,4 +1136,91 @@ fn configuration_debug_output_hides_secrets() {
     }
     assert!(shown.contains("***"), "secrets are shown as ***: {shown}");
     assert_clean("Debug of the configuration", shown.as_bytes());
+}
+
+/// Credentials inside a connector's URL come from the environment and are hidden wherever the
+/// URL is shown: validate's errors, the run's errors and logs, the database.
+#[test]
+fn credentials_inside_urls_appear_nowhere() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Nothing listens there: every request fails, and its error names the URL.
+    let closed = free_port();
+    let config = format!(
+        r#"[catalog]
+database = "sqlite://catalog.db"
+
+[[connectors]]
+id = "github"
+kind = "github"
+orgs = ["acme"]
+token = "${{SECRETS_TEST_GITHUB}}"
+api_url = "http://proxy:${{SECRETS_TEST_URL_PASSWORD}}@127.0.0.1:{closed}"
+max_retries = 0
+
+[[connectors]]
+id = "pagerduty"
+kind = "pagerduty"
+subdomain = "acme"
+token = "${{SECRETS_TEST_PAGERDUTY}}"
+api_url = "http://proxy:${{SECRETS_TEST_URL_PASSWORD}}@127.0.0.1:{closed}/pd"
+max_retries = 0
+"#
+    );
+    std::fs::write(dir.path().join("surveyor.toml"), &config).expect("config");
+    let env = vec![
+        ("SECRETS_TEST_GITHUB", GITHUB.to_string()),
+        ("SECRETS_TEST_PAGERDUTY", PAGERDUTY.to_string()),
+        ("SECRETS_TEST_URL_PASSWORD", URL_PASSWORD.to_string()),
+        ("NO_COLOR", "1".to_string()),
+    ];
+    let out = surveyor(dir.path(), &env, &["validate"]);
+    assert!(out.status.success(), "validate: {}", tail(&out.stderr));
+    assert_clean("validate", &both(&out));
+    let out = surveyor(dir.path(), &env, TRACED_SYNC);
+    assert_eq!(out.status.code(), Some(1), "{}", tail(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("http://***@127.0.0.1"),
+        "the error shows where, without the credentials: {text}"
+    );
+    assert_clean("sync", &both(&out));
+    let out = surveyor(dir.path(), &env, &["runs", "--format", "json"]);
+    assert_clean("runs", &both(&out));
+    let mut files = Vec::new();
+    files_left_behind(dir.path(), &mut files);
+    for (path, bytes) in files {
+        if path.file_name().is_some_and(|n| n != "surveyor.toml") {
+            assert_clean(&path.display().to_string(), &bytes);
+        }
+    }
+
+    // A URL validate refuses is not repeated with its credentials either.
+    std::fs::write(
+        dir.path().join("surveyor.toml"),
+        config.replace("http://proxy:", "ftp://proxy:"),
+    )
+    .expect("config");
+    let out = surveyor(dir.path(), &env, &["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", tail(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("ftp://***@127.0.0.1"),
+        "{}",
+        tail(&out.stderr)
+    );
+    assert_clean("validate of a refused URL", &both(&out));
+
+    // A password with a `/` that was not percent-encoded makes a URL whose host cannot be told
+    // from its password: refused, and not repeated.
+    std::fs::write(dir.path().join("surveyor.toml"), &config).expect("config");
+    let mut env = env;
+    env.retain(|(k, _)| *k != "SECRETS_TEST_URL_PASSWORD");
+    env.push(("SECRETS_TEST_URL_PASSWORD", format!("{URL_PASSWORD}/x=@y")));
+    let out = surveyor(dir.path(), &env, &["validate"]);
+    assert_eq!(out.status.code(), Some(2), "{}", tail(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("must be percent-encoded"),
+        "{}",
+        tail(&out.stderr)
+    );
+    assert_clean("validate of a malformed URL", &both(&out));
 }

@@ -341,9 +341,13 @@ fn classify(url: &str, e: &reqwest::Error) -> HttpError {
     if e.is_timeout() {
         HttpError::Timeout { url: redact(url) }
     } else if e.is_builder() {
+        // reqwest's own message repeats the URL, credentials and all: only its cause.
         HttpError::Invalid {
             url: redact(url),
-            message: e.to_string(),
+            message: std::error::Error::source(e).map_or_else(
+                || "the request could not be built".into(),
+                |s| s.to_string(),
+            ),
         }
     } else {
         // Connection resets, truncated bodies, refused connections: worth another try.

@@ -99,7 +99,9 @@ impl HttpError {
     }
 }
 
-/// `https://host/path?token=x` -> `https://host/path`: a URL fit for errors and logs.
+/// `https://user:pass@host/path?token=x` -> `https://***@host/path`: a URL fit for errors and
+/// logs (no query, no credentials).
 pub fn redact(url: &str) -> String {
-    url.split(['?', '#']).next().unwrap_or(url).to_string()
+    let bare = url.split(['?', '#']).next().unwrap_or(url);
+    surveyor_model::secret::hide_userinfo(bare).into_owned()
 }

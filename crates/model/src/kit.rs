@@ -271,8 +271,22 @@ pub fn http_url(key: &'static str, url: &str) -> Result<(), ConfigError> {
     ensure(
         url.starts_with("https://") || url.starts_with("http://"),
         key,
-        || format!("{url:?} is not an http(s) URL"),
-    )
+        || {
+            format!(
+                "{:?} is not an http(s) URL",
+                crate::secret::hide_userinfo(url)
+            )
+        },
+    )?;
+    // Never echoed: a malformed URL may hold a password where it cannot be told apart.
+    url::Url::parse(url).map(drop).map_err(|e| {
+        ConfigError::new(
+            key,
+            format!(
+                "is not a valid URL ({e}); a user name or password in it must be percent-encoded (/ ? # @ : as %2F %3F %23 %40 %3A)"
+            ),
+        )
+    })
 }
 
 /// A credential (or any value) that is blank is a mistake, not an anonymous request.

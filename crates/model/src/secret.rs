@@ -81,6 +81,42 @@ pub fn expand_env(input: &str) -> Result<String, ExpandError> {
     expand_with(input, |name| std::env::var(name).ok())
 }
 
+/// For URL fields: `${NAME}` references expanded, so that credentials inside a URL
+/// (`https://user:${PROXY_PASSWORD}@host`) come from the environment like every other secret.
+/// Errors name the variable, never a value. Use with `#[serde(deserialize_with = ...)]`.
+pub fn expanded<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    let raw = String::deserialize(d)?;
+    expand_env(&raw).map_err(serde::de::Error::custom)
+}
+
+/// [`expanded`] for an optional field.
+pub fn expanded_opt<'de, D: Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    let raw = Option::<String>::deserialize(d)?;
+    raw.map(|r| expand_env(&r).map_err(serde::de::Error::custom))
+        .transpose()
+}
+
+/// `scheme://user:password@host/path` -> `scheme://***@host/path`: a URL that can be shown
+/// (errors, logs, the database), its credentials hidden whatever they are.
+pub fn hide_userinfo(url: &str) -> std::borrow::Cow<'_, str> {
+    let Some(at_scheme) = url.find("://") else {
+        return url.into();
+    };
+    let authority_start = at_scheme + 3;
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |i| authority_start + i);
+    match url[authority_start..authority_end].rfind('@') {
+        Some(at) => format!(
+            "{}***{}",
+            &url[..authority_start],
+            &url[authority_start + at..]
+        )
+        .into(),
+        None => url.into(),
+    }
+}
+
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let raw = String::deserialize(d)?;
