@@ -172,7 +172,7 @@ async fn a_cloud_site_syncs_and_its_changes_are_recorded() {
         let r = sync_cloud(store, &fake, "revoked").await;
         assert_eq!(
             (r.status, r.counts.entities.deleted),
-            (RunStatus::Partial, 0),
+            (RunStatus::Failed, 0),
             "{backend}: {r:?}"
         );
         let status = &r.scopes[0].status;

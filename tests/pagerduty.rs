@@ -79,12 +79,18 @@ async fn an_account_syncs_and_its_changes_are_recorded() {
             "{backend}: {ops:?} (was {old})"
         );
 
-        // A refused token: failed, and nothing deleted though nothing was seen.
+        // A refused token: failed (the run, not only its one scope, as the README says), and
+        // nothing deleted though nothing was seen.
         let r = sync(store, &fake, "not-the-token").await;
         assert_eq!(
             (r.status, r.counts.entities.deleted),
-            (RunStatus::Partial, 0),
+            (RunStatus::Failed, 0),
             "{backend}"
+        );
+        assert!(
+            r.error.as_deref().is_some_and(|e| e.contains("401")),
+            "{backend}: {:?}",
+            r.error
         );
         let scope = r.scopes.iter().find(|s| s.scope == "acme").expect("scope");
         assert!(

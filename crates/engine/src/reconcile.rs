@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use serde_json::Value;
-use surveyor_model::{Connector, ConnectorError, ObservationSink, Outcome};
+use surveyor_model::{Connector, ConnectorError, ObservationSink, Outcome, ScopeStatus};
 use surveyor_store::Store;
 use tracing::Instrument;
 
@@ -155,6 +155,21 @@ async fn reconcile_crawl(
         counts.add(&r.counts);
     }
     let refused = reports.iter().any(|r| !r.refused.is_empty());
+    // Every scope failed (a refused credential, an unreachable API): nothing was read, so the
+    // run failed, as it does when the connector itself gives up.
+    let all_failed = !reports.is_empty()
+        && reports
+            .iter()
+            .all(|r| matches!(r.status, ScopeStatus::Failed { .. }));
+    let error = error.or_else(|| {
+        all_failed.then(|| {
+            reports
+                .iter()
+                .map(|r| format!("{}: {}", r.scope, r.status.reason().unwrap_or("failed")))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+    });
     let status = if error.is_some() || refused {
         RunStatus::Failed
     } else if reports.iter().all(|r| r.status.is_complete()) {
