@@ -14,6 +14,10 @@ use crate::CliError;
 use crate::registry;
 use crate::setup::{api_config, audit_sources, load, open, reconcile_options, shutdown_signal};
 
+/// Time after the grace to roll a run back and close the database before the process is ended
+/// regardless.
+const CLOSING: Duration = Duration::from_secs(5);
+
 pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> {
     let config = load(path)?;
     let base = config.base_dir();
@@ -55,7 +59,7 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
             reconcile: reconcile_options(&config, false, false),
             holder: surveyor_engine::lease::this_process(),
             lease_ttl: surveyor_engine::lease::default_ttl(store.backend()),
-            grace: Duration::from_secs(30),
+            grace: config.server.shutdown_grace,
         },
     );
     let control: Arc<dyn Control> = Arc::new(scheduler.handle());
@@ -97,8 +101,27 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
         config.connectors.iter().filter(|c| c.enabled).count()
     );
     shutdown_signal().await;
-    eprintln!("surveyor: stopping: no new runs; a running crawl gets 30s to finish");
+    let grace = config.server.shutdown_grace;
+    eprintln!(
+        "surveyor: stopping: no new runs; a running crawl gets {}s to finish",
+        grace.as_secs_f64()
+    );
     let _ = stop.send(true);
+    // The process ends within the grace whatever is going on: a blocking read that cannot be
+    // cancelled, a client that never lets go, an audit half-way. A second signal ends it now.
+    std::thread::spawn(move || {
+        std::thread::sleep(grace + CLOSING);
+        eprintln!(
+            "surveyor: still stopping {}s after the signal; exiting now",
+            (grace + CLOSING).as_secs_f64()
+        );
+        std::process::exit(1);
+    });
+    tokio::spawn(async {
+        shutdown_signal().await;
+        eprintln!("surveyor: a second signal: exiting now");
+        std::process::exit(130);
+    });
     let _ = scheduler_task.await;
     let _ = purge_task.await;
     let _ = audit_task.await;

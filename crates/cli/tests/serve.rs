@@ -221,3 +221,53 @@ fn two_replicas_on_postgres_run_each_tick_once() {
         "one run per tick, not one per replica: {starts:?}"
     );
 }
+
+/// SIGTERM while a crawl waits on a vendor API that never answers: the crawl gets
+/// `shutdown_grace`, is rolled back, and the process exits within it — not after the request's
+/// own timeout or the connector's.
+#[test]
+fn sigterm_during_a_crawl_that_never_ends_exits_within_the_grace() {
+    let dir = tempfile::tempdir().expect("dir");
+    // Accepts connections and never answers them.
+    let black_hole = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hole = black_hole.local_addr().expect("addr");
+    let held = std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for s in black_hole.incoming().take(16).flatten() {
+            open.push(s);
+        }
+        std::thread::sleep(Duration::from_secs(120));
+        drop(open);
+    });
+    let port = free_port();
+    std::fs::write(
+        dir.path().join("surveyor.toml"),
+        format!(
+            "[catalog]\ndatabase = \"sqlite://catalog.db\"\n\n[server]\nlisten = \"127.0.0.1:{port}\"\nshutdown_grace = \"1s\"\n\n\
+             [[connectors]]\nid = \"gh\"\nkind = \"github\"\nschedule = \"0 0 1 1 *\"\nrun_on_start = true\ntimeout = \"1h\"\n\
+             orgs = [\"acme\"]\ntoken = \"${{SERVE_TEST_TOKEN}}\"\napi_url = \"http://{hole}\"\ntimeout_secs = 600\n"
+        ),
+    )
+    .expect("config");
+    let served = Served::start(dir.path(), port, &[("SERVE_TEST_TOKEN", "t")]);
+    // Wait until the crawl is under way.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let c = get_json(&format!("{}/api/v1/connectors", served.base));
+        if c["items"][0]["running"] == true {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the crawl never started: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let asked = Instant::now();
+    let (code, log) = served.stop();
+    let took = asked.elapsed();
+    assert_eq!(code, Some(0), "{log}");
+    assert!(
+        took < Duration::from_secs(15),
+        "stopping took {took:?} with a 1 s grace: {log}"
+    );
+    assert!(log.contains("abandoned: shutting down"), "{log}");
+    drop(held);
+}

@@ -68,6 +68,7 @@ const SERVER_KEYS: &[&str] = &[
     "trigger_tokens",
     "cors_origins",
     "max_page_size",
+    "shutdown_grace",
 ];
 
 /// One configuration error, located.
@@ -135,6 +136,9 @@ pub struct ServerConfig {
     pub cors_origins: Vec<String>,
     /// The largest page a list request may ask for.
     pub max_page_size: u32,
+    /// How long a running crawl may go on after SIGTERM before it is rolled back; the process
+    /// ends within this (and a few seconds to close the database) whatever a crawl is doing.
+    pub shutdown_grace: Duration,
 }
 
 /// `[telemetry]`: where traces go.
@@ -1082,8 +1086,26 @@ fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig
         trigger_tokens: Vec::new(),
         cors_origins: Vec::new(),
         max_page_size: 1000,
+        shutdown_grace: Duration::from_secs(30),
     };
     let Some(t) = table else { return c };
+    if let Some(g) = get_str(t, "shutdown_grace", "server.shutdown_grace", r) {
+        match parse_duration(&g) {
+            Ok(d) if d <= Duration::from_secs(3600) => c.shutdown_grace = d,
+            Ok(_) => r.push(
+                key_span(t, "shutdown_grace").unwrap_or(0..0),
+                "server.shutdown_grace",
+                format!("{g:?} is more than an hour"),
+                Some("orchestrators kill a process long before that; e.g. \"30s\"".into()),
+            ),
+            Err(m) => r.push(
+                key_span(t, "shutdown_grace").unwrap_or(0..0),
+                "server.shutdown_grace",
+                m,
+                None,
+            ),
+        }
+    }
     if let Some(l) = get_str(t, "listen", "server.listen", r) {
         if l.parse::<std::net::SocketAddr>().is_err() {
             r.push(
