@@ -216,6 +216,27 @@ async fn silent_and_half_sent_headers_are_closed_after_the_header_read_timeout()
 }
 
 #[tokio::test]
+async fn a_header_larger_than_the_buffer_is_refused() {
+    let s = start(options(10, 60), None).await;
+    let mut c = connect(s.addr).await;
+    let mut header = String::from("GET /healthz HTTP/1.1\r\nHost: test\r\n");
+    while header.len() < 70 * 1024 {
+        header.push_str(&format!(
+            "X-Filler-{}: {}\r\n",
+            header.len(),
+            "x".repeat(64)
+        ));
+    }
+    header.push_str("\r\n");
+    // The server may answer and close before it has read it all.
+    let _ = c.write_all(header.as_bytes()).await;
+    let mut received = Vec::new();
+    let _ = timeout(BOUND, c.read_to_end(&mut received)).await;
+    let text = String::from_utf8_lossy(&received);
+    assert!(text.starts_with("HTTP/1.1 431 "), "{text}");
+}
+
+#[tokio::test]
 async fn a_body_sent_a_byte_at_a_time_is_cut_off() {
     let s = start(options(1, 60), None).await;
     let (mut reading, mut writing) = connect(s.addr).await.into_split();
