@@ -6,6 +6,9 @@
 //! keys and values compare case-insensitively against the entity's flattened dotted paths
 //! (`metadata.annotations.backstage.io/kubernetes-id`, `relations.ownedBy`), `key` alone tests
 //! that the key exists.
+//!
+//! What the store cannot page (other filters, `orderField`, facets, full-text counts) is
+//! matched in memory over every candidate, so it runs under the expensive-request limit.
 
 use std::collections::BTreeMap;
 
@@ -292,6 +295,11 @@ pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             )));
         }
         let f = fields(&p)?;
+        let _permit = if exact(&alternatives).is_none() {
+            state.expensive("/api/catalog/entities").await?
+        } else {
+            None
+        };
         let (docs, _) = page(&state, &alternatives, None, offset, limit).await?;
         let docs: Vec<Value> = docs.iter().map(|d| views::project(d, &f)).collect();
         Ok(Json(docs).into_response())
@@ -370,6 +378,14 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
         input::opt("fullTextFilterTerm", cursor.text.as_deref())?;
         let alternatives = parse_filters(&cursor.filters)?;
         let text = cursor.text.as_deref();
+        // Paged by the store unless sorted, searched (every match is counted) or filtered on
+        // what only memory can match.
+        let in_memory = cursor.order.is_some() || text.is_some() || exact(&alternatives).is_none();
+        let _permit = if in_memory {
+            state.expensive("/api/catalog/entities/by-query").await?
+        } else {
+            None
+        };
         let (docs, total) = match &cursor.order {
             None => page(&state, &alternatives, text, cursor.offset, cursor.limit).await?,
             Some(order) => {
@@ -466,6 +482,7 @@ pub async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> R
         }
         checked_fields("facet", &wanted)?;
         let alternatives = parse_filters(p.get("filter").map(Vec::as_slice).unwrap_or_default())?;
+        let _permit = state.expensive("/api/catalog/entity-facets").await?;
         let docs = matching(&state, &alternatives, None).await?;
         let flats: Vec<Vec<(String, String)>> = docs.iter().map(flatten).collect();
         let mut out = serde_json::Map::new();

@@ -1,8 +1,9 @@
 //! Errors as the API answers them: a status and `{"error": "...", "detail": "..."}`; the
 //! Backstage-compatible routes wrap the same in Backstage's `{"error": {"name", "message"}}`.
+//! An overloaded answer (503) also says when to retry (`Retry-After`), in both shapes.
 
 use axum::Json;
-use axum::http::StatusCode;
+use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
@@ -25,7 +26,12 @@ pub enum ApiError {
     #[error("{0}")]
     UriTooLong(String),
     #[error("{0}")]
+    RequestTimeout(String),
+    #[error("{0}")]
     Unavailable(String),
+    /// Too many expensive requests at once: 503 with `Retry-After`.
+    #[error("{0}")]
+    Overloaded(String),
     #[error("{0}")]
     Internal(String),
 }
@@ -41,7 +47,8 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong(_) => StatusCode::URI_TOO_LONG,
-            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
+            Self::Unavailable(_) | Self::Overloaded(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -56,7 +63,9 @@ impl ApiError {
             Self::Conflict(_) => "conflict",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UriTooLong(_) => "uri_too_long",
+            Self::RequestTimeout(_) => "request_timeout",
             Self::Unavailable(_) => "unavailable",
+            Self::Overloaded(_) => "overloaded",
             Self::Internal(_) => "internal",
         }
     }
@@ -64,20 +73,32 @@ impl ApiError {
     /// Backstage's error names, for the `/api/catalog` routes.
     pub(crate) fn backstage(self) -> Response {
         let name = match self {
-            Self::BadRequest(_) | Self::PayloadTooLarge(_) | Self::UriTooLong(_) => "InputError",
+            Self::BadRequest(_)
+            | Self::PayloadTooLarge(_)
+            | Self::UriTooLong(_)
+            | Self::RequestTimeout(_) => "InputError",
             Self::NotFound(_) => "NotFoundError",
             Self::Unauthorized(_) => "AuthenticationError",
             Self::Forbidden(_) | Self::MethodNotAllowed(_) => "NotAllowedError",
             Self::Conflict(_) => "ConflictError",
+            Self::Overloaded(_) => "ServiceUnavailableError",
             Self::Unavailable(_) | Self::Internal(_) => "Error",
         };
         let status = self.status();
-        (
+        let retry = self.retry_after();
+        let mut response = (
             status,
             Json(json!({"error": {"name": name, "message": self.to_string()},
                 "response": {"statusCode": status.as_u16()}})),
         )
-            .into_response()
+            .into_response();
+        with_retry_after(&mut response, retry);
+        response
+    }
+
+    /// Seconds a client should wait before asking again, for the answers that have one.
+    fn retry_after(&self) -> Option<u64> {
+        matches!(self, Self::Overloaded(_)).then_some(crate::limit::RETRY_AFTER_SECS)
     }
 }
 
@@ -93,12 +114,23 @@ impl From<surveyor_store::StoreError> for ApiError {
     }
 }
 
+fn with_retry_after(response: &mut Response, seconds: Option<u64>) {
+    if let Some(s) = seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from(s));
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let retry = self.retry_after();
+        let mut response = (
             self.status(),
             Json(json!({"error": self.code(), "detail": self.to_string()})),
         )
-            .into_response()
+            .into_response();
+        with_retry_after(&mut response, retry);
+        response
     }
 }

@@ -1,12 +1,14 @@
 //! Limits on what a request may carry, checked before any handler or query runs: URI and body
-//! size, NUL characters, and the length of single values, so hostile input is a 4xx, not a 500.
+//! size, how long a body may take, NUL characters, and the length of single values, so hostile
+//! input is a 4xx, not a 500.
 
 use axum::body::Body;
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
+use crate::AppState;
 use crate::error::ApiError;
 
 /// The longest path and query accepted; a longer one is no legitimate catalog query.
@@ -18,7 +20,7 @@ pub const MAX_VALUE_BYTES: usize = 1024;
 
 /// Refuses oversized URIs and bodies and NUL anywhere in the URI (Postgres rejects NUL in text,
 /// and no entity field can hold one).
-pub async fn screen(request: Request, next: Next) -> Response {
+pub async fn screen(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let uri = request.uri();
     let target = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
     if target.len() > MAX_URI_BYTES {
@@ -44,15 +46,22 @@ pub async fn screen(request: Request, next: Next) -> Response {
         return too_large();
     }
     if chunked {
-        // No length up front: read at most the limit, so a body that never ends cannot hold
-        // memory or the connection.
+        // No length up front: read at most the limit, within the time allowed, so a body that
+        // never ends (or arrives a byte at a time) cannot hold memory or the connection.
         let (parts, body) = request.into_parts();
-        return match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
-            Ok(bytes) => {
+        let allowed = state.config.body_read_timeout;
+        return match tokio::time::timeout(allowed, axum::body::to_bytes(body, MAX_BODY_BYTES)).await
+        {
+            Ok(Ok(bytes)) => {
                 next.run(Request::from_parts(parts, Body::from(bytes)))
                     .await
             }
-            Err(_) => too_large(),
+            Ok(Err(_)) => too_large(),
+            Err(_) => ApiError::RequestTimeout(format!(
+                "the request body did not arrive within {} s",
+                allowed.as_secs_f64()
+            ))
+            .into_response(),
         };
     }
     next.run(request).await

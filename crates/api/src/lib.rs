@@ -8,7 +8,9 @@ mod backstage;
 mod docs;
 mod error;
 mod input;
+mod limit;
 mod metrics;
+mod server;
 mod v1;
 mod views;
 
@@ -25,9 +27,16 @@ use surveyor_model::Secret;
 use surveyor_store::Store;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
+use crate::limit::Limiter;
+
 pub use crate::docs::ApiDoc;
 pub use crate::error::ApiError;
+pub use crate::limit::default_max_expensive_requests;
 pub use crate::metrics::Metrics;
+pub use crate::server::{
+    DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, ServeOptions,
+    default_max_connections, serve_with,
+};
 pub use crate::views::entity as entity_document;
 /// The port to whatever runs the connectors, defined with the model so that the engine can
 /// implement it without depending on the API.
@@ -42,6 +51,12 @@ pub struct ApiConfig {
     pub max_page_size: u32,
     /// `[audit] cosmetic`: the drift audit also reports cosmetic differences.
     pub audit_cosmetic: bool,
+    /// Expensive requests (in-memory Backstage filters, facets, the graph, the audits) served
+    /// at once; past it they queue briefly, then are answered 503. `None`: no limit.
+    pub max_expensive_requests: Option<usize>,
+    /// A chunked request body must arrive within this long (`serve` sets the header-read
+    /// timeout): else a client could hold a connection by sending one a byte at a time.
+    pub body_read_timeout: std::time::Duration,
 }
 
 impl Default for ApiConfig {
@@ -52,6 +67,8 @@ impl Default for ApiConfig {
             cors_origins: Vec::new(),
             max_page_size: 1000,
             audit_cosmetic: false,
+            max_expensive_requests: Some(default_max_expensive_requests()),
+            body_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
         }
     }
 }
@@ -62,16 +79,67 @@ pub(crate) struct AppState {
     pub config: Arc<ApiConfig>,
     pub control: Option<Arc<dyn Control>>,
     pub metrics: Arc<Metrics>,
+    /// The limit on expensive requests; none when unlimited.
+    pub expensive: Option<Arc<Limiter>>,
+}
+
+impl AppState {
+    /// A permit for an expensive request, held until its answer is built, or the 503 that
+    /// refuses it (counted by route). Expensive are the requests whose work or memory grows
+    /// with the catalog, not with the page asked for:
+    ///
+    /// - Backstage filters the store cannot evaluate, and every `orderField`: the candidates
+    ///   (often the whole catalog) are read, turned into documents and matched in memory;
+    /// - entity facets: the same over every entity the filter selects;
+    /// - by-query with `fullTextFilterTerm`: it counts every match, a scan of every entity;
+    /// - the graph: up to five hops of relation lookups over up to `max_page_size` refs each;
+    /// - the audits (the whole catalog, in memory) and their histories (every finding ever).
+    ///
+    /// Lists the database pages (`/api/v1/entities`, Backstage filters on kind, namespace and
+    /// owner) cost a page, and their queries are bounded by the database pool; probes, by-name
+    /// and single entities cost one row: none of them is limited.
+    pub(crate) async fn expensive(
+        &self,
+        route: &'static str,
+    ) -> Result<Option<tokio::sync::OwnedSemaphorePermit>, ApiError> {
+        let Some(limiter) = &self.expensive else {
+            return Ok(None);
+        };
+        match limiter.acquire().await {
+            Ok(permit) => Ok(Some(permit)),
+            Err(limit::Refused) => {
+                self.metrics.shed(route);
+                Err(ApiError::Overloaded(format!(
+                    "{route}: this server is answering as many expensive requests as it is \
+                     configured for (max_expensive_requests); retry in {} s",
+                    limit::RETRY_AFTER_SECS
+                )))
+            }
+        }
+    }
 }
 
 /// The whole API. `control` enables the connectors routes and triggers.
 pub fn router(store: Store, config: ApiConfig, control: Option<Arc<dyn Control>>) -> Router {
+    let limiter = config
+        .max_expensive_requests
+        .map(|n| Arc::new(Limiter::for_requests(n)));
+    build(store, config, control, limiter)
+}
+
+fn build(
+    store: Store,
+    config: ApiConfig,
+    control: Option<Arc<dyn Control>>,
+    expensive: Option<Arc<Limiter>>,
+) -> Router {
     let cors = cors_layer(&config.cors_origins);
     let state = AppState {
         store,
         config: Arc::new(config),
         control,
         metrics: Arc::new(Metrics::default()),
+        expensive,
     };
     let guarded = Router::new()
         .route("/api/v1/entities", get(v1::list_entities))
@@ -114,7 +182,7 @@ pub fn router(store: Store, config: ApiConfig, control: Option<Arc<dyn Control>>
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(format!("this route does not answer {method}"))
         })
-        .layer(middleware::from_fn(input::screen))
+        .layer(middleware::from_fn_with_state(state.clone(), input::screen))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
         .layer(axum::extract::DefaultBodyLimit::max(input::MAX_BODY_BYTES))
         .with_state(state);
@@ -219,21 +287,22 @@ async fn observe(State(state): State<AppState>, request: Request, next: Next) ->
     response
 }
 
-/// Serves `router` on `listener` until `shutdown` resolves.
+/// Serves `router` on `listener` until `shutdown` resolves, with the default
+/// [`ServeOptions`] (timeouts, connection cap); [`serve_with`] takes them.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     app: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await
+    serve_with(listener, app, ServeOptions::default(), shutdown).await
 }
 
 #[cfg(test)]
 mod hostile_tests;
 #[cfg(test)]
 mod relation_tests;
+#[cfg(test)]
+mod server_tests;
 #[cfg(test)]
 mod test_support;
 #[cfg(test)]

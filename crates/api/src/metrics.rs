@@ -1,12 +1,14 @@
-//! `/metrics` in Prometheus' text format: this process's API requests and latencies, and the
+//! `/metrics` in Prometheus' text format: this process's API requests and latencies, its
+//! connections (open, refused at the cap, timed out) and expensive requests shed, and the
 //! catalog's own figures (entities by kind, runs, changes, refusals) read from the database at
 //! scrape time, so every replica reports the same catalog.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use axum::Extension;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -14,6 +16,7 @@ use surveyor_store::EntityFilter;
 
 use crate::AppState;
 use crate::error::ApiError;
+use crate::server::ConnectionStats;
 
 /// One connector metric across connectors: help, counter or gauge, (connector, value)s.
 type Family = (&'static str, bool, Vec<(String, f64)>);
@@ -35,6 +38,8 @@ struct Histogram {
 pub struct Metrics {
     requests: Mutex<BTreeMap<(String, u16), u64>>,
     latency: Mutex<BTreeMap<String, Histogram>>,
+    /// Expensive requests refused (503) because the limit was reached, by route template.
+    shed: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Metrics {
@@ -52,6 +57,12 @@ impl Metrics {
             }
             h.count += 1;
             h.sum += secs;
+        }
+    }
+
+    pub(crate) fn shed(&self, route: &'static str) {
+        if let Ok(mut s) = self.shed.lock() {
+            *s.entry(route).or_default() += 1;
         }
     }
 
@@ -98,6 +109,19 @@ impl Metrics {
                 );
             }
         }
+        out.push_str(
+            "# HELP surveyor_api_requests_shed_total Expensive requests answered 503 because max_expensive_requests were running, by route.\n",
+        );
+        out.push_str("# TYPE surveyor_api_requests_shed_total counter\n");
+        if let Ok(s) = self.shed.lock() {
+            for (route, n) in s.iter() {
+                let _ = writeln!(
+                    out,
+                    "surveyor_api_requests_shed_total{{route=\"{}\"}} {n}",
+                    escape(route)
+                );
+            }
+        }
     }
 }
 
@@ -109,9 +133,16 @@ fn escape(s: &str) -> String {
 
 /// `GET /metrics`.
 #[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
-pub async fn render(State(state): State<AppState>) -> Result<Response, ApiError> {
+pub async fn render(
+    State(state): State<AppState>,
+    connections: Option<Extension<Arc<ConnectionStats>>>,
+) -> Result<Response, ApiError> {
     let mut out = String::new();
     state.metrics.write(&mut out);
+    // Served by `serve_with`: its connection figures too.
+    if let Some(Extension(c)) = connections {
+        c.write(&mut out);
+    }
     let kinds = state
         .store
         .facet_counts("kind", &EntityFilter::default())

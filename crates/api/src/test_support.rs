@@ -27,11 +27,7 @@ pub(crate) async fn sync_and_serve(
     config: ApiConfig,
     control: Option<Arc<dyn Control>>,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
-    // The source `gh` reports the observations, all in the complete scope `org`.
-    let source = Scripted::new("gh", observations, complete(&["org"]));
-    surveyor_engine::run_connector(&store, &source, &Default::default())
-        .await
-        .expect("sync");
+    sync(&store, observations).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -41,6 +37,14 @@ pub(crate) async fn sync_and_serve(
         let _ = serve(listener, app, std::future::pending()).await;
     });
     (addr, task)
+}
+
+/// Syncs `observations` into `store` as source `gh`, all in the complete scope `org`.
+pub(crate) async fn sync(store: &Store, observations: Vec<Observation>) {
+    let source = Scripted::new("gh", observations, complete(&["org"]));
+    surveyor_engine::run_connector(store, &source, &Default::default())
+        .await
+        .expect("sync");
 }
 
 /// The `metadata.name` of each entity in a list (none when there is no list).

@@ -275,6 +275,9 @@ pub async fn graph(
         .as_ref()
         .map(|r| r.split(',').map(|s| s.trim().to_string()).collect());
     let root = input::path_ref(&kind, &namespace, &name)?;
+    let _permit = state
+        .expensive("/api/v1/entities/{kind}/{namespace}/{name}/graph")
+        .await?;
     if state.store.get_entity(&root).await?.is_none() {
         return Err(ApiError::NotFound(format!("no entity {root}")));
     }
@@ -475,6 +478,7 @@ fn audit_sources(state: &AppState) -> surveyor_audit::Sources {
 /// Ownership gaps, each with its rule, severity and evidence, and a summary per owner.
 #[utoipa::path(get, path = "/api/v1/audit/ownership", responses((status = 200, description = "`{findings, summary}`")))]
 pub async fn audit_ownership(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let _permit = state.expensive("/api/v1/audit/ownership").await?;
     let findings = surveyor_audit::ownership(&state.store, &audit_sources(&state)).await?;
     Ok(Json(
         json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
@@ -484,6 +488,7 @@ pub async fn audit_ownership(State(state): State<AppState>) -> Result<Json<Value
 /// Drift between sources and declarations.
 #[utoipa::path(get, path = "/api/v1/audit/drift", responses((status = 200, description = "`{findings, summary}`")))]
 pub async fn audit_drift(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let _permit = state.expensive("/api/v1/audit/drift").await?;
     let findings = surveyor_audit::drift(&state.store, &audit_sources(&state)).await?;
     Ok(Json(
         json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
@@ -496,6 +501,7 @@ pub async fn audit_drift(State(state): State<AppState>) -> Result<Json<Value>, A
 pub async fn audit_ownership_history(
     State(state): State<AppState>,
 ) -> Result<Json<Value>, ApiError> {
+    let _permit = state.expensive("/api/v1/audit/ownership/history").await?;
     let findings = state.store.findings("ownership", true).await?;
     Ok(Json(json!({ "findings": findings })))
 }
@@ -503,6 +509,7 @@ pub async fn audit_ownership_history(
 /// Recorded drift findings with their history, as for ownership.
 #[utoipa::path(get, path = "/api/v1/audit/drift/history", responses((status = 200, description = "`{findings}` with firstSeen, lastSeen, resolvedAt")))]
 pub async fn audit_drift_history(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let _permit = state.expensive("/api/v1/audit/drift/history").await?;
     let findings = state.store.findings("drift", true).await?;
     Ok(Json(json!({ "findings": findings })))
 }

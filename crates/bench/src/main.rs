@@ -2,7 +2,8 @@
 //! machine it ran on. They measure; the figures and their targets are in docs/benchmarks.md.
 //!
 //! `cargo run --release -p surveyor-bench -- <scenario> [--json PATH] [size flags]`, scenarios:
-//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load`, `audit` (`--help` for each).
+//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load`, `audit`, `http-abuse`
+//! (`--help` for each).
 
 mod api;
 mod audit;
@@ -12,6 +13,7 @@ mod e2e;
 mod fakes;
 mod generated;
 mod github;
+mod http_abuse;
 mod load;
 mod machine;
 mod reconcile;
@@ -64,6 +66,11 @@ enum Scenario {
     /// The audits against what the simulated org planted: per rule planted, found, precision
     /// and recall, on the small, medium and large orgs
     Audit(audit::AuditBench),
+    /// Hostile clients against the API server in a child process: slow and silent
+    /// connections (how many it closes, /healthz meanwhile), then expensive Backstage queries
+    /// from many clients (latency, 503s, peak RSS); --plain for the server before its bounds
+    #[command(name = "http-abuse")]
+    HttpAbuse(http_abuse::HttpAbuseBench),
 }
 
 impl Scenario {
@@ -76,6 +83,7 @@ impl Scenario {
             Self::Api(_) => "api",
             Self::Load(_) => "load",
             Self::Audit(_) => "audit",
+            Self::HttpAbuse(_) => "http-abuse",
         }
     }
 }
@@ -97,6 +105,13 @@ async fn main() -> anyhow::Result<()> {
     {
         // The parent passes the URL explicitly; the child does not look at the environment.
         return reconcile::child_main(*backend, *phase, *entities, pg.postgres.as_deref()).await;
+    }
+
+    // The http-abuse server process serves until its stdin closes; it writes no report.
+    if let Scenario::HttpAbuse(b) = &args.scenario
+        && b.serve
+    {
+        return http_abuse::child_main(b).await;
     }
 
     let machine = Machine::describe();
@@ -129,6 +144,7 @@ async fn main() -> anyhow::Result<()> {
             load::run(b).await?
         }
         Scenario::Audit(b) => audit::run(b).await?,
+        Scenario::HttpAbuse(b) => http_abuse::run(b).await?,
     };
 
     let load_end = load_average();

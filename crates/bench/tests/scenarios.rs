@@ -283,3 +283,58 @@ fn audit_holds_every_rule_to_what_the_small_org_planted() {
         assert_eq!(x["below_target"], below, "{x}");
     }
 }
+
+#[test]
+fn http_abuse_measures_slow_connections_and_the_heavy_mix_on_both_servers() {
+    let bounded = run(&[
+        "http-abuse",
+        "--entities",
+        "200",
+        "--connections",
+        "5",
+        "--header-read-timeout",
+        "1",
+        "--margin",
+        "2",
+        "--clients",
+        "4",
+        "--seconds",
+        "2",
+    ]);
+    let res = &bounded["results"];
+    let s = &res["slowloris"];
+    assert_eq!(u(&s["connected"]), 10, "{s}");
+    assert_eq!(u(&s["silent_open_at_end"]), 0, "{s}");
+    assert_eq!(u(&s["half_header_open_at_end"]), 0, "{s}");
+    let probes = s["probes"].as_array().expect("probes");
+    assert!(!probes.is_empty(), "{s}");
+    assert!(probes.iter().all(|p| p["status"] == 200), "{s}");
+    let h = &res["heavy"];
+    assert!(u(&h["all"]["ok"]) > 0, "{h}");
+    assert_eq!(u(&h["all"]["errors"]), 0, "{h}");
+    assert_eq!(h["by_query"].as_array().map(Vec::len), Some(3), "{h}");
+    assert!(f(&h["peak_rss_mb"]) > 0.0, "{h}");
+    assert!(res["stop_s"].is_number(), "the server stopped: {res}");
+
+    // The server before the bounds closes none of them.
+    let plain = run(&[
+        "http-abuse",
+        "--plain",
+        "--no-heavy",
+        "--entities",
+        "200",
+        "--connections",
+        "5",
+        "--header-read-timeout",
+        "1",
+        "--margin",
+        "1",
+    ]);
+    let s = &plain["results"]["slowloris"];
+    assert_eq!(
+        u(&s["silent_open_at_end"]) + u(&s["half_header_open_at_end"]),
+        10,
+        "{s}"
+    );
+    assert!(plain["results"]["heavy"].is_null());
+}

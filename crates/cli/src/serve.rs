@@ -12,7 +12,9 @@ use tokio::sync::watch;
 
 use crate::CliError;
 use crate::registry;
-use crate::setup::{api_config, audit_sources, load, open, reconcile_options, shutdown_signal};
+use crate::setup::{
+    api_config, audit_sources, load, open, reconcile_options, serve_options, shutdown_signal,
+};
 
 /// Time after the grace to roll a run back and close the database before the process is ended
 /// regardless.
@@ -67,9 +69,14 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
     let (stop, stopped) = watch::channel(false);
     let scheduler_task = tokio::spawn(scheduler.run(stopped.clone()));
     let mut api_stop = stopped.clone();
-    let api_task = tokio::spawn(surveyor_api::serve(listener, app, async move {
-        let _ = api_stop.wait_for(|s| *s).await;
-    }));
+    let api_task = tokio::spawn(surveyor_api::serve_with(
+        listener,
+        app,
+        serve_options(&config),
+        async move {
+            let _ = api_stop.wait_for(|s| *s).await;
+        },
+    ));
     // Tombstones past the retention are purged hourly (history stays).
     let retention = config.catalog.retention;
     let purge_store = store.clone();

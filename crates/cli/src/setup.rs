@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use surveyor_api::ApiConfig;
+use surveyor_api::{ApiConfig, ServeOptions};
 use surveyor_engine::ReconcileOptions;
 use surveyor_engine::config::Config;
 use surveyor_store::Store;
@@ -60,6 +60,28 @@ pub(crate) fn api_config(config: &Config) -> ApiConfig {
         cors_origins: config.server.cors_origins.clone(),
         max_page_size: config.server.max_page_size,
         audit_cosmetic: config.audit.cosmetic,
+        max_expensive_requests: Some(
+            config
+                .server
+                .max_expensive_requests
+                .and_then(|n| usize::try_from(n).ok())
+                .unwrap_or_else(surveyor_api::default_max_expensive_requests),
+        ),
+        body_read_timeout: config.server.header_read_timeout,
+    }
+}
+
+/// The `[server]` bounds on connections: timeouts and the cap (derived when not set).
+pub(crate) fn serve_options(config: &Config) -> ServeOptions {
+    ServeOptions {
+        header_read_timeout: config.server.header_read_timeout,
+        idle_timeout: config.server.idle_timeout,
+        max_connections: config
+            .server
+            .max_connections
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or_else(surveyor_api::default_max_connections),
+        ..ServeOptions::default()
     }
 }
 

@@ -271,3 +271,109 @@ fn sigterm_during_a_crawl_that_never_ends_exits_within_the_grace() {
     assert!(log.contains("abandoned: shutting down"), "{log}");
     drop(held);
 }
+
+/// One answer off a kept-alive connection (the API sends `Content-Length`): its status.
+fn answer(s: &mut std::net::TcpStream) -> u16 {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        let text = String::from_utf8_lossy(&bytes).to_ascii_lowercase();
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok());
+            if length.is_some_and(|n| body.len() >= n) {
+                return head
+                    .split(' ')
+                    .nth(1)
+                    .and_then(|s| s.parse().ok())
+                    .unwrap_or(0);
+            }
+        }
+        match s.read(&mut chunk) {
+            Ok(0) | Err(_) => panic!("no answer: {text:?}"),
+            Ok(n) => bytes.extend_from_slice(&chunk[..n]),
+        }
+    }
+}
+
+/// Whether the server closed the connection within the read timeout set on it.
+fn closed(s: &mut std::net::TcpStream) -> bool {
+    use std::io::Read;
+    let mut sink = [0u8; 1024];
+    loop {
+        match s.read(&mut sink) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) => {
+                return !matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn serve_applies_the_server_limits_and_stops_with_a_header_half_sent() {
+    use std::io::Write;
+    use std::net::TcpStream;
+    let dir = tempfile::tempdir().expect("dir");
+    write_catalog(dir.path());
+    let port = free_port();
+    // Once a year: no sync gets in the way.
+    config(
+        dir.path(),
+        "sqlite://catalog.db",
+        port,
+        "0 0 1 1 *",
+        "idle_timeout = \"1s\"\nheader_read_timeout = \"1m\"\nmax_connections = 7\nmax_expensive_requests = 1",
+    );
+    let served = Served::start(dir.path(), port, &[]);
+    let bound = Some(Duration::from_secs(10));
+    // A kept-alive connection left idle is closed after idle_timeout.
+    let mut idle = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    idle.set_read_timeout(bound).expect("timeout");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: test\r\n\r\n")
+        .expect("write");
+    assert_eq!(answer(&mut idle), 200);
+    assert!(closed(&mut idle), "open 10 s after a 1 s idle timeout");
+    let metrics = get_json_text(&format!("{}/metrics", served.base));
+    for line in [
+        "surveyor_api_connections_max 7",
+        "surveyor_api_connections_timed_out_total{reason=\"idle\"} 1",
+    ] {
+        assert!(metrics.lines().any(|l| l == line), "{line}: {metrics}");
+    }
+    // A header half sent (the header timeout is a minute) does not hold up a stop.
+    let mut half = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    half.set_read_timeout(bound).expect("timeout");
+    half.write_all(b"GET /healthz HTTP/1.1\r\nHost: te")
+        .expect("write");
+    std::thread::sleep(Duration::from_millis(300));
+    let pid = served.child.id();
+    let stopping = std::thread::spawn(move || served.stop());
+    assert!(closed(&mut half), "the half-sent header is closed on stop");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !stopping.is_finished() {
+        if Instant::now() > deadline {
+            let _ = Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status();
+            panic!("serve did not stop within 20 s with a header half sent");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, log) = stopping.join().expect("stop");
+    assert_eq!(code, Some(0), "{log}");
+    assert!(log.contains("stopped"), "{log}");
+}
+
+fn get_json_text(url: &str) -> String {
+    let (status, body) = reqwest::blocking_get(url).expect("request");
+    assert_eq!(status, 200, "{url}: {body}");
+    body
+}

@@ -69,6 +69,10 @@ const SERVER_KEYS: &[&str] = &[
     "cors_origins",
     "max_page_size",
     "shutdown_grace",
+    "header_read_timeout",
+    "idle_timeout",
+    "max_connections",
+    "max_expensive_requests",
 ];
 
 /// One configuration error, located.
@@ -139,6 +143,17 @@ pub struct ServerConfig {
     /// How long a running crawl may go on after SIGTERM before it is rolled back; the process
     /// ends within this (and a few seconds to close the database) whatever a crawl is doing.
     pub shutdown_grace: Duration,
+    /// A request's header must arrive within this long (from connecting, or from the first
+    /// byte of a later request on a kept-alive connection).
+    pub header_read_timeout: Duration,
+    /// A kept-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+    /// Connections open at once (past it a new one is answered 503); `None`: the server
+    /// derives it from the open-file limit.
+    pub max_connections: Option<u32>,
+    /// Expensive requests (in-memory Backstage filters, facets, graph, audits) served at once;
+    /// `None`: the server derives it from the core count.
+    pub max_expensive_requests: Option<u32>,
 }
 
 /// `[telemetry]`: where traces go.
@@ -1087,6 +1102,10 @@ fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig
         cors_origins: Vec::new(),
         max_page_size: 1000,
         shutdown_grace: Duration::from_secs(30),
+        header_read_timeout: Duration::from_secs(10),
+        idle_timeout: Duration::from_secs(60),
+        max_connections: None,
+        max_expensive_requests: None,
     };
     let Some(t) = table else { return c };
     if let Some(g) = get_str(t, "shutdown_grace", "server.shutdown_grace", r) {
@@ -1164,6 +1183,42 @@ fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig
         match whole_number(v.get_ref(), 1, u64::from(u32::MAX)) {
             Ok(n) => c.max_page_size = u32::try_from(n).unwrap_or(u32::MAX),
             Err(m) => r.push(v.span(), "server.max_page_size", m, None),
+        }
+    }
+    let mut duration = |key: &str, default: Duration| -> Duration {
+        let path = format!("server.{key}");
+        let Some(text) = get_str(t, key, &path, r) else {
+            return default;
+        };
+        let span = key_span(t, key).unwrap_or(0..0);
+        match parse_duration(&text) {
+            Ok(d) if d.is_zero() => {
+                r.push(span, &path, "must be longer than 0s".into(), None);
+                default
+            }
+            Ok(d) => d,
+            Err(m) => {
+                r.push(span, &path, m, None);
+                default
+            }
+        }
+    };
+    c.header_read_timeout = duration("header_read_timeout", c.header_read_timeout);
+    c.idle_timeout = duration("idle_timeout", c.idle_timeout);
+    // Beyond these no single process serves usefully; more is a typo.
+    for (key, max, slot) in [
+        ("max_connections", 1_000_000, &mut c.max_connections),
+        (
+            "max_expensive_requests",
+            10_000,
+            &mut c.max_expensive_requests,
+        ),
+    ] {
+        if let Some(v) = t.get(key) {
+            match whole_number(v.get_ref(), 1, max) {
+                Ok(n) => *slot = u32::try_from(n).ok(),
+                Err(m) => r.push(v.span(), &format!("server.{key}"), m, None),
+            }
         }
     }
     c

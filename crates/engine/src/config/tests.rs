@@ -284,3 +284,31 @@ fn database_urls_that_name_something_are_accepted() {
         assert!(super::database_url_problem(db).is_some(), "{db}");
     }
 }
+
+#[test]
+fn server_limits_parse_with_located_errors() {
+    let c = Config::parse(
+        "[server]\nheader_read_timeout = \"5s\"\nidle_timeout = \"2m\"\nmax_connections = 300\nmax_expensive_requests = 3\n",
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    assert_eq!(c.server.header_read_timeout, Duration::from_secs(5));
+    assert_eq!(c.server.idle_timeout, Duration::from_secs(120));
+    assert_eq!(c.server.max_connections, Some(300));
+    assert_eq!(c.server.max_expensive_requests, Some(3));
+    let d = Config::parse("", Path::new("surveyor.toml"), KINDS).unwrap();
+    assert_eq!(d.server.header_read_timeout, Duration::from_secs(10));
+    assert_eq!(d.server.idle_timeout, Duration::from_secs(60));
+    assert_eq!(d.server.max_connections, None, "derived by the server");
+    assert_eq!(
+        d.server.max_expensive_requests, None,
+        "derived by the server"
+    );
+    insta::assert_snapshot!(errors("[server]\nheader_read_timeout = \"soon\"\nidle_timeout = \"0s\"\nmax_connections = 0\nmax_expensive_requests = \"4\"\n"), @r#"
+    surveyor.toml:2:23: server.header_read_timeout: invalid duration "soon": expected a number and a unit, e.g. 30d, 12h, 90m
+    surveyor.toml:3:16: server.idle_timeout: must be longer than 0s
+    surveyor.toml:4:19: server.max_connections: 0 is outside 1..=1000000
+    surveyor.toml:5:26: server.max_expensive_requests: expected a whole number, found a string
+    "#);
+}
