@@ -38,7 +38,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     }
 }
 
-const TEMPLATE: &str = r#"# surveyor configuration. Every key is documented in the README's configuration reference.
+const TEMPLATE: &str = r#"# surveyor configuration. Every key is documented in docs/configuration.md and docs/connectors/.
 # Secrets are written as ${ENV_VAR} references; their values are never stored or logged.
 
 [catalog]
