@@ -65,7 +65,10 @@ fn folder() -> PathBuf {
 
 /// Why the Node side cannot run here, if it cannot.
 fn missing() -> Option<String> {
-    if !folder().join("node_modules/@backstage/catalog-client").is_dir() {
+    if !folder()
+        .join("node_modules/@backstage/catalog-client")
+        .is_dir()
+    {
         return Some(format!(
             "{}/node_modules is missing: run `npm ci` there",
             folder().display()
@@ -81,7 +84,10 @@ fn missing() -> Option<String> {
 async fn backstage_catalog_client_reads_the_catalog() {
     if let Some(why) = missing() {
         let in_ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!in_ci, "the catalog-client conformance test cannot run in CI: {why}");
+        assert!(
+            !in_ci,
+            "the catalog-client conformance test cannot run in CI: {why}"
+        );
         eprintln!("skipped: the catalog-client conformance test needs Node: {why}");
         return;
     }
