@@ -217,6 +217,56 @@ pub fn project(doc: &Value, fields: &[String]) -> Value {
 mod tests {
     use super::*;
 
+    fn row(sources: Value) -> EntityRow {
+        EntityRow {
+            uid: "u".into(),
+            entity_ref: "component:default/a".into(),
+            display_ref: "component:default/a".into(),
+            kind: "Component".into(),
+            namespace: "default".into(),
+            name: "a".into(),
+            body: "{}".into(),
+            hash: "h".into(),
+            sources: sources.to_string(),
+            meta_hash: "m".into(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            deleted_at: None,
+            deleted_run: None,
+        }
+    }
+
+    #[test]
+    fn locations_come_from_the_winning_claim() {
+        let claims = |id: &str| {
+            json!([{"source": "other", "externalId": "x.yaml#component:default/a", "winner": false},
+                   {"source": "gh", "externalId": id, "winner": true}])
+        };
+        let body = |source_location: &str| json!({"metadata": {"annotations": {"backstage.io/source-location": source_location}}});
+        let repo = "acme/a#docs/catalog-info.yml#component:default/a";
+        assert_eq!(
+            location_of(
+                &row(claims(repo)),
+                &body("url:https://gl.example/acme/a/-/tree/dev/")
+            ),
+            "url:https://gl.example/acme/a/-/blob/dev/docs/catalog-info.yml"
+        );
+        // A tree without a branch after it, or no source location: the connector.
+        assert_eq!(
+            location_of(&row(claims(repo)), &body("url:https://gh.example/tree/")),
+            "url:https://gh.example/tree/"
+        );
+        assert_eq!(location_of(&row(claims(repo)), &json!({})), "surveyor:gh");
+        assert_eq!(
+            location_of(&row(claims("a/b.yaml#component:default/a")), &json!({})),
+            "file:a/b.yaml"
+        );
+        assert_eq!(
+            location_of(&row(json!(null)), &json!({})),
+            "surveyor:unknown"
+        );
+    }
+
     #[test]
     fn projection_keeps_only_the_fields_asked_for() {
         let doc = json!({"kind": "Component", "metadata": {"name": "a", "namespace": "default", "labels": {"x": "1"}}, "spec": {"type": "service"}});
