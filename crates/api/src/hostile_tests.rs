@@ -656,7 +656,7 @@ async fn oversized_requests_are_refused() {
         let mut headers = bearer(OPERATOR);
         headers.push(("Transfer-Encoding", "chunked".into()));
         let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
-        let body = format!("{}0\r\n\r\n", chunk.repeat(80));
+        let body = format!("{}0\r\n\r\n", chunk.repeat(300));
         let a = raw(
             t.addr,
             "POST",

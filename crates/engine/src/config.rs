@@ -138,7 +138,7 @@ pub struct ServerConfig {
     pub trigger_tokens: Vec<Secret>,
     /// Origins browsers may call the API from (`*` for any); none sends no CORS headers.
     pub cors_origins: Vec<String>,
-    /// The largest page a list request may ask for.
+    /// The largest page an `/api/v1` list may ask for (Backstage routes read in batches of it).
     pub max_page_size: u32,
     /// How long a running crawl may go on after SIGTERM before it is rolled back; the process
     /// ends within this (and a few seconds to close the database) whatever a crawl is doing.
