@@ -525,4 +525,67 @@ mod tests {
             assert_eq!(actual, listed, "columns of {}", t.name);
         }
     }
+
+    /// The tables a demo catalog leaves empty (refusals, leases) copy too, NULLs and floats
+    /// included, into SQLite and (when there is one) Postgres; a second copy is refused.
+    #[tokio::test]
+    async fn refusals_and_leases_copy_with_their_types() {
+        let source = Store::connect("sqlite::memory:").await.expect("store");
+        let now = Utc::now();
+        let mut tx = source.begin_write().await.expect("tx");
+        tx.insert_refusal(
+            &crate::RefusalRow {
+                run_id: "r1".into(),
+                source: "github".into(),
+                scope: "acme".into(),
+                kind: "component".into(),
+                live: 10,
+                would_delete: 9,
+                max_ratio: 0.25,
+            },
+            now,
+        )
+        .await
+        .expect("refusal");
+        tx.commit().await.expect("commit");
+        assert!(
+            source
+                .try_lease("github", "host:1", now, now, now)
+                .await
+                .expect("lease")
+        );
+        let mut dests = vec![(
+            Store::connect("sqlite::memory:").await.expect("store"),
+            None,
+        )];
+        if let Ok(url) = std::env::var("SURVEYOR_TEST_DATABASE_URL") {
+            let schema = format!("t_copy_{}", uuid::Uuid::now_v7().simple());
+            let options = crate::ConnectOptions {
+                schema: Some(schema.clone()),
+            };
+            let pg = Store::connect_with(&url, options).await.expect("postgres");
+            dests.push((pg, Some(schema)));
+        }
+        let original = source.dump().await.expect("dump");
+        let filled =
+            |d: &[TableDump], t: &str| d.iter().find(|x| x.table == t).map_or(0, |x| x.rows.len());
+        assert_eq!(filled(&original, "refusals"), 1);
+        assert_eq!(filled(&original, "leases"), 1);
+        for (dest, schema) in dests {
+            let counts = source.copy_into(&dest, false).await.expect("copy");
+            assert_eq!(counts.total(), 2);
+            assert_eq!(dest.dump().await.expect("dump"), original);
+            let again = source.copy_into(&dest, false).await;
+            assert!(matches!(again, Err(StoreError::Invalid(_))), "{again:?}");
+            assert_eq!(
+                dest.dump().await.expect("dump"),
+                original,
+                "nothing written"
+            );
+            if let Some(schema) = schema {
+                dest.drop_schema(&schema).await.expect("drop");
+            }
+            dest.close().await;
+        }
+    }
 }
