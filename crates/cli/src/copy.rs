@@ -30,8 +30,14 @@ pub struct CopyArgs {
     pub force: bool,
 }
 
+/// A URL that is not one is the user's input (exit 2); a database that fails is not.
 fn runtime(what: &str, e: StoreError) -> CliError {
-    CliError::Runtime(anyhow::anyhow!("{what}: {e}"))
+    match e {
+        StoreError::UnsupportedUrl | StoreError::BadUrl(_) => {
+            CliError::Input(format!("{what}: {e}"))
+        }
+        e => CliError::Runtime(anyhow::anyhow!("{what}: {e}")),
+    }
 }
 
 pub async fn run(config_path: &Path, args: CopyArgs) -> Result<(), CliError> {

@@ -243,6 +243,18 @@ async fn a_copy_is_the_same_catalog_either_way() {
         assert_same_catalog(&original, store).await;
     }
 
+    // A destination that is not a database URL is bad input.
+    let bad = run(
+        dir.path(),
+        &["copy", "--from", &from, "--to", "mysql://x/y"],
+    );
+    assert_eq!(
+        bad.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+
     // Into a catalog that holds something: refused (exit 2, nothing written) unless --force.
     let last = hops.last().expect("a hop").clone();
     let first = sqlite_url(&dir.path().join("demo.db"));
