@@ -51,6 +51,29 @@ const READER_ANNOTATIONS: [&str; 2] = [
     "backstage.io/managed-by-origin-location",
 ];
 
+/// The spec fields Backstage's validators require of each kind (its JSON schemas for
+/// `backstage.io/v1alpha1` and `v1beta1`); surveyor's own reader is more lenient.
+const BACKSTAGE_REQUIRED: &[(&str, &[&str])] = &[
+    ("component", &["type", "lifecycle", "owner"]),
+    ("api", &["type", "lifecycle", "owner", "definition"]),
+    ("resource", &["type", "owner"]),
+    ("system", &["owner"]),
+    ("domain", &["owner"]),
+    ("group", &["type", "children"]),
+];
+
+/// The spec fields Backstage requires that `body` lacks (`spec.owner`, ...).
+pub fn missing_for_backstage(body: &Value) -> Vec<String> {
+    let kind = body["kind"].as_str().unwrap_or("").to_ascii_lowercase();
+    BACKSTAGE_REQUIRED
+        .iter()
+        .filter(|(k, _)| *k == kind)
+        .flat_map(|(_, fields)| fields.iter())
+        .filter(|f| body["spec"].get(**f).is_none_or(Value::is_null))
+        .map(|f| format!("spec.{f}"))
+        .collect()
+}
+
 /// The descriptor written for an entity body: the body less what does not round-trip.
 pub fn descriptor(body: &Value) -> Value {
     let mut doc = body.clone();
@@ -165,6 +188,7 @@ pub async fn run(config_path: &Path, args: ExportArgs) -> Result<(), CliError> {
         remove_previous(&args.dir)?;
     }
     let (mut written, mut skipped) = (0usize, 0usize);
+    let mut incomplete: Vec<String> = Vec::new();
     for row in rows.iter().filter(|r| r.is_live()) {
         let body: Value = serde_json::from_str(&row.body).map_err(|e| {
             CliError::Runtime(anyhow::anyhow!(
@@ -189,6 +213,25 @@ pub async fn run(config_path: &Path, args: ExportArgs) -> Result<(), CliError> {
             .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}: {e}", row.display_ref)))?;
         std::fs::write(&path, text).map_err(|e| io_error(&path, e))?;
         written += 1;
+        let missing = missing_for_backstage(&body);
+        if !missing.is_empty() {
+            incomplete.push(format!("{} ({})", row.display_ref, missing.join(", ")));
+        }
+    }
+    if !incomplete.is_empty() {
+        // Written all the same: the file connector reads them, and `surveyor audit ownership`
+        // lists the owners missing.
+        eprintln!(
+            "warning: {} entities lack fields Backstage requires and would be rejected there: {}{}",
+            incomplete.len(),
+            incomplete
+                .iter()
+                .take(10)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join("; "),
+            if incomplete.len() > 10 { "; ..." } else { "" }
+        );
     }
     eprintln!(
         "wrote {written} descriptor files to {}{}",
@@ -234,6 +277,19 @@ mod tests {
                 "spec": {"owner": "team-a"},
             })
         );
+    }
+
+    #[test]
+    fn fields_backstage_requires_are_named_when_missing() {
+        let component = json!({"kind": "Component", "spec": {"type": "service", "owner": null}});
+        assert_eq!(
+            missing_for_backstage(&component),
+            vec!["spec.lifecycle", "spec.owner"]
+        );
+        let user = json!({"kind": "User", "spec": {}});
+        assert!(missing_for_backstage(&user).is_empty());
+        let system = json!({"kind": "System", "spec": {"owner": "group:default/a"}});
+        assert!(missing_for_backstage(&system).is_empty());
     }
 
     #[test]
