@@ -11,13 +11,16 @@
 //! Tags are written sorted, as readers sort them. Every other annotation, label, link and spec
 //! field is written as it is, names included: a reference that names an entity by an identity
 //! alias (a name one source gives another source's entity, `user:default/ken.berners.5` for
-//! `ken-berners-5`) stays as the catalog holds it, and a reader that does not know the alias
-//! relates it to that name.
+//! `ken-berners-5`) stays as the catalog holds it, unless `--resolve-aliases` writes it as the
+//! entity's own ref (a reader does not know the alias, and would relate it to that name).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 use serde_json::Value;
+use surveyor_model::entity::SPEC_RELATIONS;
+use surveyor_model::{DEFAULT_NAMESPACE, EntityRef};
 use surveyor_store::EntityFilter;
 
 use crate::CliError;
@@ -34,6 +37,11 @@ pub struct ExportArgs {
     /// from the export too; nothing else is touched
     #[arg(long)]
     pub force: bool,
+    /// Write a reference that names an entity by an identity alias (a name one source gives
+    /// another's entity) as the entity's own ref, so that readers relate it as the catalog
+    /// does; the referring entity's spec then differs from the catalog's by those names
+    #[arg(long)]
+    pub resolve_aliases: bool,
     /// The directory to write (created if missing)
     #[arg(value_name = "DIR")]
     pub dir: PathBuf,
@@ -101,6 +109,69 @@ pub fn descriptor(body: &Value) -> Value {
         }
     }
     doc
+}
+
+/// Rewrites, in `body`'s spec, each reference to an alias key in `aliases` (alias key ->
+/// entity key) as that entity's display ref (`displays`: entity key -> display ref), dropping
+/// a reference a list then holds twice.
+pub fn resolve_aliases(
+    body: &mut Value,
+    aliases: &BTreeMap<String, String>,
+    displays: &BTreeMap<String, String>,
+) {
+    let kind = body["kind"].as_str().unwrap_or("").to_string();
+    let namespace = body["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or(DEFAULT_NAMESPACE)
+        .to_string();
+    let Some(spec) = body.get_mut("spec").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for (of_kind, field, _, default_kind) in SPEC_RELATIONS {
+        if *of_kind != "*" && !of_kind.eq_ignore_ascii_case(&kind) {
+            continue;
+        }
+        let Some(value) = spec.get_mut(*field) else {
+            continue;
+        };
+        // The key a reference names, and its rewrite when it names an alias.
+        let resolve = |s: &str| -> (Option<String>, Option<String>) {
+            match EntityRef::parse_with(s, Some(default_kind), &namespace) {
+                Ok(r) => {
+                    let key = r.key();
+                    match aliases
+                        .get(&key)
+                        .and_then(|k| displays.get(k).map(|d| (k, d)))
+                    {
+                        Some((k, display)) => (Some(k.clone()), Some(display.clone())),
+                        None => (Some(key), None),
+                    }
+                }
+                Err(_) => (None, None),
+            }
+        };
+        match value {
+            Value::String(s) => {
+                if let (_, Some(display)) = resolve(s) {
+                    *s = display;
+                }
+            }
+            Value::Array(items) => {
+                let mut seen = std::collections::BTreeSet::new();
+                items.retain_mut(|item| {
+                    let Value::String(s) = item else {
+                        return true;
+                    };
+                    let (key, display) = resolve(s);
+                    if let Some(display) = display {
+                        *s = display;
+                    }
+                    key.is_none_or(|k| seen.insert(k))
+                });
+            }
+            _ => {}
+        }
+    }
 }
 
 /// A path segment for a name: Backstage names, kinds and namespaces are `[A-Za-z0-9._-]`
@@ -182,7 +253,16 @@ pub async fn run(config_path: &Path, args: ExportArgs) -> Result<(), CliError> {
     let config = load(config_path)?;
     let store = open(&config).await?;
     let rows = store.list_entities(&EntityFilter::default()).await?;
+    let aliases: BTreeMap<String, String> = if args.resolve_aliases {
+        store.all_aliases().await?.into_iter().collect()
+    } else {
+        BTreeMap::new()
+    };
     store.close().await;
+    let displays: BTreeMap<String, String> = rows
+        .iter()
+        .map(|r| (r.entity_ref.clone(), r.display_ref.clone()))
+        .collect();
     std::fs::create_dir_all(&args.dir).map_err(|e| io_error(&args.dir, e))?;
     if args.force {
         remove_previous(&args.dir)?;
@@ -190,7 +270,7 @@ pub async fn run(config_path: &Path, args: ExportArgs) -> Result<(), CliError> {
     let (mut written, mut skipped) = (0usize, 0usize);
     let mut incomplete: Vec<String> = Vec::new();
     for row in rows.iter().filter(|r| r.is_live()) {
-        let body: Value = serde_json::from_str(&row.body).map_err(|e| {
+        let mut body: Value = serde_json::from_str(&row.body).map_err(|e| {
             CliError::Runtime(anyhow::anyhow!(
                 "the catalog's body of {} is not JSON: {e}",
                 row.display_ref
@@ -199,6 +279,9 @@ pub async fn run(config_path: &Path, args: ExportArgs) -> Result<(), CliError> {
         if row.kind.eq_ignore_ascii_case("location") {
             skipped += 1;
             continue;
+        }
+        if !aliases.is_empty() {
+            resolve_aliases(&mut body, &aliases, &displays);
         }
         let name = body["metadata"]["name"].as_str().unwrap_or(&row.name);
         let namespace = body["metadata"]["namespace"]
@@ -290,6 +373,33 @@ mod tests {
         assert!(missing_for_backstage(&user).is_empty());
         let system = json!({"kind": "System", "spec": {"owner": "group:default/a"}});
         assert!(missing_for_backstage(&system).is_empty());
+    }
+
+    #[test]
+    fn references_through_aliases_are_resolved() {
+        let aliases = BTreeMap::from([(
+            "user:default/ken.berners.5".to_string(),
+            "user:default/ken-berners-5".to_string(),
+        )]);
+        let displays = BTreeMap::from([(
+            "user:default/ken-berners-5".to_string(),
+            "user:default/ken-berners-5".to_string(),
+        )]);
+        let mut group = json!({
+            "kind": "Group",
+            "metadata": {"name": "g"},
+            "spec": {"type": "team", "members": ["ken-berners-5", "ann", "ken.berners.5"],
+                     "parent": "acme"},
+        });
+        resolve_aliases(&mut group, &aliases, &displays);
+        assert_eq!(group["spec"]["members"], json!(["ken-berners-5", "ann"]));
+        let mut system = json!({
+            "kind": "System",
+            "metadata": {"name": "s", "namespace": "default"},
+            "spec": {"owner": "user:ken.berners.5"},
+        });
+        resolve_aliases(&mut system, &aliases, &displays);
+        assert_eq!(system["spec"]["owner"], "user:default/ken-berners-5");
     }
 
     #[test]
