@@ -75,6 +75,20 @@ const SERVER_KEYS: &[&str] = &[
     "max_expensive_requests",
 ];
 
+/// The keys each fixed section accepts, for tools that describe the file (`surveyor config
+/// schema`): the top level (`""`), `[catalog]`, `[server]`, `[telemetry]`, `[audit]`, each
+/// `[[identity]]` table and each `[merge]` field's table. `[[groups]]` tables take `name` and
+/// connector ids; `[[connectors]]` tables take [`COMMON_CONNECTOR_KEYS`] and their kind's keys.
+pub const SECTION_KEYS: &[(&str, &[&str])] = &[
+    ("", TOP_KEYS),
+    ("catalog", CATALOG_KEYS),
+    ("server", SERVER_KEYS),
+    ("telemetry", TELEMETRY_KEYS),
+    ("audit", AUDIT_KEYS),
+    ("identity", IDENTITY_KEYS),
+    ("merge", MERGE_FIELD_KEYS),
+];
+
 /// One configuration error, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
