@@ -5,6 +5,7 @@
 //! guard everything but the probes; trigger tokens are needed to start a sync.
 
 mod backstage;
+mod bodies;
 mod docs;
 mod error;
 mod input;
@@ -299,6 +300,8 @@ pub async fn serve(
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod openapi_tests;
 #[cfg(test)]
 mod relation_tests;
 #[cfg(test)]
