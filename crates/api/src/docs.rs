@@ -82,9 +82,38 @@ use crate::bodies;
         (name = "audits", description = "Ownership and drift findings, now and as recorded."),
         (name = "backstage", description = "Backstage's catalog API, for Backstage's catalog client and frontends written for it."),
         (name = "operations", description = "Probes, metrics and this document."),
-    )
+    ),
+    modifiers(&BearerTokens)
 )]
 pub struct ApiDoc;
+
+/// Bearer tokens for every operation but the probes (which declare `security(())`).
+struct BearerTokens;
+
+impl utoipa::Modify for BearerTokens {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A read token (`[server] read_tokens`) when the server sets any; a trigger \
+                         token (`[server] trigger_tokens`) to start a sync.",
+                    ))
+                    .build(),
+            ),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "bearer",
+            Vec::<String>::new(),
+        )]);
+    }
+}
 
 /// Backstage's `/api/catalog` routes as they answer: declarations for the document only (the
 /// handlers in `backstage.rs` parse their query by hand, repeated keys and all).
@@ -221,12 +250,12 @@ pub(crate) mod other_paths {
     use crate::bodies::ErrorBody;
 
     /// Liveness: the process answers. No token needed.
-    #[utoipa::path(get, path = "/healthz", tag = "operations",
+    #[utoipa::path(get, path = "/healthz", tag = "operations", security(()),
         responses((status = 200, description = "`ok`", body = String, content_type = "text/plain")))]
     pub fn healthz() {}
 
     /// Readiness: the catalog database answers. No token needed.
-    #[utoipa::path(get, path = "/readyz", tag = "operations",
+    #[utoipa::path(get, path = "/readyz", tag = "operations", security(()),
         responses((status = 200, description = "`ready`", body = String, content_type = "text/plain"),
             (status = 503, description = "the catalog database does not answer", body = ErrorBody)))]
     pub fn readyz() {}

@@ -155,6 +155,19 @@ fn answers_and_errors_have_schemas() {
     ] {
         assert!(schemas.contains_key(name), "{name}");
     }
+    // Tokens: everywhere but the probes.
+    assert_eq!(doc["security"], serde_json::json!([{"bearer": []}]));
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    for probe in ["/healthz", "/readyz"] {
+        assert_eq!(
+            doc["paths"][probe]["get"]["security"],
+            serde_json::json!([{}]),
+            "{probe} needs no token"
+        );
+    }
     // Every reference resolves.
     let text = doc.to_string();
     for r in text.split("\"$ref\":\"#/components/schemas/").skip(1) {
