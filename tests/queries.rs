@@ -564,3 +564,87 @@ async fn findings_open_stay_and_resolve_on_both_backends() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn latest_run_per_connector_and_changes_newest_first() {
+    use chrono::{Duration, Utc};
+    use surveyor_store::ChangeFilter;
+    for ts in TestStore::all().await {
+        let (s, backend) = (&ts.store, ts.backend);
+        let t = Utc::now();
+        for (id, connector, at) in [
+            ("a1", "gh", t),
+            ("a2", "gh", t + Duration::minutes(1)),
+            ("a3", "gh", t - Duration::minutes(1)),
+            ("b1", "k8s", t),
+            // Same start: the greater id, as `list_runs` orders them.
+            ("b2", "k8s", t),
+        ] {
+            s.insert_run(id, connector, at).await.expect("run");
+        }
+        s.finish_run(
+            "a2",
+            "succeeded",
+            &Value::Null,
+            &Value::Null,
+            None,
+            t + Duration::minutes(2),
+        )
+        .await
+        .expect("finish");
+        let latest = s.latest_runs().await.expect("latest");
+        let ids: Vec<(&str, &str, &str)> = latest
+            .iter()
+            .map(|r| (r.connector.as_str(), r.id.as_str(), r.status.as_str()))
+            .collect();
+        assert_eq!(
+            ids,
+            [("gh", "a2", "succeeded"), ("k8s", "b2", "running")],
+            "{backend}"
+        );
+        assert!(latest[0].finished_at.is_some(), "{backend}");
+
+        let source = Scripted::new(
+            "gh",
+            (0..5)
+                .map(|i| component("org", &format!("r{i}"), &format!("c{i}"), "team-a"))
+                .collect(),
+            complete(&["org"]),
+        );
+        run_connector(s, &source, &ReconcileOptions::default())
+            .await
+            .expect("sync");
+        let seqs = |rows: Vec<surveyor_store::ChangeRow>| -> Vec<i64> {
+            rows.into_iter().map(|c| c.seq).collect()
+        };
+        let oldest_first = seqs(
+            s.list_changes(&ChangeFilter::default())
+                .await
+                .expect("changes"),
+        );
+        assert_eq!(oldest_first.len(), 5, "{backend}");
+        let mut newest_first = oldest_first.clone();
+        newest_first.reverse();
+        let desc = |before_seq, limit| ChangeFilter {
+            descending: true,
+            before_seq,
+            limit: Some(limit),
+            ..ChangeFilter::default()
+        };
+        assert_eq!(
+            seqs(s.list_changes(&desc(None, 2)).await.expect("desc")),
+            newest_first[..2],
+            "{backend}"
+        );
+        assert_eq!(
+            seqs(
+                s.list_changes(&desc(Some(newest_first[1]), 10))
+                    .await
+                    .expect("desc")
+            ),
+            newest_first[2..],
+            "{backend}: before a seq"
+        );
+        ts.cleanup().await;
+    }
+}

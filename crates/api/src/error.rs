@@ -127,7 +127,10 @@ impl IntoResponse for ApiError {
         let retry = self.retry_after();
         let mut response = (
             self.status(),
-            Json(json!({"error": self.code(), "detail": self.to_string()})),
+            Json(crate::bodies::ErrorBody {
+                error: self.code().to_string(),
+                detail: self.to_string(),
+            }),
         )
             .into_response();
         with_retry_after(&mut response, retry);

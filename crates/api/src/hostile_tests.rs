@@ -862,3 +862,55 @@ async fn every_route_demands_its_token() {
         t.cleanup().await;
     }
 }
+
+/// The history newest first and back, and connectors showing runs made outside this server's
+/// scheduler, on each backend (their SQL differs).
+#[tokio::test]
+async fn changes_both_ways_and_runs_by_any_process_on_every_backend() {
+    for t in targets().await {
+        let seqs = |a: &Answer| -> Vec<i64> {
+            a.body["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|c| c["seq"].as_i64())
+                .collect()
+        };
+        let mut newest_first: Vec<i64> = all_pages(&t, "/api/v1/changes?limit=10")
+            .await
+            .iter()
+            .filter_map(|c| c["seq"].as_i64())
+            .collect();
+        newest_first.reverse();
+        assert!(newest_first.len() > 6, "{}: {newest_first:?}", t.backend);
+        let first = get(&t, "/api/v1/changes?order=desc&limit=3").await;
+        assert_eq!(seqs(&first), newest_first[..3], "{}", t.backend);
+        let c = first.body["nextCursor"].as_str().expect("next");
+        let second = get(
+            &t,
+            &format!("/api/v1/changes?order=desc&limit=3&cursor={c}"),
+        )
+        .await;
+        assert_eq!(seqs(&second), newest_first[3..6], "{}", t.backend);
+        let c = second.body["prevCursor"].as_str().expect("prev");
+        let back = get(
+            &t,
+            &format!("/api/v1/changes?order=desc&limit=3&cursor={c}"),
+        )
+        .await;
+        assert_eq!(seqs(&back), newest_first[..3], "{}", t.backend);
+        assert!(back.body["prevCursor"].is_null(), "{}", t.backend);
+
+        let connectors = get(&t, "/api/v1/connectors").await;
+        let gh = &connectors.body["items"][0];
+        assert_eq!(
+            (&gh["id"], &gh["lastStatus"]),
+            (&json!("gh"), &json!("succeeded")),
+            "{}: {}",
+            t.backend,
+            connectors.body
+        );
+        assert!(gh["lastFinished"].is_string(), "{}: {gh}", t.backend);
+        t.cleanup().await;
+    }
+}

@@ -6,6 +6,7 @@
 //! trigger tokens are needed to start a sync.
 
 mod backstage;
+mod bodies;
 mod docs;
 mod error;
 mod input;
@@ -331,6 +332,8 @@ pub async fn serve(
 
 #[cfg(test)]
 mod hostile_tests;
+#[cfg(test)]
+mod openapi_tests;
 #[cfg(test)]
 mod relation_tests;
 #[cfg(test)]

@@ -132,7 +132,8 @@ fn escape(s: &str) -> String {
 }
 
 /// `GET /metrics`.
-#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")))]
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    responses((status = 200, description = "Prometheus text format", body = String, content_type = "text/plain; version=0.0.4")))]
 pub async fn render(
     State(state): State<AppState>,
     connections: Option<Extension<Arc<ConnectionStats>>>,

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use serde_json::{Value, json};
 use surveyor_model::{Entity, Observation, Secret};
+use utoipa::OpenApi;
 
 use super::*;
 use crate::test_support::{names_in, sync_and_serve, team_a};
@@ -574,4 +575,264 @@ async fn metrics_openapi_docs_and_cors() {
         Some("https://portal.example")
     );
     assert_eq!(s.get("/no/such/route").await.0, 404);
+}
+
+/// Keys whose values are catalog data (Backstage's `metadata`/`spec`, a patch's values, field
+/// paths and owner refs used as keys), not the API's own field names.
+const DATA_KEYS: &[&str] = &[
+    "metadata",
+    "spec",
+    "patch",
+    "summary",
+    "disagrees",
+    "cosmetic",
+    "own",
+];
+
+/// Every object key of `v` outside catalog data that is not camelCase, with its path.
+fn not_camel_case(v: &Value, path: &str, out: &mut Vec<String>) {
+    match v {
+        Value::Object(m) => {
+            for (k, v) in m {
+                let here = format!("{path}.{k}");
+                if k.contains('_') || k.contains('-') {
+                    out.push(here.clone());
+                }
+                if !DATA_KEYS.contains(&k.as_str()) {
+                    not_camel_case(v, &here, out);
+                }
+            }
+        }
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                not_camel_case(item, &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+#[tokio::test]
+async fn every_api_v1_answer_is_camel_case() {
+    let control = Arc::new(FakeControl::default());
+    let config = ApiConfig {
+        trigger_tokens: vec![Secret::new("t")],
+        ..ApiConfig::default()
+    };
+    let s = start(config, Some(control)).await;
+    // A tombstone too, and a rename, so their fields are in the answers.
+    crate::test_support::sync(&s.store, {
+        let mut c = catalog();
+        c.retain(|o| o.entity.metadata.name != "svc-6");
+        c
+    })
+    .await;
+    let doc = serde_json::to_value(ApiDoc::openapi()).expect("document");
+    let mut asked = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/") {
+            continue;
+        }
+        let concrete = path
+            .replace("{kind}", "component")
+            .replace("{namespace}", "default")
+            .replace("{name}", "web")
+            .replace("{id}", "gh");
+        for method in item.as_object().expect("item").keys() {
+            let (code, body) = match method.as_str() {
+                "get" => s.get(&concrete).await,
+                "post" => s.post(&concrete, Some("t")).await,
+                other => panic!("{other} {path}"),
+            };
+            assert!(
+                (200..300).contains(&code),
+                "{method} {concrete}: {code} {body}"
+            );
+            asked.push((concrete.clone(), body));
+        }
+    }
+    for extra in [
+        "/api/v1/entities?includeDeleted=true&total=true",
+        "/api/v1/changes?order=desc&limit=2",
+        "/api/v1/entities/component/default/nope",
+        "/api/v1/entities?limit=0",
+    ] {
+        asked.push((extra.to_string(), s.get(extra).await.1));
+    }
+    assert!(asked.len() >= 15, "{}", asked.len());
+    let mut bad = Vec::new();
+    for (path, body) in &asked {
+        assert!(body.is_object(), "{path}: {body}");
+        not_camel_case(body, path, &mut bad);
+    }
+    assert!(bad.is_empty(), "keys that are not camelCase: {bad:?}");
+    // The walk saw what it should: runs, changes and connectors with their fields.
+    let runs = &asked
+        .iter()
+        .find(|(p, _)| p == "/api/v1/runs")
+        .expect("runs")
+        .1;
+    assert!(runs["items"][0]["startedAt"].is_string(), "{runs}");
+    let changes = &asked
+        .iter()
+        .find(|(p, _)| p == "/api/v1/changes")
+        .expect("changes")
+        .1;
+    assert!(changes["items"][0]["entityRef"].is_string(), "{changes}");
+}
+
+#[test]
+fn the_walk_finds_snake_case_outside_data_only() {
+    let mut bad = Vec::new();
+    not_camel_case(
+        &json!({"items": [{"entity_ref": "x", "spec": {"a_b": 1}, "metadata": {"labels": {"c_d": "e"}}}]}),
+        "",
+        &mut bad,
+    );
+    assert_eq!(bad, vec![".items[0].entity_ref"]);
+}
+
+/// Every page of `/api/v1/changes?{query}` following `which` cursor from `first`: the seqs of
+/// each, and the last page.
+async fn change_pages(
+    s: &Server,
+    query: &str,
+    which: &str,
+    first: Value,
+) -> (Vec<Vec<i64>>, Value) {
+    let seqs = |page: &Value| -> Vec<i64> {
+        page["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|c| c["seq"].as_i64())
+            .collect()
+    };
+    let mut pages = vec![seqs(&first)];
+    let mut page = first;
+    while let Some(c) = page[which].as_str() {
+        let (code, next) = s.get(&format!("/api/v1/changes?{query}&cursor={c}")).await;
+        assert_eq!(code, 200, "{next}");
+        pages.push(seqs(&next));
+        page = next;
+        assert!(pages.len() < 20, "the cursors go round: {pages:?}");
+    }
+    (pages, page)
+}
+
+#[tokio::test]
+async fn changes_page_newest_first_and_back_with_either_cursor() {
+    let s = start(ApiConfig::default(), None).await;
+    let (_, all) = s.get("/api/v1/changes").await;
+    let mut every: Vec<i64> = all["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|c| c["seq"].as_i64())
+        .collect();
+    assert_eq!(every.len(), 9, "{all}");
+    assert!(
+        all["nextCursor"].is_null() && all["prevCursor"].is_null(),
+        "{all}"
+    );
+
+    // Newest first, four at a time, to the end...
+    let (code, first) = s.get("/api/v1/changes?order=desc&limit=4").await;
+    assert_eq!(code, 200, "{first}");
+    assert!(first["prevCursor"].is_null(), "the first page: {first}");
+    let (down, last) = change_pages(&s, "order=desc&limit=4", "nextCursor", first).await;
+    every.reverse();
+    assert_eq!(
+        down,
+        vec![
+            every[..4].to_vec(),
+            every[4..8].to_vec(),
+            every[8..].to_vec()
+        ]
+    );
+    // ...and back from the last page to the first with `prevCursor`.
+    let (up, top) = change_pages(&s, "order=desc&limit=4", "prevCursor", last).await;
+    assert_eq!(
+        up,
+        vec![
+            every[8..].to_vec(),
+            every[4..8].to_vec(),
+            every[..4].to_vec()
+        ]
+    );
+    assert!(top["nextCursor"].is_string(), "{top}");
+    // Oldest first, to the end and back, the same way.
+    every.reverse();
+    let (_, first) = s.get("/api/v1/changes?limit=5").await;
+    let (forward, last) = change_pages(&s, "limit=5", "nextCursor", first).await;
+    assert_eq!(forward, vec![every[..5].to_vec(), every[5..].to_vec()]);
+    let (back, _) = change_pages(&s, "limit=5", "prevCursor", last).await;
+    assert_eq!(back, vec![every[5..].to_vec(), every[..5].to_vec()]);
+
+    // A cursor continues its own query only.
+    let (_, asc) = s.get("/api/v1/changes?limit=4").await;
+    let c = asc["nextCursor"].as_str().expect("next");
+    let (code, body) = s
+        .get(&format!("/api/v1/changes?order=desc&limit=4&cursor={c}"))
+        .await;
+    assert_eq!(code, 400, "{body}");
+    assert_eq!(s.get("/api/v1/changes?order=sideways").await.0, 400);
+}
+
+#[tokio::test]
+async fn connectors_show_runs_made_by_any_process() {
+    // FakeControl has run nothing: the catalog was synced outside its scheduler.
+    let s = start(ApiConfig::default(), Some(Arc::new(FakeControl::default()))).await;
+    let (code, list) = s.get("/api/v1/connectors").await;
+    assert_eq!(code, 200, "{list}");
+    let gh = &list["items"][0];
+    assert_eq!(gh["id"], "gh");
+    assert_eq!(gh["lastStatus"], "succeeded", "{gh}");
+    assert!(
+        gh["lastStarted"].is_string() && gh["lastFinished"].is_string(),
+        "{gh}"
+    );
+    assert!(gh["lastError"].is_null(), "{gh}");
+}
+
+#[test]
+fn the_newer_of_the_scheduler_and_the_runs_table_wins() {
+    use surveyor_store::RunRow;
+    let t = chrono::Utc::now();
+    let run = |started: chrono::DateTime<chrono::Utc>, status: &str| RunRow {
+        id: "r".into(),
+        connector: "gh".into(),
+        started_at: started,
+        finished_at: Some(started + chrono::TimeDelta::seconds(5)),
+        status: status.into(),
+        outcome: None,
+        counts: None,
+        error: (status == "failed").then(|| "boom".into()),
+    };
+    let mine = |status: &str| ConnectorView {
+        id: "gh".into(),
+        last_started: Some(t),
+        last_status: Some(status.into()),
+        ..ConnectorView::default()
+    };
+    // Another process ran it later: its run.
+    let mut v = mine("succeeded");
+    crate::v1::with_latest_run(&mut v, &run(t + chrono::TimeDelta::minutes(5), "failed"));
+    assert_eq!(
+        (v.last_status.as_deref(), v.last_error.as_deref()),
+        (Some("failed"), Some("boom"))
+    );
+    // An older run in the table: the scheduler's.
+    let mut v = mine("succeeded");
+    crate::v1::with_latest_run(&mut v, &run(t - chrono::TimeDelta::minutes(5), "failed"));
+    assert_eq!(
+        (v.last_status.as_deref(), v.last_finished),
+        (Some("succeeded"), None)
+    );
+    // The same run: the scheduler knows it abandoned it; the table adds when it ended.
+    let mut v = mine("abandoned");
+    let same = run(t + chrono::TimeDelta::milliseconds(3), "running");
+    crate::v1::with_latest_run(&mut v, &same);
+    assert_eq!(v.last_status.as_deref(), Some("abandoned"));
+    assert_eq!(v.last_finished, same.finished_at);
 }

@@ -1,5 +1,7 @@
 //! `/api/v1`: entities (filtered, cursor-paged), one entity with relations and sources, its
-//! graph, history, runs, connectors, and the sync trigger.
+//! graph, history, runs, connectors, and the sync trigger. Answers are the camelCase types of
+//! [`crate::bodies`]; query parameters are the [`IntoParams`] structs the handlers deserialize,
+//! so the OpenAPI document describes exactly what is read.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -13,17 +15,37 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, PackageFilter};
-use utoipa::IntoParams;
+use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, PackageFilter, RunRow};
+use utoipa::{IntoParams, ToSchema};
 
+use crate::bodies::{
+    AuditReport, ChangePage, ChangeView, ConnectorList, EntityDocument, EntityPage, ErrorBody,
+    FindingHistory, Graph, GraphEdge, GraphNode, Queued, RunList, RunView,
+};
 use crate::error::ApiError;
-use crate::{AppState, TriggerRefusal, input, views};
+use crate::{AppState, ConnectorView, TriggerRefusal, input, views};
 
-/// Query parameters of `GET /api/v1/entities`.
+/// The path of one entity: `/{kind}/{namespace}/{name}`, each compared case-insensitively.
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Path)]
+pub struct EntityPath {
+    /// Entity kind.
+    #[param(example = "component")]
+    pub kind: String,
+    #[param(example = "default")]
+    pub namespace: String,
+    #[param(example = "web")]
+    pub name: String,
+}
+
+/// Query parameters of `GET /api/v1/entities`. Parameter names are camelCase like the JSON;
+/// `depends_on` and `include_deleted` are still read for older clients.
 #[derive(Debug, Default, Deserialize, IntoParams)]
-#[serde(deny_unknown_fields)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
 pub struct EntityQuery {
     /// Entity kind (`component`, `group`, ...), case-insensitive.
+    #[param(example = "component")]
     pub kind: Option<String>,
     pub namespace: Option<String>,
     /// Owner ref (`group:default/team-a`, or `team-a` for a group in `default`).
@@ -35,8 +57,11 @@ pub struct EntityQuery {
     /// Case-insensitive text in the ref, title or description.
     pub q: Option<String>,
     /// `[ecosystem:]package`: who depends on it (`npm:react`, `maven:org.x:y`).
+    #[serde(alias = "depends_on")]
+    #[param(example = "npm:react")]
     pub depends_on: Option<String>,
-    #[serde(default)]
+    /// Also tombstones (entities no source describes any more), with `surveyor.deletedAt`.
+    #[serde(default, alias = "include_deleted")]
     pub include_deleted: bool,
     /// Also count every match (`totalItems`); costs a second query.
     #[serde(default)]
@@ -107,7 +132,7 @@ pub(crate) fn package(spec: &str) -> Result<PackageFilter, ApiError> {
     };
     if package.is_empty() {
         return Err(ApiError::BadRequest(
-            "depends_on: the package name is empty".into(),
+            "dependsOn: the package name is empty".into(),
         ));
     }
     Ok(PackageFilter { ecosystem, package })
@@ -137,7 +162,7 @@ impl EntityQuery {
             ("label", &self.label),
             ("source", &self.source),
             ("q", &self.q),
-            ("depends_on", &self.depends_on),
+            ("dependsOn", &self.depends_on),
         ] {
             input::opt(name, v.as_deref())?;
         }
@@ -177,8 +202,9 @@ impl EntityQuery {
 }
 
 /// Entities in a stable order (by ref), a page at a time.
-#[utoipa::path(get, path = "/api/v1/entities", params(EntityQuery),
-    responses((status = 200, description = "`{items, nextCursor}` (and `totalItems` with `total=true`)"), (status = 400, description = "a bad parameter")))]
+#[utoipa::path(get, path = "/api/v1/entities", tag = "entities", params(EntityQuery),
+    responses((status = 200, description = "a page of entities, `totalItems` with `total=true`", body = EntityPage),
+        (status = 400, description = "a bad parameter or cursor", body = ErrorBody)))]
 pub async fn list_entities(
     State(state): State<AppState>,
     query: Result<Query<EntityQuery>, axum::extract::rejection::QueryRejection>,
@@ -226,13 +252,19 @@ pub async fn list_entities(
 
 /// One entity (or tombstone) with its relations, the sources that describe it, and a link to
 /// its history.
-#[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}",
-    responses((status = 200, description = "the entity"), (status = 404, description = "no such entity")))]
+#[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}", tag = "entities", params(EntityPath),
+    responses((status = 200, description = "the entity, or its tombstone", body = EntityDocument),
+        (status = 400, description = "the path is no entity's ref", body = ErrorBody),
+        (status = 404, description = "no such entity", body = ErrorBody)))]
 pub async fn get_entity(
     State(state): State<AppState>,
-    path: Result<Path<(String, String, String)>, PathRejection>,
+    path: Result<Path<EntityPath>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Path((kind, namespace, name)) = path.map_err(input::bad_path)?;
+    let Path(EntityPath {
+        kind,
+        namespace,
+        name,
+    }) = path.map_err(input::bad_path)?;
     let key = input::path_ref(&kind, &namespace, &name)?;
     let row = state
         .store
@@ -245,25 +277,36 @@ pub async fn get_entity(
     Ok(Json(doc))
 }
 
+/// Query parameters of the graph.
 #[derive(Debug, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct GraphQuery {
     /// How many hops to follow (1-5, default 2).
+    #[param(minimum = 1, maximum = 5, example = 2)]
     pub depth: Option<u32>,
     /// Relation types to follow, comma-separated (`dependsOn,ownedBy`); default all.
+    #[param(example = "dependsOn,ownedBy")]
     pub relation: Option<String>,
 }
 
 /// The entities reachable from one entity along relations, as nodes and edges. At most
 /// `max_page_size` nodes: a graph that would grow past it stops there with `truncated: true`.
-#[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}/graph", params(GraphQuery),
-    responses((status = 200, description = "`{nodes, edges, truncated}`"), (status = 404, description = "no such entity")))]
+#[utoipa::path(get, path = "/api/v1/entities/{kind}/{namespace}/{name}/graph", tag = "entities", params(EntityPath, GraphQuery),
+    responses((status = 200, description = "nodes and edges", body = Graph),
+        (status = 400, description = "a bad parameter", body = ErrorBody),
+        (status = 404, description = "no such entity", body = ErrorBody),
+        (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = ErrorBody)))]
 pub async fn graph(
     State(state): State<AppState>,
-    path: Result<Path<(String, String, String)>, PathRejection>,
+    path: Result<Path<EntityPath>, PathRejection>,
     query: Result<Query<GraphQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let Path((kind, namespace, name)) = path.map_err(input::bad_path)?;
+) -> Result<Json<Graph>, ApiError> {
+    let Path(EntityPath {
+        kind,
+        namespace,
+        name,
+    }) = path.map_err(input::bad_path)?;
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let depth = query.depth.unwrap_or(2);
     if !(1..=5).contains(&depth) {
@@ -308,44 +351,100 @@ pub async fn graph(
         }
         frontier = next;
     }
-    let nodes: Vec<Value> = seen
+    let nodes = seen
         .into_iter()
-        .map(|(k, d)| json!({"ref": k, "depth": d}))
+        .map(|(r#ref, depth)| GraphNode { r#ref, depth })
         .collect();
-    let edges: Vec<Value> = edges
+    let edges = edges
         .into_iter()
-        .map(|(source, kind, target)| json!({"source": source, "type": kind, "target": target}))
+        .map(|(source, r#type, target)| GraphEdge {
+            source,
+            r#type,
+            target,
+        })
         .collect();
-    Ok(Json(
-        json!({"nodes": nodes, "edges": edges, "truncated": truncated}),
-    ))
+    Ok(Json(Graph {
+        nodes,
+        edges,
+        truncated,
+    }))
 }
 
+/// The order of the history.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Deserialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// Oldest first: the order things happened in.
+    #[default]
+    Asc,
+    /// Newest first.
+    Desc,
+}
+
+/// Query parameters of `GET /api/v1/changes`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct ChangeQuery {
     /// RFC 3339 time: changes at or after it.
+    #[param(example = "2026-01-31T00:00:00Z")]
     pub since: Option<DateTime<Utc>>,
     /// An entity ref: its history under every name it had.
+    #[param(example = "component:default/web")]
     pub entity: Option<String>,
     /// `created`, `updated`, `renamed`, `deleted` or `restored`.
+    #[param(example = "renamed")]
     pub op: Option<String>,
+    /// `asc` (oldest first, the default) or `desc` (newest first).
+    pub order: Option<Order>,
+    /// Page size (default 100, at most the server's `max_page_size`).
     pub limit: Option<u32>,
+    /// `nextCursor` or `prevCursor` of a page of the same query (same filters and order).
     pub cursor: Option<String>,
 }
 
-/// The catalog's history, oldest first, a page at a time.
-#[utoipa::path(get, path = "/api/v1/changes", params(ChangeQuery),
-    responses((status = 200, description = "`{items, nextCursor}`"), (status = 400, description = "a bad parameter")))]
+/// Where a change cursor points: the page after (`n`) or before (`p`) a change, in the order
+/// of the query it belongs to.
+#[derive(Debug, Clone, Copy)]
+enum Step {
+    Next(i64),
+    Prev(i64),
+}
+
+impl Step {
+    fn position(self) -> String {
+        match self {
+            Self::Next(seq) => format!("n{seq}"),
+            Self::Prev(seq) => format!("p{seq}"),
+        }
+    }
+
+    fn parse(position: &str) -> Result<Self, ApiError> {
+        let not_ours = || ApiError::BadRequest("cursor is not one this server gave out".into());
+        let seq = |s: &str| s.parse::<i64>().map_err(|_| not_ours());
+        match position.split_at_checked(1) {
+            Some(("n", rest)) => Ok(Self::Next(seq(rest)?)),
+            Some(("p", rest)) => Ok(Self::Prev(seq(rest)?)),
+            _ => Err(not_ours()),
+        }
+    }
+}
+
+/// The catalog's history, oldest first (or newest first with `order=desc`), a page at a time.
+/// Each page has a cursor to the page after it and one to the page before it.
+#[utoipa::path(get, path = "/api/v1/changes", tag = "history", params(ChangeQuery),
+    responses((status = 200, description = "a page of changes", body = ChangePage),
+        (status = 400, description = "a bad parameter or cursor", body = ErrorBody)))]
 pub async fn list_changes(
     State(state): State<AppState>,
     query: Result<Query<ChangeQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ChangePage>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = page_size(q.limit, state.config.max_page_size)?;
     input::opt("entity", q.entity.as_deref())?;
     input::opt("op", q.op.as_deref())?;
-    let identity = json!([q.since, q.entity, q.op]).to_string();
+    let order = q.order.unwrap_or_default();
+    let identity = json!([q.since, q.entity, q.op, order == Order::Desc]).to_string();
     let op = match &q.op {
         None => None,
         Some(o) => Some(ChangeOp::parse(o).ok_or_else(|| {
@@ -353,6 +452,15 @@ pub async fn list_changes(
                 "op {o:?}: one of created, updated, renamed, deleted, restored"
             ))
         })?),
+    };
+    let step = match &q.cursor {
+        None => None,
+        Some(c) => Some(Step::parse(&decode_cursor("changes", &identity, c)?)?),
+    };
+    let empty = ChangePage {
+        items: Vec::new(),
+        next_cursor: None,
+        prev_cursor: None,
     };
     let entity_uid = match &q.entity {
         None => None,
@@ -362,62 +470,118 @@ pub async fn list_changes(
                 .key();
             match state.store.resolve_uid(&key).await? {
                 Some(uid) => Some(uid),
-                None => return Ok(Json(json!({"items": [], "nextCursor": null}))),
+                None => return Ok(Json(empty)),
             }
         }
     };
-    let after_seq = match &q.cursor {
-        None => None,
-        Some(c) => Some(
-            decode_cursor("changes", &identity, c)?
-                .parse::<i64>()
-                .map_err(|_| {
-                    ApiError::BadRequest("cursor is not one this server gave out".into())
-                })?,
-        ),
+    // The page before a cursor is read walking away from it (nearest first), then turned
+    // around: so "before" is a bound on `seq` in the direction opposite to the order's.
+    let desc = order == Order::Desc;
+    let (bound, backwards) = match step {
+        None => (None, false),
+        Some(Step::Next(seq)) => (Some(seq), false),
+        Some(Step::Prev(seq)) => (Some(seq), true),
     };
-    let rows = state
-        .store
-        .list_changes(&ChangeFilter {
-            since: q.since,
-            op,
-            entity_uid,
-            after_seq,
-            limit: Some(limit),
-        })
-        .await?;
-    let next = (rows.len() as i64 == limit)
-        .then(|| {
-            rows.last()
-                .map(|r| encode_cursor("changes", &identity, &r.seq.to_string()))
-        })
-        .flatten();
-    Ok(Json(json!({"items": rows, "nextCursor": next})))
+    let read_desc = desc != backwards;
+    let mut filter = ChangeFilter {
+        since: q.since,
+        op,
+        entity_uid,
+        descending: read_desc,
+        // One more than the page: whether another page follows, without an empty last page.
+        limit: Some(limit + 1),
+        ..ChangeFilter::default()
+    };
+    if read_desc {
+        filter.before_seq = bound;
+    } else {
+        filter.after_seq = bound;
+    }
+    let mut rows = state.store.list_changes(&filter).await?;
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    if backwards {
+        rows.reverse();
+    }
+    let cursor = |s: Step| encode_cursor("changes", &identity, &s.position());
+    let first = rows.first().map(|r| r.seq);
+    let last = rows.last().map(|r| r.seq);
+    // Forwards: a next page if more rows followed, a previous one unless this is the first.
+    // Backwards: a next page always (the one the cursor came from), a previous one if more.
+    let (next, prev) = if backwards {
+        (last.map(Step::Next), first.filter(|_| more).map(Step::Prev))
+    } else {
+        (
+            last.filter(|_| more).map(Step::Next),
+            first.filter(|_| step.is_some()).map(Step::Prev),
+        )
+    };
+    Ok(Json(ChangePage {
+        items: rows.into_iter().map(ChangeView::from).collect(),
+        next_cursor: next.map(cursor),
+        prev_cursor: prev.map(cursor),
+    }))
 }
 
+/// Query parameters of `GET /api/v1/runs`.
 #[derive(Debug, Default, Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct RunQuery {
+    /// A connector id: its runs only.
+    #[param(example = "github")]
     pub connector: Option<String>,
+    /// How many (default 100, at most the server's `max_page_size`).
     pub limit: Option<u32>,
 }
 
-/// Recent runs, newest first.
-#[utoipa::path(get, path = "/api/v1/runs", params(RunQuery), responses((status = 200, description = "`{items}`")))]
+/// Recent runs, by any process, newest first.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunQuery),
+    responses((status = 200, description = "the latest runs", body = RunList),
+        (status = 400, description = "a bad parameter", body = ErrorBody)))]
 pub async fn list_runs(
     State(state): State<AppState>,
     query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RunList>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let limit = page_size(q.limit, state.config.max_page_size)?;
     input::opt("connector", q.connector.as_deref())?;
     let rows = state.store.list_runs(q.connector.as_deref(), limit).await?;
-    Ok(Json(json!({"items": rows})))
+    Ok(Json(RunList {
+        items: rows.into_iter().map(RunView::from).collect(),
+    }))
 }
 
-/// The configured connectors: schedule, next run, whether one is running, the last outcome.
-#[utoipa::path(get, path = "/api/v1/connectors", responses((status = 200, description = "`{items}`", body = [crate::ConnectorView])))]
-pub async fn list_connectors(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// A run row written within this long after the scheduler marked a run started is that run:
+/// the engine stamps its row right after the scheduler's mark, and a lease keeps another
+/// process from starting the same connector in between.
+const SAME_RUN: chrono::TimeDelta = chrono::TimeDelta::seconds(2);
+
+/// The connector's latest run, from this process's scheduler or the runs table, whichever is
+/// newer. For the same run, the scheduler's status wins (it knows a run it abandoned, which
+/// the table records only at the next run); the table adds when it finished.
+pub(crate) fn with_latest_run(view: &mut ConnectorView, run: &RunRow) {
+    match view.last_started {
+        Some(mine) if run.started_at >= mine && run.started_at - mine < SAME_RUN => {
+            view.last_finished = run.finished_at;
+        }
+        Some(mine) if run.started_at < mine => {}
+        _ => {
+            view.last_started = Some(run.started_at);
+            view.last_finished = run.finished_at;
+            view.last_status = Some(run.status.clone());
+            view.last_error = run.error.clone();
+        }
+    }
+}
+
+/// The configured connectors: schedule, next run, whether this process runs one now, the
+/// latest run by any process (its start, end, status, error), and who holds the lease.
+#[utoipa::path(get, path = "/api/v1/connectors", tag = "runs",
+    responses((status = 200, description = "the connectors this server runs", body = ConnectorList)))]
+pub async fn list_connectors(
+    State(state): State<AppState>,
+) -> Result<Json<ConnectorList>, ApiError> {
     let mut items = state
         .control
         .as_ref()
@@ -425,8 +589,17 @@ pub async fn list_connectors(State(state): State<AppState>) -> Result<Json<Value
         .unwrap_or_default();
     // Leases come from the database: the replica answering may not be the one running it.
     let leases = state.store.leases().await?;
+    // So are runs: a `surveyor sync` or another replica may have run a connector since.
+    let runs = if items.is_empty() {
+        Vec::new()
+    } else {
+        state.store.latest_runs().await?
+    };
     let now = chrono::Utc::now();
     for item in &mut items {
+        if let Some(run) = runs.iter().find(|r| r.connector == item.id) {
+            with_latest_run(item, run);
+        }
         item.lease = leases
             .iter()
             .find(|l| l.name == item.id)
@@ -437,13 +610,18 @@ pub async fn list_connectors(State(state): State<AppState>) -> Result<Json<Value
                 held: l.expires_at > now,
             });
     }
-    Ok(Json(json!({"items": items})))
+    Ok(Json(ConnectorList { items }))
 }
 
 /// Starts a sync of one connector now (needs a trigger token).
-#[utoipa::path(post, path = "/api/v1/connectors/{id}/sync",
-    responses((status = 202, description = "the run was queued"), (status = 404, description = "no such connector"),
-        (status = 409, description = "it is running"), (status = 401, description = "no trigger token"), (status = 403, description = "triggering is off")))]
+#[utoipa::path(post, path = "/api/v1/connectors/{id}/sync", tag = "runs",
+    params(("id" = String, Path, description = "The connector's id.", example = "github")),
+    responses((status = 202, description = "the run was queued", body = Queued),
+        (status = 401, description = "no trigger token", body = ErrorBody),
+        (status = 403, description = "triggering is off, or the token may only read", body = ErrorBody),
+        (status = 404, description = "no such connector", body = ErrorBody),
+        (status = 409, description = "it is running and has a run queued already", body = ErrorBody),
+        (status = 503, description = "this server runs no connectors, or is shutting down", body = ErrorBody)))]
 pub async fn trigger(
     State(state): State<AppState>,
     path: Result<Path<String>, PathRejection>,
@@ -455,7 +633,7 @@ pub async fn trigger(
         .as_ref()
         .ok_or_else(|| ApiError::Unavailable("this server runs no connectors".into()))?;
     match control.trigger(&id) {
-        Ok(()) => Ok((StatusCode::ACCEPTED, Json(json!({"queued": id}))).into_response()),
+        Ok(()) => Ok((StatusCode::ACCEPTED, Json(Queued { queued: id })).into_response()),
         Err(TriggerRefusal::Unknown(id)) => Err(ApiError::NotFound(format!("no connector {id:?}"))),
         Err(TriggerRefusal::Busy(id)) => Err(ApiError::Conflict(format!(
             "connector {id:?} is running and has a run queued already"
@@ -476,40 +654,50 @@ fn audit_sources(state: &AppState) -> surveyor_audit::Sources {
 }
 
 /// Ownership gaps, each with its rule, severity and evidence, and a summary per owner.
-#[utoipa::path(get, path = "/api/v1/audit/ownership", responses((status = 200, description = "`{findings, summary}`")))]
-pub async fn audit_ownership(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/audit/ownership", tag = "audits",
+    responses((status = 200, description = "the findings now, and a summary per owner", body = AuditReport),
+        (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = ErrorBody)))]
+pub async fn audit_ownership(State(state): State<AppState>) -> Result<Json<AuditReport>, ApiError> {
     let _permit = state.expensive("/api/v1/audit/ownership").await?;
     let findings = surveyor_audit::ownership(&state.store, &audit_sources(&state)).await?;
-    Ok(Json(
-        json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
-    ))
+    Ok(Json(AuditReport::of(findings)))
 }
 
 /// Drift between sources and declarations.
-#[utoipa::path(get, path = "/api/v1/audit/drift", responses((status = 200, description = "`{findings, summary}`")))]
-pub async fn audit_drift(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/audit/drift", tag = "audits",
+    responses((status = 200, description = "the findings now, and a summary per owner", body = AuditReport),
+        (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = ErrorBody)))]
+pub async fn audit_drift(State(state): State<AppState>) -> Result<Json<AuditReport>, ApiError> {
     let _permit = state.expensive("/api/v1/audit/drift").await?;
     let findings = surveyor_audit::drift(&state.store, &audit_sources(&state)).await?;
-    Ok(Json(
-        json!({"summary": surveyor_audit::summary(&findings), "findings": findings}),
-    ))
+    Ok(Json(AuditReport::of(findings)))
 }
 
 /// Recorded ownership findings, resolved ones too: when each was first and last seen, and
 /// when it was resolved (`null` while open). Recorded after every sync.
-#[utoipa::path(get, path = "/api/v1/audit/ownership/history", responses((status = 200, description = "`{findings}` with firstSeen, lastSeen, resolvedAt")))]
+#[utoipa::path(get, path = "/api/v1/audit/ownership/history", tag = "audits",
+    responses((status = 200, description = "every recorded finding", body = FindingHistory),
+        (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = ErrorBody)))]
 pub async fn audit_ownership_history(
     State(state): State<AppState>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FindingHistory>, ApiError> {
     let _permit = state.expensive("/api/v1/audit/ownership/history").await?;
     let findings = state.store.findings("ownership", true).await?;
-    Ok(Json(json!({ "findings": findings })))
+    Ok(Json(FindingHistory {
+        findings: findings.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// Recorded drift findings with their history, as for ownership.
-#[utoipa::path(get, path = "/api/v1/audit/drift/history", responses((status = 200, description = "`{findings}` with firstSeen, lastSeen, resolvedAt")))]
-pub async fn audit_drift_history(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/audit/drift/history", tag = "audits",
+    responses((status = 200, description = "every recorded finding", body = FindingHistory),
+        (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = ErrorBody)))]
+pub async fn audit_drift_history(
+    State(state): State<AppState>,
+) -> Result<Json<FindingHistory>, ApiError> {
     let _permit = state.expensive("/api/v1/audit/drift/history").await?;
     let findings = state.store.findings("drift", true).await?;
-    Ok(Json(json!({ "findings": findings })))
+    Ok(Json(FindingHistory {
+        findings: findings.into_iter().map(Into::into).collect(),
+    }))
 }

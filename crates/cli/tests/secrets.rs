@@ -570,21 +570,25 @@ impl Api<'_> {
     }
 }
 
-/// Polls until every connector has finished a run that started after `previous` (the
-/// connectors as they were), returning the connectors.
-fn wait_for_runs(api: &mut Api, previous: &[Value]) -> Vec<Value> {
+/// Polls until every connector has finished a run that started at or after `since`,
+/// returning the connectors.
+fn wait_for_runs(api: &mut Api, since: chrono::DateTime<chrono::Utc>) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let items = api.get("/api/v1/connectors")["items"]
             .as_array()
             .cloned()
             .unwrap_or_default();
+        // The latest run may be an earlier process's (the API reads runs from the database):
+        // only runs started since count.
         let done = items.len() == CONNECTORS.len()
             && items.iter().all(|c| {
-                let before = previous.iter().find(|p| p["id"] == c["id"]);
                 c["running"] == false
                     && !c["lastStatus"].is_null()
-                    && before.is_none_or(|p| p["lastStarted"] != c["lastStarted"])
+                    && c["lastStarted"]
+                        .as_str()
+                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+                        .is_some_and(|t| t >= since)
             });
         if done {
             return items;
@@ -869,6 +873,7 @@ fn sentinel_credentials_appear_nowhere() {
         }
 
         // serve: runs at start-up, the API walked end to end, a run failing on request.
+        let serve_started = chrono::Utc::now();
         let mut served = Served::start(dir.path(), &env);
         let mut api = Api {
             rt: &rt,
@@ -878,13 +883,14 @@ fn sentinel_credentials_appear_nowhere() {
             requests: 0,
         };
         wait_until_up(&mut api, &mut served);
-        let started = wait_for_runs(&mut api, &[]);
+        let started = wait_for_runs(&mut api, serve_started);
         assert!(
             started.iter().all(|c| c["lastStatus"] == "succeeded"),
             "{b}: start-up runs: {started:?}"
         );
         walk(&mut api);
         fakes.break_all();
+        let triggered = chrono::Utc::now();
         for id in CONNECTORS {
             let (status, body) = api.call(
                 "POST",
@@ -893,7 +899,7 @@ fn sentinel_credentials_appear_nowhere() {
             );
             assert_eq!(status, 202, "{b}: trigger {id}: {body}");
         }
-        let connectors = wait_for_runs(&mut api, &started);
+        let connectors = wait_for_runs(&mut api, triggered);
         fakes.heal_all();
         let failed = connectors
             .iter()

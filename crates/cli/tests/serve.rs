@@ -208,7 +208,7 @@ fn two_replicas_on_postgres_run_each_tick_once() {
         .as_array()
         .expect("runs")
         .iter()
-        .map(|r| r["started_at"].as_str().unwrap_or_default()[..19].to_string())
+        .map(|r| r["startedAt"].as_str().unwrap_or_default()[..19].to_string())
         .collect();
     let mut unique = starts.clone();
     unique.sort();

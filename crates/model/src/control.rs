@@ -7,17 +7,24 @@ use serde::Serialize;
 
 use crate::observation::ConnectorMetric;
 
-/// A connector as `/api/v1/connectors` shows it.
+/// A connector as `/api/v1/connectors` shows it. The `last*` fields describe its latest run by
+/// any process (this one's scheduler, another replica, a `surveyor sync`), from the runs table
+/// when that has a newer run than this process saw.
 #[derive(Debug, Clone, Serialize, Default, PartialEq)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct ConnectorView {
     pub id: String,
     pub kind: String,
+    #[cfg_attr(feature = "openapi", schema(example = "0 * * * *"))]
     pub schedule: Option<String>,
     pub next_run: Option<DateTime<Utc>>,
     pub running: bool,
     pub last_started: Option<DateTime<Utc>>,
+    /// When the latest run ended (`null` while it runs, or when it never recorded an end).
+    pub last_finished: Option<DateTime<Utc>>,
+    /// `succeeded`, `partial`, `failed`, `running`, `abandoned`.
+    #[cfg_attr(feature = "openapi", schema(example = "succeeded"))]
     pub last_status: Option<String>,
     pub last_error: Option<String>,
     /// The connector's lease as the database records it: who runs it (on any replica) and

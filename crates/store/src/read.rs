@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::query::decode;
+use crate::query::{RowRef, decode};
 use crate::sql::sql;
 use crate::{
     ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store,
@@ -194,7 +194,12 @@ pub struct ChangeFilter {
     pub op: Option<ChangeOp>,
     /// Only the history of this entity (all its names: history follows renames).
     pub entity_uid: Option<String>,
+    /// Only changes after this one (`seq` greater).
     pub after_seq: Option<i64>,
+    /// Only changes before this one (`seq` smaller).
+    pub before_seq: Option<i64>,
+    /// Newest first; the default is oldest first (the order they happened in).
+    pub descending: bool,
     pub limit: Option<i64>,
 }
 
@@ -442,14 +447,24 @@ impl Store {
 
     /// History in order of sequence.
     pub async fn list_changes(&self, f: &ChangeFilter) -> Result<Vec<ChangeRow>> {
+        // The direction is part of the text, not a parameter: both orders walk the primary key.
         let q = sql(
             self.backend(),
-            "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
-             patch::text AS patch \
-             FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
-             entity_uid = $2) \
-             AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) ORDER BY \
-             seq LIMIT $4",
+            if f.descending {
+                "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
+                 patch::text AS patch \
+                 FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
+                 entity_uid = $2) \
+                 AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) \
+                 AND ($6::bigint IS NULL OR seq < $6) ORDER BY seq DESC LIMIT $4"
+            } else {
+                "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
+                 patch::text AS patch \
+                 FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
+                 entity_uid = $2) \
+                 AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) \
+                 AND ($6::bigint IS NULL OR seq < $6) ORDER BY seq LIMIT $4"
+            },
         );
         let q = match self.backend() {
             crate::Backend::Sqlite => q
@@ -464,6 +479,7 @@ impl Store {
             .bind(f.after_seq)
             .bind(f.limit.unwrap_or(i64::MAX))
             .bind(f.op.map(|o| o.as_str().to_string()))
+            .bind(f.before_seq)
             .fetch_all(|r| {
                 let op: String = r.get("op")?;
                 let patch: String = r.get("patch")?;
@@ -496,23 +512,23 @@ impl Store {
              counts::text AS counts, error FROM runs WHERE ($1::text IS NULL OR connector = $1) \
              ORDER BY started_at DESC, id DESC LIMIT $2",
         );
-        let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
         self.query(q)
             .bind(connector)
             .bind(limit)
-            .fetch_all(|r| {
-                Ok(RunRow {
-                    id: r.get("id")?,
-                    connector: r.get("connector")?,
-                    started_at: r.get("started_at")?,
-                    finished_at: r.get("finished_at")?,
-                    status: r.get("status")?,
-                    outcome: parse(r.get("outcome")?),
-                    counts: parse(r.get("counts")?),
-                    error: r.get("error")?,
-                })
-            })
+            .fetch_all(run_row)
             .await
+    }
+
+    /// Each connector's latest run (by start), one row per connector that ever ran: what any
+    /// process did, for a view of connectors that is not only this process's own.
+    pub async fn latest_runs(&self) -> Result<Vec<RunRow>> {
+        // Per connector, the newest start through `runs_by_connector`; ties (same start) go to
+        // the greater id, as in `list_runs`.
+        let q = "SELECT id, connector, started_at, finished_at, status, outcome::text AS outcome, \
+             counts::text AS counts, error FROM runs r WHERE NOT EXISTS (SELECT 1 FROM runs n \
+             WHERE n.connector = r.connector AND (n.started_at > r.started_at OR \
+             (n.started_at = r.started_at AND n.id > r.id))) ORDER BY connector";
+        self.query(sql(self.backend(), q)).fetch_all(run_row).await
     }
 
     /// Row counts per table, for tests that check "nothing was written" and for benchmarks.
@@ -526,6 +542,20 @@ impl Store {
             runs: count("SELECT COUNT(*) FROM runs").await?,
         })
     }
+}
+
+fn run_row(r: RowRef<'_>) -> Result<RunRow> {
+    let parse = |s: Option<String>| s.and_then(|s| serde_json::from_str(&s).ok());
+    Ok(RunRow {
+        id: r.get("id")?,
+        connector: r.get("connector")?,
+        started_at: r.get("started_at")?,
+        finished_at: r.get("finished_at")?,
+        status: r.get("status")?,
+        outcome: parse(r.get("outcome")?),
+        counts: parse(r.get("counts")?),
+        error: r.get("error")?,
+    })
 }
 
 /// Rows per table.
