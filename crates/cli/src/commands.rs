@@ -372,21 +372,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
             }
         }
         EntitiesCommand::Get { entity, format } => {
-            let r = match EntityRef::parse_with(&entity, None, "default") {
-                Ok(r) => r,
-                Err(e @ surveyor_model::RefError::MissingKind(_)) => {
-                    let found = refs_named(&store, &entity).await?;
-                    return Err(CliError::Input(if found.is_empty() {
-                        format!("{e}: write it as kind:name (component:{entity})")
-                    } else {
-                        format!(
-                            "{entity:?} needs a kind; did you mean {}?",
-                            found.join(" or ")
-                        )
-                    }));
-                }
-                Err(e) => return Err(CliError::Input(e.to_string())),
-            };
+            let r = parse_ref_in(&store, &entity).await?;
             let Some(row) = store.get_entity(&r.key()).await? else {
                 return Err(CliError::Input(format!("no entity {r} in the catalog")));
             };
@@ -400,6 +386,26 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
     }
     store.close().await;
     Ok(())
+}
+
+/// A ref given on the command line; one without a kind is answered with the refs the catalog
+/// has by that name (`did you mean component:billing-bot-30?`).
+async fn parse_ref_in(store: &surveyor_store::Store, input: &str) -> Result<EntityRef, CliError> {
+    match EntityRef::parse_with(input, None, "default") {
+        Ok(r) => Ok(r),
+        Err(e @ surveyor_model::RefError::MissingKind(_)) => {
+            let found = refs_named(store, input).await?;
+            Err(CliError::Input(if found.is_empty() {
+                format!("{e}: write it as kind:name (component:{input})")
+            } else {
+                format!(
+                    "{input:?} needs a kind; did you mean {}?",
+                    found.join(" or ")
+                )
+            }))
+        }
+        Err(e) => Err(CliError::Input(e.to_string())),
+    }
 }
 
 /// Kinds `entities list --kind` may name: the model's and whatever the catalog holds.
@@ -538,7 +544,7 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
     let entity_uid = match &args.entity {
         None => None,
         Some(e) => {
-            let r = parse_ref(e, None)?;
+            let r = parse_ref_in(&store, e).await?;
             match store.resolve_uid(&r.key()).await? {
                 Some(uid) => Some(uid),
                 None => {

@@ -29,20 +29,23 @@ pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {
         .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}", redact(config, &e.to_string()))))
 }
 
-/// `message` with the value of every `${NAME}` the config file references written back as
-/// `${NAME}`: a store error names the SQLite path or Postgres host, which may have come from
-/// a variable that holds a secret.
+/// `message` with the value of every `${NAME}` the config file references and the database
+/// URL contains written back as `${NAME}`: a store error names the SQLite path or Postgres
+/// host, which may have come from a variable that holds a secret. Values under 4 characters
+/// are left alone: they would match inside ordinary words, and hide nothing.
 pub(crate) fn redact(config: &Config, message: &str) -> String {
     let Ok(text) = std::fs::read_to_string(&config.file) else {
         return message.to_string();
     };
+    let url = config.database_url();
     let mut out = message.to_string();
     for (i, _) in text.match_indices("${") {
         let rest = &text[i + 2..];
         let Some(end) = rest.find('}') else { continue };
         let name = &rest[..end];
         if let Ok(value) = std::env::var(name)
-            && !value.is_empty()
+            && value.chars().count() >= 4
+            && url.expose().contains(&value)
         {
             out = out.replace(&value, &format!("${{{name}}}"));
         }

@@ -162,7 +162,14 @@ fn connect_cause(e: &sqlx::Error) -> String {
         sqlx::Error::Database(d) => d.message().to_string(),
         sqlx::Error::Io(io) => io.to_string(),
         sqlx::Error::PoolTimedOut => format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()),
-        other => other.to_string(),
+        // sqlx ends some messages with its own source location, of no use to the reader.
+        other => {
+            let text = other.to_string();
+            match text.rfind(" (sqlx_") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            }
+        }
     }
 }
 
@@ -604,5 +611,48 @@ mod pg_tx_tests {
 
         store.drop_schema(&schema).await.expect("drop schema");
         store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod connect_errors {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_postgres_port_is_named_with_its_cause_and_no_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = format!("postgres://u:sentinel-pw@127.0.0.1:{port}/catalog");
+        // A liveness bound: the pool alone retried for 10 s and reported only a timeout.
+        let err = tokio::time::timeout(Duration::from_secs(8), Store::connect(&url))
+            .await
+            .expect("an answer within 8 s")
+            .expect_err("nothing listens there");
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Connect(_)), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        assert!(text.contains("\"catalog\""), "{text}");
+        assert!(!text.contains("sentinel-pw"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_that_cannot_be_made_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = format!("sqlite://{}/missing/catalog.db", dir.path().display());
+        let err = Store::connect(&url).await.expect_err("no such directory");
+        let text = err.to_string();
+        assert!(text.contains("missing/catalog.db"), "{text}");
+        assert!(text.contains("does not exist"), "{text}");
+        let state = Store::inspect(&url).await.expect_err("no such directory");
+        assert!(state.to_string().contains("does not exist"));
+        let fresh = format!("sqlite://{}/catalog.db", dir.path().display());
+        let state = Store::inspect(&fresh).await.expect("a fresh path");
+        assert!(!state.exists);
+        assert!(
+            !dir.path().join("catalog.db").exists(),
+            "inspect created it"
+        );
     }
 }
