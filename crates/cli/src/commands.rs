@@ -922,3 +922,20 @@ async fn run_leased(
     lease.release().await;
     result
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_find_the_nearest_kind_and_nonsense_finds_none() {
+        let kinds: Vec<String> = ["api", "component", "group", "resource", "system", "user"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(did_you_mean("compnent", &kinds), Some("component"));
+        assert_eq!(did_you_mean("Grop", &kinds), Some("group"));
+        assert_eq!(did_you_mean("sytsem", &kinds), Some("system"));
+        assert_eq!(did_you_mean("pipeline", &kinds), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

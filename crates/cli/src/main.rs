@@ -248,7 +248,7 @@ pub enum AuditCommand {
     /// nothing else claims, components no repository knows
     #[command(
         mut_arg("format", |a| a.help(
-            "Output: a table, JSON, CSV, or a Markdown report (findings per rule and source)"
+            "Output: a table, JSON, CSV, or a Markdown report (drift counts per owner, then each finding)"
         )),
         mut_arg("fail_on_gaps", |a| a
             .long("fail-on-findings")
