@@ -324,11 +324,9 @@ pub fn site_of(url: &str) -> Result<String, String> {
     let rest = url
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
+        // Not echoed: the URL may come from a `${ENV}` reference that holds a secret.
         .ok_or_else(|| {
-            format!(
-                "{:?} is not an http(s) URL",
-                surveyor_model::secret::hide_userinfo(url)
-            )
+            "is not an http(s) URL: it must start with https:// or http://".to_string()
         })?;
     if rest.contains(['?', '#']) {
         return Err("must not have a query or fragment: give the site's base URL".into());
@@ -347,10 +345,7 @@ pub fn site_of(url: &str) -> Result<String, String> {
         None => authority.split(':').next().unwrap_or_default(),
     };
     if host.is_empty() {
-        return Err(format!(
-            "{:?} has no host",
-            surveyor_model::secret::hide_userinfo(url)
-        ));
+        return Err("has no host".into());
     }
     Ok(host.to_lowercase())
 }

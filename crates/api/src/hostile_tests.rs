@@ -446,11 +446,9 @@ async fn malformed_parameters_are_4xx_with_a_json_error() {
             format!("/api/v1/entities?limit={}", MAX_PAGE + 1),
             "/api/v1/changes?limit=99999999".into(),
             "/api/v1/runs?limit=0".into(),
-            "/api/catalog/entities?limit=1000000".into(),
             "/api/catalog/entities?offset=-5".into(),
             "/api/catalog/entities?offset=99999999999999999999999".into(),
             "/api/catalog/entities/by-query?limit=0".into(),
-            "/api/catalog/entities/by-query?limit=100000000".into(),
             "/api/v1/entities/component/default/svc-0/graph?depth=0".into(),
             "/api/v1/entities/component/default/svc-0/graph?depth=6".into(),
             "/api/v1/entities/component/default/svc-0/graph?depth=4294967296".into(),
@@ -475,12 +473,6 @@ async fn malformed_parameters_are_4xx_with_a_json_error() {
             "/api/catalog/entities/by-query?cursor=bogus".into(),
             format!("/api/catalog/entities/by-query?cursor={}", b64("{}")),
             format!("/api/catalog/entities/by-query?cursor={entity_cursor}"),
-            format!(
-                "/api/catalog/entities/by-query?cursor={}",
-                forged(
-                    json!({"filters": [], "fields": [], "order": null, "text": null, "limit": usize::MAX, "offset": 0})
-                )
-            ),
             format!(
                 "/api/catalog/entities/by-query?cursor={}",
                 forged(
@@ -532,6 +524,27 @@ async fn malformed_parameters_are_4xx_with_a_json_error() {
             "/api/v1/entities?include_deleted=maybe".into(),
             "/api/v1/entities?unknown=1".into(),
         ];
+        // Backstage serves any page size (the whole catalog at most): huge limits are answered
+        // in full, read from the store a page at a time.
+        for target in [
+            "/api/catalog/entities?limit=1000000".to_string(),
+            "/api/catalog/entities/by-query?limit=100000000".to_string(),
+            format!(
+                "/api/catalog/entities/by-query?cursor={}",
+                forged(
+                    json!({"filters": [], "fields": [], "order": null, "text": null, "limit": usize::MAX, "offset": 0})
+                )
+            ),
+        ] {
+            let a = get(&t, &target).await;
+            assert_eq!(a.status, 200, "{b} {target}: {}", a.body);
+            let n = a
+                .body
+                .as_array()
+                .or(a.body["items"].as_array())
+                .map(Vec::len);
+            assert_eq!(n, Some(13), "{b} {target}: every entity, past MAX_PAGE");
+        }
         for target in &cases {
             let a = if target.ends_with("/sync") {
                 raw(t.addr, "POST", target, &bearer(OPERATOR), b"").await
@@ -643,7 +656,7 @@ async fn oversized_requests_are_refused() {
         let mut headers = bearer(OPERATOR);
         headers.push(("Transfer-Encoding", "chunked".into()));
         let chunk = format!("400\r\n{}\r\n", "x".repeat(1024));
-        let body = format!("{}0\r\n\r\n", chunk.repeat(80));
+        let body = format!("{}0\r\n\r\n", chunk.repeat(300));
         let a = raw(
             t.addr,
             "POST",
@@ -708,9 +721,15 @@ fn routes() -> BTreeSet<(String, String)> {
     out
 }
 
-/// A request to `path` that its handler answers with 200 (or 202).
-fn concrete(path: &str) -> String {
+/// A request to `path` that its handler answers with 200 (or 202), given the uid of an entity
+/// and the id of a location.
+fn concrete(path: &str, uid: &str, location: &str) -> String {
     let path = path
+        .replace(
+            "/api/catalog/locations/{id}",
+            &format!("/api/catalog/locations/{location}"),
+        )
+        .replace("{uid}", uid)
         .replace("{kind}", "component")
         .replace("{namespace}", "default")
         .replace("{name}", "svc-1")
@@ -720,6 +739,36 @@ fn concrete(path: &str) -> String {
         _ => path,
     }
 }
+
+/// The body a POST route answers 200 (or 202) to.
+fn body_for(path: &str) -> &'static [u8] {
+    match path {
+        "/api/catalog/entities/by-refs" => br#"{"entityRefs": ["component:default/svc-1"]}"#,
+        "/api/catalog/refresh" => br#"{"entityRef": "component:default/svc-1"}"#,
+        "/api/catalog/validate-entity" => {
+            br#"{"location": "url:https://example.com/catalog-info.yaml", "entity": {"apiVersion": "backstage.io/v1alpha1", "kind": "Component", "metadata": {"name": "x"}, "spec": {}}}"#
+        }
+        _ => b"",
+    }
+}
+
+/// POST routes that only read, so a read token is enough.
+const READING_POSTS: &[&str] = &[
+    "/api/catalog/entities/by-refs",
+    "/api/catalog/validate-entity",
+];
+
+/// Backstage routes whose OpenAPI entries are written apart from this crate's annotations.
+const DOCUMENTED_APART: &[&str] = &[
+    "/api/catalog/entities/by-refs",
+    "/api/catalog/entities/by-uid/{uid}",
+    "/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+    "/api/catalog/locations",
+    "/api/catalog/locations/{id}",
+    "/api/catalog/locations/by-entity/{kind}/{namespace}/{name}",
+    "/api/catalog/refresh",
+    "/api/catalog/validate-entity",
+];
 
 /// Reachable without a token: the probes an orchestrator calls with no credentials. They say
 /// only "ok"/"ready" (or that the database is unavailable), nothing about the catalog.
@@ -747,13 +796,25 @@ async fn every_route_demands_its_token() {
             assert!(
                 documented
                     || PUBLIC.contains(&path.as_str())
+                    || DOCUMENTED_APART.contains(&path.as_str())
                     || ["/openapi.json", "/docs"].contains(&path.as_str()),
                 "{b}: {method} {path} is not in the OpenAPI document"
             );
         }
         all.retain(|(_, p)| !PUBLIC.contains(&p.as_str()));
+        let one = get(&t, "/api/catalog/entities/by-name/component/default/svc-1").await;
+        let uid = one.body["metadata"]["uid"]
+            .as_str()
+            .expect("a uid")
+            .to_string();
+        let locations = get(&t, "/api/catalog/locations").await;
+        let location = locations.body[0]["data"]["id"]
+            .as_str()
+            .expect("a location")
+            .to_string();
         for (method, path) in &all {
-            let target = concrete(path);
+            let target = concrete(path, &uid, &location);
+            let body = body_for(path);
             let what = format!("{b} {method} {target}");
             for headers in [
                 vec![],
@@ -764,19 +825,28 @@ async fn every_route_demands_its_token() {
                 vec![("Authorization", format!("Bearer {READER}x"))],
                 vec![("Authorization", format!("Bearer {}", &READER[1..]))],
             ] {
-                let a = raw(t.addr, method, &target, &headers, b"").await;
+                let a = raw(t.addr, method, &target, &headers, body).await;
                 assert_eq!(a.status, 401, "{what} with {headers:?}: {}", a.body);
                 assert_refused(&what, &a);
             }
-            let with_reader = raw(t.addr, method, &target, &bearer(READER), b"").await;
-            let with_operator = raw(t.addr, method, &target, &bearer(OPERATOR), b"").await;
-            if method == "POST" {
+            let with_reader = raw(t.addr, method, &target, &bearer(READER), body).await;
+            let with_operator = raw(t.addr, method, &target, &bearer(OPERATOR), body).await;
+            if method == "POST" && !READING_POSTS.contains(&path.as_str()) {
                 assert_eq!(
                     with_reader.status, 403,
                     "{what}: a read token may not trigger"
                 );
                 assert_refused(&what, &with_reader);
-                assert_eq!(with_operator.status, 202, "{what}: {}", with_operator.body);
+                let started = if path.starts_with("/api/catalog/") {
+                    200
+                } else {
+                    202
+                };
+                assert_eq!(
+                    with_operator.status, started,
+                    "{what}: {}",
+                    with_operator.body
+                );
             } else {
                 assert_eq!(with_reader.status, 200, "{what}: {}", with_reader.body);
                 assert_eq!(with_operator.status, 200, "{what}: {}", with_operator.body);

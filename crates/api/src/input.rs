@@ -14,7 +14,7 @@ use crate::error::ApiError;
 /// The longest path and query accepted; a longer one is no legitimate catalog query.
 pub const MAX_URI_BYTES: usize = 16 * 1024;
 /// The largest request body read (only the sync trigger takes POSTs, and it reads nothing).
-pub const MAX_BODY_BYTES: usize = 64 * 1024;
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
 /// The longest single parameter value (a ref, a search term, a label, a cursor).
 pub const MAX_VALUE_BYTES: usize = 1024;
 

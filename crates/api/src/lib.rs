@@ -1,8 +1,9 @@
 //! surveyor's HTTP API: the catalog for portal frontends (its own `/api/v1` and Backstage's
 //! `/api/catalog` shapes), history, runs and connectors, health, metrics and the OpenAPI document.
 //!
-//! Read-only except `POST /api/v1/connectors/{id}/sync`. Optional bearer tokens: read tokens
-//! guard everything but the probes; trigger tokens are needed to start a sync.
+//! Read-only except `POST /api/v1/connectors/{id}/sync` and Backstage's `POST
+//! /api/catalog/refresh`. Optional bearer tokens: read tokens guard everything but the probes;
+//! trigger tokens are needed to start a sync.
 
 mod backstage;
 mod docs;
@@ -169,6 +170,32 @@ fn build(
             get(backstage::by_name),
         )
         .route("/api/catalog/entity-facets", get(backstage::facets))
+        .route("/api/catalog/entities/by-refs", post(backstage::by_refs))
+        .route(
+            "/api/catalog/entities/by-uid/{uid}",
+            get(backstage::by_uid).delete(backstage::read_only),
+        )
+        .route(
+            "/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry",
+            get(backstage::ancestry),
+        )
+        .route(
+            "/api/catalog/locations",
+            get(backstage::locations).post(backstage::read_only),
+        )
+        .route(
+            "/api/catalog/locations/{id}",
+            get(backstage::location).delete(backstage::read_only),
+        )
+        .route(
+            "/api/catalog/locations/by-entity/{kind}/{namespace}/{name}",
+            get(backstage::location_by_entity),
+        )
+        .route("/api/catalog/refresh", post(backstage::refresh))
+        .route(
+            "/api/catalog/validate-entity",
+            post(backstage::validate_entity),
+        )
         .route("/metrics", get(metrics::render))
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
@@ -184,6 +211,7 @@ fn build(
         })
         .layer(middleware::from_fn_with_state(state.clone(), input::screen))
         .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .layer(middleware::from_fn(backstage::errors::reshape))
         .layer(axum::extract::DefaultBodyLimit::max(input::MAX_BODY_BYTES))
         .with_state(state);
     if let Some(cors) = cors {
@@ -247,7 +275,11 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
         .filter(|token| !token.is_empty());
     let is =
         |tokens: &[Secret]| presented.is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)));
-    let triggering = request.method() == Method::POST;
+    // Backstage's catalog takes POSTs that only read (by-refs, validate-entity) or that it
+    // refuses (locations); of its routes only a refresh starts a sync.
+    let path = request.uri().path();
+    let triggering = request.method() == Method::POST
+        && (!backstage::errors::is_catalog(path) || path == "/api/catalog/refresh");
     if triggering {
         if config.trigger_tokens.is_empty() {
             return ApiError::Forbidden(

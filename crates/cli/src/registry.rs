@@ -66,10 +66,14 @@ pub fn build(spec: &ConnectorSpec, base_dir: &Path) -> Result<Box<dyn Connector>
 mod tests {
     use super::*;
 
-    /// The keys the README's table for `kind` documents: the backquoted names in the first cell
-    /// of each row of the `| key ...` table under `### The `kind` connector` (the file kind's
-    /// rows are `connectors[].<key> (file)` in the reference table).
-    fn documented_keys(readme: &str, kind: &str) -> Vec<String> {
+    /// The keys a kind's docs page documents: the backquoted names in the first cell of each row
+    /// of its `| key ...` table (the file kind's rows are `connectors[].<key> (file)` in the
+    /// configuration reference).
+    fn documented_keys(kind: &str) -> Vec<String> {
+        let docs = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        let read = |page: &str| {
+            std::fs::read_to_string(docs.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"))
+        };
         let first_cell = |row: &str| {
             row.trim_start_matches('|')
                 .split('|')
@@ -84,7 +88,7 @@ mod tests {
                 .collect()
         };
         if kind == surveyor_connector_file::KIND {
-            return readme
+            return read("configuration.md")
                 .lines()
                 .filter(|l| l.contains("(file) |"))
                 .filter_map(first_cell)
@@ -92,13 +96,10 @@ mod tests {
                 .filter_map(|k| k.strip_prefix("connectors[].").map(str::to_string))
                 .collect();
         }
-        let heading = format!("### The `{kind}` connector");
-        let section = readme.split(&heading).nth(1).unwrap_or_default();
-        let section = section.split("\n## ").next().unwrap_or_default();
-        let section = section.split("\n### ").next().unwrap_or_default();
+        let page = read(&format!("connectors/{kind}.md"));
         let mut keys = Vec::new();
         let mut in_table = false;
-        for line in section.lines() {
+        for line in page.lines() {
             if line.starts_with("| key") {
                 in_table = true;
             } else if !line.starts_with('|') {
@@ -111,15 +112,18 @@ mod tests {
     }
 
     #[test]
-    fn the_readme_documents_exactly_the_keys_each_kind_accepts() {
-        // The config struct declares the keys; the README's tables are checked against it.
-        let readme = include_str!("../../../README.md");
+    fn the_docs_document_exactly_the_keys_each_kind_accepts() {
+        // The config struct declares the keys; each kind's docs page is checked against it.
         for kind in kinds() {
-            let mut documented = documented_keys(readme, kind.name);
+            let mut documented = documented_keys(kind.name);
             documented.sort_unstable();
             let mut accepted: Vec<&str> = kind.keys.to_vec();
             accepted.sort_unstable();
-            assert_eq!(documented, accepted, "the README's `{}` keys", kind.name);
+            assert_eq!(
+                documented, accepted,
+                "docs/connectors/{}.md keys",
+                kind.name
+            );
         }
     }
 

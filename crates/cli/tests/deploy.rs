@@ -27,8 +27,17 @@ fn scalar(v: &Value) -> String {
     }
 }
 
+/// The chart's `appVersion` (what `.Chart.AppVersion` renders to).
+fn app_version() -> String {
+    let chart = yaml(
+        &std::fs::read_to_string(deploy().join("helm/surveyor/Chart.yaml")).expect("Chart.yaml"),
+    );
+    scalar(&chart["appVersion"])
+}
+
 /// Renders the subset of Helm's templating the chart uses: `{{ .Values.x }}`,
-/// `{{ .Release.Name }}`, `{{ .Values.x | indent N }}` and `{{- if .Values.x }}...{{- end }}`.
+/// `{{ .Release.Name }}`, `{{ .Values.x | indent N }}`,
+/// `{{ .Values.x | default .Chart.AppVersion }}` and `{{- if .Values.x }}...{{- end }}`.
 /// Anything else is an error, so the chart cannot drift into syntax this check ignores.
 fn render(template: &str, values: &Value, release: &str) -> String {
     let mut out = String::new();
@@ -71,6 +80,8 @@ fn render(template: &str, values: &Value, release: &str) -> String {
         };
         let value = match filter {
             None => value,
+            Some("default .Chart.AppVersion") if value.is_empty() => app_version(),
+            Some("default .Chart.AppVersion") => value,
             Some(f) => {
                 let n: usize = f
                     .strip_prefix("indent ")
@@ -130,6 +141,26 @@ fn the_helm_chart_renders_with_the_servers_ports_and_probes() {
     let deployment = &rendered["Deployment"];
     assert_eq!(deployment["spec"]["replicas"], values["replicaCount"]);
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    // The image: a value, by default the Dockerfile's image at the chart's appVersion, which
+    // is the binary's version.
+    assert_eq!(values["image"]["repository"], "surveyor");
+    assert_eq!(
+        container["image"],
+        format!("surveyor:{}", env!("CARGO_PKG_VERSION"))
+    );
+    assert_eq!(app_version(), env!("CARGO_PKG_VERSION"));
+    let mut pinned = values.clone();
+    pinned["image"]["repository"] = Value::String("registry.example.com/surveyor".into());
+    pinned["image"]["tag"] = Value::String("1.2.3".into());
+    let text = render(
+        &std::fs::read_to_string(chart.join("templates/deployment.yaml")).expect("read"),
+        &pinned,
+        "rel",
+    );
+    assert_eq!(
+        yaml(&text)["spec"]["template"]["spec"]["containers"][0]["image"],
+        "registry.example.com/surveyor:1.2.3"
+    );
     assert_eq!(container["ports"][0]["containerPort"].as_u64(), Some(port));
     assert_eq!(container["ports"][0]["name"], "http");
     assert_eq!(container["livenessProbe"]["httpGet"]["path"], "/healthz");
@@ -181,7 +212,11 @@ fn the_helm_chart_renders_with_the_servers_ports_and_probes() {
 fn compose_and_dockerfile_agree_with_the_server() {
     let compose = yaml(&std::fs::read_to_string(deploy().join("compose.yaml")).expect("compose"));
     let surveyor = &compose["services"]["surveyor"];
-    assert_eq!(surveyor["ports"][0], "7878:7878");
+    // The API is published on loopback unless SURVEYOR_BIND says otherwise.
+    assert_eq!(
+        surveyor["ports"][0],
+        "${SURVEYOR_BIND:-127.0.0.1}:7878:7878"
+    );
     assert_eq!(surveyor["command"][0], "serve");
     assert_eq!(surveyor["command"][2], "0.0.0.0:7878");
     assert_eq!(
@@ -201,4 +236,76 @@ fn compose_and_dockerfile_agree_with_the_server() {
     assert!(docker.contains("EXPOSE 7878"));
     assert!(docker.contains("USER 65532"), "runs as non-root");
     assert!(docker.contains("cargo build --release --locked -p surveyor-cli"));
+}
+
+/// Secrets reach the container from deploy/.env only: the trigger token has no default (compose
+/// refuses to start without one), every `${NAME}` the shipped configurations reference is in
+/// deploy/env.example, and the image context leaves secrets and build output out.
+#[test]
+fn compose_takes_secrets_from_the_env_file_and_has_no_default_token() {
+    let text = std::fs::read_to_string(deploy().join("compose.yaml")).expect("compose");
+    assert!(!text.contains("change-me"), "no default token");
+    let compose = yaml(&text);
+    let surveyor = &compose["services"]["surveyor"];
+    assert_eq!(surveyor["env_file"][0]["path"], ".env");
+    assert_eq!(surveyor["env_file"][0]["required"], true);
+    let trigger = scalar(&surveyor["environment"]["SURVEYOR_TRIGGER_TOKEN"]);
+    assert!(
+        trigger.starts_with("${SURVEYOR_TRIGGER_TOKEN:?"),
+        "required, not defaulted: {trigger}"
+    );
+    for port in surveyor["ports"].as_array().expect("ports") {
+        assert!(
+            scalar(port).starts_with("${SURVEYOR_BIND:-127.0.0.1}:"),
+            "published on loopback by default: {port}"
+        );
+    }
+    assert!(
+        compose["services"]["postgres"].get("ports").is_none(),
+        "the database is not published"
+    );
+
+    let example = std::fs::read_to_string(deploy().join("env.example")).expect("env.example");
+    let listed = |name: &str| {
+        example.lines().any(|l| {
+            l.trim_start_matches(['#', ' '])
+                .strip_prefix(name)
+                .is_some_and(|rest| rest.starts_with('='))
+        })
+    };
+    let values =
+        std::fs::read_to_string(deploy().join("helm/surveyor/values.yaml")).expect("values");
+    let config = std::fs::read_to_string(deploy().join("surveyor.toml")).expect("config");
+    let mut referenced = Vec::new();
+    for text in [&values, &config] {
+        for part in text.split("${").skip(1) {
+            let name: String = part
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            if !name.is_empty() && name != "ENV" {
+                referenced.push(name);
+            }
+        }
+    }
+    assert!(referenced.iter().any(|n| n == "GITHUB_TOKEN"));
+    for name in referenced {
+        // Compose sets the database URL itself; everything else comes from the env file.
+        if name != "DATABASE_URL" {
+            assert!(listed(&name), "{name} is not in deploy/env.example");
+        }
+    }
+    assert!(listed("SURVEYOR_TRIGGER_TOKEN"));
+
+    let ignore = std::fs::read_to_string(deploy().join("../.dockerignore")).expect(".dockerignore");
+    let lines: Vec<&str> = ignore.lines().map(str::trim).collect();
+    for entry in [
+        "target/",
+        ".git/",
+        "**/node_modules/",
+        "deploy/.env",
+        "*.db",
+    ] {
+        assert!(lines.contains(&entry), ".dockerignore lacks {entry}");
+    }
 }

@@ -1205,7 +1205,7 @@ max_retries = 0
     let out = surveyor(dir.path(), &env, &["validate"]);
     assert_eq!(out.status.code(), Some(2), "{}", tail(&out.stderr));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("ftp://***@127.0.0.1"),
+        String::from_utf8_lossy(&out.stderr).contains("api_url: is not an http(s) URL"),
         "{}",
         tail(&out.stderr)
     );

@@ -75,6 +75,20 @@ const SERVER_KEYS: &[&str] = &[
     "max_expensive_requests",
 ];
 
+/// The keys each fixed section accepts, for tools that describe the file (`surveyor config
+/// schema`): the top level (`""`), `[catalog]`, `[server]`, `[telemetry]`, `[audit]`, each
+/// `[[identity]]` table and each `[merge]` field's table. `[[groups]]` tables take `name` and
+/// connector ids; `[[connectors]]` tables take [`COMMON_CONNECTOR_KEYS`] and their kind's keys.
+pub const SECTION_KEYS: &[(&str, &[&str])] = &[
+    ("", TOP_KEYS),
+    ("catalog", CATALOG_KEYS),
+    ("server", SERVER_KEYS),
+    ("telemetry", TELEMETRY_KEYS),
+    ("audit", AUDIT_KEYS),
+    ("identity", IDENTITY_KEYS),
+    ("merge", MERGE_FIELD_KEYS),
+];
+
 /// One configuration error, located.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -138,7 +152,7 @@ pub struct ServerConfig {
     pub trigger_tokens: Vec<Secret>,
     /// Origins browsers may call the API from (`*` for any); none sends no CORS headers.
     pub cors_origins: Vec<String>,
-    /// The largest page a list request may ask for.
+    /// The largest page an `/api/v1` list may ask for (Backstage routes read in batches of it).
     pub max_page_size: u32,
     /// How long a running crawl may go on after SIGTERM before it is rolled back; the process
     /// ends within this (and a few seconds to close the database) whatever a crawl is doing.

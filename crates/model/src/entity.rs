@@ -124,8 +124,9 @@ pub fn inverse_relation(kind: &str) -> Option<&'static str> {
     })
 }
 
-/// How a spec field turns into relations: (kind of entity, field, relation, default target kind).
-const SPEC_RELATIONS: &[(&str, &str, &str, &str)] = &[
+/// How a spec field turns into relations: (kind of entity, or `*` for any; field; relation;
+/// default target kind). Exporters use it to find the references in a spec.
+pub const SPEC_RELATIONS: &[(&str, &str, &str, &str)] = &[
     ("*", "owner", "ownedBy", "Group"),
     ("Component", "system", "partOf", "System"),
     ("API", "system", "partOf", "System"),

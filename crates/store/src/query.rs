@@ -314,7 +314,7 @@ impl ValuesDriver for Postgres {
 
 /// `head`, a `VALUES` list of `rows`, then `tail`.
 fn values_statement<DB, T>(
-    head: &'static str,
+    head: &str,
     rows: &[T],
     push: &mut impl FnMut(&mut RowValues<'_>, &T),
     tail: &'static str,
@@ -341,7 +341,7 @@ impl StoreTx {
     /// each row's values as `push` binds them, then `tail` (an `ON CONFLICT` clause, say).
     pub(crate) async fn insert_values<T>(
         &mut self,
-        head: &'static str,
+        head: &str,
         rows: &[T],
         mut push: impl FnMut(&mut RowValues<'_>, &T),
         tail: &'static str,
