@@ -398,10 +398,13 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
 async fn parse_ref_in(store: &surveyor_store::Store, input: &str) -> Result<EntityRef, CliError> {
     match EntityRef::parse_with(input, None, "default") {
         Ok(r) => Ok(r),
-        Err(e @ surveyor_model::RefError::MissingKind(_)) => {
+        Err(surveyor_model::RefError::MissingKind(_)) => {
             let found = refs_named(store, input).await?;
             Err(CliError::Input(if found.is_empty() {
-                format!("{e}: write it as kind:name (component:{input})")
+                format!(
+                    "{input:?} needs a kind (kind:name, as in component:{input}), and the catalog \
+                     has no entity of that name"
+                )
             } else {
                 format!(
                     "{input:?} needs a kind; did you mean {}?",

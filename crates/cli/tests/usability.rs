@@ -167,6 +167,14 @@ fn typos_in_kinds_and_refs_get_a_suggestion_and_exit_2() {
         "{}",
         text(&out.stderr)
     );
+    let out = run(dir, &["changes", "--entity", "billing-bot-30"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("component:billing-bot-30"));
+    let out = run(dir, &["entities", "get", "nothing-by-this-name"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("needs a kind"), "{stderr}");
+    assert!(!stderr.contains("none is implied"), "{stderr}");
 }
 
 #[test]
