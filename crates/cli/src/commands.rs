@@ -11,6 +11,7 @@ use surveyor_model::EntityRef;
 use surveyor_store::{ChangeFilter, EntityFilter, PackageFilter};
 
 use crate::output;
+use crate::setup;
 use crate::setup::{audit_sources, load, open, reconcile_options};
 use crate::{
     ChangesArgs, Cli, CliError, Command, DocFormat, EntitiesCommand, Format, SyncArgs, registry,
@@ -23,7 +24,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         .unwrap_or_else(|| PathBuf::from("surveyor.toml"));
     match cli.command {
         Command::Init { force } => init(&config_path, force),
-        Command::Validate => validate(&config_path),
+        Command::Validate { offline } => validate(&config_path, offline).await,
         Command::Sync(args) => sync(&config_path, args).await,
         Command::Entities(cmd) => entities(&config_path, cmd).await,
         Command::Changes(args) => changes(&config_path, args).await,
@@ -83,7 +84,10 @@ fn init(path: &Path, force: bool) -> Result<(), CliError> {
     Ok(())
 }
 
-fn validate(path: &Path) -> Result<(), CliError> {
+/// Checks the file; unless `offline`, also that the database answers (reporting its
+/// migrations) and what the connectors can check of their sources (file patterns that match
+/// nothing). A database that does not answer fails; the rest are warnings.
+async fn validate(path: &Path, offline: bool) -> Result<(), CliError> {
     let config = load(path)?;
     let base = config.base_dir();
     let mut errors = Vec::new();
@@ -99,7 +103,7 @@ fn validate(path: &Path) -> Result<(), CliError> {
     }
     // What builds but would crawl badly (a pattern matching no file) is worth saying, not
     // failing over: the files may simply not be there yet.
-    for connector in &built {
+    for connector in built.iter().filter(|_| !offline) {
         for warning in connector.check() {
             eprintln!(
                 "warning: {}: connector {:?}: {warning}",
@@ -109,6 +113,33 @@ fn validate(path: &Path) -> Result<(), CliError> {
         }
     }
     let enabled = config.connectors.iter().filter(|c| c.enabled).count();
+    if !offline {
+        let state = surveyor_store::Store::inspect(config.database_url().expose())
+            .await
+            .map_err(|e| {
+                CliError::Runtime(anyhow::anyhow!(
+                    "{}",
+                    setup::redact(&config, &e.to_string())
+                ))
+            })?;
+        if !state.exists {
+            println!(
+                "database: {} not created yet (`surveyor sync` creates it)",
+                state.target
+            );
+        } else if state.applied >= state.known {
+            println!(
+                "database: {} answers; migrations up to date ({} applied)",
+                state.target, state.applied
+            );
+        } else {
+            println!(
+                "database: {} answers; {} of {} migrations applied (the next command that \
+                 opens it applies the rest)",
+                state.target, state.applied, state.known
+            );
+        }
+    }
     println!(
         "{}: ok ({} connectors, {} enabled; catalog on {})",
         path.display(),
@@ -277,6 +308,9 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
             include_deleted,
             format,
         } => {
+            if let Some(k) = &kind {
+                check_kind(&store, k).await?;
+            }
             let owner = owner
                 .map(|o| parse_ref(&o, Some("group")).map(|r| r.key()))
                 .transpose()?;
@@ -314,8 +348,10 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                     .map(|e| {
                         let body: Value = serde_json::from_str(&e.body).unwrap_or(Value::Null);
                         let mut row = vec![
-                            e.display_ref.clone(),
-                            body["spec"]["owner"].as_str().unwrap_or("-").to_string(),
+                            output::short_ref(&e.display_ref, None),
+                            body["spec"]["owner"]
+                                .as_str()
+                                .map_or("-".into(), |o| output::short_ref(o, Some("group"))),
                             body["spec"]["type"].as_str().unwrap_or("-").to_string(),
                             body["spec"]["lifecycle"]
                                 .as_str()
@@ -341,7 +377,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
             }
         }
         EntitiesCommand::Get { entity, format } => {
-            let r = parse_ref(&entity, None)?;
+            let r = parse_ref_in(&store, &entity).await?;
             let Some(row) = store.get_entity(&r.key()).await? else {
                 return Err(CliError::Input(format!("no entity {r} in the catalog")));
             };
@@ -355,6 +391,107 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
     }
     store.close().await;
     Ok(())
+}
+
+/// A ref given on the command line; one without a kind is answered with the refs the catalog
+/// has by that name (`did you mean component:billing-bot-30?`).
+async fn parse_ref_in(store: &surveyor_store::Store, input: &str) -> Result<EntityRef, CliError> {
+    match EntityRef::parse_with(input, None, "default") {
+        Ok(r) => Ok(r),
+        Err(surveyor_model::RefError::MissingKind(_)) => {
+            let found = refs_named(store, input).await?;
+            Err(CliError::Input(if found.is_empty() {
+                format!(
+                    "{input:?} needs a kind (kind:name, as in component:{input}), and the catalog \
+                     has no entity of that name"
+                )
+            } else {
+                format!(
+                    "{input:?} needs a kind; did you mean {}?",
+                    found.join(" or ")
+                )
+            }))
+        }
+        Err(e) => Err(CliError::Input(e.to_string())),
+    }
+}
+
+/// Kinds `entities list --kind` may name: the model's and whatever the catalog holds.
+async fn known_kinds(store: &surveyor_store::Store) -> Result<Vec<String>, CliError> {
+    let mut kinds: Vec<String> = surveyor_model::entity::KNOWN_KINDS
+        .iter()
+        .map(|k| k.to_ascii_lowercase())
+        .collect();
+    let all = EntityFilter {
+        include_deleted: true,
+        ..Default::default()
+    };
+    for (kind, _) in store.facet_counts("kind", &all).await? {
+        kinds.push(kind.to_ascii_lowercase());
+    }
+    kinds.sort();
+    kinds.dedup();
+    Ok(kinds)
+}
+
+/// An unknown `--kind` is a typo, not an empty result: exit 2 naming the nearest kind.
+async fn check_kind(store: &surveyor_store::Store, kind: &str) -> Result<(), CliError> {
+    let kinds = known_kinds(store).await?;
+    if kinds.iter().any(|k| k.eq_ignore_ascii_case(kind)) {
+        return Ok(());
+    }
+    Err(CliError::Input(match did_you_mean(kind, &kinds) {
+        Some(near) => format!("unknown kind {kind}; did you mean {near}?"),
+        None => format!("unknown kind {kind}; known kinds: {}", kinds.join(", ")),
+    }))
+}
+
+/// The candidate closest to `input` when it is close enough to be a typo.
+fn did_you_mean<'a>(input: &str, candidates: &'a [String]) -> Option<&'a str> {
+    let input = input.to_ascii_lowercase();
+    candidates
+        .iter()
+        .map(|c| (edit_distance(&input, &c.to_ascii_lowercase()), c))
+        .filter(|(d, c)| *d <= 2.max(c.chars().count() / 3))
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, c)| c.as_str())
+}
+
+/// Levenshtein distance, by characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(ca != *cb))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+/// The catalog's refs (short form) of entities named `name` (`ns/name` too), any kind: what a
+/// ref without its kind most likely meant.
+async fn refs_named(store: &surveyor_store::Store, name: &str) -> Result<Vec<String>, CliError> {
+    let (namespace, bare) = name.split_once('/').unwrap_or(("default", name));
+    let rows = store
+        .list_entities(&EntityFilter {
+            text: Some(bare.to_string()),
+            limit: Some(500),
+            ..Default::default()
+        })
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|e| EntityRef::parse_with(&e.display_ref, None, "default").ok())
+        .filter(|r| {
+            r.name().eq_ignore_ascii_case(bare) && r.namespace().eq_ignore_ascii_case(namespace)
+        })
+        .map(|r| output::short_ref(&r.to_string(), None))
+        .collect())
 }
 
 /// The entity's dependencies on `package`, for the REQUIREMENT column: `^18.2.0 (package.json,
@@ -415,7 +552,7 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
     let entity_uid = match &args.entity {
         None => None,
         Some(e) => {
-            let r = parse_ref(e, None)?;
+            let r = parse_ref_in(&store, e).await?;
             match store.resolve_uid(&r.key()).await? {
                 Some(uid) => Some(uid),
                 None => {
@@ -433,9 +570,9 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
             ..Default::default()
         })
         .await?;
-    if let Some(limit) = args.limit.and_then(|l| usize::try_from(l).ok())
-        && rows.len() > limit
-    {
+    let total = rows.len();
+    let limit = usize::try_from(args.limit).unwrap_or(usize::MAX);
+    if !args.all && rows.len() > limit {
         rows.drain(..rows.len() - limit);
     }
     store.close().await;
@@ -447,8 +584,12 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
         .iter()
         .map(|c| {
             let what = match (&c.previous_ref, c.op) {
-                (Some(prev), _) => format!("{prev} -> {}", c.entity_ref),
-                (None, _) => c.entity_ref.clone(),
+                (Some(prev), _) => format!(
+                    "{} -> {}",
+                    output::short_ref(prev, None),
+                    output::short_ref(&c.entity_ref, None)
+                ),
+                (None, _) => output::short_ref(&c.entity_ref, None),
             };
             let detail = summarize_patch(&c.patch, c.op);
             vec![
@@ -465,6 +606,12 @@ async fn changes(path: &Path, args: ChangesArgs) -> Result<(), CliError> {
         &["SEQ", "AT (UTC)", "OP", "ENTITY", "SOURCE", "FIELDS"],
         &table,
     );
+    if rows.len() < total {
+        eprintln!(
+            "the last {} of {total} changes (--limit N for more, --all for every one)",
+            rows.len()
+        );
+    }
     Ok(())
 }
 
@@ -480,11 +627,10 @@ fn summarize_patch(patch: &Value, op: surveyor_store::ChangeOp) -> String {
         .as_array()
         .map(|ops| ops.iter().filter_map(|o| o["path"].as_str()).collect())
         .unwrap_or_default();
-    let mut s = paths.join(", ");
-    if s.chars().count() > 60 {
-        s = s.chars().take(57).collect::<String>() + "...";
-    }
-    s
+    let mut readable: Vec<String> = paths.iter().map(|p| output::readable_pointer(p)).collect();
+    readable.dedup();
+    // The table cuts what does not fit; `--wide` or `--format json` show every path.
+    readable.join(", ")
 }
 
 async fn runs(
@@ -508,7 +654,10 @@ async fn runs(
                 r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
                 r.connector.clone(),
                 r.status.clone(),
-                r.counts.as_ref().map(|c| c.to_string()).unwrap_or_default(),
+                r.counts
+                    .as_ref()
+                    .map(output::counts_cell)
+                    .unwrap_or_default(),
                 r.error.clone().unwrap_or_default(),
             ]
         })
@@ -517,6 +666,9 @@ async fn runs(
         &["STARTED (UTC)", "CONNECTOR", "STATUS", "COUNTS", "ERROR"],
         &table,
     );
+    if !rows.is_empty() && format == Format::Table {
+        eprintln!("COUNTS: +created ~updated -deleted >renamed ^restored =unchanged");
+    }
     Ok(())
 }
 
@@ -541,41 +693,118 @@ fn print_history(
         })
         .collect();
     let open = rows.iter().filter(|f| f.resolved_at.is_none()).count();
+    let time = |t: DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+    // Machine formats keep the stored text; the table shortens it as other tables do.
+    let cells = |f: &surveyor_store::FindingRow| {
+        vec![
+            f.rule.clone(),
+            f.entity_ref.clone(),
+            f.severity.clone(),
+            f.message.clone(),
+            time(f.first_seen),
+            time(f.last_seen),
+            f.resolved_at.map(time).unwrap_or_else(|| "open".into()),
+        ]
+    };
+    let table_time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    let table_cells = |f: &surveyor_store::FindingRow| {
+        vec![
+            f.rule.clone(),
+            output::short_ref(&f.entity_ref, None),
+            f.severity.clone(),
+            output::readable_text(&f.message),
+            table_time(f.first_seen),
+            table_time(f.last_seen),
+            f.resolved_at
+                .map(table_time)
+                .unwrap_or_else(|| "open".into()),
+        ]
+    };
+    const HEADER: [&str; 7] = [
+        "RULE",
+        "ENTITY",
+        "SEVERITY",
+        "FINDING",
+        "FIRST SEEN",
+        "LAST SEEN",
+        "RESOLVED",
+    ];
     match args.format {
         ReportFormat::Json => output::json(&json!({ "findings": rows })),
         ReportFormat::Table => {
-            let table: Vec<Vec<String>> = rows
-                .iter()
-                .map(|f| {
-                    vec![
-                        f.rule.clone(),
-                        f.entity_ref.clone(),
-                        f.first_seen
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        f.last_seen
-                            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
-                        f.resolved_at
-                            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-                            .unwrap_or_else(|| "open".into()),
-                    ]
-                })
-                .collect();
-            output::table(
-                &["RULE", "ENTITY", "FIRST SEEN", "LAST SEEN", "RESOLVED"],
-                &table,
-            );
+            let table: Vec<Vec<String>> = rows.iter().map(table_cells).collect();
+            let mut header = HEADER;
+            header[4] = "FIRST SEEN (UTC)";
+            header[5] = "LAST SEEN (UTC)";
+            output::table(&header, &table);
             eprintln!("{} findings, {open} open", rows.len());
         }
-        ReportFormat::Csv | ReportFormat::Markdown => {
-            return Err(CliError::Input(
-                "--history prints --format table or json".into(),
-            ));
+        ReportFormat::Csv => {
+            let mut out = HEADER
+                .map(|h| h.to_ascii_lowercase().replace(' ', "_"))
+                .join(",");
+            out.push('\n');
+            for f in &rows {
+                out.push_str(
+                    &cells(f)
+                        .iter()
+                        .map(|c| csv_field(c))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                out.push('\n');
+            }
+            print!("{out}");
+        }
+        ReportFormat::Markdown => {
+            let title = match cmd {
+                AuditCommand::Ownership(_) => "Ownership findings over time",
+                AuditCommand::Drift(_) => "Drift findings over time",
+            };
+            let mut out = format!(
+                "# {title}\n\n{} findings, {open} open.\n\n| {} |\n|{}\n",
+                rows.len(),
+                HEADER.map(|h| h.to_ascii_lowercase()).join(" | "),
+                " --- |".repeat(HEADER.len())
+            );
+            for f in &rows {
+                let row: Vec<String> = cells(f)
+                    .iter()
+                    .map(|c| c.replace('|', "\\|").replace('\n', " "))
+                    .collect();
+                out.push_str(&format!("| {} |\n", row.join(" | ")));
+            }
+            print!("{out}");
         }
     }
     if args.fail_on_gaps && open > 0 {
         return Err(CliError::Exit(3));
     }
     Ok(())
+}
+
+/// A CSV field, quoted when it holds a comma, quote or line break.
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// The EVIDENCE cell: what each source said, leaving out what the FINDING cell already says.
+fn evidence_cell(f: &surveyor_audit::Finding) -> String {
+    let parts: Vec<String> = f
+        .evidence
+        .iter()
+        .filter(|e| !e.said.is_empty() && !f.message.contains(e.said.as_str()))
+        .map(|e| format!("{}: {}", e.source, output::readable_text(&e.said)))
+        .collect();
+    if parts.is_empty() {
+        "-".into()
+    } else {
+        parts.join("; ")
+    }
 }
 
 async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
@@ -643,13 +872,9 @@ async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
                     vec![
                         f.severity.as_str().to_string(),
                         f.rule.to_string(),
-                        f.entity.clone(),
-                        f.message.clone(),
-                        f.evidence
-                            .iter()
-                            .map(|e| format!("{}: {}", e.source, e.said))
-                            .collect::<Vec<_>>()
-                            .join("; "),
+                        output::short_ref(&f.entity, None),
+                        output::readable_text(&f.message),
+                        evidence_cell(f),
                     ]
                 })
                 .collect();
@@ -704,4 +929,21 @@ async fn run_leased(
     };
     lease.release().await;
     result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn typos_find_the_nearest_kind_and_nonsense_finds_none() {
+        let kinds: Vec<String> = ["api", "component", "group", "resource", "system", "user"]
+            .map(String::from)
+            .to_vec();
+        assert_eq!(did_you_mean("compnent", &kinds), Some("component"));
+        assert_eq!(did_you_mean("Grop", &kinds), Some("group"));
+        assert_eq!(did_you_mean("sytsem", &kinds), Some("system"));
+        assert_eq!(did_you_mean("pipeline", &kinds), None);
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
 }

@@ -33,7 +33,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
     propagate_version = true,
     after_help = "Exit codes: 0 ok; 1 runtime failure (a failed crawl, a refused mass deletion, \
                   an unreachable database); 2 bad input (configuration, arguments, descriptors); \
-                  3 audit findings with --fail-on-gaps.\n\
+                  3 audit findings with --fail-on-gaps or --fail-on-findings.\n\
                   Results go to stdout, progress and errors to stderr."
 )]
 pub struct Cli {
@@ -42,34 +42,44 @@ pub struct Cli {
         long,
         short,
         global = true,
+        help_heading = GLOBAL,
         env = "SURVEYOR_CONFIG",
         value_name = "FILE"
     )]
     pub config: Option<PathBuf>,
 
-    /// Log level for messages on stderr (error, warn, info, debug, trace)
+    /// Log level for messages on stderr (error, warn, info, debug, trace) [default: warn;
+    /// info for `serve`, which logs a line per run]
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "SURVEYOR_LOG",
-        default_value = "warn",
         value_name = "LEVEL"
     )]
-    pub log: String,
+    pub log: Option<String>,
 
     /// Log lines as text for people or JSON for log collectors
     #[arg(
         long,
         global = true,
+        help_heading = GLOBAL,
         env = "SURVEYOR_LOG_FORMAT",
         value_enum,
         default_value_t = telemetry::LogFormat::Text
     )]
     pub log_format: telemetry::LogFormat,
 
+    /// Print tables whole; by default they fit 120 columns, long cells cut with `…`
+    #[arg(long, global = true, help_heading = GLOBAL)]
+    pub wide: bool,
+
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// The help section of the options every command takes.
+const GLOBAL: &str = "Global options";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -79,8 +89,13 @@ pub enum Command {
         #[arg(long)]
         force: bool,
     },
-    /// Check the configuration and every connector's settings, then exit
-    Validate,
+    /// Check the configuration and every connector's settings, that the database answers
+    /// and which migrations it has, and that the file connectors' patterns match files
+    Validate {
+        /// Check the file only: no database connection, no look at the file connectors' files
+        #[arg(long)]
+        offline: bool,
+    },
     /// Crawl the configured connectors once and reconcile into the catalog
     Sync(SyncArgs),
     /// List or show catalog entities
@@ -222,9 +237,12 @@ pub struct ChangesArgs {
     /// Only the history of this entity (follows renames)
     #[arg(long, value_name = "REF")]
     pub entity: Option<String>,
-    /// At most this many changes (the most recent)
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub limit: Option<u64>,
+    /// At most this many changes, the most recent
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
+    /// Every change, however many (overrides --limit)
+    #[arg(long)]
+    pub all: bool,
     /// Output: a table for people, or JSON for scripts
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -243,6 +261,19 @@ pub enum AuditCommand {
     Ownership(AuditArgs),
     /// Drift: sources that disagree, declarations nothing discovers, workloads and services
     /// nothing else claims, components no repository knows
+    #[command(
+        mut_arg("format", |a| a.help(
+            "Output: a table, JSON, CSV, or a Markdown report (drift counts per owner, then each finding)"
+        )),
+        mut_arg("fail_on_gaps", |a| a
+            .long("fail-on-findings")
+            .alias("fail-on-gaps")
+            .help("Exit 3 when there is drift (for CI gates)")),
+        mut_arg("history", |a| a.help(
+            "The recorded drift findings instead, resolved ones too, with first seen, last \
+             seen and resolved times (recorded by every `sync` and by `serve` after runs)"
+        )),
+    )]
     Drift(AuditArgs),
 }
 
@@ -257,10 +288,10 @@ pub struct AuditArgs {
     /// Only entities owned by this ref (`team-a` means `group:default/team-a`)
     #[arg(long, value_name = "REF")]
     pub owner: Option<String>,
-    /// Exit 3 when there are findings (for CI gates)
+    /// Exit 3 when there are ownership gaps (for CI gates)
     #[arg(long)]
     pub fail_on_gaps: bool,
-    /// The recorded findings instead, resolved ones too, with first seen, last seen and
+    /// The recorded ownership findings instead, resolved ones too, with first seen, last seen and
     /// resolved times (recorded by every `sync` and by `serve` after runs)
     #[arg(long)]
     pub history: bool,
@@ -324,7 +355,16 @@ fn main() -> ExitCode {
         .clone()
         .unwrap_or_else(|| PathBuf::from("surveyor.toml"));
     let telemetry_config = setup::load(&config_path).ok().map(|c| c.telemetry);
-    let telemetry = telemetry::init(&cli.log, cli.log_format, telemetry_config.as_ref());
+    // A service says what its runs did at the default level; one-shot commands stay quiet.
+    let level = cli.log.clone().unwrap_or_else(|| {
+        match cli.command {
+            Command::Serve { .. } => "info",
+            _ => "warn",
+        }
+        .to_string()
+    });
+    let telemetry = telemetry::init(&level, cli.log_format, telemetry_config.as_ref());
+    output::set_wide(cli.wide);
     // One crypto provider for every rustls user in the process (sqlx, HTTP clients, kube).
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let runtime = match tokio::runtime::Builder::new_multi_thread()

@@ -13,13 +13,44 @@ use surveyor_store::Store;
 use crate::{CliError, registry};
 
 pub(crate) fn load(path: &Path) -> Result<Config, CliError> {
+    // Said plainly: a file that is not there has no line or column to point at.
+    if matches!(std::fs::metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound) {
+        return Err(CliError::Input(format!(
+            "no config file at {} (run `surveyor init` to create one, or pass --config)",
+            path.display()
+        )));
+    }
     Config::load(path, &registry::kinds()).map_err(|e| CliError::Input(e.to_string()))
 }
 
 pub(crate) async fn open(config: &Config) -> Result<Store, CliError> {
     Store::connect(config.database_url().expose())
         .await
-        .map_err(|e| CliError::Runtime(anyhow::anyhow!("{e}")))
+        .map_err(|e| CliError::Runtime(anyhow::anyhow!("{}", redact(config, &e.to_string()))))
+}
+
+/// `message` with the value of every `${NAME}` the config file references and the database
+/// URL contains written back as `${NAME}`: a store error names the SQLite path or Postgres
+/// host, which may have come from a variable that holds a secret. Values under 4 characters
+/// are left alone: they would match inside ordinary words, and hide nothing.
+pub(crate) fn redact(config: &Config, message: &str) -> String {
+    let Ok(text) = std::fs::read_to_string(&config.file) else {
+        return message.to_string();
+    };
+    let url = config.database_url();
+    let mut out = message.to_string();
+    for (i, _) in text.match_indices("${") {
+        let rest = &text[i + 2..];
+        let Some(end) = rest.find('}') else { continue };
+        let name = &rest[..end];
+        if let Ok(value) = std::env::var(name)
+            && value.chars().count() >= 4
+            && url.expose().contains(&value)
+        {
+            out = out.replace(&value, &format!("${{{name}}}"));
+        }
+    }
+    out
 }
 
 /// The reconcile options the configuration sets; `allow_mass_delete` and `dry_run` come from

@@ -103,7 +103,7 @@ fn init_validate_sync_change_delete_restore() {
         .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     assert!(
-        text.contains("updated") && text.contains("/spec/owner"),
+        text.contains("updated") && text.contains("spec.owner"),
         "{text}"
     );
 
@@ -333,6 +333,11 @@ fn secrets_in_the_database_url_never_reach_output() {
     );
     assert!(!all.contains("hunter2-sentinel"), "{all}");
     assert!(all.contains("error"), "{all}");
+    // The path is named as the config writes it.
+    assert!(
+        all.contains("/nonexistent-dir/${SURVEYOR_TEST_PW}/catalog.db"),
+        "{all}"
+    );
 }
 
 #[test]
@@ -518,9 +523,9 @@ fn entities_list_depends_on_finds_who_uses_a_package() {
     );
     assert!(listed_refs(dir, &["--depends-on", "npm:react", "--kind", "group"]).is_empty());
 
-    // The table shows which requirements matched.
+    // The table shows which requirements matched (whole with --wide).
     let out = surveyor(dir)
-        .args(["entities", "list", "--depends-on", "npm:react"])
+        .args(["entities", "list", "--wide", "--depends-on", "npm:react"])
         .assert()
         .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
@@ -528,7 +533,7 @@ fn entities_list_depends_on_finds_who_uses_a_package() {
     assert_eq!(lines.len(), 2, "{text}");
     assert!(lines[0].ends_with("REQUIREMENT"), "{text}");
     assert!(
-        lines[1].starts_with("component:default/web")
+        lines[1].starts_with("component:web")
             && lines[1]
                 .ends_with("^18.2.0 (package.json, runtime); ^18.3.1 (e2e/package.json, runtime)"),
         "{text}"

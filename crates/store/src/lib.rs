@@ -123,6 +123,77 @@ impl Drop for PgTx {
     }
 }
 
+/// How long opening a catalog waits for a database that does not answer: long enough for a
+/// remote server's TLS handshake, short enough that a wrong host or port is said at once.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// What [`Store::inspect`] found, without changing anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DatabaseState {
+    /// Where the catalog is, with no credentials: `Postgres at db:5432 (database "x")`.
+    pub target: String,
+    /// False for a SQLite file that is not there yet (the first `sync` creates it).
+    pub exists: bool,
+    /// Migrations the database has applied, and how many this build knows.
+    pub applied: usize,
+    pub known: usize,
+}
+
+/// Where a Postgres catalog is, for messages: host and port (or socket) and database, never
+/// the user's password.
+fn pg_target(opts: &PgConnectOptions) -> String {
+    let place = match opts.get_socket() {
+        Some(socket) => socket.display().to_string(),
+        None => format!("{}:{}", opts.get_host(), opts.get_port()),
+    };
+    match opts.get_database() {
+        Some(db) => format!("Postgres at {place} (database {db:?})"),
+        None => format!("Postgres at {place}"),
+    }
+}
+
+/// Where a SQLite catalog is, for messages.
+fn sqlite_target(opts: &SqliteConnectOptions) -> String {
+    format!("SQLite file {}", opts.get_filename().display())
+}
+
+/// Why a connection failed, in the database's own words and without sqlx's wrapping (the
+/// server's message, not its source file and line).
+fn connect_cause(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => d.message().to_string(),
+        sqlx::Error::Io(io) => io.to_string(),
+        sqlx::Error::PoolTimedOut => format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()),
+        // sqlx ends some messages with its own source location, of no use to the reader.
+        other => {
+            let text = other.to_string();
+            match text.rfind(" (sqlx_") {
+                Some(i) if text.ends_with(')') => text[..i].to_string(),
+                _ => text,
+            }
+        }
+    }
+}
+
+/// A SQLite open failure with the path, and the likely reason when the file cannot be made.
+fn sqlite_connect_error(opts: &SqliteConnectOptions, e: &sqlx::Error) -> StoreError {
+    let path = opts.get_filename();
+    let mut msg = format!("{}: {}", sqlite_target(opts), connect_cause(e));
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if dir.exists() && !dir.is_dir() {
+            msg.push_str(&format!(" ({} is not a directory)", dir.display()));
+        } else if !dir.is_dir() {
+            msg.push_str(&format!(" (directory {} does not exist)", dir.display()));
+        } else if !path.exists() {
+            msg.push_str(&format!(
+                " (cannot create it in {}: is the directory writable?)",
+                dir.display()
+            ));
+        }
+    }
+    StoreError::Connect(msg)
+}
+
 /// The advisory-lock class catalog writers take on Postgres ("SURV" in ASCII), with the
 /// schema's hash as the second key.
 const CATALOG_WRITE_LOCK: i32 = 0x5355_5256;
@@ -132,6 +203,31 @@ const CATALOG_WRITE_LOCK: i32 = 0x5355_5256;
 pub struct ConnectOptions {
     /// Postgres only: use (and create) this schema instead of `public`. Tests use one each.
     pub schema: Option<String>,
+}
+
+/// One Postgres connection, within [`CONNECT_TIMEOUT`], its failure naming where and why.
+async fn connect_postgres_once(opts: &PgConnectOptions) -> Result<sqlx::PgConnection> {
+    use sqlx::Connection;
+    let target = pg_target(opts);
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::PgConnection::connect_with(opts)).await {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err(e)) => Err(StoreError::Connect(format!(
+            "{target}: {}",
+            connect_cause(&e)
+        ))),
+        Err(_) => Err(StoreError::Connect(format!(
+            "{target}: no answer within {}s",
+            CONNECT_TIMEOUT.as_secs()
+        ))),
+    }
+}
+
+/// Checks that Postgres accepts a connection (then closes it).
+async fn probe_postgres(opts: &PgConnectOptions) -> Result<()> {
+    use sqlx::Connection;
+    let conn = connect_postgres_once(opts).await?;
+    let _ = conn.close().await;
+    Ok(())
 }
 
 impl Store {
@@ -162,6 +258,7 @@ impl Store {
             .busy_timeout(Duration::from_secs(30))
             .foreign_keys(true);
         let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+        let failed = |e: sqlx::Error| sqlite_connect_error(&opts, &e);
         // The writer gets a 32 MiB page cache and in-memory statement journals: a large scope
         // transaction otherwise spills pages to the WAL and journals to temp files mid-way.
         let writer_opts = opts
@@ -177,16 +274,16 @@ impl Store {
             .max_lifetime(None)
             .connect_with(writer_opts)
             .await
-            .map_err(|e| StoreError::Connect(e.to_string()))?;
+            .map_err(failed)?;
         // An in-memory database exists once per connection: readers must share the writer.
         let reader = if in_memory {
             writer.clone()
         } else {
             SqlitePoolOptions::new()
                 .max_connections(4)
-                .connect_with(opts.read_only(true))
+                .connect_with(opts.clone().read_only(true))
                 .await
-                .map_err(|e| StoreError::Connect(e.to_string()))?
+                .map_err(failed)?
         };
         Ok(Self::Sqlite { writer, reader })
     }
@@ -194,6 +291,12 @@ impl Store {
     async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self> {
         let mut opts =
             PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+        let target = pg_target(&opts);
+        // One plain connection first, bounded: the pool would retry a refused connection until
+        // its acquire timeout and then report only that it timed out.
+        probe_postgres(&opts).await?;
+        let failed =
+            |e: sqlx::Error| StoreError::Connect(format!("{target}: {}", connect_cause(&e)));
         if let Some(schema) = schema {
             if !schema
                 .chars()
@@ -207,7 +310,7 @@ impl Store {
                 .max_connections(1)
                 .connect_with(opts.clone())
                 .await
-                .map_err(|e| StoreError::Connect(e.to_string()))?;
+                .map_err(failed)?;
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "CREATE SCHEMA IF NOT EXISTS \"{schema}\""
             )))
@@ -228,8 +331,85 @@ impl Store {
             })
             .connect_with(opts)
             .await
-            .map_err(|e| StoreError::Connect(e.to_string()))?;
+            .map_err(failed)?;
         Ok(Self::Postgres(pool))
+    }
+
+    /// Looks at the catalog database at `url` without changing it (`surveyor validate`): that
+    /// it answers, and how many of this build's migrations it has applied. A SQLite file that
+    /// is not there yet is no error when its directory exists.
+    pub async fn inspect(url: &str) -> Result<DatabaseState> {
+        use sqlx::Connection;
+        if url.starts_with("sqlite:") {
+            let known = sqlx::migrate!("../../migrations/sqlite").iter().count();
+            let opts = SqliteConnectOptions::from_str(url)
+                .map_err(|e| StoreError::BadUrl(e.to_string()))?;
+            let target = sqlite_target(&opts);
+            let path = opts.get_filename();
+            let in_memory = url.contains(":memory:") || url.contains("mode=memory");
+            if in_memory || !path.exists() {
+                if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty())
+                    && !in_memory
+                    && !dir.is_dir()
+                {
+                    return Err(StoreError::Connect(format!(
+                        "{target}: directory {} does not exist",
+                        dir.display()
+                    )));
+                }
+                return Ok(DatabaseState {
+                    target,
+                    exists: false,
+                    applied: 0,
+                    known,
+                });
+            }
+            let opts = opts.read_only(true).create_if_missing(false);
+            let mut conn = sqlx::SqliteConnection::connect_with(&opts)
+                .await
+                .map_err(|e| sqlite_connect_error(&opts, &e))?;
+            let has_table: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
+            )
+            .fetch_one(&mut conn)
+            .await?;
+            let applied: i64 = if has_table > 0 {
+                sqlx::query_scalar("SELECT COUNT(*) FROM _sqlx_migrations WHERE success")
+                    .fetch_one(&mut conn)
+                    .await?
+            } else {
+                0
+            };
+            let _ = conn.close().await;
+            Ok(DatabaseState {
+                target,
+                exists: true,
+                applied: usize::try_from(applied).unwrap_or(0),
+                known,
+            })
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let known = sqlx::migrate!("../../migrations/postgres").iter().count();
+            let opts =
+                PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
+            let target = pg_target(&opts);
+            let mut conn = connect_postgres_once(&opts).await?;
+            let applied: i64 = sqlx::query_scalar(
+                "SELECT CASE WHEN to_regclass('_sqlx_migrations') IS NULL THEN 0 \
+                 ELSE (SELECT COUNT(*) FROM _sqlx_migrations WHERE success) END",
+            )
+            .fetch_one(&mut conn)
+            .await
+            .unwrap_or(0);
+            let _ = conn.close().await;
+            Ok(DatabaseState {
+                target,
+                exists: true,
+                applied: usize::try_from(applied).unwrap_or(0),
+                known,
+            })
+        } else {
+            Err(StoreError::UnsupportedUrl)
+        }
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -433,5 +613,48 @@ mod pg_tx_tests {
 
         store.drop_schema(&schema).await.expect("drop schema");
         store.close().await;
+    }
+}
+
+#[cfg(test)]
+mod connect_errors {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_closed_postgres_port_is_named_with_its_cause_and_no_password() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map(|a| a.port())
+            .expect("a free port");
+        let url = format!("postgres://u:sentinel-pw@127.0.0.1:{port}/catalog");
+        // A liveness bound: the pool alone retried for 10 s and reported only a timeout.
+        let err = tokio::time::timeout(Duration::from_secs(8), Store::connect(&url))
+            .await
+            .expect("an answer within 8 s")
+            .expect_err("nothing listens there");
+        let text = err.to_string();
+        assert!(matches!(err, StoreError::Connect(_)), "{text}");
+        assert!(text.contains(&format!("127.0.0.1:{port}")), "{text}");
+        assert!(text.contains("\"catalog\""), "{text}");
+        assert!(!text.contains("sentinel-pw"), "{text}");
+    }
+
+    #[tokio::test]
+    async fn a_sqlite_file_that_cannot_be_made_is_named() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let url = format!("sqlite://{}/missing/catalog.db", dir.path().display());
+        let err = Store::connect(&url).await.expect_err("no such directory");
+        let text = err.to_string();
+        assert!(text.contains("missing/catalog.db"), "{text}");
+        assert!(text.contains("does not exist"), "{text}");
+        let state = Store::inspect(&url).await.expect_err("no such directory");
+        assert!(state.to_string().contains("does not exist"));
+        let fresh = format!("sqlite://{}/catalog.db", dir.path().display());
+        let state = Store::inspect(&fresh).await.expect("a fresh path");
+        assert!(!state.exists);
+        assert!(
+            !dir.path().join("catalog.db").exists(),
+            "inspect created it"
+        );
     }
 }

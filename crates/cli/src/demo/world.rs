@@ -150,13 +150,11 @@ impl World {
              # loopback that live only as long as the demo runs.\n\
              #\n\
              # Tokens are ${ENV} references, as in any surveyor.toml; `surveyor demo` sets these\n\
-             # variables for itself. Their values are the simulator's fixed test tokens, not\n\
-             # secrets. To use other commands on this catalog (entities, changes, runs, audit),\n\
-             # export them first:\n",
+             # variables for itself. Reading this catalog needs none of them: run\n\
+             #   surveyor --config <this file> entities list   (or changes, runs, audit)\n\
+             # as it is. Only crawling needs them, and the simulated APIs live only while the\n\
+             # demo runs.\n",
         );
-        for (name, value) in TOKEN_VARIABLES {
-            let _ = writeln!(out, "#   export {name}={value}");
-        }
         let _ = write!(
             out,
             r#"
