@@ -37,12 +37,6 @@ impl Store {
              WHERE leases.tick < excluded.tick AND (leases.expires_at < $5 OR leases.holder = excluded.holder) \
              RETURNING holder",
         );
-        let abandon = sql(
-            self.backend(),
-            "UPDATE runs SET status = 'abandoned', finished_at = $1, \
-             error = 'the process running it stopped before it finished (its lease ran out)' \
-             WHERE connector = $2 AND status = 'running'",
-        );
         let mut tx = self.begin().await?;
         let taken = tx
             .query(q)
@@ -55,7 +49,7 @@ impl Store {
             .await?
             .is_some();
         if taken {
-            tx.query(abandon).bind(now).bind(name).execute().await?;
+            abandon_runs(&mut tx, name, now, "its lease ran out").await?;
         }
         tx.commit().await?;
         Ok(taken)
@@ -79,12 +73,6 @@ impl Store {
             "UPDATE leases SET holder = $3, tick = $4, expires_at = $5, taken_at = $6 \
              WHERE name = $1 AND holder = $2",
         );
-        let abandon = sql(
-            self.backend(),
-            "UPDATE runs SET status = 'abandoned', finished_at = $1, \
-             error = 'the process running it stopped before it finished (it is gone)' \
-             WHERE connector = $2 AND status = 'running'",
-        );
         let mut tx = self.begin().await?;
         let taken = tx
             .query(q)
@@ -98,7 +86,7 @@ impl Store {
             .await?
             == 1;
         if taken {
-            tx.query(abandon).bind(now).bind(name).execute().await?;
+            abandon_runs(&mut tx, name, now, "it is gone").await?;
         }
         tx.commit().await?;
         Ok(taken)
@@ -144,4 +132,28 @@ impl Store {
             })
             .await
     }
+}
+
+/// Marks `name`'s runs still `running` abandoned: a new holder has its lease, so whoever ran
+/// them is gone (`why`).
+async fn abandon_runs(
+    tx: &mut crate::StoreTx,
+    name: &str,
+    now: DateTime<Utc>,
+    why: &str,
+) -> Result<()> {
+    let q = sql(
+        tx.backend(),
+        "UPDATE runs SET status = 'abandoned', finished_at = $1, error = $3 \
+         WHERE connector = $2 AND status = 'running'",
+    );
+    tx.query(q)
+        .bind(now)
+        .bind(name)
+        .bind(format!(
+            "the process running it stopped before it finished ({why})"
+        ))
+        .execute()
+        .await?;
+    Ok(())
 }

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use surveyor_store::EntityFilter;
 
-use super::{backstage_err, entity_by_key, only, params, path_key};
+use super::{backstage_err, named_entity, only, params};
 use crate::error::ApiError;
 use crate::{AppState, input, views};
 
@@ -118,11 +118,7 @@ pub async fn location_by_entity(
         path: Result<Path<(String, String, String)>, PathRejection>,
         raw: Option<String>,
     ) -> Result<Response, ApiError> {
-        only(&params(raw.as_deref()), &[])?;
-        let key = path_key(path)?;
-        let doc = entity_by_key(&state, &key)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("No entity named '{key}' found")))?;
+        let doc = named_entity(&state, path, raw.as_deref()).await?;
         let origin = doc["metadata"]["annotations"][views::MANAGED_BY_ORIGIN_LOCATION]
             .as_str()
             .unwrap_or_default();

@@ -559,6 +559,20 @@ pub(crate) async fn entity_by_key(state: &AppState, key: &str) -> Result<Option<
 }
 
 /// The key a `/{kind}/{namespace}/{name}` path names.
+/// The entity a `{kind}/{namespace}/{name}` path names, on a route that takes no query
+/// parameters; Backstage's 404 when there is none.
+pub(crate) async fn named_entity(
+    state: &AppState,
+    path: Result<Path<(String, String, String)>, PathRejection>,
+    raw: Option<&str>,
+) -> Result<Value, ApiError> {
+    only(&params(raw), &[])?;
+    let key = path_key(path)?;
+    entity_by_key(state, &key)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No entity named '{key}' found")))
+}
+
 pub(crate) fn path_key(
     path: Result<Path<(String, String, String)>, PathRejection>,
 ) -> Result<String, ApiError> {
@@ -579,12 +593,7 @@ pub async fn by_name(
         path: Result<Path<(String, String, String)>, PathRejection>,
         raw: Option<String>,
     ) -> Result<Response, ApiError> {
-        only(&params(raw.as_deref()), &[])?;
-        let key = path_key(path)?;
-        let doc = entity_by_key(&state, &key)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("No entity named '{key}' found")))?;
-        Ok(Json(doc).into_response())
+        Ok(Json(named_entity(&state, path, raw.as_deref()).await?).into_response())
     }
     inner(state, path, raw).await.unwrap_or_else(backstage_err)
 }

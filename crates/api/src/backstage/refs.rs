@@ -10,8 +10,7 @@ use serde_json::{Value, json};
 use surveyor_store::{EntityFilter, EntityRow};
 
 use super::{
-    backstage_err, checked_fields, entity_by_key, flatten, matches, only, params, parse_filters,
-    path_key,
+    backstage_err, checked_fields, flatten, matches, named_entity, only, params, parse_filters,
 };
 use crate::error::ApiError;
 use crate::{AppState, input, views};
@@ -162,11 +161,7 @@ pub async fn ancestry(
         path: Result<Path<(String, String, String)>, PathRejection>,
         raw: Option<String>,
     ) -> Result<Response, ApiError> {
-        only(&params(raw.as_deref()), &[])?;
-        let key = path_key(path)?;
-        let doc = entity_by_key(&state, &key)
-            .await?
-            .ok_or_else(|| ApiError::NotFound(format!("No entity named '{key}' found")))?;
+        let doc = named_entity(&state, path, raw.as_deref()).await?;
         Ok(Json(json!({
             "rootEntityRef": display_ref(&doc),
             "items": [{"entity": doc, "parentEntityRefs": []}],
