@@ -39,6 +39,14 @@ use crate::bodies;
         backstage_paths::by_name,
         backstage_paths::by_query,
         backstage_paths::facets,
+        backstage_paths::by_refs,
+        backstage_paths::by_uid,
+        backstage_paths::ancestry,
+        backstage_paths::locations,
+        backstage_paths::location,
+        backstage_paths::location_by_entity,
+        backstage_paths::refresh,
+        backstage_paths::validate_entity,
         crate::metrics::render,
         other_paths::healthz,
         other_paths::readyz,
@@ -74,6 +82,12 @@ use crate::bodies;
         backstage_paths::PageInfo,
         backstage_paths::Facets,
         backstage_paths::FacetValue,
+        backstage_paths::ByRefsBody,
+        backstage_paths::ByRefsAnswer,
+        backstage_paths::Ancestry,
+        backstage_paths::Location,
+        backstage_paths::RefreshBody,
+        backstage_paths::ValidateBody,
     )),
     tags(
         (name = "entities", description = "The catalog's entities, one, or the graph around one."),
@@ -123,13 +137,93 @@ pub(crate) mod backstage_paths {
     use serde_json::Value;
     use utoipa::{IntoParams, ToSchema};
 
-    /// Backstage's error shape: `{"error": {"name", "message"}, "response": {"statusCode"}}`.
+    /// Backstage's error shape: `{"error": {"name", "message"}, "request": {"method", "url"},
+    /// "response": {"statusCode"}}`.
     #[derive(Serialize, ToSchema)]
     pub struct BackstageError {
-        #[schema(value_type = Object, example = json!({"name": "InputError", "message": "limit 5000 is over this server's max_page_size (1000)"}))]
+        #[schema(value_type = Object, example = json!({"name": "InputError", "message": "unknown query parameter \"colour\""}))]
         pub error: Value,
+        #[schema(value_type = Object, example = json!({"method": "GET", "url": "/api/catalog/entities?colour=red"}))]
+        pub request: Value,
         #[schema(value_type = Object, example = json!({"statusCode": 400}))]
         pub response: Value,
+    }
+
+    /// Body of `POST /api/catalog/entities/by-refs`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct ByRefsBody {
+        /// At most 1000 refs (`kind:namespace/name`); the answer keeps their order.
+        #[schema(example = json!(["component:default/payments-api", "group:default/team-a"]))]
+        pub entity_refs: Vec<String>,
+        /// Dotted paths to keep, as `fields` elsewhere.
+        pub fields: Option<Vec<String>>,
+    }
+
+    /// Answer of `by-refs`: one item per ref asked for, `null` where there is no such entity.
+    #[derive(Serialize, ToSchema)]
+    pub struct ByRefsAnswer {
+        #[schema(value_type = Vec<Object>)]
+        pub items: Vec<Value>,
+    }
+
+    /// Answer of `.../ancestry`: the entity and the locations it came from (none here: entities
+    /// come from connectors, so the root only).
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct Ancestry {
+        pub root_entity_ref: String,
+        #[schema(value_type = Vec<Object>, example = json!([{"entity": {}, "parentEntityRefs": []}]))]
+        pub items: Vec<Value>,
+    }
+
+    /// A location: where entities were read from, as their `managed-by-origin-location` says.
+    #[derive(Serialize, ToSchema)]
+    pub struct Location {
+        #[schema(value_type = Object, example = json!({"id": "4a8a5f0e-…", "type": "url", "target": "https://github.com/acme/payments/blob/main/catalog-info.yaml"}))]
+        pub data: Value,
+    }
+
+    /// Body of `POST /api/catalog/refresh`.
+    #[derive(Serialize, ToSchema)]
+    #[serde(rename_all = "camelCase")]
+    pub struct RefreshBody {
+        #[schema(example = "component:default/payments-api")]
+        pub entity_ref: String,
+    }
+
+    /// Body of `POST /api/catalog/validate-entity`.
+    #[derive(Serialize, ToSchema)]
+    pub struct ValidateBody {
+        #[schema(value_type = Object)]
+        pub entity: Value,
+        /// `url:<where it would be read from>`.
+        #[schema(example = "url:https://github.com/acme/payments/blob/main/catalog-info.yaml")]
+        pub location: String,
+    }
+
+    /// The query `by-refs` takes: `filter`, as for `/api/catalog/entities`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Query)]
+    pub struct FilterOnly {
+        #[param(style = Form, explode)]
+        pub filter: Option<Vec<String>>,
+    }
+
+    /// The `{uid}` of `by-uid`.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    pub struct UidPath {
+        /// `metadata.uid`.
+        pub uid: String,
+    }
+
+    /// The `{id}` of a location.
+    #[derive(IntoParams)]
+    #[into_params(parameter_in = Path)]
+    pub struct LocationPath {
+        /// `data.id` from `/api/catalog/locations`.
+        pub id: String,
     }
 
     /// A by-query page.
@@ -177,8 +271,14 @@ pub(crate) mod backstage_paths {
         #[param(style = Form, explode, example = json!(["kind,metadata.name"]))]
         pub fields: Option<Vec<String>>,
         pub offset: Option<u64>,
-        /// At most the server's `max_page_size` (also the default).
+        /// Any size; without it every match (read in batches of `max_page_size`). A page cut
+        /// by `limit` carries `Link: <…&after=…>; rel="next"`.
         pub limit: Option<u64>,
+        /// The cursor from a `Link: rel="next"`; not with `offset`.
+        pub after: Option<String>,
+        /// `asc:<field>` or `desc:<field>`; repeat it, later ones break ties.
+        #[param(style = Form, explode, example = json!(["desc:metadata.name"]))]
+        pub order: Option<Vec<String>>,
     }
 
     /// Query of `GET /api/catalog/entities/by-query`.
@@ -190,15 +290,23 @@ pub(crate) mod backstage_paths {
         pub filter: Option<Vec<String>>,
         #[param(style = Form, explode)]
         pub fields: Option<Vec<String>>,
-        /// `field,asc` or `field,desc`.
-        #[param(rename = "orderField", example = "metadata.name,asc")]
-        pub order_field: Option<String>,
-        /// Text searched in every field; the page counts every match.
+        /// `field,asc` or `field,desc`; repeat it, the first sorts and the rest break ties.
+        #[param(rename = "orderField", style = Form, explode, example = json!(["metadata.name,asc"]))]
+        pub order_field: Option<Vec<String>>,
+        /// Text searched in every field (or `fullTextFilterFields`); the page counts every match.
         #[param(rename = "fullTextFilterTerm")]
         pub full_text_filter_term: Option<String>,
-        /// Page size (default 20, at most the server's `max_page_size`).
+        /// Dotted paths the full-text term is searched in.
+        #[param(rename = "fullTextFilterFields", style = Form, explode)]
+        pub full_text_filter_fields: Option<Vec<String>>,
+        /// Page size; without it every match on one page.
         pub limit: Option<u64>,
-        /// `pageInfo.nextCursor` or `prevCursor`: it carries the whole query, so send it alone.
+        pub offset: Option<u64>,
+        /// `include` (default) or `exclude`.
+        #[param(rename = "totalItems")]
+        pub total_items: Option<String>,
+        /// `pageInfo.nextCursor` or `prevCursor`: it carries the query; `limit` and `fields` may
+        /// be sent with it.
         pub cursor: Option<String>,
     }
 
@@ -242,6 +350,60 @@ pub(crate) mod backstage_paths {
             (status = 400, description = "InputError", body = BackstageError),
             (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = BackstageError)))]
     pub fn facets() {}
+
+    /// Entities by ref, in the order asked for (`null` for a ref that names none).
+    #[utoipa::path(post, path = "/api/catalog/entities/by-refs", tag = "backstage", params(FilterOnly),
+        request_body = ByRefsBody,
+        responses((status = 200, description = "one item per ref", body = ByRefsAnswer),
+            (status = 400, description = "InputError", body = BackstageError)))]
+    pub fn by_refs() {}
+
+    /// One live entity by its `metadata.uid`.
+    #[utoipa::path(get, path = "/api/catalog/entities/by-uid/{uid}", tag = "backstage", params(UidPath),
+        responses((status = 200, description = "the entity (Backstage shape)", body = Object),
+            (status = 404, description = "NotFoundError", body = BackstageError),
+            (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = BackstageError)))]
+    pub fn by_uid() {}
+
+    /// The entity and the chain of locations it came from: the root only here.
+    #[utoipa::path(get, path = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}/ancestry", tag = "backstage",
+        params(crate::v1::EntityPath),
+        responses((status = 200, description = "the ancestry", body = Ancestry),
+            (status = 404, description = "NotFoundError", body = BackstageError)))]
+    pub fn ancestry() {}
+
+    /// Every location live entities were read from.
+    #[utoipa::path(get, path = "/api/catalog/locations", tag = "backstage",
+        responses((status = 200, description = "the locations", body = Vec<Location>),
+            (status = 503, description = "too many expensive requests at once; see `Retry-After`", body = BackstageError)))]
+    pub fn locations() {}
+
+    /// One location by id.
+    #[utoipa::path(get, path = "/api/catalog/locations/{id}", tag = "backstage", params(LocationPath),
+        responses((status = 200, description = "the location's data", body = Object),
+            (status = 404, description = "NotFoundError", body = BackstageError)))]
+    pub fn location() {}
+
+    /// The location an entity was read from.
+    #[utoipa::path(get, path = "/api/catalog/locations/by-entity/{kind}/{namespace}/{name}", tag = "backstage",
+        params(crate::v1::EntityPath),
+        responses((status = 200, description = "the location's data", body = Object),
+            (status = 404, description = "NotFoundError", body = BackstageError)))]
+    pub fn location_by_entity() {}
+
+    /// Queues a sync of every connector that describes the entity (a trigger token).
+    #[utoipa::path(post, path = "/api/catalog/refresh", tag = "backstage", request_body = RefreshBody,
+        responses((status = 200, description = "queued (an empty body)", body = String, content_type = "text/plain"),
+            (status = 403, description = "NotAllowedError: this server runs no connectors, or the token may not trigger", body = BackstageError),
+            (status = 404, description = "NotFoundError", body = BackstageError),
+            (status = 409, description = "ConflictError: no connector that describes it is configured", body = BackstageError)))]
+    pub fn refresh() {}
+
+    /// Checks an entity as the catalog would read it.
+    #[utoipa::path(post, path = "/api/catalog/validate-entity", tag = "backstage", request_body = ValidateBody,
+        responses((status = 200, description = "valid (an empty body)", body = String, content_type = "text/plain"),
+            (status = 400, description = "`{errors: [{name, message}]}`", body = Object)))]
+    pub fn validate_entity() {}
 }
 
 /// The probes and this document's routes, for the document only.
