@@ -266,15 +266,7 @@ fn order_fields(values: &[String]) -> Result<Order, ApiError> {
         .map(|o| {
             input::value("orderField", o)?;
             let (field, dir) = o.split_once(',').unwrap_or((o, "asc"));
-            let desc = match dir.trim() {
-                "asc" => false,
-                "desc" => true,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "orderField {o:?}: direction {other:?} is not asc or desc"
-                    )));
-                }
-            };
+            let desc = descending("orderField", o, dir)?;
             ordered_field("orderField", o, field).map(|f| (f, desc))
         })
         .collect()
@@ -290,18 +282,21 @@ fn order_params(values: &[String]) -> Result<Order, ApiError> {
             let (dir, field) = o.split_once(':').ok_or_else(|| {
                 ApiError::BadRequest(format!("order {o:?}: expected asc:<field> or desc:<field>"))
             })?;
-            let desc = match dir.trim() {
-                "asc" => false,
-                "desc" => true,
-                other => {
-                    return Err(ApiError::BadRequest(format!(
-                        "order {o:?}: direction {other:?} is not asc or desc"
-                    )));
-                }
-            };
+            let desc = descending("order", o, dir)?;
             ordered_field("order", o, field).map(|f| (f, desc))
         })
         .collect()
+}
+
+/// Whether the direction `dir` of `param`'s value `o` is `desc` (`asc` is not).
+fn descending(param: &str, o: &str, dir: &str) -> Result<bool, ApiError> {
+    match dir.trim() {
+        "asc" => Ok(false),
+        "desc" => Ok(true),
+        other => Err(ApiError::BadRequest(format!(
+            "{param} {o:?}: direction {other:?} is not asc or desc"
+        ))),
+    }
 }
 
 fn ordered_field(name: &str, given: &str, field: &str) -> Result<String, ApiError> {
@@ -489,7 +484,6 @@ fn encode<T: Serialize>(v: &T) -> String {
 /// `GET /api/catalog/entities?filter=&fields=&order=&offset=&limit=&after=`: a JSON array.
 /// Without `limit`, every match (as Backstage answers); with one, that many and a `Link:
 /// <...&after=...>; rel="next"` header when more follow.
-#[utoipa::path(get, path = "/api/catalog/entities", responses((status = 200, description = "entities (Backstage shape)")))]
 pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     async fn inner(state: AppState, raw: Option<String>) -> Result<Response, ApiError> {
         let p = params(raw.as_deref());
@@ -581,8 +575,6 @@ pub(crate) fn path_key(
 }
 
 /// `GET /api/catalog/entities/by-name/{kind}/{namespace}/{name}`.
-#[utoipa::path(get, path = "/api/catalog/entities/by-name/{kind}/{namespace}/{name}",
-    responses((status = 200, description = "the entity (Backstage shape)"), (status = 404, description = "NotFoundError")))]
 pub async fn by_name(
     State(state): State<AppState>,
     path: Result<Path<(String, String, String)>, PathRejection>,
@@ -619,7 +611,6 @@ struct Cursor {
 
 /// `GET /api/catalog/entities/by-query`: `{items, totalItems, pageInfo: {nextCursor, prevCursor}}`.
 /// Without `limit`, every match on one page (as Backstage answers).
-#[utoipa::path(get, path = "/api/catalog/entities/by-query", responses((status = 200, description = "a page (Backstage shape)")))]
 pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     async fn inner(state: AppState, raw: Option<String>) -> Result<Response, ApiError> {
         let p = params(raw.as_deref());
@@ -744,7 +735,6 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
 }
 
 /// `GET /api/catalog/entity-facets?facet=kind&facet=spec.type&filter=...`.
-#[utoipa::path(get, path = "/api/catalog/entity-facets", responses((status = 200, description = "`{facets: {field: [{value, count}]}}`")))]
 pub async fn facets(State(state): State<AppState>, RawQuery(raw): RawQuery) -> Response {
     async fn inner(state: AppState, raw: Option<String>) -> Result<Response, ApiError> {
         let p = params(raw.as_deref());
