@@ -1,12 +1,15 @@
 //! surveyor's HTTP API: the catalog for portal frontends (its own `/api/v1` and Backstage's
 //! `/api/catalog` shapes), history, runs and connectors, health, metrics and the OpenAPI document.
 //!
+//! It also serves the console, HTML pages for people (`/`), from the same store queries.
+//!
 //! Read-only except `POST /api/v1/connectors/{id}/sync` and Backstage's `POST
 //! /api/catalog/refresh`. Optional bearer tokens: read tokens guard everything but the probes;
 //! trigger tokens are needed to start a sync.
 
 mod backstage;
 mod bodies;
+mod console;
 mod docs;
 mod error;
 mod input;
@@ -206,6 +209,7 @@ fn build(
         .route("/readyz", get(readyz));
     let mut app = guarded
         .merge(open)
+        .merge(console::routes(state.clone()))
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(format!("this route does not answer {method}"))
@@ -274,8 +278,15 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
         .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
         .map(|(_, token)| token.trim())
         .filter(|token| !token.is_empty());
+    // A console visitor's cookie reads too (never triggers: a sync takes a bearer header).
+    let cookie = console::cookie_token(request.headers());
     let is =
         |tokens: &[Secret]| presented.is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)));
+    let cookie_is = |tokens: &[Secret]| {
+        cookie
+            .as_deref()
+            .is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)))
+    };
     // Backstage's catalog takes POSTs that only read (by-refs, validate-entity) or that it
     // refuses (locations); of its routes only a refresh starts a sync.
     let path = request.uri().path();
@@ -298,6 +309,8 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
     } else if !config.read_tokens.is_empty()
         && !is(&config.read_tokens)
         && !is(&config.trigger_tokens)
+        && !cookie_is(&config.read_tokens)
+        && !cookie_is(&config.trigger_tokens)
     {
         return ApiError::Unauthorized("a bearer token is required".into()).into_response();
     }

@@ -197,6 +197,7 @@ impl EntityQuery {
             label,
             source: self.source.clone(),
             text: self.q.clone(),
+            ..EntityFilter::default()
         })
     }
 }

@@ -28,8 +28,10 @@ pub struct EntityFilter {
     pub label: Option<(String, String)>,
     /// Entities a source (connector id) describes.
     pub source: Option<String>,
-    /// A case-insensitive substring of the ref, title or description.
+    /// A case-insensitive substring of the ref, title, description or a tag.
     pub text: Option<String>,
+    /// `spec.lifecycle` (`production`, `experimental`, ...), compared case-insensitively.
+    pub lifecycle: Option<String>,
 }
 
 /// A package that entities depend on, matched against the elements of
@@ -127,7 +129,8 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
             format!(
                 "(entity_ref LIKE {p} ESCAPE '\\' \
                  OR lower(coalesce(body->'metadata'->>'title', '')) LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(body->'metadata'->>'description', '')) LIKE {p} ESCAPE '\\')"
+                 OR lower(coalesce(body->'metadata'->>'description', '')) LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(body->'metadata'->>'tags', '')) LIKE {p} ESCAPE '\\')"
             )
         } else {
             format!(
@@ -135,8 +138,18 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
                  OR lower(coalesce(json_extract(body, '$.metadata.title'), '')) \
                  LIKE {p} ESCAPE '\\' \
                  OR lower(coalesce(json_extract(body, '$.metadata.description'), '')) \
+                 LIKE {p} ESCAPE '\\' \
+                 OR lower(coalesce(json_extract(body, '$.metadata.tags'), '')) \
                  LIKE {p} ESCAPE '\\')"
             )
+        });
+    }
+    if let Some(lifecycle) = &f.lifecycle {
+        let p = next(&mut params, lifecycle.to_lowercase());
+        conds.push(if pg {
+            format!("lower(body->'spec'->>'lifecycle') = {p}")
+        } else {
+            format!("lower(json_extract(body, '$.spec.lifecycle')) = {p}")
         });
     }
     if let Some(dep) = &f.depends_on {
@@ -201,6 +214,12 @@ pub struct ChangeFilter {
     /// Newest first; the default is oldest first (the order they happened in).
     pub descending: bool,
     pub limit: Option<i64>,
+    /// Only changes a source (connector id) made.
+    pub source: Option<String>,
+    /// Only changes of entities of this kind (`component`), case-insensitive.
+    pub kind: Option<String>,
+    /// Only changes before this time.
+    pub until: Option<DateTime<Utc>>,
 }
 
 const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
@@ -255,6 +274,27 @@ impl Store {
             q = q.bind(p);
         }
         q.fetch_one(|r| r.get(0)).await
+    }
+
+    /// How many entities of each kind match the filter (whatever its kind and page): one
+    /// grouped pass over the kind column.
+    pub async fn count_by_kind(&self, f: &EntityFilter) -> Result<Vec<(String, i64)>> {
+        let unpaged = EntityFilter {
+            kind: None,
+            after: None,
+            limit: None,
+            offset: None,
+            ..f.clone()
+        };
+        let (where_, params) = entity_conditions(self.backend(), &unpaged);
+        let text = format!(
+            "SELECT kind, COUNT(*) FROM entities WHERE {where_} GROUP BY kind ORDER BY kind"
+        );
+        let mut q = self.query(text);
+        for p in params {
+            q = q.bind(p);
+        }
+        q.fetch_all(|r| Ok((r.get(0)?, r.get(1)?))).await
     }
 
     /// How many live entities have each value of a body field (`kind`, `spec.type`,
@@ -456,14 +496,18 @@ impl Store {
                  FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
                  entity_uid = $2) \
                  AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) \
-                 AND ($6::bigint IS NULL OR seq < $6) ORDER BY seq DESC LIMIT $4"
+                 AND ($6::bigint IS NULL OR seq < $6) AND ($7::text IS NULL OR source = $7) \
+                 AND ($8::text IS NULL OR entity_ref LIKE $8) \
+                 AND ($9::timestamptz IS NULL OR at < $9) ORDER BY seq DESC LIMIT $4"
             } else {
                 "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
                  patch::text AS patch \
                  FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
                  entity_uid = $2) \
                  AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) \
-                 AND ($6::bigint IS NULL OR seq < $6) ORDER BY seq LIMIT $4"
+                 AND ($6::bigint IS NULL OR seq < $6) AND ($7::text IS NULL OR source = $7) \
+                 AND ($8::text IS NULL OR entity_ref LIKE $8) \
+                 AND ($9::timestamptz IS NULL OR at < $9) ORDER BY seq LIMIT $4"
             },
         );
         let q = match self.backend() {
@@ -480,6 +524,15 @@ impl Store {
             .bind(f.limit.unwrap_or(i64::MAX))
             .bind(f.op.map(|o| o.as_str().to_string()))
             .bind(f.before_seq)
+            .bind(f.source.clone())
+            // Refs are stored lower-cased, `kind:namespace/name`; a kind has no LIKE wildcards
+            // (checked by the callers' ref rules), so the prefix is exact.
+            .bind(
+                f.kind
+                    .as_ref()
+                    .map(|k| format!("{}:%", k.to_ascii_lowercase().replace(['%', '_', '\\'], ""))),
+            )
+            .bind(f.until)
             .fetch_all(|r| {
                 let op: String = r.get("op")?;
                 let patch: String = r.get("patch")?;
