@@ -62,6 +62,8 @@ pub struct ApiConfig {
     /// A chunked request body must arrive within this long (`serve` sets the header-read
     /// timeout): else a client could hold a connection by sending one a byte at a time.
     pub body_read_timeout: std::time::Duration,
+    /// Serve the console (HTML pages) at `/`.
+    pub console: bool,
 }
 
 impl Default for ApiConfig {
@@ -74,6 +76,7 @@ impl Default for ApiConfig {
             audit_cosmetic: false,
             max_expensive_requests: Some(default_max_expensive_requests()),
             body_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
+            console: true,
         }
     }
 }
@@ -139,6 +142,7 @@ fn build(
     expensive: Option<Arc<Limiter>>,
 ) -> Router {
     let cors = cors_layer(&config.cors_origins);
+    let console = config.console;
     let state = AppState {
         store,
         config: Arc::new(config),
@@ -207,9 +211,11 @@ fn build(
     let open = Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
-    let mut app = guarded
-        .merge(open)
-        .merge(console::routes(state.clone()))
+    let mut app = guarded.merge(open);
+    if console {
+        app = app.merge(console::routes(state.clone()));
+    }
+    let mut app = app
         .fallback(|| async { ApiError::NotFound("no such route".into()) })
         .method_not_allowed_fallback(|method: Method| async move {
             ApiError::MethodNotAllowed(format!("this route does not answer {method}"))

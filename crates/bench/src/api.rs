@@ -1,6 +1,7 @@
 //! The `api` scenario: filtered entity lists (kind, kind+owner, kind+label) and Backstage's
 //! by-query on a large catalog, each from many concurrent clients on loopback; then the lists
-//! mixed while a sync changes 1% of the catalog. Latency percentiles and errors per query.
+//! mixed while a sync changes 1% of the catalog; then the console's pages, one client at a time
+//! (so latency is the server's time for a page). Latency percentiles and errors per query.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -35,6 +36,9 @@ pub struct ApiBench {
     pub pg: PostgresArgs,
     #[arg(long)]
     pub no_sqlite: bool,
+    /// Seconds per console page (after the audits are recorded; 0 skips the console)
+    #[arg(long, default_value_t = 5)]
+    pub console_seconds: u64,
 }
 
 impl ApiBench {
@@ -58,6 +62,42 @@ pub const P99_TARGET_MS: f64 = 10.0;
 pub const LISTS: [&str; 3] = ["list kind", "list kind+owner", "list kind+label"];
 /// Backstage's `/api/catalog/entities/by-query`, filtered by kind and owner.
 pub const BY_QUERY: &str = "by-query";
+
+/// The console's pages, each measured with one client: their latency is the server's time.
+pub const CONSOLE: [&str; 11] = [
+    "console catalog",
+    "console search",
+    "console filtered",
+    "console catalog page 2",
+    "console entity",
+    "console graph",
+    "console ownership",
+    "console ownership by rule",
+    "console drift",
+    "console changes",
+    "console runs",
+];
+
+/// The console page `label` for a key `k` (which entity, owner or search term).
+pub fn console_page(label: &str, k: usize, page2: &str) -> String {
+    let team = k % TEAMS;
+    let service = format!("service-{:06}", (k * 7919) % 100_000);
+    match label {
+        "console catalog" => "/".into(),
+        "console search" => format!("/?q=number+{}", k % 1000 + 1000),
+        "console filtered" => format!("/?kind=component&owner=team-{team}"),
+        "console catalog page 2" => page2.to_string(),
+        "console entity" => format!("/entities/component/default/{service}"),
+        "console graph" => format!("/entities/component/default/{service}/graph?depth=2"),
+        "console ownership" => "/audit/ownership".into(),
+        "console ownership by rule" => {
+            format!("/audit/ownership?rule=owner-unresolved&owner=group%3Adefault%2Fteam-{team}")
+        }
+        "console drift" => "/audit/drift".into(),
+        "console changes" => "/changes".into(),
+        _ => "/runs".into(),
+    }
+}
 
 /// The URL of query `label` for a key `k` (which owner or label value).
 pub fn query(label: &str, k: usize) -> String {
@@ -84,6 +124,10 @@ struct BackendFigures {
     /// The three lists mixed, while a sync updates 1% of the catalog.
     mixed: Latency,
     mixed_during_sync: Latency,
+    /// Seconds to record both audits' findings before the console pages.
+    audit_record_s: f64,
+    /// One phase per console page, one client.
+    console: BTreeMap<&'static str, Latency>,
     sync_updated: u64,
     sync_s: f64,
     p99_target_ms: f64,
@@ -172,6 +216,7 @@ async fn run_backend(backend: Backend, b: &ApiBench) -> anyhow::Result<BackendFi
     stop.store(true, Ordering::Relaxed);
     let samples = driver.await??;
     let mixed_s = started.elapsed().as_secs_f64();
+    let (audit_record_s, console) = console_phases(&store, &base, b).await?;
     server.abort();
     store.close().await;
     cleanup.run().await;
@@ -187,10 +232,67 @@ async fn run_backend(backend: Backend, b: &ApiBench) -> anyhow::Result<BackendFi
             clients: b.clients,
             ..clients::latency(samples.iter().filter(|s| s.during_sync), sync_s)
         },
+        audit_record_s: round(audit_record_s, 2),
+        console,
         sync_updated: report.counts.entities.updated,
         sync_s: round(sync_s, 2),
         p99_target_ms: P99_TARGET_MS,
     })
+}
+
+/// Records the audits' findings (what `serve` does after each sync), then measures each console
+/// page with one client. Returns the recording's seconds and a latency per page.
+async fn console_phases(
+    store: &surveyor_store::Store,
+    base: &str,
+    b: &ApiBench,
+) -> anyhow::Result<(f64, BTreeMap<&'static str, Latency>)> {
+    let mut pages = BTreeMap::new();
+    if b.console_seconds == 0 {
+        return Ok((0.0, pages));
+    }
+    let recorded = Instant::now();
+    surveyor_audit::record(
+        store,
+        &surveyor_audit::Sources::default(),
+        chrono::Utc::now(),
+    )
+    .await
+    .context("recording the audits")?;
+    let audit_record_s = recorded.elapsed().as_secs_f64();
+    // The second page of the catalog: its cursor comes from the first.
+    let first = reqwest::get(format!("{base}/"))
+        .await?
+        .error_for_status()?
+        .text()
+        .await?;
+    let page2 = first
+        .split("rel=\"next\" href=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .map(|h| h.replace("&amp;", "&"))
+        .context("the console's first page has no next page")?;
+    for label in CONSOLE {
+        let path = console_page(label, 3, &page2);
+        let r = reqwest::get(format!("{base}{path}")).await?;
+        anyhow::ensure!(
+            r.status().is_success(),
+            "console page {label} ({path}) answered {}",
+            r.status()
+        );
+        let page2 = page2.clone();
+        let mix: QueryMix =
+            Arc::new(move |c, n| (label, console_page(label, c * 7 + n as usize * 13, &page2)));
+        let (samples, took) = phase(base, 1, mix, Duration::from_secs(b.console_seconds)).await?;
+        pages.insert(
+            label,
+            Latency {
+                clients: 1,
+                ..clients::latency(samples.iter(), took)
+            },
+        );
+    }
+    Ok((audit_record_s, pages))
 }
 
 /// Clients on one query mix for `length`; returns the samples and how long the phase took
@@ -253,17 +355,27 @@ fn print(r: &BackendFigures, b: &ApiBench) {
     }
     row(&mut t, "mixed", &r.mixed);
     row(&mut t, "mixed, while the sync wrote", &r.mixed_during_sync);
+    for (label, l) in &r.console {
+        row(&mut t, label, l);
+    }
     t.note(format!(
         "the sync updated {} entities in {:.1} s; p99 target {} ms at 64 clients",
         fmt_int(r.sync_updated),
         r.sync_s,
         r.p99_target_ms
     ));
+    if !r.console.is_empty() {
+        t.note(format!(
+            "console pages: one client each (latency = server time), after recording the audits in {:.1} s; target 50 ms",
+            r.audit_record_s
+        ));
+    }
     for (label, l) in r
         .queries
         .iter()
         .map(|(k, v)| (*k, v))
         .chain([("mixed", &r.mixed)])
+        .chain(r.console.iter().map(|(k, v)| (*k, v)))
     {
         for e in &l.error_examples {
             t.note(format!("error ({label}): {e}"));

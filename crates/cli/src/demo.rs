@@ -447,6 +447,9 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     }));
     let base_url = format!("http://{listen}");
     say!("\nServing the catalog at {base_url}");
+    say!(
+        "  {base_url}/                     the console: search, entities, graphs, gaps, drift, changes, runs"
+    );
     say!("  {base_url}/docs                 every operation");
     say!("  {base_url}/api/v1/entities      the entities (try ?kind=component&q=payments)");
     say!("  {base_url}/api/v1/changes       the history");

@@ -176,6 +176,12 @@ const SECTION_DOCS: &[(&str, &str, &str, &str)] = &[
         "Expensive requests (large lists, audits) served at once.",
     ),
     (
+        "server",
+        "console",
+        "boolean",
+        "Serve the console (HTML pages for people) at / (default true).",
+    ),
+    (
         "telemetry",
         "otlp_endpoint",
         "string",

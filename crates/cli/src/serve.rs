@@ -104,7 +104,7 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
         stopped.clone(),
     ));
     eprintln!(
-        "surveyor: serving http://{listen} ({} connectors, {scheduled} on a schedule); Ctrl-C or SIGTERM stops",
+        "surveyor: serving http://{listen} (the console at /, the API under /api; {} connectors, {scheduled} on a schedule); Ctrl-C or SIGTERM stops",
         config.connectors.iter().filter(|c| c.enabled).count()
     );
     shutdown_signal().await;

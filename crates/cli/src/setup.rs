@@ -99,6 +99,7 @@ pub(crate) fn api_config(config: &Config) -> ApiConfig {
                 .unwrap_or_else(surveyor_api::default_max_expensive_requests),
         ),
         body_read_timeout: config.server.header_read_timeout,
+        console: config.server.console,
     }
 }
 

@@ -73,6 +73,7 @@ const SERVER_KEYS: &[&str] = &[
     "idle_timeout",
     "max_connections",
     "max_expensive_requests",
+    "console",
 ];
 
 /// The keys each fixed section accepts, for tools that describe the file (`surveyor config
@@ -168,6 +169,8 @@ pub struct ServerConfig {
     /// Expensive requests (in-memory Backstage filters, facets, graph, audits) served at once;
     /// `None`: the server derives it from the core count.
     pub max_expensive_requests: Option<u32>,
+    /// Serve the console (HTML pages for people) at `/`; on by default.
+    pub console: bool,
 }
 
 /// `[telemetry]`: where traces go.
@@ -1120,8 +1123,20 @@ fn parse_server(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> ServerConfig
         idle_timeout: Duration::from_secs(60),
         max_connections: None,
         max_expensive_requests: None,
+        console: true,
     };
     let Some(t) = table else { return c };
+    if let Some(v) = t.get("console") {
+        match v.get_ref() {
+            DeValue::Boolean(b) => c.console = *b,
+            other => r.push(
+                v.span(),
+                "server.console",
+                format!("expected a boolean, found {}", type_name(other)),
+                None,
+            ),
+        }
+    }
     if let Some(g) = get_str(t, "shutdown_grace", "server.shutdown_grace", r) {
         match parse_duration(&g) {
             Ok(d) if d <= Duration::from_secs(3600) => c.shutdown_grace = d,

@@ -388,3 +388,18 @@ async fn with_read_tokens_the_console_asks_for_one_and_keeps_it_in_a_strict_cook
             .contains("Max-Age=0")
     );
 }
+
+#[tokio::test]
+async fn with_the_console_off_only_the_api_answers() {
+    let c = Console::start(ApiConfig {
+        console: false,
+        ..ApiConfig::default()
+    })
+    .await;
+    for path in ["/", "/changes", "/login", "/console.css"] {
+        let (status, body) = c.get(path).await;
+        assert_eq!(status, 404, "{path}");
+        assert!(body.contains("not_found"), "{path}: {body}");
+    }
+    assert_eq!(c.get("/api/v1/entities").await.0, 200);
+}

@@ -312,3 +312,17 @@ fn server_limits_parse_with_located_errors() {
     surveyor.toml:5:26: server.max_expensive_requests: expected a whole number, found a string
     "#);
 }
+
+#[test]
+fn the_console_is_on_unless_turned_off() {
+    let on = Config::parse("", Path::new("surveyor.toml"), KINDS).unwrap();
+    assert!(on.server.console);
+    let off = Config::parse(
+        "[server]\nconsole = false\n",
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    assert!(!off.server.console);
+    insta::assert_snapshot!(errors("[server]\nconsole = \"no\"\n"), @"surveyor.toml:2:11: server.console: expected a boolean, found a string");
+}
