@@ -243,7 +243,7 @@ fn summary(op: ChangeOp, patch: &Value) -> maud::Markup {
     html! {
         ul {
             @for o in ops.iter().take(8) {
-                li { span.mono { (o["path"].as_str().unwrap_or("")) } " "
+                li { (super::entity::readable(o["path"].as_str().unwrap_or(""))) " "
                     @match o["op"].as_str().unwrap_or("") {
                         "remove" => span.muted { "removed" },
                         other => { span.muted { (other) } " → " (super::catalog::shorten(&display(&o["value"]), 120)) },

@@ -56,23 +56,36 @@ fn fields(body: &Value, claims: &[Claim]) -> Vec<Field> {
         .unwrap_or_default();
     let mut out = Vec::new();
     let mut walk = |pointer: String, v: &Value| {
-        // The source whose supplied fields include this one or a parent of it.
-        let by = claims
-            .iter()
-            .filter_map(|c| {
-                c.fields
-                    .iter()
-                    .filter(|f| pointer == **f || pointer.starts_with(&format!("{f}/")))
-                    .map(|f| f.len())
-                    .max()
-                    .map(|len| (len, &c.source))
-            })
-            .max_by_key(|(len, _)| *len)
-            .map(|(_, s)| s.clone())
-            .unwrap_or_else(|| winner.clone());
+        // The sources whose supplied fields include this one or a parent of it, the most
+        // specific first: a union field (links, tags) names every source that added to it.
+        let mut best = 0;
+        let mut by: Vec<&str> = Vec::new();
+        for c in claims {
+            let Some(len) = c
+                .fields
+                .iter()
+                .filter(|f| pointer == **f || pointer.starts_with(&format!("{f}/")))
+                .map(|f| f.len())
+                .max()
+            else {
+                continue;
+            };
+            if len > best {
+                best = len;
+                by.clear();
+            }
+            if len == best && !by.contains(&c.source.as_str()) {
+                by.push(&c.source);
+            }
+        }
+        let by = if by.is_empty() {
+            winner.clone()
+        } else {
+            by.join(", ")
+        };
         out.push(Field {
+            value: field_text(&pointer, v),
             pointer,
-            value: display(v),
             source: by,
         });
     };
@@ -100,6 +113,43 @@ fn escape_pointer(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
 }
 
+/// A field's value in the fields table: lists of names joined, lists of records counted (they
+/// have their own sections), the rest as [`display`].
+fn field_text(pointer: &str, v: &Value) -> String {
+    match v {
+        Value::Array(items) if items.iter().all(|i| !i.is_object() && !i.is_array()) => {
+            items.iter().map(display).collect::<Vec<_>>().join(", ")
+        }
+        Value::Array(items) => {
+            let what = match pointer {
+                "/metadata/links" => "links, under Sources and links",
+                "/spec/packageDependencies" => "packages, under Package dependencies",
+                _ => "entries",
+            };
+            match pointer {
+                "/metadata/links" | "/spec/packageDependencies" => {
+                    format!("{} {what}", items.len())
+                }
+                _ => display(v),
+            }
+        }
+        _ => display(v),
+    }
+}
+
+/// A JSON pointer as people read it: `/metadata/annotations/github.com~1project-slug` is
+/// `metadata › annotations › github.com/project-slug`.
+pub fn readable(pointer: &str) -> String {
+    if pointer.is_empty() || !pointer.starts_with('/') {
+        return pointer.to_string();
+    }
+    pointer[1..]
+        .split('/')
+        .map(|s| s.replace("~1", "/").replace("~0", "~"))
+        .collect::<Vec<_>>()
+        .join(" › ")
+}
+
 /// A value as one line of text: strings bare, the rest as JSON.
 pub fn display(v: &Value) -> String {
     match v {
@@ -111,6 +161,8 @@ pub fn display(v: &Value) -> String {
 
 /// A link safe to put in `href`: only http(s) and mailto (never `javascript:`).
 fn safe_url(url: &str) -> Option<&str> {
+    // Backstage's location annotations prefix the URL with its type.
+    let url = url.strip_prefix("url:").unwrap_or(url);
     let lower = url.trim_start().to_ascii_lowercase();
     (lower.starts_with("https://") || lower.starts_with("http://") || lower.starts_with("mailto:"))
         .then_some(url.trim())
@@ -241,13 +293,14 @@ pub async fn page(
             div.table-wrap { table #fields {
                 thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } th scope="col" { "Set by" } } }
                 tbody { @for f in &fields {
-                    tr { td.mono { (f.pointer) } td { (field_value(&f.pointer, &f.value)) } td { (f.source) } }
+                    tr { td { (readable(&f.pointer)) } td { (field_value(&f.pointer, &f.value)) } td { (f.source) } }
                 } }
             } }
         }
         (disagreements(&body, &claims))
         (relations_section(&relations))
         (links_section(&body, &claims))
+        (packages_section(&body))
         section aria-labelledby="history-h" {
             h2 #history-h { "History" }
             p.muted { (total_changes) " change" (if total_changes == 1 { "" } else { "s" }) " recorded"
@@ -322,7 +375,7 @@ fn disagreements(body: &Value, claims: &[Claim]) -> Markup {
                 div.table-wrap { table #disagreements {
                     thead { tr { th scope="col" { "Field" } th scope="col" { "Shown" } th scope="col" { "Source" } th scope="col" { "Says" } th scope="col" { "Kind" } } }
                     tbody { @for (p, shown, source, theirs, what) in &rows {
-                        tr { td.mono { (p) } td { (shown) } td { (source) } td { (theirs) } td { (what) } }
+                        tr { td { (readable(p)) } td { (shown) } td { (source) } td { (theirs) } td { (what) } }
                     } }
                 } }
             }
@@ -386,6 +439,30 @@ fn links_section(body: &Value, claims: &[Claim]) -> Markup {
     }
 }
 
+/// `spec.packageDependencies`: what the entity's manifests depend on.
+fn packages_section(body: &Value) -> Markup {
+    let Some(deps) = body["spec"]["packageDependencies"]
+        .as_array()
+        .filter(|d| !d.is_empty())
+    else {
+        return html! {};
+    };
+    let cell = |d: &Value, k: &str| d[k].as_str().unwrap_or_default().to_string();
+    html! {
+        section aria-labelledby="packages-h" {
+            h2 #packages-h { "Package dependencies" }
+            div.table-wrap { table #packages {
+                thead { tr { th scope="col" { "Ecosystem" } th scope="col" { "Package" } th scope="col" { "Requirement" } th scope="col" { "Scope" } th scope="col" { "File" } } }
+                tbody { @for d in deps {
+                    tr { td { (cell(d, "ecosystem")) }
+                         td { (cell(d, "package")) }
+                         td.mono { (cell(d, "requirement")) } td { (cell(d, "scope")) } td { (cell(d, "file")) } }
+                } }
+            } }
+        }
+    }
+}
+
 /// The history, newest first, each change with its diff.
 pub fn timeline(steps: &[Step]) -> Markup {
     html! {
@@ -408,7 +485,7 @@ pub fn timeline(steps: &[Step]) -> Markup {
                                 thead { tr { th scope="col" { "Field" } th scope="col" { "Before" } th scope="col" { "After" } } }
                                 tbody { @for l in &s.lines {
                                     tr {
-                                        td { (l.path) }
+                                        td { (readable(&l.path)) }
                                         @match &l.before { Some(b) => td.del { (b) }, None => td { } }
                                         @match &l.after { Some(a) => td.add { (a) }, None => td { } }
                                     }

@@ -172,11 +172,17 @@ async fn the_entity_page_shows_provenance_relations_links_and_a_readable_history
     assert_eq!(status, 200);
     let fields = rows(&html, "fields");
     assert!(
-        fields.iter().any(|r| r == "/spec/owner team-b gh"),
+        fields.iter().any(|r| r == "spec › owner team-b gh"),
         "{fields:?}"
     );
     assert!(
-        fields.iter().any(|r| r == "/metadata/labels/tier gold gh"),
+        fields
+            .iter()
+            .any(|r| r == "metadata › labels › tier gold gh"),
+        "{fields:?}"
+    );
+    assert!(
+        fields.iter().any(|r| r == "metadata › tags react gh"),
         "{fields:?}"
     );
     // Relations are links to the entities they name.
@@ -191,9 +197,9 @@ async fn the_entity_page_shows_provenance_relations_links_and_a_readable_history
     let created = history.find("op-created").expect("the creation");
     assert!(updated < created, "newest first");
     let diff = strip(&history[updated..created]);
-    assert!(diff.contains("/spec/owner team-a team-b"), "{diff}");
+    assert!(diff.contains("spec › owner team-a team-b"), "{diff}");
     assert!(
-        diff.contains("/spec/lifecycle experimental production"),
+        diff.contains("spec › lifecycle experimental production"),
         "{diff}"
     );
 
@@ -402,4 +408,34 @@ async fn with_the_console_off_only_the_api_answers() {
         assert!(body.contains("not_found"), "{path}: {body}");
     }
     assert_eq!(c.get("/api/v1/entities").await.0, 200);
+}
+
+#[tokio::test]
+async fn a_field_another_source_gives_otherwise_is_shown_beside_the_kept_value() {
+    let c = Console::start(ApiConfig::default()).await;
+    let mut other = component(
+        "web",
+        json!({"spec": {"owner": "team-c", "type": "website"}}),
+    );
+    other.scope = "acct".into();
+    let source = surveyor_model::testing::Scripted::new(
+        "pd",
+        vec![other],
+        surveyor_model::testing::complete(&["acct"]),
+    );
+    surveyor_engine::run_connector(&c.store, &source, &Default::default())
+        .await
+        .expect("sync pd");
+    let (_, html) = c.get("/entities/component/default/web").await;
+    let said = rows(&html, "disagreements");
+    assert!(
+        said.iter()
+            .any(|r| r.starts_with("spec › owner") && r.contains("team-c")),
+        "{said:?}"
+    );
+    let sources = strip(&html[html.find("id=\"sources\"").expect("sources")..]);
+    assert!(
+        sources.contains("gh") && sources.contains("pd"),
+        "{sources}"
+    );
 }
