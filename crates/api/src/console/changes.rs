@@ -237,8 +237,11 @@ pub async fn page(
 /// What a change's patch did, briefly: the fields it touched and their new values.
 fn summary(op: ChangeOp, patch: &Value) -> maud::Markup {
     let ops = patch.as_array().cloned().unwrap_or_default();
-    if op == ChangeOp::Created || op == ChangeOp::Deleted {
-        return html! { span.muted { (ops.len()) " operation" (if ops.len() == 1 { "" } else { "s" }) } };
+    match op {
+        ChangeOp::Created => return html! { span.muted { "its first version" } },
+        ChangeOp::Deleted => return html! { span.muted { "no source describes it any more" } },
+        _ if ops.is_empty() => return html! { span.muted { "no field changed" } },
+        _ => {}
     }
     html! {
         ul {

@@ -290,7 +290,7 @@ pub async fn page(
         p { a href=(graph) { "Graph of its neighbourhood" } " · " a href=(history_href) { "All changes" } }
         section aria-labelledby="fields-h" {
             h2 #fields-h { "Fields" }
-            div.table-wrap { table #fields {
+            div.table-wrap { table.stack #fields {
                 thead { tr { th scope="col" { "Field" } th scope="col" { "Value" } th scope="col" { "Set by" } } }
                 tbody { @for f in &fields {
                     tr { td { (readable(&f.pointer)) } td { (field_value(&f.pointer, &f.value)) } td { (f.source) } }
@@ -372,7 +372,7 @@ fn disagreements(body: &Value, claims: &[Claim]) -> Markup {
             @if rows.is_empty() {
                 p.muted { "Every source that describes this entity agrees with the values shown." }
             } @else {
-                div.table-wrap { table #disagreements {
+                div.table-wrap { table.stack #disagreements {
                     thead { tr { th scope="col" { "Field" } th scope="col" { "Shown" } th scope="col" { "Source" } th scope="col" { "Says" } th scope="col" { "Kind" } } }
                     tbody { @for (p, shown, source, theirs, what) in &rows {
                         tr { td { (readable(p)) } td { (shown) } td { (source) } td { (theirs) } td { (what) } }
