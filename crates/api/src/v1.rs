@@ -54,7 +54,7 @@ pub struct EntityQuery {
     pub label: Option<String>,
     /// A connector id: entities that source describes.
     pub source: Option<String>,
-    /// Case-insensitive text in the ref, title or description.
+    /// Case-insensitive text in the ref, title, description or a tag.
     pub q: Option<String>,
     /// `[ecosystem:]package`: who depends on it (`npm:react`, `maven:org.x:y`).
     #[serde(alias = "depends_on")]

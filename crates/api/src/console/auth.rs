@@ -208,12 +208,15 @@ pub async fn logout() -> Response {
     r
 }
 
-impl<S: Send + Sync> FromRequestParts<S> for Chrome {
+impl FromRequestParts<AppState> for Chrome {
     type Rejection = std::convert::Infallible;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
         Ok(Chrome {
-            signed_in: cookie_token(&parts.headers).is_some(),
+            signed_in: tokens_needed(state) && cookie_token(&parts.headers).is_some(),
         })
     }
 }
