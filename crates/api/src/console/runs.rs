@@ -49,9 +49,10 @@ pub async fn page(State(state): State<AppState>, chrome: Chrome) -> Result<Respo
             } @else {
                 div.table-wrap { table #connectors {
                     thead { tr { th scope="col" { "Connector" } th scope="col" { "Kind" } th scope="col" { "Schedule" }
-                        th scope="col" { "Next run" } th scope="col" { "Last run" } th scope="col" { "Status" } th scope="col" { "Lease" } } }
+                        th scope="col" { "Next run" } th scope="col" { "Last run" } th scope="col" { "Status" } th scope="col" { "Its counts" } th scope="col" { "Lease" } } }
                     tbody { @for c in &connectors {
                         @let lease = leases.iter().find(|l| l.name == c.id && l.expires_at > now);
+                        @let last = latest.iter().find(|r| r.connector == c.id);
                         tr {
                             td { a href=(format!("/changes?{}", query(&[("source", &c.id)]))) { (c.id) } }
                             td { (c.kind) }
@@ -61,6 +62,7 @@ pub async fn page(State(state): State<AppState>, chrome: Chrome) -> Result<Respo
                             td { @if let Some(s) = &c.last_status { span class=(format!("badge st-{s}")) { (s) } }
                                  @if c.running { " " span.badge { "running" } }
                                  @if let Some(e) = &c.last_error { br; span.muted { (e) } } }
+                            td { (counts(last.and_then(|r| r.counts.as_ref()))) }
                             td { @if let Some(l) = lease { (l.holder) " until " (when(l.expires_at)) } @else { "free" } }
                         }
                     } }
@@ -94,16 +96,47 @@ pub async fn page(State(state): State<AppState>, chrome: Chrome) -> Result<Respo
     ))
 }
 
-/// A run's counts (`{"created": 3, ...}`) as `created 3 · updated 1`, zeros left out.
+/// A run's counts (`{"entities": {"created": 3, ...}, "observations": {...}}`) as
+/// `entities: created 3 · updated 1; observations: observed 70`, zeros left out.
 fn counts(v: Option<&Value>) -> String {
+    fn line(m: &serde_json::Map<String, Value>) -> String {
+        m.iter()
+            .filter_map(|(k, n)| match n {
+                Value::Number(x) if x.as_f64() != Some(0.0) => Some(format!("{k} {x}")),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join(" · ")
+    }
     let Some(Value::Object(m)) = v else {
         return String::new();
     };
-    m.iter()
-        .filter_map(|(k, n)| match n {
-            Value::Number(x) if x.as_f64() != Some(0.0) => Some(format!("{k} {x}")),
-            _ => None,
-        })
-        .collect::<Vec<_>>()
-        .join(" · ")
+    let mut parts = Vec::new();
+    let top = line(m);
+    if !top.is_empty() {
+        parts.push(top);
+    }
+    for (group, inner) in m {
+        if let Value::Object(inner) = inner {
+            let l = line(inner);
+            if !l.is_empty() {
+                parts.push(format!("{group}: {l}"));
+            }
+        }
+    }
+    parts.join("; ")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counts_read_as_a_line_without_zeros() {
+        let v = serde_json::json!({"entities": {"created": 3, "deleted": 0, "updated": 1},
+            "observations": {"observed": 70, "gone": 0}});
+        assert_eq!(
+            super::counts(Some(&v)),
+            "entities: created 3 · updated 1; observations: observed 70"
+        );
+        assert_eq!(super::counts(None), "");
+    }
 }
