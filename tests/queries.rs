@@ -648,3 +648,119 @@ async fn latest_run_per_connector_and_changes_newest_first() {
         ts.cleanup().await;
     }
 }
+
+#[tokio::test]
+async fn the_consoles_filters_lifecycle_tags_counts_per_kind_and_change_filters() {
+    use chrono::{Duration, Utc};
+    use surveyor_store::ChangeFilter;
+    for ts in TestStore::all().await {
+        let (s, backend) = (&ts.store, ts.backend);
+        labelled(s).await;
+        let mut group = Entity::new("Group", "default", "team-a");
+        group.spec.insert("type".into(), "team".into());
+        let mut exp = component("org2", "x-1", "lab", "team-a");
+        exp.entity
+            .spec
+            .insert("lifecycle".into(), "Experimental".into());
+        let c = Scripted::new(
+            "gl",
+            vec![Observation::discovered("org2", "g-1", group), exp],
+            complete(&["org2"]),
+        );
+        run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .expect("run");
+        let lifecycle = |l: &str| EntityFilter {
+            lifecycle: Some(l.into()),
+            ..EntityFilter::default()
+        };
+        assert_eq!(
+            short(s, lifecycle("experimental")).await,
+            ["lab"],
+            "{backend}"
+        );
+        assert_eq!(
+            short(s, lifecycle("EXPERIMENTAL")).await,
+            ["lab"],
+            "{backend}"
+        );
+        // Tags are searched like the title and description.
+        let text = |q: &str| EntityFilter {
+            text: Some(q.into()),
+            ..EntityFilter::default()
+        };
+        assert_eq!(short(s, text("REACT")).await, ["web-frontend"], "{backend}");
+        // Counts per kind ignore the filter's kind and its page, not its other conditions.
+        let counts = s
+            .count_by_kind(&EntityFilter {
+                kind: Some("group".into()),
+                limit: Some(1),
+                after: Some("a".into()),
+                ..EntityFilter::default()
+            })
+            .await
+            .expect("counts");
+        assert_eq!(
+            counts,
+            vec![("component".to_string(), 4), ("group".to_string(), 1)],
+            "{backend}"
+        );
+        let of_gh = s
+            .count_by_kind(&EntityFilter {
+                source: Some("gh".into()),
+                ..EntityFilter::default()
+            })
+            .await
+            .expect("counts");
+        assert_eq!(of_gh, vec![("component".to_string(), 2)], "{backend}");
+
+        // Changes by source, by kind, and before a time.
+        let refs = |f: ChangeFilter| async move {
+            s.list_changes(&f)
+                .await
+                .expect("changes")
+                .into_iter()
+                .map(|c| c.entity_ref)
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            refs(ChangeFilter {
+                source: Some("gl".into()),
+                kind: Some("Group".into()),
+                ..ChangeFilter::default()
+            })
+            .await,
+            ["group:default/team-a"],
+            "{backend}"
+        );
+        assert_eq!(
+            refs(ChangeFilter {
+                source: Some("pd".into()),
+                ..ChangeFilter::default()
+            })
+            .await,
+            ["component:default/pager-api"],
+            "{backend}"
+        );
+        assert!(
+            refs(ChangeFilter {
+                until: Some(Utc::now() - Duration::hours(1)),
+                ..ChangeFilter::default()
+            })
+            .await
+            .is_empty(),
+            "{backend}"
+        );
+        assert_eq!(
+            refs(ChangeFilter {
+                until: Some(Utc::now() + Duration::hours(1)),
+                ..ChangeFilter::default()
+            })
+            .await
+            .len(),
+            5,
+            "{backend}"
+        );
+        ts.cleanup().await;
+    }
+}
