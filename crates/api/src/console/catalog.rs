@@ -205,8 +205,9 @@ pub async fn page_handler(
     let body = html! {
         h1 { "Catalog" }
         form.filters role="search" method="get" action="/" aria-label="Search the catalog" {
-            label for="q" { "Search name, title, description, tags"
-                input #q type="search" name="q" value=(v(&q.q)) placeholder="payments"; }
+            label for="q" { "Search"
+                input #q type="search" name="q" value=(v(&q.q)) placeholder="name, title, description, tag" aria-describedby="q-hint"; }
+            span #q-hint hidden { "Matches a part of the name, title, description or a tag, in any case." }
             label for="kind" { "Kind"
                 select #kind name="kind" {
                     option value="" { "any" }
