@@ -125,22 +125,15 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
             .replace('%', "\\%")
             .replace('_', "\\_");
         let p = next(&mut params, format!("%{escaped}%"));
+        // `search` is the lower-cased ref, title, description and tags, a generated column
+        // (migration 0007). On SQLite the search reads its index, never the bodies: the planner
+        // would otherwise walk the table in ref order and compute it row by row.
         conds.push(if pg {
-            format!(
-                "(entity_ref LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(body->'metadata'->>'title', '')) LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(body->'metadata'->>'description', '')) LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(body->'metadata'->>'tags', '')) LIKE {p} ESCAPE '\\')"
-            )
+            format!("search LIKE {p} ESCAPE '\\'")
         } else {
             format!(
-                "(entity_ref LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(json_extract(body, '$.metadata.title'), '')) \
-                 LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(json_extract(body, '$.metadata.description'), '')) \
-                 LIKE {p} ESCAPE '\\' \
-                 OR lower(coalesce(json_extract(body, '$.metadata.tags'), '')) \
-                 LIKE {p} ESCAPE '\\')"
+                "entity_ref IN (SELECT entity_ref FROM entities INDEXED BY entities_search \
+                 WHERE search LIKE {p} ESCAPE '\\')"
             )
         });
     }
