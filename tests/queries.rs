@@ -494,8 +494,11 @@ async fn findings_open_stay_and_resolve_on_both_backends() {
         let f = |rule: &str, entity: &str| FindingRecord {
             rule: rule.into(),
             entity_ref: entity.into(),
+            kind: "Component".into(),
             severity: "high".into(),
             message: format!("{rule} on {entity}"),
+            owner: None,
+            evidence: "[]".into(),
         };
         let t0 = chrono::Utc::now();
         let t1 = t0 + chrono::Duration::minutes(5);

@@ -237,7 +237,7 @@ pub struct Queued {
 }
 
 /// Who said what, when.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct EvidenceView {
     pub source: String,
     pub said: String,
@@ -317,8 +317,16 @@ pub struct RecordedFinding {
     pub audit: String,
     pub rule: String,
     pub entity_ref: String,
+    /// The entity's kind as displayed; `null` for findings recorded before kinds were kept.
+    #[schema(example = "Component")]
+    pub kind: Option<String>,
     pub severity: String,
     pub message: String,
+    /// The owner ref involved, when there is one.
+    #[schema(example = "group:default/team-a")]
+    pub owner: Option<String>,
+    /// As last seen; empty for findings recorded before evidence was kept.
+    pub evidence: Vec<EvidenceView>,
     pub first_seen: DateTime<Utc>,
     pub last_seen: DateTime<Utc>,
     /// `null` while the finding is open.
@@ -332,8 +340,16 @@ impl From<FindingRow> for RecordedFinding {
             audit: f.audit,
             rule: f.rule,
             entity_ref: f.entity_ref,
+            kind: f.kind,
             severity: f.severity,
             message: f.message,
+            owner: f.owner,
+            // Written by the audits as this shape; anything else reads as no evidence.
+            evidence: f
+                .evidence
+                .as_deref()
+                .and_then(|e| serde_json::from_str(e).ok())
+                .unwrap_or_default(),
             first_seen: f.first_seen,
             last_seen: f.last_seen,
             resolved_at: f.resolved_at,

@@ -551,11 +551,25 @@ pub async fn record(
     let as_records = |findings: Vec<Finding>| -> Vec<surveyor_store::FindingRecord> {
         findings
             .into_iter()
-            .map(|f| surveyor_store::FindingRecord {
-                rule: f.rule.to_string(),
-                entity_ref: f.entity,
-                severity: f.severity.as_str().to_string(),
-                message: f.message,
+            .map(|f| {
+                // Drift names the owner as `spec.owner` says it (`team-a`), ownership as a key:
+                // stored as keys, one team's findings count and filter together.
+                let namespace = surveyor_model::EntityRef::parse_with(&f.entity, None, "default")
+                    .map(|r| r.namespace().to_string())
+                    .unwrap_or_else(|_| "default".into());
+                let owner = f
+                    .owner
+                    .as_deref()
+                    .map(|o| owner_key(o, &namespace).unwrap_or_else(|| o.to_string()));
+                surveyor_store::FindingRecord {
+                    rule: f.rule.to_string(),
+                    entity_ref: f.entity,
+                    kind: f.kind,
+                    severity: f.severity.as_str().to_string(),
+                    message: f.message,
+                    owner,
+                    evidence: serde_json::to_string(&f.evidence).unwrap_or_else(|_| "[]".into()),
+                }
             })
             .collect()
     };

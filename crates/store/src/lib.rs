@@ -20,7 +20,7 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 pub use copy::{Cell, CopyCounts, TableDump};
-pub use findings::{FindingRecord, FindingRow, FindingsDelta};
+pub use findings::{FindingFilter, FindingRecord, FindingRow, FindingStatus, FindingsDelta};
 pub use identity::{IdentityHolder, IdentityKeyRow};
 pub use read::{CatalogStats, ChangeFilter, EntityFilter, PackageFilter, TableCounts};
 pub use rows::*;

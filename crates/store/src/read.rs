@@ -417,7 +417,7 @@ impl Store {
 
     /// Whether the database answers and the schema is current (the last migration's column).
     pub async fn ping(&self) -> Result<()> {
-        self.query("SELECT COUNT(taken_at) FROM leases")
+        self.query("SELECT COUNT(evidence) FROM findings")
             .fetch_one(|_| Ok(()))
             .await
     }

@@ -4,6 +4,7 @@
 //! Pages read the same store queries as `/api/v1`; nothing runs in the browser (there is no
 //! script), so every page works with JavaScript off. maud escapes every value it writes.
 
+mod audit;
 mod auth;
 mod catalog;
 mod changes;
@@ -29,6 +30,8 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/entities/{kind}/{namespace}/{name}", get(entity::page))
         .route("/changes", get(changes::page))
         .route("/runs", get(runs::page))
+        .route("/audit/ownership", get(audit::ownership))
+        .route("/audit/drift", get(audit::drift))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::guard));
     Router::new()
         .merge(guarded)
