@@ -326,32 +326,12 @@ pub async fn graph(
         return Err(ApiError::NotFound(format!("no entity {root}")));
     }
     let cap = state.config.max_page_size.max(1) as usize;
-    let mut seen: BTreeMap<String, u32> = BTreeMap::from([(root.clone(), 0)]);
-    let mut edges = BTreeSet::new();
-    let mut truncated = false;
-    let mut frontier = vec![root];
-    // One query per hop, whatever the fan-out.
-    for d in 0..depth {
-        if frontier.is_empty() {
-            break;
-        }
-        let mut next = Vec::new();
-        for r in state.store.relations_of_many(&frontier).await? {
-            if wanted.as_ref().is_some_and(|w| !w.contains(&r.kind)) {
-                continue;
-            }
-            if !seen.contains_key(&r.target_ref) {
-                if seen.len() >= cap {
-                    truncated = true;
-                    continue;
-                }
-                seen.insert(r.target_ref.clone(), d + 1);
-                next.push(r.target_ref.clone());
-            }
-            edges.insert((r.source_ref, r.kind, r.target_ref));
-        }
-        frontier = next;
-    }
+    let Neighbourhood {
+        nodes: seen,
+        edges,
+        truncated,
+        ..
+    } = neighbourhood(&state.store, root, depth, wanted.as_ref(), cap).await?;
     let nodes = seen
         .into_iter()
         .map(|(r#ref, depth)| GraphNode { r#ref, depth })
@@ -369,6 +349,62 @@ pub async fn graph(
         edges,
         truncated,
     }))
+}
+
+/// The entities within some hops of one entity along relations (the API's graph and the
+/// console's picture of it).
+#[derive(Debug, Default)]
+pub(crate) struct Neighbourhood {
+    /// Each entity's key and its distance in hops from the root (0).
+    pub nodes: BTreeMap<String, u32>,
+    /// The refs as people read them, by key, for the entities a relation names (not the root).
+    pub display: BTreeMap<String, String>,
+    /// `(source key, relation type, target key)`, both ends in `nodes`.
+    pub edges: BTreeSet<(String, String, String)>,
+    /// The walk stopped at `cap` entities.
+    pub truncated: bool,
+}
+
+/// Walks relations breadth-first from `root` (a key) for `depth` hops, following only the
+/// `wanted` types when given, until `cap` entities are found. One query per hop, whatever the
+/// fan-out.
+pub(crate) async fn neighbourhood(
+    store: &surveyor_store::Store,
+    root: String,
+    depth: u32,
+    wanted: Option<&BTreeSet<String>>,
+    cap: usize,
+) -> Result<Neighbourhood, surveyor_store::StoreError> {
+    let mut n = Neighbourhood {
+        nodes: BTreeMap::from([(root.clone(), 0)]),
+        ..Neighbourhood::default()
+    };
+    let mut frontier = vec![root];
+    for d in 0..depth {
+        if frontier.is_empty() {
+            break;
+        }
+        let mut next = Vec::new();
+        for r in store.relations_of_many(&frontier).await? {
+            if wanted.is_some_and(|w| !w.contains(&r.kind)) {
+                continue;
+            }
+            if !n.nodes.contains_key(&r.target_ref) {
+                if n.nodes.len() >= cap {
+                    n.truncated = true;
+                    continue;
+                }
+                n.nodes.insert(r.target_ref.clone(), d + 1);
+                next.push(r.target_ref.clone());
+            }
+            n.display
+                .entry(r.target_ref.clone())
+                .or_insert(r.target_display);
+            n.edges.insert((r.source_ref, r.kind, r.target_ref));
+        }
+        frontier = next;
+    }
+    Ok(n)
 }
 
 /// The order of the history.

@@ -9,6 +9,7 @@ mod auth;
 mod catalog;
 mod changes;
 mod entity;
+mod graph;
 mod page;
 mod runs;
 
@@ -28,6 +29,10 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
     let guarded = Router::new()
         .route("/", get(catalog::page))
         .route("/entities/{kind}/{namespace}/{name}", get(entity::page))
+        .route(
+            "/entities/{kind}/{namespace}/{name}/graph",
+            get(graph::page),
+        )
         .route("/changes", get(changes::page))
         .route("/runs", get(runs::page))
         .route("/audit/ownership", get(audit::ownership))
