@@ -5,7 +5,8 @@ ALTER TABLE findings ADD COLUMN kind TEXT;
 ALTER TABLE findings ADD COLUMN owner TEXT;
 ALTER TABLE findings ADD COLUMN evidence TEXT;
 -- Counts per rule and per owner, and a page of one rule's or one owner's findings, read an
--- index each. They lead with (audit, resolved_at), so the old index on those two goes.
+-- index each; the owner's holds the rule too, so counts per rule for one owner read it alone.
+-- They lead with (audit, resolved_at), so the old index on those two goes.
 CREATE INDEX findings_by_rule ON findings (audit, resolved_at, rule);
-CREATE INDEX findings_by_owner ON findings (audit, resolved_at, owner);
+CREATE INDEX findings_by_owner ON findings (audit, resolved_at, owner, rule);
 DROP INDEX findings_open;

@@ -480,52 +480,92 @@ impl Store {
 
     /// History in order of sequence.
     pub async fn list_changes(&self, f: &ChangeFilter) -> Result<Vec<ChangeRow>> {
-        // The direction is part of the text, not a parameter: both orders walk the primary key.
-        let q = sql(
-            self.backend(),
-            if f.descending {
-                "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
-                 patch::text AS patch \
-                 FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
-                 entity_uid = $2) \
-                 AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) \
-                 AND ($6::bigint IS NULL OR seq < $6) AND ($7::text IS NULL OR source = $7) \
-                 AND ($8::text IS NULL OR entity_ref LIKE $8) \
-                 AND ($9::timestamptz IS NULL OR at < $9) ORDER BY seq DESC LIMIT $4"
+        // Only the conditions given are written, so each can use its index (`changes_by_uid`
+        // for one entity's history): `($n IS NULL OR ...)` would make every query a scan.
+        let pg = self.backend() == crate::Backend::Postgres;
+        let mut conds: Vec<String> = Vec::new();
+        let mut n = 0;
+        let mut param = |cast: &str| {
+            n += 1;
+            if pg {
+                format!("${n}{cast}")
             } else {
-                "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
-                 patch::text AS patch \
-                 FROM changes WHERE ($1::timestamptz IS NULL OR at >= $1) AND ($2::text IS NULL OR \
-                 entity_uid = $2) \
-                 AND ($3::bigint IS NULL OR seq > $3) AND ($5::text IS NULL OR op = $5) \
-                 AND ($6::bigint IS NULL OR seq < $6) AND ($7::text IS NULL OR source = $7) \
-                 AND ($8::text IS NULL OR entity_ref LIKE $8) \
-                 AND ($9::timestamptz IS NULL OR at < $9) ORDER BY seq LIMIT $4"
-            },
-        );
-        let q = match self.backend() {
-            crate::Backend::Sqlite => q
-                .replace("::timestamptz", "")
-                .replace("::bigint", "")
-                .into(),
-            crate::Backend::Postgres => q,
+                format!("${n}")
+            }
         };
-        self.query(q)
-            .bind(f.since)
-            .bind(f.entity_uid.clone())
-            .bind(f.after_seq)
-            .bind(f.limit.unwrap_or(i64::MAX))
-            .bind(f.op.map(|o| o.as_str().to_string()))
-            .bind(f.before_seq)
-            .bind(f.source.clone())
-            // Refs are stored lower-cased, `kind:namespace/name`; a kind has no LIKE wildcards
-            // (checked by the callers' ref rules), so the prefix is exact.
-            .bind(
-                f.kind
-                    .as_ref()
-                    .map(|k| format!("{}:%", k.to_ascii_lowercase().replace(['%', '_', '\\'], ""))),
+        if f.since.is_some() {
+            conds.push(format!("at >= {}", param("::timestamptz")));
+        }
+        if f.until.is_some() {
+            conds.push(format!("at < {}", param("::timestamptz")));
+        }
+        if f.entity_uid.is_some() {
+            conds.push(format!("entity_uid = {}", param("")));
+        }
+        if f.after_seq.is_some() {
+            conds.push(format!("seq > {}", param("")));
+        }
+        if f.before_seq.is_some() {
+            conds.push(format!("seq < {}", param("")));
+        }
+        if f.op.is_some() {
+            conds.push(format!("op = {}", param("")));
+        }
+        if f.source.is_some() {
+            conds.push(format!("source = {}", param("")));
+        }
+        // Refs are stored lower-cased, `kind:namespace/name`: a kind is an exact prefix once
+        // LIKE's wildcards are escaped.
+        let kind = f.kind.as_ref().map(|k| {
+            format!(
+                "{}:%",
+                k.to_ascii_lowercase()
+                    .replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
             )
-            .bind(f.until)
+        });
+        if kind.is_some() {
+            conds.push(format!("entity_ref LIKE {} ESCAPE '\\'", param("")));
+        }
+        let limit = param("");
+        let text = format!(
+            "SELECT seq, at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
+             {patch} AS patch FROM changes {where_} ORDER BY seq {dir} LIMIT {limit}",
+            patch = if pg { "patch::text" } else { "patch" },
+            where_ = if conds.is_empty() {
+                String::new()
+            } else {
+                format!("WHERE {}", conds.join(" AND "))
+            },
+            dir = if f.descending { "DESC" } else { "ASC" },
+        );
+        let mut q = self.query(text);
+        if let Some(t) = f.since {
+            q = q.bind(t);
+        }
+        if let Some(t) = f.until {
+            q = q.bind(t);
+        }
+        if let Some(uid) = &f.entity_uid {
+            q = q.bind(uid.clone());
+        }
+        if let Some(s) = f.after_seq {
+            q = q.bind(s);
+        }
+        if let Some(s) = f.before_seq {
+            q = q.bind(s);
+        }
+        if let Some(op) = f.op {
+            q = q.bind(op.as_str().to_string());
+        }
+        if let Some(source) = &f.source {
+            q = q.bind(source.clone());
+        }
+        if let Some(k) = kind {
+            q = q.bind(k);
+        }
+        q.bind(f.limit.unwrap_or(i64::MAX))
             .fetch_all(|r| {
                 let op: String = r.get("op")?;
                 let patch: String = r.get("patch")?;
