@@ -79,9 +79,9 @@ pub const CONSOLE: [&str; 11] = [
 ];
 
 /// The console page `label` for a key `k` (which entity, owner or search term).
-pub fn console_page(label: &str, k: usize, page2: &str) -> String {
+pub fn console_page(label: &str, k: usize, page2: &str, entities: usize) -> String {
     let team = k % TEAMS;
-    let service = format!("service-{:06}", (k * 7919) % 100_000);
+    let service = format!("service-{:06}", (k * 7919) % entities.max(1));
     match label {
         "console catalog" => "/".into(),
         "console search" => format!("/?q=number+{}", k % 1000 + 1000),
@@ -281,7 +281,8 @@ async fn console_phases(
         .map(|h| h.replace("&amp;", "&"))
         .context("the console's first page has no next page")?;
     for label in CONSOLE {
-        let path = console_page(label, 3, &page2);
+        let entities = b.entities;
+        let path = console_page(label, 3, &page2, entities);
         let r = reqwest::get(format!("{base}{path}")).await?;
         anyhow::ensure!(
             r.status().is_success(),
@@ -289,8 +290,12 @@ async fn console_phases(
             r.status()
         );
         let page2 = page2.clone();
-        let mix: QueryMix =
-            Arc::new(move |c, n| (label, console_page(label, c * 7 + n as usize * 13, &page2)));
+        let mix: QueryMix = Arc::new(move |c, n| {
+            (
+                label,
+                console_page(label, c * 7 + n as usize * 13, &page2, entities),
+            )
+        });
         let (samples, took) = phase(base, 1, mix, Duration::from_secs(b.console_seconds)).await?;
         pages.insert(
             label,

@@ -187,6 +187,8 @@ fn api_answers_every_query_without_errors() {
         "4",
         "--seconds",
         "1",
+        "--console-seconds",
+        "1",
     ]);
     for b in backends(&r) {
         let queries = b["queries"].as_object().expect("queries");
@@ -194,6 +196,10 @@ fn api_answers_every_query_without_errors() {
         let mut phases: Vec<(String, &Value)> =
             queries.iter().map(|(k, v)| (k.clone(), v)).collect();
         phases.push(("mixed".into(), &b["mixed"]));
+        // Every console page, after the audits were recorded.
+        let console = b["console"].as_object().expect("console pages");
+        assert_eq!(console.len(), 11, "{b}");
+        phases.extend(console.iter().map(|(k, v)| (k.clone(), v)));
         for (name, l) in phases {
             assert_eq!(u(&l["errors"]), 0, "{name}: {l}");
             assert!(u(&l["requests"]) > 0, "{name}: {l}");
