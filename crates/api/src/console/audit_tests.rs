@@ -4,10 +4,11 @@
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use surveyor_model::{Entity, Observation};
-use surveyor_store::{FindingRecord, Store};
+use surveyor_store::FindingRecord;
 
 use crate::ApiConfig;
-use crate::test_support::{sync, sync_and_serve, team_a};
+use crate::console::test_support::{Console, rows};
+use crate::test_support::{sync, team_a};
 
 fn component(name: &str, owner: Option<&str>) -> Observation {
     let mut e = Entity::new("Component", "default", name);
@@ -36,76 +37,24 @@ fn at(hour: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 12, 1, hour, 0, 0).unwrap()
 }
 
-struct Console {
-    base: String,
-    client: reqwest::Client,
-    store: Store,
-    _task: tokio::task::JoinHandle<()>,
+/// The audit pages' own steps on the shared console.
+trait Audited {
+    async fn record(&self, hour: u32);
+    async fn html(&self, path: &str) -> String;
 }
 
-impl Console {
-    async fn start(observations: Vec<Observation>) -> Self {
-        let store = Store::connect("sqlite::memory:").await.expect("store");
-        let (addr, task) =
-            sync_and_serve(store.clone(), observations, ApiConfig::default(), None).await;
-        Self {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::new(),
-            store,
-            _task: task,
-        }
-    }
-
+impl Audited for Console {
     async fn record(&self, hour: u32) {
         surveyor_audit::record(&self.store, &Default::default(), at(hour))
             .await
             .expect("record");
     }
 
-    async fn get(&self, path: &str) -> (u16, reqwest::header::HeaderMap, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("get");
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        (status, headers, r.text().await.expect("body"))
-    }
-
     async fn html(&self, path: &str) -> String {
-        let (status, _, body) = self.get(path).await;
+        let (status, _, body) = self.fetch(path).await;
         assert_eq!(status, 200, "{path}: {body}");
         body
     }
-}
-
-/// The rows of the table with this id: each row's cells' text, tags stripped.
-fn rows(html: &str, table_id: &str) -> Vec<String> {
-    let Some(start) = html.find(&format!("id=\"{table_id}\"")) else {
-        return Vec::new();
-    };
-    let rest = &html[start..];
-    let end = rest.find("</table>").unwrap_or(rest.len());
-    rest[..end].split("<tr>").skip(2).map(strip).collect()
-}
-
-fn strip(s: &str) -> String {
-    let mut out = String::new();
-    let mut tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => tag = true,
-            '>' => {
-                tag = false;
-                out.push(' ');
-            }
-            c if !tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn next_link(html: &str) -> Option<String> {
@@ -116,7 +65,7 @@ fn next_link(html: &str) -> Option<String> {
 
 #[tokio::test]
 async fn before_any_recording_the_page_says_how_findings_get_there() {
-    let c = Console::start(catalog(None)).await;
+    let c = Console::start(ApiConfig::default(), catalog(None)).await;
     let html = c.html("/audit/ownership").await;
     assert!(html.contains("id=\"no-findings\""), "{html}");
     assert!(html.contains("after each sync"), "{html}");
@@ -127,7 +76,7 @@ async fn before_any_recording_the_page_says_how_findings_get_there() {
 
 #[tokio::test]
 async fn the_ownership_page_counts_filters_and_pages_the_recorded_findings() {
-    let c = Console::start(catalog(None)).await;
+    let c = Console::start(ApiConfig::default(), catalog(None)).await;
     c.record(10).await;
     let html = c.html("/audit/ownership").await;
     assert!(html.contains("aria-current=\"page\""), "{html}");
@@ -174,7 +123,7 @@ async fn the_ownership_page_counts_filters_and_pages_the_recorded_findings() {
     // A cursor belongs to its filters.
     let cursor = next.split("cursor=").nth(1).expect("cursor");
     let (status, _, _) = c
-        .get(&format!("/audit/ownership?rule=no-owner&cursor={cursor}"))
+        .fetch(&format!("/audit/ownership?rule=no-owner&cursor={cursor}"))
         .await;
     assert_eq!(status, 400);
 
@@ -226,7 +175,7 @@ async fn the_ownership_page_counts_filters_and_pages_the_recorded_findings() {
         ("severity=dire", "one of high, medium, low"),
         ("format=xlsx", "csv or md"),
     ] {
-        let (status, _, body) = c.get(&format!("/audit/ownership?{q}")).await;
+        let (status, _, body) = c.fetch(&format!("/audit/ownership?{q}")).await;
         assert_eq!(status, 400, "{q}");
         assert!(body.contains(says), "{q}: {body}");
     }
@@ -236,7 +185,7 @@ async fn the_ownership_page_counts_filters_and_pages_the_recorded_findings() {
     assert!(drift.contains("id=\"no-findings\""), "{drift}");
 
     // The API's history carries the same details.
-    let (_, _, history) = c.get("/api/v1/audit/ownership/history").await;
+    let (_, _, history) = c.fetch("/api/v1/audit/ownership/history").await;
     let history: Value = serde_json::from_str(&history).expect("json");
     let lonely = history["findings"]
         .as_array()
@@ -252,7 +201,7 @@ async fn the_ownership_page_counts_filters_and_pages_the_recorded_findings() {
 
 #[tokio::test]
 async fn a_finding_a_later_sync_resolves_shows_under_resolved_with_its_time() {
-    let c = Console::start(catalog(None)).await;
+    let c = Console::start(ApiConfig::default(), catalog(None)).await;
     c.record(10).await;
     // `lonely` gets an owner: its no-owner finding goes, a group-empty one opens.
     sync(&c.store, catalog(Some("team-a"))).await;
@@ -286,9 +235,9 @@ async fn a_finding_a_later_sync_resolves_shows_under_resolved_with_its_time() {
 
 #[tokio::test]
 async fn downloads_hold_every_matching_row_and_escape_what_sources_wrote() {
-    let c = Console::start(catalog(None)).await;
+    let c = Console::start(ApiConfig::default(), catalog(None)).await;
     c.record(10).await;
-    let (status, headers, csv) = c.get("/audit/ownership?format=csv").await;
+    let (status, headers, csv) = c.fetch("/audit/ownership?format=csv").await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/csv; charset=utf-8");
     assert_eq!(
@@ -302,7 +251,7 @@ async fn downloads_hold_every_matching_row_and_escape_what_sources_wrote() {
     );
     // Every row, not a page of them.
     assert_eq!(lines.len(), 1 + 58);
-    let (_, _, filtered) = c.get("/audit/ownership?format=csv&owner=team-b").await;
+    let (_, _, filtered) = c.fetch("/audit/ownership?format=csv&owner=team-b").await;
     let filtered: Vec<&str> = filtered.split("\r\n").filter(|l| !l.is_empty()).collect();
     assert_eq!(filtered.len(), 1 + 2, "{filtered:?}");
     assert!(filtered[1].contains(
@@ -319,7 +268,7 @@ async fn downloads_hold_every_matching_row_and_escape_what_sources_wrote() {
         filtered[1]
     );
 
-    let (status, headers, md) = c.get("/audit/ownership?format=md&rule=no-owner").await;
+    let (status, headers, md) = c.fetch("/audit/ownership?format=md&rule=no-owner").await;
     assert_eq!(status, 200);
     assert_eq!(headers["content-type"], "text/markdown; charset=utf-8");
     assert_eq!(
@@ -352,7 +301,7 @@ async fn downloads_hold_every_matching_row_and_escape_what_sources_wrote() {
         .record_findings("drift", &[evil], at(10))
         .await
         .expect("record");
-    let (_, headers, csv) = c.get("/audit/drift?format=csv").await;
+    let (_, headers, csv) = c.fetch("/audit/drift?format=csv").await;
     assert_eq!(
         headers["content-disposition"],
         "attachment; filename=\"surveyor-drift.csv\""
@@ -364,7 +313,7 @@ async fn downloads_hold_every_matching_row_and_escape_what_sources_wrote() {
         "{row}"
     );
     assert!(row.contains(",<script>alert(1)</script>,"), "{row}");
-    let (_, headers, md) = c.get("/audit/drift?format=md").await;
+    let (_, headers, md) = c.fetch("/audit/drift?format=md").await;
     assert_eq!(
         headers["content-disposition"],
         "attachment; filename=\"surveyor-drift.md\""

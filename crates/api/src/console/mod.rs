@@ -115,4 +115,6 @@ pub(crate) fn when(t: chrono::DateTime<chrono::Utc>) -> String {
 }
 
 #[cfg(test)]
+mod test_support;
+#[cfg(test)]
 mod tests;

@@ -4,6 +4,7 @@
 use serde_json::{Value, json};
 use surveyor_model::{Entity, Observation, Secret};
 
+use super::test_support::{Console, rows, strip};
 use crate::ApiConfig;
 use crate::test_support::{sync, sync_and_serve, team_a};
 
@@ -44,69 +45,6 @@ fn catalog() -> Vec<Observation> {
     obs
 }
 
-struct Console {
-    base: String,
-    client: reqwest::Client,
-    store: surveyor_store::Store,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Console {
-    async fn start(config: ApiConfig) -> Self {
-        let store = surveyor_store::Store::connect("sqlite::memory:")
-            .await
-            .expect("store");
-        let (addr, task) = sync_and_serve(store.clone(), catalog(), config, None).await;
-        Self {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            store,
-            _task: task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("get");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    }
-}
-
-/// The rows of the table with this id: each row's cells' text, tags stripped.
-fn rows(html: &str, table_id: &str) -> Vec<String> {
-    let Some(start) = html.find(&format!("id=\"{table_id}\"")) else {
-        return Vec::new();
-    };
-    let rest = &html[start..];
-    let end = rest.find("</table>").unwrap_or(rest.len());
-    rest[..end].split("<tr>").skip(2).map(strip).collect()
-}
-
-fn strip(s: &str) -> String {
-    let mut out = String::new();
-    let mut tag = false;
-    for c in s.chars() {
-        match c {
-            '<' => tag = true,
-            '>' => {
-                tag = false;
-                out.push(' ');
-            }
-            c if !tag => out.push(c),
-            _ => {}
-        }
-    }
-    out.split_whitespace().collect::<Vec<_>>().join(" ")
-}
-
 fn next_link(html: &str, rel: &str) -> Option<String> {
     let at = html.find(&format!("rel=\"{rel}\" href=\""))?;
     let rest = &html[at + rel.len() + 13..];
@@ -115,7 +53,7 @@ fn next_link(html: &str, rel: &str) -> Option<String> {
 
 #[tokio::test]
 async fn the_catalog_page_searches_filters_counts_and_pages() {
-    let c = Console::start(ApiConfig::default()).await;
+    let c = Console::start(ApiConfig::default(), catalog()).await;
     let (status, html) = c.get("/").await;
     assert_eq!(status, 200);
     // Counts per kind, and the whole catalog in pages of 50.
@@ -156,7 +94,7 @@ async fn the_catalog_page_searches_filters_counts_and_pages() {
 
 #[tokio::test]
 async fn the_entity_page_shows_provenance_relations_links_and_a_readable_history() {
-    let c = Console::start(ApiConfig::default()).await;
+    let c = Console::start(ApiConfig::default(), catalog()).await;
     // A second crawl changes the owner and the lifecycle: one `updated` change.
     let mut obs = catalog();
     for o in &mut obs {
@@ -253,7 +191,7 @@ async fn everything_a_source_says_is_escaped() {
 
 #[tokio::test]
 async fn the_changes_page_filters_and_pages_newest_first() {
-    let c = Console::start(ApiConfig::default()).await;
+    let c = Console::start(ApiConfig::default(), catalog()).await;
     let (status, html) = c.get("/changes").await;
     assert_eq!(status, 200);
     let first = rows(&html, "changes");
@@ -292,7 +230,7 @@ async fn with_read_tokens_the_console_asks_for_one_and_keeps_it_in_a_strict_cook
         read_tokens: vec![Secret::new("s3cret;=token")],
         ..ApiConfig::default()
     };
-    let c = Console::start(config).await;
+    let c = Console::start(config, catalog()).await;
     let r = c
         .client
         .get(format!("{}/changes?op=created", c.base))
@@ -397,10 +335,13 @@ async fn with_read_tokens_the_console_asks_for_one_and_keeps_it_in_a_strict_cook
 
 #[tokio::test]
 async fn with_the_console_off_only_the_api_answers() {
-    let c = Console::start(ApiConfig {
-        console: false,
-        ..ApiConfig::default()
-    })
+    let c = Console::start(
+        ApiConfig {
+            console: false,
+            ..ApiConfig::default()
+        },
+        catalog(),
+    )
     .await;
     for path in ["/", "/changes", "/login", "/console.css"] {
         let (status, body) = c.get(path).await;
@@ -412,7 +353,7 @@ async fn with_the_console_off_only_the_api_answers() {
 
 #[tokio::test]
 async fn a_field_another_source_gives_otherwise_is_shown_beside_the_kept_value() {
-    let c = Console::start(ApiConfig::default()).await;
+    let c = Console::start(ApiConfig::default(), catalog()).await;
     let mut other = component(
         "web",
         json!({"spec": {"owner": "team-c", "type": "website"}}),

@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 use surveyor_model::{Entity, Observation, Secret};
 
 use crate::ApiConfig;
-use crate::test_support::{sync_and_serve, team_a};
+use crate::console::test_support::Console;
+use crate::test_support::team_a;
 
 fn entity(kind: &str, name: &str, spec: Value, metadata: Value) -> Observation {
     let mut meta = json!({"name": name, "namespace": "default"});
@@ -64,40 +65,6 @@ fn catalog() -> Vec<Observation> {
         component("svc-c", "team-b", &[]),
         component("lonely", "team-c", &[]),
     ]
-}
-
-struct Console {
-    base: String,
-    client: reqwest::Client,
-    _task: tokio::task::JoinHandle<()>,
-}
-
-impl Console {
-    async fn start(config: ApiConfig, observations: Vec<Observation>) -> Self {
-        let store = surveyor_store::Store::connect("sqlite::memory:")
-            .await
-            .expect("store");
-        let (addr, task) = sync_and_serve(store, observations, config, None).await;
-        Self {
-            base: format!("http://{addr}"),
-            client: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("client"),
-            _task: task,
-        }
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .client
-            .get(format!("{}{path}", self.base))
-            .send()
-            .await
-            .expect("get");
-        let status = r.status().as_u16();
-        (status, r.text().await.expect("body"))
-    }
 }
 
 /// The svg element of a page.
