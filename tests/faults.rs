@@ -485,6 +485,7 @@ async fn run_cell(conn: Conn, kind: Kind, ts: TestStore) -> Cell {
             ScopeStatus::Partial { reason } => ("partial", reason.as_str()),
             ScopeStatus::Failed { reason } => ("failed", reason.as_str()),
             ScopeStatus::Complete => ("complete", ""),
+            ScopeStatus::Refreshed => ("refreshed", ""),
         };
         let evidence = kind.evidence();
         if !evidence.is_empty() && !evidence.iter().any(|w| reason.contains(w)) {

@@ -11,5 +11,5 @@ pub mod schedule;
 
 pub use reconcile::{
     Counts, EntityCounts, ObservationCounts, ReconcileError, ReconcileOptions, Refusal, RunReport,
-    RunStatus, ScopeReport, run_connector,
+    RunStatus, ScopeReport, refresh_connector, run_connector,
 };

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 
 use chrono::Utc;
 use serde_json::Value;
-use surveyor_model::{Connector, ConnectorError, ObservationSink, Outcome, ScopeStatus};
+use surveyor_model::{Connector, ConnectorError, ObservationSink, Outcome, ScopeStatus, Target};
 use surveyor_store::Store;
 use tracing::Instrument;
 
@@ -32,11 +32,42 @@ use run::RunState;
 use scope::ScopeJob;
 use staged::Known;
 
+/// What a run reads from its connector.
+#[derive(Debug, Clone, Copy)]
+enum Read<'a> {
+    /// Everything ([`Connector::crawl`]).
+    Crawl,
+    /// Only these things, named by events ([`Connector::refresh`]).
+    Refresh(&'a [Target]),
+}
+
 /// Runs `connector` once and reconciles its crawl into `store`.
 pub async fn run_connector(
     store: &Store,
     connector: &dyn Connector,
     options: &ReconcileOptions,
+) -> Result<RunReport, ReconcileError> {
+    run(store, connector, options, Read::Crawl).await
+}
+
+/// Re-reads only `targets` (what events named) and reconciles them as narrow scopes: what the
+/// source shows now is written, and nothing is deleted that the source did not confirm gone —
+/// so a forged or stale event costs at most a read. A connector that cannot refresh fails the
+/// run with [`ConnectorError::Unsupported`]; the caller then crawls it whole.
+pub async fn refresh_connector(
+    store: &Store,
+    connector: &dyn Connector,
+    targets: &[Target],
+    options: &ReconcileOptions,
+) -> Result<RunReport, ReconcileError> {
+    run(store, connector, options, Read::Refresh(targets)).await
+}
+
+async fn run(
+    store: &Store,
+    connector: &dyn Connector,
+    options: &ReconcileOptions,
+    read: Read<'_>,
 ) -> Result<RunReport, ReconcileError> {
     let source = connector.id().to_string();
     let run_id = uuid::Uuid::now_v7().to_string();
@@ -45,7 +76,7 @@ pub async fn run_connector(
         store.abandon_stale_runs(&source, started).await?;
         store.insert_run(&run_id, &source, started).await?;
     }
-    let result = reconcile_crawl(store, connector, options, &run_id)
+    let result = reconcile_crawl(store, connector, options, &run_id, read)
         .instrument(tracing::info_span!("run", connector = %source, run_id = %run_id))
         .await;
     match result {
@@ -113,6 +144,7 @@ async fn reconcile_crawl(
     connector: &dyn Connector,
     options: &ReconcileOptions,
     run_id: &str,
+    read: Read<'_>,
 ) -> Result<RunReport, ReconcileError> {
     let source = connector.id().to_string();
     let known: HashMap<String, Known> = store
@@ -130,7 +162,13 @@ async fn reconcile_crawl(
     let mut run = RunState::new(store, job, known);
 
     let (sink, rx) = ObservationSink::channel(&source, 1024);
-    let (crawl, received) = tokio::join!(connector.crawl(sink), run.receive_all(rx));
+    let reading = async {
+        match read {
+            Read::Crawl => connector.crawl(sink).await,
+            Read::Refresh(targets) => connector.refresh(targets, sink).await,
+        }
+    };
+    let (crawl, received) = tokio::join!(reading, run.receive_all(rx));
     if let Err(e) = received {
         run.abort().await;
         return Err(e);
@@ -173,7 +211,10 @@ async fn reconcile_crawl(
     });
     let status = if error.is_some() || refused {
         RunStatus::Failed
-    } else if reports.iter().all(|r| r.status.is_complete()) {
+    } else if reports
+        .iter()
+        .all(|r| matches!(r.status, ScopeStatus::Complete | ScopeStatus::Refreshed))
+    {
         RunStatus::Succeeded
     } else {
         RunStatus::Partial

@@ -20,7 +20,7 @@ pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_re
 pub use kit::{Collected, ConfigError, ConnectorKind, Crawl, Crawled};
 pub use observation::{
     Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,
-    ScopeStatus, SinkClosed,
+    ScopeStatus, SinkClosed, Target,
 };
 pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};
 pub use secret::Secret;

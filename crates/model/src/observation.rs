@@ -53,11 +53,15 @@ impl Observation {
     }
 }
 
-/// How completely one scope was crawled. Only `Complete` scopes may delete.
+/// How completely one scope was crawled. Only `Complete` scopes delete what they did not see;
+/// any scope but a failed one deletes what the source confirmed gone ([`Outcome::gone`]).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum ScopeStatus {
     Complete,
+    /// Only the things a refresh was asked for ([`Target`]s) were re-read, each completely:
+    /// what was seen is true, what was not proves nothing.
+    Refreshed,
     /// Some of the scope was seen; what was seen is true, what was not proves nothing.
     Partial {
         reason: String,
@@ -75,7 +79,7 @@ impl ScopeStatus {
 
     pub fn reason(&self) -> Option<&str> {
         match self {
-            Self::Complete => None,
+            Self::Complete | Self::Refreshed => None,
             Self::Partial { reason } | Self::Failed { reason } => Some(reason),
         }
     }
@@ -87,6 +91,7 @@ impl ScopeStatus {
             (Self::Partial { reason }, _) | (_, Self::Partial { reason }) => {
                 Self::Partial { reason }
             }
+            (Self::Refreshed, _) | (_, Self::Refreshed) => Self::Refreshed,
             _ => Self::Complete,
         }
     }
@@ -125,6 +130,10 @@ pub struct Outcome {
     /// the source, so it is complete and empty rather than unreported.
     #[serde(default, skip_serializing_if = "std::collections::BTreeSet::is_empty")]
     pub enumerated: std::collections::BTreeSet<String>,
+    /// Per scope, the external ids the source itself said no longer exist (a 404 on a
+    /// repository an event named, say): deleted even where the scope was not read whole.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub gone: BTreeMap<String, std::collections::BTreeSet<String>>,
 }
 
 impl Outcome {
@@ -142,6 +151,20 @@ impl Outcome {
 
     pub fn complete(&mut self, scope: impl Into<String>) {
         self.report(scope, ScopeStatus::Complete);
+    }
+
+    /// The targets a refresh asked for in `scope` were each read completely.
+    pub fn refreshed(&mut self, scope: impl Into<String>) {
+        self.report(scope, ScopeStatus::Refreshed);
+    }
+
+    /// The source says `external_id` in `scope` no longer exists: it is deleted (a scope that
+    /// failed deletes nothing, and the deletion guard still applies).
+    pub fn confirm_gone(&mut self, scope: impl Into<String>, external_id: impl Into<String>) {
+        self.gone
+            .entry(scope.into())
+            .or_default()
+            .insert(external_id.into());
     }
 
     pub fn partial(&mut self, scope: impl Into<String>, reason: impl Into<String>) {
@@ -222,6 +245,20 @@ pub enum ConnectorError {
     Failed(String),
     #[error(transparent)]
     Cancelled(#[from] SinkClosed),
+    /// This connector cannot do what was asked (refresh a subset); the caller crawls instead.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+/// One thing at a source that an event named, for [`Connector::refresh`]: the scope it lives
+/// in (an org, a group, an account, a cluster) and what it is there, in the connector's own
+/// words (`kind` "repository", `key` "payments-api"). An event is a hint, never the truth: the
+/// connector reads the target from the source again, with the same mapping as a crawl.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Target {
+    pub scope: String,
+    pub kind: String,
+    pub key: String,
 }
 
 /// A figure a connector keeps about its own work (requests sent, 304s, rate-limit headroom),
@@ -246,6 +283,23 @@ pub trait Connector: Send + Sync {
     /// Crawls the source once. Observations go to `sink`; the outcome lists every scope crawled
     /// and its status. Scopes left out of the outcome are treated as failed.
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError>;
+
+    /// Reads only `targets` from the source, mapped as a crawl maps them: observations to
+    /// `sink`, each target's scope reported [`Outcome::refreshed`] (or partial, or failed), and
+    /// what the source says no longer exists in [`Outcome::gone`]. A connector without events
+    /// needs nothing here: the default answers [`ConnectorError::Unsupported`], and the caller
+    /// runs a whole crawl instead.
+    async fn refresh(
+        &self,
+        targets: &[Target],
+        sink: ObservationSink,
+    ) -> Result<Outcome, ConnectorError> {
+        let _ = (targets, sink);
+        Err(ConnectorError::Unsupported(format!(
+            "the {} connector cannot refresh a part of its source",
+            self.kind()
+        )))
+    }
 
     /// Figures about this connector's work since the process started; none by default.
     fn metrics(&self) -> Vec<ConnectorMetric> {

@@ -299,16 +299,24 @@ impl<'a> RunState<'a> {
         let mut reports = Vec::new();
         for scope in scopes {
             let status = status_of(&scope);
-            let mut deletions: Vec<ObservationIndexRow> = Vec::new();
-            if status.is_complete() {
-                deletions = self
-                    .known
-                    .values()
-                    .filter(|k| k.row.live && !k.seen && k.row.scope == scope)
-                    .map(|k| k.row.clone())
-                    .collect();
-                deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
-            }
+            // A complete scope deletes what it did not see; any scope but a failed one deletes
+            // what the source itself said is gone (and was not seen after all).
+            let confirmed = outcome.gone.get(&scope);
+            let deletes = |k: &Known| {
+                k.row.live
+                    && !k.seen
+                    && k.row.scope == scope
+                    && (status.is_complete()
+                        || (!matches!(status, ScopeStatus::Failed { .. })
+                            && confirmed.is_some_and(|g| g.contains(&k.row.external_id))))
+            };
+            let mut deletions: Vec<ObservationIndexRow> = self
+                .known
+                .values()
+                .filter(|k| deletes(k))
+                .map(|k| k.row.clone())
+                .collect();
+            deletions.sort_by(|a, b| a.external_id.cmp(&b.external_id));
             let mut refused = guard(
                 &self.known,
                 &scope,
@@ -324,7 +332,9 @@ impl<'a> RunState<'a> {
                         .cloned(),
                 );
             }
-            if refused.is_empty() && !self.seen.contains_key(&scope) {
+            // Seeing nothing proves a whole crawl broken, not a refresh: an event about one
+            // deleted repository sees nothing by right.
+            if refused.is_empty() && status.is_complete() && !self.seen.contains_key(&scope) {
                 refused = emptied(
                     &self.known,
                     &scope,
