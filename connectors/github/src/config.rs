@@ -90,6 +90,9 @@ pub struct GithubConfig {
     /// Where REST ETags and bodies are kept between runs (relative to the config file's
     /// directory); default `.surveyor-cache/<connector id>`.
     pub cache_dir: Option<PathBuf>,
+    /// The secret of the organisation's webhook, as a `${ENV}` reference: deliveries must carry
+    /// its `X-Hub-Signature-256`. Without it this connector takes no webhooks.
+    pub webhook_secret: Option<Secret>,
 }
 
 fn default_api_url() -> String {
@@ -151,6 +154,7 @@ pub struct Settings {
     pub max_pause: Duration,
     pub http: HttpConfig,
     pub cache_dir: PathBuf,
+    pub webhook_secret: Option<Secret>,
 }
 
 /// The smallest GraphQL page the adaptive page size shrinks to.
@@ -276,6 +280,7 @@ impl GithubConfig {
             max_pause,
             http,
             cache_dir: surveyor_http::cache_dir(base_dir, self.cache_dir, id),
+            webhook_secret: self.webhook_secret,
         })
     }
 }

@@ -8,6 +8,7 @@
 
 mod api;
 mod config;
+mod events;
 mod map;
 mod queries;
 
@@ -335,7 +336,8 @@ fn short_id(id: &str) -> String {
 }
 
 surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
-    each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics());
+    each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics(),
+    receive |c, delivery| events::receive(&c.settings, delivery));
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ mod graphql;
 mod kit;
 mod metrics;
 mod retry;
+pub mod webhook;
 
 pub use cache::{CacheEntry, FileCache, MemoryCache, ResponseCache};
 pub use client::{HttpClient, HttpConfig, Response};

@@ -129,7 +129,8 @@ macro_rules! connector {
         }
     };
     (@crawl $t:ident: each |$c:ident| $scopes:expr => $method:ident
-        $(, metrics |$m:ident| $metrics:expr)? $(, check |$k:ident| $check:expr)?) => {
+        $(, metrics |$m:ident| $metrics:expr)? $(, check |$k:ident| $check:expr)?
+        $(, receive |$rc:ident, $rd:ident| $receive:expr)?) => {
         #[$crate::kit::async_trait]
         impl $crate::Connector for $t {
             fn id(&self) -> &str {
@@ -168,6 +169,16 @@ macro_rules! connector {
                 fn check(&self) -> ::std::vec::Vec<::std::string::String> {
                     let $k = self;
                     $check
+                }
+            )?
+
+            $(
+                fn receive(
+                    &self,
+                    delivery: &$crate::Delivery,
+                ) -> ::std::result::Result<$crate::Received, $crate::EventError> {
+                    let ($rc, $rd) = (self, delivery);
+                    $receive
                 }
             )?
         }

@@ -19,8 +19,8 @@ pub use control::{ConnectorView, Control, LeaseView, TriggerRefusal};
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
 pub use kit::{Collected, ConfigError, ConnectorKind, Crawl, Crawled};
 pub use observation::{
-    Connector, ConnectorError, ConnectorMetric, Observation, ObservationSink, Outcome, Problem,
-    ScopeStatus, SinkClosed, Target,
+    Connector, ConnectorError, ConnectorMetric, Delivery, EventError, Observation, ObservationSink,
+    Outcome, Problem, Received, ScopeStatus, SinkClosed, Target,
 };
 pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};
 pub use secret::Secret;

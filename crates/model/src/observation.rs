@@ -250,6 +250,49 @@ pub enum ConnectorError {
     Unsupported(String),
 }
 
+/// One webhook delivery as it arrived: its headers (names lower-cased) and its raw body, for
+/// [`Connector::receive`] to verify and read.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Delivery {
+    pub headers: BTreeMap<String, String>,
+    pub body: Vec<u8>,
+}
+
+impl Delivery {
+    /// A header's value; `name` in any case.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(&name.to_ascii_lowercase())
+            .map(String::as_str)
+    }
+}
+
+/// What a delivery asks for: the things to read again, and the vendor's id for the delivery
+/// (a replay carries the same id, so it is done once).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Received {
+    pub delivery_id: Option<String>,
+    pub targets: Vec<Target>,
+}
+
+/// Why a delivery was not taken. Messages never hold the secret or the body.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventError {
+    /// Unsigned, or not signed with this connector's secret: it changes nothing.
+    #[error("the delivery is not signed with this connector's secret")]
+    Unauthorized,
+    /// Signed, but not a payload this vendor sends.
+    #[error("malformed delivery: {0}")]
+    Malformed(String),
+    /// Signed and well formed, but about nothing this connector reads (another org, an event
+    /// it does not use): acknowledged and dropped.
+    #[error("ignored: {0}")]
+    Ignored(String),
+    /// This connector takes no webhooks (none of its kind, or no secret configured).
+    #[error("{0}")]
+    Unsupported(String),
+}
+
 /// One thing at a source that an event named, for [`Connector::refresh`]: the scope it lives
 /// in (an org, a group, an account, a cluster) and what it is there, in the connector's own
 /// words (`kind` "repository", `key` "payments-api"). An event is a hint, never the truth: the
@@ -283,6 +326,18 @@ pub trait Connector: Send + Sync {
     /// Crawls the source once. Observations go to `sink`; the outcome lists every scope crawled
     /// and its status. Scopes left out of the outcome are treated as failed.
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError>;
+
+    /// Verifies a webhook delivery (its signature, with the connector's secret, in constant
+    /// time) and says what it names. Nothing is read from the source here: an event is a
+    /// hint, and [`Connector::refresh`] reads the truth. By default connectors take no
+    /// webhooks.
+    fn receive(&self, delivery: &Delivery) -> Result<Received, EventError> {
+        let _ = delivery;
+        Err(EventError::Unsupported(format!(
+            "the {} connector takes no webhooks",
+            self.kind()
+        )))
+    }
 
     /// Reads only `targets` from the source, mapped as a crawl maps them: observations to
     /// `sink`, each target's scope reported [`Outcome::refreshed`] (or partial, or failed), and
