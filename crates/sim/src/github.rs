@@ -13,6 +13,10 @@ use serde_json::{Value, json};
 
 use crate::org::{Org, Person, Repo, Team};
 use crate::serve::{Answer, Dialect, Fake, Faults, Quota, header, if_none_match, weak_etag};
+use crate::webhook::{Vendor, WebhookSink, Webhooks};
+
+mod hooks;
+pub use hooks::webhook_events;
 
 pub use crate::serve::{Fault, FaultAction};
 
@@ -53,6 +57,10 @@ pub struct GithubState {
     graphql_quota: Quota,
     core_quota: Quota,
     stats: FakeStats,
+    /// The fake's own URL, which webhook payloads link to.
+    base: String,
+    /// Where org changes are announced, once [`GithubFake::send_webhooks`] ran.
+    hooks: Option<Webhooks>,
 }
 
 /// The running fake; [`url`](Fake::url) is the REST base (`api_url`), e.g.
@@ -68,7 +76,7 @@ pub const FAKE_TOKEN: &str = "ghp_simulatedtoken0000000000000000000000";
 impl GithubFake {
     /// Serves `orgs` on a free loopback port; accepts [`FAKE_TOKEN`].
     pub async fn start(orgs: Vec<Org>) -> std::io::Result<Self> {
-        let state = |_: &str| {
+        let state = |base: &str| {
             let now = SystemTime::now();
             let hourly = |limit| Quota::new(limit, Duration::from_secs(3600), now);
             GithubState {
@@ -85,18 +93,37 @@ impl GithubFake {
                 graphql_quota: hourly(5_000),
                 core_quota: hourly(5_000),
                 stats: FakeStats::default(),
+                base: base.to_string(),
+                hooks: None,
             }
         };
         Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     /// Changes an org between runs (`fake.with_org("acme", |o| o.rename_repo(3, "x"))`).
+    /// With webhooks on, the events of the change are posted.
     pub fn with_org<R>(&self, name: &str, change: impl FnOnce(&mut Org) -> R) -> Option<R> {
-        self.server
-            .lock()
-            .orgs
-            .get_mut(&name.to_lowercase())
-            .map(change)
+        let mut state = self.server.lock();
+        let GithubState {
+            orgs, base, hooks, ..
+        } = &mut *state;
+        let org = orgs.get_mut(&name.to_lowercase())?;
+        let Some(hooks) = hooks else {
+            return Some(change(org));
+        };
+        let before = org.clone();
+        let result = change(org);
+        hooks.post(webhook_events(base, &before, org));
+        Some(result)
+    }
+
+    /// From now on, every change made through [`with_org`](Self::with_org) is announced to
+    /// `sink` as an organisation webhook would announce it (see [`crate::webhook`]). The
+    /// returned sender tells what was planted.
+    pub async fn send_webhooks(&self, sink: WebhookSink) -> Webhooks {
+        let hooks = Webhooks::start(Vendor::GitHub, sink).await;
+        self.server.lock().hooks = Some(hooks.clone());
+        hooks
     }
 
     /// A copy of an org as the fake currently serves it.

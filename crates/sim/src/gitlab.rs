@@ -20,6 +20,10 @@ use crate::org::{Org, Person, Repo};
 use crate::serve::{
     Answer, Dialect, Fake, Faults, Quota, header, if_none_match, percent_encode, weak_etag,
 };
+use crate::webhook::{Vendor, WebhookSink, Webhooks};
+
+mod hooks;
+pub use hooks::webhook_events;
 
 /// The personal access token the fake accepts unless told otherwise.
 pub const GITLAB_TOKEN: &str = "glpat-simulated00000000000";
@@ -95,6 +99,10 @@ pub struct GlState {
     keyset: bool,
     latency: Duration,
     stats: GitlabStats,
+    /// The fake's own URL, which webhook payloads link to.
+    base: String,
+    /// Where org changes are announced, once [`GitlabFake::send_webhooks`] ran.
+    hooks: Option<Webhooks>,
 }
 
 /// The running fake; [`url`](Fake::url) is the instance URL (`url` in the connector's config):
@@ -113,7 +121,7 @@ impl GitlabFake {
         org: Org,
         select: impl Fn(&Repo) -> bool + Send + Sync + 'static,
     ) -> std::io::Result<Self> {
-        let state = |_: &str| GlState {
+        let state = |base: &str| GlState {
             org,
             select: Arc::new(select),
             tokens: vec![GITLAB_TOKEN.to_string()],
@@ -125,13 +133,39 @@ impl GitlabFake {
             keyset: true,
             latency: Duration::ZERO,
             stats: GitlabStats::default(),
+            base: base.to_string(),
+            hooks: None,
         };
         Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
-    /// Changes the org between runs (`fake.with_org(|o| o.rename_repo(3, "x"))`).
+    /// Changes the org between runs (`fake.with_org(|o| o.rename_repo(3, "x"))`). With
+    /// webhooks on, the events of the change are posted.
     pub fn with_org<R>(&self, change: impl FnOnce(&mut Org) -> R) -> R {
-        change(&mut self.server.lock().org)
+        let mut state = self.server.lock();
+        let GlState {
+            org,
+            select,
+            base,
+            hooks,
+            ..
+        } = &mut *state;
+        let Some(hooks) = hooks else {
+            return change(org);
+        };
+        let before = org.clone();
+        let result = change(org);
+        hooks.post(webhook_events(base, &before, org, select));
+        result
+    }
+
+    /// From now on, every change made through [`with_org`](Self::with_org) is announced to
+    /// `sink` as a webhook on the top-level group would announce it (see [`crate::webhook`]).
+    /// The returned sender tells what was planted.
+    pub async fn send_webhooks(&self, sink: WebhookSink) -> Webhooks {
+        let hooks = Webhooks::start(Vendor::GitLab, sink).await;
+        self.server.lock().hooks = Some(hooks.clone());
+        hooks
     }
 
     /// A copy of the org as the fake currently serves it.

@@ -1,6 +1,9 @@
 //! A simulated engineering organisation for tests, `surveyor demo` and benchmarks: teams,
 //! people, repositories with CODEOWNERS, manifests and descriptors, generated deterministically
 //! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
+//!
+//! The fake GitHub and GitLab announce changes of the org as webhooks once told where to
+//! (`send_webhooks`); [`webhook`] describes the knobs that drop, duplicate, delay or reorder them.
 
 pub mod github;
 pub mod gitlab;
@@ -13,6 +16,7 @@ pub mod plants;
 mod rng;
 mod serve;
 pub mod truth;
+pub mod webhook;
 
 pub use serve::{Fake, percent_encode};
 
@@ -25,3 +29,4 @@ pub use org::{Language, Org, OrgSpec, Person, Repo, Team};
 pub use pagerduty::{Account, PD_TOKEN, PagerDutyFake, PagerDutyStats};
 pub use plants::Plants;
 pub use truth::{Truth, Views};
+pub use webhook::{Event, Fate, Planted, PlantedDelivery, Subject, Vendor, WebhookSink, Webhooks};
