@@ -1,12 +1,20 @@
 //! Refreshing what events named: only the targets are read again, what the source shows is
-//! written, and only what the source confirms gone is deleted — on SQLite and on Postgres.
+//! written, and only what the source confirms gone is deleted — on SQLite and on Postgres;
+//! and the scheduler's side: deliveries verified, replays taken once, bursts coalesced into one
+//! refresh, and a connector that cannot refresh crawled whole instead.
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use surveyor_engine::config::ScheduleZone;
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_engine::{ReconcileOptions, RunStatus, refresh_connector, run_connector};
-use surveyor_model::{Connector, ConnectorError, ObservationSink, Outcome, ScopeStatus, Target};
+use surveyor_model::{
+    Accepted, Connector, ConnectorError, Control, Delivery, DeliveryRefusal, EventError,
+    ObservationSink, Outcome, Received, ScopeStatus, Target,
+};
 use surveyor_store::{ChangeFilter, Store};
 use surveyor_tests::{Scripted, TestStore, complete, component};
 
@@ -18,6 +26,10 @@ struct Org {
     reads: AtomicUsize,
     /// The next refresh's read of the org fails (a 5xx, a token that lost access).
     broken: Mutex<bool>,
+    /// Whether it can refresh at all (a connector without events cannot).
+    refreshes: bool,
+    crawls: AtomicUsize,
+    refreshed: AtomicUsize,
 }
 
 impl Org {
@@ -33,6 +45,9 @@ impl Org {
             ),
             reads: AtomicUsize::new(0),
             broken: Mutex::new(false),
+            refreshes: true,
+            crawls: AtomicUsize::new(0),
+            refreshed: AtomicUsize::new(0),
         }
     }
 
@@ -59,6 +74,7 @@ impl Connector for Org {
     }
 
     async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        self.crawls.fetch_add(1, Ordering::Relaxed);
         let repos = self.repos.lock().expect("lock").clone();
         for (id, (name, owner)) in repos {
             self.reads.fetch_add(1, Ordering::Relaxed);
@@ -74,6 +90,10 @@ impl Connector for Org {
         targets: &[Target],
         sink: ObservationSink,
     ) -> Result<Outcome, ConnectorError> {
+        if !self.refreshes {
+            return Err(ConnectorError::Unsupported("no refresh here".into()));
+        }
+        self.refreshed.fetch_add(1, Ordering::Relaxed);
         let mut outcome = Outcome::default();
         if std::mem::take(&mut *self.broken.lock().expect("lock")) {
             outcome.failed("acme", "GitHub answered 502");
@@ -95,6 +115,55 @@ impl Connector for Org {
         outcome.refreshed("acme");
         Ok(outcome)
     }
+
+    /// A delivery is `id=<node id>` signed by a header equal to the secret `s3cret`.
+    fn receive(&self, delivery: &Delivery) -> Result<Received, EventError> {
+        if delivery.header("x-secret") != Some("s3cret") {
+            return Err(EventError::Unauthorized);
+        }
+        let body = String::from_utf8_lossy(&delivery.body);
+        let key = body
+            .strip_prefix("id=")
+            .ok_or_else(|| EventError::Malformed("no id".into()))?;
+        Ok(Received {
+            delivery_id: delivery.header("x-delivery").map(str::to_string),
+            targets: vec![repo(key)],
+        })
+    }
+}
+
+fn delivery(id: &str, key: &str, secret: &str) -> Delivery {
+    let mut d = Delivery {
+        body: format!("id={key}").into_bytes(),
+        ..Delivery::default()
+    };
+    d.headers.insert("x-secret".into(), secret.into());
+    d.headers.insert("x-delivery".into(), id.into());
+    d
+}
+
+fn job(org: Arc<Org>) -> Job {
+    Job {
+        id: "gh".into(),
+        kind: "test".into(),
+        schedule_text: None,
+        schedule: None,
+        timezone: ScheduleZone::Utc,
+        timeout: Duration::from_secs(60),
+        jitter: Duration::ZERO,
+        run_on_start: false,
+        connector: org,
+    }
+}
+
+async fn until(mut done: impl AsyncFnMut() -> bool) {
+    for _ in 0..200 {
+        if done().await {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("timed out waiting");
 }
 
 fn repo(id: &str) -> Target {
@@ -228,5 +297,213 @@ async fn a_connector_without_events_cannot_refresh_and_its_catalog_stays() {
     let error = report.error.unwrap_or_default();
     assert!(error.contains("cannot refresh"), "{error}");
     assert_eq!(catalog(s).await, ["api team-a"]);
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn deliveries_are_verified_replays_taken_once_and_a_burst_is_one_refresh() {
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let org = Arc::new(Org::new(&[
+        ("R_a", "api", "team-a"),
+        ("R_b", "billing", "team-b"),
+    ]));
+    run_connector(&store, org.as_ref(), &ReconcileOptions::default())
+        .await
+        .expect("crawl");
+    let scheduler = Scheduler::new(
+        store.clone(),
+        vec![job(Arc::clone(&org))],
+        SchedulerOptions {
+            reconcile: ReconcileOptions::default(),
+            holder: "test:1".into(),
+            lease_ttl: Duration::from_secs(30),
+            grace: Duration::from_millis(200),
+        },
+    );
+    let handle = scheduler.handle();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stopped));
+
+    // Refused deliveries queue nothing.
+    assert_eq!(
+        handle.deliver("gh", delivery("d0", "R_a", "guess")),
+        Err(DeliveryRefusal::Event(EventError::Unauthorized))
+    );
+    assert!(matches!(
+        handle.deliver("nope", delivery("d0", "R_a", "s3cret")),
+        Err(DeliveryRefusal::Unknown(_))
+    ));
+    // A burst about api (the same thing five times, and one replay) while the worker waits:
+    // one refresh reads it once.
+    org.set("R_a", "api", "team-x");
+    for i in 0..5 {
+        assert_eq!(
+            handle.deliver("gh", delivery(&format!("d{i}"), "R_a", "s3cret")),
+            Ok(Accepted::Queued { targets: 1 })
+        );
+    }
+    assert_eq!(
+        handle.deliver("gh", delivery("d3", "R_a", "s3cret")),
+        Ok(Accepted::Duplicate)
+    );
+    let reads = org.reads.load(Ordering::Relaxed);
+    until(async || catalog(&store).await.contains(&"api team-x".to_string())).await;
+    assert_eq!(org.refreshed.load(Ordering::Relaxed), 1);
+    assert_eq!(org.reads.load(Ordering::Relaxed) - reads, 1);
+    assert_eq!(
+        org.crawls.load(Ordering::Relaxed),
+        1,
+        "only the first crawl"
+    );
+    let _ = stop.send(true);
+    let _ = task.await;
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_connector_that_cannot_refresh_is_crawled_whole_when_an_event_comes() {
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let mut plain = Org::new(&[("R_a", "api", "team-a")]);
+    plain.refreshes = false;
+    let org = Arc::new(plain);
+    run_connector(&store, org.as_ref(), &ReconcileOptions::default())
+        .await
+        .expect("crawl");
+    let scheduler = Scheduler::new(
+        store.clone(),
+        vec![job(Arc::clone(&org))],
+        SchedulerOptions {
+            reconcile: ReconcileOptions::default(),
+            holder: "test:1".into(),
+            lease_ttl: Duration::from_secs(30),
+            grace: Duration::from_millis(200),
+        },
+    );
+    let handle = scheduler.handle();
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stopped));
+    org.set("R_a", "api", "team-x");
+    org.set("R_n", "new", "team-n");
+    handle
+        .deliver("gh", delivery("d1", "R_a", "s3cret"))
+        .expect("queued");
+    until(async || catalog(&store).await.len() == 2).await;
+    assert_eq!(catalog(&store).await, ["api team-x", "new team-n"]);
+    assert_eq!(
+        org.crawls.load(Ordering::Relaxed),
+        2,
+        "the event led to a whole crawl"
+    );
+    // The run the scheduler shows is the crawl, not the refresh it could not do.
+    let view = handle
+        .connectors()
+        .into_iter()
+        .find(|c| c.id == "gh")
+        .expect("view");
+    assert_eq!(view.last_status.as_deref(), Some("succeeded"));
+    let _ = stop.send(true);
+    let _ = task.await;
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_signed_github_webhook_brings_a_change_in_without_waiting_for_the_schedule() {
+    use surveyor_connector_github::{GithubConfig, GithubConnector};
+    use surveyor_sim::{FAKE_TOKEN, GithubFake, Org as SimOrg, OrgSpec, WebhookSink};
+
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let fake = GithubFake::start(vec![SimOrg::generate(&OrgSpec::small())])
+        .await
+        .expect("fake");
+    let dir = tempfile::tempdir().expect("dir");
+    let toml = format!(
+        "orgs = [\"acme\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"\nwebhook_secret = \"hook-secret\"",
+        fake.url()
+    );
+    let config: GithubConfig = toml::from_str(&toml).expect("config");
+    let github = Arc::new(GithubConnector::new("github", config, dir.path()).expect("connector"));
+    run_connector(&store, github.as_ref(), &ReconcileOptions::default())
+        .await
+        .expect("first crawl");
+
+    // No schedule: only events bring changes in.
+    let scheduler = Scheduler::new(
+        store.clone(),
+        vec![Job {
+            id: "github".into(),
+            kind: "github".into(),
+            connector: github,
+            ..job(Arc::new(Org::new(&[])))
+        }],
+        SchedulerOptions {
+            reconcile: ReconcileOptions::default(),
+            holder: "test:1".into(),
+            lease_ttl: Duration::from_secs(30),
+            grace: Duration::from_millis(200),
+        },
+    );
+    let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stopped));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = surveyor_api::router(
+        store.clone(),
+        surveyor_api::ApiConfig::default(),
+        Some(handle),
+    );
+    let server = tokio::spawn(async move {
+        let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
+    });
+
+    // A delivery signed with another secret changes nothing.
+    let forged = reqwest::Client::new()
+        .post(format!("http://{addr}/hooks/github"))
+        .header("X-GitHub-Event", "repository")
+        .header("X-Hub-Signature-256", "sha256=00")
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(forged.status().as_u16(), 401);
+
+    let hooks = fake
+        .send_webhooks(WebhookSink::reliable(
+            &format!("http://{addr}/hooks/github"),
+            "hook-secret",
+        ))
+        .await;
+    let old = fake
+        .with_org("acme", |o| {
+            let repo = o
+                .repos
+                .iter_mut()
+                .find(|r| !r.files.contains_key("catalog-info.yaml") && !r.archived)
+                .expect("a plain repository");
+            std::mem::replace(&mut repo.name, "renamed-by-an-event".into())
+        })
+        .expect("the org");
+    hooks.settled().await;
+    let planted = hooks.planted();
+    assert!(
+        planted.sent().iter().any(|d| d.event == "repository"),
+        "{planted:?}"
+    );
+    let renamed = "component:default/renamed-by-an-event".to_string();
+    until(async || surveyor_tests::owners(&store).await.contains_key(&renamed)).await;
+    assert!(
+        !surveyor_tests::owners(&store)
+            .await
+            .contains_key(&format!("component:default/{old}")),
+        "a rename, not a copy"
+    );
+    server.abort();
+    let _ = stop.send(true);
+    let _ = task.await;
     ts.cleanup().await;
 }

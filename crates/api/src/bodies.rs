@@ -236,6 +236,21 @@ pub struct Queued {
     pub queued: String,
 }
 
+/// What a webhook delivery led to (one of the three).
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HookAnswer {
+    /// How many things it named, queued to be read again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub queued: Option<usize>,
+    /// The same delivery was taken before.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+    /// Why it changes nothing (another organisation, an event the catalog does not use).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ignored: Option<String>,
+}
+
 /// Who said what, when.
 #[derive(Debug, Serialize, serde::Deserialize, ToSchema)]
 pub struct EvidenceView {

@@ -12,6 +12,7 @@ mod bodies;
 mod console;
 mod docs;
 mod error;
+mod hooks;
 mod input;
 mod limit;
 mod metrics;
@@ -208,7 +209,9 @@ fn build(
         .route("/openapi.json", get(docs::openapi))
         .route("/docs", get(docs::page))
         .route_layer(middleware::from_fn_with_state(state.clone(), auth));
+    // Webhooks carry the vendor's signature, not a bearer token: the connector checks it.
     let open = Router::new()
+        .route("/hooks/{connector}", post(hooks::deliver))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz));
     let mut app = guarded.merge(open);

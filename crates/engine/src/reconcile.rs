@@ -173,6 +173,7 @@ async fn reconcile_crawl(
         run.abort().await;
         return Err(e);
     }
+    let refresh_unsupported = matches!(crawl, Err(ConnectorError::Unsupported(_)));
     let (mut outcome, error) = match crawl {
         Ok(outcome) => (outcome, None),
         Err(e) => (Outcome::default(), Some(connector_error(&e))),
@@ -260,6 +261,7 @@ async fn reconcile_crawl(
             w
         },
         error,
+        refresh_unsupported,
     })
 }
 

@@ -5,21 +5,29 @@
 //! race skips the tick. While running, the lease is renewed; a run that outlives its
 //! `timeout` is dropped, which rolls back its open scope. Shutdown stops taking work and gives
 //! a running crawl a grace period before dropping it the same way.
+//!
+//! Webhook deliveries ([`Control::deliver`]) are hints: the connector verifies one and names
+//! what to read again; the targets wait, coalesced, for the connector's worker, which refreshes
+//! them under the same lease as its crawls (never beside one), or crawls the connector whole
+//! when it cannot refresh. A delivery id is taken once.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Local, Utc};
 use croner::Cron;
-use surveyor_model::{Connector, ConnectorMetric, ConnectorView, Control, TriggerRefusal};
+use surveyor_model::{
+    Accepted, Connector, ConnectorMetric, ConnectorView, Control, Delivery, DeliveryRefusal,
+    Target, TriggerRefusal,
+};
 use surveyor_store::Store;
 use tokio::sync::{mpsc, watch};
 use tracing::Instrument;
 
 use crate::config::ScheduleZone;
 use crate::lease::Lease;
-use crate::reconcile::{ReconcileOptions, RunStatus, run_connector};
+use crate::reconcile::{ReconcileOptions, RunStatus, refresh_connector, run_connector};
 
 /// One connector as the scheduler runs it.
 pub struct Job {
@@ -35,12 +43,61 @@ pub struct Job {
     pub connector: Arc<dyn Connector>,
 }
 
-/// A cheap handle for the API: job status and manual triggers (through [`Control`]).
+/// A cheap handle for the API: job status, manual triggers and webhook deliveries (through
+/// [`Control`]).
 #[derive(Clone)]
 pub struct SchedulerHandle {
     status: Arc<Mutex<BTreeMap<String, ConnectorView>>>,
     triggers: BTreeMap<String, mpsc::Sender<()>>,
     connectors: Vec<(String, Arc<dyn Connector>)>,
+    hints: BTreeMap<String, Arc<Hints>>,
+}
+
+/// Delivery ids remembered per connector, to take a retried or replayed delivery once.
+const REMEMBERED_DELIVERIES: usize = 10_000;
+
+/// What events named for one connector, waiting for its worker: a burst about one thing is one
+/// target, and whatever waits is read in one refresh.
+#[derive(Default)]
+pub(crate) struct Hints {
+    pending: Mutex<BTreeSet<Target>>,
+    wake: tokio::sync::Notify,
+    /// Recent delivery ids, oldest first.
+    seen: Mutex<(VecDeque<String>, HashSet<String>)>,
+}
+
+impl Hints {
+    /// Whether `delivery_id` is new (and now remembered).
+    fn first_time(&self, delivery_id: &str) -> bool {
+        let Ok(mut seen) = self.seen.lock() else {
+            return true;
+        };
+        let (order, ids) = &mut *seen;
+        if !ids.insert(delivery_id.to_string()) {
+            return false;
+        }
+        order.push_back(delivery_id.to_string());
+        if order.len() > REMEMBERED_DELIVERIES
+            && let Some(old) = order.pop_front()
+        {
+            ids.remove(&old);
+        }
+        true
+    }
+
+    fn add(&self, targets: impl IntoIterator<Item = Target>) {
+        if let Ok(mut p) = self.pending.lock() {
+            p.extend(targets);
+        }
+        self.wake.notify_one();
+    }
+
+    fn take(&self) -> Vec<Target> {
+        self.pending
+            .lock()
+            .map(|mut p| std::mem::take(&mut *p).into_iter().collect())
+            .unwrap_or_default()
+    }
 }
 
 /// The API's view of the scheduler: each job's status, its connector's figures, and manual
@@ -59,6 +116,28 @@ impl Control for SchedulerHandle {
             .iter()
             .map(|(id, c)| (id.clone(), c.metrics()))
             .collect()
+    }
+
+    /// Verifies a webhook delivery with its connector and queues what it names.
+    fn deliver(&self, id: &str, delivery: Delivery) -> Result<Accepted, DeliveryRefusal> {
+        let unknown = || DeliveryRefusal::Unknown(id.to_string());
+        let connector = self
+            .connectors
+            .iter()
+            .find(|(c, _)| c == id)
+            .map(|(_, c)| c)
+            .ok_or_else(unknown)?;
+        let hints = self.hints.get(id).ok_or_else(unknown)?;
+        let received = connector.receive(&delivery)?;
+        if let Some(d) = &received.delivery_id
+            && !hints.first_time(d)
+        {
+            return Ok(Accepted::Duplicate);
+        }
+        let targets = received.targets.len();
+        tracing::debug!(connector = %id, targets, "webhook delivery queued");
+        hints.add(received.targets);
+        Ok(Accepted::Queued { targets })
     }
 
     /// Asks for a run of `id` now (at most one waits behind a running one).
@@ -135,9 +214,11 @@ impl Scheduler {
             .iter()
             .map(|j| (j.id.clone(), Arc::clone(&j.connector)))
             .collect();
+        let mut hints = BTreeMap::new();
         for job in &jobs {
             let (tx, rx) = mpsc::channel(1);
             triggers.insert(job.id.clone(), tx);
+            hints.insert(job.id.clone(), Arc::new(Hints::default()));
             receivers.insert(job.id.clone(), rx);
             status.insert(
                 job.id.clone(),
@@ -158,6 +239,7 @@ impl Scheduler {
                 status: Arc::new(Mutex::new(status)),
                 triggers,
                 connectors,
+                hints,
             },
             receivers,
         }
@@ -174,10 +256,12 @@ impl Scheduler {
             let Some(triggers) = self.receivers.remove(&job.id) else {
                 continue;
             };
+            let hints = self.handle.hints.get(&job.id).cloned().unwrap_or_default();
             let worker = Worker {
                 store: self.store.clone(),
                 options: self.options.clone(),
                 status: Arc::clone(&self.handle.status),
+                hints,
                 job,
             };
             tasks.push(tokio::spawn(worker.run(triggers, shutdown.clone())));
@@ -192,7 +276,16 @@ struct Worker {
     store: Store,
     options: SchedulerOptions,
     status: Arc<Mutex<BTreeMap<String, ConnectorView>>>,
+    hints: Arc<Hints>,
     job: Job,
+}
+
+/// What woke a worker.
+enum Wake {
+    /// A scheduled tick or a trigger: a whole crawl.
+    Tick(DateTime<Utc>),
+    /// Events named things to read again.
+    Hints,
 }
 
 impl Worker {
@@ -213,25 +306,62 @@ impl Worker {
             let now = Utc::now();
             let next = next_tick(&self.job, now);
             self.update(|s| s.next_run = next);
-            let tick = if first {
+            let wake = if first {
                 first = false;
-                now
+                Wake::Tick(now)
             } else {
                 let wait = next.map(|t| {
                     (t - now).to_std().unwrap_or_default()
                         + jitter_for(&self.job.id, t, self.job.jitter)
                 });
                 tokio::select! {
-                    _ = sleep_or_forever(wait) => match next { Some(t) => t, None => continue },
-                    Some(()) = triggers.recv() => Utc::now(),
+                    _ = sleep_or_forever(wait) => match next { Some(t) => Wake::Tick(t), None => continue },
+                    Some(()) = triggers.recv() => Wake::Tick(Utc::now()),
+                    () = self.hints.wake.notified() => Wake::Hints,
                     _ = shutdown.changed() => continue,
                 }
             };
-            self.run_tick(tick, &mut shutdown).await;
+            match wake {
+                Wake::Tick(tick) => {
+                    self.run_tick(tick, &mut shutdown, None).await;
+                }
+                Wake::Hints => self.refresh(&mut shutdown).await,
+            }
         }
     }
 
-    async fn run_tick(&self, tick: DateTime<Utc>, shutdown: &mut watch::Receiver<bool>) {
+    /// Reads again what events named (everything waiting, in one run); a connector that
+    /// cannot refresh is crawled whole. When another replica holds the lease, the targets wait
+    /// and are tried again shortly: that replica may have read them before they changed.
+    async fn refresh(&self, shutdown: &mut watch::Receiver<bool>) {
+        let targets = self.hints.take();
+        if targets.is_empty() {
+            return;
+        }
+        match self
+            .run_tick(Utc::now(), shutdown, Some(targets.clone()))
+            .await
+        {
+            Ran::Done => {}
+            Ran::Unsupported => {
+                self.run_tick(Utc::now(), shutdown, None).await;
+            }
+            Ran::LeaseHeld => {
+                let hints = Arc::clone(&self.hints);
+                tokio::spawn(async move {
+                    tokio::time::sleep(RETRY_HINTS_AFTER).await;
+                    hints.add(targets);
+                });
+            }
+        }
+    }
+
+    async fn run_tick(
+        &self,
+        tick: DateTime<Utc>,
+        shutdown: &mut watch::Receiver<bool>,
+        targets: Option<Vec<Target>>,
+    ) -> Ran {
         let id = &self.job.id;
         let holder = &self.options.holder;
         let mut lease = match Lease::take(&self.store, id, holder, tick, self.options.lease_ttl)
@@ -240,32 +370,41 @@ impl Worker {
             Ok(Some(lease)) => lease,
             Ok(None) => {
                 tracing::debug!(connector = %id, %tick, "another process took this run");
-                return;
+                return Ran::LeaseHeld;
             }
             Err(e) => {
                 tracing::warn!(connector = %id, error = %e, "cannot take the lease; skipping this run");
                 self.update(|s| s.last_error = Some(format!("lease: {e}")));
-                return;
+                return Ran::LeaseHeld;
             }
         };
         self.update(|s| {
             s.running = true;
             s.last_started = Some(Utc::now());
         });
+        let connector = self.job.connector.as_ref();
+        let options = &self.options.reconcile;
+        let refreshing = targets.is_some();
         let mut run = Box::pin(
-            run_connector(
-                &self.store,
-                self.job.connector.as_ref(),
-                &self.options.reconcile,
-            )
-            .instrument(tracing::info_span!("scheduled_run", connector = %id, %tick)),
+            async move {
+                match &targets {
+                    Some(t) => refresh_connector(&self.store, connector, t, options).await,
+                    None => run_connector(&self.store, connector, options).await,
+                }
+            }
+            .instrument(tracing::info_span!("scheduled_run", connector = %id, %tick, refreshing)),
         );
+        let mut unsupported = false;
         let deadline = tokio::time::sleep(self.job.timeout);
         tokio::pin!(deadline);
         let mut stopping: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let result: Result<String, String> = loop {
             tokio::select! {
                 r = &mut run => break match r {
+                    Ok(report) if report.refresh_unsupported => {
+                        unsupported = true;
+                        Ok("unsupported".into())
+                    }
                     Ok(report) => match report.status {
                         RunStatus::Succeeded => Ok("succeeded".into()),
                         other => Err(format!("{}{}", other.as_str(), report.error.map(|e| format!(": {e}")).unwrap_or_default())),
@@ -288,6 +427,11 @@ impl Worker {
         // row is marked abandoned by the next run of this connector, which holds the lease.
         drop(run);
         lease.release().await;
+        if unsupported {
+            // Nothing was read: the whole crawl that follows reports the run.
+            self.update(|s| s.running = false);
+            return Ran::Unsupported;
+        }
         match &result {
             Ok(_) => tracing::debug!(connector = %id, "scheduled run done"),
             Err(e) => tracing::warn!(connector = %id, error = %e, "run did not succeed"),
@@ -305,8 +449,22 @@ impl Worker {
                 }
             }
         });
+        Ran::Done
     }
 }
+
+/// How a worker's run went, for what it does next.
+enum Ran {
+    /// It ran (a crawl, or a refresh), whatever its outcome.
+    Done,
+    /// The connector cannot refresh: crawl it instead.
+    Unsupported,
+    /// Another process holds the lease.
+    LeaseHeld,
+}
+
+/// How long targets wait before another try when another process held the lease.
+const RETRY_HINTS_AFTER: Duration = Duration::from_secs(2);
 
 async fn sleep_or_forever(wait: Option<Duration>) {
     match wait {

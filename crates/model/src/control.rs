@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use crate::observation::ConnectorMetric;
+use crate::observation::{ConnectorMetric, Delivery, EventError};
 
 /// A connector as `/api/v1/connectors` shows it. The `last*` fields describe its latest run by
 /// any process (this one's scheduler, another replica, a `surveyor sync`), from the runs table
@@ -60,10 +60,36 @@ pub enum TriggerRefusal {
     Stopped,
 }
 
+/// What a webhook delivery led to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accepted {
+    /// Its targets are queued for a refresh (coalesced with others waiting).
+    Queued { targets: usize },
+    /// The same delivery was taken before (a vendor's retry or a replay): nothing more to do.
+    Duplicate,
+}
+
+/// Why a webhook delivery was not taken.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DeliveryRefusal {
+    #[error("no connector {0:?}")]
+    Unknown(String),
+    #[error(transparent)]
+    Event(#[from] EventError),
+    #[error("the scheduler is shutting down")]
+    Stopped,
+}
+
 /// What runs the connectors (the scheduler, in `surveyor serve`); absent for a read-only API.
 pub trait Control: Send + Sync {
     fn connectors(&self) -> Vec<ConnectorView>;
     fn trigger(&self, id: &str) -> Result<(), TriggerRefusal>;
+    /// Hands a webhook delivery to connector `id`, which verifies it and names what to read
+    /// again. None are taken by default.
+    fn deliver(&self, id: &str, delivery: Delivery) -> Result<Accepted, DeliveryRefusal> {
+        let _ = delivery;
+        Err(DeliveryRefusal::Unknown(id.to_string()))
+    }
     /// Each connector's own figures, for `/metrics`.
     fn connector_metrics(&self) -> Vec<(String, Vec<ConnectorMetric>)> {
         Vec::new()

@@ -15,7 +15,7 @@ pub mod secret;
 pub mod testing;
 pub mod validate;
 
-pub use control::{ConnectorView, Control, LeaseView, TriggerRefusal};
+pub use control::{Accepted, ConnectorView, Control, DeliveryRefusal, LeaseView, TriggerRefusal};
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
 pub use kit::{Collected, ConfigError, ConnectorKind, Crawl, Crawled};
 pub use observation::{
