@@ -507,3 +507,86 @@ async fn a_signed_github_webhook_brings_a_change_in_without_waiting_for_the_sche
     let _ = task.await;
     ts.cleanup().await;
 }
+
+#[tokio::test]
+async fn a_gitlab_hook_with_the_secret_token_brings_a_new_project_in() {
+    use surveyor_connector_gitlab::{GitlabConfig, GitlabConnector};
+    use surveyor_sim::{GITLAB_TOKEN, GitlabFake, Org as SimOrg, OrgSpec, WebhookSink};
+
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let fake = GitlabFake::start(SimOrg::generate(&OrgSpec::small()))
+        .await
+        .expect("fake");
+    let dir = tempfile::tempdir().expect("dir");
+    let toml = format!(
+        "groups = [\"acme\"]\ntoken = \"{GITLAB_TOKEN}\"\nurl = \"{}\"\nrequests_per_second = 1000\nwebhook_secret = \"hook-token\"",
+        fake.url()
+    );
+    let config: GitlabConfig = toml::from_str(&toml).expect("config");
+    let gitlab = Arc::new(GitlabConnector::new("gitlab", config, dir.path()).expect("connector"));
+    run_connector(&store, gitlab.as_ref(), &ReconcileOptions::default())
+        .await
+        .expect("first crawl");
+    let before = surveyor_tests::owners(&store).await.len();
+    let scheduler = Scheduler::new(
+        store.clone(),
+        vec![Job {
+            id: "gitlab".into(),
+            kind: "gitlab".into(),
+            connector: gitlab,
+            ..job(Arc::new(Org::new(&[])))
+        }],
+        SchedulerOptions {
+            reconcile: ReconcileOptions::default(),
+            holder: "test:1".into(),
+            lease_ttl: Duration::from_secs(30),
+            grace: Duration::from_millis(200),
+        },
+    );
+    let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let task = tokio::spawn(scheduler.run(stopped));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let app = surveyor_api::router(
+        store.clone(),
+        surveyor_api::ApiConfig::default(),
+        Some(handle),
+    );
+    let server = tokio::spawn(async move {
+        let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
+    });
+
+    // The wrong token is refused.
+    let wrong = reqwest::Client::new()
+        .post(format!("http://{addr}/hooks/gitlab"))
+        .header("X-Gitlab-Event", "Project Hook")
+        .header("X-Gitlab-Token", "guess")
+        .body("{}")
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(wrong.status().as_u16(), 401);
+
+    let hooks = fake
+        .send_webhooks(WebhookSink::reliable(
+            &format!("http://{addr}/hooks/gitlab"),
+            "hook-token",
+        ))
+        .await;
+    fake.with_org(|o| o.add_repo(0)).expect("a new project");
+    hooks.settled().await;
+    let planted = hooks.planted();
+    assert!(
+        planted.sent().iter().any(|d| d.event == "Project Hook"),
+        "{planted:?}"
+    );
+    until(async || surveyor_tests::owners(&store).await.len() == before + 1).await;
+    server.abort();
+    let _ = stop.send(true);
+    let _ = task.await;
+    ts.cleanup().await;
+}

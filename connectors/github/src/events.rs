@@ -107,24 +107,7 @@ fn touches_catalog_files(push: &Value) -> bool {
         .filter_map(Value::as_array)
         .flatten()
         .filter_map(Value::as_str)
-        .any(read_by_catalog)
-}
-
-/// Files whose change changes what a crawl reads of a repository.
-fn read_by_catalog(path: &str) -> bool {
-    let name = path.rsplit('/').next().unwrap_or(path);
-    matches!(
-        name,
-        "CODEOWNERS"
-            | "catalog-info.yaml"
-            | "catalog-info.yml"
-            | "Cargo.toml"
-            | "package.json"
-            | "go.mod"
-            | "requirements.txt"
-            | "pyproject.toml"
-            | "pom.xml"
-    )
+        .any(surveyor_repofiles::read_by_crawl)
 }
 
 #[cfg(test)]

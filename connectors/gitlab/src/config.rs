@@ -89,6 +89,9 @@ pub struct GitlabConfig {
     /// Where REST ETags and bodies are kept between runs (relative to the config file's
     /// directory); default `.surveyor-cache/<connector id>`.
     pub cache_dir: Option<PathBuf>,
+    /// The secret token of the group's webhook, as a `${ENV}` reference: deliveries must carry
+    /// it in `X-Gitlab-Token`. Without it this connector takes no webhooks.
+    pub webhook_secret: Option<Secret>,
 }
 
 /// The header that carries the token.
@@ -125,6 +128,7 @@ pub struct Settings {
     pub max_pause: Duration,
     pub http: HttpConfig,
     pub cache_dir: PathBuf,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl GitlabConfig {
@@ -191,6 +195,7 @@ impl GitlabConfig {
             max_pause,
             http,
             cache_dir: surveyor_http::cache_dir(base_dir, self.cache_dir, id),
+            webhook_secret: self.webhook_secret,
         })
     }
 }

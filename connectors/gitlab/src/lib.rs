@@ -20,6 +20,7 @@
 
 mod api;
 mod config;
+mod events;
 mod map;
 mod queries;
 
@@ -524,7 +525,8 @@ fn encode_path(path: &str) -> String {
 }
 
 surveyor_model::connector!(GitlabConnector(GitlabConfig, base_dir):
-    each |c| &c.settings.groups => crawl_group, metrics |c| c.api.http().connector_metrics());
+    each |c| &c.settings.groups => crawl_group, metrics |c| c.api.http().connector_metrics(),
+    receive |c, delivery| events::receive(&c.settings, delivery));
 
 #[cfg(test)]
 mod tests;
