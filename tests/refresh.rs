@@ -132,6 +132,62 @@ impl Connector for Org {
     }
 }
 
+/// A scheduler running one connector with no schedule, and the API on loopback in front of it:
+/// only webhooks to `http://{addr}/hooks/{id}` bring changes in.
+struct Served {
+    addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    scheduler: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    async fn start(store: &Store, id: &str, connector: Arc<dyn Connector>) -> Self {
+        let scheduler = Scheduler::new(
+            store.clone(),
+            vec![Job {
+                id: id.into(),
+                kind: connector.kind().into(),
+                connector,
+                ..job(Arc::new(Org::new(&[])))
+            }],
+            SchedulerOptions {
+                reconcile: ReconcileOptions::default(),
+                holder: "test:1".into(),
+                lease_ttl: Duration::from_secs(30),
+                grace: Duration::from_millis(200),
+            },
+        );
+        let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let scheduler = tokio::spawn(scheduler.run(stopped));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = surveyor_api::router(
+            store.clone(),
+            surveyor_api::ApiConfig::default(),
+            Some(handle),
+        );
+        let server = tokio::spawn(async move {
+            let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
+        });
+        Self {
+            addr,
+            stop,
+            scheduler,
+            server,
+        }
+    }
+
+    async fn stop(self) {
+        self.server.abort();
+        let _ = self.stop.send(true);
+        let _ = self.scheduler.await;
+    }
+}
+
 fn delivery(id: &str, key: &str, secret: &str) -> Delivery {
     let mut d = Delivery {
         body: format!("id={key}").into_bytes(),
@@ -430,36 +486,8 @@ async fn a_signed_github_webhook_brings_a_change_in_without_waiting_for_the_sche
         .expect("first crawl");
 
     // No schedule: only events bring changes in.
-    let scheduler = Scheduler::new(
-        store.clone(),
-        vec![Job {
-            id: "github".into(),
-            kind: "github".into(),
-            connector: github,
-            ..job(Arc::new(Org::new(&[])))
-        }],
-        SchedulerOptions {
-            reconcile: ReconcileOptions::default(),
-            holder: "test:1".into(),
-            lease_ttl: Duration::from_secs(30),
-            grace: Duration::from_millis(200),
-        },
-    );
-    let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(scheduler.run(stopped));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = surveyor_api::router(
-        store.clone(),
-        surveyor_api::ApiConfig::default(),
-        Some(handle),
-    );
-    let server = tokio::spawn(async move {
-        let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
-    });
+    let served = Served::start(&store, "github", github).await;
+    let addr = served.addr;
 
     // A delivery signed with another secret changes nothing.
     let forged = reqwest::Client::new()
@@ -502,9 +530,7 @@ async fn a_signed_github_webhook_brings_a_change_in_without_waiting_for_the_sche
             .contains_key(&format!("component:default/{old}")),
         "a rename, not a copy"
     );
-    server.abort();
-    let _ = stop.send(true);
-    let _ = task.await;
+    served.stop().await;
     ts.cleanup().await;
 }
 
@@ -529,36 +555,8 @@ async fn a_gitlab_hook_with_the_secret_token_brings_a_new_project_in() {
         .await
         .expect("first crawl");
     let before = surveyor_tests::owners(&store).await.len();
-    let scheduler = Scheduler::new(
-        store.clone(),
-        vec![Job {
-            id: "gitlab".into(),
-            kind: "gitlab".into(),
-            connector: gitlab,
-            ..job(Arc::new(Org::new(&[])))
-        }],
-        SchedulerOptions {
-            reconcile: ReconcileOptions::default(),
-            holder: "test:1".into(),
-            lease_ttl: Duration::from_secs(30),
-            grace: Duration::from_millis(200),
-        },
-    );
-    let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
-    let (stop, stopped) = tokio::sync::watch::channel(false);
-    let task = tokio::spawn(scheduler.run(stopped));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let app = surveyor_api::router(
-        store.clone(),
-        surveyor_api::ApiConfig::default(),
-        Some(handle),
-    );
-    let server = tokio::spawn(async move {
-        let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
-    });
+    let served = Served::start(&store, "gitlab", gitlab).await;
+    let addr = served.addr;
 
     // The wrong token is refused.
     let wrong = reqwest::Client::new()
@@ -585,8 +583,6 @@ async fn a_gitlab_hook_with_the_secret_token_brings_a_new_project_in() {
         "{planted:?}"
     );
     until(async || surveyor_tests::owners(&store).await.len() == before + 1).await;
-    server.abort();
-    let _ = stop.send(true);
-    let _ = task.await;
+    served.stop().await;
     ts.cleanup().await;
 }

@@ -75,7 +75,7 @@ pub fn receive(settings: &Settings, delivery: &Delivery) -> Result<Received, Eve
                     "a push to a branch other than the default".into(),
                 ));
             }
-            if !touches_catalog_files(&body) {
+            if !surveyor_repofiles::forge::push_touches_read_files(&body) {
                 return Err(EventError::Ignored(
                     "a push that touches no file the catalog reads".into(),
                 ));
@@ -91,23 +91,6 @@ pub fn receive(settings: &Settings, delivery: &Delivery) -> Result<Received, Eve
         }
     };
     Ok(received(targets))
-}
-
-/// Whether a push's commits touch CODEOWNERS, a descriptor or a manifest. GitHub lists at most
-/// 20 commits in a push: a longer push is assumed to touch them.
-fn touches_catalog_files(push: &Value) -> bool {
-    let commits = push["commits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if commits.len() >= 20 {
-        return true;
-    }
-    commits
-        .iter()
-        .chain(std::iter::once(&push["head_commit"]))
-        .flat_map(|c| ["added", "modified", "removed"].map(|k| &c[k]))
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(Value::as_str)
-        .any(surveyor_repofiles::read_by_crawl)
 }
 
 #[cfg(test)]

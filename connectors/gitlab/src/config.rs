@@ -309,7 +309,7 @@ mod tests {
     fn every_field_is_a_listed_key() {
         // The loader accepts the keys `keys` reads off the struct; a field missing from them
         // could never be set.
-        let table = "groups = [\"a\"]\ntoken = \"t\"\ntoken_header = \"bearer\"\nurl = \"https://x\"\ninclude_subgroups = true\ninclude = []\nexclude = []\ntopics = []\nskip_archived = true\nskip_forks = true\ninherited_members = true\nnamespace = \"default\"\ncomponent_type = \"service\"\nlifecycle = \"production\"\ntopic_types = {}\npage_size = 10\nmax_rate_limit_pause_secs = 1\nrequests_per_second = 1\nmax_retries = 1\ntimeout_secs = 1\ncache_dir = \"c\"";
+        let table = "groups = [\"a\"]\ntoken = \"t\"\ntoken_header = \"bearer\"\nurl = \"https://x\"\ninclude_subgroups = true\ninclude = []\nexclude = []\ntopics = []\nskip_archived = true\nskip_forks = true\ninherited_members = true\nnamespace = \"default\"\ncomponent_type = \"service\"\nlifecycle = \"production\"\ntopic_types = {}\npage_size = 10\nmax_rate_limit_pause_secs = 1\nrequests_per_second = 1\nmax_retries = 1\ntimeout_secs = 1\ncache_dir = \"c\"\nwebhook_secret = \"s\"";
         let parsed: toml::Table = toml::from_str(table).unwrap();
         let mut keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
         keys.sort_unstable();

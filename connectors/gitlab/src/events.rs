@@ -54,7 +54,7 @@ pub fn receive(settings: &Settings, delivery: &Delivery) -> Result<Received, Eve
                     "a push to a branch other than the default".into(),
                 ));
             }
-            if !touches_read_files(&body) {
+            if !surveyor_repofiles::forge::push_touches_read_files(&body) {
                 return Err(EventError::Ignored(
                     "a push that touches no file the catalog reads".into(),
                 ));
@@ -137,22 +137,6 @@ fn scope_of(settings: &Settings, path: &str) -> Result<String, EventError> {
         .ok_or_else(|| {
             EventError::Ignored(format!("{path:?} is under no group this connector crawls"))
         })
-}
-
-/// Whether a push's commits touch CODEOWNERS, a descriptor or a manifest. GitLab lists at most
-/// 20 commits: a longer push is assumed to touch them.
-fn touches_read_files(push: &Value) -> bool {
-    let commits = push["commits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if commits.len() >= 20 || push["total_commits_count"].as_u64().unwrap_or(0) > 20 {
-        return true;
-    }
-    commits
-        .iter()
-        .flat_map(|c| ["added", "modified", "removed"].map(|k| &c[k]))
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(Value::as_str)
-        .any(surveyor_repofiles::read_by_crawl)
 }
 
 #[cfg(test)]
