@@ -516,6 +516,24 @@ fn not_blank(text: Option<&str>) -> Option<String> {
     text.filter(|t| !t.trim().is_empty()).map(str::to_string)
 }
 
+/// Whether a forge's push payload (GitHub's or GitLab's: `commits[]` with `added`, `modified`
+/// and `removed` paths) touches a file a crawl reads ([`crate::read_by_crawl`]). Both list at
+/// most 20 commits: a longer push is assumed to touch one.
+pub fn push_touches_read_files(push: &Value) -> bool {
+    let commits = push["commits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
+    if commits.len() >= 20 || push["total_commits_count"].as_u64().unwrap_or(0) > 20 {
+        return true;
+    }
+    commits
+        .iter()
+        .chain(std::iter::once(&push["head_commit"]))
+        .flat_map(|c| ["added", "modified", "removed"].map(|k| &c[k]))
+        .filter_map(Value::as_array)
+        .flatten()
+        .filter_map(Value::as_str)
+        .any(crate::read_by_crawl)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -680,22 +698,4 @@ mod tests {
         let problems: Vec<String> = outcome.problems.iter().map(ToString::to_string).collect();
         assert_eq!(problems, ["acme/api:catalog-info.yml: binary"]);
     }
-}
-
-/// Whether a forge's push payload (GitHub's or GitLab's: `commits[]` with `added`, `modified`
-/// and `removed` paths) touches a file a crawl reads ([`crate::read_by_crawl`]). Both list at
-/// most 20 commits: a longer push is assumed to touch one.
-pub fn push_touches_read_files(push: &Value) -> bool {
-    let commits = push["commits"].as_array().map(Vec::as_slice).unwrap_or(&[]);
-    if commits.len() >= 20 || push["total_commits_count"].as_u64().unwrap_or(0) > 20 {
-        return true;
-    }
-    commits
-        .iter()
-        .chain(std::iter::once(&push["head_commit"]))
-        .flat_map(|c| ["added", "modified", "removed"].map(|k| &c[k]))
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(Value::as_str)
-        .any(crate::read_by_crawl)
 }
