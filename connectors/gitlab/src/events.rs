@@ -3,7 +3,6 @@
 //! group's members. Nothing here is taken as the truth.
 
 use serde_json::Value;
-use surveyor_http::webhook::same_secret;
 use surveyor_model::{Delivery, EventError, Received, Target};
 
 use crate::config::Settings;
@@ -19,7 +18,7 @@ pub fn receive(settings: &Settings, delivery: &Delivery) -> Result<Received, Eve
     let token = delivery
         .header("x-gitlab-token")
         .ok_or(EventError::Unauthorized)?;
-    if !same_secret(token, secret.expose()) {
+    if !secret.matches(token) {
         return Err(EventError::Unauthorized);
     }
     let event = delivery

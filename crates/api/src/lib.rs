@@ -267,15 +267,6 @@ async fn readyz(State(state): State<AppState>) -> Response {
     }
 }
 
-/// Constant-time comparison, so a token cannot be guessed byte by byte from response times.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
 async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let config = &state.config;
     // The scheme is case-insensitive (RFC 9110); anything but a bearer token presents nothing.
@@ -289,12 +280,11 @@ async fn auth(State(state): State<AppState>, request: Request, next: Next) -> Re
         .filter(|token| !token.is_empty());
     // A console visitor's cookie reads too (never triggers: a sync takes a bearer header).
     let cookie = console::cookie_token(request.headers());
-    let is =
-        |tokens: &[Secret]| presented.is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)));
+    let is = |tokens: &[Secret]| presented.is_some_and(|p| tokens.iter().any(|t| t.matches(p)));
     let cookie_is = |tokens: &[Secret]| {
         cookie
             .as_deref()
-            .is_some_and(|p| tokens.iter().any(|t| same(t.expose(), p)))
+            .is_some_and(|p| tokens.iter().any(|t| t.matches(p)))
     };
     // Backstage's catalog takes POSTs that only read (by-refs, validate-entity) or that it
     // refuses (locations); of its routes only a refresh starts a sync.

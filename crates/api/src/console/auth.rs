@@ -48,7 +48,7 @@ fn may_read(state: &AppState, token: &str) -> bool {
     c.read_tokens
         .iter()
         .chain(&c.trigger_tokens)
-        .any(|t| crate::same(t.expose(), token))
+        .any(|t| t.matches(token))
 }
 
 fn tokens_needed(state: &AppState) -> bool {
