@@ -85,6 +85,10 @@ impl Connector for Org {
         Ok(outcome)
     }
 
+    fn refreshes(&self) -> bool {
+        self.refreshes
+    }
+
     async fn refresh(
         &self,
         targets: &[Target],
@@ -459,6 +463,10 @@ async fn a_connector_that_cannot_refresh_is_crawled_whole_when_an_event_comes() 
         .find(|c| c.id == "gh")
         .expect("view");
     assert_eq!(view.last_status.as_deref(), Some("succeeded"));
+    // It was never asked to refresh: no failed run for each event in the runs table.
+    let runs = store.list_runs(Some("gh"), 10).await.expect("runs");
+    assert_eq!(runs.len(), 2, "the first crawl and the event's");
+    assert!(runs.iter().all(|r| r.status == "succeeded"), "{runs:?}");
     let _ = stop.send(true);
     let _ = task.await;
     ts.cleanup().await;

@@ -52,8 +52,9 @@ pub async fn run_connector(
 
 /// Re-reads only `targets` (what events named) and reconciles them as narrow scopes: what the
 /// source shows now is written, and nothing is deleted that the source did not confirm gone —
-/// so a forged or stale event costs at most a read. A connector that cannot refresh fails the
-/// run with [`ConnectorError::Unsupported`]; the caller then crawls it whole.
+/// so a forged or stale event costs at most a read. A connector that cannot refresh
+/// ([`Connector::refreshes`]) fails the run with [`ConnectorError::Unsupported`]: callers ask
+/// first, and crawl such a connector whole.
 pub async fn refresh_connector(
     store: &Store,
     connector: &dyn Connector,
@@ -173,7 +174,6 @@ async fn reconcile_crawl(
         run.abort().await;
         return Err(e);
     }
-    let refresh_unsupported = matches!(crawl, Err(ConnectorError::Unsupported(_)));
     let (mut outcome, error) = match crawl {
         Ok(outcome) => (outcome, None),
         Err(e) => (Outcome::default(), Some(connector_error(&e))),
@@ -261,7 +261,6 @@ async fn reconcile_crawl(
             w
         },
         error,
-        refresh_unsupported,
     })
 }
 

@@ -338,21 +338,14 @@ impl Worker {
         if targets.is_empty() {
             return;
         }
-        match self
-            .run_tick(Utc::now(), shutdown, Some(targets.clone()))
-            .await
-        {
-            Ran::Done => {}
-            Ran::Unsupported => {
-                self.run_tick(Utc::now(), shutdown, None).await;
-            }
-            Ran::LeaseHeld => {
-                let hints = Arc::clone(&self.hints);
-                tokio::spawn(async move {
-                    tokio::time::sleep(RETRY_HINTS_AFTER).await;
-                    hints.add(targets);
-                });
-            }
+        // A connector that cannot refresh is crawled whole: the same lease, the same retry.
+        let narrow = self.job.connector.refreshes().then(|| targets.clone());
+        if let Ran::LeaseHeld = self.run_tick(Utc::now(), shutdown, narrow).await {
+            let hints = Arc::clone(&self.hints);
+            tokio::spawn(async move {
+                tokio::time::sleep(RETRY_HINTS_AFTER).await;
+                hints.add(targets);
+            });
         }
     }
 
@@ -394,17 +387,12 @@ impl Worker {
             }
             .instrument(tracing::info_span!("scheduled_run", connector = %id, %tick, refreshing)),
         );
-        let mut unsupported = false;
         let deadline = tokio::time::sleep(self.job.timeout);
         tokio::pin!(deadline);
         let mut stopping: Option<std::pin::Pin<Box<tokio::time::Sleep>>> = None;
         let result: Result<String, String> = loop {
             tokio::select! {
                 r = &mut run => break match r {
-                    Ok(report) if report.refresh_unsupported => {
-                        unsupported = true;
-                        Ok("unsupported".into())
-                    }
                     Ok(report) => match report.status {
                         RunStatus::Succeeded => Ok("succeeded".into()),
                         other => Err(format!("{}{}", other.as_str(), report.error.map(|e| format!(": {e}")).unwrap_or_default())),
@@ -427,11 +415,6 @@ impl Worker {
         // row is marked abandoned by the next run of this connector, which holds the lease.
         drop(run);
         lease.release().await;
-        if unsupported {
-            // Nothing was read: the whole crawl that follows reports the run.
-            self.update(|s| s.running = false);
-            return Ran::Unsupported;
-        }
         match &result {
             Ok(_) => tracing::debug!(connector = %id, "scheduled run done"),
             Err(e) => tracing::warn!(connector = %id, error = %e, "run did not succeed"),
@@ -457,8 +440,6 @@ impl Worker {
 enum Ran {
     /// It ran (a crawl, or a refresh), whatever its outcome.
     Done,
-    /// The connector cannot refresh: crawl it instead.
-    Unsupported,
     /// Another process holds the lease.
     LeaseHeld,
 }

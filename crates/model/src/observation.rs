@@ -339,6 +339,12 @@ pub trait Connector: Send + Sync {
         )))
     }
 
+    /// Whether [`Connector::refresh`] can read a part of the source; a caller crawls whole a
+    /// connector that cannot, without asking it to refresh first.
+    fn refreshes(&self) -> bool {
+        false
+    }
+
     /// Reads only `targets` from the source, mapped as a crawl maps them: observations to
     /// `sink`, each target's scope reported [`Outcome::refreshed`] (or partial, or failed), and
     /// what the source says no longer exists in [`Outcome::gone`]. A connector without events

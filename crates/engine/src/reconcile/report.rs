@@ -259,10 +259,6 @@ pub struct RunReport {
     /// Things worth a look that do not make a scope partial (entities of non-Backstage kinds).
     pub warnings: Vec<String>,
     pub error: Option<String>,
-    /// A refresh the connector cannot do (it has no [`surveyor_model::Connector::refresh`]):
-    /// nothing was read; the caller crawls it whole instead.
-    #[serde(skip)]
-    pub refresh_unsupported: bool,
 }
 
 /// At most this many warnings are kept per run; the rest are counted.
