@@ -85,7 +85,7 @@ impl Connector for Org {
         Ok(outcome)
     }
 
-    fn refreshes(&self) -> bool {
+    fn refreshes(&self, _: &[Target]) -> bool {
         self.refreshes
     }
 

@@ -164,7 +164,8 @@ pub fn short_ref(text: &str, default_kind: Option<&str>) -> String {
 }
 
 /// A run's counts as a table cell: `+3 ~1 -0` (created, updated, deleted), then renames and
-/// restores when there were any, `=N` unchanged.
+/// restores when there were any, `=N` unchanged, and `?N` in a sweep: changes at the source
+/// that no event announced.
 pub fn counts_cell(counts: &serde_json::Value) -> String {
     let entities = counts.get("entities").unwrap_or(counts);
     let n = |k: &str| {
@@ -181,6 +182,13 @@ pub fn counts_cell(counts: &serde_json::Value) -> String {
         s.push_str(&format!(" ^{}", n("restored")));
     }
     s.push_str(&format!(" ={}", n("unchanged")));
+    // A sweep of a connector with events: what it found that no event announced.
+    if let Some(lost) = counts
+        .get("unannounced")
+        .and_then(serde_json::Value::as_u64)
+    {
+        s.push_str(&format!(" ?{lost}"));
+    }
     s
 }
 

@@ -160,6 +160,8 @@ async fn reconcile_crawl(
         now: Utc::now(),
         options,
     };
+    // The source's first crawl is a load, not a sweep.
+    let initial = known.is_empty();
     let mut run = RunState::new(store, job, known);
 
     let (sink, rx) = ObservationSink::channel(&source, 1024);
@@ -193,6 +195,11 @@ async fn reconcile_crawl(
     let mut counts = Counts::default();
     for r in &reports {
         counts.add(&r.counts);
+    }
+    // A sweep of a connector with events: what it found changed, no event announced.
+    if matches!(read, Read::Crawl) && connector.listens() && !initial {
+        let o = &counts.observations;
+        counts.unannounced = Some(o.new + o.changed + o.gone);
     }
     let refused = reports.iter().any(|r| !r.refused.is_empty());
     // Every scope failed (a refused credential, an unreachable API): nothing was read, so the

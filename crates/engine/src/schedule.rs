@@ -18,8 +18,8 @@ use std::time::Duration;
 use chrono::{DateTime, Local, Utc};
 use croner::Cron;
 use surveyor_model::{
-    Accepted, Connector, ConnectorMetric, ConnectorView, Control, Delivery, DeliveryRefusal,
-    Target, TriggerRefusal,
+    Accepted, Connector, ConnectorError, ConnectorMetric, ConnectorView, Control, Delivery,
+    DeliveryRefusal, Target, TriggerRefusal,
 };
 use surveyor_store::Store;
 use tokio::sync::{mpsc, watch};
@@ -252,11 +252,18 @@ impl Scheduler {
     /// Runs every job until `shutdown` turns true; returns when each has stopped.
     pub async fn run(mut self, shutdown: watch::Receiver<bool>) {
         let mut tasks = Vec::new();
+        let mut watches = Vec::new();
         for job in std::mem::take(&mut self.jobs) {
             let Some(triggers) = self.receivers.remove(&job.id) else {
                 continue;
             };
             let hints = self.handle.hints.get(&job.id).cloned().unwrap_or_default();
+            watches.push(tokio::spawn(follow_watch(
+                job.id.clone(),
+                Arc::clone(&job.connector),
+                Arc::clone(&hints),
+                shutdown.clone(),
+            )));
             let worker = Worker {
                 store: self.store.clone(),
                 options: self.options.clone(),
@@ -268,6 +275,43 @@ impl Scheduler {
         }
         for t in tasks {
             let _ = t.await;
+        }
+        for w in watches {
+            w.abort();
+        }
+    }
+}
+
+/// How long a watch that ended with an error waits before it starts again.
+const REWATCH_AFTER: Duration = Duration::from_secs(5);
+
+/// Runs `connector`'s watch, its hints queued like a webhook's, until shutdown; a watch that
+/// ends with an error is started again. A connector with nothing to watch returns at once.
+async fn follow_watch(
+    id: String,
+    connector: Arc<dyn Connector>,
+    hints: Arc<Hints>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let queue = Arc::clone(&hints);
+        let sink = surveyor_model::HintSink::new(move |targets| {
+            queue.add(targets);
+            true
+        });
+        let ended = tokio::select! {
+            r = connector.watch(sink) => r,
+            _ = shutdown.changed() => return,
+        };
+        match ended {
+            Ok(()) | Err(ConnectorError::Unsupported(_) | ConnectorError::Cancelled(_)) => return,
+            Err(e) => {
+                tracing::warn!(connector = %id, error = %e, "the watch stopped; starting it again");
+            }
+        }
+        tokio::select! {
+            () = tokio::time::sleep(REWATCH_AFTER) => {}
+            _ = shutdown.changed() => return,
         }
     }
 }
@@ -339,7 +383,11 @@ impl Worker {
             return;
         }
         // A connector that cannot refresh is crawled whole: the same lease, the same retry.
-        let narrow = self.job.connector.refreshes().then(|| targets.clone());
+        let narrow = self
+            .job
+            .connector
+            .refreshes(&targets)
+            .then(|| targets.clone());
         if let Ran::LeaseHeld = self.run_tick(Utc::now(), shutdown, narrow).await {
             let hints = Arc::clone(&self.hints);
             tokio::spawn(async move {

@@ -104,6 +104,10 @@ impl Collected {
 /// ```
 ///
 /// The method crawls one scope: `async fn crawl_org(&self, org: &str, crawl: Crawl<'_>) -> Crawled`.
+///
+/// Connectors with events add, in this order, any of: `receive |c, delivery| expr` (webhooks),
+/// `listens |c| expr`, `refresh |c, targets, sink| future, refreshes |c, targets| expr` (read
+/// a named part of the source) and `watch |c, hints| future`; see [`Connector`](crate::Connector).
 #[macro_export]
 macro_rules! connector {
     ($t:ident($config:ty, base_dir): $($crawl:tt)*) => {
@@ -130,7 +134,10 @@ macro_rules! connector {
     };
     (@crawl $t:ident: each |$c:ident| $scopes:expr => $method:ident
         $(, metrics |$m:ident| $metrics:expr)? $(, check |$k:ident| $check:expr)?
-        $(, receive |$rc:ident, $rd:ident| $receive:expr)?) => {
+        $(, receive |$rc:ident, $rd:ident| $receive:expr)?
+        $(, listens |$lc:ident| $listens:expr)?
+        $(, refresh |$fc:ident, $ft:ident, $fs:ident| $refresh:expr, refreshes |$qc:ident, $qt:ident| $refreshes:expr)?
+        $(, watch |$wc:ident, $wh:ident| $watch:expr)?) => {
         #[$crate::kit::async_trait]
         impl $crate::Connector for $t {
             fn id(&self) -> &str {
@@ -179,6 +186,39 @@ macro_rules! connector {
                 ) -> ::std::result::Result<$crate::Received, $crate::EventError> {
                     let ($rc, $rd) = (self, delivery);
                     $receive
+                }
+            )?
+
+            $(
+                fn listens(&self) -> bool {
+                    let $lc = self;
+                    $listens
+                }
+            )?
+
+            $(
+                fn refreshes(&self, targets: &[$crate::Target]) -> bool {
+                    let ($qc, $qt) = (self, targets);
+                    $refreshes
+                }
+
+                async fn refresh(
+                    &self,
+                    targets: &[$crate::Target],
+                    sink: $crate::ObservationSink,
+                ) -> ::std::result::Result<$crate::Outcome, $crate::ConnectorError> {
+                    let ($fc, $ft, $fs) = (self, targets, sink);
+                    $refresh.await
+                }
+            )?
+
+            $(
+                async fn watch(
+                    &self,
+                    hints: $crate::HintSink,
+                ) -> ::std::result::Result<(), $crate::ConnectorError> {
+                    let ($wc, $wh) = (self, hints);
+                    $watch.await
                 }
             )?
         }

@@ -19,8 +19,8 @@ pub use control::{Accepted, ConnectorView, Control, DeliveryRefusal, LeaseView, 
 pub use entity::{Entity, EntityError, FieldError, Metadata, Relation, inverse_relation};
 pub use kit::{Collected, ConfigError, ConnectorKind, Crawl, Crawled};
 pub use observation::{
-    Connector, ConnectorError, ConnectorMetric, Delivery, EventError, Observation, ObservationSink,
-    Outcome, Problem, Received, ScopeStatus, SinkClosed, Target,
+    Connector, ConnectorError, ConnectorMetric, Delivery, EventError, HintSink, Observation,
+    ObservationSink, Outcome, Problem, Received, ScopeStatus, SinkClosed, Target,
 };
 pub use refs::{DEFAULT_NAMESPACE, EntityRef, RefError};
 pub use secret::Secret;

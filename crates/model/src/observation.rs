@@ -304,6 +304,37 @@ pub struct Target {
     pub key: String,
 }
 
+/// Where a watch ([`Connector::watch`]) sends what changed: the scheduler's queue of targets
+/// to read again, coalesced with the webhooks'.
+#[derive(Clone)]
+pub struct HintSink {
+    send: std::sync::Arc<dyn Fn(Vec<Target>) -> bool + Send + Sync>,
+}
+
+impl HintSink {
+    /// A sink that hands each batch of targets to `send`, which answers false once nobody
+    /// takes them any more.
+    pub fn new(send: impl Fn(Vec<Target>) -> bool + Send + Sync + 'static) -> Self {
+        Self {
+            send: std::sync::Arc::new(send),
+        }
+    }
+
+    pub fn send(&self, targets: Vec<Target>) -> Result<(), SinkClosed> {
+        if targets.is_empty() || (self.send)(targets) {
+            Ok(())
+        } else {
+            Err(SinkClosed)
+        }
+    }
+}
+
+impl fmt::Debug for HintSink {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("HintSink")
+    }
+}
+
 /// A figure a connector keeps about its own work (requests sent, 304s, rate-limit headroom),
 /// exported on `/metrics` as `surveyor_connector_<name>{connector="<id>"}`.
 #[derive(Clone, Debug, PartialEq)]
@@ -339,10 +370,29 @@ pub trait Connector: Send + Sync {
         )))
     }
 
-    /// Whether [`Connector::refresh`] can read a part of the source; a caller crawls whole a
-    /// connector that cannot, without asking it to refresh first.
-    fn refreshes(&self) -> bool {
+    /// Whether [`Connector::refresh`] can read `targets` alone now (a connector may need a
+    /// crawl first, for the account-wide context its mapping uses); a caller crawls whole a
+    /// connector that cannot, without asking it to refresh.
+    fn refreshes(&self, targets: &[Target]) -> bool {
+        let _ = targets;
         false
+    }
+
+    /// Whether events are configured for this connector (a webhook secret, a watch): then a
+    /// crawl is a sweep, and what it changes is what no event announced.
+    fn listens(&self) -> bool {
+        false
+    }
+
+    /// Follows the source's changes as they happen (a Kubernetes watch) and sends each as
+    /// hints to `hints`, until that closes; it resumes after a dropped connection itself. By
+    /// default connectors have nothing to watch: [`ConnectorError::Unsupported`] at once.
+    async fn watch(&self, hints: HintSink) -> Result<(), ConnectorError> {
+        let _ = hints;
+        Err(ConnectorError::Unsupported(format!(
+            "the {} connector has nothing to watch",
+            self.kind()
+        )))
     }
 
     /// Reads only `targets` from the source, mapped as a crawl maps them: observations to

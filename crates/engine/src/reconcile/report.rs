@@ -47,6 +47,11 @@ impl Default for ReconcileOptions {
 pub struct Counts {
     pub observations: ObservationCounts,
     pub entities: EntityCounts,
+    /// In a sweep (a crawl of a connector with events, after its first): what the sweep found
+    /// new, changed or gone at the source, which no event announced — events lost, or changes
+    /// the source sends no event for. `None` for refreshes and connectors without events.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unannounced: Option<u64>,
 }
 
 impl Counts {
@@ -54,6 +59,9 @@ impl Counts {
     pub fn add(&mut self, other: &Counts) {
         self.observations.add(&other.observations);
         self.entities.add(&other.entities);
+        if let Some(n) = other.unannounced {
+            *self.unannounced.get_or_insert(0) += n;
+        }
     }
 }
 

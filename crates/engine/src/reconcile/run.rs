@@ -450,6 +450,7 @@ impl RunState<'_> {
         Counts {
             observations: self.seen.remove(scope).unwrap_or_default(),
             entities,
+            unannounced: None,
         }
     }
 
