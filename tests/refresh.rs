@@ -538,6 +538,19 @@ async fn a_signed_github_webhook_brings_a_change_in_without_waiting_for_the_sche
             .contains_key(&format!("component:default/{old}")),
         "a rename, not a copy"
     );
+    // The repository alone was read again (by node id), not the org.
+    let by_target = fake.stats().by_target;
+    assert_eq!(
+        by_target.get("graphql:repositories"),
+        Some(&1),
+        "{by_target:?}"
+    );
+    assert!(
+        by_target
+            .get("graphql:nodes")
+            .is_some_and(|n| (1..=3).contains(n)),
+        "{by_target:?}"
+    );
     served.stop().await;
     ts.cleanup().await;
 }
@@ -591,6 +604,62 @@ async fn a_gitlab_hook_with_the_secret_token_brings_a_new_project_in() {
         "{planted:?}"
     );
     until(async || surveyor_tests::owners(&store).await.len() == before + 1).await;
+    // The new project alone was read: its REST object and its files, no group listing again.
+    let by_target = fake.stats().by_target;
+    assert_eq!(by_target.get("rest:project"), Some(&1), "{by_target:?}");
+    assert_eq!(
+        by_target.get("rest:projects:acme"),
+        Some(&1),
+        "{by_target:?}"
+    );
     served.stop().await;
+    ts.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_sweep_counts_the_changes_no_event_announced() {
+    use surveyor_connector_github::{GithubConfig, GithubConnector};
+    use surveyor_sim::{FAKE_TOKEN, GithubFake, Org as SimOrg, OrgSpec};
+
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let fake = GithubFake::start(vec![SimOrg::generate(&OrgSpec::small())])
+        .await
+        .expect("fake");
+    let dir = tempfile::tempdir().expect("dir");
+    let github = |id: &str, secret: &str| {
+        let toml = format!(
+            "orgs = [\"acme\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"\n{secret}",
+            fake.url()
+        );
+        let config: GithubConfig = toml::from_str(&toml).expect("config");
+        GithubConnector::new(id, config, dir.path()).expect("connector")
+    };
+    let listening = github("listening", "webhook_secret = \"s\"");
+    let deaf = github("deaf", "");
+    let options = ReconcileOptions::default();
+    let sweep = async |c: &GithubConnector| {
+        run_connector(&store, c, &options)
+            .await
+            .expect("run")
+            .counts
+            .unannounced
+    };
+    assert_eq!(sweep(&listening).await, None, "a first crawl is a load");
+    assert_eq!(sweep(&deaf).await, None);
+    assert_eq!(sweep(&listening).await, Some(0), "nothing changed");
+
+    // Two changes while no event reached us (none is configured at the fake: all were lost).
+    fake.with_org("acme", |o| {
+        let mut plain = o
+            .repos
+            .iter_mut()
+            .filter(|r| r.active && !r.files.contains_key("catalog-info.yaml"));
+        plain.next().expect("a repo").description = "changed unannounced".into();
+        plain.next().expect("a repo").description = "changed unannounced too".into();
+    })
+    .expect("the org");
+    assert_eq!(sweep(&listening).await, Some(2));
+    assert_eq!(sweep(&deaf).await, None, "without events nothing is missed");
     ts.cleanup().await;
 }

@@ -14,7 +14,7 @@ use surveyor_http::{
 use tokio::sync::Mutex;
 
 use crate::config::{Auth, MIN_PAGE, Settings};
-use crate::queries::{OrgData, RateLimit};
+use crate::queries::{self, NodesData, OrgData, RateLimit, Rated, RepoNode};
 
 /// Why a request to GitHub did not give an answer the crawl can use. Messages never carry
 /// credentials: URLs are redacted by the HTTP layer and tokens never enter errors.
@@ -181,6 +181,44 @@ impl Api {
         Some(reset + Duration::from_secs(1))
     }
 
+    /// One GraphQL request; when GitHub says the quota is spent (another client shares it),
+    /// waits for the reset and asks again. The answer's errors are the caller's to read.
+    async fn graphql_answer<D: DeserializeOwned + Rated>(
+        &self,
+        query: &str,
+        variables: &Value,
+        what: &str,
+        retry_big: bool,
+    ) -> Result<GraphqlResponse<D>, ApiError> {
+        loop {
+            self.respect_reserve().await?;
+            let headers = self.headers().await?;
+            let response = self
+                .client
+                .graphql(headers, query, variables, retry_big)
+                .await?;
+            let parsed: GraphqlResponse<D> = response.parse(format!("GraphQL ({what})"))?;
+            if let Some(rate) = parsed.data.as_ref().and_then(Rated::rate_limit) {
+                self.reserve.set(self.note_rate_limit(&rate)).await;
+            }
+            // Documented as `RATE_LIMITED`; since 2025 also `RATE_LIMIT` with a code.
+            let rate_limited = parsed.errors.iter().any(|e| {
+                matches!(e.kind.as_deref(), Some("RATE_LIMITED" | "RATE_LIMIT"))
+                    || e.code.as_deref() == Some("graphql_rate_limit")
+            });
+            if rate_limited {
+                let reset = response
+                    .header("x-ratelimit-reset")
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .map(|s| UNIX_EPOCH + Duration::from_secs(s + 1))
+                    .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(60));
+                self.reserve.set(Some(reset)).await;
+                continue;
+            }
+            return Ok(parsed);
+        }
+    }
+
     /// One GraphQL request for an organisation-rooted query. `retry_big` says whether failures a
     /// smaller page could avoid are retried here (only once the page cannot shrink further).
     async fn graphql_once<T: DeserializeOwned>(
@@ -190,54 +228,79 @@ impl Api {
         org: &str,
         retry_big: bool,
     ) -> Result<T, ApiError> {
-        loop {
-            self.respect_reserve().await?;
-            let headers = self.headers().await?;
-            let response = self
-                .client
-                .graphql(headers, query, variables, retry_big)
-                .await?;
-            let parsed: GraphqlResponse<OrgData<T>> = response.parse(format!("GraphQL ({org})"))?;
-            if let Some(rate) = parsed.data.as_ref().and_then(|d| d.rate_limit) {
-                self.reserve.set(self.note_rate_limit(&rate)).await;
+        let parsed: GraphqlResponse<OrgData<T>> = self
+            .graphql_answer(query, variables, org, retry_big)
+            .await?;
+        if let Some(error) = parsed.errors.first() {
+            if error.kind.as_deref() == Some("NOT_FOUND") && error.depth() <= 1 {
+                return Err(ApiError::OrgNotFound(org.to_string()));
             }
-            if let Some(error) = parsed.errors.first() {
-                // Documented as `RATE_LIMITED`; since 2025 also `RATE_LIMIT` with a code.
-                let rate_limited = parsed.errors.iter().any(|e| {
-                    matches!(e.kind.as_deref(), Some("RATE_LIMITED" | "RATE_LIMIT"))
-                        || e.code.as_deref() == Some("graphql_rate_limit")
-                });
-                if rate_limited {
-                    // The quota ran out anyway (another client shares it): wait for the reset.
-                    let reset = response
-                        .header("x-ratelimit-reset")
-                        .and_then(|v| v.parse::<u64>().ok())
-                        .map(|s| UNIX_EPOCH + Duration::from_secs(s + 1))
-                        .unwrap_or_else(|| SystemTime::now() + Duration::from_secs(60));
-                    self.reserve.set(Some(reset)).await;
-                    continue;
-                }
-                if error.kind.as_deref() == Some("NOT_FOUND") && error.depth() <= 1 {
-                    return Err(ApiError::OrgNotFound(org.to_string()));
-                }
-                // Errors inside nodes (a SAML-protected or forbidden item comes back as `null`
-                // beside its error): the rest of the page is good; the org is partial.
-                let inside_nodes = parsed.errors.iter().all(|e| e.depth() > 1);
-                if inside_nodes && let Some(data) = parsed.data.and_then(|d| d.organization) {
-                    let mut notes = self.field_errors.lock().await;
-                    notes.extend(parsed.errors.iter().map(ToString::to_string));
-                    return Ok(data);
-                }
-                return Err(ApiError::Graphql {
-                    kind: error.kind.clone(),
-                    message: error.message.clone(),
-                });
+            // Errors inside nodes (a SAML-protected or forbidden item comes back as `null`
+            // beside its error): the rest of the page is good; the org is partial.
+            let inside_nodes = parsed.errors.iter().all(|e| e.depth() > 1);
+            if inside_nodes && let Some(data) = parsed.data.and_then(|d| d.organization) {
+                let mut notes = self.field_errors.lock().await;
+                notes.extend(parsed.errors.iter().map(ToString::to_string));
+                return Ok(data);
             }
-            return parsed
-                .data
-                .and_then(|d| d.organization)
-                .ok_or_else(|| ApiError::OrgNotFound(org.to_string()));
+            return Err(ApiError::Graphql {
+                kind: error.kind.clone(),
+                message: error.message.clone(),
+            });
         }
+        parsed
+            .data
+            .and_then(|d| d.organization)
+            .ok_or_else(|| ApiError::OrgNotFound(org.to_string()))
+    }
+
+    /// Repositories by node id in one request (at most 100 ids), in the order asked: `None`
+    /// where GitHub says the id resolves to nothing (`NOT_FOUND`: deleted, or out of these
+    /// credentials' sight, where an org's listing would not show it either). Any other error
+    /// about an item (forbidden, behind SAML) fails the read: it is not an absence.
+    pub async fn repositories_by_id(
+        &self,
+        ids: &[String],
+    ) -> Result<Vec<Option<RepoNode>>, ApiError> {
+        let query = queries::repositories_by_id_query();
+        let variables = json!({ "ids": ids });
+        let parsed: GraphqlResponse<NodesData<RepoNode>> = self
+            .graphql_answer(&query, &variables, "repositories by id", true)
+            .await?;
+        let mut missing = std::collections::BTreeSet::new();
+        for e in &parsed.errors {
+            match (e.kind.as_deref(), e.path.as_slice()) {
+                (Some("NOT_FOUND"), [Value::String(f), Value::Number(i)]) if f == "nodes" => {
+                    missing.insert(i.as_u64().unwrap_or(u64::MAX) as usize);
+                }
+                _ => {
+                    return Err(ApiError::Graphql {
+                        kind: e.kind.clone(),
+                        message: e.message.clone(),
+                    });
+                }
+            }
+        }
+        let nodes = parsed.data.map(|d| d.nodes).unwrap_or_default();
+        if nodes.len() != ids.len() {
+            return Err(ApiError::Graphql {
+                kind: None,
+                message: format!("asked for {} repositories, got {}", ids.len(), nodes.len()),
+            });
+        }
+        nodes
+            .into_iter()
+            .enumerate()
+            .map(|(i, node)| match node {
+                Some(n) => Ok(Some(n)),
+                None if missing.contains(&i) => Ok(None),
+                // A null without a NOT_FOUND beside it says nothing about the repository.
+                None => Err(ApiError::Graphql {
+                    kind: None,
+                    message: format!("repository {} came back empty without a reason", ids[i]),
+                }),
+            })
+            .collect()
     }
 
     /// A GraphQL page of `first` items; on a failure a smaller page may avoid, halves `first`

@@ -14,10 +14,13 @@ mod queries;
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
-use surveyor_model::{ConfigError, Crawl, Crawled, Observation, Outcome};
+use surveyor_model::{
+    ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome,
+    ScopeStatus, Target,
+};
 use surveyor_repofiles::Flavor;
 use surveyor_repofiles::forge::{self, Built};
 
@@ -39,6 +42,8 @@ pub struct GithubConnector {
     id: String,
     settings: Arc<Settings>,
     api: Api,
+    /// Per org (lower case), what its last complete crawl read that a refresh needs.
+    memory: Mutex<BTreeMap<String, forge::Memory>>,
 }
 
 impl GithubConnector {
@@ -51,6 +56,7 @@ impl GithubConnector {
             id: id.to_string(),
             settings,
             api,
+            memory: Mutex::default(),
         })
     }
 
@@ -191,12 +197,95 @@ impl GithubConnector {
             .filter(|r| self.keeps(r))
             .map(|r| self.build_repo(org, r, &login_by_email, outcome))
             .collect();
+        let memory = forge::Memory::new(login_by_email, &built);
         forge::send(built, org, sink).await?;
         for note in self.api.take_field_errors().await {
             outcome.partial(org, format!("GraphQL: {note}"));
         }
         outcome.complete(org);
+        // Only a whole read is worth refreshing from.
+        if outcome.status(org) == Some(&ScopeStatus::Complete)
+            && let Ok(mut m) = self.memory.lock()
+        {
+            m.insert(org.to_lowercase(), memory);
+        }
         Ok(())
+    }
+
+    /// Whether `targets` can be read alone: repositories of orgs crawled whole before.
+    fn reads_alone(&self, targets: &[Target]) -> bool {
+        let Ok(memory) = self.memory.lock() else {
+            return false;
+        };
+        targets
+            .iter()
+            .all(|t| t.kind == "repository" && memory.contains_key(&t.scope.to_lowercase()))
+    }
+
+    /// Reads the repositories events named, 100 to a request, mapped as a crawl maps them: a
+    /// repository GitHub no longer resolves, that moved to another org, or that the filters no
+    /// longer keep is confirmed gone; a failed read fails its org, deleting nothing.
+    async fn refresh_repos(
+        &self,
+        targets: &[Target],
+        sink: ObservationSink,
+    ) -> Result<Outcome, ConnectorError> {
+        let mut outcome = Outcome::default();
+        let mut by_org: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in targets {
+            by_org
+                .entry(t.scope.clone())
+                .or_default()
+                .push(t.key.clone());
+        }
+        for (org, ids) in by_org {
+            let by_email = match self.memory.lock() {
+                Ok(m) => m.get(&org.to_lowercase()).map(|m| Arc::clone(&m.by_email)),
+                Err(_) => None,
+            };
+            let Some(by_email) = by_email else {
+                outcome.failed(&org, "a refresh before the org was crawled whole");
+                continue;
+            };
+            let mut built = Vec::new();
+            let mut gone = Vec::new();
+            let mut failed = None;
+            for chunk in ids.chunks(100) {
+                match self.api.repositories_by_id(chunk).await {
+                    Ok(nodes) => {
+                        for (id, node) in chunk.iter().zip(nodes) {
+                            let ours = node.as_ref().is_some_and(|r| {
+                                r.name_with_owner
+                                    .split_once('/')
+                                    .is_some_and(|(owner, _)| owner.eq_ignore_ascii_case(&org))
+                            });
+                            match node {
+                                Some(r) if ours && self.keeps(&r) => {
+                                    built.push(self.build_repo(&org, &r, &by_email, &mut outcome));
+                                }
+                                _ => gone.push(id.clone()),
+                            }
+                        }
+                    }
+                    Err(e) => {
+                        failed = Some(format!("repositories by id: {e}"));
+                        break;
+                    }
+                }
+            }
+            if let Some(reason) = failed {
+                outcome.failed(&org, reason);
+                continue;
+            }
+            if let Ok(mut m) = self.memory.lock()
+                && let Some(memory) = m.get_mut(&org.to_lowercase())
+            {
+                memory.refreshed(&mut built, &gone, &org, &mut outcome);
+            }
+            forge::send_linked(built, &org, &sink).await?;
+            outcome.refreshed(&org);
+        }
+        Ok(outcome)
     }
 
     fn keeps(&self, repo: &RepoNode) -> bool {
@@ -337,7 +426,10 @@ fn short_id(id: &str) -> String {
 
 surveyor_model::connector!(GithubConnector(GithubConfig, base_dir):
     each |c| &c.settings.orgs => crawl_org, metrics |c| c.api.http().connector_metrics(),
-    receive |c, delivery| events::receive(&c.settings, delivery));
+    receive |c, delivery| events::receive(&c.settings, delivery),
+    listens |c| c.settings.webhook_secret.is_some(),
+    refresh |c, targets, sink| c.refresh_repos(targets, sink),
+    refreshes |c, targets| c.reads_alone(targets));
 
 #[cfg(test)]
 mod tests;

@@ -21,8 +21,8 @@ pub const FILES: &[(&str, &str)] = &[
     ("pomXml", "pom.xml"),
 ];
 
-/// One page of an organisation's repositories with their files.
-pub fn repositories_query() -> String {
+/// The fields read of each repository, its files included.
+fn repository_fields() -> String {
     let mut files = String::new();
     for (alias, path) in FILES {
         files.push_str(&format!(
@@ -30,14 +30,7 @@ pub fn repositories_query() -> String {
         ));
     }
     format!(
-        r#"query Repositories($login: String!, $first: Int!, $after: String) {{
-  rateLimit {{ limit cost remaining resetAt }}
-  organization(login: $login) {{
-    repositories(first: $first, after: $after, orderBy: {{field: CREATED_AT, direction: ASC}}) {{
-      totalCount
-      pageInfo {{ hasNextPage endCursor }}
-      nodes {{
-        id
+        r#"        id
         name
         nameWithOwner
         description
@@ -49,10 +42,39 @@ pub fn repositories_query() -> String {
         primaryLanguage {{ name }}
         repositoryTopics(first: 20) {{ nodes {{ topic {{ name }} }} }}
         defaultBranchRef {{ name }}
-{files}      }}
+{files}"#
+    )
+}
+
+/// One page of an organisation's repositories with their files.
+pub fn repositories_query() -> String {
+    format!(
+        r#"query Repositories($login: String!, $first: Int!, $after: String) {{
+  rateLimit {{ limit cost remaining resetAt }}
+  organization(login: $login) {{
+    repositories(first: $first, after: $after, orderBy: {{field: CREATED_AT, direction: ASC}}) {{
+      totalCount
+      pageInfo {{ hasNextPage endCursor }}
+      nodes {{
+{}      }}
     }}
   }}
-}}"#
+}}"#,
+        repository_fields()
+    )
+}
+
+/// Repositories by node id (what events named), with the same fields as a crawl reads.
+pub fn repositories_by_id_query() -> String {
+    format!(
+        r#"query RepositoriesById($ids: [ID!]!) {{
+  rateLimit {{ limit cost remaining resetAt }}
+  nodes(ids: $ids) {{
+    ... on Repository {{
+{}    }}
+  }}
+}}"#,
+        repository_fields()
     )
 }
 
@@ -106,6 +128,31 @@ pub struct RateLimit {
 pub struct OrgData<T> {
     pub rate_limit: Option<RateLimit>,
     pub organization: Option<T>,
+}
+
+/// An answer that may say how the quota stands.
+pub trait Rated {
+    fn rate_limit(&self) -> Option<RateLimit>;
+}
+
+impl<T> Rated for OrgData<T> {
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
+}
+
+/// The answer to a `nodes(ids:)` query.
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodesData<T> {
+    pub rate_limit: Option<RateLimit>,
+    pub nodes: Vec<Option<T>>,
+}
+
+impl<T> Rated for NodesData<T> {
+    fn rate_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -475,3 +475,133 @@ async fn a_quota_spent_by_someone_else_is_waited_for() {
         assert_eq!(got.of_kind("Component").len(), small().repos.len());
     }
 }
+
+fn repo_target(id: &str) -> Target {
+    Target {
+        scope: "acme".into(),
+        kind: "repository".into(),
+        key: id.into(),
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_maps_each_repository_as_a_crawl_does() {
+    let org = small();
+    let fake = GithubFake::start(vec![org.clone()]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = connector(&fake, dir.path(), "");
+    let all: Vec<Target> = org
+        .live_repos()
+        .map(|r| repo_target(&surveyor_sim::github::repo_node_id(r)))
+        .collect();
+    assert!(
+        !c.refreshes(&all),
+        "nothing to refresh from before a whole crawl"
+    );
+
+    let crawled = crawl(&c).await;
+    assert!(c.refreshes(&all));
+    let team = Target {
+        kind: "team".into(),
+        ..repo_target("T_x")
+    };
+    assert!(
+        !c.refreshes(&[team]),
+        "a team is not read alone: the org is crawled"
+    );
+
+    let before = c.stats().graphql_requests;
+    let got = Collected::refresh(&c, &all).await.unwrap();
+    assert_eq!(
+        c.stats().graphql_requests - before,
+        all.len().div_ceil(100) as u64,
+        "one request per 100 repositories"
+    );
+    assert_eq!(
+        got.outcome.status("acme"),
+        Some(&ScopeStatus::Refreshed),
+        "{:?}",
+        got.outcome
+    );
+    assert!(got.outcome.gone.is_empty(), "{:?}", got.outcome.gone);
+    // Owners from CODEOWNERS by email, dependsOn from every producer, descriptors laid over:
+    // the same entities a crawl made.
+    let components = crawled.of_kind("Component");
+    assert!(
+        components
+            .iter()
+            .any(|o| o.entity.spec.contains_key("dependsOn")),
+        "the org has internal dependencies to check"
+    );
+    for o in crawled
+        .observations
+        .iter()
+        .filter(|o| o.entity.kind != "User" && o.entity.kind != "Group")
+    {
+        let again = got
+            .observations
+            .iter()
+            .find(|r| r.external_id == o.external_id)
+            .unwrap_or_else(|| panic!("{} refreshed", o.external_id));
+        assert_eq!(again.entity, o.entity, "{}", o.external_id);
+        assert_eq!(again.declared, o.declared, "{}", o.external_id);
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_confirms_gone_only_what_github_says_is_gone() {
+    let org = small();
+    let fake = GithubFake::start(vec![org.clone()]).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = connector(&fake, dir.path(), "");
+    crawl(&c).await;
+    // Three repositories whose names their descriptors do not set.
+    let plain: Vec<u64> = org
+        .live_repos()
+        .filter(|r| !r.files.contains_key("catalog-info.yaml"))
+        .map(|r| r.id)
+        .take(3)
+        .collect();
+    let node = |id: u64| {
+        let r = org.repos.iter().find(|r| r.id == id).expect("repo");
+        surveyor_sim::github::repo_node_id(r)
+    };
+    let (renamed, deleted, kept) = (&node(plain[0]), &node(plain[1]), &node(plain[2]));
+    fake.with_org("acme", |o| {
+        for r in &mut o.repos {
+            if r.id == plain[0] {
+                r.name = "renamed-by-event".into();
+            } else if r.id == plain[1] {
+                r.active = false;
+            }
+        }
+    });
+    let targets = [
+        repo_target(renamed),
+        repo_target(deleted),
+        repo_target(kept),
+        repo_target("R_never_was"),
+    ];
+    let got = Collected::refresh(&c, &targets).await.unwrap();
+    let gone = &got.outcome.gone["acme"];
+    assert!(gone.contains(deleted.as_str()), "{gone:?}");
+    assert!(gone.contains("R_never_was"), "{gone:?}");
+    assert!(!gone.contains(renamed.as_str()) && !gone.contains(kept.as_str()));
+    let renamed_now = got
+        .observations
+        .iter()
+        .find(|o| &o.external_id == renamed)
+        .expect("the renamed repository is read");
+    assert_eq!(renamed_now.entity.metadata.name, "renamed-by-event");
+
+    // A read that fails confirms nothing and fails the org.
+    fake.add_fault(Fault::new("graphql:nodes", FaultAction::Status(502)));
+    let got = Collected::refresh(&c, &targets).await.unwrap();
+    assert!(
+        matches!(got.outcome.status("acme"), Some(ScopeStatus::Failed { .. })),
+        "{:?}",
+        got.outcome
+    );
+    assert!(got.outcome.gone.is_empty(), "{:?}", got.outcome.gone);
+    assert!(got.observations.is_empty());
+}

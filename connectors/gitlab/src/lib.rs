@@ -26,11 +26,12 @@ mod queries;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde_json::json;
 use surveyor_model::{
     ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome,
+    ScopeStatus, Target,
 };
 use surveyor_repofiles::Flavor;
 use surveyor_repofiles::forge::{self, Built};
@@ -57,6 +58,17 @@ pub struct GitlabConnector {
     id: String,
     settings: Arc<Settings>,
     api: Arc<Api>,
+    /// Per scope (as configured), what its last complete crawl read that a refresh needs.
+    memory: Mutex<BTreeMap<String, GroupMemory>>,
+}
+
+/// What refreshing one project needs from its group's last whole crawl.
+struct GroupMemory {
+    /// The root group's full path, as GitLab spells it.
+    root: String,
+    forge: forge::Memory,
+    /// Project id -> its component's name (names depend on the listing: earlier ones win).
+    names: BTreeMap<u64, String>,
 }
 
 /// Everything about a group's people: its groups, their members and the members' profiles.
@@ -89,6 +101,7 @@ impl GitlabConnector {
             id: id.to_string(),
             settings,
             api: Arc::new(api),
+            memory: Mutex::default(),
         })
     }
 
@@ -141,17 +154,175 @@ impl GitlabConnector {
             scope,
             username_by_email: &username_by_email,
         };
+        let names: BTreeMap<u64, String> = listed.iter().map(|l| l.project.id).zip(names).collect();
         let built: Vec<Built> = listed
             .iter()
-            .zip(names)
-            .filter_map(|(l, name)| {
+            .filter_map(|l| {
                 let node = l.node.as_ref()?;
+                let name = names.get(&l.project.id)?.clone();
                 Some(self.build_project(&ctx, &l.project, node, name, outcome))
             })
             .collect();
+        let memory = GroupMemory {
+            forge: forge::Memory::new(username_by_email, &built),
+            root,
+            names,
+        };
         forge::send(built, scope, sink).await?;
         outcome.complete(scope);
+        // Only a whole read is worth refreshing from.
+        if outcome.status(scope) == Some(&ScopeStatus::Complete)
+            && let Ok(mut m) = self.memory.lock()
+        {
+            m.insert(scope.to_string(), memory);
+        }
         Ok(())
+    }
+
+    /// Whether `targets` can be read alone: projects of groups crawled whole before.
+    fn reads_alone(&self, targets: &[Target]) -> bool {
+        let Ok(memory) = self.memory.lock() else {
+            return false;
+        };
+        targets
+            .iter()
+            .all(|t| t.kind == "project" && memory.contains_key(&t.scope))
+    }
+
+    /// Reads the projects events named (each by REST, their files in one GraphQL query per
+    /// scope), mapped as a crawl maps them: a project GitLab no longer has (404), that moved
+    /// out of the group, or that the filters no longer keep is confirmed gone; a failed read
+    /// fails its scope, deleting nothing.
+    async fn refresh_projects(
+        &self,
+        targets: &[Target],
+        sink: ObservationSink,
+    ) -> Result<Outcome, ConnectorError> {
+        let mut outcome = Outcome::default();
+        let mut by_scope: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+        for t in targets {
+            match t.key.parse::<u64>() {
+                Ok(id) => {
+                    by_scope.entry(&t.scope).or_default().insert(id);
+                }
+                Err(_) => outcome.failed(&t.scope, format!("{:?} is not a project id", t.key)),
+            }
+        }
+        for (scope, ids) in by_scope {
+            let known = self.memory.lock().ok().and_then(|m| {
+                m.get(scope)
+                    .map(|g| (g.root.clone(), Arc::clone(&g.forge.by_email)))
+            });
+            let Some((root, by_email)) = known else {
+                outcome.failed(scope, "a refresh before the group was crawled whole");
+                continue;
+            };
+            match self.read_projects(scope, &root, &ids).await {
+                Err(reason) => outcome.failed(scope, reason),
+                Ok((listed, gone)) => {
+                    let ctx = GroupContext {
+                        root: &root,
+                        scope,
+                        username_by_email: &by_email,
+                    };
+                    let mut built = Vec::new();
+                    for l in &listed {
+                        let Some(node) = &l.node else { continue };
+                        let name = self.remembered_name(scope, &root, &l.project);
+                        built.push(self.build_project(&ctx, &l.project, node, name, &mut outcome));
+                    }
+                    let gone: Vec<String> = gone.into_iter().map(project_gid).collect();
+                    if let Ok(mut m) = self.memory.lock()
+                        && let Some(g) = m.get_mut(scope)
+                    {
+                        g.forge.refreshed(&mut built, &gone, scope, &mut outcome);
+                    }
+                    forge::send_linked(built, scope, &sink).await?;
+                    outcome.refreshed(scope);
+                }
+            }
+        }
+        Ok(outcome)
+    }
+
+    /// The projects `ids` now, with their files, and those no longer in the catalog's view of
+    /// `root`; or why they could not be read.
+    async fn read_projects(
+        &self,
+        scope: &str,
+        root: &str,
+        ids: &BTreeSet<u64>,
+    ) -> Result<(Vec<Listed>, Vec<u64>), String> {
+        let mut kept = Vec::new();
+        let mut gone = Vec::new();
+        let under = format!("{}/", root.to_lowercase());
+        for id in ids {
+            match self
+                .api
+                .rest_object::<RestProject>(&format!("/projects/{id}"))
+                .await
+            {
+                Ok(p) => {
+                    let path = p.path_with_namespace.to_lowercase();
+                    let namespace = path.rsplit_once('/').map_or("", |(ns, _)| ns);
+                    let inside = path.starts_with(&under)
+                        && (self.settings.include_subgroups || namespace == root.to_lowercase());
+                    if inside && self.keeps(&p) {
+                        kept.push(p);
+                    } else {
+                        gone.push(*id);
+                    }
+                }
+                Err(e) if e.is_not_found() => gone.push(*id),
+                Err(e) => return Err(format!("project {id} in {scope}: {e}")),
+            }
+        }
+        let ids: Vec<u64> = kept.iter().map(|p| p.id).collect();
+        let extra = json!({"paths": FILES});
+        let batch = self
+            .api
+            .by_ids::<ProjectNode>(PROJECT_FILES, "projects", &ids, project_gid, &extra)
+            .await;
+        if let Some((id, why)) = batch.failed.first() {
+            return Err(format!("files of project {id}: {why}"));
+        }
+        let mut nodes: BTreeMap<u64, ProjectNode> = batch
+            .nodes
+            .into_iter()
+            .filter_map(|n| Some((gid_number(&n.id)?, n)))
+            .collect();
+        let mut listed = Vec::new();
+        for project in kept {
+            let Some(node) = nodes.remove(&project.id) else {
+                return Err(format!(
+                    "files of project {}: not returned by GraphQL",
+                    project.id
+                ));
+            };
+            listed.push(Listed {
+                project,
+                node: Some(node),
+            });
+        }
+        Ok((listed, gone))
+    }
+
+    /// A refreshed project's component name: the one its group's last crawl gave it, or, for
+    /// a project new since, the first candidate no other project holds (it is listed last).
+    fn remembered_name(&self, scope: &str, root: &str, project: &RestProject) -> String {
+        let Ok(mut m) = self.memory.lock() else {
+            return name_for(root, project, &BTreeSet::new());
+        };
+        let Some(g) = m.get_mut(scope) else {
+            return name_for(root, project, &BTreeSet::new());
+        };
+        if let Some(name) = g.names.get(&project.id) {
+            return name.clone();
+        }
+        let taken: BTreeSet<String> = g.names.values().cloned().collect();
+        let name = name_for(root, project, &taken);
+        g.names.insert(project.id, name.clone());
+        name
     }
 
     /// Groups (with their members) and Users.
@@ -488,28 +659,32 @@ fn component_names(root: &str, listed: &[Listed]) -> Vec<String> {
     listed
         .iter()
         .map(|l| {
-            let p = &l.project;
-            let with_id = |base: &str| {
-                let suffix = format!("-{}", p.id);
-                let head: String = base.chars().take(63 - suffix.len()).collect();
-                let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
-                format!("{head}{suffix}")
-            };
-            let base = map::entity_name(&p.path).unwrap_or_else(|| format!("project-{}", p.id));
-            let candidates = [
-                Some(base.clone()),
-                map::group_name(root, &p.path_with_namespace),
-                Some(with_id(&base)),
-            ];
-            let name = candidates
-                .into_iter()
-                .flatten()
-                .find(|c| !taken.contains(c))
-                .unwrap_or_else(|| with_id(&base));
+            let name = name_for(root, &l.project, &taken);
             taken.insert(name.clone());
             name
         })
         .collect()
+}
+
+/// A project's component name when `taken` are held by projects listed before it.
+fn name_for(root: &str, p: &RestProject, taken: &BTreeSet<String>) -> String {
+    let with_id = |base: &str| {
+        let suffix = format!("-{}", p.id);
+        let head: String = base.chars().take(63 - suffix.len()).collect();
+        let head = head.trim_end_matches(|c: char| !c.is_ascii_alphanumeric());
+        format!("{head}{suffix}")
+    };
+    let base = map::entity_name(&p.path).unwrap_or_else(|| format!("project-{}", p.id));
+    let candidates = [
+        Some(base.clone()),
+        map::group_name(root, &p.path_with_namespace),
+        Some(with_id(&base)),
+    ];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|c| !taken.contains(c))
+        .unwrap_or_else(|| with_id(&base))
 }
 
 /// A group path as one URL path segment (`acme/platform` -> `acme%2Fplatform`).
@@ -526,7 +701,10 @@ fn encode_path(path: &str) -> String {
 
 surveyor_model::connector!(GitlabConnector(GitlabConfig, base_dir):
     each |c| &c.settings.groups => crawl_group, metrics |c| c.api.http().connector_metrics(),
-    receive |c, delivery| events::receive(&c.settings, delivery));
+    receive |c, delivery| events::receive(&c.settings, delivery),
+    listens |c| c.settings.webhook_secret.is_some(),
+    refresh |c, targets, sink| c.refresh_projects(targets, sink),
+    refreshes |c, targets| c.reads_alone(targets));
 
 #[cfg(test)]
 mod tests;

@@ -523,3 +523,118 @@ async fn a_closed_sink_cancels_the_crawl() {
     let err = c.crawl(sink).await.unwrap_err();
     assert!(matches!(err, ConnectorError::Cancelled(SinkClosed)));
 }
+
+fn project_target(id: u64) -> Target {
+    Target {
+        scope: "acme".into(),
+        kind: "project".into(),
+        key: id.to_string(),
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_maps_each_project_as_a_crawl_does() {
+    let org = small();
+    let fake = GitlabFake::start_with(org.clone(), every_other)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = connector(&fake, dir.path(), "");
+    let all: Vec<Target> = served(&org).iter().map(|r| project_target(r.id)).collect();
+    assert!(
+        !c.refreshes(&all),
+        "nothing to refresh from before a whole crawl"
+    );
+    let crawled = crawl(&c).await;
+    assert!(c.refreshes(&all));
+    let members = Target {
+        kind: "members".into(),
+        ..project_target(1)
+    };
+    assert!(!c.refreshes(&[members]), "members are read with the group");
+
+    let before = fake.stats().requests;
+    let got = Collected::refresh(&c, &all[..1]).await.unwrap();
+    assert_eq!(
+        fake.stats().requests - before,
+        2,
+        "one project: its REST object and its files"
+    );
+    assert_eq!(got.outcome.status("acme"), Some(&ScopeStatus::Refreshed));
+
+    let got = Collected::refresh(&c, &all).await.unwrap();
+    assert_eq!(
+        got.outcome.status("acme"),
+        Some(&ScopeStatus::Refreshed),
+        "{:?}",
+        got.outcome
+    );
+    assert!(got.outcome.gone.is_empty(), "{:?}", got.outcome.gone);
+    assert!(
+        crawled
+            .of_kind("Component")
+            .iter()
+            .any(|o| o.entity.spec.contains_key("dependsOn")),
+        "the group has internal dependencies to check"
+    );
+    // Names, owners, dependsOn, descriptors: the same entities a crawl made.
+    for o in crawled
+        .observations
+        .iter()
+        .filter(|o| o.entity.kind != "User" && o.entity.kind != "Group")
+    {
+        let again = got
+            .observations
+            .iter()
+            .find(|r| r.external_id == o.external_id)
+            .unwrap_or_else(|| panic!("{} refreshed", o.external_id));
+        assert_eq!(again.entity, o.entity, "{}", o.external_id);
+        assert_eq!(again.declared, o.declared, "{}", o.external_id);
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_confirms_gone_only_what_gitlab_says_is_gone() {
+    let org = small();
+    let fake = GitlabFake::start_with(org.clone(), every_other)
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let c = connector(&fake, dir.path(), "");
+    crawl(&c).await;
+    let ids: Vec<u64> = served(&org).iter().map(|r| r.id).take(2).collect();
+    fake.with_org(|o| {
+        for r in &mut o.repos {
+            if r.id == ids[0] {
+                r.active = false;
+            }
+        }
+    });
+    let targets = [
+        project_target(ids[0]),
+        project_target(ids[1]),
+        project_target(999_999_999),
+    ];
+    let got = Collected::refresh(&c, &targets).await.unwrap();
+    let gone = &got.outcome.gone["acme"];
+    let gid = |id: u64| format!("gid://gitlab/Project/{id}");
+    assert!(gone.contains(&gid(ids[0])), "{gone:?}");
+    assert!(gone.contains(&gid(999_999_999)), "{gone:?}");
+    assert!(!gone.contains(&gid(ids[1])), "{gone:?}");
+    assert!(
+        got.observations
+            .iter()
+            .any(|o| o.external_id == gid(ids[1]))
+    );
+
+    // A read that fails confirms nothing and fails the group.
+    fake.add_fault(Fault::new("rest:project", FaultAction::Status(500)));
+    let got = Collected::refresh(&c, &targets).await.unwrap();
+    assert!(
+        matches!(got.outcome.status("acme"), Some(ScopeStatus::Failed { .. })),
+        "{:?}",
+        got.outcome
+    );
+    assert!(got.outcome.gone.is_empty(), "{:?}", got.outcome.gone);
+    assert!(got.observations.is_empty());
+}

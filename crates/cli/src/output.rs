@@ -262,6 +262,11 @@ pub fn run_notes(connector: &str, report: &RunReport, notes: Notes) {
             eprintln!("{connector}: warning: {w}");
         }
     }
+    if let Some(lost) = report.counts.unannounced.filter(|n| *n > 0) {
+        eprintln!(
+            "{connector}: this sweep found {lost} changes no event announced (events lost, or changes the source sends no event for); they are in the catalog now"
+        );
+    }
     if let Some(e) = &report.error {
         eprintln!("{connector}: {e}");
     }
@@ -305,6 +310,10 @@ mod tests {
                 &serde_json::json!({"entities": {"created": 3, "updated": 1, "deleted": 0, "unchanged": 5}})
             ),
             "+3 ~1 -0 =5"
+        );
+        assert_eq!(
+            counts_cell(&serde_json::json!({"entities": {"updated": 2}, "unannounced": 2})),
+            "+0 ~2 -0 =0 ?2"
         );
     }
 }

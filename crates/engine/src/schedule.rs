@@ -378,6 +378,9 @@ impl Worker {
     /// cannot refresh is crawled whole. When another replica holds the lease, the targets wait
     /// and are tried again shortly: that replica may have read them before they changed.
     async fn refresh(&self, shutdown: &mut watch::Receiver<bool>) {
+        // The events of one change come together (a new repository: its creation, then a
+        // push): let them gather, so they are one read.
+        tokio::time::sleep(HINTS_SETTLE).await;
         let targets = self.hints.take();
         if targets.is_empty() {
             return;
@@ -491,6 +494,9 @@ enum Ran {
     /// Another process holds the lease.
     LeaseHeld,
 }
+
+/// How long a worker woken by an event waits for the rest of its burst before reading.
+const HINTS_SETTLE: Duration = Duration::from_millis(200);
 
 /// How long targets wait before another try when another process held the lease.
 const RETRY_HINTS_AFTER: Duration = Duration::from_secs(2);

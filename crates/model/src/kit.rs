@@ -83,6 +83,27 @@ impl Collected {
         })
     }
 
+    /// Refreshes `targets` of `connector` once ([`Connector::refresh`](crate::Connector::refresh)),
+    /// keeping every observation it sends.
+    pub async fn refresh(
+        connector: &dyn Connector,
+        targets: &[crate::Target],
+    ) -> Result<Self, ConnectorError> {
+        let (sink, mut rx) = ObservationSink::channel(connector.id(), 64);
+        let kept = async {
+            let mut observations = Vec::new();
+            while let Some(o) = rx.recv().await {
+                observations.push(o);
+            }
+            observations
+        };
+        let (outcome, observations) = tokio::join!(connector.refresh(targets, sink), kept);
+        Ok(Self {
+            observations,
+            outcome: outcome?,
+        })
+    }
+
     /// The observations of entities of one kind.
     pub fn of_kind(&self, kind: &str) -> Vec<&Observation> {
         self.observations

@@ -72,40 +72,53 @@ pub struct Linkable<'a> {
     pub dependencies: &'a [(Ecosystem, String)],
 }
 
+/// Which repository (by its component's ref) produces each package.
+pub type Producers = BTreeMap<(Ecosystem, String), String>;
+
+/// The producers among `repos`.
+pub fn producers<'r>(repos: impl IntoIterator<Item = (&'r str, &'r [Package])>) -> Producers {
+    repos
+        .into_iter()
+        .flat_map(|(entity_ref, produces)| {
+            produces
+                .iter()
+                .map(move |p| ((p.ecosystem, p.name.clone()), entity_ref.to_string()))
+        })
+        .collect()
+}
+
 /// Adds to each entity's `spec.dependsOn` the other repositories whose packages it uses.
 pub fn link_dependencies(repos: &mut [Linkable<'_>]) {
-    let producers: BTreeMap<(Ecosystem, &str), String> = repos
-        .iter()
-        .flat_map(|r| {
-            r.produces
-                .iter()
-                .map(|p| ((p.ecosystem, p.name.as_str()), r.entity_ref.to_string()))
-        })
-        .collect();
+    let producers = producers(repos.iter().map(|r| (r.entity_ref, r.produces)));
     for r in repos.iter_mut() {
-        let depends: BTreeSet<String> = r
-            .dependencies
-            .iter()
-            .filter_map(|(eco, pkg)| producers.get(&(*eco, pkg.as_str())))
-            .filter(|target| target.as_str() != r.entity_ref)
-            .cloned()
-            .collect();
-        if depends.is_empty() {
-            continue;
-        }
-        let mut all: BTreeSet<String> = r
-            .entity
-            .spec
-            .get("dependsOn")
-            .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
-            .unwrap_or_default()
-            .into_iter()
-            .collect();
-        all.extend(depends);
-        r.entity
-            .spec
-            .insert("dependsOn".into(), serde_json::json!(all));
+        link_to(r, &producers);
     }
+}
+
+/// Adds to `repo`'s `spec.dependsOn` the repositories of `producers` whose packages it uses.
+pub fn link_to(repo: &mut Linkable<'_>, producers: &Producers) {
+    let depends: BTreeSet<String> = repo
+        .dependencies
+        .iter()
+        .filter_map(|(eco, pkg)| producers.get(&(*eco, pkg.clone())))
+        .filter(|target| target.as_str() != repo.entity_ref)
+        .cloned()
+        .collect();
+    if depends.is_empty() {
+        return;
+    }
+    let mut all: BTreeSet<String> = repo
+        .entity
+        .spec
+        .get("dependsOn")
+        .and_then(|v| serde_json::from_value::<Vec<String>>(v.clone()).ok())
+        .unwrap_or_default()
+        .into_iter()
+        .collect();
+    all.extend(depends);
+    repo.entity
+        .spec
+        .insert("dependsOn".into(), serde_json::json!(all));
 }
 
 #[cfg(test)]

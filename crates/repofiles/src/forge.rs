@@ -12,7 +12,9 @@ use surveyor_model::{
     ConfigError, ConnectorError, Entity, Observation, ObservationSink, Outcome, Problem,
 };
 
-use crate::catalog::{Linkable, Packages, link_dependencies, overlay};
+use crate::catalog::{
+    Linkable, Packages, Producers, link_dependencies, link_to, overlay, producers,
+};
 use crate::{
     CATALOG_INFO_FILES, CodeOwners, Ecosystem, Flavor, Owner, Package, parse_catalog_info,
 };
@@ -479,6 +481,127 @@ impl Built {
     }
 }
 
+impl Built {
+    fn linkable(&mut self) -> Linkable<'_> {
+        Linkable {
+            entity: &mut self.entity,
+            entity_ref: &self.entity_ref,
+            produces: &self.produces,
+            dependencies: &self.dependencies,
+        }
+    }
+
+    fn kept(&self) -> Kept {
+        Kept {
+            entity_ref: self.entity_ref.clone(),
+            produces: self.produces.clone(),
+            declared: self.extra.iter().map(|(id, _)| id.clone()).collect(),
+        }
+    }
+}
+
+/// What refreshing one repository needs from the last whole crawl of its scope, kept in memory
+/// by a forge connector: whose each commit email is, which repository produces each package
+/// (for `dependsOn`), and what each repository's descriptor declared besides its component. A
+/// complete crawl replaces it; a refresh updates the repositories it read. What a refresh
+/// cannot know (another repository starting to use a package the refreshed one now produces)
+/// waits for the next crawl.
+#[derive(Debug, Default, Clone)]
+pub struct Memory {
+    /// Commit email (lower case) -> login, as the crawl's owners mapping takes it.
+    pub by_email: std::sync::Arc<BTreeMap<String, String>>,
+    producers: Producers,
+    repos: BTreeMap<String, Kept>,
+}
+
+/// One repository as the last read saw it.
+#[derive(Debug, Clone)]
+struct Kept {
+    entity_ref: String,
+    produces: Vec<Package>,
+    /// External ids of the entities its descriptor declared besides its component.
+    declared: Vec<String>,
+}
+
+impl Memory {
+    /// What a whole crawl of a scope read: `by_email` and every repository it built.
+    pub fn new(by_email: BTreeMap<String, String>, built: &[Built]) -> Self {
+        let repos: BTreeMap<String, Kept> = built
+            .iter()
+            .map(|b| (b.external_id.clone(), b.kept()))
+            .collect();
+        Self {
+            by_email: std::sync::Arc::new(by_email),
+            producers: producers(
+                repos
+                    .values()
+                    .map(|k| (k.entity_ref.as_str(), k.produces.as_slice())),
+            ),
+            repos,
+        }
+    }
+
+    /// How many repositories are remembered.
+    pub fn len(&self) -> usize {
+        self.repos.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.repos.is_empty()
+    }
+
+    /// Takes in repositories read alone: `built` (read now) are linked to the producers
+    /// remembered, and what their descriptors no longer declare is confirmed gone; `gone`
+    /// (external ids the forge says no longer exist, or no longer belong in the catalog) are
+    /// confirmed gone with everything they declared. Send `built` with [`send_linked`] next.
+    pub fn refreshed(
+        &mut self,
+        built: &mut [Built],
+        gone: &[String],
+        scope: &str,
+        outcome: &mut Outcome,
+    ) {
+        for id in gone {
+            outcome.confirm_gone(scope, id.clone());
+            if let Some(old) = self.forget(id) {
+                for declared in old.declared {
+                    outcome.confirm_gone(scope, declared);
+                }
+            }
+        }
+        for b in built.iter() {
+            let kept = b.kept();
+            if let Some(old) = self.forget(&b.external_id) {
+                for declared in old.declared {
+                    if !kept.declared.contains(&declared) {
+                        outcome.confirm_gone(scope, declared);
+                    }
+                }
+            }
+            for p in &kept.produces {
+                self.producers
+                    .insert((p.ecosystem, p.name.clone()), kept.entity_ref.clone());
+            }
+            self.repos.insert(b.external_id.clone(), kept);
+        }
+        for b in built.iter_mut() {
+            link_to(&mut b.linkable(), &self.producers);
+        }
+    }
+
+    /// Drops a repository and the packages it produced.
+    fn forget(&mut self, external_id: &str) -> Option<Kept> {
+        let old = self.repos.remove(external_id)?;
+        for p in &old.produces {
+            let key = (p.ecosystem, p.name.clone());
+            if self.producers.get(&key) == Some(&old.entity_ref) {
+                self.producers.remove(&key);
+            }
+        }
+        Some(old)
+    }
+}
+
 /// Links the repositories that use each other's packages (`dependsOn`), then sends each one's
 /// component (declared when its descriptor claimed it) and the entities its descriptor declares.
 pub async fn send(
@@ -486,17 +609,17 @@ pub async fn send(
     scope: &str,
     sink: &ObservationSink,
 ) -> Result<(), ConnectorError> {
-    link_dependencies(
-        &mut built
-            .iter_mut()
-            .map(|b| Linkable {
-                entity: &mut b.entity,
-                entity_ref: &b.entity_ref,
-                produces: &b.produces,
-                dependencies: &b.dependencies,
-            })
-            .collect::<Vec<_>>(),
-    );
+    link_dependencies(&mut built.iter_mut().map(Built::linkable).collect::<Vec<_>>());
+    send_linked(built, scope, sink).await
+}
+
+/// Sends each repository's component (declared when its descriptor claimed it) and the
+/// entities its descriptor declares, their `dependsOn` already linked.
+pub async fn send_linked(
+    built: Vec<Built>,
+    scope: &str,
+    sink: &ObservationSink,
+) -> Result<(), ConnectorError> {
     for b in built {
         let observation = if b.declared {
             Observation::declared(scope, &b.external_id, b.entity)

@@ -444,7 +444,9 @@ fn chrono_like(secs: u64) -> String {
 /// Which connection a query pages through; what faults and counters are keyed by.
 fn graphql_operation(request: &Value) -> &'static str {
     let q = request["query"].as_str().unwrap_or_default();
-    if q.contains("repositories(") {
+    if q.contains("nodes(ids:") {
+        "nodes"
+    } else if q.contains("repositories(") {
         "repositories"
     } else if q.contains("teams(") {
         "teams"
@@ -651,6 +653,15 @@ fn graphql(s: &mut GithubState, request: &Value) -> Answer {
     });
     let headers = rate_headers(&s.graphql_quota, "graphql");
 
+    if graphql_operation(request) == "nodes" {
+        let mut body = nodes_by_id(s, query, vars);
+        if query.contains("rateLimit") {
+            body["data"]["rateLimit"] = rate_limit;
+        }
+        let mut a = GITHUB.json(StatusCode::OK, &body);
+        a.headers.extend(headers);
+        return a;
+    }
     let login = args_of(query, "organization", vars)
         .get("login")
         .and_then(Value::as_str)
@@ -678,6 +689,43 @@ fn graphql(s: &mut GithubState, request: &Value) -> Answer {
     let mut a = GITHUB.json(StatusCode::OK, &body);
     a.headers.extend(headers);
     a
+}
+
+/// `nodes(ids:)`: each id's live repository, or `null` with a `NOT_FOUND` error at its index,
+/// as GitHub answers an id that resolves to nothing.
+fn nodes_by_id(s: &GithubState, query: &str, vars: &Value) -> Value {
+    let ids: Vec<String> = args_of(query, "nodes", vars)
+        .get("ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default();
+    let blobs = blob_aliases(query, vars);
+    let mut errors = Vec::new();
+    let nodes: Vec<Value> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let found = s.orgs.values().find_map(|org| {
+                org.live_repos()
+                    .find(|r| repo_node_id(r) == *id)
+                    .map(|r| repository(org, r, &blobs))
+            });
+            found.unwrap_or_else(|| {
+                errors.push(json!({"type": "NOT_FOUND", "path": ["nodes", i], "locations": [{"line": 3, "column": 3}],
+                    "message": format!("Could not resolve to a node with the global id of '{id}'")}));
+                Value::Null
+            })
+        })
+        .collect();
+    let mut body = json!({"data": {"nodes": nodes}});
+    if !errors.is_empty() {
+        body["errors"] = Value::Array(errors);
+    }
+    body
 }
 
 fn page_args(query: &str, field: &str, vars: &Value) -> Result<(usize, usize), Value> {

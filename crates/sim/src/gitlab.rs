@@ -863,6 +863,7 @@ fn target_of(r: &Request<'_>, is_graphql: bool, view: &View<'_>) -> String {
         ["groups", id, "members", "all"] => format!("rest:members/all:{}", group_path(id)),
         ["groups", id, what] => format!("rest:{what}:{}", group_path(id)),
         ["users", _] => "rest:user".into(),
+        ["projects", _] => "rest:project".into(),
         _ => format!("rest:/{}", seg.join("/")),
     }
 }
@@ -928,6 +929,18 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
                     })
                 }
                 _ => GITLAB.error(StatusCode::NOT_FOUND, "404 Not Found"),
+            }
+        }
+        ["projects", id] => {
+            let found = id.parse::<u64>().ok().and_then(|id| {
+                view.projects
+                    .iter()
+                    .find(|(repo, _)| repo.id == id)
+                    .map(|(repo, pg)| view.project_json(&r.base, repo, *pg))
+            });
+            match found {
+                Some(p) => GITLAB.json(StatusCode::OK, &p),
+                None => GITLAB.error(StatusCode::NOT_FOUND, "404 Project Not Found"),
             }
         }
         ["users", id] => {
