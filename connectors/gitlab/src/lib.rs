@@ -307,8 +307,8 @@ impl GitlabConnector {
         Ok((listed, gone))
     }
 
-    /// A refreshed project's component name: the one its group's last crawl gave it, or, for
-    /// a project new since, the first candidate no other project holds (it is listed last).
+    /// A refreshed project's component name, as a crawl would give it: a crawl lists by id,
+    /// so the names taken before it are those of the projects with smaller ids.
     fn remembered_name(&self, scope: &str, root: &str, project: &RestProject) -> String {
         let Ok(mut m) = self.memory.lock() else {
             return name_for(root, project, &BTreeSet::new());
@@ -316,10 +316,11 @@ impl GitlabConnector {
         let Some(g) = m.get_mut(scope) else {
             return name_for(root, project, &BTreeSet::new());
         };
-        if let Some(name) = g.names.get(&project.id) {
-            return name.clone();
-        }
-        let taken: BTreeSet<String> = g.names.values().cloned().collect();
+        let taken: BTreeSet<String> = g
+            .names
+            .range(..project.id)
+            .map(|(_, n)| n.clone())
+            .collect();
         let name = name_for(root, project, &taken);
         g.names.insert(project.id, name.clone());
         name

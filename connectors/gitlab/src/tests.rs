@@ -602,11 +602,19 @@ async fn a_refresh_confirms_gone_only_what_gitlab_says_is_gone() {
     let dir = tempfile::tempdir().unwrap();
     let c = connector(&fake, dir.path(), "");
     crawl(&c).await;
-    let ids: Vec<u64> = served(&org).iter().map(|r| r.id).take(2).collect();
+    // Two projects whose names their descriptors do not set.
+    let ids: Vec<u64> = served(&org)
+        .iter()
+        .filter(|r| !r.files.contains_key("catalog-info.yaml"))
+        .map(|r| r.id)
+        .take(2)
+        .collect();
     fake.with_org(|o| {
         for r in &mut o.repos {
             if r.id == ids[0] {
                 r.active = false;
+            } else if r.id == ids[1] {
+                r.name = "renamed-by-event".into();
             }
         }
     });
@@ -621,11 +629,12 @@ async fn a_refresh_confirms_gone_only_what_gitlab_says_is_gone() {
     assert!(gone.contains(&gid(ids[0])), "{gone:?}");
     assert!(gone.contains(&gid(999_999_999)), "{gone:?}");
     assert!(!gone.contains(&gid(ids[1])), "{gone:?}");
-    assert!(
-        got.observations
-            .iter()
-            .any(|o| o.external_id == gid(ids[1]))
-    );
+    let renamed = got
+        .observations
+        .iter()
+        .find(|o| o.external_id == gid(ids[1]))
+        .expect("the renamed project is read");
+    assert_eq!(renamed.entity.metadata.name, "renamed-by-event");
 
     // A read that fails confirms nothing and fails the group.
     fake.add_fault(Fault::new("rest:project", FaultAction::Status(500)));
