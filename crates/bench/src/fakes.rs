@@ -101,14 +101,28 @@ impl Fakes {
     /// The real connectors against the fakes, each limited to `rps` requests a second.
     /// `dir` holds the kubeconfig and the connectors' caches.
     pub fn connectors(&self, dir: &Path, rps: u32) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
+        self.connectors_with(dir, rps, None)
+    }
+
+    /// [`Fakes::connectors`], with events on where `webhook_secret` is given: each webhook
+    /// receiver checks that secret.
+    pub fn connectors_with(
+        &self,
+        dir: &Path,
+        rps: u32,
+        webhook_secret: Option<&str>,
+    ) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
         let org = &self.org.name;
+        let hooks = webhook_secret
+            .map(|s| format!("\nwebhook_secret = \"{s}\""))
+            .unwrap_or_default();
         let gh: GithubConfig = toml::from_str(&format!(
-            "orgs = [\"{org}\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}",
+            "orgs = [\"{org}\"]\ntoken = \"{FAKE_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}{hooks}",
             self.github.url()
         ))
         .context("github config")?;
         let gl: GitlabConfig = toml::from_str(&format!(
-            "groups = [\"{org}\"]\ntoken = \"{GITLAB_TOKEN}\"\nurl = \"{}\"\nrequests_per_second = {rps}",
+            "groups = [\"{org}\"]\ntoken = \"{GITLAB_TOKEN}\"\nurl = \"{}\"\nrequests_per_second = {rps}{hooks}",
             self.gitlab.url()
         ))
         .context("gitlab config")?;

@@ -2,7 +2,8 @@
 //! machine it ran on. They measure; the figures and their targets are in docs/benchmarks.md.
 //!
 //! `cargo run --release -p surveyor-bench -- <scenario> [--json PATH] [size flags]`, scenarios:
-//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load`, `audit`, `http-abuse`
+//! `github-requests`, `resync`, `reconcile`, `e2e`, `api`, `load`, `audit`, `http-abuse`,
+//! `events`
 //! (`--help` for each).
 
 mod api;
@@ -10,6 +11,7 @@ mod audit;
 mod clients;
 mod db;
 mod e2e;
+mod events;
 mod fakes;
 mod generated;
 mod github;
@@ -71,6 +73,10 @@ enum Scenario {
     /// from many clients (latency, 503s, peak RSS); --plain for the server before its bounds
     #[command(name = "http-abuse")]
     HttpAbuse(http_abuse::HttpAbuseBench),
+    /// Webhooks and watches from the simulated sources into `surveyor serve` in process: per
+    /// source, change-to-catalog p50/p99, requests per change, and what the sweep repaired
+    /// after dropped events
+    Events(events::EventsBench),
 }
 
 impl Scenario {
@@ -84,6 +90,7 @@ impl Scenario {
             Self::Load(_) => "load",
             Self::Audit(_) => "audit",
             Self::HttpAbuse(_) => "http-abuse",
+            Self::Events(_) => "events",
         }
     }
 }
@@ -145,6 +152,10 @@ async fn main() -> anyhow::Result<()> {
         }
         Scenario::Audit(b) => audit::run(b).await?,
         Scenario::HttpAbuse(b) => http_abuse::run(b).await?,
+        Scenario::Events(mut b) => {
+            b.pg.resolve();
+            events::run(b).await?
+        }
     };
 
     let load_end = load_average();
