@@ -84,7 +84,10 @@ pub(crate) fn webhook_events(before: &Snapshot, after: &Snapshot) -> Vec<Event> 
         let event = match (before.components.get(id), after.components.get(id)) {
             (None, Some((_, c))) => ("component_created", c),
             (Some((_, c)), None) => ("component_deleted", c),
-            (Some((_, old)), Some((_, c))) if old != c => ("component_updated", c),
+            // A project's new key shows in its components but is no change of theirs.
+            (Some((_, old)), Some((_, c))) if without_key(old) != without_key(c) => {
+                ("component_updated", c)
+            }
             _ => continue,
         };
         // A deleted project takes its components along without an event of their own.
@@ -94,6 +97,14 @@ pub(crate) fn webhook_events(before: &Snapshot, after: &Snapshot) -> Vec<Event> 
         }
     }
     events
+}
+
+fn without_key(c: &Value) -> Value {
+    let mut c = c.clone();
+    if let Some(o) = c.as_object_mut() {
+        o.remove("project");
+    }
+    c
 }
 
 fn timestamp() -> i64 {
