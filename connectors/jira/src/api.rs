@@ -252,6 +252,41 @@ impl Api {
         }
     }
 
+    /// One project by id or key, with lead and description as the list has them, and whether
+    /// it is archived (the list leaves archived projects out).
+    pub async fn project(&self, id_or_key: &str) -> Result<(Project, bool), ApiError> {
+        #[derive(Deserialize)]
+        struct One {
+            #[serde(flatten)]
+            project: Project,
+            #[serde(default)]
+            archived: bool,
+        }
+        let version = self.version();
+        let one: One = self
+            .get(&format!(
+                "/rest/api/{version}/project/{id_or_key}?expand=lead,description"
+            ))
+            .await?;
+        Ok((one.project, one.archived))
+    }
+
+    /// Every component of one project in one request (the unpaged list both flavors serve).
+    pub async fn all_components(&self, project_id: &str) -> Result<Vec<Component>, ApiError> {
+        let version = self.version();
+        self.get(&format!(
+            "/rest/api/{version}/project/{project_id}/components"
+        ))
+        .await
+    }
+
+    fn version(&self) -> u8 {
+        match self.settings.flavor {
+            Flavor::Cloud => 3,
+            Flavor::Datacenter => 2,
+        }
+    }
+
     async fn get<T: DeserializeOwned>(&self, path_and_query: &str) -> Result<T, ApiError> {
         let url = format!("{}{path_and_query}", self.settings.base_url);
         let path = path_and_query

@@ -47,6 +47,7 @@ pub enum SystemNames {
 /// email = "surveyor@acme.example"
 /// api_token = "${JIRA_API_TOKEN}"
 /// lead_owner_mapping = { "ada@acme.example" = "group:default/payments" }
+/// # webhook_secret = "${JIRA_WEBHOOK_SECRET}"   # the admin webhook's secret
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -107,6 +108,9 @@ pub struct JiraConfig {
     pub max_retry_wait_secs: u64,
     #[serde(default = "number::<_, 60>")]
     pub timeout_secs: u64,
+    /// The secret of the site's admin webhook, as a `${ENV}` reference: deliveries must carry
+    /// its `X-Hub-Signature`. Without it this connector takes no webhooks.
+    pub webhook_secret: Option<Secret>,
 }
 
 fn default_flavor() -> Flavor {
@@ -175,6 +179,7 @@ pub struct Settings {
     pub page_size: u32,
     pub concurrency: usize,
     pub http: HttpConfig,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl Settings {
@@ -275,7 +280,11 @@ impl JiraConfig {
         }
         within("page_size", self.page_size, 1..=100)?;
         within("concurrency", self.concurrency, 1..=16)?;
+        if let Some(secret) = &self.webhook_secret {
+            not_blank("webhook_secret", secret.expose())?;
+        }
         Ok(Settings {
+            webhook_secret: self.webhook_secret,
             flavor: self.flavor,
             base_url,
             site,

@@ -7,15 +7,22 @@
 //! ids are Jira ids, so a project whose key changes is renamed, not replaced. Refused
 //! credentials (401/403) or a project list that cannot be read fail the site, any other failed
 //! list leaves it partial; either way what was read is written and nothing is deleted.
+//!
+//! With `webhook_secret` set, Jira's webhooks name projects that changed ([`events`]); a
+//! refresh reads just those projects again with their components (two requests each), mapped
+//! as a crawl maps them.
 
 mod api;
 mod config;
+mod events;
 mod map;
 
-use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
 
-use surveyor_model::{ConfigError, Crawl, Crawled, Observation};
+use surveyor_model::{
+    ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome, Target,
+};
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
@@ -33,6 +40,18 @@ pub struct JiraConnector {
     id: String,
     settings: Arc<Settings>,
     api: Api,
+    /// What the last whole crawl (and the refreshes since) saw of each project, to tell what a
+    /// refresh no longer finds.
+    known: Mutex<Option<Known>>,
+}
+
+/// Per project, what was last seen of it.
+#[derive(Debug, Default)]
+struct Known {
+    /// Project key -> id (an event may name a project by key).
+    ids: BTreeMap<String, String>,
+    /// Project id -> the external ids of its components.
+    components: BTreeMap<String, BTreeSet<String>>,
 }
 
 /// What the last crawls cost, for `sync` output and benchmarks.
@@ -60,7 +79,140 @@ impl JiraConnector {
             id: id.to_string(),
             settings,
             api,
+            known: Mutex::new(None),
         })
+    }
+
+    fn known(&self) -> std::sync::MutexGuard<'_, Option<Known>> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Whether every target is a project of this site and a whole crawl has been seen.
+    fn can_refresh(&self, targets: &[Target]) -> bool {
+        self.known().is_some()
+            && targets
+                .iter()
+                .all(|t| t.kind == events::PROJECT && t.scope == self.settings.site)
+    }
+
+    /// Reads each named project alone with its components (two requests), mapped as a crawl
+    /// maps them; a project Jira no longer has (404), has archived or this connector no longer
+    /// reads is gone with the components last seen in it, and so is a component it no longer
+    /// lists.
+    async fn refresh_projects(
+        &self,
+        targets: &[Target],
+        sink: ObservationSink,
+    ) -> Result<Outcome, ConnectorError> {
+        if !self.can_refresh(targets) {
+            return Err(ConnectorError::Unsupported(
+                "only projects can be read alone, and only after a whole crawl".into(),
+            ));
+        }
+        let scope = self.settings.site.as_str();
+        let mut outcome = Outcome::default();
+        let keys: BTreeSet<&str> = targets.iter().map(|t| t.key.as_str()).collect();
+        for key in keys {
+            if !events::is_id_or_key(key) {
+                outcome.failed(scope, format!("{key:?} is not a Jira project id or key"));
+                continue;
+            }
+            let (project, archived) = match self.api.project(key).await {
+                Ok(p) => p,
+                Err(e) if e.is_not_found() => {
+                    self.gone(key, &mut outcome);
+                    continue;
+                }
+                Err(e) => {
+                    outcome.failed(scope, format!("project {key}: {e}"));
+                    continue;
+                }
+            };
+            if archived || !self.settings.keeps_project(&project.key) {
+                // A crawl leaves it out: its System and Components go.
+                self.gone(&project.id, &mut outcome);
+                continue;
+            }
+            let components = match self.api.all_components(&project.id).await {
+                Ok(c) => Some(c),
+                Err(e) if e.is_denied() => {
+                    outcome.failed(scope, format!("components of {}: {e}", project.key));
+                    continue;
+                }
+                Err(e) => {
+                    outcome.partial(scope, format!("components of {}: {e}", project.key));
+                    None
+                }
+            };
+            if self.settings.categories_as_domains
+                && let Some(c) = &project.project_category
+            {
+                let e = map::domain(&self.settings, c);
+                sink.send(Observation::discovered(scope, map::category_id(c), e))
+                    .await?;
+            }
+            let e = map::system(&self.settings, &project);
+            sink.send(Observation::discovered(scope, map::project_id(&project), e))
+                .await?;
+            let mut people: BTreeMap<String, JiraUser> = BTreeMap::new();
+            let mut lead = |u: &Option<JiraUser>| {
+                if let Some(u) = u
+                    && let Some(id) = map::person_id(u)
+                {
+                    people.entry(id).or_insert_with(|| u.clone());
+                }
+            };
+            lead(&project.lead);
+            for c in components.iter().flatten() {
+                lead(&c.lead);
+                let e = map::component(&self.settings, &project, c);
+                sink.send(Observation::discovered(scope, map::component_id(c), e))
+                    .await?;
+            }
+            for u in people.values() {
+                if let Some((id, e)) = map::person(&self.settings, u) {
+                    sink.send(Observation::discovered(scope, id, e)).await?;
+                }
+            }
+            if let Some(components) = components {
+                let now: BTreeSet<String> = components.iter().map(map::component_id).collect();
+                let mut known = self.known();
+                if let Some(known) = known.as_mut() {
+                    let before = known
+                        .components
+                        .insert(project.id.clone(), now.clone())
+                        .unwrap_or_default();
+                    for gone in before.difference(&now) {
+                        outcome.confirm_gone(scope, gone.clone());
+                    }
+                    known.ids.insert(project.key.clone(), project.id.clone());
+                }
+            }
+            outcome.refreshed(scope);
+        }
+        Ok(outcome)
+    }
+
+    /// Jira says the project named `key` (an id or a key) is gone: it and the components last
+    /// seen in it are.
+    fn gone(&self, key: &str, outcome: &mut Outcome) {
+        let scope = self.settings.site.as_str();
+        let mut known = self.known();
+        if let Some(known) = known.as_mut() {
+            let id = known
+                .ids
+                .get(key)
+                .cloned()
+                .unwrap_or_else(|| key.to_string());
+            if id.bytes().all(|b| b.is_ascii_digit()) {
+                outcome.confirm_gone(scope, format!("project:{id}"));
+            }
+            for c in known.components.remove(&id).unwrap_or_default() {
+                outcome.confirm_gone(scope, c);
+            }
+            known.ids.retain(|_, v| *v != id);
+        }
+        outcome.refreshed(scope);
     }
 
     pub fn stats(&self) -> CrawlStats {
@@ -79,6 +231,7 @@ impl JiraConnector {
             items: projects,
             error,
         } = self.api.projects().await;
+        let error_free = error.is_none();
         if let Some(e) = error {
             let hint = if e.is_not_found() {
                 " (is `flavor` right? Cloud serves /rest/api/3, Data Center /rest/api/2)"
@@ -128,7 +281,15 @@ impl JiraConnector {
             lead(&p.lead);
         }
         let mut components = 0;
+        let mut seen = Known::default();
+        let mut whole = error_free;
         for (p, listed) in projects.iter().zip(self.components(&projects).await) {
+            seen.ids.insert(p.key.clone(), p.id.clone());
+            seen.components.insert(
+                p.id.clone(),
+                listed.items.iter().map(map::component_id).collect(),
+            );
+            whole &= listed.error.is_none();
             for c in &listed.items {
                 lead(&c.lead);
                 let e = map::component(&self.settings, p, c);
@@ -152,6 +313,9 @@ impl JiraConnector {
         }
         tracing::debug!(site = %scope, projects = projects.len(), components, "jira site read");
         outcome.complete(scope);
+        if whole {
+            *self.known() = Some(seen);
+        }
         Ok(())
     }
 
@@ -197,7 +361,11 @@ impl JiraConnector {
 }
 
 surveyor_model::connector!(JiraConnector(JiraConfig):
-    each |c| [&c.settings.site] => crawl_site, metrics |c| c.api.http().connector_metrics());
+    each |c| [&c.settings.site] => crawl_site, metrics |c| c.api.http().connector_metrics(),
+    receive |c, delivery| events::receive(&c.settings, delivery),
+    listens |c| c.settings.webhook_secret.is_some(),
+    refresh |c, targets, sink| c.refresh_projects(targets, sink),
+    refreshes |c, targets| c.can_refresh(targets));
 
 #[cfg(test)]
 mod tests;

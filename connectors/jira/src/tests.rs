@@ -481,3 +481,159 @@ async fn a_project_list_cut_short_keeps_what_was_read() {
     };
     assert!(reason.contains("is `flavor` right?"), "{reason}");
 }
+
+mod refresh {
+    use surveyor_model::{Connector, ObservationSink, Outcome, Target};
+
+    use super::*;
+
+    fn project(key: &str) -> Target {
+        Target {
+            scope: SITE.into(),
+            kind: "project".into(),
+            key: key.into(),
+        }
+    }
+
+    async fn refresh(c: &JiraConnector, targets: &[Target]) -> (Vec<Observation>, Outcome) {
+        let (sink, mut rx) = ObservationSink::channel("jira", 64);
+        let kept = async {
+            let mut all = Vec::new();
+            while let Some(o) = rx.recv().await {
+                all.push(o);
+            }
+            all
+        };
+        let (outcome, seen) = tokio::join!(Connector::refresh(c, targets, sink), kept);
+        (seen, outcome.expect("a refresh"))
+    }
+
+    /// A project with at least two components: its id, key and components' ids.
+    fn busy_project(fake: &JiraFake) -> (String, String, Vec<String>) {
+        let site = fake.site();
+        site.projects
+            .iter()
+            .map(|p| {
+                let ids: Vec<String> = site.components(p).into_iter().map(|c| c.id).collect();
+                (p.id.clone(), p.key.clone(), ids)
+            })
+            .find(|(_, _, c)| c.len() >= 2)
+            .expect("a project with components")
+    }
+
+    #[tokio::test]
+    async fn only_projects_and_only_after_a_whole_crawl() {
+        let fake = JiraFake::start(&Org::generate(&OrgSpec::small()), JiraFlavor::Cloud)
+            .await
+            .unwrap();
+        let c = cloud(&fake, "");
+        let (id, _, _) = busy_project(&fake);
+        assert!(!c.refreshes(&[project(&id)]));
+        crawl(&c).await;
+        assert!(c.refreshes(&[project(&id)]));
+        let other = Target {
+            kind: "component".into(),
+            ..project(&id)
+        };
+        assert!(!c.refreshes(&[other]));
+    }
+
+    #[tokio::test]
+    async fn a_changed_project_is_read_alone_and_mapped_as_a_crawl_maps_it() {
+        for flavor in [JiraFlavor::Cloud, JiraFlavor::DataCenter] {
+            let org = Org::generate(&OrgSpec::small());
+            let fake = JiraFake::start(&org, flavor).await.unwrap();
+            let c = match flavor {
+                JiraFlavor::Cloud => cloud(&fake, ""),
+                JiraFlavor::DataCenter => datacenter(&fake, ""),
+            };
+            crawl(&c).await;
+            let (id, key, components) = busy_project(&fake);
+            assert!(fake.remove_component(&components[0]));
+            let lead = fake.org().people.iter().position(|p| p.active);
+            fake.with_site(|s| s.set_project_lead(&key, lead));
+            fake.reset_stats();
+            let (seen, outcome) = refresh(&c, &[project(&id)]).await;
+            let requests = fake.stats().requests;
+            assert!(requests <= 3, "{flavor:?}: {requests} requests");
+            assert_eq!(outcome.status(SITE), Some(&ScopeStatus::Refreshed));
+            assert_eq!(
+                outcome.gone[SITE],
+                [format!("component:{}", components[0])].into(),
+                "{flavor:?}: the component Jira no longer lists"
+            );
+            // What a whole crawl makes of the same things now.
+            let whole = crawl(&c).await;
+            let system = seen
+                .iter()
+                .find(|o| o.external_id == format!("project:{id}"))
+                .expect("the project");
+            assert_eq!(system.entity, whole.by_id(&system.external_id).entity);
+            assert!(system.entity.spec.contains_key("owner"), "its new lead");
+            let parts: Vec<&Observation> = seen
+                .iter()
+                .filter(|o| o.external_id.starts_with("component:"))
+                .collect();
+            assert_eq!(parts.len(), components.len() - 1, "{flavor:?}");
+            for o in seen {
+                assert_eq!(
+                    o.entity,
+                    whole.by_id(&o.external_id).entity,
+                    "{}",
+                    o.external_id
+                );
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn a_deleted_project_goes_with_its_components_and_a_failed_read_deletes_nothing() {
+        let fake = JiraFake::start(&Org::generate(&OrgSpec::small()), JiraFlavor::Cloud)
+            .await
+            .unwrap();
+        let c = cloud(&fake, "");
+        crawl(&c).await;
+        let (id, key, components) = busy_project(&fake);
+        let (other, other_key, _) = fake
+            .site()
+            .projects
+            .iter()
+            .find(|p| p.id != id)
+            .map(|p| (p.id.clone(), p.key.clone(), ()))
+            .unwrap();
+        fake.add_fault(JiraFault::new(
+            &format!("project:{other_key}"),
+            JiraFaultAction::Status(500),
+        ));
+        let (seen, outcome) = refresh(&c, &[project(&other)]).await;
+        assert!(seen.is_empty());
+        assert!(matches!(
+            outcome.status(SITE),
+            Some(ScopeStatus::Failed { .. })
+        ));
+        assert!(outcome.gone.is_empty(), "a failure confirms nothing gone");
+
+        assert!(fake.remove_project(&key));
+        let (seen, outcome) = refresh(&c, &[project(&id)]).await;
+        assert!(seen.is_empty());
+        assert_eq!(outcome.status(SITE), Some(&ScopeStatus::Refreshed));
+        let mut expected: BTreeSet<String> = components
+            .iter()
+            .map(|c| format!("component:{c}"))
+            .collect();
+        expected.insert(format!("project:{id}"));
+        assert_eq!(outcome.gone[SITE], expected);
+    }
+
+    #[test]
+    fn every_field_is_a_listed_key() {
+        let table = "url = \"https://x\"\nflavor = \"cloud\"\nemail = \"e\"\napi_token = \"t\"\ntoken = \"p\"\nprojects = []\nexclude_projects = []\nnamespace = \"default\"\nsystem_names = \"key\"\ncategories_as_domains = true\ncomponent_type = \"service\"\nlifecycle = \"production\"\nprefix_component_names = false\ninherit_project_lead = true\nlead_owner_mapping = {}\npage_size = 10\nconcurrency = 1\nrequests_per_second = 1\nmax_retries = 1\nmax_retry_wait_secs = 1\ntimeout_secs = 1\nwebhook_secret = \"s\"";
+        let parsed: toml::Table = toml::from_str(table).unwrap();
+        let mut keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        let mut listed = surveyor_model::kit::keys::<JiraConfig>().to_vec();
+        listed.sort_unstable();
+        assert_eq!(keys, listed);
+        assert!(toml::from_str::<JiraConfig>(table).is_ok());
+    }
+}

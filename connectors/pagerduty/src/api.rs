@@ -51,6 +51,13 @@ impl From<HttpError> for ListError {
     }
 }
 
+impl ListError {
+    /// PagerDuty says there is no such thing (a deleted service).
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, Self::Http(e) if e.status() == Some(404))
+    }
+}
+
 /// A whole list, or as much of it as the offset cap allows.
 pub struct Listed {
     pub items: Vec<Value>,
@@ -79,6 +86,20 @@ impl Api {
 
     pub fn http(&self) -> &HttpClient {
         &self.http
+    }
+
+    /// One object: `path` (`/services/P123`) answers `{key: {...}}`; `query` (`include[]=teams`)
+    /// as PagerDuty takes it.
+    pub async fn object(&self, path: &str, key: &str, query: &str) -> Result<Value, ListError> {
+        let url = format!("{}{path}?{query}", self.api_url);
+        let response = self.http.get(&url, self.headers.clone()).await?;
+        let mut body: Value = response
+            .json()
+            .map_err(|e| ListError::Decode(format!("{path}: {e}")))?;
+        match body.get_mut(key).map(Value::take) {
+            Some(v @ Value::Object(_)) => Ok(v),
+            _ => Err(ListError::Decode(format!("{path}: no `{key}` object"))),
+        }
     }
 
     /// Every item of `path`'s list (`key` in the answer), `PAGE` at a time. The first page asks

@@ -18,6 +18,7 @@ use surveyor_model::{ConfigError, Secret};
 /// token = "${PAGERDUTY_TOKEN}"        # a read-only REST API key
 /// # api_url = "https://api.eu.pagerduty.com"
 /// service_names = { "Payments API (prod)" = "payments-api" }
+/// # webhook_secret = "${PAGERDUTY_WEBHOOK_SECRET}"   # the v3 webhook subscription's secret
 /// ```
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +45,9 @@ pub struct PagerDutyConfig {
     pub max_retries: usize,
     #[serde(default = "number::<_, 30>")]
     pub timeout_secs: u64,
+    /// The secret of the account's v3 webhook subscription, as a `${ENV}` reference: deliveries
+    /// must carry its `X-PagerDuty-Signature`. Without it this connector takes no webhooks.
+    pub webhook_secret: Option<Secret>,
 }
 
 fn default_api_url() -> String {
@@ -58,6 +62,7 @@ pub struct Settings {
     pub service_names: BTreeMap<String, String>,
     /// Bursts are no larger than the rate.
     pub http: HttpConfig,
+    pub webhook_secret: Option<Secret>,
 }
 
 impl PagerDutyConfig {
@@ -83,6 +88,9 @@ impl PagerDutyConfig {
                 || format!("{service:?} = {component:?}: not a valid entity name"),
             )?;
         }
+        if let Some(secret) = &self.webhook_secret {
+            not_blank("webhook_secret", secret.expose())?;
+        }
         let http = HttpConfig::paced(
             self.requests_per_second,
             self.max_retries,
@@ -98,6 +106,7 @@ impl PagerDutyConfig {
                 burst: http.requests_per_second,
                 ..http
             },
+            webhook_secret: self.webhook_secret,
         })
     }
 }

@@ -173,3 +173,181 @@ fn config_errors_name_their_key() {
         assert!(err.starts_with(key), "{toml}: {err}");
     }
 }
+
+mod refresh {
+    use surveyor_model::{Connector, Observation, ObservationSink, Outcome, Target};
+    use surveyor_sim::Fault;
+    use surveyor_sim::FaultAction;
+
+    use super::*;
+
+    fn service(id: &str) -> Target {
+        Target {
+            scope: "acme".into(),
+            kind: "service".into(),
+            key: id.into(),
+        }
+    }
+
+    async fn refresh(c: &PagerDutyConnector, targets: &[Target]) -> (Vec<Observation>, Outcome) {
+        let (sink, mut rx) = ObservationSink::channel("pd", 64);
+        let kept = async {
+            let mut all = Vec::new();
+            while let Some(o) = rx.recv().await {
+                all.push(o);
+            }
+            all
+        };
+        let (outcome, seen) = tokio::join!(Connector::refresh(c, targets, sink), kept);
+        (seen, outcome.expect("a refresh"))
+    }
+
+    /// A service with an escalation policy someone is on call for, and its id.
+    fn covered_service(account: &Account) -> String {
+        account
+            .services
+            .iter()
+            .find(|(_, s)| {
+                s["escalation_policy"]["id"]
+                    .as_str()
+                    .is_some_and(|p| account.on_call_at_level_one(p))
+            })
+            .map(|(id, _)| id.clone())
+            .expect("a covered service")
+    }
+
+    async fn setup() -> (PagerDutyFake, PagerDutyConnector, String) {
+        let account = Account::from_org(&Org::generate(&OrgSpec::small()));
+        let id = covered_service(&account);
+        let fake = PagerDutyFake::start(account).await.unwrap();
+        let c = connector(&fake, PD_TOKEN);
+        (fake, c, id)
+    }
+
+    #[tokio::test]
+    async fn only_services_and_only_after_a_complete_crawl() {
+        let (fake, c, id) = setup().await;
+        assert!(!c.refreshes(&[service(&id)]), "no context before a crawl");
+        let before = fake.stats().requests;
+        assert!(matches!(
+            refresh_err(&c, &[service(&id)]).await,
+            ConnectorError::Unsupported(_)
+        ));
+        assert_eq!(fake.stats().requests, before, "nothing was read");
+        crawl(&c).await;
+        assert!(c.refreshes(&[service(&id)]));
+        let team = Target {
+            kind: "team".into(),
+            ..service("PT00001")
+        };
+        assert!(!c.refreshes(&[service(&id), team]), "a team is read whole");
+        let elsewhere = Target {
+            scope: "globex".into(),
+            ..service(&id)
+        };
+        assert!(!c.refreshes(&[elsewhere]));
+    }
+
+    async fn refresh_err(c: &PagerDutyConnector, targets: &[Target]) -> ConnectorError {
+        let (sink, _rx) = ObservationSink::channel("pd", 4);
+        Connector::refresh(c, targets, sink)
+            .await
+            .expect_err("refused")
+    }
+
+    #[tokio::test]
+    async fn a_changed_service_is_read_alone_and_mapped_as_a_crawl_maps_it() {
+        let (fake, c, id) = setup().await;
+        crawl(&c).await;
+        fake.with_account(|a| {
+            let s = a.services.get_mut(&id).unwrap();
+            s["description"] = serde_json::json!("Takes the money, now with receipts");
+            s["status"] = serde_json::json!("disabled");
+        });
+        fake.reset_stats();
+        let (seen, outcome) = refresh(&c, &[service(&id)]).await;
+        let requests = fake.stats().requests;
+        assert!(requests <= 3, "{requests} requests for one service");
+        assert_eq!(outcome.status("acme"), Some(&ScopeStatus::Refreshed));
+        assert!(outcome.gone.is_empty());
+        let [one] = seen.as_slice() else {
+            panic!("{seen:?}")
+        };
+        assert_eq!(one.external_id, id);
+        assert_eq!(
+            one.entity.metadata.description.as_deref(),
+            Some("Takes the money, now with receipts")
+        );
+        assert_eq!(one.entity.spec_str("lifecycle"), Some("deprecated"));
+        // The same entity a whole crawl makes of it now: owner, on-call and all.
+        let whole = crawl(&c).await;
+        let crawled = whole
+            .observations
+            .iter()
+            .find(|o| o.external_id == id)
+            .expect("crawled");
+        assert_eq!(crawled.entity, one.entity);
+        assert_eq!(one.entity.spec["onCall"]["covered"], true);
+    }
+
+    #[tokio::test]
+    async fn a_deleted_service_is_confirmed_gone_and_a_failed_read_deletes_nothing() {
+        let (fake, c, id) = setup().await;
+        crawl(&c).await;
+        fake.with_account(|a| a.services.remove(&id));
+        let (seen, outcome) = refresh(&c, &[service(&id)]).await;
+        assert!(seen.is_empty());
+        assert_eq!(outcome.status("acme"), Some(&ScopeStatus::Refreshed));
+        assert!(outcome.gone["acme"].contains(&id));
+
+        let other = fake.with_account(|a| a.services.keys().next().cloned().unwrap());
+        fake.add_fault(Fault::new(
+            &format!("/services/{other}"),
+            FaultAction::Status(500),
+        ));
+        let (seen, outcome) = refresh(&c, &[service(&other)]).await;
+        assert!(seen.is_empty());
+        assert!(
+            matches!(outcome.status("acme"), Some(ScopeStatus::Failed { .. })),
+            "{outcome:?}"
+        );
+        assert!(outcome.gone.is_empty(), "a failure confirms nothing gone");
+        fake.clear_faults();
+        let (_, outcome) = refresh(&c, &[service("not/an id")]).await;
+        assert!(matches!(
+            outcome.status("acme"),
+            Some(ScopeStatus::Failed { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn listens_only_with_a_secret() {
+        let (fake, c, _) = setup().await;
+        assert!(!c.listens());
+        let toml = format!(
+            "subdomain = \"acme\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nwebhook_secret = \"s\"",
+            fake.url()
+        );
+        let with = PagerDutyConnector::new("pd", toml::from_str(&toml).unwrap()).unwrap();
+        assert!(with.listens());
+    }
+}
+
+#[test]
+fn every_field_is_a_listed_key() {
+    // The loader accepts the keys `keys` reads off the struct; a field missing from them could
+    // never be set.
+    let table = "token = \"t\"\nsubdomain = \"a\"\napi_url = \"https://x\"\nnamespace = \"default\"\nservice_names = {}\nrequests_per_second = 1\nmax_retries = 1\ntimeout_secs = 1\nwebhook_secret = \"s\"";
+    let parsed: toml::Table = toml::from_str(table).unwrap();
+    let mut keys: Vec<&str> = parsed.keys().map(String::as_str).collect();
+    keys.sort_unstable();
+    let mut listed = surveyor_model::kit::keys::<PagerDutyConfig>().to_vec();
+    listed.sort_unstable();
+    assert_eq!(keys, listed);
+    assert!(PagerDutyConnector::new("pd", toml::from_str(table).unwrap()).is_ok());
+    let blank = table.replace("webhook_secret = \"s\"", "webhook_secret = \" \"");
+    let err = PagerDutyConnector::new("pd", toml::from_str(&blank).unwrap())
+        .err()
+        .unwrap();
+    assert!(err.to_string().starts_with("webhook_secret"), "{err}");
+}

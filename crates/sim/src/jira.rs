@@ -7,6 +7,8 @@
 //! (status codes, 429 with `Retry-After`, bad JSON) are switched on per target; every request is
 //! recorded with its path, query and authentication scheme. Cloud takes Basic
 //! `email:api-token`, Data Center a bearer personal access token; anything else is a 401.
+//! Once told where ([`JiraFake::send_webhooks`]), it announces project and component changes as
+//! signed admin webhooks.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -19,6 +21,9 @@ use serde_json::{Value, json};
 use crate::org::{Org, Repo};
 use crate::rng::Rng;
 use crate::serve::{Answer, Dialect, Fake, Fault, Faults, header};
+use crate::webhook::{Vendor, WebhookSink, Webhooks};
+
+mod hooks;
 
 /// The Cloud account the fake accepts, with [`JIRA_API_TOKEN`].
 pub const JIRA_EMAIL: &str = "surveyor@acme.example";
@@ -285,6 +290,13 @@ impl JiraSite {
         }
     }
 
+    /// Deletes a project (and with it its components); false if there is none with that key.
+    pub fn remove_project(&mut self, key: &str) -> bool {
+        let before = self.projects.len();
+        self.projects.retain(|p| p.key != key);
+        self.projects.len() < before
+    }
+
     pub fn set_project_lead(&mut self, key: &str, lead: Option<usize>) -> bool {
         match self.projects.iter_mut().find(|p| p.key == key) {
             Some(p) => {
@@ -329,8 +341,8 @@ pub enum JiraFaultAction {
     EmptyList,
 }
 
-/// A fault for requests to `projects` (the project list), `components` (any component list),
-/// `components:KEY` (one project's), or `*`.
+/// A fault for requests to `projects` (the project list), `project:KEY` (one project),
+/// `components` (any component list), `components:KEY` (one project's), or `*`.
 pub type JiraFault = Fault<JiraFaultAction>;
 
 /// One request as the fake saw it.
@@ -368,6 +380,8 @@ pub struct JiraState {
     extra_tokens: Vec<String>,
     faults: Faults<JiraFault>,
     stats: JiraStats,
+    /// Where site changes are announced, once [`JiraFake::send_webhooks`] ran.
+    hooks: Option<Webhooks>,
 }
 
 /// A running fake Jira; [`url`](Fake::url) is the site URL (`url` in the connector's config).
@@ -389,18 +403,43 @@ impl JiraFake {
             extra_tokens: Vec::new(),
             faults: Faults::default(),
             stats: JiraStats::default(),
+            hooks: None,
         };
         Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
     /// Changes the site between runs (`fake.with_site(|s| s.set_project_key("PAY", "PMT"))`).
+    /// With webhooks on, the events of the change are posted.
     pub fn with_site<R>(&self, change: impl FnOnce(&mut JiraSite) -> R) -> R {
-        change(&mut self.server.lock().site)
+        let mut state = self.server.lock();
+        if state.hooks.is_none() {
+            return change(&mut state.site);
+        }
+        let before = hooks::snapshot(&state);
+        let result = change(&mut state.site);
+        let events = hooks::webhook_events(&before, &hooks::snapshot(&state));
+        if let Some(h) = &state.hooks {
+            h.post(events);
+        }
+        result
     }
 
     /// Changes the org behind the site (a deleted repository's component goes too).
     pub fn with_org<R>(&self, change: impl FnOnce(&mut Org) -> R) -> R {
-        change(&mut self.server.lock().site.org)
+        self.with_site(|site| change(&mut site.org))
+    }
+
+    /// From now on, every change made through [`with_site`](Self::with_site) or
+    /// [`with_org`](Self::with_org) is announced to `sink` as an admin webhook with a secret
+    /// would announce it (see [`crate::webhook`]). The returned sender tells what was planted.
+    pub async fn send_webhooks(&self, sink: WebhookSink) -> Webhooks {
+        let hooks = Webhooks::start(Vendor::Jira, sink).await;
+        self.server.lock().hooks = Some(hooks.clone());
+        hooks
+    }
+
+    pub fn remove_project(&self, key: &str) -> bool {
+        self.with_site(|s| s.remove_project(key))
     }
 
     /// A copy of the site as served now.
@@ -437,9 +476,10 @@ const JIRA: Dialect = Dialect {
     error_body: |_, message| json!({"errorMessages": [message], "errors": {}}),
 };
 
-/// What a request is for: the project list or one project's component list.
+/// What a request is for: the project list, one project, or one project's component list.
 enum Route {
     Projects,
+    Project(String),
     Components(String),
 }
 
@@ -448,6 +488,10 @@ fn route(flavor: JiraFlavor, path: &str) -> Option<Route> {
     match (flavor, segments.as_slice()) {
         (JiraFlavor::Cloud, ["rest", "api", "3", "project", "search"])
         | (JiraFlavor::DataCenter, ["rest", "api", "2", "project"]) => Some(Route::Projects),
+        (JiraFlavor::Cloud, ["rest", "api", "3", "project", id])
+        | (JiraFlavor::DataCenter, ["rest", "api", "2", "project", id]) => {
+            Some(Route::Project((*id).to_string()))
+        }
         // Cloud has both the paged `component` and the older `components` array.
         (
             JiraFlavor::Cloud,
@@ -515,6 +559,13 @@ fn answer(
     };
     let target = match &route {
         Route::Projects => "projects".to_string(),
+        Route::Project(id) => {
+            let key = s
+                .site
+                .project_by_id_or_key(id)
+                .map_or_else(|| id.clone(), |p| p.key.clone());
+            format!("project:{key}")
+        }
         Route::Components(id) => {
             let key = s
                 .site
@@ -615,6 +666,13 @@ fn route_answer(s: &JiraState, path: &str, query: &str, route: Route) -> Answer 
                 JiraFlavor::DataCenter => JIRA.json(StatusCode::OK, &Value::Array(values)),
             }
         }
+        Route::Project(id) => match s.site.project_by_id_or_key(&id) {
+            Some(p) => JIRA.json(StatusCode::OK, &project_json(s, p, &expand)),
+            None => JIRA.error(
+                StatusCode::NOT_FOUND,
+                &format!("No project could be found with key '{id}'."),
+            ),
+        },
         Route::Components(id) => {
             let Some(project) = s.site.project_by_id_or_key(&id) else {
                 return JIRA.error(

@@ -2,7 +2,7 @@
 //! people, repositories with CODEOWNERS, manifests and descriptors, generated deterministically
 //! from a seed at any size, and mutable between runs. The fake vendor APIs render views of it.
 //!
-//! The fake GitHub and GitLab announce changes of the org as webhooks once told where to
+//! The fake GitHub, GitLab, PagerDuty and Jira announce changes as webhooks once told where to
 //! (`send_webhooks`); [`webhook`] describes the knobs that drop, duplicate, delay or reorder them.
 
 pub mod github;

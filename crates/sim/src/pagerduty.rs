@@ -1,7 +1,8 @@
 //! A fake PagerDuty REST API v2 on loopback for the simulated org: services named after its
 //! repositories, its teams (some without members), users, escalation policies (some without
 //! anyone on call) and on-calls, with classic offset pagination (`limit`, `offset`, `more`,
-//! the 10,000-record cap), 429s with rate-limit headers, and token checks.
+//! the 10,000-record cap), 429s with rate-limit headers, and token checks. Once told where
+//! ([`PagerDutyFake::send_webhooks`]), it announces service changes as signed v3 webhooks.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -12,6 +13,10 @@ use crate::org::Org;
 use crate::serve::{
     Fake, Fault, FaultAction, Faults, JsonApi, ValueAnswer, answer_json_api, header,
 };
+use crate::webhook::{Vendor, WebhookSink, Webhooks};
+
+mod hooks;
+pub use hooks::webhook_events;
 
 /// The API token the fake accepts (`Authorization: Token token=...`).
 pub const PD_TOKEN: &str = "u+simulatedpagerdutytoken";
@@ -247,6 +252,8 @@ pub struct PdState {
     faults: Faults<Fault>,
     /// API keys accepted besides [`PD_TOKEN`].
     extra_tokens: Vec<String>,
+    /// Where service changes are announced, once [`PagerDutyFake::send_webhooks`] ran.
+    hooks: Option<Webhooks>,
 }
 
 /// The running fake; [`url`](Fake::url) is the API base (`api_url`). Faults are by request
@@ -262,12 +269,36 @@ impl PagerDutyFake {
             stats: PagerDutyStats::default(),
             faults: Faults::default(),
             extra_tokens: Vec::new(),
+            hooks: None,
         };
         Self::serve(state, answer_json_api, |s| &mut s.faults, |s| &mut s.stats).await
     }
 
+    /// Changes the account between runs. With webhooks on, the events of the change are posted.
     pub fn with_account<R>(&self, change: impl FnOnce(&mut Account) -> R) -> R {
-        change(&mut self.server.lock().account)
+        let mut state = self.server.lock();
+        let PdState { account, hooks, .. } = &mut *state;
+        let Some(hooks) = hooks else {
+            return change(account);
+        };
+        let before = account.clone();
+        let result = change(account);
+        hooks.post(webhook_events(&before, account));
+        result
+    }
+
+    /// From now on, every change made through [`with_account`](Self::with_account) is announced
+    /// to `sink` as an account-wide v3 webhook subscription would announce it (see
+    /// [`crate::webhook`]). The returned sender tells what was planted.
+    pub async fn send_webhooks(&self, sink: WebhookSink) -> Webhooks {
+        let hooks = Webhooks::start(Vendor::PagerDuty, sink).await;
+        self.server.lock().hooks = Some(hooks.clone());
+        hooks
+    }
+
+    /// A copy of the account as the fake currently serves it.
+    pub fn account(&self) -> Account {
+        self.server.lock().account.clone()
     }
 
     /// The next `n` requests are rate limited (429).
@@ -408,30 +439,28 @@ fn answer(s: &mut PdState, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
     }
     let a = &s.account;
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    if let ["services", id] = segments.as_slice() {
+        // One service, with the same includes as the list.
+        return match a.services.get(*id) {
+            Some(svc) => (
+                StatusCode::OK,
+                Vec::new(),
+                json!({"service": expand(a, svc, &includes)}),
+            ),
+            None => error(StatusCode::NOT_FOUND, 2100, "Not Found", &[]),
+        };
+    }
+    let policy_ids: Vec<&str> = params
+        .iter()
+        .filter(|(k, _)| k == "escalation_policy_ids[]")
+        .map(|(_, v)| v.as_str())
+        .collect();
     let (key, items): (&str, Vec<Value>) = match segments.as_slice() {
         ["services"] => (
             "services",
             a.services
                 .values()
-                .map(|svc| {
-                    let mut svc = svc.clone();
-                    if includes.contains(&"escalation_policies")
-                        && let Some(id) = svc["escalation_policy"]["id"].as_str()
-                        && let Some(p) = a.policies.get(id)
-                    {
-                        svc["escalation_policy"] = p.clone();
-                    }
-                    if includes.contains(&"teams") {
-                        let full: Vec<Value> = svc["teams"]
-                            .as_array()
-                            .into_iter()
-                            .flatten()
-                            .filter_map(|t| t["id"].as_str().and_then(|id| a.teams.get(id)).cloned())
-                            .collect();
-                        svc["teams"] = Value::Array(full);
-                    }
-                    svc
-                })
+                .map(|svc| expand(a, svc, &includes))
                 .collect(),
         ),
         ["teams"] => ("teams", a.teams.values().cloned().collect()),
@@ -447,7 +476,18 @@ fn answer(s: &mut PdState, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
         },
         ["users"] => ("users", a.users.values().cloned().collect()),
         ["escalation_policies"] => ("escalation_policies", a.policies.values().cloned().collect()),
-        ["oncalls"] => ("oncalls", a.oncalls()),
+        ["oncalls"] => (
+            "oncalls",
+            a.oncalls()
+                .into_iter()
+                .filter(|o| {
+                    policy_ids.is_empty()
+                        || o["escalation_policy"]["id"]
+                            .as_str()
+                            .is_some_and(|p| policy_ids.contains(&p))
+                })
+                .collect(),
+        ),
         _ => return error(StatusCode::NOT_FOUND, 2100, "Not Found", &[]),
     };
     let total = items.len();
@@ -467,6 +507,27 @@ fn answer(s: &mut PdState, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
         ],
         json!({key: page, "limit": limit, "offset": offset, "total": total_field, "more": more}),
     )
+}
+
+/// A service as the API shows it: its escalation policy and teams in full when included.
+fn expand(a: &Account, svc: &Value, includes: &[&str]) -> Value {
+    let mut svc = svc.clone();
+    if includes.contains(&"escalation_policies")
+        && let Some(id) = svc["escalation_policy"]["id"].as_str()
+        && let Some(p) = a.policies.get(id)
+    {
+        svc["escalation_policy"] = p.clone();
+    }
+    if includes.contains(&"teams") {
+        let full: Vec<Value> = svc["teams"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| t["id"].as_str().and_then(|id| a.teams.get(id)).cloned())
+            .collect();
+        svc["teams"] = Value::Array(full);
+    }
+    svc
 }
 
 #[cfg(test)]

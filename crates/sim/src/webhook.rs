@@ -6,7 +6,8 @@
 //! A [`WebhookSink`] says where deliveries go and how they misbehave:
 //!
 //! - `url`, `secret`: the receiver, and the secret GitHub signs with (`X-Hub-Signature-256`,
-//!   HMAC-SHA256 of the raw body) or GitLab sends verbatim (`X-Gitlab-Token`).
+//!   HMAC-SHA256 of the raw body), GitLab sends verbatim (`X-Gitlab-Token`), PagerDuty signs
+//!   with (`X-PagerDuty-Signature: v1=<hex>`) or Jira signs with (`X-Hub-Signature: sha256=<hex>`).
 //! - `drop` (0.0..=1.0): the share of events never sent. They are still recorded, as
 //!   [`Fate::Dropped`], so a benchmark can check that a sweep repaired every one of them.
 //! - `duplicate` (0.0..=1.0): the share of events sent twice with the same delivery id, as a
@@ -65,20 +66,26 @@ impl WebhookSink {
 pub enum Vendor {
     GitHub,
     GitLab,
+    /// v3 webhook subscriptions: the event's `event.id` is the delivery id.
+    PagerDuty,
+    /// Admin webhooks registered with a secret.
+    Jira,
 }
 
 /// What an event is about, so a benchmark can match what a sweep repaired to what was lost.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Subject {
-    /// `repository`, `team`, `user` (GitHub); `project`, `group`, `user` (GitLab).
+    /// `repository`, `team`, `user` (GitHub); `project`, `group`, `user` (GitLab); `service`
+    /// (PagerDuty); `project`, `component` (Jira).
     pub kind: &'static str,
+    /// The vendor's numeric id (for PagerDuty's letter ids, a number standing for the id).
     pub id: u64,
     /// The full name (`acme/payments-api-3`, `acme/payments`), slug or login.
     pub name: String,
 }
 
-/// One event before it is sent: the vendor's event name (`X-GitHub-Event` or
-/// `X-Gitlab-Event`), its action, and the JSON body.
+/// One event before it is sent: the vendor's event name (`X-GitHub-Event`, `X-Gitlab-Event`,
+/// PagerDuty's `event.event_type`, Jira's `webhookEvent`), its action, and the JSON body.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
     pub name: String,
@@ -101,7 +108,8 @@ pub enum Fate {
 /// One planned delivery and what the receiver answered to each copy sent.
 #[derive(Debug, Clone, PartialEq)]
 pub struct PlantedDelivery {
-    /// `X-GitHub-Delivery` or `X-Gitlab-Event-UUID`.
+    /// `X-GitHub-Delivery`, `X-Gitlab-Event-UUID`, PagerDuty's `event.id` (also sent as
+    /// `X-Webhook-Id`) or `X-Atlassian-Webhook-Identifier`.
     pub delivery_id: String,
     pub event: String,
     pub action: Option<String>,
@@ -164,6 +172,13 @@ pub fn github_signature(secret: &str, body: &[u8]) -> String {
     let digest = mac.finalize().into_bytes();
     let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
+}
+
+/// `v1=<hex>`: PagerDuty's `X-PagerDuty-Signature` of `body` under `secret` (one signature; a
+/// subscription whose secret is being rotated sends several, comma-separated).
+pub fn pagerduty_signature(secret: &str, body: &[u8]) -> String {
+    let github = github_signature(secret, body);
+    format!("v1={}", github.trim_start_matches("sha256="))
 }
 
 /// Whether `header` is the `X-Hub-Signature-256` of `body` under `secret` (compared in
@@ -243,7 +258,9 @@ impl Webhooks {
         let mut rng = Rng::new(sink.seed);
         let hook_id = match vendor {
             Vendor::GitHub => (100_000_000 + rng.below(900_000_000)).to_string(),
-            Vendor::GitLab => uuid_from(&mut rng),
+            Vendor::GitLab | Vendor::Jira => uuid_from(&mut rng),
+            // A webhook subscription's id (`PXXXXXX`).
+            Vendor::PagerDuty => format!("P{:06X}", rng.below(0xFF_FFFF)),
         };
         let shared = Arc::new(Shared {
             inner: Mutex::new(Inner {
@@ -267,7 +284,7 @@ impl Webhooks {
         let mut inner = self.shared.lock();
         let now = Instant::now();
         let mut planned: Vec<(PlantedDelivery, Outgoing)> = Vec::with_capacity(events.len());
-        for event in events {
+        for mut event in events {
             let sink = &inner.sink;
             let (drop_p, dup_p, delay) = (sink.drop, sink.duplicate, sink.delay.clone());
             // Every event draws the same numbers whatever its fate, so one knob's setting
@@ -281,6 +298,10 @@ impl Webhooks {
                 (false, true) => Fate::Duplicated,
                 (false, false) => Fate::Sent,
             };
+            if inner.vendor == Vendor::PagerDuty && event.payload["event"].is_object() {
+                // A v3 payload carries its own id: the one a redelivery repeats.
+                event.payload["event"]["id"] = Value::String(id.clone());
+            }
             let body = serde_json::to_vec(&event.payload).unwrap_or_default();
             let headers = inner.headers(&event, &id, &body);
             planned.push((
@@ -373,6 +394,22 @@ impl Inner {
                 // GitLab keeps this across redeliveries of one event.
                 add("idempotency-key", id.to_string());
                 add("x-gitlab-token", self.sink.secret.clone());
+            }
+            Vendor::PagerDuty => {
+                add("user-agent", "PagerDuty-Webhook/V3.0".into());
+                add("x-webhook-id", id.to_string());
+                add("x-webhook-subscription", self.hook_id.clone());
+                add(
+                    "x-pagerduty-signature",
+                    pagerduty_signature(&self.sink.secret, body),
+                );
+            }
+            Vendor::Jira => {
+                add("user-agent", "Atlassian Webhook HTTP Client".into());
+                add("x-atlassian-webhook-identifier", id.to_string());
+                add("x-atlassian-webhook-flow", "Primary".into());
+                // Admin webhooks with a secret: WebSub's `method=signature`.
+                add("x-hub-signature", github_signature(&self.sink.secret, body));
             }
         }
         h
