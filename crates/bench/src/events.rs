@@ -8,6 +8,7 @@
 //! `--drop` of the events never sent, after which the sweep (the connector's scheduled crawl,
 //! triggered) runs, and what was still missing before it and after it is counted.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -81,20 +82,37 @@ struct BackendFigures {
     sources: Vec<SourceFigures>,
 }
 
+/// What shows a change in the catalog: the source observes an entity under this key, or its
+/// observation with this external id changed.
+#[derive(Debug)]
+enum Expect {
+    Observed(String),
+    Changed(String),
+}
+
 /// A source and the change it is measured with.
 #[derive(Clone, Copy)]
 enum Source {
     Github,
     Gitlab,
+    PagerDuty,
+    Jira,
 }
 
 impl Source {
-    const ALL: [Source; 2] = [Source::Github, Source::Gitlab];
+    const ALL: [Source; 4] = [
+        Source::Github,
+        Source::Gitlab,
+        Source::PagerDuty,
+        Source::Jira,
+    ];
 
     fn id(self) -> &'static str {
         match self {
             Self::Github => "github",
             Self::Gitlab => "gitlab",
+            Self::PagerDuty => "pagerduty",
+            Self::Jira => "jira",
         }
     }
 
@@ -102,6 +120,8 @@ impl Source {
         match self {
             Self::Github => "rename a repository",
             Self::Gitlab => "create a project",
+            Self::PagerDuty => "rename a service",
+            Self::Jira => "change a project key",
         }
     }
 
@@ -117,12 +137,15 @@ impl Source {
         match self {
             Self::Github => fakes.github.send_webhooks(sink).await,
             Self::Gitlab => fakes.gitlab.send_webhooks(sink).await,
+            Self::PagerDuty => fakes.pagerduty.send_webhooks(sink).await,
+            Self::Jira => fakes.jira.send_webhooks(sink).await,
         }
     }
 
-    /// Makes change number `n` at the source; the key of the entity that shows it.
-    fn make(self, fakes: &Fakes, n: usize) -> anyhow::Result<String> {
+    /// Makes change number `n` at the source; what shows it in the catalog.
+    fn make(self, fakes: &Fakes, n: usize) -> anyhow::Result<Expect> {
         let name = match self {
+            Self::PagerDuty | Self::Jira => return self.make_elsewhere(fakes, n),
             Self::Github => {
                 let name = format!("ev-{n}");
                 fakes
@@ -160,7 +183,41 @@ impl Source {
                 }
             },
         };
-        Ok(EntityRef::new("Component", "default", &name)?.key())
+        Ok(Expect::Observed(
+            EntityRef::new("Component", "default", &name)?.key(),
+        ))
+    }
+
+    /// The entity a change of a PagerDuty service or a Jira project shows in.
+    fn make_elsewhere(self, fakes: &Fakes, n: usize) -> anyhow::Result<Expect> {
+        match self {
+            Self::PagerDuty => {
+                // A service merges into its repository's component, whose name wins: the
+                // rename shows as the service's observation changing.
+                let name = format!("Ev Pd {n}");
+                let id = fakes
+                    .pagerduty
+                    .with_account(|a| {
+                        let id = a.services.keys().nth(n).cloned()?;
+                        a.services.get_mut(&id)?["name"] = serde_json::json!(name);
+                        Some(id)
+                    })
+                    .context("not enough services to rename")?;
+                Ok(Expect::Changed(id))
+            }
+            Self::Jira => {
+                let key = format!("EVJ{n}");
+                let renamed = fakes.jira.with_site(|s| {
+                    let old = s.projects.get(n).map(|p| p.key.clone())?;
+                    s.set_project_key(&old, &key).then_some(())
+                });
+                renamed.context("not enough projects to change the key of")?;
+                Ok(Expect::Observed(
+                    EntityRef::new("System", "default", &key.to_lowercase())?.key(),
+                ))
+            }
+            Self::Github | Self::Gitlab => self.make(fakes, n),
+        }
     }
 }
 
@@ -272,10 +329,11 @@ async fn measure(
     let before = fakes.requests(id);
     let mut latencies = Vec::with_capacity(b.changes);
     for n in 0..b.changes {
+        let before = hashes(store, id).await?;
         let started = Instant::now();
         let key = source.make(fakes, n)?;
-        if !appears(store, &key, PATIENCE).await? {
-            anyhow::bail!("{id}: {key} did not reach the catalog within {PATIENCE:?}");
+        if !appears(store, id, &key, &before, PATIENCE).await? {
+            anyhow::bail!("{id}: {key:?} did not reach the catalog within {PATIENCE:?}");
         }
         latencies.push(started.elapsed());
     }
@@ -287,17 +345,18 @@ async fn measure(
     // A share of the events dropped: what is missing once the rest are handled, and after
     // the sweep.
     let hooks = source.announce(fakes, &url, b.drop, 2).await;
+    let unchanged = hashes(store, id).await?;
     let mut keys = Vec::with_capacity(b.lost_changes);
     for n in 0..b.lost_changes {
         keys.push(source.make(fakes, b.changes + n)?);
     }
     hooks.settled().await;
     idle(handle, id).await;
-    let missing_before_sweep = missing(store, &keys).await?;
+    let missing_before_sweep = keys.len() - holding(store, id, &keys, &unchanged).await?;
     let before = fakes.requests(id);
     let sweep = sweep(store, handle, id).await?;
     let sweep_requests = fakes.requests(id).since(before).requests;
-    let missing_after_sweep = missing(store, &keys).await?;
+    let missing_after_sweep = keys.len() - holding(store, id, &keys, &unchanged).await?;
     let repaired = missing_before_sweep - missing_after_sweep.min(missing_before_sweep);
     Ok(SourceFigures {
         source: id,
@@ -325,26 +384,63 @@ async fn measure(
     })
 }
 
-/// Whether the entity `key` is in the catalog within `patience` (asked every 2 ms).
-async fn appears(store: &Store, key: &str, patience: Duration) -> anyhow::Result<bool> {
+/// Whether `expect` holds for `source` within `patience` (asked every 5 ms). The source's own
+/// observation is looked at, since the entity it merges into may keep another source's name.
+async fn appears(
+    store: &Store,
+    source: &str,
+    expect: &Expect,
+    hashes: &HashMap<String, String>,
+    patience: Duration,
+) -> anyhow::Result<bool> {
     let deadline = Instant::now() + patience;
     while Instant::now() < deadline {
-        if store.get_entity(key).await?.is_some() {
+        if holding(store, source, std::slice::from_ref(expect), hashes).await? == 1 {
             return Ok(true);
         }
-        tokio::time::sleep(Duration::from_millis(2)).await;
+        tokio::time::sleep(Duration::from_millis(5)).await;
     }
     Ok(false)
 }
 
-async fn missing(store: &Store, keys: &[String]) -> anyhow::Result<usize> {
-    let mut n = 0;
-    for key in keys {
-        if store.get_entity(key).await?.is_none() {
-            n += 1;
-        }
-    }
-    Ok(n)
+/// Each live observation's hash by external id, to tell a changed one.
+async fn hashes(store: &Store, source: &str) -> anyhow::Result<HashMap<String, String>> {
+    Ok(store
+        .observation_index(source)
+        .await?
+        .into_iter()
+        .filter(|o| o.live)
+        .map(|o| (o.external_id, o.hash))
+        .collect())
+}
+
+/// How many of `expected` hold for `source` now; `before` are the hashes before the changes.
+async fn holding(
+    store: &Store,
+    source: &str,
+    expected: &[Expect],
+    before: &HashMap<String, String>,
+) -> anyhow::Result<usize> {
+    let index = store.observation_index(source).await?;
+    let live: HashMap<&str, &str> = index
+        .iter()
+        .filter(|o| o.live)
+        .map(|o| (o.external_id.as_str(), o.hash.as_str()))
+        .collect();
+    let refs: HashSet<String> = index
+        .iter()
+        .filter(|o| o.live)
+        .map(|o| o.entity_ref.to_lowercase())
+        .collect();
+    Ok(expected
+        .iter()
+        .filter(|e| match e {
+            Expect::Observed(key) => refs.contains(&key.to_lowercase()),
+            Expect::Changed(id) => {
+                live.get(id.as_str()).copied() != before.get(id).map(String::as_str)
+            }
+        })
+        .count())
 }
 
 /// Waits until the connector's worker has run what events asked for: past the time a burst

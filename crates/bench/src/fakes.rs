@@ -134,12 +134,12 @@ impl Fakes {
             toml::from_str("contexts = [\"prod\"]\nkubeconfig = \"kubeconfig\"")
                 .context("kubernetes config")?;
         let pd: PagerDutyConfig = toml::from_str(&format!(
-            "subdomain = \"{org}\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}",
+            "subdomain = \"{org}\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}{hooks}",
             self.pagerduty.url()
         ))
         .context("pagerduty config")?;
         let jira: JiraConfig = toml::from_str(&format!(
-            "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{JIRA_API_TOKEN}\"\nrequests_per_second = {rps}",
+            "url = \"{}\"\nemail = \"{JIRA_EMAIL}\"\napi_token = \"{JIRA_API_TOKEN}\"\nrequests_per_second = {rps}{hooks}",
             self.jira.url()
         ))
         .context("jira config")?;
