@@ -932,6 +932,7 @@ fn rest(
             status: StatusCode::NOT_MODIFIED,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
     } else if s.core_quota.remaining == 0 {
         s.stats.rate_limited += 1;
@@ -948,6 +949,7 @@ fn rest(
                 "application/json; charset=utf-8".into(),
             )],
             body: bytes,
+            stream: None,
         }
     };
     answer.headers.push(("etag".into(), etag));
