@@ -369,19 +369,20 @@ impl KubernetesConnector {
                     .default_backoff(),
             );
             let mut known = Known::default();
-            let mut forbidden = false;
+            // Whether the last event was an error: a failure that repeats is told once.
+            let mut failing = false;
             while let Some(event) = events.next().await {
                 let changed = match event {
                     Ok(event) => {
-                        forbidden = false;
+                        failing = false;
                         known.event(event)
                     }
                     Err(e) => {
+                        let again = std::mem::replace(&mut failing, true);
                         if is_forbidden(&e) {
-                            if !forbidden {
+                            if !again {
                                 tracing::warn!(cluster, kind, error = %e, "the credentials may not list and watch this kind across the cluster; the scheduled crawl reads it");
                             }
-                            forbidden = true;
                             tokio::time::sleep(FORBIDDEN_WAIT).await;
                         } else if matches!(&e, watcher::Error::WatchError(s) if s.code == 410) {
                             tracing::info!(
@@ -389,8 +390,10 @@ impl KubernetesConnector {
                                 kind,
                                 "the watch fell out of the API server's window (410); listing again"
                             );
+                        } else if again {
+                            tracing::debug!(cluster, kind, error = %e, "watch error; trying again");
                         } else {
-                            tracing::warn!(cluster, kind, error = %e, "watch error; resuming");
+                            tracing::warn!(cluster, kind, error = %e, "watch error; trying again");
                         }
                         continue;
                     }

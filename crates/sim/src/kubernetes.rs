@@ -16,8 +16,10 @@
 //! `resourceVersion` (or with `0`) it first sends an `ADDED` for each object there is. A
 //! version older than the window is answered as a real API server answers it: `200` and one
 //! `ERROR` event holding a `Status` with code 410, reason `Expired` (`too old resource
-//! version`); the client must list again. With `allowWatchBookmarks=true`,
-//! [`KubeFake::bookmark`] sends a `BOOKMARK` carrying the current version.
+//! version`); the client must list again (a 410 status at the start of a watch would not make
+//! kube's watcher list again, and API servers do not answer that way). With
+//! `allowWatchBookmarks=true`, [`KubeFake::bookmark`] sends a `BOOKMARK` carrying the current
+//! version. Streaming lists (`sendInitialEvents`) and selectors are not served.
 //!
 //! Knobs, like the webhook sender's ([`crate::webhook`]): [`WatchKnobs`] drop, duplicate,
 //! delay or reorder the events of open watches (decided per change, from a seed, and recorded
@@ -1524,6 +1526,19 @@ mod tests {
         assert_ne!(got, names, "shuffled");
         got.sort();
         assert_eq!(got, names, "all of them, once");
+
+        // A delay is drawn from its range and recorded; the change still comes.
+        fake.set_watch_knobs(WatchKnobs {
+            delay: Duration::from_millis(1)..Duration::from_millis(5),
+            ..WatchKnobs::reliable()
+        });
+        fake.with_cluster(|c| c.add_deployment("payments", "late", json!({}), "x:1"));
+        assert_eq!(w.event().await.1, "late");
+        let late = fake.watch_log().pop().unwrap();
+        assert!(
+            (Duration::from_millis(1)..Duration::from_millis(5)).contains(&late.delay),
+            "{late:?}"
+        );
 
         // A dropped change stays in the window: a watch from before it gets it.
         let mut again = Watch::open(&fake, &format!("watch=true&resourceVersion={listed}")).await;
