@@ -7,11 +7,11 @@
 //! be listed (403) is partial, an unreachable cluster fails, and neither deletes anything.
 //!
 //! With `watch = true`, each cluster is watched while `surveyor serve` runs and what changed
-//! is read again alone ([`events`]); the scheduled crawl stays, as a sweep.
+//! is read again alone (see `events`); the scheduled crawl stays, as a sweep.
 
 mod api;
 mod config;
-pub mod events;
+mod events;
 mod map;
 
 use std::collections::{BTreeMap, BTreeSet};
