@@ -1,7 +1,7 @@
 //! Talking to the API servers: a client per kubeconfig context (or the pod's service account),
 //! lists read `page_size` at a time with `continue` tokens and retried within `max_retries`
 //! when the failure may pass, each kind across the cluster or, where that is forbidden,
-//! namespace by namespace.
+//! namespace by namespace; single objects read by name (a refresh), and clients for watches.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -12,6 +12,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 use crate::config::{Settings, Source};
 use crate::map::{Object, ToObject, namespace_object};
+
+/// How long the API server is asked to keep one watch request open (`timeoutSeconds`); the
+/// watch's read timeout waits a little longer, so a quiet watch ends at the server's word.
+pub const WATCH_TIMEOUT_SECS: u32 = 290;
 
 /// One cluster's API server, as the connector lists it.
 pub struct Cluster {
@@ -28,6 +32,26 @@ impl Cluster {
         kubeconfig: Option<&Kubeconfig>,
         context: &str,
     ) -> Result<Self, String> {
+        Self::connect_with(settings, kubeconfig, context, settings.timeout).await
+    }
+
+    /// A client for watches: a watch request stays open for minutes with nothing to read, so
+    /// its read timeout is the watch's own, not the per-request `timeout_secs`.
+    pub async fn connect_watching(
+        settings: &Settings,
+        kubeconfig: Option<&Kubeconfig>,
+        context: &str,
+    ) -> Result<Self, String> {
+        let read = Duration::from_secs(u64::from(WATCH_TIMEOUT_SECS) + 15);
+        Self::connect_with(settings, kubeconfig, context, read).await
+    }
+
+    async fn connect_with(
+        settings: &Settings,
+        kubeconfig: Option<&Kubeconfig>,
+        context: &str,
+        read_timeout: Duration,
+    ) -> Result<Self, String> {
         let mut config = match (&settings.source, kubeconfig) {
             (Source::Kubeconfig { .. }, Some(kc)) => {
                 let options = KubeConfigOptions {
@@ -41,7 +65,7 @@ impl Cluster {
             _ => kube::Config::incluster().map_err(|e| first_line(&e.to_string()))?,
         };
         config.connect_timeout = Some(settings.timeout);
-        config.read_timeout = Some(settings.timeout);
+        config.read_timeout = Some(read_timeout);
         // kube's own retries (15, backing off towards 1000 s, honouring any Retry-After) would
         // stall a crawl for minutes on a throttled or failing API server; `list_page` retries
         // within `max_retries` instead.
@@ -51,6 +75,34 @@ impl Cluster {
             page_size: settings.page_size,
             max_retries: settings.max_retries,
         })
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.client.clone()
+    }
+
+    /// One object of kind `K` by name, `None` if the API server says it does not exist (404);
+    /// retried like a list page when the failure may pass.
+    pub async fn get<K: ToObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+    ) -> Result<Option<Object>, String> {
+        let api = Api::<K>::namespaced(self.client.clone(), namespace);
+        let mut attempt = 0;
+        loop {
+            match api.get_opt(name).await {
+                Ok(found) => return Ok(found.as_ref().map(ToObject::to_object)),
+                Err(e) if attempt < self.max_retries && is_transient(&e) => {
+                    let Some(wait) = retry_wait(&e, attempt) else {
+                        return Err(describe(&e));
+                    };
+                    attempt += 1;
+                    tokio::time::sleep(wait).await;
+                }
+                Err(e) => return Err(describe(&e)),
+            }
+        }
     }
 
     /// Every namespace of the cluster.
@@ -187,24 +239,40 @@ where
     loop {
         match api.list(params).await {
             Err(e) if attempt < retries && is_transient(&e) => {
-                let asked = match &e {
-                    kube::Error::Api(s) => s
-                        .details
-                        .as_ref()
-                        .map(|d| Duration::from_secs(u64::from(d.retry_after_seconds)))
-                        .filter(|w| !w.is_zero()),
-                    _ => None,
-                };
-                let wait = asked.unwrap_or(Duration::from_millis(500 << attempt.min(4)));
-                if wait > MAX_RETRY_WAIT {
+                let Some(wait) = retry_wait(&e, attempt) else {
                     return Err(e);
-                }
+                };
                 attempt += 1;
                 tracing::debug!(kind = %K::plural(&()), error = %first_line(&e.to_string()), wait_ms = wait.as_millis() as u64, "retrying a list page");
                 tokio::time::sleep(wait).await;
             }
             other => return other,
         }
+    }
+}
+
+/// How long to wait before attempt `attempt + 1`: what a 429 asks (`retryAfterSeconds`) or
+/// 0.5 s doubling to 8 s; `None` when the server asks for more than [`MAX_RETRY_WAIT`].
+fn retry_wait(e: &kube::Error, attempt: u32) -> Option<Duration> {
+    let asked = match e {
+        kube::Error::Api(s) => s
+            .details
+            .as_ref()
+            .map(|d| Duration::from_secs(u64::from(d.retry_after_seconds)))
+            .filter(|w| !w.is_zero()),
+        _ => None,
+    };
+    let wait = asked.unwrap_or(Duration::from_millis(500 << attempt.min(4)));
+    (wait <= MAX_RETRY_WAIT).then_some(wait)
+}
+
+/// A failed request in one line: the API server's status, or why there was no answer.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => {
+            format!("HTTP {} {}: {}", status.code, status.reason, status.message)
+        }
+        other => error_chain(other),
     }
 }
 

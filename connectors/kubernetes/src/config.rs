@@ -76,6 +76,10 @@ pub struct KubernetesConfig {
     /// a timeout, a dropped connection).
     #[serde(default = "number::<_, 3>")]
     pub max_retries: u32,
+    /// Follow each cluster's changes with watches while `surveyor serve` runs, and read again
+    /// only what changed; the scheduled crawl stays, as a sweep.
+    #[serde(default)]
+    pub watch: bool,
 }
 
 fn default_cluster_name() -> String {
@@ -119,6 +123,7 @@ pub struct Settings {
     pub page_size: u32,
     pub timeout: std::time::Duration,
     pub max_retries: u32,
+    pub watch: bool,
 }
 
 impl Settings {
@@ -215,6 +220,7 @@ impl KubernetesConfig {
             page_size: self.page_size,
             timeout: std::time::Duration::from_secs(self.timeout_secs.max(1)),
             max_retries: self.max_retries,
+            watch: self.watch,
         })
     }
 }

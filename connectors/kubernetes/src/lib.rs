@@ -5,9 +5,13 @@
 //! resource kind is listed once across the cluster (`limit` + `continue`), falling back to one
 //! list per namespace when the credentials may not list cluster-wide; a namespace that cannot
 //! be listed (403) is partial, an unreachable cluster fails, and neither deletes anything.
+//!
+//! With `watch = true`, each cluster is watched while `surveyor serve` runs and what changed
+//! is read again alone (see `events`); the scheduled crawl stays, as a sweep.
 
 mod api;
 mod config;
+mod events;
 mod map;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -40,6 +44,8 @@ pub struct KubernetesConnector {
     settings: Settings,
     /// Parsed once: a broken kubeconfig is a config error, not a crawl failure.
     kubeconfig: Option<Kubeconfig>,
+    /// What the last crawl of each cluster saw that a refresh needs (with `watch` only).
+    memory: events::Memories,
 }
 
 impl KubernetesConnector {
@@ -75,6 +81,7 @@ impl KubernetesConnector {
             id: id.to_string(),
             settings,
             kubeconfig,
+            memory: events::Memories::default(),
         })
     }
 
@@ -135,6 +142,9 @@ impl KubernetesConnector {
             return Ok(());
         }
 
+        if self.settings.watch {
+            self.memory.crawled(cluster, &kept, &by_namespace, &failed);
+        }
         if self.settings.namespace_as_system {
             for ns in kept.values() {
                 if let Some(system) = map::system(ns, cluster, &self.settings) {
@@ -165,7 +175,13 @@ impl KubernetesConnector {
 }
 
 surveyor_model::connector!(KubernetesConnector(KubernetesConfig, base_dir):
-    each |c| c.clusters() => crawl_cluster);
+    each |c| c.clusters() => crawl_cluster,
+    listens |c| c.settings.watch,
+    refresh |c, targets, sink| c.refresh_targets(targets, sink),
+    refreshes |c, targets| c.can_refresh(targets),
+    watch |c, hints| c.watch_clusters(hints));
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod watch_tests;

@@ -980,6 +980,7 @@ fn rest(
             status: StatusCode::NOT_MODIFIED,
             headers: Vec::new(),
             body: Vec::new(),
+            stream: None,
         }
     } else if s.core_quota.remaining == 0 {
         s.stats.rate_limited += 1;
@@ -996,6 +997,7 @@ fn rest(
                 "application/json; charset=utf-8".into(),
             )],
             body: bytes,
+            stream: None,
         }
     };
     answer.headers.push(("etag".into(), etag));

@@ -4,6 +4,7 @@
 //!
 //! The fake GitHub, GitLab, PagerDuty and Jira announce changes as webhooks once told where to
 //! (`send_webhooks`); [`webhook`] describes the knobs that drop, duplicate, delay or reorder them.
+//! The fake Kubernetes API serves watches with knobs of the same kind ([`kubernetes`]).
 
 pub mod github;
 pub mod gitlab;
@@ -23,7 +24,7 @@ pub use serve::{Fake, percent_encode};
 pub use github::{FAKE_TOKEN, FakeApp, FakeStats, Fault, FaultAction, GithubFake};
 pub use gitlab::{GITLAB_TOKEN, GitlabFake, GitlabStats};
 pub use jira::{JiraFake, JiraFault, JiraFaultAction, JiraFlavor, JiraSite, JiraStats};
-pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats};
+pub use kubernetes::{Cluster, KUBE_TOKEN, KubeFake, KubeStats, WatchKnobs, WatchedChange};
 pub use names::{OtherNames, other_names};
 pub use org::{Language, Org, OrgSpec, Person, Repo, Team};
 pub use pagerduty::{Account, PD_TOKEN, PagerDutyFake, PagerDutyStats};

@@ -132,6 +132,8 @@ pub(crate) struct Answer {
     pub(crate) status: StatusCode,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) body: Vec<u8>,
+    /// A body sent as it is produced (a Kubernetes watch) instead of `body`.
+    pub(crate) stream: Option<axum::body::Body>,
 }
 
 impl Answer {
@@ -154,6 +156,15 @@ impl Answer {
             status,
             headers: vec![("content-type".into(), content_type.into())],
             body: body.into(),
+            stream: None,
+        }
+    }
+
+    /// A `200` whose body is `stream`, with this `content-type`.
+    pub(crate) fn streamed(content_type: &str, stream: axum::body::Body) -> Self {
+        Self {
+            stream: Some(stream),
+            ..Self::text_as(StatusCode::OK, content_type, Vec::new())
         }
     }
 
@@ -168,7 +179,10 @@ async fn respond(answer: Answer, delay: Duration) -> Response {
     if !delay.is_zero() {
         tokio::time::sleep(delay).await;
     }
-    let mut response = (answer.status, answer.body).into_response();
+    let mut response = match answer.stream {
+        Some(stream) => (answer.status, stream).into_response(),
+        None => (answer.status, answer.body).into_response(),
+    };
     for (k, v) in answer.headers {
         if let (Ok(name), Ok(value)) = (HeaderName::try_from(k.as_str()), HeaderValue::from_str(&v))
         {

@@ -454,11 +454,11 @@ fn uuid_from(rng: &mut Rng) -> String {
 }
 
 /// Uniform in `[0, 1)`.
-fn unit(rng: &mut Rng) -> f64 {
+pub(crate) fn unit(rng: &mut Rng) -> f64 {
     (rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64
 }
 
-fn between(rng: &mut Rng, range: &Range<Duration>) -> Duration {
+pub(crate) fn between(rng: &mut Rng, range: &Range<Duration>) -> Duration {
     let span = range.end.saturating_sub(range.start);
     let nanos = u64::try_from(span.as_nanos()).unwrap_or(u64::MAX);
     // Draw even for an empty range, so the delay knob never shifts other decisions.
