@@ -15,13 +15,14 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde::Serialize;
 use surveyor_api::Control;
+use surveyor_connector_kubernetes::SYSTEM_NAMESPACES;
 use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::run_connector;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions};
 use surveyor_model::EntityRef;
 use surveyor_model::names::entity_name;
 use surveyor_sim::gitlab::every_other;
-use surveyor_sim::{WebhookSink, webhook::Webhooks};
+use surveyor_sim::{WatchKnobs, WebhookSink, webhook::Webhooks};
 use surveyor_store::Store;
 
 use crate::db::{Backend, PostgresArgs};
@@ -82,6 +83,30 @@ struct BackendFigures {
     sources: Vec<SourceFigures>,
 }
 
+/// How a fake announces its changes, for what became of them.
+enum Announcer {
+    Hooks(Webhooks),
+    /// Kubernetes watches; `before` changes had been dropped already.
+    Watch {
+        before: usize,
+    },
+}
+
+impl Announcer {
+    async fn settled(&self) {
+        if let Self::Hooks(h) = self {
+            h.settled().await;
+        }
+    }
+
+    fn dropped(&self, fakes: &Fakes) -> usize {
+        match self {
+            Self::Hooks(h) => h.planted().dropped().len(),
+            Self::Watch { before } => fakes.kube.dropped_changes().len() - before,
+        }
+    }
+}
+
 /// What shows a change in the catalog: the source observes an entity under this key, or its
 /// observation with this external id changed.
 #[derive(Debug)]
@@ -97,14 +122,16 @@ enum Source {
     Gitlab,
     PagerDuty,
     Jira,
+    Kubernetes,
 }
 
 impl Source {
-    const ALL: [Source; 4] = [
+    const ALL: [Source; 5] = [
         Source::Github,
         Source::Gitlab,
         Source::PagerDuty,
         Source::Jira,
+        Source::Kubernetes,
     ];
 
     fn id(self) -> &'static str {
@@ -113,6 +140,7 @@ impl Source {
             Self::Gitlab => "gitlab",
             Self::PagerDuty => "pagerduty",
             Self::Jira => "jira",
+            Self::Kubernetes => "k8s",
         }
     }
 
@@ -122,38 +150,55 @@ impl Source {
             Self::Gitlab => "create a project",
             Self::PagerDuty => "rename a service",
             Self::Jira => "change a project key",
+            Self::Kubernetes => "create a deployment",
         }
     }
 
-    /// From now on the source's fake announces its changes to `url`, dropping `drop` of them.
-    /// Each phase has its own `seed`: the same seed would plant the same delivery ids, which
-    /// the receiver takes once.
-    async fn announce(self, fakes: &Fakes, url: &str, drop: f64, seed: u64) -> Webhooks {
+    /// From now on the source's fake announces its changes to `url` (Kubernetes: to its
+    /// watches), dropping `drop` of them. Each phase has its own `seed`: the same seed would
+    /// plant the same delivery ids, which the receiver takes once.
+    async fn announce(self, fakes: &Fakes, url: &str, drop: f64, seed: u64) -> Announcer {
         let sink = WebhookSink {
             drop,
             seed,
             ..WebhookSink::reliable(url, SECRET)
         };
-        match self {
+        Announcer::Hooks(match self {
             Self::Github => fakes.github.send_webhooks(sink).await,
             Self::Gitlab => fakes.gitlab.send_webhooks(sink).await,
             Self::PagerDuty => fakes.pagerduty.send_webhooks(sink).await,
             Self::Jira => fakes.jira.send_webhooks(sink).await,
-        }
+            Self::Kubernetes => {
+                fakes.kube.set_watch_knobs(WatchKnobs {
+                    drop,
+                    seed,
+                    ..WatchKnobs::reliable()
+                });
+                let before = fakes.kube.dropped_changes().len();
+                // The watches open once the scheduler runs; changes before would be lost.
+                let deadline = Instant::now() + PATIENCE;
+                while fakes.kube.open_watches() == 0 && Instant::now() < deadline {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                return Announcer::Watch { before };
+            }
+        })
     }
 
     /// Makes change number `n` at the source; what shows it in the catalog.
     fn make(self, fakes: &Fakes, n: usize) -> anyhow::Result<Expect> {
         let name = match self {
-            Self::PagerDuty | Self::Jira => return self.make_elsewhere(fakes, n),
+            Self::PagerDuty | Self::Jira | Self::Kubernetes => {
+                return self.make_elsewhere(fakes, n);
+            }
             Self::Github => {
                 let name = format!("ev-{n}");
                 fakes
                     .github
                     .with_org(&fakes.org.name, |o| {
-                        // Repositories whose names their descriptors do not set; renamed ones
-                        // stay in the list, so the n-th is a new one each time.
-                        let repo = o
+                        // Repositories whose names their descriptors do not set (renamed ones
+                        // stay in the list: a small org's are renamed again).
+                        let mut plain: Vec<&mut surveyor_sim::Repo> = o
                             .repos
                             .iter_mut()
                             .filter(|r| {
@@ -161,7 +206,9 @@ impl Source {
                                     && !r.archived
                                     && !r.files.contains_key("catalog-info.yaml")
                             })
-                            .nth(n)?;
+                            .collect();
+                        let count = plain.len().max(1);
+                        let repo = plain.get_mut(n % count)?;
                         repo.name.clone_from(&name);
                         Some(())
                     })
@@ -198,7 +245,11 @@ impl Source {
                 let id = fakes
                     .pagerduty
                     .with_account(|a| {
-                        let id = a.services.keys().nth(n).cloned()?;
+                        let id = a
+                            .services
+                            .keys()
+                            .nth(n % a.services.len().max(1))
+                            .cloned()?;
                         a.services.get_mut(&id)?["name"] = serde_json::json!(name);
                         Some(id)
                     })
@@ -208,12 +259,38 @@ impl Source {
             Self::Jira => {
                 let key = format!("EVJ{n}");
                 let renamed = fakes.jira.with_site(|s| {
-                    let old = s.projects.get(n).map(|p| p.key.clone())?;
+                    let old = s
+                        .projects
+                        .get(n % s.projects.len().max(1))
+                        .map(|p| p.key.clone())?;
                     s.set_project_key(&old, &key).then_some(())
                 });
                 renamed.context("not enough projects to change the key of")?;
                 Ok(Expect::Observed(
                     EntityRef::new("System", "default", &key.to_lowercase())?.key(),
+                ))
+            }
+            Self::Kubernetes => {
+                let name = format!("ev-{n}");
+                let ns = fakes
+                    .kube
+                    .with_cluster(|c| {
+                        c.names("namespaces")
+                            .into_iter()
+                            .map(|(_, ns)| ns)
+                            .find(|ns| !SYSTEM_NAMESPACES.contains(&ns.as_str()))
+                    })
+                    .context("a namespace to deploy in")?;
+                fakes.kube.with_cluster(|c| {
+                    c.add_deployment(
+                        &ns,
+                        &name,
+                        serde_json::json!({"app.kubernetes.io/name": name}),
+                        "ghcr.io/acme/ev:1",
+                    );
+                });
+                Ok(Expect::Observed(
+                    EntityRef::new("Resource", "default", &format!("{name}.{ns}.prod"))?.key(),
                 ))
             }
             Self::Github | Self::Gitlab => self.make(fakes, n),
@@ -371,7 +448,7 @@ async fn measure(
         requests,
         requests_per_change: round(requests as f64 / b.changes.max(1) as f64, 2),
         lost_changes: b.lost_changes,
-        events_dropped: hooks.planted().dropped().len(),
+        events_dropped: hooks.dropped(fakes),
         missing_before_sweep,
         sweep_unannounced: sweep,
         missing_after_sweep,

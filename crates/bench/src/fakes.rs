@@ -105,7 +105,7 @@ impl Fakes {
     }
 
     /// [`Fakes::connectors`], with events on where `webhook_secret` is given: each webhook
-    /// receiver checks that secret.
+    /// receiver checks that secret, and Kubernetes watches.
     pub fn connectors_with(
         &self,
         dir: &Path,
@@ -130,9 +130,15 @@ impl Fakes {
             dir.join("kubeconfig"),
             KubeFake::kubeconfig(&[("prod", self.kube.url())]),
         )?;
-        let k8s: KubernetesConfig =
-            toml::from_str("contexts = [\"prod\"]\nkubeconfig = \"kubeconfig\"")
-                .context("kubernetes config")?;
+        let watch = if webhook_secret.is_some() {
+            "\nwatch = true"
+        } else {
+            ""
+        };
+        let k8s: KubernetesConfig = toml::from_str(&format!(
+            "contexts = [\"prod\"]\nkubeconfig = \"kubeconfig\"{watch}"
+        ))
+        .context("kubernetes config")?;
         let pd: PagerDutyConfig = toml::from_str(&format!(
             "subdomain = \"{org}\"\ntoken = \"{PD_TOKEN}\"\napi_url = \"{}\"\nrequests_per_second = {rps}{hooks}",
             self.pagerduty.url()
