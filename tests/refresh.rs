@@ -663,3 +663,70 @@ async fn a_sweep_counts_the_changes_no_event_announced() {
     assert_eq!(sweep(&deaf).await, None, "without events nothing is missed");
     ts.cleanup().await;
 }
+
+/// A source with two scopes (two clusters, say) whose refresh reads one of them.
+struct TwoScopes;
+
+#[async_trait::async_trait]
+impl Connector for TwoScopes {
+    fn id(&self) -> &str {
+        "two"
+    }
+
+    fn kind(&self) -> &'static str {
+        "test"
+    }
+
+    async fn crawl(&self, sink: ObservationSink) -> Result<Outcome, ConnectorError> {
+        sink.send(component("a", "id-a", "alpha", "group:default/x"))
+            .await?;
+        sink.send(component("b", "id-b", "beta", "group:default/x"))
+            .await?;
+        let mut outcome = Outcome::default();
+        outcome.complete("a");
+        outcome.complete("b");
+        Ok(outcome)
+    }
+
+    fn refreshes(&self, _: &[Target]) -> bool {
+        true
+    }
+
+    async fn refresh(
+        &self,
+        _: &[Target],
+        sink: ObservationSink,
+    ) -> Result<Outcome, ConnectorError> {
+        sink.send(component("a", "id-a", "alpha-two", "group:default/x"))
+            .await?;
+        let mut outcome = Outcome::default();
+        outcome.refreshed("a");
+        Ok(outcome)
+    }
+}
+
+#[tokio::test]
+async fn a_refresh_of_one_scope_leaves_the_others_as_they_are() {
+    let ts = TestStore::sqlite().await;
+    let store = ts.store.clone();
+    let options = ReconcileOptions::default();
+    run_connector(&store, &TwoScopes, &options)
+        .await
+        .expect("crawl");
+    let target = Target {
+        scope: "a".into(),
+        kind: "thing".into(),
+        key: "id-a".into(),
+    };
+    let report = refresh_connector(&store, &TwoScopes, &[target], &options)
+        .await
+        .expect("refresh");
+    assert_eq!(report.status, RunStatus::Succeeded, "{:?}", report.scopes);
+    let scopes: Vec<&str> = report.scopes.iter().map(|s| s.scope.as_str()).collect();
+    assert_eq!(scopes, ["a"], "scope b was not read, so it is not reported");
+    assert_eq!(
+        catalog(&store).await,
+        ["alpha-two group:default/x", "beta group:default/x"]
+    );
+    ts.cleanup().await;
+}

@@ -20,8 +20,11 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use surveyor_api::{ConnectorView, Control, TriggerRefusal};
+use surveyor_engine::config::ScheduleZone;
+use surveyor_engine::lease::{self, Lease};
+use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions};
 use surveyor_engine::{ReconcileOptions, run_connector};
-use surveyor_model::{Connector, ConnectorMetric};
+use surveyor_model::{Accepted, Connector, ConnectorMetric, Delivery, DeliveryRefusal};
 use surveyor_sim::{Org, OrgSpec};
 use surveyor_store::Store;
 
@@ -59,7 +62,9 @@ macro_rules! examples {
         "Without --once it then serves the HTTP API, as `surveyor serve` does, and the org lives:\n  ",
         "every --mutate-every seconds one thing changes (a repository renamed, an owner changed\n  ",
         "in CODEOWNERS, a workload removed, a team disbanded, a repository created, archived or\n  ",
-        "deleted, a person leaving), the next sync runs, and the demo prints what it changed.\n  ",
+        "deleted, a person leaving). The simulated APIs announce it as their vendors do (signed\n  ",
+        "webhooks to /hooks/<connector>, a Kubernetes watch), so the catalog has it within a\n  ",
+        "second; a sync then finds what events missed, and the demo prints both.\n  ",
         "Ctrl-C stops it.\n\n",
         examples!()
     )
@@ -190,10 +195,12 @@ fn write_file(path: &Path, text: &str) -> Result<(), CliError> {
         .map_err(|e| CliError::Runtime(anyhow::anyhow!("cannot write {}: {e}", path.display())))
 }
 
-/// What the API shows of the demo's connectors on `/api/v1/connectors`.
+/// What the API shows of the demo's connectors on `/api/v1/connectors`, and where the
+/// simulated APIs' webhooks go (the scheduler that reads again what they name).
 struct DemoControl {
     status: Arc<Mutex<Vec<ConnectorView>>>,
     connectors: Vec<Arc<dyn Connector>>,
+    events: SchedulerHandle,
 }
 
 impl Control for DemoControl {
@@ -213,6 +220,10 @@ impl Control for DemoControl {
         }
     }
 
+    fn deliver(&self, id: &str, delivery: Delivery) -> Result<Accepted, DeliveryRefusal> {
+        self.events.deliver(id, delivery)
+    }
+
     fn connector_metrics(&self) -> Vec<(String, Vec<ConnectorMetric>)> {
         self.connectors
             .iter()
@@ -229,6 +240,9 @@ struct Catalog {
     sources: surveyor_audit::Sources,
     status: Arc<Mutex<Vec<ConnectorView>>>,
     schedule: Option<String>,
+    /// While events are read again beside the syncs, each sync of a connector holds its lease
+    /// under this name, as the scheduler's refreshes do under theirs: never both at once.
+    sweeper: Option<String>,
 }
 
 impl Catalog {
@@ -245,6 +259,7 @@ impl Catalog {
                 v.running = true;
                 v.last_started = Some(Utc::now());
             });
+            let lease = self.lease(connector.id()).await;
             task.start();
             let watched = Watched {
                 inner: Arc::clone(connector),
@@ -253,6 +268,9 @@ impl Catalog {
             let report = run_connector(&self.store, &watched, &self.options)
                 .await
                 .map_err(|e| e.to_string());
+            if let Some(lease) = lease {
+                lease.release().await;
+            }
             task.finish(report.as_ref().map_err(String::as_str));
             self.set_status(i, |v| {
                 v.running = false;
@@ -272,6 +290,31 @@ impl Catalog {
             });
         }
         results
+    }
+
+    /// `id`'s lease, waited for while a refresh holds it; none when no events run.
+    async fn lease(&self, id: &str) -> Option<Lease> {
+        let holder = self.sweeper.as_deref()?;
+        let ttl = lease::default_ttl(self.store.backend());
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            match Lease::take(&self.store, id, holder, Utc::now(), ttl).await {
+                Ok(Some(l)) => return Some(l),
+                Ok(None) if Instant::now() < deadline => {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Ok(None) => {
+                    eprintln!(
+                        "warning: {id}: a refresh held its lease for 2 minutes; syncing anyway"
+                    );
+                    return None;
+                }
+                Err(e) => {
+                    eprintln!("warning: {id}: cannot take its lease: {e}");
+                    return None;
+                }
+            }
+        }
     }
 
     fn set_status(&self, index: usize, change: impl FnOnce(&mut ConnectorView)) {
@@ -308,13 +351,20 @@ impl Catalog {
         }
     }
 
-    /// Changes the org once, syncs, and prints what the sync changed.
+    /// Changes the org once, shows what its events brought in (when the APIs send them),
+    /// syncs, and prints what the sync changed.
     async fn live_once(&self, world: &mut World, number: usize) -> Result<(), CliError> {
+        let since = Utc::now();
         let what = world.change();
+        say!("\nChange {number}: {what}");
+        let events = self.sweeper.is_some();
+        if events {
+            report::print_events(&self.store, since).await?;
+        }
         let since = Utc::now();
         let runs = self.sync(&Progress::Quiet).await;
         let findings = self.record_findings().await;
-        report::print_round(&self.store, number, &what, &runs, findings.as_ref(), since).await?;
+        report::print_round(&self.store, &runs, findings.as_ref(), since, events).await?;
         Ok(())
     }
 }
@@ -365,7 +415,13 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     write_file(&files.dir.join(&files.kubeconfig), &world.kubeconfig())?;
     write_file(
         &files.config,
-        &world.config(&files.database, &files.kubeconfig, &files.cache, &listen),
+        &world.config(
+            &files.database,
+            &files.kubeconfig,
+            &files.cache,
+            &listen,
+            !args.once,
+        ),
     )?;
     eprintln!(
         "  wrote {} (tokens as ${{ENV}} references, set by the demo for itself)",
@@ -400,6 +456,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         connectors,
         status: Arc::new(Mutex::new(status)),
         schedule,
+        sweeper: None,
     };
 
     let started = Instant::now();
@@ -436,16 +493,50 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         };
     };
 
+    // Events: the simulated APIs post webhooks to the API below and the cluster is watched;
+    // a scheduler without schedules reads again what they name, under each connector's lease.
+    let jobs = catalog
+        .connectors
+        .iter()
+        .map(|c| Job {
+            id: c.id().to_string(),
+            kind: c.kind().to_string(),
+            schedule_text: None,
+            schedule: None,
+            timezone: ScheduleZone::Utc,
+            timeout: Duration::from_secs(600),
+            jitter: Duration::ZERO,
+            run_on_start: false,
+            connector: Arc::clone(c),
+        })
+        .collect();
+    let scheduler = Scheduler::new(
+        catalog.store.clone(),
+        jobs,
+        SchedulerOptions {
+            reconcile: catalog.options.clone(),
+            holder: lease::this_process(),
+            lease_ttl: lease::default_ttl(catalog.store.backend()),
+            grace: Duration::from_secs(5),
+        },
+    );
     let control: Arc<dyn Control> = Arc::new(DemoControl {
         status: Arc::clone(&catalog.status),
         connectors: catalog.connectors.clone(),
+        events: scheduler.handle(),
     });
+    let catalog = Catalog {
+        sweeper: Some(format!("{}#demo-sync", lease::this_process())),
+        ..catalog
+    };
     let app = surveyor_api::router(catalog.store.clone(), api_config(&config), Some(control));
     let (stop, mut stopped) = tokio::sync::watch::channel(false);
+    let events = tokio::spawn(scheduler.run(stop.subscribe()));
     let api = tokio::spawn(surveyor_api::serve(listener, app, async move {
         let _ = stopped.wait_for(|s| *s).await;
     }));
     let base_url = format!("http://{listen}");
+    world.send_webhooks(&base_url).await;
     say!("\nServing the catalog at {base_url}");
     say!(
         "  {base_url}/                     the console: search, entities, graphs, gaps, drift, changes, runs"
@@ -455,7 +546,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     say!("  {base_url}/api/v1/changes       the history");
     say!("  {base_url}/api/v1/audit/ownership");
     say!(
-        "The org changes every {}s and is synced after each change; Ctrl-C stops.",
+        "The org changes every {}s: its webhooks and the cluster's watch bring each change in at once, and a sync after it finds what they missed; Ctrl-C stops.",
         args.mutate_every
     );
 
@@ -479,6 +570,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     }
     eprintln!("surveyor demo: stopping");
     let _ = stop.send(true);
+    let _ = events.await;
     if let Ok(Err(e)) = api.await {
         tracing::warn!(error = %e, "the API server stopped with an error");
     }

@@ -226,3 +226,85 @@ fn a_catalog_in_a_missing_directory_is_bad_input() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("--db no/such/dir/x.db: its directory does not exist"));
 }
+
+#[test]
+fn the_living_org_announces_each_change_and_the_sync_after_finds_what_events_missed() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let dir = tempfile::tempdir().expect("dir");
+    let mut child = common::surveyor_in(dir.path())
+        .args(["demo", "--size", "small", "--db", "x.db", "--port", "0"])
+        .args(["--mutate-every", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start surveyor demo");
+    let stdout = child.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Three rounds: each change's title, what its events brought in, and the sync after them.
+    let mut out = String::new();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while out.matches("sync after the events").count() < 3 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                out.push_str(&line);
+                out.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("three rounds did not come:\n{out}");
+            }
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+
+    let rounds: Vec<&str> = out.split("\nChange ").skip(1).collect();
+    assert!(rounds.len() >= 3, "{out}");
+    let events = |round: &str| {
+        round
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("events: "))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|n| n.parse::<u64>().ok())
+    };
+    let missed = |round: &str| {
+        round
+            .lines()
+            .find_map(|l| {
+                l.trim()
+                    .strip_prefix("sync after the events (what they missed): ")
+            })
+            .map(ops)
+            .expect("the sync's totals")
+    };
+    // A repository renamed: GitHub's webhook brings the rename in before any sync.
+    assert!(rounds[0].starts_with("1: repository "), "{out}");
+    assert!(events(rounds[0]).is_some_and(|n| n >= 1), "{out}");
+    assert!(
+        rounds[0]
+            .lines()
+            .any(|l| l.trim().starts_with("renamed ") && l.ends_with("(github)")),
+        "{out}"
+    );
+    // CODEOWNERS changed (a push) and a workload removed (the cluster's watch): the events
+    // brought everything, the sync after them finds nothing more.
+    for round in &rounds[1..3] {
+        assert!(events(round).is_some_and(|n| n >= 1), "{out}");
+        let missed = missed(round);
+        for op in ["created", "updated", "renamed", "deleted", "restored"] {
+            assert_eq!(missed.get(op), Some(&0), "{op} in\n{out}");
+        }
+    }
+    assert!(rounds[2].contains("(k8s)"), "{out}");
+}

@@ -163,6 +163,7 @@ async fn reconcile_crawl(
     // The source's first crawl is a load, not a sweep.
     let initial = known.is_empty();
     let mut run = RunState::new(store, job, known);
+    run.narrow = matches!(read, Read::Refresh(_));
 
     let (sink, rx) = ObservationSink::channel(&source, 1024);
     let reading = async {

@@ -279,6 +279,36 @@ impl Cluster {
 
     /// Deletes an object (a watch sees `DELETED`); a later object of that name gets the same
     /// uid only if re-created.
+    /// Becomes `next` (the same cluster rendered again from a changed org) object by object,
+    /// so that resource versions keep rising and watches see each difference: what is new or
+    /// different is put, what is gone is deleted, the rest is left as it is.
+    pub fn become_like(&mut self, next: &Cluster) {
+        fn content(object: &Value) -> Value {
+            let mut o = object.clone();
+            if let Some(meta) = o["metadata"].as_object_mut() {
+                for k in ["resourceVersion", "uid", "creationTimestamp", "generation"] {
+                    meta.remove(k);
+                }
+            }
+            o
+        }
+        let gone: Vec<(String, String, String)> = self
+            .objects
+            .keys()
+            .filter(|k| !next.objects.contains_key(*k))
+            .cloned()
+            .collect();
+        for (resource, ns, name) in gone {
+            self.delete(&resource, &ns, &name);
+        }
+        for ((resource, ns, name), object) in &next.objects {
+            let key = (resource.clone(), ns.clone(), name.clone());
+            if self.objects.get(&key).map(content) != Some(content(object)) {
+                self.put(resource, ns, name, object.clone());
+            }
+        }
+    }
+
     pub fn delete(&mut self, resource: &str, ns: &str, name: &str) -> bool {
         self.resource_version += 1;
         let key = (resource.to_string(), ns.to_string(), name.to_string());

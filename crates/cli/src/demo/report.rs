@@ -205,14 +205,17 @@ const EXAMPLES: usize = 6;
 /// something, and a few of the changes themselves.
 pub async fn print_round(
     store: &Store,
-    number: usize,
-    what: &str,
     runs: &[RunResult],
     findings: Option<&surveyor_audit::Recorded>,
     since: DateTime<Utc>,
+    after_events: bool,
 ) -> Result<(), StoreError> {
-    say!("\nChange {number}: {what}");
-    say!("  sync: {}", Totals::of(runs));
+    let what = if after_events {
+        "sync after the events (what they missed)"
+    } else {
+        "sync"
+    };
+    say!("  {what}: {}", Totals::of(runs));
     if let Some(recorded) = findings {
         say!("  findings: {}", delta(recorded));
     }
@@ -248,10 +251,16 @@ pub async fn print_round(
         .iter()
         .filter(|c| run_ids.contains(c.run_id.as_str()))
         .collect();
-    // Taken in turns from each kind of change, so every kind that happened is shown.
+    print_examples(&ours);
+    Ok(())
+}
+
+/// Up to [`EXAMPLES`] changes, taken in turns from each kind, so every kind that happened is
+/// shown.
+fn print_examples(changes: &[&surveyor_store::ChangeRow]) {
     let by_op: Vec<Vec<&surveyor_store::ChangeRow>> = ChangeOp::ALL
         .iter()
-        .map(|op| ours.iter().copied().filter(|c| c.op == *op).collect())
+        .map(|op| changes.iter().copied().filter(|c| c.op == *op).collect())
         .collect();
     let most = by_op.iter().map(Vec::len).max().unwrap_or(0);
     let shown = (0..most).flat_map(|i| by_op.iter().filter_map(move |of_op| of_op.get(i)));
@@ -261,6 +270,51 @@ pub async fn print_round(
             _ => c.entity_ref.clone(),
         };
         say!("    {:<9} {what} ({})", c.op.as_str(), c.source);
+    }
+}
+
+/// How long the demo waits for the events of one change to reach the catalog.
+const EVENT_PATIENCE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Waits for what the events of a change made at `since` bring into the catalog (until the
+/// changes stop coming for half a second, at most [`EVENT_PATIENCE`]), and prints it with how
+/// long the first took.
+pub async fn print_events(store: &Store, since: DateTime<Utc>) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    let filter = ChangeFilter {
+        since: Some(since),
+        ..ChangeFilter::default()
+    };
+    let mut first: Option<std::time::Duration> = None;
+    let mut seen = 0;
+    let mut quiet_since = std::time::Instant::now();
+    let changes = loop {
+        let changes = store.list_changes(&filter).await?;
+        if changes.len() != seen {
+            seen = changes.len();
+            quiet_since = std::time::Instant::now();
+            first.get_or_insert(started.elapsed());
+        }
+        let settled =
+            first.is_some() && quiet_since.elapsed() >= std::time::Duration::from_millis(500);
+        if settled || started.elapsed() >= EVENT_PATIENCE {
+            break changes;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    };
+    match first {
+        Some(took) => {
+            say!(
+                "  events: {} changes in the catalog, the first {} ms after the change",
+                changes.len(),
+                took.as_millis()
+            );
+            print_examples(&changes.iter().collect::<Vec<_>>());
+        }
+        None => say!(
+            "  events: nothing came within {}s (no source announces this change; the sync reads it)",
+            EVENT_PATIENCE.as_secs()
+        ),
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use surveyor_sim::jira::{JIRA_API_TOKEN, JIRA_EMAIL};
 use surveyor_sim::org::Mutation;
 use surveyor_sim::{
     Account, Cluster, FAKE_TOKEN, GITLAB_TOKEN, GithubFake, GitlabFake, JiraFake, JiraFlavor,
-    KubeFake, Org, PD_TOKEN, PagerDutyFake,
+    KubeFake, Org, PD_TOKEN, PagerDutyFake, WebhookSink,
 };
 
 /// The Kubernetes context (and cluster) the fake stands for.
@@ -19,12 +19,19 @@ const CLUSTER: &str = "prod";
 /// The variables the written config names for the fakes' tokens, and their values. The values
 /// are the simulator's fixed test tokens, not anybody's secrets; the config still only holds
 /// references, as a real one would.
-pub const TOKEN_VARIABLES: [(&str, &str); 4] = [
+pub const TOKEN_VARIABLES: [(&str, &str); 5] = [
     ("SURVEYOR_DEMO_GITHUB_TOKEN", FAKE_TOKEN),
     ("SURVEYOR_DEMO_GITLAB_TOKEN", GITLAB_TOKEN),
     ("SURVEYOR_DEMO_PAGERDUTY_TOKEN", PD_TOKEN),
     ("SURVEYOR_DEMO_JIRA_API_TOKEN", JIRA_API_TOKEN),
+    ("SURVEYOR_DEMO_WEBHOOK_SECRET", WEBHOOK_SECRET),
 ];
+
+/// The secret the simulated APIs sign their webhooks with, and the receivers check.
+const WEBHOOK_SECRET: &str = "surveyor-demo-webhook-secret";
+
+/// The connectors that take webhooks, by their id in the written config.
+const WEBHOOK_CONNECTORS: [&str; 4] = ["github", "gitlab", "pagerduty", "jira"];
 
 /// The APIs, in the order of [`World::endpoints`].
 const APIS: [&str; 5] = ["GitHub", "GitLab", "Kubernetes", "PagerDuty", "Jira"];
@@ -116,13 +123,26 @@ impl World {
         what
     }
 
-    /// Replaces what every fake serves with the org as it is now.
+    /// From now on the simulated APIs announce each change of the org to `surveyor serve` at
+    /// `base`: GitHub, GitLab, PagerDuty and Jira as signed webhooks to `/hooks/<id>` (the
+    /// Kubernetes connector watches its cluster itself).
+    pub async fn send_webhooks(&self, base: &str) {
+        let sink = |id: &str| WebhookSink::reliable(&format!("{base}/hooks/{id}"), WEBHOOK_SECRET);
+        let [github, gitlab, pagerduty, jira] = WEBHOOK_CONNECTORS;
+        self.github.send_webhooks(sink(github)).await;
+        self.gitlab.send_webhooks(sink(gitlab)).await;
+        self.pagerduty.send_webhooks(sink(pagerduty)).await;
+        self.jira.send_webhooks(sink(jira)).await;
+    }
+
+    /// Replaces what every fake serves with the org as it is now (the cluster object by object,
+    /// so that its watches see each difference).
     fn publish(&self) {
         let org = &self.org;
         self.github.with_org(&org.name, |o| *o = org.clone());
         self.gitlab.with_org(|o| *o = org.clone());
         self.kube
-            .with_cluster(|c| *c = Cluster::from_org(org, CLUSTER));
+            .with_cluster(|c| c.become_like(&Cluster::from_org(org, CLUSTER)));
         self.pagerduty.with_account(|a| *a = Account::from_org(org));
         // Jira's projects, leads and deactivations were set up once, as a site's are; its
         // components follow the org's repositories.
@@ -135,8 +155,16 @@ impl World {
     }
 
     /// `surveyor.toml` for the real connectors against the fakes. `database` and `kubeconfig`
-    /// are relative to the config file; tokens are `${ENV}` references.
-    pub fn config(&self, database: &str, kubeconfig: &str, cache: &str, listen: &str) -> String {
+    /// are relative to the config file; tokens are `${ENV}` references. With `events`, the
+    /// connectors take webhooks and Kubernetes is watched.
+    pub fn config(
+        &self,
+        database: &str,
+        kubeconfig: &str,
+        cache: &str,
+        listen: &str,
+        events: bool,
+    ) -> String {
         let org = &self.org.name;
         let (database, kubeconfig, cache) = (
             toml_escaped(database),
@@ -171,7 +199,7 @@ orgs = ["{org}"]
 token = "${{{github}}}"
 api_url = "{github_url}"
 cache_dir = "{cache}/github"
-requests_per_second = 1000
+requests_per_second = 1000{hooks}
 
 [[connectors]]
 id = "gitlab"
@@ -180,13 +208,13 @@ groups = ["{org}"]
 token = "${{{gitlab}}}"
 url = "{gitlab_url}"
 cache_dir = "{cache}/gitlab"
-requests_per_second = 1000
+requests_per_second = 1000{hooks}
 
 [[connectors]]
 id = "k8s"
 kind = "kubernetes"
 contexts = ["{CLUSTER}"]
-kubeconfig = "{kubeconfig}"
+kubeconfig = "{kubeconfig}"{watch}
 
 [[connectors]]
 id = "pagerduty"
@@ -194,7 +222,7 @@ kind = "pagerduty"
 subdomain = "{org}"
 token = "${{{pagerduty}}}"
 api_url = "{pagerduty_url}"
-requests_per_second = 1000
+requests_per_second = 1000{hooks}
 
 [[connectors]]
 id = "jira"
@@ -203,7 +231,7 @@ url = "{jira_url}"
 flavor = "cloud"
 email = "{JIRA_EMAIL}"
 api_token = "${{{jira}}}"
-requests_per_second = 1000
+requests_per_second = 1000{hooks}
 "#,
             github = var(0),
             gitlab = var(1),
@@ -213,6 +241,12 @@ requests_per_second = 1000
             gitlab_url = self.url(1),
             pagerduty_url = self.url(3),
             jira_url = self.url(4),
+            hooks = if events {
+                format!("\nwebhook_secret = \"${{{}}}\"", TOKEN_VARIABLES[4].0)
+            } else {
+                String::new()
+            },
+            watch = if events { "\nwatch = true" } else { "" },
         );
         out.push_str(&self.names());
         out

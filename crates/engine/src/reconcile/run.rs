@@ -48,6 +48,8 @@ pub(super) struct RunState<'a> {
     pub(super) effects: Vec<(String, String, Effect)>,
     /// Every ref a scope of this run left unchanged, for the run report.
     pub(super) unchanged_kept: Vec<String>,
+    /// A refresh: only the scopes it reports were read, and the others are left as they are.
+    pub(super) narrow: bool,
     /// Entities deleted per scope and kind so far, for the guard at the end of the scope.
     pub(super) deleted_kinds: BTreeMap<String, BTreeMap<String, u64>>,
     /// The open transaction (in a dry run, the one transaction of the whole run).
@@ -73,6 +75,7 @@ impl<'a> RunState<'a> {
             unchanged_refs: BTreeMap::new(),
             effects: Vec::new(),
             unchanged_kept: Vec::new(),
+            narrow: false,
             deleted_kinds: BTreeMap::new(),
             tx: None,
             open_scope: None,
@@ -264,13 +267,17 @@ impl<'a> RunState<'a> {
         let mut rest: BTreeSet<String> = outcome.scopes.keys().cloned().collect();
         rest.extend(self.seen.keys().cloned());
         rest.extend(self.buffered.keys().cloned());
-        // Scopes with live data that this crawl never mentioned are failed, and say so.
-        rest.extend(
-            self.known
-                .values()
-                .filter(|k| k.row.live)
-                .map(|k| k.row.scope.clone()),
-        );
+        rest.extend(outcome.gone.keys().cloned());
+        // Scopes with live data that a crawl never mentioned are failed, and say so; a refresh
+        // reads only the scopes of its targets.
+        if !self.narrow {
+            rest.extend(
+                self.known
+                    .values()
+                    .filter(|k| k.row.live)
+                    .map(|k| k.row.scope.clone()),
+            );
+        }
         scopes.extend(
             rest.into_iter()
                 .filter(|s| Some(s) != self.open_scope.as_ref()),
