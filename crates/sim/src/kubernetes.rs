@@ -1263,6 +1263,33 @@ mod tests {
         (r.status().as_u16(), r.json().await.unwrap())
     }
 
+    #[test]
+    fn a_cluster_becomes_a_rerendered_one_by_its_differences_alone() {
+        let mut org = Org::generate(&OrgSpec::small());
+        let mut cluster = Cluster::from_org(&org, "prod");
+        let version = cluster.resource_version;
+        cluster.become_like(&Cluster::from_org(&org, "prod"));
+        assert_eq!(cluster.resource_version, version, "nothing differs, nothing is put");
+
+        let repo = org
+            .repos
+            .iter()
+            .position(|r| cluster.names("deployments").iter().any(|(_, n)| *n == r.name))
+            .expect("a deployed repository");
+        let name = org.repos[repo].name.clone();
+        org.repos[repo].active = false;
+        let before = cluster.changes.len();
+        cluster.become_like(&Cluster::from_org(&org, "prod"));
+        let news: Vec<&Change> = cluster.changes.iter().skip(before).collect();
+        assert!(
+            news.iter()
+                .any(|c| c.event == "DELETED" && c.resource == "deployments" && c.name == name),
+            "{news:?}"
+        );
+        assert!(news.iter().all(|c| c.version > version), "versions keep rising");
+        assert!(!cluster.names("deployments").iter().any(|(_, n)| *n == name));
+    }
+
     #[tokio::test]
     async fn lists_page_with_continue_and_expire_with_410() {
         let org = Org::generate(&OrgSpec::small());
