@@ -5,73 +5,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use surveyor_engine::config::ScheduleZone;
-use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_engine::{ReconcileOptions, run_connector};
-use surveyor_model::{Connector, Control};
-use surveyor_store::Store;
-use surveyor_tests::TestStore;
-
-/// A scheduler running one connector with no schedule, and the API on loopback in front of it:
-/// only webhooks to `http://{addr}/hooks/{id}` bring changes in.
-struct Served {
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
-    scheduler: tokio::task::JoinHandle<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Served {
-    async fn start(store: &Store, id: &str, connector: Arc<dyn Connector>) -> Self {
-        let scheduler = Scheduler::new(
-            store.clone(),
-            vec![Job {
-                id: id.into(),
-                kind: connector.kind().into(),
-                schedule_text: None,
-                schedule: None,
-                timezone: ScheduleZone::Utc,
-                timeout: Duration::from_secs(60),
-                jitter: Duration::ZERO,
-                run_on_start: false,
-                connector,
-            }],
-            SchedulerOptions {
-                reconcile: ReconcileOptions::default(),
-                holder: "test:1".into(),
-                lease_ttl: Duration::from_secs(30),
-                grace: Duration::from_millis(200),
-            },
-        );
-        let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let scheduler = tokio::spawn(scheduler.run(stopped));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = surveyor_api::router(
-            store.clone(),
-            surveyor_api::ApiConfig::default(),
-            Some(handle),
-        );
-        let server = tokio::spawn(async move {
-            let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
-        });
-        Self {
-            addr,
-            stop,
-            scheduler,
-            server,
-        }
-    }
-
-    async fn stop(self) {
-        self.server.abort();
-        let _ = self.stop.send(true);
-        let _ = self.scheduler.await;
-    }
-}
+use surveyor_tests::{Served, TestStore};
 
 async fn until(mut done: impl AsyncFnMut() -> bool) {
     for _ in 0..200 {
@@ -110,7 +45,7 @@ async fn a_signed_pagerduty_webhook_brings_a_service_change_in_by_reading_that_s
     run_connector(&store, pd.as_ref(), &ReconcileOptions::default())
         .await
         .expect("first crawl");
-    let served = Served::start(&store, "pagerduty", pd).await;
+    let served = Served::start(&store, pd).await;
     let url = format!("http://{}/hooks/pagerduty", served.addr);
 
     // Unsigned and wrongly signed deliveries change nothing.
@@ -177,7 +112,7 @@ async fn a_signed_jira_webhook_brings_a_project_change_in_by_reading_that_projec
     run_connector(&store, jira.as_ref(), &ReconcileOptions::default())
         .await
         .expect("first crawl");
-    let served = Served::start(&store, "jira", jira).await;
+    let served = Served::start(&store, jira).await;
     let url = format!("http://{}/hooks/jira", served.addr);
     assert_eq!(post(&url, &[]).await, 401);
     assert_eq!(post(&url, &[("X-Hub-Signature", "sha256=00")]).await, 401);

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_engine::{ReconcileOptions, RunStatus, refresh_connector, run_connector};
 use surveyor_model::{
@@ -16,7 +15,7 @@ use surveyor_model::{
     ObservationSink, Outcome, Received, ScopeStatus, Target,
 };
 use surveyor_store::{ChangeFilter, Store};
-use surveyor_tests::{Scripted, TestStore, complete, component};
+use surveyor_tests::{Scripted, Served, TestStore, complete, component};
 
 /// A source of repositories (node id → name and owner) in one org, `acme`, that can read
 /// one repository by id, as a connector with events does.
@@ -136,62 +135,6 @@ impl Connector for Org {
     }
 }
 
-/// A scheduler running one connector with no schedule, and the API on loopback in front of it:
-/// only webhooks to `http://{addr}/hooks/{id}` bring changes in.
-struct Served {
-    addr: std::net::SocketAddr,
-    stop: tokio::sync::watch::Sender<bool>,
-    scheduler: tokio::task::JoinHandle<()>,
-    server: tokio::task::JoinHandle<()>,
-}
-
-impl Served {
-    async fn start(store: &Store, id: &str, connector: Arc<dyn Connector>) -> Self {
-        let scheduler = Scheduler::new(
-            store.clone(),
-            vec![Job {
-                id: id.into(),
-                kind: connector.kind().into(),
-                connector,
-                ..job(Arc::new(Org::new(&[])))
-            }],
-            SchedulerOptions {
-                reconcile: ReconcileOptions::default(),
-                holder: "test:1".into(),
-                lease_ttl: Duration::from_secs(30),
-                grace: Duration::from_millis(200),
-            },
-        );
-        let handle: Arc<dyn Control> = Arc::new(scheduler.handle());
-        let (stop, stopped) = tokio::sync::watch::channel(false);
-        let scheduler = tokio::spawn(scheduler.run(stopped));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
-        let addr = listener.local_addr().expect("addr");
-        let app = surveyor_api::router(
-            store.clone(),
-            surveyor_api::ApiConfig::default(),
-            Some(handle),
-        );
-        let server = tokio::spawn(async move {
-            let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
-        });
-        Self {
-            addr,
-            stop,
-            scheduler,
-            server,
-        }
-    }
-
-    async fn stop(self) {
-        self.server.abort();
-        let _ = self.stop.send(true);
-        let _ = self.scheduler.await;
-    }
-}
-
 fn delivery(id: &str, key: &str, secret: &str) -> Delivery {
     let mut d = Delivery {
         body: format!("id={key}").into_bytes(),
@@ -203,17 +146,7 @@ fn delivery(id: &str, key: &str, secret: &str) -> Delivery {
 }
 
 fn job(org: Arc<Org>) -> Job {
-    Job {
-        id: "gh".into(),
-        kind: "test".into(),
-        schedule_text: None,
-        schedule: None,
-        timezone: ScheduleZone::Utc,
-        timeout: Duration::from_secs(60),
-        jitter: Duration::ZERO,
-        run_on_start: false,
-        connector: org,
-    }
+    Job::on_demand(org, Duration::from_secs(60))
 }
 
 async fn until(mut done: impl AsyncFnMut() -> bool) {
@@ -494,7 +427,7 @@ async fn a_signed_github_webhook_brings_a_change_in_without_waiting_for_the_sche
         .expect("first crawl");
 
     // No schedule: only events bring changes in.
-    let served = Served::start(&store, "github", github).await;
+    let served = Served::start(&store, github).await;
     let addr = served.addr;
 
     // A delivery signed with another secret changes nothing.
@@ -576,7 +509,7 @@ async fn a_gitlab_hook_with_the_secret_token_brings_a_new_project_in() {
         .await
         .expect("first crawl");
     let before = surveyor_tests::owners(&store).await.len();
-    let served = Served::start(&store, "gitlab", gitlab).await;
+    let served = Served::start(&store, gitlab).await;
     let addr = served.addr;
 
     // The wrong token is refused.

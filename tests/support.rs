@@ -169,3 +169,62 @@ pub async fn ops_since(store: &Store, seen: &mut usize) -> Vec<(surveyor_store::
     let changes = changes_since(store, seen).await;
     changes.into_iter().map(|(op, r, _)| (op, r)).collect()
 }
+
+/// A scheduler running one connector on demand (no schedule, no run on start), and the API on
+/// loopback in front of it: only webhooks to `http://{addr}/hooks/{id}`, and the connector's
+/// watch, bring changes in.
+pub struct Served {
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::watch::Sender<bool>,
+    scheduler: tokio::task::JoinHandle<()>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Served {
+    pub async fn start(
+        store: &Store,
+        connector: std::sync::Arc<dyn surveyor_model::Connector>,
+    ) -> Self {
+        use std::time::Duration;
+        use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
+
+        let scheduler = Scheduler::new(
+            store.clone(),
+            vec![Job::on_demand(connector, Duration::from_secs(60))],
+            SchedulerOptions {
+                reconcile: surveyor_engine::ReconcileOptions::default(),
+                holder: "test:1".into(),
+                lease_ttl: Duration::from_secs(30),
+                grace: Duration::from_millis(200),
+            },
+        );
+        let handle: std::sync::Arc<dyn surveyor_model::Control> =
+            std::sync::Arc::new(scheduler.handle());
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let scheduler = tokio::spawn(scheduler.run(stopped));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let app = surveyor_api::router(
+            store.clone(),
+            surveyor_api::ApiConfig::default(),
+            Some(handle),
+        );
+        let server = tokio::spawn(async move {
+            let _ = surveyor_api::serve(listener, app, std::future::pending()).await;
+        });
+        Self {
+            addr,
+            stop,
+            scheduler,
+            server,
+        }
+    }
+
+    pub async fn stop(self) {
+        self.server.abort();
+        let _ = self.stop.send(true);
+        let _ = self.scheduler.await;
+    }
+}

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use surveyor_connector_kubernetes::{KubernetesConfig, KubernetesConnector};
-use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_engine::{ReconcileOptions, run_connector};
 use surveyor_model::Connector;
@@ -61,17 +60,7 @@ async fn a_deployment_created_in_the_cluster_reaches_the_catalog_through_the_wat
     // No schedule and no run on start: only the watch brings changes in.
     let scheduler = Scheduler::new(
         store.clone(),
-        vec![Job {
-            id: "k8s".into(),
-            kind: k8s.kind().into(),
-            schedule_text: None,
-            schedule: None,
-            timezone: ScheduleZone::Utc,
-            timeout: Duration::from_secs(60),
-            jitter: Duration::ZERO,
-            run_on_start: false,
-            connector: k8s.clone(),
-        }],
+        vec![Job::on_demand(k8s.clone(), Duration::from_secs(60))],
         SchedulerOptions {
             reconcile: ReconcileOptions::default(),
             holder: "test:1".into(),

@@ -16,7 +16,6 @@ use anyhow::Context;
 use serde::Serialize;
 use surveyor_api::Control;
 use surveyor_connector_kubernetes::SYSTEM_NAMESPACES;
-use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::run_connector;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions};
 use surveyor_model::EntityRef;
@@ -354,17 +353,7 @@ async fn run_backend(
     }
     let jobs: Vec<Job> = connectors
         .into_iter()
-        .map(|c| Job {
-            id: c.id().to_string(),
-            kind: c.kind().to_string(),
-            schedule_text: None,
-            schedule: None,
-            timezone: ScheduleZone::Utc,
-            timeout: Duration::from_secs(600),
-            jitter: Duration::ZERO,
-            run_on_start: false,
-            connector: c,
-        })
+        .map(|c| Job::on_demand(c, Duration::from_secs(600)))
         .collect();
     let scheduler = Scheduler::new(
         store.clone(),

@@ -20,7 +20,6 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use clap::{Args, ValueEnum};
 use surveyor_api::{ConnectorView, Control, TriggerRefusal};
-use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::lease::{self, Lease};
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions};
 use surveyor_engine::{ReconcileOptions, run_connector};
@@ -498,17 +497,7 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let jobs = catalog
         .connectors
         .iter()
-        .map(|c| Job {
-            id: c.id().to_string(),
-            kind: c.kind().to_string(),
-            schedule_text: None,
-            schedule: None,
-            timezone: ScheduleZone::Utc,
-            timeout: Duration::from_secs(600),
-            jitter: Duration::ZERO,
-            run_on_start: false,
-            connector: Arc::clone(c),
-        })
+        .map(|c| Job::on_demand(Arc::clone(c), Duration::from_secs(600)))
         .collect();
     let scheduler = Scheduler::new(
         catalog.store.clone(),

@@ -43,6 +43,24 @@ pub struct Job {
     pub connector: Arc<dyn Connector>,
 }
 
+impl Job {
+    /// A job with no schedule that does not run on start: it runs when triggered, and reads
+    /// what events name (`surveyor demo`, tests and benchmarks that drive it themselves).
+    pub fn on_demand(connector: Arc<dyn Connector>, timeout: Duration) -> Self {
+        Self {
+            id: connector.id().to_string(),
+            kind: connector.kind().to_string(),
+            schedule_text: None,
+            schedule: None,
+            timezone: ScheduleZone::Utc,
+            timeout,
+            jitter: Duration::ZERO,
+            run_on_start: false,
+            connector,
+        }
+    }
+}
+
 /// A cheap handle for the API: job status, manual triggers and webhook deliveries (through
 /// [`Control`]).
 #[derive(Clone)]

@@ -68,19 +68,7 @@ pub struct Collected {
 impl Collected {
     /// Crawls `connector` once, keeping every observation it sends.
     pub async fn crawl(connector: &dyn Connector) -> Result<Self, ConnectorError> {
-        let (sink, mut rx) = ObservationSink::channel(connector.id(), 64);
-        let kept = async {
-            let mut observations = Vec::new();
-            while let Some(o) = rx.recv().await {
-                observations.push(o);
-            }
-            observations
-        };
-        let (outcome, observations) = tokio::join!(connector.crawl(sink), kept);
-        Ok(Self {
-            observations,
-            outcome: outcome?,
-        })
+        Self::keep(connector.id(), |sink| connector.crawl(sink)).await
     }
 
     /// Refreshes `targets` of `connector` once ([`Connector::refresh`](crate::Connector::refresh)),
@@ -89,7 +77,18 @@ impl Collected {
         connector: &dyn Connector,
         targets: &[crate::Target],
     ) -> Result<Self, ConnectorError> {
-        let (sink, mut rx) = ObservationSink::channel(connector.id(), 64);
+        Self::keep(connector.id(), |sink| connector.refresh(targets, sink)).await
+    }
+
+    /// Runs `read` with a sink for `source`, keeping what it sends.
+    async fn keep<F>(
+        source: &str,
+        read: impl FnOnce(ObservationSink) -> F,
+    ) -> Result<Self, ConnectorError>
+    where
+        F: std::future::Future<Output = Result<Outcome, ConnectorError>>,
+    {
+        let (sink, mut rx) = ObservationSink::channel(source, 64);
         let kept = async {
             let mut observations = Vec::new();
             while let Some(o) = rx.recv().await {
@@ -97,7 +96,7 @@ impl Collected {
             }
             observations
         };
-        let (outcome, observations) = tokio::join!(connector.refresh(targets, sink), kept);
+        let (outcome, observations) = tokio::join!(read(sink), kept);
         Ok(Self {
             observations,
             outcome: outcome?,
