@@ -10,6 +10,7 @@ mod query;
 mod read;
 mod rows;
 mod sql;
+mod sqlite_setup;
 mod write;
 
 use std::str::FromStr;
@@ -250,6 +251,7 @@ impl Store {
     }
 
     async fn open_sqlite(url: &str) -> Result<Self> {
+        sqlite_setup::setup();
         let opts = SqliteConnectOptions::from_str(url)
             .map_err(|e| StoreError::BadUrl(e.to_string()))?
             .create_if_missing(true)
