@@ -1269,12 +1269,20 @@ mod tests {
         let mut cluster = Cluster::from_org(&org, "prod");
         let version = cluster.resource_version;
         cluster.become_like(&Cluster::from_org(&org, "prod"));
-        assert_eq!(cluster.resource_version, version, "nothing differs, nothing is put");
+        assert_eq!(
+            cluster.resource_version, version,
+            "nothing differs, nothing is put"
+        );
 
         let repo = org
             .repos
             .iter()
-            .position(|r| cluster.names("deployments").iter().any(|(_, n)| *n == r.name))
+            .position(|r| {
+                cluster
+                    .names("deployments")
+                    .iter()
+                    .any(|(_, n)| *n == r.name)
+            })
             .expect("a deployed repository");
         let name = org.repos[repo].name.clone();
         org.repos[repo].active = false;
@@ -1286,7 +1294,10 @@ mod tests {
                 .any(|c| c.event == "DELETED" && c.resource == "deployments" && c.name == name),
             "{news:?}"
         );
-        assert!(news.iter().all(|c| c.version > version), "versions keep rising");
+        assert!(
+            news.iter().all(|c| c.version > version),
+            "versions keep rising"
+        );
         assert!(!cluster.names("deployments").iter().any(|(_, n)| *n == name));
     }
 
