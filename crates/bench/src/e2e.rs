@@ -1,6 +1,7 @@
 //! The `e2e` scenario: a simulated org through every real connector against the in-process
 //! fakes into a fresh catalog, one connector after the other as `surveyor sync` runs them:
-//! wall time per connector, observations per second per core, peak RSS.
+//! wall time per connector, observations per second per core, CPU time with the fakes' own
+//! share of it (they run on threads of their own), peak RSS.
 
 use std::path::Path;
 use std::time::Instant;
@@ -35,6 +36,8 @@ struct ConnectorFigures {
     wall_s: f64,
     /// CPU time of the whole process (connector, engine, database, and the fake serving it).
     cpu_s: f64,
+    /// Of `cpu_s`, what the fakes' own threads used: the vendor's side, not ours.
+    fakes_cpu_s: f64,
     requests: u64,
     observed: u64,
     created: u64,
@@ -52,8 +55,15 @@ struct BackendFigures {
     observations_per_s_per_core: f64,
     cores: usize,
     cpu_s: f64,
+    /// Of `cpu_s`, what the fakes' own threads used.
+    fakes_cpu_s: f64,
+    /// `fakes_cpu_s` over `cpu_s`, in percent.
+    fakes_cpu_share_pct: f64,
     /// Observations per CPU-second: what one fully busy core would do.
     observations_per_cpu_s: f64,
+    /// Observations per CPU-second of the process but the fakes: the connectors, engine and
+    /// database alone.
+    observations_per_cpu_s_without_fakes: f64,
     /// CPU time over wall time x cores: below 1, the cores were partly idle (waiting on
     /// the disk, on the fakes' answers, or on each other).
     cpu_utilisation: f64,
@@ -99,14 +109,17 @@ async fn run_backend(
         let before = fakes.requests(c.id());
         let t = Instant::now();
         let cpu = cpu_seconds();
+        let fakes_cpu = fakes.cpu_seconds();
         let r = run_connector(store, c.as_ref(), &options).await?;
         let wall = t.elapsed().as_secs_f64();
         let cpu = cpu_seconds() - cpu;
+        let fakes_cpu = fakes.cpu_seconds() - fakes_cpu;
         figures.push(ConnectorFigures {
             connector: c.id().to_string(),
             status: r.status.as_str().to_string(),
             wall_s: round(wall, 3),
             cpu_s: round(cpu, 2),
+            fakes_cpu_s: round(fakes_cpu, 2),
             requests: fakes.requests(c.id()).since(before).requests,
             observed: r.counts.observations.observed,
             created: r.counts.entities.created,
@@ -118,6 +131,7 @@ async fn run_backend(
     let entities = store.table_counts().await.map(|c| c.entities).unwrap_or(0);
     let observed: u64 = figures.iter().map(|f| f.observed).sum();
     let cpu: f64 = figures.iter().map(|f| f.cpu_s).sum();
+    let fakes_cpu: f64 = figures.iter().map(|f| f.fakes_cpu_s).sum();
     let per_s = ratio(observed as f64, wall);
     Ok(BackendFigures {
         backend: backend.label(),
@@ -129,7 +143,10 @@ async fn run_backend(
         observations_per_s_per_core: round(per_s / cores() as f64, 0),
         cores: cores(),
         cpu_s: round(cpu, 2),
+        fakes_cpu_s: round(fakes_cpu, 2),
+        fakes_cpu_share_pct: round(100.0 * ratio(fakes_cpu, cpu), 1),
         observations_per_cpu_s: round(ratio(observed as f64, cpu), 0),
+        observations_per_cpu_s_without_fakes: round(ratio(observed as f64, cpu - fakes_cpu), 0),
         cpu_utilisation: round(ratio(cpu, wall * cores() as f64), 2),
         rss_before_mb: round(rss_before, 1),
         peak_rss_mb: round(peak, 1),
@@ -145,6 +162,8 @@ fn print(r: &BackendFigures) {
             "status",
             "seconds",
             "CPU s",
+            "fakes CPU s",
+            "fakes %",
             "requests",
             "observations",
             "obs/s",
@@ -156,6 +175,8 @@ fn print(r: &BackendFigures) {
             f.status.clone(),
             format!("{:.2}", f.wall_s),
             format!("{:.2}", f.cpu_s),
+            format!("{:.2}", f.fakes_cpu_s),
+            format!("{:.1}", 100.0 * ratio(f.fakes_cpu_s, f.cpu_s)),
             fmt_int(f.requests),
             fmt_int(f.observed),
             format!("{:.0}", f.observations_per_s),
@@ -166,6 +187,8 @@ fn print(r: &BackendFigures) {
         String::new(),
         format!("{:.2}", r.wall_s),
         format!("{:.2}", r.cpu_s),
+        format!("{:.2}", r.fakes_cpu_s),
+        format!("{:.1}", r.fakes_cpu_share_pct),
         fmt_int(r.connectors.iter().map(|f| f.requests).sum()),
         fmt_int(r.observed),
         format!("{:.0}", r.observations_per_s),
@@ -177,6 +200,10 @@ fn print(r: &BackendFigures) {
         r.observations_per_cpu_s,
         100.0 * r.cpu_utilisation,
         fmt_int(r.entities)
+    ));
+    t.note(format!(
+        "fakes share of CPU {:.1}% ({:.2} of {:.2} CPU-s, on their own threads); without them, {:.0} observations per CPU-second",
+        r.fakes_cpu_share_pct, r.fakes_cpu_s, r.cpu_s, r.observations_per_cpu_s_without_fakes
     ));
     t.note(format!(
         "RSS {:.1} MB with the fakes up before syncing; peak {:.1} MB during the syncs{} (fakes included)",

@@ -22,6 +22,7 @@ use surveyor_sim::{
 use surveyor_store::Store;
 
 use crate::db::{self, Backend};
+use crate::machine::threads_cpu_seconds;
 use crate::report::Outcome;
 
 /// The connector ids, in the order a sync runs them (and their merge priority).
@@ -55,6 +56,10 @@ impl Size {
     }
 }
 
+/// The name of the threads the fakes' servers run on (see [`Fakes::start`]): the CPU they use
+/// is the fakes' own, which [`crate::machine::threads_cpu_seconds`] counts.
+pub const FAKES_THREAD: &str = "sim-fakes";
+
 pub struct Fakes {
     pub org: Org,
     pub github: GithubFake,
@@ -62,6 +67,21 @@ pub struct Fakes {
     pub kube: KubeFake,
     pub pagerduty: PagerDutyFake,
     pub jira: JiraFake,
+    /// Where the servers run; declared last, so it stops after every fake has stopped its own.
+    _runtime: FakesRuntime,
+}
+
+/// A runtime of its own for the fakes, whose worker threads are named [`FAKES_THREAD`]: what
+/// the fakes cost is measured apart from the connectors, engine and database beside them.
+struct FakesRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for FakesRuntime {
+    fn drop(&mut self) {
+        // Dropped inside the benchmark's own runtime, it may not wait for its threads.
+        if let Some(runtime) = self.0.take() {
+            runtime.shutdown_background();
+        }
+    }
 }
 
 /// Requests a fake answered for one connector, and how many of them were 304s where the fake
@@ -75,21 +95,55 @@ pub struct Requests {
 }
 
 impl Fakes {
-    /// Starts every fake on loopback. GitHub serves every repository; GitLab every other one
-    /// (a company on both, whose repositories the catalog merges by name).
+    /// Starts every fake on loopback, served by a runtime of their own (two threads named
+    /// [`FAKES_THREAD`]) that lives as long as they do. GitHub serves every repository; GitLab
+    /// every other one (a company on both, whose repositories the catalog merges by name).
     pub async fn start(org: Org) -> anyhow::Result<Self> {
-        let gitlab = GitlabFake::start_with(org.clone(), every_other).await?;
-        // The fake enforces GitLab.com's 2,000 requests a minute; the connectors' own limiter
-        // is what the benchmarks set, so the fake's quota is out of the way.
-        gitlab.set_rate_limit(u64::MAX / 2, Duration::from_secs(60));
+        let runtime = FakesRuntime(Some(
+            tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .thread_name(FAKES_THREAD)
+                .enable_all()
+                .build()
+                .context("the fakes' runtime")?,
+        ));
+        let handle = match &runtime.0 {
+            Some(r) => r.handle().clone(),
+            None => anyhow::bail!("the fakes' runtime is gone"),
+        };
+        let org_for_fakes = org.clone();
+        // Started there, each server's task runs there.
+        let (github, gitlab, kube, pagerduty, jira) = handle
+            .spawn(async move {
+                let org = org_for_fakes;
+                let gitlab = GitlabFake::start_with(org.clone(), every_other).await?;
+                // The fake enforces GitLab.com's 2,000 requests a minute; the connectors' own
+                // limiter is what the benchmarks set, so the fake's quota is out of the way.
+                gitlab.set_rate_limit(u64::MAX / 2, Duration::from_secs(60));
+                anyhow::Ok((
+                    GithubFake::start(vec![org.clone()]).await?,
+                    gitlab,
+                    KubeFake::start(Cluster::from_org(&org, "prod")).await?,
+                    PagerDutyFake::start(Account::from_org(&org)).await?,
+                    JiraFake::start(&org, JiraFlavor::Cloud).await?,
+                ))
+            })
+            .await
+            .context("starting the fakes")??;
         Ok(Self {
-            github: GithubFake::start(vec![org.clone()]).await?,
+            github,
             gitlab,
-            kube: KubeFake::start(Cluster::from_org(&org, "prod")).await?,
-            pagerduty: PagerDutyFake::start(Account::from_org(&org)).await?,
-            jira: JiraFake::start(&org, JiraFlavor::Cloud).await?,
+            kube,
+            pagerduty,
+            jira,
             org,
+            _runtime: runtime,
         })
+    }
+
+    /// CPU time the fakes' threads have used so far, in seconds (take differences).
+    pub fn cpu_seconds(&self) -> f64 {
+        threads_cpu_seconds(FAKES_THREAD)
     }
 
     /// Adds `latency` to every answer of the fakes that can (GitHub, GitLab).

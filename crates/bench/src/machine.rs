@@ -97,20 +97,38 @@ fn rustc_version() -> Option<String> {
 /// CPU time this process has used (user + system, every thread), in seconds; read from
 /// /proc/self/stat, whose tick is USER_HZ (100 on Linux whatever the kernel's HZ).
 pub fn cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+    std::fs::read_to_string("/proc/self/stat")
+        .ok()
+        .and_then(|stat| stat_cpu(&stat))
+        .map_or(f64::NAN, |(_, seconds)| seconds)
+}
+
+/// CPU time (user + system) used so far by this process's live threads named `name`, in
+/// seconds, from /proc/self/task/<tid>/stat; NaN where /proc is not there. A thread that has
+/// ended no longer counts, so name only threads that live as long as what is measured.
+pub fn threads_cpu_seconds(name: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return f64::NAN;
     };
-    // Fields after the command name (which may hold spaces) start at field 3 (state).
-    let Some((_, rest)) = stat.rsplit_once(')') else {
-        return f64::NAN;
-    };
+    tasks
+        .flatten()
+        .filter_map(|t| std::fs::read_to_string(t.path().join("stat")).ok())
+        .filter_map(|stat| stat_cpu(&stat))
+        .filter(|(comm, _)| comm == name)
+        .map(|(_, seconds)| seconds)
+        .sum()
+}
+
+/// The command (thread) name and user + system CPU seconds of a /proc `stat` line.
+fn stat_cpu(stat: &str) -> Option<(String, f64)> {
+    // The command name is in parentheses and may hold spaces or parentheses itself.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    // Fields after the command name start at field 3 (state).
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
     // utime and stime are fields 14 and 15: indexes 11 and 12 after the state (field 3).
-    match (ticks(11), ticks(12)) {
-        (Some(u), Some(s)) => (u + s) / 100.0,
-        _ => f64::NAN,
-    }
+    Some((comm, (ticks(11)? + ticks(12)?) / 100.0))
 }
 
 /// This process's peak resident set (VmHWM), in MB.
@@ -137,4 +155,39 @@ fn status_kb(field: &str) -> Option<f64> {
         .nth(1)?
         .parse()
         .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stat_line_gives_its_name_and_cpu_seconds() {
+        let line = "4242 (odd) name) S 1 4242 4242 0 -1 4194368 120 0 0 0 250 37 0 0 20 0 3 0";
+        assert_eq!(stat_cpu(line), Some(("odd) name".to_string(), 2.87)));
+        assert_eq!(stat_cpu("4242 (short) S 1"), None);
+    }
+
+    #[test]
+    fn only_the_named_threads_count() {
+        assert_eq!(threads_cpu_seconds("no-such-thread"), 0.0);
+        let busy = std::thread::Builder::new()
+            .name("stat-probe".into())
+            .spawn(|| {
+                // Busy until the kernel has charged this thread a tick (10 ms), at most 30 s.
+                let started = std::time::Instant::now();
+                let mut x = 0u64;
+                while threads_cpu_seconds("stat-probe") == 0.0
+                    && started.elapsed() < std::time::Duration::from_secs(30)
+                {
+                    for i in 0..100_000u64 {
+                        x = x.wrapping_mul(31).wrapping_add(i);
+                    }
+                    std::hint::black_box(x);
+                }
+                threads_cpu_seconds("stat-probe")
+            })
+            .unwrap();
+        assert!(busy.join().unwrap() > 0.0);
+    }
 }

@@ -174,6 +174,15 @@ fn e2e_runs_every_connector() {
         assert!(f(&b["cpu_s"]) > 0.0);
         assert!(f(&b["observations_per_cpu_s"]) > 0.0);
         assert!(f(&b["peak_rss_mb"]) > 0.0);
+        // The fakes' own threads are counted apart, as part of the process's CPU.
+        for c in connectors {
+            let fakes = c["fakes_cpu_s"].as_f64().expect("fakes_cpu_s");
+            assert!(fakes >= 0.0 && fakes <= f(&c["cpu_s"]) + 0.05, "{c}");
+        }
+        let share = b["fakes_cpu_share_pct"]
+            .as_f64()
+            .expect("fakes_cpu_share_pct");
+        assert!((0.0..=100.0).contains(&share), "{b}");
     }
 }
 

@@ -709,8 +709,13 @@ fn nodes_by_id(s: &GithubState, query: &str, vars: &Value) -> Value {
         .iter()
         .enumerate()
         .map(|(i, id)| {
+            // The id names the repository's database id: look that up, then check the whole id.
+            let database_id = id
+                .strip_prefix("R_kgDO")
+                .and_then(|hex| u64::from_str_radix(hex, 16).ok());
             let found = s.orgs.values().find_map(|org| {
                 org.live_repos()
+                    .filter(|r| Some(r.id) == database_id)
                     .find(|r| repo_node_id(r) == *id)
                     .map(|r| repository(org, r, &blobs))
             });

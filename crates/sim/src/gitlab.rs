@@ -103,6 +103,15 @@ pub struct GlState {
     base: String,
     /// Where org changes are announced, once [`GitlabFake::send_webhooks`] ran.
     hooks: Option<Webhooks>,
+    /// The org laid out as groups and projects, until it changes (see [`view`]).
+    layout: Option<Layout>,
+}
+
+/// The org as the fake serves it. It is laid out on the first request after a change (each
+/// change goes through [`GitlabFake::with_org`], which forgets the layout), not on every one.
+fn view<'a>(org: &'a Org, select: &RepoFilter, layout: &'a mut Option<Layout>) -> View<'a> {
+    let layout = layout.get_or_insert_with(|| Layout::new(org, select));
+    View::over(org, layout)
 }
 
 /// The running fake; [`url`](Fake::url) is the instance URL (`url` in the connector's config):
@@ -135,6 +144,7 @@ impl GitlabFake {
             stats: GitlabStats::default(),
             base: base.to_string(),
             hooks: None,
+            layout: None,
         };
         Self::serve(state, answer, |s| &mut s.faults, |s| &mut s.stats).await
     }
@@ -148,8 +158,11 @@ impl GitlabFake {
             select,
             base,
             hooks,
+            layout,
             ..
         } = &mut *state;
+        // Whatever `change` does, the next request lays the org out afresh.
+        *layout = None;
         let Some(hooks) = hooks else {
             return change(org);
         };
@@ -226,17 +239,32 @@ struct GroupView {
     members: Vec<(usize, u64)>,
 }
 
-struct View<'a> {
-    org: &'a Org,
+/// The org's groups and served projects as GitLab lays them out. The fake keeps it between
+/// requests and lays the org out again only when it changes (see [`GlState::view`]).
+struct Layout {
     groups: Vec<GroupView>,
     /// Team index -> group index, for live teams.
     group_of_team: Vec<Option<usize>>,
-    /// Served projects with their group index, in id order.
-    projects: Vec<(&'a Repo, usize)>,
+    /// Served projects (index into `Org::repos`) with their group index, in id order.
+    projects: Vec<(usize, usize)>,
 }
 
-impl<'a> View<'a> {
-    fn new(org: &'a Org, select: &RepoFilter) -> Self {
+/// An org seen through its [`Layout`].
+struct View<'a> {
+    org: &'a Org,
+    layout: &'a Layout,
+}
+
+impl std::ops::Deref for View<'_> {
+    type Target = Layout;
+
+    fn deref(&self) -> &Layout {
+        self.layout
+    }
+}
+
+impl Layout {
+    fn new(org: &Org, select: &RepoFilter) -> Self {
         let top_members = org
             .people
             .first()
@@ -291,26 +319,52 @@ impl<'a> View<'a> {
                 members,
             });
         }
-        let mut projects: Vec<(&Repo, usize)> = org
+        let mut projects: Vec<(usize, usize)> = org
             .repos
             .iter()
-            .filter(|r| r.active && select(r))
-            .map(|r| {
+            .enumerate()
+            .filter(|(_, r)| r.active && select(r))
+            .map(|(i, r)| {
                 let g = group_of_team
                     .get(r.owner_team)
                     .copied()
                     .flatten()
                     .unwrap_or(0);
-                (r, g)
+                (i, g)
             })
             .collect();
-        projects.sort_by_key(|(r, _)| r.id);
+        projects.sort_by_key(|(i, _)| org.repos[*i].id);
         Self {
-            org,
             groups,
             group_of_team,
             projects,
         }
+    }
+}
+
+impl<'a> View<'a> {
+    fn over(org: &'a Org, layout: &'a Layout) -> Self {
+        Self { org, layout }
+    }
+
+    /// Served projects with their group index, in id order.
+    fn projects(&self) -> impl Iterator<Item = (&'a Repo, usize)> + use<'a> {
+        let repos = &self.org.repos;
+        self.layout
+            .projects
+            .iter()
+            .filter_map(|(i, g)| Some((repos.get(*i)?, *g)))
+    }
+
+    /// The served project with this id, with its group index.
+    fn project(&self, id: u64) -> Option<(&'a Repo, usize)> {
+        let repos = &self.org.repos;
+        let projects = &self.layout.projects;
+        let at = projects.partition_point(|(i, _)| repos.get(*i).is_some_and(|r| r.id < id));
+        projects
+            .get(at)
+            .and_then(|(i, g)| Some((repos.get(*i)?, *g)))
+            .filter(|(r, _)| r.id == id)
     }
 
     /// A group by numeric id or (URL-decoded) full path.
@@ -628,9 +682,11 @@ fn answer(
         },
         headers,
     };
-    let view = View::new(&s.org, &s.select);
-    let target = target_of(&request, is_graphql, &view);
-    drop(view);
+    let target = target_of(
+        &request,
+        is_graphql,
+        &view(&s.org, &s.select, &mut s.layout),
+    );
     *s.stats.by_target.entry(target.clone()).or_default() += 1;
     if is_graphql {
         s.stats.graphql += 1;
@@ -869,7 +925,7 @@ fn target_of(r: &Request<'_>, is_graphql: bool, view: &View<'_>) -> String {
 }
 
 fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
-    let view = View::new(&s.org, &s.select);
+    let view = view(&s.org, &s.select, &mut s.layout);
     let seg: Vec<&str> = r.segments.iter().map(String::as_str).collect();
     match seg.as_slice() {
         ["groups", id, rest @ ..] => {
@@ -896,11 +952,10 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
                     let subgroups = r.param("include_subgroups") == Some("true");
                     let archived = r.param("archived").map(|v| v == "true");
                     let list: Vec<(u64, (&Repo, usize))> = view
-                        .projects
-                        .iter()
+                        .projects()
                         .filter(|(_, pg)| *pg == g || (subgroups && view.is_within(*pg, g)))
                         .filter(|(repo, _)| archived.is_none_or(|a| repo.archived == a))
-                        .map(|(repo, pg)| (repo.id, (*repo, *pg)))
+                        .map(|(repo, pg)| (repo.id, (repo, pg)))
                         .collect();
                     // Only the page is rendered: listing 10,000 projects stays linear.
                     let render =
@@ -932,12 +987,11 @@ fn rest(s: &mut GlState, r: &Request<'_>) -> Answer {
             }
         }
         ["projects", id] => {
-            let found = id.parse::<u64>().ok().and_then(|id| {
-                view.projects
-                    .iter()
-                    .find(|(repo, _)| repo.id == id)
-                    .map(|(repo, pg)| view.project_json(&r.base, repo, *pg))
-            });
+            let found = id
+                .parse::<u64>()
+                .ok()
+                .and_then(|id| view.project(id))
+                .map(|(repo, pg)| view.project_json(&r.base, repo, pg));
             match found {
                 Some(p) => GITLAB.json(StatusCode::OK, &p),
                 None => GITLAB.error(StatusCode::NOT_FOUND, "404 Project Not Found"),
@@ -1107,7 +1161,7 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
         .collect();
     // GitLab caps connection pages at 100 whatever `first` asks.
     let first = vars["first"].as_u64().unwrap_or(100).min(100) as usize;
-    let view = View::new(&s.org, &s.select);
+    let view = view(&s.org, &s.select, &mut s.layout);
     if query.contains("projects(") {
         if ids.len() > s.max_projects_per_query {
             s.stats.too_complex += 1;
@@ -1125,11 +1179,11 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
             .flatten()
             .filter_map(Value::as_str)
             .collect();
+        // In id order, as the served projects are.
         let wanted: BTreeSet<u64> = ids.iter().copied().collect();
-        let nodes: Vec<Value> = view
-            .projects
+        let found: Vec<(&Repo, usize)> = wanted.iter().filter_map(|id| view.project(*id)).collect();
+        let nodes: Vec<Value> = found
             .iter()
-            .filter(|(r, _)| wanted.contains(&r.id))
             .take(first)
             .map(|(repo, g)| {
                 let files = view.files(repo, *g);
@@ -1150,11 +1204,7 @@ fn graphql(s: &mut GlState, request: &Value) -> Answer {
                 })
             })
             .collect();
-        let found = view
-            .projects
-            .iter()
-            .filter(|(r, _)| wanted.contains(&r.id))
-            .count();
+        let found = found.len();
         let end = if nodes.is_empty() {
             Value::Null
         } else {

@@ -199,7 +199,7 @@ impl Account {
     /// Whether someone is on call at level 1 of escalation policy `policy` (a user the account
     /// has), as `/oncalls` shows it.
     pub fn on_call_at_level_one(&self, policy: &str) -> bool {
-        self.oncalls().iter().any(|o| {
+        self.oncalls(|p| p == policy).iter().any(|o| {
             o["escalation_policy"]["id"] == policy
                 && o["escalation_level"] == 1
                 && o["user"]["id"]
@@ -208,17 +208,17 @@ impl Account {
         })
     }
 
-    /// On-call entries: level 1 is the first team member (unless the schedule is empty), level 2
-    /// the manager named in the policy.
-    fn oncalls(&self) -> Vec<Value> {
+    /// On-call entries of the escalation policies `wanted` accepts: level 1 is the first team
+    /// member (unless the schedule is empty), level 2 the manager named in the policy.
+    fn oncalls(&self, wanted: impl Fn(&str) -> bool) -> Vec<Value> {
         let mut out = Vec::new();
-        for (pid, p) in &self.policies {
+        for (pid, p) in self.policies.iter().filter(|(pid, _)| wanted(pid)) {
             let team = p["teams"][0]["id"].as_str().unwrap_or_default();
-            let members = self.members.get(team).cloned().unwrap_or_default();
+            let first = self.members.get(team).and_then(|m| m.first());
             let ep =
                 json!({"id": pid, "type": "escalation_policy_reference", "summary": p["name"]});
             if !self.uncovered.contains(pid)
-                && let Some((user, _)) = members.first()
+                && let Some((user, _)) = first
             {
                 out.push(json!({"escalation_policy": ep, "escalation_level": 1,
                     "schedule": {"id": p["escalation_rules"][0]["targets"][0]["id"], "type": "schedule_reference"},
@@ -455,43 +455,51 @@ fn answer(s: &mut PdState, uri: &Uri, headers: &HeaderMap) -> ValueAnswer {
         .filter(|(k, _)| k == "escalation_policy_ids[]")
         .map(|(_, v)| v.as_str())
         .collect();
-    let (key, items): (&str, Vec<Value>) = match segments.as_slice() {
-        ["services"] => (
-            "services",
-            a.services
+    // Only the page's records are copied (and expanded): paging through a list stays linear.
+    let page_of = |records: &mut dyn ExactSizeIterator<Item = &Value>| -> (usize, Vec<Value>) {
+        let total = records.len();
+        (total, records.skip(offset).take(limit).cloned().collect())
+    };
+    let (key, (total, page)): (&str, (usize, Vec<Value>)) = match segments.as_slice() {
+        ["services"] => {
+            let total = a.services.len();
+            let page = a
+                .services
                 .values()
+                .skip(offset)
+                .take(limit)
                 .map(|svc| expand(a, svc, &includes))
-                .collect(),
-        ),
-        ["teams"] => ("teams", a.teams.values().cloned().collect()),
+                .collect();
+            ("services", (total, page))
+        }
+        ["teams"] => ("teams", page_of(&mut a.teams.values())),
         ["teams", id, "members"] => match a.members.get(*id) {
             Some(members) => (
                 "members",
-                members
-                    .iter()
-                    .map(|(u, role)| json!({"user": {"id": u, "type": "user_reference", "summary": a.users.get(u).map(|x| x["name"].clone()).unwrap_or_default()}, "role": role}))
-                    .collect(),
+                (
+                    members.len(),
+                    members
+                        .iter()
+                        .skip(offset)
+                        .take(limit)
+                        .map(|(u, role)| json!({"user": {"id": u, "type": "user_reference", "summary": a.users.get(u).map(|x| x["name"].clone()).unwrap_or_default()}, "role": role}))
+                        .collect(),
+                ),
             ),
             None => return error(StatusCode::NOT_FOUND, 2100, "Not Found", &[]),
         },
-        ["users"] => ("users", a.users.values().cloned().collect()),
-        ["escalation_policies"] => ("escalation_policies", a.policies.values().cloned().collect()),
-        ["oncalls"] => (
-            "oncalls",
-            a.oncalls()
-                .into_iter()
-                .filter(|o| {
-                    policy_ids.is_empty()
-                        || o["escalation_policy"]["id"]
-                            .as_str()
-                            .is_some_and(|p| policy_ids.contains(&p))
-                })
-                .collect(),
-        ),
+        ["users"] => ("users", page_of(&mut a.users.values())),
+        ["escalation_policies"] => ("escalation_policies", page_of(&mut a.policies.values())),
+        ["oncalls"] => {
+            let oncalls = a.oncalls(|p| policy_ids.is_empty() || policy_ids.contains(&p));
+            let total = oncalls.len();
+            (
+                "oncalls",
+                (total, oncalls.into_iter().skip(offset).take(limit).collect()),
+            )
+        }
         _ => return error(StatusCode::NOT_FOUND, 2100, "Not Found", &[]),
     };
-    let total = items.len();
-    let page: Vec<Value> = items.into_iter().skip(offset).take(limit).collect();
     let more = offset + page.len() < total;
     let total_field = if param("total") == Some("true") {
         json!(total)
@@ -567,6 +575,49 @@ mod tests {
         );
         let (code, body) = get(&fake, "/services?limit=100&offset=9950").await;
         assert_eq!((code, body["error"]["code"].as_u64()), (400, Some(2001)));
+    }
+
+    /// Every record of a list, read 7 at a time.
+    async fn all(fake: &PagerDutyFake, path: &str, key: &str) -> Vec<Value> {
+        let mut out: Vec<Value> = Vec::new();
+        loop {
+            let sep = if path.contains('?') { '&' } else { '?' };
+            let (code, body) = get(fake, &format!("{path}{sep}limit=7&offset={}", out.len())).await;
+            assert_eq!(code, 200);
+            out.extend(body[key].as_array().unwrap().iter().cloned());
+            if body["more"] != true {
+                return out;
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn pages_put_together_are_the_whole_list_with_includes_and_filters() {
+        let org = Org::generate(&OrgSpec::small());
+        let account = Account::from_org(&org);
+        let fake = PagerDutyFake::start(account.clone()).await.unwrap();
+        let users = all(&fake, "/users", "users").await;
+        assert_eq!(users, account.users.values().cloned().collect::<Vec<_>>());
+        let services = all(&fake, "/services?include%5B%5D=teams", "services").await;
+        let expanded: Vec<Value> = account
+            .services
+            .values()
+            .map(|s| expand(&account, s, &["teams"]))
+            .collect();
+        assert_eq!(services, expanded);
+        let policy = account.policies.keys().next().unwrap().clone();
+        let path = format!("/oncalls?escalation_policy_ids%5B%5D={policy}");
+        let oncalls = all(&fake, &path, "oncalls").await;
+        assert!(!oncalls.is_empty());
+        assert!(
+            oncalls
+                .iter()
+                .all(|o| o["escalation_policy"]["id"] == policy.as_str())
+        );
+        assert_eq!(
+            all(&fake, "/oncalls", "oncalls").await,
+            account.oncalls(|_| true)
+        );
     }
 
     #[tokio::test]

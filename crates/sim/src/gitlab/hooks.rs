@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use super::{GroupView, RepoFilter, View, rfc3339};
+use super::{GroupView, Layout, RepoFilter, View, rfc3339};
 use crate::org::{Org, Person, Repo};
 use crate::webhook::{Event, Subject, commit_sha, file_changes};
 
@@ -13,13 +13,17 @@ use crate::webhook::{Event, Subject, commit_sha, file_changes};
 /// accepts only). GitLab's group hooks announce projects created and deleted but not renamed,
 /// archived or transferred, so those changes send nothing and only a sweep finds them.
 pub fn webhook_events(base: &str, before: &Org, after: &Org, select: &RepoFilter) -> Vec<Event> {
-    let (old, new) = (View::new(before, select), View::new(after, select));
+    let (laid_before, laid_after) = (Layout::new(before, select), Layout::new(after, select));
+    let (old, new) = (
+        View::over(before, &laid_before),
+        View::over(after, &laid_after),
+    );
     let mut events = Vec::new();
 
     let old_projects: BTreeMap<u64, (&Repo, usize)> =
-        old.projects.iter().map(|(r, g)| (r.id, (*r, *g))).collect();
+        old.projects().map(|(r, g)| (r.id, (r, g))).collect();
     let new_projects: BTreeMap<u64, (&Repo, usize)> =
-        new.projects.iter().map(|(r, g)| (r.id, (*r, *g))).collect();
+        new.projects().map(|(r, g)| (r.id, (r, g))).collect();
     for (id, (repo, g)) in &new_projects {
         match old_projects.get(id) {
             None => {

@@ -342,3 +342,105 @@ async fn the_org_changes_between_requests() {
     assert_eq!(list[0]["path"], "renamed-project");
     assert!(!fake.serves(&fake.org().repos[1]));
 }
+
+#[tokio::test]
+async fn a_change_after_requests_is_served_by_the_next_one() {
+    let org = Org::generate(&OrgSpec::small());
+    let fake = GitlabFake::start(org.clone()).await.unwrap();
+    let projects = "/groups/acme/projects?include_subgroups=true&per_page=100";
+    let groups = "/groups/acme/descendant_groups?per_page=100";
+    let before = get(&fake, projects).await;
+    let before_groups = get(&fake, groups).await;
+    let repo = &org.repos[2];
+    let project = format!("/projects/{}", repo.id);
+    let served = get(&fake, &project).await;
+    assert_eq!(served.body["path"], repo.name.as_str());
+    // Another live team than the repository's, whose group the project moves to.
+    let team = org
+        .teams
+        .iter()
+        .position(|t| {
+            t.active
+                && org
+                    .teams
+                    .get(repo.owner_team)
+                    .is_none_or(|o| o.slug != t.slug)
+        })
+        .unwrap();
+    let (team_id, team_slug) = (org.teams[team].id, org.teams[team].slug.clone());
+
+    fake.with_org(|o| {
+        o.rename_repo(0, "renamed-project");
+        o.delete_repo(1);
+        o.set_owner(2, team);
+    });
+
+    let after = get(&fake, projects).await;
+    let list = after.body.as_array().unwrap();
+    assert_eq!(
+        list.len(),
+        before.body.as_array().unwrap().len() - 1,
+        "the deleted project is gone"
+    );
+    assert_eq!(list[0]["path"], "renamed-project");
+    assert!(list.iter().all(|p| p["id"] != org.repos[1].id));
+    assert_eq!(
+        get(&fake, &format!("/projects/{}", org.repos[1].id))
+            .await
+            .status,
+        404
+    );
+    let moved = get(&fake, &project).await;
+    assert_eq!(moved.body["namespace"]["id"], team_id);
+    assert!(
+        moved.body["path_with_namespace"]
+            .as_str()
+            .unwrap()
+            .ends_with(&format!("{team_slug}/{}", repo.name)),
+        "{}",
+        moved.body["path_with_namespace"]
+    );
+    let query =
+        "query($ids: [ID!], $paths: [String!]!) { projects(ids: $ids) { nodes { id fullPath } } }";
+    let body = post(
+        &fake,
+        query,
+        json!({"ids": [project_gid(&org.repos[0]), project_gid(&org.repos[1])], "paths": []}),
+    )
+    .await;
+    let nodes = body["data"]["projects"]["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 1, "{body}");
+    assert!(
+        nodes[0]["fullPath"]
+            .as_str()
+            .unwrap()
+            .ends_with("/renamed-project")
+    );
+
+    // A team disbanded: its group goes (and, with it, what hung from it moves up).
+    let gone = org
+        .teams
+        .iter()
+        .position(|t| t.active && t.id != team_id && t.id != org.teams[repo.owner_team].id)
+        .unwrap();
+    fake.with_org(|o| o.disband_team(gone));
+    let after_groups = get(&fake, groups).await;
+    assert_eq!(
+        after_groups.body.as_array().unwrap().len(),
+        before_groups.body.as_array().unwrap().len() - 1
+    );
+    assert!(
+        after_groups
+            .body
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|g| g["id"] != org.teams[gone].id)
+    );
+    assert_eq!(
+        get(&fake, &format!("/groups/{}", org.teams[gone].id))
+            .await
+            .status,
+        404
+    );
+}
