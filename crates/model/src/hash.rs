@@ -38,13 +38,46 @@ fn write_canonical(value: &Value, out: &mut String) {
             out.push(']');
         }
         Value::String(s) => write_string(s, out),
-        other => out.push_str(&other.to_string()),
+        // Numbers, booleans and null as serde_json writes them, without a String between.
+        other => {
+            use std::fmt::Write as _;
+            let _ = write!(out, "{other}");
+        }
     }
 }
 
+/// A JSON string literal, escaped exactly as serde_json escapes it (`"`, `\`, and control
+/// characters: the short forms where JSON has one, else `\u00xx`), so that stored hashes stay
+/// what they were; written straight into `out`.
 fn write_string(s: &str, out: &mut String) {
-    // serde_json's string escaping is the JSON standard's; reuse it.
-    out.push_str(&Value::String(s.to_string()).to_string());
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(s.len() + 2);
+    out.push('"');
+    let mut start = 0;
+    for (i, b) in s.bytes().enumerate() {
+        let escape: &str = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0x00..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escape.is_empty() {
+            out.push_str("\\u00");
+            out.push(HEX[usize::from(b >> 4)] as char);
+            out.push(HEX[usize::from(b & 0xf)] as char);
+        } else {
+            out.push_str(escape);
+        }
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+    out.push('"');
 }
 
 /// Hex SHA-256 of some bytes.
@@ -105,6 +138,17 @@ mod tests {
     }
 
     proptest! {
+        /// Stored hashes were made with serde_json's escaping: the hand-written one must give
+        /// the same bytes for every string.
+        #[test]
+        fn strings_are_escaped_as_serde_json_escapes_them(s in any::<String>(), c in "[\\x00-\\x20\"\\\\\\x7f]{0,8}") {
+            for text in [s.as_str(), c.as_str(), &format!("{s}{c}{s}")] {
+                let mut ours = String::new();
+                write_string(text, &mut ours);
+                prop_assert_eq!(ours, serde_json::to_string(text).unwrap());
+            }
+        }
+
         #[test]
         fn canonical_json_round_trips(v in arb_json()) {
             let text = canonical_json(&v);
