@@ -140,30 +140,43 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
     Ok(())
 }
 
-/// Every 30 s, when a run has finished since the last look, records the audits' findings.
+/// Every 30 s, when a run that changed something has finished since the findings were last
+/// recorded, records the audits' findings. Start-up does not record them again when no run
+/// changed anything since the last recording (by this process or another), and neither do
+/// refreshes that read something and found it as it was.
 async fn record_findings_after_runs(
     store: surveyor_store::Store,
     sources: surveyor_audit::Sources,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(30));
-    let mut recorded_up_to: Option<chrono::DateTime<chrono::Utc>> = None;
+    let mut recorded_up_to = match store.findings_recorded_at().await {
+        Ok(at) => at,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot read when findings were last recorded");
+            None
+        }
+    };
     loop {
         tokio::select! {
             _ = every.tick() => {
-                let latest = match store.list_runs(None, 1).await {
-                    Ok(runs) => runs.first().and_then(|r| r.finished_at),
+                let news = match runs_since(&store, recorded_up_to).await {
+                    Ok(news) => news,
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot read runs");
                         continue;
                     }
                 };
-                if latest.is_none() || latest == recorded_up_to {
+                let Some(RunsSince { newest, changed }) = news else {
+                    continue;
+                };
+                if !changed {
+                    recorded_up_to = Some(newest);
                     continue;
                 }
                 match surveyor_audit::record(&store, &sources, chrono::Utc::now()).await {
                     Ok(r) => {
-                        recorded_up_to = latest;
+                        recorded_up_to = Some(newest);
                         tracing::info!(
                             ownership_opened = r.ownership.opened,
                             ownership_resolved = r.ownership.resolved,
@@ -177,5 +190,149 @@ async fn record_findings_after_runs(
             }
             _ = async { drop(stop.wait_for(|s| *s).await) } => return,
         }
+    }
+}
+
+/// Runs read at most, looking for one that changed something since the last recording; when
+/// every one of them is newer, some change is presumed among the rest.
+const RUNS_LOOKED_AT: i64 = 200;
+
+/// The runs finished after `since`: when the newest finished, and whether any changed what the
+/// audits read (an observation new, changed or gone, or an entity changed).
+#[derive(Debug, PartialEq, Eq)]
+struct RunsSince {
+    newest: chrono::DateTime<chrono::Utc>,
+    changed: bool,
+}
+
+async fn runs_since(
+    store: &surveyor_store::Store,
+    since: Option<chrono::DateTime<chrono::Utc>>,
+) -> Result<Option<RunsSince>, surveyor_store::StoreError> {
+    let runs = store.list_runs(None, RUNS_LOOKED_AT).await?;
+    let newer: Vec<&surveyor_store::RunRow> = runs
+        .iter()
+        .filter(|r| r.finished_at.is_some_and(|f| since.is_none_or(|s| f > s)))
+        .collect();
+    let Some(newest) = newer.iter().filter_map(|r| r.finished_at).max() else {
+        return Ok(None);
+    };
+    let unseen_beyond = runs.len() as i64 == RUNS_LOOKED_AT && newer.len() == runs.len();
+    let changed = unseen_beyond || newer.iter().any(|r| changed_anything(r.counts.as_ref()));
+    Ok(Some(RunsSince { newest, changed }))
+}
+
+/// Whether a run's counts show a change: observations new, changed or gone, or entities
+/// created, updated, renamed, deleted or restored.
+fn changed_anything(counts: Option<&serde_json::Value>) -> bool {
+    let Some(counts) = counts else {
+        return false;
+    };
+    let sum = |group: &str, keys: &[&str]| -> u64 {
+        keys.iter().filter_map(|k| counts[group][k].as_u64()).sum()
+    };
+    sum("observations", &["new", "changed", "gone"]) > 0
+        || sum(
+            "entities",
+            &["created", "updated", "renamed", "deleted", "restored"],
+        ) > 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{TimeZone, Utc};
+    use serde_json::json;
+
+    fn at(s: i64) -> chrono::DateTime<Utc> {
+        Utc.timestamp_opt(1_800_000_000 + s, 0)
+            .single()
+            .expect("time")
+    }
+
+    #[tokio::test]
+    async fn findings_are_recorded_again_only_after_a_run_that_changed_something() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = surveyor_store::Store::connect(&url).await.expect("store");
+        assert_eq!(runs_since(&store, None).await.expect("runs"), None);
+
+        let run = async |id: &str, started: i64, counts: serde_json::Value| {
+            store
+                .insert_run(id, "gh", at(started))
+                .await
+                .expect("insert");
+            store
+                .finish_run(id, "succeeded", &json!({}), &counts, None, at(started + 1))
+                .await
+                .expect("finish");
+        };
+        let quiet = json!({"observations": {"new": 0, "changed": 0, "gone": 0, "unchanged": 3},
+                           "entities": {"created": 0, "updated": 0, "unchanged": 3}});
+        let busy = json!({"observations": {"new": 0, "changed": 1, "gone": 0},
+                          "entities": {"created": 0, "updated": 1}});
+        run("r1", 10, busy.clone()).await;
+        // The first look records: a run changed the catalog and nothing was recorded yet.
+        assert_eq!(
+            runs_since(&store, None).await.expect("runs"),
+            Some(RunsSince {
+                newest: at(11),
+                changed: true
+            })
+        );
+        // After recording at 11, a refresh that found everything as it was changes nothing.
+        run("r2", 20, quiet).await;
+        assert_eq!(
+            runs_since(&store, Some(at(11))).await.expect("runs"),
+            Some(RunsSince {
+                newest: at(21),
+                changed: false
+            })
+        );
+        assert_eq!(runs_since(&store, Some(at(21))).await.expect("runs"), None);
+        // An observation that changed (a source disagreeing anew) is a change too.
+        run(
+            "r3",
+            30,
+            json!({"observations": {"changed": 1}, "entities": {"updated": 0}}),
+        )
+        .await;
+        assert_eq!(
+            runs_since(&store, Some(at(21))).await.expect("runs"),
+            Some(RunsSince {
+                newest: at(31),
+                changed: true
+            })
+        );
+
+        // At start-up, the last recording is read from the findings themselves.
+        assert_eq!(store.findings_recorded_at().await.expect("read"), None);
+        let finding = surveyor_store::FindingRecord {
+            rule: "no-owner".into(),
+            entity_ref: "component:default/a".into(),
+            severity: "warning".into(),
+            message: "no owner".into(),
+            kind: "Component".into(),
+            owner: None,
+            evidence: "[]".into(),
+        };
+        store
+            .record_findings("ownership", &[finding], at(40))
+            .await
+            .expect("record");
+        assert_eq!(
+            store.findings_recorded_at().await.expect("read"),
+            Some(at(40))
+        );
+        store
+            .record_findings("ownership", &[], at(50))
+            .await
+            .expect("resolve");
+        assert_eq!(
+            store.findings_recorded_at().await.expect("read"),
+            Some(at(50)),
+            "a resolution is a recording too"
+        );
+        store.close().await;
     }
 }

@@ -287,6 +287,23 @@ impl Store {
         q.bind(top).fetch_all(|r| Ok((r.get(0)?, r.get(1)?))).await
     }
 
+    /// When findings were last recorded, as far as they tell: the latest time one was seen or
+    /// resolved (none when no finding was ever recorded).
+    pub async fn findings_recorded_at(&self) -> Result<Option<DateTime<Utc>>> {
+        let seen = self
+            .query("SELECT last_seen FROM findings ORDER BY last_seen DESC LIMIT 1")
+            .fetch_optional(|r| r.get::<DateTime<Utc>>(0))
+            .await?;
+        let resolved = self
+            .query(
+                "SELECT resolved_at FROM findings WHERE resolved_at IS NOT NULL \
+                 ORDER BY resolved_at DESC LIMIT 1",
+            )
+            .fetch_optional(|r| r.get::<DateTime<Utc>>(0))
+            .await?;
+        Ok(seen.max(resolved))
+    }
+
     /// Whether any finding of `audit` was ever recorded.
     pub async fn any_findings(&self, audit: &str) -> Result<bool> {
         let q = "SELECT id FROM findings WHERE audit = $1 LIMIT 1";
