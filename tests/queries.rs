@@ -530,6 +530,15 @@ async fn findings_open_stay_and_resolve_on_both_backends() {
             (1, 1, 0),
             "{backend}: it came back"
         );
+        assert_eq!(
+            store
+                .findings_recorded_at()
+                .await
+                .expect("recorded at")
+                .map(|t| t.timestamp()),
+            Some(t2.timestamp()),
+            "{backend}: the last recording, as `serve` reads it at start-up"
+        );
         let all = store.findings("drift", true).await.expect("findings");
         assert_eq!(all.len(), 3, "{backend}: one row per stretch");
         let x = &all[0];
