@@ -26,9 +26,8 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
-use sha2::Sha256;
+use surveyor_http::webhook::{hmac_sha256_hex, hmac_sha256_matches};
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 
@@ -166,42 +165,21 @@ impl Planted {
 
 /// `sha256=<hex>`: GitHub's `X-Hub-Signature-256` of `body` under `secret`.
 pub fn github_signature(secret: &str, body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
-        .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
-    mac.update(body);
-    let digest = mac.finalize().into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256={hex}")
+    format!("sha256={}", hmac_sha256_hex(secret.as_bytes(), body))
 }
 
 /// `v1=<hex>`: PagerDuty's `X-PagerDuty-Signature` of `body` under `secret` (one signature; a
 /// subscription whose secret is being rotated sends several, comma-separated).
 pub fn pagerduty_signature(secret: &str, body: &[u8]) -> String {
-    let github = github_signature(secret, body);
-    format!("v1={}", github.trim_start_matches("sha256="))
+    format!("v1={}", hmac_sha256_hex(secret.as_bytes(), body))
 }
 
 /// Whether `header` is the `X-Hub-Signature-256` of `body` under `secret` (compared in
 /// constant time, as a receiver must).
 pub fn verify_github_signature(secret: &str, body: &[u8], header: &str) -> bool {
-    let Some(hex) = header.strip_prefix("sha256=") else {
-        return false;
-    };
-    if hex.len() % 2 != 0 || !hex.is_ascii() {
-        return false;
-    }
-    let Ok(bytes) = (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16))
-        .collect::<Result<Vec<u8>, _>>()
-    else {
-        return false;
-    };
-    let Ok(mut mac) = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes()) else {
-        return false;
-    };
-    mac.update(body);
-    mac.verify_slice(&bytes).is_ok()
+    header
+        .strip_prefix("sha256=")
+        .is_some_and(|hex| hmac_sha256_matches(secret.as_bytes(), body, hex))
 }
 
 /// One delivery ready to go out.

@@ -1,15 +1,13 @@
 //! The fakes' webhooks against a loopback receiver: signatures, event shapes for each kind of
 //! org change, and the sender's drop, duplicate and reorder knobs.
 
+mod common;
+
+use common::{Delivery, received, receiver};
+
 use std::collections::BTreeSet;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use serde_json::Value;
 use surveyor_sim::org::Mutation;
 use surveyor_sim::webhook::verify_github_signature;
 use surveyor_sim::{
@@ -17,49 +15,6 @@ use surveyor_sim::{
 };
 
 const SECRET: &str = "It's a Secret to Everybody";
-
-/// One delivery as the receiver saw it.
-#[derive(Debug, Clone)]
-struct Delivery {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Delivery {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-}
-
-type Inbox = Arc<Mutex<Vec<Delivery>>>;
-
-/// A receiver on a free loopback port that keeps every delivery and answers 200.
-async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks", listener.local_addr().unwrap());
-    let router = Router::new()
-        .fallback(
-            |State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes| async move {
-                inbox.lock().unwrap().push(Delivery { headers, body });
-                "ok"
-            },
-        )
-        .with_state(Arc::clone(&inbox));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, inbox)
-}
-
-fn received(inbox: &Inbox) -> Vec<Delivery> {
-    inbox.lock().unwrap().clone()
-}
 
 fn github_events(deliveries: &[Delivery]) -> Vec<(String, String)> {
     deliveries

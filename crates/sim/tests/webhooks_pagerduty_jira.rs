@@ -1,58 +1,15 @@
 //! The fake PagerDuty's and fake Jira's webhooks against a loopback receiver: their signatures,
 //! ids and event shapes, and the sender's drop and duplicate knobs.
 
-use std::sync::{Arc, Mutex};
+mod common;
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::HeaderMap;
-use serde_json::{Value, json};
+use common::{received, receiver};
+
+use serde_json::json;
 use surveyor_sim::webhook::{pagerduty_signature, verify_github_signature};
 use surveyor_sim::{Account, Fate, JiraFake, JiraFlavor, Org, OrgSpec, PagerDutyFake, WebhookSink};
 
 const SECRET: &str = "a subscription's secret";
-
-#[derive(Debug, Clone)]
-struct Delivery {
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-impl Delivery {
-    fn header(&self, name: &str) -> &str {
-        self.headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    }
-
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).expect("a JSON body")
-    }
-}
-
-type Inbox = Arc<Mutex<Vec<Delivery>>>;
-
-async fn receiver() -> (String, Inbox) {
-    let inbox: Inbox = Arc::default();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/hooks/x", listener.local_addr().unwrap());
-    let router = Router::new()
-        .fallback(
-            |State(inbox): State<Inbox>, headers: HeaderMap, body: Bytes| async move {
-                inbox.lock().unwrap().push(Delivery { headers, body });
-                "ok"
-            },
-        )
-        .with_state(Arc::clone(&inbox));
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    (url, inbox)
-}
-
-fn received(inbox: &Inbox) -> Vec<Delivery> {
-    inbox.lock().unwrap().clone()
-}
 
 #[tokio::test]
 async fn pagerduty_sends_signed_v3_service_events_with_their_event_ids() {
