@@ -187,10 +187,12 @@ impl Source {
 
     /// Makes change number `n` at the source; what shows it in the catalog.
     fn make(self, fakes: &Fakes, n: usize) -> anyhow::Result<Expect> {
-        let name = match self {
-            Self::PagerDuty | Self::Jira | Self::Kubernetes => {
-                return self.make_elsewhere(fakes, n);
-            }
+        let component = |name: &str| -> anyhow::Result<Expect> {
+            Ok(Expect::Observed(
+                EntityRef::new("Component", "default", name)?.key(),
+            ))
+        };
+        match self {
             Self::Github => {
                 let name = format!("ev-{n}");
                 fakes
@@ -214,7 +216,7 @@ impl Source {
                     })
                     .flatten()
                     .context("not enough repositories to rename")?;
-                name
+                component(&name)
             }
             Self::Gitlab => loop {
                 // The fake serves every other repository as a project.
@@ -224,34 +226,13 @@ impl Source {
                     Some((every_other(r), r.name.clone()))
                 });
                 match added {
-                    Some((true, name)) => break entity_name(&name).context("a project name")?,
+                    Some((true, name)) => {
+                        break component(&entity_name(&name).context("a project name")?);
+                    }
                     Some((false, _)) => continue,
                     None => anyhow::bail!("the org has no team to add a project to"),
                 }
             },
-        };
-        Ok(Expect::Observed(
-            EntityRef::new("Component", "default", &name)?.key(),
-        ))
-    }
-
-    /// Whether what `expect` looks for is still so at the source (a later change may have
-    /// undone it).
-    fn still_true(self, fakes: &Fakes, expect: &Expect) -> bool {
-        match (self, expect) {
-            (Self::Jira, Expect::Observed(key)) => {
-                let site = fakes.jira.site();
-                site.projects
-                    .iter()
-                    .any(|p| key.ends_with(&format!("/{}", p.key.to_lowercase())))
-            }
-            _ => true,
-        }
-    }
-
-    /// The entity a change of a PagerDuty service or a Jira project shows in.
-    fn make_elsewhere(self, fakes: &Fakes, n: usize) -> anyhow::Result<Expect> {
-        match self {
             Self::PagerDuty => {
                 // A service merges into its repository's component, whose name wins: the
                 // rename shows as the service's observation changing.
@@ -307,7 +288,20 @@ impl Source {
                     EntityRef::new("Resource", "default", &format!("{name}.{ns}.prod"))?.key(),
                 ))
             }
-            Self::Github | Self::Gitlab => self.make(fakes, n),
+        }
+    }
+
+    /// Whether what `expect` looks for is still so at the source (a later change may have
+    /// undone it).
+    fn still_true(self, fakes: &Fakes, expect: &Expect) -> bool {
+        match (self, expect) {
+            (Self::Jira, Expect::Observed(key)) => {
+                let site = fakes.jira.site();
+                site.projects
+                    .iter()
+                    .any(|p| key.ends_with(&format!("/{}", p.key.to_lowercase())))
+            }
+            _ => true,
         }
     }
 }

@@ -479,9 +479,7 @@ impl Built {
             extra,
         }
     }
-}
 
-impl Built {
     fn linkable(&mut self) -> Linkable<'_> {
         Linkable {
             entity: &mut self.entity,
