@@ -21,7 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 
 use surveyor_model::{
-    ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome, Target,
+    ConfigError, ConnectorError, Crawl, Crawled, Observation, ObservationSink, Outcome, SinkClosed,
+    Target,
 };
 use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
@@ -144,36 +145,9 @@ impl JiraConnector {
                     None
                 }
             };
-            if self.settings.categories_as_domains
-                && let Some(c) = &project.project_category
-            {
-                let e = map::domain(&self.settings, c);
-                sink.send(Observation::discovered(scope, map::category_id(c), e))
-                    .await?;
-            }
-            let e = map::system(&self.settings, &project);
-            sink.send(Observation::discovered(scope, map::project_id(&project), e))
+            let read = components.as_deref().unwrap_or_default();
+            self.send_projects(scope, &[(&project, read)], &sink)
                 .await?;
-            let mut people: BTreeMap<String, JiraUser> = BTreeMap::new();
-            let mut lead = |u: &Option<JiraUser>| {
-                if let Some(u) = u
-                    && let Some(id) = map::person_id(u)
-                {
-                    people.entry(id).or_insert_with(|| u.clone());
-                }
-            };
-            lead(&project.lead);
-            for c in components.iter().flatten() {
-                lead(&c.lead);
-                let e = map::component(&self.settings, &project, c);
-                sink.send(Observation::discovered(scope, map::component_id(c), e))
-                    .await?;
-            }
-            for u in people.values() {
-                if let Some((id, e)) = map::person(&self.settings, u) {
-                    sink.send(Observation::discovered(scope, id, e)).await?;
-                }
-            }
             if let Some(components) = components {
                 let now: BTreeSet<String> = components.iter().map(map::component_id).collect();
                 let mut known = self.known();
@@ -252,52 +226,17 @@ impl JiraConnector {
             .filter(|p| self.settings.keeps_project(&p.key))
             .collect();
 
-        if self.settings.categories_as_domains {
-            let mut seen = BTreeSet::new();
-            for c in projects.iter().filter_map(|p| p.project_category.as_ref()) {
-                if seen.insert(c.id.clone()) {
-                    let e = map::domain(&self.settings, c);
-                    sink.send(Observation::discovered(scope, map::category_id(c), e))
-                        .await?;
-                }
-            }
-        }
-        for p in &projects {
-            let e = map::system(&self.settings, p);
-            sink.send(Observation::discovered(scope, map::project_id(p), e))
-                .await?;
-        }
-
-        // Every lead once, as a User, after what they lead.
-        let mut people: std::collections::BTreeMap<String, JiraUser> = Default::default();
-        let mut lead = |u: &Option<JiraUser>| {
-            if let Some(u) = u
-                && let Some(id) = map::person_id(u)
-            {
-                people.entry(id).or_insert_with(|| u.clone());
-            }
-        };
-        for p in &projects {
-            lead(&p.lead);
-        }
-        let mut components = 0;
+        let listed = self.components(&projects).await;
         let mut seen = Known::default();
         let mut whole = error_free;
-        for (p, listed) in projects.iter().zip(self.components(&projects).await) {
+        for (p, listed) in projects.iter().zip(&listed) {
             seen.ids.insert(p.key.clone(), p.id.clone());
             seen.components.insert(
                 p.id.clone(),
                 listed.items.iter().map(map::component_id).collect(),
             );
             whole &= listed.error.is_none();
-            for c in &listed.items {
-                lead(&c.lead);
-                let e = map::component(&self.settings, p, c);
-                sink.send(Observation::discovered(scope, map::component_id(c), e))
-                    .await?;
-            }
-            components += listed.items.len();
-            match listed.error {
+            match &listed.error {
                 // Credentials that stopped working mid-crawl: nothing seen is the whole.
                 Some(e) if e.is_denied() => {
                     outcome.failed(scope, format!("components of {}: {e}", p.key));
@@ -306,15 +245,71 @@ impl JiraConnector {
                 None => {}
             }
         }
-        for u in people.values() {
-            if let Some((id, e)) = map::person(&self.settings, u) {
-                sink.send(Observation::discovered(scope, id, e)).await?;
-            }
-        }
+        let read: Vec<(&Project, &[Component])> = projects
+            .iter()
+            .zip(&listed)
+            .map(|(p, l)| (p, l.items.as_slice()))
+            .collect();
+        self.send_projects(scope, &read, sink).await?;
+        let components: usize = listed.iter().map(|l| l.items.len()).sum();
         tracing::debug!(site = %scope, projects = projects.len(), components, "jira site read");
         outcome.complete(scope);
         if whole {
             *self.known() = Some(seen);
+        }
+        Ok(())
+    }
+
+    /// Sends what `projects` map to, each with the components read of it, as a crawl and a
+    /// refresh both do: their categories as Domains (each once), their Systems, their
+    /// Components, then every lead once, as a User, after what they lead.
+    async fn send_projects(
+        &self,
+        scope: &str,
+        projects: &[(&Project, &[Component])],
+        sink: &ObservationSink,
+    ) -> Result<(), SinkClosed> {
+        if self.settings.categories_as_domains {
+            let mut seen = BTreeSet::new();
+            for c in projects
+                .iter()
+                .filter_map(|(p, _)| p.project_category.as_ref())
+            {
+                if seen.insert(c.id.clone()) {
+                    let e = map::domain(&self.settings, c);
+                    sink.send(Observation::discovered(scope, map::category_id(c), e))
+                        .await?;
+                }
+            }
+        }
+        for (p, _) in projects {
+            let e = map::system(&self.settings, p);
+            sink.send(Observation::discovered(scope, map::project_id(p), e))
+                .await?;
+        }
+        let mut people: BTreeMap<String, JiraUser> = BTreeMap::new();
+        let mut lead = |u: &Option<JiraUser>| {
+            if let Some(u) = u
+                && let Some(id) = map::person_id(u)
+            {
+                people.entry(id).or_insert_with(|| u.clone());
+            }
+        };
+        for (p, _) in projects {
+            lead(&p.lead);
+        }
+        for (p, components) in projects {
+            for c in *components {
+                lead(&c.lead);
+                let e = map::component(&self.settings, p, c);
+                sink.send(Observation::discovered(scope, map::component_id(c), e))
+                    .await?;
+            }
+        }
+        for u in people.values() {
+            if let Some((id, e)) = map::person(&self.settings, u) {
+                sink.send(Observation::discovered(scope, id, e)).await?;
+            }
         }
         Ok(())
     }
