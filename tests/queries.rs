@@ -776,3 +776,58 @@ async fn the_consoles_filters_lifecycle_tags_counts_per_kind_and_change_filters(
         ts.cleanup().await;
     }
 }
+
+/// A page read through SQLite's C API (a filter with a limit) holds exactly what the same
+/// rows read through sqlx hold (no limit), tombstones included, and so do their relations.
+#[tokio::test]
+async fn pages_read_the_same_rows_as_whole_lists() {
+    for ts in TestStore::all().await {
+        let (s, b) = (&ts.store, ts.backend);
+        let c = Scripted::new("repos", repos(), complete(&["org"]));
+        run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .expect("run");
+        // One repository gone: its entity is a tombstone with a deletion time and run.
+        let fewer: Vec<Observation> = repos().into_iter().skip(1).collect();
+        let c = Scripted::new("repos", fewer, complete(&["org"]));
+        let r = run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .expect("run");
+        assert_eq!(r.counts.entities.deleted, 1, "{b}");
+
+        let everything = EntityFilter {
+            include_deleted: true,
+            ..EntityFilter::default()
+        };
+        let whole = s.list_entities(&everything).await.expect("list");
+        assert!(whole.iter().any(|e| e.deleted_at.is_some()), "{b}");
+        let mut paged = Vec::new();
+        let mut relations = Vec::new();
+        let mut after = None;
+        loop {
+            let (rows, rels) = s
+                .entity_page(&EntityFilter {
+                    after: after.clone(),
+                    limit: Some(3),
+                    ..everything.clone()
+                })
+                .await
+                .expect("page");
+            after = rows.last().map(|r| r.entity_ref.clone());
+            relations.extend(rels);
+            let end = rows.len() < 3;
+            paged.extend(rows);
+            if end {
+                break;
+            }
+        }
+        assert_eq!(format!("{paged:?}"), format!("{whole:?}"), "{b}");
+
+        // Relations of more keys than a C-API read takes go through sqlx: the same rows.
+        let mut keys: Vec<String> = whole.iter().map(|e| e.entity_ref.clone()).collect();
+        keys.extend((0..6_000).map(|i| format!("component:default/nothing-{i}")));
+        let through_sqlx = s.relations_of_many(&keys).await.expect("relations");
+        assert!(!through_sqlx.is_empty(), "{b}");
+        assert_eq!(relations, through_sqlx, "{b}");
+    }
+}

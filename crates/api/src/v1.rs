@@ -213,14 +213,13 @@ pub async fn list_entities(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let filter = query.filter(state.config.max_page_size)?;
     let limit = filter.limit.unwrap_or(100);
-    let rows = state.store.list_entities(&filter).await?;
+    let (rows, relations) = state.store.entity_page(&filter).await?;
     let total = if query.total {
         Some(state.store.count_entities(&filter).await?)
     } else {
         None
     };
-    let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
-    let mut relations = views::by_source(state.store.relations_of_many(&keys).await?);
+    let mut relations = views::by_source(relations);
     let identity = query.identity();
     let next = (rows.len() as i64 == limit)
         .then(|| {

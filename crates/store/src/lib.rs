@@ -10,6 +10,7 @@ mod query;
 mod read;
 mod rows;
 mod sql;
+mod sqlite_raw;
 mod sqlite_setup;
 mod write;
 
@@ -40,6 +41,9 @@ pub enum StoreError {
     Migrate(String),
     #[error("database error: {0}")]
     Db(#[from] sqlx::Error),
+    /// An error SQLite returned to a read made through its C API.
+    #[error("database error: {message} (SQLite code {code})")]
+    Sqlite { code: i32, message: String },
     #[error("corrupt row in {table}: {detail}")]
     Corrupt { table: &'static str, detail: String },
     /// A request the store cannot express (a malformed facet path, say).

@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::query::{RowRef, decode};
+use crate::query::{PoolQuery, RowRef, decode};
 use crate::sql::sql;
+use crate::sqlite_raw::{self, Param};
 use crate::{
     ChangeOp, ChangeRow, EntityRow, ObservationIndexRow, RelationRow, Result, RunRow, Store,
     StoreError,
@@ -215,6 +216,31 @@ pub struct ChangeFilter {
     pub until: Option<DateTime<Utc>>,
 }
 
+/// The most rows a read takes through SQLite's C API ([`crate::sqlite_raw`]): pages, not whole
+/// tables, which sqlx streams from its own thread instead of holding an async thread.
+const RAW_ROWS: usize = 5_000;
+
+/// Whether a filter asks for a page small enough for [`RAW_ROWS`].
+fn raw_page(f: &EntityFilter) -> bool {
+    f.limit.is_some_and(|l| (0..=RAW_ROWS as i64).contains(&l))
+}
+
+/// Lower-cased keys as one parameter: a JSON array, as [`crate::sql::StrList`] binds on SQLite.
+fn key_list<'k>(keys: impl Iterator<Item = &'k str>) -> String {
+    serde_json::Value::from(keys.map(str::to_ascii_lowercase).collect::<Vec<_>>()).to_string()
+}
+
+/// `q` with `params` bound in order.
+fn bound<'q>(mut q: PoolQuery<'q>, params: Vec<Param>) -> PoolQuery<'q> {
+    for p in params {
+        q = match p {
+            Param::Text(s) => q.bind(s),
+            Param::Int(i) => q.bind(i),
+        };
+    }
+    q
+}
+
 const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
      sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run";
 
@@ -232,6 +258,47 @@ impl Store {
 
     /// Entities in key order, filtered.
     pub async fn list_entities(&self, f: &EntityFilter) -> Result<Vec<EntityRow>> {
+        let (text, params) = self.list_statement(f);
+        if raw_page(f)
+            && let Some(rows) = self
+                .sqlite_read(|c| c.rows(&text, &params, sqlite_raw::entity))
+                .await?
+        {
+            return Ok(rows);
+        }
+        bound(self.query(text), params).fetch_all(decode).await
+    }
+
+    /// A page of entities (a filter with a `limit`) and the relations of each, as
+    /// [`Store::list_entities`] then [`Store::relations_of_many`] return them; on SQLite both are
+    /// read in one go on one reader.
+    pub async fn entity_page(
+        &self,
+        f: &EntityFilter,
+    ) -> Result<(Vec<EntityRow>, Vec<RelationRow>)> {
+        if raw_page(f) {
+            let (text, params) = self.list_statement(f);
+            let relations = self.relations_statement();
+            let read = self
+                .sqlite_read(|c| {
+                    let rows = c.rows(&text, &params, sqlite_raw::entity)?;
+                    let keys = key_list(rows.iter().map(|r| r.entity_ref.as_str()));
+                    let rels = c.rows(&relations, &[Param::Text(keys)], sqlite_raw::relation)?;
+                    Ok((rows, rels))
+                })
+                .await?;
+            if let Some(page) = read {
+                return Ok(page);
+            }
+        }
+        let rows = self.list_entities(f).await?;
+        let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
+        let relations = self.relations_of_many(&keys).await?;
+        Ok((rows, relations))
+    }
+
+    /// The statement and parameters of [`Store::list_entities`].
+    fn list_statement(&self, f: &EntityFilter) -> (String, Vec<Param>) {
         let (where_, params) = entity_conditions(self.backend(), f);
         let limit = f.limit.unwrap_or(i64::MAX);
         let offset = f.offset.unwrap_or(0).max(0);
@@ -245,11 +312,9 @@ impl Store {
             crate::Backend::Postgres => text,
             crate::Backend::Sqlite => text.replace("::text", ""),
         };
-        let mut q = self.query(text);
-        for p in params {
-            q = q.bind(p);
-        }
-        q.bind(limit).bind(offset).fetch_all(decode).await
+        let mut params: Vec<Param> = params.into_iter().map(Param::Text).collect();
+        params.extend([Param::Int(limit), Param::Int(offset)]);
+        (text, params)
     }
 
     /// How many entities a filter matches (its `after` and `limit` ignored).
@@ -404,15 +469,29 @@ impl Store {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let q = sql(
+        let q = self.relations_statement();
+        if keys.len() <= RAW_ROWS {
+            let list = key_list(keys.iter().map(String::as_str));
+            let read = self
+                .sqlite_read(|c| c.rows(&q, &[Param::Text(list)], sqlite_raw::relation))
+                .await?;
+            if let Some(rows) = read {
+                return Ok(rows);
+            }
+        }
+        let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
+        self.query(q).bind(keys).fetch_all(decode).await
+    }
+
+    /// The statement of [`Store::relations_of_many`]: `$1` is the list of keys.
+    fn relations_statement(&self) -> std::borrow::Cow<'static, str> {
+        sql(
             self.backend(),
             "SELECT MIN(origin_ref) AS origin_ref, source_ref, type, target_ref, \
              MIN(target_display) AS target_display FROM relations \
              WHERE source_ref = ANY($1) GROUP BY source_ref, type, target_ref \
              ORDER BY source_ref, type, target_ref",
-        );
-        let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
-        self.query(q).bind(keys).fetch_all(decode).await
+        )
     }
 
     /// Whether the database answers and the schema is current (the last migration's column).
