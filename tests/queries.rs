@@ -831,3 +831,54 @@ async fn pages_read_the_same_rows_as_whole_lists() {
         assert_eq!(relations, through_sqlx, "{b}");
     }
 }
+
+/// `for_each_entity` hands over, one at a time, exactly the rows `list_entities` returns, and
+/// a visitor's error ends the read with that error; `relations_of_types` keeps only the types
+/// asked for, each relation once.
+#[tokio::test]
+async fn entities_stream_one_at_a_time_and_relations_come_by_type() {
+    for ts in TestStore::all().await {
+        let (s, b) = (&ts.store, ts.backend);
+        let c = Scripted::new("repos", repos(), complete(&["org"]));
+        run_connector(s, &c, &ReconcileOptions::default())
+            .await
+            .expect("run");
+        let listed = names(s, EntityFilter::default()).await;
+        let mut visited = Vec::new();
+        s.for_each_entity(&EntityFilter::default(), |row| {
+            visited.push(row.entity_ref);
+            Ok(())
+        })
+        .await
+        .expect("stream");
+        assert_eq!(visited, listed, "{b}");
+
+        let mut seen = 0;
+        let stopped = s
+            .for_each_entity(&EntityFilter::default(), |_| {
+                seen += 1;
+                Err(surveyor_store::StoreError::Invalid("enough".into()))
+            })
+            .await;
+        assert!(
+            matches!(stopped, Err(surveyor_store::StoreError::Invalid(ref m)) if m == "enough"),
+            "{b}: {stopped:?}"
+        );
+        assert_eq!(seen, 1, "{b}");
+
+        let owned = s.relations_of_types(&["ownedBy"]).await.expect("relations");
+        assert!(!owned.is_empty(), "{b}");
+        assert!(owned.iter().all(|(_, t, _)| t == "ownedBy"), "{b}");
+        let every: Vec<_> = s
+            .all_relations()
+            .await
+            .expect("all")
+            .into_iter()
+            .filter(|r| r.kind == "ownedBy")
+            .map(|r| (r.source_ref, r.kind, r.target_ref))
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        assert_eq!(owned, every, "{b}");
+    }
+}

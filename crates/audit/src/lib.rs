@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use surveyor_store::{EntityFilter, EntityRow, RelationRow, Store, StoreError};
+use surveyor_store::{EntityFilter, EntityRow, Store, StoreError};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -146,16 +146,27 @@ struct Claim {
 }
 
 struct Catalog {
-    entities: Vec<(EntityRow, Value, Vec<Claim>)>,
     live: BTreeSet<String>,
     tombstoned: BTreeSet<String>,
-    relations: BTreeMap<String, Vec<RelationRow>>,
+    /// Of the relations, only the types the audits walk ([`WALKED`]), by source: (type, target).
+    relations: BTreeMap<String, Vec<(String, String)>>,
     /// Names that mean another entity (a Jira lead's own name joined to the person's User).
     aliases: BTreeMap<String, String>,
     /// People a source reports as deactivated (Jira's `active: false`).
     deactivated: BTreeSet<String>,
     /// People with a profile email: the catalog can tell who they are.
     identified: BTreeSet<String>,
+}
+
+/// The relation types the audits read: memberships and sub-teams (who belongs to a team), and
+/// `dependencyOf` (which component claims a workload).
+const WALKED: [&str; 4] = ["hasMember", "memberOf", "parentOf", "dependencyOf"];
+
+/// An entity's body and its sources' claims, parsed from the stored text.
+fn parsed(row: &EntityRow) -> (Value, Vec<Claim>) {
+    let body = serde_json::from_str(&row.body).unwrap_or(Value::Null);
+    let claims = serde_json::from_str(&row.sources).unwrap_or_default();
+    (body, claims)
 }
 
 impl Catalog {
@@ -173,8 +184,8 @@ impl Catalog {
             .get(from)
             .into_iter()
             .flatten()
-            .filter(move |r| r.kind == kind)
-            .map(|r| r.target_ref.as_str())
+            .filter(move |(k, _)| k == kind)
+            .map(|(_, target)| target.as_str())
     }
 
     /// Whether the person `user` belongs to the team `group` or one of its sub-teams.
@@ -252,16 +263,13 @@ impl Catalog {
     }
 }
 
+/// What the audits know about the whole catalog before they look at one entity: which refs are
+/// live or gone, who belongs where, which names are aliases. Read as the rows stream in; no body
+/// is kept (each audit reads the entities again, one at a time).
 async fn load(store: &Store) -> Result<Catalog, StoreError> {
-    let rows = store
-        .list_entities(&EntityFilter {
-            include_deleted: true,
-            ..EntityFilter::default()
-        })
-        .await?;
-    let mut relations: BTreeMap<String, Vec<RelationRow>> = BTreeMap::new();
-    for r in store.all_relations().await? {
-        relations.entry(r.source_ref.clone()).or_default().push(r);
+    let mut relations: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
+    for (source, kind, target) in store.relations_of_types(&WALKED).await? {
+        relations.entry(source).or_default().push((kind, target));
     }
     let mut aliases: BTreeMap<String, String> = store.all_aliases().await?.into_iter().collect();
     // A renamed entity still answers to its old names.
@@ -272,25 +280,35 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
             ..Default::default()
         })
         .await?;
-    let mut old_names: Vec<(String, String)> = Vec::new();
+    let mut old_names: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for c in renames {
         if let Some(previous) = c.previous_ref
             && let Ok(r) = previous.parse::<surveyor_model::EntityRef>()
         {
-            old_names.push((r.key(), c.entity_uid));
+            old_names.entry(c.entity_uid).or_default().push(r.key());
         }
     }
     let mut deactivated = BTreeSet::new();
     let mut identified = BTreeSet::new();
     let mut live = BTreeSet::new();
     let mut tombstoned = BTreeSet::new();
-    let mut entities = Vec::new();
-    for row in rows {
-        if row.is_live() {
-            live.insert(row.entity_ref.clone());
-            let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
-            let claims: Vec<Claim> = serde_json::from_str(&row.sources).unwrap_or_default();
+    // (old name, the entity's name now), for renamed entities that are live.
+    let mut renamed: Vec<(String, String)> = Vec::new();
+    let everything = EntityFilter {
+        include_deleted: true,
+        ..EntityFilter::default()
+    };
+    store
+        .for_each_entity(&everything, |row| {
+            if !row.is_live() {
+                tombstoned.insert(row.entity_ref);
+                return Ok(());
+            }
+            if let Some(olds) = old_names.get(&row.uid) {
+                renamed.extend(olds.iter().map(|o| (o.clone(), row.entity_ref.clone())));
+            }
             if row.kind == "user" {
+                let (body, claims) = parsed(&row);
                 const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1active";
                 let inactive = body.pointer(ACTIVE) == Some(&Value::from("false"))
                     || claims
@@ -306,27 +324,16 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
                     identified.insert(row.entity_ref.clone());
                 }
             }
-            entities.push((row, body, claims));
-        } else {
-            tombstoned.insert(row.entity_ref.clone());
-        }
-    }
-    if !old_names.is_empty() {
-        let by_uid: BTreeMap<&str, &str> = entities
-            .iter()
-            .map(|(row, _, _)| (row.uid.as_str(), row.entity_ref.as_str()))
-            .collect();
-        for (old, uid) in old_names {
-            if let Some(now) = by_uid.get(uid.as_str())
-                && !live.contains(&old)
-                && old != *now
-            {
-                aliases.entry(old).or_insert_with(|| now.to_string());
-            }
+            live.insert(row.entity_ref);
+            Ok(())
+        })
+        .await?;
+    for (old, now) in renamed {
+        if !live.contains(&old) && old != now {
+            aliases.entry(old).or_insert(now);
         }
     }
     Ok(Catalog {
-        entities,
         live,
         tombstoned,
         relations,
@@ -379,162 +386,176 @@ pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>,
     let cat = load(store).await?;
     let has_pagerduty = sources.any(&["pagerduty"]);
     let mut out = Vec::new();
-    for (row, body, claims) in &cat.entities {
-        let kind = row.kind.as_str();
-        if !matches!(kind, "component" | "system" | "api" | "resource" | "domain") {
-            continue;
-        }
-        let at = row.updated_at;
-        let ns = row.namespace.as_str();
-        let finding = |rule: &'static str,
-                       severity,
-                       message: String,
-                       owner: Option<String>,
-                       evidence: Vec<Evidence>| Finding {
-            entity: row.display_ref.clone(),
-            kind: body["kind"].as_str().unwrap_or(kind).to_string(),
-            rule,
-            severity,
-            message,
-            owner,
-            evidence,
-        };
-        let said = |claim: Option<&Claim>, what: String| Evidence {
-            source: claim.map_or_else(|| "?".into(), |c| c.source.clone()),
-            said: what,
-            at,
-        };
-        let owner = body["spec"]["owner"].as_str().filter(|o| !o.is_empty());
-        let Some(owner) = owner else {
-            let severity = if matches!(kind, "component" | "system") {
-                Severity::High
-            } else {
-                Severity::Medium
-            };
-            out.push(finding(
-                "no-owner",
-                severity,
-                "no source names an owner".into(),
-                None,
-                claims
-                    .iter()
-                    .map(|c| said(Some(c), "no owner".into()))
-                    .collect(),
-            ));
-            continue;
-        };
-        let Some(key) = owner_key(owner, ns).map(|k| cat.resolve(&k)) else {
-            continue;
-        };
-        let by = supplier(claims, "/spec/owner");
-        let evidence = vec![said(by, format!("owner {owner}"))];
-        if cat.tombstoned.contains(&key) && key.starts_with("user:") {
-            out.push(finding(
-                "owner-user-removed",
-                Severity::High,
-                format!("the owner {key} is gone from every source"),
-                Some(key.clone()),
-                evidence.clone(),
-            ));
-        } else if !cat.live.contains(&key) {
-            out.push(finding(
-                "owner-unresolved",
-                Severity::High,
-                format!("the owner {key} is not in the catalog"),
-                Some(key.clone()),
-                evidence.clone(),
-            ));
-        } else if key.starts_with("group:")
-            && !cat
-                .relations
-                .get(&key)
-                .is_some_and(|rs| rs.iter().any(|r| r.kind == "hasMember"))
-        {
-            out.push(finding(
-                "owner-group-empty",
-                Severity::Medium,
-                format!("the owner {key} has no members"),
-                Some(key.clone()),
-                evidence.clone(),
-            ));
-        }
-        // A Jira lead who owns it, with an account Jira has deactivated.
-        if let Some(jira) = by.filter(|c| sources.kind(&c.source) == "jira") {
-            const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1lead-active";
-            const LEAD: &str = "/metadata/annotations/jira.surveyor.dev~1lead";
-            let value = |pointer: &str| {
-                jira.own
-                    .get(pointer)
-                    .or_else(|| body.pointer(pointer))
-                    .map(text)
-            };
-            if value(ACTIVE).as_deref() == Some("false") {
-                let lead = value(LEAD).unwrap_or_default();
-                out.push(finding(
-                    "owner-deactivated",
-                    Severity::High,
-                    format!("the owner {key} is deactivated in Jira"),
-                    Some(key.clone()),
-                    vec![said(Some(jira), format!("lead {lead}, deactivated"))],
-                ));
-            }
-        }
-        let teams = named_teams(&cat, body, claims, ns);
-        let mut disputes: Vec<Evidence> = claims
-            .iter()
-            .filter_map(|c| {
-                c.disagrees
-                    .get("/spec/owner")
-                    .filter(|v| !cat.same_owner(owner, &text(v), ns, &teams))
-                    .map(|v| said(Some(c), format!("owner {}", text(v))))
-            })
-            .collect();
-        if !disputes.is_empty() {
-            disputes.insert(0, said(by, format!("owner {owner} (kept)")));
-            out.push(finding(
-                "conflicting-owners",
-                Severity::Medium,
-                format!("sources disagree on the owner; {owner} was kept"),
-                Some(key.clone()),
-                disputes,
-            ));
-        }
-        if by.is_some_and(|c| sources.kind(&c.source) == "jira" && !c.declared)
-            && !claims.iter().any(|c| c.declared)
-        {
-            out.push(finding(
-                "weak-owner",
-                Severity::Low,
-                "only a Jira lead names the owner; nothing declares it".into(),
-                Some(key.clone()),
-                evidence.clone(),
-            ));
-        }
-        if kind == "component"
-            && has_pagerduty
-            && body["spec"]["type"] == "service"
-            && body["spec"]["onCall"]["covered"] != true
-        {
-            let said_by = supplier(claims, "/spec/onCall/covered");
-            let message = if body["spec"]["onCall"].is_object() {
-                "PagerDuty knows the service, but nobody is on call".to_string()
-            } else {
-                "no PagerDuty service covers it".to_string()
-            };
-            out.push(finding(
-                "no-on-call",
-                Severity::High,
-                message.clone(),
-                Some(key.clone()),
-                vec![said(said_by, message)],
-            ));
-        }
-    }
+    store
+        .for_each_entity(&EntityFilter::default(), |row| {
+            ownership_of(&cat, sources, has_pagerduty, &row, &mut out);
+            Ok(())
+        })
+        .await?;
     out.sort_by(|a, b| (b.severity, &a.entity, a.rule).cmp(&(a.severity, &b.entity, b.rule)));
     Ok(out)
 }
 
-/// The drift audit: sources against each other, declarations against discovery.
+/// The ownership audit's findings about one live entity.
+fn ownership_of(
+    cat: &Catalog,
+    sources: &Sources,
+    has_pagerduty: bool,
+    row: &EntityRow,
+    out: &mut Vec<Finding>,
+) {
+    let kind = row.kind.as_str();
+    if !matches!(kind, "component" | "system" | "api" | "resource" | "domain") {
+        return;
+    }
+    let (body, claims) = &parsed(row);
+    let at = row.updated_at;
+    let ns = row.namespace.as_str();
+    let finding = |rule: &'static str,
+                   severity,
+                   message: String,
+                   owner: Option<String>,
+                   evidence: Vec<Evidence>| Finding {
+        entity: row.display_ref.clone(),
+        kind: body["kind"].as_str().unwrap_or(kind).to_string(),
+        rule,
+        severity,
+        message,
+        owner,
+        evidence,
+    };
+    let said = |claim: Option<&Claim>, what: String| Evidence {
+        source: claim.map_or_else(|| "?".into(), |c| c.source.clone()),
+        said: what,
+        at,
+    };
+    let owner = body["spec"]["owner"].as_str().filter(|o| !o.is_empty());
+    let Some(owner) = owner else {
+        let severity = if matches!(kind, "component" | "system") {
+            Severity::High
+        } else {
+            Severity::Medium
+        };
+        out.push(finding(
+            "no-owner",
+            severity,
+            "no source names an owner".into(),
+            None,
+            claims
+                .iter()
+                .map(|c| said(Some(c), "no owner".into()))
+                .collect(),
+        ));
+        return;
+    };
+    let Some(key) = owner_key(owner, ns).map(|k| cat.resolve(&k)) else {
+        return;
+    };
+    let by = supplier(claims, "/spec/owner");
+    let evidence = vec![said(by, format!("owner {owner}"))];
+    if cat.tombstoned.contains(&key) && key.starts_with("user:") {
+        out.push(finding(
+            "owner-user-removed",
+            Severity::High,
+            format!("the owner {key} is gone from every source"),
+            Some(key.clone()),
+            evidence.clone(),
+        ));
+    } else if !cat.live.contains(&key) {
+        out.push(finding(
+            "owner-unresolved",
+            Severity::High,
+            format!("the owner {key} is not in the catalog"),
+            Some(key.clone()),
+            evidence.clone(),
+        ));
+    } else if key.starts_with("group:")
+        && !cat
+            .relations
+            .get(&key)
+            .is_some_and(|rs| rs.iter().any(|(k, _)| k == "hasMember"))
+    {
+        out.push(finding(
+            "owner-group-empty",
+            Severity::Medium,
+            format!("the owner {key} has no members"),
+            Some(key.clone()),
+            evidence.clone(),
+        ));
+    }
+    // A Jira lead who owns it, with an account Jira has deactivated.
+    if let Some(jira) = by.filter(|c| sources.kind(&c.source) == "jira") {
+        const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1lead-active";
+        const LEAD: &str = "/metadata/annotations/jira.surveyor.dev~1lead";
+        let value = |pointer: &str| {
+            jira.own
+                .get(pointer)
+                .or_else(|| body.pointer(pointer))
+                .map(text)
+        };
+        if value(ACTIVE).as_deref() == Some("false") {
+            let lead = value(LEAD).unwrap_or_default();
+            out.push(finding(
+                "owner-deactivated",
+                Severity::High,
+                format!("the owner {key} is deactivated in Jira"),
+                Some(key.clone()),
+                vec![said(Some(jira), format!("lead {lead}, deactivated"))],
+            ));
+        }
+    }
+    let teams = named_teams(cat, body, claims, ns);
+    let mut disputes: Vec<Evidence> = claims
+        .iter()
+        .filter_map(|c| {
+            c.disagrees
+                .get("/spec/owner")
+                .filter(|v| !cat.same_owner(owner, &text(v), ns, &teams))
+                .map(|v| said(Some(c), format!("owner {}", text(v))))
+        })
+        .collect();
+    if !disputes.is_empty() {
+        disputes.insert(0, said(by, format!("owner {owner} (kept)")));
+        out.push(finding(
+            "conflicting-owners",
+            Severity::Medium,
+            format!("sources disagree on the owner; {owner} was kept"),
+            Some(key.clone()),
+            disputes,
+        ));
+    }
+    if by.is_some_and(|c| sources.kind(&c.source) == "jira" && !c.declared)
+        && !claims.iter().any(|c| c.declared)
+    {
+        out.push(finding(
+            "weak-owner",
+            Severity::Low,
+            "only a Jira lead names the owner; nothing declares it".into(),
+            Some(key.clone()),
+            evidence.clone(),
+        ));
+    }
+    if kind == "component"
+        && has_pagerduty
+        && body["spec"]["type"] == "service"
+        && body["spec"]["onCall"]["covered"] != true
+    {
+        let said_by = supplier(claims, "/spec/onCall/covered");
+        let message = if body["spec"]["onCall"].is_object() {
+            "PagerDuty knows the service, but nobody is on call".to_string()
+        } else {
+            "no PagerDuty service covers it".to_string()
+        };
+        out.push(finding(
+            "no-on-call",
+            Severity::High,
+            message.clone(),
+            Some(key.clone()),
+            vec![said(said_by, message)],
+        ));
+    }
+}
+
 /// What [`record`] changed, per audit.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Recorded {
@@ -581,152 +602,168 @@ pub async fn record(
     })
 }
 
+/// The drift audit: sources against each other, declarations against discovery.
 pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, StoreError> {
     let cat = load(store).await?;
     let repo_sources = sources.any(&["github", "gitlab"]);
     let mut out = Vec::new();
-    for (row, body, claims) in &cat.entities {
-        let at = row.updated_at;
-        let kind = body["kind"].as_str().unwrap_or(&row.kind).to_string();
-        let owner = body["spec"]["owner"].as_str().map(str::to_string);
-        let push = |out: &mut Vec<Finding>, rule, severity, message: String, evidence| {
-            out.push(Finding {
-                entity: row.display_ref.clone(),
-                kind: kind.clone(),
+    store
+        .for_each_entity(&EntityFilter::default(), |row| {
+            drift_of(&cat, sources, repo_sources, &row, &mut out);
+            Ok(())
+        })
+        .await?;
+    out.sort_by(|a, b| (b.severity, &a.entity, a.rule).cmp(&(a.severity, &b.entity, b.rule)));
+    Ok(out)
+}
+
+/// The drift audit's findings about one live entity.
+fn drift_of(
+    cat: &Catalog,
+    sources: &Sources,
+    repo_sources: bool,
+    row: &EntityRow,
+    out: &mut Vec<Finding>,
+) {
+    let (body, claims) = &parsed(row);
+    let at = row.updated_at;
+    let kind = body["kind"].as_str().unwrap_or(&row.kind).to_string();
+    let owner = body["spec"]["owner"].as_str().map(str::to_string);
+    let push = |out: &mut Vec<Finding>, rule, severity, message: String, evidence| {
+        out.push(Finding {
+            entity: row.display_ref.clone(),
+            kind: kind.clone(),
+            rule,
+            severity,
+            message,
+            owner: owner.clone(),
+            evidence,
+        })
+    };
+    let ns = row.namespace.as_str();
+    let teams = named_teams(cat, body, claims, ns);
+    // One finding per field a source gave another value of: the kept value and theirs.
+    let differs =
+        |out: &mut Vec<Finding>, rule, severity, c: &Claim, pointer: &str, theirs: &Value| {
+            let kept = body.pointer(pointer).map(text).unwrap_or_default();
+            let by = supplier(claims, pointer);
+            push(
+                out,
                 rule,
                 severity,
-                message,
-                owner: owner.clone(),
-                evidence,
-            })
+                format!(
+                    "{pointer}: {} says {}, {} kept {kept}",
+                    c.source,
+                    text(theirs),
+                    by.map_or("?", |b| b.source.as_str())
+                ),
+                vec![
+                    Evidence {
+                        source: by.map_or_else(|| "?".into(), |b| b.source.clone()),
+                        said: kept,
+                        at,
+                    },
+                    Evidence {
+                        source: c.source.clone(),
+                        said: text(theirs),
+                        at,
+                    },
+                ],
+            );
         };
-        let ns = row.namespace.as_str();
-        let teams = named_teams(&cat, body, claims, ns);
-        // One finding per field a source gave another value of: the kept value and theirs.
-        let differs =
-            |out: &mut Vec<Finding>, rule, severity, c: &Claim, pointer: &str, theirs: &Value| {
-                let kept = body.pointer(pointer).map(text).unwrap_or_default();
-                let by = supplier(claims, pointer);
-                push(
+    for c in claims {
+        if sources.cosmetic {
+            for (pointer, theirs) in &c.cosmetic {
+                differs(
                     out,
-                    rule,
-                    severity,
-                    format!(
-                        "{pointer}: {} says {}, {} kept {kept}",
-                        c.source,
-                        text(theirs),
-                        by.map_or("?", |b| b.source.as_str())
-                    ),
-                    vec![
-                        Evidence {
-                            source: by.map_or_else(|| "?".into(), |b| b.source.clone()),
-                            said: kept,
-                            at,
-                        },
-                        Evidence {
-                            source: c.source.clone(),
-                            said: text(theirs),
-                            at,
-                        },
-                    ],
+                    "cosmetic-difference",
+                    Severity::Low,
+                    c,
+                    pointer,
+                    theirs,
                 );
+            }
+        }
+        for (pointer, theirs) in &c.disagrees {
+            let owner = pointer == "/spec/owner";
+            if owner {
+                let kept = body.pointer(pointer).map(text).unwrap_or_default();
+                if cat.same_owner(&kept, &text(theirs), ns, &teams) {
+                    continue;
+                }
+            }
+            let severity = if owner {
+                Severity::Medium
+            } else {
+                Severity::Low
             };
-        for c in claims {
-            if sources.cosmetic {
-                for (pointer, theirs) in &c.cosmetic {
-                    differs(
-                        &mut out,
-                        "cosmetic-difference",
-                        Severity::Low,
-                        c,
-                        pointer,
-                        theirs,
-                    );
-                }
-            }
-            for (pointer, theirs) in &c.disagrees {
-                let owner = pointer == "/spec/owner";
-                if owner {
-                    let kept = body.pointer(pointer).map(text).unwrap_or_default();
-                    if cat.same_owner(&kept, &text(theirs), ns, &teams) {
-                        continue;
-                    }
-                }
-                let severity = if owner {
-                    Severity::Medium
-                } else {
-                    Severity::Low
-                };
-                differs(&mut out, "disagreement", severity, c, pointer, theirs);
-            }
+            differs(out, "disagreement", severity, c, pointer, theirs);
         }
-        let kinds: BTreeSet<&str> = claims.iter().map(|c| sources.kind(&c.source)).collect();
-        let evidence: Vec<Evidence> = claims
-            .iter()
-            .map(|c| Evidence {
-                source: c.source.clone(),
-                said: if c.declared {
-                    "declared".into()
-                } else {
-                    "discovered".into()
-                },
-                at,
-            })
-            .collect();
-        if !claims.is_empty()
-            && claims.iter().all(|c| c.declared)
-            && matches!(row.kind.as_str(), "component" | "resource")
-            && sources.kinds.values().any(|k| k != "file")
-        {
+    }
+    let kinds: BTreeSet<&str> = claims.iter().map(|c| sources.kind(&c.source)).collect();
+    let evidence: Vec<Evidence> = claims
+        .iter()
+        .map(|c| Evidence {
+            source: c.source.clone(),
+            said: if c.declared {
+                "declared".into()
+            } else {
+                "discovered".into()
+            },
+            at,
+        })
+        .collect();
+    if !claims.is_empty()
+        && claims.iter().all(|c| c.declared)
+        && matches!(row.kind.as_str(), "component" | "resource")
+        && sources.kinds.values().any(|k| k != "file")
+    {
+        push(
+            out,
+            "declared-unseen",
+            Severity::Low,
+            "declared, but no connector discovers it".into(),
+            evidence.clone(),
+        );
+    }
+    if row.kind == "resource" && body["spec"]["type"] == "kubernetes-workload" {
+        let claimed = cat.relations.get(&row.entity_ref).is_some_and(|rs| {
+            rs.iter()
+                .any(|(k, target)| k == "dependencyOf" && cat.live.contains(target))
+        });
+        if !claimed {
             push(
-                &mut out,
-                "declared-unseen",
-                Severity::Low,
-                "declared, but no connector discovers it".into(),
-                evidence.clone(),
-            );
-        }
-        if row.kind == "resource" && body["spec"]["type"] == "kubernetes-workload" {
-            let claimed = cat.relations.get(&row.entity_ref).is_some_and(|rs| {
-                rs.iter()
-                    .any(|r| r.kind == "dependencyOf" && cat.live.contains(&r.target_ref))
-            });
-            if !claimed {
-                push(
-                    &mut out,
-                    "workload-without-component",
-                    Severity::Medium,
-                    "no catalogued component claims this workload".into(),
-                    evidence.clone(),
-                );
-            }
-        }
-        if row.kind == "component"
-            && repo_sources
-            && !kinds
-                .iter()
-                .any(|k| matches!(*k, "github" | "gitlab" | "file"))
-        {
-            push(
-                &mut out,
-                "component-without-repo",
-                Severity::Low,
-                "no repository source knows this component".into(),
-                evidence.clone(),
-            );
-        }
-        if row.kind == "component" && !kinds.is_empty() && kinds.iter().all(|k| *k == "pagerduty") {
-            push(
-                &mut out,
-                "service-unclaimed",
+                out,
+                "workload-without-component",
                 Severity::Medium,
-                "a PagerDuty service no other source knows".into(),
+                "no catalogued component claims this workload".into(),
                 evidence.clone(),
             );
         }
     }
-    out.sort_by(|a, b| (b.severity, &a.entity, a.rule).cmp(&(a.severity, &b.entity, b.rule)));
-    Ok(out)
+    if row.kind == "component"
+        && repo_sources
+        && !kinds
+            .iter()
+            .any(|k| matches!(*k, "github" | "gitlab" | "file"))
+    {
+        push(
+            out,
+            "component-without-repo",
+            Severity::Low,
+            "no repository source knows this component".into(),
+            evidence.clone(),
+        );
+    }
+    if row.kind == "component" && !kinds.is_empty() && kinds.iter().all(|k| *k == "pagerduty") {
+        push(
+            out,
+            "service-unclaimed",
+            Severity::Medium,
+            "a PagerDuty service no other source knows".into(),
+            evidence.clone(),
+        );
+    }
 }
 
 /// Findings per owner (`-` for none), with counts per severity: the report's summary.

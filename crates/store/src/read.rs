@@ -269,6 +269,21 @@ impl Store {
         bound(self.query(text), params).fetch_all(decode).await
     }
 
+    /// Every entity a filter matches, in key order, handed to `visit` one at a time as the rows
+    /// stream in: a whole catalog is read without being held.
+    pub async fn for_each_entity(
+        &self,
+        f: &EntityFilter,
+        mut visit: impl FnMut(EntityRow) -> Result<()>,
+    ) -> Result<()> {
+        let (text, params) = self.list_statement(f);
+        // Each row is visited as it is decoded; the `Vec<()>` this collects never allocates.
+        bound(self.query(text), params)
+            .fetch_all(|r| visit(decode(r)?))
+            .await
+            .map(drop)
+    }
+
     /// A page of entities (a filter with a `limit`) and the relations of each, as
     /// [`Store::list_entities`] then [`Store::relations_of_many`] return them; on SQLite both are
     /// read in one go on one reader.
@@ -540,6 +555,24 @@ impl Store {
              ORDER BY source_ref, type, target_ref, origin_ref",
         );
         self.query(q).fetch_all(decode).await
+    }
+
+    /// Every relation of these types, as (source, type, target), each once, sorted: what the
+    /// audits walk (memberships, sub-teams), without the rest of a large catalog's relations.
+    pub async fn relations_of_types(
+        &self,
+        types: &[&str],
+    ) -> Result<Vec<(String, String, String)>> {
+        let q = sql(
+            self.backend(),
+            "SELECT DISTINCT source_ref, type, target_ref FROM relations WHERE type = ANY($1) \
+             ORDER BY source_ref, type, target_ref",
+        );
+        let types = crate::sql::StrList(types.iter().map(|t| t.to_string()).collect());
+        self.query(q)
+            .bind(types)
+            .fetch_all(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .await
     }
 
     /// Every name that means another entity, as (alias ref, entity ref): the own names of
