@@ -859,10 +859,21 @@ async fn audit(path: &Path, cmd: crate::AuditCommand) -> Result<(), CliError> {
         })
         .collect();
     match args.format {
-        ReportFormat::Json => output::json(&json!({
-            "findings": findings,
-            "summary": surveyor_audit::summary(&findings),
-        })),
+        ReportFormat::Json => {
+            /// The report, serialised from the findings as they are (no JSON tree of them).
+            #[derive(serde::Serialize)]
+            struct Report<'f> {
+                findings: &'f [surveyor_audit::Finding],
+                summary: std::collections::BTreeMap<
+                    String,
+                    std::collections::BTreeMap<&'static str, usize>,
+                >,
+            }
+            output::json(&Report {
+                findings: &findings,
+                summary: surveyor_audit::summary(&findings),
+            })
+        }
         ReportFormat::Csv => print!("{}", surveyor_audit::to_csv(&findings)),
         ReportFormat::Markdown => print!("{}", surveyor_audit::to_markdown(title, &findings)),
         ReportFormat::Table => {

@@ -193,12 +193,13 @@ pub fn counts_cell(counts: &serde_json::Value) -> String {
 }
 
 /// Prints a value as pretty JSON.
-pub fn json(value: &serde_json::Value) {
-    let _ = writeln!(
-        std::io::stdout().lock(),
-        "{}",
-        serde_json::to_string_pretty(value).unwrap_or_default()
-    );
+pub fn json(value: &impl serde::Serialize) {
+    // Written as it is serialised: a large report (100k findings) is never built as one string.
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    if serde_json::to_writer_pretty(&mut out, value).is_ok() {
+        let _ = writeln!(out);
+    }
+    let _ = out.flush();
 }
 
 /// The kinds of change a run counts, in the order tables show them, with their counts.
