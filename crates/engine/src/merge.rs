@@ -52,7 +52,7 @@ impl ObservedEntity {
         declared: bool,
     ) -> Result<Self, surveyor_model::RefError> {
         let entity_ref = entity.entity_ref()?;
-        let entity_json = canonical_json(&entity.to_value());
+        let entity_json = surveyor_model::hash::canonical_entity(entity);
         let mut relations = entity.relations();
         relations.extend(extra_relations.iter().cloned());
         relations.sort();
