@@ -90,8 +90,9 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
     }
     if let Some(owner) = &f.owner {
         let p = next(&mut params, owner.to_ascii_lowercase());
-        // Driven from the owner's side (relations_by_target): an owner has few entities, and
-        // probing every entity for its owner would scan the kind.
+        // Driven from the owner's side (relations_by_target, which holds source_ref: the list is
+        // read from the index alone): an owner has few entities, and probing every entity for
+        // its owner would scan the kind.
         conds.push(format!(
             "entity_ref IN (SELECT r.source_ref FROM relations r WHERE r.target_ref = {p} \
              AND r.type = 'ownedBy')"
