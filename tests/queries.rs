@@ -777,22 +777,23 @@ async fn the_consoles_filters_lifecycle_tags_counts_per_kind_and_change_filters(
     }
 }
 
+/// Syncs `observations` as the `repos` connector's whole `org` scope.
+async fn sync_repos(s: &Store, observations: Vec<Observation>) -> surveyor_engine::RunReport {
+    let c = Scripted::new("repos", observations, complete(&["org"]));
+    run_connector(s, &c, &ReconcileOptions::default())
+        .await
+        .expect("run")
+}
+
 /// A page read through SQLite's C API (a filter with a limit) holds exactly what the same
 /// rows read through sqlx hold (no limit), tombstones included, and so do their relations.
 #[tokio::test]
 async fn pages_read_the_same_rows_as_whole_lists() {
     for ts in TestStore::all().await {
         let (s, b) = (&ts.store, ts.backend);
-        let c = Scripted::new("repos", repos(), complete(&["org"]));
-        run_connector(s, &c, &ReconcileOptions::default())
-            .await
-            .expect("run");
+        sync_repos(s, repos()).await;
         // One repository gone: its entity is a tombstone with a deletion time and run.
-        let fewer: Vec<Observation> = repos().into_iter().skip(1).collect();
-        let c = Scripted::new("repos", fewer, complete(&["org"]));
-        let r = run_connector(s, &c, &ReconcileOptions::default())
-            .await
-            .expect("run");
+        let r = sync_repos(s, repos().into_iter().skip(1).collect()).await;
         assert_eq!(r.counts.entities.deleted, 1, "{b}");
 
         let everything = EntityFilter {
@@ -839,10 +840,7 @@ async fn pages_read_the_same_rows_as_whole_lists() {
 async fn entities_stream_one_at_a_time_and_relations_come_by_type() {
     for ts in TestStore::all().await {
         let (s, b) = (&ts.store, ts.backend);
-        let c = Scripted::new("repos", repos(), complete(&["org"]));
-        run_connector(s, &c, &ReconcileOptions::default())
-            .await
-            .expect("run");
+        sync_repos(s, repos()).await;
         let listed = names(s, EntityFilter::default()).await;
         let mut visited = Vec::new();
         s.for_each_entity(&EntityFilter::default(), |row| {

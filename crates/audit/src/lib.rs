@@ -383,12 +383,24 @@ fn text(v: &Value) -> String {
 
 /// The ownership audit.
 pub async fn ownership(store: &Store, sources: &Sources) -> Result<Vec<Finding>, StoreError> {
-    let cat = load(store).await?;
     let has_pagerduty = sources.any(&["pagerduty"]);
+    judge(store, |cat, row, out| {
+        ownership_of(cat, sources, has_pagerduty, row, out)
+    })
+    .await
+}
+
+/// Runs an audit: what it needs of the whole catalog first ([`load`]), then `judge` on each
+/// live entity as its row arrives; the findings, most severe first.
+async fn judge(
+    store: &Store,
+    mut judge: impl FnMut(&Catalog, &EntityRow, &mut Vec<Finding>),
+) -> Result<Vec<Finding>, StoreError> {
+    let cat = load(store).await?;
     let mut out = Vec::new();
     store
         .for_each_entity(&EntityFilter::default(), |row| {
-            ownership_of(&cat, sources, has_pagerduty, &row, &mut out);
+            judge(&cat, &row, &mut out);
             Ok(())
         })
         .await?;
@@ -604,17 +616,11 @@ pub async fn record(
 
 /// The drift audit: sources against each other, declarations against discovery.
 pub async fn drift(store: &Store, sources: &Sources) -> Result<Vec<Finding>, StoreError> {
-    let cat = load(store).await?;
     let repo_sources = sources.any(&["github", "gitlab"]);
-    let mut out = Vec::new();
-    store
-        .for_each_entity(&EntityFilter::default(), |row| {
-            drift_of(&cat, sources, repo_sources, &row, &mut out);
-            Ok(())
-        })
-        .await?;
-    out.sort_by(|a, b| (b.severity, &a.entity, a.rule).cmp(&(a.severity, &b.entity, b.rule)));
-    Ok(out)
+    judge(store, |cat, row, out| {
+        drift_of(cat, sources, repo_sources, row, out)
+    })
+    .await
 }
 
 /// The drift audit's findings about one live entity.

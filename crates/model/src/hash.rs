@@ -74,16 +74,7 @@ pub fn canonical_entity(entity: &Entity) -> String {
         out.push(':');
         match field {
             Field::Text(s) => write_string(s, &mut out),
-            Field::Texts(items) => {
-                out.push('[');
-                for (j, t) in items.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    write_string(t, &mut out);
-                }
-                out.push(']');
-            }
+            Field::Texts(items) => write_array(items, &mut out, |t, out| write_string(t, out)),
             Field::TextMap(map) => {
                 out.push('{');
                 for (j, (k, v)) in map.iter().enumerate() {
@@ -96,16 +87,7 @@ pub fn canonical_entity(entity: &Entity) -> String {
                 }
                 out.push('}');
             }
-            Field::Values(items) => {
-                out.push('[');
-                for (j, v) in items.iter().enumerate() {
-                    if j > 0 {
-                        out.push(',');
-                    }
-                    write_canonical(v, &mut out);
-                }
-                out.push(']');
-            }
+            Field::Values(items) => write_array(items, &mut out, write_canonical),
             Field::Value(v) => write_canonical(v, &mut out),
         }
     }
@@ -116,6 +98,18 @@ pub fn canonical_entity(entity: &Entity) -> String {
     }
     out.push('}');
     out
+}
+
+/// An array, each item written by `item`.
+fn write_array<T>(items: &[T], out: &mut String, item: impl Fn(&T, &mut String)) {
+    out.push('[');
+    for (i, t) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        item(t, out);
+    }
+    out.push(']');
 }
 
 /// An object with its keys sorted, each value canonical.
@@ -137,16 +131,7 @@ fn write_object(map: &Map<String, Value>, out: &mut String) {
 fn write_canonical(value: &Value, out: &mut String) {
     match value {
         Value::Object(map) => write_object(map, out),
-        Value::Array(items) => {
-            out.push('[');
-            for (i, item) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push(',');
-                }
-                write_canonical(item, out);
-            }
-            out.push(']');
-        }
+        Value::Array(items) => write_array(items, out, write_canonical),
         Value::String(s) => write_string(s, out),
         // Numbers, booleans and null as serde_json writes them, without a String between.
         other => {
