@@ -226,9 +226,9 @@ fn raw_page(f: &EntityFilter) -> bool {
     f.limit.is_some_and(|l| (0..=RAW_ROWS as i64).contains(&l))
 }
 
-/// Lower-cased keys as one parameter: a JSON array, as [`crate::sql::StrList`] binds on SQLite.
+/// Lower-cased keys as one parameter, as [`crate::sql::StrList`] binds them on SQLite.
 fn key_list<'k>(keys: impl Iterator<Item = &'k str>) -> String {
-    serde_json::Value::from(keys.map(str::to_ascii_lowercase).collect::<Vec<_>>()).to_string()
+    crate::sql::StrList(keys.map(str::to_ascii_lowercase).collect()).json()
 }
 
 /// `q` with `params` bound in order.
@@ -487,9 +487,11 @@ impl Store {
         }
         let q = self.relations_statement();
         if keys.len() <= RAW_ROWS {
-            let list = key_list(keys.iter().map(String::as_str));
             let read = self
-                .sqlite_read(|c| c.rows(&q, &[Param::Text(list)], sqlite_raw::relation))
+                .sqlite_read(|c| {
+                    let list = key_list(keys.iter().map(String::as_str));
+                    c.rows(&q, &[Param::Text(list)], sqlite_raw::relation)
+                })
                 .await?;
             if let Some(rows) = read {
                 return Ok(rows);
@@ -556,6 +558,16 @@ impl Store {
              ORDER BY source_ref, type, target_ref, origin_ref",
         );
         self.query(q).fetch_all(decode).await
+    }
+
+    /// Every entity's uid, key and whether it is live (tombstones included), in key order: what
+    /// a pass over the whole catalog needs to know of each entity without reading its body.
+    pub async fn entity_keys(&self) -> Result<Vec<(String, String, bool)>> {
+        let q = "SELECT uid, entity_ref, deleted_at IS NULL AS live FROM entities \
+                 ORDER BY entity_ref";
+        self.query(q)
+            .fetch_all(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .await
     }
 
     /// Every relation of these types, as (source, type, target), each once, sorted: what the

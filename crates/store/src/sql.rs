@@ -48,9 +48,17 @@ impl Type<Sqlite> for StrList {
     }
 }
 
+impl StrList {
+    /// The list as SQLite takes it: a JSON array, read with `json_each`.
+    pub(crate) fn json(&self) -> String {
+        // A list of strings always serialises.
+        serde_json::to_string(&self.0).unwrap_or_else(|_| "[]".into())
+    }
+}
+
 impl Encode<'_, Sqlite> for StrList {
     fn encode_by_ref(&self, buf: &mut SqliteArgumentsBuffer) -> Result<IsNull, BoxDynError> {
-        Encode::<Sqlite>::encode(serde_json::to_string(&self.0)?, buf)
+        Encode::<Sqlite>::encode(self.json(), buf)
     }
 }
 
