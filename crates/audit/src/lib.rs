@@ -264,8 +264,8 @@ impl Catalog {
 }
 
 /// What the audits know about the whole catalog before they look at one entity: which refs are
-/// live or gone, who belongs where, which names are aliases. Read as the rows stream in; no body
-/// is kept (each audit reads the entities again, one at a time).
+/// live or gone, who belongs where, which names are aliases. Only people's bodies are read here
+/// (each audit then reads the live entities, one at a time).
 async fn load(store: &Store) -> Result<Catalog, StoreError> {
     let mut relations: BTreeMap<String, Vec<(String, String)>> = BTreeMap::new();
     for (source, kind, target) in store.relations_of_types(&WALKED).await? {
@@ -294,37 +294,38 @@ async fn load(store: &Store) -> Result<Catalog, StoreError> {
     let mut tombstoned = BTreeSet::new();
     // (old name, the entity's name now), for renamed entities that are live.
     let mut renamed: Vec<(String, String)> = Vec::new();
-    let everything = EntityFilter {
-        include_deleted: true,
+    for (uid, entity_ref, is_live) in store.entity_keys().await? {
+        if !is_live {
+            tombstoned.insert(entity_ref);
+            continue;
+        }
+        if let Some(olds) = old_names.get(&uid) {
+            renamed.extend(olds.iter().map(|o| (o.clone(), entity_ref.clone())));
+        }
+        live.insert(entity_ref);
+    }
+    // Only people's bodies say whether they left or can be told apart.
+    let people = EntityFilter {
+        kind: Some("user".into()),
         ..EntityFilter::default()
     };
     store
-        .for_each_entity(&everything, |row| {
-            if !row.is_live() {
-                tombstoned.insert(row.entity_ref);
-                return Ok(());
+        .for_each_entity(&people, |row| {
+            let (body, claims) = parsed(&row);
+            const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1active";
+            let inactive = body.pointer(ACTIVE) == Some(&Value::from("false"))
+                || claims
+                    .iter()
+                    .any(|c| c.own.get(ACTIVE) == Some(&Value::from("false")));
+            if inactive {
+                deactivated.insert(row.entity_ref.clone());
             }
-            if let Some(olds) = old_names.get(&row.uid) {
-                renamed.extend(olds.iter().map(|o| (o.clone(), row.entity_ref.clone())));
+            if body
+                .pointer("/spec/profile/email")
+                .is_some_and(Value::is_string)
+            {
+                identified.insert(row.entity_ref);
             }
-            if row.kind == "user" {
-                let (body, claims) = parsed(&row);
-                const ACTIVE: &str = "/metadata/annotations/jira.surveyor.dev~1active";
-                let inactive = body.pointer(ACTIVE) == Some(&Value::from("false"))
-                    || claims
-                        .iter()
-                        .any(|c| c.own.get(ACTIVE) == Some(&Value::from("false")));
-                if inactive {
-                    deactivated.insert(row.entity_ref.clone());
-                }
-                if body
-                    .pointer("/spec/profile/email")
-                    .is_some_and(Value::is_string)
-                {
-                    identified.insert(row.entity_ref.clone());
-                }
-            }
-            live.insert(row.entity_ref);
             Ok(())
         })
         .await?;
