@@ -5,7 +5,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::reconcile::ReconcileOptions;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerHandle, SchedulerOptions};
 use surveyor_model::{Control, TriggerRefusal};
@@ -15,25 +14,14 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 fn job(stall: Duration, timeout: Duration) -> Job {
-    Job {
-        id: "slow".into(),
-        kind: "test".into(),
-        schedule_text: None,
-        schedule: None,
-        timezone: ScheduleZone::Utc,
-        timeout,
-        jitter: Duration::ZERO,
-        run_on_start: false,
-        // Sends one observation, then takes `stall` before finishing.
-        connector: Arc::new(
-            Scripted::new(
-                "slow",
-                vec![component("org", "x1", "stalled", "team-a")],
-                complete(&["org"]),
-            )
-            .stalling(stall),
-        ),
-    }
+    // Sends one observation, then takes `stall` before finishing.
+    let connector = Scripted::new(
+        "slow",
+        vec![component("org", "x1", "stalled", "team-a")],
+        complete(&["org"]),
+    )
+    .stalling(stall);
+    Job::on_demand(Arc::new(connector), timeout)
 }
 
 fn options() -> SchedulerOptions {

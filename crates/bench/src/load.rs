@@ -126,15 +126,8 @@ async fn run_backend(
         .connectors(dir, b.requests_per_second)?
         .into_iter()
         .map(|c| Job {
-            id: c.id().to_string(),
-            kind: c.kind().to_string(),
-            schedule_text: None,
-            schedule: None,
-            timezone: ScheduleZone::Utc,
-            timeout: Duration::from_secs(600),
-            jitter: Duration::ZERO,
             run_on_start: true,
-            connector: c,
+            ..Job::on_demand(c, Duration::from_secs(600))
         })
         .collect();
     let ids: Vec<String> = jobs.iter().map(|j| j.id.clone()).collect();
