@@ -10,7 +10,6 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use surveyor_api::Control;
-use surveyor_engine::config::ScheduleZone;
 use surveyor_engine::schedule::{Job, Scheduler, SchedulerOptions};
 use surveyor_store::Store;
 use tokio::sync::watch;
