@@ -271,17 +271,44 @@ impl<'a> Index<'a> {
             on_call.insert("primary".into(), json!(primary));
             on_call.insert("onCallNow".into(), json!(everyone));
             on_call.insert("schedules".into(), json!(schedules));
+            if let Some(rules) = policy.and_then(|p| p["escalation_rules"].as_array()) {
+                on_call.insert("levels".into(), json!(rules.len()));
+            }
         } else {
             on_call.insert("covered".into(), json!(false));
+        }
+        if let Some(urgency) = urgency(&service["incident_urgency_rule"]) {
+            on_call.insert("urgency".into(), json!(urgency));
         }
         e.spec.insert("onCall".into(), Value::Object(on_call));
         Some((id.to_string(), e))
     }
 }
 
+/// A service's incident urgency: `high`, `low` or `severity_based` when constant,
+/// `support-hours` when it depends on the time of day.
+fn urgency(rule: &Value) -> Option<&str> {
+    match rule["type"].as_str()? {
+        "constant" => rule["urgency"].as_str(),
+        "use_support_hours" => Some("support-hours"),
+        _ => None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn urgency_is_the_constant_one_or_says_it_follows_support_hours() {
+        let constant = json!({"type": "constant", "urgency": "high"});
+        assert_eq!(urgency(&constant), Some("high"));
+        let hours = json!({"type": "use_support_hours",
+            "during_support_hours": {"type": "constant", "urgency": "high"},
+            "outside_support_hours": {"type": "constant", "urgency": "low"}});
+        assert_eq!(urgency(&hours), Some("support-hours"));
+        assert_eq!(urgency(&Value::Null), None);
+    }
 
     #[test]
     fn service_names_become_component_names() {

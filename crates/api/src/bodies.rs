@@ -90,6 +90,38 @@ pub struct SurveyorInfo {
     /// On a single entity: the link to its history.
     #[schema(example = "/api/v1/changes?entity=component:default/web")]
     pub history: Option<String>,
+    /// On a single Component: its classification, by facet (`tier`, `stack`, `runtime`,
+    /// `lifecycle`, `domain`, `system`), each value with its evidence.
+    pub classification: Option<BTreeMap<String, Vec<ClassifiedValue>>>,
+}
+
+/// One value of a facet, and why.
+#[allow(dead_code)] // see EntityDocument
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassifiedValue {
+    #[schema(example = "tier-1")]
+    pub value: String,
+    /// A source declared it (`surveyor.dev/tier`, a descriptor's field); else derived.
+    pub declared: bool,
+    /// Which source said what.
+    #[schema(value_type = Vec<Object>, example = json!([{"source": "pagerduty", "said": "incident urgency high"}]))]
+    pub evidence: Value,
+    /// When the value was first given.
+    pub since: DateTime<Utc>,
+}
+
+/// How many Components have each value of each facet, most first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClassificationCounts {
+    #[schema(example = json!({"tier": [{"value": "tier-1", "count": 11}]}))]
+    pub facets: BTreeMap<String, Vec<ValueCount>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ValueCount {
+    pub value: String,
+    pub count: i64,
 }
 
 /// A page of entities.

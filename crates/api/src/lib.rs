@@ -43,6 +43,7 @@ pub use crate::server::{
     DEFAULT_DRAIN_TIMEOUT, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, ServeOptions,
     default_max_connections, serve_with,
 };
+pub use crate::views::classification as classification_document;
 pub use crate::views::entity as entity_document;
 /// The port to whatever runs the connectors, defined with the model so that the engine can
 /// implement it without depending on the API.
@@ -161,6 +162,7 @@ fn build(
             "/api/v1/entities/{kind}/{namespace}/{name}/graph",
             get(v1::graph),
         )
+        .route("/api/v1/classifications", get(v1::classifications))
         .route("/api/v1/changes", get(v1::list_changes))
         .route("/api/v1/runs", get(v1::list_runs))
         .route("/api/v1/connectors", get(v1::list_connectors))

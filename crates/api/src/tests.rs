@@ -159,6 +159,59 @@ fn names(v: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn components_filter_by_classification_and_show_it() {
+    let s = start(ApiConfig::default(), None).await;
+    let class = |entity: &str, facet: &str, value: &str| surveyor_store::Classification {
+        entity_ref: format!("component:default/{entity}"),
+        facet: facet.into(),
+        value: value.into(),
+        declared: false,
+        evidence: r#"[{"source":"pd","said":"incident urgency high"}]"#.into(),
+    };
+    s.store
+        .record_classifications(
+            &[
+                class("web", "tier", "tier-1"),
+                class("web", "stack", "typescript/react"),
+                class("svc-1", "tier", "tier-2"),
+                class("svc-1", "stack", "typescript"),
+            ],
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("record");
+    for (query, want) in [
+        ("tier=tier-1", vec!["web"]),
+        ("tier=TIER-2", vec!["svc-1"]),
+        ("stack=typescript", vec!["svc-1", "web"]),
+        ("stack=typescript/react&tier=tier-1", vec!["web"]),
+        ("stack=typescript/vue", vec![]),
+        ("runtime=jvm", vec![]),
+    ] {
+        let (code, page) = s.get(&format!("/api/v1/entities?{query}")).await;
+        assert_eq!(code, 200, "{query}: {page}");
+        assert_eq!(names(&page), want, "{query}");
+    }
+    let (_, one) = s.get("/api/v1/entities/component/default/web").await;
+    let tier = &one["surveyor"]["classification"]["tier"][0];
+    assert_eq!(tier["value"], "tier-1", "{one}");
+    assert_eq!(tier["evidence"][0]["said"], "incident urgency high");
+    let (code, counts) = s.get("/api/v1/classifications").await;
+    assert_eq!(code, 200, "{counts}");
+    assert_eq!(
+        counts["facets"]["tier"],
+        json!([{"value": "tier-1", "count": 1}, {"value": "tier-2", "count": 1}])
+    );
+    // A cursor is bound to the classification filter too.
+    let (_, first) = s.get("/api/v1/entities?stack=typescript&limit=1").await;
+    let c = first["nextCursor"].as_str().expect("a next page");
+    let (code, _) = s
+        .get(&format!("/api/v1/entities?stack=rust&limit=1&cursor={c}"))
+        .await;
+    assert_eq!(code, 400);
+}
+
+#[tokio::test]
 async fn entities_filter_and_page_with_cursors() {
     let s = start(ApiConfig::default(), None).await;
     let mut cursor = String::new();
@@ -202,6 +255,9 @@ async fn entities_filter_and_page_with_cursors() {
     let (_, one) = s.get("/api/v1/entities/component/default/web").await;
     let mut spliced = web.clone();
     spliced["surveyor"]["history"] = one["surveyor"]["history"].clone();
+    // A single Component also shows its classification (none recorded here yet).
+    assert_eq!(one["surveyor"]["classification"], json!({}));
+    spliced["surveyor"]["classification"] = json!({});
     assert_eq!(
         spliced, one,
         "the list's spliced document is the entity's own"

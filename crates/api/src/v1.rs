@@ -19,8 +19,9 @@ use surveyor_store::{ChangeFilter, ChangeOp, EntityFilter, PackageFilter, RunRow
 use utoipa::{IntoParams, ToSchema};
 
 use crate::bodies::{
-    AuditReport, ChangePage, ChangeView, ConnectorList, EntityDocument, EntityPage, ErrorBody,
-    FindingHistory, Graph, GraphEdge, GraphNode, Queued, RunList, RunView,
+    AuditReport, ChangePage, ChangeView, ClassificationCounts, ConnectorList, EntityDocument,
+    EntityPage, ErrorBody, FindingHistory, Graph, GraphEdge, GraphNode, Queued, RunList, RunView,
+    ValueCount,
 };
 use crate::error::ApiError;
 use crate::{AppState, ConnectorView, TriggerRefusal, input, views};
@@ -60,6 +61,15 @@ pub struct EntityQuery {
     #[serde(alias = "depends_on")]
     #[param(example = "npm:react")]
     pub depends_on: Option<String>,
+    /// Components of this tier (`tier-1`), as classification gave it.
+    #[param(example = "tier-1")]
+    pub tier: Option<String>,
+    /// Components of this stack: a language, or a language and framework
+    /// (`typescript` matches `typescript/react`).
+    #[param(example = "java/spring-boot")]
+    pub stack: Option<String>,
+    /// Components whose workloads run on this runtime (`node`, `jvm`, `python`).
+    pub runtime: Option<String>,
     /// Also tombstones (entities no source describes any more), with `surveyor.deletedAt`.
     #[serde(default, alias = "include_deleted")]
     pub include_deleted: bool,
@@ -149,7 +159,10 @@ impl EntityQuery {
             self.source,
             self.q,
             self.depends_on,
-            self.include_deleted
+            self.include_deleted,
+            self.tier,
+            self.stack,
+            self.runtime
         ])
         .to_string()
     }
@@ -163,9 +176,20 @@ impl EntityQuery {
             ("source", &self.source),
             ("q", &self.q),
             ("dependsOn", &self.depends_on),
+            ("tier", &self.tier),
+            ("stack", &self.stack),
+            ("runtime", &self.runtime),
         ] {
             input::opt(name, v.as_deref())?;
         }
+        let classified = [
+            ("tier", &self.tier),
+            ("stack", &self.stack),
+            ("runtime", &self.runtime),
+        ]
+        .into_iter()
+        .filter_map(|(facet, v)| v.as_ref().map(|v| (facet.to_string(), v.clone())))
+        .collect();
         let label = match &self.label {
             None => None,
             Some(l) => {
@@ -197,6 +221,7 @@ impl EntityQuery {
             label,
             source: self.source.clone(),
             text: self.q.clone(),
+            classified,
             ..EntityFilter::default()
         })
     }
@@ -274,7 +299,32 @@ pub async fn get_entity(
     let relations = state.store.relations_of(&key).await?;
     let mut doc = views::entity(&row, &relations);
     doc["surveyor"]["history"] = json!(format!("/api/v1/changes?entity={key}"));
+    if row.kind.eq_ignore_ascii_case("component") {
+        let classes = state.store.classifications_of(&key).await?;
+        doc["surveyor"]["classification"] = views::classification(&classes);
+    }
     Ok(Json(doc))
+}
+
+/// How many Components have each value of each facet (tier, stack, runtime, lifecycle, domain,
+/// system), as classification after the last sync gave them.
+#[utoipa::path(get, path = "/api/v1/classifications", tag = "entities",
+    responses((status = 200, description = "counts per facet and value", body = ClassificationCounts)))]
+pub async fn classifications(
+    State(state): State<AppState>,
+) -> Result<Json<ClassificationCounts>, ApiError> {
+    let mut facets = std::collections::BTreeMap::new();
+    for facet in surveyor_model::classify::FACETS {
+        let counts = state.store.count_classifications(facet).await?;
+        facets.insert(
+            facet.to_string(),
+            counts
+                .into_iter()
+                .map(|(value, count)| ValueCount { value, count })
+                .collect(),
+        );
+    }
+    Ok(Json(ClassificationCounts { facets }))
 }
 
 /// Query parameters of the graph.

@@ -77,6 +77,27 @@ pub fn entity(e: &EntityRow, relations: &[RelationRow]) -> Value {
     body
 }
 
+/// An entity's classification as the entity document shows it (`surveyor.classification`):
+/// facet -> `[{value, declared, evidence, since}]`.
+pub fn classification(rows: &[surveyor_store::ClassificationRow]) -> Value {
+    let mut out = serde_json::Map::new();
+    for r in rows {
+        let evidence: Value = serde_json::from_str(&r.evidence).unwrap_or(Value::Null);
+        let entry = out
+            .entry(r.facet.clone())
+            .or_insert_with(|| Value::Array(Vec::new()));
+        if let Value::Array(values) = entry {
+            values.push(json!({
+                "value": r.value,
+                "declared": r.declared,
+                "evidence": evidence,
+                "since": r.since,
+            }));
+        }
+    }
+    Value::Object(out)
+}
+
 /// Backstage's annotation naming the descriptor (or other location) an entity is read from.
 pub const MANAGED_BY_LOCATION: &str = "backstage.io/managed-by-location";
 /// Backstage's annotation naming the location that first led to the entity.

@@ -35,6 +35,8 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         } => runs(&config_path, connector, limit, format).await,
         Command::Serve { listen } => crate::serve::serve(&config_path, listen).await,
         Command::Audit(cmd) => audit(&config_path, cmd).await,
+        Command::Classify(args) => crate::classify::run(&config_path, args).await,
+        Command::Score(args) => crate::score::run(&config_path, args).await,
         Command::Demo(args) => crate::demo::run(args).await,
         Command::Export(args) => crate::export::run(&config_path, args).await,
         Command::Copy(args) => crate::copy::run(&config_path, args).await,
@@ -225,6 +227,10 @@ async fn sync(path: &Path, args: SyncArgs) -> Result<(), CliError> {
             ),
             Err(e) => eprintln!("warning: could not record audit findings: {e}"),
         }
+        match crate::setup::grade_catalog(&store, &config.classify, &config.scorecards).await {
+            Ok(g) => eprintln!("{} (surveyor classify, surveyor score)", g.line()),
+            Err(e) => eprintln!("warning: could not classify and grade the catalog: {e}"),
+        }
     }
     store.close().await;
     print_sync(&reports, args.format);
@@ -291,7 +297,7 @@ fn print_sync(reports: &[RunReport], format: Format) {
     }
 }
 
-fn parse_ref(input: &str, default_kind: Option<&str>) -> Result<EntityRef, CliError> {
+pub(crate) fn parse_ref(input: &str, default_kind: Option<&str>) -> Result<EntityRef, CliError> {
     EntityRef::parse_with(input, default_kind, "default")
         .map_err(|e| CliError::Input(e.to_string()))
 }
@@ -305,11 +311,22 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
             namespace,
             owner,
             depends_on,
+            tier,
+            stack,
+            runtime,
             include_deleted,
             format,
         } => {
             if let Some(k) = &kind {
                 check_kind(&store, k).await?;
+            }
+            let classified: Vec<(String, String)> =
+                [("tier", &tier), ("stack", &stack), ("runtime", &runtime)]
+                    .into_iter()
+                    .filter_map(|(f, v)| v.as_ref().map(|v| (f.to_string(), v.clone())))
+                    .collect();
+            for (facet, value) in &classified {
+                check_classified(&store, &config.classify, facet, value).await?;
             }
             let owner = owner
                 .map(|o| parse_ref(&o, Some("group")).map(|r| r.key()))
@@ -321,6 +338,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                     owner,
                     include_deleted,
                     depends_on: depends_on.clone(),
+                    classified,
                     ..Default::default()
                 })
                 .await?;
@@ -343,6 +361,14 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                     .collect();
                 output::json(&Value::Array(items));
             } else {
+                let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
+                let mut tiers: std::collections::HashMap<String, String> =
+                    std::collections::HashMap::new();
+                for c in store.classifications_of_many(&keys).await? {
+                    if c.facet == "tier" {
+                        tiers.insert(c.entity_ref, c.value);
+                    }
+                }
                 let table: Vec<Vec<String>> = rows
                     .iter()
                     .map(|e| {
@@ -357,6 +383,9 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                                 .as_str()
                                 .unwrap_or("-")
                                 .to_string(),
+                            tiers
+                                .get(&e.entity_ref)
+                                .map_or_else(|| "-".into(), Clone::clone),
                             if e.is_live() {
                                 "live".into()
                             } else {
@@ -369,7 +398,7 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                         row
                     })
                     .collect();
-                let mut header = vec!["REF", "OWNER", "TYPE", "LIFECYCLE", "STATUS"];
+                let mut header = vec!["REF", "OWNER", "TYPE", "LIFECYCLE", "TIER", "STATUS"];
                 if depends_on.is_some() {
                     header.push("REQUIREMENT");
                 }
@@ -382,7 +411,11 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                 return Err(CliError::Input(format!("no entity {r} in the catalog")));
             };
             let relations = store.relations_of(&row.entity_ref).await?;
-            let doc = surveyor_api::entity_document(&row, &relations);
+            let mut doc = surveyor_api::entity_document(&row, &relations);
+            if row.kind.eq_ignore_ascii_case("component") {
+                let classes = store.classifications_of(&row.entity_ref).await?;
+                doc["surveyor"]["classification"] = surveyor_api::classification_document(&classes);
+            }
             match format {
                 DocFormat::Json => output::json(&doc),
                 DocFormat::Yaml => print!("{}", yaml_serde::to_string(&doc).unwrap_or_default()),
@@ -391,6 +424,49 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
     }
     store.close().await;
     Ok(())
+}
+
+/// A classification filter's value must be one the catalog has (or, for a tier, one the rules
+/// can give): a typo gets the values there are (exit 2), never an empty list that looks like an
+/// answer.
+async fn check_classified(
+    store: &surveyor_store::Store,
+    rules: &surveyor_model::classify::ClassifyRules,
+    facet: &str,
+    value: &str,
+) -> Result<(), CliError> {
+    let mut known = store.count_classifications(facet).await?;
+    if facet == "tier" {
+        for tier in rules
+            .tiers
+            .iter()
+            .map(|r| &r.tier)
+            .chain([&rules.default_tier])
+        {
+            if !known.iter().any(|(v, _)| v == tier) {
+                known.push((tier.clone(), 0));
+            }
+        }
+    }
+    let wanted = value.to_ascii_lowercase();
+    if known
+        .iter()
+        .any(|(v, _)| *v == wanted || v.starts_with(&format!("{wanted}/")))
+    {
+        return Ok(());
+    }
+    Err(CliError::Input(if known.is_empty() {
+        format!(
+            "--{facet} {value}: nothing is classified yet; run `surveyor sync` (it classifies \
+             the Components after each sync)"
+        )
+    } else {
+        let values: Vec<&str> = known.iter().map(|(v, _)| v.as_str()).collect();
+        format!(
+            "--{facet} {value}: no Component has it; the catalog has {}",
+            values.join(", ")
+        )
+    }))
 }
 
 /// A ref given on the command line; one without a kind is answered with the refs the catalog

@@ -237,6 +237,8 @@ struct Catalog {
     options: ReconcileOptions,
     connectors: Vec<Arc<dyn Connector>>,
     sources: surveyor_audit::Sources,
+    classify: surveyor_model::classify::ClassifyRules,
+    scorecards: Vec<surveyor_model::score::Scorecard>,
     status: Arc<Mutex<Vec<ConnectorView>>>,
     schedule: Option<String>,
     /// While events are read again beside the syncs, each sync of a connector holds its lease
@@ -339,15 +341,22 @@ impl Catalog {
         }
     }
 
-    /// Records the audits' findings with their history, as `surveyor sync` does after a sync.
+    /// Records the audits' findings with their history, then classifies the Components and
+    /// grades the scorecards, as `surveyor sync` does after a sync.
     async fn record_findings(&self) -> Option<surveyor_audit::Recorded> {
-        match surveyor_audit::record(&self.store, &self.sources, Utc::now()).await {
+        let recorded = match surveyor_audit::record(&self.store, &self.sources, Utc::now()).await {
             Ok(recorded) => Some(recorded),
             Err(e) => {
                 eprintln!("warning: could not record audit findings: {e}");
                 None
             }
+        };
+        let graded =
+            crate::setup::grade_catalog(&self.store, &self.classify, &self.scorecards).await;
+        if let Err(e) = graded {
+            eprintln!("warning: could not classify and grade the catalog: {e}");
         }
+        recorded
     }
 
     /// Changes the org once, shows what its events brought in (when the APIs send them),
@@ -451,6 +460,8 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
     let catalog = Catalog {
         options: reconcile_options(&config, false, false),
         sources: audit_sources(&config),
+        classify: config.classify.clone(),
+        scorecards: config.scorecards.clone(),
         store,
         connectors,
         status: Arc::new(Mutex::new(status)),
@@ -466,10 +477,11 @@ pub async fn run(args: DemoArgs) -> Result<(), CliError> {
         started.elapsed().as_secs_f64()
     );
     report::print_runs(&runs);
-    Summary::read(&catalog.store, &catalog.sources)
+    let recorded = catalog.record_findings().await;
+    Summary::read(&catalog.store, &catalog.sources, &catalog.scorecards)
         .await?
         .print();
-    if let Some(recorded) = catalog.record_findings().await {
+    if let Some(recorded) = recorded {
         say!(
             "Findings recorded with their history (surveyor audit ... --history): {}",
             report::delta(&recorded)

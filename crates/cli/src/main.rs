@@ -1,6 +1,7 @@
 //! `surveyor`: the command-line tool. Parses arguments, loads `surveyor.toml`, wires connector
 //! kinds to their crates, and prints results (tables for people, JSON for scripts).
 
+mod classify;
 mod commands;
 mod copy;
 mod demo;
@@ -8,6 +9,7 @@ mod export;
 mod output;
 mod registry;
 mod schema;
+mod score;
 mod serve;
 mod setup;
 mod telemetry;
@@ -106,6 +108,17 @@ pub enum Command {
     /// Audit the catalog: ownership gaps, or drift between sources
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Classify the Components from evidence (tier, stack, runtime, lifecycle, domain, system)
+    /// with the configured rules, and show the counts or one Component's values and why
+    ///
+    /// `surveyor sync` and `surveyor serve` classify after each sync; this command does it now,
+    /// so a change to `[classify]` shows at once.
+    Classify(classify::ClassifyArgs),
+    /// Grade the catalog against the scorecards in surveyor.toml: each entity's level, the
+    /// checks it fails, the roll-up per team; `--fail-under LEVEL` exits 3 below it
+    ///
+    /// `surveyor sync` and `surveyor serve` grade after each sync; this command does it now.
+    Score(score::ScoreArgs),
     /// Run as a service: sync each connector on its schedule and serve the HTTP API
     Serve {
         /// Address to listen on [default: [server] listen, or 127.0.0.1:7878]
@@ -187,6 +200,17 @@ pub enum EntitiesCommand {
             verbatim_doc_comment
         )]
         depends_on: Option<PackageFilter>,
+        /// Only Components of this tier (`tier-1`), as classification gave it after the last
+        /// sync (`surveyor classify` lists the tiers and why each Component has its own)
+        #[arg(long, value_name = "TIER")]
+        tier: Option<String>,
+        /// Only Components of this stack: a language (`typescript`) or a language and
+        /// framework (`java/spring-boot`)
+        #[arg(long, value_name = "STACK")]
+        stack: Option<String>,
+        /// Only Components whose workloads run on this runtime (`node`, `jvm`, `python`)
+        #[arg(long, value_name = "RUNTIME")]
+        runtime: Option<String>,
         /// Include deleted entities (tombstones)
         #[arg(long)]
         include_deleted: bool,

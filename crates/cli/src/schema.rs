@@ -87,6 +87,18 @@ const SECTION_DOCS: &[(&str, &str, &str, &str)] = &[
     ("", "audit", "object", "Audit settings."),
     (
         "",
+        "classify",
+        "object",
+        "How Components are classified: production names and tier rules.",
+    ),
+    (
+        "",
+        "scorecards",
+        "array",
+        "Scorecards that grade the catalog after every sync, one table each.",
+    ),
+    (
+        "",
         "connectors",
         "array",
         "The sources to crawl, one table each.",
@@ -198,6 +210,198 @@ const SECTION_DOCS: &[(&str, &str, &str, &str)] = &[
         "cosmetic",
         "boolean",
         "Also report disagreements in cosmetic fields (descriptions, titles).",
+    ),
+    (
+        "classify",
+        "production",
+        "array",
+        "Cluster or namespace names that mean production (default: prod, production, prd, live).",
+    ),
+    (
+        "classify",
+        "default_tier",
+        "string",
+        "The tier of a Component no rule gives one (default: tier-3).",
+    ),
+    (
+        "classify",
+        "tier",
+        "array",
+        "Tier rules, tried in order; the first whose conditions all hold gives the tier. Replaces the default rules.",
+    ),
+    (
+        "classify.tier",
+        "tier",
+        "string",
+        "The tier this rule gives (tier-1).",
+    ),
+    (
+        "classify.tier",
+        "on_call",
+        "boolean",
+        "Covered by on-call now (PagerDuty), or not.",
+    ),
+    (
+        "classify.tier",
+        "urgency",
+        "string",
+        "PagerDuty incident urgency: high, low, severity_based or support-hours.",
+    ),
+    (
+        "classify.tier",
+        "min_escalation_levels",
+        "integer",
+        "At least this many levels in the escalation policy.",
+    ),
+    (
+        "classify.tier",
+        "production",
+        "boolean",
+        "Runs in a production cluster or namespace ([classify] production), or not.",
+    ),
+    (
+        "classify.tier",
+        "min_replicas",
+        "integer",
+        "At least this many replicas in one production workload.",
+    ),
+    (
+        "classify.tier",
+        "min_dependents",
+        "integer",
+        "At least this many catalog entities depend on it.",
+    ),
+    (
+        "scorecards",
+        "name",
+        "string",
+        "The scorecard's name (operational-readiness).",
+    ),
+    (
+        "scorecards",
+        "title",
+        "string",
+        "Its title for people (default: the name).",
+    ),
+    (
+        "scorecards",
+        "levels",
+        "array",
+        "Its levels, lowest first (bronze, silver, gold).",
+    ),
+    (
+        "scorecards",
+        "kind",
+        "string",
+        "The kind of entity it grades (default: component).",
+    ),
+    (
+        "scorecards",
+        "type",
+        "array",
+        "Only entities of these spec.type values.",
+    ),
+    (
+        "scorecards",
+        "tier",
+        "array",
+        "Only Components of these tiers (classification).",
+    ),
+    (
+        "scorecards",
+        "lifecycle",
+        "array",
+        "Only entities of these lifecycles.",
+    ),
+    (
+        "scorecards",
+        "label",
+        "string",
+        "Only entities with this label (key=value).",
+    ),
+    (
+        "scorecards",
+        "checks",
+        "array",
+        "Its checks, one table each ([[scorecards.checks]]).",
+    ),
+    (
+        "scorecards.checks",
+        "name",
+        "string",
+        "The check's name (owner-resolved).",
+    ),
+    (
+        "scorecards.checks",
+        "level",
+        "string",
+        "The level it belongs to.",
+    ),
+    (
+        "scorecards.checks",
+        "field",
+        "string",
+        "Passes when this field (spec.owner or /spec/owner) is set, and equals or matches when given.",
+    ),
+    (
+        "scorecards.checks",
+        "equals",
+        "string",
+        "With field: the value it must have.",
+    ),
+    (
+        "scorecards.checks",
+        "matches",
+        "string",
+        "With field: a glob the value must match.",
+    ),
+    (
+        "scorecards.checks",
+        "relation",
+        "string",
+        "Passes when a relation of this type (ownedBy) leads to an entity the catalog has.",
+    ),
+    (
+        "scorecards.checks",
+        "owner_members_at_least",
+        "integer",
+        "Passes when the owner is a group with at least this many members.",
+    ),
+    (
+        "scorecards.checks",
+        "on_call",
+        "boolean",
+        "true: passes when someone is on call for it now (PagerDuty).",
+    ),
+    (
+        "scorecards.checks",
+        "no_finding",
+        "string",
+        "Passes when no open finding of this audit rule (conflicting-owners) names it.",
+    ),
+    (
+        "scorecards.checks",
+        "dependency",
+        "string",
+        "\"npm:lodash >= 4.17.21\": passes when it does not depend on the package, or allows no version below that.",
+    ),
+    (
+        "scorecards.checks",
+        "dependency_absent",
+        "string",
+        "\"npm:event-stream\": passes when it does not depend on the package.",
+    ),
+    (
+        "scorecards.checks",
+        "file",
+        "string",
+        "Passes when the file was found in its repository: CODEOWNERS, catalog-info.yaml, or a manifest.",
+    ),
+    (
+        "scorecards.checks",
+        "link",
+        "string",
+        "Passes when a link's title, type or URL contains this text (runbook).",
     ),
     (
         "identity",
@@ -476,12 +680,22 @@ fn connector_properties(kind: &str, keys: &[&str]) -> Map<String, Value> {
 /// The schema of `surveyor.toml`.
 pub fn config_schema() -> Value {
     let mut top = section_properties("");
-    for section in ["catalog", "server", "telemetry", "audit"] {
+    for section in ["catalog", "server", "telemetry", "audit", "classify"] {
         let described = top.get(section).cloned().unwrap_or_default();
         let mut s = closed_object(section_properties(section));
         s["description"] = described["description"].clone();
         top.insert(section.into(), s);
     }
+    let mut cards = top.get("scorecards").cloned().unwrap_or_default();
+    cards["items"] = closed_object(section_properties("scorecards"));
+    cards["items"]["required"] = json!(["name", "levels", "checks"]);
+    cards["items"]["properties"]["checks"]["items"] =
+        closed_object(section_properties("scorecards.checks"));
+    cards["items"]["properties"]["checks"]["items"]["required"] = json!(["name", "level"]);
+    top.insert("scorecards".into(), cards);
+    let tiers = &mut top["classify"]["properties"]["tier"];
+    tiers["items"] = closed_object(section_properties("classify.tier"));
+    tiers["items"]["required"] = json!(["tier"]);
     let mut identity = top.get("identity").cloned().unwrap_or_default();
     identity["items"] = closed_object(section_properties("identity"));
     top.insert("identity".into(), identity);
@@ -548,6 +762,18 @@ mod tests {
             let (obj, path) = match *section {
                 "" => (props, "top level".to_string()),
                 "identity" => (&props["identity"]["items"]["properties"], "identity".into()),
+                "scorecards" => (
+                    &props["scorecards"]["items"]["properties"],
+                    "scorecards".into(),
+                ),
+                "scorecards.checks" => (
+                    &props["scorecards"]["items"]["properties"]["checks"]["items"]["properties"],
+                    "scorecards.checks".into(),
+                ),
+                "classify.tier" => (
+                    &props["classify"]["properties"]["tier"]["items"]["properties"],
+                    "classify.tier".into(),
+                ),
                 "merge" => (
                     &props["merge"]["additionalProperties"]["properties"],
                     "merge".into(),

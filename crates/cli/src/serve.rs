@@ -101,6 +101,8 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
     let audit_task = tokio::spawn(record_findings_after_runs(
         store.clone(),
         audit_sources(&config),
+        config.classify.clone(),
+        config.scorecards.clone(),
         stopped.clone(),
     ));
     eprintln!(
@@ -141,12 +143,15 @@ pub async fn serve(path: &Path, listen: Option<String>) -> Result<(), CliError> 
 }
 
 /// Every 30 s, when a run that changed something has finished since the findings were last
-/// recorded, records the audits' findings. Start-up does not record them again when no run
+/// recorded, records the audits' findings, classifies the Components and grades the
+/// scorecards. Start-up does not record them again when no run
 /// changed anything since the last recording (by this process or another), and neither do
 /// refreshes that read something and found it as it was.
 async fn record_findings_after_runs(
     store: surveyor_store::Store,
     sources: surveyor_audit::Sources,
+    rules: surveyor_model::classify::ClassifyRules,
+    scorecards: Vec<surveyor_model::score::Scorecard>,
     mut stop: watch::Receiver<bool>,
 ) {
     let mut every = tokio::time::interval(Duration::from_secs(30));
@@ -186,6 +191,10 @@ async fn record_findings_after_runs(
                         );
                     }
                     Err(e) => tracing::warn!(error = %e, "recording audit findings failed"),
+                }
+                match crate::setup::grade_catalog(&store, &rules, &scorecards).await {
+                    Ok(g) => tracing::info!(graded = %g.line(), "catalog classified and graded"),
+                    Err(e) => tracing::warn!(error = %e, "classifying and grading failed"),
                 }
             }
             _ = async { drop(stop.wait_for(|s| *s).await) } => return,

@@ -132,3 +132,55 @@ pub(crate) async fn shutdown_signal() {
     }
     let _ = tokio::signal::ctrl_c().await;
 }
+
+/// What grading the catalog after a sync changed.
+pub(crate) struct Graded {
+    pub classified: surveyor_store::ClassificationsDelta,
+    pub scored: std::collections::BTreeMap<String, surveyor_store::ScoresDelta>,
+}
+
+/// After a sync (and after the audits, whose findings scorecards read): classifies the
+/// Components, then grades the scorecards, which may apply to a tier. Events of checks that
+/// turned name the newest run.
+pub(crate) async fn grade_catalog(
+    store: &Store,
+    classify: &surveyor_model::classify::ClassifyRules,
+    scorecards: &[surveyor_model::score::Scorecard],
+) -> Result<Graded, surveyor_store::StoreError> {
+    let now = chrono::Utc::now();
+    let classified = surveyor_grade::record(store, classify, now).await?;
+    let run_id = store
+        .list_runs(None, 1)
+        .await?
+        .into_iter()
+        .next()
+        .map(|r| r.id);
+    let scored = surveyor_grade::score::record(store, scorecards, now, run_id.as_deref()).await?;
+    Ok(Graded { classified, scored })
+}
+
+impl Graded {
+    /// One line for people: `classification: 3 values given, ...; scorecards: readiness 2 checks
+    /// failing, 1 passing again`.
+    pub(crate) fn line(&self) -> String {
+        let c = &self.classified;
+        let mut out = format!(
+            "classification: {} values given, {} changed, {} gone",
+            c.added, c.updated, c.removed
+        );
+        if !self.scored.is_empty() {
+            let cards: Vec<String> = self
+                .scored
+                .iter()
+                .map(|(name, d)| {
+                    format!(
+                        "{name} {} graded, {} checks now failing, {} now passing",
+                        d.graded, d.turned_failing, d.turned_passing
+                    )
+                })
+                .collect();
+            out.push_str(&format!("; scorecards: {}", cards.join("; ")));
+        }
+        out
+    }
+}

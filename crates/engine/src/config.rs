@@ -50,10 +50,61 @@ const TOP_KEYS: &[&str] = &[
     "groups",
     "merge",
     "audit",
+    "classify",
+    "scorecards",
     "connectors",
 ];
 const MERGE_FIELD_KEYS: &[&str] = &["rule", "sources"];
 const AUDIT_KEYS: &[&str] = &["cosmetic"];
+const CLASSIFY_KEYS: &[&str] = &["production", "default_tier", "tier"];
+const SCORECARD_KEYS: &[&str] = &[
+    "name",
+    "title",
+    "levels",
+    "kind",
+    "type",
+    "tier",
+    "lifecycle",
+    "label",
+    "checks",
+];
+/// The keys a check takes: `name`, `level`, and one test (`field` with `equals` or `matches`).
+const CHECK_KEYS: &[&str] = &[
+    "name",
+    "level",
+    "field",
+    "equals",
+    "matches",
+    "relation",
+    "owner_members_at_least",
+    "on_call",
+    "no_finding",
+    "dependency",
+    "dependency_absent",
+    "file",
+    "link",
+];
+/// The tests a check may make (one each).
+const TESTS: &[&str] = &[
+    "field",
+    "relation",
+    "owner_members_at_least",
+    "on_call",
+    "no_finding",
+    "dependency",
+    "dependency_absent",
+    "file",
+    "link",
+];
+const TIER_KEYS: &[&str] = &[
+    "tier",
+    "on_call",
+    "urgency",
+    "min_escalation_levels",
+    "production",
+    "min_replicas",
+    "min_dependents",
+];
 const IDENTITY_KEYS: &[&str] = &["kinds", "separators", "strip_suffixes", "aliases"];
 const TELEMETRY_KEYS: &[&str] = &["otlp_endpoint", "service_name"];
 const CATALOG_KEYS: &[&str] = &[
@@ -77,8 +128,9 @@ const SERVER_KEYS: &[&str] = &[
 ];
 
 /// The keys each fixed section accepts, for tools that describe the file (`surveyor config
-/// schema`): the top level (`""`), `[catalog]`, `[server]`, `[telemetry]`, `[audit]`, each
-/// `[[identity]]` table and each `[merge]` field's table. `[[groups]]` tables take `name` and
+/// schema`): the top level (`""`), `[catalog]`, `[server]`, `[telemetry]`, `[audit]`,
+/// `[classify]` and each of its `[[classify.tier]]` rules, each `[[identity]]` table and each
+/// `[merge]` field's table. `[[groups]]` tables take `name` and
 /// connector ids; `[[connectors]]` tables take [`COMMON_CONNECTOR_KEYS`] and their kind's keys.
 pub const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("", TOP_KEYS),
@@ -86,6 +138,10 @@ pub const SECTION_KEYS: &[(&str, &[&str])] = &[
     ("server", SERVER_KEYS),
     ("telemetry", TELEMETRY_KEYS),
     ("audit", AUDIT_KEYS),
+    ("classify", CLASSIFY_KEYS),
+    ("classify.tier", TIER_KEYS),
+    ("scorecards", SCORECARD_KEYS),
+    ("scorecards.checks", CHECK_KEYS),
     ("identity", IDENTITY_KEYS),
     ("merge", MERGE_FIELD_KEYS),
 ];
@@ -232,6 +288,10 @@ pub struct Config {
     /// `[merge]`: per-field overrides of the merge rules.
     pub merge: crate::merge::MergePolicy,
     pub audit: AuditConfig,
+    /// `[classify]`: production names and tier rules.
+    pub classify: surveyor_model::classify::ClassifyRules,
+    /// `[[scorecards]]`, in order.
+    pub scorecards: Vec<surveyor_model::score::Scorecard>,
     pub connectors: Vec<ConnectorSpec>,
 }
 
@@ -361,6 +421,8 @@ impl Config {
             &mut r,
         );
         let audit = parse_audit(section(root.get_ref(), "audit", &mut r), &mut r);
+        let classify = parse_classify(section(root.get_ref(), "classify", &mut r), &mut r);
+        let scorecards = crate::config::score::parse(root.get_ref().get("scorecards"), &mut r);
 
         if !errors.is_empty() {
             errors.sort_by_key(|e| (e.line, e.column));
@@ -374,6 +436,8 @@ impl Config {
             identity,
             merge,
             audit,
+            classify,
+            scorecards,
             connectors,
         })
     }
@@ -980,6 +1044,118 @@ fn parse_audit(table: Option<&DeTable<'_>>, r: &mut Report<'_>) -> AuditConfig {
         }
     }
     out
+}
+
+/// `[classify]`: `production` names, `default_tier`, and `[[classify.tier]]` rules (which
+/// replace the default rules whole).
+fn parse_classify(
+    table: Option<&DeTable<'_>>,
+    r: &mut Report<'_>,
+) -> surveyor_model::classify::ClassifyRules {
+    use surveyor_model::classify::TierRule;
+    let mut out = surveyor_model::classify::ClassifyRules::default();
+    let Some(table) = table else {
+        return out;
+    };
+    check_keys(table, "classify", CLASSIFY_KEYS, r);
+    if table.contains_key("production") {
+        out.production = string_list(table, "production", "classify.production", r);
+    }
+    if let Some(tier) = get_str(table, "default_tier", "classify.default_tier", r) {
+        match tier_name(&tier) {
+            Ok(t) => out.default_tier = t,
+            Err(e) => r.push(
+                key_span(table, "default_tier").unwrap_or(0..0),
+                "classify.default_tier",
+                e,
+                None,
+            ),
+        }
+    }
+    let rules = tables_of(table.get("tier"), "classify.tier", r);
+    if table.contains_key("tier") {
+        out.tiers.clear();
+    }
+    for (_, path, span, t) in rules {
+        check_keys(t, &path, TIER_KEYS, r);
+        let key = |k: &str| format!("{path}.{k}");
+        let mut rule = TierRule::default();
+        match get_str(t, "tier", &key("tier"), r).map(|n| tier_name(&n)) {
+            Some(Ok(name)) => rule.tier = name,
+            Some(Err(e)) => r.push(
+                key_span(t, "tier").unwrap_or(span.clone()),
+                &key("tier"),
+                e,
+                None,
+            ),
+            None => r.push(
+                span.clone(),
+                &key("tier"),
+                "missing: the tier this rule gives (tier = \"tier-1\")".into(),
+                None,
+            ),
+        }
+        let mut boolean = |k: &str| match t.get(k).map(|v| (v.span(), v.get_ref())) {
+            Some((_, DeValue::Boolean(b))) => Some(*b),
+            Some((at, other)) => {
+                r.push(
+                    at,
+                    &key(k),
+                    format!("expected a boolean, found {}", type_name(other)),
+                    None,
+                );
+                None
+            }
+            None => None,
+        };
+        rule.on_call = boolean("on_call");
+        rule.production = boolean("production");
+        if let Some(u) = get_str(t, "urgency", &key("urgency"), r) {
+            const URGENCIES: [&str; 4] = ["high", "low", "severity_based", "support-hours"];
+            let u = u.trim().to_ascii_lowercase();
+            if URGENCIES.contains(&u.as_str()) {
+                rule.urgency = Some(u);
+            } else {
+                r.push(
+                    key_span(t, "urgency").unwrap_or(span.clone()),
+                    &key("urgency"),
+                    format!("unknown urgency {u:?}"),
+                    Some(format!("expected one of: {}", URGENCIES.join(", "))),
+                );
+            }
+        }
+        let mut count = |k: &str| {
+            let v = t.get(k)?;
+            match whole_number(v.get_ref(), 0, 1_000_000) {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    r.push(v.span(), &key(k), e, None);
+                    None
+                }
+            }
+        };
+        rule.min_escalation_levels = count("min_escalation_levels");
+        rule.min_replicas = count("min_replicas");
+        rule.min_dependents = count("min_dependents");
+        if rule.conditions().is_empty() && !rule.tier.is_empty() {
+            r.push(
+                span,
+                &path,
+                "a tier rule with no condition always holds".into(),
+                Some("use classify.default_tier for the tier of the rest".into()),
+            );
+        }
+        out.tiers.push(rule);
+    }
+    out
+}
+
+/// A tier's name: lower-case, as entity names are (`tier-1`, `critical`).
+fn tier_name(text: &str) -> Result<String, String> {
+    surveyor_model::names::entity_name(text.trim())
+        .filter(|n| n.eq_ignore_ascii_case(text.trim()))
+        .map(|n| n.to_ascii_lowercase())
+        .ok_or_else(|| format!("{text:?} is not a tier name (letters, digits, `-`, `_`, `.`)"))
 }
 
 /// `[[groups]]`: one team's names in each source, e.g.
@@ -1651,5 +1827,6 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 mod locate;
+mod score;
 #[cfg(test)]
 mod tests;

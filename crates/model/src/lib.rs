@@ -2,6 +2,7 @@
 //! content hashes, observations, the `Connector` trait every source implements and the shape of
 //! a connector kind's configuration.
 
+pub mod classify;
 pub mod control;
 pub mod descriptor;
 pub mod entity;
@@ -10,6 +11,7 @@ pub mod kit;
 pub mod names;
 pub mod observation;
 pub mod refs;
+pub mod score;
 pub mod secret;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -176,9 +176,16 @@ impl Account {
             }
             None => Value::Null,
         };
+        // Two services in three page at high urgency, day and night.
+        let urgency = if id.bytes().last().unwrap_or(0).is_multiple_of(3) {
+            "low"
+        } else {
+            "high"
+        };
         self.services.insert(
             id.clone(),
             json!({"id": id, "type": "service", "name": name, "summary": name,
+                "incident_urgency_rule": {"type": "constant", "urgency": urgency},
                 "description": format!("{name} in production"), "status": "active",
                 "auto_resolve_timeout": 14400, "acknowledgement_timeout": 1800,
                 "created_at": "2025-03-01T10:00:00Z", "alert_creation": "create_alerts_and_incidents",

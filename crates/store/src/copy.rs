@@ -190,6 +190,59 @@ const TABLES: &[Table] = &[
         order_by: "id",
         serial: Some("id"),
     },
+    Table {
+        name: "classifications",
+        columns: &[
+            ("entity_ref", Text),
+            ("facet", Text),
+            ("value", Text),
+            ("declared", Bool),
+            ("evidence", Text),
+            ("since", Time),
+        ],
+        order_by: "entity_ref, facet, value",
+        serial: None,
+    },
+    Table {
+        name: "scores",
+        columns: &[
+            ("scorecard", Text),
+            ("entity_ref", Text),
+            ("owner", Text),
+            ("level", Text),
+            ("failing", Text),
+            ("since", Time),
+        ],
+        order_by: "scorecard, entity_ref",
+        serial: None,
+    },
+    Table {
+        name: "score_events",
+        columns: &[
+            ("id", Int),
+            ("at", Time),
+            ("run_id", Text),
+            ("scorecard", Text),
+            ("entity_ref", Text),
+            ("check_name", Text),
+            ("passed", Bool),
+            ("detail", Text),
+        ],
+        order_by: "id",
+        serial: Some("id"),
+    },
+    Table {
+        name: "score_trend",
+        columns: &[
+            ("at", Time),
+            ("scorecard", Text),
+            ("owner", Text),
+            ("level", Text),
+            ("entities", Int),
+        ],
+        order_by: "scorecard, at, owner, level",
+        serial: None,
+    },
 ];
 
 /// One value of a dumped row.

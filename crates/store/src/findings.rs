@@ -98,12 +98,10 @@ impl FindingFilter {
         eq("owner", &self.owner, &mut conds);
         eq("severity", &self.severity, &mut conds);
         if let Some(q) = self.entity.as_deref().filter(|q| !q.is_empty()) {
-            let escaped = q
-                .to_lowercase()
-                .replace('\\', "\\\\")
-                .replace('%', "\\%")
-                .replace('_', "\\_");
-            params.push(format!("%{escaped}%"));
+            params.push(format!(
+                "%{}%",
+                crate::read::like_escaped(&q.to_lowercase())
+            ));
             conds.push(format!(
                 "lower(entity_ref) LIKE ${} ESCAPE '\\'",
                 params.len()

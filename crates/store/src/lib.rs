@@ -1,6 +1,7 @@
 //! surveyor's catalog store: one API over SQLite and Postgres (two concrete sqlx pools, runtime
 //! queries, embedded migrations). It knows rows and transactions, nothing of connectors.
 
+mod classify;
 mod copy;
 mod findings;
 mod identity;
@@ -9,6 +10,7 @@ mod nodelay;
 mod query;
 mod read;
 mod rows;
+mod score;
 mod sql;
 mod sqlite_raw;
 mod sqlite_setup;
@@ -22,11 +24,13 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
+pub use classify::{Classification, ClassificationRow, ClassificationsDelta};
 pub use copy::{Cell, CopyCounts, TableDump};
 pub use findings::{FindingFilter, FindingRecord, FindingRow, FindingStatus, FindingsDelta};
 pub use identity::{IdentityHolder, IdentityKeyRow};
 pub use read::{CatalogStats, ChangeFilter, EntityFilter, PackageFilter, TableCounts};
 pub use rows::*;
+pub use score::{ScoreEventRow, ScoreRecord, ScoreRow, ScoresDelta, TrendRow};
 pub use write::EntityWrite;
 
 /// Store failures. Messages never contain connection strings (they may carry passwords).

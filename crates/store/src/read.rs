@@ -33,6 +33,9 @@ pub struct EntityFilter {
     pub text: Option<String>,
     /// `spec.lifecycle` (`production`, `experimental`, ...), compared case-insensitively.
     pub lifecycle: Option<String>,
+    /// Classified so: (facet, value) pairs that must all hold (`("tier", "tier-1")`). A value
+    /// also matches the values it heads (`typescript` matches the stack `typescript/react`).
+    pub classified: Vec<(String, String)>,
 }
 
 /// A package that entities depend on, matched against the elements of
@@ -121,12 +124,10 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
     if let Some(q) = f.text.as_deref().map(str::trim).filter(|q| !q.is_empty()) {
         // A case-insensitive substring of the ref, title or description; LIKE's own wildcards
         // in the query are matched literally.
-        let escaped = q
-            .to_lowercase()
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
-        let p = next(&mut params, format!("%{escaped}%"));
+        let p = next(
+            &mut params,
+            format!("%{}%", like_escaped(&q.to_lowercase())),
+        );
         // `search` is the lower-cased ref, title, description and tags, a generated column
         // (migration 0007). On SQLite the search reads its index, never the bodies: the planner
         // would otherwise walk the table in ref order and compute it row by row.
@@ -146,6 +147,17 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
         } else {
             format!("lower(json_extract(body, '$.spec.lifecycle')) = {p}")
         });
+    }
+    for (facet, value) in &f.classified {
+        let value = value.to_ascii_lowercase();
+        let heads = format!("{}/%", like_escaped(&value));
+        let facet = next(&mut params, facet.to_ascii_lowercase());
+        let exact = next(&mut params, value);
+        let heads = next(&mut params, heads);
+        conds.push(format!(
+            "entity_ref IN (SELECT c.entity_ref FROM classifications c WHERE c.facet = {facet} \
+             AND (c.value = {exact} OR c.value LIKE {heads} ESCAPE '\\'))"
+        ));
     }
     if let Some(dep) = &f.depends_on {
         if pg {
@@ -180,6 +192,13 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
         }
     }
     (conds.join(" AND "), params)
+}
+
+/// `text` with LIKE's wildcards and escape character escaped (by `\\`), to match literally.
+pub(crate) fn like_escaped(text: &str) -> String {
+    text.replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_")
 }
 
 /// See [`Store::catalog_stats`].

@@ -98,13 +98,34 @@ pub struct Summary {
     pub merged: Vec<(String, Vec<String>)>,
     pub gaps: Vec<Finding>,
     pub drift: Vec<Finding>,
+    /// Components per tier and per stack, most first.
+    pub tiers: Vec<(String, i64)>,
+    pub stacks: Vec<(String, i64)>,
+    /// Per scorecard (its title): how many entities reached each level, the count below the
+    /// lowest first.
+    pub scores: Vec<(String, Vec<(String, usize)>)>,
 }
 
 impl Summary {
     pub async fn read(
         store: &Store,
         sources: &surveyor_audit::Sources,
+        scorecards: &[surveyor_model::score::Scorecard],
     ) -> Result<Self, StoreError> {
+        let mut scores = Vec::new();
+        for card in scorecards {
+            let rows = store.scores(&card.name, None).await?;
+            let rollup = surveyor_grade::report::rollup(card, &rows);
+            let mut counts = vec![0usize; card.levels.len() + 1];
+            for (_, per_level) in rollup {
+                for (i, n) in per_level.iter().enumerate() {
+                    counts[i] += n;
+                }
+            }
+            let mut named = vec![("below".to_string(), counts[0])];
+            named.extend(card.levels.iter().cloned().zip(counts[1..].iter().copied()));
+            scores.push((card.title.clone(), named));
+        }
         let mut kinds = store.facet_counts("kind", &EntityFilter::default()).await?;
         kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         let mut merged = Vec::new();
@@ -132,6 +153,9 @@ impl Summary {
             merged,
             gaps: surveyor_audit::ownership(store, sources).await?,
             drift: surveyor_audit::drift(store, sources).await?,
+            tiers: store.count_classifications("tier").await?,
+            stacks: store.count_classifications("stack").await?,
+            scores,
         })
     }
 
@@ -149,6 +173,27 @@ impl Summary {
         widest.sort_by(|a, b| b.1.len().cmp(&a.1.len()).then_with(|| a.0.cmp(&b.0)));
         for (entity, sources) in widest.iter().take(3) {
             say!("  e.g. {entity}: {}", sources.join(", "));
+        }
+        let counted = |counts: &[(String, i64)], most: usize| {
+            let mut shown: Vec<String> = counts
+                .iter()
+                .take(most)
+                .map(|(v, n)| format!("{v} {n}"))
+                .collect();
+            if counts.len() > most {
+                shown.push(format!("{} more", counts.len() - most));
+            }
+            shown.join(", ")
+        };
+        say!("\nClassified from evidence (surveyor entities list --tier/--stack, entities show):");
+        say!("  tiers   {}", counted(&self.tiers, 6));
+        say!("  stacks  {}", counted(&self.stacks, 6));
+        if !self.scores.is_empty() {
+            say!("\nScorecards (surveyor score --format markdown for the roll-up per team):");
+            for (title, levels) in &self.scores {
+                let shown: Vec<String> = levels.iter().map(|(l, n)| format!("{l} {n}")).collect();
+                say!("  {title:<22} {}", shown.join(", "));
+            }
         }
         print_findings("Ownership gaps", &self.gaps);
         print_findings("Drift findings", &self.drift);

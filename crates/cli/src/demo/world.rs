@@ -249,6 +249,7 @@ requests_per_second = 1000{hooks}
             watch = if events { "\nwatch = true" } else { "" },
         );
         out.push_str(&self.names());
+        out.push_str(SCORECARDS);
         out
     }
 
@@ -312,3 +313,69 @@ impl Front {
 fn toml_escaped(text: &str) -> String {
     text.replace('\\', "\\\\").replace('"', "\\\"")
 }
+
+/// The demo's two scorecards: operational readiness of the services that matter most, and the
+/// supply chain of every Component.
+const SCORECARDS: &str = r#"
+# Scorecards grade the catalog after every sync (`surveyor score`, docs/scorecards.md).
+[[scorecards]]
+name = "operational-readiness"
+title = "Operational readiness"
+tier = ["tier-1", "tier-2"]
+levels = ["bronze", "silver", "gold"]
+
+[[scorecards.checks]]
+name = "owner-resolved"
+level = "bronze"
+relation = "ownedBy"
+
+[[scorecards.checks]]
+name = "on-call"
+level = "silver"
+on_call = true
+
+[[scorecards.checks]]
+name = "owner-team"
+level = "silver"
+owner_members_at_least = 2
+
+[[scorecards.checks]]
+name = "owners-agree"
+level = "gold"
+no_finding = "conflicting-owners"
+
+[[scorecards.checks]]
+name = "runbook"
+level = "gold"
+link = "runbook"
+
+[[scorecards]]
+name = "supply-chain"
+title = "Supply chain"
+levels = ["bronze", "silver"]
+
+[[scorecards.checks]]
+name = "log4shell"
+level = "bronze"
+dependency = "maven:org.apache.logging.log4j:log4j-core >= 2.17.1"
+
+[[scorecards.checks]]
+name = "lodash-prototype-pollution"
+level = "bronze"
+dependency = "npm:lodash >= 4.17.21"
+
+[[scorecards.checks]]
+name = "no-event-stream"
+level = "bronze"
+dependency_absent = "npm:event-stream"
+
+[[scorecards.checks]]
+name = "codeowners"
+level = "silver"
+file = "CODEOWNERS"
+
+[[scorecards.checks]]
+name = "catalog-info"
+level = "silver"
+file = "catalog-info.yaml"
+"#;

@@ -326,3 +326,57 @@ fn the_console_is_on_unless_turned_off() {
     assert!(!off.server.console);
     insta::assert_snapshot!(errors("[server]\nconsole = \"no\"\n"), @"surveyor.toml:2:11: server.console: expected a boolean, found a string");
 }
+
+#[test]
+fn classify_rules_parse_and_their_errors_name_the_key_and_line() {
+    let base = "[catalog]\ndatabase = \"sqlite://cat.db\"\n";
+    let defaults = Config::parse(base, Path::new("surveyor.toml"), KINDS).unwrap();
+    assert_eq!(
+        defaults.classify,
+        surveyor_model::classify::ClassifyRules::default()
+    );
+    let c = Config::parse(
+        &format!(
+            "{base}\n[classify]\nproduction = [\"Live-EU\"]\ndefault_tier = \"bronze\"\n\n\
+             [[classify.tier]]\ntier = \"Gold\"\nurgency = \"HIGH\"\nmin_replicas = 3\n\n\
+             [[classify.tier]]\ntier = \"silver\"\non_call = true\n"
+        ),
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    assert_eq!(c.classify.production, ["live-eu"]);
+    assert_eq!(c.classify.default_tier, "bronze");
+    assert_eq!(
+        c.classify.tiers.len(),
+        2,
+        "configured rules replace the defaults"
+    );
+    assert_eq!(c.classify.tiers[0].tier, "gold");
+    assert_eq!(c.classify.tiers[0].urgency.as_deref(), Some("high"));
+    assert_eq!(c.classify.tiers[0].min_replicas, Some(3));
+    assert_eq!(c.classify.tiers[1].on_call, Some(true));
+
+    let e = errors(&format!(
+        "{base}\n[classify]\nproduktion = []\n\n[[classify.tier]]\ntier = \"tier 1\"\nurgency = \"urgent\"\n\
+         min_replicas = -1\non_call = \"yes\"\n\n[[classify.tier]]\ntier = \"tier-2\"\n\n\
+         [[classify.tier]]\nmin_dependents = 2\n"
+    ));
+    for (want, line) in [
+        ("classify.produktion", 5),
+        ("classify.tier[0].tier", 8),
+        ("classify.tier[0].urgency", 9),
+        ("classify.tier[0].min_replicas", 10),
+        ("classify.tier[0].on_call", 11),
+        ("classify.tier[1]", 13),
+        ("classify.tier[2].tier", 16),
+    ] {
+        assert!(
+            e.contains(&format!("surveyor.toml:{line}:")) && e.contains(want),
+            "{want} at line {line}: {e}"
+        );
+    }
+    assert!(e.contains("did you mean `production`?"), "{e}");
+    assert!(e.contains("unknown urgency \"urgent\""), "{e}");
+    assert!(e.contains("always holds"), "{e}");
+}

@@ -1,0 +1,178 @@
+//! Each Component's classification (tier, stack, runtime, lifecycle, domain, system) with its
+//! evidence: recorded after each sync by difference, so a value keeps the time it was first given.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::query::decode;
+use crate::sql::sql;
+use crate::{Result, Store};
+
+/// One value of one facet of an entity, as classification gave it now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Classification {
+    /// The entity's ref key (`component:default/checkout`).
+    pub entity_ref: String,
+    pub facet: String,
+    pub value: String,
+    /// Declared by a source (an annotation, `spec.lifecycle` in a descriptor), not derived.
+    pub declared: bool,
+    /// Which source said what: a JSON array of `{source, said}`.
+    pub evidence: String,
+}
+
+/// A stored classification, with when its value was first given.
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
+#[serde(rename_all = "camelCase")]
+pub struct ClassificationRow {
+    pub entity_ref: String,
+    pub facet: String,
+    pub value: String,
+    pub declared: bool,
+    /// JSON text, as [`Classification::evidence`].
+    pub evidence: String,
+    pub since: DateTime<Utc>,
+}
+
+/// What recording changed.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct ClassificationsDelta {
+    /// Values given now that were not before.
+    pub added: u64,
+    /// Values kept whose evidence or declaration changed.
+    pub updated: u64,
+    /// Values no longer given.
+    pub removed: u64,
+    pub unchanged: u64,
+}
+
+const COLUMNS: &str = "entity_ref, facet, value, declared, evidence, since";
+
+impl Store {
+    /// Replaces the stored classifications with `current` (every entity's, as computed at
+    /// `now`), writing only the difference in one transaction.
+    pub async fn record_classifications(
+        &self,
+        current: &[Classification],
+        now: DateTime<Utc>,
+    ) -> Result<ClassificationsDelta> {
+        let stored: Vec<ClassificationRow> = self
+            .query(format!("SELECT {COLUMNS} FROM classifications"))
+            .fetch_all(decode)
+            .await?;
+        let mut stored: HashMap<(String, String, String), ClassificationRow> = stored
+            .into_iter()
+            .map(|r| ((r.entity_ref.clone(), r.facet.clone(), r.value.clone()), r))
+            .collect();
+        let mut delta = ClassificationsDelta::default();
+        let mut tx = self.begin_write().await?;
+        let backend = tx.backend();
+        let insert = sql(
+            backend,
+            "INSERT INTO classifications (entity_ref, facet, value, declared, evidence, since) \
+             VALUES ($1, $2, $3, $4, $5, $6)",
+        );
+        let update = sql(
+            backend,
+            "UPDATE classifications SET declared = $1, evidence = $2 \
+             WHERE entity_ref = $3 AND facet = $4 AND value = $5",
+        );
+        let delete = sql(
+            backend,
+            "DELETE FROM classifications WHERE entity_ref = $1 AND facet = $2 AND value = $3",
+        );
+        for c in current {
+            let key = (c.entity_ref.clone(), c.facet.clone(), c.value.clone());
+            match stored.remove(&key) {
+                Some(old) if old.declared == c.declared && old.evidence == c.evidence => {
+                    delta.unchanged += 1;
+                }
+                Some(_) => {
+                    delta.updated += 1;
+                    tx.query(update.clone())
+                        .bind(c.declared)
+                        .bind(&c.evidence)
+                        .bind(&c.entity_ref)
+                        .bind(&c.facet)
+                        .bind(&c.value)
+                        .execute()
+                        .await?;
+                }
+                None => {
+                    delta.added += 1;
+                    tx.query(insert.clone())
+                        .bind(&c.entity_ref)
+                        .bind(&c.facet)
+                        .bind(&c.value)
+                        .bind(c.declared)
+                        .bind(&c.evidence)
+                        .bind(now)
+                        .execute()
+                        .await?;
+                }
+            }
+        }
+        let mut gone: Vec<_> = stored.into_keys().collect();
+        gone.sort();
+        for (entity_ref, facet, value) in gone {
+            delta.removed += 1;
+            tx.query(delete.clone())
+                .bind(entity_ref)
+                .bind(facet)
+                .bind(value)
+                .execute()
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(delta)
+    }
+
+    /// One entity's classifications (by ref key), by facet and value.
+    pub async fn classifications_of(&self, entity_ref: &str) -> Result<Vec<ClassificationRow>> {
+        self.query(format!(
+            "SELECT {COLUMNS} FROM classifications WHERE entity_ref = $1 ORDER BY facet, value"
+        ))
+        .bind(entity_ref.to_ascii_lowercase())
+        .fetch_all(decode)
+        .await
+    }
+
+    /// Every classification of the entities in `refs` (ref keys), by entity, facet and value.
+    pub async fn classifications_of_many(&self, refs: &[String]) -> Result<Vec<ClassificationRow>> {
+        let mut out = Vec::new();
+        for chunk in refs.chunks(500) {
+            let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+            let mut q = self.query(format!(
+                "SELECT {COLUMNS} FROM classifications WHERE entity_ref IN ({}) \
+                 ORDER BY entity_ref, facet, value",
+                marks.join(", ")
+            ));
+            for r in chunk {
+                q = q.bind(r.to_ascii_lowercase());
+            }
+            out.extend(q.fetch_all(decode).await?);
+        }
+        Ok(out)
+    }
+
+    /// Every (entity ref key, value) of `facet`.
+    pub async fn classification_values(&self, facet: &str) -> Result<Vec<(String, String)>> {
+        self.query("SELECT entity_ref, value FROM classifications WHERE facet = $1")
+            .bind(facet)
+            .fetch_all(|r| Ok((r.get(0)?, r.get(1)?)))
+            .await
+    }
+
+    /// How many entities have each value of `facet`, most first, ties by value.
+    pub async fn count_classifications(&self, facet: &str) -> Result<Vec<(String, i64)>> {
+        self.query(
+            "SELECT value, COUNT(*) AS n FROM classifications WHERE facet = $1 \
+             GROUP BY value ORDER BY n DESC, value",
+        )
+        .bind(facet)
+        .fetch_all(|r| Ok((r.get(0)?, r.get(1)?)))
+        .await
+    }
+}
