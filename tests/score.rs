@@ -26,7 +26,7 @@ fn crawl(covered: bool) -> Scripted {
     for person in ["ann", "bob"] {
         let mut u = Entity::new("User", "default", person);
         u.spec.insert("memberOf".into(), json!(["team-a"]));
-        obs.push(Observation::discovered("org", &format!("u-{person}"), u));
+        obs.push(Observation::discovered("org", format!("u-{person}"), u));
     }
     obs.push(Observation::discovered(
         "org",

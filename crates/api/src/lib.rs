@@ -16,6 +16,7 @@ mod hooks;
 mod input;
 mod limit;
 mod metrics;
+mod scores;
 mod server;
 mod v1;
 mod views;
@@ -66,6 +67,8 @@ pub struct ApiConfig {
     pub body_read_timeout: std::time::Duration,
     /// Serve the console (HTML pages) at `/`.
     pub console: bool,
+    /// `[[scorecards]]`: their levels and titles for the scorecard routes and pages.
+    pub scorecards: Vec<surveyor_model::score::Scorecard>,
 }
 
 impl Default for ApiConfig {
@@ -79,6 +82,7 @@ impl Default for ApiConfig {
             max_expensive_requests: Some(default_max_expensive_requests()),
             body_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             console: true,
+            scorecards: Vec::new(),
         }
     }
 }
@@ -163,6 +167,10 @@ fn build(
             get(v1::graph),
         )
         .route("/api/v1/classifications", get(v1::classifications))
+        .route("/api/v1/scorecards", get(scores::list))
+        .route("/api/v1/scorecards/{name}", get(scores::grades))
+        .route("/api/v1/scorecards/{name}/trend", get(scores::trend))
+        .route("/api/v1/scorecards/{name}/turns", get(scores::turns))
         .route("/api/v1/changes", get(v1::list_changes))
         .route("/api/v1/runs", get(v1::list_runs))
         .route("/api/v1/connectors", get(v1::list_connectors))

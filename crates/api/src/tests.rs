@@ -159,6 +159,118 @@ fn names(v: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
+async fn scorecards_answer_grades_per_team_a_trend_and_turns() {
+    use surveyor_model::score::{AppliesTo, Check, Scorecard, Test};
+    let card = Scorecard {
+        name: "readiness".into(),
+        title: "Readiness".into(),
+        applies_to: AppliesTo {
+            types: vec!["service".into(), "website".into()],
+            ..AppliesTo::default()
+        },
+        levels: vec!["bronze".into(), "silver".into()],
+        checks: vec![
+            Check {
+                name: "owned".into(),
+                level: "bronze".into(),
+                test: Test::Relation("ownedBy".into()),
+            },
+            Check {
+                name: "deps".into(),
+                level: "silver".into(),
+                test: Test::Dependency {
+                    ecosystem: Some("npm".into()),
+                    package: "react".into(),
+                    at_least: None,
+                },
+            },
+        ],
+    };
+    let s = start(
+        ApiConfig {
+            scorecards: vec![card.clone()],
+            ..ApiConfig::default()
+        },
+        None,
+    )
+    .await;
+    surveyor_grade::score::record(&s.store, &[card], chrono::Utc::now(), Some("run-1"))
+        .await
+        .expect("grade");
+    let (code, list) = s.get("/api/v1/scorecards").await;
+    assert_eq!(code, 200, "{list}");
+    let summary = &list["items"][0];
+    assert_eq!(summary["name"], "readiness");
+    let graded = summary["graded"].as_u64().expect("graded");
+    let counted: u64 = summary["counts"]
+        .as_object()
+        .expect("counts")
+        .values()
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(counted, graded, "{summary}");
+
+    let (code, all) = s.get("/api/v1/scorecards/readiness").await;
+    assert_eq!(code, 200, "{all}");
+    let items = all["items"].as_array().expect("items");
+    assert_eq!(items.len() as u64, graded);
+    // web depends on react: it fails silver and says why.
+    let web = items
+        .iter()
+        .find(|i| i["entity"] == "component:default/web")
+        .expect("web is graded");
+    assert_eq!(web["level"], "bronze", "{web}");
+    assert!(
+        web["failing"]["deps"]
+            .as_str()
+            .is_some_and(|w| w.contains("react")),
+        "{web}"
+    );
+    let teams: u64 = all["teams"]
+        .as_array()
+        .expect("teams")
+        .iter()
+        .flat_map(|t| t["counts"].as_object().into_iter().flat_map(|c| c.values()))
+        .filter_map(Value::as_u64)
+        .sum();
+    assert_eq!(teams, graded, "the roll-up counts every graded entity once");
+
+    let (_, bronze) = s.get("/api/v1/scorecards/readiness?level=bronze").await;
+    assert!(
+        bronze["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["level"] == "bronze"),
+        "{bronze}"
+    );
+    let (_, mine) = s.get("/api/v1/scorecards/readiness?owner=team-b").await;
+    assert!(
+        mine["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .all(|i| i["owner"] == "group:default/team-b"),
+        "{mine}"
+    );
+    let (code, trend) = s.get("/api/v1/scorecards/readiness/trend").await;
+    assert_eq!(code, 200);
+    assert!(!trend["points"].as_array().expect("points").is_empty());
+    let (code, turns) = s
+        .get("/api/v1/scorecards/readiness/turns?entity=component:web")
+        .await;
+    assert_eq!((code, turns["items"].clone()), (200, json!([])));
+    for (path, want) in [
+        ("/api/v1/scorecards/nope", 404),
+        ("/api/v1/scorecards/readiness?level=gold", 400),
+        ("/api/v1/scorecards/readiness?color=red", 400),
+        ("/api/v1/scorecards/readiness/turns?limit=0", 400),
+    ] {
+        assert_eq!(s.get(path).await.0, want, "{path}");
+    }
+}
+
+#[tokio::test]
 async fn components_filter_by_classification_and_show_it() {
     let s = start(ApiConfig::default(), None).await;
     let class = |entity: &str, facet: &str, value: &str| surveyor_store::Classification {

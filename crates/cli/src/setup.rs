@@ -91,6 +91,7 @@ pub(crate) fn api_config(config: &Config) -> ApiConfig {
         cors_origins: config.server.cors_origins.clone(),
         max_page_size: config.server.max_page_size,
         audit_cosmetic: config.audit.cosmetic,
+        scorecards: config.scorecards.clone(),
         max_expensive_requests: Some(
             config
                 .server

@@ -275,6 +275,17 @@ impl Store {
         .await
     }
 
+    /// One entity's grade on one scorecard, if it is graded there.
+    pub async fn score_of(&self, scorecard: &str, entity: &str) -> Result<Option<ScoreRow>> {
+        self.query(format!(
+            "SELECT {COLUMNS} FROM scores WHERE scorecard = $1 AND entity_ref = $2"
+        ))
+        .bind(scorecard)
+        .bind(entity.to_ascii_lowercase())
+        .fetch_optional(decode)
+        .await
+    }
+
     /// Checks that turned, newest first: of one scorecard and one entity (a ref key) when given.
     pub async fn score_events(
         &self,

@@ -266,6 +266,18 @@ pub async fn page(
     let body: Value = serde_json::from_str(&row.body).unwrap_or(Value::Null);
     let claims: Vec<Claim> = serde_json::from_str(&row.sources).unwrap_or_default();
     let fields = fields(&body, &claims);
+    let classes = store
+        .classifications_of(&key)
+        .await
+        .map_err(|e| with(e.into()))?;
+    let mut grades = Vec::new();
+    for card in &state.config.scorecards {
+        let mine = store
+            .score_of(&card.name, &key)
+            .await
+            .map_err(|e| with(e.into()))?;
+        grades.extend(mine.map(|g| (card, g)));
+    }
     let total_changes = changes.len();
     let mut steps = replay(changes);
     steps.reverse();
@@ -297,6 +309,8 @@ pub async fn page(
                 } }
             } }
         }
+        (super::score::classification_section(&classes))
+        (super::score::grades_section(&grades))
         (disagreements(&body, &claims))
         (relations_section(&relations))
         (links_section(&body, &claims))

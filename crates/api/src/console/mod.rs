@@ -1,5 +1,6 @@
 //! The console: server-rendered HTML pages for the people who read the catalog (search, each
-//! entity with its provenance and history, its graph as SVG, audits, changes, runs).
+//! entity with its provenance, classification, grades and history, its graph as SVG, audits,
+//! scorecards, changes, runs).
 //!
 //! Pages read the same store queries as `/api/v1`; nothing runs in the browser (there is no
 //! script), so every page works with JavaScript off. maud escapes every value it writes.
@@ -12,6 +13,7 @@ mod entity;
 mod graph;
 mod page;
 mod runs;
+mod score;
 
 use axum::Router;
 use axum::http::{HeaderValue, header};
@@ -37,6 +39,8 @@ pub(crate) fn routes(state: AppState) -> Router<AppState> {
         .route("/runs", get(runs::page))
         .route("/audit/ownership", get(audit::ownership))
         .route("/audit/drift", get(audit::drift))
+        .route("/scorecards", get(score::list))
+        .route("/scorecards/{name}", get(score::page))
         .route_layer(axum::middleware::from_fn_with_state(state, auth::guard));
     Router::new()
         .merge(guarded)

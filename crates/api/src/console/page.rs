@@ -18,6 +18,7 @@ pub enum Section {
     Catalog,
     Ownership,
     Drift,
+    Scorecards,
     Changes,
     Runs,
     Login,
@@ -27,6 +28,7 @@ const NAV: &[(Section, &str, &str)] = &[
     (Section::Catalog, "/", "Catalog"),
     (Section::Ownership, "/audit/ownership", "Ownership gaps"),
     (Section::Drift, "/audit/drift", "Drift"),
+    (Section::Scorecards, "/scorecards", "Scorecards"),
     (Section::Changes, "/changes", "Changes"),
     (Section::Runs, "/runs", "Runs"),
 ];

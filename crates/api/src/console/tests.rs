@@ -380,3 +380,90 @@ async fn a_field_another_source_gives_otherwise_is_shown_beside_the_kept_value()
         "{sources}"
     );
 }
+
+#[tokio::test]
+async fn scorecard_pages_show_levels_teams_trend_and_each_entitys_grade() {
+    use surveyor_model::score::{AppliesTo, Check, Scorecard, Test};
+    let card = Scorecard {
+        name: "readiness".into(),
+        title: "Readiness".into(),
+        applies_to: AppliesTo::default(),
+        levels: vec!["bronze".into(), "silver".into()],
+        checks: vec![
+            Check {
+                name: "owned".into(),
+                level: "bronze".into(),
+                test: Test::Relation("ownedBy".into()),
+            },
+            Check {
+                name: "runbook".into(),
+                level: "silver".into(),
+                test: Test::Link("runbook".into()),
+            },
+        ],
+    };
+    let config = ApiConfig {
+        scorecards: vec![card.clone()],
+        ..ApiConfig::default()
+    };
+    let mut obs = catalog();
+    obs.push(team_a());
+    let c = Console::start(config, obs).await;
+    surveyor_grade::score::record(&c.store, &[card], chrono::Utc::now(), Some("run-1"))
+        .await
+        .expect("grade");
+    c.store
+        .record_classifications(
+            &[surveyor_store::Classification {
+                entity_ref: "component:default/web".into(),
+                facet: "tier".into(),
+                value: "tier-1".into(),
+                declared: true,
+                evidence: r#"[{"source":"files","said":"declares surveyor.dev/tier: tier-1"}]"#
+                    .into(),
+            }],
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("classify");
+
+    let (code, list) = c.get("/scorecards").await;
+    assert_eq!(code, 200, "{list}");
+    assert!(list.contains("href=\"/scorecards/readiness\""), "{list}");
+
+    let (code, page) = c.get("/scorecards/readiness").await;
+    assert_eq!(code, 200, "{page}");
+    let teams = rows(&page, "teams");
+    assert_eq!(teams.len(), 1, "{teams:?}");
+    // Every component is owned by team-a; only web has a runbook link.
+    assert!(teams[0].contains("group:default/team-a"), "{teams:?}");
+    let short = rows(&page, "short");
+    assert!(
+        !short.iter().any(|r| r.contains("component:default/web")),
+        "{short:?}"
+    );
+    assert!(
+        short.iter().any(|r| r.contains("runbook: no runbook link")),
+        "{short:?}"
+    );
+    assert_eq!(rows(&page, "trend").len(), 1, "one grading, one point");
+    assert_eq!(rows(&page, "checks").len(), 2);
+
+    let (_, web) = c.get("/entities/component/default/web").await;
+    let grades = rows(&web, "grades");
+    assert_eq!(grades.len(), 1, "{grades:?}");
+    assert!(
+        grades[0].contains("silver") && grades[0].contains("nothing"),
+        "{grades:?}"
+    );
+    let classes = rows(&web, "classification");
+    assert!(
+        classes[0].contains("tier-1") && classes[0].contains("declared"),
+        "{classes:?}"
+    );
+
+    let (code, _) = c.get("/scorecards/nope").await;
+    assert_eq!(code, 404);
+    let (code, _) = c.get("/scorecards/readiness?owner=a%20b%20c").await;
+    assert_eq!(code, 400);
+}

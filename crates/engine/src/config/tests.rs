@@ -380,3 +380,77 @@ fn classify_rules_parse_and_their_errors_name_the_key_and_line() {
     assert!(e.contains("unknown urgency \"urgent\""), "{e}");
     assert!(e.contains("always holds"), "{e}");
 }
+
+#[test]
+fn scorecards_parse_and_their_errors_name_the_key_and_line() {
+    use surveyor_model::score::Test;
+    let base = "[catalog]\ndatabase = \"sqlite://cat.db\"\n";
+    let c = Config::parse(
+        &format!(
+            "{base}\n[[scorecards]]\nname = \"Readiness\"\nlevels = [\"bronze\", \"gold\"]\n\
+             tier = [\"tier-1\"]\nlabel = \"env=prod\"\n\n\
+             [[scorecards.checks]]\nname = \"owned\"\nlevel = \"bronze\"\nrelation = \"ownedBy\"\n\n\
+             [[scorecards.checks]]\nname = \"log4j\"\nlevel = \"gold\"\n\
+             dependency = \"maven:org.apache.logging.log4j:log4j-core >= 2.17.1\"\n\n\
+             [[scorecards.checks]]\nname = \"lifecycle\"\nlevel = \"gold\"\nfield = \"spec.lifecycle\"\n\
+             matches = \"prod*\"\n"
+        ),
+        Path::new("surveyor.toml"),
+        KINDS,
+    )
+    .unwrap();
+    let card = &c.scorecards[0];
+    assert_eq!(
+        (card.name.as_str(), card.title.as_str()),
+        ("readiness", "readiness")
+    );
+    assert_eq!(card.levels, ["bronze", "gold"]);
+    assert_eq!(card.applies_to.kind, "component");
+    assert_eq!(card.applies_to.tiers, ["tier-1"]);
+    assert_eq!(card.applies_to.label, Some(("env".into(), "prod".into())));
+    assert_eq!(card.checks[0].test, Test::Relation("ownedBy".into()));
+    assert_eq!(
+        card.checks[1].test,
+        Test::Dependency {
+            ecosystem: Some("maven".into()),
+            package: "org.apache.logging.log4j:log4j-core".into(),
+            at_least: Some("2.17.1".into()),
+        }
+    );
+    assert_eq!(
+        card.checks[2].test,
+        Test::Field {
+            pointer: "/spec/lifecycle".into(),
+            equals: None,
+            matches: Some("prod*".into()),
+        }
+    );
+
+    let e = errors(&format!(
+        "{base}\n[[scorecards]]\nname = \"a\"\nlevels = [\"bronze\"]\n\n\
+         [[scorecards.checks]]\nname = \"x\"\nlevel = \"gold\"\non_call = true\n\n\
+         [[scorecards.checks]]\nname = \"y\"\nlevel = \"bronze\"\non_call = true\nlink = \"runbook\"\n\n\
+         [[scorecards.checks]]\nname = \"z\"\nlevel = \"bronze\"\ndependency = \"npm:lodash\"\n\n\
+         [[scorecards.checks]]\nname = \"w\"\nlevel = \"bronze\"\n\n\
+         [[scorecards]]\nname = \"a\"\nlevels = []\nchecks = []\n"
+    ));
+    for (want, line) in [
+        ("scorecards[0].checks[0].level", 10),
+        ("scorecards[0].checks[1].link", 17),
+        ("scorecards[0].checks[2].dependency", 22),
+        ("scorecards[0].checks[3]", 24),
+        ("scorecards[1].name", 29),
+        ("scorecards[1].levels", 30),
+    ] {
+        assert!(
+            e.contains(&format!("surveyor.toml:{line}:")) && e.contains(want),
+            "{want} at line {line}: {e}"
+        );
+    }
+    assert!(e.contains("not one of the scorecard's levels"), "{e}");
+    assert!(e.contains("a check makes one test"), "{e}");
+    assert!(e.contains("give the lowest version allowed"), "{e}");
+    assert!(e.contains("a check needs one test"), "{e}");
+    assert!(e.contains("a second scorecard named \"a\""), "{e}");
+    assert!(e.contains("needs at least one level"), "{e}");
+}
