@@ -126,6 +126,7 @@ async fn serve_on(
         read_tokens: vec![Secret::new(READER)],
         trigger_tokens: vec![Secret::new(OPERATOR)],
         max_page_size: MAX_PAGE,
+        scorecards: vec![crate::test_support::readiness()],
         ..ApiConfig::default()
     };
     let (addr, task) =
@@ -733,6 +734,7 @@ fn concrete(path: &str, uid: &str, location: &str) -> String {
         .replace("{kind}", "component")
         .replace("{namespace}", "default")
         .replace("{name}", "svc-1")
+        .replace("{scorecard}", "readiness")
         .replace("{id}", "gh");
     match path.as_str() {
         "/api/catalog/entity-facets" => format!("{path}?facet=kind"),

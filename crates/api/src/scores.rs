@@ -139,17 +139,17 @@ fn card<'a>(state: &'a AppState, name: &str) -> Result<&'a Scorecard, ApiError> 
         .ok_or_else(|| ApiError::NotFound(format!("no scorecard {name:?}")))
 }
 
+/// `below` and each level of `card`, with `counts` in that order (as the report counts them).
+fn named(card: &Scorecard, counts: Vec<usize>) -> BTreeMap<String, usize> {
+    std::iter::once("below".to_string())
+        .chain(card.levels.iter().cloned())
+        .zip(counts)
+        .collect()
+}
+
 /// Entities per level of `card` among `rows`, `below` first.
 fn counts(card: &Scorecard, rows: &[surveyor_store::ScoreRow]) -> BTreeMap<String, usize> {
-    let mut out: BTreeMap<String, usize> = std::iter::once("below".to_string())
-        .chain(card.levels.iter().cloned())
-        .map(|l| (l, 0))
-        .collect();
-    for r in rows {
-        let level = r.level.clone().unwrap_or_else(|| "below".into());
-        *out.entry(level).or_default() += 1;
-    }
-    out
+    named(card, surveyor_grade::report::levels(card, rows))
 }
 
 fn summary(card: &Scorecard, rows: &[surveyor_store::ScoreRow]) -> ScorecardSummary {
@@ -176,8 +176,8 @@ pub async fn list(State(state): State<AppState>) -> Result<Json<ScorecardList>, 
 }
 
 /// One scorecard's grades by entity, with the roll-up per team.
-#[utoipa::path(get, path = "/api/v1/scorecards/{name}", tag = "scorecards",
-    params(("name" = String, Path, description = "The scorecard's name.", example = "operational-readiness"), GradeQuery),
+#[utoipa::path(get, path = "/api/v1/scorecards/{scorecard}", tag = "scorecards",
+    params(("scorecard" = String, Path, description = "The scorecard's name.", example = "operational-readiness"), GradeQuery),
     responses((status = 200, description = "the grades and the roll-up per team", body = ScorecardGrades),
         (status = 400, description = "a bad parameter", body = crate::bodies::ErrorBody),
         (status = 404, description = "no such scorecard", body = crate::bodies::ErrorBody)))]
@@ -204,10 +204,7 @@ pub async fn grades(
         .into_iter()
         .map(|(owner, per_level)| TeamRollup {
             owner,
-            counts: std::iter::once("below".to_string())
-                .chain(card.levels.iter().cloned())
-                .zip(per_level)
-                .collect(),
+            counts: named(card, per_level),
         })
         .collect();
     let items = all
@@ -236,8 +233,8 @@ pub async fn grades(
 }
 
 /// A scorecard's trend: each time the roll-up changed, every owner's entities per level.
-#[utoipa::path(get, path = "/api/v1/scorecards/{name}/trend", tag = "scorecards",
-    params(("name" = String, Path, description = "The scorecard's name.", example = "operational-readiness")),
+#[utoipa::path(get, path = "/api/v1/scorecards/{scorecard}/trend", tag = "scorecards",
+    params(("scorecard" = String, Path, description = "The scorecard's name.", example = "operational-readiness")),
     responses((status = 200, description = "the points, oldest first", body = Trend),
         (status = 404, description = "no such scorecard", body = crate::bodies::ErrorBody)))]
 pub async fn trend(
@@ -264,8 +261,8 @@ pub async fn trend(
 
 /// The checks of a scorecard that turned from pass to fail or back, newest first, each with
 /// the run that caused it.
-#[utoipa::path(get, path = "/api/v1/scorecards/{name}/turns", tag = "scorecards",
-    params(("name" = String, Path, description = "The scorecard's name.", example = "operational-readiness"), TurnQuery),
+#[utoipa::path(get, path = "/api/v1/scorecards/{scorecard}/turns", tag = "scorecards",
+    params(("scorecard" = String, Path, description = "The scorecard's name.", example = "operational-readiness"), TurnQuery),
     responses((status = 200, description = "the turns, newest first", body = Turns),
         (status = 400, description = "a bad parameter", body = crate::bodies::ErrorBody),
         (status = 404, description = "no such scorecard", body = crate::bodies::ErrorBody)))]

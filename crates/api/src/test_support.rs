@@ -59,3 +59,19 @@ pub(crate) fn names_in(list: Option<&Vec<Value>>) -> Vec<String> {
         })
         .collect()
 }
+
+/// A scorecard for tests that walk every route: `readiness`, bronze needs an owner.
+pub(crate) fn readiness() -> surveyor_model::score::Scorecard {
+    use surveyor_model::score::{AppliesTo, Check, Scorecard, Test};
+    Scorecard {
+        name: "readiness".into(),
+        title: "Readiness".into(),
+        applies_to: AppliesTo::default(),
+        levels: vec!["bronze".into()],
+        checks: vec![Check {
+            name: "owned".into(),
+            level: "bronze".into(),
+            test: Test::Relation("ownedBy".into()),
+        }],
+    }
+}

@@ -785,9 +785,18 @@ async fn every_api_v1_answer_is_camel_case() {
     let control = Arc::new(FakeControl::default());
     let config = ApiConfig {
         trigger_tokens: vec![Secret::new("t")],
+        scorecards: vec![crate::test_support::readiness()],
         ..ApiConfig::default()
     };
     let s = start(config, Some(control)).await;
+    surveyor_grade::score::record(
+        &s.store,
+        &[crate::test_support::readiness()],
+        chrono::Utc::now(),
+        None,
+    )
+    .await
+    .expect("grade");
     // A tombstone too, and a rename, so their fields are in the answers.
     crate::test_support::sync(&s.store, {
         let mut c = catalog();
@@ -805,6 +814,7 @@ async fn every_api_v1_answer_is_camel_case() {
             .replace("{kind}", "component")
             .replace("{namespace}", "default")
             .replace("{name}", "web")
+            .replace("{scorecard}", "readiness")
             .replace("{id}", "gh");
         for method in item.as_object().expect("item").keys() {
             let (code, body) = match method.as_str() {

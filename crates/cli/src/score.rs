@@ -134,15 +134,7 @@ pub async fn run(path: &Path, args: ScoreArgs) -> Result<(), CliError> {
                 &table,
             );
             for (card, r) in &rows {
-                let mut counts = vec![0usize; card.levels.len() + 1];
-                for row in r {
-                    let i = row
-                        .level
-                        .as_deref()
-                        .and_then(|l| card.rank(l))
-                        .map_or(0, |i| i + 1);
-                    counts[i] += 1;
-                }
+                let counts = surveyor_grade::report::levels(card, r);
                 let mut parts = vec![format!("below {} {}", card.levels[0], counts[0])];
                 parts.extend(
                     card.levels

@@ -1062,7 +1062,7 @@ fn parse_classify(
         out.production = string_list(table, "production", "classify.production", r);
     }
     if let Some(tier) = get_str(table, "default_tier", "classify.default_tier", r) {
-        match tier_name(&tier) {
+        match score::name(&tier, "tier") {
             Ok(t) => out.default_tier = t,
             Err(e) => r.push(
                 key_span(table, "default_tier").unwrap_or(0..0),
@@ -1080,7 +1080,7 @@ fn parse_classify(
         check_keys(t, &path, TIER_KEYS, r);
         let key = |k: &str| format!("{path}.{k}");
         let mut rule = TierRule::default();
-        match get_str(t, "tier", &key("tier"), r).map(|n| tier_name(&n)) {
+        match get_str(t, "tier", &key("tier"), r).map(|n| score::name(&n, "tier")) {
             Some(Ok(name)) => rule.tier = name,
             Some(Err(e)) => r.push(
                 key_span(t, "tier").unwrap_or(span.clone()),
@@ -1148,14 +1148,6 @@ fn parse_classify(
         out.tiers.push(rule);
     }
     out
-}
-
-/// A tier's name: lower-case, as entity names are (`tier-1`, `critical`).
-fn tier_name(text: &str) -> Result<String, String> {
-    surveyor_model::names::entity_name(text.trim())
-        .filter(|n| n.eq_ignore_ascii_case(text.trim()))
-        .map(|n| n.to_ascii_lowercase())
-        .ok_or_else(|| format!("{text:?} is not a tier name (letters, digits, `-`, `_`, `.`)"))
 }
 
 /// `[[groups]]`: one team's names in each source, e.g.

@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use surveyor_model::classify::{ClassifyRules, TIER_ANNOTATION, TierRule};
 use surveyor_store::{
-    Classification, ClassificationsDelta, EntityFilter, EntityRow, Store, StoreError,
+    Classification, ClassificationChanges, ClassificationsDelta, EntityFilter, EntityRow, Store,
+    StoreError,
 };
 
 pub use evidence::Evidence;
@@ -149,35 +150,57 @@ fn name_of(key: &str) -> &str {
     key.rsplit('/').next().unwrap_or(key)
 }
 
-/// Classifies every live Component: the facets that have evidence, by entity then facet.
-pub async fn classify(store: &Store, rules: &ClassifyRules) -> Result<Vec<Classified>, StoreError> {
+/// Classifies every live Component, handing each value to `each` as its Component is read
+/// (by entity, then facet).
+async fn classify_each(
+    store: &Store,
+    rules: &ClassifyRules,
+    mut each: impl FnMut(Classified),
+) -> Result<(), StoreError> {
     let cat = load(store).await?;
     let components = EntityFilter {
         kind: Some("component".into()),
         ..EntityFilter::default()
     };
-    let mut out = Vec::new();
+    let mut values = Vec::new();
     store
         .for_each_entity(&components, |row| {
-            component(&cat, rules, &row, &mut out);
+            component(&cat, rules, &row, &mut values);
+            values.drain(..).for_each(&mut each);
             Ok(())
         })
-        .await?;
+        .await
+}
+
+/// Classifies every live Component: the facets that have evidence, by entity then facet.
+pub async fn classify(store: &Store, rules: &ClassifyRules) -> Result<Vec<Classified>, StoreError> {
+    let mut out = Vec::new();
+    classify_each(store, rules, |c| out.push(c)).await?;
     Ok(out)
 }
 
-/// Classifies the Components and stores the result by difference, at `now`.
+/// Classifies the Components and stores the result by difference, at `now`. What is stored is
+/// held as keys and digests only, and each value is compared as it is made: only changes are
+/// kept until they are written.
 pub async fn record(
     store: &Store,
     rules: &ClassifyRules,
     now: DateTime<Utc>,
 ) -> Result<ClassificationsDelta, StoreError> {
-    let records: Vec<Classification> = classify(store, rules)
-        .await?
-        .iter()
-        .map(Classified::to_record)
-        .collect();
-    store.record_classifications(&records, now).await
+    let mut stored = store.classification_digests().await?;
+    let mut changes = ClassificationChanges::default();
+    classify_each(store, rules, |c| {
+        let record = c.to_record();
+        match stored.remove(&record.key()) {
+            None => changes.added.push(record),
+            Some(d) if d == record.digest() => changes.unchanged += 1,
+            Some(_) => changes.updated.push(record),
+        }
+    })
+    .await?;
+    changes.removed = stored.into_keys().collect();
+    changes.removed.sort();
+    store.apply_classifications(&changes, now).await
 }
 
 fn component(cat: &Catalog, rules: &ClassifyRules, row: &EntityRow, out: &mut Vec<Classified>) {

@@ -43,7 +43,26 @@ pub fn to_csv(rows: &[ScoreRow]) -> String {
     out
 }
 
-/// Per owner, how many entities reached each level (`None`: below every level), owners in
+/// The column of a grade in [`levels`] and [`rollup`]: 0 below every level, else its level's
+/// rank + 1.
+fn column(card: &Scorecard, row: &ScoreRow) -> usize {
+    row.level
+        .as_deref()
+        .and_then(|l| card.rank(l))
+        .map_or(0, |i| i + 1)
+}
+
+/// How many of `rows` reached each level: below every level first, then the levels, lowest
+/// first.
+pub fn levels(card: &Scorecard, rows: &[ScoreRow]) -> Vec<usize> {
+    let mut counts = vec![0; card.levels.len() + 1];
+    for r in rows {
+        counts[column(card, r)] += 1;
+    }
+    counts
+}
+
+/// Per owner, how many entities reached each level (as [`levels`] counts them), owners in
 /// order, the entities without an owner last.
 pub fn rollup(card: &Scorecard, rows: &[ScoreRow]) -> Vec<(Option<String>, Vec<usize>)> {
     let mut by_owner: BTreeMap<Option<String>, Vec<usize>> = BTreeMap::new();
@@ -51,12 +70,7 @@ pub fn rollup(card: &Scorecard, rows: &[ScoreRow]) -> Vec<(Option<String>, Vec<u
         let counts = by_owner
             .entry(r.owner.clone())
             .or_insert_with(|| vec![0; card.levels.len() + 1]);
-        let column = r
-            .level
-            .as_deref()
-            .and_then(|l| card.rank(l))
-            .map_or(0, |i| i + 1);
-        counts[column] += 1;
+        counts[column(card, r)] += 1;
     }
     let mut out: Vec<_> = by_owner.into_iter().collect();
     out.sort_by_key(|(owner, _)| (owner.is_none(), owner.clone()));

@@ -50,23 +50,65 @@ pub struct ClassificationsDelta {
 
 const COLUMNS: &str = "entity_ref, facet, value, declared, evidence, since";
 
+/// A stored classification's key as one string (`ref`, facet, value joined by U+001F).
+pub type ClassificationKey = String;
+
+impl Classification {
+    /// Its key, as [`Store::classification_digests`] lists them.
+    pub fn key(&self) -> ClassificationKey {
+        key_of(&self.entity_ref, &self.facet, &self.value)
+    }
+
+    /// A digest of what it holds besides its key (declared, evidence).
+    pub fn digest(&self) -> u64 {
+        digest_of(self.declared, &self.evidence)
+    }
+}
+
+fn key_of(entity_ref: &str, facet: &str, value: &str) -> ClassificationKey {
+    format!("{entity_ref}\u{1f}{facet}\u{1f}{value}")
+}
+
+fn digest_of(declared: bool, evidence: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same digest for the same content within a process, all it is used for.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    declared.hash(&mut h);
+    evidence.hash(&mut h);
+    h.finish()
+}
+
+/// What a classification changes: rows to add, rows whose declaration or evidence changed, and
+/// the keys of rows no longer given.
+#[derive(Debug, Default)]
+pub struct ClassificationChanges {
+    pub added: Vec<Classification>,
+    pub updated: Vec<Classification>,
+    pub removed: Vec<ClassificationKey>,
+    pub unchanged: u64,
+}
+
 impl Store {
-    /// Replaces the stored classifications with `current` (every entity's, as computed at
-    /// `now`), writing only the difference in one transaction.
-    pub async fn record_classifications(
+    /// Every stored classification's key with the digest of the rest: what a classifier
+    /// compares against while it streams, instead of holding the stored rows.
+    pub async fn classification_digests(&self) -> Result<HashMap<ClassificationKey, u64>> {
+        self.query("SELECT entity_ref, facet, value, declared, evidence FROM classifications")
+            .fetch_all(|r| {
+                let (e, f, v): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
+                let declared: bool = r.get(3)?;
+                let evidence: String = r.get(4)?;
+                Ok((key_of(&e, &f, &v), digest_of(declared, &evidence)))
+            })
+            .await
+            .map(|rows| rows.into_iter().collect())
+    }
+
+    /// Writes `changes` in one transaction; values added get `since = now`.
+    pub async fn apply_classifications(
         &self,
-        current: &[Classification],
+        changes: &ClassificationChanges,
         now: DateTime<Utc>,
     ) -> Result<ClassificationsDelta> {
-        let stored: Vec<ClassificationRow> = self
-            .query(format!("SELECT {COLUMNS} FROM classifications"))
-            .fetch_all(decode)
-            .await?;
-        let mut stored: HashMap<(String, String, String), ClassificationRow> = stored
-            .into_iter()
-            .map(|r| ((r.entity_ref.clone(), r.facet.clone(), r.value.clone()), r))
-            .collect();
-        let mut delta = ClassificationsDelta::default();
         let mut tx = self.begin_write().await?;
         let backend = tx.backend();
         let insert = sql(
@@ -83,50 +125,67 @@ impl Store {
             backend,
             "DELETE FROM classifications WHERE entity_ref = $1 AND facet = $2 AND value = $3",
         );
-        for c in current {
-            let key = (c.entity_ref.clone(), c.facet.clone(), c.value.clone());
-            match stored.remove(&key) {
-                Some(old) if old.declared == c.declared && old.evidence == c.evidence => {
-                    delta.unchanged += 1;
-                }
-                Some(_) => {
-                    delta.updated += 1;
-                    tx.query(update.clone())
-                        .bind(c.declared)
-                        .bind(&c.evidence)
-                        .bind(&c.entity_ref)
-                        .bind(&c.facet)
-                        .bind(&c.value)
-                        .execute()
-                        .await?;
-                }
-                None => {
-                    delta.added += 1;
-                    tx.query(insert.clone())
-                        .bind(&c.entity_ref)
-                        .bind(&c.facet)
-                        .bind(&c.value)
-                        .bind(c.declared)
-                        .bind(&c.evidence)
-                        .bind(now)
-                        .execute()
-                        .await?;
-                }
-            }
+        for c in &changes.added {
+            tx.query(insert.clone())
+                .bind(&c.entity_ref)
+                .bind(&c.facet)
+                .bind(&c.value)
+                .bind(c.declared)
+                .bind(&c.evidence)
+                .bind(now)
+                .execute()
+                .await?;
         }
-        let mut gone: Vec<_> = stored.into_keys().collect();
-        gone.sort();
-        for (entity_ref, facet, value) in gone {
-            delta.removed += 1;
+        for c in &changes.updated {
+            tx.query(update.clone())
+                .bind(c.declared)
+                .bind(&c.evidence)
+                .bind(&c.entity_ref)
+                .bind(&c.facet)
+                .bind(&c.value)
+                .execute()
+                .await?;
+        }
+        for key in &changes.removed {
+            let mut parts = key.splitn(3, '\u{1f}');
+            let (Some(e), Some(f), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
+                continue;
+            };
             tx.query(delete.clone())
-                .bind(entity_ref)
-                .bind(facet)
-                .bind(value)
+                .bind(e)
+                .bind(f)
+                .bind(v)
                 .execute()
                 .await?;
         }
         tx.commit().await?;
-        Ok(delta)
+        Ok(ClassificationsDelta {
+            added: changes.added.len() as u64,
+            updated: changes.updated.len() as u64,
+            removed: changes.removed.len() as u64,
+            unchanged: changes.unchanged,
+        })
+    }
+
+    /// Replaces the stored classifications with `current` (every entity's, as computed at
+    /// `now`), writing only the difference in one transaction.
+    pub async fn record_classifications(
+        &self,
+        current: &[Classification],
+        now: DateTime<Utc>,
+    ) -> Result<ClassificationsDelta> {
+        let mut stored = self.classification_digests().await?;
+        let mut changes = ClassificationChanges::default();
+        for c in current {
+            match stored.remove(&c.key()) {
+                None => changes.added.push(c.clone()),
+                Some(d) if d == c.digest() => changes.unchanged += 1,
+                Some(_) => changes.updated.push(c.clone()),
+            }
+        }
+        changes.removed = stored.into_keys().collect();
+        changes.removed.sort();
+        self.apply_classifications(&changes, now).await
     }
 
     /// One entity's classifications (by ref key), by facet and value.

@@ -24,7 +24,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
-pub use classify::{Classification, ClassificationRow, ClassificationsDelta};
+pub use classify::{
+    Classification, ClassificationChanges, ClassificationKey, ClassificationRow,
+    ClassificationsDelta,
+};
 pub use copy::{Cell, CopyCounts, TableDump};
 pub use findings::{FindingFilter, FindingRecord, FindingRow, FindingStatus, FindingsDelta};
 pub use identity::{IdentityHolder, IdentityKeyRow};

@@ -33,18 +33,6 @@ fn columns(card: &Scorecard) -> Vec<String> {
         .collect()
 }
 
-fn totals(card: &Scorecard, rows: &[ScoreRow]) -> Vec<usize> {
-    let mut counts = vec![0; card.levels.len() + 1];
-    for r in rows {
-        counts[r
-            .level
-            .as_deref()
-            .and_then(|l| card.rank(l))
-            .map_or(0, |i| i + 1)] += 1;
-    }
-    counts
-}
-
 /// `GET /scorecards`.
 pub async fn list(State(state): State<AppState>, chrome: Chrome) -> Result<Response, PageError> {
     let with = |e: ApiError| PageError { error: e, chrome };
@@ -55,7 +43,11 @@ pub async fn list(State(state): State<AppState>, chrome: Chrome) -> Result<Respo
             .scores(&card.name, None)
             .await
             .map_err(|e| with(e.into()))?;
-        cards.push((card, totals(card, &rows), rows.len()));
+        cards.push((
+            card,
+            surveyor_grade::report::levels(card, &rows),
+            rows.len(),
+        ));
     }
     let body = html! {
         h1 { "Scorecards" }
@@ -162,7 +154,7 @@ pub async fn page(
         h1 { (card.title) }
         p.muted { "Levels, lowest first: " (card.levels.join(", ")) ". "
             @if let Some(o) = &owner { "Only " (o) "'s entities. " a href=(self_href) { "Everyone's" } } }
-        (level_table(card, &totals(card, &rows)))
+        (level_table(card, &surveyor_grade::report::levels(card, &rows)))
         section aria-labelledby="checks-h" {
             h2 #checks-h { "Checks" }
             div.table-wrap { table #checks {

@@ -115,13 +115,7 @@ impl Summary {
         let mut scores = Vec::new();
         for card in scorecards {
             let rows = store.scores(&card.name, None).await?;
-            let rollup = surveyor_grade::report::rollup(card, &rows);
-            let mut counts = vec![0usize; card.levels.len() + 1];
-            for (_, per_level) in rollup {
-                for (i, n) in per_level.iter().enumerate() {
-                    counts[i] += n;
-                }
-            }
+            let counts = surveyor_grade::report::levels(card, &rows);
             let mut named = vec![("below".to_string(), counts[0])];
             named.extend(card.levels.iter().cloned().zip(counts[1..].iter().copied()));
             scores.push((card.title.clone(), named));

@@ -12,8 +12,8 @@ use super::{
     tables_of, type_name, whole_number,
 };
 
-/// A name as entity names are (`operational-readiness`, `gold`), lower-cased.
-fn name(text: &str, what: &str) -> Result<String, String> {
+/// A name as entity names are (`operational-readiness`, `gold`, `tier-1`), lower-cased.
+pub(super) fn name(text: &str, what: &str) -> Result<String, String> {
     surveyor_model::names::entity_name(text.trim())
         .filter(|n| n.eq_ignore_ascii_case(text.trim()))
         .map(|n| n.to_ascii_lowercase())
