@@ -6,7 +6,9 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use surveyor_model::score::{Check, Scorecard, Test};
-use surveyor_store::{EntityFilter, EntityRow, ScoreRecord, ScoresDelta, Store, StoreError};
+use surveyor_store::{
+    EntityFilter, EntityRow, ScoreChanges, ScoreRecord, ScoresDelta, Store, StoreError,
+};
 
 use crate::evidence::Claim;
 
@@ -37,50 +39,74 @@ struct Catalog {
 
 async fn load(store: &Store, cards: &[Scorecard]) -> Result<Catalog, StoreError> {
     let mut cat = Catalog::default();
-    for (_, entity_ref, live) in store.entity_keys().await? {
-        if live {
-            cat.live.insert(entity_ref);
+    let tests = || cards.iter().flat_map(|c| &c.checks).map(|c| &c.test);
+    // Only what the checks read: relation targets' existence, the relation types they name and
+    // owners (for the roll-up), group sizes as counts, the findings of the rules they name.
+    if tests().any(|t| matches!(t, Test::Relation(_))) {
+        for (_, entity_ref, live) in store.entity_keys().await? {
+            if live {
+                cat.live.insert(entity_ref);
+            }
         }
     }
-    let mut types: BTreeSet<&str> = ["ownedBy", "hasMember"].into();
-    for c in cards.iter().flat_map(|c| &c.checks) {
-        if let Test::Relation(t) = &c.test {
-            types.insert(t);
+    let mut types: BTreeSet<&str> = ["ownedBy"].into();
+    for t in tests() {
+        match t {
+            Test::Relation(kind) => {
+                types.insert(kind);
+            }
+            Test::OwnerMembers(_) => {
+                types.insert("hasMember");
+            }
+            _ => {}
         }
     }
     let types: Vec<&str> = types.into_iter().collect();
     for (source, kind, target) in store.relations_of_types(&types).await? {
         if kind == "hasMember" {
-            *cat.members.entry(source.clone()).or_default() += 1;
-        }
-        cat.relations
-            .entry(source)
-            .or_default()
-            .push((kind, target));
-    }
-    for audit in ["ownership", "drift"] {
-        for f in store.open_findings(audit).await? {
-            cat.findings
-                .entry(f.entity_ref.to_ascii_lowercase())
+            *cat.members.entry(source).or_default() += 1;
+        } else {
+            cat.relations
+                .entry(source)
                 .or_default()
-                .entry(f.rule)
-                .or_insert(f.message);
+                .push((kind, target));
         }
     }
-    cat.tiers = store
-        .classification_values("tier")
-        .await?
+    let rules: Vec<String> = tests()
+        .filter_map(|t| match t {
+            Test::NoFinding(rule) => Some(rule.clone()),
+            _ => None,
+        })
+        .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
+    for (entity, rule, message) in store.open_finding_messages(&rules).await? {
+        cat.findings
+            .entry(entity.to_ascii_lowercase())
+            .or_default()
+            .entry(rule)
+            .or_insert(message);
+    }
+    if cards.iter().any(|c| !c.applies_to.tiers.is_empty()) {
+        cat.tiers = store
+            .classification_values("tier")
+            .await?
+            .into_iter()
+            .collect();
+    }
     Ok(cat)
 }
 
-/// Grades every entity each scorecard applies to, streaming the catalog one kind at a time.
-pub async fn grade(store: &Store, cards: &[Scorecard]) -> Result<Vec<Graded>, StoreError> {
+/// Grades every entity each scorecard applies to, streaming the catalog one kind at a time,
+/// and hands each grade to `each`.
+async fn grade_each(
+    store: &Store,
+    cards: &[Scorecard],
+    mut each: impl FnMut(Graded),
+) -> Result<(), StoreError> {
     let cat = load(store, cards).await?;
     let globs = Globs::of(cards);
     let kinds: BTreeSet<&str> = cards.iter().map(|c| c.applies_to.kind.as_str()).collect();
-    let mut out = Vec::new();
     for kind in kinds {
         let filter = EntityFilter {
             kind: Some(kind.to_string()),
@@ -92,18 +118,26 @@ pub async fn grade(store: &Store, cards: &[Scorecard]) -> Result<Vec<Graded>, St
                 let entity = Entity::read(&row);
                 for card in &of_kind {
                     if applies(card, &entity, &cat) {
-                        out.push(grade_one(card, &entity, &cat, &globs));
+                        each(grade_one(card, &entity, &cat, &globs));
                     }
                 }
                 Ok(())
             })
             .await?;
     }
+    Ok(())
+}
+
+/// Grades every entity each scorecard applies to.
+pub async fn grade(store: &Store, cards: &[Scorecard]) -> Result<Vec<Graded>, StoreError> {
+    let mut out = Vec::new();
+    grade_each(store, cards, |g| out.push(g)).await?;
     Ok(out)
 }
 
 /// Grades every scorecard and records each one's grades, events and trend at `now`; grades of
-/// scorecards no longer configured are dropped. `run_id` is the newest run's.
+/// scorecards no longer configured are dropped. `run_id` is the newest run's. Each grade is
+/// compared with the stored one as it is made: only differences are kept until written.
 pub async fn record(
     store: &Store,
     cards: &[Scorecard],
@@ -112,20 +146,26 @@ pub async fn record(
 ) -> Result<BTreeMap<String, ScoresDelta>, StoreError> {
     let names: Vec<String> = cards.iter().map(|c| c.name.clone()).collect();
     store.retain_scorecards(&names).await?;
-    let mut by_card: BTreeMap<String, Vec<ScoreRecord>> =
-        names.iter().map(|n| (n.clone(), Vec::new())).collect();
-    for g in grade(store, cards).await? {
-        by_card.entry(g.scorecard).or_default().push(ScoreRecord {
-            entity_ref: g.entity,
-            owner: g.owner,
-            level: g.level,
-            failing: g.failing,
-        });
+    let mut changes: HashMap<String, ScoreChanges> = HashMap::new();
+    for name in &names {
+        changes.insert(name.clone(), store.score_changes(name).await?);
     }
+    grade_each(store, cards, |g| {
+        if let Some(c) = changes.get_mut(&g.scorecard) {
+            c.see(ScoreRecord {
+                entity_ref: g.entity,
+                owner: g.owner,
+                level: g.level,
+                failing: g.failing,
+            });
+        }
+    })
+    .await?;
     let mut out = BTreeMap::new();
-    for (card, records) in by_card {
-        let delta = store.record_scores(&card, &records, now, run_id).await?;
-        out.insert(card, delta);
+    for name in names {
+        if let Some(c) = changes.remove(&name) {
+            out.insert(name, store.apply_scores(c, now, run_id).await?);
+        }
     }
     Ok(out)
 }

@@ -111,11 +111,6 @@ impl Store {
     ) -> Result<ClassificationsDelta> {
         let mut tx = self.begin_write().await?;
         let backend = tx.backend();
-        let insert = sql(
-            backend,
-            "INSERT INTO classifications (entity_ref, facet, value, declared, evidence, since) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        );
         let update = sql(
             backend,
             "UPDATE classifications SET declared = $1, evidence = $2 \
@@ -125,17 +120,20 @@ impl Store {
             backend,
             "DELETE FROM classifications WHERE entity_ref = $1 AND facet = $2 AND value = $3",
         );
-        for c in &changes.added {
-            tx.query(insert.clone())
-                .bind(&c.entity_ref)
-                .bind(&c.facet)
-                .bind(&c.value)
-                .bind(c.declared)
-                .bind(&c.evidence)
-                .bind(now)
-                .execute()
-                .await?;
-        }
+        tx.insert_values(
+            "INSERT INTO classifications (entity_ref, facet, value, declared, evidence, since) ",
+            &changes.added,
+            |b, c| {
+                b.bind(c.entity_ref.clone())
+                    .bind(c.facet.clone())
+                    .bind(c.value.clone())
+                    .bind(c.declared)
+                    .bind(c.evidence.clone())
+                    .bind(now);
+            },
+            "",
+        )
+        .await?;
         for c in &changes.updated {
             tx.query(update.clone())
                 .bind(c.declared)

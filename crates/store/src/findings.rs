@@ -211,6 +211,27 @@ impl Store {
         self.query(q).bind(audit).fetch_all(decode).await
     }
 
+    /// (entity ref, rule, message) of every open finding of these rules, any audit: what a
+    /// check that needs a rule's finding absent reads, without the evidence.
+    pub async fn open_finding_messages(
+        &self,
+        rules: &[String],
+    ) -> Result<Vec<(String, String, String)>> {
+        if rules.is_empty() {
+            return Ok(Vec::new());
+        }
+        let marks: Vec<String> = (1..=rules.len()).map(|i| format!("${i}")).collect();
+        let mut q = self.query(format!(
+            "SELECT entity_ref, rule, message FROM findings \
+             WHERE resolved_at IS NULL AND rule IN ({})",
+            marks.join(", ")
+        ));
+        for r in rules {
+            q = q.bind(r.clone());
+        }
+        q.fetch_all(|r| Ok((r.get(0)?, r.get(1)?, r.get(2)?))).await
+    }
+
     /// Open findings of one audit.
     pub async fn open_findings(&self, audit: &str) -> Result<Vec<FindingRow>> {
         self.findings(audit, false).await

@@ -33,7 +33,7 @@ pub use findings::{FindingFilter, FindingRecord, FindingRow, FindingStatus, Find
 pub use identity::{IdentityHolder, IdentityKeyRow};
 pub use read::{CatalogStats, ChangeFilter, EntityFilter, PackageFilter, TableCounts};
 pub use rows::*;
-pub use score::{ScoreEventRow, ScoreRecord, ScoreRow, ScoresDelta, TrendRow};
+pub use score::{ScoreChanges, ScoreEventRow, ScoreRecord, ScoreRow, ScoresDelta, TrendRow};
 pub use write::EntityWrite;
 
 /// Store failures. Messages never contain connection strings (they may carry passwords).

@@ -297,6 +297,14 @@ impl Store {
         mut visit: impl FnMut(EntityRow) -> Result<()>,
     ) -> Result<()> {
         let (text, params) = self.list_statement(f);
+        // On SQLite the rows are stepped through its C API on this thread, one statement (one
+        // snapshot), instead of each being handed over from sqlx's connection thread.
+        let read = self
+            .sqlite_read_long(|c| c.each(&text, &params, sqlite_raw::entity, &mut visit))
+            .await?;
+        if read.is_some() {
+            return Ok(());
+        }
         // Each row is visited as it is decoded; the `Vec<()>` this collects never allocates.
         bound(self.query(text), params)
             .fetch_all(|r| visit(decode(r)?))

@@ -84,7 +84,71 @@ fn failing_of(text: &str) -> BTreeMap<String, String> {
     serde_json::from_str(text).unwrap_or_default()
 }
 
+/// One scorecard's grading compared with what is stored, as it streams: the grades that are
+/// new or changed (each changed one with what was stored), the roll-up, and what is left of
+/// the stored grades (those no longer graded) once every entity was seen.
+#[derive(Debug)]
+pub struct ScoreChanges {
+    pub scorecard: String,
+    /// Per stored entity: a digest of its owner, level and failing checks.
+    stored: HashMap<String, u64>,
+    added: Vec<(ScoreRecord, String)>,
+    changed: Vec<(ScoreRecord, String)>,
+    rollup: BTreeMap<(String, String), i64>,
+    graded: u64,
+}
+
+/// A digest of a grade's owner, level and failing checks (as stored JSON).
+fn digest(owner: &Option<String>, level: &Option<String>, failing: &str) -> u64 {
+    use std::hash::{Hash, Hasher};
+    // Fixed keys: the same digest for the same grade within a process, all it is used for.
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (owner, level, failing).hash(&mut h);
+    h.finish()
+}
+
+impl ScoreChanges {
+    /// Compares one grade with the stored one; only a difference is kept.
+    pub fn see(&mut self, c: ScoreRecord) {
+        self.graded += 1;
+        *self
+            .rollup
+            .entry((
+                c.owner.clone().unwrap_or_default(),
+                c.level.clone().unwrap_or_default(),
+            ))
+            .or_default() += 1;
+        let failing = serde_json::to_string(&c.failing).unwrap_or_else(|_| "{}".into());
+        match self.stored.remove(&c.entity_ref) {
+            None => self.added.push((c, failing)),
+            Some(d) if d == digest(&c.owner, &c.level, &failing) => {}
+            Some(_) => self.changed.push((c, failing)),
+        }
+    }
+}
+
 impl Store {
+    /// What is stored of one scorecard, to compare a grading with as it streams.
+    pub async fn score_changes(&self, scorecard: &str) -> Result<ScoreChanges> {
+        let stored: Vec<(String, u64)> = self
+            .query("SELECT entity_ref, owner, level, failing FROM scores WHERE scorecard = $1")
+            .bind(scorecard)
+            .fetch_all(|r| {
+                let (owner, level): (Option<String>, Option<String>) = (r.get(1)?, r.get(2)?);
+                let failing: String = r.get(3)?;
+                Ok((r.get(0)?, digest(&owner, &level, &failing)))
+            })
+            .await?;
+        Ok(ScoreChanges {
+            scorecard: scorecard.to_string(),
+            stored: stored.into_iter().collect(),
+            added: Vec::new(),
+            changed: Vec::new(),
+            rollup: BTreeMap::new(),
+            graded: 0,
+        })
+    }
+
     /// Records one scorecard's grades as computed at `now`: the grades by difference, an event
     /// per check that turned, and a trend point when the roll-up per owner and level changed.
     pub async fn record_scores(
@@ -94,24 +158,36 @@ impl Store {
         now: DateTime<Utc>,
         run_id: Option<&str>,
     ) -> Result<ScoresDelta> {
-        let stored: Vec<ScoreRow> = self
-            .query(format!("SELECT {COLUMNS} FROM scores WHERE scorecard = $1"))
-            .bind(scorecard)
-            .fetch_all(decode)
-            .await?;
-        let mut stored: HashMap<String, ScoreRow> = stored
-            .into_iter()
-            .map(|r| (r.entity_ref.clone(), r))
-            .collect();
+        let mut changes = self.score_changes(scorecard).await?;
+        for c in current {
+            changes.see(c.clone());
+        }
+        self.apply_scores(changes, now, run_id).await
+    }
+
+    /// Writes what a grading changed (see [`Store::score_changes`]) in one transaction.
+    pub async fn apply_scores(
+        &self,
+        changes: ScoreChanges,
+        now: DateTime<Utc>,
+        run_id: Option<&str>,
+    ) -> Result<ScoresDelta> {
+        let ScoreChanges {
+            scorecard,
+            stored,
+            added,
+            changed,
+            rollup,
+            graded,
+        } = changes;
+        let scorecard = scorecard.as_str();
         let latest = self.latest_trend(scorecard).await?;
-        let mut delta = ScoresDelta::default();
+        let mut delta = ScoresDelta {
+            graded,
+            ..ScoresDelta::default()
+        };
         let mut tx = self.begin_write().await?;
         let backend = tx.backend();
-        let insert = sql(
-            backend,
-            "INSERT INTO scores (scorecard, entity_ref, owner, level, failing, since) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        );
         let update = sql(
             backend,
             "UPDATE scores SET owner = $1, level = $2, failing = $3, since = $4 \
@@ -122,73 +198,80 @@ impl Store {
             "INSERT INTO score_events (at, run_id, scorecard, entity_ref, check_name, passed, \
              detail) VALUES ($1, $2, $3, $4, $5, $6, $7)",
         );
-        let mut rollup: BTreeMap<(String, String), i64> = BTreeMap::new();
-        for c in current {
-            delta.graded += 1;
-            *rollup
-                .entry((
-                    c.owner.clone().unwrap_or_default(),
-                    c.level.clone().unwrap_or_default(),
-                ))
-                .or_default() += 1;
-            let failing = serde_json::to_string(&c.failing).unwrap_or_else(|_| "{}".into());
-            match stored.remove(&c.entity_ref) {
-                None => {
-                    delta.levels_changed += 1;
-                    tx.query(insert.clone())
-                        .bind(scorecard)
-                        .bind(&c.entity_ref)
-                        .bind(&c.owner)
-                        .bind(&c.level)
-                        .bind(&failing)
-                        .bind(now)
-                        .execute()
-                        .await?;
-                }
-                Some(old) => {
-                    if old.owner == c.owner && old.level == c.level && old.failing == failing {
-                        continue;
-                    }
-                    let before = failing_of(&old.failing);
-                    let names: BTreeSet<&String> = before.keys().chain(c.failing.keys()).collect();
-                    for name in names {
-                        let (was, now_fails) = (before.contains_key(name), c.failing.get(name));
-                        if was == now_fails.is_some() {
-                            continue;
-                        }
-                        if now_fails.is_some() {
-                            delta.turned_failing += 1;
-                        } else {
-                            delta.turned_passing += 1;
-                        }
-                        tx.query(event.clone())
-                            .bind(now)
-                            .bind(run_id)
-                            .bind(scorecard)
-                            .bind(&c.entity_ref)
-                            .bind(name)
-                            .bind(now_fails.is_none())
-                            .bind(now_fails.cloned().unwrap_or_default())
-                            .execute()
-                            .await?;
-                    }
-                    let since = if old.level == c.level {
-                        old.since
-                    } else {
-                        delta.levels_changed += 1;
-                        now
-                    };
-                    tx.query(update.clone())
-                        .bind(&c.owner)
-                        .bind(&c.level)
-                        .bind(&failing)
-                        .bind(since)
-                        .bind(scorecard)
-                        .bind(&c.entity_ref)
-                        .execute()
-                        .await?;
-                }
+        delta.levels_changed += added.len() as u64;
+        tx.insert_values(
+            "INSERT INTO scores (scorecard, entity_ref, owner, level, failing, since) ",
+            &added,
+            |b, (c, failing)| {
+                b.bind(scorecard.to_string())
+                    .bind(c.entity_ref.clone())
+                    .bind(c.owner.clone())
+                    .bind(c.level.clone())
+                    .bind(failing.clone())
+                    .bind(now);
+            },
+            "",
+        )
+        .await?;
+        // What the changed grades were, read now: only they are needed whole.
+        let refs: Vec<String> = changed.iter().map(|(c, _)| c.entity_ref.clone()).collect();
+        let mut olds: HashMap<String, ScoreRow> = HashMap::new();
+        for chunk in refs.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let mut q = self.query(format!(
+                "SELECT {COLUMNS} FROM scores WHERE scorecard = $1 AND entity_ref IN ({})",
+                marks.join(", ")
+            ));
+            q = q.bind(scorecard);
+            for r in chunk {
+                q = q.bind(r.clone());
             }
+            for row in q.fetch_all(decode::<ScoreRow>).await? {
+                olds.insert(row.entity_ref.clone(), row);
+            }
+        }
+        for (c, failing) in &changed {
+            let Some(old) = olds.get(&c.entity_ref) else {
+                continue;
+            };
+            let before = failing_of(&old.failing);
+            let names: BTreeSet<&String> = before.keys().chain(c.failing.keys()).collect();
+            for name in names {
+                let (was, now_fails) = (before.contains_key(name), c.failing.get(name));
+                if was == now_fails.is_some() {
+                    continue;
+                }
+                if now_fails.is_some() {
+                    delta.turned_failing += 1;
+                } else {
+                    delta.turned_passing += 1;
+                }
+                tx.query(event.clone())
+                    .bind(now)
+                    .bind(run_id)
+                    .bind(scorecard)
+                    .bind(&c.entity_ref)
+                    .bind(name)
+                    .bind(now_fails.is_none())
+                    .bind(now_fails.cloned().unwrap_or_default())
+                    .execute()
+                    .await?;
+            }
+            let since = if old.level == c.level {
+                old.since
+            } else {
+                delta.levels_changed += 1;
+                now
+            };
+            tx.query(update.clone())
+                .bind(&c.owner)
+                .bind(&c.level)
+                .bind(failing)
+                .bind(since)
+                .bind(scorecard)
+                .bind(&c.entity_ref)
+                .execute()
+                .await?;
         }
         let drop = sql(
             backend,

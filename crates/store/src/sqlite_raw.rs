@@ -33,6 +33,29 @@ impl Store {
         let mut conn = unsafe { Conn::new(handle.as_raw_handle()) };
         read(&mut conn).map(Some)
     }
+
+    /// Like [`Store::sqlite_read`], for a read that steps a whole table: on a multi-threaded
+    /// runtime the worker hands its other tasks to the others while it reads
+    /// (`block_in_place`), so the read holds no task up.
+    pub(crate) async fn sqlite_read_long<T>(
+        &self,
+        read: impl FnOnce(&mut Conn) -> Result<T>,
+    ) -> Result<Option<T>> {
+        let Self::Sqlite { reader, .. } = self else {
+            return Ok(None);
+        };
+        let mut pooled = reader.acquire().await?;
+        let mut handle = pooled.lock_handle().await?;
+        // SAFETY: as in `sqlite_read`: the handle is held for as long as `conn` lives.
+        let mut conn = unsafe { Conn::new(handle.as_raw_handle()) };
+        let multi = tokio::runtime::Handle::try_current()
+            .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
+        if multi {
+            tokio::task::block_in_place(|| read(&mut conn)).map(Some)
+        } else {
+            read(&mut conn).map(Some)
+        }
+    }
 }
 
 /// A value bound to a `$n` parameter.
@@ -70,6 +93,27 @@ impl Conn {
             match unsafe { ffi::sqlite3_step(stmt.raw) } {
                 ffi::SQLITE_ROW => out.push(decode(&Row { stmt: &stmt })?),
                 ffi::SQLITE_DONE => return Ok(out),
+                code => return Err(self.error(code)),
+            }
+        }
+    }
+
+    /// Runs `text` with `params` and hands each row, decoded, to `visit` as it is stepped:
+    /// a whole table without holding it (a visitor's error ends the read).
+    pub(crate) fn each<T>(
+        &mut self,
+        text: &str,
+        params: &[Param],
+        mut decode: impl FnMut(&Row<'_>) -> Result<T>,
+        mut visit: impl FnMut(T) -> Result<()>,
+    ) -> Result<()> {
+        let mut stmt = self.prepare(text)?;
+        stmt.bind(params)?;
+        loop {
+            // SAFETY: the statement is live and belongs to this locked connection.
+            match unsafe { ffi::sqlite3_step(stmt.raw) } {
+                ffi::SQLITE_ROW => visit(decode(&Row { stmt: &stmt })?)?,
+                ffi::SQLITE_DONE => return Ok(()),
                 code => return Err(self.error(code)),
             }
         }
