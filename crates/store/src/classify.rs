@@ -92,7 +92,33 @@ impl Store {
     /// Every stored classification's key with the digest of the rest: what a classifier
     /// compares against while it streams, instead of holding the stored rows.
     pub async fn classification_digests(&self) -> Result<HashMap<ClassificationKey, u64>> {
-        self.query("SELECT entity_ref, facet, value, declared, evidence FROM classifications")
+        const Q: &str = "SELECT entity_ref, facet, value, declared, evidence FROM classifications";
+        // On SQLite stepped through its C API: the whole table, without a hand-off per row.
+        let raw = self
+            .sqlite_read_long(|c| {
+                let mut out = HashMap::new();
+                let decode = |r: &crate::sqlite_raw::Row<'_>| {
+                    let key = key_of(
+                        r.text(0)?.unwrap_or_default(),
+                        r.text(1)?.unwrap_or_default(),
+                        r.text(2)?.unwrap_or_default(),
+                    );
+                    Ok((
+                        key,
+                        digest_of(r.int(3) != 0, r.text(4)?.unwrap_or_default()),
+                    ))
+                };
+                c.each(Q, &[], decode, |(k, d)| {
+                    out.insert(k, d);
+                    Ok(())
+                })?;
+                Ok(out)
+            })
+            .await?;
+        if let Some(digests) = raw {
+            return Ok(digests);
+        }
+        self.query(Q)
             .fetch_all(|r| {
                 let (e, f, v): (String, String, String) = (r.get(0)?, r.get(1)?, r.get(2)?);
                 let declared: bool = r.get(3)?;

@@ -120,7 +120,14 @@ impl ScoreChanges {
             .or_default() += 1;
         let failing = serde_json::to_string(&c.failing).unwrap_or_else(|_| "{}".into());
         match self.stored.remove(&c.entity_ref) {
-            None => self.added.push((c, failing)),
+            // A first grade makes no event: its JSON is all that is written.
+            None => self.added.push((
+                ScoreRecord {
+                    failing: BTreeMap::new(),
+                    ..c
+                },
+                failing,
+            )),
             Some(d) if d == digest(&c.owner, &c.level, &failing) => {}
             Some(_) => self.changed.push((c, failing)),
         }
@@ -130,15 +137,39 @@ impl ScoreChanges {
 impl Store {
     /// What is stored of one scorecard, to compare a grading with as it streams.
     pub async fn score_changes(&self, scorecard: &str) -> Result<ScoreChanges> {
-        let stored: Vec<(String, u64)> = self
-            .query("SELECT entity_ref, owner, level, failing FROM scores WHERE scorecard = $1")
-            .bind(scorecard)
-            .fetch_all(|r| {
-                let (owner, level): (Option<String>, Option<String>) = (r.get(1)?, r.get(2)?);
-                let failing: String = r.get(3)?;
-                Ok((r.get(0)?, digest(&owner, &level, &failing)))
+        const Q: &str = "SELECT entity_ref, owner, level, failing FROM scores WHERE scorecard = $1";
+        // On SQLite stepped through its C API: a whole scorecard, without a hand-off per row.
+        let raw = self
+            .sqlite_read_long(|c| {
+                let mut out = Vec::new();
+                let params = [crate::sqlite_raw::Param::Text(scorecard.to_string())];
+                let decode = |r: &crate::sqlite_raw::Row<'_>| {
+                    let owner = r.text(1)?.map(str::to_owned);
+                    let level = r.text(2)?.map(str::to_owned);
+                    let d = digest(&owner, &level, r.text(3)?.unwrap_or_default());
+                    Ok((r.string(0, "scores")?, d))
+                };
+                c.each(Q, &params, decode, |x| {
+                    out.push(x);
+                    Ok(())
+                })?;
+                Ok(out)
             })
             .await?;
+        let stored: Vec<(String, u64)> = match raw {
+            Some(rows) => rows,
+            None => {
+                self.query(Q)
+                    .bind(scorecard)
+                    .fetch_all(|r| {
+                        let (owner, level): (Option<String>, Option<String>) =
+                            (r.get(1)?, r.get(2)?);
+                        let failing: String = r.get(3)?;
+                        Ok((r.get(0)?, digest(&owner, &level, &failing)))
+                    })
+                    .await?
+            }
+        };
         Ok(ScoreChanges {
             scorecard: scorecard.to_string(),
             stored: stored.into_iter().collect(),

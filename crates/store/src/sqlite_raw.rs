@@ -220,6 +220,12 @@ impl Row<'_> {
         }
     }
 
+    /// Column `i` as an integer (NULL reads as 0, as SQLite converts it).
+    pub(crate) fn int(&self, i: c_int) -> i64 {
+        // SAFETY: the row is current (the statement was just stepped to SQLITE_ROW).
+        unsafe { ffi::sqlite3_column_int64(self.stmt.raw, i) }
+    }
+
     /// Column `i` as text, required.
     pub(crate) fn string(&self, i: c_int, table: &'static str) -> Result<String> {
         self.text(i)?
