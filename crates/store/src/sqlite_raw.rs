@@ -23,15 +23,7 @@ impl Store {
         &self,
         read: impl FnOnce(&mut Conn) -> Result<T>,
     ) -> Result<Option<T>> {
-        let Self::Sqlite { reader, .. } = self else {
-            return Ok(None);
-        };
-        let mut pooled = reader.acquire().await?;
-        let mut handle = pooled.lock_handle().await?;
-        // SAFETY: while `handle` is held, sqlx's connection thread makes no call on this
-        // connection or its statements; `conn` does not outlive `handle`.
-        let mut conn = unsafe { Conn::new(handle.as_raw_handle()) };
-        read(&mut conn).map(Some)
+        self.sqlite_read_on(false, read).await
     }
 
     /// Like [`Store::sqlite_read`], for a read that steps a whole table: on a multi-threaded
@@ -41,16 +33,25 @@ impl Store {
         &self,
         read: impl FnOnce(&mut Conn) -> Result<T>,
     ) -> Result<Option<T>> {
+        self.sqlite_read_on(true, read).await
+    }
+
+    async fn sqlite_read_on<T>(
+        &self,
+        long: bool,
+        read: impl FnOnce(&mut Conn) -> Result<T>,
+    ) -> Result<Option<T>> {
         let Self::Sqlite { reader, .. } = self else {
             return Ok(None);
         };
         let mut pooled = reader.acquire().await?;
         let mut handle = pooled.lock_handle().await?;
-        // SAFETY: as in `sqlite_read`: the handle is held for as long as `conn` lives.
+        // SAFETY: while `handle` is held, sqlx's connection thread makes no call on this
+        // connection or its statements; `conn` does not outlive `handle`.
         let mut conn = unsafe { Conn::new(handle.as_raw_handle()) };
         let multi = tokio::runtime::Handle::try_current()
             .is_ok_and(|h| h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread);
-        if multi {
+        if long && multi {
             tokio::task::block_in_place(|| read(&mut conn)).map(Some)
         } else {
             read(&mut conn).map(Some)

@@ -20,39 +20,45 @@ pub(super) fn name(text: &str, what: &str) -> Result<String, String> {
         .ok_or_else(|| format!("{text:?} is not a {what} name (letters, digits, `-`, `_`, `.`)"))
 }
 
+/// The `name` of the table at `path`: present, a name, and not one of `taken`; else an error
+/// at its key.
+fn unique_name(
+    t: &DeTable<'_>,
+    path: &str,
+    span: std::ops::Range<usize>,
+    what: &str,
+    taken: &[&str],
+    r: &mut Report<'_>,
+) -> Option<String> {
+    let key = format!("{path}.name");
+    let at = key_span(t, "name").unwrap_or(span.clone());
+    let Some(raw) = get_str(t, "name", &key, r) else {
+        if !t.contains_key("name") {
+            r.push(span, &key, format!("missing: the {what}'s name"), None);
+        }
+        return None;
+    };
+    match name(&raw, what) {
+        Ok(n) if taken.contains(&n.as_str()) => {
+            r.push(at, &key, format!("a second {what} named {n:?}"), None);
+            None
+        }
+        Ok(n) => Some(n),
+        Err(e) => {
+            r.push(at, &key, e, None);
+            None
+        }
+    }
+}
+
 pub(super) fn parse(item: Option<&Spanned<DeValue<'_>>>, r: &mut Report<'_>) -> Vec<Scorecard> {
     let mut out: Vec<Scorecard> = Vec::new();
     for (_, path, span, t) in tables_of(item, "scorecards", r) {
         check_keys(t, &path, SCORECARD_KEYS, r);
         let key = |k: &str| format!("{path}.{k}");
         let at = |k: &str| key_span(t, k).unwrap_or(span.clone());
-        let card_name = match get_str(t, "name", &key("name"), r) {
-            Some(n) => match name(&n, "scorecard") {
-                Ok(n) if out.iter().any(|c| c.name == n) => {
-                    r.push(
-                        at("name"),
-                        &key("name"),
-                        format!("a second scorecard named {n:?}"),
-                        None,
-                    );
-                    None
-                }
-                Ok(n) => Some(n),
-                Err(e) => {
-                    r.push(at("name"), &key("name"), e, None);
-                    None
-                }
-            },
-            None => {
-                r.push(
-                    span.clone(),
-                    &key("name"),
-                    "missing: the scorecard's name".into(),
-                    None,
-                );
-                None
-            }
-        };
+        let taken: Vec<&str> = out.iter().map(|c| c.name.as_str()).collect();
+        let card_name = unique_name(t, &path, span.clone(), "scorecard", &taken, r);
         let mut levels: Vec<String> = Vec::new();
         let raw_levels = string_list(t, "levels", &key("levels"), r);
         for (i, l) in raw_levels.iter().enumerate() {
@@ -139,31 +145,11 @@ fn checks(
         check_keys(t, &path, CHECK_KEYS, r);
         let key = |k: &str| format!("{path}.{k}");
         let at = |k: &str| key_span(t, k).unwrap_or(span.clone());
-        let check_name = match get_str(t, "name", &key("name"), r).map(|n| name(&n, "check")) {
-            Some(Ok(n)) if !names.insert(n.clone()) => {
-                r.push(
-                    at("name"),
-                    &key("name"),
-                    format!("a second check named {n:?}"),
-                    None,
-                );
-                None
-            }
-            Some(Ok(n)) => Some(n),
-            Some(Err(e)) => {
-                r.push(at("name"), &key("name"), e, None);
-                None
-            }
-            None => {
-                r.push(
-                    span.clone(),
-                    &key("name"),
-                    "missing: the check's name".into(),
-                    None,
-                );
-                None
-            }
-        };
+        let taken: Vec<&str> = names.iter().map(String::as_str).collect();
+        let check_name = unique_name(t, &path, span.clone(), "check", &taken, r);
+        if let Some(n) = &check_name {
+            names.insert(n.clone());
+        }
         let level = match get_str(t, "level", &key("level"), r) {
             Some(l) => {
                 let l = l.trim().to_ascii_lowercase();
