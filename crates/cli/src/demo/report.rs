@@ -179,7 +179,9 @@ impl Summary {
             }
             shown.join(", ")
         };
-        say!("\nClassified from evidence (surveyor classify; surveyor entities list --tier, --stack):");
+        say!(
+            "\nClassified from evidence (surveyor classify; surveyor entities list --tier, --stack):"
+        );
         say!("  tiers   {}", counted(&self.tiers, 6));
         say!("  stacks  {}", counted(&self.stacks, 6));
         if !self.scores.is_empty() {
