@@ -15,6 +15,7 @@ mod events;
 mod fakes;
 mod generated;
 mod github;
+mod grade;
 mod http_abuse;
 mod load;
 mod machine;
@@ -65,6 +66,9 @@ enum Scenario {
     /// `surveyor serve` in process under concurrent API clients while every connector syncs
     /// back to back against the fakes: errors, lock errors, p50/p99, syncs completed
     Load(load::LoadBench),
+    /// N generated components classified and graded by three scorecards: the first grading,
+    /// then gradings with nothing changed (wall time, peak RSS)
+    Grade(grade::GradeBench),
     /// The audits against what the simulated org planted: per rule planted, found, precision
     /// and recall, on the small, medium and large orgs
     Audit(audit::AuditBench),
@@ -89,6 +93,7 @@ impl Scenario {
             Self::Api(_) => "api",
             Self::Load(_) => "load",
             Self::Audit(_) => "audit",
+            Self::Grade(_) => "grade",
             Self::HttpAbuse(_) => "http-abuse",
             Self::Events(_) => "events",
         }
@@ -151,6 +156,10 @@ async fn main() -> anyhow::Result<()> {
             load::run(b).await?
         }
         Scenario::Audit(b) => audit::run(b).await?,
+        Scenario::Grade(mut b) => {
+            b.pg.resolve();
+            grade::run(b).await?
+        }
         Scenario::HttpAbuse(b) => http_abuse::run(b).await?,
         Scenario::Events(mut b) => {
             b.pg.resolve();

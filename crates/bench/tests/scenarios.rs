@@ -353,3 +353,21 @@ fn http_abuse_measures_slow_connections_and_the_heavy_mix_on_both_servers() {
     );
     assert!(plain["results"]["heavy"].is_null());
 }
+
+#[test]
+fn grade_classifies_and_grades_every_generated_component() {
+    let r = run(&[
+        "grade",
+        "--entities",
+        "300",
+        "--repeat",
+        "1",
+        "--no-postgres",
+    ]);
+    for b in backends(&r) {
+        // Three scorecards grade every component.
+        assert_eq!(u(&b["graded"]), 900, "{b}");
+        assert!(f(&b["first_s"]) > 0.0 && f(&b["unchanged_s"]) > 0.0, "{b}");
+        assert!(f(&b["unchanged_peak_rss_mb"]) > 0.0, "{b}");
+    }
+}

@@ -759,6 +759,36 @@ fn the_console_reads_the_demo_catalog_in_a_browser() {
         "the demo has drift findings"
     );
     b.shot("14-drift");
+
+    // 15: the demo's scorecards, from the navigation: one's roll-up per team and its trend,
+    // then a team's own view.
+    let nav = b.need_link("Scorecards", "scorecards");
+    b.follow(&nav, "scorecards");
+    assert_eq!(b.path(), "/scorecards");
+    let card = b.need_link("Operational readiness", "scorecards");
+    b.follow(&card, "operational readiness");
+    assert_eq!(b.path(), "/scorecards/operational-readiness");
+    assert_eq!(b.h1(), "Operational readiness");
+    let teams = b.rows("#teams");
+    assert!(!teams.is_empty(), "a roll-up per team");
+    assert!(
+        !b.rows("#trend").is_empty(),
+        "a trend point after the first sync"
+    );
+    assert_eq!(
+        b.rows("#checks").len(),
+        5,
+        "the demo's five readiness checks"
+    );
+    b.shot("15-scorecard");
+    let team = b.need("#teams tbody tr td a", "scorecard teams");
+    b.follow(&team, "a team's view");
+    assert!(
+        b.s.url().contains("owner="),
+        "a team's own view: {}",
+        b.s.url()
+    );
+    b.shot("16-scorecard-team");
 }
 
 // ---------------------------------------------------------------------------------------------

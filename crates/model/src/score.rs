@@ -103,7 +103,7 @@ impl Test {
                 (_, Some(g)) => format!("field {pointer} matches {g:?}"),
                 _ => format!("field {pointer} is set"),
             },
-            Self::Relation(r) => format!("a {r} relation"),
+            Self::Relation(r) => format!("a relation of type {r}"),
             Self::OwnerMembers(n) => format!("the owner group has at least {n} members"),
             Self::OnCall => "someone is on call".into(),
             Self::NoFinding(rule) => format!("no open {rule} finding"),

@@ -219,7 +219,15 @@ impl Session {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             match self.get(&format!("/element/{}/name", html.0)) {
-                Err(e) if e.starts_with("stale element reference") => break,
+                // The old page's root is gone: the click led to another page. Chromium says so
+                // as a stale reference, or (on some versions, mid-navigation) as an inspector
+                // error that the node no longer belongs to the document.
+                Err(e)
+                    if e.starts_with("stale element reference")
+                        || e.contains("does not belong to the document") =>
+                {
+                    break;
+                }
                 Err(e) => return Err(e),
                 Ok(_) if Instant::now() > deadline => {
                     return Err(format!(
