@@ -26,6 +26,10 @@ pub struct CatalogQuery {
     pub source: Option<String>,
     pub lifecycle: Option<String>,
     pub label: Option<String>,
+    /// A tier or a stack, as classification gave them (`tier-1`; `typescript` or
+    /// `typescript/react`).
+    pub tier: Option<String>,
+    pub stack: Option<String>,
     pub cursor: Option<String>,
 }
 
@@ -39,6 +43,8 @@ impl CatalogQuery {
             ("source", &self.source),
             ("lifecycle", &self.lifecycle),
             ("label", &self.label),
+            ("tier", &self.tier),
+            ("stack", &self.stack),
         ]
         .into_iter()
         .filter_map(|(k, v)| given(v).map(|v| (k, v)))
@@ -97,6 +103,10 @@ impl CatalogQuery {
             source: given(&self.source),
             text: given(&self.q),
             lifecycle: given(&self.lifecycle),
+            classified: [("tier", &self.tier), ("stack", &self.stack)]
+                .into_iter()
+                .filter_map(|(f, v)| given(v).map(|v| (f.to_string(), v)))
+                .collect(),
             after,
             limit: Some(PAGE),
             ..EntityFilter::default()
@@ -227,6 +237,8 @@ pub async fn page_handler(
             datalist #sources { @for s in &sources { option value=(s) {} } }
             label for="lifecycle" { "Lifecycle" input #lifecycle name="lifecycle" value=(v(&q.lifecycle)) placeholder="production"; }
             label for="label" { "Label" input #label name="label" value=(v(&q.label)) placeholder="key=value"; }
+            label for="tier" { "Tier" input #tier name="tier" value=(v(&q.tier)) placeholder="tier-1"; }
+            label for="stack" { "Stack" input #stack name="stack" value=(v(&q.stack)) placeholder="typescript/react"; }
             button.primary type="submit" { "Search" }
             @if !q.pairs().is_empty() { a href="/" { "Clear" } }
         }

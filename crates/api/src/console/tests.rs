@@ -86,6 +86,37 @@ async fn the_catalog_page_searches_filters_counts_and_pages() {
     let (_, owned) = c.get("/?owner=team-a&q=svc-0").await;
     assert_eq!(rows(&owned, "entities").len(), 10);
 
+    // Tier and stack filter on the classification.
+    c.store
+        .record_classifications(
+            &[
+                ("web", "tier", "tier-1"),
+                ("web", "stack", "typescript/react"),
+                ("svc-01", "stack", "typescript"),
+            ]
+            .map(|(name, facet, value)| surveyor_store::Classification {
+                entity_ref: format!("component:default/{name}"),
+                facet: facet.into(),
+                value: value.into(),
+                declared: false,
+                evidence: "[]".into(),
+            }),
+            chrono::Utc::now(),
+        )
+        .await
+        .expect("classify");
+    let (_, tier) = c.get("/?tier=tier-1").await;
+    assert_eq!(rows(&tier, "entities").len(), 1, "{tier}");
+    assert!(rows(&tier, "entities")[0].contains("component:default/web"));
+    let (_, stack) = c.get("/?stack=typescript").await;
+    assert_eq!(
+        rows(&stack, "entities").len(),
+        2,
+        "a language matches its frameworks"
+    );
+    let (_, none) = c.get("/?tier=tier-1&stack=typescript%2Freact&q=svc").await;
+    assert!(rows(&none, "entities").is_empty());
+
     // A bad filter is a 400 page that says what is wrong.
     let (status, html) = c.get("/?label=tier").await;
     assert_eq!(status, 400);
