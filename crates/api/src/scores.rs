@@ -128,7 +128,8 @@ pub struct TurnQuery {
     pub limit: Option<u32>,
 }
 
-fn card<'a>(state: &'a AppState, name: &str) -> Result<&'a Scorecard, ApiError> {
+/// The configured scorecard of this name (ignoring case), or a 404.
+pub(crate) fn card<'a>(state: &'a AppState, name: &str) -> Result<&'a Scorecard, ApiError> {
     input::value("scorecard", name)?;
     let wanted = name.to_ascii_lowercase();
     state

@@ -72,20 +72,9 @@ const SCORECARD_KEYS: &[&str] = &[
 const CHECK_KEYS: &[&str] = &[
     "name",
     "level",
-    "field",
     "equals",
     "matches",
-    "relation",
-    "owner_members_at_least",
-    "on_call",
-    "no_finding",
-    "dependency",
-    "dependency_absent",
-    "file",
-    "link",
-];
-/// The tests a check may make (one each).
-const TESTS: &[&str] = &[
+    // The tests, from here on: see TESTS.
     "field",
     "relation",
     "owner_members_at_least",
@@ -96,6 +85,9 @@ const TESTS: &[&str] = &[
     "file",
     "link",
 ];
+/// The tests a check may make (one each): the check keys after its name, level and the two
+/// keys that go with `field`.
+const TESTS: &[&str] = CHECK_KEYS.split_at(4).1;
 const TIER_KEYS: &[&str] = &[
     "tier",
     "on_call",

@@ -16,8 +16,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use surveyor_model::classify::{ClassifyRules, TIER_ANNOTATION, TierRule};
 use surveyor_store::{
-    Classification, ClassificationChanges, ClassificationsDelta, EntityFilter, EntityRow, Store,
-    StoreError,
+    Classification, ClassificationsDelta, EntityFilter, EntityRow, Store, StoreError,
 };
 
 pub use evidence::Evidence;
@@ -172,13 +171,6 @@ async fn classify_each(
         .await
 }
 
-/// Classifies every live Component: the facets that have evidence, by entity then facet.
-pub async fn classify(store: &Store, rules: &ClassifyRules) -> Result<Vec<Classified>, StoreError> {
-    let mut out = Vec::new();
-    classify_each(store, rules, |c| out.push(c)).await?;
-    Ok(out)
-}
-
 /// Classifies the Components and stores the result by difference, at `now`. What is stored is
 /// held as keys and digests only, and each value is compared as it is made: only changes are
 /// kept until they are written.
@@ -187,20 +179,9 @@ pub async fn record(
     rules: &ClassifyRules,
     now: DateTime<Utc>,
 ) -> Result<ClassificationsDelta, StoreError> {
-    let mut stored = store.classification_digests().await?;
-    let mut changes = ClassificationChanges::default();
-    classify_each(store, rules, |c| {
-        let record = c.to_record();
-        match stored.remove(&record.key()) {
-            None => changes.added.push(record),
-            Some(d) if d == record.digest() => changes.unchanged += 1,
-            Some(_) => changes.updated.push(record),
-        }
-    })
-    .await?;
-    changes.removed = stored.into_keys().collect();
-    changes.removed.sort();
-    store.apply_classifications(&changes, now).await
+    let mut changes = store.classification_changes().await?;
+    classify_each(store, rules, |c| changes.see(c.to_record())).await?;
+    store.apply_classifications(changes, now).await
 }
 
 fn component(cat: &Catalog, rules: &ClassifyRules, row: &EntityRow, out: &mut Vec<Classified>) {

@@ -128,13 +128,6 @@ async fn grade_each(
     Ok(())
 }
 
-/// Grades every entity each scorecard applies to.
-pub async fn grade(store: &Store, cards: &[Scorecard]) -> Result<Vec<Graded>, StoreError> {
-    let mut out = Vec::new();
-    grade_each(store, cards, |g| out.push(g)).await?;
-    Ok(out)
-}
-
 /// Grades every scorecard and records each one's grades, events and trend at `now`; grades of
 /// scorecards no longer configured are dropped. `run_id` is the newest run's. Each grade is
 /// compared with the stored one as it is made: only differences are kept until written.

@@ -78,20 +78,39 @@ fn digest_of(declared: bool, evidence: &str) -> u64 {
     h.finish()
 }
 
-/// What a classification changes: rows to add, rows whose declaration or evidence changed, and
-/// the keys of rows no longer given.
+/// A classification compared with what is stored, as it streams ([`Store::classification_changes`]):
+/// the stored values are held as keys and digests, and only the values that are new or changed
+/// are kept; what is left of the stored ones once every value was seen is no longer given.
 #[derive(Debug, Default)]
 pub struct ClassificationChanges {
-    pub added: Vec<Classification>,
-    pub updated: Vec<Classification>,
-    pub removed: Vec<ClassificationKey>,
-    pub unchanged: u64,
+    stored: HashMap<ClassificationKey, u64>,
+    added: Vec<Classification>,
+    updated: Vec<Classification>,
+    unchanged: u64,
+}
+
+impl ClassificationChanges {
+    /// Compares one value with the stored one; only a difference is kept.
+    pub fn see(&mut self, c: Classification) {
+        match self.stored.remove(&c.key()) {
+            None => self.added.push(c),
+            Some(d) if d == c.digest() => self.unchanged += 1,
+            Some(_) => self.updated.push(c),
+        }
+    }
 }
 
 impl Store {
-    /// Every stored classification's key with the digest of the rest: what a classifier
-    /// compares against while it streams, instead of holding the stored rows.
-    pub async fn classification_digests(&self) -> Result<HashMap<ClassificationKey, u64>> {
+    /// What is stored, to compare a classification with as it streams.
+    pub async fn classification_changes(&self) -> Result<ClassificationChanges> {
+        Ok(ClassificationChanges {
+            stored: self.classification_digests().await?,
+            ..ClassificationChanges::default()
+        })
+    }
+
+    /// Every stored classification's key with the digest of the rest.
+    async fn classification_digests(&self) -> Result<HashMap<ClassificationKey, u64>> {
         const Q: &str = "SELECT entity_ref, facet, value, declared, evidence FROM classifications";
         // On SQLite stepped through its C API: the whole table, without a hand-off per row.
         let raw = self
@@ -129,12 +148,15 @@ impl Store {
             .map(|rows| rows.into_iter().collect())
     }
 
-    /// Writes `changes` in one transaction; values added get `since = now`.
+    /// Writes what a classification changed (see [`Store::classification_changes`]) in one
+    /// transaction: values added get `since = now`, the stored values it did not see go.
     pub async fn apply_classifications(
         &self,
-        changes: &ClassificationChanges,
+        changes: ClassificationChanges,
         now: DateTime<Utc>,
     ) -> Result<ClassificationsDelta> {
+        let mut removed: Vec<ClassificationKey> = changes.stored.into_keys().collect();
+        removed.sort();
         let mut tx = self.begin_write().await?;
         let backend = tx.backend();
         let update = sql(
@@ -170,7 +192,7 @@ impl Store {
                 .execute()
                 .await?;
         }
-        for key in &changes.removed {
+        for key in &removed {
             let mut parts = key.splitn(3, '\u{1f}');
             let (Some(e), Some(f), Some(v)) = (parts.next(), parts.next(), parts.next()) else {
                 continue;
@@ -186,7 +208,7 @@ impl Store {
         Ok(ClassificationsDelta {
             added: changes.added.len() as u64,
             updated: changes.updated.len() as u64,
-            removed: changes.removed.len() as u64,
+            removed: removed.len() as u64,
             unchanged: changes.unchanged,
         })
     }
@@ -198,18 +220,11 @@ impl Store {
         current: &[Classification],
         now: DateTime<Utc>,
     ) -> Result<ClassificationsDelta> {
-        let mut stored = self.classification_digests().await?;
-        let mut changes = ClassificationChanges::default();
+        let mut changes = self.classification_changes().await?;
         for c in current {
-            match stored.remove(&c.key()) {
-                None => changes.added.push(c.clone()),
-                Some(d) if d == c.digest() => changes.unchanged += 1,
-                Some(_) => changes.updated.push(c.clone()),
-            }
+            changes.see(c.clone());
         }
-        changes.removed = stored.into_keys().collect();
-        changes.removed.sort();
-        self.apply_classifications(&changes, now).await
+        self.apply_classifications(changes, now).await
     }
 
     /// One entity's classifications (by ref key), by facet and value.

@@ -217,6 +217,23 @@ impl Store {
             graded,
             ..ScoresDelta::default()
         };
+        // What the changed grades were, read before the write begins: only they are needed whole.
+        let refs: Vec<String> = changed.iter().map(|(c, _)| c.entity_ref.clone()).collect();
+        let mut olds: HashMap<String, ScoreRow> = HashMap::new();
+        for chunk in refs.chunks(500) {
+            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
+            let mut q = self.query(format!(
+                "SELECT {COLUMNS} FROM scores WHERE scorecard = $1 AND entity_ref IN ({})",
+                marks.join(", ")
+            ));
+            q = q.bind(scorecard);
+            for r in chunk {
+                q = q.bind(r.clone());
+            }
+            for row in q.fetch_all(decode::<ScoreRow>).await? {
+                olds.insert(row.entity_ref.clone(), row);
+            }
+        }
         let mut tx = self.begin_write().await?;
         let backend = tx.backend();
         let update = sql(
@@ -244,23 +261,6 @@ impl Store {
             "",
         )
         .await?;
-        // What the changed grades were, read now: only they are needed whole.
-        let refs: Vec<String> = changed.iter().map(|(c, _)| c.entity_ref.clone()).collect();
-        let mut olds: HashMap<String, ScoreRow> = HashMap::new();
-        for chunk in refs.chunks(500) {
-            let marks: Vec<String> = (2..chunk.len() + 2).map(|i| format!("${i}")).collect();
-            let mut q = self.query(format!(
-                "SELECT {COLUMNS} FROM scores WHERE scorecard = $1 AND entity_ref IN ({})",
-                marks.join(", ")
-            ));
-            q = q.bind(scorecard);
-            for r in chunk {
-                q = q.bind(r.clone());
-            }
-            for row in q.fetch_all(decode::<ScoreRow>).await? {
-                olds.insert(row.entity_ref.clone(), row);
-            }
-        }
         for (c, failing) in &changed {
             let Some(old) = olds.get(&c.entity_ref) else {
                 continue;

@@ -99,13 +99,7 @@ pub async fn page(
     let with = |e: ApiError| PageError { error: e, chrome };
     let Path(name) = path.map_err(|e| with(input::bad_path(e)))?;
     let Query(q) = q.map_err(|e| with(ApiError::BadRequest(e.body_text())))?;
-    let wanted = name.to_ascii_lowercase();
-    let card = state
-        .config
-        .scorecards
-        .iter()
-        .find(|c| c.name == wanted)
-        .ok_or_else(|| with(ApiError::NotFound(format!("no scorecard {name:?}"))))?;
+    let card = crate::scores::card(&state, &name).map_err(with)?;
     let owner = q
         .owner
         .as_deref()
