@@ -42,11 +42,7 @@ fn crawl(covered: bool) -> Scripted {
 }
 
 fn readiness() -> Scorecard {
-    let check = |name: &str, level: &str, test: Test| Check {
-        name: name.into(),
-        level: level.into(),
-        test,
-    };
+    let check = Check::new;
     Scorecard {
         name: "readiness".into(),
         title: "Readiness".into(),

@@ -68,10 +68,10 @@ pub(crate) fn readiness() -> surveyor_model::score::Scorecard {
         title: "Readiness".into(),
         applies_to: AppliesTo::default(),
         levels: vec!["bronze".into()],
-        checks: vec![Check {
-            name: "owned".into(),
-            level: "bronze".into(),
-            test: Test::Relation("ownedBy".into()),
-        }],
+        checks: vec![Check::new(
+            "owned",
+            "bronze",
+            Test::Relation("ownedBy".into()),
+        )],
     }
 }

@@ -170,11 +170,7 @@ async fn scorecards_answer_grades_per_team_a_trend_and_turns() {
         },
         levels: vec!["bronze".into(), "silver".into()],
         checks: vec![
-            Check {
-                name: "owned".into(),
-                level: "bronze".into(),
-                test: Test::Relation("ownedBy".into()),
-            },
+            Check::new("owned", "bronze", Test::Relation("ownedBy".into())),
             Check {
                 name: "deps".into(),
                 level: "silver".into(),

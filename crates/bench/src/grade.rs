@@ -42,11 +42,7 @@ struct BackendResult {
 
 /// The three scorecards: ownership, hygiene, supply chain (as `docs/benchmarks.md` lists).
 pub fn scorecards() -> Vec<Scorecard> {
-    let check = |name: &str, level: &str, test: Test| Check {
-        name: name.into(),
-        level: level.into(),
-        test,
-    };
+    let check = Check::new;
     let card = |name: &str, levels: &[&str], checks: Vec<Check>| Scorecard {
         name: name.into(),
         title: name.into(),

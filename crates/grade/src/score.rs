@@ -490,11 +490,7 @@ mod tests {
     }
 
     fn card() -> Scorecard {
-        let check = |name: &str, level: &str, test: Test| Check {
-            name: name.into(),
-            level: level.into(),
-            test,
-        };
+        let check = Check::new;
         Scorecard {
             name: "readiness".into(),
             title: "Readiness".into(),
@@ -612,11 +608,7 @@ mod tests {
 
     #[test]
     fn field_and_file_checks() {
-        let check = |test: Test| Check {
-            name: "c".into(),
-            level: "bronze".into(),
-            test,
-        };
+        let check = |test: Test| Check::new("c", "bronze", test);
         let field = |equals: Option<&str>, matches: Option<&str>| {
             check(Test::Field {
                 pointer: "/spec/lifecycle".into(),

@@ -58,6 +58,17 @@ pub struct Check {
     pub test: Test,
 }
 
+impl Check {
+    /// The check `name` of `level`, testing `test`.
+    pub fn new(name: &str, level: &str, test: Test) -> Self {
+        Self {
+            name: name.into(),
+            level: level.into(),
+            test,
+        }
+    }
+}
+
 /// What a check tests of one entity, its relations and its findings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Test {

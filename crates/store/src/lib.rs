@@ -575,6 +575,17 @@ impl StoreTx {
 }
 
 #[cfg(test)]
+/// A Postgres catalog in a schema of its own (`PREFIX_<uuid>`), for a test to drop at its end.
+async fn store_in_new_schema(url: &str, prefix: &str) -> (Store, String) {
+    let schema = format!("{prefix}_{}", uuid::Uuid::now_v7().simple());
+    let options = ConnectOptions {
+        schema: Some(schema.clone()),
+    };
+    let store = Store::connect_with(url, options).await.expect("connect");
+    (store, schema)
+}
+
+#[cfg(test)]
 mod pg_tx_tests {
     use super::*;
 
@@ -621,15 +632,7 @@ mod pg_tx_tests {
             eprintln!("skipped: SURVEYOR_TEST_DATABASE_URL is not set");
             return;
         };
-        let schema = format!("t_pgtx_{}", uuid::Uuid::now_v7().simple());
-        let store = Store::connect_with(
-            &url,
-            ConnectOptions {
-                schema: Some(schema.clone()),
-            },
-        )
-        .await
-        .expect("connect");
+        let (store, schema) = store_in_new_schema(&url, "t_pgtx").await;
 
         // Dropped unfinished: the session ends, so its locks (the write lock too) go with it.
         let mut dropped = store.begin_write().await.expect("begin");
@@ -759,15 +762,7 @@ mod pg_url_tests {
             );
             return;
         }
-        let schema = format!("t_tls_{}", uuid::Uuid::now_v7().simple());
-        let store = Store::connect_with(
-            &url,
-            ConnectOptions {
-                schema: Some(schema.clone()),
-            },
-        )
-        .await
-        .expect("connect");
+        let (store, schema) = store_in_new_schema(&url, "t_tls").await;
         let ssl: Option<bool> = store
             .query("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
             .fetch_optional(|r| r.get(0))

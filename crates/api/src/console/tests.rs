@@ -421,11 +421,7 @@ async fn scorecard_pages_show_levels_teams_trend_and_each_entitys_grade() {
         applies_to: AppliesTo::default(),
         levels: vec!["bronze".into(), "silver".into()],
         checks: vec![
-            Check {
-                name: "owned".into(),
-                level: "bronze".into(),
-                test: Test::Relation("ownedBy".into()),
-            },
+            Check::new("owned", "bronze", Test::Relation("ownedBy".into())),
             Check {
                 name: "runbook".into(),
                 level: "silver".into(),
