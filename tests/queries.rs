@@ -830,6 +830,7 @@ async fn pages_read_the_same_rows_as_whole_lists() {
         let through_sqlx = s.relations_of_many(&keys).await.expect("relations");
         assert!(!through_sqlx.is_empty(), "{b}");
         assert_eq!(relations, through_sqlx, "{b}");
+        ts.cleanup().await;
     }
 }
 
@@ -878,5 +879,6 @@ async fn entities_stream_one_at_a_time_and_relations_come_by_type() {
             .into_iter()
             .collect();
         assert_eq!(owned, every, "{b}");
+        ts.cleanup().await;
     }
 }
