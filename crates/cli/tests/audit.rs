@@ -2,12 +2,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Output;
+use common::run_in as surveyor;
 
-fn surveyor(dir: &Path, args: &[&str]) -> Output {
-    common::surveyor_in(dir).args(args).output().expect("run")
-}
+use std::path::Path;
 
 fn catalog(dir: &Path) {
     std::fs::create_dir_all(dir.join("catalog")).expect("dir");

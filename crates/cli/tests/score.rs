@@ -3,14 +3,12 @@
 
 mod common;
 
+use common::run_in as surveyor;
+
 use std::path::Path;
 use std::process::Output;
 
 use serde_json::Value;
-
-fn surveyor(dir: &Path, args: &[&str]) -> Output {
-    common::surveyor_in(dir).args(args).output().expect("run")
-}
 
 const CONFIG: &str = r#"[catalog]
 database = "sqlite://c.db"

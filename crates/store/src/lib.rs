@@ -226,8 +226,9 @@ pub struct ConnectOptions {
 
 /// The options of a Postgres URL. Where neither the URL (`sslmode`) nor `PGSSLMODE` chooses,
 /// a server on this machine (a loopback address, `localhost`, or a socket) is reached without
-/// TLS: loopback traffic never leaves the machine, and at 100k entities encrypting it cost 0.2
-/// ms of each page read and a quarter of the reads per second. Any explicit choice stands.
+/// TLS: loopback traffic never leaves the machine, and encrypting it cost each new pooled
+/// connection a handshake and each API page about 0.1 ms (docs/benchmarks.md). Any explicit
+/// choice stands.
 fn pg_options(url: &str) -> Result<PgConnectOptions> {
     let opts = PgConnectOptions::from_str(url).map_err(|e| StoreError::BadUrl(e.to_string()))?;
     let query = url.split_once('?').map_or("", |(_, q)| q);

@@ -16,6 +16,11 @@ pub fn surveyor_in(dir: &Path) -> Command {
     c
 }
 
+/// The `surveyor` binary run to its end in `dir` with `args` (see [`surveyor_in`]).
+pub fn run_in(dir: &Path, args: &[&str]) -> Output {
+    surveyor_in(dir).args(args).output().expect("run surveyor")
+}
+
 /// Asserts that the run succeeded; if not, shows its stderr followed by `context`.
 pub fn assert_success(out: &Output, context: &str) {
     assert!(
