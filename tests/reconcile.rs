@@ -817,3 +817,106 @@ async fn many_small_scopes_emptied_at_once_are_a_mass_deletion() {
         ts.cleanup().await;
     }
 }
+
+/// Components of source `gh` for the first-load test: each with a project slug (an identity
+/// key) and an owner, over two scopes.
+fn slugged(i: usize, name: &str, slug: &str) -> Observation {
+    let scope = if i % 5 == 4 { "b" } else { "a" };
+    let mut o = component(scope, &format!("id-{i}"), name, &format!("team-{}", i % 7));
+    o.entity
+        .metadata
+        .annotations
+        .insert("github.com/project-slug".into(), slug.into());
+    o
+}
+
+/// What a load left behind, without the store's own ids and times: entities, relations, the
+/// identity keys of `gh`, and the change log, each in a stable order.
+async fn picture(store: &Store, leave_out: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let entities = store.list_entities(&EntityFilter::default()).await.unwrap();
+    let ids: Vec<String> = (0..3000).map(|i| format!("id-{i}")).collect();
+    for e in entities.iter().filter(|e| e.entity_ref != leave_out) {
+        out.push(format!(
+            "entity {} {} {} {} {} {}",
+            e.entity_ref, e.kind, e.hash, e.meta_hash, e.sources, e.body
+        ));
+    }
+    let mut relations: Vec<String> = store
+        .all_relations()
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|r| r.origin_ref != leave_out)
+        .map(|r| format!("relation {r:?}"))
+        .collect();
+    relations.sort();
+    out.extend(relations);
+    let mut tx = store.begin().await.unwrap();
+    let mut keys: Vec<String> = tx
+        .identity_keys_of("gh", &ids)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| format!("key {k:?}"))
+        .collect();
+    tx.rollback().await.unwrap();
+    keys.sort();
+    out.extend(keys);
+    let mut changes: Vec<String> = store
+        .list_changes(&ChangeFilter::default())
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|c| c.entity_ref != leave_out)
+        .map(|c| format!("change {:?} {} {}", c.op, c.entity_ref, c.patch))
+        .collect();
+    changes.sort();
+    out.extend(changes);
+    out
+}
+
+/// A source's first load into an empty catalog merges each batch in memory and writes without
+/// reading back; the same crawl into a catalog another source already holds reads every batch
+/// back. Both must leave the same catalog, also when the load meets itself partway (a ref named
+/// twice, an identity key held twice) and has to read from there on.
+#[tokio::test]
+async fn a_first_load_merged_in_memory_writes_what_reading_back_writes() {
+    let clean: Vec<Observation> = (0..2600)
+        .map(|i| slugged(i, &format!("svc-{i}"), &format!("org/svc-{i}")))
+        .collect();
+    // Scope `a` is written in batches of 1,000 while the crawl goes on, `b` at the end in its
+    // own transaction. Past the first batch: an observation holding another's identity key,
+    // then one naming another's ref.
+    let mut meets_itself = clean.clone();
+    meets_itself.insert(1900, slugged(2700, "svc-6-mirror", "org/svc-6"));
+    meets_itself.insert(2000, slugged(2701, "svc-5", "org/svc-5-copy"));
+    let unrelated = "component:default/unrelated";
+    for (obs, created) in [(clean, 2600), (meets_itself, 2600)] {
+        let readers = TestStore::all().await;
+        for (ts, reading) in TestStore::all().await.into_iter().zip(readers) {
+            let fresh = &ts.store;
+            let first = run(fresh, "gh", obs.clone(), complete(&["a", "b"])).await;
+            // Another source's component first: the same load into this catalog reads back.
+            let r = &reading.store;
+            let x = vec![component("x", "u1", "unrelated", "team-z")];
+            run(r, "other", x, complete(&["x"])).await;
+            let second = run(r, "gh", obs.clone(), complete(&["a", "b"])).await;
+            assert_eq!(first.status, RunStatus::Succeeded, "{}", ts.backend);
+            assert_eq!(first.counts.entities.created, created, "{}", ts.backend);
+            assert_eq!(
+                serde_json::to_value(&first.counts).unwrap(),
+                serde_json::to_value(&second.counts).unwrap(),
+                "{}",
+                ts.backend
+            );
+            let (a, b) = (picture(fresh, unrelated).await, picture(r, unrelated).await);
+            assert_eq!(a.len(), b.len(), "{}", ts.backend);
+            for (x, y) in a.iter().zip(&b) {
+                assert_eq!(x, y, "{}", ts.backend);
+            }
+            reading.cleanup().await;
+            ts.cleanup().await;
+        }
+    }
+}

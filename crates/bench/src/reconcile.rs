@@ -79,7 +79,7 @@ struct Targets {
 }
 
 const TARGETS: Targets = Targets {
-    initial_over_floor_max: 1.5,
+    initial_over_floor_max: 1.3,
     no_change_over_initial_max: 0.3,
     peak_rss_mb_max: 200.0,
 };

@@ -9,8 +9,10 @@
 //! ([`staged`] types), [`scope`] writes each scope's transaction (with [`keys`] for identity),
 //! [`guard`] decides what may be deleted, and [`report`] is the vocabulary callers see.
 
+mod fresh;
 mod guard;
 mod keys;
+mod pipe;
 mod report;
 mod run;
 mod scope;
@@ -24,6 +26,7 @@ use surveyor_model::{Connector, ConnectorError, ObservationSink, Outcome, ScopeS
 use surveyor_store::Store;
 use tracing::Instrument;
 
+use fresh::FreshLoad;
 pub use report::{
     Counts, Effect, EntityCounts, ObservationCounts, ReconcileError, ReconcileOptions, Refusal,
     RunReport, RunStatus, ScopeReport,
@@ -164,6 +167,7 @@ async fn reconcile_crawl(
     let initial = known.is_empty();
     let mut run = RunState::new(store, job, known);
     run.narrow = matches!(read, Read::Refresh(_));
+    run.fresh = initial.then(FreshLoad::default);
 
     let (sink, rx) = ObservationSink::channel(&source, 1024);
     let reading = async {

@@ -69,6 +69,30 @@ impl StoreTx {
         .await
     }
 
+    /// Whether any other source has observations (live or deleted); with `anything` also
+    /// whether the catalog holds any row at all that observations make (entities, identity
+    /// keys and aliases, observations of any source). A run that finds nothing there merges
+    /// its first load in memory: nothing stored can take part.
+    pub async fn holds_others(&mut self, source: &str, anything: bool) -> Result<bool> {
+        let query = if anything {
+            self.query(
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM observations) \
+                 OR EXISTS (SELECT 1 FROM entities) OR EXISTS (SELECT 1 FROM identity_keys) \
+                 OR EXISTS (SELECT 1 FROM identity_aliases) THEN 1 ELSE 0 END",
+            )
+        } else {
+            // Two range probes of the primary key, not a scan of this source's rows.
+            let text = sql(
+                self.backend(),
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM observations WHERE source < $1) \
+                 OR EXISTS (SELECT 1 FROM observations WHERE source > $1) THEN 1 ELSE 0 END",
+            );
+            self.query(text).bind(source)
+        };
+        let n: i32 = query.fetch_one(|r| r.get(0)).await?;
+        Ok(n != 0)
+    }
+
     /// Live observations (of any source) describing any of `refs`.
     pub async fn live_observations(&mut self, refs: &[String]) -> Result<Vec<LiveObservationRow>> {
         self.fetch_batched(

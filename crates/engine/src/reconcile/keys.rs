@@ -46,18 +46,7 @@ pub(super) async fn resolve_identity(
             tx.identity_aliases_of(source, &ids).await?,
         )
     };
-    let mut new: Vec<IdentityKeyRow> = writes
-        .iter()
-        .flat_map(|p| {
-            p.keys.iter().map(|k| IdentityKeyRow {
-                key: k.clone(),
-                source: source.to_string(),
-                external_id: p.external_id.clone(),
-                own_ref: p.observed.entity_ref.key(),
-                declared: p.observed.declared,
-            })
-        })
-        .collect();
+    let mut new = key_rows(source, writes);
     let (kept, joining) = joined_keys(tx, source, writes, &old).await?;
     new.extend(kept);
     let joining_own: Vec<IdentityKeyRow> = joining
@@ -190,6 +179,22 @@ pub(super) async fn resolve_identity(
         tx.refile_observations(holder_source, &list).await?;
     }
     Ok((moves, alias_names.into_iter().collect()))
+}
+
+/// The identity-key rows of written observations, as they name themselves.
+pub(super) fn key_rows(source: &str, writes: &[Pending]) -> Vec<IdentityKeyRow> {
+    writes
+        .iter()
+        .flat_map(|p| {
+            p.keys.iter().map(|k| IdentityKeyRow {
+                key: k.clone(),
+                source: source.to_string(),
+                external_id: p.external_id.clone(),
+                own_ref: p.observed.entity_ref.key(),
+                declared: p.observed.declared,
+            })
+        })
+        .collect()
 }
 
 /// The key that holds the observations of one entity together once one of them is renamed.

@@ -288,4 +288,7 @@ pub enum ReconcileError {
         external_id: String,
         detail: String,
     },
+    /// The task writing a scope's transaction ended without finishing (it panicked).
+    #[error("the catalog writer stopped: {0}")]
+    Writer(String),
 }

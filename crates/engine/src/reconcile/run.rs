@@ -5,11 +5,13 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use surveyor_model::{Observation, Outcome, Problem, ScopeStatus};
-use surveyor_store::{ObservationIndexRow, Store, StoreTx};
+use surveyor_store::{ObservationIndexRow, Store};
 use tokio::sync::mpsc;
 use tracing::Instrument;
 
+use super::fresh::FreshLoad;
 use super::guard::{emptied, guard, over_ratio, run_guard};
+use super::pipe::TxSlot;
 use super::report::{
     Counts, Effect, Effects, EntityCounts, MAX_WARNINGS, ObservationCounts, ReconcileError,
     Refusal, ScopeReport,
@@ -53,7 +55,9 @@ pub(super) struct RunState<'a> {
     /// Entities deleted per scope and kind so far, for the guard at the end of the scope.
     pub(super) deleted_kinds: BTreeMap<String, BTreeMap<String, u64>>,
     /// The open transaction (in a dry run, the one transaction of the whole run).
-    pub(super) tx: Option<StoreTx>,
+    pub(super) tx: TxSlot,
+    /// A first load that has met nothing stored yet: it merges without reading back.
+    pub(super) fresh: Option<FreshLoad>,
     pub(super) open_scope: Option<String>,
     pub(super) batch: Vec<Pending>,
     pub(super) buffered: BTreeMap<String, Vec<Pending>>,
@@ -77,7 +81,8 @@ impl<'a> RunState<'a> {
             unchanged_kept: Vec::new(),
             narrow: false,
             deleted_kinds: BTreeMap::new(),
-            tx: None,
+            tx: TxSlot::Empty,
+            fresh: None,
             open_scope: None,
             batch: Vec::new(),
             buffered: BTreeMap::new(),
@@ -86,9 +91,23 @@ impl<'a> RunState<'a> {
 
     /// Rolls back the open transaction, if any: the run failed and writes nothing more.
     pub(super) async fn abort(&mut self) {
-        if let Some(tx) = self.tx.take() {
+        if let Ok(Some(tx)) = self.tx.take().await {
             let _ = tx.rollback().await;
         }
+    }
+
+    /// Opens a scope's transaction; a fresh load checks that nothing else wrote meanwhile.
+    async fn open(&mut self) -> Result<(), ReconcileError> {
+        let mut tx = self.store.begin_write().await?;
+        if let Some(fresh) = &mut self.fresh {
+            let anything = !fresh.checked;
+            fresh.checked = true;
+            if tx.holds_others(&self.job.source, anything).await? {
+                self.fresh = None;
+            }
+        }
+        self.tx = TxSlot::Here(tx);
+        Ok(())
     }
 
     pub(super) async fn receive_all(
@@ -179,6 +198,8 @@ impl<'a> RunState<'a> {
         let key = observed.entity_ref.key();
         if !self.claimed_refs.contains(&key) {
             self.claimed_refs.insert(key);
+        } else if let Some(fresh) = &mut self.fresh {
+            fresh.repeated_ref = true;
         }
         let known = self.known.get(&p.external_id);
         if let Some(k) = known
@@ -220,8 +241,8 @@ impl<'a> RunState<'a> {
     async fn stage(&mut self, p: Pending) -> Result<(), ReconcileError> {
         if self.open_scope.is_none() {
             self.open_scope = Some(p.scope.clone());
-            if self.tx.is_none() {
-                self.tx = Some(self.store.begin_write().await?);
+            if self.tx.is_empty() {
+                self.open().await?;
             }
         }
         if self.open_scope.as_deref() == Some(p.scope.as_str()) {
@@ -245,10 +266,22 @@ impl<'a> RunState<'a> {
         let Some(scope) = self.open_scope.clone() else {
             return Ok(());
         };
-        let Some(tx) = self.tx.as_mut() else {
+        if writes.is_empty() && deletions.is_empty() {
+            return Ok(());
+        }
+        let effects = self.per_scope.entry(scope.clone()).or_default();
+        if deletions.is_empty()
+            && let Some(fresh) = &mut self.fresh
+        {
+            if fresh.admits(&writes) {
+                let job = self.job.fresh_batch(&scope, writes, effects);
+                return self.tx.queue(job).await;
+            }
+            self.fresh = None;
+        }
+        let Some(tx) = self.tx.here().await? else {
             return Ok(());
         };
-        let effects = self.per_scope.entry(scope.clone()).or_default();
         let deleted_kinds = self.deleted_kinds.entry(scope.clone()).or_default();
         self.job
             .apply(tx, &scope, writes, deletions, effects, deleted_kinds)
@@ -365,8 +398,8 @@ impl<'a> RunState<'a> {
                 if is_open || !waiting.is_empty() || !deletions.is_empty() || !refused.is_empty() {
                     if !is_open {
                         self.open_scope = Some(scope.clone());
-                        if self.tx.is_none() {
-                            self.tx = Some(self.store.begin_write().await?);
+                        if self.tx.is_empty() {
+                            self.open().await?;
                         }
                     }
                     let mut writes = std::mem::take(&mut self.batch);
@@ -384,20 +417,22 @@ impl<'a> RunState<'a> {
                     let entity_refusals = self.entity_guard(&scope);
                     if !entity_refusals.is_empty() {
                         if !self.job.options.dry_run
-                            && let Some(tx) = self.tx.take()
+                            && let Some(tx) = self.tx.take().await?
                         {
                             tx.rollback().await?;
-                            self.tx = Some(self.store.begin_write().await?);
+                            self.open().await?;
                             self.per_scope.remove(&scope);
                             seen_in(&mut self.seen, &scope).gone = 0;
                         }
                         refused.extend(entity_refusals);
                     }
-                    if let Some(tx) = self.tx.as_mut() {
+                    if !refused.is_empty()
+                        && let Some(tx) = self.tx.here().await?
+                    {
                         self.job.record_refusals(tx, &scope, &refused).await?;
                     }
                     if !self.job.options.dry_run
-                        && let Some(tx) = self.tx.take()
+                        && let Some(tx) = self.tx.take().await?
                     {
                         tx.commit().await?;
                     }
@@ -414,7 +449,7 @@ impl<'a> RunState<'a> {
                 refused,
             });
         }
-        if let Some(tx) = self.tx.take() {
+        if let Some(tx) = self.tx.take().await? {
             // Only a dry run gets here with a transaction: it writes nothing.
             tx.rollback().await?;
         }

@@ -17,7 +17,10 @@ use super::staged::Pending;
 use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
 
 /// Entity refs processed per read-compute-write round inside a scope transaction.
-const REF_BATCH: usize = 1000;
+pub(super) const REF_BATCH: usize = 1000;
+
+/// Observation rows per insert statement.
+pub(super) const OBSERVATION_ROWS: usize = 500;
 
 /// Writes one batch of a scope's changes inside its transaction.
 pub(super) struct ScopeJob<'a> {
@@ -53,6 +56,40 @@ enum Desired {
 }
 
 impl ScopeJob<'_> {
+    /// The row that stores `p`.
+    pub(super) fn observation_row(&self, scope: &str, p: &Pending) -> ObservationWrite {
+        ObservationWrite {
+            source: self.source.clone(),
+            external_id: p.external_id.clone(),
+            scope: scope.to_string(),
+            entity_ref: p.observed.entity_ref.key(),
+            kind: p.observed.kind.clone(),
+            declared: p.observed.declared,
+            hash: p.obs_hash.clone(),
+            body: p.body.clone(),
+            run_id: self.run_id.clone(),
+        }
+    }
+
+    /// The change row of an entity that is now `m`.
+    pub(super) fn change(
+        &self,
+        uid: String,
+        m: &MergedEntity,
+        op: ChangeOp,
+        patch: String,
+    ) -> ChangeWrite {
+        ChangeWrite {
+            run_id: self.run_id.clone(),
+            source: self.source.clone(),
+            entity_uid: uid,
+            entity_ref: m.winner.entity_ref.to_string(),
+            previous_ref: None,
+            op,
+            patch,
+        }
+    }
+
     pub(super) async fn record_refusals(
         &self,
         tx: &mut StoreTx,
@@ -91,20 +128,10 @@ impl ScopeJob<'_> {
             return Ok(());
         }
         // 1. Observations.
-        for chunk in writes.chunks(500) {
+        for chunk in writes.chunks(OBSERVATION_ROWS) {
             let rows: Vec<ObservationWrite> = chunk
                 .iter()
-                .map(|p| ObservationWrite {
-                    source: self.source.clone(),
-                    external_id: p.external_id.clone(),
-                    scope: scope.to_string(),
-                    entity_ref: p.observed.entity_ref.key(),
-                    kind: p.observed.kind.clone(),
-                    declared: p.observed.declared,
-                    hash: p.obs_hash.clone(),
-                    body: p.body.clone(),
-                    run_id: self.run_id.clone(),
-                })
+                .map(|p| self.observation_row(scope, p))
                 .collect();
             tx.upsert_observations(&rows).await?;
         }
@@ -389,15 +416,7 @@ impl ScopeJob<'_> {
             }
             relation_rows.extend(m.relation_rows.iter().cloned());
             record(effects, &uid, key, op);
-            changes.push(ChangeWrite {
-                run_id: self.run_id.clone(),
-                source: self.source.clone(),
-                entity_uid: uid,
-                entity_ref: m.winner.entity_ref.to_string(),
-                previous_ref: None,
-                op,
-                patch,
-            });
+            changes.push(self.change(uid, m, op, patch));
         }
 
         tx.delete_entity_rows(&purged_tombstones).await?;
@@ -523,7 +542,7 @@ impl ScopeJob<'_> {
 }
 
 /// Notes a change to the entity `uid`, now at `entity_ref`.
-fn record(effects: &mut Effects, uid: &str, entity_ref: &str, op: ChangeOp) {
+pub(super) fn record(effects: &mut Effects, uid: &str, entity_ref: &str, op: ChangeOp) {
     match effects.get_mut(uid) {
         Some((at, effect)) => {
             effect.then(op);
@@ -539,7 +558,7 @@ fn record(effects: &mut Effects, uid: &str, entity_ref: &str, op: ChangeOp) {
 
 /// The merged entity under the name it is filed as: observations stay filed under an entity's
 /// name after the one that gave it is gone (see `resolve_keys`), and the entity keeps it.
-fn keep_name(merged: ObservedEntity, key: &str) -> ObservedEntity {
+pub(super) fn keep_name(merged: ObservedEntity, key: &str) -> ObservedEntity {
     if merged.entity_ref.key() == key {
         return merged;
     }
