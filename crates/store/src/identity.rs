@@ -1,7 +1,7 @@
 //! The identity-key index: which live observations carry which identity annotation or verified
 //! email, so the engine can find every holder of a key across sources in one query.
 
-use crate::query::decode;
+use crate::query::{Insert, decode};
 use crate::sql::sql;
 use crate::{Result, StoreTx};
 
@@ -26,6 +26,18 @@ pub struct IdentityHolder {
     pub filed_under: String,
 }
 
+pub(crate) const IDENTITY_KEYS: Insert<IdentityKeyRow> = Insert {
+    head: "INSERT INTO identity_keys (source, external_id, key, own_ref, declared) ",
+    push: |b, r, _| {
+        b.bind(r.source.clone())
+            .bind(r.external_id.clone())
+            .bind(r.key.clone())
+            .bind(r.own_ref.clone())
+            .bind(r.declared);
+    },
+    tail: " ON CONFLICT (source, external_id, key) DO NOTHING",
+};
+
 impl StoreTx {
     /// Clears the keys and aliases of some observations of one source, then stores `rows`: the
     /// keys of those observations and of ones that never had any.
@@ -42,19 +54,7 @@ impl StoreTx {
             self.execute_batched(text, external_ids, |q| q.bind(source))
                 .await?;
         }
-        self.insert_values(
-            "INSERT INTO identity_keys (source, external_id, key, own_ref, declared) ",
-            rows,
-            |b, r| {
-                b.bind(r.source.clone())
-                    .bind(r.external_id.clone())
-                    .bind(r.key.clone())
-                    .bind(r.own_ref.clone())
-                    .bind(r.declared);
-            },
-            " ON CONFLICT (source, external_id, key) DO NOTHING",
-        )
-        .await
+        self.insert(&IDENTITY_KEYS, rows, chrono::Utc::now()).await
     }
 
     /// The keys some observations of one source hold now.

@@ -34,7 +34,7 @@ pub use identity::{IdentityHolder, IdentityKeyRow};
 pub use read::{CatalogStats, ChangeFilter, EntityFilter, PackageFilter, TableCounts};
 pub use rows::*;
 pub use score::{ScoreChanges, ScoreEventRow, ScoreRecord, ScoreRow, ScoresDelta, TrendRow};
-pub use write::EntityWrite;
+pub use write::{EntityWrite, Writes};
 
 /// Store failures. Messages never contain connection strings (they may carry passwords).
 #[derive(Debug, thiserror::Error)]

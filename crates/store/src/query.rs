@@ -17,8 +17,10 @@ use sqlx::{
     PgConnection, PgPool, Postgres, QueryBuilder, Row, Sqlite, SqliteConnection, SqlitePool, Type,
 };
 
+use chrono::{DateTime, Utc};
+
 use crate::sql::{StrList, sql};
-use crate::{Result, Store, StoreTx};
+use crate::{Backend, Result, Store, StoreError, StoreTx};
 
 /// Rows per multi-row statement: well under both backends' bind-parameter limits. Statements
 /// over a list (`= ANY($n)`) take four times as many values, in one parameter.
@@ -328,7 +330,74 @@ where
     qb
 }
 
+/// A multi-row `INSERT` of `T`: the column list, how one row binds its values, and what follows
+/// the `VALUES` list. `now` is the time the rows are written at, for the columns that keep it.
+pub(crate) struct Insert<T> {
+    pub(crate) head: &'static str,
+    pub(crate) push: fn(&mut RowValues<'_>, &T, DateTime<Utc>),
+    pub(crate) tail: &'static str,
+}
+
+/// A statement with its values bound, built ahead of the transaction that runs it.
+pub(crate) enum Built {
+    Sqlite(QueryBuilder<Sqlite>),
+    Postgres(QueryBuilder<Postgres>),
+}
+
+impl<T> Insert<T> {
+    /// The statements for `rows`, [`BATCH`] rows each.
+    pub(crate) fn build(&self, backend: Backend, rows: &[T], now: DateTime<Utc>) -> Vec<Built> {
+        rows.chunks(BATCH)
+            .map(|chunk| self.statement(backend, chunk, now))
+            .collect()
+    }
+
+    fn statement(&self, backend: Backend, rows: &[T], now: DateTime<Utc>) -> Built {
+        let mut push = |b: &mut RowValues<'_>, r: &T| (self.push)(b, r, now);
+        match backend {
+            Backend::Sqlite => {
+                Built::Sqlite(values_statement(self.head, rows, &mut push, self.tail))
+            }
+            Backend::Postgres => {
+                Built::Postgres(values_statement(self.head, rows, &mut push, self.tail))
+            }
+        }
+    }
+}
+
 impl StoreTx {
+    /// Inserts `rows` as `insert` says, one statement of [`BATCH`] rows at a time.
+    pub(crate) async fn insert<T>(
+        &mut self,
+        insert: &Insert<T>,
+        rows: &[T],
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        for chunk in rows.chunks(BATCH) {
+            let built = insert.statement(self.backend(), chunk, now);
+            self.run_built(built).await?;
+        }
+        Ok(())
+    }
+
+    /// Runs a statement built ahead.
+    pub(crate) async fn run_built(&mut self, built: Built) -> Result<()> {
+        match (self, built) {
+            (Self::Sqlite(t), Built::Sqlite(mut qb)) => {
+                qb.build().execute(&mut **t).await?;
+            }
+            (Self::Postgres(t), Built::Postgres(mut qb)) => {
+                qb.build().execute(&mut **t).await?;
+            }
+            _ => {
+                return Err(StoreError::Invalid(
+                    "a statement built for one database was run on the other".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// A statement on this transaction.
     pub(crate) fn query(&mut self, text: impl Into<Cow<'static, str>>) -> TxQuery<'_> {
         match self {

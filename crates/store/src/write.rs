@@ -3,7 +3,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::query::decode;
+use crate::identity::IDENTITY_KEYS;
+use crate::query::{Built, Insert, decode};
 use crate::sql::sql;
 use crate::{
     Backend, ChangeWrite, LiveObservationRow, ObservationWrite, RefusalRow, RelationRow, Result,
@@ -25,31 +26,135 @@ pub struct EntityWrite {
     pub meta_hash: String,
 }
 
+const OBSERVATIONS: Insert<ObservationWrite> = Insert {
+    head: "INSERT INTO observations (source, external_id, scope, entity_ref, kind, declared, \
+           hash, body, first_run, changed_run) ",
+    push: |b, r, _| {
+        b.bind(r.source.clone())
+            .bind(r.external_id.clone())
+            .bind(r.scope.clone())
+            .bind(r.entity_ref.clone())
+            .bind(r.kind.clone())
+            .bind(r.declared)
+            .bind(r.hash.clone())
+            .json(r.body.clone())
+            .bind(r.run_id.clone())
+            .bind(r.run_id.clone());
+    },
+    tail: " ON CONFLICT (source, external_id) DO UPDATE SET scope = excluded.scope, \
+           entity_ref = excluded.entity_ref, kind = excluded.kind, declared = excluded.declared, \
+           hash = excluded.hash, body = excluded.body, changed_run = excluded.changed_run, \
+           deleted_at = NULL, deleted_run = NULL",
+};
+
+const ENTITIES: Insert<EntityWrite> = Insert {
+    head: "INSERT INTO entities (uid, entity_ref, display_ref, kind, namespace, name, body, \
+           hash, sources, meta_hash, created_at, updated_at) ",
+    push: |b, r, now| {
+        b.bind(r.uid.clone())
+            .bind(r.entity_ref.clone())
+            .bind(r.display_ref.clone())
+            .bind(r.kind.clone())
+            .bind(r.namespace.clone())
+            .bind(r.name.clone())
+            .json(r.body.clone())
+            .bind(r.hash.clone())
+            .json(r.sources.clone())
+            .bind(r.meta_hash.clone())
+            .bind(now)
+            .bind(now);
+    },
+    tail: " ON CONFLICT (uid) DO UPDATE SET entity_ref = excluded.entity_ref, \
+           display_ref = excluded.display_ref, kind = excluded.kind, \
+           namespace = excluded.namespace, name = excluded.name, body = excluded.body, \
+           hash = excluded.hash, sources = excluded.sources, meta_hash = excluded.meta_hash, \
+           updated_at = excluded.updated_at, deleted_at = NULL, deleted_run = NULL",
+};
+
+const RELATIONS: Insert<RelationRow> = Insert {
+    head: "INSERT INTO relations (origin_ref, source_ref, type, target_ref, target_display) ",
+    push: |b, r, _| {
+        b.bind(r.origin_ref.clone())
+            .bind(r.source_ref.clone())
+            .bind(r.kind.clone())
+            .bind(r.target_ref.clone())
+            .bind(r.target_display.clone());
+    },
+    tail: " ON CONFLICT DO NOTHING",
+};
+
+const CHANGES: Insert<ChangeWrite> = Insert {
+    head: "INSERT INTO changes (at, run_id, source, entity_uid, entity_ref, previous_ref, op, \
+           patch) ",
+    push: |b, r, now| {
+        b.bind(now)
+            .bind(r.run_id.clone())
+            .bind(r.source.clone())
+            .bind(r.entity_uid.clone())
+            .bind(r.entity_ref.clone())
+            .bind(r.previous_ref.clone())
+            .bind(r.op.as_str())
+            .json(r.patch.clone());
+    },
+    tail: "",
+};
+
+/// Inserts built ahead of the transaction that runs them: the values are bound into their
+/// statements wherever there is time, and the transaction only runs them ([`StoreTx::run`]).
+/// A writer task that owns the transaction keeps the database busy this way while another
+/// task builds the next batch.
+pub struct Writes {
+    backend: Backend,
+    now: DateTime<Utc>,
+    built: Vec<Built>,
+}
+
+impl Writes {
+    /// Inserts for `store`'s database, written at `now`.
+    pub fn new(store: &Store, now: DateTime<Utc>) -> Self {
+        Self {
+            backend: store.backend(),
+            now,
+            built: Vec::new(),
+        }
+    }
+
+    /// As [`StoreTx::upsert_observations`].
+    pub fn observations(&mut self, rows: &[ObservationWrite]) -> &mut Self {
+        self.add(&OBSERVATIONS, rows)
+    }
+
+    /// As [`StoreTx::replace_identity_keys`] for observations that had no keys before.
+    pub fn identity_keys(&mut self, rows: &[crate::IdentityKeyRow]) -> &mut Self {
+        self.add(&IDENTITY_KEYS, rows)
+    }
+
+    /// As [`StoreTx::upsert_entities`].
+    pub fn entities(&mut self, rows: &[EntityWrite]) -> &mut Self {
+        self.add(&ENTITIES, rows)
+    }
+
+    /// As [`StoreTx::replace_relations`] for origins that had no rows before.
+    pub fn relations(&mut self, rows: &[RelationRow]) -> &mut Self {
+        self.add(&RELATIONS, rows)
+    }
+
+    /// As [`StoreTx::insert_changes`].
+    pub fn changes(&mut self, rows: &[ChangeWrite]) -> &mut Self {
+        self.add(&CHANGES, rows)
+    }
+
+    fn add<T>(&mut self, insert: &Insert<T>, rows: &[T]) -> &mut Self {
+        self.built
+            .extend(insert.build(self.backend, rows, self.now));
+        self
+    }
+}
+
 impl StoreTx {
     /// Inserts or revives observations.
     pub async fn upsert_observations(&mut self, rows: &[ObservationWrite]) -> Result<()> {
-        self.insert_values(
-            "INSERT INTO observations (source, external_id, scope, entity_ref, kind, declared, \
-             hash, body, first_run, changed_run) ",
-            rows,
-            |b, r| {
-                b.bind(r.source.clone())
-                    .bind(r.external_id.clone())
-                    .bind(r.scope.clone())
-                    .bind(r.entity_ref.clone())
-                    .bind(r.kind.clone())
-                    .bind(r.declared)
-                    .bind(r.hash.clone())
-                    .json(r.body.clone())
-                    .bind(r.run_id.clone())
-                    .bind(r.run_id.clone());
-            },
-            " ON CONFLICT (source, external_id) DO UPDATE SET scope = excluded.scope, \
-             entity_ref = excluded.entity_ref, kind = excluded.kind, declared = excluded.declared, \
-             hash = excluded.hash, body = excluded.body, changed_run = excluded.changed_run, \
-             deleted_at = NULL, deleted_run = NULL",
-        )
-        .await
+        self.insert(&OBSERVATIONS, rows, Utc::now()).await
     }
 
     /// Soft-deletes observations of one source.
@@ -140,31 +245,7 @@ impl StoreTx {
         rows: &[EntityWrite],
         now: DateTime<Utc>,
     ) -> Result<()> {
-        self.insert_values(
-            "INSERT INTO entities (uid, entity_ref, display_ref, kind, namespace, name, body, \
-             hash, sources, meta_hash, created_at, updated_at) ",
-            rows,
-            |b, r| {
-                b.bind(r.uid.clone())
-                    .bind(r.entity_ref.clone())
-                    .bind(r.display_ref.clone())
-                    .bind(r.kind.clone())
-                    .bind(r.namespace.clone())
-                    .bind(r.name.clone())
-                    .json(r.body.clone())
-                    .bind(r.hash.clone())
-                    .json(r.sources.clone())
-                    .bind(r.meta_hash.clone())
-                    .bind(now)
-                    .bind(now);
-            },
-            " ON CONFLICT (uid) DO UPDATE SET entity_ref = excluded.entity_ref, \
-             display_ref = excluded.display_ref, kind = excluded.kind, \
-             namespace = excluded.namespace, name = excluded.name, body = excluded.body, \
-             hash = excluded.hash, sources = excluded.sources, meta_hash = excluded.meta_hash, \
-             updated_at = excluded.updated_at, deleted_at = NULL, deleted_run = NULL",
-        )
-        .await
+        self.insert(&ENTITIES, rows, now).await
     }
 
     /// Marks entities deleted (the rows stay as tombstones until purged).
@@ -205,40 +286,20 @@ impl StoreTx {
             |q| q,
         )
         .await?;
-        self.insert_values(
-            "INSERT INTO relations (origin_ref, source_ref, type, target_ref, target_display) ",
-            rows,
-            |b, r| {
-                b.bind(r.origin_ref.clone())
-                    .bind(r.source_ref.clone())
-                    .bind(r.kind.clone())
-                    .bind(r.target_ref.clone())
-                    .bind(r.target_display.clone());
-            },
-            " ON CONFLICT DO NOTHING",
-        )
-        .await
+        self.insert(&RELATIONS, rows, Utc::now()).await
     }
 
     /// Appends to the change log, in the order given.
     pub async fn insert_changes(&mut self, rows: &[ChangeWrite], now: DateTime<Utc>) -> Result<()> {
-        self.insert_values(
-            "INSERT INTO changes \
-             (at, run_id, source, entity_uid, entity_ref, previous_ref, op, patch) ",
-            rows,
-            |b, r| {
-                b.bind(now)
-                    .bind(r.run_id.clone())
-                    .bind(r.source.clone())
-                    .bind(r.entity_uid.clone())
-                    .bind(r.entity_ref.clone())
-                    .bind(r.previous_ref.clone())
-                    .bind(r.op.as_str())
-                    .json(r.patch.clone());
-            },
-            "",
-        )
-        .await
+        self.insert(&CHANGES, rows, now).await
+    }
+
+    /// Runs inserts built ahead (see [`Writes`]), in the order they were added.
+    pub async fn run(&mut self, writes: Writes) -> Result<()> {
+        for built in writes.built {
+            self.run_built(built).await?;
+        }
+        Ok(())
     }
 
     /// Records a deletion the guard refused.
@@ -361,5 +422,57 @@ impl Store {
         let o = tx.query(obs).bind(before).execute().await?;
         tx.commit().await?;
         Ok((e, o))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn observation(source: &str, external_id: &str) -> ObservationWrite {
+        ObservationWrite {
+            source: source.into(),
+            external_id: external_id.into(),
+            scope: "org".into(),
+            entity_ref: format!("component:default/{external_id}"),
+            kind: "component".into(),
+            declared: false,
+            hash: "h".into(),
+            body: "{}".into(),
+            run_id: "r".into(),
+        }
+    }
+
+    /// A SQLite catalog, and a Postgres one in a schema of its own when the test database is set.
+    async fn stores() -> Vec<(Store, Option<String>, Option<tempfile::TempDir>)> {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let mut out = vec![(Store::connect(&url).await.expect("open"), None, Some(dir))];
+        if let Ok(url) = std::env::var("SURVEYOR_TEST_DATABASE_URL") {
+            let (store, schema) = crate::store_in_new_schema(&url, "t_writes").await;
+            out.push((store, Some(schema), None));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn another_sources_rows_are_seen_and_the_own_are_not() {
+        for (store, schema, _dir) in stores().await {
+            let mut tx = store.begin_write().await.expect("begin");
+            assert!(!tx.holds_others("a", true).await.expect("empty"));
+            assert!(!tx.holds_others("a", false).await.expect("empty"));
+            let mut writes = Writes::new(&store, Utc::now());
+            writes.observations(&[observation("b", "x")]);
+            tx.run(writes).await.expect("built inserts run");
+            assert!(tx.holds_others("a", true).await.expect("anything"));
+            assert!(tx.holds_others("a", false).await.expect("b sorts after a"));
+            assert!(tx.holds_others("c", false).await.expect("b sorts before c"));
+            assert!(!tx.holds_others("b", false).await.expect("its own"));
+            tx.rollback().await.expect("rollback");
+            if let Some(schema) = schema {
+                store.drop_schema(&schema).await.expect("drop");
+            }
+            store.close().await;
+        }
     }
 }

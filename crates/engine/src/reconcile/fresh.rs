@@ -10,12 +10,12 @@
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
 
-use surveyor_store::ChangeOp;
+use surveyor_store::{ChangeOp, Store, Writes};
 
 use super::keys::key_rows;
 use super::pipe::Job;
 use super::report::Effects;
-use super::scope::{OBSERVATION_ROWS, ScopeJob, keep_name, record};
+use super::scope::{ScopeJob, keep_name, record};
 use super::staged::Pending;
 use crate::merge::{Contribution, MergedEntity, combine};
 
@@ -56,9 +56,10 @@ impl FreshLoad {
 }
 
 impl ScopeJob<'_> {
-    /// A fresh batch: its entities merged here, every row queued as one write.
+    /// A fresh batch: its entities merged and its statements built here, to be run as one job.
     pub(super) fn fresh_batch(
         &self,
+        store: &Store,
         scope: &str,
         writes: Vec<Pending>,
         effects: &mut Effects,
@@ -97,22 +98,14 @@ impl ScopeJob<'_> {
             changes.push(self.change(uid, &m, ChangeOp::Created, patch));
             relations.extend(m.relation_rows);
         }
-        let source = self.source.clone();
-        let now = self.now;
-        Box::new(move |tx| {
-            Box::pin(async move {
-                for chunk in observations.chunks(OBSERVATION_ROWS) {
-                    tx.upsert_observations(chunk).await?;
-                }
-                if !keys.is_empty() {
-                    tx.replace_identity_keys(&source, &[], &keys).await?;
-                }
-                tx.upsert_entities(&entities, now).await?;
-                if !relations.is_empty() {
-                    tx.replace_relations(&[], &relations).await?;
-                }
-                tx.insert_changes(&changes, now).await
-            })
-        })
+        // The values are bound here, on the engine's side: the writer task only runs them.
+        let mut built = Writes::new(store, self.now);
+        built
+            .observations(&observations)
+            .identity_keys(&keys)
+            .entities(&entities)
+            .relations(&relations)
+            .changes(&changes);
+        Box::new(move |tx| Box::pin(tx.run(built)))
     }
 }

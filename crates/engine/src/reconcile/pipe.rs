@@ -12,7 +12,7 @@ use super::report::ReconcileError;
 
 /// Writes queued ahead of the writer at most: each holds a batch's rows, so the bound is what
 /// keeps memory flat when the engine is faster than the database.
-const QUEUED: usize = 2;
+const QUEUED: usize = 1;
 
 /// One write on the transaction, owning its rows.
 pub(super) type Job = Box<

@@ -274,7 +274,7 @@ impl<'a> RunState<'a> {
             && let Some(fresh) = &mut self.fresh
         {
             if fresh.admits(&writes) {
-                let job = self.job.fresh_batch(&scope, writes, effects);
+                let job = self.job.fresh_batch(self.store, &scope, writes, effects);
                 return self.tx.queue(job).await;
             }
             self.fresh = None;

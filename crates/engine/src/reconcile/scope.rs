@@ -20,7 +20,7 @@ use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, comb
 pub(super) const REF_BATCH: usize = 1000;
 
 /// Observation rows per insert statement.
-pub(super) const OBSERVATION_ROWS: usize = 500;
+const OBSERVATION_ROWS: usize = 500;
 
 /// Writes one batch of a scope's changes inside its transaction.
 pub(super) struct ScopeJob<'a> {
