@@ -26,6 +26,19 @@ use surveyor_store::PackageFilter;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc gives freed memory back to the system a second after it was freed (its arenas ten
+/// seconds after): a sync that follows a large load then stacks on pages the load no longer
+/// uses. Given back at once, a 100k-entity reconcile's peak RSS went from 183–230 MB to
+/// 168–180 MB at no measurable cost in time (docs/benchmarks.md).
+fn give_back_freed_memory_at_once() {
+    // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+}
+
+/// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the bindings do not name it); a test
+/// holds it to that option's default of 1,000 ms.
+const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
+
 /// Keeps a software catalog true by itself: crawls your tools, reconciles what it finds into
 /// a SQLite or Postgres catalog with full change history, and never deletes on a failed crawl.
 #[derive(Debug, Parser)]
@@ -364,6 +377,7 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 }
 
 fn main() -> ExitCode {
+    give_back_freed_memory_at_once();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. } | Command::Demo(_)) {
         quiet_on_closed_pipe();
@@ -421,6 +435,18 @@ fn main() -> ExitCode {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_option_given_as_the_purge_delay_is_mimallocs_purge_delay() {
+        // SAFETY: reads one of mimalloc's options.
+        let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let set = std::env::var("MIMALLOC_PURGE_DELAY").ok();
+        let expected = set.and_then(|v| v.parse().ok()).unwrap_or(1000);
+        assert_eq!(
+            delay, expected,
+            "mimalloc 3's purge delay defaults to 1,000 ms"
+        );
+    }
 
     fn parsed(s: &str) -> (Option<String>, String) {
         let p = parse_depends_on(s).unwrap();
