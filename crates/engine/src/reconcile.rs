@@ -7,7 +7,9 @@
 //!
 //! The data flows one way through the folder: [`run`] receives and classifies the crawl
 //! ([`staged`] types), [`scope`] writes each scope's transaction (with [`keys`] for identity),
-//! [`guard`] decides what may be deleted, and [`report`] is the vocabulary callers see.
+//! or [`fresh`] merges a first load's batch without reading back and [`pipe`] hands it to the
+//! writer task; [`guard`] decides what may be deleted, and [`report`] is the vocabulary callers
+//! see.
 
 mod fresh;
 mod guard;
