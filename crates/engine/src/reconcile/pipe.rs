@@ -103,3 +103,79 @@ async fn join(writer: JoinHandle<Result<StoreTx, StoreError>>) -> Result<StoreTx
         Err(e) => Err(ReconcileError::Writer(e.to_string())),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Utc;
+    use surveyor_store::{EntityFilter, EntityWrite, Store, Writes};
+
+    use super::*;
+
+    fn entity(uid: &str, name: &str) -> EntityWrite {
+        EntityWrite {
+            uid: uid.into(),
+            entity_ref: format!("component:default/{name}"),
+            display_ref: format!("component:default/{name}"),
+            kind: "component".into(),
+            namespace: "default".into(),
+            name: name.into(),
+            body: "{}".into(),
+            hash: "h".into(),
+            sources: "[]".into(),
+            meta_hash: "m".into(),
+        }
+    }
+
+    fn insert(store: &Store, rows: Vec<EntityWrite>) -> Job {
+        let mut writes = Writes::new(store, Utc::now());
+        writes.entities(&rows);
+        Box::new(move |tx| Box::pin(tx.run(writes)))
+    }
+
+    #[tokio::test]
+    async fn queued_writes_run_in_order_and_a_failed_one_fails_the_transaction() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::connect(&url).await.expect("open");
+        let all = EntityFilter::default();
+
+        // Two writes queued, the transaction taken back: both are in it, in order.
+        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
+        slot.queue(insert(&store, vec![entity("u1", "a")]))
+            .await
+            .expect("queued");
+        slot.queue(insert(&store, vec![entity("u2", "b")]))
+            .await
+            .expect("queued");
+        let tx = slot.take().await.expect("written").expect("a transaction");
+        assert!(slot.is_empty());
+        tx.commit().await.expect("commit");
+        assert_eq!(store.count_entities(&all).await.expect("count"), 2);
+
+        // A write that breaks a constraint (a second entity under a taken ref): the next use of
+        // the slot fails, the transaction is gone (rolled back, the write lock free again).
+        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
+        slot.queue(insert(&store, vec![entity("u3", "c")]))
+            .await
+            .expect("queued");
+        slot.queue(insert(&store, vec![entity("u4", "a")]))
+            .await
+            .expect("queued");
+        // The failure surfaces at the next queue, or when the transaction is taken back.
+        let error = match slot.queue(insert(&store, vec![entity("u5", "d")])).await {
+            Err(e) => e,
+            Ok(()) => slot
+                .here()
+                .await
+                .err()
+                .expect("the failed write fails the slot"),
+        };
+        assert!(matches!(error, ReconcileError::Store(_)), "{error}");
+        assert!(slot.is_empty());
+        assert!(slot.take().await.expect("nothing left to fail").is_none());
+        let again = store.begin_write().await.expect("the write lock is free");
+        again.rollback().await.expect("rollback");
+        assert_eq!(store.count_entities(&all).await.expect("count"), 2);
+        store.close().await;
+    }
+}
