@@ -198,6 +198,14 @@ impl StoreTx {
         Ok(n != 0)
     }
 
+    /// The newest change row's number (0 in an empty log): a writer that holds a catalog's
+    /// state in memory between its transactions compares it to see whether anyone else wrote.
+    pub async fn last_change_seq(&mut self) -> Result<i64> {
+        self.query("SELECT COALESCE(MAX(seq), 0) FROM changes")
+            .fetch_one(|r| r.get(0))
+            .await
+    }
+
     /// Live observations (of any source) describing any of `refs`.
     pub async fn live_observations(&mut self, refs: &[String]) -> Result<Vec<LiveObservationRow>> {
         self.fetch_batched(
@@ -456,7 +464,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn another_sources_rows_are_seen_and_the_own_are_not() {
+    async fn another_sources_rows_and_the_newest_change_are_seen() {
         for (store, schema, _dir) in stores().await {
             let mut tx = store.begin_write().await.expect("begin");
             assert!(!tx.holds_others("a", true).await.expect("empty"));
@@ -468,6 +476,21 @@ mod tests {
             assert!(tx.holds_others("a", false).await.expect("b sorts after a"));
             assert!(tx.holds_others("c", false).await.expect("b sorts before c"));
             assert!(!tx.holds_others("b", false).await.expect("its own"));
+            assert_eq!(tx.last_change_seq().await.expect("an empty log"), 0);
+            let change = ChangeWrite {
+                run_id: "r".into(),
+                source: "b".into(),
+                entity_uid: "u".into(),
+                entity_ref: "component:default/x".into(),
+                previous_ref: None,
+                op: crate::ChangeOp::Created,
+                patch: "[]".into(),
+            };
+            let mut writes = Writes::new(&store, Utc::now());
+            writes.changes(&[change.clone(), change]);
+            tx.run(writes).await.expect("changes");
+            let seq = tx.last_change_seq().await.expect("two rows");
+            assert!(seq >= 2, "{seq}");
             tx.rollback().await.expect("rollback");
             if let Some(schema) = schema {
                 store.drop_schema(&schema).await.expect("drop");

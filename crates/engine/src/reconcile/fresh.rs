@@ -4,8 +4,8 @@
 //! Reading back could only find what the run itself wrote, so it holds while no two
 //! observations of the run share a ref or an identity key, none carries an alias, and nothing
 //! is deleted; the first batch that breaks it ends it, and the run reads from then on, as
-//! every other run does. Another source's observations appearing between the run's scope
-//! transactions end it too.
+//! every other run does. Anything another writer did between the run's scope transactions
+//! (another source's observations, a change row the run did not write) ends it too.
 
 use std::collections::{BTreeMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -24,6 +24,9 @@ use crate::merge::{Contribution, MergedEntity, combine};
 pub(super) struct FreshLoad {
     /// Whether the catalog was seen empty (in the run's first transaction).
     pub(super) checked: bool,
+    /// The change log's newest row when the run's last scope committed: another writer between
+    /// two of the run's transactions moves it.
+    pub(super) last_seq: Option<i64>,
     /// Two observations received in this run name the same ref.
     pub(super) repeated_ref: bool,
     /// Hashes of the identity keys written (a collision only costs the fresh path).

@@ -30,8 +30,21 @@ pub(super) enum TxSlot {
     Here(StoreTx),
     Away {
         jobs: mpsc::Sender<Job>,
-        writer: JoinHandle<Result<StoreTx, StoreError>>,
+        writer: Writer,
     },
+}
+
+/// The writer task, stopped if it is dropped before it was joined (the run was cancelled, or
+/// failed): the transaction it holds goes with it, so it is rolled back at once instead of
+/// after the writes still queued.
+pub(super) struct Writer(Option<JoinHandle<Result<StoreTx, StoreError>>>);
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        if let Some(task) = self.0.take() {
+            task.abort();
+        }
+    }
 }
 
 impl TxSlot {
@@ -64,6 +77,17 @@ impl TxSlot {
         })
     }
 
+    /// Rolls the transaction back without running what is still queued (the run failed).
+    pub(super) async fn discard(&mut self) {
+        match std::mem::take(self) {
+            Self::Here(tx) => {
+                let _ = tx.rollback().await;
+            }
+            // Dropped, the writer task stops, and its transaction is rolled back as it drops.
+            away => drop(away),
+        }
+    }
+
     /// Queues a write; the call returns once it is queued, not written. Without a transaction
     /// the write is dropped (callers open one first).
     pub(super) async fn queue(&mut self, job: Job) -> Result<(), ReconcileError> {
@@ -74,7 +98,7 @@ impl TxSlot {
             let (jobs, rx) = mpsc::channel(QUEUED);
             *self = Self::Away {
                 jobs,
-                writer: tokio::spawn(write_all(tx, rx)),
+                writer: Writer(Some(tokio::spawn(write_all(tx, rx)))),
             };
         }
         let Self::Away { jobs, .. } = self else {
@@ -97,8 +121,11 @@ async fn write_all(mut tx: StoreTx, mut jobs: mpsc::Receiver<Job>) -> Result<Sto
     Ok(tx)
 }
 
-async fn join(writer: JoinHandle<Result<StoreTx, StoreError>>) -> Result<StoreTx, ReconcileError> {
-    match writer.await {
+async fn join(mut writer: Writer) -> Result<StoreTx, ReconcileError> {
+    let Some(task) = writer.0.take() else {
+        return Err(ReconcileError::Writer("joined twice".into()));
+    };
+    match task.await {
         Ok(result) => Ok(result?),
         Err(e) => Err(ReconcileError::Writer(e.to_string())),
     }
@@ -173,6 +200,20 @@ mod tests {
         assert!(matches!(error, ReconcileError::Store(_)), "{error}");
         assert!(slot.is_empty());
         assert!(slot.take().await.expect("nothing left to fail").is_none());
+        let again = store.begin_write().await.expect("the write lock is free");
+        again.rollback().await.expect("rollback");
+        assert_eq!(store.count_entities(&all).await.expect("count"), 2);
+
+        // Discarded with writes queued (a run that failed elsewhere): none of them stays.
+        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
+        slot.queue(insert(&store, vec![entity("u6", "e")]))
+            .await
+            .expect("queued");
+        slot.queue(insert(&store, vec![entity("u7", "f")]))
+            .await
+            .expect("queued");
+        slot.discard().await;
+        assert!(slot.is_empty());
         let again = store.begin_write().await.expect("the write lock is free");
         again.rollback().await.expect("rollback");
         assert_eq!(store.count_entities(&all).await.expect("count"), 2);

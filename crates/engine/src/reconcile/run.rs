@@ -91,9 +91,7 @@ impl<'a> RunState<'a> {
 
     /// Rolls back the open transaction, if any: the run failed and writes nothing more.
     pub(super) async fn abort(&mut self) {
-        if let Ok(Some(tx)) = self.tx.take().await {
-            let _ = tx.rollback().await;
-        }
+        self.tx.discard().await;
     }
 
     /// Opens a scope's transaction; a fresh load checks that nothing else wrote meanwhile.
@@ -102,7 +100,11 @@ impl<'a> RunState<'a> {
         if let Some(fresh) = &mut self.fresh {
             let anything = !fresh.checked;
             fresh.checked = true;
-            if tx.holds_others(&self.job.source, anything).await? {
+            let moved = match fresh.last_seq {
+                Some(seq) => tx.last_change_seq().await? != seq,
+                None => false,
+            };
+            if moved || tx.holds_others(&self.job.source, anything).await? {
                 self.fresh = None;
             }
         }
@@ -270,15 +272,15 @@ impl<'a> RunState<'a> {
             return Ok(());
         }
         let effects = self.per_scope.entry(scope.clone()).or_default();
-        if deletions.is_empty()
-            && let Some(fresh) = &mut self.fresh
+        if let Some(fresh) = &mut self.fresh
+            && deletions.is_empty()
+            && fresh.admits(&writes)
         {
-            if fresh.admits(&writes) {
-                let job = self.job.fresh_batch(self.store, &scope, writes, effects);
-                return self.tx.queue(job).await;
-            }
-            self.fresh = None;
+            let job = self.job.fresh_batch(self.store, &scope, writes, effects);
+            return self.tx.queue(job).await;
         }
+        // Read from here on: what this batch writes is read back by the next.
+        self.fresh = None;
         let Some(tx) = self.tx.here().await? else {
             return Ok(());
         };
@@ -432,8 +434,11 @@ impl<'a> RunState<'a> {
                         self.job.record_refusals(tx, &scope, &refused).await?;
                     }
                     if !self.job.options.dry_run
-                        && let Some(tx) = self.tx.take().await?
+                        && let Some(mut tx) = self.tx.take().await?
                     {
+                        if let Some(fresh) = &mut self.fresh {
+                            fresh.last_seq = Some(tx.last_change_seq().await?);
+                        }
                         tx.commit().await?;
                     }
                     self.open_scope = None;
