@@ -174,27 +174,34 @@ impl StoreTx {
         .await
     }
 
-    /// Whether any other source has observations (live or deleted); with `anything` also
-    /// whether the catalog holds any row at all that observations make (entities, identity
-    /// keys and aliases, observations of any source). A run that finds nothing there merges
-    /// its first load in memory: nothing stored can take part.
-    pub async fn holds_others(&mut self, source: &str, anything: bool) -> Result<bool> {
-        let query = if anything {
-            self.query(
+    /// Whether the catalog holds any row that observations make: observations (of any source,
+    /// live or deleted), entities, identity keys or aliases. A run that finds none merges its
+    /// first load in memory: nothing stored can take part.
+    pub async fn holds_anything(&mut self) -> Result<bool> {
+        let n: i32 = self
+            .query(
                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM observations) \
                  OR EXISTS (SELECT 1 FROM entities) OR EXISTS (SELECT 1 FROM identity_keys) \
                  OR EXISTS (SELECT 1 FROM identity_aliases) THEN 1 ELSE 0 END",
             )
-        } else {
-            // Two range probes of the primary key, not a scan of this source's rows.
-            let text = sql(
-                self.backend(),
-                "SELECT CASE WHEN EXISTS (SELECT 1 FROM observations WHERE source < $1) \
-                 OR EXISTS (SELECT 1 FROM observations WHERE source > $1) THEN 1 ELSE 0 END",
-            );
-            self.query(text).bind(source)
-        };
-        let n: i32 = query.fetch_one(|r| r.get(0)).await?;
+            .fetch_one(|r| r.get(0))
+            .await?;
+        Ok(n != 0)
+    }
+
+    /// Whether any source but `source` has observations (live or deleted).
+    pub async fn others_observed(&mut self, source: &str) -> Result<bool> {
+        // Two range probes of the primary key, not a scan of this source's rows.
+        let text = sql(
+            self.backend(),
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM observations WHERE source < $1) \
+             OR EXISTS (SELECT 1 FROM observations WHERE source > $1) THEN 1 ELSE 0 END",
+        );
+        let n: i32 = self
+            .query(text)
+            .bind(source)
+            .fetch_one(|r| r.get(0))
+            .await?;
         Ok(n != 0)
     }
 
@@ -467,15 +474,15 @@ mod tests {
     async fn another_sources_rows_and_the_newest_change_are_seen() {
         for (store, schema, _dir) in stores().await {
             let mut tx = store.begin_write().await.expect("begin");
-            assert!(!tx.holds_others("a", true).await.expect("empty"));
-            assert!(!tx.holds_others("a", false).await.expect("empty"));
+            assert!(!tx.holds_anything().await.expect("empty"));
+            assert!(!tx.others_observed("a").await.expect("empty"));
             let mut writes = Writes::new(&store, Utc::now());
             writes.observations(&[observation("b", "x")]);
             tx.run(writes).await.expect("built inserts run");
-            assert!(tx.holds_others("a", true).await.expect("anything"));
-            assert!(tx.holds_others("a", false).await.expect("b sorts after a"));
-            assert!(tx.holds_others("c", false).await.expect("b sorts before c"));
-            assert!(!tx.holds_others("b", false).await.expect("its own"));
+            assert!(tx.holds_anything().await.expect("anything"));
+            assert!(tx.others_observed("a").await.expect("b sorts after a"));
+            assert!(tx.others_observed("c").await.expect("b sorts before c"));
+            assert!(!tx.others_observed("b").await.expect("its own"));
             assert_eq!(tx.last_change_seq().await.expect("an empty log"), 0);
             let change = ChangeWrite {
                 run_id: "r".into(),

@@ -55,13 +55,14 @@ impl TxSlot {
     /// The transaction, here, after every queued write ran; `None` when there is none. A write
     /// that failed fails this (its transaction is dropped, so rolled back).
     pub(super) async fn here(&mut self) -> Result<Option<&mut StoreTx>, ReconcileError> {
-        if let Self::Away { .. } = self {
-            let Self::Away { jobs, writer } = std::mem::take(self) else {
-                unreachable!("matched above")
-            };
-            drop(jobs);
-            *self = Self::Here(join(writer).await?);
-        }
+        *self = match std::mem::take(self) {
+            Self::Away { jobs, writer } => {
+                // Closed, the queue ends the writer's loop once it is written.
+                drop(jobs);
+                Self::Here(join(writer).await?)
+            }
+            other => other,
+        };
         Ok(match self {
             Self::Here(tx) => Some(tx),
             _ => None,
@@ -91,16 +92,16 @@ impl TxSlot {
     /// Queues a write; the call returns once it is queued, not written. Without a transaction
     /// the write is dropped (callers open one first).
     pub(super) async fn queue(&mut self, job: Job) -> Result<(), ReconcileError> {
-        if let Self::Here(_) = self {
-            let Self::Here(tx) = std::mem::take(self) else {
-                unreachable!("matched above")
-            };
-            let (jobs, rx) = mpsc::channel(QUEUED);
-            *self = Self::Away {
-                jobs,
-                writer: Writer(Some(tokio::spawn(write_all(tx, rx)))),
-            };
-        }
+        *self = match std::mem::take(self) {
+            Self::Here(tx) => {
+                let (jobs, rx) = mpsc::channel(QUEUED);
+                Self::Away {
+                    jobs,
+                    writer: Writer(Some(tokio::spawn(write_all(tx, rx)))),
+                }
+            }
+            other => other,
+        };
         let Self::Away { jobs, .. } = self else {
             return Ok(());
         };

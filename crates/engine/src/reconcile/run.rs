@@ -98,13 +98,18 @@ impl<'a> RunState<'a> {
     async fn open(&mut self) -> Result<(), ReconcileError> {
         let mut tx = self.store.begin_write().await?;
         if let Some(fresh) = &mut self.fresh {
-            let anything = !fresh.checked;
-            fresh.checked = true;
-            let moved = match fresh.last_seq {
-                Some(seq) => tx.last_change_seq().await? != seq,
-                None => false,
+            // The run's first transaction finds the catalog empty; each later one finds it as
+            // the run left it.
+            let others = if std::mem::replace(&mut fresh.checked, true) {
+                let moved = match fresh.last_seq {
+                    Some(seq) => tx.last_change_seq().await? != seq,
+                    None => false,
+                };
+                moved || tx.others_observed(&self.job.source).await?
+            } else {
+                tx.holds_anything().await?
             };
-            if moved || tx.holds_others(&self.job.source, anything).await? {
+            if others {
                 self.fresh = None;
             }
         }

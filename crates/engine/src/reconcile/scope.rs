@@ -17,7 +17,7 @@ use super::staged::Pending;
 use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
 
 /// Entity refs processed per read-compute-write round inside a scope transaction.
-pub(super) const REF_BATCH: usize = 1000;
+const REF_BATCH: usize = 1000;
 
 /// Observation rows per insert statement.
 const OBSERVATION_ROWS: usize = 500;
