@@ -46,6 +46,7 @@ pub use crate::server::{
 };
 pub use crate::views::classification as classification_document;
 pub use crate::views::entity as entity_document;
+pub use crate::views::starting_at as relations_starting_at;
 /// The port to whatever runs the connectors, defined with the model so that the engine can
 /// implement it without depending on the API.
 pub use surveyor_model::control::{ConnectorView, Control, TriggerRefusal};

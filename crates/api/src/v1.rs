@@ -244,7 +244,6 @@ pub async fn list_entities(
     } else {
         None
     };
-    let mut relations = views::by_source(relations);
     let identity = query.identity();
     let next = (rows.len() as i64 == limit)
         .then(|| {
@@ -259,7 +258,7 @@ pub async fn list_entities(
         }
         out.push_str(&views::entity_text(
             r,
-            &relations.remove(&r.entity_ref).unwrap_or_default(),
+            views::starting_at(&relations, &r.entity_ref),
         ));
     }
     out.push_str("],\"nextCursor\":");

@@ -1,23 +1,48 @@
 //! Entity documents as served: the stored body with its relations, plus surveyor's bookkeeping
 //! (`surveyor`: uid, sources, timestamps) on `/api/v1`, or Backstage's `metadata.uid`/`etag`.
 
-use std::collections::BTreeMap;
-
 use serde_json::{Value, json};
 use surveyor_store::{EntityRow, RelationRow};
 
 fn relations_json(relations: &[RelationRow]) -> Value {
-    relations
-        .iter()
-        .map(|r| {
-            let target = surveyor_model::EntityRef::parse_with(&r.target_display, None, "default").ok();
-            json!({
-                "type": r.kind,
-                "targetRef": r.target_ref,
-                "target": target.map(|t| json!({"kind": t.kind(), "namespace": t.namespace(), "name": t.name()})),
-            })
-        })
-        .collect()
+    let mut text = String::new();
+    push_relations(&mut text, relations);
+    serde_json::from_str(&text).unwrap_or(Value::Null)
+}
+
+/// `relations` as `/api/v1` lists them, written as JSON text: `{target, targetRef, type}` each,
+/// the keys in the order a `serde_json` map keeps them.
+fn push_relations(out: &mut String, relations: &[RelationRow]) {
+    out.push('[');
+    for (i, r) in relations.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"target\":");
+        match surveyor_model::EntityRef::parse_with(&r.target_display, None, "default") {
+            Ok(t) => {
+                out.push_str("{\"kind\":");
+                push_string(out, t.kind());
+                out.push_str(",\"name\":");
+                push_string(out, t.name());
+                out.push_str(",\"namespace\":");
+                push_string(out, t.namespace());
+                out.push('}');
+            }
+            Err(_) => out.push_str("null"),
+        }
+        out.push_str(",\"targetRef\":");
+        push_string(out, &r.target_ref);
+        out.push_str(",\"type\":");
+        push_string(out, &r.kind);
+        out.push('}');
+    }
+    out.push(']');
+}
+
+/// `s` as a JSON string.
+fn push_string(out: &mut String, s: &str) {
+    surveyor_model::hash::write_string(s, out);
 }
 
 /// The `/api/v1` document as JSON text, spliced rather than parsed and re-serialised: the
@@ -27,32 +52,46 @@ pub fn entity_text(e: &EntityRow, relations: &[RelationRow]) -> String {
     let Some(open) = body.strip_suffix('}') else {
         return entity(e, relations).to_string();
     };
-    let extra = json!({
-        "ref": e.display_ref,
-        "uid": e.uid,
-        "createdAt": e.created_at,
-        "updatedAt": e.updated_at,
-        "deletedAt": e.deleted_at,
-    });
     let mut out = String::with_capacity(body.len() + 256 + e.sources.len());
     out.push_str(open);
     if !open.trim_end().ends_with('{') {
         out.push(',');
     }
     out.push_str("\"relations\":");
-    out.push_str(&relations_json(relations).to_string());
-    out.push_str(",\"surveyor\":");
-    // `sources` is stored JSON; splice it in beside the other bookkeeping.
-    let extra = extra.to_string();
-    out.push_str(&extra[..extra.len() - 1]);
+    push_relations(&mut out, relations);
+    // The bookkeeping's keys in the order a `serde_json` map keeps them, as `entity` writes them.
+    out.push_str(",\"surveyor\":{\"createdAt\":");
+    push_time(&mut out, Some(&e.created_at));
+    out.push_str(",\"deletedAt\":");
+    push_time(&mut out, e.deleted_at.as_ref());
+    out.push_str(",\"ref\":");
+    push_string(&mut out, &e.display_ref);
+    // `sources` is stored JSON; spliced in as it is.
     out.push_str(",\"sources\":");
     out.push_str(if e.sources.trim().is_empty() {
         "null"
     } else {
         e.sources.trim()
     });
+    out.push_str(",\"uid\":");
+    push_string(&mut out, &e.uid);
+    out.push_str(",\"updatedAt\":");
+    push_time(&mut out, Some(&e.updated_at));
     out.push_str("}}");
     out
+}
+
+/// A time as `serde_json` writes a `DateTime<Utc>` (RFC 3339, `Z`, as many fraction digits as
+/// it needs), or `null`.
+fn push_time(out: &mut String, t: Option<&chrono::DateTime<chrono::Utc>>) {
+    match t {
+        Some(t) => {
+            out.push('"');
+            out.push_str(&t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true));
+            out.push('"');
+        }
+        None => out.push_str("null"),
+    }
 }
 
 /// `/api/v1` shape (also what `surveyor entities` prints): body, `relations`, and `surveyor`
@@ -185,13 +224,12 @@ pub fn location_of(e: &EntityRow, body: &Value) -> String {
     }
 }
 
-/// Relations grouped by the entity they start from.
-pub fn by_source(relations: Vec<RelationRow>) -> BTreeMap<String, Vec<RelationRow>> {
-    let mut out: BTreeMap<String, Vec<RelationRow>> = BTreeMap::new();
-    for r in relations {
-        out.entry(r.source_ref.clone()).or_default().push(r);
-    }
-    out
+/// The relations that start from `source`, out of relations sorted by source (as the store's
+/// `relations_of_many` returns them).
+pub fn starting_at<'r>(relations: &'r [RelationRow], source: &str) -> &'r [RelationRow] {
+    let from = relations.partition_point(|r| r.source_ref.as_str() < source);
+    let to = from + relations[from..].partition_point(|r| r.source_ref == source);
+    &relations[from..to]
 }
 
 /// Keeps only the dotted `fields` of a document (Backstage's `fields=` parameter).
@@ -255,6 +293,77 @@ mod tests {
             deleted_at: None,
             deleted_run: None,
         }
+    }
+
+    fn relation(source: &str, kind: &str, target: &str) -> RelationRow {
+        RelationRow {
+            origin_ref: source.into(),
+            source_ref: source.into(),
+            kind: kind.into(),
+            target_ref: target.to_ascii_lowercase(),
+            target_display: target.into(),
+        }
+    }
+
+    /// The text a list page splices is the document `entity` builds, value for value: times
+    /// with and without a fraction, a tombstone's time, strings that need escaping, a target
+    /// that is no ref.
+    #[test]
+    fn the_spliced_text_is_the_built_document() {
+        let mut e = row(json!([{"source": "gh", "externalId": "a \"quoted\"\n", "winner": true}]));
+        e.body = r#"{"kind":"Component","metadata":{"name":"a","title":"tab\there"}}"#.into();
+        e.display_ref = "component:default/A\"b".into();
+        e.created_at = chrono::DateTime::from_timestamp(1_700_000_000, 0).expect("time");
+        e.updated_at = chrono::DateTime::from_timestamp(1_700_000_001, 123_456_789).expect("time");
+        let relations = [
+            relation("component:default/a", "ownedBy", "group:default/Team-A"),
+            relation("component:default/a", "dependsOn", "not a ref::"),
+        ];
+        for deleted in [None, Some(e.updated_at)] {
+            e.deleted_at = deleted;
+            for (body, rels) in [
+                (e.body.clone(), &relations[..]),
+                ("{}".to_string(), &[][..]),
+            ] {
+                let e = EntityRow { body, ..e.clone() };
+                let text = entity_text(&e, rels);
+                let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+                assert_eq!(parsed, entity(&e, rels), "{text}");
+            }
+        }
+        let text = entity_text(&e, &relations);
+        assert!(
+            text.contains(r#""updatedAt":"2023-11-14T22:13:21.123456789Z""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""target":null"#), "{text}");
+        assert!(
+            text.contains(r#""target":{"kind":"group","name":"Team-A","namespace":"default"}"#),
+            "{text}"
+        );
+    }
+
+    /// Relations sorted by source are found by source, whatever sits before and after.
+    #[test]
+    fn the_relations_of_one_source_are_its_own() {
+        let rels = [
+            relation("a", "ownedBy", "group:default/x"),
+            relation("b", "dependsOn", "component:default/c"),
+            relation("b", "ownedBy", "group:default/y"),
+            relation("c", "ownedBy", "group:default/z"),
+        ];
+        let kinds = |s: &str| -> Vec<String> {
+            starting_at(&rels, s)
+                .iter()
+                .map(|r| format!("{}:{}", r.source_ref, r.kind))
+                .collect()
+        };
+        assert_eq!(kinds("b"), ["b:dependsOn", "b:ownedBy"]);
+        assert_eq!(kinds("a"), ["a:ownedBy"]);
+        assert_eq!(kinds("c"), ["c:ownedBy"]);
+        assert!(kinds("bb").is_empty());
+        assert!(kinds("0").is_empty());
+        assert!(kinds("d").is_empty());
     }
 
     #[test]

@@ -344,19 +344,12 @@ async fn entities(path: &Path, cmd: EntitiesCommand) -> Result<(), CliError> {
                 .await?;
             if format == Format::Json {
                 let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
-                let mut by_source: std::collections::BTreeMap<String, Vec<_>> =
-                    std::collections::BTreeMap::new();
-                for rel in store.relations_of_many(&keys).await? {
-                    by_source
-                        .entry(rel.source_ref.clone())
-                        .or_default()
-                        .push(rel);
-                }
+                let relations = store.relations_of_many(&keys).await?;
                 let items: Vec<Value> = rows
                     .iter()
                     .map(|r| {
-                        let own = by_source.remove(&r.entity_ref).unwrap_or_default();
-                        surveyor_api::entity_document(r, &own)
+                        let own = surveyor_api::relations_starting_at(&relations, &r.entity_ref);
+                        surveyor_api::entity_document(r, own)
                     })
                     .collect();
                 output::json(&Value::Array(items));

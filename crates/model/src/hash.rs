@@ -144,7 +144,7 @@ fn write_canonical(value: &Value, out: &mut String) {
 /// A JSON string literal, escaped exactly as serde_json escapes it (`"`, `\`, and control
 /// characters: the short forms where JSON has one, else `\u00xx`), so that stored hashes stay
 /// what they were; written straight into `out`.
-fn write_string(s: &str, out: &mut String) {
+pub fn write_string(s: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.reserve(s.len() + 2);
     out.push('"');

@@ -245,6 +245,30 @@ fn raw_page(f: &EntityFilter) -> bool {
     f.limit.is_some_and(|l| (0..=RAW_ROWS as i64).contains(&l))
 }
 
+/// Relations as stored (one row per origin) sorted by source, type and target, each listed once:
+/// the least origin and the least display form of the target stand for all of them. Sorted by
+/// bytes, as SQLite's `ORDER BY` and Postgres's under the `C` collation sort.
+fn collapse(mut rows: Vec<RelationRow>) -> Vec<RelationRow> {
+    rows.sort_unstable_by(|a, b| {
+        (&a.source_ref, &a.kind, &a.target_ref, &a.origin_ref).cmp(&(
+            &b.source_ref,
+            &b.kind,
+            &b.target_ref,
+            &b.origin_ref,
+        ))
+    });
+    rows.dedup_by(|later, kept| {
+        let same = later.source_ref == kept.source_ref
+            && later.kind == kept.kind
+            && later.target_ref == kept.target_ref;
+        if same && later.target_display < kept.target_display {
+            std::mem::swap(&mut kept.target_display, &mut later.target_display);
+        }
+        same
+    });
+    rows
+}
+
 /// Lower-cased keys as one parameter, as [`crate::sql::StrList`] binds them on SQLite.
 fn key_list<'k>(keys: impl Iterator<Item = &'k str>) -> String {
     crate::sql::StrList(keys.map(str::to_ascii_lowercase).collect()).json()
@@ -261,7 +285,10 @@ fn bound<'q>(mut q: PoolQuery<'q>, params: Vec<Param>) -> PoolQuery<'q> {
     q
 }
 
-const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
+/// An entity row's columns. The body is read as `body_text`, the text the database keeps beside
+/// Postgres's JSONB (migration 0011; virtual on SQLite): turning JSONB into text on every read
+/// was the largest piece of a list page's work on the server.
+const ENTITY_COLUMNS: &str = "uid, entity_ref, display_ref, kind, namespace, name, body_text AS body, hash, \
      sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run";
 
 impl Store {
@@ -330,8 +357,8 @@ impl Store {
                     Ok((rows, rels))
                 })
                 .await?;
-            if let Some(page) = read {
-                return Ok(page);
+            if let Some((rows, relations)) = read {
+                return Ok((rows, collapse(relations)));
             }
         }
         let rows = self.list_entities(f).await?;
@@ -496,18 +523,15 @@ impl Store {
     pub async fn relations_of(&self, key: &str) -> Result<Vec<RelationRow>> {
         let q = sql(
             self.backend(),
-            "SELECT MIN(origin_ref) AS origin_ref, source_ref, type, target_ref, \
-             MIN(target_display) AS target_display FROM relations \
-             WHERE source_ref = $1 GROUP BY source_ref, type, target_ref \
-             ORDER BY type, target_ref",
+            "SELECT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+             WHERE source_ref = $1",
         );
-        self.query(q)
-            .bind(key.to_ascii_lowercase())
-            .fetch_all(decode)
-            .await
+        let rows = self.query(q).bind(key.to_ascii_lowercase());
+        Ok(collapse(rows.fetch_all(decode).await?))
     }
 
-    /// The relations of several entities at once (for list pages), sorted, each once.
+    /// The relations of several entities at once (for list pages), each once, sorted by source,
+    /// type and target (by bytes, see [`collapse`]).
     pub async fn relations_of_many(&self, keys: &[String]) -> Result<Vec<RelationRow>> {
         if keys.is_empty() {
             return Ok(Vec::new());
@@ -521,21 +545,22 @@ impl Store {
                 })
                 .await?;
             if let Some(rows) = read {
-                return Ok(rows);
+                return Ok(collapse(rows));
             }
         }
         let keys = crate::sql::StrList(keys.iter().map(|k| k.to_ascii_lowercase()).collect());
-        self.query(q).bind(keys).fetch_all(decode).await
+        Ok(collapse(self.query(q).bind(keys).fetch_all(decode).await?))
     }
 
-    /// The statement of [`Store::relations_of_many`]: `$1` is the list of keys.
+    /// The statement of [`Store::relations_of_many`]: `$1` is the list of keys. It reads the rows
+    /// as stored, one per origin, and [`collapse`] sorts them and lists each relation once: on
+    /// Postgres the `GROUP BY` and sort of ~100 rows cost as much as reading them (0.30 against
+    /// 0.18 ms for a page of 50 at 100k).
     fn relations_statement(&self) -> std::borrow::Cow<'static, str> {
         sql(
             self.backend(),
-            "SELECT MIN(origin_ref) AS origin_ref, source_ref, type, target_ref, \
-             MIN(target_display) AS target_display FROM relations \
-             WHERE source_ref = ANY($1) GROUP BY source_ref, type, target_ref \
-             ORDER BY source_ref, type, target_ref",
+            "SELECT origin_ref, source_ref, type, target_ref, target_display FROM relations \
+             WHERE source_ref = ANY($1)",
         )
     }
 
@@ -804,4 +829,130 @@ pub struct TableCounts {
     pub observations: i64,
     pub changes: i64,
     pub runs: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rel(origin: &str, source: &str, kind: &str, target: &str, display: &str) -> RelationRow {
+        RelationRow {
+            origin_ref: origin.into(),
+            source_ref: source.into(),
+            kind: kind.into(),
+            target_ref: target.into(),
+            target_display: display.into(),
+        }
+    }
+
+    /// A relation two origins store is listed once, with the least origin and display; the
+    /// rest are sorted by source, type and target as bytes (`B` before `a`).
+    #[test]
+    fn relations_are_sorted_by_bytes_and_listed_once() {
+        let rows = vec![
+            rel(
+                "user:default/u",
+                "group:default/g",
+                "hasMember",
+                "user:default/u",
+                "user:default/U",
+            ),
+            rel(
+                "component:default/b",
+                "component:default/b",
+                "ownedBy",
+                "group:default/g",
+                "group:default/g",
+            ),
+            rel(
+                "group:default/g",
+                "group:default/g",
+                "hasMember",
+                "user:default/u",
+                "user:default/u",
+            ),
+            rel(
+                "component:default/a",
+                "component:default/a",
+                "ownedBy",
+                "group:default/g",
+                "group:default/G",
+            ),
+            rel(
+                "component:default/a",
+                "component:default/a",
+                "dependsOn",
+                "resource:default/db",
+                "resource:default/db",
+            ),
+            rel(
+                "component:default/a",
+                "component:default/a",
+                "Zeta",
+                "x:default/x",
+                "x:default/x",
+            ),
+        ];
+        let got: Vec<(String, String, String, String, String)> = collapse(rows)
+            .into_iter()
+            .map(|r| {
+                (
+                    r.source_ref,
+                    r.kind,
+                    r.target_ref,
+                    r.origin_ref,
+                    r.target_display,
+                )
+            })
+            .collect();
+        let want = |s: &str, k: &str, t: &str, o: &str, d: &str| {
+            (
+                s.to_string(),
+                k.to_string(),
+                t.to_string(),
+                o.to_string(),
+                d.to_string(),
+            )
+        };
+        assert_eq!(
+            got,
+            [
+                want(
+                    "component:default/a",
+                    "Zeta",
+                    "x:default/x",
+                    "component:default/a",
+                    "x:default/x"
+                ),
+                want(
+                    "component:default/a",
+                    "dependsOn",
+                    "resource:default/db",
+                    "component:default/a",
+                    "resource:default/db"
+                ),
+                want(
+                    "component:default/a",
+                    "ownedBy",
+                    "group:default/g",
+                    "component:default/a",
+                    "group:default/G"
+                ),
+                want(
+                    "component:default/b",
+                    "ownedBy",
+                    "group:default/g",
+                    "component:default/b",
+                    "group:default/g"
+                ),
+                want(
+                    "group:default/g",
+                    "hasMember",
+                    "user:default/u",
+                    "group:default/g",
+                    "user:default/U"
+                ),
+            ]
+        );
+    }
 }

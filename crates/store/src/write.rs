@@ -244,7 +244,7 @@ impl StoreTx {
     /// Entity rows (live or tombstones) for the given keys.
     pub async fn entities_by_refs(&mut self, refs: &[String]) -> Result<Vec<crate::EntityRow>> {
         self.fetch_batched(
-            "SELECT uid, entity_ref, display_ref, kind, namespace, name, body::text AS body, hash, \
+            "SELECT uid, entity_ref, display_ref, kind, namespace, name, body_text AS body, hash, \
              sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run \
              FROM entities WHERE entity_ref = ANY($1)",
             refs,

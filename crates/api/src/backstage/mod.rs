@@ -354,10 +354,10 @@ pub(crate) async fn documents(
     rows: &[EntityRow],
 ) -> Result<Vec<Value>, ApiError> {
     let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
-    let mut relations = views::by_source(state.store.relations_of_many(&keys).await?);
+    let relations = state.store.relations_of_many(&keys).await?;
     Ok(rows
         .iter()
-        .map(|r| views::backstage(r, &relations.remove(&r.entity_ref).unwrap_or_default()))
+        .map(|r| views::backstage(r, views::starting_at(&relations, &r.entity_ref)))
         .collect())
 }
 

@@ -1,0 +1,6 @@
+-- An entity's body as text, kept by the database beside its JSONB. Every read of an entity
+-- (a list page, the reconcile's read-back) wants text, and turning JSONB into text was the
+-- largest piece of a page's work on the server: 0.13 of 0.30 ms for a page of 50 at 100k.
+-- The JSONB stays for the filters (labels, lifecycle, containment). SQLite's twin of this
+-- column is virtual: its body is text already.
+ALTER TABLE entities ADD COLUMN body_text TEXT GENERATED ALWAYS AS (body::text) STORED;
