@@ -120,6 +120,45 @@ pub fn threads_cpu_seconds(name: &str) -> f64 {
 }
 
 /// The command (thread) name and user + system CPU seconds of a /proc `stat` line.
+/// CPU time (user + system) of every process on this machine named `name`, with what the
+/// children they have reaped used, in seconds; `None` where no such process is seen. For a
+/// database server on this machine (`postgres`): its live processes, and through the
+/// postmaster's reaped children the backends and workers that ended, so the difference of two
+/// readings is what the server spent between them.
+pub fn processes_cpu_seconds(name: &str) -> Option<f64> {
+    let mut total = 0.0;
+    let mut seen = false;
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let is_pid = entry
+            .file_name()
+            .to_str()
+            .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()));
+        if !is_pid {
+            continue;
+        }
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        if let Some((comm, own, children)) = stat_cpu_with_children(&stat)
+            && comm == name
+        {
+            seen = true;
+            total += own + children;
+        }
+    }
+    seen.then_some(total)
+}
+
+/// As [`stat_cpu`], with the CPU time of the process's reaped children (cutime + cstime,
+/// fields 16 and 17) apart.
+fn stat_cpu_with_children(stat: &str) -> Option<(String, f64, f64)> {
+    let (comm, own) = stat_cpu(stat)?;
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    Some((comm, own, (ticks(13)? + ticks(14)?) / 100.0))
+}
+
 fn stat_cpu(stat: &str) -> Option<(String, f64)> {
     // The command name is in parentheses and may hold spaces or parentheses itself.
     let (head, rest) = stat.rsplit_once(')')?;
@@ -166,6 +205,28 @@ mod tests {
         let line = "4242 (odd) name) S 1 4242 4242 0 -1 4194368 120 0 0 0 250 37 0 0 20 0 3 0";
         assert_eq!(stat_cpu(line), Some(("odd) name".to_string(), 2.87)));
         assert_eq!(stat_cpu("4242 (short) S 1"), None);
+    }
+
+    #[test]
+    fn a_stat_line_gives_its_reaped_childrens_cpu_apart() {
+        let line = "4242 (postgres) S 1 4242 4242 0 -1 4194368 120 0 0 0 250 37 1200 34 20 0 3 0";
+        assert_eq!(
+            stat_cpu_with_children(line),
+            Some(("postgres".to_string(), 2.87, 12.34))
+        );
+        assert_eq!(
+            stat_cpu_with_children("4242 (short) S 1 2 3 4 5 6 7 8 9 10 11 12"),
+            None
+        );
+    }
+
+    #[test]
+    fn processes_are_found_by_name() {
+        assert_eq!(processes_cpu_seconds("no-such-process"), None);
+        let own = std::fs::read_to_string("/proc/self/stat").expect("stat");
+        let (comm, _) = stat_cpu(&own).expect("own stat");
+        let seconds = processes_cpu_seconds(&comm).expect("this process is seen");
+        assert!(seconds >= 0.0);
     }
 
     #[test]
