@@ -389,13 +389,18 @@ async fn a_connector_that_cannot_refresh_is_crawled_whole_when_an_event_comes() 
         2,
         "the event led to a whole crawl"
     );
-    // The run the scheduler shows is the crawl, not the refresh it could not do.
-    let view = handle
-        .connectors()
-        .into_iter()
-        .find(|c| c.id == "gh")
-        .expect("view");
-    assert_eq!(view.last_status.as_deref(), Some("succeeded"));
+    // The run the scheduler shows is the crawl, not the refresh it could not do. The run is
+    // finished (and shown) just after its catalog commits: wait for it.
+    let status = || {
+        handle
+            .connectors()
+            .into_iter()
+            .find(|c| c.id == "gh")
+            .expect("view")
+            .last_status
+    };
+    until(async || status().is_some()).await;
+    assert_eq!(status().as_deref(), Some("succeeded"));
     // It was never asked to refresh: no failed run for each event in the runs table.
     let runs = store.list_runs(Some("gh"), 10).await.expect("runs");
     assert_eq!(runs.len(), 2, "the first crawl and the event's");
