@@ -119,12 +119,12 @@ pub fn threads_cpu_seconds(name: &str) -> f64 {
         .sum()
 }
 
-/// The command (thread) name and user + system CPU seconds of a /proc `stat` line.
 /// CPU time (user + system) of every process on this machine named `name`, with what the
 /// children they have reaped used, in seconds; `None` where no such process is seen. For a
 /// database server on this machine (`postgres`): its live processes, and through the
 /// postmaster's reaped children the backends and workers that ended, so the difference of two
-/// readings is what the server spent between them.
+/// readings is what the server spent between them (a backend that ends during the scan may be
+/// counted twice or not at all, and another server of the same name counts too).
 pub fn processes_cpu_seconds(name: &str) -> Option<f64> {
     let mut total = 0.0;
     let mut seen = false;
@@ -159,6 +159,7 @@ fn stat_cpu_with_children(stat: &str) -> Option<(String, f64, f64)> {
     Some((comm, own, (ticks(13)? + ticks(14)?) / 100.0))
 }
 
+/// The command (thread) name and user + system CPU seconds of a /proc `stat` line.
 fn stat_cpu(stat: &str) -> Option<(String, f64)> {
     // The command name is in parentheses and may hold spaces or parentheses itself.
     let (head, rest) = stat.rsplit_once(')')?;
