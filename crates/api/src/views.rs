@@ -2,6 +2,7 @@
 //! (`surveyor`: uid, sources, timestamps) on `/api/v1`, or Backstage's `metadata.uid`/`etag`.
 
 use serde_json::{Value, json};
+use surveyor_model::hash::write_string;
 use surveyor_store::{EntityRow, RelationRow};
 
 fn relations_json(relations: &[RelationRow]) -> Value {
@@ -22,27 +23,22 @@ fn push_relations(out: &mut String, relations: &[RelationRow]) {
         match surveyor_model::EntityRef::parse_with(&r.target_display, None, "default") {
             Ok(t) => {
                 out.push_str("{\"kind\":");
-                push_string(out, t.kind());
+                write_string(t.kind(), out);
                 out.push_str(",\"name\":");
-                push_string(out, t.name());
+                write_string(t.name(), out);
                 out.push_str(",\"namespace\":");
-                push_string(out, t.namespace());
+                write_string(t.namespace(), out);
                 out.push('}');
             }
             Err(_) => out.push_str("null"),
         }
         out.push_str(",\"targetRef\":");
-        push_string(out, &r.target_ref);
+        write_string(&r.target_ref, out);
         out.push_str(",\"type\":");
-        push_string(out, &r.kind);
+        write_string(&r.kind, out);
         out.push('}');
     }
     out.push(']');
-}
-
-/// `s` as a JSON string.
-fn push_string(out: &mut String, s: &str) {
-    surveyor_model::hash::write_string(s, out);
 }
 
 /// The `/api/v1` document as JSON text, spliced rather than parsed and re-serialised: the
@@ -65,7 +61,7 @@ pub fn entity_text(e: &EntityRow, relations: &[RelationRow]) -> String {
     out.push_str(",\"deletedAt\":");
     push_time(&mut out, e.deleted_at.as_ref());
     out.push_str(",\"ref\":");
-    push_string(&mut out, &e.display_ref);
+    write_string(&e.display_ref, &mut out);
     // `sources` is stored JSON; spliced in as it is.
     out.push_str(",\"sources\":");
     out.push_str(if e.sources.trim().is_empty() {
@@ -74,7 +70,7 @@ pub fn entity_text(e: &EntityRow, relations: &[RelationRow]) -> String {
         e.sources.trim()
     });
     out.push_str(",\"uid\":");
-    push_string(&mut out, &e.uid);
+    write_string(&e.uid, &mut out);
     out.push_str(",\"updatedAt\":");
     push_time(&mut out, Some(&e.updated_at));
     out.push_str("}}");

@@ -22,10 +22,9 @@ use crate::merge::{Contribution, MergedEntity, combine};
 /// What a fresh load has written so far, to tell whether the next batch meets any of it.
 #[derive(Default)]
 pub(super) struct FreshLoad {
-    /// Whether the catalog was seen empty (in the run's first transaction).
-    pub(super) checked: bool,
     /// The change log's newest row when the run's last scope committed: another writer between
-    /// two of the run's transactions moves it.
+    /// two of the run's transactions moves it. `None` until the run first commits: until then
+    /// the catalog must still be empty.
     pub(super) last_seq: Option<i64>,
     /// Two observations received in this run name the same ref.
     pub(super) repeated_ref: bool,

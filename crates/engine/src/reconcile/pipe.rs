@@ -160,6 +160,17 @@ mod tests {
         Box::new(move |tx| Box::pin(tx.run(writes)))
     }
 
+    /// A new transaction with one queued insert per `(uid, name)`, in order.
+    async fn queued(store: &Store, entities: [(&str, &str); 2]) -> TxSlot {
+        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
+        for (uid, name) in entities {
+            slot.queue(insert(store, vec![entity(uid, name)]))
+                .await
+                .expect("queued");
+        }
+        slot
+    }
+
     #[tokio::test]
     async fn queued_writes_run_in_order_and_a_failed_one_fails_the_transaction() {
         let dir = tempfile::tempdir().expect("dir");
@@ -168,13 +179,7 @@ mod tests {
         let all = EntityFilter::default();
 
         // Two writes queued, the transaction taken back: both are in it, in order.
-        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
-        slot.queue(insert(&store, vec![entity("u1", "a")]))
-            .await
-            .expect("queued");
-        slot.queue(insert(&store, vec![entity("u2", "b")]))
-            .await
-            .expect("queued");
+        let mut slot = queued(&store, [("u1", "a"), ("u2", "b")]).await;
         let tx = slot.take().await.expect("written").expect("a transaction");
         assert!(slot.is_empty());
         tx.commit().await.expect("commit");
@@ -182,13 +187,7 @@ mod tests {
 
         // A write that breaks a constraint (a second entity under a taken ref): the next use of
         // the slot fails, the transaction is gone (rolled back, the write lock free again).
-        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
-        slot.queue(insert(&store, vec![entity("u3", "c")]))
-            .await
-            .expect("queued");
-        slot.queue(insert(&store, vec![entity("u4", "a")]))
-            .await
-            .expect("queued");
+        let mut slot = queued(&store, [("u3", "c"), ("u4", "a")]).await;
         // The failure surfaces at the next queue, or when the transaction is taken back.
         let error = match slot.queue(insert(&store, vec![entity("u5", "d")])).await {
             Err(e) => e,
@@ -206,13 +205,7 @@ mod tests {
         assert_eq!(store.count_entities(&all).await.expect("count"), 2);
 
         // Discarded with writes queued (a run that failed elsewhere): none of them stays.
-        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
-        slot.queue(insert(&store, vec![entity("u6", "e")]))
-            .await
-            .expect("queued");
-        slot.queue(insert(&store, vec![entity("u7", "f")]))
-            .await
-            .expect("queued");
+        let mut slot = queued(&store, [("u6", "e"), ("u7", "f")]).await;
         slot.discard().await;
         assert!(slot.is_empty());
         let again = store.begin_write().await.expect("the write lock is free");

@@ -98,16 +98,13 @@ impl<'a> RunState<'a> {
     async fn open(&mut self) -> Result<(), ReconcileError> {
         let mut tx = self.store.begin_write().await?;
         if let Some(fresh) = &mut self.fresh {
-            // The run's first transaction finds the catalog empty; each later one finds it as
-            // the run left it.
-            let others = if std::mem::replace(&mut fresh.checked, true) {
-                let moved = match fresh.last_seq {
-                    Some(seq) => tx.last_change_seq().await? != seq,
-                    None => false,
-                };
-                moved || tx.others_observed(&self.job.source).await?
-            } else {
-                tx.holds_anything().await?
+            // Until the run first commits it finds the catalog empty; after, as the run left it.
+            let others = match fresh.last_seq {
+                None => tx.holds_anything().await?,
+                Some(seq) => {
+                    tx.last_change_seq().await? != seq
+                        || tx.others_observed(&self.job.source).await?
+                }
             };
             if others {
                 self.fresh = None;
