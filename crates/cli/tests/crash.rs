@@ -254,6 +254,33 @@ impl Snapshot {
 type History = BTreeMap<ScopeKey, Vec<(String, String)>>;
 
 /// The newest change's sequence number (0 for none).
+/// Waits until the Postgres server has ended every session of the killed binary (named after
+/// its schema). A COMMIT the binary sent just before it died still runs on the server: read
+/// before it lands, the catalog looks as before while the change log, read a moment later,
+/// holds the commit's rows. SQLite has no server: a killed process's transaction is gone.
+async fn settled(store: &Store, schema: Option<&str>) {
+    let (Store::Postgres(pool), Some(schema)) = (store, schema) else {
+        return;
+    };
+    let started = Instant::now();
+    loop {
+        let sessions: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE application_name = $1")
+                .bind(schema)
+                .fetch_one(pool)
+                .await
+                .expect("sessions");
+        if sessions == 0 {
+            return;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "{sessions} sessions of the killed binary still open after 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 async fn last_seq(store: &Store) -> i64 {
     store
         .list_changes(&ChangeFilter::default())
@@ -497,7 +524,12 @@ async fn crash_trials(setup: Setup, backend: &str) {
     let database = match &setup.schema {
         Some(schema) => {
             let sep = if setup.url.contains('?') { '&' } else { '?' };
-            format!("{}{sep}options[search_path]={schema}", setup.url)
+            // Named after its schema, so the test can tell when the killed binary's sessions
+            // are gone (`settled`).
+            format!(
+                "{}{sep}options[search_path]={schema}&application_name={schema}",
+                setup.url
+            )
         }
         None => setup.url.clone(),
     };
@@ -569,6 +601,7 @@ async fn crash_trials(setup: Setup, backend: &str) {
         // `Child::kill` is SIGKILL on Unix: no destructor, no rollback, no last word.
         let _ = child.kill();
         let _ = child.wait();
+        settled(&store, setup.schema.as_deref()).await;
         figures.kills += 1;
         figures.finished_first += u64::from(finished_first);
 
