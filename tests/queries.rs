@@ -404,6 +404,110 @@ async fn labels_sources_text_counts_and_facets() {
     }
 }
 
+/// A component of `name` with the label `app` set to `value`.
+fn labelled_as(id: &str, name: &str, value: &str) -> Observation {
+    let mut o = component("org", id, name, "team-a");
+    o.entity.metadata.labels.insert("app".into(), value.into());
+    o
+}
+
+/// The label filter reads what the triggers keep beside the entities: it follows a label's
+/// change, a rename, a deletion, a purge and a copy, pages from a cursor, and counts.
+#[tokio::test]
+async fn a_label_filter_follows_every_write() {
+    for ts in TestStore::all().await {
+        let (s, b) = (&ts.store, ts.backend);
+        let app = |value: &str, after: Option<&str>, limit: Option<i64>| EntityFilter {
+            kind: Some("component".into()),
+            label: Some(("app".into(), value.into())),
+            after: after.map(Into::into),
+            limit,
+            ..EntityFilter::default()
+        };
+        let sync = |observations: Vec<Observation>| async move {
+            let c = Scripted::new("gh", observations, complete(&["org"]));
+            run_connector(s, &c, &ReconcileOptions::default())
+                .await
+                .expect("run")
+        };
+        sync(vec![
+            labelled_as("1", "alpha", "web"),
+            labelled_as("2", "beta", "web"),
+            labelled_as("3", "gamma", "web"),
+            labelled_as("4", "delta", "api"),
+        ])
+        .await;
+        let refs = |names: &[&str]| -> Vec<String> {
+            names
+                .iter()
+                .map(|n| format!("component:default/{n}"))
+                .collect()
+        };
+        assert_eq!(
+            names(s, app("web", None, None)).await,
+            refs(&["alpha", "beta", "gamma"]),
+            "{b}"
+        );
+        assert_eq!(
+            names(s, app("web", Some("component:default/alpha"), Some(1))).await,
+            refs(&["beta"]),
+            "{b}"
+        );
+        assert_eq!(
+            s.count_entities(&app("web", None, Some(1)))
+                .await
+                .expect("count"),
+            3,
+            "{b}"
+        );
+        // Values compare exactly: one that differs only in case matches nothing.
+        assert!(names(s, app("WEB", None, None)).await.is_empty(), "{b}");
+
+        // beta's label changes, gamma is renamed, delta is gone.
+        sync(vec![
+            labelled_as("1", "alpha", "web"),
+            labelled_as("2", "beta", "api"),
+            labelled_as("3", "gamma-two", "web"),
+        ])
+        .await;
+        assert_eq!(
+            names(s, app("web", None, None)).await,
+            refs(&["alpha", "gamma-two"]),
+            "{b}"
+        );
+        assert_eq!(
+            names(s, app("api", None, None)).await,
+            refs(&["beta"]),
+            "{b}"
+        );
+        let with_tombstones = EntityFilter {
+            include_deleted: true,
+            ..app("api", None, None)
+        };
+        assert_eq!(
+            names(s, with_tombstones.clone()).await,
+            refs(&["beta", "delta"]),
+            "{b}"
+        );
+
+        // A copy answers the same.
+        let copy = Store::connect("sqlite::memory:").await.expect("store");
+        s.copy_into(&copy, false).await.expect("copy");
+        assert_eq!(
+            names(&copy, app("web", None, None)).await,
+            refs(&["alpha", "gamma-two"]),
+            "{b}"
+        );
+
+        // Purged tombstones take their labels with them.
+        s.purge_tombstones(chrono::Utc::now() + chrono::Duration::days(1))
+            .await
+            .expect("purge");
+        assert_eq!(names(s, with_tombstones).await, refs(&["beta"]), "{b}");
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn a_tick_is_taken_by_exactly_one_holder() {
     use chrono::{Duration, Utc};
@@ -783,6 +887,91 @@ async fn sync_repos(s: &Store, observations: Vec<Observation>) -> surveyor_engin
     run_connector(s, &c, &ReconcileOptions::default())
         .await
         .expect("run")
+}
+
+/// An owner's entities, listed whole or a page at a time from a cursor, are the same live
+/// entities in ref order, each once though two origins state the ownership, and the count
+/// agrees: Postgres reads them in the index's order and stops at the page's end.
+#[tokio::test]
+async fn an_owners_entities_page_in_order_each_once() {
+    for ts in TestStore::all().await {
+        let (s, b) = (&ts.store, ts.backend);
+        sync_repos(s, repos()).await;
+        // team-c's `legacy` is gone: a tombstone.
+        let r = sync_repos(
+            s,
+            repos()
+                .into_iter()
+                .filter(|o| o.external_id != "r-legacy")
+                .collect(),
+        )
+        .await;
+        assert_eq!(r.counts.entities.deleted, 1, "{b}");
+        // A second origin states that team-c owns `odd`.
+        let mut tx = s.begin_write().await.expect("tx");
+        let twice = surveyor_store::RelationRow {
+            origin_ref: "group:default/team-c".into(),
+            source_ref: "component:default/odd".into(),
+            kind: "ownedBy".into(),
+            target_ref: "group:default/team-c".into(),
+            target_display: "group:default/team-c".into(),
+        };
+        tx.replace_relations(&["group:default/team-c".into()], &[twice])
+            .await
+            .expect("relation");
+        tx.commit().await.expect("commit");
+
+        let owned = |after: Option<String>, limit: Option<i64>| EntityFilter {
+            kind: Some("Component".into()),
+            owner: Some("group:default/team-c".into()),
+            after,
+            limit,
+            ..EntityFilter::default()
+        };
+        let whole = names(s, owned(None, None)).await;
+        assert_eq!(
+            whole,
+            [
+                "component:default/ledger",
+                "component:default/odd",
+                "component:default/odd-two"
+            ],
+            "{b}"
+        );
+        let mut paged = Vec::new();
+        let mut after = None;
+        loop {
+            let page = names(s, owned(after.clone(), Some(1))).await;
+            let Some(last) = page.last() else { break };
+            after = Some(last.clone());
+            paged.extend(page);
+        }
+        assert_eq!(paged, whole, "{b}");
+        // From a cursor, with a page larger than what is left.
+        assert_eq!(
+            names(s, owned(Some("component:default/ledger".into()), Some(50))).await,
+            ["component:default/odd", "component:default/odd-two"],
+            "{b}"
+        );
+        assert_eq!(
+            s.count_entities(&owned(None, Some(1)))
+                .await
+                .expect("count"),
+            3,
+            "{b}"
+        );
+        let tombstones = EntityFilter {
+            include_deleted: true,
+            ..owned(None, Some(2))
+        };
+        // A tombstone's relations went with it: the owner no longer lists it.
+        assert_eq!(
+            names(s, tombstones).await,
+            ["component:default/ledger", "component:default/odd"],
+            "{b}"
+        );
+        ts.cleanup().await;
+    }
 }
 
 /// A page read through SQLite's C API (a filter with a limit) holds exactly what the same

@@ -34,7 +34,8 @@ struct Table {
 
 use Ty::*;
 
-/// Every table of the catalog, parents before children (none has a foreign key today, but
+/// Every table of the catalog but `entity_labels`, which triggers fill as entities are copied;
+/// parents before children (none has a foreign key today, but
 /// this order would keep one satisfied). `_sqlx_migrations` is each store's own.
 const TABLES: &[Table] = &[
     Table {
@@ -542,7 +543,8 @@ mod tests {
         assert_ne!(Cell::Text("x".into()), Cell::Json("\"x\"".into()));
     }
 
-    /// Every table a migration creates is copied, so a new table cannot be left behind.
+    /// Every table a migration creates is copied or derived, so a new table cannot be left
+    /// behind.
     #[test]
     fn every_migrated_table_is_copied() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../migrations/sqlite");
@@ -557,6 +559,9 @@ mod tests {
         }
         created.sort();
         let mut copied: Vec<String> = TABLES.iter().map(|t| t.name.to_string()).collect();
+        // Filled by the database's triggers from another table, and so by copying that one:
+        // `entity_labels` from `entities`.
+        copied.push("entity_labels".to_string());
         copied.sort();
         assert_eq!(created, copied);
     }

@@ -66,8 +66,9 @@ impl PackageFilter {
     }
 }
 
-/// The `WHERE` of an entity filter and its text parameters (`$1`, `$2`, ... in order). Only
-/// fixed SQL fragments are spliced; every value is bound.
+/// What follows `FROM` for an entity filter (the rows it reads and its `WHERE`), and its text
+/// parameters (`$1`, `$2`, ... in order). Only fixed SQL fragments are spliced; every value is
+/// bound.
 fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<String>) {
     let pg = backend == crate::Backend::Postgres;
     let mut conds: Vec<String> = vec!["1 = 1".into()];
@@ -87,28 +88,57 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
         let p = next(&mut params, ns.to_ascii_lowercase());
         conds.push(format!("namespace = {p}"));
     }
+    let mut after_param = None;
     if let Some(after) = &f.after {
         let p = next(&mut params, after.to_ascii_lowercase());
         conds.push(format!("entity_ref > {p}"));
+        after_param = Some(p);
     }
+    // Sets of refs read from an index of their own: the owner's (relations_by_target, which
+    // holds source_ref, so the list is read from the index alone) and a label's (entity_labels,
+    // kept by triggers). Each is small next to its kind, and probing every entity of the kind
+    // would scan it. `(ref column, rows, whether a ref can be listed twice)`: two origins can
+    // state one ownership; a label's key is its table's.
+    let mut sets: Vec<(&str, String, bool)> = Vec::new();
     if let Some(owner) = &f.owner {
         let p = next(&mut params, owner.to_ascii_lowercase());
-        // Driven from the owner's side (relations_by_target, which holds source_ref: the list is
-        // read from the index alone): an owner has few entities, and probing every entity for
-        // its owner would scan the kind.
-        conds.push(format!(
-            "entity_ref IN (SELECT r.source_ref FROM relations r WHERE r.target_ref = {p} \
-             AND r.type = 'ownedBy')"
+        sets.push((
+            "r.source_ref",
+            format!("relations r WHERE r.target_ref = {p} AND r.type = 'ownedBy'"),
+            true,
         ));
     }
     if let Some((key, value)) = &f.label {
         let k = next(&mut params, key.clone());
         let v = next(&mut params, value.clone());
-        conds.push(if pg {
-            format!("body->'metadata'->'labels'->>{k} = {v}")
+        sets.push((
+            "l.entity_ref",
+            format!("entity_labels l WHERE l.key = {k} AND l.value = {v}"),
+            false,
+        ));
+    }
+    let mut from = "entities".to_string();
+    for (i, (column, rows, repeats)) in sets.iter().enumerate() {
+        if pg && i == 0 {
+            // The index gives the set's refs in order, so a page joins them one by one and
+            // stops at its limit. Written as `IN`, Postgres hashes them all, probes an entity
+            // for each and sorts: in `pgbench`, 2.7 against 0.6 ms for a page of 50 of a team's
+            // 200, 2.7 against 0.43 ms for a label on 1,000 entities. A set without repeats is
+            // joined as it is, so the planner weighs the page's limit against reading it whole.
+            // SQLite walks an `IN` list in order and stops by itself.
+            let after = after_param
+                .as_ref()
+                .map(|a| format!(" AND {column} > {a}"))
+                .unwrap_or_default();
+            let set = if *repeats {
+                format!("SELECT DISTINCT {column} AS member FROM {rows}{after} ORDER BY {column}")
+            } else {
+                format!("SELECT {column} AS member FROM {rows}{after}")
+            };
+            from = format!("({set}) members JOIN entities ON entities.entity_ref = members.member");
         } else {
-            format!("json_extract(body, '$.metadata.labels.' || json_quote({k})) = {v}")
-        });
+            conds.push(format!("entity_ref IN (SELECT {column} FROM {rows})"));
+        }
     }
     if let Some(source) = &f.source {
         let p = next(&mut params, source.clone());
@@ -191,7 +221,7 @@ fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<
             conds.push(c);
         }
     }
-    (conds.join(" AND "), params)
+    (format!("{from} WHERE {}", conds.join(" AND ")), params)
 }
 
 /// `text` with LIKE's wildcards and escape character escaped (by `\\`), to match literally.
@@ -373,7 +403,7 @@ impl Store {
         let limit = f.limit.unwrap_or(i64::MAX);
         let offset = f.offset.unwrap_or(0).max(0);
         let text = format!(
-            "SELECT {ENTITY_COLUMNS} FROM entities WHERE {where_} ORDER BY entity_ref LIMIT ${} \
+            "SELECT {ENTITY_COLUMNS} FROM {where_} ORDER BY entity_ref LIMIT ${} \
              OFFSET ${}",
             params.len() + 1,
             params.len() + 2
@@ -396,7 +426,7 @@ impl Store {
             ..f.clone()
         };
         let (where_, params) = entity_conditions(self.backend(), &unpaged);
-        let text = format!("SELECT COUNT(*) FROM entities WHERE {where_}");
+        let text = format!("SELECT COUNT(*) FROM {where_}");
         let mut q = self.query(text);
         for p in params {
             q = q.bind(p);
@@ -415,9 +445,7 @@ impl Store {
             ..f.clone()
         };
         let (where_, params) = entity_conditions(self.backend(), &unpaged);
-        let text = format!(
-            "SELECT kind, COUNT(*) FROM entities WHERE {where_} GROUP BY kind ORDER BY kind"
-        );
+        let text = format!("SELECT kind, COUNT(*) FROM {where_} GROUP BY kind ORDER BY kind");
         let mut q = self.query(text);
         for p in params {
             q = q.bind(p);
@@ -446,7 +474,7 @@ impl Store {
         let n = params.len() + 1;
         let text = match self.backend() {
             crate::Backend::Postgres => format!(
-                "WITH v AS (SELECT body #> ${n}::text[] AS x FROM entities WHERE {where_}) \
+                "WITH v AS (SELECT body #> ${n}::text[] AS x FROM {where_}) \
                  SELECT value, COUNT(*) FROM ( \
                    SELECT jsonb_array_elements_text(x) AS value FROM v WHERE jsonb_typeof(x) = \
                    'array' \
@@ -456,7 +484,7 @@ impl Store {
             ),
             crate::Backend::Sqlite => format!(
                 "WITH v AS (SELECT json_extract(body, ${n}) AS x, json_type(body, \
-                 ${n}) AS t FROM entities WHERE {where_}) \
+                 ${n}) AS t FROM {where_}) \
                  SELECT value, COUNT(*) FROM ( \
                    SELECT j.value AS value FROM v, json_each(v.x) j WHERE v.t = 'array' \
                    UNION ALL SELECT x FROM v WHERE v.t IN ('text', 'integer', 'real', 'true', \
