@@ -383,36 +383,44 @@ async fn select(
     }
     let mut filter = exact(&s.alternatives).unwrap_or_default();
     filter.text = s.text.clone();
-    let total = usize::try_from(state.store.count_entities(&filter).await?).unwrap_or(0);
-    let wanted = limit
-        .unwrap_or(usize::MAX)
-        .min(total.saturating_sub(offset));
+    let limit = limit.unwrap_or(usize::MAX);
     let chunk = (state.config.max_page_size as usize).max(1);
+    let page = |after: Option<String>, n: usize| EntityFilter {
+        // The first page skips `offset`; the next ones start after the last key read.
+        offset: after
+            .is_none()
+            .then(|| i64::try_from(offset).unwrap_or(i64::MAX)),
+        after,
+        limit: Some(i64::try_from(n).unwrap_or(i64::MAX)),
+        ..filter.clone()
+    };
+    // The count and the first page are read at once, on two connections.
+    let mut asked = limit.min(chunk);
+    let first = page(None, asked);
+    let (total, (mut rows, mut relations)) = tokio::try_join!(
+        state.store.count_entities(&filter),
+        state.store.entity_page(&first),
+    )?;
+    let wanted = limit.min(usize::try_from(total).unwrap_or(0).saturating_sub(offset));
     let mut docs = Vec::with_capacity(wanted.min(chunk));
-    let mut after: Option<String> = None;
-    while docs.len() < wanted {
-        let n = chunk.min(wanted - docs.len());
-        let rows = state
-            .store
-            .list_entities(&EntityFilter {
-                // The first page skips `offset`; the next ones start after the last key read.
-                offset: after
-                    .is_none()
-                    .then(|| i64::try_from(offset).unwrap_or(i64::MAX)),
-                after: after.clone(),
-                limit: Some(i64::try_from(n).unwrap_or(i64::MAX)),
-                ..filter.clone()
-            })
-            .await?;
+    loop {
+        docs.extend(
+            rows.iter()
+                .map(|r| views::backstage(r, views::starting_at(&relations, &r.entity_ref))),
+        );
         let Some(last) = rows.last() else { break };
-        after = Some(last.entity_ref.clone());
-        let got = rows.len();
-        docs.extend(documents(state, &rows).await?);
-        if got < n {
+        if docs.len() >= wanted || rows.len() < asked {
             break;
         }
+        asked = chunk.min(wanted - docs.len());
+        (rows, relations) = state
+            .store
+            .entity_page(&page(Some(last.entity_ref.clone()), asked))
+            .await?;
     }
-    Ok((docs, total))
+    // What the count says there is (an entity written between the two reads is not shown).
+    docs.truncate(wanted);
+    Ok((docs, usize::try_from(total).unwrap_or(0)))
 }
 
 /// Entities matching the selection's filters and text, as Backstage documents, in ref order.
