@@ -427,6 +427,15 @@ impl Store {
         };
         let (where_, params) = entity_conditions(self.backend(), &unpaged);
         let text = format!("SELECT COUNT(*) FROM {where_}");
+        // On SQLite through the C API, as pages are: through sqlx, the hand-off to the
+        // connection's thread cost more than counting a team's 200 entities (0.3 ms).
+        let raw: Vec<Param> = params.iter().cloned().map(Param::Text).collect();
+        let counted = self
+            .sqlite_read_long(|c| c.rows(&text, &raw, |r| Ok(r.int(0))))
+            .await?;
+        if let Some(n) = counted {
+            return Ok(n.first().copied().unwrap_or(0));
+        }
         let mut q = self.query(text);
         for p in params {
             q = q.bind(p);
