@@ -20,7 +20,7 @@ WHERE jsonb_typeof(l.value) = 'string'
 ON CONFLICT DO NOTHING;
 
 -- Row triggers: the update's fires only when the ref or the labels change, which most updates
--- of a body do not. (Statement triggers over transition tables were tried: they copy every
+-- of a body do not (a row rewritten for its sources or relations alone keeps its body's hash). (Statement triggers over transition tables were tried: they copy every
 -- written row, body included, and cost more for the common update.)
 CREATE FUNCTION entity_labels_kept() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
@@ -43,7 +43,8 @@ FOR EACH ROW WHEN (jsonb_typeof(NEW.body->'metadata'->'labels') = 'object')
 EXECUTE FUNCTION entity_labels_kept();
 CREATE TRIGGER entity_labels_update AFTER UPDATE ON entities
 FOR EACH ROW WHEN (OLD.entity_ref IS DISTINCT FROM NEW.entity_ref
-    OR OLD.body->'metadata'->'labels' IS DISTINCT FROM NEW.body->'metadata'->'labels')
+    OR (OLD.hash IS DISTINCT FROM NEW.hash
+        AND OLD.body->'metadata'->'labels' IS DISTINCT FROM NEW.body->'metadata'->'labels'))
 EXECUTE FUNCTION entity_labels_kept();
 CREATE TRIGGER entity_labels_delete AFTER DELETE ON entities
 FOR EACH ROW EXECUTE FUNCTION entity_labels_kept();

@@ -10,28 +10,31 @@ CREATE TABLE entity_labels (
 ) WITHOUT ROWID;
 CREATE INDEX entity_labels_by_entity ON entity_labels (entity_ref);
 
+-- A label is a text value under a text key: `json_each` gives a scalar `labels` a NULL key and
+-- an array's elements integer keys, and neither is a label. Each statement parses a body once.
 INSERT OR IGNORE INTO entity_labels (key, value, entity_ref)
 SELECT l.key, l.value, e.entity_ref
 FROM entities e, json_each(e.body, '$.metadata.labels') l
-WHERE json_type(e.body, '$.metadata.labels') = 'object' AND l.type = 'text';
+WHERE l.type = 'text' AND typeof(l.key) = 'text';
 
 CREATE TRIGGER entity_labels_insert AFTER INSERT ON entities
-WHEN json_type(new.body, '$.metadata.labels') = 'object'
 BEGIN
     INSERT OR IGNORE INTO entity_labels (key, value, entity_ref)
     SELECT l.key, l.value, new.entity_ref FROM json_each(new.body, '$.metadata.labels') l
-    WHERE l.type = 'text';
+    WHERE l.type = 'text' AND typeof(l.key) = 'text';
 END;
 
--- Only when the ref or the labels change: most updates of a body leave its labels alone.
+-- Only when the ref or the labels change: most updates of a body leave its labels alone, and
+-- a row rewritten for its sources or relations alone keeps its body's hash (no body is parsed).
 CREATE TRIGGER entity_labels_update AFTER UPDATE OF entity_ref, body ON entities
 WHEN old.entity_ref IS NOT new.entity_ref
-    OR json_extract(old.body, '$.metadata.labels') IS NOT json_extract(new.body, '$.metadata.labels')
+    OR (old.hash IS NOT new.hash
+        AND json_extract(old.body, '$.metadata.labels') IS NOT json_extract(new.body, '$.metadata.labels'))
 BEGIN
     DELETE FROM entity_labels WHERE entity_ref = old.entity_ref;
     INSERT OR IGNORE INTO entity_labels (key, value, entity_ref)
     SELECT l.key, l.value, new.entity_ref FROM json_each(new.body, '$.metadata.labels') l
-    WHERE json_type(new.body, '$.metadata.labels') = 'object' AND l.type = 'text';
+    WHERE l.type = 'text' AND typeof(l.key) = 'text';
 END;
 
 CREATE TRIGGER entity_labels_delete AFTER DELETE ON entities
