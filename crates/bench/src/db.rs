@@ -96,9 +96,20 @@ impl Cleanup {
                 let _ = std::fs::remove_dir_all(dir);
             }
             Self::Schema(url, schema) => {
-                if let Ok(store) = Store::connect(&url).await {
-                    let _ = store.drop_schema(&schema).await;
-                    store.close().await;
+                // Connected to the scratch schema itself, which is migrated already: connecting to
+                // the database's default schema would migrate that one, and fail (leaving the
+                // scratch schema behind) where it holds another build's migrations.
+                let options = ConnectOptions {
+                    schema: Some(schema.clone()),
+                };
+                match Store::connect_with(&url, options).await {
+                    Ok(store) => {
+                        if let Err(e) = store.drop_schema(&schema).await {
+                            eprintln!("note: could not drop the schema {schema}: {e}");
+                        }
+                        store.close().await;
+                    }
+                    Err(e) => eprintln!("note: could not drop the schema {schema}: {e}"),
                 }
             }
         }
