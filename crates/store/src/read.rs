@@ -69,7 +69,7 @@ impl PackageFilter {
 /// What follows `FROM` for an entity filter (the rows it reads and its `WHERE`), and its text
 /// parameters (`$1`, `$2`, ... in order). Only fixed SQL fragments are spliced; every value is
 /// bound.
-fn entity_conditions(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<String>) {
+fn entity_rows(backend: crate::Backend, f: &EntityFilter) -> (String, Vec<String>) {
     let pg = backend == crate::Backend::Postgres;
     let mut conds: Vec<String> = vec!["1 = 1".into()];
     let mut params: Vec<String> = Vec::new();
@@ -399,11 +399,11 @@ impl Store {
 
     /// The statement and parameters of [`Store::list_entities`].
     fn list_statement(&self, f: &EntityFilter) -> (String, Vec<Param>) {
-        let (where_, params) = entity_conditions(self.backend(), f);
+        let (rows, params) = entity_rows(self.backend(), f);
         let limit = f.limit.unwrap_or(i64::MAX);
         let offset = f.offset.unwrap_or(0).max(0);
         let text = format!(
-            "SELECT {ENTITY_COLUMNS} FROM {where_} ORDER BY entity_ref LIMIT ${} \
+            "SELECT {ENTITY_COLUMNS} FROM {rows} ORDER BY entity_ref LIMIT ${} \
              OFFSET ${}",
             params.len() + 1,
             params.len() + 2
@@ -425,8 +425,8 @@ impl Store {
             offset: None,
             ..f.clone()
         };
-        let (where_, params) = entity_conditions(self.backend(), &unpaged);
-        let text = format!("SELECT COUNT(*) FROM {where_}");
+        let (rows, params) = entity_rows(self.backend(), &unpaged);
+        let text = format!("SELECT COUNT(*) FROM {rows}");
         // On SQLite through the C API, as pages are: through sqlx, the hand-off to the
         // connection's thread cost more than counting a team's 200 entities (0.3 ms).
         let raw: Vec<Param> = params.iter().cloned().map(Param::Text).collect();
@@ -453,8 +453,8 @@ impl Store {
             offset: None,
             ..f.clone()
         };
-        let (where_, params) = entity_conditions(self.backend(), &unpaged);
-        let text = format!("SELECT kind, COUNT(*) FROM {where_} GROUP BY kind ORDER BY kind");
+        let (rows, params) = entity_rows(self.backend(), &unpaged);
+        let text = format!("SELECT kind, COUNT(*) FROM {rows} GROUP BY kind ORDER BY kind");
         let mut q = self.query(text);
         for p in params {
             q = q.bind(p);
@@ -478,12 +478,12 @@ impl Store {
                 "facet {field:?} is not a field path"
             )));
         }
-        let (where_, params) = entity_conditions(self.backend(), f);
+        let (rows, params) = entity_rows(self.backend(), f);
         // The path is checked above and passed as a bound parameter, never spliced.
         let n = params.len() + 1;
         let text = match self.backend() {
             crate::Backend::Postgres => format!(
-                "WITH v AS (SELECT body #> ${n}::text[] AS x FROM {where_}) \
+                "WITH v AS (SELECT body #> ${n}::text[] AS x FROM {rows}) \
                  SELECT value, COUNT(*) FROM ( \
                    SELECT jsonb_array_elements_text(x) AS value FROM v WHERE jsonb_typeof(x) = \
                    'array' \
@@ -493,7 +493,7 @@ impl Store {
             ),
             crate::Backend::Sqlite => format!(
                 "WITH v AS (SELECT json_extract(body, ${n}) AS x, json_type(body, \
-                 ${n}) AS t FROM {where_}) \
+                 ${n}) AS t FROM {rows}) \
                  SELECT value, COUNT(*) FROM ( \
                    SELECT j.value AS value FROM v, json_each(v.x) j WHERE v.t = 'array' \
                    UNION ALL SELECT x FROM v WHERE v.t IN ('text', 'integer', 'real', 'true', \

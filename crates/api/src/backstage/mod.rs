@@ -26,7 +26,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
-use surveyor_store::{EntityFilter, EntityRow};
+use surveyor_store::{EntityFilter, EntityRow, RelationRow};
 
 use crate::error::ApiError;
 use crate::{AppState, input, views};
@@ -355,10 +355,16 @@ pub(crate) async fn documents(
 ) -> Result<Vec<Value>, ApiError> {
     let keys: Vec<String> = rows.iter().map(|r| r.entity_ref.clone()).collect();
     let relations = state.store.relations_of_many(&keys).await?;
-    Ok(rows
-        .iter()
-        .map(|r| views::backstage(r, views::starting_at(&relations, &r.entity_ref)))
-        .collect())
+    Ok(as_documents(rows, &relations).collect())
+}
+
+/// Rows as Backstage documents, each with its relations from `relations` (sorted by source).
+fn as_documents<'a>(
+    rows: &'a [EntityRow],
+    relations: &'a [RelationRow],
+) -> impl Iterator<Item = Value> + 'a {
+    rows.iter()
+        .map(|r| views::backstage(r, views::starting_at(relations, &r.entity_ref)))
 }
 
 /// The entities `offset..offset + limit` (all from `offset` when `limit` is `None`) that the
@@ -401,13 +407,11 @@ async fn select(
         state.store.count_entities(&filter),
         state.store.entity_page(&first),
     )?;
-    let wanted = limit.min(usize::try_from(total).unwrap_or(0).saturating_sub(offset));
+    let total = usize::try_from(total).unwrap_or(0);
+    let wanted = limit.min(total.saturating_sub(offset));
     let mut docs = Vec::with_capacity(wanted.min(chunk));
     loop {
-        docs.extend(
-            rows.iter()
-                .map(|r| views::backstage(r, views::starting_at(&relations, &r.entity_ref))),
-        );
+        docs.extend(as_documents(&rows, &relations));
         let Some(last) = rows.last() else { break };
         if docs.len() >= wanted || rows.len() < asked {
             break;
@@ -420,7 +424,7 @@ async fn select(
     }
     // What the count says there is (an entity written between the two reads is not shown).
     docs.truncate(wanted);
-    Ok((docs, usize::try_from(total).unwrap_or(0)))
+    Ok((docs, total))
 }
 
 /// Entities matching the selection's filters and text, as Backstage documents, in ref order.
