@@ -891,8 +891,17 @@ async fn a_first_load_merged_in_memory_writes_what_reading_back_writes() {
     let mut meets_itself = clean.clone();
     meets_itself.insert(1900, slugged(2700, "svc-6-mirror", "org/svc-6"));
     meets_itself.insert(2000, slugged(2701, "svc-5", "org/svc-5-copy"));
+    // The first observation of `a`'s second batch names a ref its first batch wrote (svc-1248,
+    // the 1,000th of `a`): the reading path holds a batch's writes back while the next one
+    // reads, but not from a read of their refs.
+    let mut meets_last_batch = clean.clone();
+    meets_last_batch.insert(1249, slugged(2702, "svc-1248", "org/svc-1248-copy"));
     let unrelated = "component:default/unrelated";
-    for (obs, created) in [(clean, 2600), (meets_itself, 2600)] {
+    for (obs, created) in [
+        (clean, 2600),
+        (meets_itself, 2600),
+        (meets_last_batch, 2600),
+    ] {
         let readers = TestStore::all().await;
         for (ts, reading) in TestStore::all().await.into_iter().zip(readers) {
             let fresh = &ts.store;

@@ -1,6 +1,8 @@
 //! The scope's transaction, lent to a writer task: queued writes run in order on it while the
 //! engine merges the next batch, and anything that reads takes it back once they are written.
+//! A batch's writes may be held back so the next batch reads before they run (see [`Held`]).
 
+use std::collections::HashSet;
 use std::future::Future;
 use std::pin::Pin;
 
@@ -22,9 +24,16 @@ pub(super) type Job = Box<
         + Send,
 >;
 
+/// Where the open transaction is, and the writes held back from it, if any.
+#[derive(Default)]
+pub(super) struct TxSlot {
+    at: At,
+    held: Option<Held>,
+}
+
 /// Where the open transaction is: nowhere, here, or with the writer task.
 #[derive(Default)]
-pub(super) enum TxSlot {
+enum At {
     #[default]
     Empty,
     Here(StoreTx),
@@ -32,6 +41,14 @@ pub(super) enum TxSlot {
         jobs: mpsc::Sender<Job>,
         writer: Writer,
     },
+}
+
+/// A batch's entity, relation and change writes, held back so that the next batch can read
+/// first: they touch only the entity rows of `refs` (and the relations and change rows those
+/// make), so any read that does not ask for those refs, or for relations, finds the same.
+struct Held {
+    refs: HashSet<String>,
+    job: Job,
 }
 
 /// The writer task, stopped if it is dropped before it was joined (the run was cancelled, or
@@ -49,39 +66,90 @@ impl Drop for Writer {
 
 impl TxSlot {
     pub(super) fn is_empty(&self) -> bool {
-        matches!(self, Self::Empty)
+        matches!(self.at, At::Empty)
     }
 
-    /// The transaction, here, after every queued write ran; `None` when there is none. A write
-    /// that failed fails this (its transaction is dropped, so rolled back).
+    pub(super) fn new(tx: StoreTx) -> Self {
+        Self {
+            at: At::Here(tx),
+            held: None,
+        }
+    }
+
+    /// The transaction, here, after every write (queued or held) ran; `None` when there is
+    /// none. A write that failed fails this (its transaction is dropped, so rolled back).
     pub(super) async fn here(&mut self) -> Result<Option<&mut StoreTx>, ReconcileError> {
-        *self = match std::mem::take(self) {
-            Self::Away { jobs, writer } => {
+        self.release().await?;
+        self.ahead().await
+    }
+
+    /// The transaction, here, after every queued write ran, with held writes still held: for
+    /// reads and writes of tables they do not touch (observations, identity keys and aliases).
+    pub(super) async fn ahead(&mut self) -> Result<Option<&mut StoreTx>, ReconcileError> {
+        self.at = match std::mem::take(&mut self.at) {
+            At::Away { jobs, writer } => {
                 // Closed, the queue ends the writer's loop once it is written.
                 drop(jobs);
-                Self::Here(join(writer).await?)
+                At::Here(join(writer).await?)
             }
             other => other,
         };
-        Ok(match self {
-            Self::Here(tx) => Some(tx),
+        Ok(match &mut self.at {
+            At::Here(tx) => Some(tx),
             _ => None,
         })
     }
 
-    /// Takes the transaction out (to commit or roll it back), once every queued write ran.
+    /// As [`TxSlot::ahead`], for reads of the entity rows of `refs`: held writes that touch
+    /// any of them run first.
+    pub(super) async fn reading(
+        &mut self,
+        refs: &[String],
+    ) -> Result<Option<&mut StoreTx>, ReconcileError> {
+        if self
+            .held
+            .as_ref()
+            .is_some_and(|h| refs.iter().any(|r| h.refs.contains(r)))
+        {
+            self.release().await?;
+        }
+        self.ahead().await
+    }
+
+    /// Holds a batch's writes back (see [`Held`]); writes held before are queued first.
+    pub(super) async fn hold(
+        &mut self,
+        refs: HashSet<String>,
+        job: Job,
+    ) -> Result<(), ReconcileError> {
+        self.release().await?;
+        self.held = Some(Held { refs, job });
+        Ok(())
+    }
+
+    /// Queues the held writes, if any: the writer runs them while the engine goes on.
+    pub(super) async fn release(&mut self) -> Result<(), ReconcileError> {
+        match self.held.take() {
+            Some(held) => self.send(held.job).await,
+            None => Ok(()),
+        }
+    }
+
+    /// Takes the transaction out (to commit or roll it back), once every write ran.
     pub(super) async fn take(&mut self) -> Result<Option<StoreTx>, ReconcileError> {
         self.here().await?;
-        Ok(match std::mem::take(self) {
-            Self::Here(tx) => Some(tx),
+        Ok(match std::mem::take(&mut self.at) {
+            At::Here(tx) => Some(tx),
             _ => None,
         })
     }
 
-    /// Rolls the transaction back without running what is still queued (the run failed).
+    /// Rolls the transaction back without running what is still queued or held (the run
+    /// failed).
     pub(super) async fn discard(&mut self) {
-        match std::mem::take(self) {
-            Self::Here(tx) => {
+        self.held = None;
+        match std::mem::take(&mut self.at) {
+            At::Here(tx) => {
                 let _ = tx.rollback().await;
             }
             // Dropped, the writer task stops, and its transaction is rolled back as it drops.
@@ -89,25 +157,30 @@ impl TxSlot {
         }
     }
 
-    /// Queues a write; the call returns once it is queued, not written. Without a transaction
-    /// the write is dropped (callers open one first).
+    /// Queues a write, after any held ones; the call returns once it is queued, not written.
+    /// Without a transaction the write is dropped (callers open one first).
     pub(super) async fn queue(&mut self, job: Job) -> Result<(), ReconcileError> {
-        *self = match std::mem::take(self) {
-            Self::Here(tx) => {
+        self.release().await?;
+        self.send(job).await
+    }
+
+    async fn send(&mut self, job: Job) -> Result<(), ReconcileError> {
+        self.at = match std::mem::take(&mut self.at) {
+            At::Here(tx) => {
                 let (jobs, rx) = mpsc::channel(QUEUED);
-                Self::Away {
+                At::Away {
                     jobs,
                     writer: Writer(Some(tokio::spawn(write_all(tx, rx)))),
                 }
             }
             other => other,
         };
-        let Self::Away { jobs, .. } = self else {
+        let At::Away { jobs, .. } = &self.at else {
             return Ok(());
         };
         if jobs.send(job).await.is_err() {
             // The writer stopped at a failed write: its error is the answer.
-            self.here().await?;
+            self.ahead().await?;
         }
         Ok(())
     }
@@ -162,13 +235,76 @@ mod tests {
 
     /// A new transaction with one queued insert per `(uid, name)`, in order.
     async fn queued(store: &Store, entities: [(&str, &str); 2]) -> TxSlot {
-        let mut slot = TxSlot::Here(store.begin_write().await.expect("begin"));
+        let mut slot = TxSlot::new(store.begin_write().await.expect("begin"));
         for (uid, name) in entities {
             slot.queue(insert(store, vec![entity(uid, name)]))
                 .await
                 .expect("queued");
         }
         slot
+    }
+
+    /// Held writes stay out of reads of other refs, run before a read of their own refs, and
+    /// before anything that takes the transaction; a discarded slot drops them.
+    #[tokio::test]
+    async fn held_writes_run_before_whatever_could_see_them() {
+        let dir = tempfile::tempdir().expect("dir");
+        let url = format!("sqlite://{}", dir.path().join("c.db").display());
+        let store = Store::connect(&url).await.expect("open");
+        let key = |name: &str| format!("component:default/{name}");
+        let stored = async |slot: &mut TxSlot, name: &str| {
+            let tx = slot.ahead().await.expect("joined").expect("a transaction");
+            tx.entities_by_refs(&[key(name)]).await.expect("read").len()
+        };
+
+        let mut slot = TxSlot::new(store.begin_write().await.expect("begin"));
+        let hold = async |slot: &mut TxSlot, uid: &str, name: &str| {
+            let refs = HashSet::from([key(name)]);
+            slot.hold(refs, insert(&store, vec![entity(uid, name)]))
+                .await
+                .expect("held");
+        };
+        hold(&mut slot, "u1", "a").await;
+        slot.reading(&[key("b")]).await.expect("read ahead");
+        assert_eq!(
+            stored(&mut slot, "a").await,
+            0,
+            "held back from a read of b"
+        );
+        slot.reading(&[key("b"), key("a")]).await.expect("read");
+        assert_eq!(
+            stored(&mut slot, "a").await,
+            1,
+            "written before a read of a"
+        );
+
+        // Holding the next batch's writes lets the writer run the ones held before.
+        hold(&mut slot, "u2", "b").await;
+        hold(&mut slot, "u3", "c").await;
+        assert_eq!(stored(&mut slot, "b").await, 1);
+        assert_eq!(stored(&mut slot, "c").await, 0);
+        let tx = slot.take().await.expect("written").expect("a transaction");
+        tx.commit().await.expect("commit");
+        assert_eq!(
+            store
+                .count_entities(&EntityFilter::default())
+                .await
+                .expect("count"),
+            3
+        );
+
+        let mut slot = TxSlot::new(store.begin_write().await.expect("begin"));
+        hold(&mut slot, "u4", "d").await;
+        slot.discard().await;
+        assert!(slot.is_empty());
+        assert_eq!(
+            store
+                .count_entities(&EntityFilter::default())
+                .await
+                .expect("count"),
+            3
+        );
+        store.close().await;
     }
 
     #[tokio::test]

@@ -81,7 +81,7 @@ impl<'a> RunState<'a> {
             unchanged_kept: Vec::new(),
             narrow: false,
             deleted_kinds: BTreeMap::new(),
-            tx: TxSlot::Empty,
+            tx: TxSlot::default(),
             fresh: None,
             open_scope: None,
             batch: Vec::new(),
@@ -110,7 +110,7 @@ impl<'a> RunState<'a> {
                 self.fresh = None;
             }
         }
-        self.tx = TxSlot::Here(tx);
+        self.tx = TxSlot::new(tx);
         Ok(())
     }
 
@@ -283,12 +283,16 @@ impl<'a> RunState<'a> {
         }
         // Read from here on: what this batch writes is read back by the next.
         self.fresh = None;
-        let Some(tx) = self.tx.here().await? else {
-            return Ok(());
-        };
         let deleted_kinds = self.deleted_kinds.entry(scope.clone()).or_default();
         self.job
-            .apply(tx, &scope, writes, deletions, effects, deleted_kinds)
+            .apply(
+                &mut self.tx,
+                &scope,
+                writes,
+                deletions,
+                effects,
+                deleted_kinds,
+            )
             .await
     }
 

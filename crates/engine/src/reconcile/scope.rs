@@ -12,6 +12,7 @@ use surveyor_store::{
 };
 
 use super::keys::resolve_identity;
+use super::pipe::{Job, TxSlot};
 use super::report::{Effect, Effects, ReconcileError, ReconcileOptions, Refusal};
 use super::staged::Pending;
 use crate::merge::{Contribution, MergedEntity, ObservedEntity, SourceClaim, combine};
@@ -39,14 +40,28 @@ struct RenamePair {
 }
 
 /// One batch's reading (the renames and absorbed refs of the write it belongs to, the written
-/// observations not yet merged) and its tally (each entity's effect, deleted kinds, change rows).
+/// observations not yet merged) and its tally (each entity's effect, deleted kinds).
 struct Batch<'b> {
     rename_pairs: &'b [RenamePair],
     absorbed: &'b HashSet<String>,
     in_memory: HashMap<String, ObservedEntity>,
     effects: &'b mut Effects,
     deleted_kinds: &'b mut BTreeMap<String, u64>,
-    changes: Vec<ChangeWrite>,
+}
+
+/// What a round read: live observations by ref as (source, external id, declared), the
+/// bodies read back, aliases, and the refs' entity rows (live or tombstones).
+struct BatchRead {
+    by_ref: HashMap<String, Vec<(String, String, bool)>>,
+    fetched: HashMap<(String, String), ObservedEntity>,
+    aliases: Aliases,
+    current: HashMap<String, EntityRow>,
+}
+
+/// The aliases of the refs `asked` (a ref missing from `to` has none).
+struct Aliases {
+    asked: HashSet<String>,
+    to: HashMap<String, String>,
 }
 
 /// What the catalog should hold for a ref after this batch's writes.
@@ -117,7 +132,7 @@ impl ScopeJob<'_> {
     /// Writes observations, then recomputes every entity they (or the deletions) touch.
     pub(super) async fn apply(
         &self,
-        tx: &mut StoreTx,
+        slot: &mut TxSlot,
         scope: &str,
         writes: Vec<Pending>,
         deletions: Vec<ObservationIndexRow>,
@@ -127,6 +142,11 @@ impl ScopeJob<'_> {
         if writes.is_empty() && deletions.is_empty() {
             return Ok(());
         }
+        // Observations and identity keys: the writes a batch may still hold back do not touch
+        // them.
+        let Some(tx) = slot.ahead().await? else {
+            return Ok(());
+        };
         // 1. Observations.
         for chunk in writes.chunks(OBSERVATION_ROWS) {
             let rows: Vec<ObservationWrite> = chunk
@@ -206,7 +226,10 @@ impl ScopeJob<'_> {
                 .chain(alias_names)
                 .collect();
             let names: Vec<String> = names.into_iter().collect();
-            affected.extend(tx.relation_origins_targeting(&names).await?);
+            // Relations are what held writes replace: they run first.
+            if let Some(tx) = slot.here().await? {
+                affected.extend(tx.relation_origins_targeting(&names).await?);
+            }
         }
         for d in &deletions {
             affected.insert(d.entity_ref.clone());
@@ -242,37 +265,46 @@ impl ScopeJob<'_> {
             in_memory,
             effects,
             deleted_kinds,
-            changes: Vec::new(),
         };
         for refs in batches {
-            self.apply_batch(tx, &refs, &mut state).await?;
-            tx.insert_changes(&state.changes, self.now).await?;
-            state.changes.clear();
+            self.apply_batch(slot, refs, &mut state).await?;
         }
         Ok(())
     }
 
+    /// One round: reads what the batch's refs need (while the previous batch's writes are
+    /// held back, unless they touch these refs), lets the writer run those, then merges and
+    /// holds this batch's writes back in turn.
     async fn apply_batch(
         &self,
-        tx: &mut StoreTx,
-        refs: &[String],
+        slot: &mut TxSlot,
+        refs: Vec<String>,
         batch: &mut Batch<'_>,
     ) -> Result<(), ReconcileError> {
-        let desired = self.desired(tx, refs, &mut batch.in_memory).await?;
+        let Some(tx) = slot.reading(&refs).await? else {
+            return Ok(());
+        };
+        let read = self.read(tx, &refs, &batch.in_memory).await?;
+        slot.release().await?;
+        let current = read.current;
+        let desired = self
+            .desired(
+                slot,
+                &refs,
+                read.by_ref,
+                read.fetched,
+                read.aliases,
+                &mut batch.in_memory,
+            )
+            .await?;
         let Batch {
             rename_pairs,
             absorbed,
             effects,
             deleted_kinds,
-            changes,
             ..
         } = batch;
-        let current: HashMap<String, EntityRow> = tx
-            .entities_by_refs(refs)
-            .await?
-            .into_iter()
-            .map(|e| (e.entity_ref.clone(), e))
-            .collect();
+        let mut changes: Vec<ChangeWrite> = Vec::new();
         let in_batch: HashSet<&str> = refs.iter().map(String::as_str).collect();
 
         // Moves (renames) are written first, in the order found, so a ref is vacated before
@@ -352,7 +384,7 @@ impl ScopeJob<'_> {
             pending = still;
         }
 
-        for key in refs {
+        for key in &refs {
             if claimed.contains(key.as_str()) {
                 continue;
             }
@@ -419,25 +451,31 @@ impl ScopeJob<'_> {
             changes.push(self.change(uid, m, op, patch));
         }
 
-        tx.delete_entity_rows(&purged_tombstones).await?;
-        tx.tombstone_entities(&tombstones, &self.run_id, self.now)
-            .await?;
-        tx.upsert_entities(&moves, self.now).await?;
-        tx.upsert_entities(&entity_writes, self.now).await?;
-        if !relation_origins.is_empty() || !relation_rows.is_empty() {
-            tx.replace_relations(&relation_origins, &relation_rows)
-                .await?;
-        }
-        Ok(())
+        let (run_id, now) = (self.run_id.clone(), self.now);
+        let job: Job = Box::new(move |tx| {
+            Box::pin(async move {
+                tx.delete_entity_rows(&purged_tombstones).await?;
+                tx.tombstone_entities(&tombstones, &run_id, now).await?;
+                tx.upsert_entities(&moves, now).await?;
+                tx.upsert_entities(&entity_writes, now).await?;
+                if !relation_origins.is_empty() || !relation_rows.is_empty() {
+                    tx.replace_relations(&relation_origins, &relation_rows)
+                        .await?;
+                }
+                tx.insert_changes(&changes, now).await
+            })
+        });
+        slot.hold(refs.into_iter().collect(), job).await
     }
 
-    /// The merged entity each ref should have, from the live observations of every source.
-    async fn desired(
+    /// What a round reads before it merges: the live observations of its refs (those not in
+    /// memory parsed), the aliases their relations may point at, and the refs' entity rows.
+    async fn read(
         &self,
         tx: &mut StoreTx,
         refs: &[String],
-        in_memory: &mut HashMap<String, ObservedEntity>,
-    ) -> Result<HashMap<String, Desired>, ReconcileError> {
+        in_memory: &HashMap<String, ObservedEntity>,
+    ) -> Result<BatchRead, ReconcileError> {
         let mut by_ref: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();
         for o in tx.live_observations(refs).await? {
             by_ref
@@ -471,6 +509,52 @@ impl ScopeJob<'_> {
                 fetched.insert((source.clone(), ext), parsed);
             }
         }
+        // Every relation target of every part: the merge's relations come from these (the
+        // few that do not are asked for after the merge).
+        let mut targets: BTreeSet<String> = BTreeSet::new();
+        for (source, ext, _) in by_ref.values().flatten() {
+            let part = match in_memory.get(ext.as_str()) {
+                Some(e) if *source == self.source => Some(e),
+                _ => fetched.get(&(source.clone(), ext.clone())),
+            };
+            targets.extend(
+                part.into_iter()
+                    .flat_map(|e| e.relations.iter().map(|r| r.target.key())),
+            );
+        }
+        let targets: Vec<String> = targets.into_iter().collect();
+        let aliases = if targets.is_empty() {
+            HashMap::new()
+        } else {
+            tx.identity_aliases(&targets).await?.into_iter().collect()
+        };
+        let current: HashMap<String, EntityRow> = tx
+            .entities_by_refs(refs)
+            .await?
+            .into_iter()
+            .map(|e| (e.entity_ref.clone(), e))
+            .collect();
+        Ok(BatchRead {
+            by_ref,
+            fetched,
+            aliases: Aliases {
+                asked: targets.into_iter().collect(),
+                to: aliases,
+            },
+            current,
+        })
+    }
+
+    /// The merged entity each ref should have, from the live observations of every source.
+    async fn desired(
+        &self,
+        slot: &mut TxSlot,
+        refs: &[String],
+        by_ref: HashMap<String, Vec<(String, String, bool)>>,
+        mut fetched: HashMap<(String, String), ObservedEntity>,
+        mut aliases: Aliases,
+        in_memory: &mut HashMap<String, ObservedEntity>,
+    ) -> Result<HashMap<String, Desired>, ReconcileError> {
         let mut out = HashMap::with_capacity(refs.len());
         let mut merged_all: Vec<(String, ObservedEntity, Vec<SourceClaim>)> = Vec::new();
         for key in refs {
@@ -505,17 +589,19 @@ impl ScopeJob<'_> {
             }
         }
         // A relation to the own name of an observation that joined another entity points at
-        // that entity.
-        let targets: BTreeSet<String> = merged_all
+        // that entity. Targets no part named (a merge can make one) are asked for now.
+        let unasked: BTreeSet<String> = merged_all
             .iter()
             .flat_map(|(_, m, _)| m.relations.iter().map(|r| r.target.key()))
+            .filter(|t| !aliases.asked.contains(t))
             .collect();
-        let aliases: HashMap<String, String> = if targets.is_empty() {
-            HashMap::new()
-        } else {
-            let targets: Vec<String> = targets.into_iter().collect();
-            tx.identity_aliases(&targets).await?.into_iter().collect()
-        };
+        if !unasked.is_empty()
+            && let Some(tx) = slot.ahead().await?
+        {
+            let unasked: Vec<String> = unasked.into_iter().collect();
+            aliases.to.extend(tx.identity_aliases(&unasked).await?);
+        }
+        let aliases = aliases.to;
         for (key, mut merged, claims) in merged_all {
             if !aliases.is_empty() {
                 let mut moved = false;
