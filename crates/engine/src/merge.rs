@@ -42,6 +42,8 @@ pub struct ObservedEntity {
     pub entity_hash: String,
     /// Spec-implied relations and the source's own, sorted and de-duplicated.
     pub relations: Vec<Relation>,
+    /// Those of `relations` the spec does not imply (the source's own), in the same order.
+    pub beyond_spec: Vec<Relation>,
     pub declared: bool,
 }
 
@@ -54,7 +56,14 @@ impl ObservedEntity {
         let entity_ref = entity.entity_ref()?;
         let entity_json = surveyor_model::hash::canonical_entity(entity);
         let mut relations = entity.relations();
-        relations.extend(extra_relations.iter().cloned());
+        let mut beyond_spec: Vec<Relation> = extra_relations
+            .iter()
+            .filter(|r| !relations.contains(r))
+            .cloned()
+            .collect();
+        beyond_spec.sort();
+        beyond_spec.dedup();
+        relations.extend(beyond_spec.iter().cloned());
         relations.sort();
         relations.dedup();
         Ok(Self {
@@ -65,6 +74,7 @@ impl ObservedEntity {
             entity_ref,
             entity_json,
             relations,
+            beyond_spec,
             declared,
         })
     }
@@ -503,16 +513,7 @@ pub fn combine(
             }
         }
         // Relations a source knows beyond what its own spec implies travel with the merge.
-        if let Ok(own) = serde_json::from_value::<Entity>(body.clone()) {
-            let implied = own.relations();
-            extras.extend(
-                part.entity
-                    .relations
-                    .iter()
-                    .filter(|r| !implied.contains(r))
-                    .cloned(),
-            );
-        }
+        extras.extend(part.entity.beyond_spec.iter().cloned());
         claims.push(claim);
     }
     if let Some(person) = outranked_person {
@@ -638,6 +639,35 @@ mod tests {
             external_id: ext.into(),
             entity: ObservedEntity::new(&e, &[], declared).unwrap(),
         }
+    }
+
+    /// A relation a source knows beyond what its spec implies (a workload's dependency, found
+    /// where it runs) stays on the merged entity, whichever source wins; one its spec implies
+    /// is not counted twice.
+    #[test]
+    fn relations_beyond_a_sources_spec_travel_with_the_merge() {
+        let rel = |kind: &str, target: &str| Relation {
+            kind: kind.into(),
+            target: target.parse().unwrap(),
+        };
+        let depends = rel("dependsOn", "resource:default/db");
+        let owned = rel("ownedBy", "group:default/team-a");
+        let mut k8s = part("k8s", "2", false, json!({"owner": "team-a"}), json!({}));
+        let spec = k8s.entity.relations.clone();
+        let e: Entity = serde_json::from_str(&k8s.entity.entity_json).unwrap();
+        k8s.entity = ObservedEntity::new(&e, &[depends.clone(), owned.clone()], false).unwrap();
+        assert!(spec.contains(&owned));
+        assert_eq!(k8s.entity.beyond_spec, vec![depends.clone()]);
+        let github = part("github", "1", false, json!({"owner": "team-a"}), json!({}));
+        let prio = precedence(&["github", "k8s"]);
+        let (merged, _) = combine(vec![github, k8s], &prio, &MergePolicy::default()).unwrap();
+        assert!(
+            merged.relations.contains(&depends),
+            "{:?}",
+            merged.relations
+        );
+        assert!(merged.relations.contains(&owned));
+        assert_eq!(merged.beyond_spec, vec![depends]);
     }
 
     /// Source precedence as the engine takes it: the first source named comes first.
