@@ -54,7 +54,7 @@ struct Held {
 /// The writer task, stopped if it is dropped before it was joined (the run was cancelled, or
 /// failed): the transaction it holds goes with it, so it is rolled back at once instead of
 /// after the writes still queued.
-pub(super) struct Writer(Option<JoinHandle<Result<StoreTx, StoreError>>>);
+struct Writer(Option<JoinHandle<Result<StoreTx, StoreError>>>);
 
 impl Drop for Writer {
     fn drop(&mut self) {

@@ -49,13 +49,12 @@ struct Batch<'b> {
     deleted_kinds: &'b mut BTreeMap<String, u64>,
 }
 
-/// What a round read: live observations by ref as (source, external id, declared), the
-/// bodies read back, aliases, and the refs' entity rows (live or tombstones).
-struct BatchRead {
+/// What a round read for its merge: live observations by ref as (source, external id,
+/// declared), the bodies read back, and aliases.
+struct Parts {
     by_ref: HashMap<String, Vec<(String, String, bool)>>,
     fetched: HashMap<(String, String), ObservedEntity>,
     aliases: Aliases,
-    current: HashMap<String, EntityRow>,
 }
 
 /// The aliases of the refs `asked` (a ref missing from `to` has none).
@@ -284,18 +283,10 @@ impl ScopeJob<'_> {
         let Some(tx) = slot.reading(&refs).await? else {
             return Ok(());
         };
-        let read = self.read(tx, &refs, &batch.in_memory).await?;
+        let (parts, current) = self.read(tx, &refs, &batch.in_memory).await?;
         slot.release().await?;
-        let current = read.current;
         let desired = self
-            .desired(
-                slot,
-                &refs,
-                read.by_ref,
-                read.fetched,
-                read.aliases,
-                &mut batch.in_memory,
-            )
+            .desired(slot, &refs, parts, &mut batch.in_memory)
             .await?;
         let Batch {
             rename_pairs,
@@ -469,13 +460,14 @@ impl ScopeJob<'_> {
     }
 
     /// What a round reads before it merges: the live observations of its refs (those not in
-    /// memory parsed), the aliases their relations may point at, and the refs' entity rows.
+    /// memory parsed), the aliases their relations may point at, and the refs' entity rows
+    /// (live or tombstones).
     async fn read(
         &self,
         tx: &mut StoreTx,
         refs: &[String],
         in_memory: &HashMap<String, ObservedEntity>,
-    ) -> Result<BatchRead, ReconcileError> {
+    ) -> Result<(Parts, HashMap<String, EntityRow>), ReconcileError> {
         let mut by_ref: HashMap<String, Vec<(String, String, bool)>> = HashMap::new();
         for o in tx.live_observations(refs).await? {
             by_ref
@@ -534,15 +526,15 @@ impl ScopeJob<'_> {
             .into_iter()
             .map(|e| (e.entity_ref.clone(), e))
             .collect();
-        Ok(BatchRead {
+        let parts = Parts {
             by_ref,
             fetched,
             aliases: Aliases {
                 asked: targets.into_iter().collect(),
                 to: aliases,
             },
-            current,
-        })
+        };
+        Ok((parts, current))
     }
 
     /// The merged entity each ref should have, from the live observations of every source.
@@ -550,11 +542,14 @@ impl ScopeJob<'_> {
         &self,
         slot: &mut TxSlot,
         refs: &[String],
-        by_ref: HashMap<String, Vec<(String, String, bool)>>,
-        mut fetched: HashMap<(String, String), ObservedEntity>,
-        mut aliases: Aliases,
+        parts: Parts,
         in_memory: &mut HashMap<String, ObservedEntity>,
     ) -> Result<HashMap<String, Desired>, ReconcileError> {
+        let Parts {
+            by_ref,
+            mut fetched,
+            mut aliases,
+        } = parts;
         let mut out = HashMap::with_capacity(refs.len());
         let mut merged_all: Vec<(String, ObservedEntity, Vec<SourceClaim>)> = Vec::new();
         for key in refs {
