@@ -38,11 +38,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc gives freed memory back to the system a second after it was freed (its arenas ten
 /// seconds after): a sync that follows a large load then stacks on pages the load no longer
-/// uses. Given back at once, a 100k-entity reconcile's peak RSS went from 183–230 MB to
-/// 168–180 MB at no measurable cost in time (docs/benchmarks.md).
-fn give_back_freed_memory_at_once() {
+/// uses, and a 100k-entity reconcile peaked at 200–230 MB. Given back at once, it peaked at
+/// 168–180 MB, but every page freed was faulted in again soon after: a tenth of an e2e run's
+/// CPU went to page faults and zeroing pages. A tenth of a second keeps the pages a busy
+/// reconcile reuses and gives back what a finished one freed (docs/benchmarks.md).
+/// `MIMALLOC_PURGE_DELAY` in the environment, mimalloc's own setting, overrides it.
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+fn give_back_freed_memory_soon() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
 /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the bindings do not name it); a test
@@ -115,7 +123,7 @@ impl Scenario {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    give_back_freed_memory_at_once();
+    give_back_freed_memory_soon();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = Args::parse();
     let scenario = args.scenario.name();

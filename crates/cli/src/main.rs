@@ -28,11 +28,19 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc gives freed memory back to the system a second after it was freed (its arenas ten
 /// seconds after): a sync that follows a large load then stacks on pages the load no longer
-/// uses. Given back at once, a 100k-entity reconcile's peak RSS went from 183–230 MB to
-/// 168–180 MB at no measurable cost in time (docs/benchmarks.md).
-fn give_back_freed_memory_at_once() {
+/// uses, and a 100k-entity reconcile peaked at 200–230 MB. Given back at once, it peaked at
+/// 168–180 MB, but every page freed was faulted in again soon after: a tenth of an e2e run's
+/// CPU went to page faults and zeroing pages. A tenth of a second keeps the pages a busy
+/// reconcile reuses and gives back what a finished one freed (docs/benchmarks.md).
+/// `MIMALLOC_PURGE_DELAY` in the environment, mimalloc's own setting, overrides it.
+const PURGE_DELAY_MS: std::ffi::c_long = 100;
+
+fn give_back_freed_memory_soon() {
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_some() {
+        return;
+    }
     // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
-    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
+    unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
 }
 
 /// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the bindings do not name it); a test
@@ -377,7 +385,7 @@ impl<E: Into<anyhow::Error>> From<E> for CliError {
 }
 
 fn main() -> ExitCode {
-    give_back_freed_memory_at_once();
+    give_back_freed_memory_soon();
     let cli = Cli::parse();
     if !matches!(cli.command, Command::Serve { .. } | Command::Demo(_)) {
         quiet_on_closed_pipe();
@@ -438,13 +446,21 @@ mod tests {
 
     #[test]
     fn the_option_given_as_the_purge_delay_is_mimallocs_purge_delay() {
+        // One test, since it reads the option, sets it, and reads it again.
         // SAFETY: reads one of mimalloc's options.
-        let delay = unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
+        let get = || unsafe { libmimalloc_sys::mi_option_get(MI_OPTION_PURGE_DELAY) };
         let set = std::env::var("MIMALLOC_PURGE_DELAY").ok();
-        let expected = set.and_then(|v| v.parse().ok()).unwrap_or(1000);
+        let from_env = set.and_then(|v| v.parse().ok());
         assert_eq!(
-            delay, expected,
+            get(),
+            from_env.unwrap_or(1000),
             "mimalloc 3's purge delay defaults to 1,000 ms"
+        );
+        give_back_freed_memory_soon();
+        assert_eq!(
+            get(),
+            from_env.unwrap_or(PURGE_DELAY_MS),
+            "the environment's setting is kept; without one, ours is set"
         );
     }
 
