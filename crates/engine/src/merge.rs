@@ -95,12 +95,12 @@ impl ObservedEntity {
         #[derive(serde::Deserialize)]
         struct Stored {
             declared: bool,
-            entity: Value,
+            // Read straight from the text, without a JSON tree in between.
+            entity: Entity,
             relations: Vec<Relation>,
         }
         let stored: Stored = serde_json::from_str(body).map_err(|e| e.to_string())?;
-        let entity: Entity = serde_json::from_value(stored.entity).map_err(|e| e.to_string())?;
-        Self::new(&entity, &stored.relations, stored.declared).map_err(|e| e.to_string())
+        Self::new(&stored.entity, &stored.relations, stored.declared).map_err(|e| e.to_string())
     }
 }
 
@@ -303,15 +303,12 @@ fn pointer_escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
-/// Every leaf of `v` with its JSON pointer; arrays are leaves (a list is one value).
-fn leaves<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
-    match v {
-        Value::Object(m) if !m.is_empty() => {
-            for (k, child) in m {
-                leaves(child, format!("{path}/{}", pointer_escape(k)), out);
-            }
-        }
-        other => out.push((path, other)),
+/// Appends `key` to a JSON pointer, escaped.
+fn push_escaped(path: &mut String, key: &str) {
+    if key.contains(['~', '/']) {
+        path.push_str(&pointer_escape(key));
+    } else {
+        path.push_str(key);
     }
 }
 
@@ -354,6 +351,110 @@ fn union_into(into: &mut Value, from: &Value) -> bool {
         }
     }
     added
+}
+
+/// One part's values folded into the merged tree: both trees are walked together, the path of
+/// each leaf (arrays are leaves: a list is one value) kept as a JSON pointer in one buffer.
+struct Fold<'a> {
+    /// The part's place in precedence (0 is the winner).
+    index: usize,
+    namespace: &'a str,
+    /// Fields this part filled from its configuration.
+    defaulted: &'a BTreeSet<String>,
+    /// Fields whose value a configured (or stating) source supplied, by part.
+    supplier: &'a BTreeMap<&'a str, usize>,
+    policy: &'a MergePolicy,
+    claim: &'a mut SourceClaim,
+}
+
+impl Fold<'_> {
+    /// Folds `body` in at `path`, where `merged` holds what the merge has there so far.
+    fn object(&mut self, merged: &mut Value, body: &Value, path: &mut String) {
+        match body {
+            Value::Object(fields) if !fields.is_empty() => {
+                // A value that is not an object is in the way: nothing below it is merged.
+                let Value::Object(map) = merged else {
+                    return;
+                };
+                for (key, value) in fields {
+                    let len = path.len();
+                    path.push('/');
+                    push_escaped(path, key);
+                    match map.get_mut(key.as_str()) {
+                        Some(current) => self.object(current, value, path),
+                        None => self.missing(map, key, value, path),
+                    }
+                    path.truncate(len);
+                }
+            }
+            leaf => self.leaf(merged, leaf, path),
+        }
+    }
+
+    /// `key` is not in `map` yet: the part's value (every leaf of it) is taken.
+    fn missing(
+        &mut self,
+        map: &mut serde_json::Map<String, Value>,
+        key: &str,
+        value: &Value,
+        path: &mut String,
+    ) {
+        if IDENTITY.contains(&path.as_str()) {
+            return;
+        }
+        match value {
+            Value::Object(fields) if !fields.is_empty() => {
+                let slot = map
+                    .entry(key.to_string())
+                    .or_insert_with(|| Value::Object(serde_json::Map::new()));
+                self.object(slot, value, path);
+            }
+            leaf => {
+                map.insert(key.to_string(), leaf.clone());
+                self.claim.fields.push(path.clone());
+            }
+        }
+    }
+
+    /// A leaf of the part where the merge already has `current`.
+    fn leaf(&mut self, current: &mut Value, value: &Value, path: &str) {
+        if IDENTITY.contains(&path) {
+            return;
+        }
+        let i = self.index;
+        let supplied_by = self.supplier.get(path).copied();
+        if supplied_by.unwrap_or(0) == i && (i == 0 || supplied_by.is_some()) {
+            // This source supplied the value (the winner, or the configured source).
+            self.claim.fields.push(path.to_string());
+            return;
+        }
+        if *current == *value
+            || same_ref(path, current, value, self.namespace)
+            || self.defaulted.contains(path)
+        {
+            // A filled-in default says nothing against what another source found.
+            return;
+        }
+        let claim = &mut *self.claim;
+        match self.policy.rule(path) {
+            MergeRule::Union => {
+                if union_into(current, value) {
+                    claim.fields.push(path.to_string());
+                } else if !current.is_array() || !value.is_array() {
+                    claim.disagrees.insert(path.to_string(), value.clone());
+                }
+            }
+            MergeRule::PerSource => {
+                claim.own.insert(path.to_string(), value.clone());
+            }
+            MergeRule::Cosmetic => {
+                claim.cosmetic.insert(path.to_string(), value.clone());
+            }
+            MergeRule::Precedence | MergeRule::Owner => {
+                claim.disagrees.insert(path.to_string(), value.clone());
+            }
+        }
+    }
 }
 
 /// Merges the observations of one entity field by field (see the module doc). `parts` must be
@@ -457,6 +558,7 @@ pub fn combine(
     }
     let mut claims = Vec::with_capacity(parts.len());
     let mut extras: Vec<Relation> = Vec::new();
+    let mut path = String::with_capacity(128);
     for (i, (part, body)) in parts.iter().zip(&bodies).enumerate() {
         let mut claim = SourceClaim {
             source: part.source.clone(),
@@ -468,50 +570,16 @@ pub fn combine(
             own: BTreeMap::new(),
             cosmetic: BTreeMap::new(),
         };
-        let mut found = Vec::new();
-        leaves(body, String::new(), &mut found);
-        for (pointer, value) in found {
-            if IDENTITY.contains(&pointer.as_str()) {
-                continue;
-            }
-            let supplied_by = supplier.get(pointer.as_str()).copied();
-            let Some(current) = merged.pointer_mut(&pointer) else {
-                if set_at(&mut merged, &pointer, value.clone()) {
-                    claim.fields.push(pointer);
-                }
-                continue;
-            };
-            if supplied_by.unwrap_or(0) == i && (i == 0 || supplied_by.is_some()) {
-                // This source supplied the value (the winner, or the configured source).
-                claim.fields.push(pointer);
-                continue;
-            }
-            if current == value
-                || same_ref(&pointer, current, value, &part.entity.namespace)
-                || defaulted[i].contains(&pointer)
-            {
-                // A filled-in default says nothing against what another source found.
-                continue;
-            }
-            match policy.rule(&pointer) {
-                MergeRule::Union => {
-                    if union_into(current, value) {
-                        claim.fields.push(pointer);
-                    } else if !current.is_array() || !value.is_array() {
-                        claim.disagrees.insert(pointer, value.clone());
-                    }
-                }
-                MergeRule::PerSource => {
-                    claim.own.insert(pointer, value.clone());
-                }
-                MergeRule::Cosmetic => {
-                    claim.cosmetic.insert(pointer, value.clone());
-                }
-                MergeRule::Precedence | MergeRule::Owner => {
-                    claim.disagrees.insert(pointer, value.clone());
-                }
-            }
-        }
+        let mut fold = Fold {
+            index: i,
+            namespace: &part.entity.namespace,
+            defaulted: &defaulted[i],
+            supplier: &supplier,
+            policy,
+            claim: &mut claim,
+        };
+        path.clear();
+        fold.object(&mut merged, body, &mut path);
         // Relations a source knows beyond what its own spec implies travel with the merge.
         extras.extend(part.entity.beyond_spec.iter().cloned());
         claims.push(claim);
@@ -735,6 +803,57 @@ mod tests {
             .map(|r| r.target.key())
             .collect();
         assert_eq!(owners, ["group:default/a"]);
+    }
+
+    #[test]
+    fn a_later_source_fills_what_the_winner_lacks_leaf_by_leaf() {
+        let prio = precedence(&["github", "jira"]);
+        let parts = vec![
+            part(
+                "github",
+                "R1",
+                false,
+                json!({"type": "service", "profile": {"displayName": "Svc"}, "x": "scalar"}),
+                json!({}),
+            ),
+            part(
+                "jira",
+                "J1",
+                false,
+                json!({"type": "service", "profile": {"displayName": "Svc", "email": "a@b"},
+                       "x": {"y": 1}, "empty": {}}),
+                json!({"labels": {"a": "1", "b/c": "2"}}),
+            ),
+        ];
+        let (merged, claims) = combine(parts, &prio, &MergePolicy::default()).unwrap();
+        let body: Value = serde_json::from_str(&merged.entity_json).unwrap();
+        assert_eq!(body["metadata"]["labels"], json!({"a": "1", "b/c": "2"}));
+        assert_eq!(
+            body["spec"]["profile"],
+            json!({"displayName": "Svc", "email": "a@b"})
+        );
+        assert_eq!(body["spec"]["empty"], json!({}));
+        // A value in the way is kept: nothing is merged below it, and it is no disagreement.
+        assert_eq!(body["spec"]["x"], "scalar");
+        let jira = claims.iter().find(|c| c.source == "jira").unwrap();
+        assert_eq!(
+            jira.fields,
+            [
+                "/metadata/labels/a",
+                "/metadata/labels/b~1c",
+                "/spec/empty",
+                "/spec/profile/email"
+            ]
+        );
+        assert!(jira.disagrees.is_empty(), "{:?}", jira.disagrees);
+        let github = claims.iter().find(|c| c.source == "github").unwrap();
+        assert!(github.fields.contains(&"/spec/x".to_string()));
+        assert!(
+            !github
+                .fields
+                .iter()
+                .any(|f| f.starts_with("/metadata/name"))
+        );
     }
 
     #[test]
