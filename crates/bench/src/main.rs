@@ -31,42 +31,6 @@ use clap::{Parser, Subcommand};
 use crate::machine::{Machine, load_average};
 use crate::report::{Outcome, Report, write_json};
 
-/// mimalloc: the reconciler allocates many short-lived strings on several threads, where
-/// glibc's allocator spent a third of the initial load's CPU time (see docs/benchmarks.md).
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-/// mimalloc gives freed memory back to the system a second after it was freed (its arenas ten
-/// seconds after): a sync that follows a large load then stacks on pages the load no longer
-/// uses, and a 100k-entity reconcile peaked at 200–230 MB. Given back at once, it peaked at
-/// 168–180 MB, but every page freed was faulted in again soon after: a tenth of an e2e run's
-/// CPU went to page faults and zeroing pages. A tenth of a second keeps the pages a busy
-/// reconcile reuses and gives back what a finished one freed (docs/benchmarks.md).
-/// `MIMALLOC_PURGE_DELAY` in the environment, mimalloc's own setting, overrides it.
-const PURGE_DELAY_MS: std::ffi::c_long = 100;
-
-/// Sets how the allocator gives memory back. Besides the purge delay: no transparent huge
-/// pages for this process. mimalloc asks for them on its arenas, and each 2 MiB range it had
-/// given back and touched again was zeroed whole (5% of an e2e run's CPU); without them a
-/// 100k reconcile peaks 20–30 MB lower (docs/benchmarks.md). `MIMALLOC_ALLOW_THP` in the
-/// environment leaves that to mimalloc.
-fn tune_allocator() {
-    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
-        // SAFETY: sets one of mimalloc's options, which it reads on its next purge.
-        unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, PURGE_DELAY_MS) };
-    }
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // SAFETY: PR_SET_THP_DISABLE takes an integer flag and touches no memory of ours; what
-        // it returns is only whether the kernel knows the setting.
-        unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
-    }
-}
-
-/// `mi_option_purge_delay` in mimalloc 3's `mimalloc.h` (the bindings do not name it); a test
-/// holds it to that option's default of 1,000 ms.
-const MI_OPTION_PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
-
 #[derive(Parser)]
 #[command(about = "surveyor benchmarks: each prints a table and writes a JSON report")]
 struct Args {
@@ -133,7 +97,7 @@ impl Scenario {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tune_allocator();
+    surveyor_alloc::tune();
     let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
     let args = Args::parse();
     let scenario = args.scenario.name();
