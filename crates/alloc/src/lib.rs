@@ -3,7 +3,8 @@
 
 /// mimalloc: the reconciler allocates many short-lived strings on several threads, where
 /// glibc's allocator spent a third of the initial load's CPU time (see docs/benchmarks.md).
-/// Declared here, it is the allocator of every binary that calls [`tune`].
+/// Declared here, it is the allocator of every binary that links this crate (both call
+/// [`tune`]).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

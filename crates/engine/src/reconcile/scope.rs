@@ -475,17 +475,22 @@ impl ScopeJob<'_> {
                 .or_default()
                 .push((o.source, o.external_id, o.declared));
         }
+        // Every relation target of every part: the merge's relations come from these (the
+        // few that do not are asked for after the merge).
+        let mut targets: BTreeSet<String> = BTreeSet::new();
+        let mut target_all = |e: &ObservedEntity| {
+            targets.extend(e.relations.iter().map(|r| r.target.key()));
+        };
         // Observations not in memory are read back, grouped by source. A ref with one source
         // (most of them) costs what it did; a ref several sources describe reads them all.
         let mut to_fetch: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for candidates in by_ref.values() {
-            for (source, ext, _) in candidates {
-                if *source != self.source || !in_memory.contains_key(ext.as_str()) {
-                    to_fetch
-                        .entry(source.clone())
-                        .or_default()
-                        .push(ext.clone());
-                }
+        for (source, ext, _) in by_ref.values().flatten() {
+            match in_memory.get(ext.as_str()) {
+                Some(e) if *source == self.source => target_all(e),
+                _ => to_fetch
+                    .entry(source.clone())
+                    .or_default()
+                    .push(ext.clone()),
             }
         }
         let mut fetched: HashMap<(String, String), ObservedEntity> = HashMap::new();
@@ -498,21 +503,9 @@ impl ScopeJob<'_> {
                         detail,
                     }
                 })?;
+                target_all(&parsed);
                 fetched.insert((source.clone(), ext), parsed);
             }
-        }
-        // Every relation target of every part: the merge's relations come from these (the
-        // few that do not are asked for after the merge).
-        let mut targets: BTreeSet<String> = BTreeSet::new();
-        for (source, ext, _) in by_ref.values().flatten() {
-            let part = match in_memory.get(ext.as_str()) {
-                Some(e) if *source == self.source => Some(e),
-                _ => fetched.get(&(source.clone(), ext.clone())),
-            };
-            targets.extend(
-                part.into_iter()
-                    .flat_map(|e| e.relations.iter().map(|r| r.target.key())),
-            );
         }
         let targets: Vec<String> = targets.into_iter().collect();
         let aliases = if targets.is_empty() {
