@@ -66,7 +66,7 @@ impl EntityRow {
 }
 
 /// A relation row; every relation is stored from both ends.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, sqlx::FromRow)]
 pub struct RelationRow {
     pub origin_ref: String,
     pub source_ref: String,

@@ -1,6 +1,8 @@
 //! Writes, all inside a `StoreTx`: observations, entities, relations, changes, runs, refusals.
 //! Rows go in multi-row statements so a 100k-entity load is a few hundred round trips.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Utc};
 
 use crate::identity::IDENTITY_KEYS;
@@ -289,19 +291,52 @@ impl StoreTx {
             .await
     }
 
-    /// Replaces every relation row that `origins` produced with `rows`.
+    /// Replaces every relation row that `origins` produced with `rows`, writing what differs:
+    /// rows stored and wanted again stay. An origin that lost a row (or whose row's display
+    /// moved) has all its rows deleted and inserted again; one that only gains rows gets those.
+    /// (Another source updating an entity mostly keeps its relations: deleting and inserting
+    /// every one again was half of all the relation rows an org's sync wrote.)
     pub async fn replace_relations(
         &mut self,
         origins: &[String],
         rows: &[RelationRow],
     ) -> Result<()> {
-        self.execute_batched(
-            "DELETE FROM relations WHERE origin_ref = ANY($1)",
-            origins,
-            |q| q,
-        )
-        .await?;
-        self.insert(&RELATIONS, rows, Utc::now()).await
+        let stored: Vec<RelationRow> = if origins.is_empty() {
+            Vec::new()
+        } else {
+            self.fetch_batched(
+                "SELECT origin_ref, source_ref, type, target_ref, target_display \
+                 FROM relations WHERE origin_ref = ANY($1)",
+                origins,
+                |q| q,
+                decode,
+            )
+            .await?
+        };
+        let wanted: HashSet<&RelationRow> = rows.iter().collect();
+        let redo: HashSet<&str> = stored
+            .iter()
+            .filter(|r| !wanted.contains(r))
+            .map(|r| r.origin_ref.as_str())
+            .collect();
+        let kept: HashSet<&RelationRow> = stored
+            .iter()
+            .filter(|r| !redo.contains(r.origin_ref.as_str()))
+            .collect();
+        if !redo.is_empty() {
+            let redo: Vec<String> = redo.into_iter().map(str::to_string).collect();
+            self.execute_batched(
+                "DELETE FROM relations WHERE origin_ref = ANY($1)",
+                &redo,
+                |q| q,
+            )
+            .await?;
+        }
+        if kept.is_empty() {
+            return self.insert(&RELATIONS, rows, Utc::now()).await;
+        }
+        let new: Vec<RelationRow> = rows.iter().filter(|r| !kept.contains(r)).cloned().collect();
+        self.insert(&RELATIONS, &new, Utc::now()).await
     }
 
     /// Appends to the change log, in the order given.
@@ -498,6 +533,92 @@ mod tests {
             tx.run(writes).await.expect("changes");
             let seq = tx.last_change_seq().await.expect("two rows");
             assert!(seq >= 2, "{seq}");
+            tx.rollback().await.expect("rollback");
+            if let Some(schema) = schema {
+                store.drop_schema(&schema).await.expect("drop");
+            }
+            store.close().await;
+        }
+    }
+
+    fn relation(origin: &str, target: &str, display: &str) -> RelationRow {
+        RelationRow {
+            origin_ref: origin.into(),
+            source_ref: origin.into(),
+            kind: "dependsOn".into(),
+            target_ref: target.into(),
+            target_display: display.into(),
+        }
+    }
+
+    /// Each stored relation row with the row version the database gave it (SQLite's rowid,
+    /// Postgres's `xmin`): a row deleted and inserted again gets a new one.
+    async fn versions(tx: &mut StoreTx) -> Vec<(RelationRow, String)> {
+        let version = match tx.backend() {
+            Backend::Sqlite => "CAST(rowid AS TEXT)",
+            Backend::Postgres => "xmin::text",
+        };
+        let text = format!(
+            "SELECT origin_ref, source_ref, type, target_ref, target_display, {version} AS v \
+             FROM relations ORDER BY origin_ref, target_ref"
+        );
+        tx.query(text)
+            .fetch_all(|r| Ok((decode(r)?, r.get("v")?)))
+            .await
+            .expect("relations")
+    }
+
+    #[tokio::test]
+    async fn relations_are_replaced_by_what_differs() {
+        for (store, schema, _dir) in stores().await {
+            let mut tx = store.begin_write().await.expect("begin");
+            let (a, b, c) = (
+                "component:default/a",
+                "component:default/b",
+                "component:default/c",
+            );
+            let first = vec![
+                relation(a, "x", "X"),
+                relation(a, "y", "Y"),
+                relation(b, "x", "X"),
+                relation(c, "x", "X"),
+            ];
+            tx.replace_relations(&[], &first).await.expect("first");
+            tx.commit().await.expect("commit");
+            let before = {
+                let mut tx = store.begin_write().await.expect("begin");
+                versions(&mut tx).await
+            };
+            let mut tx = store.begin_write().await.expect("begin");
+            // a gains z; b's x shows another display; c loses its row; d is new.
+            let d = "component:default/d";
+            let second = vec![
+                relation(a, "x", "X"),
+                relation(a, "y", "Y"),
+                relation(a, "z", "Z"),
+                relation(b, "x", "X2"),
+                relation(d, "x", "X"),
+            ];
+            tx.replace_relations(&[a.into(), b.into(), c.into()], &second)
+                .await
+                .expect("second");
+            let after = versions(&mut tx).await;
+            let rows: Vec<RelationRow> = after.iter().map(|(r, _)| r.clone()).collect();
+            let mut wanted = second.clone();
+            wanted.sort_by(|l, r| {
+                (&l.origin_ref, &l.target_ref).cmp(&(&r.origin_ref, &r.target_ref))
+            });
+            assert_eq!(rows, wanted, "exactly the wanted rows are stored");
+            for (row, version) in &before {
+                if row.origin_ref == a {
+                    let now = after.iter().find(|(r, _)| r == row).map(|(_, v)| v);
+                    assert_eq!(
+                        now,
+                        Some(version),
+                        "{row:?} was kept as it was, not written again"
+                    );
+                }
+            }
             tx.rollback().await.expect("rollback");
             if let Some(schema) = schema {
                 store.drop_schema(&schema).await.expect("drop");
