@@ -1,6 +1,7 @@
 //! surveyor's catalog store: one API over SQLite and Postgres (two concrete sqlx pools, runtime
 //! queries, embedded migrations). It knows rows and transactions, nothing of connectors.
 
+mod checkpoint;
 mod classify;
 mod copy;
 mod findings;
@@ -17,6 +18,7 @@ mod sqlite_setup;
 mod write;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::ConnectOptions as _;
@@ -81,6 +83,8 @@ pub enum Store {
     Sqlite {
         writer: SqlitePool,
         reader: SqlitePool,
+        /// The log's checkpoints, run beside the writer (none for an in-memory database).
+        checkpoints: Option<Arc<checkpoint::Checkpoints>>,
     },
     Postgres(PgPool),
 }
@@ -316,11 +320,22 @@ impl Store {
             .pragma("temp_store", "memory");
         // The one writer connection is kept for the pool's life: for `sqlite::memory:` it *is*
         // the database, and elsewhere reopening it costs a WAL recovery check.
+        let checkpoints = (!in_memory).then(|| Arc::new(checkpoint::Checkpoints::new(&opts)));
+        let hooked = checkpoints.clone();
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
             .idle_timeout(None)
             .max_lifetime(None)
+            .after_connect(move |conn, _meta| {
+                let hooked = hooked.clone();
+                Box::pin(async move {
+                    match hooked {
+                        Some(c) => c.hook(conn).await,
+                        None => Ok(()),
+                    }
+                })
+            })
             .connect_with(writer_opts)
             .await
             .map_err(failed)?;
@@ -334,7 +349,11 @@ impl Store {
                 .await
                 .map_err(failed)?
         };
-        Ok(Self::Sqlite { writer, reader })
+        Ok(Self::Sqlite {
+            writer,
+            reader,
+            checkpoints,
+        })
     }
 
     async fn open_postgres(url: &str, schema: Option<&str>) -> Result<Self> {
@@ -510,6 +529,13 @@ impl Store {
     /// processes merging observations of the same entity can never interleave and lose an
     /// update. (Reads never wait.)
     pub async fn begin_write(&self) -> Result<StoreTx> {
+        if let Self::Sqlite {
+            checkpoints: Some(c),
+            ..
+        } = self
+        {
+            c.before_write().await;
+        }
         let mut tx = self.begin().await?;
         if let StoreTx::Postgres(t) = &mut tx {
             // Keyed by schema too: catalogs in two schemas of one database never wait for
@@ -525,9 +551,16 @@ impl Store {
     /// Closes the pools, waiting for connections to be returned.
     pub async fn close(&self) {
         match self {
-            Self::Sqlite { writer, reader } => {
+            Self::Sqlite {
+                writer,
+                reader,
+                checkpoints,
+            } => {
                 reader.close().await;
                 writer.close().await;
+                if let Some(c) = checkpoints {
+                    c.close().await;
+                }
             }
             Self::Postgres(pool) => pool.close().await,
         }
