@@ -519,7 +519,18 @@ impl Store {
     /// Starts a write transaction. On SQLite it takes the single writer connection.
     pub async fn begin(&self) -> Result<StoreTx> {
         Ok(match self {
-            Self::Sqlite { writer, .. } => StoreTx::Sqlite(writer.begin().await?),
+            Self::Sqlite {
+                writer,
+                checkpoints,
+                ..
+            } => {
+                // Every transaction on the writer connection (the leases' small ones too) may
+                // be what takes the log past a bound.
+                if let Some(c) = checkpoints {
+                    c.before_write().await;
+                }
+                StoreTx::Sqlite(writer.begin().await?)
+            }
             Self::Postgres(pool) => StoreTx::Postgres(PgTx::begin(pool).await?),
         })
     }
@@ -529,13 +540,6 @@ impl Store {
     /// processes merging observations of the same entity can never interleave and lose an
     /// update. (Reads never wait.)
     pub async fn begin_write(&self) -> Result<StoreTx> {
-        if let Self::Sqlite {
-            checkpoints: Some(c),
-            ..
-        } = self
-        {
-            c.before_write().await;
-        }
         let mut tx = self.begin().await?;
         if let StoreTx::Postgres(t) = &mut tx {
             // Keyed by schema too: catalogs in two schemas of one database never wait for
