@@ -318,10 +318,11 @@ impl Store {
             .clone()
             .pragma("cache_size", "-32768")
             .pragma("temp_store", "memory");
-        // The one writer connection is kept for the pool's life: for `sqlite::memory:` it *is*
-        // the database, and elsewhere reopening it costs a WAL recovery check.
+        // The writer's commits leave the log's checkpoints to a connection of their own.
         let checkpoints = (!in_memory).then(|| Arc::new(checkpoint::Checkpoints::new(&opts)));
         let hooked = checkpoints.clone();
+        // The one writer connection is kept for the pool's life: for `sqlite::memory:` it *is*
+        // the database, and elsewhere reopening it costs a WAL recovery check.
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .min_connections(1)
