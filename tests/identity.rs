@@ -345,6 +345,53 @@ async fn people_meet_by_verified_email_and_refs_to_either_name_follow() {
     }
 }
 
+/// A sync merges each chunk of 1,000 changed observations while the writer reads the next, so
+/// a relation the first chunk writes is not yet stored when the next chunk asks which entities
+/// point at a name identity resolution just moved. It is found all the same, and follows.
+#[tokio::test]
+async fn a_ref_written_one_chunk_before_its_target_joins_another_name_follows() {
+    for ts in TestStore::all().await {
+        let (store, backend) = (&ts.store, ts.backend);
+        let options = ReconcileOptions {
+            source_priority: [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
+            ..ReconcileOptions::default()
+        };
+        sync(
+            store,
+            "pagerduty",
+            vec![person("PU1", "ada.lovelace", "Ada@Acme.example")],
+            &options,
+        )
+        .await;
+        // Chunk 1: 999 components, then one that depends on PagerDuty's name for Ada; chunk 2:
+        // GitHub's Ada, who has the same address and so takes PagerDuty's person in.
+        let mut obs: Vec<Observation> = (0..999)
+            .map(|i| component("s", &format!("R{i}"), &format!("svc-{i}"), "team-a"))
+            .collect();
+        let mut svc = component("s", "RX", "payments", "team-a");
+        svc.entity
+            .spec
+            .insert("dependsOn".into(), serde_json::json!(["user:ada.lovelace"]));
+        obs.push(svc);
+        obs.push(person("MDQ6VXNlcjE=", "ada", "ada@acme.example"));
+        sync(store, "github", obs, &options).await;
+        assert!(
+            live(store, "user:default/ada.lovelace").await.is_none(),
+            "{backend}"
+        );
+        let rels = store
+            .relations_of("component:default/payments")
+            .await
+            .expect("relations");
+        assert!(
+            rels.iter()
+                .any(|r| r.kind == "dependsOn" && r.target_ref == "user:default/ada"),
+            "{backend}: the ref to PagerDuty's name follows the person: {rels:?}"
+        );
+        ts.cleanup().await;
+    }
+}
+
 #[tokio::test]
 async fn group_mappings_make_one_team_of_each_sources_name() {
     for ts in TestStore::all().await {

@@ -929,3 +929,81 @@ async fn a_first_load_merged_in_memory_writes_what_reading_back_writes() {
         }
     }
 }
+
+/// A sync merges each chunk of 1,000 changed observations while the writer reads the next, so
+/// the next chunk's first reads run before this chunk's writes. An entity both chunks touch is
+/// read again after them: it is created once and then updated, never created twice.
+#[tokio::test]
+async fn an_entity_two_chunks_touch_is_created_once() {
+    for ts in TestStore::all().await {
+        let s = &ts.store;
+        // Another source first: a first load into an empty catalog merges in memory, reading
+        // nothing back; this sync must read back.
+        run(
+            s,
+            "other",
+            vec![component("elsewhere", "x", "unrelated", "team-z")],
+            complete(&["elsewhere"]),
+        )
+        .await;
+        // Chunk 1: 999 others and `shared` from id-a; chunk 2: `shared` again, from id-b, and
+        // the other source's entity, which chunk 1 did not touch.
+        let mut obs = fleet(999, "team-a");
+        obs.push(component("org", "id-a", "shared", "team-a"));
+        let mut second = component("org", "id-b", "shared", "team-a");
+        second
+            .entity
+            .spec
+            .insert("system".into(), serde_json::json!("payments"));
+        obs.push(second);
+        obs.push(component("org", "id-c", "unrelated", "team-z"));
+        let r = crawl(s, obs).await;
+        assert_eq!(r.status, RunStatus::Succeeded, "{}", ts.backend);
+        let shared = entity(s, "component:default/shared")
+            .await
+            .expect("one entity");
+        let sources: serde_json::Value = serde_json::from_str(&shared.sources).unwrap();
+        assert_eq!(
+            sources.as_array().map(Vec::len),
+            Some(2),
+            "{}: both observations: {sources}",
+            ts.backend
+        );
+        let unrelated = entity(s, "component:default/unrelated").await.unwrap();
+        assert!(
+            unrelated.sources.contains("\"gh\""),
+            "{}: {}",
+            ts.backend,
+            unrelated.sources
+        );
+        let shared_ops: Vec<ChangeOp> = ops(s)
+            .await
+            .into_iter()
+            .filter(|(_, r)| r == "component:default/shared")
+            .map(|(op, _)| op)
+            .collect();
+        assert_eq!(
+            shared_ops
+                .iter()
+                .filter(|op| **op == ChangeOp::Created)
+                .count(),
+            1,
+            "{}: {shared_ops:?}",
+            ts.backend
+        );
+        let history = s
+            .list_changes(&ChangeFilter {
+                entity_uid: Some(shared.uid.clone()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            history.iter().map(|c| c.op).collect::<Vec<_>>(),
+            shared_ops,
+            "{}: every change of the ref is the one entity's",
+            ts.backend
+        );
+        ts.cleanup().await;
+    }
+}
