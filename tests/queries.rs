@@ -975,7 +975,8 @@ async fn an_owners_entities_page_in_order_each_once() {
 }
 
 /// A page read through SQLite's C API (a filter with a limit) holds exactly what the same
-/// rows read through sqlx hold (no limit), tombstones included, and so do their relations.
+/// rows read through sqlx hold (no limit), tombstones included, and so do their relations; a
+/// counted page holds the same and counts the whole filter.
 #[tokio::test]
 async fn pages_read_the_same_rows_as_whole_lists() {
     for ts in TestStore::all().await {
@@ -1012,6 +1013,20 @@ async fn pages_read_the_same_rows_as_whole_lists() {
             }
         }
         assert_eq!(format!("{paged:?}"), format!("{whole:?}"), "{b}");
+
+        // A counted page (one read on SQLite) is the same page, and counts the whole filter,
+        // not the page: from the second entity on, three of them.
+        let second = EntityFilter {
+            after: whole.first().map(|e| e.entity_ref.clone()),
+            limit: Some(3),
+            ..everything.clone()
+        };
+        let (total, rows, rels) = s.entity_page_counted(&second).await.expect("counted");
+        assert_eq!(total, whole.len() as i64, "{b}");
+        let (page_rows, page_rels) = s.entity_page(&second).await.expect("page");
+        assert_eq!(format!("{rows:?}"), format!("{page_rows:?}"), "{b}");
+        assert_eq!(rels, page_rels, "{b}");
+        assert_eq!(rows.len(), 3.min(whole.len() - 1), "{b}");
 
         // Relations of more keys than a C-API read takes go through sqlx: the same rows.
         let mut keys: Vec<String> = whole.iter().map(|e| e.entity_ref.clone()).collect();

@@ -238,11 +238,12 @@ pub async fn list_entities(
     let Query(query) = query.map_err(|e| ApiError::BadRequest(e.body_text()))?;
     let filter = query.filter(state.config.max_page_size)?;
     let limit = filter.limit.unwrap_or(100);
-    let (rows, relations) = state.store.entity_page(&filter).await?;
-    let total = if query.total {
-        Some(state.store.count_entities(&filter).await?)
+    let (rows, relations, total) = if query.total {
+        let (total, rows, relations) = state.store.entity_page_counted(&filter).await?;
+        (rows, relations, Some(total))
     } else {
-        None
+        let (rows, relations) = state.store.entity_page(&filter).await?;
+        (rows, relations, None)
     };
     let identity = query.identity();
     let next = (rows.len() as i64 == limit)

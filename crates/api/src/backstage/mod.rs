@@ -400,13 +400,10 @@ async fn select(
         limit: Some(i64::try_from(n).unwrap_or(i64::MAX)),
         ..filter.clone()
     };
-    // The count and the first page are read at once, on two connections.
+    // The count and the first page are read at once.
     let mut asked = limit.min(chunk);
     let first = page(None, asked);
-    let (total, (mut rows, mut relations)) = tokio::try_join!(
-        state.store.count_entities(&filter),
-        state.store.entity_page(&first),
-    )?;
+    let (total, mut rows, mut relations) = state.store.entity_page_counted(&first).await?;
     let total = usize::try_from(total).unwrap_or(0);
     let wanted = limit.min(total.saturating_sub(offset));
     let mut docs = Vec::with_capacity(wanted.min(chunk));
