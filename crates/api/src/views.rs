@@ -228,6 +228,14 @@ pub fn starting_at<'r>(relations: &'r [RelationRow], source: &str) -> &'r [Relat
     &relations[from..to]
 }
 
+/// [`project`] of each document; without `fields`, the documents as they are (not copied).
+pub fn project_all(docs: Vec<Value>, fields: &[String]) -> Vec<Value> {
+    if fields.is_empty() {
+        return docs;
+    }
+    docs.iter().map(|d| project(d, fields)).collect()
+}
+
 /// Keeps only the dotted `fields` of a document (Backstage's `fields=` parameter).
 pub fn project(doc: &Value, fields: &[String]) -> Value {
     if fields.is_empty() {

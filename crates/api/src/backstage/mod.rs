@@ -525,7 +525,7 @@ pub async fn entities(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
         };
         let (docs, total) = select(&state, &selection, offset, limit).await?;
         let following = offset.saturating_add(docs.len());
-        let docs: Vec<Value> = docs.iter().map(|d| views::project(d, &f)).collect();
+        let docs = views::project_all(docs, &f);
         let mut response = Json(docs).into_response();
         if limit.is_some() && following < total {
             let mut next = form_urlencoded::Serializer::new(String::new());
@@ -706,10 +706,7 @@ pub async fn by_query(State(state): State<AppState>, RawQuery(raw): RawQuery) ->
             None
         };
         let (docs, total) = select(&state, &selection, cursor.offset, cursor.limit).await?;
-        let items: Vec<Value> = docs
-            .iter()
-            .map(|d| views::project(d, &cursor.fields))
-            .collect();
+        let items = views::project_all(docs, &cursor.fields);
         let at = |offset: usize| {
             encode(&Cursor {
                 offset,
