@@ -292,19 +292,43 @@ fn person(ext: &str, name: &str, email: &str) -> Observation {
     Observation::discovered("s", ext, e)
 }
 
+/// GitHub's names win over PagerDuty's.
+fn github_first() -> ReconcileOptions {
+    ReconcileOptions {
+        source_priority: [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
+        ..ReconcileOptions::default()
+    }
+}
+
+/// Component `payments`, which depends on PagerDuty's name for Ada.
+fn on_ada_lovelace(ext: &str) -> Observation {
+    let mut svc = component("s", ext, "payments", "team-a");
+    svc.entity
+        .spec
+        .insert("dependsOn".into(), serde_json::json!(["user:ada.lovelace"]));
+    svc
+}
+
+/// `payments` depends on the person under GitHub's name.
+async fn follows_ada(store: &Store, backend: &str) {
+    let rels = store
+        .relations_of("component:default/payments")
+        .await
+        .expect("relations");
+    assert!(
+        rels.iter()
+            .any(|r| r.kind == "dependsOn" && r.target_ref == "user:default/ada"),
+        "{backend}: the ref to PagerDuty's name follows the person: {rels:?}"
+    );
+}
+
 #[tokio::test]
 async fn people_meet_by_verified_email_and_refs_to_either_name_follow() {
     for ts in TestStore::all().await {
         let (store, backend) = (&ts.store, ts.backend);
-        let options = ReconcileOptions {
-            source_priority: [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
-            ..ReconcileOptions::default()
-        };
+        let options = github_first();
         // PagerDuty names people by their address; its service says who is on call.
-        let mut svc = component("s", "PABC1", "payments", "team-a");
-        svc.entity
-            .spec
-            .insert("dependsOn".into(), serde_json::json!(["user:ada.lovelace"]));
+        let svc = on_ada_lovelace("PABC1");
         sync(
             store,
             "pagerduty",
@@ -332,30 +356,19 @@ async fn people_meet_by_verified_email_and_refs_to_either_name_follow() {
             live(store, "user:default/ada.lovelace").await.is_none(),
             "{backend}"
         );
-        let rels = store
-            .relations_of("component:default/payments")
-            .await
-            .expect("relations");
-        assert!(
-            rels.iter()
-                .any(|r| r.kind == "dependsOn" && r.target_ref == "user:default/ada"),
-            "{backend}: the ref to PagerDuty's name follows the person: {rels:?}"
-        );
+        follows_ada(store, backend).await;
         ts.cleanup().await;
     }
 }
 
-/// A sync merges each chunk of 1,000 changed observations while the writer reads the next, so
-/// a relation the first chunk writes is not yet stored when the next chunk asks which entities
-/// point at a name identity resolution just moved. It is found all the same, and follows.
+/// A sync writes its changes in chunks of 1,000 observations. A relation one chunk wrote is
+/// found when the next chunk's identity resolution moves the name it points at, and follows.
+/// (A reconcile that let the next chunk read before the previous chunk's writes would miss it.)
 #[tokio::test]
 async fn a_ref_written_one_chunk_before_its_target_joins_another_name_follows() {
     for ts in TestStore::all().await {
         let (store, backend) = (&ts.store, ts.backend);
-        let options = ReconcileOptions {
-            source_priority: [("github".to_string(), 0), ("pagerduty".to_string(), 1)].into(),
-            ..ReconcileOptions::default()
-        };
+        let options = github_first();
         sync(
             store,
             "pagerduty",
@@ -368,26 +381,14 @@ async fn a_ref_written_one_chunk_before_its_target_joins_another_name_follows() 
         let mut obs: Vec<Observation> = (0..999)
             .map(|i| component("s", &format!("R{i}"), &format!("svc-{i}"), "team-a"))
             .collect();
-        let mut svc = component("s", "RX", "payments", "team-a");
-        svc.entity
-            .spec
-            .insert("dependsOn".into(), serde_json::json!(["user:ada.lovelace"]));
-        obs.push(svc);
+        obs.push(on_ada_lovelace("RX"));
         obs.push(person("MDQ6VXNlcjE=", "ada", "ada@acme.example"));
         sync(store, "github", obs, &options).await;
         assert!(
             live(store, "user:default/ada.lovelace").await.is_none(),
             "{backend}"
         );
-        let rels = store
-            .relations_of("component:default/payments")
-            .await
-            .expect("relations");
-        assert!(
-            rels.iter()
-                .any(|r| r.kind == "dependsOn" && r.target_ref == "user:default/ada"),
-            "{backend}: the ref to PagerDuty's name follows the person: {rels:?}"
-        );
+        follows_ada(store, backend).await;
         ts.cleanup().await;
     }
 }

@@ -930,9 +930,10 @@ async fn a_first_load_merged_in_memory_writes_what_reading_back_writes() {
     }
 }
 
-/// A sync merges each chunk of 1,000 changed observations while the writer reads the next, so
-/// the next chunk's first reads run before this chunk's writes. An entity both chunks touch is
-/// read again after them: it is created once and then updated, never created twice.
+/// A sync writes its changes in chunks of 1,000 observations. An entity two chunks touch is
+/// created once and then updated, never created twice, and an entity only the second chunk
+/// touches is read as it is. (A reconcile that let the next chunk read before the previous
+/// chunk's writes would create the first twice.)
 #[tokio::test]
 async fn an_entity_two_chunks_touch_is_created_once() {
     for ts in TestStore::all().await {
