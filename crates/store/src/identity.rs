@@ -175,10 +175,18 @@ impl StoreTx {
     /// For refs among `refs` that name no live observation of their own but are an alias of
     /// another entity: (alias, the entity's ref).
     pub async fn identity_aliases(&mut self, refs: &[String]) -> Result<Vec<(String, String)>> {
-        self.fetch_batched(
-            "SELECT DISTINCT a.alias_ref, a.entity_ref FROM identity_aliases a \
+        const ALIASES: &str = "SELECT DISTINCT a.alias_ref, a.entity_ref FROM identity_aliases a \
              WHERE a.alias_ref = ANY($1) AND NOT EXISTS (SELECT 1 FROM observations o \
-               WHERE o.entity_ref = a.alias_ref AND o.deleted_at IS NULL)",
+               WHERE o.entity_ref = a.alias_ref AND o.deleted_at IS NULL)";
+        const T: &str = "identity_aliases";
+        let raw = self.fetch_batched_raw(ALIASES, &[], refs, |r| {
+            Ok((r.string(0, T)?, r.string(1, T)?))
+        });
+        if let Some(rows) = raw.await? {
+            return Ok(rows);
+        }
+        self.fetch_batched(
+            ALIASES,
             refs,
             |q| q,
             |r| Ok((r.get("alias_ref")?, r.get("entity_ref")?)),

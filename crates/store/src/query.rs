@@ -20,6 +20,7 @@ use sqlx::{
 use chrono::{DateTime, Utc};
 
 use crate::sql::{StrList, sql};
+use crate::sqlite_raw::{self, Conn, Param};
 use crate::{Backend, Result, Store, StoreError, StoreTx};
 
 /// Rows per multi-row statement: well under both backends' bind-parameter limits. Statements
@@ -451,6 +452,35 @@ impl StoreTx {
                 .await?;
         }
         Ok(())
+    }
+
+    /// As [`StoreTx::fetch_batched`], on SQLite through its C API on the transaction's own
+    /// connection: one hand-off to the connection's thread per statement, where sqlx hands
+    /// over each row (the reading path of a sync reads tens of thousands). `first` are the
+    /// parameters before the list, `decode` reads a row by column position. `None` on
+    /// Postgres, whose driver reads rows on the calling task already.
+    pub(crate) async fn fetch_batched_raw<T>(
+        &mut self,
+        pg: &'static str,
+        first: &[Param],
+        list: &[String],
+        mut decode: impl FnMut(&sqlite_raw::Row<'_>) -> Result<T>,
+    ) -> Result<Option<Vec<T>>> {
+        let Self::Sqlite(tx) = self else {
+            return Ok(None);
+        };
+        let text = sql(Backend::Sqlite, pg);
+        let mut handle = tx.lock_handle().await?;
+        // SAFETY: while `handle` is held, sqlx's connection thread makes no call on this
+        // connection or its statements; `conn` does not outlive `handle`.
+        let mut conn = unsafe { Conn::new(handle.as_raw_handle()) };
+        let mut out = Vec::new();
+        for chunk in list.chunks(BATCH * 4) {
+            let mut params = first.to_vec();
+            params.push(Param::Text(StrList(chunk.to_vec()).json()));
+            out.extend(conn.rows(&text, &params, &mut decode)?);
+        }
+        Ok(Some(out))
     }
 
     /// Like [`Self::execute_batched`], for a query: the rows of every batch, decoded.

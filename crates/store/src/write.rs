@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::identity::IDENTITY_KEYS;
 use crate::query::{Built, Insert, decode};
 use crate::sql::sql;
+use crate::sqlite_raw::Param;
 use crate::{
     Backend, ChangeWrite, LiveObservationRow, ObservationWrite, RefusalRow, RelationRow, Result,
     Store, StoreTx,
@@ -217,14 +218,22 @@ impl StoreTx {
 
     /// Live observations (of any source) describing any of `refs`.
     pub async fn live_observations(&mut self, refs: &[String]) -> Result<Vec<LiveObservationRow>> {
-        self.fetch_batched(
-            "SELECT source, external_id, entity_ref, declared, hash FROM observations \
-             WHERE entity_ref = ANY($1) AND deleted_at IS NULL",
-            refs,
-            |q| q,
-            decode,
-        )
-        .await
+        const LIVE: &str = "SELECT source, external_id, entity_ref, declared, hash FROM observations \
+             WHERE entity_ref = ANY($1) AND deleted_at IS NULL";
+        const T: &str = "observations";
+        let raw = self.fetch_batched_raw(LIVE, &[], refs, |r| {
+            Ok(LiveObservationRow {
+                source: r.string(0, T)?,
+                external_id: r.string(1, T)?,
+                entity_ref: r.string(2, T)?,
+                declared: r.int(3) != 0,
+                hash: r.string(4, T)?,
+            })
+        });
+        if let Some(rows) = raw.await? {
+            return Ok(rows);
+        }
+        self.fetch_batched(LIVE, refs, |q| q, decode).await
     }
 
     /// Bodies of some observations of one source, as (external_id, body).
@@ -233,9 +242,18 @@ impl StoreTx {
         source: &str,
         external_ids: &[String],
     ) -> Result<Vec<(String, String)>> {
+        const BODIES: &str = "SELECT external_id, body::text AS body FROM observations \
+             WHERE source = $1 AND external_id = ANY($2)";
+        const T: &str = "observations";
+        let first = [Param::Text(source.to_string())];
+        let raw = self.fetch_batched_raw(BODIES, &first, external_ids, |r| {
+            Ok((r.string(0, T)?, r.string(1, T)?))
+        });
+        if let Some(rows) = raw.await? {
+            return Ok(rows);
+        }
         self.fetch_batched(
-            "SELECT external_id, body::text AS body FROM observations \
-             WHERE source = $1 AND external_id = ANY($2)",
+            BODIES,
             external_ids,
             |q| q.bind(source),
             |r| Ok((r.get("external_id")?, r.get("body")?)),
@@ -245,15 +263,15 @@ impl StoreTx {
 
     /// Entity rows (live or tombstones) for the given keys.
     pub async fn entities_by_refs(&mut self, refs: &[String]) -> Result<Vec<crate::EntityRow>> {
-        self.fetch_batched(
-            "SELECT uid, entity_ref, display_ref, kind, namespace, name, body_text AS body, hash, \
-             sources::text AS sources, meta_hash, created_at, updated_at, deleted_at, deleted_run \
-             FROM entities WHERE entity_ref = ANY($1)",
-            refs,
-            |q| q,
-            decode,
-        )
-        .await
+        // The columns in `sqlite_raw::entity`'s order.
+        const ENTITIES: &str = "SELECT uid, entity_ref, display_ref, kind, namespace, name, \
+             body_text AS body, hash, sources::text AS sources, meta_hash, created_at, \
+             updated_at, deleted_at, deleted_run FROM entities WHERE entity_ref = ANY($1)";
+        let raw = self.fetch_batched_raw(ENTITIES, &[], refs, crate::sqlite_raw::entity);
+        if let Some(rows) = raw.await? {
+            return Ok(rows);
+        }
+        self.fetch_batched(ENTITIES, refs, |q| q, decode).await
     }
 
     /// Inserts entities, or updates them in place by uid (reviving tombstones).
