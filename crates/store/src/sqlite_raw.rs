@@ -1,12 +1,14 @@
-//! Reads on SQLite through its C API, on a pooled reader's own handle: a statement's rows are
-//! stepped on the calling thread, where sqlx hands every row over from its connection's thread.
+//! Reads on SQLite through its C API, on a connection's own handle (a pooled reader's, or the
+//! open transaction's): a statement's rows are stepped on the calling thread, where sqlx hands
+//! every row over from its connection's thread.
 //!
 //! sqlx runs each SQLite connection on a thread of its own and sends a statement's rows one by
 //! one over a channel; for a list page (50 entities and their relations) those hand-offs and the
 //! per-row decoding were most of the request's CPU. [`Store::sqlite_read`] takes a reader from the
 //! pool, locks its handle (one hand-off), runs every statement it is given, and returns. A page
 //! of a few hundred kilobytes reads in a fraction of a millisecond, so the async thread it runs
-//! on is held no longer than a sqlx read would hold it in hand-offs.
+//! on is held no longer than a sqlx read would hold it in hand-offs. A sync's reading path reads
+//! the same way inside its transaction (`StoreTx::fetch_batched_raw`).
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr::{self, NonNull};
