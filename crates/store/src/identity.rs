@@ -179,19 +179,9 @@ impl StoreTx {
              WHERE a.alias_ref = ANY($1) AND NOT EXISTS (SELECT 1 FROM observations o \
                WHERE o.entity_ref = a.alias_ref AND o.deleted_at IS NULL)";
         const T: &str = "identity_aliases";
-        let raw = self.fetch_batched_raw(ALIASES, &[], refs, |r| {
-            Ok((r.string(0, T)?, r.string(1, T)?))
-        });
-        if let Some(rows) = raw.await? {
-            return Ok(rows);
-        }
-        self.fetch_batched(
-            ALIASES,
-            refs,
-            |q| q,
-            |r| Ok((r.get("alias_ref")?, r.get("entity_ref")?)),
-        )
-        .await
+        let raw = |r: &crate::sqlite_raw::Row<'_>| Ok((r.string(0, T)?, r.string(1, T)?));
+        let decode = |r: crate::query::RowRef<'_>| Ok((r.get("alias_ref")?, r.get("entity_ref")?));
+        self.read_batched(ALIASES, &[], refs, raw, decode).await
     }
 
     /// Entities with a relation to any of `refs` (their origin rows).

@@ -194,6 +194,17 @@ impl<S, P> Query<S, P> {
         self
     }
 
+    /// Binds `params` as the next parameters, in order.
+    pub(crate) fn bind_all(mut self, params: impl IntoIterator<Item = Param>) -> Self {
+        for p in params {
+            self = match p {
+                Param::Text(s) => self.bind(s),
+                Param::Int(i) => self.bind(i),
+            };
+        }
+        self
+    }
+
     /// Whether the prepared statement is kept in the connection's cache (the default).
     pub(crate) fn persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
@@ -454,20 +465,23 @@ impl StoreTx {
         Ok(())
     }
 
-    /// As [`StoreTx::fetch_batched`], on SQLite through its C API on the transaction's own
-    /// connection: one hand-off to the connection's thread per statement, where sqlx hands
-    /// over each row (the reading path of a sync reads tens of thousands). `first` are the
-    /// parameters before the list, `decode` reads a row by column position. `None` on
-    /// Postgres, whose driver reads rows on the calling task already.
-    pub(crate) async fn fetch_batched_raw<T>(
+    /// As [`StoreTx::fetch_batched`], with `first` bound before the list, and on SQLite through
+    /// its C API on the transaction's own connection: one hand-off to the connection's thread
+    /// per statement, where sqlx hands over each row (the reading path of a sync reads tens of
+    /// thousands). `raw` reads a SQLite row by column position; `decode` reads a Postgres row,
+    /// whose driver reads rows on the calling task already.
+    pub(crate) async fn read_batched<T>(
         &mut self,
         pg: &'static str,
         first: &[Param],
         list: &[String],
-        mut decode: impl FnMut(&sqlite_raw::Row<'_>) -> Result<T>,
-    ) -> Result<Option<Vec<T>>> {
+        mut raw: impl FnMut(&sqlite_raw::Row<'_>) -> Result<T>,
+        decode: impl FnMut(RowRef<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let Self::Sqlite(tx) = self else {
-            return Ok(None);
+            return self
+                .fetch_batched(pg, list, |q| q.bind_all(first.iter().cloned()), decode)
+                .await;
         };
         let text = sql(Backend::Sqlite, pg);
         let mut handle = tx.lock_handle().await?;
@@ -478,9 +492,9 @@ impl StoreTx {
         for chunk in list.chunks(BATCH * 4) {
             let mut params = first.to_vec();
             params.push(Param::Text(StrList(chunk.to_vec()).json()));
-            out.extend(conn.rows(&text, &params, &mut decode)?);
+            out.extend(conn.rows(&text, &params, &mut raw)?);
         }
-        Ok(Some(out))
+        Ok(out)
     }
 
     /// Like [`Self::execute_batched`], for a query: the rows of every batch, decoded.

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::query::{PoolQuery, RowRef, decode};
+use crate::query::{RowRef, decode};
 use crate::sql::sql;
 use crate::sqlite_raw::{self, Param};
 use crate::{
@@ -304,15 +304,18 @@ fn key_list<'k>(keys: impl Iterator<Item = &'k str>) -> String {
     crate::sql::StrList(keys.map(str::to_ascii_lowercase).collect()).json()
 }
 
-/// `q` with `params` bound in order.
-fn bound<'q>(mut q: PoolQuery<'q>, params: Vec<Param>) -> PoolQuery<'q> {
-    for p in params {
-        q = match p {
-            Param::Text(s) => q.bind(s),
-            Param::Int(i) => q.bind(i),
-        };
-    }
-    q
+/// A page's rows through the C API (`text` with `params`), and their relations as stored
+/// (`relations`, given the page's refs).
+fn read_page(
+    c: &mut sqlite_raw::Conn,
+    text: &str,
+    params: &[Param],
+    relations: &str,
+) -> Result<(Vec<EntityRow>, Vec<RelationRow>)> {
+    let rows = c.rows(text, params, sqlite_raw::entity)?;
+    let keys = key_list(rows.iter().map(|r| r.entity_ref.as_str()));
+    let rels = c.rows(relations, &[Param::Text(keys)], sqlite_raw::relation)?;
+    Ok((rows, rels))
 }
 
 /// An entity row's columns. The body is read as `body_text`, the text the database keeps beside
@@ -343,7 +346,7 @@ impl Store {
         {
             return Ok(rows);
         }
-        bound(self.query(text), params).fetch_all(decode).await
+        self.query(text).bind_all(params).fetch_all(decode).await
     }
 
     /// Every entity a filter matches, in key order, handed to `visit` one at a time as the rows
@@ -363,7 +366,8 @@ impl Store {
             return Ok(());
         }
         // Each row is visited as it is decoded; the `Vec<()>` this collects never allocates.
-        bound(self.query(text), params)
+        self.query(text)
+            .bind_all(params)
             .fetch_all(|r| visit(decode(r)?))
             .await
             .map(drop)
@@ -380,12 +384,7 @@ impl Store {
             let (text, params) = self.list_statement(f);
             let relations = self.relations_statement();
             let read = self
-                .sqlite_read(|c| {
-                    let rows = c.rows(&text, &params, sqlite_raw::entity)?;
-                    let keys = key_list(rows.iter().map(|r| r.entity_ref.as_str()));
-                    let rels = c.rows(&relations, &[Param::Text(keys)], sqlite_raw::relation)?;
-                    Ok((rows, rels))
-                })
+                .sqlite_read(|c| read_page(c, &text, &params, &relations))
                 .await?;
             if let Some((rows, relations)) = read {
                 return Ok((rows, collapse(relations)));
@@ -434,9 +433,7 @@ impl Store {
             let read = self
                 .sqlite_read_long(|c| {
                     let total = c.rows(&count, &count_params, |r| Ok(r.int(0)))?;
-                    let rows = c.rows(&text, &params, sqlite_raw::entity)?;
-                    let keys = key_list(rows.iter().map(|r| r.entity_ref.as_str()));
-                    let rels = c.rows(&relations, &[Param::Text(keys)], sqlite_raw::relation)?;
+                    let (rows, rels) = read_page(c, &text, &params, &relations)?;
                     Ok((total.first().copied().unwrap_or(0), rows, rels))
                 })
                 .await?;

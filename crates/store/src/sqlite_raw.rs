@@ -8,7 +8,7 @@
 //! pool, locks its handle (one hand-off), runs every statement it is given, and returns. A page
 //! of a few hundred kilobytes reads in a fraction of a millisecond, so the async thread it runs
 //! on is held no longer than a sqlx read would hold it in hand-offs. A sync's reading path reads
-//! the same way inside its transaction (`StoreTx::fetch_batched_raw`).
+//! the same way inside its transaction (`StoreTx::read_batched`).
 
 use std::ffi::{CStr, CString, c_char, c_int};
 use std::ptr::{self, NonNull};

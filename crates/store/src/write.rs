@@ -6,9 +6,9 @@ use std::collections::HashSet;
 use chrono::{DateTime, Utc};
 
 use crate::identity::IDENTITY_KEYS;
-use crate::query::{Built, Insert, decode};
+use crate::query::{Built, Insert, RowRef, decode};
 use crate::sql::sql;
-use crate::sqlite_raw::Param;
+use crate::sqlite_raw::{Param, Row};
 use crate::{
     Backend, ChangeWrite, LiveObservationRow, ObservationWrite, RefusalRow, RelationRow, Result,
     Store, StoreTx,
@@ -221,7 +221,7 @@ impl StoreTx {
         const LIVE: &str = "SELECT source, external_id, entity_ref, declared, hash FROM observations \
              WHERE entity_ref = ANY($1) AND deleted_at IS NULL";
         const T: &str = "observations";
-        let raw = self.fetch_batched_raw(LIVE, &[], refs, |r| {
+        let raw = |r: &Row<'_>| {
             Ok(LiveObservationRow {
                 source: r.string(0, T)?,
                 external_id: r.string(1, T)?,
@@ -229,11 +229,8 @@ impl StoreTx {
                 declared: r.int(3) != 0,
                 hash: r.string(4, T)?,
             })
-        });
-        if let Some(rows) = raw.await? {
-            return Ok(rows);
-        }
-        self.fetch_batched(LIVE, refs, |q| q, decode).await
+        };
+        self.read_batched(LIVE, &[], refs, raw, decode).await
     }
 
     /// Bodies of some observations of one source, as (external_id, body).
@@ -246,19 +243,10 @@ impl StoreTx {
              WHERE source = $1 AND external_id = ANY($2)";
         const T: &str = "observations";
         let first = [Param::Text(source.to_string())];
-        let raw = self.fetch_batched_raw(BODIES, &first, external_ids, |r| {
-            Ok((r.string(0, T)?, r.string(1, T)?))
-        });
-        if let Some(rows) = raw.await? {
-            return Ok(rows);
-        }
-        self.fetch_batched(
-            BODIES,
-            external_ids,
-            |q| q.bind(source),
-            |r| Ok((r.get("external_id")?, r.get("body")?)),
-        )
-        .await
+        let raw = |r: &Row<'_>| Ok((r.string(0, T)?, r.string(1, T)?));
+        let decode = |r: RowRef<'_>| Ok((r.get("external_id")?, r.get("body")?));
+        self.read_batched(BODIES, &first, external_ids, raw, decode)
+            .await
     }
 
     /// Entity rows (live or tombstones) for the given keys.
@@ -267,11 +255,8 @@ impl StoreTx {
         const ENTITIES: &str = "SELECT uid, entity_ref, display_ref, kind, namespace, name, \
              body_text AS body, hash, sources::text AS sources, meta_hash, created_at, \
              updated_at, deleted_at, deleted_run FROM entities WHERE entity_ref = ANY($1)";
-        let raw = self.fetch_batched_raw(ENTITIES, &[], refs, crate::sqlite_raw::entity);
-        if let Some(rows) = raw.await? {
-            return Ok(rows);
-        }
-        self.fetch_batched(ENTITIES, refs, |q| q, decode).await
+        self.read_batched(ENTITIES, &[], refs, crate::sqlite_raw::entity, decode)
+            .await
     }
 
     /// Inserts entities, or updates them in place by uid (reviving tombstones).
